@@ -1,0 +1,65 @@
+"""Explanations written for the agent: what happened and what to tell the customer.
+
+They never quote a limit when the pack keeps limits private, and never echo the actor's own
+rationale text back as if it were policy.
+"""
+
+from __future__ import annotations
+
+from discretion.decision import Outcome
+from discretion.money import Money
+from discretion.policy._evaluate import SYSTEM_RULES
+from discretion.policy.pack import Rule
+
+__all__ = ["explain"]
+
+_TELL = {
+    Outcome.ALLOW: "You may proceed and confirm it to the customer.",
+    Outcome.ALLOW_EXCEPTION: "You may proceed and confirm it to the customer as a one-time"
+    " exception; do not promise it again.",
+    Outcome.ROUTE: "Do not run the action and make no promise: tell the customer a specialist"
+    " is reviewing the request.",
+    Outcome.DENY: "Do not run the action: tell the customer it cannot be done, and do not"
+    " suggest another way around the policy.",
+}
+
+
+def _because(rule_ids: list[str], deciding: list[Rule], extra: list[str]) -> str:
+    parts: list[str] = []
+    for rule in deciding:
+        parts.append(rule.message or rule.description or rule.id)
+    for rule_id in rule_ids:
+        if rule_id in SYSTEM_RULES and rule_id != "discretion.not-standard":
+            parts.append(SYSTEM_RULES[rule_id])
+    parts.extend(extra)
+    seen: list[str] = []
+    for part in parts:
+        if part and part not in seen:
+            seen.append(part)
+    return "; ".join(seen)
+
+
+def explain(
+    *,
+    outcome: Outcome,
+    action: str,
+    amount: Money | None,
+    rules: list[str],
+    deciding: list[Rule],
+    required_role: str | None,
+    extra: list[str] | None = None,
+) -> str:
+    """Write the explanation for a decision."""
+    what = f"{action} of {amount}" if amount is not None else action
+    because = _because(rules, deciding, extra or [])
+    match outcome:
+        case Outcome.ALLOW:
+            head = f"Approved: {what} is within standard policy"
+        case Outcome.ALLOW_EXCEPTION:
+            head = f"Approved as an exception: {what}"
+        case Outcome.ROUTE:
+            head = f"Needs approval by {required_role}: {what}"
+        case Outcome.DENY:
+            head = f"Not permitted: {what}"
+    text = f"{head} ({because})." if because else f"{head}."
+    return f"{text} {_TELL[outcome]}"

@@ -1,0 +1,67 @@
+"""Authority: who may do what, and the lowest role a case must climb to.
+
+Decided by code, never by the judge (invariant 2). Limits are compared in integer minor units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from discretion.policy.pack import PolicyPack, Role, Rule
+
+__all__ = [
+    "covers_exception",
+    "covers_standard",
+    "lowest_covering",
+    "lowest_exception_role",
+    "lowest_standard_role",
+]
+
+
+def covers_standard(role: Role, action: str, amount_minor: int) -> bool:
+    """Whether `role` may approve `amount_minor` of `action` inside standard policy."""
+    auth = role.authority.get(action)
+    return auth is not None and amount_minor <= auth.standard_minor
+
+
+def covers_exception(role: Role, action: str, reason: Rule, amount_minor: int) -> bool:
+    """Whether `role` may grant `reason` for `amount_minor` of `action`."""
+    auth = role.authority.get(action)
+    return (
+        auth is not None and role.can_grant(action, reason) and amount_minor <= auth.exception_minor
+    )
+
+
+def _humans(pack: PolicyPack) -> Iterable[Role]:
+    # Cases are routed to people only: an AI role never approves a routed case.
+    return (role for role in pack.roles if not role.is_ai)
+
+
+def lowest_standard_role(pack: PolicyPack, action: str, amount_minor: int) -> Role | None:
+    """The lowest human role whose standard authority covers the amount."""
+    return next((r for r in _humans(pack) if covers_standard(r, action, amount_minor)), None)
+
+
+def lowest_exception_role(
+    pack: PolicyPack, action: str, reasons: Iterable[Rule], amount_minor: int
+) -> tuple[Role, Rule] | None:
+    """The lowest human role that may grant one of `reasons` for the amount, and that reason."""
+    candidates = tuple(reasons)
+    for role in _humans(pack):
+        for reason in candidates:
+            if covers_exception(role, action, reason, amount_minor):
+                return role, reason
+    return None
+
+
+def lowest_covering(pack: PolicyPack, action: str, amount_minor: int) -> Role:
+    """The lowest human role with any authority (standard or exception) covering the amount.
+
+    Used when a case fails closed and nobody can yet say which authority it needs; the highest
+    human role when none covers it.
+    """
+    for role in _humans(pack):
+        auth = role.authority.get(action)
+        if auth is not None and amount_minor <= max(auth.standard_minor, auth.exception_minor):
+            return role
+    return next(r for r in reversed(pack.roles) if not r.is_ai)

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import Any
+
+from discretion.context._providers import ContextProvider, ContextRequest
+from discretion.errors import ContextError, DiscretionError, ProposalError
+from discretion.lineage import digest
+from discretion.money import Money
+from discretion.policy._schema import FieldSpec
+
+__all__ = ["Snapshot", "assemble"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """The frozen facts a decision is made on."""
+
+    values: Mapping[str, Any]
+    """Field name to typed value (`Money`, aware `datetime`, ...); `None` for a null fact."""
+    data: Mapping[str, Any]
+    """The same facts in JSON form, as recorded in the lineage."""
+    digest: str
+    """SHA-256 of the canonical JSON of `data`."""
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> Snapshot:
+        """Freeze typed values into a snapshot."""
+        data = {name: _json(value) for name, value in sorted(values.items())}
+        return cls(
+            values=MappingProxyType(dict(values)), data=MappingProxyType(data), digest=digest(data)
+        )
+
+    def cel_values(self) -> dict[str, Any]:
+        """The facts as CEL sees them: money in minor units, nulls left unbound."""
+        out: dict[str, Any] = {}
+        for name, value in self.values.items():
+            if value is None:
+                continue
+            out[name] = value.minor if isinstance(value, Money) else value
+        return out
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, Money):
+        return value.to_json()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
+    def bad(expected: str) -> ContextError:
+        return ContextError(
+            f"context field {name!r} should be {expected}, got {type(value).__name__}"
+            f" {value!r:.60}",
+            field=name,
+        )
+
+    kind = spec.type
+    if kind == "string":
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an int")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise bad("a bool")
+        return value
+    if kind == "money":
+        try:
+            money = value if isinstance(value, Money) else Money.model_validate(value)
+        except (ProposalError, ValueError):
+            raise bad("money ({'amount': '12.50', 'currency': 'USD'})") from None
+        if currency is not None and money.currency != currency:
+            raise ContextError(
+                f"context field {name!r} is in {money.currency} but the proposal is in {currency};"
+                " amounts in different currencies are never compared",
+                field=name,
+            )
+        return money
+    if kind == "timestamp":
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                raise bad("an ISO 8601 timestamp") from None
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            raise bad("an aware timestamp (with a UTC offset)")
+        return value
+    if kind == "duration":
+        if isinstance(value, timedelta):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return timedelta(seconds=value)
+        raise bad("a duration (seconds or timedelta)")
+    if kind == "list[string]":
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise bad("a list of strings")
+        return tuple(value)
+    raise ContextError(f"context field {name!r} has unknown type {kind!r}", field=name)
+
+
+def assemble(
+    provider: ContextProvider,
+    request: ContextRequest,
+    fields: Mapping[str, FieldSpec],
+    *,
+    currency: str | None,
+) -> Snapshot:
+    """Fetch exactly `request.fields`, type-check each, and freeze them.
+
+    Raises:
+        ContextError: the provider failed, or a non-nullable fact is missing or ill-typed; the
+            error names the field.
+    """
+    try:
+        answer = provider.fetch(request)
+    except DiscretionError:
+        raise
+    except Exception as exc:
+        raise ContextError(f"context provider failed: {type(exc).__name__}: {exc}") from exc
+    values: dict[str, Any] = {}
+    for name in request.fields:
+        spec = fields[name]
+        value = answer.get(name)
+        if value is None:
+            if not spec.nullable:
+                raise ContextError(f"context field {name!r} is missing", field=name)
+            values[name] = None
+            continue
+        values[name] = _typed(name, spec, value, currency)
+    return Snapshot.of(values)

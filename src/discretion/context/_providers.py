@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from discretion.errors import ConfigurationError
+
+__all__ = [
+    "ChainedContext",
+    "ContextProvider",
+    "ContextRequest",
+    "JsonContextProvider",
+    "StaticContextProvider",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContextRequest:
+    """What the guard asks a provider for."""
+
+    fields: tuple[str, ...]
+    """The field names wanted. Providers may answer fewer; anything extra is dropped."""
+    action: str
+    """The action being decided."""
+    customer_id: str | None
+    """The customer the action benefits."""
+    case_id: str | None
+    """The support case."""
+    order_id: str | None
+    """The order, when the proposal names one."""
+    now: datetime
+    """The guard's clock at the time of the decision."""
+    currency: str | None = None
+    """The currency of the proposal's amount; money facts must be in it."""
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    """The tool's arguments, for providers that need them."""
+
+
+@runtime_checkable
+class ContextProvider(Protocol):
+    """Answers a `ContextRequest` with the facts it knows, by field name.
+
+    Raise `ContextError` (or any error: the guard maps it) when the source fails; the decision
+    then routes with the cause recorded.
+    """
+
+    def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
+        """Return the facts this provider knows among `request.fields`."""
+        ...
+
+
+class StaticContextProvider:
+    """Serves fixed facts: per customer, per case, and for everyone.
+
+    Example:
+        ```python
+        StaticContextProvider(
+            defaults={"incident.active": False},
+            customers={"c-1": {"customer.tier": "gold"}},
+            cases={"k-9": {"case.severity": "high"}},
+        )
+        ```
+    """
+
+    def __init__(
+        self,
+        facts: Mapping[str, Any] | None = None,
+        *,
+        defaults: Mapping[str, Any] | None = None,
+        customers: Mapping[str, Mapping[str, Any]] | None = None,
+        cases: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        self._defaults = {**(defaults or {}), **(facts or {})}
+        self._customers = {key: dict(value) for key, value in (customers or {}).items()}
+        self._cases = {key: dict(value) for key, value in (cases or {}).items()}
+
+    def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
+        """Return the defaults, overlaid by the customer's facts, then the case's."""
+        facts = dict(self._defaults)
+        if request.customer_id is not None:
+            facts.update(self._customers.get(request.customer_id, {}))
+        if request.case_id is not None:
+            facts.update(self._cases.get(request.case_id, {}))
+        return facts
+
+
+class JsonContextProvider(StaticContextProvider):
+    """A `StaticContextProvider` read from a JSON file with `defaults`, `customers`, `cases`."""
+
+    def __init__(self, path: str | Path) -> None:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"{path}: cannot read context facts: {exc}") from exc
+        if not isinstance(data, dict) or not set(data) <= {"defaults", "customers", "cases"}:
+            raise ConfigurationError(
+                f"{path}: context facts must be an object with 'defaults', 'customers', 'cases'"
+            )
+        super().__init__(
+            defaults=data.get("defaults"),
+            customers=data.get("customers"),
+            cases=data.get("cases"),
+        )
+
+
+class ChainedContext:
+    """Asks each provider in turn; the first to answer a field wins."""
+
+    def __init__(self, providers: Sequence[ContextProvider]) -> None:
+        self._providers = tuple(providers)
+
+    def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
+        """Merge the providers' answers, earlier providers first."""
+        facts: dict[str, Any] = {}
+        for provider in self._providers:
+            missing = tuple(name for name in request.fields if name not in facts)
+            if not missing:
+                break
+            answer = provider.fetch(
+                ContextRequest(
+                    fields=missing,
+                    action=request.action,
+                    customer_id=request.customer_id,
+                    case_id=request.case_id,
+                    order_id=request.order_id,
+                    now=request.now,
+                    currency=request.currency,
+                    arguments=request.arguments,
+                )
+            )
+            for name in missing:
+                if name in answer:
+                    facts[name] = answer[name]
+        return facts

@@ -1,0 +1,149 @@
+"""Exact money: a `Decimal` amount with an ISO 4217 currency.
+
+Invariant 7 (money is exact): amounts are never floats. NaN, infinities, negatives, unknown
+currencies and more decimal places than the currency has are errors. Inside CEL, money is an
+integer count of minor units (cents), so a limit compares exactly to the cent.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+from discretion.errors import ProposalError
+
+__all__ = ["CURRENCY_EXPONENTS", "Money", "parse_amount"]
+
+# ISO 4217 minor units of the currencies in common use. A currency outside this table is an error
+# rather than a guess: a wrong exponent would scale every limit by a power of ten.
+CURRENCY_EXPONENTS: dict[str, int] = {
+    "AED": 2, "ARS": 2, "AUD": 2, "BGN": 2, "BHD": 3, "BRL": 2, "CAD": 2, "CHF": 2, "CLP": 0,
+    "CNY": 2, "COP": 2, "CZK": 2, "DKK": 2, "EGP": 2, "EUR": 2, "GBP": 2, "HKD": 2, "HUF": 2,
+    "IDR": 2, "ILS": 2, "INR": 2, "ISK": 0, "JOD": 3, "JPY": 0, "KRW": 0, "KWD": 3, "MXN": 2,
+    "MYR": 2, "NOK": 2, "NZD": 2, "OMR": 3, "PEN": 2, "PHP": 2, "PKR": 2, "PLN": 2, "QAR": 2,
+    "RON": 2, "RUB": 2, "SAR": 2, "SEK": 2, "SGD": 2, "THB": 2, "TND": 3, "TRY": 2, "TWD": 2,
+    "UAH": 2, "USD": 2, "VND": 0, "ZAR": 2,
+}  # fmt: skip
+
+
+def parse_amount(value: object, *, field: str = "amount") -> Decimal:
+    """Turn a JSON-ish amount (string, int, Decimal or float) into a finite, non-negative Decimal.
+
+    Floats are read through their shortest repr (`80.1` is `Decimal("80.1")`), never through
+    their binary value. Booleans are refused: `True` is not one unit of money.
+    """
+    if isinstance(value, bool):
+        raise ProposalError(
+            f"{field}: {value!r} is not an amount; send a decimal string", field=field
+        )
+    if isinstance(value, Decimal):
+        amount = value
+    elif isinstance(value, int):
+        amount = Decimal(value)
+    elif isinstance(value, float):
+        amount = Decimal(repr(value))
+    elif isinstance(value, str):
+        try:
+            amount = Decimal(value.strip())
+        except InvalidOperation:
+            raise ProposalError(
+                f'{field}: {value!r} is not a decimal amount; send e.g. "80.00"', field=field
+            ) from None
+    else:
+        raise ProposalError(
+            f"{field}: {type(value).__name__} is not an amount; send a decimal string", field=field
+        )
+    if not amount.is_finite():
+        raise ProposalError(f"{field}: {value!r} is not a finite amount", field=field)
+    if amount < 0:
+        raise ProposalError(
+            f"{field}: {value!r} is negative; amounts are never below zero", field=field
+        )
+    return amount
+
+
+def _currency(code: object, *, field: str) -> str:
+    if not isinstance(code, str) or code.upper() not in CURRENCY_EXPONENTS:
+        raise ProposalError(
+            f"{field}: {code!r} is not a supported ISO 4217 currency code (e.g. 'USD', 'EUR')",
+            field=field,
+        )
+    return code.upper()
+
+
+class Money(BaseModel):
+    """An exact amount of one currency."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    amount: Decimal
+    """The amount, finite, not negative, with no more places than the currency has."""
+    currency: str
+    """The ISO 4217 code, upper case."""
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _parse_amount(cls, value: object) -> Decimal:
+        return parse_amount(value)
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _parse_currency(cls, value: object) -> str:
+        return _currency(value, field="currency")
+
+    @model_validator(mode="after")
+    def _check_places(self) -> Self:
+        exponent = CURRENCY_EXPONENTS[self.currency]
+        if self.amount != self.amount.quantize(Decimal(1).scaleb(-exponent)):
+            raise ProposalError(
+                f"amount: {self.amount} has more decimal places than {self.currency} allows"
+                f" ({exponent})",
+                field="amount",
+            )
+        # Normalise the representation so equal amounts hash and serialise identically.
+        object.__setattr__(self, "amount", self.amount.quantize(Decimal(1).scaleb(-exponent)))
+        return self
+
+    @classmethod
+    def of(cls, amount: object, currency: str) -> Money:
+        """Build Money from a JSON-ish amount, raising `ProposalError` on anything inexact."""
+        return cls(amount=amount, currency=currency)
+
+    @classmethod
+    def from_minor(cls, minor: int, currency: str) -> Money:
+        """Build Money from an integer count of minor units (cents for USD)."""
+        code = _currency(currency, field="currency")
+        return cls(amount=Decimal(minor).scaleb(-CURRENCY_EXPONENTS[code]), currency=code)
+
+    @property
+    def minor(self) -> int:
+        """The amount as an integer count of minor units; this is what CEL sees."""
+        return int(self.amount.scaleb(CURRENCY_EXPONENTS[self.currency]))
+
+    def _same(self, other: Money) -> None:
+        if other.currency != self.currency:
+            raise ProposalError(
+                f"currency mismatch: {self.currency} and {other.currency} cannot be combined",
+                field="currency",
+            )
+
+    def __add__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(amount=self.amount + other.amount, currency=self.currency)
+
+    def __lt__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount < other.amount
+
+    def __le__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount <= other.amount
+
+    def __str__(self) -> str:
+        return f"{self.currency} {self.amount}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The canonical JSON form: the amount as a string, never a float."""
+        return {"amount": str(self.amount), "currency": self.currency}

@@ -1,0 +1,186 @@
+"""The YAML schema of a policy pack, validated by pydantic on load."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+__all__ = [
+    "ActionAuthoritySpec",
+    "ActionSpec",
+    "BudgetSpec",
+    "FieldSpec",
+    "HardLimitSpec",
+    "PackSpec",
+    "ReasonSpec",
+    "RoleSpec",
+    "StandardRuleSpec",
+    "ToolSpec",
+]
+
+_MODEL = ConfigDict(frozen=True, extra="forbid")
+
+RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")]
+FieldName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+$")]
+AmountText = Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)?$")]
+FieldType = Literal["string", "int", "bool", "money", "timestamp", "duration", "list[string]"]
+Window = Annotated[str, StringConstraints(pattern=r"^\d+[smhd]$")]
+
+
+class FieldSpec(BaseModel):
+    """A context field the pack reads."""
+
+    model_config = _MODEL
+
+    type: FieldType
+    """Its type; `money` is seen by CEL as an int of minor units in the proposal's currency."""
+    nullable: bool = False
+    """Whether the fact may be absent (null). A null fact is left unbound in CEL: `&&` and `||`
+    absorb it when their other side decides (`shipment.status == 'delivered' && now -
+    order.delivered_at < duration('720h')` is false for an undelivered order), and an expression
+    whose result depends on it cannot be decided, so the decision routes."""
+    description: str = ""
+    """What the field means."""
+
+
+class ToolSpec(BaseModel):
+    """A tool that performs an action, and which of its arguments carry what."""
+
+    model_config = _MODEL
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    """The tool's name."""
+    amount: str | None = None
+    """The argument holding the amount (dotted for nested arguments)."""
+    currency: str | None = None
+    """The argument holding the currency; the pack's currency when absent."""
+    customer: str | None = None
+    """The argument holding the customer id."""
+    case: str | None = None
+    """The argument holding the case id."""
+    order: str | None = None
+    """The argument holding the order id."""
+
+
+class StandardRuleSpec(BaseModel):
+    """A condition under which the action is inside standard policy, up to a maximum."""
+
+    model_config = _MODEL
+
+    id: RuleId
+    when: str = "true"
+    """CEL: the condition on context facts."""
+    max_amount: str | None = None
+    """CEL giving the largest amount, in minor units, this rule allows."""
+    description: str = ""
+    message: str | None = None
+    """What the agent is told when this rule decides."""
+
+
+class HardLimitSpec(BaseModel):
+    """A condition that forbids the action for everyone."""
+
+    model_config = _MODEL
+
+    id: RuleId
+    when: str
+    """CEL: when this holds, the action is denied."""
+    description: str = ""
+    message: str | None = None
+
+
+class ReasonSpec(BaseModel):
+    """A permitted exception reason."""
+
+    model_config = _MODEL
+
+    id: RuleId
+    when: str = "true"
+    """CEL: the preconditions on context facts (never the actor's claims)."""
+    max_amount: str | None = None
+    """CEL giving the largest amount, in minor units, this reason can justify."""
+    granted_by: list[str] | None = None
+    """The roles that may grant it; every role with exception authority when absent."""
+    description: str = ""
+    message: str | None = None
+
+
+class ActionSpec(BaseModel):
+    """One governed action."""
+
+    model_config = _MODEL
+
+    description: str = ""
+    tools: list[ToolSpec] = []
+    """The tools that perform it."""
+    reads: list[FieldName] = []
+    """The context fields its rules read: the only facts assembled for it (least context)."""
+    standard: list[StandardRuleSpec] = []
+    hard_limits: list[HardLimitSpec] = []
+    exceptions: list[ReasonSpec] = []
+
+
+class ActionAuthoritySpec(BaseModel):
+    """What a role may do for one action."""
+
+    model_config = _MODEL
+
+    standard: AmountText = "0"
+    """The largest amount it may approve inside standard policy."""
+    exception: AmountText = "0"
+    """The largest amount it may grant as an exception."""
+    reasons: list[str] | None = None
+    """The exception reasons it may grant; those whose `granted_by` admit it when absent."""
+
+
+class RoleSpec(BaseModel):
+    """A rung on the authority ladder. Roles are listed lowest first."""
+
+    model_config = _MODEL
+
+    id: RuleId
+    ai: bool = False
+    """Whether this role is held by AI agents. Cases are never routed to an AI role."""
+    description: str = ""
+    authority: dict[str, ActionAuthoritySpec] = {}
+
+
+class BudgetSpec(BaseModel):
+    """A cap on exposure over a rolling window and key."""
+
+    model_config = _MODEL
+
+    id: RuleId
+    key: Literal["customer", "actor", "case", "organisation"]
+    window: Window
+    """Rolling window such as `30d`, `24h`."""
+    limit: AmountText
+    actions: list[str] | None = None
+    """The actions it counts; all when absent."""
+    outcomes: list[Literal["allow", "allow_exception", "route"]] = ["allow", "allow_exception"]
+    """The outcomes whose amounts it counts."""
+    on_exceed: Literal["route", "deny"] = "route"
+    route_to: str | None = None
+    """The role a case that would exceed it is routed to; the highest human role when absent."""
+    message: str | None = None
+
+
+class PackSpec(BaseModel):
+    """A whole policy pack, after its files are merged."""
+
+    model_config = _MODEL
+
+    pack: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    """The pack's name."""
+    description: str = ""
+    currency: str
+    """The currency of every limit in the pack."""
+    private_limits: bool = True
+    """When true, explanations never quote limits to the agent."""
+    unknown_tools: Literal["pass", "route"] = "pass"
+    """What to do with a tool the pack does not map: let it through ungoverned, or route it."""
+    context: dict[FieldName, FieldSpec | FieldType] = {}
+    roles: Annotated[list[RoleSpec], Field(min_length=1)]
+    actions: Annotated[dict[RuleId, ActionSpec], Field(min_length=1)]
+    budgets: list[BudgetSpec] = []

@@ -1,0 +1,116 @@
+"""What an actor asks for: a `Proposal`, validated at the edge with pydantic."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from discretion.errors import ProposalError
+from discretion.money import Money
+
+__all__ = ["Actor", "Claim", "Proposal", "Rationale", "ToolCall"]
+
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+Scalar = str | int | bool | None
+
+_MODEL = ConfigDict(frozen=True, extra="forbid")
+
+
+class Actor(BaseModel):
+    """Who proposes the action."""
+
+    model_config = _MODEL
+
+    id: Identifier
+    """A stable id for the agent or person."""
+    role: Identifier
+    """A role the pack defines, such as `ai_agent` or `tier2`."""
+    is_ai: bool = True
+    """Whether the actor is an AI agent. AI actors never approve routed cases."""
+
+
+class Claim(BaseModel):
+    """A factual claim in a rationale: the actor says context field `field` has `value`."""
+
+    model_config = _MODEL
+
+    field: Identifier
+    """A context field name, such as `shipment.status`."""
+    value: Scalar | float
+    """The value the actor says the field has."""
+
+
+class Rationale(BaseModel):
+    """Why the actor believes the action is justified. Its text is data, never instructions."""
+
+    model_config = _MODEL
+
+    reason: Identifier | None = None
+    """The exception reason the actor relies on, by the id the pack gives it."""
+    text: Annotated[str, StringConstraints(max_length=8000)] = ""
+    """Free text from the actor."""
+    claims: Annotated[list[Claim], Field(max_length=50)] = []
+    """Structured factual claims, checked against the context."""
+    precedents: Annotated[list[Identifier], Field(max_length=20)] = []
+    """Ids of precedents the actor cites."""
+
+
+class ToolCall(BaseModel):
+    """The tool the agent wants to run and its arguments."""
+
+    model_config = _MODEL
+
+    name: Identifier
+    """The tool's name as the agent framework knows it."""
+    arguments: dict[str, Any] = {}
+    """The tool's arguments, as JSON."""
+
+
+class Proposal(BaseModel):
+    """An action, an actor, a case and a rationale: the unit that is decided.
+
+    Fields the pack can read from the tool's arguments (action, amount, customer, case, order)
+    may be left out; when given in both places they must agree.
+    """
+
+    model_config = _MODEL
+
+    actor: Actor
+    """Who proposes it."""
+    tool: ToolCall | None = None
+    """The tool call this proposal stands for, when it comes from an agent framework."""
+    action: Identifier | None = None
+    """The governed action (`refund`, `credit`, ...); read from the tool name when absent."""
+    amount: Money | None = None
+    """The money the action moves; read from the tool's arguments when absent."""
+    customer_id: Identifier | None = None
+    """The customer the action benefits."""
+    case_id: Identifier | None = None
+    """The support case the action belongs to."""
+    order_id: Identifier | None = None
+    """The order the action concerns, when there is one."""
+    rationale: Rationale = Rationale()
+    """Why the actor proposes it."""
+    idempotency_key: Identifier | None = None
+    """Retries with the same key get the same decision, counted once. Derived from the
+    proposal's content when absent."""
+
+    @classmethod
+    def parse(cls, data: object, *, source: str = "proposal") -> Proposal:
+        """Validate JSON-ish data into a Proposal, raising `ProposalError` that names each fault."""
+        if isinstance(data, Proposal):
+            return data
+        try:
+            return cls.model_validate(data)
+        except ProposalError as exc:
+            raise ProposalError(f"{source}: {exc}", field=exc.field) from exc
+        except ValidationError as exc:
+            faults = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+                for err in exc.errors(include_url=False)
+            )
+            first = exc.errors()[0]["loc"] if exc.errors() else ()
+            raise ProposalError(
+                f"{source} is not valid: {faults}", field=".".join(str(p) for p in first) or None
+            ) from None

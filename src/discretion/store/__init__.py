@@ -1,0 +1,44 @@
+"""Stores: where decisions, budget reservations and the lineage are kept.
+
+`Store` is the seam the guard uses; `SqlStore` is the implementation we ship, on SQLite by
+default and PostgreSQL by URL.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, Protocol
+
+from discretion.decision import Decision
+from discretion.store._sql import DuplicateKey, SqlStore
+
+__all__ = ["DuplicateKey", "SqlStore", "Store", "StoreTransaction"]
+
+
+class StoreTransaction(Protocol):
+    """The writes of one decision, under the store's write lock."""
+
+    def find_decision(self, idempotency_key: str, /) -> Decision | None:
+        """The decision already recorded under this key."""
+        ...
+
+    def budget_used(self, budget_id: str, key: str, since: datetime, /) -> int:
+        """Minor units reserved against (budget, key) after `since`."""
+        ...
+
+    def append(self, decision: Decision, /, *, body: dict[str, Any]) -> Decision:
+        """Record the decision with its reservations and lineage record; return it hashed."""
+        ...
+
+
+class Store(Protocol):
+    """Keeps decisions durable before they are answered (invariant 4)."""
+
+    def find_decision(self, idempotency_key: str, /) -> Decision | None:
+        """The decision recorded under this key, if any."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[StoreTransaction]:
+        """A write transaction; it commits when the block exits without error."""
+        ...

@@ -1,0 +1,86 @@
+"""What differs between SQLite and PostgreSQL, in one place.
+
+SQLite: WAL, a busy timeout, and `BEGIN IMMEDIATE` so a decision's transaction takes the write
+lock before it reads budgets (two processes cannot both read the same budget sum and both
+reserve). PostgreSQL: the ledger head row is locked `FOR UPDATE`, which orders appends and
+budget reads across every replica.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import StaticPool
+
+from discretion.errors import ConfigurationError
+from discretion.store._schema import ledger_head
+
+__all__ = ["create", "lock_head"]
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def create(url: str) -> Engine:
+    """An engine for `url`, set up for the dialect."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigurationError(
+            f"{url!r} is not a database URL; use sqlite:///path.db or"
+            " postgresql+psycopg://user@host/db"
+        ) from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite(url, in_memory=parsed.database in (None, "", ":memory:"))
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        try:
+            return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        except ModuleNotFoundError as exc:
+            raise ConfigurationError(
+                "PostgreSQL needs psycopg: pip install 'discretion[postgres]'"
+            ) from exc
+    raise ConfigurationError(
+        f"unsupported database {backend!r} in {url!r}; use sqlite or postgresql"
+    )
+
+
+def _sqlite(url: str, *, in_memory: bool) -> Engine:
+    kwargs: dict[str, Any] = {}
+    if in_memory:
+        # One connection shared by every thread, so the in-memory database is one database.
+        kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL: a commit survives a process crash; an OS crash may lose the last
+            # commits but never corrupts the chain.
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def lock_head(connection: Connection) -> tuple[int, str] | None:
+    """Read the ledger head, locking it on dialects that lock rows."""
+    query = select(ledger_head.c.seq, ledger_head.c.hash).where(ledger_head.c.id == 1)
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = connection.execute(query).first()
+    return (int(row.seq), str(row.hash)) if row is not None else None

@@ -1,0 +1,245 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+
+from discretion.decision import Decision
+from discretion.errors import StoreError
+from discretion.lineage import GENESIS, LedgerRecord, canonical_json, record_hash, verify_chain
+from discretion.store import _dialect
+from discretion.store._schema import decisions, ledger, ledger_head, metadata, reservations
+
+__all__ = ["DuplicateKey", "SqlStore", "SqlTransaction", "to_us"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_us(moment: datetime) -> int:
+    """Microseconds since the epoch for an aware datetime."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+class DuplicateKey(Exception):
+    """Another transaction recorded the same idempotency key first."""
+
+
+class SqlTransaction:
+    """One decision's transaction: reads under the write lock, then one append."""
+
+    def __init__(self, connection: Connection, head: tuple[int, str]) -> None:
+        self._connection = connection
+        self._head = head
+
+    def find_decision(self, idempotency_key: str) -> Decision | None:
+        """The decision already recorded under this key, read under the lock."""
+        return _find(self._connection, idempotency_key)
+
+    def budget_used(self, budget_id: str, key: str, since: datetime) -> int:
+        """Minor units reserved against (budget, key) after `since`."""
+        total = self._connection.execute(
+            select(func.coalesce(func.sum(reservations.c.amount_minor), 0)).where(
+                reservations.c.budget_id == budget_id,
+                reservations.c.budget_key == key,
+                reservations.c.reserved_us > to_us(since),
+            )
+        ).scalar_one()
+        return int(total)
+
+    def append(self, decision: Decision, *, body: dict[str, Any]) -> Decision:
+        """Record the decision, its reservations and its lineage record; return it hashed.
+
+        Invariant 4: all three are written in this one transaction, so none exists without the
+        others.
+        """
+        seq = self._head[0] + 1
+        prev = self._head[1]
+        text = canonical_json(body)
+        digest = record_hash(seq=seq, kind="decision", body=text, prev_hash=prev)
+        stamped = decision.with_hash(digest)
+        at = to_us(decision.decided_at)
+        amount = decision.amount
+        try:
+            self._connection.execute(
+                insert(decisions).values(
+                    id=decision.id,
+                    idempotency_key=decision.idempotency_key,
+                    proposal_digest=decision.proposal_digest,
+                    action=decision.action,
+                    outcome=decision.outcome.value,
+                    actor_id=decision.actor_id,
+                    customer_id=body["proposal"].get("customer_id"),
+                    case_id=body["proposal"].get("case_id"),
+                    amount_minor=amount.minor if amount is not None else None,
+                    currency=amount.currency if amount is not None else None,
+                    required_role=decision.required_role,
+                    policy_version=decision.policy_version,
+                    decided_us=at,
+                    ledger_seq=seq,
+                    body=stamped.model_dump_json(),
+                )
+            )
+        except IntegrityError as exc:
+            raise DuplicateKey(decision.idempotency_key) from exc
+        if decision.reservations:
+            self._connection.execute(
+                insert(reservations),
+                [
+                    {
+                        "decision_id": decision.id,
+                        "budget_id": r.budget,
+                        "budget_key": r.key,
+                        "amount_minor": r.amount.minor,
+                        "currency": r.amount.currency,
+                        "reserved_us": at,
+                    }
+                    for r in decision.reservations
+                ],
+            )
+        self._connection.execute(
+            insert(ledger).values(
+                seq=seq,
+                kind="decision",
+                subject_id=decision.id,
+                body=text,
+                prev_hash=prev,
+                hash=digest,
+                recorded_us=at,
+            )
+        )
+        self._connection.execute(
+            update(ledger_head).where(ledger_head.c.id == 1).values(seq=seq, hash=digest)
+        )
+        self._head = (seq, digest)
+        return stamped
+
+
+def _find(connection: Connection, idempotency_key: str) -> Decision | None:
+    body = connection.execute(
+        select(decisions.c.body).where(decisions.c.idempotency_key == idempotency_key)
+    ).scalar_one_or_none()
+    return Decision.model_validate_json(body) if body is not None else None
+
+
+class SqlStore:
+    """The lineage store on SQLAlchemy Core: SQLite by default, PostgreSQL by URL.
+
+    Example:
+        ```python
+        store = SqlStore("sqlite:///discretion.db")
+        store = SqlStore("postgresql+psycopg://app@db/discretion")
+        ```
+    """
+
+    def __init__(self, url: str = "sqlite://", *, create: bool = True) -> None:
+        self.url = url
+        self._engine: Engine = _dialect.create(url)
+        if create:
+            self.create_schema()
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, for tools that read the tables directly."""
+        return self._engine
+
+    def create_schema(self) -> None:
+        """Create the tables and the ledger head if they do not exist."""
+        try:
+            with self._engine.begin() as connection:
+                metadata.create_all(connection)
+                if _dialect.lock_head(connection) is None:
+                    connection.execute(insert(ledger_head).values(id=1, seq=0, hash=GENESIS))
+        except IntegrityError:
+            # Another process created the head between our read and insert: that is fine.
+            pass
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot create the schema at {self._safe_url()}: {exc}") from exc
+
+    def _safe_url(self) -> str:
+        return self._engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._engine.dispose()
+
+    def find_decision(self, idempotency_key: str) -> Decision | None:
+        """The decision recorded under this key, if any."""
+        try:
+            with self._engine.connect() as connection:
+                return _find(connection, idempotency_key)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read decisions: {exc}") from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlTransaction]:
+        """A write transaction holding the ledger lock; commits when the block ends cleanly."""
+        try:
+            with self._engine.begin() as connection:
+                head = _dialect.lock_head(connection)
+                if head is None:
+                    raise StoreError("the ledger head is missing; run create_schema()")
+                yield SqlTransaction(connection, head)
+        except DBAPIError as exc:
+            raise StoreError(f"the store failed: {exc.orig!s}") from exc
+        except SQLAlchemyError as exc:
+            raise StoreError(f"the store failed: {exc}") from exc
+
+    def decision(self, decision_id: str) -> Decision | None:
+        """A decision by id."""
+        with self._engine.connect() as connection:
+            body = connection.execute(
+                select(decisions.c.body).where(decisions.c.id == decision_id)
+            ).scalar_one_or_none()
+        return Decision.model_validate_json(body) if body is not None else None
+
+    def records(self, *, batch: int = 1000) -> Iterator[LedgerRecord]:
+        """Every lineage record in sequence order."""
+        after = 0
+        while True:
+            with self._engine.connect() as connection:
+                rows = connection.execute(
+                    select(ledger).where(ledger.c.seq > after).order_by(ledger.c.seq).limit(batch)
+                ).all()
+            for row in rows:
+                yield LedgerRecord(
+                    seq=int(row.seq),
+                    kind=row.kind,
+                    subject_id=row.subject_id,
+                    body=row.body,
+                    prev_hash=row.prev_hash,
+                    hash=row.hash,
+                )
+            if len(rows) < batch:
+                return
+            after = int(rows[-1].seq)
+
+    def head(self) -> tuple[int, str]:
+        """The last sequence number and hash the ledger head records."""
+        with self._engine.connect() as connection:
+            head = _dialect.lock_head(connection)
+        return head if head is not None else (0, GENESIS)
+
+    def verify(self) -> int:
+        """Verify the whole chain; return the number of records.
+
+        Raises:
+            LedgerIntegrityError: naming the first record that was edited, deleted or reordered.
+        """
+        return verify_chain(self.records(), head=self.head())
+
+    def export(self) -> Iterator[dict[str, Any]]:
+        """Every lineage record as a dict, with its body parsed."""
+        for record in self.records():
+            yield {
+                "seq": record.seq,
+                "kind": record.kind,
+                "subject_id": record.subject_id,
+                "hash": record.hash,
+                "prev_hash": record.prev_hash,
+                "body": json.loads(record.body),
+            }

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from discretion import Guard, SqlStore, load_pack
+from discretion.context import StaticContextProvider
+from discretion.policy import PolicyPack
+
+HERE = Path(__file__).parent
+SHOP_PACK = HERE / "packs" / "shop.yaml"
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+POSTGRES_URL = os.environ.get("DISCRETION_TEST_POSTGRES_URL")
+
+
+class FakeClock:
+    """A clock tests move by hand."""
+
+    def __init__(self, start: datetime = NOW) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+class Counter:
+    def __init__(self, prefix: str = "dec") -> None:
+        self.prefix = prefix
+        self.n = 0
+
+    def __call__(self) -> str:
+        self.n += 1
+        return f"{self.prefix}_{self.n:06d}"
+
+
+def good_facts(**overrides: Any) -> dict[str, Any]:
+    facts: dict[str, Any] = {
+        "customer.tier": "gold",
+        "customer.fraud_flag": False,
+        "order.total": {"amount": "120.00", "currency": "USD"},
+        "order.shipping": {"amount": "9.99", "currency": "USD"},
+        "order.delivered_at": (NOW - timedelta(days=5)).isoformat(),
+        "shipment.status": "delivered",
+        "incident.active": False,
+    }
+    facts.update(overrides)
+    return facts
+
+
+def refund(
+    amount: str = "40.00",
+    *,
+    role: str = "ai_agent",
+    actor: str = "bot-1",
+    key: str | None = "k-1",
+    reason: str | None = None,
+    customer: str = "c-1",
+    case: str = "case-1",
+    currency: str = "USD",
+    **extra: Any,
+) -> dict[str, Any]:
+    proposal: dict[str, Any] = {
+        "actor": {"id": actor, "role": role, "is_ai": role == "ai_agent"},
+        "tool": {
+            "name": "issue_refund",
+            "arguments": {
+                "amount": amount,
+                "currency": currency,
+                "customer_id": customer,
+                "case_id": case,
+                "order_id": "o-1",
+            },
+        },
+        "rationale": {"reason": reason, "text": "customer asked"},
+    }
+    if key is not None:
+        proposal["idempotency_key"] = key
+    proposal.update(extra)
+    return proposal
+
+
+@pytest.fixture
+def pack() -> PolicyPack:
+    return load_pack(SHOP_PACK)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqlStore]:
+    s = SqlStore(f"sqlite:///{tmp_path / 'ledger.db'}")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def make_guard(pack: PolicyPack, store: SqlStore, clock: FakeClock) -> Callable[..., Guard]:
+    def make(facts: dict[str, Any] | None = None, **kwargs: Any) -> Guard:
+        kwargs.setdefault("store", store)
+        kwargs.setdefault("clock", clock)
+        kwargs.setdefault("ids", Counter())
+        context = kwargs.pop("context", None) or StaticContextProvider(
+            facts if facts is not None else good_facts()
+        )
+        return Guard(pack, context=context, **kwargs)
+
+    return make
