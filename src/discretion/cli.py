@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from discretion.context import (
@@ -36,7 +37,8 @@ ledger_app = typer.Typer(help="Verify and export the lineage.", no_args_is_help=
 app.add_typer(pack_app, name="pack")
 app.add_typer(ledger_app, name="ledger")
 
-out = Console()
+# Tables are wide: when output is not a terminal, do not squeeze them to 80 columns.
+out = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True)
 
 DEFAULT_DB = "sqlite:///discretion.db"
@@ -60,7 +62,7 @@ class ExportFormat(StrEnum):
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -135,10 +137,12 @@ def check(
             data = json.loads(path.read_text(encoding="utf-8"))
             decided.append((path, guard.decide(data)))
         except ValueError as exc:
-            err.print(f"[red]error:[/red] {path}: not valid JSON: {exc}", highlight=False)
+            err.print(
+                f"[red]error:[/red] {escape(f'{path}: not valid JSON: {exc}')}", highlight=False
+            )
             failed = True
         except DiscretionError as exc:
-            err.print(f"[red]error:[/red] {path}: {exc}", highlight=False)
+            err.print(f"[red]error:[/red] {escape(f'{path}: {exc}')}", highlight=False)
             failed = True
     if as_json:
         items = [d.model_dump(mode="json") for _, d in decided]
@@ -162,17 +166,17 @@ def _print_decisions(decided: list[tuple[Path, Decision]], version: str) -> None
     for path, decision in decided:
         style = _STYLE[decision.outcome]
         table.add_row(
-            path.stem,
-            decision.action,
+            escape(path.stem),
+            escape(decision.action),
             str(decision.amount) if decision.amount is not None else "",
             decision.actor_role,
             f"[{style}]{decision.outcome.value}[/{style}]",
             decision.required_role or "",
-            "\n".join(decision.rules),
+            escape("\n".join(decision.rules)),
         )
     out.print(table)
     if len(decided) == 1:
-        out.print(decided[0][1].explanation, highlight=False)
+        out.print(decided[0][1].explanation, highlight=False, markup=False)
 
 
 @pack_app.command("validate")
@@ -184,7 +188,7 @@ def pack_validate(
         policy = load_pack(path)
     except DiscretionError as exc:
         raise _fail(str(exc), 1) from None
-    out.print(f"[green]valid[/green] {policy.name} {policy.version}", highlight=False)
+    out.print(f"[green]valid[/green] {escape(policy.name)} {policy.version}", highlight=False)
     out.print(
         f"{len(policy.actions)} actions, {len(policy.roles)} roles, {len(policy.rule_ids())} rules,"
         f" {len(policy.budgets)} budgets, from {len(policy.sources)} file(s)",

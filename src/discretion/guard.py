@@ -352,7 +352,7 @@ class Guard:
                     actor_id=item.proposal.actor.id,
                     case_id=item.case_id,
                 )
-                if check.exceeded and evaluation.outcome.is_allowed:
+                if check.exceeded and evaluation.outcome is not Outcome.DENY:
                     evaluation = self._over_budget(evaluation, check.exceeded, check.causes)
                     check = check_budgets(
                         self.pack,
@@ -397,10 +397,13 @@ class Guard:
                 causes=causes_all,
             )
         ranks = {r.id: r for r in self.pack.roles}
+        targets = [ranks[b.route_to] for b in exceeded]
+        if evaluation.required_role is not None:
+            targets.append(evaluation.required_role)
         return Evaluation(
             outcome=Outcome.ROUTE,
             rules=rules,
-            required_role=max((ranks[b.route_to] for b in exceeded), key=lambda r: r.rank),
+            required_role=max(targets, key=lambda r: r.rank),
             reason=evaluation.reason,
             deciding=evaluation.deciding,
             causes=causes_all,

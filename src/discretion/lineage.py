@@ -121,10 +121,16 @@ def verify_chain(records: Iterable[LedgerRecord], *, head: tuple[int, str] | Non
         count += 1
     if head is not None:
         head_seq, head_hash = head
-        if head_seq != count or head_hash != expected_prev:
+        if head_seq != count:
             raise LedgerIntegrityError(
                 f"the ledger head names record {head_seq} but the chain ends at record {count}"
                 " (records were removed from the end, or the head was altered)",
                 seq=min(head_seq, count) + 1,
+            )
+        if head_hash != expected_prev:
+            raise LedgerIntegrityError(
+                f"record {count} does not match the hash the ledger head recorded for it"
+                " (the last record was rewritten, or the head was altered)",
+                seq=count,
             )
     return count

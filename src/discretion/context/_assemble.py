@@ -40,7 +40,11 @@ class Snapshot:
         for name, value in self.values.items():
             if value is None:
                 continue
-            out[name] = value.minor if isinstance(value, Money) else value
+            if isinstance(value, Money):
+                value = value.minor
+            elif isinstance(value, tuple):
+                value = list(value)  # CEL takes lists, not tuples
+            out[name] = value
         return out
 
 

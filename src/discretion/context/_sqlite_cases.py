@@ -122,8 +122,11 @@ class SqliteCaseStore:
             now = request.now.isoformat()
             incident = self._row(
                 "incident",
-                "SELECT * FROM incidents WHERE region = ? AND started_at <= ?"
-                " AND (ended_at IS NULL OR ended_at > ?) ORDER BY started_at DESC LIMIT 1",
+                # julianday() reads every ISO 8601 offset ('Z', '+02:00'), so times compare as
+                # instants, not as text.
+                "SELECT * FROM incidents WHERE region = ? AND julianday(started_at) <= julianday(?)"
+                " AND (ended_at IS NULL OR julianday(ended_at) > julianday(?))"
+                " ORDER BY julianday(started_at) DESC LIMIT 1",
                 customer["region"],
                 now,
                 now,
@@ -171,7 +174,8 @@ class SqliteCaseStore:
             params.append(match["action"])
         row = self._db.execute(
             "SELECT COUNT(*), COALESCE(SUM(amount_minor), 0), MAX(currency) FROM payouts"
-            f" WHERE customer_id = ? AND at > ? AND at <= ?{clause}",
+            " WHERE customer_id = ? AND julianday(at) > julianday(?)"
+            f" AND julianday(at) <= julianday(?){clause}",
             params,
         ).fetchone()
         if match["count"]:

@@ -152,6 +152,15 @@ class PolicyPack:
     budgets: tuple[Budget, ...]
     sources: tuple[str, ...]
 
+    def governs(self, tool_name: str) -> bool:
+        """Whether calls to `tool_name` must be decided.
+
+        Tools the pack maps are governed; others only when `unknown_tools` is `route`. Integrations
+        let ungoverned tools through untouched; `Guard.decide` routes any proposal whose action
+        the pack does not define, whatever this says (fail closed).
+        """
+        return tool_name in self.tools or self.unknown_tools == "route"
+
     def role(self, role_id: str) -> Role | None:
         """The role with this id, if the pack defines it."""
         return next((r for r in self.roles if r.id == role_id), None)
@@ -179,7 +188,15 @@ class _Lines:
     def add(self, node: yaml.Node, path: tuple[Any, ...], source: str) -> None:
         self.where[path] = (source, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
             for key, value in node.value:
+                if key.value in seen:
+                    raise PolicyError(
+                        f"key {key.value!r} appears twice in the same mapping",
+                        path=source,
+                        line=key.start_mark.line + 1,
+                    )
+                seen.add(key.value)
                 self.where[(*path, key.value)] = (source, key.start_mark.line + 1)
                 self.add(value, (*path, key.value), source)
         elif isinstance(node, yaml.SequenceNode):
@@ -214,7 +231,15 @@ def _read_file(path: Path, lines: _Lines) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict) or node is None:
         raise PolicyError("a pack file must be a YAML mapping at the top level", path=source)
+    top: set[str] = set()
     for key, value in node.value:
+        if key.value in top:
+            raise PolicyError(
+                f"top-level key {key.value!r} appears twice in this file",
+                path=source,
+                line=key.start_mark.line + 1,
+            )
+        top.add(key.value)
         # Positions in merged lists are only known once merged, so lists record them later.
         if key.value not in _MERGED_LISTS:
             lines.add(value, (key.value,), source)
@@ -287,6 +312,8 @@ def load_pack(path: str | Path) -> PolicyPack:
         err = exc.errors(include_url=False)[0]
         loc = tuple(err["loc"])
         source, line = lines.find(loc)
+        # A missing key has no line of its own: name the file (or folder) that lacks it.
+        source = source or str(root)
         dotted = ".".join(str(p) for p in loc) or "<root>"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise PolicyError(f"{dotted}: {err['msg']}{more}", path=source, line=line) from None
@@ -516,8 +543,12 @@ def _compile_role(
                     line=where[1],
                 )
         authority[action_id] = Authority(
-            standard_minor=_minor(limits.standard, spec.currency, where=where, what="standard"),
-            exception_minor=_minor(limits.exception, spec.currency, where=where, what="exception"),
+            standard_minor=_minor(
+                limits.standard, spec.currency, where=where, what=f"role {role.id!r} standard"
+            ),
+            exception_minor=_minor(
+                limits.exception, spec.currency, where=where, what=f"role {role.id!r} exception"
+            ),
             reasons=frozenset(limits.reasons) if limits.reasons is not None else None,
         )
     return Role(id=role.id, rank=index, is_ai=role.ai, authority=MappingProxyType(authority))

@@ -8,6 +8,7 @@ budget reads across every replica.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, select
@@ -15,10 +16,10 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
-from discretion.errors import ConfigurationError
+from discretion.errors import ConfigurationError, StoreError
 from discretion.store._schema import ledger_head
 
-__all__ = ["create", "lock_head"]
+__all__ = ["create", "lock_head", "require_existing"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -49,6 +50,18 @@ def create(url: str) -> Engine:
     )
 
 
+def require_existing(url: str) -> None:
+    """Refuse a SQLite file that does not exist, rather than create an empty one."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return  # create() names the problem
+    database = parsed.database
+    is_file = parsed.get_backend_name() == "sqlite" and database not in (None, "", ":memory:")
+    if is_file and not Path(str(database)).exists():
+        raise StoreError(f"no database at {parsed.database}; check --db or decide something first")
+
+
 def _sqlite(url: str, *, in_memory: bool) -> Engine:
     kwargs: dict[str, Any] = {}
     if in_memory:
@@ -77,10 +90,12 @@ def _sqlite(url: str, *, in_memory: bool) -> Engine:
     return engine
 
 
+_HEAD = select(ledger_head.c.seq, ledger_head.c.hash).where(ledger_head.c.id == 1)
+_HEAD_FOR_UPDATE = _HEAD.with_for_update()
+
+
 def lock_head(connection: Connection) -> tuple[int, str] | None:
     """Read the ledger head, locking it on dialects that lock rows."""
-    query = select(ledger_head.c.seq, ledger_head.c.hash).where(ledger_head.c.id == 1)
-    if connection.dialect.name == "postgresql":
-        query = query.with_for_update()
+    query = _HEAD_FOR_UPDATE if connection.dialect.name == "postgresql" else _HEAD
     row = connection.execute(query).first()
     return (int(row.seq), str(row.hash)) if row is not None else None

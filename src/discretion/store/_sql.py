@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, literal_column, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from discretion.decision import Decision
@@ -25,6 +25,53 @@ def to_us(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
+_DECISION_COLUMNS = [c.name for c in decisions.columns]
+_RESERVATION_COLUMNS = [c.name for c in reservations.columns if c.name != "id"]
+_LEDGER_COLUMNS = [c.name for c in ledger.columns]
+
+# The hot-path statements are Core statements compiled once per dialect and run on the driver's
+# cursor. Measured on SQLite: building and executing a Core statement per call cost ~50 us each,
+# about 0.6 ms of a 1 ms decision; the compiled SQL runs in a few microseconds.
+_STATEMENTS: dict[str, Any] = {
+    "find": select(decisions.c.body).where(decisions.c.idempotency_key == bindparam("key")),
+    "used": select(func.coalesce(func.sum(reservations.c.amount_minor), literal_column("0"))).where(
+        reservations.c.budget_id == bindparam("budget"),
+        reservations.c.budget_key == bindparam("key"),
+        reservations.c.reserved_us > bindparam("since"),
+    ),
+    "decision": (insert(decisions), _DECISION_COLUMNS),
+    "reservation": (insert(reservations), _RESERVATION_COLUMNS),
+    "record": (insert(ledger), _LEDGER_COLUMNS),
+    "head": update(ledger_head)
+    .where(ledger_head.c.id == literal_column("1"))
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")),
+}
+
+
+class _Compiled:
+    """A statement compiled for one dialect, with its parameters in the driver's style."""
+
+    def __init__(self, statement: Any, dialect: Any) -> None:
+        if isinstance(statement, tuple):
+            statement, keys = statement
+            compiled = statement.compile(dialect=dialect, column_keys=keys)
+        else:
+            compiled = statement.compile(dialect=dialect)
+        self.sql: str = compiled.string
+        self.order: tuple[str, ...] | None = (
+            tuple(compiled.positiontup or ()) if compiled.positional else None
+        )
+
+    def params(self, values: dict[str, Any]) -> Any:
+        if self.order is None:
+            return values
+        return tuple(values[key] for key in self.order)
+
+
+def _compile_all(dialect: Any) -> dict[str, _Compiled]:
+    return {name: _Compiled(statement, dialect) for name, statement in _STATEMENTS.items()}
+
+
 class DuplicateKey(Exception):
     """Another transaction recorded the same idempotency key first."""
 
@@ -32,24 +79,28 @@ class DuplicateKey(Exception):
 class SqlTransaction:
     """One decision's transaction: reads under the write lock, then one append."""
 
-    def __init__(self, connection: Connection, head: tuple[int, str]) -> None:
+    def __init__(
+        self, connection: Connection, head: tuple[int, str], sql: dict[str, _Compiled]
+    ) -> None:
         self._connection = connection
+        self._cursor = connection.connection.cursor()
         self._head = head
+        self._sql = sql
+
+    def _run(self, name: str, values: dict[str, Any]) -> Any:
+        statement = self._sql[name]
+        self._cursor.execute(statement.sql, statement.params(values))
+        return self._cursor
 
     def find_decision(self, idempotency_key: str) -> Decision | None:
         """The decision already recorded under this key, read under the lock."""
-        return _find(self._connection, idempotency_key)
+        row = self._run("find", {"key": idempotency_key}).fetchone()
+        return Decision.model_validate_json(row[0]) if row is not None else None
 
     def budget_used(self, budget_id: str, key: str, since: datetime) -> int:
         """Minor units reserved against (budget, key) after `since`."""
-        total = self._connection.execute(
-            select(func.coalesce(func.sum(reservations.c.amount_minor), 0)).where(
-                reservations.c.budget_id == budget_id,
-                reservations.c.budget_key == key,
-                reservations.c.reserved_us > to_us(since),
-            )
-        ).scalar_one()
-        return int(total)
+        row = self._run("used", {"budget": budget_id, "key": key, "since": to_us(since)})
+        return int(row.fetchone()[0])
 
     def append(self, decision: Decision, *, body: dict[str, Any]) -> Decision:
         """Record the decision, its reservations and its lineage record; return it hashed.
@@ -65,8 +116,9 @@ class SqlTransaction:
         at = to_us(decision.decided_at)
         amount = decision.amount
         try:
-            self._connection.execute(
-                insert(decisions).values(
+            self._run(
+                "decision",
+                dict(
                     id=decision.id,
                     idempotency_key=decision.idempotency_key,
                     proposal_digest=decision.proposal_digest,
@@ -82,39 +134,35 @@ class SqlTransaction:
                     decided_us=at,
                     ledger_seq=seq,
                     body=stamped.model_dump_json(),
-                )
+                ),
             )
-        except IntegrityError as exc:
+        except self._connection.dialect.loaded_dbapi.IntegrityError as exc:
             raise DuplicateKey(decision.idempotency_key) from exc
-        if decision.reservations:
-            self._connection.execute(
-                insert(reservations),
-                [
-                    {
-                        "decision_id": decision.id,
-                        "budget_id": r.budget,
-                        "budget_key": r.key,
-                        "amount_minor": r.amount.minor,
-                        "currency": r.amount.currency,
-                        "reserved_us": at,
-                    }
-                    for r in decision.reservations
-                ],
+        for reservation in decision.reservations:
+            self._run(
+                "reservation",
+                {
+                    "decision_id": decision.id,
+                    "budget_id": reservation.budget,
+                    "budget_key": reservation.key,
+                    "amount_minor": reservation.amount.minor,
+                    "currency": reservation.amount.currency,
+                    "reserved_us": at,
+                },
             )
-        self._connection.execute(
-            insert(ledger).values(
-                seq=seq,
-                kind="decision",
-                subject_id=decision.id,
-                body=text,
-                prev_hash=prev,
-                hash=digest,
-                recorded_us=at,
-            )
+        self._run(
+            "record",
+            {
+                "seq": seq,
+                "kind": "decision",
+                "subject_id": decision.id,
+                "body": text,
+                "prev_hash": prev,
+                "hash": digest,
+                "recorded_us": at,
+            },
         )
-        self._connection.execute(
-            update(ledger_head).where(ledger_head.c.id == 1).values(seq=seq, hash=digest)
-        )
+        self._run("head", {"new_seq": seq, "new_hash": digest})
         self._head = (seq, digest)
         return stamped
 
@@ -138,7 +186,10 @@ class SqlStore:
 
     def __init__(self, url: str = "sqlite://", *, create: bool = True) -> None:
         self.url = url
+        if not create:
+            _dialect.require_existing(url)
         self._engine: Engine = _dialect.create(url)
+        self._sql = _compile_all(self._engine.dialect)
         if create:
             self.create_schema()
 
@@ -169,11 +220,18 @@ class SqlStore:
 
     def find_decision(self, idempotency_key: str) -> Decision | None:
         """The decision recorded under this key, if any."""
+        find = self._sql["find"]
         try:
             with self._engine.connect() as connection:
-                return _find(connection, idempotency_key)
+                cursor = connection.connection.cursor()
+                cursor.execute(find.sql, find.params({"key": idempotency_key}))
+                row = cursor.fetchone()
+                cursor.close()
+        except self._engine.dialect.loaded_dbapi.Error as exc:
+            raise StoreError(f"cannot read decisions: {exc}") from exc
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot read decisions: {exc}") from exc
+        return Decision.model_validate_json(row[0]) if row is not None else None
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
@@ -183,15 +241,28 @@ class SqlStore:
                 head = _dialect.lock_head(connection)
                 if head is None:
                     raise StoreError("the ledger head is missing; run create_schema()")
-                yield SqlTransaction(connection, head)
+                yield SqlTransaction(connection, head, self._sql)
         except DBAPIError as exc:
             raise StoreError(f"the store failed: {exc.orig!s}") from exc
+        except self._engine.dialect.loaded_dbapi.Error as exc:
+            raise StoreError(f"the store failed: {exc}") from exc
         except SQLAlchemyError as exc:
             raise StoreError(f"the store failed: {exc}") from exc
 
+    @contextmanager
+    def _reading(self, what: str) -> Iterator[Connection]:
+        try:
+            with self._engine.connect() as connection:
+                yield connection
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"cannot read {what} from {self._safe_url()}: {exc.__class__.__name__}:"
+                f" {getattr(exc, 'orig', None) or exc} (is this a discretion database?)"
+            ) from exc
+
     def decision(self, decision_id: str) -> Decision | None:
         """A decision by id."""
-        with self._engine.connect() as connection:
+        with self._reading("decisions") as connection:
             body = connection.execute(
                 select(decisions.c.body).where(decisions.c.id == decision_id)
             ).scalar_one_or_none()
@@ -201,7 +272,7 @@ class SqlStore:
         """Every lineage record in sequence order."""
         after = 0
         while True:
-            with self._engine.connect() as connection:
+            with self._reading("the ledger") as connection:
                 rows = connection.execute(
                     select(ledger).where(ledger.c.seq > after).order_by(ledger.c.seq).limit(batch)
                 ).all()
@@ -220,7 +291,7 @@ class SqlStore:
 
     def head(self) -> tuple[int, str]:
         """The last sequence number and hash the ledger head records."""
-        with self._engine.connect() as connection:
+        with self._reading("the ledger head") as connection:
             head = _dialect.lock_head(connection)
         return head if head is not None else (0, GENESIS)
 
