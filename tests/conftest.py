@@ -11,6 +11,7 @@ import pytest
 from discretion import Guard, SqlStore, load_pack
 from discretion.context import StaticContextProvider
 from discretion.policy import PolicyPack
+from discretion.store._schema import metadata
 
 HERE = Path(__file__).parent
 SHOP_PACK = HERE / "packs" / "shop.yaml"
@@ -97,8 +98,29 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+def fresh_postgres() -> SqlStore:
+    """An empty store on the test PostgreSQL database."""
+    if not POSTGRES_URL:
+        pytest.skip("PostgreSQL tests need DISCRETION_TEST_POSTGRES_URL (scripts/test.sh sets it)")
+    s = SqlStore(POSTGRES_URL, create=False)
+    metadata.drop_all(s.engine)
+    s.create_schema()
+    return s
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
+    """A fresh store per test, on SQLite and (when configured) on PostgreSQL."""
+    if request.param == "sqlite":
+        s = SqlStore(f"sqlite:///{tmp_path / 'ledger.db'}")
+    else:
+        s = fresh_postgres()
+    yield s
+    s.close()
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlStore]:
+def sqlite_store(tmp_path: Path) -> Iterator[SqlStore]:
     s = SqlStore(f"sqlite:///{tmp_path / 'ledger.db'}")
     yield s
     s.close()

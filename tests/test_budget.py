@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import SHOP_PACK as SHOP
+from conftest import good_facts, refund
+from discretion import Outcome
+
+
+def lost():
+    return good_facts(**{"shipment.status": "lost"})
+
+
+def test_budget_exceeded_routes_to_its_route_to_role(make_guard):
+    guard = make_guard(lost())
+    # customer-exceptions-30d: 150.00 of allow_exception per customer.
+    for n in range(7):
+        d = guard.decide(refund("20.00", reason="carrier-lost", key=f"k{n}"))
+        assert d.outcome is Outcome.ALLOW_EXCEPTION
+    eighth = guard.decide(refund("20.00", reason="carrier-lost", key="k7"))
+    assert eighth.outcome is Outcome.ROUTE
+    assert eighth.required_role == "manager"
+    assert "customer-exceptions-30d" in eighth.rules
+    assert "budget" in eighth.explanation
+    exactly = guard.decide(refund("10.00", reason="carrier-lost", key="k8"))
+    assert exactly.outcome is Outcome.ALLOW_EXCEPTION  # 140.00 + 10.00 == 150.00
+
+
+def test_budget_is_per_key(make_guard):
+    guard = make_guard(lost())
+    for n in range(7):
+        guard.decide(refund("20.00", reason="carrier-lost", key=f"a{n}"))
+    other = guard.decide(refund("20.00", reason="carrier-lost", key="b", customer="c-2"))
+    assert other.outcome is Outcome.ALLOW_EXCEPTION
+
+
+def test_budget_window_rolls(make_guard, clock):
+    guard = make_guard(lost())
+    for n in range(7):
+        guard.decide(refund("20.00", reason="carrier-lost", key=f"a{n}"))
+    clock.advance(days=30)
+    # Exactly one window later the old reservations no longer count.
+    later = guard.decide(refund("20.00", reason="carrier-lost", key="later"))
+    assert later.outcome is Outcome.ALLOW_EXCEPTION
+
+
+def test_budget_counts_only_its_outcomes(make_guard):
+    guard = make_guard()
+    d = guard.decide(refund("40.00"))
+    assert d.outcome is Outcome.ALLOW
+    assert {r.budget for r in d.reservations} == {"actor-daily", "org-daily-deny"}
+
+
+def test_routed_decisions_reserve_nothing_by_default(make_guard):
+    d = make_guard().decide(refund("80.00"))
+    assert d.outcome is Outcome.ROUTE
+    assert d.reservations == []
+
+
+def test_budget_on_exceed_deny(make_guard, pack, tmp_path):
+    from discretion import Guard, load_pack
+    from discretion.context import StaticContextProvider
+
+    source = Path(pack.sources[0]).read_text(encoding="utf-8")
+    source = source.replace('limit: "100000.00"', 'limit: "50.00"')
+    path = tmp_path / "tight.yaml"
+    path.write_text(source, encoding="utf-8")
+    guard = make_guard()
+    tight = Guard(
+        load_pack(path),
+        store=guard.store,
+        context=StaticContextProvider(good_facts()),
+        clock=guard._clock,
+    )
+    assert tight.decide(refund("30.00", key="1")).outcome is Outcome.ALLOW
+    second = tight.decide(refund("30.00", key="2"))
+    assert second.outcome is Outcome.DENY
+    assert "org-daily-deny" in second.rules
+    assert second.reservations == []
+
+
+def test_budget_counting_routes_raises_the_required_role_when_exceeded(tmp_path, make_guard):
+    from discretion import Guard, load_pack
+    from discretion.context import StaticContextProvider
+
+    source = (
+        Path(SHOP)
+        .read_text(encoding="utf-8")
+        .replace("    outcomes: [allow_exception]\n", "    outcomes: [allow_exception, route]\n")
+    )
+    path = tmp_path / "routes.yaml"
+    path.write_text(source, encoding="utf-8")
+    base = make_guard()
+    guard = Guard(
+        load_pack(path),
+        store=base.store,
+        context=StaticContextProvider(good_facts(**{"shipment.status": "lost"})),
+        clock=base._clock,
+    )
+    first = guard.decide(refund("100.00", reason="carrier-lost", key="1"))
+    assert first.outcome is Outcome.ROUTE
+    assert first.required_role == "tier1"
+    assert [r.budget for r in first.reservations] == ["customer-exceptions-30d"]
+    second = guard.decide(refund("100.00", reason="carrier-lost", key="2"))
+    assert second.outcome is Outcome.ROUTE
+    assert second.required_role == "manager"
+    assert "customer-exceptions-30d" in second.rules
+    assert second.reservations == []
