@@ -13,6 +13,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
+from conftest import good_facts as facts
 from discretion import cli, load_pack
 from discretion.cli import app
 from discretion.lineage import record_hash
@@ -37,20 +38,6 @@ CSV_COLUMNS = [
     "policy_version",
     "hash",
 ]
-
-
-def facts(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "customer.tier": "gold",
-        "customer.fraud_flag": False,
-        "order.total": {"amount": "120.00", "currency": "USD"},
-        "order.shipping": {"amount": "9.99", "currency": "USD"},
-        "order.delivered_at": (NOW - timedelta(days=5)).isoformat(),
-        "shipment.status": "delivered",
-        "incident.active": False,
-    }
-    base.update(overrides)
-    return base
 
 
 def refund(amount: str = "40.00", *, key: str = "k-1", customer: str = "c-1") -> dict[str, Any]:

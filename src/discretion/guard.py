@@ -18,7 +18,7 @@ from typing import Any
 
 from discretion._explain import explain
 from discretion.authority import lowest_covering
-from discretion.budget import check_budgets
+from discretion.budget import BudgetCheck, check_budgets
 from discretion.context import ContextProvider, ContextRequest, Snapshot, StaticContextProvider
 from discretion.context import assemble as assemble_context
 from discretion.decision import Decision, Outcome
@@ -341,30 +341,24 @@ class Guard:
                 known = tx.find_decision(item.idempotency_key)
                 if known is not None:
                     return self._replay(item, known)
-                check = check_budgets(
-                    self.pack,
-                    tx,
-                    action=item.action_name,
-                    outcome=evaluation.outcome,
-                    amount_minor=amount_minor,
-                    now=now,
-                    customer_id=item.customer_id,
-                    actor_id=item.proposal.actor.id,
-                    case_id=item.case_id,
-                )
-                if check.exceeded and evaluation.outcome is not Outcome.DENY:
-                    evaluation = self._over_budget(evaluation, check.exceeded, check.causes)
-                    check = check_budgets(
+
+                def budgets(outcome: Outcome) -> BudgetCheck:
+                    return check_budgets(
                         self.pack,
                         tx,
                         action=item.action_name,
-                        outcome=evaluation.outcome,
+                        outcome=outcome,
                         amount_minor=amount_minor,
                         now=now,
                         customer_id=item.customer_id,
                         actor_id=item.proposal.actor.id,
                         case_id=item.case_id,
                     )
+
+                check = budgets(evaluation.outcome)
+                if check.exceeded and evaluation.outcome is not Outcome.DENY:
+                    evaluation = self._over_budget(evaluation, check.exceeded, check.causes)
+                    check = budgets(evaluation.outcome)
                 decision = self._build(
                     item, snapshot, evaluation, now, reservations=check.reservations
                 )
