@@ -333,3 +333,21 @@ actions:
     )
     assert decision.outcome is Outcome.DENY
     assert decision.rules == ["chargeback"]
+
+
+def test_durable_before_answered_other_constraint_failure_is_a_store_error(
+    make_guard, sqlite_store
+):
+    # A failing constraint on the decision row is not mistaken for a racing idempotency key.
+    with sqlite_store.engine.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE TRIGGER no_decisions BEFORE INSERT ON decisions"
+                " BEGIN SELECT RAISE(ABORT, 'constraint failed: check'); END"
+            )
+        )
+    guard = make_guard(store=sqlite_store)
+    with pytest.raises(StoreError, match="could not be recorded"):
+        guard.decide(refund("40.00"))
+    assert _count(sqlite_store, decisions) == 0
+    assert _count(sqlite_store, ledger) == 0

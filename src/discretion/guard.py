@@ -22,7 +22,7 @@ from discretion.budget import BudgetCheck, check_budgets
 from discretion.context import ContextProvider, ContextRequest, Snapshot, StaticContextProvider
 from discretion.context import assemble as assemble_context
 from discretion.decision import Decision, Outcome
-from discretion.errors import ContextError, ProposalError
+from discretion.errors import ContextError, ProposalError, StoreError
 from discretion.lineage import digest
 from discretion.money import Money
 from discretion.policy._evaluate import Evaluation, evaluate
@@ -368,10 +368,11 @@ class Guard:
                     "context": dict(snapshot.data),
                 }
                 recorded = tx.append(decision, body=body)
-        except DuplicateKey:
+        except DuplicateKey as exc:
             known = self.store.find_decision(item.idempotency_key)
             if known is None:
-                raise
+                # A constraint other than the idempotency key failed: nothing was recorded.
+                raise StoreError(f"the decision could not be recorded: {exc.__cause__}") from exc
             return self._replay(item, known)
         if self._on_decision is not None:
             self._on_decision(recorded)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, literal_column, select
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
@@ -19,13 +19,17 @@ from sqlalchemy.pool import StaticPool
 from discretion.errors import ConfigurationError, StoreError
 from discretion.store._schema import ledger_head
 
-__all__ = ["create", "lock_head", "require_existing"]
+__all__ = ["create", "head_query", "lock_head"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def create(url: str) -> Engine:
-    """An engine for `url`, set up for the dialect."""
+def create(url: str, *, must_exist: bool = False) -> Engine:
+    """An engine for `url`, set up for the dialect.
+
+    With `must_exist`, a SQLite file that does not exist is an error rather than a new, empty
+    database.
+    """
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -35,7 +39,12 @@ def create(url: str) -> Engine:
         ) from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return _sqlite(url, in_memory=parsed.database in (None, "", ":memory:"))
+        in_memory = parsed.database in (None, "", ":memory:")
+        if must_exist and not in_memory and not Path(str(parsed.database)).exists():
+            raise StoreError(
+                f"no database at {parsed.database}; check --db or decide something first"
+            )
+        return _sqlite(url, in_memory=in_memory)
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -48,18 +57,6 @@ def create(url: str) -> Engine:
     raise ConfigurationError(
         f"unsupported database {backend!r} in {url!r}; use sqlite or postgresql"
     )
-
-
-def require_existing(url: str) -> None:
-    """Refuse a SQLite file that does not exist, rather than create an empty one."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return  # create() names the problem
-    database = parsed.database
-    is_file = parsed.get_backend_name() == "sqlite" and database not in (None, "", ":memory:")
-    if is_file and not Path(str(database)).exists():
-        raise StoreError(f"no database at {parsed.database}; check --db or decide something first")
 
 
 def _sqlite(url: str, *, in_memory: bool) -> Engine:
@@ -90,12 +87,17 @@ def _sqlite(url: str, *, in_memory: bool) -> Engine:
     return engine
 
 
-_HEAD = select(ledger_head.c.seq, ledger_head.c.hash).where(ledger_head.c.id == 1)
+# A literal id, not a parameter: the compiled form runs with no parameters on the hot path.
+_HEAD = select(ledger_head.c.seq, ledger_head.c.hash).where(ledger_head.c.id == literal_column("1"))
 _HEAD_FOR_UPDATE = _HEAD.with_for_update()
+
+
+def head_query(dialect_name: str) -> Any:
+    """The query that reads the ledger head, locking it on dialects that lock rows."""
+    return _HEAD_FOR_UPDATE if dialect_name == "postgresql" else _HEAD
 
 
 def lock_head(connection: Connection) -> tuple[int, str] | None:
     """Read the ledger head, locking it on dialects that lock rows."""
-    query = _HEAD_FOR_UPDATE if connection.dialect.name == "postgresql" else _HEAD
-    row = connection.execute(query).first()
+    row = connection.execute(head_query(connection.dialect.name)).first()
     return (int(row.seq), str(row.hash)) if row is not None else None

@@ -6,8 +6,18 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, literal_column, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Insert,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from discretion.decision import Decision
 from discretion.errors import StoreError
@@ -25,10 +35,6 @@ def to_us(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
-_DECISION_COLUMNS = [c.name for c in decisions.columns]
-_RESERVATION_COLUMNS = [c.name for c in reservations.columns if c.name != "id"]
-_LEDGER_COLUMNS = [c.name for c in ledger.columns]
-
 # The hot-path statements are Core statements compiled once per dialect and run on the driver's
 # cursor. Measured on SQLite: building and executing a Core statement per call cost ~50 us each,
 # about 0.6 ms of a 1 ms decision; the compiled SQL runs in a few microseconds.
@@ -39,10 +45,10 @@ _STATEMENTS: dict[str, Any] = {
         reservations.c.budget_key == bindparam("key"),
         reservations.c.reserved_us > bindparam("since"),
     ),
-    "decision": (insert(decisions), _DECISION_COLUMNS),
-    "reservation": (insert(reservations), _RESERVATION_COLUMNS),
-    "record": (insert(ledger), _LEDGER_COLUMNS),
-    "head": update(ledger_head)
+    "decision": insert(decisions),
+    "reservation": insert(reservations),
+    "record": insert(ledger),
+    "move_head": update(ledger_head)
     .where(ledger_head.c.id == literal_column("1"))
     .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")),
 }
@@ -52,24 +58,34 @@ class _Compiled:
     """A statement compiled for one dialect, with its parameters in the driver's style."""
 
     def __init__(self, statement: Any, dialect: Any) -> None:
-        if isinstance(statement, tuple):
-            statement, keys = statement
-            compiled = statement.compile(dialect=dialect, column_keys=keys)
-        else:
-            compiled = statement.compile(dialect=dialect)
+        keys = None
+        if isinstance(statement, Insert):
+            # Every column but a generated key, bound by name, so one compiled form serves all rows.
+            keys = [
+                c.name
+                for c in statement.table.columns
+                if not (c.primary_key and c.autoincrement is True)
+            ]
+        compiled = statement.compile(dialect=dialect, column_keys=keys)
         self.sql: str = compiled.string
         self.order: tuple[str, ...] | None = (
             tuple(compiled.positiontup or ()) if compiled.positional else None
         )
 
-    def params(self, values: dict[str, Any]) -> Any:
-        if self.order is None:
-            return values
-        return tuple(values[key] for key in self.order)
+    def run(self, cursor: Any, values: dict[str, Any]) -> Any:
+        """Execute on a driver cursor and return the cursor."""
+        params = values if self.order is None else tuple(values[k] for k in self.order)
+        cursor.execute(self.sql, params)
+        return cursor
 
 
 def _compile_all(dialect: Any) -> dict[str, _Compiled]:
-    return {name: _Compiled(statement, dialect) for name, statement in _STATEMENTS.items()}
+    statements = {**_STATEMENTS, "lock_head": _dialect.head_query(dialect.name)}
+    return {name: _Compiled(statement, dialect) for name, statement in statements.items()}
+
+
+def _decision(row: Any) -> Decision | None:
+    return Decision.model_validate_json(row[0]) if row is not None else None
 
 
 class DuplicateKey(Exception):
@@ -79,23 +95,22 @@ class DuplicateKey(Exception):
 class SqlTransaction:
     """One decision's transaction: reads under the write lock, then one append."""
 
-    def __init__(
-        self, connection: Connection, head: tuple[int, str], sql: dict[str, _Compiled]
-    ) -> None:
+    def __init__(self, connection: Connection, sql: dict[str, _Compiled]) -> None:
         self._connection = connection
         self._cursor = connection.connection.cursor()
-        self._head = head
         self._sql = sql
+        # Reading the head takes the ledger lock on PostgreSQL (SQLite holds it since BEGIN).
+        head = self._run("lock_head", {}).fetchone()
+        if head is None:
+            raise StoreError("the ledger head is missing; run create_schema()")
+        self._head: tuple[int, str] = (int(head[0]), str(head[1]))
 
     def _run(self, name: str, values: dict[str, Any]) -> Any:
-        statement = self._sql[name]
-        self._cursor.execute(statement.sql, statement.params(values))
-        return self._cursor
+        return self._sql[name].run(self._cursor, values)
 
     def find_decision(self, idempotency_key: str) -> Decision | None:
         """The decision already recorded under this key, read under the lock."""
-        row = self._run("find", {"key": idempotency_key}).fetchone()
-        return Decision.model_validate_json(row[0]) if row is not None else None
+        return _decision(self._run("find", {"key": idempotency_key}).fetchone())
 
     def budget_used(self, budget_id: str, key: str, since: datetime) -> int:
         """Minor units reserved against (budget, key) after `since`."""
@@ -162,16 +177,9 @@ class SqlTransaction:
                 "recorded_us": at,
             },
         )
-        self._run("head", {"new_seq": seq, "new_hash": digest})
+        self._run("move_head", {"new_seq": seq, "new_hash": digest})
         self._head = (seq, digest)
         return stamped
-
-
-def _find(connection: Connection, idempotency_key: str) -> Decision | None:
-    body = connection.execute(
-        select(decisions.c.body).where(decisions.c.idempotency_key == idempotency_key)
-    ).scalar_one_or_none()
-    return Decision.model_validate_json(body) if body is not None else None
 
 
 class SqlStore:
@@ -186,9 +194,7 @@ class SqlStore:
 
     def __init__(self, url: str = "sqlite://", *, create: bool = True) -> None:
         self.url = url
-        if not create:
-            _dialect.require_existing(url)
-        self._engine: Engine = _dialect.create(url)
+        self._engine: Engine = _dialect.create(url, must_exist=not create)
         self._sql = _compile_all(self._engine.dialect)
         if create:
             self.create_schema()
@@ -220,44 +226,32 @@ class SqlStore:
 
     def find_decision(self, idempotency_key: str) -> Decision | None:
         """The decision recorded under this key, if any."""
-        find = self._sql["find"]
-        try:
-            with self._engine.connect() as connection:
-                cursor = connection.connection.cursor()
-                cursor.execute(find.sql, find.params({"key": idempotency_key}))
-                row = cursor.fetchone()
-                cursor.close()
-        except self._engine.dialect.loaded_dbapi.Error as exc:
-            raise StoreError(f"cannot read decisions: {exc}") from exc
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot read decisions: {exc}") from exc
-        return Decision.model_validate_json(row[0]) if row is not None else None
+        with self._reading("decisions") as connection:
+            cursor = connection.connection.cursor()
+            row = self._sql["find"].run(cursor, {"key": idempotency_key}).fetchone()
+            cursor.close()
+        return _decision(row)
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
         """A write transaction holding the ledger lock; commits when the block ends cleanly."""
-        try:
-            with self._engine.begin() as connection:
-                head = _dialect.lock_head(connection)
-                if head is None:
-                    raise StoreError("the ledger head is missing; run create_schema()")
-                yield SqlTransaction(connection, head, self._sql)
-        except DBAPIError as exc:
-            raise StoreError(f"the store failed: {exc.orig!s}") from exc
-        except self._engine.dialect.loaded_dbapi.Error as exc:
-            raise StoreError(f"the store failed: {exc}") from exc
-        except SQLAlchemyError as exc:
-            raise StoreError(f"the store failed: {exc}") from exc
+        with self._mapped("write the decision"), self._engine.begin() as connection:
+            yield SqlTransaction(connection, self._sql)
 
     @contextmanager
     def _reading(self, what: str) -> Iterator[Connection]:
+        with self._mapped(f"read {what}"), self._engine.connect() as connection:
+            yield connection
+
+    @contextmanager
+    def _mapped(self, doing: str) -> Iterator[None]:
+        """Map database errors, whether raised through SQLAlchemy or the driver, to StoreError."""
         try:
-            with self._engine.connect() as connection:
-                yield connection
-        except SQLAlchemyError as exc:
+            yield
+        except (SQLAlchemyError, self._engine.dialect.loaded_dbapi.Error) as exc:
+            cause = getattr(exc, "orig", None) or exc
             raise StoreError(
-                f"cannot read {what} from {self._safe_url()}: {exc.__class__.__name__}:"
-                f" {getattr(exc, 'orig', None) or exc} (is this a discretion database?)"
+                f"cannot {doing} at {self._safe_url()}: {type(cause).__name__}: {cause}"
             ) from exc
 
     def decision(self, decision_id: str) -> Decision | None:
