@@ -88,6 +88,15 @@ def refund(
     return proposal
 
 
+def shop_pack_with(folder: Path, old: str, new: str) -> PolicyPack:
+    """The test shop pack with one exact piece of its YAML replaced."""
+    source = SHOP_PACK.read_text(encoding="utf-8")
+    assert source.count(old) == 1, old
+    path = folder / "shop-variant.yaml"
+    path.write_text(source.replace(old, new), encoding="utf-8")
+    return load_pack(path)
+
+
 @pytest.fixture
 def pack() -> PolicyPack:
     return load_pack(SHOP_PACK)
@@ -128,13 +137,15 @@ def sqlite_store(tmp_path: Path) -> Iterator[SqlStore]:
 
 @pytest.fixture
 def make_guard(pack: PolicyPack, store: SqlStore, clock: FakeClock) -> Callable[..., Guard]:
-    def make(facts: dict[str, Any] | None = None, **kwargs: Any) -> Guard:
+    def make(
+        facts: dict[str, Any] | None = None, *, policy: PolicyPack | None = None, **kwargs: Any
+    ) -> Guard:
         kwargs.setdefault("store", store)
         kwargs.setdefault("clock", clock)
         kwargs.setdefault("ids", Counter())
         context = kwargs.pop("context", None) or StaticContextProvider(
             facts if facts is not None else good_facts()
         )
-        return Guard(pack, context=context, **kwargs)
+        return Guard(policy or pack, context=context, **kwargs)
 
     return make

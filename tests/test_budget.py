@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-from pathlib import Path
-
-from conftest import SHOP_PACK as SHOP
-from conftest import good_facts, refund
+from conftest import good_facts, refund, shop_pack_with
 from discretion import Outcome
 
 
@@ -57,21 +54,8 @@ def test_routed_decisions_reserve_nothing_by_default(make_guard):
     assert d.reservations == []
 
 
-def test_budget_on_exceed_deny(make_guard, pack, tmp_path):
-    from discretion import Guard, load_pack
-    from discretion.context import StaticContextProvider
-
-    source = Path(pack.sources[0]).read_text(encoding="utf-8")
-    source = source.replace('limit: "100000.00"', 'limit: "50.00"')
-    path = tmp_path / "tight.yaml"
-    path.write_text(source, encoding="utf-8")
-    guard = make_guard()
-    tight = Guard(
-        load_pack(path),
-        store=guard.store,
-        context=StaticContextProvider(good_facts()),
-        clock=guard._clock,
-    )
+def test_budget_on_exceed_deny(make_guard, tmp_path):
+    tight = make_guard(policy=shop_pack_with(tmp_path, 'limit: "100000.00"', 'limit: "50.00"'))
     assert tight.decide(refund("30.00", key="1")).outcome is Outcome.ALLOW
     second = tight.decide(refund("30.00", key="2"))
     assert second.outcome is Outcome.DENY
@@ -80,22 +64,13 @@ def test_budget_on_exceed_deny(make_guard, pack, tmp_path):
 
 
 def test_budget_counting_routes_raises_the_required_role_when_exceeded(tmp_path, make_guard):
-    from discretion import Guard, load_pack
-    from discretion.context import StaticContextProvider
-
-    source = (
-        Path(SHOP)
-        .read_text(encoding="utf-8")
-        .replace("    outcomes: [allow_exception]\n", "    outcomes: [allow_exception, route]\n")
-    )
-    path = tmp_path / "routes.yaml"
-    path.write_text(source, encoding="utf-8")
-    base = make_guard()
-    guard = Guard(
-        load_pack(path),
-        store=base.store,
-        context=StaticContextProvider(good_facts(**{"shipment.status": "lost"})),
-        clock=base._clock,
+    guard = make_guard(
+        good_facts(**{"shipment.status": "lost"}),
+        policy=shop_pack_with(
+            tmp_path,
+            "    outcomes: [allow_exception]\n",
+            "    outcomes: [allow_exception, route]\n",
+        ),
     )
     first = guard.decide(refund("100.00", reason="carrier-lost", key="1"))
     assert first.outcome is Outcome.ROUTE

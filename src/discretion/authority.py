@@ -64,4 +64,4 @@ def lowest_covering(pack: PolicyPack, action: str, amount_minor: int) -> Role:
         auth = role.authority.get(action)
         if auth is not None and amount_minor <= max(auth.standard_minor, auth.exception_minor):
             return role
-    return next(r for r in reversed(pack.roles) if not r.is_ai)
+    return pack.highest_human

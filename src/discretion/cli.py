@@ -61,8 +61,13 @@ class ExportFormat(StrEnum):
     CSV = "csv"
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
+def _error(message: str) -> None:
+    # Messages quote user input (amounts, expressions): print them as text, never as markup.
     err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    _error(message)
     return typer.Exit(code)
 
 
@@ -137,12 +142,10 @@ def check(
             data = json.loads(path.read_text(encoding="utf-8"))
             decided.append((path, guard.decide(data)))
         except ValueError as exc:
-            err.print(
-                f"[red]error:[/red] {escape(f'{path}: not valid JSON: {exc}')}", highlight=False
-            )
+            _error(f"{path}: not valid JSON: {exc}")
             failed = True
         except DiscretionError as exc:
-            err.print(f"[red]error:[/red] {escape(f'{path}: {exc}')}", highlight=False)
+            _error(f"{path}: {exc}")
             failed = True
     if as_json:
         items = [d.model_dump(mode="json") for _, d in decided]
@@ -278,4 +281,4 @@ def ledger_export(
         if output:
             stream.close()
     if output:
-        err.print(f"wrote {len(records)} records to {output}", highlight=False)
+        err.print(f"wrote {len(records)} records to {output}", highlight=False, markup=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -293,7 +293,7 @@ class Guard:
             return Snapshot.of({}), Evaluation(
                 outcome=Outcome.ROUTE,
                 rules=["discretion.unknown-action"],
-                required_role=next(r for r in reversed(self.pack.roles) if not r.is_ai),
+                required_role=self.pack.highest_human,
                 causes=[f"action {item.action_name!r} is not defined by pack {self.pack.name!r}"],
             )
         request = ContextRequest(
@@ -381,28 +381,18 @@ class Guard:
     def _over_budget(
         self, evaluation: Evaluation, exceeded: tuple[Budget, ...], causes: tuple[str, ...]
     ) -> Evaluation:
-        rules = [*evaluation.rules, *(b.id for b in exceeded)]
-        causes_all = [*evaluation.causes, *causes, *(b.message for b in exceeded if b.message)]
+        changes: dict[str, Any] = {
+            "rules": [*evaluation.rules, *(b.id for b in exceeded)],
+            "causes": [*evaluation.causes, *causes, *(b.message for b in exceeded if b.message)],
+            "notes": [*evaluation.notes, "a budget for this kind of exposure is used up"],
+        }
         if any(b.on_exceed == "deny" for b in exceeded):
-            return Evaluation(
-                outcome=Outcome.DENY,
-                rules=rules,
-                reason=evaluation.reason,
-                deciding=evaluation.deciding,
-                causes=causes_all,
-            )
-        ranks = {r.id: r for r in self.pack.roles}
-        targets = [ranks[b.route_to] for b in exceeded]
+            return replace(evaluation, outcome=Outcome.DENY, required_role=None, **changes)
+        targets = [self.pack.role(b.route_to) or self.pack.highest_human for b in exceeded]
         if evaluation.required_role is not None:
             targets.append(evaluation.required_role)
-        return Evaluation(
-            outcome=Outcome.ROUTE,
-            rules=rules,
-            required_role=max(targets, key=lambda r: r.rank),
-            reason=evaluation.reason,
-            deciding=evaluation.deciding,
-            causes=causes_all,
-        )
+        required = max(targets, key=lambda r: r.rank)
+        return replace(evaluation, outcome=Outcome.ROUTE, required_role=required, **changes)
 
     def _build(
         self,
@@ -414,11 +404,6 @@ class Guard:
         reservations: tuple[Any, ...],
     ) -> Decision:
         required = evaluation.required_role.id if evaluation.required_role is not None else None
-        budget_note = (
-            ["a budget for this kind of exposure is used up"]
-            if any(b.id in evaluation.rules for b in self.pack.budgets)
-            else []
-        )
         return Decision(
             id=self._ids(),
             idempotency_key=item.idempotency_key,
@@ -437,7 +422,7 @@ class Guard:
                 rules=evaluation.rules,
                 deciding=evaluation.deciding,
                 required_role=required,
-                extra=budget_note,
+                extra=evaluation.notes,
             ),
             causes=evaluation.causes,
             reservations=list(reservations),

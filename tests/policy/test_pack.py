@@ -659,3 +659,23 @@ def test_a_context_field_may_not_shadow_a_built_in(tmp_path):
         str(error)
         == f"{path}:{line_of(text, 'actor.role')}: context field 'actor.role' shadows a built-in"
     )
+
+
+def test_a_key_repeated_inside_one_mapping_is_an_error(tmp_path):
+    # PyYAML alone would keep the second value and silently drop the first.
+    text = mutate("currency: USD\n", "currency: USD\nprivate_limits: true\nprivate_limits: false\n")
+
+    error, path = load_error(tmp_path, text)
+
+    assert error.path == str(path)
+    assert error.line == line_of(text, "private_limits", nth=2)
+    assert "key 'private_limits' appears twice in the same mapping" in str(error)
+
+
+def test_a_nested_key_repeated_is_an_error(tmp_path):
+    text = mutate("  order.total: money\n", "  order.total: money\n  order.total: int\n")
+
+    error, _ = load_error(tmp_path, text)
+
+    assert error.line == line_of(text, "order.total: int")
+    assert "key 'order.total' appears twice" in str(error)

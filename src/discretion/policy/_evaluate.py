@@ -49,6 +49,8 @@ class Evaluation:
     deciding: list[Rule] = field(default_factory=list)
     """The pack rules whose messages explain the outcome."""
     causes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Extra sentences for the explanation, such as a spent budget."""
 
 
 def _check(program: CelProgram, activation: Any) -> Any:

@@ -161,6 +161,11 @@ class PolicyPack:
         """
         return tool_name in self.tools or self.unknown_tools == "route"
 
+    @property
+    def highest_human(self) -> Role:
+        """The top human rung: where a case goes when nothing lower can be named."""
+        return _highest_human(self.roles)
+
     def role(self, role_id: str) -> Role | None:
         """The role with this id, if the pack defines it."""
         return next((r for r in self.roles if r.id == role_id), None)
@@ -188,15 +193,8 @@ class _Lines:
     def add(self, node: yaml.Node, path: tuple[Any, ...], source: str) -> None:
         self.where[path] = (source, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
-            seen: set[Any] = set()
+            _check_unique_keys(node, source)
             for key, value in node.value:
-                if key.value in seen:
-                    raise PolicyError(
-                        f"key {key.value!r} appears twice in the same mapping",
-                        path=source,
-                        line=key.start_mark.line + 1,
-                    )
-                seen.add(key.value)
                 self.where[(*path, key.value)] = (source, key.start_mark.line + 1)
                 self.add(value, (*path, key.value), source)
         elif isinstance(node, yaml.SequenceNode):
@@ -211,15 +209,30 @@ class _Lines:
         return None, None
 
 
-def _read_file(path: Path, lines: _Lines) -> dict[str, Any]:
+def _check_unique_keys(node: yaml.MappingNode, source: str) -> None:
+    # PyYAML keeps the last of two equal keys silently; in a policy that hides a rule.
+    seen: set[Any] = set()
+    for key, _ in node.value:
+        if key.value in seen:
+            raise PolicyError(
+                f"key {key.value!r} appears twice in the same mapping",
+                path=source,
+                line=key.start_mark.line + 1,
+            )
+        seen.add(key.value)
+
+
+def _read_file(path: Path, lines: _Lines) -> tuple[dict[str, Any], dict[str, yaml.Node]]:
+    """Parse one pack file once; return its data and its top-level nodes by key."""
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyError(f"cannot read the pack file: {exc.strerror}", path=source) from exc
+    loader = yaml.SafeLoader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise PolicyError(
@@ -227,33 +240,26 @@ def _read_file(path: Path, lines: _Lines) -> dict[str, Any]:
             path=source,
             line=mark.line + 1 if mark is not None else None,
         ) from None
+    finally:
+        loader.dispose()
     if data is None:
-        return {}
-    if not isinstance(data, dict) or node is None:
+        return {}, {}
+    if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
         raise PolicyError("a pack file must be a YAML mapping at the top level", path=source)
-    top: set[str] = set()
+    _check_unique_keys(node, source)
     for key, value in node.value:
-        if key.value in top:
-            raise PolicyError(
-                f"top-level key {key.value!r} appears twice in this file",
-                path=source,
-                line=key.start_mark.line + 1,
-            )
-        top.add(key.value)
         # Positions in merged lists are only known once merged, so lists record them later.
         if key.value not in _MERGED_LISTS:
             lines.add(value, (key.value,), source)
         lines.where[(key.value,)] = (source, key.start_mark.line + 1)
-    data["__nodes__"] = {key.value: value for key, value in node.value}
-    return data
+    return data, {key.value: value for key, value in node.value}
 
 
 def _merge(paths: list[Path], lines: _Lines) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     owner: dict[tuple[str, ...], str] = {}
     for path in paths:
-        data = _read_file(path, lines)
-        nodes = data.pop("__nodes__", {})
+        data, nodes = _read_file(path, lines)
         for key, value in data.items():
             if key in _MERGED_LISTS:
                 if not isinstance(value, list):
@@ -395,7 +401,7 @@ def _compile(
         raise PolicyError(
             "the pack needs at least one human role to route cases to", path=sources[0]
         )
-    highest_human = next(r.id for r in reversed(roles) if not r.is_ai)
+    highest_human = _highest_human(roles).id
     budgets = tuple(
         _compile_budget(index, budget, spec, actions, roles, highest_human, lines, claim)
         for index, budget in enumerate(spec.budgets)
@@ -413,6 +419,10 @@ def _compile(
         budgets=budgets,
         sources=sources,
     )
+
+
+def _highest_human(roles: tuple[Role, ...]) -> Role:
+    return next(r for r in reversed(roles) if not r.is_ai)
 
 
 def _compile_action(
