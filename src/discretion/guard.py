@@ -64,21 +64,14 @@ class Normalised:
     customer_id: str | None
     case_id: str | None
     order_id: str | None
+    content: dict[str, Any]
+    """The normalised proposal as JSON: what `digest` covers."""
     digest: str
     idempotency_key: str
 
     def record(self) -> dict[str, Any]:
-        """The proposal as the lineage records it."""
-        data = self.proposal.model_dump(mode="json", exclude_none=True)
-        data.update(
-            action=self.action_name,
-            amount=self.amount.to_json() if self.amount is not None else None,
-            customer_id=self.customer_id,
-            case_id=self.case_id,
-            order_id=self.order_id,
-            idempotency_key=self.idempotency_key,
-        )
-        return data
+        """The proposal as the lineage records it: its digested content and its key."""
+        return {**self.content, "idempotency_key": self.idempotency_key}
 
 
 class Guard:
@@ -243,6 +236,7 @@ class Guard:
             customer_id=customer_id,
             case_id=case_id,
             order_id=order_id,
+            content=content,
             digest=proposal_digest,
             idempotency_key=key,
         )
