@@ -31,6 +31,10 @@ class StoreTransaction(Protocol):
         """Record the decision with its reservations and lineage record; return it hashed."""
         ...
 
+    def record(self, kind: str, subject_id: str, body: dict[str, Any], /, *, at: datetime) -> str:
+        """Append a lineage record about what happened to `subject_id`; return its hash."""
+        ...
+
 
 class Store(Protocol):
     """Keeps decisions durable before they are answered (invariant 4)."""

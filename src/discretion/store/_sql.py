@@ -123,12 +123,11 @@ class SqlTransaction:
         Invariant 4: all three are written in this one transaction, so none exists without the
         others.
         """
-        seq = self._head[0] + 1
-        prev = self._head[1]
+        at = to_us(decision.decided_at)
+        seq, prev = self._head[0] + 1, self._head[1]
         text = canonical_json(body)
         digest = record_hash(seq=seq, kind="decision", body=text, prev_hash=prev)
         stamped = decision.with_hash(digest)
-        at = to_us(decision.decided_at)
         amount = decision.amount
         try:
             self._run(
@@ -165,21 +164,46 @@ class SqlTransaction:
                     "reserved_us": at,
                 },
             )
+        self._chain(seq, "decision", decision.id, text, digest, at)
+        return stamped
+
+    @property
+    def connection(self) -> Connection:
+        """The transaction's connection, for subsystems that keep their own tables."""
+        return self._connection
+
+    @property
+    def seq(self) -> int:
+        """The sequence number of the last lineage record, this transaction's included."""
+        return self._head[0]
+
+    def record(self, kind: str, subject_id: str, body: dict[str, Any], *, at: datetime) -> str:
+        """Append a lineage record of `kind` about `subject_id`; return its hash.
+
+        Used for what happens after a decision (approvals, executions, precedents set or
+        revoked): the record commits or rolls back with the rest of this transaction.
+        """
+        seq, prev = self._head[0] + 1, self._head[1]
+        text = canonical_json(body)
+        digest = record_hash(seq=seq, kind=kind, body=text, prev_hash=prev)
+        self._chain(seq, kind, subject_id, text, digest, to_us(at))
+        return digest
+
+    def _chain(self, seq: int, kind: str, subject_id: str, text: str, digest: str, at: int) -> None:
         self._run(
             "record",
             {
                 "seq": seq,
-                "kind": "decision",
-                "subject_id": decision.id,
+                "kind": kind,
+                "subject_id": subject_id,
                 "body": text,
-                "prev_hash": prev,
+                "prev_hash": self._head[1],
                 "hash": digest,
                 "recorded_us": at,
             },
         )
         self._run("move_head", {"new_seq": seq, "new_hash": digest})
         self._head = (seq, digest)
-        return stamped
 
 
 class SqlStore:
