@@ -50,7 +50,8 @@ FACTS: dict[str, Any] = {
 
 def proposal(n: int) -> dict[str, Any]:
     return {
-        "actor": {"id": "bench-bot", "role": "ai_agent"},
+        # A fleet of agents, so no one agent's daily budget runs out during the run.
+        "actor": {"id": f"bench-bot-{n % 1000}", "role": "ai_agent"},
         "tool": {
             "name": "issue_refund",
             "arguments": {

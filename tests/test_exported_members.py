@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import discretion
+import discretion.approvals
 import discretion.context
+import discretion.evals
+import discretion.integrations
+import discretion.judge
 import discretion.policy
+import discretion.precedent
 import discretion.store
 
 
@@ -17,6 +22,11 @@ def test_all_is_sorted_and_complete():
     public = {name for name in dir(discretion) if not name.startswith("_")}
     modules = {"authority", "budget", "cli", "context", "decision", "errors", "guard", "lineage"}
     modules |= {"money", "policy", "proposal", "store", "types"}
+    modules |= {"execution", "integrations"}
+    modules |= {"precedent"}
+    modules |= {"judge"}
+    modules |= {"approvals", "api"}
+    modules |= {"evals", "shadow"}
     assert discretion.__all__ == sorted(discretion.__all__, key=isort_order)
     assert public - modules == set(discretion.__all__) - {"__version__"}
 
@@ -29,7 +39,16 @@ def test_public_classes_report_the_public_module():
 
 
 def test_extension_packages_export_what_they_list():
-    for package in (discretion.context, discretion.policy, discretion.store):
+    for package in (
+        discretion.approvals,
+        discretion.context,
+        discretion.evals,
+        discretion.integrations,
+        discretion.judge,
+        discretion.policy,
+        discretion.precedent,
+        discretion.store,
+    ):
         assert package.__all__ == sorted(package.__all__, key=isort_order)
         for name in package.__all__:
             assert hasattr(package, name), f"{package.__name__}.{name}"

@@ -1,19 +1,27 @@
 """discretion: governs the exceptions AI customer-support agents make."""
 
-from discretion.decision import Decision, Outcome, Reservation
+from discretion.decision import Decision, Outcome, PrecedentUse, Reservation, Verdict
 from discretion.errors import (
+    ApprovalConflict,
     ApprovalError,
+    ApprovalNotFound,
+    CallDenied,
+    CallNotAllowed,
+    CallRouted,
     ConfigurationError,
     ContextError,
     DependencyError,
     DiscretionError,
+    ExecutionError,
     JudgeError,
     JudgeTimeout,
     LedgerIntegrityError,
     PolicyError,
     ProposalError,
+    StaleApproval,
     StoreError,
 )
+from discretion.execution import Execution, Executions, ExecutionStatus
 from discretion.guard import Guard
 from discretion.money import Money
 from discretion.policy import PolicyPack, load_pack
@@ -22,13 +30,22 @@ from discretion.store import SqlStore
 
 __all__ = [
     "Actor",
+    "ApprovalConflict",
     "ApprovalError",
+    "ApprovalNotFound",
+    "CallDenied",
+    "CallNotAllowed",
+    "CallRouted",
     "Claim",
     "ConfigurationError",
     "ContextError",
     "Decision",
     "DependencyError",
     "DiscretionError",
+    "Execution",
+    "ExecutionError",
+    "ExecutionStatus",
+    "Executions",
     "Guard",
     "JudgeError",
     "JudgeTimeout",
@@ -37,13 +54,16 @@ __all__ = [
     "Outcome",
     "PolicyError",
     "PolicyPack",
+    "PrecedentUse",
     "Proposal",
     "ProposalError",
     "Rationale",
     "Reservation",
     "SqlStore",
+    "StaleApproval",
     "StoreError",
     "ToolCall",
+    "Verdict",
     "__version__",
     "load_pack",
 ]

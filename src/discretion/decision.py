@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from discretion.money import Money
 
-__all__ = ["Decision", "Outcome", "Reservation"]
+__all__ = [
+    "ClaimCheck",
+    "Decision",
+    "JudgeRecord",
+    "Outcome",
+    "PrecedentUse",
+    "Reservation",
+    "Verdict",
+]
 
 
 class Outcome(StrEnum):
@@ -45,6 +54,88 @@ class Reservation(BaseModel):
     """The exposure reserved."""
 
 
+class PrecedentUse(BaseModel):
+    """Which precedents a decision looked at, and what came of each."""
+
+    model_config = _MODEL
+
+    cited: list[str] = []
+    """The ids the actor's rationale cited."""
+    considered: list[str] = []
+    """Every precedent checked: the cited ones and those found by scope."""
+    applicable: list[str] = []
+    """Those whose every condition held."""
+    applied: str | None = None
+    """The precedent whose citation this decision consumed to extend the actor's authority."""
+    failed: dict[str, list[str]] = {}
+    """For each considered precedent that did not apply: the rule ids of the conditions failed."""
+
+
+class Verdict(BaseModel):
+    """A rationale judge's answer: does the rationale support the exception under one clause?
+
+    It is also the strict output schema the LLM judge must answer in. A judge can only lower an
+    outcome: `justified` keeps an exception the deterministic checks allowed, and anything else
+    routes it to a person.
+    """
+
+    model_config = _MODEL
+
+    justified: bool
+    """Whether the rationale, read against the facts, supports the exception under the clause."""
+    clause: Annotated[str, StringConstraints(max_length=200)]
+    """The id of the policy clause the judge relied on: the exception reason it was given."""
+    unsupported_claims: Annotated[
+        list[Annotated[str, StringConstraints(max_length=500)]], Field(max_length=20)
+    ]
+    """Statements in the rationale that the facts do not support; empty when there are none."""
+    reason: Annotated[str, StringConstraints(max_length=1000)]
+    """A short reason for the verdict, written for the person who reviews the case."""
+
+
+class ClaimCheck(BaseModel):
+    """One structured claim of a rationale, checked against the assembled context."""
+
+    model_config = _MODEL
+
+    field: str
+    """The context field the claim names."""
+    value: str | int | float | bool | None
+    """The value the actor claimed."""
+    rule: str
+    """`discretion.claim.grounded` when the fact agrees; otherwise the rule id of the fault."""
+
+
+class JudgeRecord(BaseModel):
+    """What the rationale judges found, recorded with the decision they reviewed."""
+
+    model_config = _MODEL
+
+    claims: list[ClaimCheck] = []
+    """Each structured claim of the rationale and the rule id its check produced."""
+    llm: Literal[
+        "not_asked", "justified", "not_justified", "failed", "budget_spent", "unconfigured"
+    ] = "not_asked"
+    """What came of the LLM judge: not asked (the pack did not ask, or the claims already
+    failed), its verdict, a failure, its daily call budget spent, or no judge configured."""
+    verdict: Verdict | None = None
+    """The LLM judge's verdict, when it gave one."""
+    model: str | None = None
+    """The model that judged."""
+    prompt_version: str | None = None
+    """The hash of the prompt templates and output schema shipped in `discretion/prompts`."""
+    prompt_hash: str | None = None
+    """The hash of the rendered prompt and output schema sent to the model."""
+    prompt_tokens: int | None = None
+    """Tokens the model read, when it reported them."""
+    completion_tokens: int | None = None
+    """Tokens the model wrote, when it reported them."""
+    latency_ms: float | None = None
+    """How long the judge took, retries included; None for a cached verdict."""
+    cached: bool = False
+    """Whether the verdict came from the verdict cache instead of a call."""
+
+
 class Decision(BaseModel):
     """The answer to a proposal. Recorded in the lineage before it is returned."""
 
@@ -76,6 +167,10 @@ class Decision(BaseModel):
     """Why a decision failed closed: the errors met, each naming the part at fault."""
     reservations: list[Reservation] = []
     """Exposure reserved against budgets with this decision."""
+    precedents: PrecedentUse | None = None
+    """The precedents cited, considered and applied; None when none was cited or considered."""
+    judge: JudgeRecord | None = None
+    """What the rationale judges found; None when no exception was allowed for them to review."""
     context_digest: str
     """SHA-256 of the canonical context snapshot the decision was made on."""
     proposal_digest: str

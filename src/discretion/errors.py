@@ -9,6 +9,13 @@ DiscretionError
 │   └── PolicyError         a policy pack that does not load (.path, .line, .rule_id, .expression)
 ├── ProposalError           malformed input: a missing field, a NaN amount, a currency mismatch
 ├── ApprovalError           an approver lacks authority, or approves their own proposal
+│   ├── ApprovalNotFound    no approval has this id (.approval_id)
+│   └── ApprovalConflict    it is no longer pending: decided, taken, expired (.approval_id)
+│       └── StaleApproval   the current pack, budgets or precedents no longer let it run
+├── CallNotAllowed          a governed call did not run: its decision does not allow it (.decision)
+│   ├── CallDenied          the decision is deny
+│   └── CallRouted          the decision is route; a person decides (.approval_id)
+├── ExecutionError          a tool call cannot run exactly once: claimed and unfinished (.key)
 ├── LedgerIntegrityError    the hash chain does not verify (.seq)
 └── DependencyError         something discretion depends on failed
     ├── ContextError        a context provider failed, or a fact is missing or ill-typed (.field)
@@ -20,17 +27,29 @@ DiscretionError
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from discretion.decision import Decision
+
 __all__ = [
+    "ApprovalConflict",
     "ApprovalError",
+    "ApprovalNotFound",
+    "CallDenied",
+    "CallNotAllowed",
+    "CallRouted",
     "ConfigurationError",
     "ContextError",
     "DependencyError",
     "DiscretionError",
+    "ExecutionError",
     "JudgeError",
     "JudgeTimeout",
     "LedgerIntegrityError",
     "PolicyError",
     "ProposalError",
+    "StaleApproval",
     "StoreError",
 ]
 
@@ -84,6 +103,71 @@ class ProposalError(DiscretionError):
 
 class ApprovalError(DiscretionError):
     """An approval is not allowed: authority, separation of duties, or state."""
+
+
+class ApprovalNotFound(ApprovalError):
+    """No approval has this id; `approval_id` is the id asked for."""
+
+    def __init__(self, message: str, *, approval_id: str) -> None:
+        self.approval_id = approval_id
+        super().__init__(message)
+
+
+class ApprovalConflict(ApprovalError):
+    """The approval cannot move: another approver took it first, or it is no longer pending."""
+
+    def __init__(self, message: str, *, approval_id: str) -> None:
+        self.approval_id = approval_id
+        super().__init__(message)
+
+
+class StaleApproval(ApprovalConflict):
+    """Re-checked before execution, the case no longer holds.
+
+    The current pack denies it, a budget it needs is spent, or a precedent it relies on was
+    revoked. It stays pending: reject it, or let it expire.
+    """
+
+
+class CallNotAllowed(DiscretionError):
+    """A governed call did not run because its decision does not allow it.
+
+    Raised by `Guard.governed` functions; `decision` is the recorded decision, whose
+    `explanation` says what to tell the customer.
+    """
+
+    def __init__(self, message: str, *, decision: Decision) -> None:
+        self.decision = decision
+        super().__init__(message)
+
+
+class CallDenied(CallNotAllowed):
+    """The call is forbidden for everyone: the decision is `deny`."""
+
+
+class CallRouted(CallNotAllowed):
+    """A person with enough authority must decide: the decision is `route`.
+
+    `approval_id` is the id of the approval opened for it (the routed decision's id).
+    """
+
+    @property
+    def approval_id(self) -> str:
+        """The approval opened for the routed call."""
+        return self.decision.id
+
+
+class ExecutionError(DiscretionError):
+    """A tool call cannot run now without risking a second run.
+
+    An earlier attempt with the same key claimed it and has not recorded how it ended: it is
+    running elsewhere, or its process stopped mid-call. Running it again could move money
+    twice, so it is not run; `key` names the execution.
+    """
+
+    def __init__(self, message: str, *, key: str) -> None:
+        self.key = key
+        super().__init__(message)
 
 
 class LedgerIntegrityError(DiscretionError):

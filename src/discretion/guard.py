@@ -10,26 +10,40 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from discretion._explain import explain
-from discretion.authority import lowest_covering
+from discretion._similar import SimilarDecision, similar_decisions
+from discretion.approvals import Approvals
+from discretion.authority import lowest_covering, lowest_exception_role
 from discretion.budget import BudgetCheck, check_budgets
 from discretion.context import ContextProvider, ContextRequest, Snapshot, StaticContextProvider
 from discretion.context import assemble as assemble_context
-from discretion.decision import Decision, Outcome
-from discretion.errors import ContextError, ProposalError, StoreError
+from discretion.decision import Decision, Outcome, PrecedentUse
+from discretion.errors import ConfigurationError, ContextError, ProposalError, StoreError
+from discretion.execution import Executions
+from discretion.judge import Judge
+from discretion.judge._review import Review
 from discretion.lineage import digest
 from discretion.money import Money
 from discretion.policy._evaluate import Evaluation, evaluate
 from discretion.policy.pack import ActionPolicy, Budget, PolicyPack, Role, load_pack
+from discretion.precedent import Failure, Precedents
+from discretion.precedent import check as check_precedent
 from discretion.proposal import Proposal
+from discretion.shadow import Shadow
 from discretion.store import DuplicateKey, SqlStore, Store
 from discretion.types import Clock, DecisionHook, IdFactory
+
+if TYPE_CHECKING:
+    from langchain_core.tools import BaseTool
+
+    from discretion.integrations._call import ActorSource, RationaleSource, TextSource
+    from discretion.integrations._decorator import _Decorator
 
 __all__ = ["Guard", "Normalised"]
 
@@ -93,6 +107,12 @@ class Guard:
         clock: the current time as an aware datetime; inject one in tests.
         ids: makes decision ids.
         on_decision: called with each newly recorded decision (not with idempotent replays).
+        judge: the LLM judge (`discretion.judge.OpenAIJudge`, ...) for the exceptions the pack
+            asks it to review; it can only lower them to a route. The grounded judge, which
+            checks the rationale's claims against the facts, always runs.
+        shadow: a candidate pack (or its path) to decide in shadow beside `pack`: each new
+            decision gets a `shadow.decision` record of what the candidate would have decided,
+            and never changes (see `discretion.shadow`).
     """
 
     def __init__(
@@ -104,6 +124,8 @@ class Guard:
         clock: Clock | None = None,
         ids: IdFactory | None = None,
         on_decision: DecisionHook | None = None,
+        judge: Judge | None = None,
+        shadow: PolicyPack | str | Path | None = None,
     ) -> None:
         self.pack = pack if isinstance(pack, PolicyPack) else load_pack(pack)
         self.store: Store = (
@@ -113,6 +135,22 @@ class Guard:
         self._clock = clock or _utc_now
         self._ids = ids or _new_id
         self._on_decision = on_decision
+        self.shadow = Shadow(shadow) if shadow is not None else None
+        """The candidate pack decided in shadow, if any."""
+        self._review = Review(self.pack, store=self.store, judge=judge)
+        self.precedents = Precedents(self._sql_store(), self.pack, clock=self.now)
+        """Citable precedent: set, find, revoke."""
+        self.executions = Executions(self.store, clock=self.now)
+        """Exactly-once execution of governed tool calls, and the outbox of approved ones."""
+        self.approvals = Approvals(self)
+        """The queue of routed decisions waiting for a person: approve, reject, escalate."""
+
+    def _sql_store(self) -> SqlStore:
+        if not isinstance(self.store, SqlStore):
+            raise ConfigurationError(
+                f"precedent, approvals and executions need a SqlStore, not {type(self.store)!r}"
+            )
+        return self.store
 
     def now(self) -> datetime:
         """The guard's clock, checked to be aware."""
@@ -269,6 +307,43 @@ class Guard:
         snapshot, evaluation = self._evaluate(item, now)
         return self._build(item, snapshot, evaluation, now, reservations=())
 
+    def similar(
+        self, subject: Decision | Proposal | Mapping[str, Any], *, limit: int = 5
+    ) -> list[SimilarDecision]:
+        """The past decisions most like `subject`: same action and reason, nearest facts.
+
+        For approvers weighing a case: how were like cases decided? A proposal's facts are
+        assembled now; a decision's are the ones it was decided on.
+
+        Raises:
+            ContextError: a proposal's facts could not be assembled.
+        """
+        store = self._sql_store()
+        if isinstance(subject, Decision):
+            body = store.decision_body(subject.id)
+            if body is None:
+                raise ProposalError(f"decision {subject.id!r} is not on record", field="id")
+            action, reason = subject.action, subject.reason
+            context, amount, exclude = body.get("context", {}), subject.amount, subject.id
+        else:
+            item = self.normalise(subject)
+            if item.action is None:
+                return []
+            snapshot = self._assemble(item, item.action, self.now())
+            action, reason = item.action_name, item.proposal.rationale.reason
+            context, amount, exclude = dict(snapshot.data), item.amount, None
+        policy = self.pack.actions.get(action)
+        return similar_decisions(
+            store,
+            action=action,
+            reason=reason,
+            context=context,
+            fields=policy.reads if policy is not None else tuple(context),
+            amount=amount,
+            exclude=exclude,
+            limit=limit,
+        )
+
     def _replay(self, item: Normalised, known: Decision) -> Decision:
         if known.proposal_digest != item.digest:
             raise ProposalError(
@@ -277,6 +352,20 @@ class Guard:
                 field="idempotency_key",
             )
         return known
+
+    # 3. context: only the fields the pack declares for the action (invariant 6)
+    def _assemble(self, item: Normalised, action: ActionPolicy, now: datetime) -> Snapshot:
+        request = ContextRequest(
+            fields=action.reads,
+            action=action.name,
+            customer_id=item.customer_id,
+            case_id=item.case_id,
+            order_id=item.order_id,
+            now=now,
+            currency=item.amount.currency if item.amount is not None else None,
+            arguments=item.proposal.tool.arguments if item.proposal.tool else {},
+        )
+        return assemble_context(self.context, request, self.pack.fields, currency=request.currency)
 
     # 3-7. context, policy, authority
     def _evaluate(self, item: Normalised, now: datetime) -> tuple[Snapshot, Evaluation]:
@@ -290,20 +379,8 @@ class Guard:
                 required_role=self.pack.highest_human,
                 causes=[f"action {item.action_name!r} is not defined by pack {self.pack.name!r}"],
             )
-        request = ContextRequest(
-            fields=action.reads,
-            action=action.name,
-            customer_id=item.customer_id,
-            case_id=item.case_id,
-            order_id=item.order_id,
-            now=now,
-            currency=item.amount.currency if item.amount is not None else None,
-            arguments=item.proposal.tool.arguments if item.proposal.tool else {},
-        )
         try:
-            snapshot = assemble_context(
-                self.context, request, self.pack.fields, currency=request.currency
-            )
+            snapshot = self._assemble(item, action, now)
         except ContextError as exc:
             causes = [str(exc)]
             return Snapshot.of({}), Evaluation(
@@ -322,7 +399,136 @@ class Guard:
             facts=snapshot.cel_values(),
             now=now,
         )
+        # 6. precedent: cited or found precedents may extend the actor's exception authority.
+        evaluation = self._precedent(item, snapshot, evaluation, now)
+        # 7. rationale judges: they can only lower an exception to a route (invariant 2).
+        evaluation = self._judge(item, snapshot, evaluation, now)
         return snapshot, evaluation
+
+    def _precedent(
+        self, item: Normalised, snapshot: Snapshot, evaluation: Evaluation, now: datetime
+    ) -> Evaluation:
+        cited = item.proposal.rationale.precedents
+        # A precedent can only stand in for the actor's exception authority: the cited reason's
+        # preconditions hold and no hard limit fired, but the actor may not grant this much.
+        extendable = (
+            evaluation.outcome is Outcome.ROUTE
+            and "discretion.exception-authority" in evaluation.rules
+            and evaluation.reason is not None
+            and item.amount is not None
+        )
+        if not cited and not extendable:
+            return evaluation
+        reason_id = item.proposal.rationale.reason
+        loaded = self.precedents.load(cited)
+        considered = {pid: loaded.get(pid) for pid in cited}
+        if extendable and reason_id is not None:
+            for found in self.precedents.find(
+                action=item.action_name, reason=reason_id, snapshot=snapshot, now=now
+            ):
+                considered.setdefault(found.id, found)
+        amount = item.amount or self.pack.money(0)
+        failed: dict[str, list[Failure]] = {}
+        for pid, precedent in considered.items():
+            if precedent is None:
+                failed[pid] = [
+                    Failure("discretion.precedent.unknown", f"precedent {pid}: not on record")
+                ]
+                continue
+            failures = check_precedent(
+                precedent,
+                action=item.action_name,
+                reason=reason_id,
+                facts=snapshot.values,
+                amount=amount,
+                now=now,
+            )
+            if failures:
+                failed[pid] = failures
+        applicable = [pid for pid in considered if pid not in failed]
+        use = PrecedentUse(
+            cited=list(cited),
+            considered=list(considered),
+            applicable=applicable,
+            failed={pid: sorted({f.rule for f in fs}) for pid, fs in failed.items()},
+        )
+        bad_citations = [pid for pid in cited if pid in failed]
+        if bad_citations:
+            # Citing a precedent that does not apply routes: a person decides (fail closed).
+            rules = sorted({f.rule for pid in bad_citations for f in failed[pid]})
+            causes = [f.detail for pid in bad_citations for f in failed[pid]]
+            changes: dict[str, Any] = {
+                "rules": [*evaluation.rules, "discretion.precedent.cited-not-applicable", *rules],
+                "causes": [*evaluation.causes, *causes],
+                "precedents": use,
+            }
+            if evaluation.outcome is Outcome.DENY:
+                return replace(evaluation, **changes)
+            return replace(
+                evaluation,
+                outcome=Outcome.ROUTE,
+                required_role=self._route_target(item, evaluation),
+                **changes,
+            )
+        if not extendable or not applicable:
+            return replace(evaluation, precedents=use)
+        # The actor's citations first, then the found precedent that expires soonest.
+        ordered = [pid for pid in cited if pid in applicable] + sorted(
+            (pid for pid in applicable if pid not in cited),
+            key=lambda pid: (considered[pid].expires_at, pid),  # type: ignore[union-attr]
+        )
+        chosen = considered[ordered[0]]
+        assert chosen is not None
+        return replace(
+            evaluation,
+            outcome=Outcome.ALLOW_EXCEPTION,
+            rules=[
+                *(r for r in evaluation.rules if r != "discretion.exception-authority"),
+                "discretion.precedent.applied",
+            ],
+            required_role=None,
+            precedents=use.model_copy(update={"applied": chosen.id}),
+            notes=[
+                *evaluation.notes,
+                f"precedent {chosen.id}, set by a {chosen.grantor_role}, covers this case",
+            ],
+            fallback=replace(evaluation, precedents=use),
+        )
+
+    def _route_target(self, item: Normalised, evaluation: Evaluation) -> Role:
+        """The lowest person who could decide the case without the precedent an actor cited."""
+        if evaluation.required_role is not None:
+            return evaluation.required_role
+        amount = item.amount.minor if item.amount is not None else 0
+        if evaluation.reason is not None:
+            found = lowest_exception_role(self.pack, item.action_name, [evaluation.reason], amount)
+            if found is not None and found[0].rank > item.role.rank:
+                return found[0]
+        return next(
+            (
+                r
+                for r in self.pack.roles
+                if not r.is_ai
+                and r.rank > item.role.rank
+                and lowest_covering(self.pack, item.action_name, amount).rank <= r.rank
+            ),
+            self.pack.highest_human,
+        )
+
+    def _judge(
+        self, item: Normalised, snapshot: Snapshot, evaluation: Evaluation, now: datetime
+    ) -> Evaluation:
+        # Runs before the write transaction opens: an LLM call never holds the ledger lock.
+        return self._review.apply(
+            evaluation,
+            action=item.action_name,
+            role=item.role,
+            rationale=item.proposal.rationale,
+            amount=item.amount,
+            proposal_digest=item.digest,
+            snapshot=snapshot,
+            now=now,
+        )
 
     # 8-9. budgets and lineage, in one transaction
     def _record(
@@ -353,6 +559,11 @@ class Guard:
                 if check.exceeded and evaluation.outcome is not Outcome.DENY:
                     evaluation = self._over_budget(evaluation, check.exceeded, check.causes)
                     check = budgets(evaluation.outcome)
+                applied = evaluation.precedents.applied if evaluation.precedents else None
+                if applied is not None and not self.precedents.consume(tx, applied, now=now):
+                    # Another decision took the last citation first: what stands without it.
+                    evaluation = self._without_precedent(evaluation, applied)
+                    check = budgets(evaluation.outcome)
                 decision = self._build(
                     item, snapshot, evaluation, now, reservations=check.reservations
                 )
@@ -362,15 +573,34 @@ class Guard:
                     "context": dict(snapshot.data),
                 }
                 recorded = tx.append(decision, body=body)
+                if recorded.outcome is Outcome.ROUTE:
+                    # The approval (the decision's id) commits with the decision or not at all.
+                    self.approvals.open(tx, recorded, proposal=body["proposal"])
         except DuplicateKey as exc:
             known = self.store.find_decision(item.idempotency_key)
             if known is None:
                 # A constraint other than the idempotency key failed: nothing was recorded.
                 raise StoreError(f"the decision could not be recorded: {exc.__cause__}") from exc
             return self._replay(item, known)
+        if self.shadow is not None:
+            self.shadow.observe(self, item.proposal, snapshot, recorded)
         if self._on_decision is not None:
             self._on_decision(recorded)
         return recorded
+
+    def _without_precedent(self, evaluation: Evaluation, applied: str) -> Evaluation:
+        fallback = evaluation.fallback or evaluation
+        use = fallback.precedents or PrecedentUse()
+        return replace(
+            fallback,
+            precedents=use.model_copy(
+                update={
+                    "applicable": [p for p in use.applicable if p != applied],
+                    "failed": {**use.failed, applied: ["discretion.precedent.exhausted"]},
+                }
+            ),
+            causes=[*fallback.causes, f"precedent {applied}: its last citation was just taken"],
+        )
 
     def _over_budget(
         self, evaluation: Evaluation, exceeded: tuple[Budget, ...], causes: tuple[str, ...]
@@ -379,6 +609,10 @@ class Guard:
             "rules": [*evaluation.rules, *(b.id for b in exceeded)],
             "causes": [*evaluation.causes, *causes, *(b.message for b in exceeded if b.message)],
             "notes": [*evaluation.notes, "a budget for this kind of exposure is used up"],
+            # A precedent only counts as used when the exception it justified stands.
+            "precedents": evaluation.precedents.model_copy(update={"applied": None})
+            if evaluation.precedents is not None
+            else None,
         }
         if any(b.on_exceed == "deny" for b in exceeded):
             return replace(evaluation, outcome=Outcome.DENY, required_role=None, **changes)
@@ -420,8 +654,105 @@ class Guard:
             ),
             causes=evaluation.causes,
             reservations=list(reservations),
+            precedents=evaluation.precedents,
+            judge=evaluation.judge,
             context_digest=snapshot.digest,
             proposal_digest=item.digest,
             policy_version=self.pack.version,
             decided_at=now,
+        )
+
+    # Agent integrations: thin doors to discretion.integrations.
+    def wrap_tools(
+        self,
+        tools: Sequence[BaseTool],
+        *,
+        actor: ActorSource = None,
+        case_id: TextSource = None,
+        customer_id: TextSource = None,
+        rationale: RationaleSource = None,
+    ) -> list[BaseTool]:
+        """Govern langchain-core tools: each call is decided before the tool runs.
+
+        Tools the pack governs come back as `GovernedTool`s with the same name, description and
+        argument schema; the others come back untouched. An allowed call runs the tool once
+        per tool-call id (a retried or resumed call returns the first result); a routed call
+        returns a `ToolMessage` with the approval id, a denied one an error `ToolMessage`.
+        Needs the `langchain` extra.
+
+        Example:
+            ```python
+            tools = guard.wrap_tools([issue_refund, lookup_order], actor=bot)
+            agent = create_agent(model, tools)
+            ```
+
+        Args:
+            tools: langchain-core tools.
+            actor: who proposes the calls: an `Actor`, or a callable given the
+                `ToolCallInfo`; by default the run's `configurable["discretion_actor"]`.
+            case_id: the support case, when the tools' arguments do not carry it.
+            customer_id: the customer, when the tools' arguments do not carry it.
+            rationale: why; by default the tool's own `reason` and `rationale` arguments.
+        """
+        from discretion.integrations._langchain import wrap_tools
+
+        return wrap_tools(
+            self,
+            tools,
+            actor=actor,
+            case_id=case_id,
+            customer_id=customer_id,
+            rationale=rationale,
+        )
+
+    def governed(
+        self,
+        *,
+        action: str | None = None,
+        tool: str | None = None,
+        actor: ActorSource = None,
+        case_id: TextSource = None,
+        customer_id: TextSource = None,
+        rationale: RationaleSource = None,
+        fields: Mapping[str, str] | None = None,
+    ) -> _Decorator:
+        """Govern a plain Python function (sync or async): decide each call before it runs.
+
+        An allowed call runs once per key and returns what the function returns; a denied call
+        raises `CallDenied`, a routed one `CallRouted` (with `.approval_id`); both carry the
+        `.decision`. `fn.call(...)` returns a `GovernedResult` with the decision and result. A
+        function with an `idempotency_key` parameter receives the call's key (and a caller
+        who passes one chooses it); otherwise the key comes from the case, the function and
+        its arguments.
+
+        Example:
+            ```python
+            @guard.governed(action="refund", actor=bot)
+            def refund(order_id: str, amount: str, customer_id: str, case_id: str,
+                       idempotency_key: str = "") -> str:
+                return payments.refund(order_id, amount, key=idempotency_key)
+            ```
+
+        Args:
+            action: the governed action, when the pack does not map the function by name.
+            tool: the tool name the pack maps; the function's name by default.
+            actor: who proposes the calls (an `Actor` or a callable).
+            case_id: the support case, when the arguments do not carry it.
+            customer_id: the customer, when the arguments do not carry it.
+            rationale: why; by default the function's `reason` and `rationale` arguments.
+            fields: with `action`: which parameters carry the amount, currency, customer,
+                case and order (`amount`, `currency`, `customer_id`, `case_id`, `order_id`
+                by default).
+        """
+        from discretion.integrations._decorator import governed
+
+        return governed(
+            self,
+            action=action,
+            tool=tool,
+            actor=actor,
+            case_id=case_id,
+            customer_id=customer_id,
+            rationale=rationale,
+            fields=fields,
         )

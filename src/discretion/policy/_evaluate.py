@@ -16,7 +16,7 @@ from discretion.authority import (
     lowest_exception_role,
     lowest_standard_role,
 )
-from discretion.decision import Outcome
+from discretion.decision import JudgeRecord, Outcome, PrecedentUse
 from discretion.policy._cel import CelProgram, EvaluationError
 from discretion.policy.pack import ActionPolicy, PolicyPack, Role, Rule
 
@@ -34,6 +34,17 @@ SYSTEM_RULES = {
     "discretion.exception-authority": "the actor's exception authority does not cover it",
     "discretion.no-permitted-reason": "no permitted exception reason applies",
     "discretion.no-role-can-grant": "no role on the ladder has enough authority",
+    "discretion.claim.grounded": "a claim in the rationale agrees with the case facts",
+    "discretion.claim.contradicts-fact": "a claim in the rationale contradicts the case facts",
+    "discretion.claim.unknown-fact": "a claim in the rationale names a fact the case does not hold",
+    "discretion.claim.evidence-missing": "the rationale lacks a claim the reason requires",
+    "discretion.judge.text-too-short": "the rationale text is shorter than the reason requires",
+    "discretion.judge.text-missing-detail": "the rationale text lacks a detail the reason requires",
+    "discretion.judge.not-justified": "the rationale judge found it does not support the exception",
+    "discretion.judge.failed": "the rationale judge could not give a verdict",
+    "discretion.judge.timeout": "the rationale judge did not answer in time",
+    "discretion.judge.budget-spent": "the rationale judge's daily call budget is spent",
+    "discretion.judge.unavailable": "the pack asks for a rationale judge but none is configured",
 }
 """The rule ids discretion itself fires, with what each means."""
 
@@ -51,6 +62,12 @@ class Evaluation:
     causes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """Extra sentences for the explanation, such as a spent budget."""
+    precedents: PrecedentUse | None = None
+    """The precedents cited, considered and applied."""
+    fallback: Evaluation | None = None
+    """What stands if the applied precedent's last citation is taken first by another decision."""
+    judge: JudgeRecord | None = None
+    """What the rationale judges found when they reviewed an allowed exception."""
 
 
 def _check(program: CelProgram, activation: Any) -> Any:

@@ -10,9 +10,13 @@ __all__ = [
     "ActionAuthoritySpec",
     "ActionSpec",
     "BudgetSpec",
+    "EvidenceSpec",
     "FieldSpec",
     "HardLimitSpec",
+    "JudgeBandSpec",
+    "JudgeSpec",
     "PackSpec",
+    "PrecedentPolicySpec",
     "ReasonSpec",
     "RoleSpec",
     "StandardRuleSpec",
@@ -90,6 +94,66 @@ class HardLimitSpec(BaseModel):
     message: str | None = None
 
 
+class PrecedentPolicySpec(BaseModel):
+    """Whether, and how, an exception granted for a reason may become citable precedent."""
+
+    model_config = _MODEL
+
+    scope: list[FieldName] = []
+    """The context fields every precedent for this reason must fix at least (the action must read
+    them)."""
+    max_expiry: Window
+    """The longest a precedent may stay citable, such as `90d`."""
+    max_citations: Annotated[int, Field(ge=1)] | None = None
+    """The largest citation cap a precedent may carry; unlimited when absent."""
+    ratio_of: FieldName | None = None
+    """A money field a precedent's bound may be a ratio of (such as `order.total`)."""
+    set_by: list[str] | None = None
+    """The roles that may set precedent directly from an exception they granted; approvers set
+    it while approving. Every human role whose authority covers the exception when absent."""
+
+
+class EvidenceSpec(BaseModel):
+    """What a rationale must carry before an exception for a reason is allowed."""
+
+    model_config = _MODEL
+
+    claims: list[FieldName] = []
+    """Context fields the rationale must state as structured claims, such as a carrier tracking
+    status; each claim is checked against the fact (the action must read them)."""
+    min_text: Annotated[int, Field(ge=0, le=8000)] = 0
+    """The fewest characters the rationale's free text may have."""
+    text_must_match: dict[Annotated[str, StringConstraints(min_length=1, max_length=100)], str] = {}
+    """Details the free text must carry, each named and given as a regular expression, such as
+    `incident id: 'INC-[0-9]{4,}'`."""
+
+
+class JudgeBandSpec(BaseModel):
+    """When the LLM judge reviews an exception the deterministic checks allowed."""
+
+    model_config = _MODEL
+
+    min_amount: AmountText = "0"
+    """The smallest amount it reviews (inclusive)."""
+    max_amount: AmountText | None = None
+    """The largest amount it reviews (inclusive); no upper bound when absent."""
+    clause: str | None = None
+    """The policy clause the judge reads; the reason's description when absent."""
+
+
+class JudgeSpec(BaseModel):
+    """Pack-wide settings of the LLM judge."""
+
+    model_config = _MODEL
+
+    daily_calls: Annotated[int, Field(ge=1)] | None = None
+    """How many calls the LLM judge may make per UTC day, across processes sharing the store;
+    a case that needs a call after that routes. Unlimited when absent."""
+    without_model: Literal["route", "skip"] = "route"
+    """What an exception the pack asks the LLM judge to review gets when the guard has no LLM
+    judge: `route` (fail closed) or `skip` (the grounded checks alone)."""
+
+
 class ReasonSpec(BaseModel):
     """A permitted exception reason."""
 
@@ -102,6 +166,13 @@ class ReasonSpec(BaseModel):
     """CEL giving the largest amount, in minor units, this reason can justify."""
     granted_by: list[str] | None = None
     """The roles that may grant it; every role with exception authority when absent."""
+    precedent: PrecedentPolicySpec | None = None
+    """How a grant of this reason may become precedent; never when absent."""
+    evidence: EvidenceSpec | None = None
+    """What the rationale must carry: claims checked against the facts, and its free text."""
+    judge: JudgeBandSpec | bool | None = None
+    """When the LLM judge reviews an exception for this reason: an amount band, `true` for any
+    amount, `false` never; the action's `judge` when absent."""
     description: str = ""
     message: str | None = None
 
@@ -119,6 +190,10 @@ class ActionSpec(BaseModel):
     standard: list[StandardRuleSpec] = []
     hard_limits: list[HardLimitSpec] = []
     exceptions: list[ReasonSpec] = []
+    judge: JudgeBandSpec | bool | None = None
+    """When the LLM judge reviews exceptions of this action whose reason does not say."""
+    approval_sla: Window | None = None
+    """How soon a routed case of this action must be decided; see the pack's `approval_sla`."""
 
 
 class ActionAuthoritySpec(BaseModel):
@@ -144,6 +219,8 @@ class RoleSpec(BaseModel):
     """Whether this role is held by AI agents. Cases are never routed to an AI role."""
     description: str = ""
     authority: dict[str, ActionAuthoritySpec] = {}
+    approval_sla: Window | None = None
+    """How soon a case routed to this role must be decided (`4h`, `2d`); see the pack's."""
 
 
 class BudgetSpec(BaseModel):
@@ -184,3 +261,8 @@ class PackSpec(BaseModel):
     roles: Annotated[list[RoleSpec], Field(min_length=1)]
     actions: Annotated[dict[RuleId, ActionSpec], Field(min_length=1)]
     budgets: list[BudgetSpec] = []
+    judge: JudgeSpec = JudgeSpec()
+    """Settings of the LLM judge: its daily call budget and what happens without one."""
+    approval_sla: Window = "24h"
+    """How soon a routed case must be decided before its approval expires. An action's or the
+    required role's own `approval_sla` applies instead when set; the shorter when both are."""

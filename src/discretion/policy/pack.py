@@ -8,8 +8,9 @@ the line, the rule and the expression.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -26,8 +27,11 @@ from discretion.policy._cel import CelProgram, new_env
 from discretion.policy._schema import (
     ActionSpec,
     BudgetSpec,
+    EvidenceSpec,
     FieldSpec,
+    JudgeBandSpec,
     PackSpec,
+    PrecedentPolicySpec,
     RoleSpec,
     ToolSpec,
 )
@@ -37,7 +41,11 @@ __all__ = [
     "ActionPolicy",
     "Authority",
     "Budget",
+    "Evidence",
+    "JudgeBand",
+    "JudgeSettings",
     "PolicyPack",
+    "PrecedentPolicy",
     "Role",
     "Rule",
     "load_pack",
@@ -70,6 +78,63 @@ class Rule:
     message: str | None
     description: str
     granted_by: frozenset[str] | None = None
+    precedent: PrecedentPolicy | None = None
+    """For an exception reason: how its grants may become precedent; never when None."""
+    evidence: Evidence | None = None
+    """For an exception reason: what the rationale must carry; nothing beyond its claims when
+    None."""
+    judge: JudgeBand | None = None
+    """For an exception reason: when the LLM judge reviews it; never when None."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrecedentPolicy:
+    """What the pack allows a precedent for one exception reason to be."""
+
+    scope: tuple[str, ...]
+    """The fields a precedent must fix at least."""
+    max_expiry: timedelta
+    max_citations: int | None
+    ratio_of: str | None
+    set_by: frozenset[str] | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Evidence:
+    """What a rationale must carry for one exception reason."""
+
+    claims: tuple[str, ...]
+    """Context fields the rationale must state as structured claims."""
+    min_text: int
+    """The fewest characters its free text may have."""
+    text_patterns: tuple[tuple[str, re.Pattern[str]], ...]
+    """Named details the free text must match."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JudgeBand:
+    """The amounts, in minor units and inclusive, for which the LLM judge reviews a reason."""
+
+    min_minor: int
+    max_minor: int | None
+    clause: str
+    """The policy clause the judge reads."""
+
+    def covers(self, amount_minor: int) -> bool:
+        """Whether the judge reviews this amount."""
+        return self.min_minor <= amount_minor and (
+            self.max_minor is None or amount_minor <= self.max_minor
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JudgeSettings:
+    """Pack-wide settings of the LLM judge."""
+
+    daily_calls: int | None = None
+    """Calls the LLM judge may make per UTC day; unlimited when None."""
+    without_model: str = "route"
+    """`route` or `skip`: what a case the judge should review gets when there is no judge."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,6 +147,8 @@ class ActionPolicy:
     hard_limits: tuple[Rule, ...]
     exceptions: tuple[Rule, ...]
     env: Any = field(repr=False)
+    approval_sla: timedelta | None = None
+    """How soon a routed case of this action must be decided, when the action sets it."""
 
     def reason(self, reason_id: str) -> Rule | None:
         """The exception reason with this id, if the action has it."""
@@ -105,6 +172,8 @@ class Role:
     rank: int
     is_ai: bool
     authority: Mapping[str, Authority]
+    approval_sla: timedelta | None = None
+    """How soon a case routed to this role must be decided, when the role sets it."""
 
     def can_grant(self, action: str, reason: Rule) -> bool:
         """Whether this role may grant `reason` for `action` at all (amount aside)."""
@@ -151,6 +220,21 @@ class PolicyPack:
     tools: Mapping[str, tuple[str, ToolSpec]]
     budgets: tuple[Budget, ...]
     sources: tuple[str, ...]
+    approval_sla: timedelta = timedelta(hours=24)
+    """How soon a routed case must be decided when neither its action nor its role says."""
+    judge: JudgeSettings = JudgeSettings()
+    """Settings of the LLM judge."""
+
+    def approval_sla_for(self, action: str, role: Role | None) -> timedelta:
+        """How long an approval of `action` routed to `role` stays open before it expires.
+
+        The shorter of the action's and the role's own `approval_sla`; the pack's when neither
+        sets one.
+        """
+        policy = self.actions.get(action)
+        found = (policy.approval_sla if policy else None, role.approval_sla if role else None)
+        own = [sla for sla in found if sla is not None]
+        return min(own) if own else self.approval_sla
 
     def governs(self, tool_name: str) -> bool:
         """Whether calls to `tool_name` must be decided.
@@ -382,7 +466,9 @@ def _compile(
     actions: dict[str, ActionPolicy] = {}
     tools: dict[str, tuple[str, ToolSpec]] = {}
     for action_id, action in spec.actions.items():
-        actions[action_id] = _compile_action(action_id, action, fields, role_ids, lines, claim)
+        actions[action_id] = _compile_judging(
+            _compile_action(action_id, action, fields, role_ids, lines, claim), action, spec, lines
+        )
         for index, tool in enumerate(action.tools):
             if tool.name in tools:
                 source, line = lines.find(("actions", action_id, "tools", index))
@@ -418,7 +504,96 @@ def _compile(
         tools=MappingProxyType(tools),
         budgets=budgets,
         sources=sources,
+        approval_sla=_sla(spec.approval_sla, lines, ("approval_sla",)),
+        judge=JudgeSettings(
+            daily_calls=spec.judge.daily_calls, without_model=spec.judge.without_model
+        ),
     )
+
+
+def _compile_judging(
+    compiled: ActionPolicy, action: ActionSpec, spec: PackSpec, lines: _Lines
+) -> ActionPolicy:
+    """Attach each exception reason's evidence and LLM judge band to the compiled action."""
+    reasons = []
+    pairs = zip(compiled.exceptions, action.exceptions, strict=True)
+    for index, (rule, reason) in enumerate(pairs):
+        loc = ("actions", compiled.name, "exceptions", index)
+        evidence = (
+            _compile_evidence(rule.id, reason.evidence, compiled, lines, loc)
+            if reason.evidence is not None
+            else None
+        )
+        band_spec = reason.judge
+        band_loc: tuple[Any, ...] = (*loc, "judge")
+        if band_spec is None:
+            band_spec, band_loc = action.judge, ("actions", compiled.name, "judge")
+        band = _compile_band(rule, band_spec, spec.currency, lines, band_loc)
+        reasons.append(replace(rule, evidence=evidence, judge=band))
+    return replace(compiled, exceptions=tuple(reasons))
+
+
+def _compile_evidence(
+    reason_id: str,
+    spec: EvidenceSpec,
+    action: ActionPolicy,
+    lines: _Lines,
+    loc: tuple[Any, ...],
+) -> Evidence:
+    def fail(message: str, at: tuple[Any, ...]) -> PolicyError:
+        source, line = lines.find((*loc, "evidence", *at))
+        return PolicyError(message, path=source, line=line, rule_id=reason_id)
+
+    for index, name in enumerate(spec.claims):
+        if name not in action.reads:
+            raise fail(
+                f"evidence claim {name!r} is not a field the action reads, so it could never be"
+                f" checked against the facts; reads: {', '.join(action.reads) or '(none)'}",
+                ("claims", index),
+            )
+    patterns = []
+    for name, pattern in spec.text_must_match.items():
+        try:
+            patterns.append((name, re.compile(pattern)))
+        except re.error as exc:
+            raise fail(
+                f"evidence text_must_match {name!r}: {pattern!r} is not a valid regular"
+                f" expression ({exc}); write it as Python's re module reads it",
+                ("text_must_match", name),
+            ) from None
+    return Evidence(
+        claims=tuple(spec.claims), min_text=spec.min_text, text_patterns=tuple(patterns)
+    )
+
+
+def _compile_band(
+    rule: Rule,
+    spec: JudgeBandSpec | bool | None,
+    currency: str,
+    lines: _Lines,
+    loc: tuple[Any, ...],
+) -> JudgeBand | None:
+    if spec is None or spec is False:
+        return None
+    clause = rule.description or rule.message or rule.id
+    if spec is True:
+        return JudgeBand(min_minor=0, max_minor=None, clause=clause)
+    where = lines.find(loc)
+    low = _minor(spec.min_amount, currency, where=where, what="judge min_amount")
+    high = (
+        _minor(spec.max_amount, currency, where=where, what="judge max_amount")
+        if spec.max_amount is not None
+        else None
+    )
+    if high is not None and high < low:
+        raise PolicyError(
+            f"judge max_amount {spec.max_amount} is below min_amount {spec.min_amount}: the band"
+            " holds no amount",
+            path=where[0],
+            line=where[1],
+            rule_id=rule.id,
+        )
+    return JudgeBand(min_minor=low, max_minor=high, clause=spec.clause or clause)
 
 
 def _highest_human(roles: tuple[Role, ...]) -> Role:
@@ -503,6 +678,11 @@ def _compile_action(
                     line=line,
                     rule_id=reason.id,
                 )
+        precedent = (
+            _compile_precedent(reason.id, reason.precedent, action, fields, role_ids, lines, loc)
+            if reason.precedent is not None
+            else None
+        )
         exceptions.append(
             Rule(
                 id=reason.id,
@@ -514,6 +694,7 @@ def _compile_action(
                 message=reason.message,
                 description=reason.description,
                 granted_by=frozenset(reason.granted_by) if reason.granted_by is not None else None,
+                precedent=precedent,
             )
         )
     return ActionPolicy(
@@ -523,6 +704,67 @@ def _compile_action(
         hard_limits=tuple(hard_limits),
         exceptions=tuple(exceptions),
         env=env,
+        approval_sla=_sla(action.approval_sla, lines, (*base, "approval_sla"))
+        if action.approval_sla is not None
+        else None,
+    )
+
+
+def _window(text: str) -> timedelta:
+    """A duration written as a count and a unit: `30d`, `24h`, `15m`, `90s`."""
+    return timedelta(**{_WINDOW_UNITS[text[-1]]: int(text[:-1])})
+
+
+def _sla(text: str, lines: _Lines, loc: tuple[Any, ...]) -> timedelta:
+    sla = _window(text)
+    if sla <= timedelta(0):
+        source, line = lines.find(loc)
+        raise PolicyError("approval_sla must be longer than zero", path=source, line=line)
+    return sla
+
+
+def _compile_precedent(
+    reason_id: str,
+    spec: PrecedentPolicySpec,
+    action: ActionSpec,
+    fields: Mapping[str, FieldSpec],
+    role_ids: list[str],
+    lines: _Lines,
+    loc: tuple[Any, ...],
+) -> PrecedentPolicy:
+    def fail(message: str, at: tuple[Any, ...]) -> PolicyError:
+        source, line = lines.find((*loc, "precedent", *at))
+        return PolicyError(message, path=source, line=line, rule_id=reason_id)
+
+    for index, name in enumerate(spec.scope):
+        if name not in action.reads:
+            raise fail(
+                f"precedent scope names {name!r}, which the action does not read;"
+                f" reads: {', '.join(action.reads) or '(none)'}",
+                ("scope", index),
+            )
+    if spec.ratio_of is not None and (
+        spec.ratio_of not in action.reads or fields[spec.ratio_of].type != "money"
+    ):
+        raise fail(
+            f"precedent ratio_of {spec.ratio_of!r} must be a money field the action reads",
+            ("ratio_of",),
+        )
+    for index, role_id in enumerate(spec.set_by or []):
+        if role_id not in role_ids:
+            raise fail(
+                f"precedent set_by names role {role_id!r}, which the pack does not define;"
+                f" roles: {', '.join(role_ids)}",
+                ("set_by", index),
+            )
+    if _window(spec.max_expiry) <= timedelta(0):
+        raise fail("precedent max_expiry must be longer than zero", ("max_expiry",))
+    return PrecedentPolicy(
+        scope=tuple(spec.scope),
+        max_expiry=_window(spec.max_expiry),
+        max_citations=spec.max_citations,
+        ratio_of=spec.ratio_of,
+        set_by=frozenset(spec.set_by) if spec.set_by is not None else None,
     )
 
 
@@ -561,7 +803,15 @@ def _compile_role(
             ),
             reasons=frozenset(limits.reasons) if limits.reasons is not None else None,
         )
-    return Role(id=role.id, rank=index, is_ai=role.ai, authority=MappingProxyType(authority))
+    return Role(
+        id=role.id,
+        rank=index,
+        is_ai=role.ai,
+        authority=MappingProxyType(authority),
+        approval_sla=_sla(role.approval_sla, lines, ("roles", index, "approval_sla"))
+        if role.approval_sla is not None
+        else None,
+    )
 
 
 def _compile_budget(
@@ -593,8 +843,7 @@ def _compile_budget(
             line=where[1],
             rule_id=budget.id,
         )
-    number, unit = int(budget.window[:-1]), budget.window[-1]
-    window = timedelta(**{_WINDOW_UNITS[unit]: number})
+    window = _window(budget.window)
     if window <= timedelta(0):
         raise PolicyError("window must be longer than zero", path=where[0], line=where[1])
     return Budget(

@@ -8,6 +8,9 @@ budget reads across every replica.
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ from sqlalchemy.pool import StaticPool
 from discretion.errors import ConfigurationError, StoreError
 from discretion.store._schema import ledger_head
 
-__all__ = ["create", "head_query", "lock_head"]
+__all__ = ["Checkpointer", "create", "head_query", "lock_head"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -76,13 +79,18 @@ def _sqlite(url: str, *, in_memory: bool) -> Engine:
             # WAL + NORMAL: a commit survives a process crash; an OS crash may lose the last
             # commits but never corrupts the chain.
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # The commit that crosses SQLite's automatic checkpoint threshold copies the whole
+            # WAL into the database file first: measured, that made p99 of a decision 5 ms
+            # instead of 1 ms. `Checkpointer` does the copying in a thread of its own instead.
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # On the driver's connection: SQLAlchemy's statement machinery costs ~20 us here.
+        connection.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
 
     return engine
 
@@ -101,3 +109,55 @@ def lock_head(connection: Connection) -> tuple[int, str] | None:
     """Read the ledger head, locking it on dialects that lock rows."""
     row = connection.execute(head_query(connection.dialect.name)).first()
     return (int(row.seq), str(row.hash)) if row is not None else None
+
+
+class Checkpointer:
+    """Copies a SQLite WAL into the database file from a background thread.
+
+    Decisions only append to the WAL; every `every` commits this thread runs a PASSIVE
+    checkpoint on a connection of its own, which never blocks writers and never waits for
+    readers. Several processes may each run one on the same file.
+    """
+
+    def __init__(self, path: str, *, every: int = 500) -> None:
+        self._path = path
+        self._every = every
+        self._commits = 0
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+
+    def committed(self) -> None:
+        """Count one commit; wake the thread when enough have piled up in the WAL."""
+        self._commits += 1
+        if self._commits % self._every == 0:
+            if self._thread is None:
+                # Started on first need: most stores (tests, CLI runs) never fill a WAL.
+                self._thread = threading.Thread(
+                    target=self._run, name="discretion-wal", daemon=True
+                )
+                self._thread.start()
+            self._wake.set()
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                # Busy or locked: the next wake-up tries again; the WAL only grows meanwhile.
+                with suppress(sqlite3.Error):
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                if self._stop:
+                    return
+        finally:
+            connection.close()
+
+    def close(self) -> None:
+        """Checkpoint what is left and stop the thread."""
+        if self._thread is None:
+            return
+        self._stop = True
+        self._wake.set()
+        self._thread.join(timeout=30)

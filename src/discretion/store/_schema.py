@@ -18,7 +18,21 @@ from sqlalchemy import (
     Text,
 )
 
-__all__ = ["decisions", "ledger", "ledger_head", "metadata", "reservations"]
+__all__ = [
+    "api_tokens",
+    "approvals",
+    "decisions",
+    "executions",
+    "judge_calls",
+    "judge_verdicts",
+    "ledger",
+    "ledger_head",
+    "metadata",
+    "precedent_keysets",
+    "precedents",
+    "reservations",
+    "ui_sessions",
+]
 
 metadata = MetaData()
 
@@ -36,6 +50,7 @@ decisions = Table(
     Column("amount_minor", BigInteger),
     Column("currency", String(3)),
     Column("required_role", String(100)),
+    Column("reason", String(100)),
     Column("policy_version", String(80), nullable=False),
     Column("decided_us", BigInteger, nullable=False),
     Column("ledger_seq", BigInteger, nullable=False),
@@ -43,6 +58,8 @@ decisions = Table(
 )
 Index("ix_decisions_decided", decisions.c.decided_us)
 Index("ix_decisions_customer", decisions.c.customer_id, decisions.c.decided_us)
+# `similar()` reads the most recent decisions of one action and reason through this index.
+Index("ix_decisions_similar", decisions.c.action, decisions.c.reason, decisions.c.decided_us)
 
 reservations = Table(
     "reservations",
@@ -83,4 +100,129 @@ ledger_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+# The outbox and exactly-once ledger of tool calls (discretion.execution): one row per key.
+executions = Table(
+    "executions",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("decision_id", String(64), ForeignKey("decisions.id"), nullable=False),
+    Column("tool", String(200), nullable=False),
+    Column("arguments", Text, nullable=False),
+    Column("arguments_digest", String(64), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("result", Text),
+    Column("error", Text),
+    Column("queued_us", BigInteger),
+    Column("started_us", BigInteger),
+    Column("finished_us", BigInteger),
+)
+Index("ix_executions_status", executions.c.status, executions.c.queued_us)
+Index("ix_executions_decision", executions.c.decision_id)
+
+# Citable precedent (discretion.precedent). A precedent is found by the digest of its equality
+# scope (`match_hash`) for each key set in use (`precedent_keysets`), never by scanning them all.
+precedents = Table(
+    "precedents",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("source_decision_id", String(64), ForeignKey("decisions.id"), nullable=False),
+    Column("action", String(100), nullable=False),
+    Column("reason", String(100), nullable=False),
+    Column("match_keys", Text, nullable=False),
+    Column("match_hash", String(64), nullable=False),
+    Column("learnable", Integer, nullable=False),
+    Column("citations", Integer, nullable=False),
+    Column("uses", Integer, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("revoked_us", BigInteger),
+    Column("body", Text, nullable=False),
+)
+Index("ix_precedents_match", precedents.c.match_hash, precedents.c.expires_us)
+Index("ix_precedents_source", precedents.c.source_decision_id)
+
+precedent_keysets = Table(
+    "precedent_keysets",
+    metadata,
+    Column("action", String(100), primary_key=True),
+    Column("reason", String(100), primary_key=True),
+    Column("match_keys", Text, primary_key=True),
+)
+
+# The approval queue (discretion.approvals): one row per routed decision, under its id.
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", String(64), ForeignKey("decisions.id"), primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("action", String(100), nullable=False),
+    Column("reason", String(100)),
+    Column("required_role", String(100), nullable=False),
+    Column("actor_id", String(200), nullable=False),
+    Column("actor_role", String(100), nullable=False),
+    Column("customer_id", String(200)),
+    Column("case_id", String(200)),
+    Column("amount_minor", BigInteger),
+    Column("currency", String(3)),
+    Column("approved_minor", BigInteger),
+    Column("tool", String(200)),
+    Column("proposal", Text, nullable=False),
+    Column("policy_version", String(80), nullable=False),
+    Column("opened_us", BigInteger, nullable=False),
+    Column("due_us", BigInteger, nullable=False),
+    Column("escalations", Integer, nullable=False),
+    Column("decided_us", BigInteger),
+    Column("decided_by", String(200)),
+    Column("decided_role", String(100)),
+    Column("note", Text),
+)
+Index("ix_approvals_queue", approvals.c.status, approvals.c.due_us)
+Index("ix_approvals_decided", approvals.c.status, approvals.c.decided_us)
+
+# Bearer tokens of agents and approvers (discretion.approvals): only their SHA-256 is kept.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("subject_id", String(200), nullable=False),
+    Column("role", String(100), nullable=False),
+    Column("is_ai", Integer, nullable=False),
+    Column("label", String(200), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("revoked_us", BigInteger),
+)
+
+# Signed-in sessions of the approver web UI (discretion.api), by the SHA-256 of the cookie.
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("token_id", String(40), ForeignKey("api_tokens.id"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+)
+
+# The LLM judge's verdicts (discretion.judge), by the SHA-256 of (proposal digest, context
+# digest, prompt hash, model): the same question is never paid for twice.
+judge_verdicts = Table(
+    "judge_verdicts",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("model", String(200), nullable=False),
+    Column("prompt_hash", String(64), nullable=False),
+    Column("assessment", Text, nullable=False),
+    Column("recorded_us", BigInteger, nullable=False),
+)
+
+# The LLM judge's calls per UTC day (discretion.judge), counted across every process.
+judge_calls = Table(
+    "judge_calls",
+    metadata,
+    Column("day", String(10), primary_key=True),
+    Column("calls", Integer, nullable=False),
 )

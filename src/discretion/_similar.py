@@ -1,0 +1,138 @@
+"""How like cases were decided: the nearest past decisions of the same action and reason."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+
+from discretion.decision import Decision, Outcome
+from discretion.money import Money
+from discretion.store import SqlStore
+from discretion.store._schema import decisions, ledger
+
+__all__ = ["SimilarDecision", "similar_decisions"]
+
+WINDOW = 500
+"""How many of the most recent decisions of an action and reason are compared: enough to find
+close cases, bounded so the cost does not grow with the history on record."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimilarDecision:
+    """A past decision like the one at hand, and how it ended."""
+
+    decision: Decision
+    """The past decision."""
+    distance: float
+    """0 when every fact the action reads is the same; 1 per fact that differs entirely."""
+    differs: tuple[str, ...]
+    """The facts that differ."""
+    resolution: str | None
+    """What people did with it later (the kind of its last lineage record), if anything."""
+
+
+def _number(value: Any) -> Decimal | None:
+    if isinstance(value, Mapping) and "amount" in value:
+        return Decimal(str(value["amount"]))
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Decimal(str(value))
+    if isinstance(value, str):
+        try:
+            return Decimal(datetime.fromisoformat(value).timestamp())
+        except ValueError:
+            return None
+    return None
+
+
+def _gap(a: Any, b: Any) -> float:
+    if a == b:
+        return 0.0
+    x, y = _number(a), _number(b)
+    if x is None or y is None:
+        return 1.0
+    scale = max(abs(x), abs(y), Decimal(1))
+    return float(min(Decimal(1), abs(x - y) / scale))
+
+
+def similar_decisions(
+    store: SqlStore,
+    *,
+    action: str,
+    reason: str | None,
+    context: Mapping[str, Any],
+    fields: Sequence[str],
+    amount: Money | None,
+    exclude: str | None = None,
+    limit: int = 5,
+) -> list[SimilarDecision]:
+    """The `limit` decisions nearest to `context` among the latest of `action` and `reason`.
+
+    Reads at most `WINDOW` rows through the (action, reason, time) index, so it costs the
+    same with a hundred decisions on record as with a million.
+    """
+    query = (
+        select(decisions.c.id, decisions.c.amount_minor, ledger.c.body.label("record"))
+        .join(ledger, ledger.c.seq == decisions.c.ledger_seq)
+        .where(
+            decisions.c.action == action,
+            decisions.c.reason == reason if reason is not None else decisions.c.reason.is_(None),
+        )
+        .order_by(decisions.c.decided_us.desc())
+        .limit(WINDOW)
+    )
+    with store.reading("decisions") as connection:
+        rows = connection.execute(query).all()
+    scored: list[tuple[float, int, dict[str, Any], tuple[str, ...]]] = []
+    for order, row in enumerate(rows):
+        if row.id == exclude:
+            continue
+        record = json.loads(row.record)
+        past = record.get("context", {})
+        gaps = {name: _gap(context.get(name), past.get(name)) for name in fields}
+        if amount is not None and row.amount_minor is not None:
+            gaps["amount"] = _gap(amount.minor, int(row.amount_minor))
+        differs = tuple(name for name, gap in gaps.items() if gap > 0)
+        scored.append((sum(gaps.values()), order, record["decision"], differs))
+    scored.sort(key=lambda item: (item[0], item[1]))
+    # Only the chosen few are read whole (with their lineage hash) and validated.
+    best = scored[:limit]
+    stamped: dict[str, str] = {}
+    if best:
+        with store.reading("decisions") as connection:
+            stamped = dict(
+                connection.execute(
+                    select(decisions.c.id, decisions.c.body).where(
+                        decisions.c.id.in_([body["id"] for _, _, body, _ in best])
+                    )
+                ).all()
+            )
+    chosen = [
+        (distance, Decision.model_validate_json(stamped[body["id"]]), differs)
+        for distance, _, body, differs in best
+    ]
+    resolutions: dict[str, str] = {}
+    if chosen:
+        ids = [decision.id for _, decision, _ in chosen]
+        with store.reading("the ledger") as connection:
+            for subject, kind in connection.execute(
+                select(ledger.c.subject_id, ledger.c.kind)
+                .where(ledger.c.subject_id.in_(ids), ledger.c.kind != "decision")
+                .order_by(ledger.c.seq)
+            ):
+                resolutions[subject] = kind
+    return [
+        SimilarDecision(
+            decision=decision,
+            distance=round(distance, 6),
+            differs=differs,
+            resolution=resolutions.get(decision.id)
+            or (None if decision.outcome is Outcome.ROUTE else decision.outcome.value),
+        )
+        for distance, decision, differs in chosen
+    ]

@@ -1,0 +1,127 @@
+"""The app factory: one FastAPI app serving the decision API, the approver UI and OpenAPI."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from discretion import __version__
+from discretion.api._problems import install
+from discretion.api._routes import api_router
+from discretion.api._sessions import Sessions
+from discretion.api._state import AppState
+from discretion.api._ui import FormRejected, SignInRequired, ui_router
+from discretion.approvals import Tokens
+from discretion.errors import ConfigurationError
+from discretion.guard import Guard
+from discretion.store import SqlStore
+
+__all__ = ["create_app"]
+
+_HERE = Path(__file__).parent
+
+_DESCRIPTION = """\
+Decide proposals from agents in any language, and let people decide the cases routed to them.
+
+Authenticate with `Authorization: Bearer <token>`; make tokens with `discretion token create`.
+The approver web UI is at [/ui](/ui).
+"""
+
+
+def _fact(value: Any) -> str:
+    """A context fact as an approver reads it: money as money, JSON scalars as JSON."""
+    if isinstance(value, dict) and set(value) == {"amount", "currency"}:
+        return f"{value['currency']} {value['amount']}"
+    if isinstance(value, list):
+        return ", ".join(_fact(item) for item in value)
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def create_app(
+    guard: Guard,
+    *,
+    tokens: Tokens | None = None,
+    session_ttl: timedelta = timedelta(hours=8),
+    secure_cookies: bool = False,
+) -> FastAPI:
+    """The HTTP app over a guard: `/v1` (JSON API), `/ui` (approver UI), `/health`, `/docs`.
+
+    Example:
+        ```python
+        app = create_app(Guard(load_pack("pack/"), store="sqlite:///discretion.db"))
+        uvicorn.run(app, port=8080)
+        ```
+
+    Args:
+        guard: decides, records and keeps the approval queue; its store must be a `SqlStore`.
+        tokens: where bearer tokens are checked; the guard's store when absent.
+        session_ttl: how long a UI sign-in lasts.
+        secure_cookies: send the UI's cookies over HTTPS only; set it behind TLS.
+
+    Raises:
+        ConfigurationError: the guard's store is not a `SqlStore`.
+    """
+    store = guard.store
+    if not isinstance(store, SqlStore):
+        raise ConfigurationError(
+            f"the server keeps tokens and sessions in SQL tables; {type(store).__name__} is not"
+            " a SqlStore"
+        )
+    templates = Jinja2Templates(directory=str(_HERE / "templates"))
+    templates.env.filters["fact"] = _fact
+    state = AppState(
+        guard=guard,
+        store=store,
+        tokens=tokens or Tokens(store, clock=guard.now),
+        sessions=Sessions(store, clock=guard.now, ttl=session_ttl),
+        templates=templates,
+        secure_cookies=secure_cookies,
+    )
+    app = FastAPI(title="discretion", version=__version__, description=_DESCRIPTION)
+    install(app)
+
+    async def to_sign_in(request: Request, exc: Exception) -> Response:
+        return RedirectResponse("/ui/sign-in", status_code=303)
+
+    async def form_rejected(request: Request, exc: Exception) -> Response:
+        return templates.TemplateResponse(
+            request, "error.html", {"session": None, "error": str(exc)}, status_code=403
+        )
+
+    app.add_exception_handler(SignInRequired, to_sign_in)
+    app.add_exception_handler(FormRejected, form_rejected)
+    app.include_router(api_router(state))
+    app.include_router(ui_router(state))
+    app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
+
+    @app.get("/health", summary="Health", tags=["health"])
+    def health() -> JSONResponse:
+        """Whether the service can read its ledger; the pack it decides with."""
+        seq, _ = store.head()
+        return JSONResponse(
+            {
+                "status": "ok",
+                "pack": guard.pack.name,
+                "policy_version": guard.pack.version,
+                "ledger_records": seq,
+            }
+        )
+
+    @app.get("/", include_in_schema=False)
+    def root() -> Response:
+        return RedirectResponse("/ui", status_code=307)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return HTMLResponse(status_code=204)
+
+    return app

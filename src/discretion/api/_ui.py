@@ -1,0 +1,463 @@
+"""The approver web UI under `/ui`: server-rendered with jinja2, plain HTML forms, no scripts.
+
+Sign in with a person's bearer token; the queue shows what your role may decide, soonest due
+first; a case page shows why the case reached you and lets you approve (possibly for less, and
+possibly setting precedent), reject or escalate, each with a required note. Every form carries
+the session's CSRF token. The same `Approvals` rules apply as over the API.
+"""
+
+# FastAPI reads the routes' annotations at runtime, including aliases local to a factory:
+# they are not postponed here.
+
+import json
+import secrets
+from collections import defaultdict
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from discretion.api._problems import status_of
+from discretion.api._sessions import Session, same_secret
+from discretion.api._state import AppState, money_in
+from discretion.approvals import Approval, ApprovalStatus
+from discretion.errors import DiscretionError, ProposalError
+from discretion.policy._evaluate import SYSTEM_RULES
+from discretion.precedent import PRECEDENT_RULES, PrecedentSpec
+
+__all__ = ["SESSION_COOKIE", "FormRejected", "SignInRequired", "ui_router"]
+
+SESSION_COOKIE = "discretion_session"
+_SIGN_IN_COOKIE = "discretion_sign_in"
+
+FormText = Annotated[str, Form()]
+
+
+class SignInRequired(Exception):
+    """The request has no live session: answered with a redirect to the sign-in page."""
+
+
+class FormRejected(Exception):
+    """A form came without this session's CSRF token: answered 403, and nothing is done."""
+
+
+def _describe(state: AppState, rule_id: str) -> str:
+    pack = state.guard.pack
+    for action in pack.actions.values():
+        for rule in (*action.hard_limits, *action.standard, *action.exceptions):
+            if rule.id == rule_id:
+                return rule.description or rule.message or ""
+    for budget in pack.budgets:
+        if budget.id == rule_id:
+            return budget.message or f"budget: {budget.key} over {budget.window}"
+    return SYSTEM_RULES.get(rule_id) or PRECEDENT_RULES.get(rule_id, "")
+
+
+def _scope_lines(scope: dict[str, Any]) -> str:
+    return "\n".join(f"{key} = {json.dumps(value)}" for key, value in scope.items())
+
+
+def _precedent(
+    *,
+    mode: str,
+    scope_text: str,
+    max_amount: str,
+    expires_days: str,
+    citations: str,
+    note: str,
+    currency: str | None,
+    state: AppState,
+) -> PrecedentSpec | None:
+    if mode not in ("precedent", "one_off"):
+        return None
+    scope: dict[str, Any] = {}
+    for line in scope_text.splitlines():
+        if not line.strip():
+            continue
+        key, sep, raw = line.partition("=")
+        if not sep:
+            raise ProposalError(
+                f"precedent scope: write one `field = value` per line; {line.strip()!r} has no '='",
+                field="precedent.scope",
+            )
+        try:
+            value = json.loads(raw.strip())
+        except ValueError:
+            value = raw.strip()
+        scope[key.strip()] = value
+    try:
+        days = int(expires_days or "30")
+        cap = int(citations or "1")
+    except ValueError:
+        raise ProposalError(
+            "precedent: expiry days and citations must be whole numbers", field="precedent"
+        ) from None
+    data: dict[str, Any] = {
+        "scope": scope,
+        "learnable": mode == "precedent",
+        "note": note,
+        "citations": cap,
+        "expires_at": state.guard.now() + timedelta(days=days),
+    }
+    if max_amount.strip():
+        data["max_amount"] = {"amount": max_amount.strip(), "currency": currency or ""}
+    try:
+        return PrecedentSpec.model_validate(data)
+    except ValidationError as exc:
+        faults = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'precedent'}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        )
+        raise ProposalError(f"precedent: {faults}", field="precedent") from None
+
+
+def ui_router(state: AppState) -> APIRouter:
+    """The `/ui` routes over one guard."""
+    router = APIRouter(prefix="/ui", include_in_schema=False)
+    guard = state.guard
+    ttl_s = int(state.sessions.ttl.total_seconds())
+
+    def render(
+        request: Request, name: str, context: dict[str, Any], status: int = 200
+    ) -> HTMLResponse:
+        response = state.templates.TemplateResponse(request, name, context, status_code=status)
+        # Case pages show money and facts: keep them out of shared caches and the history.
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def signed_in(request: Request) -> Session:
+        session = state.sessions.find(request.cookies.get(SESSION_COOKIE))
+        if session is None:
+            raise SignInRequired()
+        return session
+
+    def checked(request: Request, csrf_token: str) -> Session:
+        session = signed_in(request)
+        if not same_secret(csrf_token, session.csrf):
+            raise FormRejected(
+                "the form's CSRF token is missing or wrong, so nothing was done; reload the"
+                " page and try again"
+            )
+        return session
+
+    # Signing in --------------------------------------------------------------------------------
+
+    @router.get("/sign-in")
+    def sign_in_page(request: Request) -> HTMLResponse:
+        nonce = secrets.token_urlsafe(32)
+        response = render(request, "sign_in.html", {"csrf": nonce, "session": None})
+        response.set_cookie(
+            _SIGN_IN_COOKIE,
+            nonce,
+            httponly=True,
+            samesite="strict",
+            secure=state.secure_cookies,
+            max_age=600,
+        )
+        return response
+
+    @router.post("/sign-in")
+    def sign_in(request: Request, token: FormText = "", csrf_token: FormText = "") -> Response:
+        expected = request.cookies.get(_SIGN_IN_COOKIE)
+        if expected is None or not same_secret(csrf_token, expected):
+            return render(
+                request,
+                "sign_in.html",
+                {
+                    "csrf": expected or "",
+                    "session": None,
+                    "error": "the sign-in form expired or was not sent by this page; reload it",
+                },
+                status=403,
+            )
+        identity = state.tokens.authenticate(token.strip())
+        if identity is None or identity.is_ai:
+            message = (
+                "that token belongs to an AI agent: only people sign in to decide cases"
+                if identity is not None
+                else "that token is unknown or revoked; ask for one made with `discretion token"
+                " create`"
+            )
+            return render(
+                request,
+                "sign_in.html",
+                {"csrf": expected, "session": None, "error": message},
+                status=403 if identity is not None else 401,
+            )
+        cookie, _ = state.sessions.open(identity)
+        response = RedirectResponse("/ui", status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            cookie,
+            httponly=True,
+            samesite="strict",
+            secure=state.secure_cookies,
+            max_age=ttl_s,
+        )
+        response.delete_cookie(_SIGN_IN_COOKIE)
+        return response
+
+    @router.post("/sign-out")
+    def sign_out(request: Request, csrf_token: FormText = "") -> Response:
+        checked(request, csrf_token)
+        state.sessions.close(request.cookies.get(SESSION_COOKIE))
+        response = RedirectResponse("/ui/sign-in", status_code=303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    # The queue ---------------------------------------------------------------------------------
+
+    @router.get("")
+    def queue(request: Request) -> HTMLResponse:
+        session = signed_in(request)
+        me = session.identity
+        items = [
+            a
+            for a in guard.approvals.list(status=ApprovalStatus.PENDING, role=me.role)
+            if a.actor_id != me.subject_id
+        ]
+        return render(
+            request,
+            "queue.html",
+            {"session": session, "approvals": items, "now": guard.now()},
+        )
+
+    # A case ------------------------------------------------------------------------------------
+
+    def case_context(session: Session, approval: Approval) -> dict[str, Any]:
+        pack = guard.pack
+        me = session.identity
+        decision = guard.approvals.decision(approval.id)
+        body = state.store.decision_body(approval.id) or {}
+        context = body.get("context", {})
+        role = pack.role(me.role)
+        required = pack.role(approval.required_role) or pack.highest_human
+        is_pending = approval.status is ApprovalStatus.PENDING
+        may_act = (
+            is_pending
+            and role is not None
+            and not role.is_ai
+            and me.subject_id != approval.actor_id
+        )
+        can_decide = may_act and role is not None and role.rank >= required.rank
+        above = [r for r in pack.roles if not r.is_ai and r.rank > required.rank]
+        action = pack.actions.get(approval.action)
+        reason = action.reason(approval.reason) if action and approval.reason else None
+        policy = reason.precedent if reason is not None else None
+        try:
+            similar = guard.similar(decision, limit=5)
+        except DiscretionError:
+            similar = []
+        active = (
+            guard.precedents.list(
+                action=approval.action, reason=approval.reason, active_only=True, limit=10
+            )
+            if approval.reason
+            else []
+        )
+        amount = approval.amount
+        default_days = 30
+        if policy is not None:
+            default_days = max(1, min(30, policy.max_expiry.days or 1))
+        return {
+            "session": session,
+            "approval": approval,
+            "decision": decision,
+            "context": context,
+            "rules": [(rule_id, _describe(state, rule_id)) for rule_id in decision.rules],
+            "similar": similar,
+            "active_precedents": active,
+            "precedent_use": decision.precedents,
+            "precedent_policy": policy,
+            "precedent_scope": _scope_lines({k: context.get(k) for k in policy.scope})
+            if policy is not None
+            else "",
+            "precedent_days": default_days,
+            "precedent_citations": min(10, policy.max_citations or 10) if policy else 1,
+            "customer_exposure": guard.approvals.exposure(customer_id=approval.customer_id)
+            if approval.customer_id
+            else None,
+            "agent_exposure": guard.approvals.exposure(actor_id=approval.actor_id),
+            "history": guard.approvals.history(approval.id),
+            "can_decide": can_decide,
+            "can_escalate": may_act and bool(above),
+            "escalate_to": above[0].id if above else None,
+            "is_own": me.subject_id == approval.actor_id,
+            "required": required,
+            "now": guard.now(),
+            "tool_json": json.dumps(approval.tool, indent=2, sort_keys=True)
+            if approval.tool
+            else None,
+            "default_amount": str(amount.amount) if amount is not None else "",
+            "form": {},
+        }
+
+    @router.get("/approvals/{approval_id}")
+    def case(request: Request, approval_id: str) -> HTMLResponse:
+        session = signed_in(request)
+        try:
+            approval = guard.approvals.get(approval_id)
+        except DiscretionError as exc:
+            status, _ = status_of(exc)
+            return render(
+                request, "error.html", {"session": session, "error": str(exc)}, status=status
+            )
+        notice = request.query_params.get("done")
+        context = case_context(session, approval)
+        if notice:
+            context["notice"] = f"The case was {notice}."
+        return render(request, "case.html", context)
+
+    def act(
+        request: Request,
+        approval_id: str,
+        csrf_token: str,
+        form: dict[str, str],
+        do: Any,
+        done: str,
+    ) -> Response:
+        session = checked(request, csrf_token)
+        try:
+            result = do(session)
+        except DiscretionError as exc:
+            status, _ = status_of(exc)
+            try:
+                approval = guard.approvals.get(approval_id)
+            except DiscretionError:
+                return render(
+                    request, "error.html", {"session": session, "error": str(exc)}, status=status
+                )
+            context = case_context(session, approval)
+            context.update(error=str(exc), form=form)
+            return render(request, "case.html", context, status=status)
+        if isinstance(result, Approval) and result.status is ApprovalStatus.APPROVED:
+            tool = result.tool
+            if tool is not None and tool.get("name") in guard.approvals.executors:
+                guard.approvals.run_approved()
+        return RedirectResponse(f"/ui/approvals/{approval_id}?done={done}", status_code=303)
+
+    @router.post("/approvals/{approval_id}/approve")
+    def approve(
+        request: Request,
+        approval_id: str,
+        note: FormText = "",
+        amount: FormText = "",
+        csrf_token: FormText = "",
+        precedent_mode: FormText = "none",
+        precedent_scope: FormText = "",
+        precedent_max_amount: FormText = "",
+        precedent_days: FormText = "",
+        precedent_citations: FormText = "",
+        precedent_note: FormText = "",
+    ) -> Response:
+        form = {
+            "note": note,
+            "amount": amount,
+            "precedent_mode": precedent_mode,
+            "precedent_scope": precedent_scope,
+            "precedent_max_amount": precedent_max_amount,
+            "precedent_days": precedent_days,
+            "precedent_citations": precedent_citations,
+            "precedent_note": precedent_note,
+        }
+
+        def do(session: Session) -> Approval:
+            current = guard.approvals.get(approval_id)
+            currency = current.requested_amount.currency if current.requested_amount else None
+            granted = money_in(amount, currency)
+            if granted is not None and granted == current.requested_amount:
+                granted = None
+            spec = _precedent(
+                mode=precedent_mode,
+                scope_text=precedent_scope,
+                max_amount=precedent_max_amount,
+                expires_days=precedent_days,
+                citations=precedent_citations,
+                note=precedent_note.strip() or note,
+                currency=currency,
+                state=state,
+            )
+            return guard.approvals.approve(
+                approval_id,
+                approver=session.identity.actor(),
+                note=note,
+                amount=granted,
+                precedent=spec,
+            )
+
+        return act(request, approval_id, csrf_token, form, do, "approved")
+
+    @router.post("/approvals/{approval_id}/reject")
+    def reject(
+        request: Request, approval_id: str, note: FormText = "", csrf_token: FormText = ""
+    ) -> Response:
+        def do(session: Session) -> Approval:
+            return guard.approvals.reject(approval_id, approver=session.identity.actor(), note=note)
+
+        return act(request, approval_id, csrf_token, {"reject_note": note}, do, "rejected")
+
+    @router.post("/approvals/{approval_id}/escalate")
+    def escalate(
+        request: Request, approval_id: str, note: FormText = "", csrf_token: FormText = ""
+    ) -> Response:
+        def do(session: Session) -> Approval:
+            return guard.approvals.escalate(
+                approval_id, approver=session.identity.actor(), note=note
+            )
+
+        return act(request, approval_id, csrf_token, {"escalate_note": note}, do, "escalated")
+
+    # Exposure over time ------------------------------------------------------------------------
+
+    @router.get("/exposure")
+    def exposure(request: Request, days: Annotated[int, Query(ge=1, le=366)] = 30) -> HTMLResponse:
+        session = signed_in(request)
+        rows = guard.approvals.exposure_report(days=days)
+        by_day: dict[Any, list[int]] = defaultdict(lambda: [0, 0, 0])
+        by_reason: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        by_role: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for row in rows:
+            minor = row.total.minor
+            day = by_day[row.day]
+            day[0] += row.count
+            day[1] += minor
+            if row.reason is not None:
+                day[2] += minor
+                by_reason[row.reason][0] += row.count
+                by_reason[row.reason][1] += minor
+            by_role[row.role][0] += row.count
+            by_role[row.role][1] += minor
+        peak = max((v[1] for v in by_day.values()), default=0) or 1
+        money = guard.pack.money
+        return render(
+            request,
+            "exposure.html",
+            {
+                "session": session,
+                "days": days,
+                "rows": rows,
+                "by_day": [
+                    {
+                        "day": day,
+                        "count": v[0],
+                        "total": money(v[1]),
+                        "exceptions": money(v[2]),
+                        "width": round(100 * v[1] / peak),
+                        "exception_width": round(100 * v[2] / peak),
+                    }
+                    for day, v in sorted(by_day.items(), reverse=True)
+                ],
+                "by_reason": sorted(
+                    ((k, v[0], money(v[1])) for k, v in by_reason.items()),
+                    key=lambda item: -item[2].minor,
+                ),
+                "by_role": sorted(
+                    ((k, v[0], money(v[1])) for k, v in by_role.items()),
+                    key=lambda item: -item[2].minor,
+                ),
+            },
+        )
+
+    return router

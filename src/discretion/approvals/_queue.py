@@ -1,0 +1,718 @@
+"""The approval queue: routed decisions waiting for a person, and what people do with them.
+
+```
+routed ──▶ pending ──approve──▶ approved ──▶ tool call queued (outbox), run once
+              │ ──reject───▶ rejected
+              │ ──cancel───▶ cancelled
+              │ ──due time─▶ expired
+              └─escalate─▶ pending (one rung up the ladder, a new due time)
+```
+
+Every transition happens in one store transaction, which holds the ledger lock: the row moves
+only from `pending`, so of two approvers deciding at once one wins and the other gets
+`ApprovalConflict`. Each transition appends a lineage record (`approval.approved`,
+`approval.rejected`, ...) naming the approver, their role, their note and the time.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from discretion.approvals._exposure import Exposure, ExposureRow, exposure, exposure_report
+from discretion.approvals._model import Approval, ApprovalStatus
+from discretion.approvals._recheck import recheck
+from discretion.decision import Decision
+from discretion.errors import (
+    ApprovalConflict,
+    ApprovalError,
+    ApprovalNotFound,
+    ConfigurationError,
+    ProposalError,
+)
+from discretion.execution import Execution, ToolCallable
+from discretion.lineage import canonical_json, digest
+from discretion.money import Money
+from discretion.policy.pack import PolicyPack, Role
+from discretion.precedent import PrecedentSpec
+from discretion.proposal import Actor
+from discretion.store import SqlStore, StoreTransaction
+from discretion.store._schema import approvals, decisions, ledger, reservations
+from discretion.store._sql import to_us
+
+if TYPE_CHECKING:
+    from discretion.guard import Guard
+
+__all__ = ["Approvals"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_NOTE = 2000
+SYSTEM = "system"
+"""The `decided_by` of an approval that expired."""
+
+
+def _moment(us: int | None) -> datetime | None:
+    return _EPOCH + timedelta(microseconds=us) if us is not None else None
+
+
+def _money(minor: int | None, currency: str | None) -> Money | None:
+    return Money.from_minor(minor, currency) if minor is not None and currency else None
+
+
+def _approval(row: Any) -> Approval:
+    requested = _money(row.amount_minor, row.currency)
+    approved = _money(row.approved_minor, row.currency)
+    return Approval(
+        id=row.id,
+        status=ApprovalStatus(row.status),
+        action=row.action,
+        reason=row.reason,
+        required_role=row.required_role,
+        actor_id=row.actor_id,
+        actor_role=row.actor_role,
+        customer_id=row.customer_id,
+        case_id=row.case_id,
+        requested_amount=requested,
+        amount=approved if approved is not None else requested,
+        proposal=json.loads(row.proposal),
+        policy_version=row.policy_version,
+        opened_at=_moment(row.opened_us),
+        due_at=_moment(row.due_us),
+        escalations=int(row.escalations),
+        decided_at=_moment(row.decided_us),
+        decided_by=row.decided_by,
+        decided_role=row.decided_role,
+        note=row.note,
+    )
+
+
+def _connection(tx: StoreTransaction) -> Connection:
+    connection = getattr(tx, "connection", None)
+    if not isinstance(connection, Connection):
+        raise ConfigurationError(
+            f"approvals are kept in SQL tables, but {type(tx).__name__} has no SQLAlchemy"
+            " connection; use SqlStore"
+        )
+    return connection
+
+
+def _note(note: str) -> str:
+    text = note.strip()
+    if not text:
+        raise ProposalError(
+            "note: every approval decision needs a note saying why; write one", field="note"
+        )
+    if len(text) > MAX_NOTE:
+        raise ProposalError(f"note: keep it under {MAX_NOTE} characters", field="note")
+    return text
+
+
+class Approvals:
+    """The queue of routed decisions, and the only way to decide them.
+
+    `guard.approvals` is one. A routed decision opens its approval in the decision's own
+    transaction; approving re-checks the case (see `discretion.approvals`) and queues its tool
+    call in the outbox in the same transaction, to run once through `run_approved`.
+
+    Example:
+        ```python
+        ann = Actor(id="ann", role="tier2", is_ai=False)
+        guard.approvals.approve(decision.id, approver=ann, note="carrier confirmed the loss",
+                                amount=Money.of("60.00", "USD"))
+        guard.approvals.register("issue_refund", lambda args, key: payments.refund(**args))
+        guard.approvals.run_approved()
+        ```
+
+    Args:
+        guard: the guard whose pack, store, context and clock the approvals use.
+    """
+
+    def __init__(self, guard: Guard) -> None:
+        self._guard = guard
+        self._executors: dict[str, ToolCallable] = {}
+
+    @property
+    def _store(self) -> SqlStore:
+        store = self._guard.store
+        if not isinstance(store, SqlStore):
+            raise ConfigurationError(
+                f"approvals are kept in SQL tables, but {type(store).__name__} is not a SqlStore"
+            )
+        return store
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with self._store.reading("approvals") as connection:
+            yield connection
+
+    # Opening -----------------------------------------------------------------------------------
+
+    def open(
+        self, tx: StoreTransaction, decision: Decision, *, proposal: Mapping[str, Any]
+    ) -> None:
+        """Open the approval of a routed decision inside the decision's transaction.
+
+        `proposal` is the proposal as the lineage records it; its tool call is what runs once
+        the approval is granted. The due time is the decision time plus the pack's
+        `approval_sla` for the action and the required role.
+        """
+        pack = self._guard.pack
+        role = pack.role(decision.required_role or "") or pack.highest_human
+        amount = decision.amount
+        _connection(tx).execute(
+            insert(approvals).values(
+                id=decision.id,
+                status=ApprovalStatus.PENDING.value,
+                action=decision.action,
+                reason=decision.reason,
+                required_role=role.id,
+                actor_id=decision.actor_id,
+                actor_role=decision.actor_role,
+                customer_id=proposal.get("customer_id"),
+                case_id=proposal.get("case_id"),
+                amount_minor=amount.minor if amount is not None else None,
+                currency=amount.currency if amount is not None else None,
+                approved_minor=None,
+                tool=(proposal.get("tool") or {}).get("name"),
+                proposal=canonical_json(proposal),
+                policy_version=decision.policy_version,
+                opened_us=to_us(decision.decided_at),
+                due_us=to_us(decision.decided_at + pack.approval_sla_for(decision.action, role)),
+                escalations=0,
+            )
+        )
+
+    # Reading -----------------------------------------------------------------------------------
+
+    def get(self, approval_id: str) -> Approval:
+        """The approval with this id (the routed decision's id).
+
+        Raises:
+            ApprovalNotFound: no routed decision has this id.
+        """
+        with self._reading() as connection:
+            row = connection.execute(select(approvals).where(approvals.c.id == approval_id)).first()
+        if row is None:
+            raise ApprovalNotFound(
+                f"no approval {approval_id!r}: only routed decisions open one; check the id",
+                approval_id=approval_id,
+            )
+        return _approval(row)
+
+    def list(
+        self,
+        status: ApprovalStatus | str | None = None,
+        role: str | None = None,
+        *,
+        limit: int = 500,
+    ) -> builtins.list[Approval]:
+        """Approvals, soonest due first.
+
+        Args:
+            status: only those in this state.
+            role: only those a holder of this role may decide: routed to it or to a lower rung.
+            limit: at most this many.
+        """
+        query = select(approvals)
+        if status is not None:
+            query = query.where(approvals.c.status == ApprovalStatus(status).value)
+        if role is not None:
+            holder = self._guard.pack.role(role)
+            if holder is None or holder.is_ai:
+                return []
+            below = [r.id for r in self._guard.pack.roles if r.rank <= holder.rank]
+            query = query.where(approvals.c.required_role.in_(below))
+        query = query.order_by(approvals.c.due_us, approvals.c.id).limit(limit)
+        with self._reading() as connection:
+            rows = connection.execute(query).all()
+        return [_approval(row) for row in rows]
+
+    def decision(self, approval_id: str) -> Decision:
+        """The routed decision an approval stands for."""
+        found = self._store.decision(approval_id)
+        if found is None:
+            raise ApprovalNotFound(f"no decision {approval_id!r}", approval_id=approval_id)
+        return found
+
+    def history(self, approval_id: str) -> builtins.list[dict[str, Any]]:
+        """The lineage records about an approval, oldest first.
+
+        Its decision, what people did with it, and its execution.
+        """
+        with self._reading() as connection:
+            rows = connection.execute(
+                select(ledger.c.seq, ledger.c.kind, ledger.c.body, ledger.c.recorded_us)
+                .where(ledger.c.subject_id == approval_id)
+                .order_by(ledger.c.seq)
+            ).all()
+        return [
+            {
+                "seq": int(row.seq),
+                "kind": row.kind,
+                "at": _moment(row.recorded_us),
+                "body": json.loads(row.body),
+            }
+            for row in rows
+        ]
+
+    def exposure(
+        self,
+        *,
+        customer_id: str | None = None,
+        actor_id: str | None = None,
+        days: int = 30,
+    ) -> Exposure:
+        """What a customer, or the cases an agent proposed, was granted in the last `days`."""
+        since = self._guard.now() - timedelta(days=days)
+        with self._reading() as connection:
+            return exposure(
+                connection,
+                currency=self._guard.pack.currency,
+                since=since,
+                customer_id=customer_id,
+                actor_id=actor_id,
+            )
+
+    def exposure_report(self, *, days: int = 30) -> builtins.list[ExposureRow]:
+        """Grants over the last `days` by day, exception reason and granting role."""
+        now = self._guard.now()
+        with self._reading() as connection:
+            return exposure_report(
+                connection,
+                currency=self._guard.pack.currency,
+                since=now - timedelta(days=days),
+                until=now,
+            )
+
+    # Deciding ----------------------------------------------------------------------------------
+
+    def _approver(self, pack: PolicyPack, approver: Actor) -> Role:
+        role = pack.role(approver.role)
+        if role is None:
+            raise ApprovalError(
+                f"approver {approver.id!r}: role {approver.role!r} is not a role of pack"
+                f" {pack.name!r}; roles: {', '.join(r.id for r in pack.roles)}"
+            )
+        if approver.is_ai or role.is_ai:
+            raise ApprovalError(
+                f"approver {approver.id!r} ({role.id}) is an AI actor: AI actors never decide"
+                " routed cases; a person must"
+            )
+        return role
+
+    @staticmethod
+    def _row(connection: Connection, approval_id: str) -> Any:
+        row = connection.execute(select(approvals).where(approvals.c.id == approval_id)).first()
+        if row is None:
+            raise ApprovalNotFound(
+                f"no approval {approval_id!r}: only routed decisions open one; check the id",
+                approval_id=approval_id,
+            )
+        return row
+
+    @staticmethod
+    def _settled(row: Any) -> ApprovalConflict:
+        by = f" by {row.decided_by} ({row.decided_role})" if row.decided_by else ""
+        at = _moment(row.decided_us)
+        when = f" at {at.isoformat()}" if at is not None else ""
+        return ApprovalConflict(
+            f"approval {row.id} was already {row.status}{by}{when}; nothing was changed, reload it",
+            approval_id=row.id,
+        )
+
+    @staticmethod
+    def _required(pack: PolicyPack, row: Any) -> Role:
+        # A role the current pack dropped routes to the top human rung (fail closed).
+        return pack.role(row.required_role) or pack.highest_human
+
+    def _transition(
+        self,
+        connection: Connection,
+        tx: StoreTransaction,
+        row: Any,
+        status: ApprovalStatus,
+        *,
+        by: Actor | None,
+        note: str,
+        now: datetime,
+        body: dict[str, Any],
+        **values: Any,
+    ) -> None:
+        result = connection.execute(
+            update(approvals)
+            .where(
+                approvals.c.id == row.id,
+                approvals.c.status == ApprovalStatus.PENDING.value,
+            )
+            .values(
+                status=status.value,
+                decided_us=to_us(now),
+                decided_by=by.id if by is not None else SYSTEM,
+                decided_role=by.role if by is not None else None,
+                note=note,
+                **values,
+            )
+        )
+        if result.rowcount != 1:
+            # Only reachable if a writer bypassed the ledger lock; never move a settled row.
+            raise ApprovalConflict(
+                f"approval {row.id} was decided by someone else meanwhile; reload it",
+                approval_id=row.id,
+            )
+        tx.record(
+            f"approval.{status.value}",
+            row.id,
+            {
+                "approval_id": row.id,
+                "status": status.value,
+                "by": {"id": by.id, "role": by.role} if by is not None else {"id": SYSTEM},
+                "note": note,
+                "at": now,
+                **body,
+            },
+            at=now,
+        )
+
+    @contextmanager
+    def _pending(self, approval_id: str, now: datetime) -> Iterator[tuple[Any, Connection, Any]]:
+        """A write transaction holding a pending approval's row; it expires an overdue one."""
+        expired: Any = None
+        with self._store.transaction() as tx:
+            connection = _connection(tx)
+            row = self._row(connection, approval_id)
+            if row.status != ApprovalStatus.PENDING.value:
+                raise self._settled(row)
+            if to_us(now) >= row.due_us:
+                self._expire(connection, tx, row, now)
+                expired = row
+            else:
+                yield tx, connection, row
+        if expired is not None:
+            # Raised after the block so that the expiry itself commits.
+            due = _EPOCH + timedelta(microseconds=expired.due_us)
+            raise ApprovalConflict(
+                f"approval {approval_id} passed its due time ({due.isoformat()}) and has"
+                " expired; it can no longer be decided",
+                approval_id=approval_id,
+            )
+
+    def approve(
+        self,
+        approval_id: str,
+        *,
+        approver: Actor,
+        note: str,
+        amount: Money | None = None,
+        precedent: PrecedentSpec | None = None,
+    ) -> Approval:
+        """Grant a routed case, possibly for a lower amount, and queue its tool call to run once.
+
+        Re-checked first under the current pack, on fresh facts, budgets and precedents.
+
+        Args:
+            approval_id: the routed decision's id.
+            approver: a person (never an AI actor, never the proposer) whose role covers it.
+            note: why; required.
+            amount: a lower amount to grant instead of the one asked for.
+            precedent: a `PrecedentSpec` to make this grant citable (or a
+                one-off with `learnable=False`), within what the pack allows.
+
+        Raises:
+            ApprovalNotFound: no approval has this id.
+            ApprovalConflict: it is no longer pending (someone else decided it first), or it
+                passed its due time.
+            StaleApproval: the re-check failed: the current pack denies it, a budget is
+                spent beyond what any approval may exceed, a precedent was revoked.
+            ApprovalError: the approver is an AI, proposed it, or their role does not cover
+                it (they may escalate it).
+            ProposalError: a missing note, or an amount that is not lower or in another
+                currency.
+        """
+        text = _note(note)
+        guard = self._guard
+        pack = guard.pack
+        role = self._approver(pack, approver)
+        now = guard.now()
+        with self._pending(approval_id, now) as (tx, connection, row):
+            self._check_separation(row, approver)
+            required = self._required(pack, row)
+            if role.rank < required.rank:
+                raise ApprovalError(
+                    f"approval {row.id}: role {role.id!r} cannot approve a case routed to"
+                    f" {required.id!r}; escalate it instead"
+                )
+            requested = _money(row.amount_minor, row.currency)
+            granted = self._granted(row, requested, amount)
+            decision = self._decision(connection, row.id)
+            proposal = json.loads(row.proposal)
+            self._check_digest(row, decision, proposal)
+            checked = recheck(
+                guard,
+                tx,
+                approval_id=row.id,
+                decision=decision,
+                proposal=proposal,
+                approver=approver,
+                role=role,
+                amount=granted,
+                is_edited=granted != requested,
+                now=now,
+            )
+            for reservation in checked.reservations:
+                connection.execute(
+                    insert(reservations).values(
+                        decision_id=row.id,
+                        budget_id=reservation.budget,
+                        budget_key=reservation.key,
+                        amount_minor=reservation.amount.minor,
+                        currency=reservation.amount.currency,
+                        reserved_us=to_us(now),
+                    )
+                )
+            tool = proposal.get("tool")
+            execution = (
+                {"key": decision.idempotency_key, "tool": tool["name"]}
+                if tool is not None
+                else None
+            )
+            self._transition(
+                connection,
+                tx,
+                row,
+                ApprovalStatus.APPROVED,
+                by=approver,
+                note=text,
+                now=now,
+                body={
+                    "amount": granted.to_json() if granted is not None else None,
+                    "requested_amount": requested.to_json() if requested is not None else None,
+                    "recheck": checked.to_json(),
+                    "reservations": [r.model_dump(mode="json") for r in checked.reservations],
+                    "execution": execution,
+                },
+                approved_minor=granted.minor if granted is not None else None,
+            )
+            if precedent is not None:
+                # After the approval.approved record: precedent is set from a granted case.
+                guard.precedents.set(row.id, precedent, grantor=approver, tx=tx)
+            if tool is not None and checked.arguments is not None:
+                guard.executions.enqueue(
+                    tx,
+                    decision_id=row.id,
+                    key=decision.idempotency_key,
+                    tool=tool["name"],
+                    arguments=checked.arguments,
+                    at=now,
+                )
+        return self.get(approval_id)
+
+    @staticmethod
+    def _check_separation(row: Any, actor: Actor) -> None:
+        if actor.id == row.actor_id:
+            raise ApprovalError(
+                f"approval {row.id}: {actor.id!r} proposed this case and cannot decide it"
+                " (separation of duties); another person must"
+            )
+
+    @staticmethod
+    def _granted(row: Any, requested: Money | None, amount: Money | None) -> Money | None:
+        if amount is None:
+            return requested
+        if requested is None:
+            raise ProposalError(
+                f"amount: approval {row.id} moves no money, so it takes no amount", field="amount"
+            )
+        if amount.currency != requested.currency:
+            raise ProposalError(
+                f"amount: {amount} is not in {requested.currency}, the currency asked for",
+                field="amount",
+            )
+        if amount.amount > requested.amount:
+            raise ProposalError(
+                f"amount: {amount} is more than the {requested} asked for; an approver may only"
+                " lower it",
+                field="amount",
+            )
+        if amount.minor == 0:
+            raise ProposalError(
+                "amount: approving nothing is a rejection; reject it instead", field="amount"
+            )
+        return amount
+
+    @staticmethod
+    def _decision(connection: Connection, approval_id: str) -> Decision:
+        body = connection.execute(
+            select(decisions.c.body).where(decisions.c.id == approval_id)
+        ).scalar_one()
+        return Decision.model_validate_json(body)
+
+    @staticmethod
+    def _check_digest(row: Any, decision: Decision, proposal: Mapping[str, Any]) -> None:
+        content = {k: v for k, v in proposal.items() if k != "idempotency_key"}
+        if digest(content) != decision.proposal_digest:
+            raise ApprovalError(
+                f"approval {row.id}: the stored proposal does not match the digest its decision"
+                " recorded; it was altered outside discretion and will not run. Run"
+                " `discretion ledger verify` and reject it"
+            )
+
+    def reject(self, approval_id: str, *, approver: Actor, note: str) -> Approval:
+        """Refuse a routed case. The approver's role must be the one it is routed to, or above.
+
+        Raises:
+            ApprovalNotFound, ApprovalConflict, ApprovalError, ProposalError: as for `approve`.
+        """
+        text = _note(note)
+        pack = self._guard.pack
+        role = self._approver(pack, approver)
+        now = self._guard.now()
+        with self._pending(approval_id, now) as (tx, connection, row):
+            self._check_separation(row, approver)
+            required = self._required(pack, row)
+            if role.rank < required.rank:
+                raise ApprovalError(
+                    f"approval {row.id}: role {role.id!r} cannot decide a case routed to"
+                    f" {required.id!r}; escalate it instead"
+                )
+            self._transition(
+                connection,
+                tx,
+                row,
+                ApprovalStatus.REJECTED,
+                by=approver,
+                note=text,
+                now=now,
+                body={},
+            )
+        return self.get(approval_id)
+
+    def escalate(self, approval_id: str, *, approver: Actor, note: str) -> Approval:
+        """Send a case one rung up the ladder, with a new due time; it stays pending.
+
+        Any person other than the proposer may escalate, whatever their role covers.
+
+        Raises:
+            ApprovalError: it is already at the top human rung, or the approver may not act.
+            ApprovalNotFound, ApprovalConflict, ProposalError: as for `approve`.
+        """
+        text = _note(note)
+        pack = self._guard.pack
+        self._approver(pack, approver)
+        now = self._guard.now()
+        with self._pending(approval_id, now) as (tx, connection, row):
+            self._check_separation(row, approver)
+            current = self._required(pack, row)
+            above = next((r for r in pack.roles if not r.is_ai and r.rank > current.rank), None)
+            if above is None:
+                raise ApprovalError(
+                    f"approval {row.id} is already routed to {current.id!r}, the top of the"
+                    " ladder; approve or reject it"
+                )
+            due = now + pack.approval_sla_for(row.action, above)
+            connection.execute(
+                update(approvals)
+                .where(approvals.c.id == row.id)
+                .values(
+                    required_role=above.id,
+                    due_us=to_us(due),
+                    escalations=int(row.escalations) + 1,
+                )
+            )
+            tx.record(
+                "approval.escalated",
+                row.id,
+                {
+                    "approval_id": row.id,
+                    "status": ApprovalStatus.PENDING.value,
+                    "by": {"id": approver.id, "role": approver.role},
+                    "note": text,
+                    "at": now,
+                    "from_role": current.id,
+                    "to_role": above.id,
+                    "due_at": due,
+                },
+                at=now,
+            )
+        return self.get(approval_id)
+
+    def cancel(self, approval_id: str, *, by: Actor, note: str) -> Approval:
+        """Withdraw a routed case: by the actor who proposed it, or by a person who may decide it.
+
+        Raises:
+            ApprovalError: `by` neither proposed it nor may decide it.
+            ApprovalNotFound, ApprovalConflict, ProposalError: as for `approve`.
+        """
+        text = _note(note)
+        pack = self._guard.pack
+        now = self._guard.now()
+        with self._pending(approval_id, now) as (tx, connection, row):
+            if by.id != row.actor_id:
+                role = self._approver(pack, by)
+                required = self._required(pack, row)
+                if role.rank < required.rank:
+                    raise ApprovalError(
+                        f"approval {row.id}: only its proposer or a person who may decide it"
+                        f" ({required.id!r} or above) can cancel it"
+                    )
+            self._transition(
+                connection, tx, row, ApprovalStatus.CANCELLED, by=by, note=text, now=now, body={}
+            )
+        return self.get(approval_id)
+
+    def _expire(
+        self, connection: Connection, tx: StoreTransaction, row: Any, now: datetime
+    ) -> None:
+        due = _moment(row.due_us)
+        self._transition(
+            connection,
+            tx,
+            row,
+            ApprovalStatus.EXPIRED,
+            by=None,
+            note=f"nobody decided it by its due time {due.isoformat() if due else ''}",
+            now=now,
+            body={"due_at": due},
+        )
+
+    def expire_due(self) -> builtins.list[Approval]:
+        """Expire every pending approval whose due time has come; return them."""
+        now = self._guard.now()
+        with self._store.transaction() as tx:
+            connection = _connection(tx)
+            rows = connection.execute(
+                select(approvals)
+                .where(
+                    approvals.c.status == ApprovalStatus.PENDING.value,
+                    approvals.c.due_us <= to_us(now),
+                )
+                .order_by(approvals.c.due_us, approvals.c.id)
+            ).all()
+            for row in rows:
+                self._expire(connection, tx, row, now)
+        return [self.get(row.id) for row in rows]
+
+    # Executing ---------------------------------------------------------------------------------
+
+    def register(self, tool: str, call: ToolCallable) -> None:
+        """Register the function that runs `tool` for approved calls (the original tool)."""
+        self._executors[tool] = call
+
+    @property
+    def executors(self) -> Mapping[str, ToolCallable]:
+        """The registered tools, by name."""
+        return dict(self._executors)
+
+    def run_approved(self, *, limit: int = 100) -> builtins.list[Execution]:
+        """Run the queued calls of approved cases whose tools are registered, each once.
+
+        The key passed to the tool is the proposal's idempotency key, so a payment API can
+        deduplicate on it too. A call that started and never reported how it ended is not
+        run again (see `discretion.Executions`).
+        """
+        return self._guard.executions.run_pending(self._executors, limit=limit)

@@ -1,0 +1,339 @@
+"""The re-check an approval passes before its tool call is queued.
+
+A routed case may wait hours. Before it runs, it is decided again from code, as if the approver
+had proposed it: under the current pack, on fresh facts, at the approved amount, with the reason
+it was routed for. The approver's role must cover it (standard or exception authority), no hard
+limit may fire, the budgets it counts against must still have room (or the approver must hold
+the role a spent budget routes to), and no precedent it relies on may have been revoked.
+The LLM judge takes no part: the approver's judgment is what a routed case waits for.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, select
+
+from discretion.budget import budget_key, check_budgets
+from discretion.context import ContextRequest, Snapshot, assemble
+from discretion.decision import Decision, Outcome, Reservation
+from discretion.errors import ApprovalError, ContextError, ProposalError, StaleApproval
+from discretion.money import Money
+from discretion.policy._evaluate import evaluate
+from discretion.policy.pack import Role
+from discretion.proposal import Actor
+from discretion.store import StoreTransaction
+from discretion.store._schema import precedents
+
+if TYPE_CHECKING:
+    from discretion.guard import Guard, Normalised
+
+__all__ = ["Recheck", "recheck"]
+
+# Rules that mean the code could not decide: the case is not the approver's to grant now.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FAILED_CLOSED = {"discretion.evaluation-error", "discretion.context-unavailable"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recheck:
+    """What the re-check found: the outcome for the approver and what to reserve and run."""
+
+    outcome: Outcome
+    rules: list[str]
+    policy_version: str
+    context_digest: str
+    amount: Money | None
+    """The amount that runs: the approved one."""
+    arguments: dict[str, Any] | None
+    """The tool arguments that run, with an edited amount written in; None without a tool."""
+    reservations: list[Reservation]
+    """Exposure to reserve now (budgets the routed decision did not already reserve)."""
+    overridden: list[str]
+    """Spent budgets the approver's role may go beyond (`on_exceed: route` to their rung)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The re-check as the lineage records it."""
+        return {
+            "outcome": self.outcome.value,
+            "rules": self.rules,
+            "policy_version": self.policy_version,
+            "context_digest": self.context_digest,
+            "budgets_exceeded_with_authority": self.overridden,
+        }
+
+
+def _lookup(arguments: Mapping[str, Any], path: str) -> Any:
+    value: Any = arguments
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _written(arguments: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    edited = copy.deepcopy(arguments)
+    target = edited
+    *parents, last = path.split(".")
+    for part in parents:
+        target = target[part]
+    target[last] = value
+    return edited
+
+
+def _as_argument(original: Any, amount: Money) -> Any:
+    # Keep the JSON type the tool was called with: a tool that took "80.00" gets "60.00".
+    if isinstance(original, (bool, str)):
+        return str(amount.amount)
+    if isinstance(original, int) and amount.amount == amount.amount.to_integral_value():
+        return int(amount.amount)
+    if isinstance(original, float):
+        return float(amount.amount)
+    return str(amount.amount)
+
+
+def _arguments(
+    guard: Guard, tool: Mapping[str, Any] | None, amount: Money | None, *, is_edited: bool
+) -> dict[str, Any] | None:
+    if tool is None:
+        return None
+    arguments = dict(tool.get("arguments") or {})
+    if not is_edited or amount is None:
+        return arguments
+    mapped = guard.pack.tools.get(str(tool.get("name")))
+    path = mapped[1].amount if mapped is not None else None
+    original = _lookup(arguments, path) if path else None
+    if path is None or original is None:
+        raise ApprovalError(
+            f"tool {tool.get('name')!r} takes no amount argument the pack maps, so a lower"
+            " amount cannot reach it; approve the amount asked for, or reject"
+        )
+    return _written(arguments, path, _as_argument(original, amount))
+
+
+def recheck(
+    guard: Guard,
+    tx: StoreTransaction,
+    *,
+    approval_id: str,
+    decision: Decision,
+    proposal: Mapping[str, Any],
+    approver: Actor,
+    role: Role,
+    amount: Money | None,
+    is_edited: bool,
+    now: datetime,
+) -> Recheck:
+    """Decide the stored proposal again for `approver` at `amount`.
+
+    Raises:
+        StaleApproval: the current pack denies it, a fact cannot be read, a budget it needs
+            is spent with `on_exceed: deny`, or a precedent it relies on was revoked.
+        ApprovalError: the approver's role does not cover it, or a spent budget routes
+            beyond their rung; they may escalate it.
+    """
+    pack = guard.pack
+    tool = proposal.get("tool")
+    arguments = _arguments(guard, tool, amount, is_edited=is_edited)
+    rationale = dict(proposal.get("rationale") or {})
+    if decision.reason is not None:
+        rationale["reason"] = decision.reason
+    data = {
+        "actor": approver.model_dump(mode="json"),
+        "tool": {"name": tool["name"], "arguments": arguments} if tool is not None else None,
+        "action": proposal.get("action"),
+        "amount": amount.to_json() if amount is not None else None,
+        "customer_id": proposal.get("customer_id"),
+        "case_id": proposal.get("case_id"),
+        "order_id": proposal.get("order_id"),
+        "rationale": rationale,
+        "idempotency_key": f"approval:{approval_id}",
+    }
+    try:
+        item = guard.normalise(data)
+    except ProposalError as exc:
+        raise StaleApproval(
+            f"approval {approval_id}: the proposal no longer fits pack {pack.name!r}"
+            f" ({pack.version[:19]}): {exc}",
+            approval_id=approval_id,
+        ) from exc
+    amount_minor = item.amount.minor if item.amount is not None else 0
+    action = item.action
+    if action is None:
+        # Not governed by the pack: nothing to evaluate, and the case was routed to the top
+        # human rung, which the approver was checked to hold.
+        outcome, rules = Outcome.ALLOW, ["discretion.unknown-action"]
+        context_digest = Snapshot.of({}).digest
+    else:
+        request = ContextRequest(
+            fields=action.reads,
+            action=action.name,
+            customer_id=item.customer_id,
+            case_id=item.case_id,
+            order_id=item.order_id,
+            now=now,
+            currency=item.amount.currency if item.amount is not None else None,
+            arguments=item.proposal.tool.arguments if item.proposal.tool else {},
+        )
+        try:
+            snapshot = assemble(guard.context, request, pack.fields, currency=request.currency)
+        except ContextError as exc:
+            raise StaleApproval(
+                f"approval {approval_id}: the facts to re-check it cannot be read now ({exc});"
+                " try again later, or reject it",
+                approval_id=approval_id,
+            ) from exc
+        evaluation = evaluate(
+            pack,
+            action,
+            role=role,
+            actor_is_ai=False,
+            amount_minor=amount_minor,
+            cited_reason=item.proposal.rationale.reason,
+            facts=snapshot.cel_values(),
+            now=now,
+        )
+        outcome, rules, context_digest = evaluation.outcome, evaluation.rules, snapshot.digest
+        what = f"{action.name} of {item.amount}"
+        match outcome:
+            case Outcome.DENY:
+                raise StaleApproval(
+                    f"approval {approval_id}: the current pack denies {what}"
+                    f" (rules: {', '.join(rules)}); it cannot run, reject it",
+                    approval_id=approval_id,
+                )
+            case Outcome.ROUTE:
+                needed = evaluation.required_role
+                if needed is None or _FAILED_CLOSED & set(rules):
+                    raise StaleApproval(
+                        f"approval {approval_id}: {what} cannot be decided from code now"
+                        f" ({'; '.join(evaluation.causes) or ', '.join(rules)}); reject it, or"
+                        " try again when the cause is fixed",
+                        approval_id=approval_id,
+                    )
+                raise ApprovalError(
+                    f"approval {approval_id}: role {role.id!r} does not cover {what}"
+                    f" (rules: {', '.join(rules)}); it needs {needed.id!r}: escalate it"
+                )
+            case Outcome.ALLOW | Outcome.ALLOW_EXCEPTION:
+                pass
+
+    reservations, overridden = _budgets(
+        guard, tx, approval_id, decision, item.action_name, outcome, amount_minor, role, now, item
+    )
+    _precedents(tx, approval_id, decision, proposal)
+    return Recheck(
+        outcome=outcome,
+        rules=rules,
+        policy_version=pack.version,
+        context_digest=context_digest,
+        amount=item.amount,
+        arguments=arguments,
+        reservations=reservations,
+        overridden=overridden,
+    )
+
+
+def _budgets(
+    guard: Guard,
+    tx: StoreTransaction,
+    approval_id: str,
+    decision: Decision,
+    action: str,
+    outcome: Outcome,
+    amount_minor: int,
+    role: Role,
+    now: datetime,
+    item: Normalised,
+) -> tuple[list[Reservation], list[str]]:
+    pack = guard.pack
+    # Budgets the routed decision already reserved count this exposure once, not twice.
+    already = {(r.budget, r.key) for r in decision.reservations}
+    # The proposer's budgets: exposure counts against the actor who asked, whoever approves.
+    customer_id, actor_id, case_id = item.customer_id, decision.actor_id, item.case_id
+    check = check_budgets(
+        pack,
+        tx,
+        action=action,
+        outcome=outcome,
+        amount_minor=amount_minor,
+        now=now,
+        customer_id=customer_id,
+        actor_id=actor_id,
+        case_id=case_id,
+    )
+    reserve = [r for r in check.reservations if (r.budget, r.key) not in already]
+    overridden: list[str] = []
+    for budget in check.exceeded:
+        key = budget_key(budget, customer_id=customer_id, actor_id=actor_id, case_id=case_id)
+        if key is not None and (budget.id, key) in already:
+            continue
+        if budget.on_exceed == "deny":
+            raise StaleApproval(
+                f"approval {approval_id}: budget {budget.id!r} is used up and the pack forbids"
+                " going beyond it; reject it, or wait until its window has room",
+                approval_id=approval_id,
+            )
+        needed = pack.role(budget.route_to) or pack.highest_human
+        if role.rank < needed.rank:
+            raise ApprovalError(
+                f"approval {approval_id}: budget {budget.id!r} is used up; only {needed.id!r}"
+                " or above may approve beyond it: escalate it"
+            )
+        overridden.append(budget.id)
+        if key is not None:
+            reserve.append(Reservation(budget=budget.id, key=key, amount=pack.money(amount_minor)))
+    return reserve, overridden
+
+
+def _precedents(
+    tx: StoreTransaction, approval_id: str, decision: Decision, proposal: Mapping[str, Any]
+) -> None:
+    cited = list((proposal.get("rationale") or {}).get("precedents") or [])
+    if decision.precedents is not None:
+        cited += decision.precedents.cited
+        if decision.precedents.applied is not None:
+            cited.append(decision.precedents.applied)
+    if not cited:
+        return
+    wanted = list(dict.fromkeys(cited))
+    # Read in this transaction: on SQLite a second connection would wait for our own lock.
+    connection = getattr(tx, "connection", None)
+    if not isinstance(connection, Connection):
+        raise StaleApproval(
+            f"approval {approval_id}: the precedents it relies on cannot be checked in this"
+            " store; reject it",
+            approval_id=approval_id,
+        )
+    rows = {
+        row.id: row
+        for row in connection.execute(
+            select(precedents.c.id, precedents.c.revoked_us, precedents.c.body).where(
+                precedents.c.id.in_(wanted)
+            )
+        )
+    }
+    for precedent_id in wanted:
+        row = rows.get(precedent_id)
+        if row is None:
+            raise StaleApproval(
+                f"approval {approval_id}: precedent {precedent_id!r} it relies on cannot be"
+                " found; reject it",
+                approval_id=approval_id,
+            )
+        if row.revoked_us is not None:
+            revoked_at = _EPOCH + timedelta(microseconds=int(row.revoked_us))
+            reason = json.loads(row.body).get("revoked_reason")
+            why = f": {reason}" if reason else ""
+            raise StaleApproval(
+                f"approval {approval_id}: precedent {precedent_id!r} it relies on was revoked"
+                f" at {revoked_at.isoformat()}{why}; reject it, or ask for a new proposal that"
+                " stands without it",
+                approval_id=approval_id,
+            )

@@ -1,0 +1,388 @@
+"""Run eval suites: decide every case in a fresh ledger, twice and with paraphrases.
+
+Each run of a case gets its own in-memory ledger, so cases never see each other's budgets or
+precedents; the history a case needs is decided first in that ledger, at its own times.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from discretion.context import (
+    ContextProvider,
+    ContextRequest,
+    JsonContextProvider,
+    SqliteCaseStore,
+    StaticContextProvider,
+)
+from discretion.decision import Outcome
+from discretion.errors import ConfigurationError, DiscretionError, ProposalError
+from discretion.evals._judging import JudgeMode, JudgeSession, judge_usage
+from discretion.evals._precedents import set_precedent
+from discretion.evals._results import CaseResult, EvalRun, Run, SuiteRun
+from discretion.evals._suite import (
+    Case,
+    Expectation,
+    PrecedentSetup,
+    Suite,
+    resolve_time,
+    substitute,
+)
+from discretion.guard import Guard
+from discretion.judge import Judge
+from discretion.policy import SYSTEM_RULES, PolicyPack, load_pack
+from discretion.precedent import PRECEDENT_RULES
+from discretion.store import SqlStore
+
+__all__ = ["run_suites"]
+
+
+class _Clock:
+    """The time a run decides at; moved by the runner for history items."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class _Ids:
+    def __init__(self, prefix: str) -> None:
+        self._prefix = prefix
+        self._count = itertools.count(1)
+
+    def __call__(self) -> str:
+        return f"{self._prefix}_{next(self._count):05d}"
+
+
+@dataclass(slots=True)
+class _Fixtures:
+    """Packs and case databases, loaded once per path for all suites."""
+
+    packs: dict[Path, PolicyPack] = field(default_factory=dict)
+    contexts: dict[Path, ContextProvider] = field(default_factory=dict)
+
+    def pack(self, path: Path) -> PolicyPack:
+        if path not in self.packs:
+            self.packs[path] = load_pack(path)
+        return self.packs[path]
+
+    def context(self, path: Path) -> ContextProvider:
+        if path not in self.contexts:
+            if path.suffix == ".json":
+                self.contexts[path] = JsonContextProvider(path)
+            elif path.suffix == ".sql":
+                self.contexts[path] = SqliteCaseStore.from_sql(path)
+            else:
+                self.contexts[path] = SqliteCaseStore.open(path)
+        return self.contexts[path]
+
+    def close(self) -> None:
+        for provider in self.contexts.values():
+            if isinstance(provider, SqliteCaseStore):
+                provider.close()
+
+
+def _check_expectations(suite: Suite, pack: PolicyPack) -> None:
+    """Catch a typo in an expectation at load, not as a mysterious failing case."""
+    known = set(pack.rule_ids()) | set(SYSTEM_RULES) | set(PRECEDENT_RULES)
+    roles = {role.id for role in pack.roles}
+    for case in suite.cases:
+        expectations = [case.expect] + [item.expect for item in case.history if item.expect]
+        for expect in expectations:
+            where = f"{suite.source}: case {case.id!r}"
+            if expect.role is not None and expect.role not in roles:
+                raise ConfigurationError(
+                    f"{where}: expects role {expect.role!r}, which pack {pack.name!r} does not"
+                    f" define; roles: {', '.join(sorted(roles))}"
+                )
+            for rule in expect.rules:
+                if rule not in known:
+                    raise ConfigurationError(
+                        f"{where}: expects rule {rule!r}, which pack {pack.name!r} does not"
+                        " define and discretion does not fire"
+                    )
+
+
+def run_suites(
+    suites: Iterable[Suite],
+    *,
+    judge: JudgeMode | str | None = None,
+    live_judge: Judge | None = None,
+    on_case: Callable[[CaseResult], None] | None = None,
+) -> EvalRun:
+    """Decide every case of every suite and compare with what each expects.
+
+    Args:
+        suites: loaded suites (`load_suites`).
+        judge: `off` (no LLM judge), `recorded` (each case's recorded verdict) or `live` (the
+            configured LLM judge) for every suite; each suite's own `judge` when None. A suite
+            written for a judge is skipped, saying why, when run with `off`.
+        live_judge: the judge `live` asks; an `OpenAIJudge` configured from the environment
+            when absent.
+        on_case: called after each case, for progress.
+
+    Raises:
+        ConfigurationError: a suite names a pack or context that does not load, or expects a
+            role or rule its pack does not have.
+    """
+    forced = JudgeMode(judge) if judge is not None else None
+    fixtures = _Fixtures()
+    sessions: dict[JudgeMode, JudgeSession] = {}
+    runs: list[SuiteRun] = []
+    try:
+        for suite in suites:
+            pack = fixtures.pack(suite.path_of(suite.pack))
+            _check_expectations(suite, pack)
+            base: ContextProvider = (
+                fixtures.context(suite.path_of(suite.context))
+                if suite.context is not None
+                else StaticContextProvider()
+            )
+            mode = forced or JudgeMode(suite.judge)
+            if mode not in sessions:
+                sessions[mode] = JudgeSession(mode, live=live_judge)
+            skip = None
+            if mode is JudgeMode.OFF and suite.judge != JudgeMode.OFF.value:
+                skip = f"written for a judge ({suite.judge}); run with --judge {suite.judge}"
+            results = []
+            for case in suite.cases:
+                result = (
+                    _run_case(suite, case, pack, base, sessions[mode])
+                    if skip is None
+                    else CaseResult(suite=suite.suite, case=case, first=None, skipped=skip)
+                )
+                results.append(result)
+                if on_case is not None:
+                    on_case(result)
+            runs.append(SuiteRun(suite=suite, pack=pack, results=tuple(results), judge=mode))
+    finally:
+        fixtures.close()
+    return EvalRun(suites=tuple(runs), judge=forced)
+
+
+def _run_case(
+    suite: Suite, case: Case, pack: PolicyPack, base: ContextProvider, session: JudgeSession
+) -> CaseResult:
+    failures: list[str] = []
+    rules_seen: set[str] = set()
+    texts: list[tuple[str, str | None]] = [("first", None), ("repeat", None)]
+    texts += [(f"paraphrase {i}", text) for i, text in enumerate(case.paraphrases, start=1)]
+    runs: list[Run] = []
+    for label, text in texts:
+        new_runs, history_failures, seen = _run_once(
+            suite, case, pack, base, session, label=label, text=text
+        )
+        runs.extend(new_runs)
+        rules_seen |= seen
+        if label == "first":
+            failures.extend(history_failures)
+    first = runs[0]
+    failures.extend(_compare(case.expect, first))
+    retry = next((run for run in runs if run.label == "retry"), None)
+    if retry is not None and retry.decision_id != first.decision_id:
+        failures.append(
+            f"a retry with the same idempotency key got decision {retry.decision_id},"
+            f" not {first.decision_id}"
+        )
+    for run in runs[1:]:
+        if run.key() != first.key():
+            failures.append(
+                f"{run.label} got {_describe(run)} but the first run got {_describe(first)}"
+            )
+    return CaseResult(
+        suite=suite.suite,
+        case=case,
+        first=first,
+        runs=tuple(runs),
+        failures=tuple(failures),
+        rules_seen=frozenset(rules_seen),
+        escalation=_escalation(case.expect, first, pack),
+    )
+
+
+def _describe(run: Run) -> str:
+    if run.outcome == "route":
+        return f"route to {run.required_role}"
+    if run.outcome == "error":
+        return f"error ({run.error_type}: {run.error})"
+    return run.outcome
+
+
+def _compare(expect: Expectation, run: Run, *, what: str = "") -> list[str]:
+    failures: list[str] = []
+    wanted = f"route to {expect.role}" if expect.outcome == "route" else expect.outcome
+    if run.outcome != expect.outcome or (
+        expect.outcome == "route" and run.required_role != expect.role
+    ):
+        failures.append(f"{what}expected {wanted}, got {_describe(run)}")
+    missing = [rule for rule in expect.rules if rule not in run.rules]
+    if missing:
+        failures.append(
+            f"{what}expected rules {', '.join(missing)} among {', '.join(run.rules) or 'none'}"
+        )
+    if expect.error is not None and run.error_type != expect.error:
+        failures.append(f"{what}expected a {expect.error}, got {run.error_type or run.outcome}")
+    if expect.field is not None and run.error_field != expect.field:
+        failures.append(
+            f"{what}expected the error to name {expect.field!r}, got {run.error_field!r}"
+        )
+    return failures
+
+
+def _escalation(expect: Expectation, run: Run, pack: PolicyPack) -> str | None:
+    if expect.outcome != "route" or run.outcome != "route" or expect.role == run.required_role:
+        return None
+    wanted = pack.role(expect.role or "")
+    got = pack.role(run.required_role or "")
+    if wanted is None or got is None:
+        return None
+    return "over" if got.rank > wanted.rank else "under"
+
+
+def _proposal(
+    suite: Suite,
+    data: Mapping[str, Any],
+    *,
+    key: str,
+    text: str | None = None,
+    precedents: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    proposal: dict[str, Any] = {"actor": suite.actor, **data, "idempotency_key": key}
+    rationale = dict(proposal.get("rationale") or {})
+    if text is not None:
+        rationale["text"] = text
+    if rationale.get("precedents"):
+        names = precedents or {}
+        rationale["precedents"] = [
+            names.get(str(ref)[1:], str(ref)) if str(ref).startswith("@") else ref
+            for ref in rationale["precedents"]
+        ]
+    if rationale:
+        proposal["rationale"] = rationale
+    return proposal
+
+
+class _Overlay:
+    """The suite's context, with the case's facts and then a history item's laid over it."""
+
+    def __init__(self, base: ContextProvider, facts: Mapping[str, Any]) -> None:
+        self._base = base
+        self._facts = dict(facts)
+        self.item: Mapping[str, Any] = {}
+
+    def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
+        answer = dict(self._base.fetch(request))
+        for layer in (self._facts, self.item):
+            answer.update((name, layer[name]) for name in request.fields if name in layer)
+        return answer
+
+
+def _run_once(
+    suite: Suite,
+    case: Case,
+    pack: PolicyPack,
+    base: ContextProvider,
+    session: JudgeSession,
+    *,
+    label: str,
+    text: str | None,
+) -> tuple[list[Run], list[str], set[str]]:
+    now = case.now or suite.now
+    clock = _Clock(now)
+    context = _Overlay(base, {**suite.facts, **case.facts})
+    store = SqlStore("sqlite://")
+    try:
+        guard = Guard(
+            pack,
+            store=store,
+            context=context,
+            clock=clock,
+            ids=_Ids(f"{case.id}.{label.replace(' ', '')}"),
+            **session.guard_options(case),
+        )
+        failures: list[str] = []
+        seen: set[str] = set()
+        names: dict[str, str] = {}
+        for index, item in enumerate(case.history):
+            clock.now = resolve_time(item.at, now)
+            context.item = item.facts
+            last: Run | None = None
+            for n in range(1, item.repeat + 1):
+                proposal = _proposal(
+                    suite,
+                    substitute(item.proposal, n),
+                    key=f"eval:{case.id}:h{index}.{n}",
+                    precedents=names,
+                )
+                last = _decide(guard, proposal, label=f"history[{index}]")
+                seen.update(last.rules)
+                if item.expect is not None:
+                    what = f"history[{index}]" + (f" #{n}" if item.repeat > 1 else "") + ": "
+                    failures.extend(_compare(item.expect, last, what=what))
+            if item.precedent is not None and last is not None:
+                failures.extend(_set_precedent(guard, item.precedent, last, names, now=now))
+        clock.now = now
+        context.item = {}
+        proposal = _proposal(
+            suite, case.proposal, key=f"eval:{case.id}", text=text, precedents=names
+        )
+        runs = [_decide(guard, proposal, label=label)]
+        if label == "first":
+            # Invariant 5: the same key, retried, gets the same decision.
+            runs.append(_decide(guard, proposal, label="retry"))
+        for run in runs:
+            seen.update(run.rules)
+        return runs, failures, seen
+    finally:
+        store.close()
+
+
+def _decide(guard: Guard, proposal: dict[str, Any], *, label: str) -> Run:
+    try:
+        decision = guard.decide(proposal)
+    except DiscretionError as exc:
+        return Run(
+            label=label,
+            outcome="error",
+            error=str(exc),
+            error_type=type(exc).__name__,
+            error_field=exc.field if isinstance(exc, ProposalError) else None,
+            explanation=str(exc),
+        )
+    # A retry returns the recorded decision: it cost no judge call of its own.
+    calls, tokens = judge_usage(decision) if label != "retry" else (0, 0)
+    amount = decision.amount
+    return Run(
+        label=label,
+        outcome=decision.outcome.value,
+        required_role=decision.required_role if decision.outcome is Outcome.ROUTE else None,
+        rules=tuple(decision.rules),
+        reason=decision.reason,
+        amount=amount.amount if amount is not None else None,
+        currency=amount.currency if amount is not None else None,
+        explanation=decision.explanation,
+        causes=tuple(decision.causes),
+        decision_id=decision.id,
+        judge_calls=calls,
+        judge_tokens=tokens,
+    )
+
+
+def _set_precedent(
+    guard: Guard, setup: PrecedentSetup, source: Run, names: dict[str, str], *, now: datetime
+) -> list[str]:
+    """Set a precedent from a history decision through `guard.precedents`."""
+    if source.decision_id is None:
+        return [f"precedent {setup.name!r}: its history decision was refused ({source.error})"]
+    try:
+        names[setup.name] = set_precedent(guard, setup, source.decision_id, now=now)
+    except DiscretionError as exc:
+        return [f"precedent {setup.name!r} could not be set: {exc}"]
+    return []

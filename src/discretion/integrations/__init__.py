@@ -1,0 +1,76 @@
+"""Agent integrations: govern the tools an agent already has.
+
+- LangChain: `Guard.wrap_tools(tools)` (governed langchain-core tools) and
+  `DiscretionMiddleware(guard)` for `langchain.agents.create_agent` (needs the `langchain` extra;
+  those names load on first use).
+- OpenAI: `OpenAITools(guard, functions)` answers Chat Completions and Responses tool calls.
+- Any Python function: `@guard.governed(action="refund")`.
+
+Every front-end turns a tool call into a proposal, decides it, and runs an allowed call once per
+idempotency key (the framework's call id, or the case, the tool and the canonical arguments)
+through `guard.executions`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from discretion.integrations._call import (
+    ActorSource,
+    GovernedResult,
+    Governor,
+    RationaleSource,
+    TextSource,
+    ToolCallInfo,
+    agent_message,
+    call_key,
+)
+from discretion.integrations._decorator import AsyncGovernedFunction, GovernedFunction
+from discretion.integrations._openai import OpenAITools, ToolOutput
+
+if TYPE_CHECKING:
+    from discretion.integrations._langchain import (
+        ApprovalAnswer,
+        DiscretionMiddleware,
+        GovernedTool,
+        tool_callables,
+    )
+
+__all__ = [
+    "ActorSource",
+    "ApprovalAnswer",
+    "AsyncGovernedFunction",
+    "DiscretionMiddleware",
+    "GovernedFunction",
+    "GovernedResult",
+    "GovernedTool",
+    "Governor",
+    "OpenAITools",
+    "RationaleSource",
+    "TextSource",
+    "ToolCallInfo",
+    "ToolOutput",
+    "agent_message",
+    "call_key",
+    "tool_callables",
+]
+
+_LANGCHAIN = {"ApprovalAnswer", "DiscretionMiddleware", "GovernedTool", "tool_callables"}
+
+
+def __getattr__(name: str) -> Any:
+    # LangChain names import langchain, which only the `langchain` extra installs.
+    if name in _LANGCHAIN:
+        from discretion.integrations import _langchain
+
+        found = getattr(_langchain, name)
+        if isinstance(found, type):
+            found.__module__ = __name__
+        return found
+    raise AttributeError(f"module 'discretion.integrations' has no attribute {name!r}")
+
+
+for _name in __all__:
+    _obj = globals().get(_name)
+    if isinstance(_obj, type):
+        _obj.__module__ = "discretion.integrations"

@@ -1,0 +1,383 @@
+"""One tool call, from any agent framework, turned into a proposal, decided and executed once.
+
+Every front-end (LangChain tools and middleware, OpenAI tool calls, the decorator) describes the
+call as a `ToolCallInfo`, and a `Governor` does the rest: it builds the proposal (the actor, the
+case and the rationale come from configuration, the framework's run or a callable), derives the
+idempotency key, decides, and runs an allowed call through `guard.executions` exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+
+from pydantic import ValidationError
+from pydantic_core import to_jsonable_python
+
+from discretion.decision import Decision, Outcome
+from discretion.errors import ConfigurationError, ExecutionError, ProposalError
+from discretion.execution import Execution, ExecutionStatus
+from discretion.lineage import digest
+from discretion.proposal import Actor, Proposal, Rationale, ToolCall
+
+if TYPE_CHECKING:
+    from discretion.guard import Guard
+
+__all__ = [
+    "ActorSource",
+    "GovernedResult",
+    "Governor",
+    "RationaleSource",
+    "TextSource",
+    "ToolCallInfo",
+    "agent_message",
+    "call_key",
+]
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCallInfo:
+    """A tool call as an agent framework made it, with what the framework knows about the run."""
+
+    tool: str
+    """The tool's name."""
+    arguments: dict[str, Any]
+    """The arguments the model gave, as JSON (framework-injected values left out)."""
+    call_id: str | None = None
+    """The framework's id for this call (LangChain's `tool_call_id`, OpenAI's `call_id`)."""
+    config: Mapping[str, Any] = field(default_factory=dict)
+    """The run's configuration (a LangChain `RunnableConfig`), when there is one."""
+    state: Any = None
+    """The agent's state (LangGraph), when there is one."""
+    context: Any = None
+    """The run's context object (LangGraph runtime context), when there is one."""
+
+
+ActorSource: TypeAlias = (
+    "Actor | Mapping[str, Any] | Callable[[ToolCallInfo], Actor | Mapping[str, Any]] | None"
+)
+"""Who proposes the call: an `Actor`, its fields, or a callable that picks one per call. When
+absent, the run's `configurable["discretion_actor"]`, then the context's `actor`, are used."""
+
+TextSource: TypeAlias = "str | Callable[[ToolCallInfo], str | None] | None"
+"""A case id (or other text) given once, or picked per call."""
+
+RationaleSource: TypeAlias = (
+    "Rationale | Mapping[str, Any] | Callable[[ToolCallInfo], Rationale | Mapping[str, Any]] | None"
+)
+"""Why the actor proposes the call. When absent, the tool's own `reason` and `rationale`
+arguments, when it has them, are used."""
+
+
+def _configured(info: ToolCallInfo, name: str) -> Any:
+    configurable = info.config.get("configurable") if info.config else None
+    if isinstance(configurable, Mapping) and configurable.get(f"discretion_{name}") is not None:
+        return configurable[f"discretion_{name}"]
+    context = info.context
+    if isinstance(context, Mapping):
+        return context.get(name)
+    return getattr(context, name, None) if context is not None else None
+
+
+def call_key(info: ToolCallInfo, case_id: str | None) -> str:
+    """The idempotency key of a tool call.
+
+    From the framework's call id when there is one (with the LangGraph thread, when the run has
+    one: some models number their calls `call_0`, `call_1` in every conversation); otherwise
+    from the case, the tool and the canonical arguments, so a retried call gets the same key
+    and a new call a new one.
+    """
+    if info.call_id:
+        configurable = info.config.get("configurable") if info.config else None
+        thread = configurable.get("thread_id") if isinstance(configurable, Mapping) else None
+        key = f"{info.tool}:{thread}:{info.call_id}" if thread else f"{info.tool}:{info.call_id}"
+        if len(key) <= 200:
+            return key
+    return f"{info.tool}:{case_id or '-'}:{digest(info.arguments)[:40]}"[-200:]
+
+
+def agent_message(decision: Decision) -> str:
+    """What the agent is told when a call did not run.
+
+    The decision's explanation and, when routed, the approval id the agent can quote.
+    """
+    match decision.outcome:
+        case Outcome.ROUTE:
+            return (
+                f"{decision.explanation} Approval id: {decision.id}. The action runs once a"
+                f" {decision.required_role} approves it; do not call the tool again for it."
+            )
+        case Outcome.DENY:
+            return decision.explanation
+        case Outcome.ALLOW | Outcome.ALLOW_EXCEPTION:
+            return decision.explanation
+
+
+def in_progress_message(exc: ExecutionError) -> str:
+    """What the agent is told when the same call is already running."""
+    return (
+        f"This call ({exc.key}) was already started and has not finished; it was not run"
+        " again. Do not retry it: tell the customer it is being processed."
+    )
+
+
+class ToolReportedError(Exception):
+    """The tool answered with an error instead of raising: recorded as a failed execution."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GovernedResult:
+    """What happened to one governed call."""
+
+    decision: Decision | None
+    """The decision; None for a tool the pack does not govern (it ran untouched)."""
+    execution: Execution | None = None
+    """The exactly-once record of the run; None when the call did not run."""
+    value: Any = None
+    """What the tool returned: the live value when it ran now, the stored result (as JSON)
+    when an earlier run with the same key is replayed; None when it did not run."""
+
+    @property
+    def has_run(self) -> bool:
+        """Whether the tool ran, now or in an earlier attempt with the same key."""
+        return self.execution is not None and self.execution.status is ExecutionStatus.SUCCEEDED
+
+    @property
+    def is_replay(self) -> bool:
+        """Whether the value is an earlier run's stored result."""
+        return self.execution is not None and self.execution.is_replay
+
+
+class Governor:
+    """Turns tool calls into proposals, decides them, and executes the allowed ones once.
+
+    Args:
+        guard: decides and records.
+        actor: who proposes the calls (see `ActorSource`).
+        case_id: the support case; the pack may also read it from the tool's arguments.
+        customer_id: the customer; the pack may also read it from the tool's arguments.
+        rationale: why (see `RationaleSource`).
+        action: the governed action, for tools the pack does not map by name.
+        fields: for tools the pack does not map: which argument carries the amount, the
+            currency, the customer, the case and the order (`{"amount": "value", ...}`).
+    """
+
+    def __init__(
+        self,
+        guard: Guard,
+        *,
+        actor: ActorSource = None,
+        case_id: TextSource = None,
+        customer_id: TextSource = None,
+        rationale: RationaleSource = None,
+        action: str | None = None,
+        fields: Mapping[str, str] | None = None,
+    ) -> None:
+        self.guard = guard
+        self._actor = actor
+        self._case_id = case_id
+        self._customer_id = customer_id
+        self._rationale = rationale
+        self._action = action
+        self._fields = dict(fields or {})
+
+    def governs(self, tool: str) -> bool:
+        """Whether calls to `tool` are decided.
+
+        They are when the pack maps the tool, routes unknown tools, or an action was configured.
+        """
+        return self._action is not None or self.guard.pack.governs(tool)
+
+    # Building the proposal ---------------------------------------------------------------------
+
+    def actor(self, info: ToolCallInfo) -> Actor:
+        """The actor for this call.
+
+        Raises:
+            ConfigurationError: none was configured or found in the run.
+        """
+        source = self._actor
+        value = source(info) if callable(source) else source
+        if value is None:
+            value = _configured(info, "actor")
+        if value is None:
+            raise ConfigurationError(
+                f"tool call {info.tool!r}: no actor to propose it; pass actor= to the"
+                " integration, or put 'discretion_actor' in the run's configurable"
+            )
+        if isinstance(value, Actor):
+            return value
+        try:
+            return Actor.model_validate(value)
+        except ValidationError as exc:
+            raise ProposalError(
+                f"tool call {info.tool!r}: the actor is not valid: {exc}", field="actor"
+            ) from None
+
+    @staticmethod
+    def _text(source: TextSource, info: ToolCallInfo, name: str) -> str | None:
+        value = source(info) if callable(source) else source
+        if value is None:
+            value = _configured(info, name)
+        return str(value) if value is not None else None
+
+    def rationale(self, info: ToolCallInfo) -> Rationale:
+        """The rationale for this call."""
+        source = self._rationale
+        value = source(info) if callable(source) else source
+        if value is None:
+            reason = info.arguments.get("reason")
+            text = info.arguments.get("rationale")
+            return Rationale(
+                reason=reason if isinstance(reason, str) and reason else None,
+                text=text if isinstance(text, str) else "",
+            )
+        if isinstance(value, Rationale):
+            return value
+        try:
+            return Rationale.model_validate(value)
+        except ValidationError as exc:
+            raise ProposalError(
+                f"tool call {info.tool!r}: the rationale is not valid: {exc}", field="rationale"
+            ) from None
+
+    def proposal(self, info: ToolCallInfo) -> Proposal:
+        """The proposal a tool call stands for, with its idempotency key."""
+        case_id = self._text(self._case_id, info, "case_id")
+        customer_id = self._text(self._customer_id, info, "customer_id")
+        data: dict[str, Any] = {
+            "actor": self.actor(info),
+            "tool": ToolCall(name=info.tool, arguments=info.arguments),
+            "rationale": self.rationale(info),
+        }
+        mapped = info.tool in self.guard.pack.tools
+        if self._action is not None and not mapped:
+            data["action"] = self._action
+            names = {"amount": "amount", "currency": "currency", "customer": "customer_id"}
+            names |= {"case": "case_id", "order": "order_id"} | self._fields
+            amount = info.arguments.get(names["amount"])
+            if amount is not None:
+                currency = info.arguments.get(names["currency"]) or self.guard.pack.currency
+                data["amount"] = {"amount": amount, "currency": currency}
+            for part in ("customer", "case", "order"):
+                found = info.arguments.get(names[part])
+                if found is not None:
+                    data[f"{part}_id"] = str(found)
+        if case_id is not None:
+            data["case_id"] = case_id
+        if customer_id is not None:
+            data["customer_id"] = customer_id
+        tool_spec = self.guard.pack.tools.get(info.tool)
+        case_for_key = case_id or data.get("case_id")
+        if case_for_key is None and tool_spec is not None and tool_spec[1].case:
+            found = info.arguments.get(tool_spec[1].case)
+            case_for_key = str(found) if found is not None else None
+        data["idempotency_key"] = call_key(info, case_for_key)
+        return Proposal.parse(data, source=f"tool call {info.tool!r}")
+
+    # Deciding and running ----------------------------------------------------------------------
+
+    def decide(self, info: ToolCallInfo) -> Decision:
+        """Decide the call (a retry with the same key gets the same decision)."""
+        return self.guard.decide(self.proposal(info))
+
+    async def adecide(self, info: ToolCallInfo) -> Decision:
+        """`decide` for async callers."""
+        proposal = self.proposal(info)
+        return await self.guard.adecide(proposal)
+
+    def queued(self, decision: Decision) -> Execution | None:
+        """The execution an approval of a routed decision queued, if it was approved."""
+        if decision.outcome is not Outcome.ROUTE:
+            return None
+        found = self.guard.executions.for_decision(decision.id)
+        return found[0] if found else None
+
+    def run(
+        self,
+        decision: Decision,
+        info: ToolCallInfo,
+        call: Callable[[dict[str, Any], str], _T],
+        *,
+        record: Callable[[_T], Any] = to_jsonable_python,
+        failed: Callable[[_T], str | None] | None = None,
+        execution: Execution | None = None,
+    ) -> GovernedResult:
+        """Run an allowed (or approved and queued) call exactly once.
+
+        `call(arguments, key)` runs the tool; `record` turns what it returns into what is
+        stored; `failed` says what went wrong when the tool answered with an error instead of
+        raising (the execution is then recorded as failed, and may be retried). `execution` is
+        the queued execution of an approved call, which runs with the arguments the approval
+        fixed.
+        """
+        live: list[_T] = []
+
+        def once(arguments: dict[str, Any], key: str) -> Any:
+            value = call(arguments, key)
+            live.append(value)
+            problem = failed(value) if failed is not None else None
+            if problem is not None:
+                raise ToolReportedError(problem)
+            return record(value)
+
+        key = execution.key if execution else decision.idempotency_key
+        try:
+            done = self.guard.executions.run(
+                decision_id=execution.decision_id if execution else decision.id,
+                key=key,
+                tool=execution.tool if execution else info.tool,
+                arguments=execution.arguments if execution else info.arguments,
+                call=once,
+            )
+        except ToolReportedError:
+            failure = self.guard.executions.get(key)
+            return GovernedResult(decision=decision, execution=failure, value=live[0])
+        return GovernedResult(
+            decision=decision, execution=done, value=live[0] if live else done.result
+        )
+
+    async def arun(
+        self,
+        decision: Decision,
+        info: ToolCallInfo,
+        call: Callable[[dict[str, Any], str], Awaitable[_T]],
+        *,
+        record: Callable[[_T], Any] = to_jsonable_python,
+        failed: Callable[[_T], str | None] | None = None,
+        execution: Execution | None = None,
+    ) -> GovernedResult:
+        """`run` for async tools."""
+        live: list[_T] = []
+
+        async def once(arguments: dict[str, Any], key: str) -> Any:
+            value = await call(arguments, key)
+            live.append(value)
+            problem = failed(value) if failed is not None else None
+            if problem is not None:
+                raise ToolReportedError(problem)
+            return record(value)
+
+        key = execution.key if execution else decision.idempotency_key
+        try:
+            done = await self.guard.executions.arun(
+                decision_id=execution.decision_id if execution else decision.id,
+                key=key,
+                tool=execution.tool if execution else info.tool,
+                arguments=execution.arguments if execution else info.arguments,
+                call=once,
+            )
+        except ToolReportedError:
+            failure = await asyncio.to_thread(self.guard.executions.get, key)
+            return GovernedResult(decision=decision, execution=failure, value=live[0])
+        return GovernedResult(
+            decision=decision, execution=done, value=live[0] if live else done.result
+        )
+
+    async def aqueued(self, decision: Decision) -> Execution | None:
+        """`queued` for async callers."""
+        return await asyncio.to_thread(self.queued, decision)

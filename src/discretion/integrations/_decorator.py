@@ -1,0 +1,197 @@
+"""`@guard.governed(...)`: govern a plain Python function, sync or async."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
+
+from pydantic_core import to_jsonable_python
+
+from discretion.decision import Decision, Outcome
+from discretion.errors import CallDenied, CallRouted
+from discretion.integrations._call import (
+    ActorSource,
+    GovernedResult,
+    Governor,
+    RationaleSource,
+    TextSource,
+    ToolCallInfo,
+    agent_message,
+)
+
+if TYPE_CHECKING:
+    from discretion.guard import Guard
+
+__all__ = ["AsyncGovernedFunction", "GovernedFunction", "governed"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+KEY_PARAMETER = "idempotency_key"
+"""A governed function with a parameter of this name receives the call's idempotency key; a
+caller who passes it chooses the key."""
+
+
+class _Bound:
+    """One call's arguments: as the function takes them, and as JSON for the proposal."""
+
+    def __init__(self, signature: inspect.Signature, args: Any, kwargs: Any) -> None:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        self.bound = bound
+        given = bound.arguments.get(KEY_PARAMETER)
+        self.key: str | None = str(given) if given is not None else None
+        self.arguments: dict[str, Any] = to_jsonable_python(
+            {k: v for k, v in bound.arguments.items() if k != KEY_PARAMETER}, fallback=str
+        )
+
+    def call_with(
+        self, key: str, takes_key: bool, approved: Mapping[str, Any] | None
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The call's args and kwargs, with the key and any values an approval changed."""
+        if takes_key:
+            self.bound.arguments[KEY_PARAMETER] = key
+        for name, value in (approved or {}).items():
+            # An approval may fix an argument (an edited amount): it arrives as JSON.
+            if name in self.bound.arguments and self.arguments.get(name) != value:
+                self.bound.arguments[name] = value
+        return self.bound.args, self.bound.kwargs
+
+
+def _refuse(decision: Decision) -> CallDenied | CallRouted:
+    if decision.outcome is Outcome.DENY:
+        return CallDenied(agent_message(decision), decision=decision)
+    return CallRouted(agent_message(decision), decision=decision)
+
+
+class _Governed(Generic[P, R]):
+    def __init__(self, governor: Governor, function: Callable[P, Any], tool: str) -> None:
+        self._governor = governor
+        self._function = function
+        self._tool = tool
+        self._signature = inspect.signature(function)
+        self._takes_key = KEY_PARAMETER in self._signature.parameters
+        functools.update_wrapper(cast("Any", self), function)
+
+    def _info(self, bound: _Bound) -> ToolCallInfo:
+        return ToolCallInfo(tool=self._tool, arguments=bound.arguments, call_id=bound.key)
+
+
+class GovernedFunction(_Governed[P, R]):
+    """A sync function whose calls are decided before they run, and run once per key.
+
+    Calling it returns what the function returns, or raises `CallDenied` or `CallRouted`
+    (whose `.decision` says why). `call` returns a `GovernedResult` with the decision.
+    """
+
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> GovernedResult:
+        """Decide and, when allowed, run; return the decision with the result.
+
+        Raises:
+            CallDenied: the decision is deny; the function did not run.
+            CallRouted: the decision is route and no approval has queued it yet.
+            ExecutionError: the same call is running and has not finished.
+        """
+        bound = _Bound(self._signature, args, kwargs)
+        info = self._info(bound)
+        if not self._governor.governs(self._tool):
+            return GovernedResult(decision=None, value=self._function(*args, **kwargs))
+        decision = self._governor.decide(info)
+        queued = self._governor.queued(decision)
+        if not decision.is_allowed and queued is None:
+            raise _refuse(decision)
+
+        def run(arguments: dict[str, Any], key: str) -> R:
+            call_args, call_kwargs = bound.call_with(key, self._takes_key, arguments)
+            result: R = self._function(*call_args, **call_kwargs)
+            return result
+
+        return self._governor.run(decision, info, run, execution=queued)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        result: R = self.call(*args, **kwargs).value
+        return result
+
+
+class AsyncGovernedFunction(_Governed[P, R]):
+    """`GovernedFunction` for `async def` functions: calling it and `call` are awaitable."""
+
+    async def call(self, *args: P.args, **kwargs: P.kwargs) -> GovernedResult:
+        """Decide and, when allowed, run; return the decision with the result.
+
+        Raises:
+            CallDenied: the decision is deny; the function did not run.
+            CallRouted: the decision is route and no approval has queued it yet.
+            ExecutionError: the same call is running and has not finished.
+        """
+        bound = _Bound(self._signature, args, kwargs)
+        info = self._info(bound)
+        if not self._governor.governs(self._tool):
+            return GovernedResult(decision=None, value=await self._function(*args, **kwargs))
+        decision = await self._governor.adecide(info)
+        queued = await self._governor.aqueued(decision)
+        if not decision.is_allowed and queued is None:
+            raise _refuse(decision)
+
+        async def run(arguments: dict[str, Any], key: str) -> R:
+            call_args, call_kwargs = bound.call_with(key, self._takes_key, arguments)
+            result: R = await self._function(*call_args, **call_kwargs)
+            return result
+
+        return await self._governor.arun(decision, info, run, execution=queued)
+
+    async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        result: R = (await self.call(*args, **kwargs)).value
+        return result
+
+
+class _Decorator:
+    def __init__(self, guard: Guard, tool: str | None, options: dict[str, Any]) -> None:
+        self._guard = guard
+        self._tool = tool
+        self._options = options
+
+    @overload
+    def __call__(  # type: ignore[overload-overlap]
+        self, function: Callable[P, Coroutine[Any, Any, R]]
+    ) -> AsyncGovernedFunction[P, R]: ...
+
+    @overload
+    def __call__(self, function: Callable[P, R]) -> GovernedFunction[P, R]: ...
+
+    def __call__(
+        self, function: Callable[P, Any]
+    ) -> GovernedFunction[P, Any] | AsyncGovernedFunction[P, Any]:
+        governor = Governor(self._guard, **self._options)
+        tool = self._tool or function.__name__
+        if inspect.iscoroutinefunction(function):
+            return AsyncGovernedFunction(governor, function, tool)
+        return GovernedFunction(governor, function, tool)
+
+
+def governed(
+    guard: Guard,
+    *,
+    action: str | None = None,
+    tool: str | None = None,
+    actor: ActorSource = None,
+    case_id: TextSource = None,
+    customer_id: TextSource = None,
+    rationale: RationaleSource = None,
+    fields: Mapping[str, str] | None = None,
+) -> _Decorator:
+    """Govern a plain function: see `Guard.governed`."""
+    return _Decorator(
+        guard,
+        tool,
+        {
+            "action": action,
+            "actor": actor,
+            "case_id": case_id,
+            "customer_id": customer_id,
+            "rationale": rationale,
+            "fields": fields,
+        },
+    )

@@ -1,0 +1,278 @@
+"""The OpenAI tool-call loop: Chat Completions `tool_calls` and Responses `function_call` items.
+
+Works on the SDK's objects or on plain dicts, so the `openai` package is not needed here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic_core import to_jsonable_python
+
+from discretion.errors import ExecutionError
+from discretion.integrations._call import (
+    ActorSource,
+    GovernedResult,
+    Governor,
+    RationaleSource,
+    TextSource,
+    ToolCallInfo,
+    agent_message,
+    in_progress_message,
+)
+
+if TYPE_CHECKING:
+    from discretion.guard import Guard
+
+__all__ = ["OpenAITools", "ToolOutput"]
+
+_KEY = "idempotency_key"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolOutput:
+    """One tool call's answer, in the shape the API that made the call expects."""
+
+    call_id: str
+    """The model's id for the call."""
+    tool: str
+    """The tool's name."""
+    output: dict[str, Any]
+    """A Chat Completions `tool` message or a Responses `function_call_output` item."""
+    result: GovernedResult | None
+    """The decision and execution; None when the call could not be read or has no function."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Call:
+    call_id: str
+    name: str
+    arguments: str
+    is_responses: bool
+
+    def answer(self, text: str) -> dict[str, Any]:
+        if self.is_responses:
+            return {"type": "function_call_output", "call_id": self.call_id, "output": text}
+        return {"role": "tool", "tool_call_id": self.call_id, "content": text}
+
+
+def _plain(item: Any) -> dict[str, Any]:
+    if isinstance(item, Mapping):
+        return dict(item)
+    dump = getattr(item, "model_dump", None)
+    if callable(dump):
+        plain: dict[str, Any] = dump()
+        return plain
+    raise TypeError(f"{type(item).__name__} is not an OpenAI tool call")
+
+
+def _calls(calls: Any) -> list[_Call]:
+    """Tool calls from a message, a response, or a list of either API's items."""
+    if not isinstance(calls, (list, tuple)):
+        found = getattr(calls, "tool_calls", None)
+        if found is None and isinstance(calls, Mapping):
+            found = calls.get("tool_calls", calls.get("output"))
+        if found is None:
+            found = getattr(calls, "output", None)
+        calls = found or []
+    parsed: list[_Call] = []
+    for item in calls:
+        plain = _plain(item)
+        if plain.get("type") == "function_call":
+            parsed.append(
+                _Call(
+                    call_id=str(plain["call_id"]),
+                    name=str(plain["name"]),
+                    arguments=str(plain.get("arguments") or "{}"),
+                    is_responses=True,
+                )
+            )
+        elif isinstance(plain.get("function"), Mapping):
+            function = plain["function"]
+            parsed.append(
+                _Call(
+                    call_id=str(plain["id"]),
+                    name=str(function["name"]),
+                    arguments=str(function.get("arguments") or "{}"),
+                    is_responses=False,
+                )
+            )
+    return parsed
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    # Sorted keys: a replayed result (stored canonically) reads the same as the first answer.
+    return json.dumps(to_jsonable_python(value, fallback=str), ensure_ascii=False, sort_keys=True)
+
+
+class OpenAITools:
+    """Decides each tool call the model made, runs the allowed ones once, and answers all.
+
+    Example:
+        ```python
+        tools = OpenAITools(guard, {"issue_refund": issue_refund}, actor=bot, case_id="case-7")
+        completion = client.chat.completions.create(model=..., messages=messages, tools=specs)
+        message = completion.choices[0].message
+        messages += [message, *tools.run(message)]       # Chat Completions
+        items += tools.run(response.output)              # Responses API
+        ```
+
+    A function with an `idempotency_key` parameter receives the call's key. Calls the pack does
+    not govern run untouched; routed and denied calls are answered with the decision's text.
+
+    Args:
+        guard: decides and records.
+        functions: the Python functions, by the tool name the model uses.
+        actor: who proposes the calls (see `ActorSource`).
+        case_id: the support case, when the tools' arguments do not carry it.
+        customer_id: the customer, when the tools' arguments do not carry it.
+        rationale: why; by default the tool's own `reason` and `rationale` arguments.
+    """
+
+    def __init__(
+        self,
+        guard: Guard,
+        functions: Mapping[str, Callable[..., Any]],
+        *,
+        actor: ActorSource = None,
+        case_id: TextSource = None,
+        customer_id: TextSource = None,
+        rationale: RationaleSource = None,
+    ) -> None:
+        self.functions = dict(functions)
+        self._governor = Governor(
+            guard, actor=actor, case_id=case_id, customer_id=customer_id, rationale=rationale
+        )
+
+    def _prepare(self, call: _Call) -> tuple[ToolCallInfo, Callable[..., Any]] | ToolOutput:
+        function = self.functions.get(call.name)
+        if function is None:
+            text = f"There is no tool named {call.name!r}; use one of: {', '.join(self.functions)}."
+            return ToolOutput(
+                call_id=call.call_id, tool=call.name, output=call.answer(text), result=None
+            )
+        try:
+            arguments = json.loads(call.arguments)
+        except json.JSONDecodeError as exc:
+            arguments = exc
+        if not isinstance(arguments, dict):
+            text = f"The arguments for {call.name!r} are not a JSON object; nothing was run."
+            return ToolOutput(
+                call_id=call.call_id, tool=call.name, output=call.answer(text), result=None
+            )
+        info = ToolCallInfo(tool=call.name, arguments=arguments, call_id=call.call_id)
+        return info, function
+
+    @staticmethod
+    def _kwargs(
+        function: Callable[..., Any], arguments: dict[str, Any], key: str
+    ) -> dict[str, Any]:
+        if _KEY in inspect.signature(function).parameters:
+            return {**arguments, _KEY: key}
+        return arguments
+
+    def _output(self, call: _Call, result: GovernedResult) -> ToolOutput:
+        if result.decision is not None and result.execution is None:
+            text = agent_message(result.decision)
+        else:
+            text = _text(result.value)
+        return ToolOutput(
+            call_id=call.call_id, tool=call.name, output=call.answer(text), result=result
+        )
+
+    def outcomes(self, calls: Any) -> list[ToolOutput]:
+        """Decide and run each call; return each answer with its decision and execution.
+
+        `calls` is a Chat Completions message (or its `tool_calls`), a Responses response (or
+        its `output` items), as SDK objects or dicts.
+        """
+        done: list[ToolOutput] = []
+        for call in _calls(calls):
+            prepared = self._prepare(call)
+            if isinstance(prepared, ToolOutput):
+                done.append(prepared)
+                continue
+            info, function = prepared
+            governor = self._governor
+            if not governor.governs(call.name):
+                value = function(**self._kwargs(function, info.arguments, call.call_id))
+                done.append(self._output(call, GovernedResult(decision=None, value=value)))
+                continue
+            decision = governor.decide(info)
+            queued = governor.queued(decision)
+            if not decision.is_allowed and queued is None:
+                done.append(self._output(call, GovernedResult(decision=decision)))
+                continue
+
+            def run(arguments: dict[str, Any], key: str, function: Any = function) -> Any:
+                return function(**self._kwargs(function, arguments, key))
+
+            try:
+                result = governor.run(decision, info, run, execution=queued)
+            except ExecutionError as exc:
+                text = in_progress_message(exc)
+                done.append(
+                    ToolOutput(
+                        call_id=call.call_id,
+                        tool=call.name,
+                        output=call.answer(text),
+                        result=GovernedResult(decision=decision),
+                    )
+                )
+                continue
+            done.append(self._output(call, result))
+        return done
+
+    async def aoutcomes(self, calls: Any) -> list[ToolOutput]:
+        """`outcomes` for async functions (sync functions are called as they are)."""
+        done: list[ToolOutput] = []
+        for call in _calls(calls):
+            prepared = self._prepare(call)
+            if isinstance(prepared, ToolOutput):
+                done.append(prepared)
+                continue
+            info, function = prepared
+            governor = self._governor
+
+            async def invoke(arguments: dict[str, Any], key: str, function: Any = function) -> Any:
+                value = function(**self._kwargs(function, arguments, key))
+                return await value if inspect.isawaitable(value) else value
+
+            if not governor.governs(call.name):
+                value = await invoke(info.arguments, call.call_id)
+                done.append(self._output(call, GovernedResult(decision=None, value=value)))
+                continue
+            decision = await governor.adecide(info)
+            queued = await governor.aqueued(decision)
+            if not decision.is_allowed and queued is None:
+                done.append(self._output(call, GovernedResult(decision=decision)))
+                continue
+            try:
+                result = await governor.arun(decision, info, invoke, execution=queued)
+            except ExecutionError as exc:
+                text = in_progress_message(exc)
+                done.append(
+                    ToolOutput(
+                        call_id=call.call_id,
+                        tool=call.name,
+                        output=call.answer(text),
+                        result=GovernedResult(decision=decision),
+                    )
+                )
+                continue
+            done.append(self._output(call, result))
+        return done
+
+    def run(self, calls: Iterable[Any] | Any) -> list[dict[str, Any]]:
+        """Decide and run each call; return the outputs to send back to the model."""
+        return [done.output for done in self.outcomes(calls)]
+
+    async def arun(self, calls: Iterable[Any] | Any) -> list[dict[str, Any]]:
+        """`run` for async functions."""
+        return [done.output for done in await self.aoutcomes(calls)]

@@ -1,0 +1,514 @@
+"""Precedents kept in the store: set, find by scope, consume, revoke."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, select, update
+
+from discretion.authority import covers_exception
+from discretion.context import Snapshot
+from discretion.decision import Decision, Outcome
+from discretion.errors import ApprovalError, ConfigurationError, ProposalError
+from discretion.lineage import canonical_json, digest
+from discretion.money import Money
+from discretion.policy.pack import PolicyPack, Role, Rule
+from discretion.precedent._applicability import matches
+from discretion.precedent._model import Precedent, PrecedentSpec, Range
+from discretion.proposal import Actor
+from discretion.store import SqlStore, StoreTransaction
+from discretion.store._schema import ledger, precedent_keysets, precedents
+from discretion.store._sql import SqlTransaction, from_us, to_us
+from discretion.types import Clock, IdFactory
+
+__all__ = ["Precedents"]
+
+_HASHED_TYPES = ("string", "int", "bool")
+"""Field types whose exact scope values go into the match digest; others are checked after."""
+
+_FOUND_PER_KEYSET = 20
+"""The most candidates read per key set: the newest first."""
+
+
+def _new_id() -> str:
+    return f"prec_{uuid.uuid4().hex}"
+
+
+def _match_hash(action: str, reason: str, values: Mapping[str, Any]) -> str:
+    return digest({"action": action, "reason": reason, "scope": dict(values)})
+
+
+def _stored_scope(scope: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in sorted(scope.items()):
+        if isinstance(value, Range):
+            out[key] = {
+                bound: (v.isoformat() if isinstance(v, datetime) else str(v))
+                for bound, v in (("min", value.min), ("max", value.max))
+                if v is not None
+            }
+        else:
+            out[key] = value
+    return out
+
+
+def _row(row: Any) -> Precedent:
+    body = json.loads(row.body)
+    return Precedent.model_validate(
+        {
+            **body,
+            "uses": int(row.uses),
+            "revoked_at": from_us(int(row.revoked_us)) if row.revoked_us is not None else None,
+            "revoked_by": body.get("revoked_by"),
+            "revoked_reason": body.get("revoked_reason"),
+        }
+    )
+
+
+class Precedents:
+    """The precedents on record, checked against the guard's pack.
+
+    Example:
+        ```python
+        precedent = guard.precedents.set(decision.id, spec, grantor=manager)
+        guard.precedents.revoke(precedent.id, by=manager, reason="carrier dispute settled")
+        ```
+    """
+
+    def __init__(
+        self,
+        store: SqlStore,
+        pack: PolicyPack | None,
+        *,
+        clock: Clock,
+        ids: IdFactory | None = None,
+    ) -> None:
+        self.store = store
+        self.pack = pack
+        """The pack precedents are checked against; reading needs none, setting does."""
+        self._clock = clock
+        self._ids = ids or _new_id
+
+    # Setting -----------------------------------------------------------------------------
+
+    def set(
+        self,
+        decision_id: str,
+        spec: PrecedentSpec | Mapping[str, Any],
+        *,
+        grantor: Actor,
+        tx: SqlTransaction | None = None,
+    ) -> Precedent:
+        """Make the exception granted by `decision_id` citable within `spec`.
+
+        The decision must have granted an exception (`allow_exception`, or a routed case a
+        person approved). The pack must allow precedent for its reason; the scope must fix
+        at least the keys the pack requires and cover the decision's own facts; the expiry and
+        the citation cap stay inside the pack's maxima; the grantor's authority must cover the
+        exception and the bounds. Pass `tx` to write inside an open transaction (an approval's).
+
+        Raises:
+            ApprovalError: the grantor may not set it.
+            ProposalError: the spec does not fit the decision or the pack.
+        """
+        if not isinstance(spec, PrecedentSpec):
+            try:
+                spec = PrecedentSpec.model_validate(spec)
+            except ValueError as exc:
+                raise ProposalError(f"precedent spec: {exc}", field="precedent") from None
+        if tx is not None:
+            return self._set(tx, decision_id, spec, grantor)
+        with self.store.transaction() as own:
+            return self._set(own, decision_id, spec, grantor)
+
+    def _set(
+        self, tx: SqlTransaction, decision_id: str, spec: PrecedentSpec, grantor: Actor
+    ) -> Precedent:
+        now = self._clock()
+        body = self.store.decision_body(decision_id, connection=tx.connection)
+        if body is None:
+            raise ProposalError(f"decision {decision_id!r} is not on record", field="decision_id")
+        decision = Decision.model_validate(body["decision"])
+        reason, policy = self._reason(decision, tx.connection)
+        role = self._grantor_role(grantor, decision, reason, policy.set_by)
+        action = self.policy.actions[decision.action]
+        auth = role.authority[decision.action]
+        grantor_limit = self.policy.money(auth.exception_minor)
+        fields = self.policy.fields
+
+        missing = [key for key in policy.scope if key not in spec.scope]
+        if missing:
+            raise ProposalError(
+                f"precedent scope must fix {', '.join(missing)} for reason {reason.id!r}"
+                f" (the pack requires: {', '.join(policy.scope)})",
+                field="scope",
+            )
+        context = body.get("context", {})
+        for key, value in spec.scope.items():
+            if key not in action.reads:
+                raise ProposalError(
+                    f"scope key {key!r} is not a fact action {action.name!r} reads;"
+                    f" reads: {', '.join(action.reads)}",
+                    field=f"scope.{key}",
+                )
+            self._check_scope_value(key, value, fields[key].type)
+        facts = _typed_facts(context, fields)
+        stored_scope = _stored_scope(spec.scope)
+        uncovered = [k for k, v in stored_scope.items() if not matches(v, facts.get(k))]
+        if uncovered:
+            raise ProposalError(
+                f"the scope does not cover decision {decision_id}'s own facts on"
+                f" {', '.join(uncovered)}; a precedent must include the case it is set from",
+                field="scope",
+            )
+        if spec.max_amount is not None:
+            if spec.max_amount.currency != self.policy.currency:
+                raise ProposalError(
+                    f"max_amount must be in the pack's currency {self.policy.currency}",
+                    field="max_amount",
+                )
+            if spec.max_amount.minor > grantor_limit.minor:
+                raise ApprovalError(
+                    f"max_amount {spec.max_amount} is above what role {role.id!r} may grant"
+                    f" for {decision.action} ({grantor_limit})"
+                )
+        if spec.max_ratio is not None and policy.ratio_of is None:
+            raise ProposalError(
+                f"reason {reason.id!r} does not allow ratio bounds (the pack sets no ratio_of)",
+                field="max_ratio",
+            )
+        if spec.expires_at <= now:
+            raise ProposalError("expires_at must be in the future", field="expires_at")
+        if spec.expires_at > now + policy.max_expiry:
+            raise ProposalError(
+                f"expires_at is past the longest expiry reason {reason.id!r} allows"
+                f" ({now + policy.max_expiry:%Y-%m-%d %H:%M} UTC)",
+                field="expires_at",
+            )
+        if policy.max_citations is not None and spec.citations > policy.max_citations:
+            raise ProposalError(
+                f"citations {spec.citations} is above the pack's cap of {policy.max_citations}"
+                f" for reason {reason.id!r}",
+                field="citations",
+            )
+        existing = tx.connection.execute(
+            select(precedents.c.id).where(precedents.c.source_decision_id == decision_id)
+        ).first()
+        if existing is not None:
+            raise ProposalError(
+                f"decision {decision_id} already set precedent {existing[0]}; revoke it first",
+                field="decision_id",
+            )
+
+        hashed = {
+            key: value
+            for key, value in stored_scope.items()
+            if fields[key].type in _HASHED_TYPES and not isinstance(value, Mapping)
+        }
+        match_keys = ",".join(sorted(hashed))
+        precedent = Precedent(
+            id=self._ids(),
+            source_decision_id=decision_id,
+            action=decision.action,
+            reason=reason.id,
+            grantor_id=grantor.id,
+            grantor_role=role.id,
+            grantor_limit=grantor_limit,
+            policy_version=self.policy.version,
+            scope=stored_scope,
+            max_amount=spec.max_amount,
+            max_ratio=spec.max_ratio,
+            ratio_of=policy.ratio_of if spec.max_ratio is not None else None,
+            expires_at=spec.expires_at,
+            citations=spec.citations,
+            learnable=spec.learnable,
+            note=spec.note,
+            created_at=now,
+        )
+        record = precedent.model_dump(mode="json", exclude={"uses", "revoked_at"})
+        tx.connection.execute(
+            insert(precedents).values(
+                id=precedent.id,
+                source_decision_id=decision_id,
+                action=precedent.action,
+                reason=precedent.reason,
+                match_keys=match_keys,
+                match_hash=_match_hash(precedent.action, precedent.reason, hashed),
+                learnable=int(precedent.learnable),
+                citations=precedent.citations,
+                uses=0,
+                expires_us=to_us(precedent.expires_at),
+                created_us=to_us(now),
+                revoked_us=None,
+                body=canonical_json(record),
+            )
+        )
+        known = tx.connection.execute(
+            select(precedent_keysets.c.match_keys).where(
+                precedent_keysets.c.action == precedent.action,
+                precedent_keysets.c.reason == precedent.reason,
+                precedent_keysets.c.match_keys == match_keys,
+            )
+        ).first()
+        if known is None:
+            tx.connection.execute(
+                insert(precedent_keysets).values(
+                    action=precedent.action, reason=precedent.reason, match_keys=match_keys
+                )
+            )
+        tx.record("precedent.set", precedent.id, record, at=now)
+        return precedent
+
+    def _reason(self, decision: Decision, connection: Connection) -> tuple[Rule, Any]:
+        action = self.policy.actions.get(decision.action)
+        reason = action.reason(decision.reason) if action and decision.reason else None
+        if reason is None:
+            raise ProposalError(
+                f"decision {decision.id} granted no exception reason of pack {self.policy.name!r};"
+                " only a granted exception can become precedent",
+                field="decision_id",
+            )
+        if reason.precedent is None:
+            raise ProposalError(
+                f"pack {self.policy.name!r} does not let reason {reason.id!r} become precedent"
+                " (it has no `precedent:` settings)",
+                field="decision_id",
+            )
+        granted = decision.outcome is Outcome.ALLOW_EXCEPTION
+        if decision.outcome is Outcome.ROUTE:
+            granted = (
+                connection.execute(
+                    select(ledger.c.seq).where(
+                        ledger.c.subject_id == decision.id, ledger.c.kind == "approval.approved"
+                    )
+                ).first()
+                is not None
+            )
+        if not granted:
+            raise ProposalError(
+                f"decision {decision.id} ({decision.outcome}) granted no exception: only an"
+                " allow_exception or an approved routed case can become precedent",
+                field="decision_id",
+            )
+        return reason, reason.precedent
+
+    def _grantor_role(
+        self, grantor: Actor, decision: Decision, reason: Rule, set_by: frozenset[str] | None
+    ) -> Role:
+        role = self.policy.role(grantor.role)
+        if role is None or role.is_ai != grantor.is_ai:
+            raise ApprovalError(
+                f"grantor {grantor.id!r}: role {grantor.role!r} is not a matching role of the pack"
+            )
+        if set_by is not None and role.id not in set_by:
+            raise ApprovalError(
+                f"role {role.id!r} may not set precedent for reason {reason.id!r};"
+                f" set_by: {', '.join(sorted(set_by))}"
+            )
+        if set_by is None and role.is_ai:
+            raise ApprovalError("an AI actor sets precedent only where the pack's set_by names it")
+        amount = decision.amount.minor if decision.amount is not None else 0
+        if not covers_exception(role, decision.action, reason, amount):
+            raise ApprovalError(
+                f"role {role.id!r} has no authority to grant {reason.id!r} for"
+                f" {decision.amount}, so it cannot make it precedent"
+            )
+        return role
+
+    def _check_scope_value(self, key: str, value: Any, kind: str) -> None:
+        ok = {
+            "string": isinstance(value, str),
+            "int": (isinstance(value, int) and not isinstance(value, bool))
+            or (isinstance(value, Range) and isinstance(value.min or value.max, Decimal)),
+            "bool": isinstance(value, bool),
+            "money": (isinstance(value, (int, str)) and not isinstance(value, bool))
+            or (isinstance(value, Range) and isinstance(value.min or value.max, Decimal)),
+            "timestamp": isinstance(value, str)
+            or (isinstance(value, Range) and isinstance(value.min or value.max, datetime)),
+            "duration": False,
+            "list[string]": isinstance(value, str),
+        }[kind]
+        if kind == "money" and isinstance(value, (int, str)):
+            try:
+                ok = Decimal(str(value)).is_finite()
+            except ArithmeticError:
+                ok = False
+        if not ok:
+            raise ProposalError(
+                f"scope {key}: {value!r} does not fit a {kind} fact (exact values for strings,"
+                " ints and bools; a member for lists; ranges for ints, money and times)",
+                field=f"scope.{key}",
+            )
+
+    @property
+    def policy(self) -> PolicyPack:
+        """The pack, which setting, finding and revoking need."""
+        if self.pack is None:
+            raise ConfigurationError("setting, finding or revoking precedent needs a policy pack")
+        return self.pack
+
+    # Reading -----------------------------------------------------------------------------
+
+    def get(self, precedent_id: str) -> Precedent | None:
+        """A precedent by id."""
+        found = self.load([precedent_id])
+        return found.get(precedent_id)
+
+    def load(self, ids: Iterable[str]) -> dict[str, Precedent]:
+        """The precedents with these ids that exist."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        with self.store.reading("precedents") as connection:
+            rows = connection.execute(select(precedents).where(precedents.c.id.in_(wanted))).all()
+        return {row.id: _row(row) for row in rows}
+
+    def list(
+        self,
+        *,
+        action: str | None = None,
+        reason: str | None = None,
+        active_only: bool = False,
+        limit: int = 100,
+    ) -> builtins.list[Precedent]:
+        """Precedents newest first; `active_only` leaves out revoked, expired and used-up ones."""
+        query = select(precedents).order_by(precedents.c.created_us.desc()).limit(limit)
+        if action is not None:
+            query = query.where(precedents.c.action == action)
+        if reason is not None:
+            query = query.where(precedents.c.reason == reason)
+        if active_only:
+            query = query.where(
+                precedents.c.revoked_us.is_(None),
+                precedents.c.expires_us > to_us(self._clock()),
+                precedents.c.uses < precedents.c.citations,
+            )
+        with self.store.reading("precedents") as connection:
+            return [_row(row) for row in connection.execute(query).all()]
+
+    def find(
+        self, *, action: str, reason: str, snapshot: Snapshot, now: datetime
+    ) -> builtins.list[Precedent]:
+        """Live precedents whose exact scope matches the case, through the match index.
+
+        Range, money, time and list scope keys are checked afterwards by `check`.
+        """
+        fields = self.policy.fields
+        with self.store.reading("precedents") as connection:
+            keysets = connection.execute(
+                select(precedent_keysets.c.match_keys).where(
+                    precedent_keysets.c.action == action, precedent_keysets.c.reason == reason
+                )
+            ).all()
+            found: builtins.list[Precedent] = []
+            for (match_keys,) in keysets:
+                keys = [k for k in match_keys.split(",") if k]
+                values = {k: snapshot.values.get(k) for k in keys}
+                if any(
+                    v is None or k not in fields or not isinstance(v, (str, int, bool))
+                    for k, v in values.items()
+                ):
+                    continue
+                rows = connection.execute(
+                    select(precedents)
+                    .where(
+                        precedents.c.match_hash == _match_hash(action, reason, values),
+                        precedents.c.expires_us > to_us(now),
+                        and_(
+                            precedents.c.revoked_us.is_(None),
+                            precedents.c.learnable == 1,
+                            precedents.c.uses < precedents.c.citations,
+                        ),
+                    )
+                    .order_by(precedents.c.expires_us)
+                    .limit(_FOUND_PER_KEYSET)
+                ).all()
+                found.extend(_row(row) for row in rows)
+        return found
+
+    # Writing -----------------------------------------------------------------------------
+
+    def consume(self, tx: StoreTransaction, precedent_id: str, *, now: datetime) -> bool:
+        """Take one citation inside the decision's transaction; False when none is left.
+
+        The conditional update is atomic: two decisions cannot both take the last citation.
+        """
+        if not isinstance(tx, SqlTransaction):
+            raise ConfigurationError("precedent needs the SqlStore's transactions")
+        result = tx.connection.execute(
+            update(precedents)
+            .where(
+                precedents.c.id == precedent_id,
+                precedents.c.uses < precedents.c.citations,
+                precedents.c.revoked_us.is_(None),
+                precedents.c.expires_us > to_us(now),
+            )
+            .values(uses=precedents.c.uses + 1)
+        )
+        return result.rowcount == 1
+
+    def revoke(self, precedent_id: str, *, by: Actor, reason: str) -> Precedent:
+        """Stop a precedent from being cited; recorded in the lineage with who and why.
+
+        Raises:
+            ApprovalError: `by` is an AI actor, or has no authority over the precedent's action.
+            ProposalError: no such precedent, it is already revoked, or `reason` is empty.
+        """
+        if not reason.strip():
+            raise ProposalError("revoking needs a reason", field="reason")
+        role = self.policy.role(by.role)
+        if role is None or role.is_ai or by.is_ai:
+            raise ApprovalError(f"{by.id!r} ({by.role}) may not revoke precedent: a person must")
+        now = self._clock()
+        with self.store.transaction() as tx:
+            connection = tx.connection
+            row = connection.execute(
+                select(precedents).where(precedents.c.id == precedent_id)
+            ).first()
+            if row is None:
+                raise ProposalError(f"precedent {precedent_id!r} does not exist", field="id")
+            if row.revoked_us is not None:
+                raise ProposalError(f"precedent {precedent_id} is already revoked", field="id")
+            if row.action not in role.authority:
+                raise ApprovalError(f"role {role.id!r} has no authority over {row.action!r}")
+            body = json.loads(row.body)
+            body.update(revoked_by=by.id, revoked_reason=reason.strip())
+            connection.execute(
+                update(precedents)
+                .where(precedents.c.id == precedent_id)
+                .values(revoked_us=to_us(now), body=canonical_json(body))
+            )
+            tx.record(
+                "precedent.revoked",
+                precedent_id,
+                {"precedent_id": precedent_id, "by": by.id, "role": role.id, "reason": reason},
+                at=now,
+            )
+        revoked = self.get(precedent_id)
+        if revoked is None:  # pragma: no cover - the row was just updated
+            raise ProposalError(f"precedent {precedent_id!r} vanished", field="id")
+        return revoked
+
+
+def _typed_facts(context: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Recorded JSON facts back to the typed values scope matching compares."""
+    out: dict[str, Any] = {}
+    for key, value in context.items():
+        spec = fields.get(key)
+        if value is None or spec is None:
+            out[key] = None
+        elif spec.type == "money" and isinstance(value, Mapping):
+            out[key] = Money.of(value["amount"], value["currency"])
+        elif spec.type == "timestamp" and isinstance(value, str):
+            out[key] = datetime.fromisoformat(value)
+        elif spec.type == "list[string]" and isinstance(value, Sequence):
+            out[key] = tuple(value)
+        else:
+            out[key] = value
+    return out
