@@ -1,0 +1,182 @@
+"""`@guard.governed(...)` on plain Python functions, sync and async."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from _integration_support import BOT, MARIA, ledger_kinds
+
+from conftest import good_facts
+from discretion import CallDenied, CallRouted, ExecutionError, Money, Outcome, ProposalError
+from discretion.integrations import GovernedResult
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def guard(make_guard):
+    return make_guard()
+
+
+def refunder(guard, ran: list[Any], **options: Any):
+    options.setdefault("actor", BOT)
+
+    @guard.governed(action="refund", **options)
+    def refund_order(
+        order_id: str,
+        amount: Decimal,
+        customer_id: str = "c-1",
+        case_id: str = "case-1",
+        idempotency_key: str = "",
+    ) -> str:
+        ran.append((order_id, amount, idempotency_key))
+        return f"refunded {amount} on {order_id}"
+
+    return refund_order
+
+
+def test_an_allowed_call_returns_the_result_and_runs_once_per_key(guard):
+    ran: list[Any] = []
+    refund_order = refunder(guard, ran)
+    assert refund_order("o-1", Decimal("40.00")) == "refunded 40.00 on o-1"
+    assert refund_order("o-1", Decimal("40.00")) == "refunded 40.00 on o-1"
+    assert refund_order("o-2", Decimal("40.00")) == "refunded 40.00 on o-2"
+    assert [r[:2] for r in ran] == [("o-1", Decimal("40.00")), ("o-2", Decimal("40.00"))]
+    assert ran[0][2].startswith("refund_order:case-1:")
+    assert ledger_kinds(guard).count("execution.started") == 2
+    assert refund_order.__name__ == "refund_order"
+
+
+def test_call_returns_the_decision_with_the_result(guard):
+    refund_order = refunder(guard, [])
+    result = refund_order.call("o-1", Decimal("40.00"))
+    assert isinstance(result, GovernedResult)
+    assert result.decision.outcome is Outcome.ALLOW
+    assert result.decision.action == "refund"
+    assert result.decision.amount == Money.of("40.00", "USD")
+    assert result.value == "refunded 40.00 on o-1"
+    assert result.has_run
+    assert not result.is_replay
+    assert refund_order.call("o-1", Decimal("40.00")).is_replay
+
+
+def test_a_denied_call_raises_and_never_runs(make_guard):
+    guard = make_guard(good_facts(**{"customer.fraud_flag": True}))
+    ran: list[Any] = []
+    refund_order = refunder(guard, ran)
+    with pytest.raises(CallDenied, match="Not permitted") as caught:
+        refund_order("o-1", Decimal("40.00"))
+    assert caught.value.decision.outcome is Outcome.DENY
+    assert "fraud-flag" in caught.value.decision.rules
+    assert ran == []
+
+
+def test_a_routed_call_raises_with_the_approval_id_and_runs_after_approval(guard):
+    ran: list[Any] = []
+    refund_order = refunder(guard, ran)
+    with pytest.raises(CallRouted) as caught:
+        refund_order("o-1", Decimal("60.00"))
+    approval_id = caught.value.approval_id
+    assert caught.value.decision.required_role == "tier1"
+    assert ran == []
+    guard.approvals.approve(approval_id, approver=MARIA, note="ok")
+    # The caller retries the same call: the approved call runs, once.
+    assert refund_order("o-1", Decimal("60.00")) == "refunded 60.00 on o-1"
+    assert refund_order("o-1", Decimal("60.00")) == "refunded 60.00 on o-1"
+    assert len(ran) == 1
+    assert ran[0][1] == Decimal("60.00")
+
+
+def test_an_approved_call_runs_with_the_edited_amount(guard):
+    ran: list[str] = []
+
+    @guard.governed(actor=BOT)
+    def issue_refund(
+        amount: str, currency: str, customer_id: str, case_id: str, order_id: str
+    ) -> str:
+        ran.append(amount)
+        return f"refunded {amount}"
+
+    with pytest.raises(CallRouted) as caught:
+        issue_refund("60.00", "USD", "c-1", "case-1", "o-1")
+    guard.approvals.approve(
+        caught.value.approval_id, approver=MARIA, note="ok", amount=Money.of("55.00", "USD")
+    )
+    assert issue_refund("60.00", "USD", "c-1", "case-1", "o-1") == "refunded 55.00"
+    assert issue_refund("60.00", "USD", "c-1", "case-1", "o-1") == "refunded 55.00"
+    assert ran == ["55.00"]
+
+
+def test_a_caller_given_key_names_the_call(guard):
+    ran: list[Any] = []
+    refund_order = refunder(guard, ran)
+    refund_order("o-1", Decimal("40.00"), idempotency_key="pay-77")
+    assert ran[0][2] == "refund_order:pay-77"
+    with pytest.raises(ProposalError, match="already used for a different proposal"):
+        refund_order("o-1", Decimal("45.00"), idempotency_key="pay-77")
+    assert len(ran) == 1
+
+
+def test_a_function_the_pack_maps_by_name_needs_no_action(guard):
+    ran: list[str] = []
+
+    @guard.governed(actor=BOT)
+    def issue_refund(
+        amount: str, currency: str, customer_id: str, case_id: str, order_id: str
+    ) -> str:
+        ran.append(amount)
+        return "ok"
+
+    assert issue_refund("40.00", "USD", "c-1", "case-1", "o-1") == "ok"
+    with pytest.raises(CallRouted):
+        issue_refund("60.00", "USD", "c-1", "case-1", "o-2")
+    assert ran == ["40.00"]
+
+
+def test_an_ungoverned_function_runs_untouched(guard):
+    @guard.governed(actor=BOT)
+    def lookup_order(order_id: str) -> str:
+        return f"order {order_id}"
+
+    result = lookup_order.call("o-1")
+    assert result.value == "order o-1"
+    assert result.decision is None
+    assert ledger_kinds(guard) == []
+
+
+def test_a_call_still_running_is_not_run_again(guard):
+    inner: list[ExecutionError] = []
+
+    @guard.governed(action="refund", actor=BOT)
+    def refund_order(order_id: str, amount: str, customer_id: str, case_id: str) -> str:
+        try:
+            refund_order(order_id, amount, customer_id, case_id)
+        except ExecutionError as exc:
+            inner.append(exc)
+        return "done"
+
+    assert refund_order("o-1", "40.00", "c-1", "case-1") == "done"
+    assert len(inner) == 1
+
+
+@pytest.mark.anyio
+async def test_async_functions_are_governed_too(guard):
+    ran: list[str] = []
+
+    @guard.governed(action="refund", actor=BOT)
+    async def refund_order(order_id: str, amount: str, customer_id: str, case_id: str) -> str:
+        ran.append(amount)
+        return f"refunded {amount}"
+
+    assert await refund_order("o-1", "40.00", "c-1", "case-1") == "refunded 40.00"
+    assert await refund_order("o-1", "40.00", "c-1", "case-1") == "refunded 40.00"
+    with pytest.raises(CallRouted):
+        await refund_order("o-2", "60.00", "c-1", "case-1")
+    result = await refund_order.call("o-1", "40.00", "c-1", "case-1")
+    assert result.is_replay
+    assert ran == ["40.00"]

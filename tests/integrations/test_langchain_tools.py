@@ -1,0 +1,285 @@
+"""`Guard.wrap_tools`: governed langchain-core tools."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Annotated, Any
+
+import pytest
+from _integration_support import BOT, MARIA, ledger_kinds, refund_args
+from langchain_core.messages import ToolMessage
+from langchain_core.tools import BaseTool, InjectedToolArg, ToolException, tool
+from pydantic import ValidationError
+
+from conftest import good_facts, shop_pack_with
+from discretion import ConfigurationError, Money, Outcome, ProposalError
+from discretion.integrations import GovernedTool, tool_callables
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class Tools:
+    """The shop's tools, counting what actually ran."""
+
+    def __init__(self) -> None:
+        self.refunds: list[dict[str, Any]] = []
+        self.lookups: list[str] = []
+        outer = self
+
+        @tool
+        def issue_refund(
+            amount: str,
+            currency: str,
+            customer_id: str,
+            case_id: str,
+            order_id: str,
+            idempotency_key: Annotated[str, InjectedToolArg] = "",
+        ) -> str:
+            """Refund an order to the customer's card."""
+            outer.refunds.append({"amount": amount, "key": idempotency_key})
+            return f"refunded {currency} {amount} (ref rf-{len(outer.refunds)})"
+
+        @tool
+        def lookup_order(order_id: str) -> str:
+            """Look up an order's status."""
+            outer.lookups.append(order_id)
+            return f"order {order_id}: delivered"
+
+        self.issue_refund = issue_refund
+        self.lookup_order = lookup_order
+
+
+def call(args: dict[str, Any], call_id: str = "call-1", name: str = "issue_refund") -> dict:
+    return {"type": "tool_call", "name": name, "args": args, "id": call_id}
+
+
+@pytest.fixture
+def tools() -> Tools:
+    return Tools()
+
+
+@pytest.fixture
+def guard(make_guard):
+    return make_guard()
+
+
+def test_wrapped_tools_keep_name_description_and_schema(guard, tools):
+    refund, _lookup = guard.wrap_tools([tools.issue_refund, tools.lookup_order], actor=BOT)
+    assert isinstance(refund, GovernedTool)
+    assert refund.name == "issue_refund"
+    assert refund.description == tools.issue_refund.description
+    assert refund.args == tools.issue_refund.args
+    assert refund.tool_call_schema.model_json_schema() == (
+        tools.issue_refund.tool_call_schema.model_json_schema()
+    )
+
+
+def test_an_ungoverned_tool_passes_through_untouched(guard, tools):
+    _refund, lookup = guard.wrap_tools([tools.issue_refund, tools.lookup_order], actor=BOT)
+    assert lookup is tools.lookup_order
+    message = lookup.invoke(call({"order_id": "o-1"}, name="lookup_order"))
+    assert message.content == "order o-1: delivered"
+    assert tools.lookups == ["o-1"]
+    assert ledger_kinds(guard) == []
+
+
+def test_an_allowed_call_runs_once_and_a_retry_returns_the_first_result(guard, tools):
+    [refund] = guard.wrap_tools([tools.issue_refund], actor=BOT)
+    first = refund.invoke(call(refund_args()))
+    again = refund.invoke(call(refund_args()))
+    assert isinstance(first, ToolMessage)
+    assert first.content == "refunded USD 40.00 (ref rf-1)"
+    assert first.tool_call_id == "call-1"
+    assert again.content == first.content
+    assert again.tool_call_id == "call-1"
+    assert tools.refunds == [{"amount": "40.00", "key": "issue_refund:call-1"}]
+    assert ledger_kinds(guard) == ["decision", "execution.started", "execution.succeeded"]
+    execution = guard.executions.get("issue_refund:call-1")
+    assert execution.result == "refunded USD 40.00 (ref rf-1)"
+    assert guard.store.verify() == 3
+
+
+def test_a_routed_call_never_runs_and_returns_the_approval_id(guard, tools):
+    [refund] = guard.wrap_tools([tools.issue_refund], actor=BOT)
+    message = refund.invoke(call(refund_args("60.00")))
+    assert tools.refunds == []
+    assert message.status == "success"
+    approval_id = message.artifact["approval_id"]
+    assert message.artifact["outcome"] == "route"
+    assert message.artifact["required_role"] == "tier1"
+    assert f"Approval id: {approval_id}." in message.content
+    assert "Needs approval by tier1" in message.content
+    assert guard.approvals.get(approval_id).status == "pending"
+    assert guard.executions.for_decision(approval_id) == []
+
+
+def test_a_denied_call_never_runs_and_returns_an_error_message(make_guard, tools):
+    guard = make_guard(good_facts(**{"customer.fraud_flag": True}))
+    [refund] = guard.wrap_tools([tools.issue_refund], actor=BOT)
+    message = refund.invoke(call(refund_args()))
+    assert tools.refunds == []
+    assert message.status == "error"
+    assert message.artifact["outcome"] == "deny"
+    assert "fraud-flag" in message.artifact["rules"]
+    assert message.content.startswith("Not permitted: refund of USD 40.00")
+    assert "approval_id" not in message.artifact
+
+
+def test_an_approved_routed_call_runs_once_through_the_outbox(guard, tools):
+    [refund] = guard.wrap_tools([tools.issue_refund], actor=BOT)
+    routed = refund.invoke(call(refund_args("60.00")))
+    approval_id = routed.artifact["approval_id"]
+    guard.approvals.approve(
+        approval_id, approver=MARIA, note="long-standing customer", amount=Money.of("50", "USD")
+    )
+    [done] = guard.executions.run_pending(tool_callables([refund]))
+    assert done.result == "refunded USD 50.00 (ref rf-1)"
+    # The agent retrying the same call gets the stored result; nothing runs again.
+    retried = refund.invoke(call(refund_args("60.00")))
+    assert retried.content == "refunded USD 50.00 (ref rf-1)"
+    assert guard.executions.run_pending(tool_callables([refund])) == []
+    assert tools.refunds == [{"amount": "50.00", "key": "issue_refund:call-1"}]
+
+
+def test_the_same_call_id_with_other_arguments_is_an_error(guard, tools):
+    [refund] = guard.wrap_tools([tools.issue_refund], actor=BOT)
+    refund.invoke(call(refund_args()))
+    with pytest.raises(ProposalError, match="already used for a different proposal"):
+        refund.invoke(call(refund_args("45.00")))
+    assert len(tools.refunds) == 1
+
+
+def test_without_a_call_id_the_key_comes_from_case_tool_and_arguments(guard, tools):
+    [refund] = guard.wrap_tools([tools.issue_refund], actor=BOT)
+    first = refund.invoke(refund_args())
+    again = refund.invoke(refund_args())
+    other = refund.invoke(refund_args("30.00"))
+    assert first == again == "refunded USD 40.00 (ref rf-1)"
+    assert other == "refunded USD 30.00 (ref rf-2)"
+    keys = [r["key"] for r in tools.refunds]
+    assert len(keys) == 2
+    assert all(k.startswith("issue_refund:case-1:") for k in keys)
+    assert keys[0] != keys[1]
+
+
+def test_malformed_arguments_fail_before_anything_is_decided(guard, tools):
+    [refund] = guard.wrap_tools([tools.issue_refund], actor=BOT)
+    with pytest.raises(ValidationError):
+        refund.invoke(call({"amount": "40.00"}))
+    assert ledger_kinds(guard) == []
+
+
+def test_an_unknown_tool_the_pack_governs_by_default_routes(make_guard, tmp_path, tools):
+    pack = shop_pack_with(tmp_path, "currency: USD\n", "currency: USD\nunknown_tools: route\n")
+    guard = make_guard(policy=pack)
+    [lookup] = guard.wrap_tools([tools.lookup_order], actor=BOT)
+    assert isinstance(lookup, GovernedTool)
+    message = lookup.invoke(call({"order_id": "o-1"}, name="lookup_order"))
+    assert tools.lookups == []
+    assert message.artifact["outcome"] == "route"
+    assert message.artifact["rules"] == ["discretion.unknown-action"]
+
+
+def test_the_actor_and_case_can_come_from_the_run_config(guard, tools):
+    [refund] = guard.wrap_tools([tools.issue_refund])
+    config = {"configurable": {"discretion_actor": {"id": "bot-7", "role": "ai_agent"}}}
+    refund.invoke(call(refund_args()), config)
+    decision = guard.store.find_decision("issue_refund:call-1")
+    assert decision.actor_id == "bot-7"
+    assert decision.outcome is Outcome.ALLOW
+
+
+def test_a_call_without_an_actor_is_a_configuration_error(guard, tools):
+    [refund] = guard.wrap_tools([tools.issue_refund])
+    with pytest.raises(ConfigurationError, match="no actor to propose it"):
+        refund.invoke(call(refund_args()))
+    assert tools.refunds == []
+
+
+def test_the_actor_can_be_picked_per_call(guard, tools):
+    picked: list[str | None] = []
+
+    def actor(info):
+        picked.append(info.call_id)
+        return BOT
+
+    [refund] = guard.wrap_tools([tools.issue_refund], actor=actor, rationale={"text": "late"})
+    refund.invoke(call(refund_args(), call_id="call-9"))
+    assert picked == ["call-9"]
+
+
+def test_wrap_tools_refuses_plain_functions(guard):
+    def issue_refund(amount: str) -> str:
+        return amount
+
+    with pytest.raises(ConfigurationError, match=r"langchain_core\.tools\.tool"):
+        guard.wrap_tools([issue_refund], actor=BOT)
+
+
+@pytest.mark.anyio
+async def test_async_tools_run_once_and_routes_never_run(guard):
+    ran: list[str] = []
+
+    @tool
+    async def issue_refund(
+        amount: str, currency: str, customer_id: str, case_id: str, order_id: str
+    ) -> str:
+        """Refund an order."""
+        ran.append(amount)
+        return f"refunded {amount}"
+
+    [refund] = guard.wrap_tools([issue_refund], actor=BOT)
+    assert isinstance(refund, BaseTool)
+    first = await refund.ainvoke(call(refund_args()))
+    again = await refund.ainvoke(call(refund_args()))
+    routed = await refund.ainvoke(call(refund_args("60.00"), call_id="call-2"))
+    assert first.content == again.content == "refunded 40.00"
+    assert routed.artifact["outcome"] == "route"
+    assert ran == ["40.00"]
+
+
+def test_without_the_langchain_extra_the_error_names_the_pip_extra(monkeypatch):
+    monkeypatch.delitem(sys.modules, "discretion.integrations._langchain")
+    monkeypatch.setitem(sys.modules, "langchain.agents.middleware", None)
+    with pytest.raises(ImportError, match=r"pip install 'discretion\[langchain\]'"):
+        importlib.import_module("discretion.integrations._langchain")
+
+
+def test_a_tool_that_answers_with_an_error_is_recorded_failed_and_may_be_retried(guard):
+    attempts: list[str] = []
+
+    @tool
+    def issue_refund(
+        amount: str, currency: str, customer_id: str, case_id: str, order_id: str
+    ) -> str:
+        """Refund an order."""
+        attempts.append(amount)
+        if len(attempts) == 1:
+            raise ToolException("card network timeout")
+        return "refunded"
+
+    issue_refund.handle_tool_error = True
+    [refund] = guard.wrap_tools([issue_refund], actor=BOT)
+    failed = refund.invoke(call(refund_args()))
+    assert failed.status == "error"
+    assert failed.content == "card network timeout"
+    execution = guard.executions.get("issue_refund:call-1")
+    assert execution.status == "failed"
+    assert execution.error == "ToolReportedError: card network timeout"
+    retried = refund.invoke(call(refund_args()))
+    assert retried.content == "refunded"
+    assert guard.executions.get("issue_refund:call-1").attempts == 2
+    assert refund.invoke(call(refund_args())).content == "refunded"
+    assert attempts == ["40.00", "40.00"]
+
+
+def test_an_actor_that_is_not_valid_is_a_proposal_error(guard, tools):
+    [refund] = guard.wrap_tools([tools.issue_refund], actor={"id": "bot-1"})
+    with pytest.raises(ProposalError, match="the actor is not valid") as caught:
+        refund.invoke(call(refund_args()))
+    assert caught.value.field == "actor"
+    assert tools.refunds == []
