@@ -1,0 +1,338 @@
+"""The approver web UI through FastAPI's TestClient: sessions, CSRF, the queue and a case."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from approvals.helpers import LOST, records
+from conftest import refund
+from discretion import Verdict, load_pack
+from discretion.api import create_app
+from discretion.approvals import ApprovalStatus, Tokens
+from discretion.context import StaticContextProvider
+from discretion.judge import StaticJudge
+from judge.helpers import JUDGED_PACK, lost_facts, lost_refund
+
+from .helpers import csrf_of, sign_in
+
+
+def route(served, amount: str = "80.00", **kwargs: Any) -> str:
+    decision = served.post("/v1/decisions", "bot", refund(amount, **kwargs)).json()
+    assert decision["outcome"] == "route", decision
+    return decision["id"]
+
+
+def browser(served) -> TestClient:
+    """Another browser on the same app, with its own cookies."""
+    return TestClient(served.client.app)
+
+
+def test_pages_need_a_session(served):
+    for path in ("/ui", "/ui/exposure", "/ui/approvals/x"):
+        answer = served.client.get(path, follow_redirects=False)
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/ui/sign-in"
+    assert served.client.get("/", follow_redirects=False).headers["location"] == "/ui"
+
+
+def test_signing_in_sets_a_strict_http_only_session_cookie(served):
+    answer = sign_in(served.client, served.tokens["tina"])
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/ui"
+    cookie = next(
+        c for c in answer.headers.get_list("set-cookie") if c.startswith("discretion_session=")
+    )
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    assert served.tokens["tina"] not in cookie
+    page = served.client.get("/ui")
+    assert page.status_code == 200
+    assert "tina · tier1" in page.text
+    assert page.headers["cache-control"] == "no-store"
+
+
+def test_sign_in_refuses_unknown_tokens_agents_and_forged_forms(served):
+    unknown = sign_in(served.client, "dsc_wrong")
+    assert unknown.status_code == 401
+    assert "unknown or revoked" in unknown.text
+    agent = sign_in(served.client, served.tokens["bot"])
+    assert agent.status_code == 403
+    assert "only people sign in" in agent.text
+    forged = browser(served).post(
+        "/ui/sign-in", data={"token": served.tokens["tina"], "csrf_token": "guess"}
+    )
+    assert forged.status_code == 403
+    assert "discretion_session" not in forged.headers.get("set-cookie", "")
+
+
+def test_the_queue_shows_what_my_role_may_decide_soonest_due_first_and_not_my_own(served, clock):
+    standard = route(served, key="std")
+    clock.advance(minutes=5)
+    served.facts.facts.update(LOST)
+    above = route(served, "125.00", reason="carrier-lost", key="exc")
+    own = refund("110.00", role="tier1", actor="ann", reason="carrier-lost", key="own")
+    mine = served.post("/v1/decisions", "ann1", own).json()
+    assert mine["required_role"] == "tier2"
+    clock.advance(minutes=5)
+    served.facts.facts["shipment.status"] = "delivered"
+    later = route(served, "90.00", key="std-2")
+
+    sign_in(served.client, served.tokens["tina"])
+    page = served.client.get("/ui").text
+    assert standard in page
+    assert later in page
+    assert above not in page
+    assert page.index(standard) < page.index(later)
+
+    tier2 = browser(served)
+    sign_in(tier2, served.tokens["ann2"])
+    page = tier2.get("/ui").text
+    assert [page.index(i) for i in (standard, above, later)] == sorted(
+        page.index(i) for i in (standard, above, later)
+    )
+    assert mine["id"] not in page  # ann proposed it
+
+
+def test_overdue_cases_are_flagged(served, clock):
+    approval_id = route(served)
+    sign_in(served.client, served.tokens["tina"])
+    assert "overdue" not in served.client.get("/ui").text
+    clock.advance(hours=25)
+    sign_in(served.client, served.tokens["tina"])  # the first session lasted 8 hours
+    assert "overdue" in served.client.get("/ui").text
+    assert "overdue" in served.client.get(f"/ui/approvals/{approval_id}").text
+
+
+def test_the_case_page_shows_why_facts_like_cases_precedent_and_exposure(served):
+    served.post("/v1/decisions", "bot", refund("30.00", key="earlier"))
+    earlier_route = route(served, "85.00", key="earlier-route")
+    served.post(
+        f"/v1/approvals/{earlier_route}/approve", "tim", {"note": "fine", "amount": "75.00"}
+    )
+    proposal = refund("80.00", key="now")
+    proposal["rationale"]["text"] = "<script>alert('x')</script> customer says box was empty"
+    approval_id = served.post("/v1/decisions", "bot", proposal).json()["id"]
+    sign_in(served.client, served.tokens["tina"])
+    page = served.client.get(f"/ui/approvals/{approval_id}").text
+    # Why it is here: the rules that fired and what they mean.
+    assert "refund-within-30-days" in page
+    assert "discretion.standard-authority" in page
+    assert "inside standard policy but above the actor&#39;s standard limit" in page
+    # The proposal, escaped: text in a rationale is data.
+    assert "&lt;script&gt;alert(" in page
+    assert "<script>alert(" not in page
+    assert "&#34;amount&#34;: &#34;80.00&#34;" in page
+    # The facts it was decided on.
+    assert "shipment.status" in page
+    assert "delivered" in page
+    # Like cases and how they ended.
+    assert f'href="/ui/approvals/{earlier_route}"' in page
+    assert "No earlier decision" not in page
+    # Exposure: this customer had 30.00 allowed and 75.00 approved; 80.00 waits (with this one).
+    assert "2 · USD 105.00" in page
+    assert "No judge assessed this case." in page
+    # Decide forms carry the session's CSRF token.
+    assert 'id="approve-form"' in page
+    assert csrf_of(page)
+
+
+def test_approving_with_a_lower_amount_from_the_form(served, clock):
+    approval_id = route(served)
+    sign_in(served.client, served.tokens["tina"])
+    page = served.client.get(f"/ui/approvals/{approval_id}").text
+    clock.advance(minutes=3)
+    answer = served.client.post(
+        f"/ui/approvals/{approval_id}/approve",
+        data={"csrf_token": csrf_of(page), "note": "half the order arrived", "amount": "40.00"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+    done = served.client.get(answer.headers["location"]).text
+    assert "The case was approved." in done
+    assert "USD 40.00 (asked USD 80.00)" in done
+    [record] = records(served.store, "approval.approved", approval_id)
+    body = json.loads(record.body)
+    assert body["by"] == {"id": "tina", "role": "tier1"}
+    assert body["note"] == "half the order arrived"
+    assert body["amount"] == {"amount": "40.00", "currency": "USD"}
+    assert body["at"] == clock.now.isoformat()
+    assert served.guard.executions.pending()[0].arguments["amount"] == "40.00"
+
+
+def test_a_form_without_the_sessions_csrf_token_changes_nothing(served):
+    approval_id = route(served)
+    sign_in(served.client, served.tokens["tina"])
+    for data in ({"note": "x"}, {"note": "x", "csrf_token": "forged"}):
+        answer = served.client.post(f"/ui/approvals/{approval_id}/approve", data=data)
+        assert answer.status_code == 403
+        assert "CSRF token is missing or wrong" in answer.text
+    assert served.guard.approvals.get(approval_id).status is ApprovalStatus.PENDING
+    assert records(served.store, "approval.approved") == []
+
+
+def test_the_second_click_is_told_the_case_was_taken(served):
+    served.facts.facts.update(LOST)
+    approval_id = route(served, "125.00", reason="carrier-lost")
+    first, second = served.client, browser(served)
+    sign_in(first, served.tokens["tom"])
+    sign_in(second, served.tokens["tess"])
+    pages = [c.get(f"/ui/approvals/{approval_id}").text for c in (first, second)]
+    won = first.post(
+        f"/ui/approvals/{approval_id}/approve",
+        data={"csrf_token": csrf_of(pages[0]), "note": "lost parcel"},
+        follow_redirects=False,
+    )
+    lost = second.post(
+        f"/ui/approvals/{approval_id}/approve",
+        data={"csrf_token": csrf_of(pages[1]), "note": "me too"},
+    )
+    assert won.status_code == 303
+    assert lost.status_code == 409
+    assert "already approved by tom (tier2)" in lost.text
+    assert 'id="approve-form"' not in lost.text
+
+
+def test_a_role_that_does_not_cover_the_case_may_only_escalate(served):
+    served.facts.facts.update(LOST)
+    approval_id = route(served, "125.00", reason="carrier-lost")
+    sign_in(served.client, served.tokens["tina"])
+    page = served.client.get(f"/ui/approvals/{approval_id}").text
+    assert 'id="approve-form"' not in page
+    assert "does not cover a case routed to tier2" in page
+    refused = served.client.post(
+        f"/ui/approvals/{approval_id}/approve",
+        data={"csrf_token": csrf_of(page), "note": "try anyway"},
+    )
+    assert refused.status_code == 403
+    assert "escalate it instead" in refused.text
+    escalated = served.client.post(
+        f"/ui/approvals/{approval_id}/escalate",
+        data={"csrf_token": csrf_of(page), "note": "needs a manager"},
+    )
+    assert escalated.status_code == 200
+    assert "The case was escalated." in escalated.text
+    assert served.guard.approvals.get(approval_id).required_role == "manager"
+
+
+def test_a_missing_note_is_shown_on_the_case_page_and_the_input_kept(served):
+    approval_id = route(served)
+    sign_in(served.client, served.tokens["tina"])
+    page = served.client.get(f"/ui/approvals/{approval_id}").text
+    answer = served.client.post(
+        f"/ui/approvals/{approval_id}/approve",
+        data={"csrf_token": csrf_of(page), "note": " ", "amount": "12.34"},
+    )
+    assert answer.status_code == 422
+    assert "needs a note" in answer.text
+    assert 'value="12.34"' in answer.text
+
+
+def test_rejecting_from_the_form(served):
+    approval_id = route(served)
+    sign_in(served.client, served.tokens["tom"])
+    page = served.client.get(f"/ui/approvals/{approval_id}").text
+    answer = served.client.post(
+        f"/ui/approvals/{approval_id}/reject",
+        data={"csrf_token": csrf_of(page), "note": "not our fault"},
+    )
+    assert answer.status_code == 200
+    assert "The case was rejected." in answer.text
+    assert served.guard.approvals.get(approval_id).status is ApprovalStatus.REJECTED
+
+
+def test_setting_precedent_from_the_form(serve, precedent_pack):
+    served = serve(precedent_pack)
+    served.facts.facts.update(LOST)
+    approval_id = route(served, "125.00", reason="carrier-lost")
+    sign_in(served.client, served.tokens["tom"])
+    page = served.client.get(f"/ui/approvals/{approval_id}").text
+    assert 'name="precedent_scope">shipment.status = &#34;lost&#34;' in page
+    answer = served.client.post(
+        f"/ui/approvals/{approval_id}/approve",
+        data={
+            "csrf_token": csrf_of(page),
+            "note": "carrier lost a trailer",
+            "precedent_mode": "one_off",
+            "precedent_scope": 'shipment.status = "lost"',
+            "precedent_max_amount": "125.00",
+            "precedent_days": "10",
+            "precedent_citations": "2",
+        },
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+    [precedent] = served.guard.precedents.list()
+    assert precedent.source_decision_id == approval_id
+    assert precedent.learnable is False
+    assert precedent.expires_at == served.guard.now() + timedelta(days=10)
+    assert precedent.note == "carrier lost a trailer"
+
+
+def test_exposure_page_shows_money_by_day_reason_and_role(served, clock):
+    served.post("/v1/decisions", "bot", refund("30.00", key="a"))
+    clock.advance(days=1)
+    served.facts.facts.update(LOST)
+    served.post("/v1/decisions", "bot", refund("15.00", reason="carrier-lost", key="b"))
+    approval_id = route(served, "125.00", reason="carrier-lost", key="c")
+    served.post(f"/v1/approvals/{approval_id}/approve", "tom", {"note": "ok", "amount": "100.00"})
+    sign_in(served.client, served.tokens["tina"])
+    page = served.client.get("/ui/exposure?days=7").text
+    assert "2026-11-27" in page
+    assert "2026-11-26" in page
+    assert "carrier-lost" in page
+    assert "USD 115.00" in page  # the 27th: 15.00 by the agent, 100.00 approved by tier2
+    assert "tier2" in page
+    assert "ai_agent" in page
+    assert served.client.get("/ui/exposure?days=0").status_code == 422
+
+
+def test_signing_out_or_revoking_the_token_ends_the_session(served):
+    sign_in(served.client, served.tokens["tina"])
+    page = served.client.get("/ui").text
+    out = served.client.post(
+        "/ui/sign-out", data={"csrf_token": csrf_of(page)}, follow_redirects=False
+    )
+    assert out.status_code == 303
+    assert served.client.get("/ui", follow_redirects=False).status_code == 303
+    sign_in(served.client, served.tokens["tom"])
+    assert served.client.get("/ui").status_code == 200
+    Tokens(served.store, clock=served.guard.now).revoke(served.token_ids["tom"])
+    assert served.client.get("/ui", follow_redirects=False).status_code == 303
+
+
+def test_sessions_expire(make_guard, store, clock):
+    guard = make_guard()
+    client = TestClient(create_app(guard, session_ttl=timedelta(hours=1)))
+    secret, _ = Tokens(store, clock=guard.now).create(subject_id="tina", role="tier1")
+    sign_in(client, secret)
+    assert client.get("/ui").status_code == 200
+    clock.advance(minutes=61)
+    assert client.get("/ui", follow_redirects=False).status_code == 303
+
+
+def test_the_case_page_shows_the_judges_verdict(make_guard, store):
+    doubt = Verdict(
+        justified=False,
+        clause="carrier-lost",
+        unsupported_claims=["the tracking number proves the loss"],
+        reason="the carrier has not confirmed the loss yet",
+    )
+    guard = make_guard(
+        policy=load_pack(JUDGED_PACK),
+        context=StaticContextProvider(lost_facts()),
+        judge=StaticJudge(doubt, model="judge-model-1"),
+    )
+    routed = guard.decide(lost_refund("15.00"))
+    assert routed.outcome.value == "route"
+    client = TestClient(create_app(guard))
+    secret, _ = Tokens(store, clock=guard.now).create(subject_id="tina", role="tier1")
+    sign_in(client, secret)
+    page = client.get(f"/ui/approvals/{routed.id}").text
+    assert "not justified (judge-model-1)" in page
+    assert "the carrier has not confirmed the loss yet" in page
+    assert "the tracking number proves the loss" in page
+    assert "No judge assessed this case." not in page
