@@ -1,0 +1,82 @@
+"""Shared set-up for the eval tests: paths, suite files written under tmp_path, the CLI."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+from typer.testing import CliRunner, Result
+
+from discretion.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+EVALS = ROOT / "evals"
+ACME = ROOT / "examples" / "acme"
+ACME_PACK = ACME / "pack"
+ACME_CASES = ACME / "cases.sql"
+NOW = "2026-11-26T12:00:00+00:00"
+
+REFUND_64 = {
+    "tool": {
+        "name": "issue_refund",
+        "arguments": {
+            "order_id": "A-50003",
+            "customer_id": "C-1003",
+            "case_id": "K-70003",
+            "amount": "64.99",
+            "currency": "USD",
+        },
+    },
+    "rationale": {"text": "Earbuds stopped charging ten days after delivery."},
+}
+"""A refund inside standard policy and the AI's authority: the acme pack allows it."""
+
+
+def refund(amount: str, **rationale: Any) -> dict[str, Any]:
+    """A refund on the acme espresso machine (649.00, delivered 14 days ago)."""
+    return {
+        "tool": {
+            "name": "issue_refund",
+            "arguments": {
+                "order_id": "A-50007",
+                "customer_id": "C-1007",
+                "case_id": "K-70007",
+                "amount": amount,
+                "currency": "USD",
+            },
+        },
+        "rationale": {"text": "Partial refund agreed.", **rationale},
+    }
+
+
+def write_suite(folder: Path, cases: list[dict[str, Any]], **settings: Any) -> Path:
+    """An acme suite file of `cases` in `folder`."""
+    data: dict[str, Any] = {
+        "suite": settings.pop("suite", "tmp-suite"),
+        "pack": str(ACME_PACK),
+        "context": str(ACME_CASES),
+        "now": NOW,
+        **settings,
+        "cases": cases,
+    }
+    path = folder / f"{data['suite']}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def copy_acme_pack(folder: Path, *, old: str, new: str, file: str = "roles.yaml") -> Path:
+    """The acme pack copied into `folder` with one exact piece of one file replaced."""
+    target = folder / "pack"
+    shutil.copytree(ACME_PACK, target)
+    path = target / file
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return target
+
+
+def invoke(*args: str) -> Result:
+    """Run the CLI in-process."""
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)

@@ -1,0 +1,257 @@
+"""Replay and shadow mode: what another pack would decide on the recorded facts; nothing written."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import update
+
+from conftest import Counter, FakeClock
+from discretion import Guard, SqlStore, load_pack
+from discretion.context import SqliteCaseStore
+from discretion.errors import LedgerIntegrityError, StoreError
+from discretion.evals import replay, shadow_report
+from discretion.shadow import SHADOW_RECORD
+from discretion.store._schema import ledger
+
+from .helpers import ACME_CASES, ACME_PACK, copy_acme_pack, invoke
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+# The AI's standard refund limit, lowered from 200.00 to 100.00.
+LOWER_AI_REFUNDS = {
+    "old": 'refund:              {standard: "200.00"',
+    "new": 'refund:              {standard: "100.00"',
+}
+
+
+def _refund(amount: str, key: str, *, order: str = "A-50007", reason: str | None = None) -> dict:
+    customer, case = {
+        "A-50007": ("C-1007", "K-70007"),
+        "A-50003": ("C-1003", "K-70003"),
+        "A-50012": ("C-1012", "K-70012"),
+    }[order]
+    return {
+        "actor": {"id": "acme-assist", "role": "ai_agent", "is_ai": True},
+        "tool": {
+            "name": "issue_refund",
+            "arguments": {
+                "order_id": order,
+                "customer_id": customer,
+                "case_id": case,
+                "amount": amount,
+                "currency": "USD",
+            },
+        },
+        "rationale": {"reason": reason, "text": "customer asked"},
+        "idempotency_key": key,
+    }
+
+
+PROPOSALS = [
+    _refund("64.99", "k-earbuds", order="A-50003"),  # allow; stays allow (<= 100)
+    _refund("150.00", "k-150"),  # allow -> route tier1
+    _refund("200.00", "k-200"),  # allow -> route tier1
+    _refund("200.01", "k-200.01"),  # route tier1 -> route tier1 (unchanged)
+    _refund("89.99", "k-lost", order="A-50012", reason="refund.carrier-lost"),  # exception stays
+    _refund("100.00", "k-100"),  # exactly the new limit: stays allow
+]
+
+
+@pytest.fixture
+def recorded(store: SqlStore) -> tuple[SqlStore, dict[str, str]]:
+    """A ledger with the proposals decided under the acme pack, an hour apart."""
+    clock = FakeClock(NOW)
+    guard = Guard(
+        load_pack(ACME_PACK),
+        store=store,
+        context=SqliteCaseStore.from_sql(ACME_CASES),
+        clock=clock,
+        ids=Counter(),
+    )
+    ids = {}
+    for proposal in PROPOSALS:
+        ids[proposal["idempotency_key"]] = guard.decide(proposal).id
+        clock.advance(hours=1)
+    return store, ids
+
+
+def _head(store: SqlStore) -> tuple[int, str]:
+    return store.head()
+
+
+def test_lowering_a_limit_reports_exactly_the_decisions_that_change(recorded, tmp_path):
+    store, ids = recorded
+    before = _head(store)
+    candidate = copy_acme_pack(tmp_path, **LOWER_AI_REFUNDS)
+
+    report = replay(store, candidate)
+
+    assert report.replayed == len(PROPOSALS)
+    assert {c.decision_id for c in report.changes} == {ids["k-150"], ids["k-200"]}
+    for change in report.changes:
+        assert change.before.outcome == "allow"
+        assert (change.after.outcome, change.after.required_role) == ("route", "tier1")
+        assert "discretion.standard-authority" in change.after.rules
+    assert report.transitions == {"allow -> route to tier1": 2}
+    exposure = {(e.action, e.reason): e for e in report.exposure}
+    standard = exposure[("refund", "(standard)")]
+    assert (standard.before, standard.after) == (Decimal("514.99"), Decimal("164.99"))
+    assert standard.delta == Decimal("-350.00")
+    lost = exposure[("refund", "refund.carrier-lost")]
+    assert lost.delta == Decimal(0)
+    assert report.exposure_delta() == {"USD": Decimal("-350.00")}
+    # Nothing was written to the ledger that was replayed.
+    assert _head(store) == before
+    assert store.verify() == before[0]
+
+
+def test_replay_under_the_same_pack_changes_nothing(recorded):
+    store, _ = recorded
+    report = replay(store, ACME_PACK)
+    assert report.replayed == len(PROPOSALS)
+    assert report.changes == ()
+    assert all(e.delta == 0 for e in report.exposure)
+
+
+def test_replay_since_only_reports_later_decisions(recorded, tmp_path):
+    store, ids = recorded
+    candidate = copy_acme_pack(tmp_path, **LOWER_AI_REFUNDS)
+    # The 150.00 refund was decided at 13:00, the 200.00 refund at 14:00.
+    report = replay(store, candidate, since=NOW + timedelta(hours=2))
+    assert report.replayed == len(PROPOSALS) - 2
+    assert [c.decision_id for c in report.changes] == [ids["k-200"]]
+
+
+def test_a_fact_the_snapshot_lacks_routes_and_is_named(recorded, tmp_path):
+    store, _ = recorded
+    # The candidate's refund reads a fact the recorded snapshots never held.
+    candidate = copy_acme_pack(
+        tmp_path,
+        old="      - exposure.all_count_30d\n\n    hard_limits:",
+        new="      - exposure.all_count_30d\n      - case.severity\n\n    hard_limits:",
+        file="refund.yaml",
+    )
+    report = replay(store, candidate)
+    assert len(report.changes) == len(PROPOSALS) - 1  # 200.01 was routed to tier1 already
+    for change in report.changes:
+        assert change.after.outcome == "route"
+        assert "discretion.context-unavailable" in change.after.rules
+        assert "case.severity" in (change.after.detail or "")
+
+
+def test_replay_refuses_a_ledger_that_does_not_verify(recorded):
+    store, _ = recorded
+    with store.engine.begin() as connection:
+        connection.execute(update(ledger).where(ledger.c.seq == 2).values(body='{"edited":1}'))
+    with pytest.raises(LedgerIntegrityError):
+        replay(store, ACME_PACK)
+
+
+def test_replay_cli_prints_changes_and_writes_json(tmp_path):
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    store = SqlStore(db)
+    guard = Guard(
+        load_pack(ACME_PACK),
+        store=store,
+        context=SqliteCaseStore.from_sql(ACME_CASES),
+        clock=lambda: NOW,
+    )
+    for proposal in PROPOSALS:
+        guard.decide(proposal)
+    store.close()
+    candidate = copy_acme_pack(tmp_path, **LOWER_AI_REFUNDS)
+    out = tmp_path / "replay.json"
+
+    result = invoke("replay", "--pack", str(candidate), "--db", db, "--json", str(out))
+
+    assert result.exit_code == 0, result.stderr
+    assert "2 would change, 4 would not" in result.stdout
+    assert "allow -> route to tier1" in result.stdout
+    assert "-350.00" in result.stdout
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["changed"] == 2
+    assert data["exposure_delta"] == {"USD": "-350.00"}
+    assert invoke("ledger", "verify", "--db", db).exit_code == 0
+
+    since = invoke("replay", "--pack", str(candidate), "--db", db, "--since", "2026-11-27")
+    assert since.exit_code == 0
+    assert "0 decisions since" in since.stdout
+    bad = invoke("replay", "--db", db)
+    assert bad.exit_code == 2
+    assert "--pack" in bad.stderr
+
+
+def test_shadow_pack_records_what_it_would_decide_beside_each_decision(store, tmp_path):
+    candidate = copy_acme_pack(tmp_path, **LOWER_AI_REFUNDS)
+    guard = Guard(
+        load_pack(ACME_PACK),
+        store=store,
+        context=SqliteCaseStore.from_sql(ACME_CASES),
+        clock=FakeClock(NOW),
+        ids=Counter(),
+        shadow=candidate,
+    )
+
+    enforced = guard.decide(_refund("150.00", "k-150"))
+    within = guard.decide(_refund("64.99", "k-earbuds", order="A-50003"))
+    again = guard.decide(_refund("150.00", "k-150"))  # an idempotent retry: no second shadow
+
+    assert enforced.outcome.value == "allow"
+    assert again.id == enforced.id
+    shadows = [r for r in store.export() if r["kind"] == SHADOW_RECORD]
+    assert [r["subject_id"] for r in shadows] == [enforced.id, within.id]
+    would = shadows[0]["body"]["decision"]
+    assert (would["outcome"], would["required_role"]) == ("route", "tier1")
+    assert would["context_digest"] == enforced.context_digest
+    assert shadows[0]["body"]["version"] != enforced.policy_version
+    assert store.verify() == 4
+
+    report = shadow_report(store)
+    assert report.mode == "shadow"
+    assert report.replayed == 2
+    assert [c.decision_id for c in report.changes] == [enforced.id]
+    assert report.exposure_delta() == {"USD": Decimal("-150.00")}
+
+
+def test_shadow_failure_is_recorded_and_never_changes_the_enforced_decision(store, tmp_path):
+    # A candidate in euros cannot decide a USD proposal: the shadow records why.
+    candidate = copy_acme_pack(tmp_path, old="currency: USD", new="currency: EUR", file="pack.yaml")
+    guard = Guard(
+        load_pack(ACME_PACK),
+        store=store,
+        context=SqliteCaseStore.from_sql(ACME_CASES),
+        clock=FakeClock(NOW),
+        shadow=candidate,
+    )
+    decision = guard.decide(_refund("64.99", "k-earbuds", order="A-50003"))
+    assert decision.outcome.value == "allow"
+    (shadow,) = [r for r in store.export() if r["kind"] == SHADOW_RECORD]
+    assert "currency" in shadow["body"]["error"]
+    assert shadow_report(store).changes[0].after.outcome == "error"
+
+
+def test_shadow_report_without_shadow_records_says_so(recorded):
+    store, _ = recorded
+    with pytest.raises(StoreError, match="no shadow decisions"):
+        shadow_report(store)
+
+
+def test_replay_cli_reads_shadow_records(tmp_path):
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    store = SqlStore(db)
+    guard = Guard(
+        load_pack(ACME_PACK),
+        store=store,
+        context=SqliteCaseStore.from_sql(ACME_CASES),
+        clock=lambda: NOW,
+        shadow=copy_acme_pack(tmp_path, **LOWER_AI_REFUNDS),
+    )
+    guard.decide(_refund("150.00", "k-150"))
+    store.close()
+    result = invoke("replay", "--shadow", "--db", db)
+    assert result.exit_code == 0, result.stderr
+    assert "shadow pack" in result.stdout
+    assert "1 would change" in result.stdout
