@@ -84,14 +84,15 @@ def facts_for(pack_fields: Any) -> dict[str, Any]:
     return facts
 
 
-def measure(label: str, run: Callable[[int], Any], n: int) -> dict[str, Any]:
+def measure(label: str, run: Callable[[int], Any], n: int, offset: int = 0) -> dict[str, Any]:
+    """Time `run(offset + i)` for n values of i; the warm-up runs use numbers below `offset`."""
     for i in range(min(200, n)):
-        run(-1 - i)  # warm up caches and compiled statements
+        run(offset - 1 - i)  # warm up caches and compiled statements
     times = []
     start = time.perf_counter()
     for i in range(n):
         t0 = time.perf_counter()
-        run(i)
+        run(offset + i)
         times.append(time.perf_counter() - t0)
     total = time.perf_counter() - start
     times.sort()

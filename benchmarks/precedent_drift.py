@@ -16,41 +16,19 @@ import argparse
 import random
 import tempfile
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from decide import NOW
+
 from discretion import Guard, Money, Outcome, SqlStore, load_pack
 from discretion.context import StaticContextProvider
 from discretion.precedent import PrecedentSpec
-from discretion.proposal import Actor
+from precedent import MANAGER, PACK
 
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 BOUND = Decimal("60.00")
-PACK = """
-pack: drift
-currency: USD
-context:
-  shipment.status: string
-  shipment.carrier: string
-  order.total: money
-roles:
-  - id: ai_agent
-    ai: true
-    authority: {refund: {standard: "50.00", exception: "20.00"}}
-  - id: manager
-    authority: {refund: {standard: "2000.00", exception: "1000.00"}}
-actions:
-  refund:
-    tools: [{name: issue_refund, amount: amount, customer: customer_id}]
-    reads: [shipment.status, shipment.carrier, order.total]
-    exceptions:
-      - id: carrier-lost
-        when: shipment.status == 'lost'
-        max_amount: order.total
-        precedent: {scope: [shipment.carrier], max_expiry: 90d}
-"""
 
 
 @dataclass
@@ -68,10 +46,11 @@ def _guard(folder: Path, store: SqlStore, carrier: str, total: Decimal) -> Guard
     facts: dict[str, Any] = {
         "shipment.status": "lost",
         "shipment.carrier": carrier,
+        "customer.region": "eu-west",
         "order.total": {"amount": str(total), "currency": "USD"},
     }
     return Guard(
-        load_pack(folder / "drift.yaml"),
+        load_pack(folder / "pack.yaml"),
         store=store,
         context=StaticContextProvider(facts),
         clock=lambda: NOW,
@@ -84,14 +63,14 @@ def simulate(n: int = 1000, *, seed: int = 7, rounds: int = 10) -> Totals:
     totals = Totals()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        (folder / "drift.yaml").write_text(PACK, encoding="utf-8")
+        # The precedent benchmark's pack: lost-parcel refunds, precedent scoped by carrier.
+        (folder / "pack.yaml").write_text(PACK, encoding="utf-8")
         store = SqlStore(f"sqlite:///{folder / 'ledger.db'}")
         try:
-            manager = Actor(id="maria", role="manager", is_ai=False)
             seed_guard = _guard(folder, store, "parcelco", Decimal("200.00"))
             granted = seed_guard.decide(
                 {
-                    "actor": manager.model_dump(),
+                    "actor": MANAGER.model_dump(),
                     "tool": {"name": "issue_refund", "arguments": {"amount": str(BOUND)}},
                     "rationale": {"reason": "carrier-lost", "text": "depot fire"},
                     "idempotency_key": "seed",
@@ -106,7 +85,7 @@ def simulate(n: int = 1000, *, seed: int = 7, rounds: int = 10) -> Totals:
                     citations=n,
                     note="ParcelCo lost a trailer in a depot fire",
                 ),
-                grantor=manager,
+                grantor=MANAGER,
             )
             anchor = BOUND
             per_round = n // rounds

@@ -14,23 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from decide import NOW, PACK, measure
 from langchain_core.tools import tool
 
 from discretion import Actor, Guard, SqlStore, load_pack
 from discretion.context import StaticContextProvider
 from discretion.integrations import OpenAITools, ToolCallInfo
 
-ROOT = Path(__file__).resolve().parent.parent
-PACK = ROOT / "examples" / "acme" / "pack"
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 TARGET_MS = 1.0
 
 FACTS: dict[str, Any] = {
@@ -71,25 +64,6 @@ def arguments(i: int) -> dict[str, Any]:
 def actor(info: ToolCallInfo) -> Actor:
     # One actor per call keeps the acme pack's per-actor daily budget from routing the run.
     return Actor(id=f"bench-{info.call_id or info.arguments['case_id']}", role="ai_agent")
-
-
-def measure(label: str, run: Callable[[int], Any], n: int, offset: int) -> dict[str, Any]:
-    for i in range(min(200, n)):
-        run(offset + 10_000_000 + i)  # warm up caches and compiled statements
-    times = []
-    start = time.perf_counter()
-    for i in range(n):
-        t0 = time.perf_counter()
-        run(offset + i)
-        times.append(time.perf_counter() - t0)
-    total = time.perf_counter() - start
-    times.sort()
-    return {
-        "label": label,
-        "p50_ms": statistics.median(times) * 1000,
-        "p99_ms": times[int(len(times) * 0.99) - 1] * 1000,
-        "per_s": n / total,
-    }
 
 
 def main() -> None:

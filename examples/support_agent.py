@@ -31,6 +31,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import BaseTool, tool
+from pydantic import BaseModel
 
 from discretion import Actor, Guard, Money, SqlStore, load_pack
 from discretion.context import SqliteCaseStore
@@ -57,45 +58,47 @@ in two sentences."""
 LEDGER: list[str] = []
 
 
-@tool
-def issue_refund(
-    amount: str,
-    currency: str,
-    customer_id: str,
-    case_id: str,
-    order_id: str,
-    reason: str | None = None,
-    rationale: str = "",
-) -> str:
+class CaseArguments(BaseModel):
+    """What every money-moving tool is told: the case, and why (the pack reads these)."""
+
+    currency: str
+    customer_id: str
+    case_id: str
+    reason: str | None = None
+    rationale: str = ""
+
+
+class MoneyArguments(CaseArguments):
+    """A refund or a store credit: an amount of money against an order."""
+
+    amount: str
+    order_id: str
+
+
+class ReplacementArguments(CaseArguments):
+    """A replacement: the order shipped again; item_value is what the goods are worth."""
+
+    item_value: str
+    original_order_id: str
+
+
+@tool(args_schema=MoneyArguments)
+def issue_refund(amount: str, currency: str, order_id: str, **_: Any) -> str:
     """Refund money to the customer's original payment method for an order."""
     LEDGER.append(f"refund {currency} {amount} on {order_id}")
     return f"Refunded {currency} {amount} on order {order_id} (ref RF-{len(LEDGER):04d})."
 
 
-@tool
-def issue_store_credit(
-    amount: str,
-    currency: str,
-    customer_id: str,
-    case_id: str,
-    order_id: str,
-    reason: str | None = None,
-    rationale: str = "",
-) -> str:
+@tool(args_schema=MoneyArguments)
+def issue_store_credit(amount: str, currency: str, customer_id: str, **_: Any) -> str:
     """Add goodwill store credit to the customer's Acme account."""
     LEDGER.append(f"credit {currency} {amount} to {customer_id}")
     return f"Added {currency} {amount} store credit to {customer_id} (ref SC-{len(LEDGER):04d})."
 
 
-@tool
+@tool(args_schema=ReplacementArguments)
 def create_replacement_order(
-    item_value: str,
-    currency: str,
-    customer_id: str,
-    case_id: str,
-    original_order_id: str,
-    reason: str | None = None,
-    rationale: str = "",
+    item_value: str, currency: str, original_order_id: str, **_: Any
 ) -> str:
     """Ship the same goods again at no charge; item_value is what the goods are worth."""
     LEDGER.append(f"replacement of {original_order_id} worth {currency} {item_value}")
@@ -295,8 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         show_turn(guard, result["messages"][1:], has_run=len(LEDGER) > ran_before)
         print()
 
-    pending = [a for a in guard.approvals.list(status="pending")]
-    for approval in pending:
+    for approval in guard.approvals.list(status="pending"):
         amount = approval.requested_amount
         edited = Money.of("500.00", "USD") if amount and amount.amount > 500 else None
         guard.approvals.approve(

@@ -34,11 +34,11 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from discretion.errors import ConfigurationError, ExecutionError, ProposalError
+from discretion.errors import ExecutionError, ProposalError
 from discretion.lineage import canonical_json, digest
 from discretion.store import SqlStore, Store, StoreTransaction
 from discretion.store._schema import executions
-from discretion.store._sql import _Compiled, from_us, to_us
+from discretion.store._sql import _Compiled, from_us, sql_connection, to_us
 from discretion.types import Clock
 
 __all__ = ["AsyncToolCall", "Execution", "ExecutionStatus", "Executions", "ToolCallable"]
@@ -243,13 +243,7 @@ class Executions:
 
     @staticmethod
     def _connection(tx: StoreTransaction) -> Connection:
-        connection = getattr(tx, "connection", None)
-        if not isinstance(connection, Connection):
-            raise ConfigurationError(
-                f"executions are kept in SQL tables, but {type(tx).__name__} has no SQLAlchemy"
-                " connection; use SqlStore"
-            )
-        return connection
+        return sql_connection(tx, "executions")
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -479,13 +473,31 @@ class Executions:
     ) -> list[Execution]:
         """Run the queued calls whose tools are in `calls` (by tool name), oldest first.
 
-        A call whose tool raises is recorded as failed and the rest still run.
+        A call whose tool raises is recorded as failed, and one another worker is running is
+        left to it; the rest still run.
+
+        Raises:
+            StoreError: the store failed; nothing after the failing call ran.
         """
         done: list[Execution] = []
         for queued in self.pending(limit=limit):
             tool = calls.get(queued.tool)
             if tool is None:
                 continue
+            raised: list[Exception] = []
+
+            def call(
+                arguments: dict[str, Any],
+                key: str,
+                tool: ToolCallable = tool,
+                raised: list[Exception] = raised,
+            ) -> Any:
+                try:
+                    return tool(arguments, key)
+                except Exception as exc:
+                    raised.append(exc)
+                    raise
+
             try:
                 done.append(
                     self.run(
@@ -493,10 +505,14 @@ class Executions:
                         key=queued.key,
                         tool=queued.tool,
                         arguments=queued.arguments,
-                        call=tool,
+                        call=call,
                     )
                 )
-            except Exception:  # noqa: BLE001 - recorded as execution.failed by run
+            except Exception as exc:
+                # Only the tool's own failure (run recorded it) or a call another worker holds
+                # is passed over: a store failure is never reported as a finished execution.
+                if not isinstance(exc, ExecutionError) and not any(exc is e for e in raised):
+                    raise
                 stored = self.get(queued.key)
                 if stored is not None:
                     done.append(stored)

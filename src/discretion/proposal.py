@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -9,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from discretion.errors import ProposalError
 from discretion.money import Money
 
-__all__ = ["Actor", "Claim", "Proposal", "Rationale", "ToolCall"]
+__all__ = ["Actor", "Claim", "Proposal", "Rationale", "ToolCall", "argument_at"]
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 Scalar = str | int | bool | None
@@ -114,3 +115,13 @@ class Proposal(BaseModel):
             raise ProposalError(
                 f"{source} is not valid: {faults}", field=".".join(str(p) for p in first) or None
             ) from None
+
+
+def argument_at(arguments: Mapping[str, Any], path: str) -> Any:
+    """The tool argument at a dotted `path` (`refund.amount`); None when it is not there."""
+    value: Any = arguments
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from conftest import SHOP_PACK, good_facts, refund
-from discretion import ExecutionError, ExecutionStatus, Guard, SqlStore, load_pack
+from discretion import ExecutionError, ExecutionStatus, Guard, SqlStore, StoreError, load_pack
 from discretion.approvals import ApprovalStatus
 from discretion.context import StaticContextProvider
 
@@ -117,6 +117,22 @@ def test_a_failed_call_is_recorded_and_retried_with_the_same_key(guard, store):
     )
     assert retried.status is ExecutionStatus.SUCCEEDED
     assert attempts == ["k-1", "k-1"]
+
+
+def test_a_store_failure_in_the_outbox_propagates_instead_of_passing_as_done(guard, monkeypatch):
+    decision = guard.decide(refund("80.00"))
+    guard.approvals.approve(decision.id, approver=TINA, note="ok")
+    api = PaymentApi()
+
+    def lost(*args: Any, **kwargs: Any) -> None:
+        raise StoreError("cannot record execution.succeeded: the database went away")
+
+    # The tool ran, but its result could not be recorded: the worker must not report it done.
+    monkeypatch.setattr(guard.executions, "_finish", lost)
+    with pytest.raises(StoreError, match="went away"):
+        guard.executions.run_pending({"issue_refund": api})
+    assert api.calls == [("k-1", "80.00")]
+    assert guard.executions.get("k-1").status is ExecutionStatus.RUNNING
 
 
 def test_crash_between_commit_and_execution_runs_once_after_restart(guard, store, restart):

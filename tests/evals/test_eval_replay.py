@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -60,17 +61,22 @@ PROPOSALS = [
 ]
 
 
+def acme_guard(store: SqlStore, **options: Any) -> Guard:
+    """A guard on the acme pack and case database, at NOW unless another clock is given."""
+    options.setdefault("clock", FakeClock(NOW))
+    return Guard(
+        load_pack(ACME_PACK),
+        store=store,
+        context=SqliteCaseStore.from_sql(ACME_CASES),
+        **options,
+    )
+
+
 @pytest.fixture
 def recorded(store: SqlStore) -> tuple[SqlStore, dict[str, str]]:
     """A ledger with the proposals decided under the acme pack, an hour apart."""
     clock = FakeClock(NOW)
-    guard = Guard(
-        load_pack(ACME_PACK),
-        store=store,
-        context=SqliteCaseStore.from_sql(ACME_CASES),
-        clock=clock,
-        ids=Counter(),
-    )
+    guard = acme_guard(store, clock=clock, ids=Counter())
     ids = {}
     for proposal in PROPOSALS:
         ids[proposal["idempotency_key"]] = guard.decide(proposal).id
@@ -153,12 +159,7 @@ def test_replay_refuses_a_ledger_that_does_not_verify(recorded):
 def test_replay_cli_prints_changes_and_writes_json(tmp_path):
     db = f"sqlite:///{tmp_path / 'ledger.db'}"
     store = SqlStore(db)
-    guard = Guard(
-        load_pack(ACME_PACK),
-        store=store,
-        context=SqliteCaseStore.from_sql(ACME_CASES),
-        clock=lambda: NOW,
-    )
+    guard = acme_guard(store)
     for proposal in PROPOSALS:
         guard.decide(proposal)
     store.close()
@@ -186,14 +187,7 @@ def test_replay_cli_prints_changes_and_writes_json(tmp_path):
 
 def test_shadow_pack_records_what_it_would_decide_beside_each_decision(store, tmp_path):
     candidate = copy_acme_pack(tmp_path, **LOWER_AI_REFUNDS)
-    guard = Guard(
-        load_pack(ACME_PACK),
-        store=store,
-        context=SqliteCaseStore.from_sql(ACME_CASES),
-        clock=FakeClock(NOW),
-        ids=Counter(),
-        shadow=candidate,
-    )
+    guard = acme_guard(store, ids=Counter(), shadow=candidate)
 
     enforced = guard.decide(_refund("150.00", "k-150"))
     within = guard.decide(_refund("64.99", "k-earbuds", order="A-50003"))
@@ -219,13 +213,7 @@ def test_shadow_pack_records_what_it_would_decide_beside_each_decision(store, tm
 def test_shadow_failure_is_recorded_and_never_changes_the_enforced_decision(store, tmp_path):
     # A candidate in euros cannot decide a USD proposal: the shadow records why.
     candidate = copy_acme_pack(tmp_path, old="currency: USD", new="currency: EUR", file="pack.yaml")
-    guard = Guard(
-        load_pack(ACME_PACK),
-        store=store,
-        context=SqliteCaseStore.from_sql(ACME_CASES),
-        clock=FakeClock(NOW),
-        shadow=candidate,
-    )
+    guard = acme_guard(store, shadow=candidate)
     decision = guard.decide(_refund("64.99", "k-earbuds", order="A-50003"))
     assert decision.outcome.value == "allow"
     (shadow,) = [r for r in store.export() if r["kind"] == SHADOW_RECORD]
@@ -242,13 +230,7 @@ def test_shadow_report_without_shadow_records_says_so(recorded):
 def test_replay_cli_reads_shadow_records(tmp_path):
     db = f"sqlite:///{tmp_path / 'ledger.db'}"
     store = SqlStore(db)
-    guard = Guard(
-        load_pack(ACME_PACK),
-        store=store,
-        context=SqliteCaseStore.from_sql(ACME_CASES),
-        clock=lambda: NOW,
-        shadow=copy_acme_pack(tmp_path, **LOWER_AI_REFUNDS),
-    )
+    guard = acme_guard(store, shadow=copy_acme_pack(tmp_path, **LOWER_AI_REFUNDS))
     guard.decide(_refund("150.00", "k-150"))
     store.close()
     result = invoke("replay", "--shadow", "--db", db)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -165,10 +167,21 @@ def test_history_that_does_not_go_as_expected_fails_the_case(tmp_path):
     assert result.failures == ("history[0]: expected allow, got route to tier1",)
 
 
+def judged_suite(folder: Path, case: dict[str, Any]) -> Path:
+    """A suite of one case in `folder`, on the judged eval pack and its facts."""
+    judged = EVALS / "judged"
+    return write_suite(
+        folder,
+        [case],
+        pack=str(judged / "pack.yaml"),
+        context=str(judged / "facts.json"),
+        actor={"id": "hearth-bot", "role": "ai_agent", "is_ai": True},
+    )
+
+
 def test_paraphrase_that_changes_the_outcome_fails_consistency(tmp_path):
     # The judged fixture pack needs 40 characters of rationale for a service-failure credit: a
     # terse paraphrase of the same ticket routes where the full one is allowed.
-    judged = EVALS / "judged"
     case = {
         "id": "terse-paraphrase",
         "description": "the same ticket, worded too briefly",
@@ -185,13 +198,7 @@ def test_paraphrase_that_changes_the_outcome_fails_consistency(tmp_path):
         "paraphrases": ["Missed twice."],
         "expect": {"outcome": "allow_exception"},
     }
-    suite = write_suite(
-        tmp_path,
-        [case],
-        pack=str(judged / "pack.yaml"),
-        context=str(judged / "facts.json"),
-        actor={"id": "hearth-bot", "role": "ai_agent", "is_ai": True},
-    )
+    suite = judged_suite(tmp_path, case)
     report = evaluate([suite])
     (result,) = report.run.results
     assert not result.consistent
@@ -356,7 +363,6 @@ def test_live_judge_is_asked_over_http_and_its_tokens_counted(tmp_path):
     from discretion.judge import OpenAIJudge
 
     url = "https://judge.eval.test/v1"
-    judged = EVALS / "judged"
     text = "The delivery was missed twice and the customer has waited twelve days for a sofa."
     case = {
         "id": "live-justified",
@@ -370,13 +376,7 @@ def test_live_judge_is_asked_over_http_and_its_tokens_counted(tmp_path):
         },
         "expect": {"outcome": "allow_exception"},
     }
-    suite = write_suite(
-        tmp_path,
-        [case],
-        pack=str(judged / "pack.yaml"),
-        context=str(judged / "facts.json"),
-        actor={"id": "hearth-bot", "role": "ai_agent", "is_ai": True},
-    )
+    suite = judged_suite(tmp_path, case)
     verdict = {
         "justified": True,
         "clause": "goodwill.service-failure",

@@ -7,6 +7,7 @@ from typing import Any
 
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
+from langchain_core.tools import BaseTool, tool
 
 from discretion import Actor
 
@@ -24,6 +25,20 @@ def refund_args(amount: str = "40.00", **extra: Any) -> dict[str, Any]:
         "order_id": "o-1",
         **extra,
     }
+
+
+def async_refund_tool(ran: list[str]) -> BaseTool:
+    """An async langchain-core `issue_refund` tool that appends each amount it refunds to `ran`."""
+
+    @tool
+    async def issue_refund(
+        amount: str, currency: str, customer_id: str, case_id: str, order_id: str
+    ) -> str:
+        """Refund an order."""
+        ran.append(amount)
+        return f"refunded {amount}"
+
+    return issue_refund
 
 
 class ScriptedChatModel(GenericFakeChatModel):

@@ -6,7 +6,15 @@ import json
 from typing import Any
 
 import pytest
-from _integration_support import BOT, MARIA, calls, ledger_kinds, refund_args, scripted
+from _integration_support import (
+    BOT,
+    MARIA,
+    async_refund_tool,
+    calls,
+    ledger_kinds,
+    refund_args,
+    scripted,
+)
 from langchain.agents import create_agent
 from langchain_core.messages import HumanMessage, ToolMessage
 from langchain_core.tools import tool
@@ -235,15 +243,7 @@ def test_a_middleware_mode_must_be_known(guard):
 @pytest.mark.anyio
 async def test_async_agent_interactive_resume_runs_the_tool_once(guard):
     ran: list[str] = []
-
-    @tool
-    async def issue_refund(
-        amount: str, currency: str, customer_id: str, case_id: str, order_id: str
-    ) -> str:
-        """Refund an order."""
-        ran.append(amount)
-        return f"refunded {amount}"
-
+    issue_refund = async_refund_tool(ran)
     agent = create_agent(
         scripted(calls(("issue_refund", refund_args("60.00"), "c-1")), "Done."),
         [issue_refund],

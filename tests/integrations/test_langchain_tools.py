@@ -7,7 +7,7 @@ import sys
 from typing import Annotated, Any
 
 import pytest
-from _integration_support import BOT, MARIA, ledger_kinds, refund_args
+from _integration_support import BOT, MARIA, async_refund_tool, ledger_kinds, refund_args
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool, InjectedToolArg, ToolException, tool
 from pydantic import ValidationError
@@ -223,15 +223,7 @@ def test_wrap_tools_refuses_plain_functions(guard):
 @pytest.mark.anyio
 async def test_async_tools_run_once_and_routes_never_run(guard):
     ran: list[str] = []
-
-    @tool
-    async def issue_refund(
-        amount: str, currency: str, customer_id: str, case_id: str, order_id: str
-    ) -> str:
-        """Refund an order."""
-        ran.append(amount)
-        return f"refunded {amount}"
-
+    issue_refund = async_refund_tool(ran)
     [refund] = guard.wrap_tools([issue_refund], actor=BOT)
     assert isinstance(refund, BaseTool)
     first = await refund.ainvoke(call(refund_args()))

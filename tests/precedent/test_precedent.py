@@ -89,7 +89,8 @@ class World:
         assert decision.outcome is Outcome.ALLOW_EXCEPTION, decision.rules
         return decision.id
 
-    def precedent(self, decision_id: str | None = None, **spec: Any) -> Precedent:
+    def spec(self, **changes: Any) -> dict[str, Any]:
+        """A precedent spec's fields: ParcelCo parcels up to 100.00 for 30 days, 3 citations."""
         values: dict[str, Any] = {
             "scope": {"shipment.carrier": "parcelco"},
             "max_amount": Money.of("100.00", "USD"),
@@ -97,9 +98,11 @@ class World:
             "citations": 3,
             "note": "ParcelCo lost a trailer at the Rotterdam depot",
         }
-        values.update(spec)
+        return values | changes
+
+    def precedent(self, decision_id: str | None = None, **spec: Any) -> Precedent:
         return self.guard().precedents.set(
-            decision_id or self.granted(), PrecedentSpec(**values), grantor=MANAGER
+            decision_id or self.granted(), PrecedentSpec(**self.spec(**spec)), grantor=MANAGER
         )
 
 
@@ -442,16 +445,9 @@ def test_revoking_needs_a_person_and_a_reason(world):
 )
 def test_set_checks_the_spec_against_the_pack(world, change, error, match):
     decision_id = world.granted()
-    spec: dict[str, Any] = {
-        "scope": {"shipment.carrier": "parcelco"},
-        "max_amount": Money.of("100.00", "USD"),
-        "expires_at": world.clock.now + timedelta(days=30),
-        "citations": 3,
-        "note": "n",
-    }
     change = dict(change)
     grantor = change.pop("grantor", MANAGER)
-    spec.update(change)
+    spec = world.spec(**change)
     with pytest.raises(error, match=match):
         world.guard().precedents.set(decision_id, spec, grantor=grantor)
     with world.store.engine.connect() as connection:

@@ -10,19 +10,23 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "precedent_drift.py"
 
 
-def load_simulation():
+def load_simulation(monkeypatch):
+    # The script imports its sibling benchmarks (`decide`, `precedent`) as when run directly.
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    for sibling in ("decide", "precedent"):
+        monkeypatch.delitem(sys.modules, sibling, raising=False)
     spec = importlib.util.spec_from_file_location("precedent_drift", SCRIPT)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     # dataclasses look their module up in sys.modules.
-    sys.modules[spec.name] = module
+    monkeypatch.setitem(sys.modules, spec.name, module)
     spec.loader.exec_module(module)
     return module
 
 
-def test_bounded_precedent_stops_the_drift_that_ungoverned_reuse_allows(capsys):
-    drift = load_simulation()
+def test_bounded_precedent_stops_the_drift_that_ungoverned_reuse_allows(capsys, monkeypatch):
+    drift = load_simulation(monkeypatch)
     totals = drift.simulate(1000, seed=7)
     ungoverned, governed = sum(totals.ungoverned), sum(totals.governed)
     print(f"ungoverned {ungoverned:,.2f}  discretion {governed:,.2f}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import Connection, and_, case, func, literal_column, or_, select
 
@@ -19,12 +19,11 @@ from discretion.approvals._model import ApprovalStatus
 from discretion.decision import Outcome
 from discretion.money import Money
 from discretion.store._schema import approvals, decisions
-from discretion.store._sql import to_us
+from discretion.store._sql import from_us, to_us
 
 __all__ = ["Exposure", "ExposureRow", "exposure", "exposure_report"]
 
 _DAY_US = 86_400_000_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _GRANTED = (Outcome.ALLOW.value, Outcome.ALLOW_EXCEPTION.value)
 
 
@@ -201,7 +200,7 @@ def exposure_report(
         cell[1] += int(row[4])
     rows = [
         ExposureRow(
-            day=(_EPOCH + timedelta(days=day_number)).date(),
+            day=from_us(0).date() + timedelta(days=day_number),
             reason=reason,
             role=role,
             count=count,

@@ -20,7 +20,7 @@ import builtins
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -44,21 +44,20 @@ from discretion.precedent import PrecedentSpec
 from discretion.proposal import Actor
 from discretion.store import SqlStore, StoreTransaction
 from discretion.store._schema import approvals, decisions, ledger, reservations
-from discretion.store._sql import to_us
+from discretion.store._sql import from_us, sql_connection, to_us
 
 if TYPE_CHECKING:
     from discretion.guard import Guard
 
 __all__ = ["Approvals"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_NOTE = 2000
 SYSTEM = "system"
 """The `decided_by` of an approval that expired."""
 
 
 def _moment(us: int | None) -> datetime | None:
-    return _EPOCH + timedelta(microseconds=us) if us is not None else None
+    return from_us(us) if us is not None else None
 
 
 def _money(minor: int | None, currency: str | None) -> Money | None:
@@ -93,13 +92,7 @@ def _approval(row: Any) -> Approval:
 
 
 def _connection(tx: StoreTransaction) -> Connection:
-    connection = getattr(tx, "connection", None)
-    if not isinstance(connection, Connection):
-        raise ConfigurationError(
-            f"approvals are kept in SQL tables, but {type(tx).__name__} has no SQLAlchemy"
-            " connection; use SqlStore"
-        )
-    return connection
+    return sql_connection(tx, "approvals")
 
 
 def _note(note: str) -> str:
@@ -395,7 +388,7 @@ class Approvals:
                 yield tx, connection, row
         if expired is not None:
             # Raised after the block so that the expiry itself commits.
-            due = _EPOCH + timedelta(microseconds=expired.due_us)
+            due = from_us(expired.due_us)
             raise ApprovalConflict(
                 f"approval {approval_id} passed its due time ({due.isoformat()}) and has"
                 " expired; it can no longer be decided",
@@ -440,13 +433,7 @@ class Approvals:
         role = self._approver(pack, approver)
         now = guard.now()
         with self._pending(approval_id, now) as (tx, connection, row):
-            self._check_separation(row, approver)
-            required = self._required(pack, row)
-            if role.rank < required.rank:
-                raise ApprovalError(
-                    f"approval {row.id}: role {role.id!r} cannot approve a case routed to"
-                    f" {required.id!r}; escalate it instead"
-                )
+            self._check_may_decide(pack, row, approver, role, "approve")
             requested = _money(row.amount_minor, row.currency)
             granted = self._granted(row, requested, amount)
             decision = self._decision(connection, row.id)
@@ -520,6 +507,19 @@ class Approvals:
                 " (separation of duties); another person must"
             )
 
+    @classmethod
+    def _check_may_decide(
+        cls, pack: PolicyPack, row: Any, approver: Actor, role: Role, verb: str
+    ) -> None:
+        """Separation of duties, and the approver's role reaches the rung the case waits on."""
+        cls._check_separation(row, approver)
+        required = cls._required(pack, row)
+        if role.rank < required.rank:
+            raise ApprovalError(
+                f"approval {row.id}: role {role.id!r} cannot {verb} a case routed to"
+                f" {required.id!r}; escalate it instead"
+            )
+
     @staticmethod
     def _granted(row: Any, requested: Money | None, amount: Money | None) -> Money | None:
         if amount is None:
@@ -573,13 +573,7 @@ class Approvals:
         role = self._approver(pack, approver)
         now = self._guard.now()
         with self._pending(approval_id, now) as (tx, connection, row):
-            self._check_separation(row, approver)
-            required = self._required(pack, row)
-            if role.rank < required.rank:
-                raise ApprovalError(
-                    f"approval {row.id}: role {role.id!r} cannot decide a case routed to"
-                    f" {required.id!r}; escalate it instead"
-                )
+            self._check_may_decide(pack, row, approver, role, "decide")
             self._transition(
                 connection,
                 tx,

@@ -14,21 +14,22 @@ import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
 from discretion.budget import budget_key, check_budgets
-from discretion.context import ContextRequest, Snapshot, assemble
+from discretion.context import Snapshot
 from discretion.decision import Decision, Outcome, Reservation
 from discretion.errors import ApprovalError, ContextError, ProposalError, StaleApproval
 from discretion.money import Money
 from discretion.policy._evaluate import evaluate
 from discretion.policy.pack import Role
-from discretion.proposal import Actor
+from discretion.proposal import Actor, argument_at
 from discretion.store import StoreTransaction
 from discretion.store._schema import precedents
+from discretion.store._sql import from_us
 
 if TYPE_CHECKING:
     from discretion.guard import Guard, Normalised
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["Recheck", "recheck"]
 
 # Rules that mean the code could not decide: the case is not the approver's to grant now.
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FAILED_CLOSED = {"discretion.evaluation-error", "discretion.context-unavailable"}
 
 
@@ -66,15 +66,6 @@ class Recheck:
             "context_digest": self.context_digest,
             "budgets_exceeded_with_authority": self.overridden,
         }
-
-
-def _lookup(arguments: Mapping[str, Any], path: str) -> Any:
-    value: Any = arguments
-    for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return None
-        value = value[part]
-    return value
 
 
 def _written(arguments: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
@@ -108,7 +99,7 @@ def _arguments(
         return arguments
     mapped = guard.pack.tools.get(str(tool.get("name")))
     path = mapped[1].amount if mapped is not None else None
-    original = _lookup(arguments, path) if path else None
+    original = argument_at(arguments, path) if path else None
     if path is None or original is None:
         raise ApprovalError(
             f"tool {tool.get('name')!r} takes no amount argument the pack maps, so a lower"
@@ -171,18 +162,9 @@ def recheck(
         outcome, rules = Outcome.ALLOW, ["discretion.unknown-action"]
         context_digest = Snapshot.of({}).digest
     else:
-        request = ContextRequest(
-            fields=action.reads,
-            action=action.name,
-            customer_id=item.customer_id,
-            case_id=item.case_id,
-            order_id=item.order_id,
-            now=now,
-            currency=item.amount.currency if item.amount is not None else None,
-            arguments=item.proposal.tool.arguments if item.proposal.tool else {},
-        )
         try:
-            snapshot = assemble(guard.context, request, pack.fields, currency=request.currency)
+            # The same context assembly as a decision: only the fields the pack declares.
+            snapshot = guard._assemble(item, action, now)
         except ContextError as exc:
             raise StaleApproval(
                 f"approval {approval_id}: the facts to re-check it cannot be read now ({exc});"
@@ -328,7 +310,7 @@ def _precedents(
                 approval_id=approval_id,
             )
         if row.revoked_us is not None:
-            revoked_at = _EPOCH + timedelta(microseconds=int(row.revoked_us))
+            revoked_at = from_us(int(row.revoked_us))
             reason = json.loads(row.body).get("revoked_reason")
             why = f": {reason}" if reason else ""
             raise StaleApproval(

@@ -214,10 +214,10 @@ def resolve_time(text: str | None, now: datetime) -> datetime:
         return now + delta if match["sign"] == "+" else now - delta
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+    except ValueError as exc:
         raise ConfigurationError(
             f"time {text!r} is neither ISO 8601 nor an offset such as -2h or +7d"
-        ) from None
+        ) from exc
     if moment.tzinfo is None:
         raise ConfigurationError(f"time {text!r} needs a UTC offset, such as +00:00")
     return moment
@@ -274,7 +274,7 @@ def load_suite(path: str | Path) -> Suite:
     except OSError as exc:
         raise ConfigurationError(f"{source}: cannot read the suite: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigurationError(f"{source}: not valid YAML: {exc}") from None
+        raise ConfigurationError(f"{source}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigurationError(f"{source}: a suite must be a YAML mapping")
     try:
@@ -284,7 +284,7 @@ def load_suite(path: str | Path) -> Suite:
         raise ConfigurationError(
             f"{source}: {_where(data, err['loc'])}: {err['msg']}"
             + (f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else "")
-        ) from None
+        ) from exc
     _check(suite)
     return suite
 
@@ -332,7 +332,7 @@ def _check(suite: Suite) -> None:
             except ProposalError as exc:
                 if case.expect.outcome == "error" and label == "proposal":
                     continue
-                raise ConfigurationError(f"{where}: {exc}") from None
+                raise ConfigurationError(f"{where}: {exc}") from exc
         names = [item.precedent.name for item in case.history if item.precedent is not None]
         cited = case.proposal.get("rationale", {}).get("precedents", [])
         for ref in cited:
@@ -345,4 +345,4 @@ def _check(suite: Suite) -> None:
             try:
                 resolve_time(item.at, case.now or suite.now)
             except ConfigurationError as exc:
-                raise ConfigurationError(f"{where}: history[{index}].at: {exc}") from None
+                raise ConfigurationError(f"{where}: history[{index}].at: {exc}") from exc

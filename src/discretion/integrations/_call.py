@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_M = TypeVar("_M", Actor, Rationale)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,6 +82,17 @@ def _configured(info: ToolCallInfo, name: str) -> Any:
     if isinstance(context, Mapping):
         return context.get(name)
     return getattr(context, name, None) if context is not None else None
+
+
+def _validated(model: type[_M], value: object, info: ToolCallInfo, name: str) -> _M:
+    if isinstance(value, model):
+        return value
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        raise ProposalError(
+            f"tool call {info.tool!r}: the {name} is not valid: {exc}", field=name
+        ) from exc
 
 
 def call_key(info: ToolCallInfo, case_id: str | None) -> str:
@@ -209,14 +221,7 @@ class Governor:
                 f"tool call {info.tool!r}: no actor to propose it; pass actor= to the"
                 " integration, or put 'discretion_actor' in the run's configurable"
             )
-        if isinstance(value, Actor):
-            return value
-        try:
-            return Actor.model_validate(value)
-        except ValidationError as exc:
-            raise ProposalError(
-                f"tool call {info.tool!r}: the actor is not valid: {exc}", field="actor"
-            ) from None
+        return _validated(Actor, value, info, "actor")
 
     @staticmethod
     def _text(source: TextSource, info: ToolCallInfo, name: str) -> str | None:
@@ -236,14 +241,7 @@ class Governor:
                 reason=reason if isinstance(reason, str) and reason else None,
                 text=text if isinstance(text, str) else "",
             )
-        if isinstance(value, Rationale):
-            return value
-        try:
-            return Rationale.model_validate(value)
-        except ValidationError as exc:
-            raise ProposalError(
-                f"tool call {info.tool!r}: the rationale is not valid: {exc}", field="rationale"
-            ) from None
+        return _validated(Rationale, value, info, "rationale")
 
     def proposal(self, info: ToolCallInfo) -> Proposal:
         """The proposal a tool call stands for, with its idempotency key."""
@@ -297,6 +295,42 @@ class Governor:
         found = self.guard.executions.for_decision(decision.id)
         return found[0] if found else None
 
+    async def aqueued(self, decision: Decision) -> Execution | None:
+        """`queued` for async callers."""
+        return await asyncio.to_thread(self.queued, decision)
+
+    def admit(self, info: ToolCallInfo) -> tuple[Decision, Execution | None]:
+        """Decide the call, and find the execution an approval of it queued.
+
+        The call may run when the decision allows it, or when that execution is there.
+        """
+        decision = self.decide(info)
+        return decision, self.queued(decision)
+
+    async def aadmit(self, info: ToolCallInfo) -> tuple[Decision, Execution | None]:
+        """`admit` for async callers."""
+        decision = await self.adecide(info)
+        return decision, await self.aqueued(decision)
+
+    @staticmethod
+    def _target(
+        decision: Decision, info: ToolCallInfo, execution: Execution | None
+    ) -> dict[str, Any]:
+        # The queued execution of an approved call runs with the arguments the approval fixed.
+        if execution is not None:
+            return {
+                "decision_id": execution.decision_id,
+                "key": execution.key,
+                "tool": execution.tool,
+                "arguments": execution.arguments,
+            }
+        return {
+            "decision_id": decision.id,
+            "key": decision.idempotency_key,
+            "tool": info.tool,
+            "arguments": info.arguments,
+        }
+
     def run(
         self,
         decision: Decision,
@@ -315,31 +349,15 @@ class Governor:
         the queued execution of an approved call, which runs with the arguments the approval
         fixed.
         """
-        live: list[_T] = []
-
-        def once(arguments: dict[str, Any], key: str) -> Any:
-            value = call(arguments, key)
-            live.append(value)
-            problem = failed(value) if failed is not None else None
-            if problem is not None:
-                raise ToolReportedError(problem)
-            return record(value)
-
-        key = execution.key if execution else decision.idempotency_key
+        kept = _Kept(record, failed)
+        target = self._target(decision, info, execution)
         try:
             done = self.guard.executions.run(
-                decision_id=execution.decision_id if execution else decision.id,
-                key=key,
-                tool=execution.tool if execution else info.tool,
-                arguments=execution.arguments if execution else info.arguments,
-                call=once,
+                **target, call=lambda arguments, key: kept(call(arguments, key))
             )
         except ToolReportedError:
-            failure = self.guard.executions.get(key)
-            return GovernedResult(decision=decision, execution=failure, value=live[0])
-        return GovernedResult(
-            decision=decision, execution=done, value=live[0] if live else done.result
-        )
+            return kept.failure(decision, self.guard.executions.get(target["key"]))
+        return kept.result(decision, done)
 
     async def arun(
         self,
@@ -352,32 +370,43 @@ class Governor:
         execution: Execution | None = None,
     ) -> GovernedResult:
         """`run` for async tools."""
-        live: list[_T] = []
+        kept = _Kept(record, failed)
+        target = self._target(decision, info, execution)
 
         async def once(arguments: dict[str, Any], key: str) -> Any:
-            value = await call(arguments, key)
-            live.append(value)
-            problem = failed(value) if failed is not None else None
-            if problem is not None:
-                raise ToolReportedError(problem)
-            return record(value)
+            return kept(await call(arguments, key))
 
-        key = execution.key if execution else decision.idempotency_key
         try:
-            done = await self.guard.executions.arun(
-                decision_id=execution.decision_id if execution else decision.id,
-                key=key,
-                tool=execution.tool if execution else info.tool,
-                arguments=execution.arguments if execution else info.arguments,
-                call=once,
-            )
+            done = await self.guard.executions.arun(**target, call=once)
         except ToolReportedError:
-            failure = await asyncio.to_thread(self.guard.executions.get, key)
-            return GovernedResult(decision=decision, execution=failure, value=live[0])
-        return GovernedResult(
-            decision=decision, execution=done, value=live[0] if live else done.result
-        )
+            failure = await asyncio.to_thread(self.guard.executions.get, target["key"])
+            return kept.failure(decision, failure)
+        return kept.result(decision, done)
 
-    async def aqueued(self, decision: Decision) -> Execution | None:
-        """`queued` for async callers."""
-        return await asyncio.to_thread(self.queued, decision)
+
+class _Kept(Generic[_T]):
+    """One run's live value, and what of it is stored."""
+
+    def __init__(
+        self, record: Callable[[_T], Any], failed: Callable[[_T], str | None] | None
+    ) -> None:
+        self._record = record
+        self._failed = failed
+        self.live: list[_T] = []
+
+    def __call__(self, value: _T) -> Any:
+        self.live.append(value)
+        problem = self._failed(value) if self._failed is not None else None
+        if problem is not None:
+            raise ToolReportedError(problem)
+        return self._record(value)
+
+    def failure(self, decision: Decision, execution: Execution | None) -> GovernedResult:
+        """The tool answered with an error: the failed execution, with what it answered."""
+        return GovernedResult(decision=decision, execution=execution, value=self.live[0])
+
+    def result(self, decision: Decision, done: Execution) -> GovernedResult:
+        """The live value when the tool ran now, else the stored result of an earlier run."""
+        return GovernedResult(
+            decision=decision, execution=done, value=self.live[0] if self.live else done.result
+        )

@@ -75,8 +75,14 @@ class _Governed(Generic[P, R]):
         self._takes_key = KEY_PARAMETER in self._signature.parameters
         functools.update_wrapper(cast("Any", self), function)
 
-    def _info(self, bound: _Bound) -> ToolCallInfo:
-        return ToolCallInfo(tool=self._tool, arguments=bound.arguments, call_id=bound.key)
+    def _prepare(self, args: Any, kwargs: Any) -> tuple[_Bound, ToolCallInfo]:
+        bound = _Bound(self._signature, args, kwargs)
+        return bound, ToolCallInfo(tool=self._tool, arguments=bound.arguments, call_id=bound.key)
+
+    def _runnable(self, bound: _Bound, arguments: dict[str, Any], key: str) -> Any:
+        """What the function returns (a coroutine, for an async one), called as approved."""
+        call_args, call_kwargs = bound.call_with(key, self._takes_key, arguments)
+        return self._function(*call_args, **call_kwargs)
 
 
 class GovernedFunction(_Governed[P, R]):
@@ -94,21 +100,18 @@ class GovernedFunction(_Governed[P, R]):
             CallRouted: the decision is route and no approval has queued it yet.
             ExecutionError: the same call is running and has not finished.
         """
-        bound = _Bound(self._signature, args, kwargs)
-        info = self._info(bound)
+        bound, info = self._prepare(args, kwargs)
         if not self._governor.governs(self._tool):
             return GovernedResult(decision=None, value=self._function(*args, **kwargs))
-        decision = self._governor.decide(info)
-        queued = self._governor.queued(decision)
+        decision, queued = self._governor.admit(info)
         if not decision.is_allowed and queued is None:
             raise _refuse(decision)
-
-        def run(arguments: dict[str, Any], key: str) -> R:
-            call_args, call_kwargs = bound.call_with(key, self._takes_key, arguments)
-            result: R = self._function(*call_args, **call_kwargs)
-            return result
-
-        return self._governor.run(decision, info, run, execution=queued)
+        return self._governor.run(
+            decision,
+            info,
+            lambda arguments, key: self._runnable(bound, arguments, key),
+            execution=queued,
+        )
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         result: R = self.call(*args, **kwargs).value
@@ -126,21 +129,18 @@ class AsyncGovernedFunction(_Governed[P, R]):
             CallRouted: the decision is route and no approval has queued it yet.
             ExecutionError: the same call is running and has not finished.
         """
-        bound = _Bound(self._signature, args, kwargs)
-        info = self._info(bound)
+        bound, info = self._prepare(args, kwargs)
         if not self._governor.governs(self._tool):
             return GovernedResult(decision=None, value=await self._function(*args, **kwargs))
-        decision = await self._governor.adecide(info)
-        queued = await self._governor.aqueued(decision)
+        decision, queued = await self._governor.aadmit(info)
         if not decision.is_allowed and queued is None:
             raise _refuse(decision)
-
-        async def run(arguments: dict[str, Any], key: str) -> R:
-            call_args, call_kwargs = bound.call_with(key, self._takes_key, arguments)
-            result: R = await self._function(*call_args, **call_kwargs)
-            return result
-
-        return await self._governor.arun(decision, info, run, execution=queued)
+        return await self._governor.arun(
+            decision,
+            info,
+            lambda arguments, key: self._runnable(bound, arguments, key),
+            execution=queued,
+        )
 
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         result: R = (await self.call(*args, **kwargs)).value

@@ -230,8 +230,7 @@ class GovernedTool(BaseTool):
         """Decide the call; run the inner tool once when allowed."""
         info, arguments = self._prepare(input, config)
         governor: Governor = self.governor
-        decision = governor.decide(info)
-        queued = governor.queued(decision)
+        decision, queued = governor.admit(info)
         if not decision.is_allowed and queued is None:
             return self._answer(decision, info)
 
@@ -254,8 +253,7 @@ class GovernedTool(BaseTool):
         """`invoke` for async agents."""
         info, arguments = self._prepare(input, config)
         governor: Governor = self.governor
-        decision = await governor.adecide(info)
-        queued = await governor.aqueued(decision)
+        decision, queued = await governor.aadmit(info)
         if not decision.is_allowed and queued is None:
             return self._answer(decision, info)
 
@@ -485,8 +483,7 @@ class DiscretionMiddleware(AgentMiddleware):
             return handler(request)
         info = self._info(request)
         governor = self.governor
-        decision = governor.decide(info)
-        queued = governor.queued(decision)
+        decision, queued = governor.admit(info)
         if decision.outcome is Outcome.ROUTE and queued is None and self.mode == "interactive":
             approvals = self._approvals()
             approval = approvals.get(decision.id)
@@ -518,6 +515,11 @@ class DiscretionMiddleware(AgentMiddleware):
             )
         except ExecutionError as exc:
             return _refusal(decision, info.call_id or "", info.tool, in_progress_message(exc))
+        return self._delivered(result, info)
+
+    @staticmethod
+    def _delivered(result: GovernedResult, info: ToolCallInfo) -> ToolMessage | Command[Any]:
+        """What the tool node returns: the live answer, or a replayed one as a message."""
         if result.is_replay:
             replayed: ToolMessage = _replayed(result, info.call_id or "", info.tool)
             return replayed
@@ -534,8 +536,7 @@ class DiscretionMiddleware(AgentMiddleware):
             return await handler(request)
         info = self._info(request)
         governor = self.governor
-        decision = await governor.adecide(info)
-        queued = await governor.aqueued(decision)
+        decision, queued = await governor.aadmit(info)
         if decision.outcome is Outcome.ROUTE and queued is None and self.mode == "interactive":
             approvals = self._approvals()
             approval = await asyncio.to_thread(approvals.get, decision.id)
@@ -557,8 +558,4 @@ class DiscretionMiddleware(AgentMiddleware):
             )
         except ExecutionError as exc:
             return _refusal(decision, info.call_id or "", info.tool, in_progress_message(exc))
-        if result.is_replay:
-            replayed: ToolMessage = _replayed(result, info.call_id or "", info.tool)
-            return replayed
-        value: ToolMessage | Command[Any] = result.value
-        return value
+        return self._delivered(result, info)

@@ -54,10 +54,12 @@ class _Call:
     arguments: str
     is_responses: bool
 
-    def answer(self, text: str) -> dict[str, Any]:
+    def answer(self, text: str, result: GovernedResult | None = None) -> ToolOutput:
         if self.is_responses:
-            return {"type": "function_call_output", "call_id": self.call_id, "output": text}
-        return {"role": "tool", "tool_call_id": self.call_id, "content": text}
+            output = {"type": "function_call_output", "call_id": self.call_id, "output": text}
+        else:
+            output = {"role": "tool", "tool_call_id": self.call_id, "content": text}
+        return ToolOutput(call_id=self.call_id, tool=self.name, output=output, result=result)
 
 
 def _plain(item: Any) -> dict[str, Any]:
@@ -154,18 +156,14 @@ class OpenAITools:
         function = self.functions.get(call.name)
         if function is None:
             text = f"There is no tool named {call.name!r}; use one of: {', '.join(self.functions)}."
-            return ToolOutput(
-                call_id=call.call_id, tool=call.name, output=call.answer(text), result=None
-            )
+            return call.answer(text)
         try:
             arguments = json.loads(call.arguments)
         except json.JSONDecodeError as exc:
             arguments = exc
         if not isinstance(arguments, dict):
             text = f"The arguments for {call.name!r} are not a JSON object; nothing was run."
-            return ToolOutput(
-                call_id=call.call_id, tool=call.name, output=call.answer(text), result=None
-            )
+            return call.answer(text)
         info = ToolCallInfo(tool=call.name, arguments=arguments, call_id=call.call_id)
         return info, function
 
@@ -177,14 +175,11 @@ class OpenAITools:
             return {**arguments, _KEY: key}
         return arguments
 
-    def _output(self, call: _Call, result: GovernedResult) -> ToolOutput:
+    @staticmethod
+    def _output(call: _Call, result: GovernedResult) -> ToolOutput:
         if result.decision is not None and result.execution is None:
-            text = agent_message(result.decision)
-        else:
-            text = _text(result.value)
-        return ToolOutput(
-            call_id=call.call_id, tool=call.name, output=call.answer(text), result=result
-        )
+            return call.answer(agent_message(result.decision), result)
+        return call.answer(_text(result.value), result)
 
     def outcomes(self, calls: Any) -> list[ToolOutput]:
         """Decide and run each call; return each answer with its decision and execution.
@@ -192,82 +187,56 @@ class OpenAITools:
         `calls` is a Chat Completions message (or its `tool_calls`), a Responses response (or
         its `output` items), as SDK objects or dicts.
         """
-        done: list[ToolOutput] = []
-        for call in _calls(calls):
-            prepared = self._prepare(call)
-            if isinstance(prepared, ToolOutput):
-                done.append(prepared)
-                continue
-            info, function = prepared
-            governor = self._governor
-            if not governor.governs(call.name):
-                value = function(**self._kwargs(function, info.arguments, call.call_id))
-                done.append(self._output(call, GovernedResult(decision=None, value=value)))
-                continue
-            decision = governor.decide(info)
-            queued = governor.queued(decision)
-            if not decision.is_allowed and queued is None:
-                done.append(self._output(call, GovernedResult(decision=decision)))
-                continue
-
-            def run(arguments: dict[str, Any], key: str, function: Any = function) -> Any:
-                return function(**self._kwargs(function, arguments, key))
-
-            try:
-                result = governor.run(decision, info, run, execution=queued)
-            except ExecutionError as exc:
-                text = in_progress_message(exc)
-                done.append(
-                    ToolOutput(
-                        call_id=call.call_id,
-                        tool=call.name,
-                        output=call.answer(text),
-                        result=GovernedResult(decision=decision),
-                    )
-                )
-                continue
-            done.append(self._output(call, result))
-        return done
+        return [self._outcome(call) for call in _calls(calls)]
 
     async def aoutcomes(self, calls: Any) -> list[ToolOutput]:
         """`outcomes` for async functions (sync functions are called as they are)."""
-        done: list[ToolOutput] = []
-        for call in _calls(calls):
-            prepared = self._prepare(call)
-            if isinstance(prepared, ToolOutput):
-                done.append(prepared)
-                continue
-            info, function = prepared
-            governor = self._governor
+        return [await self._aoutcome(call) for call in _calls(calls)]
 
-            async def invoke(arguments: dict[str, Any], key: str, function: Any = function) -> Any:
-                value = function(**self._kwargs(function, arguments, key))
-                return await value if inspect.isawaitable(value) else value
+    def _outcome(self, call: _Call) -> ToolOutput:
+        prepared = self._prepare(call)
+        if isinstance(prepared, ToolOutput):
+            return prepared
+        info, function = prepared
 
-            if not governor.governs(call.name):
-                value = await invoke(info.arguments, call.call_id)
-                done.append(self._output(call, GovernedResult(decision=None, value=value)))
-                continue
-            decision = await governor.adecide(info)
-            queued = await governor.aqueued(decision)
-            if not decision.is_allowed and queued is None:
-                done.append(self._output(call, GovernedResult(decision=decision)))
-                continue
-            try:
-                result = await governor.arun(decision, info, invoke, execution=queued)
-            except ExecutionError as exc:
-                text = in_progress_message(exc)
-                done.append(
-                    ToolOutput(
-                        call_id=call.call_id,
-                        tool=call.name,
-                        output=call.answer(text),
-                        result=GovernedResult(decision=decision),
-                    )
-                )
-                continue
-            done.append(self._output(call, result))
-        return done
+        def invoke(arguments: dict[str, Any], key: str) -> Any:
+            return function(**self._kwargs(function, arguments, key))
+
+        governor = self._governor
+        if not governor.governs(call.name):
+            value = invoke(info.arguments, call.call_id)
+            return self._output(call, GovernedResult(decision=None, value=value))
+        decision, queued = governor.admit(info)
+        if not decision.is_allowed and queued is None:
+            return self._output(call, GovernedResult(decision=decision))
+        try:
+            result = governor.run(decision, info, invoke, execution=queued)
+        except ExecutionError as exc:
+            return call.answer(in_progress_message(exc), GovernedResult(decision=decision))
+        return self._output(call, result)
+
+    async def _aoutcome(self, call: _Call) -> ToolOutput:
+        prepared = self._prepare(call)
+        if isinstance(prepared, ToolOutput):
+            return prepared
+        info, function = prepared
+
+        async def invoke(arguments: dict[str, Any], key: str) -> Any:
+            value = function(**self._kwargs(function, arguments, key))
+            return await value if inspect.isawaitable(value) else value
+
+        governor = self._governor
+        if not governor.governs(call.name):
+            value = await invoke(info.arguments, call.call_id)
+            return self._output(call, GovernedResult(decision=None, value=value))
+        decision, queued = await governor.aadmit(info)
+        if not decision.is_allowed and queued is None:
+            return self._output(call, GovernedResult(decision=decision))
+        try:
+            result = await governor.arun(decision, info, invoke, execution=queued)
+        except ExecutionError as exc:
+            return call.answer(in_progress_message(exc), GovernedResult(decision=decision))
+        return self._output(call, result)
 
     def run(self, calls: Iterable[Any] | Any) -> list[dict[str, Any]]:
         """Decide and run each call; return the outputs to send back to the model."""

@@ -254,7 +254,7 @@ class OpenAIJudge:
             raise JudgeError(
                 f"the rationale judge's answer ({where}) is not a verdict of the output schema:"
                 f" {faults}"
-            ) from None
+            ) from exc
         usage = getattr(completion, "usage", None)
         prompt_tokens = getattr(usage, "prompt_tokens", None)
         completion_tokens = getattr(usage, "completion_tokens", None)

@@ -126,7 +126,7 @@ class ReplayJudge:
                 raise ConfigurationError(
                     f"{self.path}:{number}: not a recorded verdict ({type(exc).__name__}: {exc});"
                     " write the file with RecordingJudge"
-                ) from None
+                ) from exc
             if model is None or recorded_model == model:
                 # The newest recording of a question wins.
                 self._recorded[key] = assessment

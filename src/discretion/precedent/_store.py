@@ -24,7 +24,7 @@ from discretion.precedent._model import Precedent, PrecedentSpec, Range
 from discretion.proposal import Actor
 from discretion.store import SqlStore, StoreTransaction
 from discretion.store._schema import ledger, precedent_keysets, precedents
-from discretion.store._sql import SqlTransaction, from_us, to_us
+from discretion.store._sql import SqlTransaction, from_us, sql_connection, to_us
 from discretion.types import Clock, IdFactory
 
 __all__ = ["Precedents"]
@@ -121,7 +121,7 @@ class Precedents:
             try:
                 spec = PrecedentSpec.model_validate(spec)
             except ValueError as exc:
-                raise ProposalError(f"precedent spec: {exc}", field="precedent") from None
+                raise ProposalError(f"precedent spec: {exc}", field="precedent") from exc
         if tx is not None:
             return self._set(tx, decision_id, spec, grantor)
         with self.store.transaction() as own:
@@ -439,9 +439,7 @@ class Precedents:
 
         The conditional update is atomic: two decisions cannot both take the last citation.
         """
-        if not isinstance(tx, SqlTransaction):
-            raise ConfigurationError("precedent needs the SqlStore's transactions")
-        result = tx.connection.execute(
+        result = sql_connection(tx, "precedents").execute(
             update(precedents)
             .where(
                 precedents.c.id == precedent_id,

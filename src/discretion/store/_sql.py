@@ -21,12 +21,12 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from discretion.decision import Decision
-from discretion.errors import StoreError
+from discretion.errors import ConfigurationError, StoreError
 from discretion.lineage import GENESIS, LedgerRecord, canonical_json, record_hash, verify_chain
 from discretion.store import _dialect
 from discretion.store._schema import decisions, ledger, ledger_head, metadata, reservations
 
-__all__ = ["DuplicateKey", "SqlStore", "SqlTransaction", "from_us", "to_us"]
+__all__ = ["DuplicateKey", "SqlStore", "SqlTransaction", "from_us", "sql_connection", "to_us"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_HELD = 4
@@ -36,6 +36,21 @@ _MAX_HELD = 4
 def to_us(moment: datetime) -> int:
     """Microseconds since the epoch for an aware datetime."""
     return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def sql_connection(tx: Any, what: str) -> Connection:
+    """The SQLAlchemy connection of a store transaction, for parts that keep SQL tables.
+
+    Raises:
+        ConfigurationError: the transaction is not a `SqlStore`'s.
+    """
+    connection = getattr(tx, "connection", None)
+    if not isinstance(connection, Connection):
+        raise ConfigurationError(
+            f"{what} are kept in SQL tables, but {type(tx).__name__} has no SQLAlchemy"
+            " connection; use SqlStore"
+        )
+    return connection
 
 
 def from_us(micros: int) -> datetime:
