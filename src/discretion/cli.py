@@ -49,6 +49,8 @@ app.add_typer(token_app, name="token")
 app.command()(serve)
 precedent_app = typer.Typer(help="Set, inspect and revoke precedent.", no_args_is_help=True)
 app.add_typer(precedent_app, name="precedent")
+db_app = typer.Typer(help="Migrate the database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 # Tables are wide: when output is not a terminal, do not squeeze them to 80 columns.
 out = Console() if sys.stdout.isatty() else Console(width=160)
@@ -223,6 +225,23 @@ def ledger_verify(db: DbOption = DEFAULT_DB) -> None:
     except DiscretionError as exc:
         raise _fail(str(exc)) from None
     out.print(f"[green]ok[/green] {count} records verify", highlight=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    db: DbOption = DEFAULT_DB,
+    revision: Annotated[
+        str, typer.Option(help="The revision to reach; the newest this version ships.")
+    ] = "head",
+) -> None:
+    """Migrate the schema to the newest revision (run once per deploy, before the replicas)."""
+    from discretion.store._migrate import upgrade
+
+    try:
+        before, after = upgrade(db, revision)
+    except DiscretionError as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"[green]ok[/green] schema {before or 'none'} -> {after}", highlight=False)
 
 
 _CSV_COLUMNS = (

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from discretion import _telemetry
 from discretion._explain import explain
 from discretion._similar import SimilarDecision, similar_decisions
 from discretion.approvals import Approvals
@@ -34,7 +35,7 @@ from discretion.policy._evaluate import Evaluation, evaluate
 from discretion.policy.pack import ActionPolicy, Budget, PolicyPack, Role, load_pack
 from discretion.precedent import Failure, Precedents
 from discretion.precedent import check as check_precedent
-from discretion.proposal import Proposal
+from discretion.proposal import Proposal, argument_at
 from discretion.shadow import Shadow
 from discretion.store import DuplicateKey, SqlStore, Store
 from discretion.types import Clock, DecisionHook, IdFactory
@@ -56,13 +57,25 @@ def _new_id() -> str:
     return f"dec_{uuid.uuid4().hex}"
 
 
-def _argument(arguments: Mapping[str, Any], path: str) -> Any:
-    value: Any = arguments
-    for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return None
-        value = value[part]
-    return value
+_MAX_ARGUMENT_DEPTH = 32
+"""How deeply a tool's arguments may nest; real tool calls nest a few levels."""
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    # Iterative: a hostile document must not exhaust the stack before it is refused.
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, Mapping):
+            children: Any = node.values()
+        elif isinstance(node, (list, tuple)):
+            children = node
+        else:
+            continue
+        if depth >= limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,6 +148,8 @@ class Guard:
         self._clock = clock or _utc_now
         self._ids = ids or _new_id
         self._on_decision = on_decision
+        self.observers: list[DecisionHook] = []
+        """Called with each newly recorded decision after `on_decision` (metrics, ...)."""
         self.shadow = Shadow(shadow) if shadow is not None else None
         """The candidate pack decided in shadow, if any."""
         self._review = Review(self.pack, store=self.store, judge=judge)
@@ -167,6 +182,12 @@ class Guard:
             ProposalError: naming the field at fault.
         """
         proposal = Proposal.parse(proposal)
+        if proposal.tool is not None and _too_deep(proposal.tool.arguments, _MAX_ARGUMENT_DEPTH):
+            raise ProposalError(
+                f"tool.arguments: nested more than {_MAX_ARGUMENT_DEPTH} levels deep;"
+                " send flat arguments",
+                field="tool.arguments",
+            )
         pack = self.pack
         role = pack.role(proposal.actor.role)
         if role is None:
@@ -203,7 +224,7 @@ class Guard:
         action = pack.actions.get(action_name)
 
         def pick(field: str, given: str | None, path: str | None) -> str | None:
-            raw = _argument(arguments, path) if path else None
+            raw = argument_at(arguments, path) if path else None
             found = str(raw) if raw is not None and not isinstance(raw, (dict, list)) else None
             if given is not None and found is not None and given != found:
                 raise ProposalError(
@@ -219,10 +240,10 @@ class Guard:
         order_id = pick("order_id", proposal.order_id, tool_spec.order if tool_spec else None)
         amount = proposal.amount
         if tool_spec is not None and tool_spec.amount is not None:
-            raw_amount = _argument(arguments, tool_spec.amount)
+            raw_amount = argument_at(arguments, tool_spec.amount)
             if raw_amount is not None:
                 raw_currency = (
-                    _argument(arguments, tool_spec.currency) if tool_spec.currency else None
+                    argument_at(arguments, tool_spec.currency) if tool_spec.currency else None
                 )
                 currency = raw_currency if raw_currency is not None else pack.currency
                 try:
@@ -287,14 +308,18 @@ class Guard:
                 different proposal. Nothing is recorded.
             StoreError: the decision could not be recorded; it is not answered.
         """
-        item = self.normalise(proposal)
-        # 2. idempotency: a key already decided returns the same decision, counted once.
-        known = self.store.find_decision(item.idempotency_key)
-        if known is not None:
-            return self._replay(item, known)
-        now = self.now()
-        snapshot, evaluation = self._evaluate(item, now)
-        return self._record(item, snapshot, evaluation, now)
+        with _telemetry.step("decide"):
+            with _telemetry.step("normalise"):
+                item = self.normalise(proposal)
+            # 2. idempotency: a key already decided returns the same decision, counted once.
+            with _telemetry.step("idempotency"):
+                known = self.store.find_decision(item.idempotency_key)
+            if known is not None:
+                return self._replay(item, known)
+            now = self.now()
+            snapshot, evaluation = self._evaluate(item, now)
+            with _telemetry.step("record"):
+                return self._record(item, snapshot, evaluation, now)
 
     async def adecide(self, proposal: Proposal | Mapping[str, Any]) -> Decision:
         """`decide` for async callers; the store and providers run in a worker thread."""
@@ -380,7 +405,8 @@ class Guard:
                 causes=[f"action {item.action_name!r} is not defined by pack {self.pack.name!r}"],
             )
         try:
-            snapshot = self._assemble(item, action, now)
+            with _telemetry.step("context"):
+                snapshot = self._assemble(item, action, now)
         except ContextError as exc:
             causes = [str(exc)]
             return Snapshot.of({}), Evaluation(
@@ -389,20 +415,23 @@ class Guard:
                 required_role=lowest_covering(self.pack, action.name, amount_minor),
                 causes=causes,
             )
-        evaluation = evaluate(
-            self.pack,
-            action,
-            role=item.role,
-            actor_is_ai=item.proposal.actor.is_ai,
-            amount_minor=amount_minor,
-            cited_reason=item.proposal.rationale.reason,
-            facts=snapshot.cel_values(),
-            now=now,
-        )
+        with _telemetry.step("policy"):
+            evaluation = evaluate(
+                self.pack,
+                action,
+                role=item.role,
+                actor_is_ai=item.proposal.actor.is_ai,
+                amount_minor=amount_minor,
+                cited_reason=item.proposal.rationale.reason,
+                facts=snapshot.cel_values(),
+                now=now,
+            )
         # 6. precedent: cited or found precedents may extend the actor's exception authority.
-        evaluation = self._precedent(item, snapshot, evaluation, now)
+        with _telemetry.step("precedent"):
+            evaluation = self._precedent(item, snapshot, evaluation, now)
         # 7. rationale judges: they can only lower an exception to a route (invariant 2).
-        evaluation = self._judge(item, snapshot, evaluation, now)
+        with _telemetry.step("judge"):
+            evaluation = self._judge(item, snapshot, evaluation, now)
         return snapshot, evaluation
 
     def _precedent(
@@ -586,6 +615,7 @@ class Guard:
             self.shadow.observe(self, item.proposal, snapshot, recorded)
         if self._on_decision is not None:
             self._on_decision(recorded)
+        _telemetry.decided(recorded, self.observers)
         return recorded
 
     def _without_precedent(self, evaluation: Evaluation, applied: str) -> Evaluation:

@@ -28,6 +28,9 @@ CURRENCY_EXPONENTS: dict[str, int] = {
 }  # fmt: skip
 
 
+_MAX_DIGITS = 18
+
+
 def parse_amount(value: object, *, field: str = "amount") -> Decimal:
     """Turn a JSON-ish amount (string, int, Decimal or float) into a finite, non-negative Decimal.
 
@@ -60,6 +63,13 @@ def parse_amount(value: object, *, field: str = "amount") -> Decimal:
     if amount < 0:
         raise ProposalError(
             f"{field}: {value!r} is negative; amounts are never below zero", field=field
+        )
+    if amount.adjusted() >= _MAX_DIGITS:
+        # Beyond this no currency's quantize is exact (1e9999 raised InvalidOperation there).
+        raise ProposalError(
+            f"{field}: {value!r} is too large; amounts have at most {_MAX_DIGITS} digits before"
+            " the decimal point",
+            field=field,
         )
     return amount
 

@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from discretion import __version__
+from discretion.api._limits import RequestLimits
 from discretion.api._problems import install
 from discretion.api._routes import api_router
 from discretion.api._sessions import Sessions
@@ -46,12 +47,29 @@ def _fact(value: Any) -> str:
     return json.dumps(value)
 
 
+def _mount_metrics(app: FastAPI, guard: Guard) -> None:
+    """Serve the guard's Prometheus metrics at `/metrics` when prometheus_client is installed."""
+    try:
+        from discretion._metrics import CONTENT_TYPE, GuardMetrics
+    except ImportError:  # pragma: no cover - prometheus-client ships in the `server` extra
+        return
+    metrics = GuardMetrics(guard)
+    app.state.metrics = metrics
+
+    @app.get("/metrics", include_in_schema=False)
+    def scrape() -> Response:
+        # Unauthenticated, as Prometheus scrapes: counts and gauges only, no ids or facts.
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
+
+
 def create_app(
     guard: Guard,
     *,
     tokens: Tokens | None = None,
     session_ttl: timedelta = timedelta(hours=8),
     secure_cookies: bool = False,
+    max_body_bytes: int = 1_000_000,
+    max_json_depth: int = 64,
 ) -> FastAPI:
     """The HTTP app over a guard: `/v1` (JSON API), `/ui` (approver UI), `/health`, `/docs`.
 
@@ -66,6 +84,8 @@ def create_app(
         tokens: where bearer tokens are checked; the guard's store when absent.
         session_ttl: how long a UI sign-in lasts.
         secure_cookies: send the UI's cookies over HTTPS only; set it behind TLS.
+        max_body_bytes: the largest request body accepted (413 above it).
+        max_json_depth: the deepest JSON nesting accepted in a body (422 beyond it).
 
     Raises:
         ConfigurationError: the guard's store is not a `SqlStore`.
@@ -88,6 +108,7 @@ def create_app(
     )
     app = FastAPI(title="discretion", version=__version__, description=_DESCRIPTION)
     install(app)
+    app.add_middleware(RequestLimits, max_body_bytes=max_body_bytes, max_json_depth=max_json_depth)
 
     async def to_sign_in(request: Request, exc: Exception) -> Response:
         return RedirectResponse("/ui/sign-in", status_code=303)
@@ -115,6 +136,8 @@ def create_app(
                 "ledger_records": seq,
             }
         )
+
+    _mount_metrics(app, guard)
 
     @app.get("/", include_in_schema=False)
     def root() -> Response:

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from discretion.api._limits import SignInThrottle
 from discretion.api._problems import status_of
 from discretion.api._sessions import Session, same_secret
 from discretion.api._state import AppState, money_in
@@ -118,6 +119,7 @@ def ui_router(state: AppState) -> APIRouter:
     router = APIRouter(prefix="/ui", include_in_schema=False)
     guard = state.guard
     ttl_s = int(state.sessions.ttl.total_seconds())
+    throttle = SignInThrottle(guard.now, max_failures=5, window=timedelta(minutes=15))
 
     def render(
         request: Request, name: str, context: dict[str, Any], status: int = 200
@@ -161,6 +163,23 @@ def ui_router(state: AppState) -> APIRouter:
     @router.post("/sign-in")
     def sign_in(request: Request, token: FormText = "", csrf_token: FormText = "") -> Response:
         expected = request.cookies.get(_SIGN_IN_COOKIE)
+        client = request.client.host if request.client is not None else "unknown"
+        wait = throttle.retry_after(client)
+        if wait is not None:
+            minutes = max(1, -(-int(wait.total_seconds()) // 60))
+            refused = render(
+                request,
+                "sign_in.html",
+                {
+                    "csrf": expected or "",
+                    "session": None,
+                    "error": f"too many failed sign-ins from your address; try again in"
+                    f" {minutes} minute(s)",
+                },
+                status=429,
+            )
+            refused.headers["Retry-After"] = str(max(1, int(wait.total_seconds())))
+            return refused
         if expected is None or not same_secret(csrf_token, expected):
             return render(
                 request,
@@ -174,6 +193,7 @@ def ui_router(state: AppState) -> APIRouter:
             )
         identity = state.tokens.authenticate(token.strip())
         if identity is None or identity.is_ai:
+            throttle.failed(client)
             message = (
                 "that token belongs to an AI agent: only people sign in to decide cases"
                 if identity is not None
@@ -186,6 +206,7 @@ def ui_router(state: AppState) -> APIRouter:
                 {"csrf": expected, "session": None, "error": message},
                 status=403 if identity is not None else 401,
             )
+        throttle.succeeded(client)
         cookie, _ = state.sessions.open(identity)
         response = RedirectResponse("/ui", status_code=303)
         response.set_cookie(

@@ -379,6 +379,13 @@ def serve(
     secure_cookies: Annotated[
         bool, typer.Option(help="Send UI cookies over HTTPS only (behind TLS).")
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes; they share only the database (use PostgreSQL for several).",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the decision API, the approver UI and OpenAPI (/docs) with uvicorn."""
     try:
@@ -392,4 +399,43 @@ def serve(
         app = create_app(guard, secure_cookies=secure_cookies)
     except DiscretionError as exc:
         raise _fail(str(exc)) from None
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port, log_level="info")
+        return
+    _serve_workers(pack, db, context, secure_cookies, host=host, port=port, workers=workers)
+
+
+def _serve_workers(
+    pack: Path,
+    db: str,
+    context: Path | None,
+    secure_cookies: bool,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+) -> None:
+    """Run `workers` uvicorn processes, each building its own app from the environment."""
+    import os
+    import tempfile
+
+    import uvicorn
+
+    from discretion.api._replicas import ENVIRONMENT
+
+    os.environ[ENVIRONMENT["pack"]] = str(pack.resolve())
+    os.environ[ENVIRONMENT["db"]] = db
+    if context is not None:
+        os.environ[ENVIRONMENT["context"]] = str(context.resolve())
+    os.environ[ENVIRONMENT["secure_cookies"]] = "1" if secure_cookies else "0"
+    # Each worker counts its own decisions; /metrics sums them from these files.
+    with tempfile.TemporaryDirectory(prefix="discretion-metrics-") as folder:
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", folder)
+        uvicorn.run(
+            "discretion.api._replicas:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+        )

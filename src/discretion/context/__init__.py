@@ -15,6 +15,7 @@ from discretion.context._providers import (
     StaticContextProvider,
 )
 from discretion.context._sqlite_cases import SqliteCaseStore
+from discretion.context._timeout import TimeoutContext
 
 __all__ = [
     "ChainedContext",
@@ -24,5 +25,6 @@ __all__ = [
     "Snapshot",
     "SqliteCaseStore",
     "StaticContextProvider",
+    "TimeoutContext",
     "assemble",
 ]

@@ -306,6 +306,31 @@ def _check_unique_keys(node: yaml.MappingNode, source: str) -> None:
         seen.add(key.value)
 
 
+_MAX_NODES = 200_000
+"""The most YAML nodes a pack file may expand to, aliases counted at each use."""
+
+
+def _check_size(node: yaml.Node, source: str) -> None:
+    # An alias is a reference: nine aliases of nine aliases of ... (a "billion laughs") are a
+    # few lines of YAML that expand to billions of values and would hang everything after.
+    count, pending = 0, [node]
+    while pending:
+        current = pending.pop()
+        count += 1
+        if count > _MAX_NODES:
+            raise PolicyError(
+                f"the pack expands to more than {_MAX_NODES} YAML values (aliases counted at"
+                " each use); write the values out instead of repeating anchors",
+                path=source,
+                line=current.start_mark.line + 1,
+            )
+        if isinstance(current, yaml.MappingNode):
+            for key, value in current.value:
+                pending.extend((key, value))
+        elif isinstance(current, yaml.SequenceNode):
+            pending.extend(current.value)
+
+
 def _read_file(path: Path, lines: _Lines) -> tuple[dict[str, Any], dict[str, yaml.Node]]:
     """Parse one pack file once; return its data and its top-level nodes by key."""
     source = str(path)
@@ -313,9 +338,15 @@ def _read_file(path: Path, lines: _Lines) -> tuple[dict[str, Any], dict[str, yam
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyError(f"cannot read the pack file: {exc.strerror}", path=source) from exc
-    loader = yaml.SafeLoader(text)
+    try:
+        # The reader refuses control characters as soon as it is made: inside the try.
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"not valid YAML: {exc}", path=source) from None
     try:
         node = loader.get_single_node()
+        if node is not None:
+            _check_size(node, source)
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -1,0 +1,256 @@
+"""One table of the figures that matter when scaling out.
+
+Run: python benchmarks/scale.py [--n 2000] [--decisions 1000000] [--precedents 100000]
+                                [--http-n 3000] [--skip-http]
+
+PostgreSQL rows run when DISCRETION_BENCH_POSTGRES_URL is set (its tables are dropped first).
+Prints one table:
+  - Guard.decide p50/p99 and decisions/s on SQLite and PostgreSQL (the acme example pack,
+    decide.py's workload),
+  - POST /v1/decisions throughput with 1, 2 and 4 server processes (http_decisions.py, SQLite),
+  - Guard.decide with an applied precedent (found by scope, citation taken, budget reserved) on
+    an empty store and on one with 1M decisions (their ledger records and reservations) and
+    100k precedents on record, bulk-inserted directly, on SQLite and PostgreSQL.
+Targets (issue 8): PostgreSQL p50 <= 2 ms; 2 workers >= 1.6x one; 1M records <= 1.5x empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from decide import NOW, PACK, facts_for, measure, proposal
+from sqlalchemy import insert
+
+from discretion import Guard, Money, SqlStore, load_pack
+from discretion.context import StaticContextProvider
+from discretion.precedent import PrecedentSpec
+from discretion.store._schema import decisions, ledger, metadata, reservations
+from discretion.store._sql import to_us
+from precedent import FACTS, MANAGER, ask, fill_precedents
+from precedent import PACK as PRECEDENT_PACK
+
+HERE = Path(__file__).resolve().parent
+BUDGETED_PACK = (
+    PRECEDENT_PACK
+    + """
+budgets:
+  - id: customer-30d
+    key: customer
+    window: 30d
+    limit: "100000.00"
+    outcomes: [allow_exception]
+"""
+)
+BATCH = 20_000
+
+
+def fresh(url: str) -> SqlStore:
+    store = SqlStore(url)
+    metadata.drop_all(store.engine)
+    store.create_schema()
+    return store
+
+
+def fill_decisions(
+    store: SqlStore, count: int, version: str, *, report: Callable[[str], None]
+) -> None:
+    """`count` decisions with their ledger records and reservations, in batches."""
+    rng = random.Random(3)
+    started = time.perf_counter()
+    for first in range(0, count, BATCH):
+        decided, records, reserved = [], [], []
+        for i in range(first, min(first + BATCH, count)):
+            decision_id = f"dec_fill_{i}"
+            customer = f"c-{rng.randrange(100_000)}"
+            at = to_us(NOW - timedelta(seconds=rng.randrange(60 * 86400)))
+            body = (
+                f'{{"id":"{decision_id}","idempotency_key":"fill-{i}","outcome":"allow_exception",'
+                f'"action":"refund","actor_id":"bot","amount":{{"amount":"35.00","currency":"USD"}},'
+                f'"rules":["carrier-lost","discretion.precedent.applied"],"policy_version":"{version}"}}'
+            )
+            decided.append(
+                {
+                    "id": decision_id,
+                    "idempotency_key": f"fill-{i}",
+                    "proposal_digest": "0" * 64,
+                    "action": "refund",
+                    "outcome": "allow_exception",
+                    "actor_id": "bot",
+                    "customer_id": customer,
+                    "case_id": f"k-{i}",
+                    "amount_minor": 3500,
+                    "currency": "USD",
+                    "required_role": None,
+                    "reason": "carrier-lost",
+                    "policy_version": version,
+                    "decided_us": at,
+                    "ledger_seq": 10_000_000 + i,
+                    "body": body,
+                }
+            )
+            records.append(
+                {
+                    "seq": 10_000_000 + i,
+                    "kind": "decision",
+                    "subject_id": decision_id,
+                    "body": body,
+                    "prev_hash": "0" * 64,
+                    "hash": "0" * 64,
+                    "recorded_us": at,
+                }
+            )
+            reserved.append(
+                {
+                    "decision_id": decision_id,
+                    "budget_id": "customer-30d",
+                    "budget_key": customer,
+                    "amount_minor": 3500,
+                    "currency": "USD",
+                    "reserved_us": at,
+                }
+            )
+        with store.engine.begin() as connection:
+            connection.execute(insert(decisions), decided)
+            connection.execute(insert(ledger), records)
+            connection.execute(insert(reservations), reserved)
+        done = min(first + BATCH, count)
+        if done % 200_000 == 0 or done == count:
+            report(f"  {done:,} decisions on record ({time.perf_counter() - started:.0f} s)")
+
+
+def precedent_guard(store: SqlStore, pack_path: Path, citations: int) -> tuple[Guard, str]:
+    guard = Guard(
+        load_pack(pack_path), store=store, context=StaticContextProvider(FACTS), clock=lambda: NOW
+    )
+    granted = guard.decide(
+        {**ask(0, "grant"), "actor": MANAGER.model_dump(), "idempotency_key": "grant"}
+    )
+    guard.precedents.set(
+        granted.id,
+        PrecedentSpec(
+            scope={"shipment.carrier": "carrier-42"},
+            max_amount=Money.of("80.00", "USD"),
+            expires_at=NOW + timedelta(days=60),
+            citations=citations,
+            note="bench",
+        ),
+        grantor=MANAGER,
+    )
+    return guard, granted.id
+
+
+def http_throughput(servers: int, n: int) -> float:
+    """Decisions/s of http_decisions.py with `servers` server processes."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "http_decisions.py"),
+            "--n",
+            str(n),
+            "--servers",
+            str(servers),
+            "--concurrency",
+            str(4 * servers),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = re.search(r"throughput\s+(\d+)", result.stdout)
+    if found is None:
+        raise RuntimeError(result.stdout + result.stderr)
+    return float(found.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--decisions", type=int, default=1_000_000)
+    parser.add_argument("--precedents", type=int, default=100_000)
+    parser.add_argument("--http-n", type=int, default=3000)
+    parser.add_argument("--skip-http", action="store_true")
+    args = parser.parse_args()
+    pg = os.environ.get("DISCRETION_BENCH_POSTGRES_URL")
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    rows: list[tuple[str, str, str, str]] = []
+
+    def row(label: str, r: dict[str, Any]) -> None:
+        rows.append((label, f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}", f"{r['per_s']:.0f}"))
+        say(f"{label}: p50 {r['p50_ms']:.3f} ms, p99 {r['p99_ms']:.3f} ms, {r['per_s']:.0f}/s")
+
+    pack = load_pack(PACK)
+    context = StaticContextProvider(facts_for(pack.fields))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        urls = [("SQLite", f"sqlite:///{folder / 'decide.db'}")] + (
+            [("PostgreSQL", pg)] if pg else []
+        )
+        for name, url in urls:
+            store = fresh(url)
+            guard = Guard(pack, store=store, context=context, clock=lambda: NOW)
+            row(f"decide, {name}", measure(name, lambda i, g=guard: g.decide(proposal(i)), args.n))
+            store.close()
+
+        if not args.skip_http:
+            base = None
+            for servers in (1, 2, 4):
+                per_s = http_throughput(servers, args.http_n)
+                base = base or per_s
+                rows.append((f"HTTP, {servers} worker(s), SQLite", "", "", f"{per_s:.0f}"))
+                say(f"HTTP {servers} workers: {per_s:.0f}/s ({per_s / base:.2f}x)")
+
+        pack_path = folder / "pack.yaml"
+        pack_path.write_text(BUDGETED_PACK, encoding="utf-8")
+        scaled = f"{args.decisions // 1000:,}k decisions + {args.precedents // 1000}k precedents"
+        urls = [("SQLite", f"sqlite:///{folder / 'scale.db'}")] + (
+            [("PostgreSQL", pg)] if pg else []
+        )
+        for name, url in urls:
+            store = fresh(url)
+            guard, source = precedent_guard(store, pack_path, citations=30 * args.n)
+            empty = measure(name, lambda i, g=guard: g.decide(ask(i, "empty")), args.n)
+            row(f"precedent applied, empty, {name}", empty)
+            say(f"filling {name} ...")
+            fill_precedents(guard, source, args.precedents)
+            fill_decisions(store, args.decisions, guard.pack.version, report=say)
+            with store.engine.connect() as connection:
+                if name == "SQLite":
+                    # The fill bypassed the store's transactions, so its WAL checkpointer never
+                    # ran: copy the WAL back now, as a live store does as it goes.
+                    connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                connection.exec_driver_sql("ANALYZE")
+                connection.commit()
+            full = measure(name, lambda i, g=guard: g.decide(ask(i, "full")), args.n)
+            row(f"precedent applied, {scaled}, {name}", full)
+            rows.append(
+                (
+                    f"  ratio at scale / empty, {name}",
+                    f"{full['p50_ms'] / empty['p50_ms']:.2f}x",
+                    f"{full['p99_ms'] / empty['p99_ms']:.2f}x",
+                    "",
+                )
+            )
+            store.close()
+
+    width = max(len(r[0]) for r in rows)
+    print(f"{'benchmark':{width}} {'p50 ms':>8} {'p99 ms':>8} {'decisions/s':>12}   (n={args.n})")
+    for label, p50, p99, per_s in rows:
+        print(f"{label:{width}} {p50:>8} {p99:>8} {per_s:>12}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Prometheus metrics of a guard, served at `/metrics` by the HTTP app.
+
+Counted as decisions are recorded (per process): decisions by outcome and action, the rules
+that fired, exception money granted, the LLM judge's latency, verdicts and errors. Read from
+the database at each scrape (the same on every replica): the approval queue's depth and the
+age of its oldest case, and how much of each budget is used in its window.
+
+Several worker processes (`discretion serve --workers N`) share counters through
+prometheus_client's multiprocess mode: set `PROMETHEUS_MULTIPROC_DIR` to an empty folder
+before the workers start (`serve` does so itself).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from sqlalchemy import and_, func, select
+
+from discretion.decision import Decision, Outcome
+from discretion.store._schema import approvals, reservations
+from discretion.store._sql import to_us
+
+if TYPE_CHECKING:
+    from discretion.policy.pack import PolicyPack
+    from discretion.store import SqlStore
+
+__all__ = ["CONTENT_TYPE", "GuardMetrics"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+"""The Prometheus text exposition format."""
+
+_JUDGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+_JUDGE_ERRORS = {"failed", "budget_spent", "unconfigured"}
+
+
+class _StoreCollector(Collector):
+    """Gauges read from the database at scrape time: the queue and budget utilisation."""
+
+    def __init__(self, store: SqlStore, pack: PolicyPack, clock: Callable[[], datetime]) -> None:
+        self._store = store
+        self._pack = pack
+        self._clock = clock
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now_us = to_us(self._clock())
+        depth = GaugeMetricFamily(
+            "discretion_approvals_pending",
+            "Routed cases waiting for a person, by the role they need.",
+            labels=["required_role"],
+        )
+        oldest = GaugeMetricFamily(
+            "discretion_approvals_oldest_age_seconds",
+            "How long the oldest pending case has waited.",
+        )
+        used = GaugeMetricFamily(
+            "discretion_budget_utilisation_ratio",
+            "The largest share of a budget's limit any one key has used in its window.",
+            labels=["budget"],
+        )
+        reserved = GaugeMetricFamily(
+            "discretion_budget_reserved_minor_units",
+            "Minor units reserved against a budget in its window, over all keys.",
+            labels=["budget", "currency"],
+        )
+        with self._store.reading("metrics") as connection:
+            rows = connection.execute(
+                select(approvals.c.required_role, func.count(), func.min(approvals.c.opened_us))
+                .where(approvals.c.status == "pending")
+                .group_by(approvals.c.required_role)
+            ).all()
+            for budget in self._pack.budgets:
+                since = now_us - int(budget.window.total_seconds() * 1_000_000)
+                window = and_(
+                    reservations.c.budget_id == budget.id, reservations.c.reserved_us > since
+                )
+                per_key = (
+                    select(func.sum(reservations.c.amount_minor).label("used"))
+                    .where(window)
+                    .group_by(reservations.c.budget_key)
+                    .subquery()
+                )
+                top, total = connection.execute(
+                    select(func.max(per_key.c.used), func.sum(per_key.c.used))
+                ).one()
+                ratio = (int(top or 0) / budget.limit_minor) if budget.limit_minor else 0.0
+                used.add_metric([budget.id], ratio)
+                reserved.add_metric([budget.id, self._pack.currency], int(total or 0))
+        for role, count, _opened in rows:
+            depth.add_metric([role], count)
+        first = min((int(r[2]) for r in rows), default=None)
+        oldest.add_metric([], max(0.0, (now_us - first) / 1e6) if first is not None else 0.0)
+        yield depth
+        yield oldest
+        yield used
+        yield reserved
+
+
+class GuardMetrics:
+    """The Prometheus metrics of one guard, in a registry of their own.
+
+    Example:
+        ```python
+        metrics = GuardMetrics(guard)          # counts each decision guard records
+        body = metrics.exposition()             # what /metrics serves
+        ```
+
+    Args:
+        guard: the guard to count; its store must be a `SqlStore` for the gauges.
+    """
+
+    def __init__(self, guard: Any) -> None:
+        self.registry = CollectorRegistry()
+        """Where the counters and gauges are registered."""
+        r = self.registry
+        self._decisions = Counter(
+            "discretion_decisions",
+            "Decisions recorded, by outcome and action.",
+            ["outcome", "action"],
+            registry=r,
+        )
+        self._rules = Counter(
+            "discretion_decision_rules",
+            "Rule ids in recorded decisions, by rule and outcome.",
+            ["rule", "outcome"],
+            registry=r,
+        )
+        self._exceptions = Counter(
+            "discretion_exception_minor_units",
+            "Money granted as exceptions (allow_exception), in minor units.",
+            ["action", "currency"],
+            registry=r,
+        )
+        self._judge_latency = Histogram(
+            "discretion_judge_latency_seconds",
+            "How long the LLM judge took, retries included (cached verdicts excluded).",
+            ["model"],
+            buckets=_JUDGE_BUCKETS,
+            registry=r,
+        )
+        self._judge_verdicts = Counter(
+            "discretion_judge_verdicts",
+            "What came of asking the LLM judge: justified, not_justified, failed, ...",
+            ["model", "result"],
+            registry=r,
+        )
+        self._judge_errors = Counter(
+            "discretion_judge_errors",
+            "LLM judge reviews that could not give a verdict (the decision routed).",
+            ["model", "kind"],
+            registry=r,
+        )
+        self._gauges = _StoreCollector(guard.store, guard.pack, guard.now)
+        r.register(self._gauges)
+        guard.observers.append(self.observe)
+
+    def observe(self, decision: Decision) -> None:
+        """Count one recorded decision."""
+        outcome = decision.outcome.value
+        self._decisions.labels(outcome, decision.action).inc()
+        for rule in decision.rules:
+            self._rules.labels(rule, outcome).inc()
+        if decision.outcome is Outcome.ALLOW_EXCEPTION and decision.amount is not None:
+            amount = decision.amount
+            self._exceptions.labels(decision.action, amount.currency).inc(amount.minor)
+        judge = decision.judge
+        if judge is not None and judge.llm != "not_asked":
+            model = judge.model or "none"
+            self._judge_verdicts.labels(model, judge.llm).inc()
+            if judge.llm in _JUDGE_ERRORS:
+                self._judge_errors.labels(model, judge.llm).inc()
+            if judge.latency_ms is not None:
+                self._judge_latency.labels(model).observe(judge.latency_ms / 1000)
+
+    def exposition(self) -> bytes:
+        """The metrics in Prometheus's text format.
+
+        In multiprocess mode the counters are summed over every worker's files and the gauges
+        are read once.
+        """
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            registry.register(self._gauges)
+            return generate_latest(registry)
+        return generate_latest(self.registry)

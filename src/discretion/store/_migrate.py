@@ -1,0 +1,102 @@
+"""Schema migrations with Alembic, driven by the package's own revisions.
+
+`SqlStore(create=True)` creates the current schema directly (tests, a first run on SQLite);
+`upgrade` moves an existing database forward one revision at a time and records where it is
+in Alembic's `alembic_version` table. A database made by `create_schema` has no version yet:
+`upgrade` adopts it by creating any tables it lacks and stamping it at the head revision.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.config import Config
+from sqlalchemy import Connection, insert, inspect
+from sqlalchemy.exc import SQLAlchemyError
+
+from discretion.errors import ConfigurationError, StoreError
+from discretion.lineage import GENESIS
+from discretion.store import _dialect
+from discretion.store._schema import ledger_head, metadata
+
+__all__ = ["MIGRATIONS", "current_revision", "head_revision", "upgrade"]
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+"""The folder of Alembic's environment and revisions, shipped inside the package."""
+
+_VERSION_TABLE = "alembic_version"
+
+
+def _config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision this version of discretion ships."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships revisions
+        raise ConfigurationError(f"no migrations in {MIGRATIONS}")
+    return head
+
+
+def current_revision(url: str) -> str | None:
+    """The revision the database at `url` is at; None when it has never been migrated."""
+    from alembic.runtime.migration import MigrationContext
+
+    engine = _dialect.create(url, must_exist=True)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot read the schema revision at {_safe(url)}: {exc}") from exc
+    finally:
+        engine.dispose()
+
+
+def upgrade(url: str, revision: str = "head") -> tuple[str | None, str | None]:
+    """Migrate the database at `url` to `revision`; return the revisions before and after.
+
+    Raises:
+        StoreError: the database cannot be reached or a revision failed; what ran of that
+            revision is rolled back (PostgreSQL; SQLite commits DDL per batch).
+    """
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
+    engine = _dialect.create(url)
+    try:
+        with engine.connect() as connection:
+            before = MigrationContext.configure(connection).get_current_revision()
+            tables = set(inspect(connection).get_table_names())
+            connection.commit()
+            if before is None and "ledger" in tables:
+                # Made by create_schema: the current tables, missing only the version stamp.
+                metadata.create_all(connection)
+                connection.commit()
+                command.stamp(_config(connection), "head")
+            else:
+                command.upgrade(_config(connection), revision)
+            connection.commit()
+            if "ledger_head" in set(inspect(connection).get_table_names()):
+                if _dialect.lock_head(connection) is None:
+                    connection.execute(insert(ledger_head).values(id=1, seq=0, hash=GENESIS))
+                connection.commit()
+            after = MigrationContext.configure(connection).get_current_revision()
+            connection.commit()
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot migrate the schema at {_safe(url)}: {exc}") from exc
+    finally:
+        engine.dispose()
+    return before, after
+
+
+def _safe(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
