@@ -20,6 +20,7 @@ import argparse
 import os
 import random
 import re
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -227,13 +228,17 @@ def main() -> None:
             say(f"filling {name} ...")
             fill_precedents(guard, source, args.precedents)
             fill_decisions(store, args.decisions, guard.pack.version, report=say)
-            with store.engine.connect() as connection:
-                if name == "SQLite":
-                    # The fill bypassed the store's transactions, so its WAL checkpointer never
-                    # ran: copy the WAL back now, as a live store does as it goes.
-                    connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-                connection.exec_driver_sql("ANALYZE")
-                connection.commit()
+            if name == "SQLite":
+                # The fill bypassed the store's transactions, so its WAL checkpointer never ran:
+                # copy the WAL back now, as a live store does as it goes. On the driver, since a
+                # checkpoint cannot run inside the transaction SQLAlchemy would open.
+                with sqlite3.connect(str(folder / "scale.db")) as raw:
+                    raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    raw.execute("ANALYZE")
+            else:
+                with store.engine.connect() as connection:
+                    connection.exec_driver_sql("ANALYZE")
+                    connection.commit()
             full = measure(name, lambda i, g=guard: g.decide(ask(i, "full")), args.n)
             row(f"precedent applied, {scaled}, {name}", full)
             rows.append(
