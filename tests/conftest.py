@@ -7,11 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from discretion import Guard, SqlStore, load_pack
 from discretion.context import StaticContextProvider
 from discretion.policy import PolicyPack
 from discretion.store._schema import metadata
+
+# The test run derandomizes hypothesis so CI gates on the same examples every time;
+# `HYPOTHESIS_PROFILE=explore` searches afresh (and keeps what it finds in .hypothesis/).
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 HERE = Path(__file__).parent
 SHOP_PACK = HERE / "packs" / "shop.yaml"

@@ -161,7 +161,6 @@ def test_spans_wrap_each_pipeline_step_when_a_tracer_provider_is_set(store, cloc
     assert names[-1] == "discretion.decide"
     assert set(names) >= {
         "discretion.normalise",
-        "discretion.idempotency",
         "discretion.context",
         "discretion.policy",
         "discretion.precedent",

@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from discretion.authority import covers_exception
 from discretion.context import Snapshot
@@ -34,6 +34,35 @@ _HASHED_TYPES = ("string", "int", "bool")
 
 _FOUND_PER_KEYSET = 20
 """The most candidates read per key set: the newest first."""
+
+
+# Built once: constructing these clauses per decision cost more than running them.
+_KEYSETS = select(precedent_keysets.c.match_keys).where(
+    precedent_keysets.c.action == bindparam("action"),
+    precedent_keysets.c.reason == bindparam("reason"),
+)
+_LIVE_MATCHES = (
+    select(precedents)
+    .where(
+        precedents.c.match_hash == bindparam("hash"),
+        precedents.c.expires_us > bindparam("now"),
+        precedents.c.revoked_us.is_(None),
+        precedents.c.learnable == 1,
+        precedents.c.uses < precedents.c.citations,
+    )
+    .order_by(precedents.c.expires_us)
+    .limit(_FOUND_PER_KEYSET)
+)
+_CONSUME = (
+    update(precedents)
+    .where(
+        precedents.c.id == bindparam("precedent"),
+        precedents.c.uses < precedents.c.citations,
+        precedents.c.revoked_us.is_(None),
+        precedents.c.expires_us > bindparam("now"),
+    )
+    .values(uses=precedents.c.uses + 1)
+)
 
 
 def _new_id() -> str:
@@ -401,11 +430,7 @@ class Precedents:
         """
         fields = self.policy.fields
         with self.store.reading("precedents") as connection:
-            keysets = connection.execute(
-                select(precedent_keysets.c.match_keys).where(
-                    precedent_keysets.c.action == action, precedent_keysets.c.reason == reason
-                )
-            ).all()
+            keysets = connection.execute(_KEYSETS, {"action": action, "reason": reason}).all()
             found: builtins.list[Precedent] = []
             for (match_keys,) in keysets:
                 keys = [k for k in match_keys.split(",") if k]
@@ -415,21 +440,8 @@ class Precedents:
                     for k, v in values.items()
                 ):
                     continue
-                rows = connection.execute(
-                    select(precedents)
-                    .where(
-                        precedents.c.match_hash == _match_hash(action, reason, values),
-                        precedents.c.expires_us > to_us(now),
-                        and_(
-                            precedents.c.revoked_us.is_(None),
-                            precedents.c.learnable == 1,
-                            precedents.c.uses < precedents.c.citations,
-                        ),
-                    )
-                    .order_by(precedents.c.expires_us)
-                    .limit(_FOUND_PER_KEYSET)
-                ).all()
-                found.extend(_row(row) for row in rows)
+                match = {"hash": _match_hash(action, reason, values), "now": to_us(now)}
+                found.extend(_row(row) for row in connection.execute(_LIVE_MATCHES, match))
         return found
 
     # Writing -----------------------------------------------------------------------------
@@ -440,14 +452,7 @@ class Precedents:
         The conditional update is atomic: two decisions cannot both take the last citation.
         """
         result = sql_connection(tx, "precedents").execute(
-            update(precedents)
-            .where(
-                precedents.c.id == precedent_id,
-                precedents.c.uses < precedents.c.citations,
-                precedents.c.revoked_us.is_(None),
-                precedents.c.expires_us > to_us(now),
-            )
-            .values(uses=precedents.c.uses + 1)
+            _CONSUME, {"precedent": precedent_id, "now": to_us(now)}
         )
         return result.rowcount == 1
 
