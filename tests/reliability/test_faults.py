@@ -210,7 +210,7 @@ def test_a_database_unavailable_at_decision_time_answers_nothing(pack, clock):
     # Nothing listens on port 1: every connection is refused.
     unreachable = SqlStore("postgresql+psycopg://postgres@127.0.0.1:1/ledger", create=False)
     guard = Guard(pack, store=unreachable, context=StaticContextProvider(good_facts()), clock=clock)
-    with pytest.raises(StoreError, match="cannot (read|write) the decision"):
+    with pytest.raises(StoreError, match=r"cannot (read|write) the decision"):
         guard.decide(refund("40.00"))
     unreachable.close()
 
