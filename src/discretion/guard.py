@@ -452,14 +452,18 @@ class Guard:
         if not cited and not extendable:
             return evaluation
         reason_id = item.proposal.rationale.reason
+        amount = item.amount or self.pack.money(0)
         loaded = self.precedents.load(cited)
         considered = {pid: loaded.get(pid) for pid in cited}
         if extendable and reason_id is not None:
             for found in self.precedents.find(
-                action=item.action_name, reason=reason_id, snapshot=snapshot, now=now
+                action=item.action_name,
+                reason=reason_id,
+                snapshot=snapshot,
+                amount=amount,
+                now=now,
             ):
                 considered.setdefault(found.id, found)
-        amount = item.amount or self.pack.money(0)
         failed: dict[str, list[Failure]] = {}
         for pid, precedent in considered.items():
             if precedent is None:

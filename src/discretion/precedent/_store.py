@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, or_, select, update
 
 from discretion.authority import covers_exception
 from discretion.context import Snapshot
@@ -46,6 +46,7 @@ _LIVE_MATCHES = (
     .where(
         precedents.c.match_hash == bindparam("hash"),
         precedents.c.expires_us > bindparam("now"),
+        or_(precedents.c.bound_minor.is_(None), precedents.c.bound_minor >= bindparam("amount")),
         precedents.c.revoked_us.is_(None),
         precedents.c.learnable == 1,
         precedents.c.uses < precedents.c.citations,
@@ -88,14 +89,13 @@ def _stored_scope(scope: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _row(row: Any) -> Precedent:
-    body = json.loads(row.body)
-    return Precedent.model_validate(
-        {
-            **body,
+    # The body is validated as JSON in one pass (it holds the spec, revoked_by and
+    # revoked_reason); the columns that change after setting are laid over it unvalidated.
+    stored = Precedent.model_validate_json(row.body)
+    return stored.model_copy(
+        update={
             "uses": int(row.uses),
             "revoked_at": from_us(int(row.revoked_us)) if row.revoked_us is not None else None,
-            "revoked_by": body.get("revoked_by"),
-            "revoked_reason": body.get("revoked_reason"),
         }
     )
 
@@ -269,6 +269,7 @@ class Precedents:
                 reason=precedent.reason,
                 match_keys=match_keys,
                 match_hash=_match_hash(precedent.action, precedent.reason, hashed),
+                bound_minor=precedent.max_amount.minor if precedent.max_amount else None,
                 learnable=int(precedent.learnable),
                 citations=precedent.citations,
                 uses=0,
@@ -422,11 +423,12 @@ class Precedents:
             return [_row(row) for row in connection.execute(query).all()]
 
     def find(
-        self, *, action: str, reason: str, snapshot: Snapshot, now: datetime
+        self, *, action: str, reason: str, snapshot: Snapshot, amount: Money, now: datetime
     ) -> builtins.list[Precedent]:
         """Live precedents whose exact scope matches the case, through the match index.
 
-        Range, money, time and list scope keys are checked afterwards by `check`.
+        Those whose fixed bound is below `amount` are left unread. Range, money, time and list
+        scope keys, and ratio bounds, are checked afterwards by `check`.
         """
         fields = self.policy.fields
         with self.store.reading("precedents") as connection:
@@ -440,7 +442,11 @@ class Precedents:
                     for k, v in values.items()
                 ):
                     continue
-                match = {"hash": _match_hash(action, reason, values), "now": to_us(now)}
+                match = {
+                    "hash": _match_hash(action, reason, values),
+                    "now": to_us(now),
+                    "amount": amount.minor,
+                }
                 found.extend(_row(row) for row in connection.execute(_LIVE_MATCHES, match))
         return found
 

@@ -133,6 +133,9 @@ precedents = Table(
     Column("reason", String(100), nullable=False),
     Column("match_keys", Text, nullable=False),
     Column("match_hash", String(64), nullable=False),
+    # The fixed bound in minor units, so candidates over it are never read; NULL when only a
+    # ratio of the case's facts bounds the precedent.
+    Column("bound_minor", BigInteger),
     Column("learnable", Integer, nullable=False),
     Column("citations", Integer, nullable=False),
     Column("uses", Integer, nullable=False),

@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("reason", sa.String(100), nullable=False),
         sa.Column("match_keys", sa.Text(), nullable=False),
         sa.Column("match_hash", sa.String(64), nullable=False),
+        sa.Column("bound_minor", sa.BigInteger()),
         sa.Column("learnable", sa.Integer(), nullable=False),
         sa.Column("citations", sa.Integer(), nullable=False),
         sa.Column("uses", sa.Integer(), nullable=False),
