@@ -33,12 +33,11 @@ from typing import Any
 from decide import NOW, PACK, facts_for, measure, proposal
 from sqlalchemy import insert
 
-from discretion import Guard, Money, SqlStore, load_pack
+from discretion import Guard, SqlStore, load_pack
 from discretion.context import StaticContextProvider
-from discretion.precedent import PrecedentSpec
 from discretion.store._schema import decisions, ledger, metadata, reservations
 from discretion.store._sql import to_us
-from precedent import FACTS, MANAGER, ask, fill_precedents
+from precedent import FACTS, ask, fill_precedents, set_precedent
 from precedent import PACK as PRECEDENT_PACK
 
 HERE = Path(__file__).resolve().parent
@@ -134,21 +133,7 @@ def precedent_guard(store: SqlStore, pack_path: Path, citations: int) -> tuple[G
     guard = Guard(
         load_pack(pack_path), store=store, context=StaticContextProvider(FACTS), clock=lambda: NOW
     )
-    granted = guard.decide(
-        {**ask(0, "grant"), "actor": MANAGER.model_dump(), "idempotency_key": "grant"}
-    )
-    guard.precedents.set(
-        granted.id,
-        PrecedentSpec(
-            scope={"shipment.carrier": "carrier-42"},
-            max_amount=Money.of("80.00", "USD"),
-            expires_at=NOW + timedelta(days=60),
-            citations=citations,
-            note="bench",
-        ),
-        grantor=MANAGER,
-    )
-    return guard, granted.id
+    return guard, set_precedent(guard, citations)
 
 
 def http_throughput(servers: int, n: int) -> float:
