@@ -57,27 +57,6 @@ def _new_id() -> str:
     return f"dec_{uuid.uuid4().hex}"
 
 
-_MAX_ARGUMENT_DEPTH = 32
-"""How deeply a tool's arguments may nest; real tool calls nest a few levels."""
-
-
-def _too_deep(value: Any, limit: int) -> bool:
-    # Iterative: a hostile document must not exhaust the stack before it is refused.
-    pending: list[tuple[Any, int]] = [(value, 0)]
-    while pending:
-        node, depth = pending.pop()
-        if isinstance(node, Mapping):
-            children: Any = node.values()
-        elif isinstance(node, (list, tuple)):
-            children = node
-        else:
-            continue
-        if depth >= limit:
-            return True
-        pending.extend((child, depth + 1) for child in children)
-    return False
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Normalised:
     """A proposal with every field the pack reads from the tool's arguments filled in."""
@@ -182,12 +161,6 @@ class Guard:
             ProposalError: naming the field at fault.
         """
         proposal = Proposal.parse(proposal)
-        if proposal.tool is not None and _too_deep(proposal.tool.arguments, _MAX_ARGUMENT_DEPTH):
-            raise ProposalError(
-                f"tool.arguments: nested more than {_MAX_ARGUMENT_DEPTH} levels deep;"
-                " send flat arguments",
-                field="tool.arguments",
-            )
         pack = self.pack
         role = pack.role(proposal.actor.role)
         if role is None:
@@ -453,8 +426,7 @@ class Guard:
             return evaluation
         reason_id = item.proposal.rationale.reason
         amount = item.amount or self.pack.money(0)
-        loaded = self.precedents.load(cited)
-        considered = {pid: loaded.get(pid) for pid in cited}
+        known = self.precedents.load(cited)
         if extendable and reason_id is not None:
             for found in self.precedents.find(
                 action=item.action_name,
@@ -463,14 +435,14 @@ class Guard:
                 amount=amount,
                 now=now,
             ):
-                considered.setdefault(found.id, found)
-        failed: dict[str, list[Failure]] = {}
-        for pid, precedent in considered.items():
-            if precedent is None:
-                failed[pid] = [
-                    Failure("discretion.precedent.unknown", f"precedent {pid}: not on record")
-                ]
-                continue
+                known.setdefault(found.id, found)
+        considered = list(dict.fromkeys([*cited, *known]))
+        failed: dict[str, list[Failure]] = {
+            pid: [Failure("discretion.precedent.unknown", f"precedent {pid}: not on record")]
+            for pid in cited
+            if pid not in known
+        }
+        for pid, precedent in known.items():
             failures = check_precedent(
                 precedent,
                 action=item.action_name,
@@ -484,7 +456,7 @@ class Guard:
         applicable = [pid for pid in considered if pid not in failed]
         use = PrecedentUse(
             cited=list(cited),
-            considered=list(considered),
+            considered=considered,
             applicable=applicable,
             failed={pid: sorted({f.rule for f in fs}) for pid, fs in failed.items()},
         )
@@ -511,10 +483,9 @@ class Guard:
         # The actor's citations first, then the found precedent that expires soonest.
         ordered = [pid for pid in cited if pid in applicable] + sorted(
             (pid for pid in applicable if pid not in cited),
-            key=lambda pid: (considered[pid].expires_at, pid),  # type: ignore[union-attr]
+            key=lambda pid: (known[pid].expires_at, pid),
         )
-        chosen = considered[ordered[0]]
-        assert chosen is not None
+        chosen = known[ordered[0]]
         return replace(
             evaluation,
             outcome=Outcome.ALLOW_EXCEPTION,
@@ -540,14 +511,9 @@ class Guard:
             found = lowest_exception_role(self.pack, item.action_name, [evaluation.reason], amount)
             if found is not None and found[0].rank > item.role.rank:
                 return found[0]
+        floor = lowest_covering(self.pack, item.action_name, amount).rank
         return next(
-            (
-                r
-                for r in self.pack.roles
-                if not r.is_ai
-                and r.rank > item.role.rank
-                and lowest_covering(self.pack, item.action_name, amount).rank <= r.rank
-            ),
+            (r for r in self.pack.roles if not r.is_ai and r.rank > max(item.role.rank, floor - 1)),
             self.pack.highest_human,
         )
 

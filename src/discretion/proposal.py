@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from discretion.errors import ProposalError
 from discretion.money import Money
@@ -57,6 +64,27 @@ class Rationale(BaseModel):
     """Ids of precedents the actor cites."""
 
 
+MAX_ARGUMENT_DEPTH = 32
+"""How deeply a tool's arguments may nest; real tool calls nest a few levels."""
+
+
+def _nests_deeper(value: Any, limit: int) -> bool:
+    # Iterative: a hostile document must not exhaust the stack before it is refused.
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, Mapping):
+            children: Any = node.values()
+        elif isinstance(node, (list, tuple)):
+            children = node
+        else:
+            continue
+        if depth >= limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
+
+
 class ToolCall(BaseModel):
     """The tool the agent wants to run and its arguments."""
 
@@ -65,7 +93,17 @@ class ToolCall(BaseModel):
     name: Identifier
     """The tool's name as the agent framework knows it."""
     arguments: dict[str, Any] = {}
-    """The tool's arguments, as JSON."""
+    """The tool's arguments, as JSON, nested at most `MAX_ARGUMENT_DEPTH` levels."""
+
+    @field_validator("arguments", mode="before")
+    @classmethod
+    def _shallow(cls, value: Any) -> Any:
+        # Refused here, at the edge: deeper documents crashed serialisation further in.
+        if _nests_deeper(value, MAX_ARGUMENT_DEPTH):
+            raise ValueError(
+                f"nested more than {MAX_ARGUMENT_DEPTH} levels deep; send flat arguments"
+            )
+        return value
 
 
 class Proposal(BaseModel):

@@ -34,6 +34,22 @@ class Snapshot:
             values=MappingProxyType(dict(values)), data=MappingProxyType(data), digest=digest(data)
         )
 
+    @classmethod
+    def thaw(cls, data: Mapping[str, Any], fields: Mapping[str, FieldSpec]) -> Snapshot:
+        """A snapshot back from the JSON the lineage recorded, typed as `fields` declare.
+
+        Raises:
+            ContextError: a recorded fact no longer fits the type a field now declares.
+        """
+        return cls.of(
+            {
+                name: value
+                if value is None or name not in fields
+                else _typed(name, fields[name], value, None)
+                for name, value in data.items()
+            }
+        )
+
     def cel_values(self) -> dict[str, Any]:
         """The facts as CEL sees them: money in minor units, nulls left unbound."""
         out: dict[str, Any] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -187,7 +187,7 @@ class Precedents:
                     field=f"scope.{key}",
                 )
             self._check_scope_value(key, value, fields[key].type)
-        facts = _typed_facts(context, fields)
+        facts = Snapshot.thaw(context, fields).values
         stored_scope = _stored_scope(spec.scope)
         uncovered = [k for k, v in stored_scope.items() if not matches(v, facts.get(k))]
         if uncovered:
@@ -352,22 +352,25 @@ class Precedents:
         return role
 
     def _check_scope_value(self, key: str, value: Any, kind: str) -> None:
-        ok = {
-            "string": isinstance(value, str),
-            "int": (isinstance(value, int) and not isinstance(value, bool))
-            or (isinstance(value, Range) and isinstance(value.min or value.max, Decimal)),
-            "bool": isinstance(value, bool),
-            "money": (isinstance(value, (int, str)) and not isinstance(value, bool))
-            or (isinstance(value, Range) and isinstance(value.min or value.max, Decimal)),
-            "timestamp": isinstance(value, str)
-            or (isinstance(value, Range) and isinstance(value.min or value.max, datetime)),
-            "duration": False,
-            "list[string]": isinstance(value, str),
-        }[kind]
-        if kind == "money" and isinstance(value, (int, str)):
-            try:
-                ok = Decimal(str(value)).is_finite()
-            except ArithmeticError:
+        bound = (
+            (value.min if value.min is not None else value.max)
+            if isinstance(value, Range)
+            else None
+        )
+        match kind:
+            case "string" | "list[string]":
+                ok = isinstance(value, str)
+            case "bool":
+                ok = isinstance(value, bool)
+            case "int":
+                ok = isinstance(bound, Decimal) or (
+                    isinstance(value, int) and not isinstance(value, bool)
+                )
+            case "money":
+                ok = isinstance(bound, Decimal) or _finite_number(value)
+            case "timestamp":
+                ok = isinstance(bound, datetime) or isinstance(value, str)
+            case _:
                 ok = False
         if not ok:
             raise ProposalError(
@@ -505,19 +508,11 @@ class Precedents:
         return revoked
 
 
-def _typed_facts(context: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Recorded JSON facts back to the typed values scope matching compares."""
-    out: dict[str, Any] = {}
-    for key, value in context.items():
-        spec = fields.get(key)
-        if value is None or spec is None:
-            out[key] = None
-        elif spec.type == "money" and isinstance(value, Mapping):
-            out[key] = Money.of(value["amount"], value["currency"])
-        elif spec.type == "timestamp" and isinstance(value, str):
-            out[key] = datetime.fromisoformat(value)
-        elif spec.type == "list[string]" and isinstance(value, Sequence):
-            out[key] = tuple(value)
-        else:
-            out[key] = value
-    return out
+def _finite_number(value: Any) -> bool:
+    """Whether `value` is an int or a numeric string with a finite value (a money amount)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return False
+    try:
+        return Decimal(str(value)).is_finite()
+    except ArithmeticError:
+        return False
