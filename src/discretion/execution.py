@@ -52,10 +52,6 @@ AsyncToolCall: TypeAlias = Callable[[dict[str, Any], str], Awaitable[Any]]
 _COLUMNS = tuple(c.name for c in executions.columns)
 
 
-def _us(moment: datetime) -> int:
-    return to_us(moment)
-
-
 def _moment(us: int | None) -> datetime | None:
     return from_us(us) if us is not None else None
 
@@ -248,7 +244,7 @@ class Executions:
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
         if isinstance(self._store, SqlStore):
-            with self._store._reading("executions") as connection:
+            with self._store.reading("executions") as connection:
                 yield connection
         else:
             with self._store.transaction() as tx:
@@ -288,7 +284,7 @@ class Executions:
                 arguments_digest=call.digest,
                 status=ExecutionStatus.PENDING.value,
                 attempts=0,
-                queued_us=_us(at),
+                queued_us=to_us(at),
             )
         )
         tx.record(
@@ -312,7 +308,7 @@ class Executions:
     def _claim(self, call: _Call) -> _Claim | Execution:
         """Claim the call to run now; return the stored success instead when there is one."""
         now = self._now()
-        at = _us(now)
+        at = to_us(now)
         with self._store.transaction() as tx:
             connection = self._connection(tx)
             sql = self._compiled(connection)
@@ -396,7 +392,7 @@ class Executions:
                         "b_status": status.value,
                         "b_result": canonical_json(stored) if succeeded else None,
                         "b_error": error,
-                        "b_finished": _us(now),
+                        "b_finished": to_us(now),
                     },
                 )
             finally:

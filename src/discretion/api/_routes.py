@@ -19,7 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from discretion.api._problems import Problem, ProblemError
-from discretion.api._state import AppState, money_in
+from discretion.api._state import AppState, is_runnable, money_in
 from discretion.approvals import Approval, ApprovalStatus, Identity
 from discretion.decision import Decision
 from discretion.errors import ApprovalNotFound
@@ -210,11 +210,7 @@ def api_router(state: AppState) -> APIRouter:
 
     def run_later(background: BackgroundTasks, approval: Approval) -> None:
         # Approved calls whose tool is registered run after the answer is sent, once.
-        tool = approval.tool or {}
-        if (
-            approval.status is ApprovalStatus.APPROVED
-            and tool.get("name") in guard.approvals.executors
-        ):
+        if is_runnable(guard, approval):
             background.add_task(guard.approvals.run_approved)
 
     @router.post("/approvals/{approval_id}/approve", summary="Approve", response_model=Approval)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, insert, select
 
 from discretion.approvals import Identity
-from discretion.approvals._tokens import token_digest
+from discretion.approvals._tokens import identity_of, token_digest
 from discretion.store import SqlStore
 from discretion.store._schema import api_tokens, ui_sessions
 from discretion.store._sql import to_us
@@ -93,14 +93,7 @@ class Sessions:
             ).first()
         if row is None:
             return None
-        identity = Identity(
-            token_id=row.id,
-            subject_id=row.subject_id,
-            role=row.role,
-            is_ai=bool(row.is_ai),
-            label=row.label,
-        )
-        return Session(identity=identity, csrf=row.csrf)
+        return Session(identity=identity_of(row), csrf=row.csrf)
 
     def close(self, cookie: str | None) -> None:
         """End the session of a cookie value."""

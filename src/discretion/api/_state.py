@@ -8,13 +8,13 @@ from decimal import Decimal
 from fastapi.templating import Jinja2Templates
 
 from discretion.api._sessions import Sessions
-from discretion.approvals import Tokens
+from discretion.approvals import Approval, ApprovalStatus, Tokens
 from discretion.errors import ProposalError
 from discretion.guard import Guard
 from discretion.money import Money
 from discretion.store import SqlStore
 
-__all__ = ["AppState", "money_in"]
+__all__ = ["AppState", "is_runnable", "money_in"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,3 +39,11 @@ def money_in(value: Money | str | Decimal | None, currency: str | None) -> Money
     if currency is None:
         raise ProposalError("amount: this case moves no money", field="amount")
     return Money.of(text, currency)
+
+
+def is_runnable(guard: Guard, approval: Approval) -> bool:
+    """Whether an approval was granted and its tool is registered to run in this process."""
+    tool = approval.tool or {}
+    return (
+        approval.status is ApprovalStatus.APPROVED and tool.get("name") in guard.approvals.executors
+    )

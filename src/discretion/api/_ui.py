@@ -12,6 +12,7 @@ the session's CSRF token. The same `Approvals` rules apply as over the API.
 import json
 import secrets
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -22,7 +23,7 @@ from pydantic import ValidationError
 from discretion.api._limits import SignInThrottle
 from discretion.api._problems import status_of
 from discretion.api._sessions import Session, same_secret
-from discretion.api._state import AppState, money_in
+from discretion.api._state import AppState, is_runnable, money_in
 from discretion.approvals import Approval, ApprovalStatus
 from discretion.errors import DiscretionError, ProposalError
 from discretion.policy._evaluate import SYSTEM_RULES
@@ -336,7 +337,7 @@ def ui_router(state: AppState) -> APIRouter:
         approval_id: str,
         csrf_token: str,
         form: dict[str, str],
-        do: Any,
+        do: Callable[[Session], Approval],
         done: str,
     ) -> Response:
         session = checked(request, csrf_token)
@@ -353,10 +354,8 @@ def ui_router(state: AppState) -> APIRouter:
             context = case_context(session, approval)
             context.update(error=str(exc), form=form)
             return render(request, "case.html", context, status=status)
-        if isinstance(result, Approval) and result.status is ApprovalStatus.APPROVED:
-            tool = result.tool
-            if tool is not None and tool.get("name") in guard.approvals.executors:
-                guard.approvals.run_approved()
+        if is_runnable(guard, result):
+            guard.approvals.run_approved()
         return RedirectResponse(f"/ui/approvals/{approval_id}?done={done}", status_code=303)
 
     @router.post("/approvals/{approval_id}/approve")

@@ -106,6 +106,33 @@ def _note(note: str) -> str:
     return text
 
 
+def _record(
+    tx: StoreTransaction,
+    approval_id: str,
+    kind: str,
+    status: ApprovalStatus,
+    *,
+    by: Actor | None,
+    note: str,
+    now: datetime,
+    **extra: Any,
+) -> None:
+    """Append the lineage record of a transition (`approval.<kind>`) naming who, why and when."""
+    tx.record(
+        f"approval.{kind}",
+        approval_id,
+        {
+            "approval_id": approval_id,
+            "status": status.value,
+            "by": {"id": by.id, "role": by.role} if by is not None else {"id": SYSTEM},
+            "note": note,
+            "at": now,
+            **extra,
+        },
+        at=now,
+    )
+
+
 class Approvals:
     """The queue of routed decisions, and the only way to decide them.
 
@@ -190,13 +217,7 @@ class Approvals:
             ApprovalNotFound: no routed decision has this id.
         """
         with self._reading() as connection:
-            row = connection.execute(select(approvals).where(approvals.c.id == approval_id)).first()
-        if row is None:
-            raise ApprovalNotFound(
-                f"no approval {approval_id!r}: only routed decisions open one; check the id",
-                approval_id=approval_id,
-            )
-        return _approval(row)
+            return _approval(self._row(connection, approval_id))
 
     def list(
         self,
@@ -358,19 +379,7 @@ class Approvals:
                 f"approval {row.id} was decided by someone else meanwhile; reload it",
                 approval_id=row.id,
             )
-        tx.record(
-            f"approval.{status.value}",
-            row.id,
-            {
-                "approval_id": row.id,
-                "status": status.value,
-                "by": {"id": by.id, "role": by.role} if by is not None else {"id": SYSTEM},
-                "note": note,
-                "at": now,
-                **body,
-            },
-            at=now,
-        )
+        _record(tx, row.id, status.value, status, by=by, note=note, now=now, **body)
 
     @contextmanager
     def _pending(self, approval_id: str, now: datetime) -> Iterator[tuple[Any, Connection, Any]]:
@@ -618,20 +627,17 @@ class Approvals:
                     escalations=int(row.escalations) + 1,
                 )
             )
-            tx.record(
-                "approval.escalated",
+            _record(
+                tx,
                 row.id,
-                {
-                    "approval_id": row.id,
-                    "status": ApprovalStatus.PENDING.value,
-                    "by": {"id": approver.id, "role": approver.role},
-                    "note": text,
-                    "at": now,
-                    "from_role": current.id,
-                    "to_role": above.id,
-                    "due_at": due,
-                },
-                at=now,
+                "escalated",
+                ApprovalStatus.PENDING,
+                by=approver,
+                note=text,
+                now=now,
+                from_role=current.id,
+                to_role=above.id,
+                due_at=due,
             )
         return self.get(approval_id)
 

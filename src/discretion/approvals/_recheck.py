@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import select
 
 from discretion.budget import budget_key, check_budgets
 from discretion.context import Snapshot
@@ -29,7 +29,7 @@ from discretion.policy.pack import Role
 from discretion.proposal import Actor, argument_at
 from discretion.store import StoreTransaction
 from discretion.store._schema import precedents
-from discretion.store._sql import from_us
+from discretion.store._sql import from_us, sql_connection
 
 if TYPE_CHECKING:
     from discretion.guard import Guard, Normalised
@@ -286,13 +286,7 @@ def _precedents(
         return
     wanted = list(dict.fromkeys(cited))
     # Read in this transaction: on SQLite a second connection would wait for our own lock.
-    connection = getattr(tx, "connection", None)
-    if not isinstance(connection, Connection):
-        raise StaleApproval(
-            f"approval {approval_id}: the precedents it relies on cannot be checked in this"
-            " store; reject it",
-            approval_id=approval_id,
-        )
+    connection = sql_connection(tx, "precedents")
     rows = {
         row.id: row
         for row in connection.execute(

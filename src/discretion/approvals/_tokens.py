@@ -25,7 +25,7 @@ from discretion.store import SqlStore
 from discretion.store._schema import api_tokens
 from discretion.store._sql import _Compiled, to_us
 
-__all__ = ["TOKEN_PREFIX", "Identity", "Tokens", "token_digest"]
+__all__ = ["TOKEN_PREFIX", "Identity", "Tokens", "identity_of", "token_digest"]
 
 TOKEN_PREFIX = "dsc_"
 """Every token starts with this, so a leaked one is easy to recognise and scan for."""
@@ -65,7 +65,8 @@ _LOOKUP = select(
 ).where(api_tokens.c.token_hash == bindparam("digest"), api_tokens.c.revoked_us.is_(None))
 
 
-def _identity(row: Any) -> Identity:
+def identity_of(row: Any) -> Identity:
+    """The identity of an `api_tokens` row (or any row with its id, subject, role, kind, label)."""
     return Identity(
         token_id=row.id,
         subject_id=row.subject_id,
@@ -158,7 +159,7 @@ class Tokens:
                     api_tokens.c.id == token_id, api_tokens.c.revoked_us.is_(None)
                 )
             ).first()
-        return _identity(row) if row is not None else None
+        return identity_of(row) if row is not None else None
 
     def revoke(self, token_id: str) -> bool:
         """Revoke a token by its public id; return whether a live token was revoked."""
@@ -178,4 +179,4 @@ class Tokens:
                 .where(api_tokens.c.revoked_us.is_(None))
                 .order_by(api_tokens.c.created_us, api_tokens.c.id)
             ).all()
-        return [_identity(row) for row in rows]
+        return [identity_of(row) for row in rows]

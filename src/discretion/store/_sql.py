@@ -346,8 +346,6 @@ class SqlStore:
         with self._mapped(f"read {what}"), self._engine.connect() as connection:
             yield connection
 
-    _reading = reading
-
     def decision_body(
         self, decision_id: str, *, connection: Connection | None = None
     ) -> dict[str, Any] | None:
@@ -379,7 +377,7 @@ class SqlStore:
 
     def decision(self, decision_id: str) -> Decision | None:
         """A decision by id."""
-        with self._reading("decisions") as connection:
+        with self.reading("decisions") as connection:
             body = connection.execute(
                 select(decisions.c.body).where(decisions.c.id == decision_id)
             ).scalar_one_or_none()
@@ -389,7 +387,7 @@ class SqlStore:
         """Every lineage record in sequence order."""
         after = 0
         while True:
-            with self._reading("the ledger") as connection:
+            with self.reading("the ledger") as connection:
                 rows = connection.execute(
                     select(ledger).where(ledger.c.seq > after).order_by(ledger.c.seq).limit(batch)
                 ).all()
@@ -408,7 +406,7 @@ class SqlStore:
 
     def head(self) -> tuple[int, str]:
         """The last sequence number and hash the ledger head records."""
-        with self._reading("the ledger head") as connection:
+        with self.reading("the ledger head") as connection:
             head = _dialect.lock_head(connection)
         return head if head is not None else (0, GENESIS)
 
