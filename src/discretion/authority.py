@@ -12,6 +12,7 @@ from discretion.policy.pack import PolicyPack, Role, Rule
 __all__ = [
     "covers_exception",
     "covers_standard",
+    "lowest_above",
     "lowest_covering",
     "lowest_exception_role",
     "lowest_standard_role",
@@ -65,3 +66,22 @@ def lowest_covering(pack: PolicyPack, action: str, amount_minor: int) -> Role:
         if auth is not None and amount_minor <= max(auth.standard_minor, auth.exception_minor):
             return role
     return pack.highest_human
+
+
+def lowest_above(
+    pack: PolicyPack, action: str, actor: Role, reason: Rule | None, amount_minor: int
+) -> Role:
+    """The lowest person above `actor` whose authority covers the case.
+
+    With `reason`, one who may grant that exception for the amount; without, any authority
+    covering the amount; the highest human role when nobody above the actor does. Used when a
+    case the actor could otherwise decide must go to a person: a judge found the rationale
+    unjustified, or a cited precedent does not apply.
+    """
+    above = (role for role in _humans(pack) if role.rank > actor.rank)
+    if reason is not None:
+        covering = (role for role in above if covers_exception(role, action, reason, amount_minor))
+    else:
+        floor = lowest_covering(pack, action, amount_minor).rank
+        covering = (role for role in above if role.rank >= floor)
+    return next(covering, pack.highest_human)

@@ -20,7 +20,7 @@ from discretion import _telemetry
 from discretion._explain import explain
 from discretion._similar import SimilarDecision, similar_decisions
 from discretion.approvals import Approvals
-from discretion.authority import lowest_covering, lowest_exception_role
+from discretion.authority import lowest_above, lowest_covering
 from discretion.budget import BudgetCheck, check_budgets
 from discretion.context import ContextProvider, ContextRequest, Snapshot, StaticContextProvider
 from discretion.context import assemble as assemble_context
@@ -475,7 +475,15 @@ class Guard:
             return replace(
                 evaluation,
                 outcome=Outcome.ROUTE,
-                required_role=self._route_target(item, evaluation),
+                # The lowest person who could decide it without the precedent cited.
+                required_role=evaluation.required_role
+                or lowest_above(
+                    self.pack,
+                    item.action_name,
+                    item.role,
+                    evaluation.reason,
+                    item.amount.minor if item.amount is not None else 0,
+                ),
                 **changes,
             )
         if not extendable or not applicable:
@@ -500,21 +508,6 @@ class Guard:
                 f"precedent {chosen.id}, set by a {chosen.grantor_role}, covers this case",
             ],
             fallback=replace(evaluation, precedents=use),
-        )
-
-    def _route_target(self, item: Normalised, evaluation: Evaluation) -> Role:
-        """The lowest person who could decide the case without the precedent an actor cited."""
-        if evaluation.required_role is not None:
-            return evaluation.required_role
-        amount = item.amount.minor if item.amount is not None else 0
-        if evaluation.reason is not None:
-            found = lowest_exception_role(self.pack, item.action_name, [evaluation.reason], amount)
-            if found is not None and found[0].rank > item.role.rank:
-                return found[0]
-        floor = lowest_covering(self.pack, item.action_name, amount).rank
-        return next(
-            (r for r in self.pack.roles if not r.is_ai and r.rank > max(item.role.rank, floor - 1)),
-            self.pack.highest_human,
         )
 
     def _judge(

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from discretion.authority import covers_exception, lowest_covering
+from discretion.authority import lowest_above
 from discretion.context import Snapshot
 from discretion.decision import JudgeRecord, Outcome
 from discretion.errors import JudgeError, JudgeTimeout
@@ -26,7 +26,7 @@ from discretion.judge._prompt import render, require_jinja
 from discretion.judge._request import Assessment, Judge, JudgeRequest, verdict_key
 from discretion.money import Money
 from discretion.policy._evaluate import Evaluation
-from discretion.policy.pack import PolicyPack, Role, Rule
+from discretion.policy.pack import PolicyPack, Role
 from discretion.proposal import Rationale
 from discretion.store import Store
 
@@ -238,7 +238,7 @@ def _lower(
         evaluation,
         outcome=Outcome.ROUTE,
         rules=rules,
-        required_role=_route_target(pack, action, role, evaluation.reason, amount_minor),
+        required_role=lowest_above(pack, action, role, evaluation.reason, amount_minor),
         causes=[*evaluation.causes, *(fault.cause for fault in faults)],
         judge=record,
         # A precedent only counts as used when the exception it justified stands.
@@ -247,19 +247,3 @@ def _lower(
         else None,
         fallback=None,
     )
-
-
-def _route_target(
-    pack: PolicyPack, action: str, actor: Role, reason: Rule | None, amount_minor: int
-) -> Role:
-    """The lowest human role above the actor whose authority covers the exception."""
-    floor = lowest_covering(pack, action, amount_minor)
-    for role in pack.roles:
-        if role.is_ai or role.rank <= actor.rank:
-            continue
-        if reason is not None:
-            if covers_exception(role, action, reason, amount_minor):
-                return role
-        elif role.rank >= floor.rank:
-            return role
-    return pack.highest_human
