@@ -6,21 +6,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from _integration_support import BOT, MARIA, ledger_kinds
 
 from conftest import good_facts
 from discretion import CallDenied, CallRouted, ExecutionError, Money, Outcome, ProposalError
 from discretion.integrations import GovernedResult
 
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def guard(make_guard):
-    return make_guard()
+from ._integration_support import BOT, MARIA, ledger_kinds
 
 
 def refunder(guard, ran: list[Any], **options: Any):

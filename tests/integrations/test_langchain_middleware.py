@@ -6,15 +6,6 @@ import json
 from typing import Any
 
 import pytest
-from _integration_support import (
-    BOT,
-    MARIA,
-    async_refund_tool,
-    calls,
-    ledger_kinds,
-    refund_args,
-    scripted,
-)
 from langchain.agents import create_agent
 from langchain_core.messages import HumanMessage, ToolMessage
 from langchain_core.tools import tool
@@ -25,10 +16,15 @@ from conftest import good_facts, shop_pack_with
 from discretion import ApprovalError, ConfigurationError
 from discretion.integrations import ApprovalAnswer, DiscretionMiddleware, tool_callables
 
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+from ._integration_support import (
+    BOT,
+    MARIA,
+    async_refund_tool,
+    calls,
+    ledger_kinds,
+    refund_args,
+    scripted,
+)
 
 
 class Shop:
@@ -56,11 +52,6 @@ class Shop:
 @pytest.fixture
 def shop() -> Shop:
     return Shop()
-
-
-@pytest.fixture
-def guard(make_guard):
-    return make_guard()
 
 
 def agent_for(guard, shop, *replies, mode="async", checkpointer=None):

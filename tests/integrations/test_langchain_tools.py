@@ -7,7 +7,6 @@ import sys
 from typing import Annotated, Any
 
 import pytest
-from _integration_support import BOT, MARIA, async_refund_tool, ledger_kinds, refund_args
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool, InjectedToolArg, ToolException, tool
 from pydantic import ValidationError
@@ -16,10 +15,7 @@ from conftest import good_facts, shop_pack_with
 from discretion import ConfigurationError, Money, Outcome, ProposalError
 from discretion.integrations import GovernedTool, tool_callables
 
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+from ._integration_support import BOT, MARIA, async_refund_tool, ledger_kinds, refund_args
 
 
 class Tools:
@@ -60,11 +56,6 @@ def call(args: dict[str, Any], call_id: str = "call-1", name: str = "issue_refun
 @pytest.fixture
 def tools() -> Tools:
     return Tools()
-
-
-@pytest.fixture
-def guard(make_guard):
-    return make_guard()
 
 
 def test_wrapped_tools_keep_name_description_and_schema(guard, tools):

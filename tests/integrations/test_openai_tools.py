@@ -10,17 +10,13 @@ import httpx
 import openai
 import pytest
 import respx
-from _integration_support import BOT, MARIA, ledger_kinds, refund_args
 
 from conftest import good_facts, shop_pack_with
 from discretion.integrations import OpenAITools
 
+from ._integration_support import BOT, MARIA, ledger_kinds, refund_args
+
 BASE_URL = "https://llm.test/v1"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture(autouse=True)
@@ -67,11 +63,6 @@ class Functions:
 @pytest.fixture
 def functions() -> Functions:
     return Functions()
-
-
-@pytest.fixture
-def guard(make_guard):
-    return make_guard()
 
 
 def chat_call(call_id: str, name: str, arguments: dict[str, Any] | str) -> dict[str, Any]:

@@ -36,6 +36,10 @@ __all__ = [
     "call_key",
 ]
 
+KEY_ARGUMENT = "idempotency_key"
+"""A governed function or tool with an argument of this name receives the call's idempotency
+key; a caller of a governed function who passes it chooses the key."""
+
 _T = TypeVar("_T")
 _M = TypeVar("_M", Actor, Rationale)
 

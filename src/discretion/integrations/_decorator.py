@@ -12,6 +12,7 @@ from pydantic_core import to_jsonable_python
 from discretion.decision import Decision, Outcome
 from discretion.errors import CallDenied, CallRouted
 from discretion.integrations._call import (
+    KEY_ARGUMENT,
     ActorSource,
     GovernedResult,
     Governor,
@@ -29,10 +30,6 @@ __all__ = ["AsyncGovernedFunction", "GovernedFunction", "governed"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
-KEY_PARAMETER = "idempotency_key"
-"""A governed function with a parameter of this name receives the call's idempotency key; a
-caller who passes it chooses the key."""
-
 
 class _Bound:
     """One call's arguments: as the function takes them, and as JSON for the proposal."""
@@ -41,10 +38,10 @@ class _Bound:
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         self.bound = bound
-        given = bound.arguments.get(KEY_PARAMETER)
+        given = bound.arguments.get(KEY_ARGUMENT)
         self.key: str | None = str(given) if given is not None else None
         self.arguments: dict[str, Any] = to_jsonable_python(
-            {k: v for k, v in bound.arguments.items() if k != KEY_PARAMETER}, fallback=str
+            {k: v for k, v in bound.arguments.items() if k != KEY_ARGUMENT}, fallback=str
         )
 
     def call_with(
@@ -52,7 +49,7 @@ class _Bound:
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """The call's args and kwargs, with the key and any values an approval changed."""
         if takes_key:
-            self.bound.arguments[KEY_PARAMETER] = key
+            self.bound.arguments[KEY_ARGUMENT] = key
         for name, value in (approved or {}).items():
             # An approval may fix an argument (an edited amount): it arrives as JSON.
             if name in self.bound.arguments and self.arguments.get(name) != value:
@@ -72,7 +69,7 @@ class _Governed(Generic[P, R]):
         self._function = function
         self._tool = tool
         self._signature = inspect.signature(function)
-        self._takes_key = KEY_PARAMETER in self._signature.parameters
+        self._takes_key = KEY_ARGUMENT in self._signature.parameters
         functools.update_wrapper(cast("Any", self), function)
 
     def _prepare(self, args: Any, kwargs: Any) -> tuple[_Bound, ToolCallInfo]:
@@ -100,9 +97,9 @@ class GovernedFunction(_Governed[P, R]):
             CallRouted: the decision is route and no approval has queued it yet.
             ExecutionError: the same call is running and has not finished.
         """
-        bound, info = self._prepare(args, kwargs)
         if not self._governor.governs(self._tool):
             return GovernedResult(decision=None, value=self._function(*args, **kwargs))
+        bound, info = self._prepare(args, kwargs)
         decision, queued = self._governor.admit(info)
         if not decision.is_allowed and queued is None:
             raise _refuse(decision)
@@ -129,9 +126,9 @@ class AsyncGovernedFunction(_Governed[P, R]):
             CallRouted: the decision is route and no approval has queued it yet.
             ExecutionError: the same call is running and has not finished.
         """
-        bound, info = self._prepare(args, kwargs)
         if not self._governor.governs(self._tool):
             return GovernedResult(decision=None, value=await self._function(*args, **kwargs))
+        bound, info = self._prepare(args, kwargs)
         decision, queued = await self._governor.aadmit(info)
         if not decision.is_allowed and queued is None:
             raise _refuse(decision)
@@ -148,10 +145,9 @@ class AsyncGovernedFunction(_Governed[P, R]):
 
 
 class _Decorator:
-    def __init__(self, guard: Guard, tool: str | None, options: dict[str, Any]) -> None:
-        self._guard = guard
+    def __init__(self, governor: Governor, tool: str | None) -> None:
+        self._governor = governor
         self._tool = tool
-        self._options = options
 
     @overload
     def __call__(  # type: ignore[overload-overlap]
@@ -164,11 +160,10 @@ class _Decorator:
     def __call__(
         self, function: Callable[P, Any]
     ) -> GovernedFunction[P, Any] | AsyncGovernedFunction[P, Any]:
-        governor = Governor(self._guard, **self._options)
         tool = self._tool or function.__name__
         if inspect.iscoroutinefunction(function):
-            return AsyncGovernedFunction(governor, function, tool)
-        return GovernedFunction(governor, function, tool)
+            return AsyncGovernedFunction(self._governor, function, tool)
+        return GovernedFunction(self._governor, function, tool)
 
 
 def governed(
@@ -183,15 +178,13 @@ def governed(
     fields: Mapping[str, str] | None = None,
 ) -> _Decorator:
     """Govern a plain function: see `Guard.governed`."""
-    return _Decorator(
+    governor = Governor(
         guard,
-        tool,
-        {
-            "action": action,
-            "actor": actor,
-            "case_id": case_id,
-            "customer_id": customer_id,
-            "rationale": rationale,
-            "fields": fields,
-        },
+        action=action,
+        actor=actor,
+        case_id=case_id,
+        customer_id=customer_id,
+        rationale=rationale,
+        fields=fields,
     )
+    return _Decorator(governor, tool)

@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from discretion.approvals import Approval, ApprovalStatus
 from discretion.decision import Decision, Outcome
 from discretion.errors import ConfigurationError, ExecutionError, ProposalError
 from discretion.execution import Execution, ToolCallable
 from discretion.integrations._call import (
+    KEY_ARGUMENT,
     ActorSource,
     GovernedResult,
     Governor,
@@ -51,9 +53,6 @@ __all__ = [
     "tool_callables",
     "wrap_tools",
 ]
-
-KEY_ARGUMENT = "idempotency_key"
-"""A tool whose input schema has an injected argument of this name receives the call's key."""
 
 INTERRUPT_KIND = "discretion.approval"
 """The `type` of the value `DiscretionMiddleware` interrupts with."""
@@ -403,7 +402,7 @@ class DiscretionMiddleware(AgentMiddleware):
         )
 
     def _request(
-        self, request: ToolCallRequest, decision: Decision, approved: Mapping[str, Any], key: str
+        self, request: ToolCallRequest, approved: Mapping[str, Any], key: str
     ) -> ToolCallRequest:
         arguments = {**request.tool_call["args"], **approved}
         if _takes_key(request.tool):
@@ -411,15 +410,6 @@ class DiscretionMiddleware(AgentMiddleware):
         return request.override(tool_call={**request.tool_call, "args": arguments})
 
     # Interactive approvals -------------------------------------------------------------------
-
-    def _approvals(self) -> Any:
-        approvals = getattr(self.guard, "approvals", None)
-        if approvals is None:
-            raise ConfigurationError(
-                "interactive mode records the approver's answer through guard.approvals, which"
-                " this guard lacks; use mode='async'"
-            )
-        return approvals
 
     @staticmethod
     def _question(decision: Decision, info: ToolCallInfo) -> dict[str, Any]:
@@ -435,9 +425,9 @@ class DiscretionMiddleware(AgentMiddleware):
             "explanation": decision.explanation,
         }
 
-    def _record_answer(self, decision: Decision, raw: Any) -> Any:
+    def _record_answer(self, decision: Decision, raw: Any) -> Approval:
         answer = ApprovalAnswer.model_validate(raw)
-        approvals = self._approvals()
+        approvals = self.guard.approvals
         if not answer.approve:
             return approvals.reject(decision.id, approver=answer.approver, note=answer.note)
         amount = answer.amount
@@ -448,18 +438,12 @@ class DiscretionMiddleware(AgentMiddleware):
         )
 
     @staticmethod
-    def _status(approval: Any) -> str:
-        status = getattr(approval, "status", "")
-        return str(getattr(status, "value", status))
-
-    @staticmethod
-    def _rejected(decision: Decision, info: ToolCallInfo, approval: Any) -> ToolMessage:
-        who = getattr(approval, "decided_by", None) or "an approver"
-        role = getattr(approval, "decided_role", None)
-        note = getattr(approval, "note", None)
-        status = DiscretionMiddleware._status(approval)
+    def _rejected(decision: Decision, info: ToolCallInfo, approval: Approval) -> ToolMessage:
+        who = approval.decided_by or "an approver"
+        role = approval.decided_role
+        note = approval.note
         text = (
-            f"The request for {decision.action} was {status} by {who}"
+            f"The request for {decision.action} was {approval.status.value} by {who}"
             + (f" ({role})" if role else "")
             + (f": {note}" if note else "")
             + ". Do not run the action; tell the customer it cannot be done."
@@ -485,13 +469,12 @@ class DiscretionMiddleware(AgentMiddleware):
         governor = self.governor
         decision, queued = governor.admit(info)
         if decision.outcome is Outcome.ROUTE and queued is None and self.mode == "interactive":
-            approvals = self._approvals()
-            approval = approvals.get(decision.id)
-            if self._status(approval) == "pending":
+            approval = self.guard.approvals.get(decision.id)
+            if approval.status is ApprovalStatus.PENDING:
                 # On resume the node runs again from the top: the decision replays by its key
                 # and interrupt() returns the approver's answer.
                 approval = self._record_answer(decision, interrupt(self._question(decision, info)))
-            if self._status(approval) != "approved":
+            if approval.status is not ApprovalStatus.APPROVED:
                 return self._rejected(decision, info, approval)
             queued = governor.queued(decision)
         if not decision.is_allowed and queued is None:
@@ -507,7 +490,7 @@ class DiscretionMiddleware(AgentMiddleware):
         queued: Execution | None,
     ) -> ToolMessage | Command[Any]:
         def run(approved: dict[str, Any], key: str) -> ToolMessage | Command[Any]:
-            return handler(self._request(request, decision, approved, key))
+            return handler(self._request(request, approved, key))
 
         try:
             result = self.governor.run(
@@ -538,19 +521,18 @@ class DiscretionMiddleware(AgentMiddleware):
         governor = self.governor
         decision, queued = await governor.aadmit(info)
         if decision.outcome is Outcome.ROUTE and queued is None and self.mode == "interactive":
-            approvals = self._approvals()
-            approval = await asyncio.to_thread(approvals.get, decision.id)
-            if self._status(approval) == "pending":
+            approval = await asyncio.to_thread(self.guard.approvals.get, decision.id)
+            if approval.status is ApprovalStatus.PENDING:
                 answer = interrupt(self._question(decision, info))
                 approval = await asyncio.to_thread(self._record_answer, decision, answer)
-            if self._status(approval) != "approved":
+            if approval.status is not ApprovalStatus.APPROVED:
                 return self._rejected(decision, info, approval)
             queued = await governor.aqueued(decision)
         if not decision.is_allowed and queued is None:
             return _refusal(decision, info.call_id or "", info.tool)
 
         async def run(approved: dict[str, Any], key: str) -> ToolMessage | Command[Any]:
-            return await handler(self._request(request, decision, approved, key))
+            return await handler(self._request(request, approved, key))
 
         try:
             result = await governor.arun(

@@ -15,6 +15,7 @@ from pydantic_core import to_jsonable_python
 
 from discretion.errors import ExecutionError
 from discretion.integrations._call import (
+    KEY_ARGUMENT,
     ActorSource,
     GovernedResult,
     Governor,
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
     from discretion.guard import Guard
 
 __all__ = ["OpenAITools", "ToolOutput"]
-
-_KEY = "idempotency_key"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -171,8 +170,8 @@ class OpenAITools:
     def _kwargs(
         function: Callable[..., Any], arguments: dict[str, Any], key: str
     ) -> dict[str, Any]:
-        if _KEY in inspect.signature(function).parameters:
-            return {**arguments, _KEY: key}
+        if KEY_ARGUMENT in inspect.signature(function).parameters:
+            return {**arguments, KEY_ARGUMENT: key}
         return arguments
 
     @staticmethod

@@ -49,6 +49,7 @@ def _sources() -> Mapping[str, str]:
     return {name: folder.joinpath(name).read_text(encoding="utf-8") for name in PROMPT_FILES}
 
 
+@cache
 def prompt_version() -> str:
     """`sha256:` and the hash of the prompt templates and the output schema."""
     return "sha256:" + digest(dict(_sources()))
