@@ -72,11 +72,8 @@ def learning_export(records: Iterable[LedgerRecord]) -> LearningExport:
         why: str | None = None
         if outcome == "deny":
             why = "denied"
-        elif outcome == "route":
-            state = approvals.get(decision_id)
-            why = None if state == "approved" else "rejected" if state == "rejected" else None
-            if state not in ("approved", "rejected"):
-                why = "unresolved"
+        elif outcome == "route" and approvals.get(decision_id) != "approved":
+            why = "rejected" if approvals.get(decision_id) == "rejected" else "unresolved"
         if why is None and decision_id in one_offs:
             why = "one-off"
         if why is None and (decision_id in revoked_sources or (used and used in revoked)):

@@ -49,7 +49,8 @@ class _StoreCollector(Collector):
         self._clock = clock
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        now_us = to_us(self._clock())
+        now = self._clock()
+        now_us = to_us(now)
         depth = GaugeMetricFamily(
             "discretion_approvals_pending",
             "Routed cases waiting for a person, by the role they need.",
@@ -76,7 +77,8 @@ class _StoreCollector(Collector):
                 .group_by(approvals.c.required_role)
             ).all()
             for budget in self._pack.budgets:
-                since = now_us - int(budget.window.total_seconds() * 1_000_000)
+                # The budget's own window, `(now - window, now]`, as `budget.py` counts it.
+                since = to_us(now - budget.window)
                 window = and_(
                     reservations.c.budget_id == budget.id, reservations.c.reserved_us > since
                 )

@@ -6,10 +6,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, get_args
 
 from discretion.evals._results import ALLOWED, CaseResult, EvalRun, SuiteRun
-from discretion.evals._suite import Thresholds
+from discretion.evals._suite import ExpectedOutcome, Thresholds
 from discretion.policy import SYSTEM_RULES, PolicyPack
 
 __all__ = [
@@ -24,7 +24,7 @@ __all__ = [
     "missed_thresholds",
 ]
 
-OUTCOMES = ("allow", "allow_exception", "route", "deny", "error")
+OUTCOMES: tuple[str, ...] = get_args(ExpectedOutcome)
 """Rows and columns of the confusion matrix."""
 
 
@@ -123,6 +123,16 @@ class Metrics:
         return _rate(self.consistent, self.ran)
 
     @property
+    def judge_calls_per_case(self) -> float:
+        """LLM judge calls per run case."""
+        return _miss_rate(self.judge_calls, self.ran)
+
+    @property
+    def judge_tokens_per_case(self) -> float:
+        """LLM judge tokens per run case."""
+        return _miss_rate(self.judge_tokens, self.ran)
+
+    @property
     def total_leakage(self) -> Decimal:
         """Leakage summed over currencies (for thresholds and charts)."""
         return sum(self.leakage.values(), Decimal(0))
@@ -152,8 +162,8 @@ class Metrics:
             "runs": self.runs,
             "judge_calls": self.judge_calls,
             "judge_tokens": self.judge_tokens,
-            "judge_calls_per_case": self.judge_calls / self.ran if self.ran else 0.0,
-            "judge_tokens_per_case": self.judge_tokens / self.ran if self.ran else 0.0,
+            "judge_calls_per_case": self.judge_calls_per_case,
+            "judge_tokens_per_case": self.judge_tokens_per_case,
         }
 
 

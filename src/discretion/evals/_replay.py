@@ -22,12 +22,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from discretion.context import ContextRequest
-from discretion.decision import Decision, Outcome
+from discretion.decision import Decision
 from discretion.errors import DiscretionError, StoreError
+from discretion.evals._results import ALLOWED
 from discretion.guard import Guard
 from discretion.judge import Judge
 from discretion.money import Money
 from discretion.policy import PolicyPack, load_pack
+from discretion.shadow import SHADOW_RECORD
 from discretion.store import SqlStore
 
 __all__ = ["Exposure", "ReplayChange", "ReplayReport", "replay", "shadow_report"]
@@ -62,7 +64,7 @@ class Verdict:
     @property
     def is_allowed(self) -> bool:
         """Whether money moved."""
-        return self.outcome in (Outcome.ALLOW.value, Outcome.ALLOW_EXCEPTION.value)
+        return self.outcome in ALLOWED
 
     def label(self) -> str:
         """`route to tier2`, `allow`, ..."""
@@ -433,17 +435,17 @@ def shadow_report(source: SqlStore | str, *, since: datetime | None = None) -> R
         decisions: dict[str, Decision] = {}
         shadow_pack: tuple[str, str] | None = None
         for record in store.records():
-            body = json.loads(record.body)
             if record.kind == "decision":
-                decision = Decision.model_validate(body["decision"])
+                decision = Decision.model_validate(json.loads(record.body)["decision"])
                 if since is None or decision.decided_at >= since:
                     decisions[decision.id] = decision
                 continue
-            if record.kind != "shadow.decision":
+            if record.kind != SHADOW_RECORD:
                 continue
             before_decision = decisions.pop(record.subject_id, None)
             if before_decision is None:
                 continue
+            body = json.loads(record.body)
             shadow_pack = (body.get("pack", "?"), body.get("version", "?"))
             if body.get("decision") is not None:
                 after = Verdict.of(Decision.model_validate(body["decision"]))

@@ -16,7 +16,7 @@ from discretion.evals._charts import Bar, Line, bar_chart, line_chart
 from discretion.evals._metrics import OUTCOMES, RunMetrics, measure_run
 from discretion.evals._results import EvalRun
 
-__all__ = ["EvalReport", "report_of"]
+__all__ = ["EvalReport"]
 
 _PASS, _FAIL, _SKIP = "#2e7d32", "#c62828", "#9e9e9e"
 _OUTCOME_COLORS = {
@@ -44,9 +44,9 @@ class EvalReport:
         ```
     """
 
-    def __init__(self, run: EvalRun, metrics: RunMetrics | None = None) -> None:
+    def __init__(self, run: EvalRun) -> None:
         self.run = run
-        self.metrics = metrics or measure_run(run)
+        self.metrics: RunMetrics = measure_run(run)
 
     @property
     def is_passing(self) -> bool:
@@ -236,16 +236,19 @@ class EvalReport:
             title="Cases per category",
             fmt=lambda v: f"{v:.0f}",
         )
-        expected = {name: 0 for name in OUTCOMES}
-        actual = {name: 0 for name in OUTCOMES}
-        for result in results:
-            if result.first is not None:
-                expected[result.case.expect.outcome] += 1
-                actual[result.first.outcome] += 1
+        confusion = o.confusion
         outcome_chart = bar_chart(
             [
-                Bar(label="expected", values=tuple(float(expected[o]) for o in OUTCOMES)),
-                Bar(label="decided", values=tuple(float(actual[o]) for o in OUTCOMES)),
+                Bar(
+                    label="expected",
+                    values=tuple(float(sum(confusion[name].values())) for name in OUTCOMES),
+                ),
+                Bar(
+                    label="decided",
+                    values=tuple(
+                        float(sum(row[name] for row in confusion.values())) for name in OUTCOMES
+                    ),
+                ),
             ],
             [(name, _OUTCOME_COLORS[name]) for name in OUTCOMES],
             title="Outcomes, expected and decided",
@@ -271,8 +274,8 @@ class EvalReport:
             "leakage_total": o.total_leakage,
             "leakage_text": self._leakage_text(),
             "coverage": m.coverage,
-            "calls_per_case": o.judge_calls / o.ran if o.ran else 0.0,
-            "tokens_per_case": o.judge_tokens / o.ran if o.ran else 0.0,
+            "calls_per_case": o.judge_calls_per_case,
+            "tokens_per_case": o.judge_tokens_per_case,
             "suite_rows": [
                 {
                     "name": s.run.suite.suite,
@@ -342,8 +345,3 @@ def _amnesia_rate(result: AmnesiaResult) -> str:
         y_label="rate",
         y_fmt=lambda v: f"{v:.0%}",
     )
-
-
-def report_of(run: EvalRun) -> EvalReport:
-    """Measure `run` and wrap it for reporting."""
-    return EvalReport(run)

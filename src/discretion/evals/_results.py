@@ -6,13 +6,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from discretion.decision import Outcome
 from discretion.evals._judging import JudgeMode
 from discretion.evals._suite import Case, Suite
 from discretion.policy import PolicyPack
 
 __all__ = ["ALLOWED", "CaseResult", "EvalRun", "Run", "SuiteRun"]
 
-ALLOWED = frozenset({"allow", "allow_exception"})
+ALLOWED = frozenset(outcome.value for outcome in Outcome if outcome.is_allowed)
 """Outcomes under which money moves."""
 
 

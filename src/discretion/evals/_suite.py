@@ -319,27 +319,19 @@ def _check(suite: Suite) -> None:
             (f"history[{i}]", substitute(item.proposal, 1)) for i, item in enumerate(case.history)
         ]
         for label, proposal in proposals:
-            data = {"actor": suite.actor, **proposal}
-            rationale = data.get("rationale")
-            if isinstance(rationale, dict) and rationale.get("precedents"):
-                # `@name` is resolved at run time; any placeholder id validates the shape here.
-                data["rationale"] = {
-                    **rationale,
-                    "precedents": [str(p).lstrip("@") for p in rationale["precedents"]],
-                }
+            # A cited `@name` is itself a valid precedent id, so the proposal parses as written;
+            # the runner swaps in the id of the precedent set under that name.
             try:
-                Proposal.parse(data, source=label)
+                Proposal.parse({"actor": suite.actor, **proposal}, source=label)
             except ProposalError as exc:
                 if case.expect.outcome == "error" and label == "proposal":
                     continue
                 raise ConfigurationError(f"{where}: {exc}") from exc
-        names = [item.precedent.name for item in case.history if item.precedent is not None]
-        cited = case.proposal.get("rationale", {}).get("precedents", [])
-        for ref in cited:
-            if str(ref).startswith("@") and str(ref)[1:] not in names:
+        names = {item.precedent.name for item in case.history if item.precedent is not None}
+        for ref in map(str, case.proposal.get("rationale", {}).get("precedents", [])):
+            if ref.startswith("@") and ref[1:] not in names:
                 raise ConfigurationError(
-                    f"{where}: cites {ref!r} but no history item sets a precedent named"
-                    f" {str(ref)[1:]!r}"
+                    f"{where}: cites {ref!r} but no history item sets a precedent named {ref[1:]!r}"
                 )
         for index, item in enumerate(case.history):
             try:
