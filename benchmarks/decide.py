@@ -17,7 +17,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -67,9 +67,9 @@ def proposal(n: int) -> dict[str, Any]:
     }
 
 
-def facts_for(pack_fields: Any) -> dict[str, Any]:
-    # Provide every declared field: the example pack may read more than FACTS lists.
-    facts = dict(FACTS)
+def facts_for(pack_fields: Mapping[str, Any], base: Mapping[str, Any] = FACTS) -> dict[str, Any]:
+    # Provide every declared field: the example pack may read more than `base` lists.
+    facts = dict(base)
     defaults = {
         "string": "x",
         "int": 0,

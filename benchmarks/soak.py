@@ -29,10 +29,11 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from decide import NOW, PACK, facts_for
 from sqlalchemy import func, select
 
 from discretion import (
@@ -48,9 +49,6 @@ from discretion.context import ContextRequest
 from discretion.store import StoreTransaction
 from discretion.store._schema import decisions, ledger, reservations
 
-ROOT = Path(__file__).resolve().parent.parent
-PACK = ROOT / "examples" / "acme" / "pack"
-START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 AMOUNTS = ["5.00", "49.99", "120.00", "199.99", "200.00", "200.01", "450.00", "1200.00", "9999.99"]
 ALLOWING = {Outcome.ALLOW.value, Outcome.ALLOW_EXCEPTION.value}
 
@@ -107,15 +105,6 @@ class FlakyStore(SqlStore):
 
 
 def acme_facts(fields: Mapping[str, Any], lost: bool) -> dict[str, Any]:
-    defaults = {
-        "string": "x",
-        "int": 0,
-        "bool": False,
-        "money": {"amount": "0.00", "currency": "USD"},
-        "timestamp": "2026-11-20T10:00:00+00:00",
-        "duration": 0,
-        "list[string]": [],
-    }
     facts: dict[str, Any] = {
         "customer.fraud_flag": False,
         "customer.tier": "gold",
@@ -131,9 +120,7 @@ def acme_facts(fields: Mapping[str, Any], lost: bool) -> dict[str, Any]:
         "shipment.status_at": "2026-11-20T10:00:00+00:00",
         "incident.active": False,
     }
-    for name, spec in fields.items():
-        facts.setdefault(name, None if spec.nullable else defaults[spec.type])
-    return facts
+    return facts_for(fields, facts)
 
 
 def proposal(rng: random.Random, n: int) -> dict[str, Any]:
@@ -185,7 +172,7 @@ def main() -> int:
     pack = load_pack(PACK)
     faults = Faults(args.seed, args.fault_rate)
     rng = random.Random(args.seed + 1)
-    clock = {"now": START}
+    clock = {"now": NOW}
     with tempfile.TemporaryDirectory() as folder:
         url = args.db or f"sqlite:///{Path(folder) / 'soak.db'}"
         store = FlakyStore(url)
@@ -210,7 +197,7 @@ def main() -> int:
         mismatched_retries = 0
         start = time.perf_counter()
         for i in range(args.n):
-            clock["now"] = START + timedelta(seconds=7 * i)
+            clock["now"] = NOW + timedelta(seconds=7 * i)
             retry = proposals and rng.random() < args.retry_rate
             n = rng.choice(list(proposals)[-500:]) if retry else i
             item = proposals.get(n) or proposal(rng, n)

@@ -65,7 +65,7 @@ def test_budget_on_exceed_deny(make_guard, tmp_path):
 
 def test_budget_counting_routes_raises_the_required_role_when_exceeded(tmp_path, make_guard):
     guard = make_guard(
-        good_facts(**{"shipment.status": "lost"}),
+        lost(),
         policy=shop_pack_with(
             tmp_path,
             "    outcomes: [allow_exception]\n",

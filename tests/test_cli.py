@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,28 +17,11 @@ from typer.testing import CliRunner, Result
 from conftest import good_facts as facts
 from discretion import cli, load_pack
 from discretion.cli import app
-from discretion.lineage import record_hash
+from discretion.lineage import GENESIS, record_hash
 
 SHOP_PACK = Path(__file__).parent / "packs" / "shop.yaml"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 NOW_ARG = NOW.isoformat()
-GENESIS = "0" * 64
-CSV_COLUMNS = [
-    "seq",
-    "kind",
-    "subject_id",
-    "decided_at",
-    "action",
-    "outcome",
-    "actor_id",
-    "actor_role",
-    "amount",
-    "currency",
-    "required_role",
-    "rules",
-    "policy_version",
-    "hash",
-]
 
 
 def refund(amount: str = "40.00", *, key: str = "k-1", customer: str = "c-1") -> dict[str, Any]:
@@ -93,14 +77,13 @@ class Workspace:
     def ledger(self, *args: str) -> Result:
         return self.invoke("ledger", *args, "--db", self.db)
 
+    def connect(self) -> closing[sqlite3.Connection]:
+        return closing(sqlite3.connect(self.db_path))
+
     def sql(self, *statements: str) -> None:
-        connection = sqlite3.connect(self.db_path)
-        try:
-            with connection:
-                for statement in statements:
-                    connection.execute(statement)
-        finally:
-            connection.close()
+        with self.connect() as connection, connection:
+            for statement in statements:
+                connection.execute(statement)
 
 
 @pytest.fixture(autouse=True)
@@ -154,31 +137,40 @@ def table_rows(text: str) -> list[list[str]]:
 
 
 def ledger_rows(ws: Workspace) -> list[tuple[int, str]]:
-    connection = sqlite3.connect(ws.db_path)
-    try:
+    with ws.connect() as connection:
         return connection.execute("SELECT seq, subject_id FROM ledger ORDER BY seq").fetchall()
-    finally:
-        connection.close()
 
 
 def rehash(ws: Workspace, seq: int) -> None:
     """Edit record `seq`'s body (route becomes allow) and recompute its own hash to match."""
-    connection = sqlite3.connect(ws.db_path)
-    try:
-        with connection:
-            kind, body, prev = connection.execute(
-                "SELECT kind, body, prev_hash FROM ledger WHERE seq = ?", (seq,)
-            ).fetchone()
-            edited = body.replace('"outcome":"deny"', '"outcome":"allow"').replace(
-                '"outcome":"route"', '"outcome":"allow"'
-            )
-            assert edited != body
-            digest = record_hash(seq=seq, kind=kind, body=edited, prev_hash=prev)
-            connection.execute(
-                "UPDATE ledger SET body = ?, hash = ? WHERE seq = ?", (edited, digest, seq)
-            )
-    finally:
-        connection.close()
+    with ws.connect() as connection, connection:
+        kind, body, prev = connection.execute(
+            "SELECT kind, body, prev_hash FROM ledger WHERE seq = ?", (seq,)
+        ).fetchone()
+        edited = body.replace('"outcome":"deny"', '"outcome":"allow"').replace(
+            '"outcome":"route"', '"outcome":"allow"'
+        )
+        assert edited != body
+        digest = record_hash(seq=seq, kind=kind, body=edited, prev_hash=prev)
+        connection.execute(
+            "UPDATE ledger SET body = ?, hash = ? WHERE seq = ?", (edited, digest, seq)
+        )
+
+
+def verify_error(ws: Workspace) -> str:
+    """`ledger verify`'s error on one line, having checked that it failed."""
+    result = ws.ledger("verify")
+    assert result.exit_code == 1
+    return one_line(result.stderr)
+
+
+def broken_shop_pack(folder: Path, old: str, new: str) -> Path:
+    """A copy of the shop pack with one exact piece of its YAML replaced, not loaded."""
+    text = SHOP_PACK.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    path = folder / "broken.yaml"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return path
 
 
 # check
@@ -360,8 +352,7 @@ def test_check_now_decides_as_of_that_time(ws):
 
 
 def test_check_with_a_broken_pack_exits_2_with_the_policy_error(ws, tmp_path):
-    pack = tmp_path / "broken.yaml"
-    pack.write_text(SHOP_PACK.read_text().replace("currency: USD", "currency: XYZ"))
+    pack = broken_shop_pack(tmp_path, "currency: USD", "currency: XYZ")
 
     result = ws.invoke(
         "check", "--pack", pack, "--db", ws.db, "--now", NOW_ARG, ws.proposal("p", refund())
@@ -396,12 +387,11 @@ def test_pack_validate_prints_the_version_and_counts():
 
 
 def test_pack_validate_a_bad_pack_exits_1_with_the_policy_error(tmp_path):
-    text = SHOP_PACK.read_text()
-    bad = text.replace("when: shipment.status == 'lost'", "when: shipment.stauts == 'lost'")
-    assert bad != text
-    pack = tmp_path / "bad.yaml"
-    pack.write_text(bad)
-    line = next(n for n, row in enumerate(bad.splitlines(), 1) if "shipment.stauts" in row)
+    pack = broken_shop_pack(
+        tmp_path, "when: shipment.status == 'lost'", "when: shipment.stauts == 'lost'"
+    )
+    lines = pack.read_text(encoding="utf-8").splitlines()
+    line = next(n for n, row in enumerate(lines, 1) if "shipment.stauts" in row)
 
     result = CliRunner().invoke(app, ["pack", "validate", str(pack)])
 
@@ -415,11 +405,7 @@ def test_pack_validate_a_bad_pack_exits_1_with_the_policy_error(tmp_path):
 
 
 def test_pack_validate_quotes_a_bracketed_expression_whole(tmp_path):
-    text = SHOP_PACK.read_text()
-    bad = text.replace("when: incident.active", 'when: "[incident.activ][0]"')
-    assert bad != text
-    pack = tmp_path / "bad.yaml"
-    pack.write_text(bad)
+    pack = broken_shop_pack(tmp_path, "when: incident.active", 'when: "[incident.activ][0]"')
 
     result = CliRunner().invoke(app, ["pack", "validate", str(pack)])
 
@@ -452,10 +438,7 @@ def test_ledger_verify_names_a_record_whose_body_was_edited(three_decisions):
     ws.sql("""UPDATE ledger SET body = replace(body, '"outcome":"route"', '"outcome":"allow"')
               WHERE seq = 2""")
 
-    result = ws.ledger("verify")
-
-    assert result.exit_code == 1
-    assert one_line(result.stderr) == (
+    assert verify_error(ws) == (
         f"error: ledger does not verify: record 2 (decision {subject}) was edited:"
         " its content does not match its hash"
     )
@@ -466,10 +449,7 @@ def test_ledger_verify_names_a_record_edited_with_its_hash_recomputed(three_deci
     ws = three_decisions
     rehash(ws, 2)
 
-    result = ws.ledger("verify")
-
-    assert result.exit_code == 1
-    assert one_line(result.stderr) == (
+    assert verify_error(ws) == (
         "error: ledger does not verify: record 3 does not follow record 2: its previous-hash"
         " does not match (deleted, inserted or reordered)"
     )
@@ -479,10 +459,7 @@ def test_ledger_verify_names_a_deleted_record(three_decisions):
     ws = three_decisions
     ws.sql("DELETE FROM ledger WHERE seq = 2")
 
-    result = ws.ledger("verify")
-
-    assert result.exit_code == 1
-    assert one_line(result.stderr) == (
+    assert verify_error(ws) == (
         "error: ledger does not verify: record 2 is missing: the next record is 3"
         " (deleted or reordered)"
     )
@@ -492,21 +469,18 @@ def test_ledger_verify_names_the_first_record_deleted(three_decisions):
     ws = three_decisions
     ws.sql("DELETE FROM ledger WHERE seq = 1")
 
-    result = ws.ledger("verify")
-
-    assert result.exit_code == 1
-    assert "record 1 is missing: the next record is 2" in one_line(result.stderr)
+    assert "record 1 is missing: the next record is 2" in verify_error(ws)
 
 
 def test_ledger_verify_names_a_deleted_record_when_the_rest_are_renumbered(three_decisions):
     ws = three_decisions
-    ws.sql("DELETE FROM ledger WHERE seq = 2", "UPDATE ledger SET seq = 2 WHERE seq = 3")
-    ws.sql("UPDATE ledger_head SET seq = 2")
+    ws.sql(
+        "DELETE FROM ledger WHERE seq = 2",
+        "UPDATE ledger SET seq = 2 WHERE seq = 3",
+        "UPDATE ledger_head SET seq = 2",
+    )
 
-    result = ws.ledger("verify")
-
-    assert result.exit_code == 1
-    assert one_line(result.stderr) == (
+    assert verify_error(ws) == (
         "error: ledger does not verify: record 2 does not follow record 1: its previous-hash"
         " does not match (deleted, inserted or reordered)"
     )
@@ -520,10 +494,7 @@ def test_ledger_verify_names_reordered_records(three_decisions):
         "UPDATE ledger SET seq = 3 WHERE seq = -1",
     )
 
-    result = ws.ledger("verify")
-
-    assert result.exit_code == 1
-    assert one_line(result.stderr) == (
+    assert verify_error(ws) == (
         "error: ledger does not verify: record 2 does not follow record 1: its previous-hash"
         " does not match (deleted, inserted or reordered)"
     )
@@ -533,10 +504,7 @@ def test_ledger_verify_names_a_truncated_tail(three_decisions):
     ws = three_decisions
     ws.sql("DELETE FROM ledger WHERE seq = 3")
 
-    result = ws.ledger("verify")
-
-    assert result.exit_code == 1
-    assert one_line(result.stderr) == (
+    assert verify_error(ws) == (
         "error: ledger does not verify: the ledger head names record 3 but the chain ends at"
         " record 2 (records were removed from the end, or the head was altered)"
     )
@@ -547,10 +515,7 @@ def test_ledger_verify_names_an_edited_last_record_even_with_its_hash_recomputed
     ws = three_decisions
     rehash(ws, 3)
 
-    result = ws.ledger("verify")
-
-    assert result.exit_code == 1
-    message = one_line(result.stderr)
+    message = verify_error(ws)
     assert message.startswith(
         "error: ledger does not verify: record 3 does not match the hash the ledger head"
     )
@@ -613,57 +578,38 @@ def test_ledger_export_csv(three_decisions):
 
     assert result.exit_code == 0, result.output
     reader = csv.DictReader(io.StringIO(result.stdout))
-    rows = list(reader)
-    assert reader.fieldnames == CSV_COLUMNS
     version = load_pack(SHOP_PACK).version
-    assert [
-        {k: row[k] for k in CSV_COLUMNS if k not in ("subject_id", "hash")} for row in rows
-    ] == [
+    expected = [
         {
-            "seq": "1",
+            "seq": str(seq),
             "kind": "decision",
+            "subject_id": record["subject_id"],
             "decided_at": "2026-11-26T12:00:00Z",
             "action": "refund",
-            "outcome": "allow",
+            "outcome": outcome,
             "actor_id": "bot-1",
             "actor_role": "ai_agent",
-            "amount": "40.00",
+            "amount": amount,
             "currency": "USD",
-            "required_role": "",
-            "rules": "refund-within-30-days",
+            "required_role": required_role,
+            "rules": rules,
             "policy_version": version,
-        },
-        {
-            "seq": "2",
-            "kind": "decision",
-            "decided_at": "2026-11-26T12:00:00Z",
-            "action": "refund",
-            "outcome": "route",
-            "actor_id": "bot-1",
-            "actor_role": "ai_agent",
-            "amount": "110.00",
-            "currency": "USD",
-            "required_role": "tier1",
-            "rules": "refund-within-30-days discretion.standard-authority",
-            "policy_version": version,
-        },
-        {
-            "seq": "3",
-            "kind": "decision",
-            "decided_at": "2026-11-26T12:00:00Z",
-            "action": "refund",
-            "outcome": "deny",
-            "actor_id": "bot-1",
-            "actor_role": "ai_agent",
-            "amount": "200.00",
-            "currency": "USD",
-            "required_role": "",
-            "rules": "refund-above-order",
-            "policy_version": version,
-        },
+            "hash": record["hash"],
+        }
+        for seq, record, (outcome, amount, required_role, rules) in zip(
+            (1, 2, 3),
+            jsonl,
+            [
+                ("allow", "40.00", "", "refund-within-30-days"),
+                ("route", "110.00", "tier1", "refund-within-30-days discretion.standard-authority"),
+                ("deny", "200.00", "", "refund-above-order"),
+            ],
+            strict=True,
+        )
     ]
-    assert [row["subject_id"] for row in rows] == [r["subject_id"] for r in jsonl]
-    assert [row["hash"] for row in rows] == [r["hash"] for r in jsonl]
+    assert list(reader) == expected
+    # The columns, in this order, are the export's contract.
+    assert reader.fieldnames == list(expected[0])
 
 
 def test_ledger_export_to_a_file(three_decisions, tmp_path):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -49,7 +50,7 @@ def test_reason_granted_by_skips_roles_that_may_not_grant_it(make_guard):
     assert decision.required_role == "manager"
 
 
-def test_role_reason_list_restricts_what_it_may_grant(make_guard, pack):
+def test_role_reason_list_restricts_what_it_may_grant(pack):
     manager = pack.role("manager")
     assert manager is not None
     assert manager.authority["refund"].reasons == {
@@ -78,8 +79,8 @@ def test_refund_above_order_total_plus_shipping_is_denied_one_cent_over(make_gua
     assert over.rules == ["refund-above-order"]
 
 
-def test_no_permitted_reason_is_denied(make_guard, pack):
-    # Without manager-discretion no reason would apply; build a pack-less check via the rules.
+def test_a_cited_reason_whose_facts_do_not_hold_routes_to_the_manager(make_guard):
+    # The parcel is in transit, so carrier-lost does not apply; only manager-discretion could.
     guard = make_guard(good_facts(**{"order.delivered_at": None, "shipment.status": "in_transit"}))
     decision = guard.decide(refund("60.00", reason="carrier-lost"))
     assert decision.outcome is Outcome.ROUTE
@@ -174,14 +175,8 @@ def test_on_decision_hook_sees_each_new_decision_once(make_guard):
     assert [d.id for d in seen] == [first.id]
 
 
-async def _adecide(guard, proposal):
-    return await guard.adecide(proposal)
-
-
 def test_async_twin_decides_the_same(make_guard):
-    import asyncio
-
-    decision = asyncio.run(_adecide(make_guard(), refund("40.00")))
+    decision = asyncio.run(make_guard().adecide(refund("40.00")))
     assert decision.outcome is Outcome.ALLOW
 
 

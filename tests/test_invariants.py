@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,9 +9,10 @@ import pytest
 from sqlalchemy import func, select, text
 
 from conftest import good_facts, refund
-from discretion import Outcome, ProposalError, StoreError
+from discretion import Guard, Outcome, ProposalError, StoreError, load_pack
 from discretion.context import ContextRequest, StaticContextProvider
 from discretion.errors import ContextError
+from discretion.lineage import digest
 from discretion.store._schema import decisions, ledger, reservations
 
 
@@ -45,7 +45,7 @@ def test_fail_closed_context_provider_error_routes_with_cause(make_guard, store,
     assert decision.rules == ["discretion.context-unavailable"]
     assert decision.required_role == "tier1"
     assert any(str(error) in cause for cause in decision.causes)
-    recorded = json.loads(next(store.records()).body)
+    recorded = next(store.export())["body"]
     assert recorded["decision"]["causes"] == decision.causes
 
 
@@ -138,7 +138,7 @@ def test_durable_before_answered_every_decision_has_its_record_and_reservations(
         "org-daily-deny",
     }
     assert _count(store, reservations) == 3
-    record = json.loads(next(store.records()).body)
+    record = next(store.export())["body"]
     assert record["decision"]["id"] == decision.id
     assert record["decision"]["reservations"] == [
         r.model_dump(mode="json") for r in decision.reservations
@@ -207,7 +207,7 @@ def test_least_context_snapshot_holds_exactly_the_declared_fields(make_guard, st
     make_guard(context=provider).decide(refund("40.00"))
     declared = set(pack.actions["refund"].reads)
     assert set(provider.requests[0].fields) == declared
-    recorded = json.loads(next(store.records()).body)
+    recorded = next(store.export())["body"]
     assert set(recorded["context"]) == declared
     assert "123-45-6789" not in next(store.records()).body
 
@@ -221,14 +221,12 @@ def test_least_context_other_actions_read_only_their_fields(make_guard, store):
     decision = make_guard(context=provider).decide(proposal)
     assert decision.outcome is Outcome.ALLOW
     assert provider.requests[0].fields == ("customer.tier",)
-    assert json.loads(next(store.records()).body)["context"] == {"customer.tier": "gold"}
+    assert next(store.export())["body"]["context"] == {"customer.tier": "gold"}
 
 
 def test_least_context_digest_matches_recorded_snapshot(make_guard, store):
-    from discretion.lineage import digest
-
     decision = make_guard().decide(refund("40.00"))
-    recorded = json.loads(next(store.records()).body)
+    recorded = next(store.export())["body"]
     assert digest(recorded["context"]) == decision.context_digest
 
 
@@ -293,8 +291,6 @@ def test_money_is_exact_cel_max_amount_uses_integer_cents(make_guard):
 
 
 def test_fail_closed_list_facts_reach_cel_as_lists(tmp_path, store, clock):
-    from discretion import Guard, load_pack
-
     (tmp_path / "p.yaml").write_text(
         """
 pack: tags

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 
 from conftest import NOW, SHOP_PACK, good_facts, refund
 from discretion import Guard, Outcome, ProposalError, SqlStore, load_pack
@@ -45,6 +45,13 @@ def guard_for(facts: dict) -> Guard:
         context=StaticContextProvider(good_facts(**facts)),
         clock=lambda: NOW,
     )
+
+
+def rows_in(guard: Guard, table: Table) -> int:
+    store = guard.store
+    assert isinstance(store, SqlStore)
+    with store.reading(table.name) as connection:
+        return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -87,8 +94,7 @@ def test_malformed_amounts_raise_proposal_error(amount):
     guard = guard_for({})
     with pytest.raises(ProposalError):
         guard.decide(refund(amount))
-    with guard.store.engine.connect() as connection:  # type: ignore[attr-defined]
-        assert connection.execute(select(func.count()).select_from(decisions)).scalar_one() == 0
+    assert rows_in(guard, decisions) == 0
 
 
 @settings(max_examples=60, deadline=None)
@@ -103,6 +109,5 @@ def test_same_proposal_with_one_key_is_recorded_once(cents, role, repeats, key):
     proposal = refund(str(Decimal(cents) / 100), role=role, actor="a", key=key)
     answers = {guard.decide(proposal).id for _ in range(repeats)}
     assert len(answers) == 1
-    with guard.store.engine.connect() as connection:  # type: ignore[attr-defined]
-        assert connection.execute(select(func.count()).select_from(decisions)).scalar_one() == 1
-        assert connection.execute(select(func.count()).select_from(ledger)).scalar_one() == 1
+    assert rows_in(guard, decisions) == 1
+    assert rows_in(guard, ledger) == 1

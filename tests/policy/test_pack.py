@@ -54,6 +54,8 @@ budgets:
     limit: "500.00"
 """
 MINI = HEAD + ROLES + ACTIONS + BUDGETS
+# ROLES cut in two for packs split over files: the `roles:` key with the AI role, then tier1's body.
+AI_ROLES, TIER1_BODY = ROLES.split("  - id: tier1\n")
 DECLARED_FOR_REFUND = "actor.is_ai, actor.role, amount, now, order.shipped_at, order.total"
 
 
@@ -77,11 +79,16 @@ def line_of(text: str, needle: str, nth: int = 1) -> int:
     return hits[nth - 1]
 
 
+def pack_error(source: Path) -> PolicyError:
+    """The error loading the pack file or folder `source` raises."""
+    with pytest.raises(PolicyError) as info:
+        load_pack(source)
+    return info.value
+
+
 def load_error(folder: Path, text: str) -> tuple[PolicyError, Path]:
     path = write(folder, text)
-    with pytest.raises(PolicyError) as info:
-        load_pack(path)
-    return info.value, path
+    return pack_error(path), path
 
 
 # Loading
@@ -173,7 +180,6 @@ def test_a_pack_split_over_a_folder_merges_and_has_the_single_file_version(tmp_p
 
 
 def test_lists_and_maps_split_across_files_are_concatenated_and_merged(tmp_path):
-    ai_role, human_role = ROLES.split("  - id: tier1\n")
     folder = split_into(
         tmp_path / "pack",
         {
@@ -183,8 +189,8 @@ def test_lists_and_maps_split_across_files_are_concatenated_and_merged(tmp_path)
                 "context:\n  order.shipped_at: {type: timestamp, nullable: true}\n"
                 "  customer.tier: string\n"
             ),
-            "10-roles-ai.yaml": ai_role,
-            "11-roles-human.yaml": "roles:\n  - id: tier1\n" + human_role,
+            "10-roles-ai.yaml": AI_ROLES,
+            "11-roles-human.yaml": "roles:\n  - id: tier1\n" + TIER1_BODY,
             "20-actions.yaml": ACTIONS,
             "30-budgets.yaml": BUDGETS,
         },
@@ -255,14 +261,13 @@ def test_a_top_level_key_in_two_files_names_both_files(tmp_path):
         },
     )
 
-    with pytest.raises(PolicyError) as info:
-        load_pack(folder)
+    error = pack_error(folder)
 
     first, second = str(folder / "00-head.yaml"), str(folder / "20-actions.yaml")
-    assert str(info.value) == (
+    assert str(error) == (
         f"{second}: top-level key 'currency' is defined twice: in {first} and here"
     )
-    assert info.value.path == second
+    assert error.path == second
 
 
 def test_an_action_in_two_files_names_both_files(tmp_path):
@@ -277,12 +282,11 @@ def test_an_action_in_two_files_names_both_files(tmp_path):
         },
     )
 
-    with pytest.raises(PolicyError) as info:
-        load_pack(folder)
+    error = pack_error(folder)
 
     first, second = str(folder / "10-refund.yaml"), str(folder / "20-refund-again.yaml")
-    assert f"actions.refund is defined twice: in {first} and here" in str(info.value)
-    assert info.value.path == second
+    assert f"actions.refund is defined twice: in {first} and here" in str(error)
+    assert error.path == second
 
 
 def test_a_context_field_in_two_files_names_both_files(tmp_path):
@@ -295,57 +299,47 @@ def test_a_context_field_in_two_files_names_both_files(tmp_path):
         },
     )
 
-    with pytest.raises(PolicyError) as info:
-        load_pack(folder)
+    error = pack_error(folder)
 
     first, second = str(folder / "00-head.yaml"), str(folder / "05-more-context.yaml")
-    assert f"context.customer.tier is defined twice: in {first} and here" in str(info.value)
-    assert info.value.path == second
+    assert f"context.customer.tier is defined twice: in {first} and here" in str(error)
+    assert error.path == second
+
+
+def human_roles_file_error(folder: Path, human_file: str) -> tuple[PolicyError, str]:
+    """Load MINI's head, roles and actions split over a folder, the human roles given as
+    `human_file`; the error, and the path of that file."""
+    folder = split_into(
+        folder,
+        {
+            "00-head.yaml": HEAD,
+            "10-roles-ai.yaml": AI_ROLES,
+            "11-roles-human.yaml": human_file,
+            "20-actions.yaml": ACTIONS,
+        },
+    )
+    return pack_error(folder), str(folder / "11-roles-human.yaml")
 
 
 def test_an_error_in_a_later_file_of_a_folder_names_that_file_and_its_line(tmp_path):
-    ai_role, human_role = ROLES.split("  - id: tier1\n")
-    human_file = "roles:\n  - id: tier1\n" + human_role + '      credit: {standard: "5.00"}\n'
-    folder = split_into(
-        tmp_path / "pack",
-        {
-            "00-head.yaml": HEAD,
-            "10-roles-ai.yaml": ai_role,
-            "11-roles-human.yaml": human_file,
-            "20-actions.yaml": ACTIONS,
-        },
-    )
+    human_file = "roles:\n  - id: tier1\n" + TIER1_BODY + '      credit: {standard: "5.00"}\n'
 
-    with pytest.raises(PolicyError) as info:
-        load_pack(folder)
+    error, path = human_roles_file_error(tmp_path / "pack", human_file)
 
-    path = str(folder / "11-roles-human.yaml")
     line = line_of(human_file, "credit:")
-    assert str(info.value) == (
+    assert str(error) == (
         f"{path}:{line}: role 'tier1' has authority over 'credit', which is not an action;"
         " actions: refund"
     )
-    assert (info.value.path, info.value.line) == (path, line)
+    assert (error.path, error.line) == (path, line)
 
 
 def test_a_schema_error_in_a_role_of_a_later_file_names_that_file_and_its_line(tmp_path):
-    ai_role, human_role = ROLES.split("  - id: tier1\n")
-    human_file = "roles:\n  - id: tier1\n    rank: 2\n" + human_role
-    folder = split_into(
-        tmp_path / "pack",
-        {
-            "00-head.yaml": HEAD,
-            "10-roles-ai.yaml": ai_role,
-            "11-roles-human.yaml": human_file,
-            "20-actions.yaml": ACTIONS,
-        },
-    )
+    human_file = "roles:\n  - id: tier1\n    rank: 2\n" + TIER1_BODY
 
-    with pytest.raises(PolicyError) as info:
-        load_pack(folder)
+    error, path = human_roles_file_error(tmp_path / "pack", human_file)
 
-    path = str(folder / "11-roles-human.yaml")
-    assert str(info.value) == (
+    assert str(error) == (
         f"{path}:{line_of(human_file, 'rank:')}: roles.1.rank: Extra inputs are not permitted"
     )
 
@@ -353,19 +347,17 @@ def test_a_schema_error_in_a_role_of_a_later_file_names_that_file_and_its_line(t
 def test_a_folder_without_yaml_files_is_an_error(tmp_path):
     (tmp_path / "notes.txt").write_text("not a pack")
 
-    with pytest.raises(PolicyError) as info:
-        load_pack(tmp_path)
+    error = pack_error(tmp_path)
 
-    assert str(info.value) == f"{tmp_path}: the folder holds no .yaml pack files"
+    assert str(error) == f"{tmp_path}: the folder holds no .yaml pack files"
 
 
 def test_a_missing_pack_file_is_an_error(tmp_path):
     missing = tmp_path / "nope.yaml"
 
-    with pytest.raises(PolicyError) as info:
-        load_pack(missing)
+    error = pack_error(missing)
 
-    assert str(info.value) == f"{missing}: no such pack file or folder"
+    assert str(error) == f"{missing}: no such pack file or folder"
 
 
 # CEL

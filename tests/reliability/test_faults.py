@@ -30,7 +30,7 @@ from discretion import (
 )
 from discretion.context import ContextRequest, StaticContextProvider, TimeoutContext
 from discretion.judge import OpenAIJudge
-from discretion.store._schema import decisions, executions, ledger, reservations
+from discretion.store._schema import decisions, executions, reservations
 from discretion.store._sql import SqlTransaction
 from judge.helpers import (
     COMPLETIONS,
@@ -52,11 +52,7 @@ def rows(store: SqlStore, table: Any) -> int:
 
 
 def ledger_bodies(store: SqlStore, kind: str) -> list[dict[str, Any]]:
-    with store.engine.connect() as connection:
-        found = connection.execute(
-            select(ledger.c.body).where(ledger.c.kind == kind).order_by(ledger.c.seq)
-        ).scalars()
-        return [json.loads(body) for body in found]
+    return [record["body"] for record in store.export() if record["kind"] == kind]
 
 
 def assert_consistent(store: SqlStore, *, decided: int) -> None:
