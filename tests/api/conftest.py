@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from approvals.helpers import CARRIER_LOST, WITH_PRECEDENT, MutableFacts
-from conftest import good_facts, shop_pack_with
+# The approvals tests' pack with precedent settings, as a fixture for the API tests too.
+from approvals.conftest import precedent_pack  # noqa: F401
+from approvals.helpers import MutableFacts
+from conftest import good_facts
 from discretion import Guard, SqlStore
 from discretion.api import create_app
 from discretion.approvals import Tokens
@@ -37,7 +38,3 @@ def serve(make_guard: Callable[..., Guard], store: SqlStore) -> Iterator[Callabl
 def served(serve: Callable[..., Served]) -> Served:
     return serve()
 
-
-@pytest.fixture
-def precedent_pack(tmp_path: Path) -> PolicyPack:
-    return shop_pack_with(tmp_path, CARRIER_LOST, WITH_PRECEDENT)
