@@ -37,4 +37,3 @@ def serve(make_guard: Callable[..., Guard], store: SqlStore) -> Iterator[Callabl
 @pytest.fixture
 def served(serve: Callable[..., Served]) -> Served:
     return serve()
-
