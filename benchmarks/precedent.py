@@ -25,11 +25,11 @@ from sqlalchemy import insert
 
 from discretion import Guard, Money, SqlStore, load_pack
 from discretion.context import StaticContextProvider
-from discretion.lineage import canonical_json
+from discretion.lineage import canonical_json, partition_of
 from discretion.precedent import PrecedentSpec
 from discretion.precedent._store import _match_hash
 from discretion.proposal import Actor
-from discretion.store._schema import decisions, ledger, precedent_keysets, precedents
+from discretion.store._schema import PARTITIONS, decisions, ledger, precedent_keysets, precedents
 from discretion.store._sql import to_us
 
 PACK = """
@@ -219,7 +219,8 @@ def fill_decisions(guard: Guard, count: int) -> None:
         )
         records.append(
             {
-                "seq": seq,
+                "partition": partition_of(decision_id, PARTITIONS),
+                "chain_seq": seq,
                 "kind": "decision",
                 "subject_id": decision_id,
                 "body": canonical_json({"decision": body, "context": context}),

@@ -35,7 +35,8 @@ from sqlalchemy import insert
 
 from discretion import Guard, SqlStore, load_pack
 from discretion.context import StaticContextProvider
-from discretion.store._schema import decisions, ledger, metadata, reservations
+from discretion.lineage import partition_of
+from discretion.store._schema import PARTITIONS, decisions, ledger, metadata, reservations
 from discretion.store._sql import to_us
 from precedent import FACTS, ask, fill_precedents, set_precedent
 from precedent import PACK as PRECEDENT_PACK
@@ -101,7 +102,8 @@ def fill_decisions(
             )
             records.append(
                 {
-                    "seq": 10_000_000 + i,
+                    "partition": partition_of(decision_id, PARTITIONS),
+                    "chain_seq": 10_000_000 + i,
                     "kind": "decision",
                     "subject_id": decision_id,
                     "body": body,

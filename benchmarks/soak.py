@@ -228,7 +228,7 @@ def main() -> int:
         checks: list[tuple[str, bool, str]] = []
         try:
             count = store.verify()
-            checks.append(("ledger verify", count == store.head()[0], f"{count} records"))
+            checks.append(("ledger verify", count == store.count(), f"{count} records"))
         except DiscretionError as exc:
             checks.append(("ledger verify", False, str(exc)))
         with store.engine.connect() as connection:
@@ -251,7 +251,7 @@ def main() -> int:
                 .select_from(decisions)
                 .where(
                     ~select(ledger.c.seq)
-                    .where(ledger.c.seq == decisions.c.ledger_seq)
+                    .where(ledger.c.chain_seq == decisions.c.ledger_seq)
                     .where(ledger.c.subject_id == decisions.c.id)
                     .where(ledger.c.kind == "decision")
                     .exists()

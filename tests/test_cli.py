@@ -15,7 +15,7 @@ from rich.console import Console
 from typer.testing import CliRunner, Result
 
 from conftest import good_facts as facts
-from discretion import cli, load_pack
+from discretion import SqlStore, cli, load_pack
 from discretion.cli import app
 from discretion.lineage import GENESIS, record_hash
 
@@ -106,7 +106,8 @@ def ws(tmp_path: Path) -> Workspace:
 
 @pytest.fixture
 def three_decisions(ws: Workspace) -> Workspace:
-    """A ledger with an allow, a route and a deny, in that order."""
+    """A ledger of one chain with an allow, a route and a deny, in that order."""
+    SqlStore(ws.db, partitions=1).close()
     result = ws.check(
         ws.proposal("a-allow", refund("40.00", key="k-1")),
         ws.proposal("b-route", refund("110.00", key="k-2")),
@@ -439,7 +440,7 @@ def test_ledger_verify_names_a_record_whose_body_was_edited(three_decisions):
               WHERE seq = 2""")
 
     assert verify_error(ws) == (
-        f"error: ledger does not verify: record 2 (decision {subject}) was edited:"
+        f"error: ledger does not verify: record 2 (decision {subject}, partition 0) was edited:"
         " its content does not match its hash"
     )
 
@@ -448,20 +449,23 @@ def test_ledger_verify_names_a_record_edited_with_its_hash_recomputed(three_deci
     # Rewriting a record's own hash to match its new body moves the break to the next record.
     ws = three_decisions
     rehash(ws, 2)
+    subject = ledger_rows(ws)[2][1]
 
     assert verify_error(ws) == (
-        "error: ledger does not verify: record 3 does not follow record 2: its previous-hash"
-        " does not match (deleted, inserted or reordered)"
+        f"error: ledger does not verify: record 3 (decision {subject}, partition 0) does not"
+        " follow the record before it in partition 0: its previous-hash does not match"
+        " (deleted, inserted or reordered)"
     )
 
 
 def test_ledger_verify_names_a_deleted_record(three_decisions):
     ws = three_decisions
+    subject = ledger_rows(ws)[2][1]
     ws.sql("DELETE FROM ledger WHERE seq = 2")
 
     assert verify_error(ws) == (
-        "error: ledger does not verify: record 2 is missing: the next record is 3"
-        " (deleted or reordered)"
+        "error: ledger does not verify: partition 0 is missing its record 2: the next record in"
+        f" it, record 3 (decision {subject}, partition 0), is its record 3 (deleted or reordered)"
     )
 
 
@@ -469,34 +473,40 @@ def test_ledger_verify_names_the_first_record_deleted(three_decisions):
     ws = three_decisions
     ws.sql("DELETE FROM ledger WHERE seq = 1")
 
-    assert "record 1 is missing: the next record is 2" in verify_error(ws)
+    assert "partition 0 is missing its record 1: the next record in it, record 2" in verify_error(
+        ws
+    )
 
 
 def test_ledger_verify_names_a_deleted_record_when_the_rest_are_renumbered(three_decisions):
     ws = three_decisions
+    moved = ledger_rows(ws)[2][1]
     ws.sql(
         "DELETE FROM ledger WHERE seq = 2",
-        "UPDATE ledger SET seq = 2 WHERE seq = 3",
+        "UPDATE ledger SET seq = 2, chain_seq = 2 WHERE seq = 3",
         "UPDATE ledger_head SET seq = 2",
     )
 
     assert verify_error(ws) == (
-        "error: ledger does not verify: record 2 does not follow record 1: its previous-hash"
-        " does not match (deleted, inserted or reordered)"
+        f"error: ledger does not verify: record 2 (decision {moved}, partition 0) does not follow"
+        " the record before it in partition 0: its previous-hash does not match (deleted,"
+        " inserted or reordered)"
     )
 
 
 def test_ledger_verify_names_reordered_records(three_decisions):
     ws = three_decisions
+    third = ledger_rows(ws)[2][1]
     ws.sql(
-        "UPDATE ledger SET seq = -1 WHERE seq = 2",
-        "UPDATE ledger SET seq = 2 WHERE seq = 3",
-        "UPDATE ledger SET seq = 3 WHERE seq = -1",
+        "UPDATE ledger SET seq = -1, chain_seq = -1 WHERE seq = 2",
+        "UPDATE ledger SET seq = 2, chain_seq = 2 WHERE seq = 3",
+        "UPDATE ledger SET seq = 3, chain_seq = 3 WHERE seq = -1",
     )
 
     assert verify_error(ws) == (
-        "error: ledger does not verify: record 2 does not follow record 1: its previous-hash"
-        " does not match (deleted, inserted or reordered)"
+        f"error: ledger does not verify: record 2 (decision {third}, partition 0) does not follow"
+        " the record before it in partition 0: its previous-hash does not match (deleted,"
+        " inserted or reordered)"
     )
 
 
@@ -505,8 +515,8 @@ def test_ledger_verify_names_a_truncated_tail(three_decisions):
     ws.sql("DELETE FROM ledger WHERE seq = 3")
 
     assert verify_error(ws) == (
-        "error: ledger does not verify: the ledger head names record 3 but the chain ends at"
-        " record 2 (records were removed from the end, or the head was altered)"
+        "error: ledger does not verify: the head of partition 0 names its record 3 but the chain"
+        " ends at record 2 (records were removed from the end, or the head was altered)"
     )
 
 
@@ -517,7 +527,8 @@ def test_ledger_verify_names_an_edited_last_record_even_with_its_hash_recomputed
 
     message = verify_error(ws)
     assert message.startswith(
-        "error: ledger does not verify: record 3 does not match the hash the ledger head"
+        "error: ledger does not verify: the last record of partition 0 does not match the hash"
+        " its head recorded"
     )
     assert "the last record was rewritten" in message
 
@@ -542,8 +553,9 @@ def test_ledger_export_jsonl(three_decisions):
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["seq"] for r in records] == [1, 2, 3]
     assert {tuple(sorted(r)) for r in records} == {
-        ("body", "hash", "kind", "prev_hash", "seq", "subject_id")
+        ("body", "chain_seq", "hash", "kind", "partition", "prev_hash", "seq", "subject_id")
     }
+    assert [(r["partition"], r["chain_seq"]) for r in records] == [(0, 1), (0, 2), (0, 3)]
     assert [r["kind"] for r in records] == ["decision"] * 3
     assert [r["subject_id"] for r in records] == [subject for _, subject in ledger_rows(ws)]
     assert [r["prev_hash"] for r in records] == [GENESIS, records[0]["hash"], records[1]["hash"]]

@@ -78,7 +78,7 @@ def similar_decisions(
     """
     query = (
         select(decisions.c.id, decisions.c.amount_minor, ledger.c.body.label("record"))
-        .join(ledger, ledger.c.seq == decisions.c.ledger_seq)
+        .join(ledger, (ledger.c.subject_id == decisions.c.id) & (ledger.c.kind == "decision"))
         .where(
             decisions.c.action == action,
             decisions.c.reason == reason if reason is not None else decisions.c.reason.is_(None),

@@ -215,16 +215,75 @@ def pack_validate(
 
 
 @ledger_app.command("verify")
-def ledger_verify(db: DbOption = DEFAULT_DB) -> None:
-    """Check the hash chain; name the first record that was edited, deleted or reordered."""
+def ledger_verify(
+    db: DbOption = DEFAULT_DB,
+    public_key: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--public-key",
+            help="Check every checkpoint's signature against this Ed25519 public key (PEM);"
+            " repeat for keys used earlier.",
+        ),
+    ] = None,
+) -> None:
+    """Check every partition's chain and the checkpoints; name the first record at fault."""
+    from discretion.signing import load_verifier
+
     try:
+        verifier = load_verifier(*public_key) if public_key else None
         with closing(SqlStore(db, create=False)) as store:
-            count = store.verify()
+            count = store.verify(verifier=verifier)
+            checkpoints = store.checkpoints()
     except LedgerIntegrityError as exc:
         raise _fail(f"ledger does not verify: {exc}", 1) from None
     except DiscretionError as exc:
         raise _fail(str(exc)) from None
     out.print(f"[green]ok[/green] {count} records verify", highlight=False)
+    if checkpoints:
+        last = checkpoints[-1]
+        signed = "signatures checked" if verifier is not None else "signatures not checked"
+        out.print(
+            f"{len(checkpoints)} checkpoints ({signed}); the last, {last.seq}, is {last.hash}",
+            highlight=False,
+        )
+
+
+@ledger_app.command("checkpoint")
+def ledger_checkpoint(
+    db: DbOption = DEFAULT_DB,
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(help="Sign with this Ed25519 private key (PEM); see `ledger keygen`."),
+    ] = None,
+) -> None:
+    """Bind every partition's head in a new checkpoint (run it from cron, or serve does it)."""
+    from discretion.signing import load_signer
+
+    try:
+        signer = load_signer(signing_key) if signing_key is not None else None
+        with closing(SqlStore(db, create=False)) as store:
+            made = store.checkpoint(at=datetime.now(UTC), signer=signer)
+    except DiscretionError as exc:
+        raise _fail(str(exc)) from None
+    if made is None:
+        out.print("nothing appended since the last checkpoint", highlight=False)
+        return
+    signed = f"signed by key {made.key_id}" if made.key_id else "unsigned"
+    out.print(f"[green]ok[/green] checkpoint {made.seq} {made.hash} ({signed})", highlight=False)
+
+
+@ledger_app.command("keygen")
+def ledger_keygen(
+    path: Annotated[Path, typer.Argument(help="Where to write the private key; .pub beside it.")],
+) -> None:
+    """Make an Ed25519 key pair for signing checkpoints (the private file is mode 0600)."""
+    from discretion.signing import generate_key
+
+    try:
+        private, public = generate_key(path)
+    except DiscretionError as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"wrote {private} (keep it off the database host) and {public}", highlight=False)
 
 
 @db_app.command("upgrade")

@@ -67,7 +67,8 @@ def _statements(dialect_name: str) -> dict[str, Any]:
     return {
         # Both dialects say ON CONFLICT DO NOTHING: a key already claimed inserts no row.
         "claim": dialect_insert(executions).on_conflict_do_nothing(index_elements=["key"]),
-        "read": select(*executions.columns).where(key),
+        # Locked (PostgreSQL) so that two claims of one key restart it once.
+        "read": select(*executions.columns).where(key).with_for_update(),
         "restart": update(executions)
         .where(key)
         .values(
@@ -314,7 +315,8 @@ class Executions:
             sql = self._compiled(connection)
             cursor = connection.connection.cursor()
             try:
-                # The transaction holds the ledger lock, so no other claim interleaves with ours.
+                # A claim inserts the key's row or, finding it, locks it: no two claims of one
+                # key interleave.
                 values = dict.fromkeys(_COLUMNS)
                 values.update(
                     key=call.key,

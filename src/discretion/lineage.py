@@ -1,9 +1,13 @@
-"""The lineage: canonical JSON, record hashes, and chain verification.
+"""The lineage: canonical JSON, record hashes, partition chains and checkpoints.
 
-Every record's hash covers its sequence number, its kind, its canonical JSON body and the hash of
-the record before it, so an edited body, a deleted record or two swapped records all break the
-chain at a record `verify_chain` can name. A head row remembers the last sequence number and hash,
-so a truncated tail is caught too.
+The ledger is a fixed number of hash chains (partitions). A record belongs to the partition of
+the decision it is about (`partition_of`), so replicas appending about different decisions lock
+different head rows. Every record's hash covers its partition, its place in that chain, its kind,
+its canonical JSON body and the hash of the record before it, so an edited body, a deleted record
+or two swapped records all break a chain at a record `ChainVerifier` can name. Each partition's
+head row remembers its last record, so a truncated tail is caught too; checkpoints bind every
+head at one moment and may be signed with a key the database never holds, so a partition cut
+back or rewritten consistently behind a checkpoint is caught as well.
 """
 
 from __future__ import annotations
@@ -21,7 +25,18 @@ from pydantic import BaseModel
 
 from discretion.errors import LedgerIntegrityError
 
-__all__ = ["GENESIS", "LedgerRecord", "canonical_json", "digest", "record_hash", "verify_chain"]
+__all__ = [
+    "GENESIS",
+    "ChainVerifier",
+    "Checkpoint",
+    "LedgerRecord",
+    "canonical_json",
+    "checkpoint_hash",
+    "digest",
+    "partition_of",
+    "record_hash",
+    "verify_checkpoints",
+]
 
 GENESIS = "0" * 64
 """The previous-hash of the first record."""
@@ -64,9 +79,24 @@ def digest(value: Any) -> str:
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()
 
 
-def record_hash(*, seq: int, kind: str, body: str, prev_hash: str) -> str:
-    """The hash of one lineage record."""
-    material = f"{seq}\n{kind}\n{prev_hash}\n{body}".encode()
+def partition_of(chain_id: str, partitions: int) -> int:
+    """The partition whose chain holds the records about `chain_id` (a decision's id).
+
+    A fixed hash, so every replica agrees without asking the database.
+    """
+    value = int.from_bytes(hashlib.sha256(chain_id.encode()).digest()[:8], "big")
+    return value % partitions
+
+
+def record_hash(*, seq: int, kind: str, body: str, prev_hash: str, partition: int = 0) -> str:
+    """The hash of one lineage record: record `seq` of `partition`'s chain.
+
+    The partition is part of the material, so a record cannot be moved to another chain.
+    Partition 0 hashes as the single chain of earlier versions did, so a ledger written before
+    partitions verifies unchanged.
+    """
+    place = f"{seq}" if partition == 0 else f"{partition}/{seq}"
+    material = f"{place}\n{kind}\n{prev_hash}\n{body}".encode()
     return hashlib.sha256(material).hexdigest()
 
 
@@ -75,6 +105,11 @@ class LedgerRecord:
     """One lineage record as stored."""
 
     seq: int
+    """The record's place in the whole ledger: the order records were appended in."""
+    partition: int
+    """The chain the record belongs to."""
+    chain_seq: int
+    """The record's place in its partition's chain, from 1 with no gaps."""
     kind: str
     """`decision`, and later kinds for what people did with a decision."""
     subject_id: str
@@ -84,53 +119,182 @@ class LedgerRecord:
     prev_hash: str
     hash: str
 
+    @property
+    def label(self) -> str:
+        """How error messages name the record."""
+        return f"record {self.seq} ({self.kind} {self.subject_id}, partition {self.partition})"
 
-def verify_chain(records: Iterable[LedgerRecord], *, head: tuple[int, str] | None) -> int:
-    """Check a chain of records in sequence order and return how many verified.
 
-    Raises:
+class ChainVerifier:
+    """Checks every partition's chain from the records in ledger order, in one pass.
+
+    Within a partition, records must follow each other from 1 with no gap, each naming the
+    previous record's hash, each hash recomputing. `bound` holds the records signed checkpoints
+    name, `(partition, chain_seq) -> hash`: each must exist with exactly that hash.
+
+    Raises (from `add` and `finish`):
         LedgerIntegrityError: naming the first record that was edited, deleted or reordered.
     """
-    expected_prev = GENESIS
-    expected_seq = 1
-    count = 0
-    for record in records:
-        if record.seq != expected_seq:
+
+    def __init__(self, partitions: int, *, bound: dict[tuple[int, int], str] | None = None) -> None:
+        self._next = [1] * partitions
+        self._prev = [GENESIS] * partitions
+        self._bound = dict(bound or {})
+        self.count = 0
+
+    def add(self, record: LedgerRecord) -> None:
+        """Check the next record of its partition."""
+        partition = record.partition
+        if not 0 <= partition < len(self._next):
             raise LedgerIntegrityError(
-                f"record {expected_seq} is missing: the next record is {record.seq}"
-                " (deleted or reordered)",
-                seq=expected_seq,
+                f"{record.label} names a partition the ledger does not have", seq=record.seq
             )
-        if record.prev_hash != expected_prev:
+        expected = self._next[partition]
+        if record.chain_seq != expected:
             raise LedgerIntegrityError(
-                f"record {record.seq} does not follow record {record.seq - 1}: its previous-hash"
-                " does not match (deleted, inserted or reordered)",
+                f"partition {partition} is missing its record {expected}: the next record in it,"
+                f" {record.label}, is its record {record.chain_seq} (deleted or reordered)",
+                seq=record.seq,
+            )
+        if record.prev_hash != self._prev[partition]:
+            raise LedgerIntegrityError(
+                f"{record.label} does not follow the record before it in partition {partition}:"
+                " its previous-hash does not match (deleted, inserted or reordered)",
                 seq=record.seq,
             )
         actual = record_hash(
-            seq=record.seq, kind=record.kind, body=record.body, prev_hash=record.prev_hash
+            seq=record.chain_seq,
+            kind=record.kind,
+            body=record.body,
+            prev_hash=record.prev_hash,
+            partition=partition,
         )
         if actual != record.hash:
             raise LedgerIntegrityError(
-                f"record {record.seq} ({record.kind} {record.subject_id}) was edited:"
-                " its content does not match its hash",
+                f"{record.label} was edited: its content does not match its hash", seq=record.seq
+            )
+        signed = self._bound.pop((partition, record.chain_seq), None)
+        if signed is not None and signed != record.hash:
+            raise LedgerIntegrityError(
+                f"{record.label} is not the record a signed checkpoint bound at its place"
+                f" (partition {partition} was rewritten)",
                 seq=record.seq,
             )
-        expected_prev = record.hash
-        expected_seq += 1
-        count += 1
-    if head is not None:
-        head_seq, head_hash = head
-        if head_seq != count:
+        self._next[partition] = expected + 1
+        self._prev[partition] = record.hash
+        self.count += 1
+
+    def finish(self, heads: dict[int, tuple[int, str]]) -> int:
+        """Compare each chain's end with its head row and the checkpoints; return the count."""
+        for partition, (head_seq, head_hash) in sorted(heads.items()):
+            if not 0 <= partition < len(self._next):
+                raise LedgerIntegrityError(
+                    f"a head row names partition {partition}, which no chain has"
+                )
+            last = self._next[partition] - 1
+            if head_seq != last:
+                raise LedgerIntegrityError(
+                    f"the head of partition {partition} names its record {head_seq} but the chain"
+                    f" ends at record {last} (records were removed from the end, or the head was"
+                    " altered)"
+                )
+            if head_hash != self._prev[partition]:
+                raise LedgerIntegrityError(
+                    f"the last record of partition {partition} does not match the hash its head"
+                    " recorded (the last record was rewritten, or the head was altered)"
+                )
+        if len(heads) != len(self._next):
             raise LedgerIntegrityError(
-                f"the ledger head names record {head_seq} but the chain ends at record {count}"
-                " (records were removed from the end, or the head was altered)",
-                seq=min(head_seq, count) + 1,
+                f"the ledger has {len(heads)} head rows for {len(self._next)} partitions"
+                " (a head row was deleted or added)"
             )
-        if head_hash != expected_prev:
+        for (partition, chain_seq), signed in sorted(self._bound.items()):
+            if chain_seq == 0 and signed == GENESIS:
+                continue
             raise LedgerIntegrityError(
-                f"record {count} does not match the hash the ledger head recorded for it"
-                " (the last record was rewritten, or the head was altered)",
-                seq=count,
+                f"a signed checkpoint binds record {chain_seq} of partition {partition}, which"
+                " no longer exists (records were removed from the end of the partition)"
             )
-    return count
+        return self.count
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Checkpoint:
+    """A record that binds the heads of every partition at one moment, optionally signed."""
+
+    seq: int
+    at_us: int
+    heads: tuple[tuple[int, int, str], ...]
+    """`(partition, chain_seq, hash)` of every partition's last record."""
+    prev_hash: str
+    hash: str
+    key_id: str | None = None
+    signature: str | None = None
+    """Ed25519 over `hash`, hex; see `discretion.signing`."""
+
+
+def checkpoint_hash(
+    *, seq: int, at_us: int, heads: Iterable[tuple[int, int, str]], prev_hash: str
+) -> str:
+    """The hash of a checkpoint: its place, its moment, the heads it binds, the one before it."""
+    material = {"at_us": at_us, "heads": [list(h) for h in heads], "prev": prev_hash, "seq": seq}
+    return digest(material)
+
+
+def verify_checkpoints(
+    checkpoints: Iterable[Checkpoint],
+    *,
+    partitions: int,
+    check_signature: Any = None,
+) -> dict[tuple[int, int], str]:
+    """Check the checkpoint chain; return the records it binds, `(partition, chain_seq) -> hash`.
+
+    `check_signature(checkpoint)` raises `LedgerIntegrityError` when a signature does not verify;
+    without it signatures are not checked.
+
+    Raises:
+        LedgerIntegrityError: a checkpoint was edited, deleted, reordered or forged.
+    """
+    bound: dict[tuple[int, int], str] = {}
+    expected_prev = GENESIS
+    reached = [0] * partitions
+    for number, checkpoint in enumerate(checkpoints, start=1):
+        if checkpoint.seq != number:
+            raise LedgerIntegrityError(
+                f"checkpoint {number} is missing: the next one is {checkpoint.seq}"
+            )
+        if checkpoint.prev_hash != expected_prev:
+            raise LedgerIntegrityError(
+                f"checkpoint {number} does not follow checkpoint {number - 1}: its previous-hash"
+                " does not match"
+            )
+        actual = checkpoint_hash(
+            seq=checkpoint.seq,
+            at_us=checkpoint.at_us,
+            heads=checkpoint.heads,
+            prev_hash=checkpoint.prev_hash,
+        )
+        if actual != checkpoint.hash:
+            raise LedgerIntegrityError(
+                f"checkpoint {number} was edited: its content does not match its hash"
+            )
+        if sorted(p for p, _, _ in checkpoint.heads) != list(range(partitions)):
+            raise LedgerIntegrityError(
+                f"checkpoint {number} does not bind exactly the {partitions} partitions"
+            )
+        for partition, chain_seq, head_hash in checkpoint.heads:
+            if chain_seq < reached[partition]:
+                raise LedgerIntegrityError(
+                    f"checkpoint {number} binds partition {partition} at record {chain_seq},"
+                    f" behind the {reached[partition]} an earlier checkpoint bound"
+                )
+            reached[partition] = chain_seq
+            known = bound.setdefault((partition, chain_seq), head_hash)
+            if known != head_hash:
+                raise LedgerIntegrityError(
+                    f"checkpoints disagree on record {chain_seq} of partition {partition}"
+                )
+        if check_signature is not None:
+            check_signature(checkpoint)
+        expected_prev = checkpoint.hash
+    return bound

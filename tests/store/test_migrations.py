@@ -15,7 +15,7 @@ from conftest import POSTGRES_URL, SHOP_PACK, good_facts, refund
 from discretion import Guard, SqlStore, load_pack
 from discretion.cli import app
 from discretion.context import StaticContextProvider
-from discretion.lineage import GENESIS
+from discretion.lineage import GENESIS, canonical_json, record_hash
 from discretion.store import _dialect
 from discretion.store._migrate import current_revision, head_revision, upgrade
 from discretion.store._schema import ledger_head, metadata
@@ -68,10 +68,67 @@ def test_upgrading_from_the_first_revision_reaches_the_declared_schema(empty_url
         "ui_sessions",
         "judge_verdicts",
         "judge_calls",
+        "ledger_checkpoints",
+        "budget_locks",
     }
 
     assert upgrade(empty_url) == ("0001", head_revision())
     assert _differences(empty_url) == []
+
+
+def test_a_single_chain_ledger_becomes_partition_0_and_still_verifies(empty_url, clock):
+    # A ledger written before partitions: one chain, one head row.
+    upgrade(empty_url, "0002")
+    previous = GENESIS
+    engine = _dialect.create(empty_url)
+    try:
+        with engine.begin() as connection:
+            for seq in (1, 2, 3):
+                body = canonical_json({"n": seq})
+                digest = record_hash(seq=seq, kind="note", body=body, prev_hash=previous)
+                connection.execute(
+                    text(
+                        "INSERT INTO ledger (seq, kind, subject_id, body, prev_hash, hash,"
+                        " recorded_us) VALUES (:seq, 'note', :subject, :body, :prev, :hash, 0)"
+                    ),
+                    {
+                        "seq": seq,
+                        "subject": f"s{seq}",
+                        "body": body,
+                        "prev": previous,
+                        "hash": digest,
+                    },
+                )
+                previous = digest
+            connection.execute(
+                text("UPDATE ledger_head SET seq = 3, hash = :hash WHERE id = 1"),
+                {"hash": previous},
+            )
+    finally:
+        engine.dispose()
+
+    upgrade(empty_url)
+    store = SqlStore(empty_url, create=False)
+    try:
+        assert store.verify() == 3
+        assert [(r.seq, r.partition, r.chain_seq) for r in store.records()] == [
+            (1, 0, 1),
+            (2, 0, 2),
+            (3, 0, 3),
+        ]
+        assert store.heads()[0] == (3, previous)
+        guard = Guard(
+            load_pack(SHOP_PACK),
+            store=store,
+            context=StaticContextProvider(good_facts()),
+            clock=clock,
+        )
+        decision = guard.decide(refund("40.00"))
+        assert store.verify() == 4
+        [record] = [r for r in store.records() if r.subject_id == decision.id]
+        assert record.seq == 4  # The ledger's order continues after the copied records.
+    finally:
+        store.close()
 
 
 def test_a_migrated_database_decides_and_verifies(empty_url, clock):
@@ -91,7 +148,7 @@ def test_a_migrated_database_decides_and_verifies(empty_url, clock):
         store.close()
 
 
-def test_upgrading_twice_changes_nothing_and_keeps_one_ledger_head(empty_url):
+def test_upgrading_twice_changes_nothing_and_keeps_one_head_per_partition(empty_url):
     upgrade(empty_url)
     assert upgrade(empty_url) == (head_revision(), head_revision())
     engine = _dialect.create(empty_url)
@@ -100,7 +157,7 @@ def test_upgrading_twice_changes_nothing_and_keeps_one_ledger_head(empty_url):
             heads = connection.execute(select(ledger_head)).all()
     finally:
         engine.dispose()
-    assert [(h.id, h.seq, h.hash) for h in heads] == [(1, 0, GENESIS)]
+    assert [(h.partition, h.seq, h.hash) for h in heads] == [(p, 0, GENESIS) for p in range(16)]
 
 
 def test_downgrading_to_the_first_revision_drops_only_the_later_tables(empty_url):

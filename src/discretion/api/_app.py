@@ -127,13 +127,13 @@ def create_app(
     @app.get("/health", summary="Health", tags=["health"])
     def health() -> JSONResponse:
         """Whether the service can read its ledger; the pack it decides with."""
-        seq, _ = store.head()
+        records = store.count()
         return JSONResponse(
             {
                 "status": "ok",
                 "pack": guard.pack.name,
                 "policy_version": guard.pack.version,
-                "ledger_records": seq,
+                "ledger_records": records,
             }
         )
 

@@ -321,8 +321,11 @@ class Approvals:
         return role
 
     @staticmethod
-    def _row(connection: Connection, approval_id: str) -> Any:
-        row = connection.execute(select(approvals).where(approvals.c.id == approval_id)).first()
+    def _row(connection: Connection, approval_id: str, *, lock: bool = False) -> Any:
+        query = select(approvals).where(approvals.c.id == approval_id)
+        # Locked (PostgreSQL) by whoever decides it: a second approver waits, then finds it
+        # decided. SQLite's write lock already serialises them.
+        row = connection.execute(query.with_for_update() if lock else query).first()
         if row is None:
             raise ApprovalNotFound(
                 f"no approval {approval_id!r}: only routed decisions open one; check the id",
@@ -387,7 +390,7 @@ class Approvals:
         expired: Any = None
         with self._store.transaction() as tx:
             connection = _connection(tx)
-            row = self._row(connection, approval_id)
+            row = self._row(connection, approval_id, lock=True)
             if row.status != ApprovalStatus.PENDING.value:
                 raise self._settled(row)
             if to_us(now) >= row.due_us:
@@ -692,6 +695,8 @@ class Approvals:
                     approvals.c.due_us <= to_us(now),
                 )
                 .order_by(approvals.c.due_us, approvals.c.id)
+                # One being decided right now is left to its approver, who finds it overdue.
+                .with_for_update(skip_locked=True)
             ).all()
             for row in rows:
                 self._expire(connection, tx, row, now)

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from discretion.authority import covers_exception
 from discretion.context import Snapshot
@@ -160,6 +161,8 @@ class Precedents:
         self, tx: SqlTransaction, decision_id: str, spec: PrecedentSpec, grantor: Actor
     ) -> Precedent:
         now = self._clock()
+        # Sets from one decision happen one at a time, so "one precedent per decision" holds.
+        tx.lock(decision_id)
         body = self.store.decision_body(decision_id, connection=tx.connection)
         if body is None:
             raise ProposalError(f"decision {decision_id!r} is not on record", field="decision_id")
@@ -279,20 +282,16 @@ class Precedents:
                 body=canonical_json(record),
             )
         )
-        known = tx.connection.execute(
-            select(precedent_keysets.c.match_keys).where(
-                precedent_keysets.c.action == precedent.action,
-                precedent_keysets.c.reason == precedent.reason,
-                precedent_keysets.c.match_keys == match_keys,
-            )
-        ).first()
-        if known is None:
-            tx.connection.execute(
-                insert(precedent_keysets).values(
-                    action=precedent.action, reason=precedent.reason, match_keys=match_keys
-                )
-            )
-        tx.record("precedent.set", precedent.id, record, at=now)
+        # Another decision's precedent may bring the same key set at the same moment.
+        dialect_insert = (
+            postgresql.insert if tx.connection.dialect.name == "postgresql" else sqlite.insert
+        )
+        tx.connection.execute(
+            dialect_insert(precedent_keysets)
+            .values(action=precedent.action, reason=precedent.reason, match_keys=match_keys)
+            .on_conflict_do_nothing()
+        )
+        tx.record("precedent.set", precedent.id, record, at=now, chain=precedent.source_decision_id)
         return precedent
 
     def _reason(self, decision: Decision, connection: Connection) -> tuple[Rule, Any]:
@@ -481,7 +480,7 @@ class Precedents:
         with self.store.transaction() as tx:
             connection = tx.connection
             row = connection.execute(
-                select(precedents).where(precedents.c.id == precedent_id)
+                select(precedents).where(precedents.c.id == precedent_id).with_for_update()
             ).first()
             if row is None:
                 raise ProposalError(f"precedent {precedent_id!r} does not exist", field="id")
@@ -501,6 +500,7 @@ class Precedents:
                 precedent_id,
                 {"precedent_id": precedent_id, "by": by.id, "role": role.id, "reason": reason},
                 at=now,
+                chain=row.source_decision_id,
             )
         revoked = self.get(precedent_id)
         if revoked is None:  # pragma: no cover - the row was just updated

@@ -11,13 +11,14 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from discretion.decision import Decision
+from discretion.store._checkpoints import CheckpointWriter
 from discretion.store._sql import DuplicateKey, SqlStore
 
-__all__ = ["DuplicateKey", "SqlStore", "Store", "StoreTransaction"]
+__all__ = ["CheckpointWriter", "DuplicateKey", "SqlStore", "Store", "StoreTransaction"]
 
 
 class StoreTransaction(Protocol):
-    """The writes of one decision, under the store's write lock."""
+    """The writes of one decision, under the locks of what it touches."""
 
     def find_decision(self, idempotency_key: str, /) -> Decision | None:
         """The decision already recorded under this key."""
@@ -31,8 +32,20 @@ class StoreTransaction(Protocol):
         """Record the decision with its reservations and lineage record; return it hashed."""
         ...
 
-    def record(self, kind: str, subject_id: str, body: dict[str, Any], /, *, at: datetime) -> str:
-        """Append a lineage record about what happened to `subject_id`; return its hash."""
+    def record(
+        self,
+        kind: str,
+        subject_id: str,
+        body: dict[str, Any],
+        /,
+        *,
+        at: datetime,
+        chain: str | None = None,
+    ) -> str:
+        """Append a lineage record about what happened to `subject_id`; return its hash.
+
+        `chain` names the decision whose partition the record joins (`subject_id` by default).
+        """
         ...
 
 

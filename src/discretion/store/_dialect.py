@@ -2,8 +2,9 @@
 
 SQLite: WAL, a busy timeout, and `BEGIN IMMEDIATE` so a decision's transaction takes the write
 lock before it reads budgets (two processes cannot both read the same budget sum and both
-reserve). PostgreSQL: the ledger head row is locked `FOR UPDATE`, which orders appends and
-budget reads across every replica.
+reserve). PostgreSQL: each budget key's row is locked before its sum is read, and a partition's
+head row `FOR UPDATE` before a record is appended to its chain, so replicas wait for each other
+only when they touch the same budget key or the same chain.
 """
 
 from __future__ import annotations
@@ -14,17 +15,28 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, literal_column, select
+from sqlalchemy import Engine, bindparam, create_engine, event, insert, select
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
 from discretion.errors import ConfigurationError, StoreError
-from discretion.store._schema import ledger_head
+from discretion.lineage import GENESIS
+from discretion.store._schema import budget_locks, ledger_head
 
-__all__ = ["Checkpointer", "create", "head_query", "lock_head"]
+__all__ = [
+    "READ_ONLY",
+    "Checkpointer",
+    "budget_lock",
+    "create",
+    "create_heads",
+    "head_query",
+    "heads",
+]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY = "discretion_read_only"
+"""The execution option of a connection that only reads in its transaction."""
 
 
 def create(url: str, *, must_exist: bool = False) -> Engine:
@@ -90,25 +102,58 @@ def _sqlite(url: str, *, in_memory: bool) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         # On the driver's connection: SQLAlchemy's statement machinery costs ~20 us here.
-        connection.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+        # Writers take the write lock at once; a snapshot reader (READ_ONLY) never takes it.
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
+        connection.connection.driver_connection.execute(begin)  # type: ignore[union-attr]
 
     return engine
 
 
-# A literal id, not a parameter: the compiled form runs with no parameters on the hot path.
-_HEAD = select(ledger_head.c.seq, ledger_head.c.hash).where(ledger_head.c.id == literal_column("1"))
+_HEAD = select(ledger_head.c.seq, ledger_head.c.hash).where(
+    ledger_head.c.partition == bindparam("partition")
+)
 _HEAD_FOR_UPDATE = _HEAD.with_for_update()
 
 
 def head_query(dialect_name: str) -> Any:
-    """The query that reads the ledger head, locking it on dialects that lock rows."""
+    """The query that reads one partition's head, locking it on dialects that lock rows."""
     return _HEAD_FOR_UPDATE if dialect_name == "postgresql" else _HEAD
 
 
-def lock_head(connection: Connection) -> tuple[int, str] | None:
-    """Read the ledger head, locking it on dialects that lock rows."""
-    row = connection.execute(head_query(connection.dialect.name)).first()
-    return (int(row.seq), str(row.hash)) if row is not None else None
+def budget_lock(dialect_name: str) -> Any:
+    """The statement that locks one budget key's row, or None where the write lock covers it.
+
+    PostgreSQL: an upsert that takes the row lock whether it inserted the row or found it, so
+    two decisions under one key read its sum one after the other. SQLite: `BEGIN IMMEDIATE`
+    already serialises every writer.
+    """
+    if dialect_name != "postgresql":
+        return None
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    statement = pg_insert(budget_locks).values(
+        budget_id=bindparam("budget"), budget_key=bindparam("key")
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[budget_locks.c.budget_id, budget_locks.c.budget_key],
+        set_={"budget_id": statement.excluded.budget_id},
+    )
+
+
+def heads(connection: Connection) -> dict[int, tuple[int, str]]:
+    """Every partition's head, `partition -> (chain_seq, hash)`, read in one statement."""
+    rows = connection.execute(select(ledger_head).order_by(ledger_head.c.partition))
+    return {int(r.partition): (int(r.seq), str(r.hash)) for r in rows}
+
+
+def create_heads(connection: Connection, partitions: int) -> None:
+    """Give a ledger without head rows its `partitions` empty chains."""
+    if not heads(connection):
+        connection.execute(
+            insert(ledger_head),
+            [{"partition": p, "seq": 0, "hash": GENESIS} for p in range(partitions)],
+        )
 
 
 class Checkpointer:

@@ -11,13 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from alembic.config import Config
-from sqlalchemy import Connection, insert, inspect
+from sqlalchemy import Connection, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from discretion.errors import ConfigurationError, StoreError
-from discretion.lineage import GENESIS
 from discretion.store import _dialect
-from discretion.store._schema import ledger_head, metadata
+from discretion.store._schema import PARTITIONS, metadata
 
 __all__ = ["MIGRATIONS", "current_revision", "head_revision", "upgrade"]
 
@@ -78,15 +77,13 @@ def upgrade(url: str, revision: str = "head") -> tuple[str | None, str | None]:
             if before is None and "ledger" in tables:
                 # Made by create_schema: the current tables, missing only the version stamp.
                 metadata.create_all(connection)
+                _dialect.create_heads(connection, PARTITIONS)
                 connection.commit()
                 command.stamp(_config(connection), "head")
             else:
+                # Each revision writes the head rows its ledger needs.
                 command.upgrade(_config(connection), revision)
             connection.commit()
-            if "ledger_head" in set(inspect(connection).get_table_names()):
-                if _dialect.lock_head(connection) is None:
-                    connection.execute(insert(ledger_head).values(id=1, seq=0, hash=GENESIS))
-                connection.commit()
             after = MigrationContext.configure(connection).get_current_revision()
             connection.commit()
     except SQLAlchemyError as exc:

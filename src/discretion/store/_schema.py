@@ -16,16 +16,20 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 __all__ = [
+    "PARTITIONS",
     "api_tokens",
     "approvals",
+    "budget_locks",
     "decisions",
     "executions",
     "judge_calls",
     "judge_verdicts",
     "ledger",
+    "ledger_checkpoints",
     "ledger_head",
     "metadata",
     "precedent_keysets",
@@ -35,6 +39,9 @@ __all__ = [
 ]
 
 metadata = MetaData()
+
+PARTITIONS = 16
+"""How many chains a new ledger has; an existing ledger keeps the number it was made with."""
 
 decisions = Table(
     "decisions",
@@ -53,6 +60,7 @@ decisions = Table(
     Column("reason", String(100)),
     Column("policy_version", String(80), nullable=False),
     Column("decided_us", BigInteger, nullable=False),
+    # The decision record's place in its partition's chain (`ledger.chain_seq`).
     Column("ledger_seq", BigInteger, nullable=False),
     Column("body", Text, nullable=False),
 )
@@ -81,25 +89,55 @@ Index(
 )
 Index("ix_reservations_decision", reservations.c.decision_id)
 
+# The lineage (discretion.lineage): `PARTITIONS` hash chains, each with its own head row, so
+# appends about different decisions lock different rows. `seq` orders the whole ledger (the
+# order records were appended in); `(partition, chain_seq)` is a record's place in its chain.
 ledger = Table(
     "ledger",
     metadata,
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column(
+        "seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("partition", Integer, nullable=False),
+    Column("chain_seq", BigInteger, nullable=False),
     Column("kind", String(40), nullable=False),
     Column("subject_id", String(64), nullable=False),
     Column("body", Text, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     Column("recorded_us", BigInteger, nullable=False),
+    UniqueConstraint("partition", "chain_seq", name="uq_ledger_chain"),
 )
 Index("ix_ledger_subject", ledger.c.subject_id)
 
 ledger_head = Table(
     "ledger_head",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("partition", Integer, primary_key=True, autoincrement=False),
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+# Checkpoints bind every partition's head at one moment, optionally signed (discretion.signing).
+ledger_checkpoints = Table(
+    "ledger_checkpoints",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("heads", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("key_id", String(16)),
+    Column("signature", String(128)),
+)
+
+# One row per budget key, locked while a decision reads that key's rolling sum and reserves
+# against it (PostgreSQL): decisions under different keys never wait for each other.
+budget_locks = Table(
+    "budget_locks",
+    metadata,
+    Column("budget_id", String(100), primary_key=True),
+    Column("budget_key", String(200), primary_key=True),
 )
 
 # The outbox and exactly-once ledger of tool calls (discretion.execution): one row per key.

@@ -5,7 +5,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -22,9 +22,30 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from discretion.decision import Decision
 from discretion.errors import ConfigurationError, StoreError
-from discretion.lineage import GENESIS, LedgerRecord, canonical_json, record_hash, verify_chain
+from discretion.lineage import (
+    GENESIS,
+    ChainVerifier,
+    Checkpoint,
+    LedgerRecord,
+    canonical_json,
+    checkpoint_hash,
+    partition_of,
+    record_hash,
+    verify_checkpoints,
+)
 from discretion.store import _dialect
-from discretion.store._schema import decisions, ledger, ledger_head, metadata, reservations
+from discretion.store._schema import (
+    PARTITIONS,
+    decisions,
+    ledger,
+    ledger_checkpoints,
+    ledger_head,
+    metadata,
+    reservations,
+)
+
+if TYPE_CHECKING:
+    from discretion.signing import Signer, Verifier
 
 __all__ = ["DuplicateKey", "SqlStore", "SqlTransaction", "from_us", "sql_connection", "to_us"]
 
@@ -72,7 +93,7 @@ _STATEMENTS: dict[str, Any] = {
     "reservation": insert(reservations),
     "record": insert(ledger),
     "move_head": update(ledger_head)
-    .where(ledger_head.c.id == literal_column("1"))
+    .where(ledger_head.c.partition == bindparam("p"))
     .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")),
 }
 
@@ -104,6 +125,9 @@ class _Compiled:
 
 def _compile_all(dialect: Any) -> dict[str, _Compiled]:
     statements = {**_STATEMENTS, "lock_head": _dialect.head_query(dialect.name)}
+    budget_lock = _dialect.budget_lock(dialect.name)
+    if budget_lock is not None:
+        statements["lock_budget"] = budget_lock
     return {name: _Compiled(statement, dialect) for name, statement in statements.items()}
 
 
@@ -111,32 +135,56 @@ def _decision(row: Any) -> Decision | None:
     return Decision.model_validate_json(row[0]) if row is not None else None
 
 
+class _Link(NamedTuple):
+    """A record's place in its partition's chain."""
+
+    partition: int
+    seq: int
+    prev_hash: str
+    hash: str
+
+
 class DuplicateKey(Exception):
     """Another transaction recorded the same idempotency key first."""
 
 
 class SqlTransaction:
-    """One decision's transaction: reads under the write lock, then one append."""
+    """One decision's transaction: reads under the locks it needs, then appends.
 
-    def __init__(self, connection: Connection, sql: dict[str, _Compiled]) -> None:
+    Nothing is locked when it opens. Reading a budget key's sum locks that key (PostgreSQL;
+    SQLite's write lock is held since `BEGIN IMMEDIATE`), and the first record appended to a
+    partition locks that partition's head until the commit. Decisions about different keys and
+    different partitions commit in parallel.
+    """
+
+    def __init__(self, connection: Connection, sql: dict[str, _Compiled], partitions: int) -> None:
         self._connection = connection
         self._cursor = connection.connection.cursor()
         self._sql = sql
-        # Reading the head takes the ledger lock on PostgreSQL (SQLite holds it since BEGIN).
-        head = self._run("lock_head", {}).fetchone()
-        if head is None:
-            raise StoreError("the ledger head is missing; run create_schema()")
-        self._head: tuple[int, str] = (int(head[0]), str(head[1]))
+        self._partitions = partitions
+        self._heads: dict[int, tuple[int, str]] = {}
+        self._locked: set[tuple[str, str]] = set()
 
     def _run(self, name: str, values: dict[str, Any]) -> Any:
         return self._sql[name].run(self._cursor, values)
 
     def find_decision(self, idempotency_key: str) -> Decision | None:
-        """The decision already recorded under this key, read under the lock."""
+        """The decision already recorded under this key.
+
+        A decision racing this one under the same key is caught by the key's unique constraint
+        when it is appended (`DuplicateKey`).
+        """
         return _decision(self._run("find", {"key": idempotency_key}).fetchone())
 
     def budget_used(self, budget_id: str, key: str, since: datetime) -> int:
-        """Minor units reserved against (budget, key) after `since`."""
+        """Minor units reserved against (budget, key) after `since`, with the key locked.
+
+        The lock is held to the commit, so no other decision reads this key's sum until this
+        transaction's reservation is visible.
+        """
+        if "lock_budget" in self._sql and (budget_id, key) not in self._locked:
+            self._run("lock_budget", {"budget": budget_id, "key": key})
+            self._locked.add((budget_id, key))
         row = self._run("used", {"budget": budget_id, "key": key, "since": to_us(since)})
         return int(row.fetchone()[0])
 
@@ -147,10 +195,9 @@ class SqlTransaction:
         others.
         """
         at = to_us(decision.decided_at)
-        seq, prev = self._head[0] + 1, self._head[1]
         text = canonical_json(body)
-        digest = record_hash(seq=seq, kind="decision", body=text, prev_hash=prev)
-        stamped = decision.with_hash(digest)
+        link = self._next(decision.id, "decision", text)
+        stamped = decision.with_hash(link.hash)
         amount = decision.amount
         try:
             self._run(
@@ -170,7 +217,7 @@ class SqlTransaction:
                     reason=decision.reason,
                     policy_version=decision.policy_version,
                     decided_us=at,
-                    ledger_seq=seq,
+                    ledger_seq=link.seq,
                     body=stamped.model_dump_json(),
                 ),
             )
@@ -188,7 +235,7 @@ class SqlTransaction:
                     "reserved_us": at,
                 },
             )
-        self._chain(seq, "decision", decision.id, text, digest, at)
+        self._chain(link, "decision", decision.id, text, at)
         return stamped
 
     @property
@@ -196,38 +243,71 @@ class SqlTransaction:
         """The transaction's connection, for subsystems that keep their own tables."""
         return self._connection
 
-    @property
-    def seq(self) -> int:
-        """The sequence number of the last lineage record, this transaction's included."""
-        return self._head[0]
-
-    def record(self, kind: str, subject_id: str, body: dict[str, Any], *, at: datetime) -> str:
+    def record(
+        self,
+        kind: str,
+        subject_id: str,
+        body: dict[str, Any],
+        *,
+        at: datetime,
+        chain: str | None = None,
+    ) -> str:
         """Append a lineage record of `kind` about `subject_id`; return its hash.
 
         Used for what happens after a decision (approvals, executions, precedents set or
-        revoked): the record commits or rolls back with the rest of this transaction.
+        revoked): the record commits or rolls back with the rest of this transaction. It joins
+        the partition of `chain` (the decision it follows from; `subject_id` by default), so a
+        decision and what became of it share one chain, in order.
         """
-        seq, prev = self._head[0] + 1, self._head[1]
         text = canonical_json(body)
-        digest = record_hash(seq=seq, kind=kind, body=text, prev_hash=prev)
-        self._chain(seq, kind, subject_id, text, digest, to_us(at))
-        return digest
+        link = self._next(chain or subject_id, kind, text)
+        self._chain(link, kind, subject_id, text, to_us(at))
+        return link.hash
 
-    def _chain(self, seq: int, kind: str, subject_id: str, text: str, digest: str, at: int) -> None:
+    def lock(self, chain: str) -> None:
+        """Lock the partition `chain` (a decision's id) appends to, until the commit.
+
+        What is written about one decision then happens one transaction at a time, without
+        waiting for the partition's first record of this transaction.
+        """
+        self._head(partition_of(chain, self._partitions))
+
+    def _next(self, chain: str, kind: str, text: str) -> _Link:
+        """Where the next record on `chain`'s partition goes, and its hash."""
+        partition = partition_of(chain, self._partitions)
+        last, prev = self._head(partition)
+        digest = record_hash(
+            seq=last + 1, kind=kind, body=text, prev_hash=prev, partition=partition
+        )
+        return _Link(partition, last + 1, prev, digest)
+
+    def _head(self, partition: int) -> tuple[int, str]:
+        if partition not in self._heads:
+            # Locks this partition's head (PostgreSQL) until the commit.
+            row = self._run("lock_head", {"partition": partition}).fetchone()
+            if row is None:
+                raise StoreError(
+                    f"the ledger has no head for partition {partition}; run `discretion db upgrade`"
+                )
+            self._heads[partition] = (int(row[0]), str(row[1]))
+        return self._heads[partition]
+
+    def _chain(self, link: _Link, kind: str, subject_id: str, text: str, at: int) -> None:
         self._run(
             "record",
             {
-                "seq": seq,
+                "partition": link.partition,
+                "chain_seq": link.seq,
                 "kind": kind,
                 "subject_id": subject_id,
                 "body": text,
-                "prev_hash": self._head[1],
-                "hash": digest,
+                "prev_hash": link.prev_hash,
+                "hash": link.hash,
                 "recorded_us": at,
             },
         )
-        self._run("move_head", {"new_seq": seq, "new_hash": digest})
-        self._head = (seq, digest)
+        self._run("move_head", {"p": link.partition, "new_seq": link.seq, "new_hash": link.hash})
+        self._heads[link.partition] = (link.seq, link.hash)
 
 
 class SqlStore:
@@ -240,8 +320,14 @@ class SqlStore:
         ```
     """
 
-    def __init__(self, url: str = "sqlite://", *, create: bool = True) -> None:
+    def __init__(
+        self, url: str = "sqlite://", *, create: bool = True, partitions: int = PARTITIONS
+    ) -> None:
+        if not 1 <= partitions <= 1024:
+            raise ConfigurationError(f"partitions must be 1 to 1024, not {partitions}")
         self.url = url
+        self._partitions: int | None = None
+        self._new_partitions = partitions
         self._engine: Engine = _dialect.create(url, must_exist=not create)
         self._sql = _compile_all(self._engine.dialect)
         self._holds = self._engine.dialect.name == "sqlite"
@@ -263,12 +349,11 @@ class SqlStore:
         return self._engine
 
     def create_schema(self) -> None:
-        """Create the tables and the ledger head if they do not exist."""
+        """Create the tables and the partitions' heads if they do not exist."""
         try:
             with self._engine.begin() as connection:
                 metadata.create_all(connection)
-                if _dialect.lock_head(connection) is None:
-                    connection.execute(insert(ledger_head).values(id=1, seq=0, hash=GENESIS))
+                _dialect.create_heads(connection, self._new_partitions)
         except IntegrityError:
             # Another process created the head between our read and insert: that is fine.
             pass
@@ -330,20 +415,63 @@ class SqlStore:
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
-        """A write transaction holding the ledger lock; commits when the block ends cleanly."""
+        """A write transaction; commits when the block ends cleanly.
+
+        It locks what it touches as it goes (see `SqlTransaction`); on SQLite it holds the
+        database's write lock from the start.
+        """
+        partitions = self._partitions or self._load_partitions("write the decision")
         with (
             self._mapped("write the decision"),
             self._held() as connection,
             connection.begin(),
         ):
-            yield SqlTransaction(connection, self._sql)
+            yield SqlTransaction(connection, self._sql, partitions)
         if self._checkpointer is not None:
             self._checkpointer.committed()
 
+    @property
+    def partitions(self) -> int:
+        """How many chains the ledger has (fixed when the ledger was made)."""
+        return self._partitions or self._load_partitions("read the ledger heads")
+
+    def _load_partitions(self, doing: str) -> int:
+        with self._mapped(doing), self._engine.connect() as connection:
+            count = max(_dialect.heads(connection), default=-1) + 1
+        if count == 0:
+            raise StoreError(
+                f"the ledger at {self._safe_url()} has no heads; run `discretion db upgrade`"
+            )
+        self._partitions = count
+        return count
+
     @contextmanager
     def reading(self, what: str) -> Iterator[Connection]:
-        """A read connection whose database errors become `StoreError`s naming `what`."""
-        with self._mapped(f"read {what}"), self._engine.connect() as connection:
+        """A read connection whose database errors become `StoreError`s naming `what`.
+
+        On SQLite its transactions begin deferred, so reading never waits for a writer.
+        """
+        with (
+            self._mapped(f"read {what}"),
+            self._engine.connect().execution_options(**{_dialect.READ_ONLY: True}) as connection,
+        ):
+            yield connection
+
+    @contextmanager
+    def snapshot(self, what: str) -> Iterator[Connection]:
+        """A read transaction that sees one consistent state while writers go on.
+
+        PostgreSQL: REPEATABLE READ. SQLite: a deferred transaction, which in WAL mode reads one
+        snapshot and never takes the write lock.
+        """
+        options: dict[str, Any] = {_dialect.READ_ONLY: True}
+        if self._engine.dialect.name == "postgresql":
+            options["isolation_level"] = "REPEATABLE READ"
+        with (
+            self._mapped(f"read {what}"),
+            self._engine.connect().execution_options(**options) as connection,
+            connection.begin(),
+        ):
             yield connection
 
     def decision_body(
@@ -383,17 +511,27 @@ class SqlStore:
             ).scalar_one_or_none()
         return Decision.model_validate_json(body) if body is not None else None
 
-    def records(self, *, batch: int = 1000) -> Iterator[LedgerRecord]:
-        """Every lineage record in sequence order."""
+    def records(
+        self, *, batch: int = 1000, connection: Connection | None = None
+    ) -> Iterator[LedgerRecord]:
+        """Every lineage record in the order they were appended.
+
+        Pass `connection` (from `snapshot()`) to read one consistent state.
+        """
         after = 0
+        query = select(ledger).order_by(ledger.c.seq).limit(batch)
         while True:
-            with self.reading("the ledger") as connection:
-                rows = connection.execute(
-                    select(ledger).where(ledger.c.seq > after).order_by(ledger.c.seq).limit(batch)
-                ).all()
+            if connection is not None:
+                with self._mapped("read the ledger"):
+                    rows = connection.execute(query.where(ledger.c.seq > after)).all()
+            else:
+                with self.reading("the ledger") as reader:
+                    rows = reader.execute(query.where(ledger.c.seq > after)).all()
             for row in rows:
                 yield LedgerRecord(
                     seq=int(row.seq),
+                    partition=int(row.partition),
+                    chain_seq=int(row.chain_seq),
                     kind=row.kind,
                     subject_id=row.subject_id,
                     body=row.body,
@@ -404,28 +542,124 @@ class SqlStore:
                 return
             after = int(rows[-1].seq)
 
-    def head(self) -> tuple[int, str]:
-        """The last sequence number and hash the ledger head records."""
-        with self.reading("the ledger head") as connection:
-            head = _dialect.lock_head(connection)
-        return head if head is not None else (0, GENESIS)
+    def heads(self) -> dict[int, tuple[int, str]]:
+        """Each partition's last record, `partition -> (chain_seq, hash)`."""
+        with self.reading("the ledger heads") as connection:
+            return _dialect.heads(connection)
 
-    def verify(self) -> int:
-        """Verify the whole chain; return the number of records.
+    def count(self) -> int:
+        """How many lineage records the heads account for."""
+        return sum(seq for seq, _ in self.heads().values())
+
+    def checkpoints(self, *, connection: Connection | None = None) -> list[Checkpoint]:
+        """Every checkpoint, oldest first."""
+        query = select(ledger_checkpoints).order_by(ledger_checkpoints.c.seq)
+        if connection is not None:
+            with self._mapped("read the checkpoints"):
+                rows = connection.execute(query).all()
+        else:
+            with self.reading("the checkpoints") as reader:
+                rows = reader.execute(query).all()
+        return [_checkpoint(row) for row in rows]
+
+    def checkpoint(self, *, at: datetime, signer: Signer | None = None) -> Checkpoint | None:
+        """Bind every partition's head in a new checkpoint, signed when `signer` is given.
+
+        Returns None when nothing was appended since the last checkpoint, or when another
+        replica is writing one right now (PostgreSQL; an advisory lock elects one writer).
+        """
+        with self._mapped("write a checkpoint"), self._engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                elected = connection.execute(
+                    select(func.pg_try_advisory_xact_lock(_CHECKPOINT_LOCK))
+                ).scalar_one()
+                if not elected:
+                    return None
+            heads = tuple(
+                (partition, seq, digest)
+                for partition, (seq, digest) in _dialect.heads(connection).items()
+            )
+            last = connection.execute(
+                select(ledger_checkpoints).order_by(ledger_checkpoints.c.seq.desc()).limit(1)
+            ).first()
+            previous = _checkpoint(last) if last is not None else None
+            if previous is not None and previous.heads == heads:
+                return None
+            seq = previous.seq + 1 if previous is not None else 1
+            prev_hash = previous.hash if previous is not None else GENESIS
+            at_us = to_us(at)
+            digest = checkpoint_hash(seq=seq, at_us=at_us, heads=heads, prev_hash=prev_hash)
+            made = Checkpoint(
+                seq=seq,
+                at_us=at_us,
+                heads=heads,
+                prev_hash=prev_hash,
+                hash=digest,
+                key_id=signer.key_id if signer is not None else None,
+                signature=signer.sign(digest) if signer is not None else None,
+            )
+            connection.execute(
+                insert(ledger_checkpoints).values(
+                    seq=made.seq,
+                    at_us=made.at_us,
+                    heads=canonical_json([list(h) for h in made.heads]),
+                    prev_hash=made.prev_hash,
+                    hash=made.hash,
+                    key_id=made.key_id,
+                    signature=made.signature,
+                )
+            )
+        return made
+
+    def verify(self, *, verifier: Verifier | None = None) -> int:
+        """Verify every partition's chain and the checkpoints; return the number of records.
+
+        Reads one consistent snapshot, so it runs beside live writers. With `verifier`, every
+        checkpoint must carry a signature one of its keys made.
 
         Raises:
-            LedgerIntegrityError: naming the first record that was edited, deleted or reordered.
+            LedgerIntegrityError: naming the first record or checkpoint that was edited, deleted,
+                reordered or forged.
         """
-        return verify_chain(self.records(), head=self.head())
+        with self.snapshot("the ledger") as connection:
+            heads = _dialect.heads(connection)
+            # Numbered from 0: a missing head row in between is named by `finish`.
+            partitions = max(heads, default=-1) + 1
+            bound = verify_checkpoints(
+                self.checkpoints(connection=connection),
+                partitions=partitions,
+                check_signature=verifier,
+            )
+            chains = ChainVerifier(partitions, bound=bound)
+            for record in self.records(connection=connection):
+                chains.add(record)
+            return chains.finish(heads)
 
     def export(self) -> Iterator[dict[str, Any]]:
         """Every lineage record as a dict, with its body parsed."""
         for record in self.records():
             yield {
                 "seq": record.seq,
+                "partition": record.partition,
+                "chain_seq": record.chain_seq,
                 "kind": record.kind,
                 "subject_id": record.subject_id,
                 "hash": record.hash,
                 "prev_hash": record.prev_hash,
                 "body": json.loads(record.body),
             }
+
+
+_CHECKPOINT_LOCK = 0x6469736372  # "discr": the advisory lock that elects one checkpoint writer
+
+
+def _checkpoint(row: Any) -> Checkpoint:
+    return Checkpoint(
+        seq=int(row.seq),
+        at_us=int(row.at_us),
+        heads=tuple((int(p), int(s), str(h)) for p, s, h in json.loads(row.heads)),
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+        key_id=row.key_id,
+        signature=row.signature,
+    )
