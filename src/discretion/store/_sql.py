@@ -484,13 +484,19 @@ class SqlStore:
         query = select(ledger.c.body).where(
             ledger.c.subject_id == decision_id, ledger.c.kind == "decision"
         )
-        if connection is not None:
-            with self._mapped("read the ledger"):
-                text = connection.execute(query).scalar_one_or_none()
-        else:
-            with self.reading("the ledger") as reader:
-                text = reader.execute(query).scalar_one_or_none()
+        with self._reader(connection, "the ledger") as reader:
+            text = reader.execute(query).scalar_one_or_none()
         return json.loads(text) if text is not None else None
+
+    @contextmanager
+    def _reader(self, connection: Connection | None, what: str) -> Iterator[Connection]:
+        """`connection` (a transaction already open) or a fresh read connection; errors mapped."""
+        if connection is None:
+            with self.reading(what) as reader:
+                yield reader
+            return
+        with self._mapped(f"read {what}"):
+            yield connection
 
     @contextmanager
     def _mapped(self, doing: str) -> Iterator[None]:
@@ -521,12 +527,8 @@ class SqlStore:
         after = 0
         query = select(ledger).order_by(ledger.c.seq).limit(batch)
         while True:
-            if connection is not None:
-                with self._mapped("read the ledger"):
-                    rows = connection.execute(query.where(ledger.c.seq > after)).all()
-            else:
-                with self.reading("the ledger") as reader:
-                    rows = reader.execute(query.where(ledger.c.seq > after)).all()
+            with self._reader(connection, "the ledger") as reader:
+                rows = reader.execute(query.where(ledger.c.seq > after)).all()
             for row in rows:
                 yield LedgerRecord(
                     seq=int(row.seq),
@@ -554,12 +556,8 @@ class SqlStore:
     def checkpoints(self, *, connection: Connection | None = None) -> list[Checkpoint]:
         """Every checkpoint, oldest first."""
         query = select(ledger_checkpoints).order_by(ledger_checkpoints.c.seq)
-        if connection is not None:
-            with self._mapped("read the checkpoints"):
-                rows = connection.execute(query).all()
-        else:
-            with self.reading("the checkpoints") as reader:
-                rows = reader.execute(query).all()
+        with self._reader(connection, "the checkpoints") as reader:
+            rows = reader.execute(query).all()
         return [_checkpoint(row) for row in rows]
 
     def checkpoint(self, *, at: datetime, signer: Signer | None = None) -> Checkpoint | None:
