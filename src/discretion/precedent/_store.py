@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 import uuid
 from collections.abc import Iterable, Mapping
@@ -43,7 +44,8 @@ _KEYSETS = select(precedent_keysets.c.match_keys).where(
     precedent_keysets.c.reason == bindparam("reason"),
 )
 _LIVE_MATCHES = (
-    select(precedents)
+    # Only what `_row` reads: each candidate's row is built from these three columns.
+    select(precedents.c.body, precedents.c.uses, precedents.c.revoked_us)
     .where(
         precedents.c.match_hash == bindparam("hash"),
         precedents.c.expires_us > bindparam("now"),
@@ -89,10 +91,20 @@ def _stored_scope(scope: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+@functools.lru_cache(maxsize=1024)
+def _parsed(body: str) -> Precedent:
+    """A stored body validated once: the same text always validates to the same frozen model.
+
+    Every decision whose case matches a scope reads the same candidates; validating their
+    bodies again each time was most of the cost of finding them.
+    """
+    return Precedent.model_validate_json(body)
+
+
 def _row(row: Any) -> Precedent:
     # The body is validated as JSON in one pass (it holds the spec, revoked_by and
     # revoked_reason); the columns that change after setting are laid over it unvalidated.
-    stored = Precedent.model_validate_json(row.body)
+    stored = _parsed(row.body)
     return stored.model_copy(
         update={
             "uses": int(row.uses),

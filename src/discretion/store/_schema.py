@@ -182,7 +182,18 @@ precedents = Table(
     Column("revoked_us", BigInteger),
     Column("body", Text, nullable=False),
 )
-Index("ix_precedents_match", precedents.c.match_hash, precedents.c.expires_us)
+# The filter columns ride along in the index: a candidate that is over its fixed bound, revoked
+# or a one-off is passed over without reading its row. At 100k precedents most rows sharing a
+# scope digest are such candidates, and fetching each from the table was the larger part of
+# finding the live ones (benchmarks/scale.py). `uses` stays out: every citation taken changes it.
+Index(
+    "ix_precedents_match",
+    precedents.c.match_hash,
+    precedents.c.expires_us,
+    precedents.c.bound_minor,
+    precedents.c.revoked_us,
+    precedents.c.learnable,
+)
 Index("ix_precedents_source", precedents.c.source_decision_id)
 
 precedent_keysets = Table(
