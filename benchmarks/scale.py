@@ -1,13 +1,17 @@
 """One table of the figures that matter when scaling out.
 
 Run: python benchmarks/scale.py [--n 2000] [--decisions 1000000] [--precedents 100000]
-                                [--http-n 3000] [--skip-http]
+                                [--http-seconds 6] [--http-rounds 3] [--skip-http]
 
 PostgreSQL rows run when DISCRETION_BENCH_POSTGRES_URL is set (its tables are dropped first).
 Prints one table:
   - Guard.decide p50/p99 and decisions/s on SQLite and PostgreSQL (the acme example pack,
     decide.py's workload),
-  - POST /v1/decisions throughput with 1, 2 and 4 server processes (http_decisions.py, SQLite),
+  - POST /v1/decisions throughput with 1, 2 and 4 server processes on SQLite and PostgreSQL
+    (http_decisions.py, 16 connections), each the median of `--http-rounds` rounds run in turn
+    (1, 2, 4, 1, 2, 4, ...) so a slow spell of the machine falls on every worker count alike,
+    with the lowest and highest round, each count's ratio to one worker, and the generator:
+    wrk when it is on PATH, else http_decisions.py's Python client (which shares the cores),
   - Guard.decide with an applied precedent (found by scope, citation taken, budget reserved) on
     an empty store and on one with 1M decisions (their ledger records and reservations) and
     100k precedents on record, bulk-inserted directly, on SQLite and PostgreSQL.
@@ -21,6 +25,7 @@ import os
 import random
 import re
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +43,7 @@ from sqlalchemy import insert
 from discretion import Guard, SqlStore, load_pack
 from discretion.context import StaticContextProvider
 from discretion.lineage import partition_of
+from discretion.store._dialect import create
 from discretion.store._schema import PARTITIONS, decisions, ledger, metadata, reservations
 from discretion.store._sql import to_us
 from precedent import FACTS, ask, fill_precedents, set_precedent
@@ -56,13 +62,16 @@ budgets:
 """
 )
 BATCH = 20_000
+HTTP_WORKERS = (1, 2, 4)
+HTTP_CONNECTIONS = 16
 
 
 def fresh(url: str) -> SqlStore:
-    store = SqlStore(url)
-    metadata.drop_all(store.engine)
-    store.create_schema()
-    return store
+    # Dropped before the store opens them: it reads what it finds, even an older schema.
+    engine = create(url)
+    metadata.drop_all(engine)
+    engine.dispose()
+    return SqlStore(url)
 
 
 def checkpoint(store: SqlStore) -> None:
@@ -159,27 +168,51 @@ def precedent_guard(store: SqlStore, pack_path: Path, citations: int) -> tuple[G
     return guard, set_precedent(guard, citations)
 
 
-def http_throughput(servers: int, n: int) -> float:
-    """Decisions/s of http_decisions.py with `servers` server processes."""
+def deciding(guard: Guard, make: Callable[[int], dict[str, Any]]) -> Callable[[int], Any]:
+    """`guard.decide` of the `i`th proposal `make` builds, for `measure`."""
+    return lambda i: guard.decide(make(i))
+
+
+def http_throughput(servers: int, seconds: int, db: str | None) -> tuple[float, str]:
+    """Decisions/s of http_decisions.py with `servers` server processes, and its generator."""
+    command = [sys.executable, str(HERE / "http_decisions.py"), "--servers", str(servers)]
+    command += ["--duration", str(seconds), "--concurrency", str(HTTP_CONNECTIONS)]
     result = subprocess.run(
-        [
-            sys.executable,
-            str(HERE / "http_decisions.py"),
-            "--n",
-            str(n),
-            "--servers",
-            str(servers),
-            "--concurrency",
-            str(4 * servers),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
+        [*command, *(["--db", db] if db else [])], capture_output=True, text=True, check=True
     )
     found = re.search(r"throughput\s+(\d+)", result.stdout)
-    if found is None:
+    generator = re.search(r"generator\s+(.+)", result.stdout)
+    if found is None or generator is None:
         raise RuntimeError(result.stdout + result.stderr)
-    return float(found.group(1))
+    return float(found.group(1)), generator.group(1).strip()
+
+
+def http_rows(
+    name: str, db: str | None, seconds: int, rounds: int, *, report: Callable[[str], None]
+) -> list[tuple[str, str, str, str]]:
+    """HTTP throughput rows for 1, 2 and 4 workers: medians of rounds taken in turn."""
+    runs: dict[int, list[float]] = {count: [] for count in HTTP_WORKERS}
+    generators = set()
+    for round_ in range(rounds):
+        for count in HTTP_WORKERS:
+            per_s, generator = http_throughput(count, seconds, db)
+            runs[count].append(per_s)
+            generators.add(generator)
+            report(f"HTTP {name}, {count} worker(s), round {round_ + 1}: {per_s:.0f}/s")
+    base = statistics.median(runs[1])
+    rows = [(f"HTTP {name}, load from {' / '.join(sorted(generators))}", "", "", "")]
+    for count in HTTP_WORKERS:
+        median = statistics.median(runs[count])
+        spread = f"{min(runs[count]):.0f}-{max(runs[count]):.0f}"
+        rows.append(
+            (
+                f"  {count} worker(s): {median / base:.2f}x one (rounds {spread}/s)",
+                "",
+                "",
+                f"{median:.0f}",
+            )
+        )
+    return rows
 
 
 def main() -> None:
@@ -187,7 +220,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--decisions", type=int, default=1_000_000)
     parser.add_argument("--precedents", type=int, default=100_000)
-    parser.add_argument("--http-n", type=int, default=3000)
+    parser.add_argument("--http-seconds", type=int, default=6, help="Measured per HTTP run.")
+    parser.add_argument("--http-rounds", type=int, default=3, help="HTTP runs per worker count.")
     parser.add_argument("--skip-http", action="store_true")
     args = parser.parse_args()
     pg = os.environ.get("DISCRETION_BENCH_POSTGRES_URL")
@@ -211,16 +245,16 @@ def main() -> None:
         for name, url in urls:
             store = fresh(url)
             guard = Guard(pack, store=store, context=context, clock=lambda: NOW)
-            row(f"decide, {name}", measure(name, lambda i, g=guard: g.decide(proposal(i)), args.n))
+            row(f"decide, {name}", measure(name, deciding(guard, proposal), args.n))
             store.close()
 
         if not args.skip_http:
-            base = None
-            for servers in (1, 2, 4):
-                per_s = http_throughput(servers, args.http_n)
-                base = base or per_s
-                rows.append((f"HTTP, {servers} worker(s), SQLite", "", "", f"{per_s:.0f}"))
-                say(f"HTTP {servers} workers: {per_s:.0f}/s ({per_s / base:.2f}x)")
+            # SQLite in a temporary file of http_decisions.py's own; PostgreSQL at `pg`.
+            served: list[tuple[str, str | None]] = [("SQLite", None)]
+            for database, served_url in served + ([("PostgreSQL", pg)] if pg else []):
+                rows += http_rows(
+                    database, served_url, args.http_seconds, args.http_rounds, report=say
+                )
 
         pack_path = folder / "pack.yaml"
         pack_path.write_text(BUDGETED_PACK, encoding="utf-8")
@@ -231,7 +265,7 @@ def main() -> None:
         for name, url in urls:
             store = fresh(url)
             guard, source = precedent_guard(store, pack_path, citations=30 * args.n)
-            empty = measure(name, lambda i, g=guard: g.decide(ask(i, "empty")), args.n)
+            empty = measure(name, deciding(guard, lambda i: ask(i, "empty")), args.n)
             row(f"precedent applied, empty, {name}", empty)
             say(f"filling {name} ...")
             fill_precedents(guard, source, args.precedents)
@@ -245,7 +279,7 @@ def main() -> None:
                 with store.engine.connect() as connection:
                     connection.exec_driver_sql("ANALYZE")
                     connection.commit()
-            full = measure(name, lambda i, g=guard: g.decide(ask(i, "full")), args.n)
+            full = measure(name, deciding(guard, lambda i: ask(i, "full")), args.n)
             row(f"precedent applied, {scaled}, {name}", full)
             rows.append(
                 (

@@ -1,0 +1,241 @@
+"""`discretion serve --workers 2` as a real process tree: two uvicorn workers on one SQLite file.
+
+The server runs as a subprocess, exactly as an operator starts it. Which worker answered is read
+from what the workers leave behind: prometheus_client's multiprocess mode (which `serve` turns
+on for several workers) keeps one `counter_<pid>.db` file per process that counted a decision,
+and the test checks that those pids are the server's own child processes in /proc.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from discretion import Decision, Outcome, SqlStore
+from discretion.approvals import Tokens
+
+ACME = Path(__file__).resolve().parents[2] / "examples" / "acme"
+WORKERS = 2
+# Clock-independent cases of the acme pack (serve decides at the wall clock): two hard limits and
+# an order the case database does not hold. None of them reserves budget, so any number decide
+# the same way.
+EXPECTED = {
+    "07-refund-fraud-hold": (Outcome.DENY, ["refund.fraud-hold"]),
+    "08-refund-above-amount-paid": (Outcome.DENY, ["refund.above-amount-paid"]),
+    "16-refund-unknown-order": (Outcome.ROUTE, ["discretion.context-unavailable"]),
+}
+BATCH = 8  # concurrent requests, each on a new connection, so the kernel spreads the accepts
+MAX_BATCHES = 100  # until both workers decided something (the second may still be starting)
+POLL_S = 0.05
+START_ATTEMPTS = 300  # 15 s of polling /health at most
+
+pytestmark = pytest.mark.skipif(
+    not Path("/proc/self/task").is_dir(), reason="reads the server's process tree from /proc"
+)
+
+
+def _command() -> list[str]:
+    """The `discretion` console script of this interpreter's environment."""
+    script = shutil.which("discretion", path=str(Path(sys.executable).parent))
+    if script is not None:
+        return [script]
+    return [sys.executable, "-c", "from discretion.cli import app; app()"]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _children(pid: int) -> set[int]:
+    """The live child processes of `pid`, over all its threads."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(child) for child in (task / "children").read_text().split())
+    return found
+
+
+def _proposal(case: str, key: str) -> dict[str, Any]:
+    (path,) = (ACME / "proposals").glob(f"{case}.json")
+    body: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    body["idempotency_key"] = key
+    return body
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    base: str
+    token: str
+    db: str
+    metrics_dir: Path
+    log: Path
+
+    def decide(self, body: dict[str, Any]) -> httpx.Response:
+        # A client per request: a new connection, which either worker may accept.
+        return httpx.post(
+            f"{self.base}/v1/decisions",
+            json=body,
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=10,
+        )
+
+    def decide_all(self, bodies: list[dict[str, Any]]) -> list[httpx.Response]:
+        with ThreadPoolExecutor(max_workers=BATCH) as pool:
+            return list(pool.map(self.decide, bodies))
+
+    def deciding_pids(self) -> set[int]:
+        """The processes that counted a decision (prometheus_client names its files by pid)."""
+        return {
+            int(found.group(1))
+            for path in self.metrics_dir.iterdir()
+            if (found := re.fullmatch(r"counter_(\d+)\.db", path.name))
+        }
+
+    def pause(self) -> None:
+        """Wait a poll interval on the process (an early exit ends the wait), not by sleeping."""
+        try:
+            self.process.wait(timeout=POLL_S)
+        except subprocess.TimeoutExpired:
+            return
+        pytest.fail(f"serve exited with {self.process.returncode}:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")[-2000:]
+
+
+def _wait_until_serving(server: Server) -> None:
+    for _ in range(START_ATTEMPTS):
+        try:
+            if httpx.get(f"{server.base}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        server.pause()
+    pytest.fail(f"serve did not answer /health after {START_ATTEMPTS} attempts:\n{server.output()}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        # The whole session: the supervisor and any worker it left behind.
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    db = f"sqlite:///{tmp_path / 'serve.db'}"
+    store = SqlStore(db, create=True)
+    secret, _ = Tokens(store, clock=lambda: datetime.now(UTC)).create(
+        subject_id="acme-assist", role="ai_agent", is_ai=True
+    )
+    store.close()
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    environment = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    command = [
+        *_command(),
+        "serve",
+        "--pack",
+        str(ACME / "pack"),
+        "--db",
+        db,
+        "--port",
+        str(port),
+        "--workers",
+        str(WORKERS),
+    ]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            cwd=tmp_path,
+            start_new_session=True,
+        )
+    served = Server(process, f"http://127.0.0.1:{port}", secret, db, metrics_dir, log)
+    try:
+        _wait_until_serving(served)
+        yield served
+    finally:
+        _stop(process)
+
+
+def test_two_workers_decide_exactly_once_and_keep_one_verifiable_ledger(server: Server) -> None:
+    cases = list(EXPECTED)
+    sent: list[tuple[str, httpx.Response]] = []
+    for batch in range(MAX_BATCHES):
+        keys = [(cases[i % len(cases)], f"spread-{batch}-{i}") for i in range(BATCH)]
+        answers = server.decide_all([_proposal(case, key) for case, key in keys])
+        sent += [(case, answer) for (case, _), answer in zip(keys, answers, strict=True)]
+        if len(server.deciding_pids()) >= WORKERS:
+            break
+        server.pause()
+
+    for case, answer in sent:
+        assert answer.status_code == 200, f"{case}: {answer.status_code} {answer.text}"
+        decision = Decision.model_validate(answer.json())
+        assert (decision.outcome, decision.rules) == EXPECTED[case], case
+    workers = _children(server.process.pid)
+    deciding = server.deciding_pids()
+    assert len(deciding) == WORKERS, (
+        f"{len(sent)} decisions were counted by processes {sorted(deciding)}; expected"
+        f" {WORKERS} workers:\n{server.output()}"
+    )
+    assert deciding <= workers, f"{sorted(deciding)} are not children of serve: {sorted(workers)}"
+
+    # One key from every connection at once, racing across both workers, then once more.
+    retried = _proposal("16-refund-unknown-order", "retried-key")
+    answers = [*server.decide_all([retried] * BATCH), server.decide(retried)]
+    assert [a.status_code for a in answers] == [200] * (BATCH + 1), [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1, [a.json()["id"] for a in answers]
+
+    # /metrics sums the workers' counters: every key decided once, the retried one too.
+    scrape = httpx.get(f"{server.base}/metrics", timeout=10).text
+    counted = sum(
+        float(value)
+        for value in re.findall(r"^discretion_decisions_total\{[^}]*\} (\S+)$", scrape, re.M)
+    )
+    assert counted == len(sent) + 1, scrape
+    records = httpx.get(f"{server.base}/health", timeout=10).json()["ledger_records"]
+    assert records >= len(sent) + 1
+
+    _stop(server.process)
+    assert server.process.returncode == 0, server.output()
+    verified = subprocess.run(
+        [*_command(), "ledger", "verify", "--db", server.db],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    # Every record the workers wrote verifies (shutdown may append more, e.g. a checkpoint).
+    found = re.search(r"(\d+) records verify", verified.stdout)
+    assert found is not None, verified.stdout
+    assert int(found.group(1)) >= records, verified.stdout
