@@ -9,8 +9,6 @@ ledger. Bodies are JSON; errors are `Problem`s (see `_problems`).
 # FastAPI reads the routes' annotations at runtime, including aliases local to a factory:
 # they are not postponed here.
 
-import threading
-from contextlib import AbstractContextManager, nullcontext
 from typing import Annotated, Any
 
 from anyio.to_thread import run_sync
@@ -94,14 +92,8 @@ def api_router(state: AppState) -> APIRouter:
         auto_error=False, description="A token made with `discretion token create`."
     )
     guard = state.guard
-    # SQLite has one writer. Decisions taking turns on a lock here, instead of in SQLite's busy
-    # handler (which sleeps 1 to 100 ms between retries), cut p99 from ~100 ms to a few ms.
-    is_sqlite = state.store.engine.dialect.name == "sqlite"
-    turns: AbstractContextManager[Any] = threading.Lock() if is_sqlite else nullcontext()
-
-    def decide_now(proposal: Proposal) -> Decision:
-        with turns:
-            return guard.decide(proposal)
+    # Decisions run side by side; on SQLite the store makes their writes take turns, across
+    # this process's threads and the other workers alike (`WriterTurns`).
 
     # Dependencies are coroutines: a token look-up is one indexed read (~0.15 ms on SQLite),
     # cheaper than the hop to a worker thread a plain function would cost per dependency.
@@ -163,7 +155,7 @@ def api_router(state: AppState) -> APIRouter:
                 f" {expected.model_dump()}; propose as yourself",
             )
         # One hop to a worker thread: the store and context providers block.
-        return _json(await run_sync(decide_now, proposal))
+        return _json(await run_sync(guard.decide, proposal))
 
     @router.get("/decisions/{decision_id}", summary="Read a decision", response_model=Decision)
     def get_decision(decision_id: str, identity: Caller) -> Response:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -335,11 +335,9 @@ class SqlStore:
         self._held_lock = threading.Lock()
         self._all_held: list[Connection] = []
         database = self._engine.url.database
-        self._checkpointer = (
-            _dialect.Checkpointer(database)
-            if self._engine.dialect.name == "sqlite" and database not in (None, "", ":memory:")
-            else None
-        )
+        is_file = self._engine.dialect.name == "sqlite" and database not in (None, "", ":memory:")
+        self._checkpointer = _dialect.Checkpointer(database) if is_file and database else None
+        self._turns = _dialect.WriterTurns(database) if is_file and database else None
         if create:
             self.create_schema()
 
@@ -368,6 +366,8 @@ class SqlStore:
         if self._checkpointer is not None:
             self._checkpointer.close()
             self._checkpointer = None
+        if self._turns is not None:
+            self._turns.close()
         with self._held_lock:
             held, self._all_held = self._all_held, []
         for connection in held:
@@ -422,6 +422,7 @@ class SqlStore:
         """
         partitions = self._partitions or self._load_partitions("write the decision")
         with (
+            self._turns.turn() if self._turns is not None else nullcontext(),
             self._mapped("write the decision"),
             self._held() as connection,
             connection.begin(),
