@@ -28,6 +28,7 @@ import pytest
 
 from discretion import Decision, Outcome, SqlStore
 from discretion.approvals import Tokens
+from discretion.signing import generate_key
 
 ACME = Path(__file__).resolve().parents[2] / "examples" / "acme"
 WORKERS = 2
@@ -87,6 +88,7 @@ class Server:
     db: str
     metrics_dir: Path
     log: Path
+    folder: Path
 
     def decide(self, body: dict[str, Any]) -> httpx.Response:
         # A client per request: a new connection, which either worker may accept.
@@ -168,6 +170,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
         str(port),
         "--workers",
         str(WORKERS),
+        "--signing-key",
+        str(generate_key(tmp_path / "checkpoint.key")[0]),
     ]
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -178,7 +182,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
             cwd=tmp_path,
             start_new_session=True,
         )
-    served = Server(process, f"http://127.0.0.1:{port}", secret, db, metrics_dir, log)
+    served = Server(process, f"http://127.0.0.1:{port}", secret, db, metrics_dir, log, tmp_path)
     try:
         _wait_until_serving(served)
         yield served
@@ -228,7 +232,11 @@ def test_two_workers_decide_exactly_once_and_keep_one_verifiable_ledger(server: 
     _stop(server.process)
     assert server.process.returncode == 0, server.output()
     verified = subprocess.run(
-        [*_command(), "ledger", "verify", "--db", server.db],
+        [
+            *_command(),
+            *("ledger", "verify", "--db", server.db),
+            *("--public-key", str(server.folder / "checkpoint.key.pub")),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -239,3 +247,5 @@ def test_two_workers_decide_exactly_once_and_keep_one_verifiable_ledger(server: 
     found = re.search(r"(\d+) records verify", verified.stdout)
     assert found is not None, verified.stdout
     assert int(found.group(1)) >= records, verified.stdout
+    # serve bound every chain's head in a signed checkpoint on its way out.
+    assert "checkpoints (signatures checked)" in verified.stdout, verified.stdout

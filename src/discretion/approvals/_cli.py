@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -386,6 +386,20 @@ def serve(
             help="Worker processes; they share only the database (use PostgreSQL for several).",
         ),
     ] = 1,
+    checkpoint_every: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds between ledger checkpoints (one more is written on shutdown); 0: none.",
+        ),
+    ] = 60.0,
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="DISCRETION_SIGNING_KEY",
+            help="Sign checkpoints with this Ed25519 private key (PEM; see `ledger keygen`).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the decision API, the approver UI and OpenAPI (/docs) with uvicorn."""
     try:
@@ -394,15 +408,30 @@ def serve(
         from discretion.api import create_app
     except ImportError as exc:
         raise _fail(f"{exc}; the server needs: pip install 'discretion[server]'") from None
+    from discretion.signing import load_signer
+    from discretion.store import CheckpointWriter
+
     try:
         guard = _guard(pack, db, context, create=True)
         app = create_app(guard, secure_cookies=secure_cookies)
+        signer = load_signer(signing_key) if signing_key is not None else None
+        writer = (
+            CheckpointWriter(guard.store, every=timedelta(seconds=checkpoint_every), signer=signer)
+            if checkpoint_every > 0 and isinstance(guard.store, SqlStore)
+            else None
+        )
     except DiscretionError as exc:
         raise _fail(str(exc)) from None
-    if workers == 1:
-        uvicorn.run(app, host=host, port=port, log_level="info")
-        return
-    _serve_workers(pack, db, context, secure_cookies, host=host, port=port, workers=workers)
+    if writer is not None:
+        writer.start()
+    try:
+        if workers == 1:
+            uvicorn.run(app, host=host, port=port, log_level="info")
+        else:
+            _serve_workers(pack, db, context, secure_cookies, host=host, port=port, workers=workers)
+    finally:
+        if writer is not None:
+            writer.stop()
 
 
 def _serve_workers(
