@@ -34,6 +34,7 @@ from discretion.policy import PolicyPack, load_pack
 from discretion.precedent import Precedent, Precedents, Range
 from discretion.proposal import Actor
 from discretion.store import SqlStore
+from discretion.types import utc_now
 
 app = typer.Typer(
     help="Govern the exceptions AI support agents make.",
@@ -262,7 +263,7 @@ def ledger_checkpoint(
     try:
         signer = load_signer(signing_key) if signing_key is not None else None
         with closing(SqlStore(db, create=False)) as store:
-            made = store.checkpoint(at=datetime.now(UTC), signer=signer)
+            made = store.checkpoint(at=utc_now(), signer=signer)
     except DiscretionError as exc:
         raise _fail(str(exc)) from None
     if made is None:
@@ -398,7 +399,7 @@ def ledger_export(
 def _precedents(db: str, pack: Path | None, now: datetime | None = None) -> Iterator[Precedents]:
     policy = load_pack(pack) if pack is not None else None
     store = SqlStore(db, create=pack is not None)
-    clock = (lambda: moment) if (moment := now) is not None else (lambda: datetime.now(UTC))
+    clock = (lambda: moment) if (moment := now) is not None else utc_now
     try:
         yield Precedents(store, policy, clock=clock)
     finally:
@@ -450,7 +451,7 @@ def precedent_set(
     now: Annotated[str | None, typer.Option(help="Act as of this ISO 8601 time.")] = None,
 ) -> None:
     """Make a granted exception citable precedent, inside a scope and bounds."""
-    moment = _parse_now(now) or datetime.now(UTC)
+    moment = _parse_now(now) or utc_now()
     units = {"d": "days", "h": "hours", "m": "minutes"}
     if len(expires_in) < 2 or expires_in[-1] not in units or not expires_in[:-1].isdigit():
         raise _fail(f"--expires-in {expires_in!r}: write a count and a unit, such as 30d or 12h")

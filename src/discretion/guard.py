@@ -12,7 +12,7 @@ import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +38,7 @@ from discretion.precedent import check as check_precedent
 from discretion.proposal import Proposal, argument_at
 from discretion.shadow import Shadow
 from discretion.store import DuplicateKey, SqlStore, Store
-from discretion.types import Clock, DecisionHook, IdFactory
+from discretion.types import Clock, DecisionHook, IdFactory, utc_now
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
@@ -47,10 +47,6 @@ if TYPE_CHECKING:
     from discretion.integrations._decorator import _Decorator
 
 __all__ = ["Guard", "Normalised"]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _new_id() -> str:
@@ -124,7 +120,7 @@ class Guard:
             SqlStore(store or "sqlite://") if store is None or isinstance(store, str) else store
         )
         self.context: ContextProvider = context or StaticContextProvider()
-        self._clock = clock or _utc_now
+        self._clock = clock or utc_now
         self._ids = ids or _new_id
         self._on_decision = on_decision
         self.observers: list[DecisionHook] = []

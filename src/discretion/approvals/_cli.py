@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -23,6 +23,7 @@ from discretion.errors import DiscretionError
 from discretion.money import Money
 from discretion.policy import load_pack
 from discretion.store import SqlStore
+from discretion.types import utc_now
 
 if TYPE_CHECKING:
     from discretion.guard import Guard
@@ -98,10 +99,6 @@ def _guard(
         context=provider,
         clock=(lambda: moment) if moment is not None else None,
     )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _identity(guard: Guard, token: str) -> Identity | None:
@@ -316,7 +313,7 @@ def token_create(
             if found.is_ai != ai:
                 kind = "an AI" if found.is_ai else "a human"
                 raise _fail(f"role {role!r} is {kind} role: pass --ai exactly for AI roles")
-        secret, identity = Tokens(_store(db, create=True), clock=_now).create(
+        secret, identity = Tokens(_store(db, create=True), clock=utc_now).create(
             subject_id=subject, role=role, is_ai=ai, label=label
         )
     except DiscretionError as exc:
@@ -336,7 +333,7 @@ def token_list(db: DbOption = _DEFAULT_DB) -> None:
     from discretion import cli
 
     try:
-        found = Tokens(_store(db, create=False), clock=_now).list()
+        found = Tokens(_store(db, create=False), clock=utc_now).list()
     except DiscretionError as exc:
         raise _fail(str(exc)) from None
     table = Table(title="tokens")
@@ -362,7 +359,7 @@ def token_revoke(
     from discretion import cli
 
     try:
-        revoked = Tokens(_store(db, create=False), clock=_now).revoke(token_id)
+        revoked = Tokens(_store(db, create=False), clock=utc_now).revoke(token_id)
     except DiscretionError as exc:
         raise _fail(str(exc)) from None
     if not revoked:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from discretion.errors import ConfigurationError, DiscretionError
 from discretion.lineage import Checkpoint
-from discretion.types import Clock
+from discretion.types import Clock, utc_now
 
 if TYPE_CHECKING:
     from discretion.signing import Signer
@@ -49,7 +49,7 @@ class CheckpointWriter:
         self._store = store
         self._every = every
         self._signer = signer
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or utc_now
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 

@@ -39,6 +39,7 @@ __all__ = [
     "create_heads",
     "head_query",
     "heads",
+    "partition_count",
 ]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -152,6 +153,14 @@ def heads(connection: Connection) -> dict[int, tuple[int, str]]:
     """Every partition's head, `partition -> (chain_seq, hash)`, read in one statement."""
     rows = connection.execute(select(ledger_head).order_by(ledger_head.c.partition))
     return {int(r.partition): (int(r.seq), str(r.hash)) for r in rows}
+
+
+def partition_count(found: dict[int, tuple[int, str]]) -> int:
+    """How many partitions a ledger with these head rows has.
+
+    They are numbered from 0, so a missing row in between still counts (`ledger verify` names it).
+    """
+    return max(found, default=-1) + 1
 
 
 def create_heads(connection: Connection, partitions: int) -> None:

@@ -164,6 +164,7 @@ class SqlTransaction:
         self._partitions = partitions
         self._heads: dict[int, tuple[int, str]] = {}
         self._locked: set[tuple[str, str]] = set()
+        self._lock_budget = sql.get("lock_budget")  # None where the write lock covers budgets
 
     def _run(self, name: str, values: dict[str, Any]) -> Any:
         return self._sql[name].run(self._cursor, values)
@@ -182,8 +183,8 @@ class SqlTransaction:
         The lock is held to the commit, so no other decision reads this key's sum until this
         transaction's reservation is visible.
         """
-        if "lock_budget" in self._sql and (budget_id, key) not in self._locked:
-            self._run("lock_budget", {"budget": budget_id, "key": key})
+        if self._lock_budget is not None and (budget_id, key) not in self._locked:
+            self._lock_budget.run(self._cursor, {"budget": budget_id, "key": key})
             self._locked.add((budget_id, key))
         row = self._run("used", {"budget": budget_id, "key": key, "since": to_us(since)})
         return int(row.fetchone()[0])
@@ -438,7 +439,7 @@ class SqlStore:
 
     def _load_partitions(self, doing: str) -> int:
         with self._mapped(doing), self._engine.connect() as connection:
-            count = max(_dialect.heads(connection), default=-1) + 1
+            count = _dialect.partition_count(_dialect.heads(connection))
         if count == 0:
             raise StoreError(
                 f"the ledger at {self._safe_url()} has no heads; run `discretion db upgrade`"
@@ -622,8 +623,7 @@ class SqlStore:
         """
         with self.snapshot("the ledger") as connection:
             heads = _dialect.heads(connection)
-            # Numbered from 0: a missing head row in between is named by `finish`.
-            partitions = max(heads, default=-1) + 1
+            partitions = _dialect.partition_count(heads)
             bound = verify_checkpoints(
                 self.checkpoints(connection=connection),
                 partitions=partitions,
