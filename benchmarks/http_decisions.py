@@ -2,7 +2,7 @@
 
 Run: python benchmarks/http_decisions.py [--servers 1] [--concurrency 16] [--db URL]
                                          [--generator auto|wrk|python] [--duration 8] [--n 5000]
-                                         [--access-log]
+                                         [--access-log] [--server-concurrency K]
 
 The server (`create_app` under uvicorn, the acme pack, facts from an in-memory provider, a SQLite
 WAL ledger in a temporary folder or the tables at `--db`, dropped first) runs in `--servers`
@@ -20,8 +20,9 @@ servers, the generator and the whole machine used during the measured run is pri
 servers' CPU per decision is the cost that more workers divide, and a busy machine beyond
 servers plus generator means something else ran and the figures are suspect.
 
-The server socket is bound here and inherited by the server processes, so the first request
-waits in the listen backlog instead of racing the start-up.
+The server sockets are bound here and inherited by the server processes, so the first request
+waits in a listen backlog instead of racing the start-up. Each server has a socket of its own
+on the one port (`SO_REUSEPORT`), so the kernel spreads wrk's connections over them.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def wrk_template() -> str:
     return json.dumps(item).replace("%", "%%").replace("\\u0000", "%s")
 
 
-def serve(fd: int, ready_fd: int, db: str, access_log: bool) -> None:
+def serve(fd: int, ready_fd: int, db: str, access_log: bool, concurrency: int | None) -> None:
     """Server process: the app on the inherited listening socket; one byte to `ready_fd`."""
     import uvicorn
 
@@ -125,7 +126,7 @@ def serve(fd: int, ready_fd: int, db: str, access_log: bool) -> None:
         context=StaticContextProvider(facts_for(pack.fields)),
         clock=lambda: NOW,
     )
-    app = create_app(guard)
+    app = create_app(guard, concurrency=concurrency)
     # Imports and the app are built: what is left is uvicorn taking the socket, milliseconds.
     os.write(ready_fd, b"r")
     os.close(ready_fd)
@@ -136,6 +137,31 @@ def serve(fd: int, ready_fd: int, db: str, access_log: bool) -> None:
         lifespan="off",
     )
     uvicorn.Server(config).run(sockets=[socket.socket(fileno=fd)])
+
+
+def _listeners(count: int) -> list[socket.socket]:
+    """One listening socket per server, all on one port.
+
+    With `SO_REUSEPORT` the kernel spreads new connections over the sockets, as a load balancer
+    spreads them over replicas. On one shared socket, the server that wakes first accepts every
+    connection waiting, and wrk opens all of its connections at once: one server then got all of
+    them in about one run of three.
+    """
+    if count == 1 or not hasattr(socket, "SO_REUSEPORT"):
+        shared = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        shared.bind(("127.0.0.1", 0))
+        shared.listen(1024)
+        return [shared] * count
+    sockets: list[socket.socket] = []
+    port = 0
+    for _ in range(count):
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(1024)
+        port = listener.getsockname()[1]
+        sockets.append(listener)
+    return sockets
 
 
 @dataclass
@@ -326,12 +352,17 @@ def main() -> None:
     parser.add_argument(
         "--access-log", action="store_true", help="Log every request, as `serve` does."
     )
+    parser.add_argument(
+        "--server-concurrency",
+        type=int,
+        help="Decisions each server works on at once (`serve --concurrency`).",
+    )
     parser.add_argument("--serve-fd", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-db", help=argparse.SUPPRESS)
     parser.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_fd is not None:
-        serve(args.serve_fd, args.ready_fd, args.serve_db, args.access_log)
+        serve(args.serve_fd, args.ready_fd, args.serve_db, args.access_log, args.server_concurrency)
         return
 
     from sqlalchemy import select
@@ -354,20 +385,21 @@ def main() -> None:
         database = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[store.engine.dialect.name]
         issue = Tokens(store, clock=lambda: NOW).create
         tokens = [issue(subject_id=agent(i), role="ai_agent", is_ai=True)[0] for i in range(AGENTS)]
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1024)
-        port = listener.getsockname()[1]
+        listeners = _listeners(args.servers)
+        port = listeners[0].getsockname()[1]
         ready, ready_w = os.pipe()
-        command = [sys.executable, __file__, "--serve-fd", str(listener.fileno())]
-        command += ["--ready-fd", str(ready_w), "--serve-db", db]
-        command += ["--access-log"] if args.access_log else []
-        servers = [
-            subprocess.Popen(
-                command, pass_fds=(listener.fileno(), ready_w), stdout=subprocess.DEVNULL
+        servers = []
+        for listener in listeners:
+            command = [sys.executable, __file__, "--serve-fd", str(listener.fileno())]
+            command += ["--ready-fd", str(ready_w), "--serve-db", db]
+            command += ["--access-log"] if args.access_log else []
+            if args.server_concurrency is not None:
+                command += ["--server-concurrency", str(args.server_concurrency)]
+            servers.append(
+                subprocess.Popen(
+                    command, pass_fds=(listener.fileno(), ready_w), stdout=subprocess.DEVNULL
+                )
             )
-            for _ in range(args.servers)
-        ]
         os.close(ready_w)
         try:
             # Every server up before the first connection: wrk's connections are kept alive,
@@ -392,7 +424,8 @@ def main() -> None:
                     # Shutting down waits for requests in flight: a stuck one must not outlive us.
                     server.kill()
                     server.wait()
-            listener.close()
+            for listener in listeners:
+                listener.close()
         with store.engine.connect() as connection:
             outcomes = Counter(row[0] for row in connection.execute(select(decisions.c.outcome)))
         recorded = store.verify()
