@@ -142,6 +142,15 @@ class Guard:
             )
         return self.store
 
+    @property
+    def in_process(self) -> bool:
+        """Whether a decision waits on nothing outside this process and its database.
+
+        True without an LLM judge and with a context provider that says `in_process` (the
+        built-in static, JSON and SQLite providers do).
+        """
+        return self._review.judge is None and getattr(self.context, "in_process", False)
+
     def now(self) -> datetime:
         """The guard's clock, checked to be aware."""
         moment = self._clock()

@@ -170,6 +170,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
         str(port),
         "--workers",
         str(WORKERS),
+        "--concurrency",
+        "3",
         "--signing-key",
         str(generate_key(tmp_path / "checkpoint.key")[0]),
     ]

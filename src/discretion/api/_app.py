@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from anyio import CapacityLimiter
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -27,6 +28,18 @@ from discretion.store import SqlStore
 __all__ = ["create_app"]
 
 _HERE = Path(__file__).parent
+
+IN_PROCESS_CONCURRENCY = 2
+"""Decisions at once in one process when none waits on the network.
+
+A decision is mostly Python, and a process's threads share one interpreter lock: more threads
+only take turns, and on SQLite they slow the thread holding the database's write lock, which
+every worker waits for. Measured with `benchmarks/http_decisions.py` (16 connections, two
+cores, SQLite): with 40 at once, two workers decided 1.5x as fast as one; with two, 1.9-2.0x.
+"""
+WAITING_CONCURRENCY = 40
+"""Decisions at once when context providers or the LLM judge wait on the network: anyio's
+thread limit, so slow answers overlap."""
 
 _DESCRIPTION = """\
 Decide proposals from agents in any language, and let people decide the cases routed to them.
@@ -70,6 +83,7 @@ def create_app(
     secure_cookies: bool = False,
     max_body_bytes: int = 1_000_000,
     max_json_depth: int = 64,
+    concurrency: int | None = None,
 ) -> FastAPI:
     """The HTTP app over a guard: `/v1` (JSON API), `/ui` (approver UI), `/health`, `/docs`.
 
@@ -86,15 +100,24 @@ def create_app(
         secure_cookies: send the UI's cookies over HTTPS only; set it behind TLS.
         max_body_bytes: the largest request body accepted (413 above it).
         max_json_depth: the deepest JSON nesting accepted in a body (422 beyond it).
+        concurrency: how many decisions this process works on at once; more wait their turn,
+            already parsed. By default 2 when the guard decides in-process (`Guard.in_process`:
+            no LLM judge, in-process context), else 40 so waits on the network overlap.
 
     Raises:
-        ConfigurationError: the guard's store is not a `SqlStore`.
+        ConfigurationError: the guard's store is not a `SqlStore`, or `concurrency` is below 1.
     """
     store = guard.store
     if not isinstance(store, SqlStore):
         raise ConfigurationError(
             f"the server keeps tokens and sessions in SQL tables; {type(store).__name__} is not"
             " a SqlStore"
+        )
+    if concurrency is None:
+        concurrency = IN_PROCESS_CONCURRENCY if guard.in_process else WAITING_CONCURRENCY
+    if concurrency < 1:
+        raise ConfigurationError(
+            f"concurrency must be at least 1 decision at once, not {concurrency}"
         )
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
     templates.env.filters["fact"] = _fact
@@ -105,8 +128,10 @@ def create_app(
         sessions=Sessions(store, clock=guard.now, ttl=session_ttl),
         templates=templates,
         secure_cookies=secure_cookies,
+        deciding=CapacityLimiter(concurrency),
     )
     app = FastAPI(title="discretion", version=__version__, description=_DESCRIPTION)
+    app.state.deciding = state.deciding
     install(app)
     app.add_middleware(RequestLimits, max_body_bytes=max_body_bytes, max_json_depth=max_json_depth)
 

@@ -19,6 +19,7 @@ ENVIRONMENT = {
     "db": "DISCRETION_SERVE_DB",
     "context": "DISCRETION_SERVE_CONTEXT",
     "secure_cookies": "DISCRETION_SERVE_SECURE_COOKIES",
+    "concurrency": "DISCRETION_SERVE_CONCURRENCY",
 }
 """The environment variable of each `serve` setting a worker reads."""
 
@@ -36,4 +37,9 @@ def app_from_environment() -> FastAPI:
         # The parent created the schema before starting the workers.
         create=False,
     )
-    return create_app(guard, secure_cookies=os.environ.get(ENVIRONMENT["secure_cookies"]) == "1")
+    concurrency = os.environ.get(ENVIRONMENT["concurrency"])
+    return create_app(
+        guard,
+        secure_cookies=os.environ.get(ENVIRONMENT["secure_cookies"]) == "1",
+        concurrency=int(concurrency) if concurrency else None,
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from anyio import CapacityLimiter
 from fastapi.templating import Jinja2Templates
 
 from discretion.api._sessions import Sessions
@@ -27,6 +28,8 @@ class AppState:
     sessions: Sessions
     templates: Jinja2Templates
     secure_cookies: bool
+    deciding: CapacityLimiter
+    """How many decisions this process works on at once; the rest wait their turn."""
 
 
 def money_in(value: Money | str | Decimal | None, currency: str | None) -> Money | None:

@@ -383,6 +383,14 @@ def serve(
             help="Worker processes; they share only the database (use PostgreSQL for several).",
         ),
     ] = 1,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Decisions each worker works on at once; by default 2 when deciding waits on"
+            " nothing outside the process (no LLM judge, in-process context), else 40.",
+        ),
+    ] = None,
     checkpoint_every: Annotated[
         float,
         typer.Option(
@@ -410,7 +418,7 @@ def serve(
 
     try:
         guard = _guard(pack, db, context, create=True)
-        app = create_app(guard, secure_cookies=secure_cookies)
+        app = create_app(guard, secure_cookies=secure_cookies, concurrency=concurrency)
         signer = load_signer(signing_key) if signing_key is not None else None
         writer = (
             CheckpointWriter(guard.store, every=timedelta(seconds=checkpoint_every), signer=signer)
@@ -425,7 +433,16 @@ def serve(
         if workers == 1:
             uvicorn.run(app, host=host, port=port, log_level="info")
         else:
-            _serve_workers(pack, db, context, secure_cookies, host=host, port=port, workers=workers)
+            _serve_workers(
+                pack,
+                db,
+                context,
+                secure_cookies,
+                host=host,
+                port=port,
+                workers=workers,
+                concurrency=concurrency,
+            )
     finally:
         if writer is not None:
             writer.stop()
@@ -440,6 +457,7 @@ def _serve_workers(
     host: str,
     port: int,
     workers: int,
+    concurrency: int | None,
 ) -> None:
     """Run `workers` uvicorn processes, each building its own app from the environment."""
     import os
@@ -454,6 +472,8 @@ def _serve_workers(
     if context is not None:
         os.environ[ENVIRONMENT["context"]] = str(context.resolve())
     os.environ[ENVIRONMENT["secure_cookies"]] = "1" if secure_cookies else "0"
+    if concurrency is not None:
+        os.environ[ENVIRONMENT["concurrency"]] = str(concurrency)
     # Each worker counts its own decisions; /metrics sums them from these files.
     with tempfile.TemporaryDirectory(prefix="discretion-metrics-") as folder:
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", folder)

@@ -46,6 +46,11 @@ class ContextProvider(Protocol):
 
     Raise `ContextError` (or any error: the guard maps it) when the source fails; the decision
     then routes with the cause recorded.
+
+    A provider that answers from this process's memory or a local file, never the network, may
+    say so with a class attribute `in_process = True`: the HTTP server then works on fewer
+    decisions at once, which is faster when nothing waits (see `create_app(concurrency=)`).
+    Without it a provider is taken to wait on the network.
     """
 
     def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
@@ -65,6 +70,9 @@ class StaticContextProvider:
         )
         ```
     """
+
+    in_process = True
+    """It answers from memory."""
 
     def __init__(
         self,
@@ -112,6 +120,11 @@ class ChainedContext:
 
     def __init__(self, providers: Sequence[ContextProvider]) -> None:
         self._providers = tuple(providers)
+
+    @property
+    def in_process(self) -> bool:
+        """Whether every provider in the chain answers from this process."""
+        return all(getattr(p, "in_process", False) for p in self._providers)
 
     def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
         """Merge the providers' answers, earlier providers first."""

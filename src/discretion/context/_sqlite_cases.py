@@ -42,6 +42,9 @@ class SqliteCaseStore:
     `exposure.<action>_count_<N>d` counts them.
     """
 
+    in_process = True
+    """It reads a local SQLite file."""
+
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._db = connection
         self._db.row_factory = sqlite3.Row
