@@ -261,7 +261,11 @@ def test_a_failure_between_budget_reservation_and_ledger_append_writes_nothing(
 
 
 def rows_in(tx: SqlTransaction, table: Any) -> int:
-    return int(tx.connection.execute(select(func.count()).select_from(table)).scalar_one())
+    # On the driver's cursor: its fetch waits for the writes PostgreSQL's pipeline mode has
+    # sent without waiting (SQLAlchemy would see no result yet).
+    cursor = tx.connection.connection.cursor()
+    cursor.execute(f"SELECT count(*) FROM {table.name}")
+    return int(cursor.fetchone()[0])
 
 
 # The executor --------------------------------------------------------------------------------

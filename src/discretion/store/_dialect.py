@@ -40,6 +40,7 @@ __all__ = [
     "head_query",
     "heads",
     "partition_count",
+    "pipelines",
 ]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -147,6 +148,15 @@ def budget_lock(dialect_name: str) -> Any:
         index_elements=[budget_locks.c.budget_id, budget_locks.c.budget_key],
         set_={"budget_id": statement.excluded.budget_id},
     )
+
+
+def pipelines() -> bool:
+    """Whether psycopg can send several statements before reading their results (libpq 14+)."""
+    try:
+        from psycopg import Pipeline
+    except ImportError:  # pragma: no cover - only PostgreSQL asks, and it needs psycopg
+        return False
+    return bool(Pipeline.is_supported())
 
 
 def heads(connection: Connection) -> dict[int, tuple[int, str]]:

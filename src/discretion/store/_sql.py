@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -165,6 +165,7 @@ class SqlTransaction:
         self._heads: dict[int, tuple[int, str]] = {}
         self._locked: set[tuple[str, str]] = set()
         self._lock_budget = sql.get("lock_budget")  # None where the write lock covers budgets
+        self._pipelines = connection.dialect.name == "postgresql" and _dialect.pipelines()
 
     def _run(self, name: str, values: dict[str, Any]) -> Any:
         return self._sql[name].run(self._cursor, values)
@@ -201,43 +202,55 @@ class SqlTransaction:
         stamped = decision.with_hash(link.hash)
         amount = decision.amount
         try:
-            self._run(
-                "decision",
-                dict(
-                    id=decision.id,
-                    idempotency_key=decision.idempotency_key,
-                    proposal_digest=decision.proposal_digest,
-                    action=decision.action,
-                    outcome=decision.outcome.value,
-                    actor_id=decision.actor_id,
-                    customer_id=body["proposal"].get("customer_id"),
-                    case_id=body["proposal"].get("case_id"),
-                    amount_minor=amount.minor if amount is not None else None,
-                    currency=amount.currency if amount is not None else None,
-                    required_role=decision.required_role,
-                    reason=decision.reason,
-                    policy_version=decision.policy_version,
-                    decided_us=at,
-                    ledger_seq=link.seq,
-                    body=stamped.model_dump_json(),
-                ),
-            )
+            # PostgreSQL: the four writes go to the server in one round trip.
+            with self._batch():
+                self._run(
+                    "decision",
+                    dict(
+                        id=decision.id,
+                        idempotency_key=decision.idempotency_key,
+                        proposal_digest=decision.proposal_digest,
+                        action=decision.action,
+                        outcome=decision.outcome.value,
+                        actor_id=decision.actor_id,
+                        customer_id=body["proposal"].get("customer_id"),
+                        case_id=body["proposal"].get("case_id"),
+                        amount_minor=amount.minor if amount is not None else None,
+                        currency=amount.currency if amount is not None else None,
+                        required_role=decision.required_role,
+                        reason=decision.reason,
+                        policy_version=decision.policy_version,
+                        decided_us=at,
+                        ledger_seq=link.seq,
+                        body=stamped.model_dump_json(),
+                    ),
+                )
+                for reservation in decision.reservations:
+                    self._run(
+                        "reservation",
+                        {
+                            "decision_id": decision.id,
+                            "budget_id": reservation.budget,
+                            "budget_key": reservation.key,
+                            "amount_minor": reservation.amount.minor,
+                            "currency": reservation.amount.currency,
+                            "reserved_us": at,
+                        },
+                    )
+                self._chain(link, "decision", decision.id, text, at)
         except self._connection.dialect.loaded_dbapi.IntegrityError as exc:
             raise DuplicateKey(decision.idempotency_key) from exc
-        for reservation in decision.reservations:
-            self._run(
-                "reservation",
-                {
-                    "decision_id": decision.id,
-                    "budget_id": reservation.budget,
-                    "budget_key": reservation.key,
-                    "amount_minor": reservation.amount.minor,
-                    "currency": reservation.amount.currency,
-                    "reserved_us": at,
-                },
-            )
-        self._chain(link, "decision", decision.id, text, at)
         return stamped
+
+    def _batch(self) -> AbstractContextManager[Any]:
+        """Where the server answers writes only at the block's end: in one round trip.
+
+        PostgreSQL: psycopg's pipeline mode, for statements whose results are not read; an
+        error (a duplicate key) is raised when the block ends. Elsewhere, nothing changes.
+        """
+        if self._pipelines:
+            return self._cursor.connection.pipeline()  # type: ignore[no-any-return]
+        return nullcontext()
 
     @property
     def connection(self) -> Connection:
@@ -262,7 +275,8 @@ class SqlTransaction:
         """
         text = canonical_json(body)
         link = self._next(chain or subject_id, kind, text)
-        self._chain(link, kind, subject_id, text, to_us(at))
+        with self._batch():
+            self._chain(link, kind, subject_id, text, to_us(at))
         return link.hash
 
     def lock(self, chain: str) -> None:
