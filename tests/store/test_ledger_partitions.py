@@ -105,6 +105,18 @@ def test_verify_reads_a_snapshot_beside_an_open_writer(store):
     assert store.verify() == 2
 
 
+def test_a_postgresql_read_holds_no_transaction_open(postgres):
+    # A reader between statements is `idle`, not `idle in transaction`: it sends no BEGIN or
+    # ROLLBACK, and a slow reader never holds back vacuum or another session's DDL.
+    with postgres.reading("tokens") as reader, postgres.engine.connect() as observer:
+        pid = reader.execute(select(text("pg_backend_pid()"))).scalar_one()
+        assert reader.execute(select(text("1"))).scalar_one() == 1
+        state = observer.execute(
+            text("SELECT state FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+        ).scalar_one()
+    assert state == "idle"
+
+
 def test_a_store_can_be_made_with_fewer_partitions_and_keeps_them(tmp_path):
     url = f"sqlite:///{tmp_path / 'two.db'}"
     SqlStore(url, partitions=2).close()

@@ -353,6 +353,9 @@ class SqlStore:
         is_file = self._engine.dialect.name == "sqlite" and database not in (None, "", ":memory:")
         self._checkpointer = _dialect.Checkpointer(database) if is_file and database else None
         self._turns = _dialect.WriterTurns(database) if is_file and database else None
+        self._read_options: dict[str, Any] = {_dialect.READ_ONLY: True}
+        if self._engine.dialect.name == "postgresql":
+            self._read_options["isolation_level"] = "AUTOCOMMIT"
         if create:
             self.create_schema()
 
@@ -465,11 +468,13 @@ class SqlStore:
     def reading(self, what: str) -> Iterator[Connection]:
         """A read connection whose database errors become `StoreError`s naming `what`.
 
-        On SQLite its transactions begin deferred, so reading never waits for a writer.
+        On SQLite its transactions begin deferred, so reading never waits for a writer. On
+        PostgreSQL each statement runs on its own (autocommit): under READ COMMITTED a statement
+        sees its own snapshot either way, and no BEGIN or ROLLBACK travels to the server.
         """
         with (
             self._mapped(f"read {what}"),
-            self._engine.connect().execution_options(**{_dialect.READ_ONLY: True}) as connection,
+            self._engine.connect().execution_options(**self._read_options) as connection,
         ):
             yield connection
 
