@@ -14,7 +14,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
 from conftest import NOW, fresh_postgres
@@ -22,6 +23,7 @@ from discretion import ConfigurationError, SqlStore, StoreError
 from discretion.cli import app
 from discretion.lineage import partition_of
 from discretion.store import CheckpointWriter
+from discretion.store._dialect import PING_IDLE_S, PingWhenIdle, create
 from discretion.store._sql import SqlTransaction, to_us
 
 BODY = {"note": "held open"}
@@ -115,6 +117,44 @@ def test_a_postgresql_read_holds_no_transaction_open(postgres):
             text("SELECT state FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
         ).scalar_one()
     assert state == "idle"
+
+
+def test_a_pooled_connection_idle_for_a_while_is_pinged_and_replaced_when_dead(postgres):
+    moment = [0.0]
+    engine = create_engine(postgres.engine.url, pool_size=1, max_overflow=0)
+    PingWhenIdle(engine, clock=lambda: moment[0]).listen()
+
+    def backend() -> int:
+        with engine.connect() as connection:
+            return int(connection.execute(select(text("pg_backend_pid()"))).scalar_one())
+
+    def kill(pid: int) -> None:
+        with postgres.engine.connect() as other:
+            other.execute(select(text(f"pg_terminate_backend({pid})")))
+
+    try:
+        first = backend()
+        kill(first)
+        # Idle past the window: pinged, found dead, replaced before the statement runs.
+        moment[0] += PING_IDLE_S + 0.1
+        second = backend()
+        assert second != first
+        kill(second)
+        # Used a moment ago: trusted without a round trip, so the dead connection fails the
+        # statement (the store maps it to StoreError, nothing is recorded) and is replaced.
+        moment[0] += PING_IDLE_S / 10
+        with pytest.raises(OperationalError):
+            backend()
+        assert backend() not in (first, second)
+    finally:
+        engine.dispose()
+
+
+def test_postgresql_engines_ping_only_idle_connections():
+    engine = create("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    assert not engine.pool._pre_ping
+    assert len(engine.pool.dispatch.checkout) == 1
+    assert len(engine.pool.dispatch.checkin) == 1
 
 
 def test_a_store_can_be_made_with_fewer_partitions_and_keeps_them(tmp_path):

@@ -13,6 +13,7 @@ import os
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, create_engine, event, insert, select
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.pool import StaticPool
 
 from discretion.errors import ConfigurationError, StoreError
@@ -31,8 +32,10 @@ if sys.platform != "win32":
     import fcntl
 
 __all__ = [
+    "PING_IDLE_S",
     "READ_ONLY",
     "Checkpointer",
+    "PingWhenIdle",
     "WriterTurns",
     "budget_lock",
     "create",
@@ -73,14 +76,57 @@ def create(url: str, *, must_exist: bool = False) -> Engine:
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         try:
-            return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
+            engine = create_engine(parsed, pool_size=5, max_overflow=10)
         except ModuleNotFoundError as exc:
             raise ConfigurationError(
                 "PostgreSQL needs psycopg: pip install 'discretion[postgres]'"
             ) from exc
+        PingWhenIdle(engine).listen()
+        return engine
     raise ConfigurationError(
         f"unsupported database {backend!r} in {url!r}; use sqlite or postgresql"
     )
+
+
+PING_IDLE_S = 0.5
+"""A pooled connection idle longer than this is pinged before use (HikariCP's bypass window)."""
+
+
+class PingWhenIdle:
+    """`pool_pre_ping`, but only for a connection that sat in the pool for a while.
+
+    A ping is a round trip on every checkout: two per API request (the token, the decision),
+    about 0.13 ms each. A connection checked in less than `PING_IDLE_S` ago was just talking
+    to the server, so it is trusted; one idle longer (the server may have restarted, a
+    firewall may have cut it) is pinged, and replaced when the ping fails. Measured with two
+    `serve` workers on PostgreSQL: 630 -> 680 decisions/s. A server that dies under load fails
+    the requests in flight either way; SQLAlchemy then renews the whole pool.
+    """
+
+    def __init__(self, engine: Engine, *, clock: Any = None) -> None:
+        self._engine = engine
+        self._clock = clock or time.monotonic
+
+    def listen(self) -> None:
+        """Attach to the engine's pool."""
+        event.listen(self._engine, "checkin", self.checkin)
+        event.listen(self._engine, "checkout", self.checkout)
+
+    def checkin(self, dbapi_connection: Any, record: Any) -> None:
+        record.info["discretion_idle_since"] = self._clock()
+
+    def checkout(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("discretion_idle_since")
+        if since is None or self._clock() - since < PING_IDLE_S:
+            return  # new, or in use a moment ago
+        dialect = self._engine.dialect
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            if not dialect.is_disconnect(exc, dbapi_connection, None):
+                raise
+            # The pool retries with a new connection (and may renew the rest).
+            raise DisconnectionError(f"a pooled connection is gone: {exc}") from exc
 
 
 def _sqlite(url: str, *, in_memory: bool) -> Engine:
