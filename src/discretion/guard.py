@@ -536,11 +536,11 @@ class Guard:
     ) -> Decision:
         amount_minor = item.amount.minor if item.amount is not None else 0
         try:
+            # A key decided before, or by another process while we evaluated, fails the
+            # decision's insert (`DuplicateKey`): everything written is rolled back and the
+            # recorded decision returned. Looking the key up first would cost every decision a
+            # round trip to save a rare retry some work.
             with self.store.transaction() as tx:
-                # Another process may have decided this key while we evaluated.
-                known = tx.find_decision(item.idempotency_key)
-                if known is not None:
-                    return self._replay(item, known)
 
                 def budgets(outcome: Outcome) -> BudgetCheck:
                     return check_budgets(

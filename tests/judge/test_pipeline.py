@@ -20,13 +20,14 @@ def test_the_judge_is_asked_before_the_write_transaction_opens(make_guard, store
         # Nothing of this decision is written yet, and the ledger lock is free: another writer
         # can take it now (on SQLite a held lock would make this wait, then fail).
         with store.transaction() as tx:
-            seen.append((store.count(), tx.find_decision("k-lost") is None))
+            tx.record("probe", "dec_probe", {}, at=NOW)
+            seen.append((store.count(), store.find_decision("k-lost") is None))
         return Verdict(justified=True, clause=request.reason, unsupported_claims=[], reason="ok")
 
     decision = make_guard(lost_facts(), judge=StaticJudge(probing)).decide(lost_refund("15.00"))
     assert seen == [(0, True)]
     assert decision.outcome is Outcome.ALLOW_EXCEPTION
-    assert store.verify() == 1
+    assert store.verify() == 2  # the probe's record, then the decision
 
 
 def test_an_exception_a_precedent_extended_can_still_be_lowered_and_keeps_its_citation(

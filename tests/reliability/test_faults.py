@@ -219,7 +219,7 @@ def test_a_database_that_goes_away_mid_decision_answers_nothing(make_guard, stor
     def down(self: SqlTransaction, *args: Any, **kwargs: Any) -> None:
         raise dbapi.OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(SqlTransaction, "find_decision", down)
+    monkeypatch.setattr(SqlTransaction, "budget_used", down)
     with pytest.raises(StoreError, match="server closed the connection"):
         guard.decide(refund("40.00", key="during"))
     monkeypatch.undo()

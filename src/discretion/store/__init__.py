@@ -20,16 +20,16 @@ __all__ = ["CheckpointWriter", "DuplicateKey", "SqlStore", "Store", "StoreTransa
 class StoreTransaction(Protocol):
     """The writes of one decision, under the locks of what it touches."""
 
-    def find_decision(self, idempotency_key: str, /) -> Decision | None:
-        """The decision already recorded under this key."""
-        ...
-
     def budget_used(self, budget_id: str, key: str, since: datetime, /) -> int:
         """Minor units reserved against (budget, key) after `since`."""
         ...
 
     def append(self, decision: Decision, /, *, body: dict[str, Any]) -> Decision:
-        """Record the decision with its reservations and lineage record; return it hashed."""
+        """Record the decision with its reservations and lineage record; return it hashed.
+
+        Raises:
+            DuplicateKey: its idempotency key is on record already; roll back and read it.
+        """
         ...
 
     def record(

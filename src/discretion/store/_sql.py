@@ -170,14 +170,6 @@ class SqlTransaction:
     def _run(self, name: str, values: dict[str, Any]) -> Any:
         return self._sql[name].run(self._cursor, values)
 
-    def find_decision(self, idempotency_key: str) -> Decision | None:
-        """The decision already recorded under this key.
-
-        A decision racing this one under the same key is caught by the key's unique constraint
-        when it is appended (`DuplicateKey`).
-        """
-        return _decision(self._run("find", {"key": idempotency_key}).fetchone())
-
     def budget_used(self, budget_id: str, key: str, since: datetime) -> int:
         """Minor units reserved against (budget, key) after `since`, with the key locked.
 
