@@ -290,8 +290,8 @@ class Guard:
             with _telemetry.step("normalise"):
                 item = self.normalise(proposal)
             # 2. idempotency: a key already decided returns the same decision, counted once.
-            # The record step checks the key again under the write lock, which is what makes
-            # it exactly once; this early look only saves a retry the LLM judge's call.
+            # The key's unique constraint, met when the decision is recorded, is what makes it
+            # exactly once; this early look only saves a retry the LLM judge's call.
             if self._review.judge is not None:
                 with _telemetry.step("idempotency"):
                     known = self.store.find_decision(item.idempotency_key)
