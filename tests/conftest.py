@@ -105,6 +105,12 @@ def shop_pack_with(folder: Path, old: str, new: str) -> PolicyPack:
 
 
 @pytest.fixture
+def anyio_backend() -> str:
+    """The async tests (`@pytest.mark.anyio`) run on asyncio, the loop the integrations use."""
+    return "asyncio"
+
+
+@pytest.fixture
 def pack() -> PolicyPack:
     return load_pack(SHOP_PACK)
 

@@ -22,11 +22,6 @@ ARGS = {"amount": "40.00", "currency": "USD", "customer_id": "c-1", "case_id": "
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def guard(make_guard):
     return make_guard()
 

@@ -29,11 +29,6 @@ WAIT_S = 10
 ACME_CASES = Path(__file__).resolve().parents[2] / "examples" / "acme" / "cases.sql"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class HeldFacts:
     """Good facts, handed out only once the test lets the fetches go; counts who is inside."""
 

@@ -4,10 +4,5 @@ import pytest
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def guard(make_guard):
     return make_guard()
