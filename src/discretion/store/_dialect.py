@@ -14,7 +14,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -103,7 +103,7 @@ class PingWhenIdle:
     the requests in flight either way; SQLAlchemy then renews the whole pool.
     """
 
-    def __init__(self, engine: Engine, *, clock: Any = None) -> None:
+    def __init__(self, engine: Engine, *, clock: Callable[[], float] | None = None) -> None:
         self._engine = engine
         self._clock = clock or time.monotonic
 

@@ -157,7 +157,14 @@ class SqlTransaction:
     different partitions commit in parallel.
     """
 
-    def __init__(self, connection: Connection, sql: dict[str, _Compiled], partitions: int) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        sql: dict[str, _Compiled],
+        partitions: int,
+        *,
+        pipelines: bool = False,
+    ) -> None:
         self._connection = connection
         self._cursor = connection.connection.cursor()
         self._sql = sql
@@ -165,7 +172,7 @@ class SqlTransaction:
         self._heads: dict[int, tuple[int, str]] = {}
         self._locked: set[tuple[str, str]] = set()
         self._lock_budget = sql.get("lock_budget")  # None where the write lock covers budgets
-        self._pipelines = connection.dialect.name == "postgresql" and _dialect.pipelines()
+        self._pipelines = pipelines  # batch writes in one round trip (`_batch`)
 
     def _run(self, name: str, values: dict[str, Any]) -> Any:
         return self._sql[name].run(self._cursor, values)
@@ -346,8 +353,10 @@ class SqlStore:
         self._checkpointer = _dialect.Checkpointer(database) if is_file and database else None
         self._turns = _dialect.WriterTurns(database) if is_file and database else None
         self._read_options: dict[str, Any] = {_dialect.READ_ONLY: True}
+        self._pipelines = False
         if self._engine.dialect.name == "postgresql":
             self._read_options["isolation_level"] = "AUTOCOMMIT"
+            self._pipelines = _dialect.pipelines()
         if create:
             self.create_schema()
 
@@ -387,7 +396,10 @@ class SqlStore:
 
     def find_decision(self, idempotency_key: str) -> Decision | None:
         """The decision recorded under this key, if any."""
-        with self._mapped("read decisions"), self._held() as connection:
+        # SQLite: this thread's held connection (the driver's cursor sends no BEGIN). PostgreSQL:
+        # a pooled read in autocommit, like every other read.
+        reader = self._held() if self._holds else self.reading("decisions")
+        with self._mapped("read decisions"), reader as connection:
             cursor = connection.connection.cursor()
             row = self._sql["find"].run(cursor, {"key": idempotency_key}).fetchone()
             cursor.close()
@@ -437,7 +449,7 @@ class SqlStore:
             self._held() as connection,
             connection.begin(),
         ):
-            yield SqlTransaction(connection, self._sql, partitions)
+            yield SqlTransaction(connection, self._sql, partitions, pipelines=self._pipelines)
         if self._checkpointer is not None:
             self._checkpointer.committed()
 
