@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData, inspect, select, text
 from typer.testing import CliRunner
 
-from conftest import POSTGRES_URL, SHOP_PACK, good_facts, refund
+from conftest import POSTGRES_URL, SHOP_PACK, FakeClock, good_facts, refund
 from discretion import Guard, SqlStore, load_pack
 from discretion.cli import app
 from discretion.context import StaticContextProvider
@@ -117,12 +117,7 @@ def test_a_single_chain_ledger_becomes_partition_0_and_still_verifies(empty_url,
             (3, 0, 3),
         ]
         assert store.heads()[0] == (3, previous)
-        guard = Guard(
-            load_pack(SHOP_PACK),
-            store=store,
-            context=StaticContextProvider(good_facts()),
-            clock=clock,
-        )
+        guard = shop_guard(store, clock)
         decision = guard.decide(refund("40.00"))
         assert store.verify() == 4
         [record] = [r for r in store.records() if r.subject_id == decision.id]
@@ -131,16 +126,18 @@ def test_a_single_chain_ledger_becomes_partition_0_and_still_verifies(empty_url,
         store.close()
 
 
+def shop_guard(store: SqlStore, clock: FakeClock) -> Guard:
+    """A guard on the shop pack with good facts, over a migrated store."""
+    return Guard(
+        load_pack(SHOP_PACK), store=store, context=StaticContextProvider(good_facts()), clock=clock
+    )
+
+
 def test_a_migrated_database_decides_and_verifies(empty_url, clock):
     upgrade(empty_url)
     store = SqlStore(empty_url, create=False)
     try:
-        guard = Guard(
-            load_pack(SHOP_PACK),
-            store=store,
-            context=StaticContextProvider(good_facts()),
-            clock=clock,
-        )
+        guard = shop_guard(store, clock)
         decision = guard.decide(refund("40.00"))
         assert decision.outcome.value == "allow"
         assert store.verify() == 1
