@@ -24,7 +24,7 @@ from typing import Any
 
 from discretion import Guard, SqlStore, load_pack
 from discretion.context import StaticContextProvider
-from discretion.policy._evaluate import evaluate
+from discretion.pipeline._evaluate import evaluate
 from discretion.store._schema import metadata
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,7 +28,7 @@ from discretion.store._schema import approvals, reservations
 from discretion.store._sql import to_us
 
 if TYPE_CHECKING:
-    from discretion.policy.pack import PolicyPack
+    from discretion.policy import PolicyPack
     from discretion.store import SqlStore
 
 __all__ = ["CONTENT_TYPE", "GuardMetrics"]

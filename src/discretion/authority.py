@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from discretion.policy.pack import PolicyPack, Role, Rule
+from discretion.policy import PolicyPack, Role, Rule
 
 __all__ = [
     "covers_exception",

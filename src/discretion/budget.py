@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from discretion.decision import Outcome, Reservation
-from discretion.policy.pack import Budget, PolicyPack
+from discretion.policy import Budget, PolicyPack
 
 __all__ = ["BudgetCheck", "BudgetReader", "budget_key", "check_budgets"]
 

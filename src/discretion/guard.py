@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from discretion import _telemetry
-from discretion._explain import explain
+from discretion.pipeline._explain import explain
 from discretion._similar import SimilarDecision, similar_decisions
 from discretion.approvals import Approvals
 from discretion.authority import lowest_above, lowest_covering
@@ -31,8 +31,9 @@ from discretion.judge import Judge
 from discretion.judge._review import Review
 from discretion.lineage import digest
 from discretion.money import Money
-from discretion.policy._evaluate import Evaluation, evaluate
-from discretion.policy.pack import ActionPolicy, Budget, PolicyPack, Role, load_pack
+from discretion.pipeline._evaluate import evaluate
+from discretion.pipeline._state import Evaluation
+from discretion.policy import ActionPolicy, Budget, PolicyPack, Role, load_pack
 from discretion.precedent import Failure, Precedents
 from discretion.precedent import check as check_precedent
 from discretion.proposal import Proposal, argument_at

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from discretion.context import ChainedContext, Snapshot, StaticContextProvider
 from discretion.decision import Decision
 from discretion.errors import DiscretionError
-from discretion.policy.pack import PolicyPack, load_pack
+from discretion.policy import PolicyPack, load_pack
 from discretion.proposal import Proposal
 
 if TYPE_CHECKING:

@@ -26,7 +26,7 @@ from discretion.api._sessions import Session, same_secret
 from discretion.api._state import AppState, is_runnable, money_in
 from discretion.approvals import Approval, ApprovalStatus
 from discretion.errors import DiscretionError, ProposalError
-from discretion.policy._evaluate import SYSTEM_RULES
+from discretion.policy import SYSTEM_RULES
 from discretion.precedent import PRECEDENT_RULES, PrecedentSpec
 
 __all__ = ["SESSION_COOKIE", "FormRejected", "SignInRequired", "ui_router"]

@@ -39,7 +39,7 @@ from discretion.errors import (
 from discretion.execution import Execution, ToolCallable
 from discretion.lineage import canonical_json, digest
 from discretion.money import Money
-from discretion.policy.pack import PolicyPack, Role
+from discretion.policy import PolicyPack, Role
 from discretion.precedent import PrecedentSpec
 from discretion.proposal import Actor
 from discretion.store import SqlStore, StoreTransaction

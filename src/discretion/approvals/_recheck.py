@@ -24,8 +24,8 @@ from discretion.context import Snapshot
 from discretion.decision import Decision, Outcome, Reservation
 from discretion.errors import ApprovalError, ContextError, ProposalError, StaleApproval
 from discretion.money import Money
-from discretion.policy._evaluate import evaluate
-from discretion.policy.pack import Role
+from discretion.pipeline._evaluate import evaluate
+from discretion.policy import Role
 from discretion.proposal import Actor, argument_at
 from discretion.store import StoreTransaction
 from discretion.store._schema import precedents

@@ -15,7 +15,7 @@ from typing import Any
 from discretion.context import Snapshot
 from discretion.decision import ClaimCheck
 from discretion.money import Money
-from discretion.policy.pack import Rule
+from discretion.policy import Rule
 from discretion.proposal import Claim, Rationale
 
 __all__ = ["GROUNDED", "Fault", "Grounding", "ground"]

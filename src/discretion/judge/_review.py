@@ -25,8 +25,8 @@ from discretion.judge._grounded import Fault, ground
 from discretion.judge._prompt import render, require_jinja
 from discretion.judge._request import Assessment, Judge, JudgeRequest, verdict_key
 from discretion.money import Money
-from discretion.policy._evaluate import Evaluation
-from discretion.policy.pack import PolicyPack, Role
+from discretion.pipeline._state import Evaluation
+from discretion.policy import PolicyPack, Role
 from discretion.proposal import Rationale
 from discretion.store import Store
 

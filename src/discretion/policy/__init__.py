@@ -1,6 +1,44 @@
-"""Policy packs: YAML validated by pydantic, conditions in CEL compiled once at load."""
+"""Policy packs: YAML validated by pydantic, conditions in CEL compiled once at load.
 
-from discretion.policy._evaluate import SYSTEM_RULES
-from discretion.policy.pack import BUILTIN_VARIABLES, PolicyPack, load_pack
+`load_pack` reads a pack file or folder and returns the compiled `PolicyPack`: plain frozen
+dataclasses every later step reads. Reading the YAML (with its line map), the schema,
+compilation and CEL each live in a module of their own.
+"""
 
-__all__ = ["BUILTIN_VARIABLES", "SYSTEM_RULES", "PolicyPack", "load_pack"]
+from discretion.policy._cel import CelProgram, EvaluationError
+from discretion.policy._load import load_pack
+from discretion.policy._model import (
+    BUILTIN_VARIABLES,
+    ActionPolicy,
+    Authority,
+    Budget,
+    Evidence,
+    JudgeBand,
+    JudgeSettings,
+    PolicyPack,
+    PrecedentPolicy,
+    Role,
+    Rule,
+)
+from discretion.policy._schema import FieldSpec, ToolSpec
+from discretion.policy._system import SYSTEM_RULES
+
+__all__ = [
+    "BUILTIN_VARIABLES",
+    "SYSTEM_RULES",
+    "ActionPolicy",
+    "Authority",
+    "Budget",
+    "CelProgram",
+    "EvaluationError",
+    "Evidence",
+    "FieldSpec",
+    "JudgeBand",
+    "JudgeSettings",
+    "PolicyPack",
+    "PrecedentPolicy",
+    "Role",
+    "Rule",
+    "ToolSpec",
+    "load_pack",
+]

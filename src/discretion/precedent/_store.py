@@ -20,7 +20,7 @@ from discretion.decision import Decision, Outcome
 from discretion.errors import ApprovalError, ConfigurationError, ProposalError
 from discretion.lineage import canonical_json, digest
 from discretion.money import Money
-from discretion.policy.pack import PolicyPack, Role, Rule
+from discretion.policy import PolicyPack, Role, Rule
 from discretion.precedent._applicability import matches
 from discretion.precedent._model import Precedent, PrecedentSpec, Range
 from discretion.proposal import Actor

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from discretion.decision import Outcome
 from discretion.money import Money
-from discretion.policy._evaluate import SYSTEM_RULES
-from discretion.policy.pack import Rule
+from discretion.policy import SYSTEM_RULES, Rule
 
 __all__ = ["explain"]
 

@@ -1,11 +1,12 @@
-"""Evaluate a pack against a proposal and its facts.
+"""Step 4-5 of the pipeline: evaluate the pack and the actor's authority over the facts.
 
 Standard policy, hard limits, exception reasons and authority. Pure: no I/O, no clock of its own.
+It lives in the pipeline, not in `policy`, because it is where the pack meets the authority
+ladder (`discretion.authority`), which itself reads the compiled pack.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -16,58 +17,11 @@ from discretion.authority import (
     lowest_exception_role,
     lowest_standard_role,
 )
-from discretion.decision import JudgeRecord, Outcome, PrecedentUse
-from discretion.policy._cel import CelProgram, EvaluationError
-from discretion.policy.pack import ActionPolicy, PolicyPack, Role, Rule
+from discretion.decision import Outcome
+from discretion.pipeline._state import Evaluation
+from discretion.policy import ActionPolicy, CelProgram, EvaluationError, PolicyPack, Role, Rule
 
-__all__ = ["SYSTEM_RULES", "Evaluation", "evaluate"]
-
-SYSTEM_RULES = {
-    "discretion.unknown-action": "the tool or action is not governed by the pack",
-    "discretion.context-unavailable": "a fact the policy needs could not be assembled",
-    "discretion.evaluation-error": "a policy expression could not be evaluated",
-    "discretion.standard-authority": "inside standard policy but above the actor's standard limit",
-    "discretion.not-standard": "outside standard policy: an exception is needed",
-    "discretion.reason-unknown": "the rationale cites a reason the pack does not define",
-    "discretion.reason-not-applicable": "the cited reason's preconditions do not hold",
-    "discretion.reason-not-cited": "an exception needs the rationale to cite a reason",
-    "discretion.exception-authority": "the actor's exception authority does not cover it",
-    "discretion.no-permitted-reason": "no permitted exception reason applies",
-    "discretion.no-role-can-grant": "no role on the ladder has enough authority",
-    "discretion.claim.grounded": "a claim in the rationale agrees with the case facts",
-    "discretion.claim.contradicts-fact": "a claim in the rationale contradicts the case facts",
-    "discretion.claim.unknown-fact": "a claim in the rationale names a fact the case does not hold",
-    "discretion.claim.evidence-missing": "the rationale lacks a claim the reason requires",
-    "discretion.judge.text-too-short": "the rationale text is shorter than the reason requires",
-    "discretion.judge.text-missing-detail": "the rationale text lacks a detail the reason requires",
-    "discretion.judge.not-justified": "the rationale judge found it does not support the exception",
-    "discretion.judge.failed": "the rationale judge could not give a verdict",
-    "discretion.judge.timeout": "the rationale judge did not answer in time",
-    "discretion.judge.budget-spent": "the rationale judge's daily call budget is spent",
-    "discretion.judge.unavailable": "the pack asks for a rationale judge but none is configured",
-}
-"""The rule ids discretion itself fires, with what each means."""
-
-
-@dataclass(slots=True, kw_only=True)
-class Evaluation:
-    """The deterministic verdict before budgets and the judge."""
-
-    outcome: Outcome
-    rules: list[str]
-    reason: Rule | None = None
-    required_role: Role | None = None
-    deciding: list[Rule] = field(default_factory=list)
-    """The pack rules whose messages explain the outcome."""
-    causes: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    """Extra sentences for the explanation, such as a spent budget."""
-    precedents: PrecedentUse | None = None
-    """The precedents cited, considered and applied."""
-    fallback: Evaluation | None = None
-    """What stands if the applied precedent's last citation is taken first by another decision."""
-    judge: JudgeRecord | None = None
-    """What the rationale judges found when they reviewed an allowed exception."""
+__all__ = ["evaluate"]
 
 
 def _check(program: CelProgram, activation: Any) -> Any:

@@ -1,0 +1,1 @@
+"""The decision pipeline: the steps in order, with no reference back to what built them."""

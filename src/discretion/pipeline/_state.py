@@ -1,0 +1,31 @@
+"""The pipeline's running state: what the steps after evaluation read and lower."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from discretion.decision import JudgeRecord, Outcome, PrecedentUse
+from discretion.policy import Role, Rule
+
+__all__ = ["Evaluation"]
+
+
+@dataclass(slots=True, kw_only=True)
+class Evaluation:
+    """The deterministic verdict before budgets and the judge."""
+
+    outcome: Outcome
+    rules: list[str]
+    reason: Rule | None = None
+    required_role: Role | None = None
+    deciding: list[Rule] = field(default_factory=list)
+    """The pack rules whose messages explain the outcome."""
+    causes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Extra sentences for the explanation, such as a spent budget."""
+    precedents: PrecedentUse | None = None
+    """The precedents cited, considered and applied."""
+    fallback: Evaluation | None = None
+    """What stands if the applied precedent's last citation is taken first by another decision."""
+    judge: JudgeRecord | None = None
+    """What the rationale judges found when they reviewed an allowed exception."""

@@ -1,0 +1,249 @@
+"""The compiled policy pack: what `load_pack` builds and every later step reads.
+
+Plain frozen dataclasses, built once at load; CEL programs are compiled and type-checked by then.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import MappingProxyType
+from typing import Any
+
+from discretion.money import Money
+from discretion.policy._cel import CelProgram
+from discretion.policy._schema import FieldSpec, ToolSpec
+
+__all__ = [
+    "BUILTIN_VARIABLES",
+    "ActionPolicy",
+    "Authority",
+    "Budget",
+    "Evidence",
+    "JudgeBand",
+    "JudgeSettings",
+    "PolicyPack",
+    "PrecedentPolicy",
+    "Role",
+    "Rule",
+    "highest_human",
+]
+
+BUILTIN_VARIABLES: Mapping[str, str] = MappingProxyType(
+    {
+        "amount": "money",
+        "now": "timestamp",
+        "actor.role": "string",
+        "actor.is_ai": "bool",
+    }
+)
+"""Variables every expression may read besides the action's declared fields."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rule:
+    """A compiled rule: a standard rule, a hard limit, or an exception reason."""
+
+    id: str
+    kind: str
+    """`standard`, `hard_limit` or `exception`."""
+    when: CelProgram
+    max_amount: CelProgram | None
+    message: str | None
+    description: str
+    granted_by: frozenset[str] | None = None
+    precedent: PrecedentPolicy | None = None
+    """For an exception reason: how its grants may become precedent; never when None."""
+    evidence: Evidence | None = None
+    """For an exception reason: what the rationale must carry; nothing beyond its claims when
+    None."""
+    judge: JudgeBand | None = None
+    """For an exception reason: when the LLM judge reviews it; never when None."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrecedentPolicy:
+    """What the pack allows a precedent for one exception reason to be."""
+
+    scope: tuple[str, ...]
+    """The fields a precedent must fix at least."""
+    max_expiry: timedelta
+    max_citations: int | None
+    ratio_of: str | None
+    set_by: frozenset[str] | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Evidence:
+    """What a rationale must carry for one exception reason."""
+
+    claims: tuple[str, ...]
+    """Context fields the rationale must state as structured claims."""
+    min_text: int
+    """The fewest characters its free text may have."""
+    text_patterns: tuple[tuple[str, re.Pattern[str]], ...]
+    """Named details the free text must match."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JudgeBand:
+    """The amounts, in minor units and inclusive, for which the LLM judge reviews a reason."""
+
+    min_minor: int
+    max_minor: int | None
+    clause: str
+    """The policy clause the judge reads."""
+
+    def covers(self, amount_minor: int) -> bool:
+        """Whether the judge reviews this amount."""
+        return self.min_minor <= amount_minor and (
+            self.max_minor is None or amount_minor <= self.max_minor
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JudgeSettings:
+    """Pack-wide settings of the LLM judge."""
+
+    daily_calls: int | None = None
+    """Calls the LLM judge may make per UTC day; unlimited when None."""
+    without_model: str = "route"
+    """`route` or `skip`: what a case the judge should review gets when there is no judge."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActionPolicy:
+    """A compiled action."""
+
+    name: str
+    reads: tuple[str, ...]
+    standard: tuple[Rule, ...]
+    hard_limits: tuple[Rule, ...]
+    exceptions: tuple[Rule, ...]
+    env: Any = field(repr=False)
+    approval_sla: timedelta | None = None
+    """How soon a routed case of this action must be decided, when the action sets it."""
+
+    def reason(self, reason_id: str) -> Rule | None:
+        """The exception reason with this id, if the action has it."""
+        return next((r for r in self.exceptions if r.id == reason_id), None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Authority:
+    """A role's limits for one action, in minor units of the pack's currency."""
+
+    standard_minor: int
+    exception_minor: int
+    reasons: frozenset[str] | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Role:
+    """A compiled rung of the authority ladder; `rank` 0 is the lowest."""
+
+    id: str
+    rank: int
+    is_ai: bool
+    authority: Mapping[str, Authority]
+    approval_sla: timedelta | None = None
+    """How soon a case routed to this role must be decided, when the role sets it."""
+
+    def can_grant(self, action: str, reason: Rule) -> bool:
+        """Whether this role may grant `reason` for `action` at all (amount aside)."""
+        auth = self.authority.get(action)
+        if auth is None or auth.exception_minor <= 0:
+            return False
+        if auth.reasons is not None:
+            return reason.id in auth.reasons
+        return reason.granted_by is None or self.id in reason.granted_by
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Budget:
+    """A compiled budget."""
+
+    id: str
+    key: str
+    window: timedelta
+    limit_minor: int
+    actions: frozenset[str] | None
+    outcomes: frozenset[str]
+    on_exceed: str
+    route_to: str
+    message: str | None
+
+    def applies(self, action: str, outcome: str) -> bool:
+        """Whether a decision of `outcome` on `action` counts against this budget."""
+        return (self.actions is None or action in self.actions) and outcome in self.outcomes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyPack:
+    """A loaded, compiled policy pack. Build it with `load_pack`."""
+
+    name: str
+    version: str
+    """`sha256:` and the hash of the pack's canonical content."""
+    currency: str
+    private_limits: bool
+    unknown_tools: str
+    fields: Mapping[str, FieldSpec]
+    roles: tuple[Role, ...]
+    actions: Mapping[str, ActionPolicy]
+    tools: Mapping[str, tuple[str, ToolSpec]]
+    budgets: tuple[Budget, ...]
+    sources: tuple[str, ...]
+    approval_sla: timedelta = timedelta(hours=24)
+    """How soon a routed case must be decided when neither its action nor its role says."""
+    judge: JudgeSettings = JudgeSettings()
+    """Settings of the LLM judge."""
+
+    def approval_sla_for(self, action: str, role: Role | None) -> timedelta:
+        """How long an approval of `action` routed to `role` stays open before it expires.
+
+        The shorter of the action's and the role's own `approval_sla`; the pack's when neither
+        sets one.
+        """
+        policy = self.actions.get(action)
+        found = (policy.approval_sla if policy else None, role.approval_sla if role else None)
+        own = [sla for sla in found if sla is not None]
+        return min(own) if own else self.approval_sla
+
+    def governs(self, tool_name: str) -> bool:
+        """Whether calls to `tool_name` must be decided.
+
+        Tools the pack maps are governed; others only when `unknown_tools` is `route`. Integrations
+        let ungoverned tools through untouched; `Guard.decide` routes any proposal whose action
+        the pack does not define, whatever this says (fail closed).
+        """
+        return tool_name in self.tools or self.unknown_tools == "route"
+
+    @property
+    def highest_human(self) -> Role:
+        """The top human rung: where a case goes when nothing lower can be named."""
+        return highest_human(self.roles)
+
+    def role(self, role_id: str) -> Role | None:
+        """The role with this id, if the pack defines it."""
+        return next((r for r in self.roles if r.id == role_id), None)
+
+    def rule_ids(self) -> list[str]:
+        """Every rule id the pack defines: rules, hard limits, reasons and budgets."""
+        ids = [
+            rule.id
+            for action in self.actions.values()
+            for rule in (*action.hard_limits, *action.standard, *action.exceptions)
+        ]
+        return ids + [b.id for b in self.budgets]
+
+    def money(self, minor: int) -> Money:
+        """Minor units of the pack's currency as Money."""
+        return Money.from_minor(minor, self.currency)
+
+
+def highest_human(roles: tuple[Role, ...]) -> Role:
+    """The top human rung of a ladder (a pack always has one)."""
+    return next(r for r in reversed(roles) if not r.is_ai)

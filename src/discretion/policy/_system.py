@@ -1,0 +1,31 @@
+"""The rule ids discretion itself fires (beside a pack's own), with what each means."""
+
+from __future__ import annotations
+
+__all__ = ["SYSTEM_RULES"]
+
+SYSTEM_RULES = {
+    "discretion.unknown-action": "the tool or action is not governed by the pack",
+    "discretion.context-unavailable": "a fact the policy needs could not be assembled",
+    "discretion.evaluation-error": "a policy expression could not be evaluated",
+    "discretion.standard-authority": "inside standard policy but above the actor's standard limit",
+    "discretion.not-standard": "outside standard policy: an exception is needed",
+    "discretion.reason-unknown": "the rationale cites a reason the pack does not define",
+    "discretion.reason-not-applicable": "the cited reason's preconditions do not hold",
+    "discretion.reason-not-cited": "an exception needs the rationale to cite a reason",
+    "discretion.exception-authority": "the actor's exception authority does not cover it",
+    "discretion.no-permitted-reason": "no permitted exception reason applies",
+    "discretion.no-role-can-grant": "no role on the ladder has enough authority",
+    "discretion.claim.grounded": "a claim in the rationale agrees with the case facts",
+    "discretion.claim.contradicts-fact": "a claim in the rationale contradicts the case facts",
+    "discretion.claim.unknown-fact": "a claim in the rationale names a fact the case does not hold",
+    "discretion.claim.evidence-missing": "the rationale lacks a claim the reason requires",
+    "discretion.judge.text-too-short": "the rationale text is shorter than the reason requires",
+    "discretion.judge.text-missing-detail": "the rationale text lacks a detail the reason requires",
+    "discretion.judge.not-justified": "the rationale judge found it does not support the exception",
+    "discretion.judge.failed": "the rationale judge could not give a verdict",
+    "discretion.judge.timeout": "the rationale judge did not answer in time",
+    "discretion.judge.budget-spent": "the rationale judge's daily call budget is spent",
+    "discretion.judge.unavailable": "the pack asks for a rationale judge but none is configured",
+}
+"""The rule ids discretion itself fires, with what each means."""
