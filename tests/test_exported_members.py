@@ -8,6 +8,7 @@ import discretion.context
 import discretion.evals
 import discretion.integrations
 import discretion.judge
+import discretion.pipeline
 import discretion.policy
 import discretion.precedent
 import discretion.store
@@ -26,7 +27,7 @@ def test_all_is_sorted_and_complete():
     modules |= {"precedent"}
     modules |= {"judge"}
     modules |= {"approvals", "api"}
-    modules |= {"evals", "shadow", "signing"}
+    modules |= {"evals", "shadow", "signing", "pipeline"}
     assert discretion.__all__ == sorted(discretion.__all__, key=isort_order)
     assert public - modules == set(discretion.__all__) - {"__version__"}
 
@@ -45,6 +46,7 @@ def test_extension_packages_export_what_they_list():
         discretion.evals,
         discretion.integrations,
         discretion.judge,
+        discretion.pipeline,
         discretion.policy,
         discretion.precedent,
         discretion.store,

@@ -181,10 +181,10 @@ def test_exactly_once_key_is_derived_from_content_when_absent(make_guard, store)
 def test_exactly_once_two_guards_racing_on_one_key_record_it_once(make_guard, store):
     # Both guards evaluate before either records: the second finds the key under the lock.
     one, two = make_guard(), make_guard()
-    item = one.normalise(refund("40.00", key="race"))
-    snapshot, evaluation = one._evaluate(item, one.now())
+    item = one.pipeline.normalise(refund("40.00", key="race"))
+    snapshot, evaluation = one.pipeline.assess(item, one.now())
     recorded = two.decide(refund("40.00", key="race"))
-    replay = one._record(item, snapshot, evaluation, one.now())
+    replay = one.pipeline._record(item, snapshot, evaluation, one.now())
     assert replay == recorded
     assert _count(store, decisions) == 1
 

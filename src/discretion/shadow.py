@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from discretion.context import ChainedContext, Snapshot, StaticContextProvider
+from discretion.context import ChainedContext, ContextProvider, Snapshot, StaticContextProvider
 from discretion.decision import Decision
 from discretion.errors import DiscretionError
+from discretion.pipeline import Normalised, Pipeline, Review
 from discretion.policy import PolicyPack, load_pack
+from discretion.precedent import Precedents
 from discretion.proposal import Proposal
-
-if TYPE_CHECKING:
-    from discretion.guard import Guard
+from discretion.store import SqlStore
+from discretion.types import Clock
 
 __all__ = ["SHADOW_RECORD", "Shadow"]
 
@@ -39,28 +40,44 @@ class Shadow:
 
     Args:
         pack: the candidate pack, or its path.
+        store: the enforced guard's store: shadow records join its ledger.
+        context: the enforced guard's context provider, for fields only the candidate reads.
+        clock: the enforced guard's clock (the candidate decides at each decision's own time).
     """
 
-    def __init__(self, pack: PolicyPack | str | Path) -> None:
+    def __init__(
+        self,
+        pack: PolicyPack | str | Path,
+        *,
+        store: SqlStore,
+        context: ContextProvider,
+        clock: Clock,
+    ) -> None:
         self.pack = pack if isinstance(pack, PolicyPack) else load_pack(pack)
-
-    def decide(
-        self, guard: Guard, proposal: Proposal, snapshot: Snapshot, at: Decision
-    ) -> Decision:
-        """What the candidate would decide for `proposal` on `snapshot`, at `at`'s time."""
-        from discretion.guard import Guard  # the guard module imports this one
-
-        candidate = Guard(
+        self._store = store
+        self._context = context
+        self.pipeline = Pipeline(
             self.pack,
-            store=guard.store,
-            # The enforced decision's frozen facts first, so both decide on the same facts.
-            context=ChainedContext([StaticContextProvider(snapshot.values), guard.context]),
-            clock=lambda: at.decided_at,
-            ids=lambda: f"shadow_{at.id}"[:64],
+            store=store,
+            context=context,
+            review=Review(self.pack, store=store, judge=None),
+            precedents=Precedents(store, self.pack, clock=clock),
+            clock=clock,
+            ids=lambda: "shadow",
         )
-        return candidate.preview(proposal)
+        """Decides under the candidate pack; nothing it decides is recorded as a decision."""
 
-    def observe(self, guard: Guard, proposal: Proposal, snapshot: Snapshot, at: Decision) -> None:
+    def decide(self, proposal: Proposal, snapshot: Snapshot, at: Decision) -> Decision:
+        """What the candidate would decide for `proposal` on `snapshot`, at `at`'s time."""
+        would = self.pipeline.preview(
+            proposal,
+            now=at.decided_at,
+            # The enforced decision's frozen facts first, so both decide on the same facts.
+            context=ChainedContext([StaticContextProvider(snapshot.values), self._context]),
+        )
+        return would.model_copy(update={"id": f"shadow_{at.id}"[:64]})
+
+    def observe(self, item: Normalised, snapshot: Snapshot, at: Decision) -> None:
         """Decide in shadow and append a `shadow.decision` record about `at`."""
         body: dict[str, Any] = {
             "decision_id": at.id,
@@ -68,12 +85,12 @@ class Shadow:
             "version": self.pack.version,
         }
         try:
-            would = self.decide(guard, proposal, snapshot, at)
+            would = self.decide(item.proposal, snapshot, at)
             body["decision"] = would.model_dump(mode="json", exclude={"lineage_hash"})
         except DiscretionError as exc:
             body["error"] = f"{type(exc).__name__}: {exc}"
         try:
-            with guard.store.transaction() as tx:
+            with self._store.transaction() as tx:
                 tx.record(SHADOW_RECORD, at.id, body, at=at.decided_at)
         except DiscretionError as exc:
             # The enforced decision is committed and stands; a lost shadow record only thins

@@ -42,6 +42,13 @@ class Served:
             self.tokens[name] = secret
             self.token_ids[name] = identity.token_id
 
+    def redeploy(self, guard: Guard) -> None:
+        """Serve `guard` (another pack over the same store) instead, as a redeploy would."""
+        from discretion.api import create_app
+
+        self.guard = guard
+        self.client = TestClient(create_app(guard))
+
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 

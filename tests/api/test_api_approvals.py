@@ -55,12 +55,19 @@ def test_authority_approver_whose_role_does_not_cover_gets_403_and_may_escalate(
     assert act(served, approval_id, "approve", "maria").json()["status"] == "approved"
 
 
-def test_authority_amount_above_the_approvers_limit_after_a_pack_change_is_403(served, tmp_path):
+def test_authority_amount_above_the_approvers_limit_after_a_pack_change_is_403(
+    served, make_guard, tmp_path
+):
     approval_id = route(served)
-    served.guard.pack = shop_pack_with(
-        tmp_path,
-        'refund: {standard: "200.00", exception: "100.00"}',
-        'refund: {standard: "70.00", exception: "100.00"}',
+    served.redeploy(
+        make_guard(
+            context=served.facts,
+            policy=shop_pack_with(
+                tmp_path,
+                'refund: {standard: "200.00", exception: "100.00"}',
+                'refund: {standard: "70.00", exception: "100.00"}',
+            ),
+        )
     )
     refused = act(served, approval_id, "approve", "tina")
     assert refused.status_code == 403
@@ -117,10 +124,19 @@ def test_double_click_race_one_approver_wins_the_other_gets_409(served):
     assert act(served, approval_id, "approve", winner).status_code == 409
 
 
-def test_stale_approval_under_the_current_pack_is_409_and_does_not_run(served, tmp_path):
+def test_stale_approval_under_the_current_pack_is_409_and_does_not_run(
+    served, make_guard, tmp_path
+):
     approval_id = route(served)
-    served.guard.pack = shop_pack_with(
-        tmp_path, "when: customer.fraud_flag\n", "when: customer.fraud_flag || amount > 7000\n"
+    served.redeploy(
+        make_guard(
+            context=served.facts,
+            policy=shop_pack_with(
+                tmp_path,
+                "when: customer.fraud_flag\n",
+                "when: customer.fraud_flag || amount > 7000\n",
+            ),
+        )
     )
     stale = act(served, approval_id, "approve", "tina")
     assert stale.status_code == 409
@@ -181,8 +197,13 @@ def test_stale_approval_relying_on_a_revoked_precedent_is_409(serve, precedent_p
     assert served.get("/v1/precedents/nope", "tom").status_code == 404
 
 
-def test_stale_approval_when_a_budget_is_spent_is_409(served, tmp_path):
-    served.guard.pack = shop_pack_with(tmp_path, 'limit: "100000.00"', 'limit: "100.00"')
+def test_stale_approval_when_a_budget_is_spent_is_409(served, make_guard, tmp_path):
+    served.redeploy(
+        make_guard(
+            context=served.facts,
+            policy=shop_pack_with(tmp_path, 'limit: "100000.00"', 'limit: "100.00"'),
+        )
+    )
     approval_id = route(served)
     for n, amount in enumerate(("40.00", "45.00")):
         assert (

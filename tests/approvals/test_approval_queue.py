@@ -179,14 +179,17 @@ def test_approver_whose_role_does_not_cover_the_case_cannot_approve_but_may_esca
     assert guard.approvals.approve(decision.id, approver=MARIA, note="ok").decided_by == "maria"
 
 
-def test_approvers_role_must_be_allowed_to_grant_the_reason(guard, facts, tmp_path):
+def test_approvers_role_must_be_allowed_to_grant_the_reason(guard, facts, make_guard, tmp_path):
     facts.facts.update(LOST)
     decision = guard.decide(refund("125.00", reason="carrier-lost"))
     assert decision.required_role == "tier2"
-    guard.pack = shop_pack_with(
-        tmp_path,
-        'refund: {standard: "500.00", exception: "300.00"}',
-        'refund: {standard: "500.00", exception: "300.00", reasons: [outage-goodwill]}',
+    guard = make_guard(
+        context=facts,
+        policy=shop_pack_with(
+            tmp_path,
+            'refund: {standard: "500.00", exception: "300.00"}',
+            'refund: {standard: "500.00", exception: "300.00", reasons: [outage-goodwill]}',
+        ),
     )
     with pytest.raises(ApprovalError, match=r"role 'tier2' does not cover .*needs 'manager'"):
         guard.approvals.approve(decision.id, approver=TOM, note="ok")
@@ -345,10 +348,15 @@ def test_two_approvers_at_once_one_wins_and_the_other_is_told(guard, store, fact
 # Re-checked before execution -----------------------------------------------------------------
 
 
-def test_stale_approval_the_current_pack_denies_does_not_run(guard, store, tmp_path):
+def test_stale_approval_the_current_pack_denies_does_not_run(
+    guard, store, facts, make_guard, tmp_path
+):
     decision = guard.decide(refund("80.00"))
-    guard.pack = shop_pack_with(
-        tmp_path, "when: customer.fraud_flag\n", "when: customer.fraud_flag || amount > 7000\n"
+    guard = make_guard(
+        context=facts,
+        policy=shop_pack_with(
+            tmp_path, "when: customer.fraud_flag\n", "when: customer.fraud_flag || amount > 7000\n"
+        ),
     )
     with pytest.raises(StaleApproval, match=r"the current pack denies .*fraud-flag") as caught:
         guard.approvals.approve(decision.id, approver=TINA, note="ok")
@@ -361,12 +369,17 @@ def test_stale_approval_the_current_pack_denies_does_not_run(guard, store, tmp_p
     assert approved.status is ApprovalStatus.APPROVED
 
 
-def test_stale_approval_whose_authority_the_current_pack_lowered_is_refused(guard, tmp_path):
+def test_stale_approval_whose_authority_the_current_pack_lowered_is_refused(
+    guard, facts, make_guard, tmp_path
+):
     decision = guard.decide(refund("80.00"))
-    guard.pack = shop_pack_with(
-        tmp_path,
-        'refund: {standard: "200.00", exception: "100.00"}',
-        'refund: {standard: "70.00", exception: "100.00"}',
+    guard = make_guard(
+        context=facts,
+        policy=shop_pack_with(
+            tmp_path,
+            'refund: {standard: "200.00", exception: "100.00"}',
+            'refund: {standard: "70.00", exception: "100.00"}',
+        ),
     )
     with pytest.raises(ApprovalError, match=r"role 'tier1' does not cover .*needs 'tier2'"):
         guard.approvals.approve(decision.id, approver=TINA, note="ok")

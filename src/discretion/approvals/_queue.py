@@ -27,7 +27,6 @@ from sqlalchemy import Connection, insert, select, update
 
 from discretion.approvals._exposure import Exposure, ExposureRow, exposure, exposure_report
 from discretion.approvals._model import Approval, ApprovalStatus
-from discretion.approvals._recheck import recheck
 from discretion.decision import Decision
 from discretion.errors import (
     ApprovalConflict,
@@ -37,7 +36,7 @@ from discretion.errors import (
     ProposalError,
 )
 from discretion.execution import Execution, ToolCallable
-from discretion.lineage import canonical_json, digest
+from discretion.lineage import digest
 from discretion.money import Money
 from discretion.policy import PolicyPack, Role
 from discretion.precedent import PrecedentSpec
@@ -170,43 +169,6 @@ class Approvals:
     def _reading(self) -> Iterator[Connection]:
         with self._store.reading("approvals") as connection:
             yield connection
-
-    # Opening -----------------------------------------------------------------------------------
-
-    def open(
-        self, tx: StoreTransaction, decision: Decision, *, proposal: Mapping[str, Any]
-    ) -> None:
-        """Open the approval of a routed decision inside the decision's transaction.
-
-        `proposal` is the proposal as the lineage records it; its tool call is what runs once
-        the approval is granted. The due time is the decision time plus the pack's
-        `approval_sla` for the action and the required role.
-        """
-        pack = self._guard.pack
-        role = pack.role(decision.required_role or "") or pack.highest_human
-        amount = decision.amount
-        _connection(tx).execute(
-            insert(approvals).values(
-                id=decision.id,
-                status=ApprovalStatus.PENDING.value,
-                action=decision.action,
-                reason=decision.reason,
-                required_role=role.id,
-                actor_id=decision.actor_id,
-                actor_role=decision.actor_role,
-                customer_id=proposal.get("customer_id"),
-                case_id=proposal.get("case_id"),
-                amount_minor=amount.minor if amount is not None else None,
-                currency=amount.currency if amount is not None else None,
-                approved_minor=None,
-                tool=(proposal.get("tool") or {}).get("name"),
-                proposal=canonical_json(proposal),
-                policy_version=decision.policy_version,
-                opened_us=to_us(decision.decided_at),
-                due_us=to_us(decision.decided_at + pack.approval_sla_for(decision.action, role)),
-                escalations=0,
-            )
-        )
 
     # Reading -----------------------------------------------------------------------------------
 
@@ -451,8 +413,7 @@ class Approvals:
             decision = self._decision(connection, row.id)
             proposal = json.loads(row.proposal)
             self._check_digest(row, decision, proposal)
-            checked = recheck(
-                guard,
+            checked = guard.pipeline.recheck(
                 tx,
                 approval_id=row.id,
                 decision=decision,

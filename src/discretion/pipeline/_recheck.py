@@ -1,4 +1,4 @@
-"""The re-check an approval passes before its tool call is queued.
+"""The re-check an approval passes before its tool call is queued (the pipeline, once more).
 
 A routed case may wait hours. Before it runs, it is decided again from code, as if the approver
 had proposed it: under the current pack, on fresh facts, at the approved amount, with the reason
@@ -10,29 +10,27 @@ The LLM judge takes no part: the approver's judgment is what a routed case waits
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 
 from discretion.budget import budget_key, check_budgets
-from discretion.context import Snapshot
+from discretion.context import ContextProvider, Snapshot
 from discretion.decision import Decision, Outcome, Reservation
 from discretion.errors import ApprovalError, ContextError, ProposalError, StaleApproval
 from discretion.money import Money
+from discretion.pipeline._assemble import assemble_facts
 from discretion.pipeline._evaluate import evaluate
-from discretion.policy import Role
-from discretion.proposal import Actor, argument_at
+from discretion.pipeline._normalise import Normalised, normalise, write_amount
+from discretion.policy import PolicyPack, Role
+from discretion.proposal import Actor
 from discretion.store import StoreTransaction
 from discretion.store._schema import precedents
 from discretion.store._sql import from_us, sql_connection
-
-if TYPE_CHECKING:
-    from discretion.guard import Guard, Normalised
 
 __all__ = ["Recheck", "recheck"]
 
@@ -68,48 +66,28 @@ class Recheck:
         }
 
 
-def _written(arguments: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    edited = copy.deepcopy(arguments)
-    target = edited
-    *parents, last = path.split(".")
-    for part in parents:
-        target = target[part]
-    target[last] = value
-    return edited
-
-
-def _as_argument(original: Any, amount: Money) -> Any:
-    # Keep the JSON type the tool was called with: a tool that took "80.00" gets "60.00".
-    if isinstance(original, (bool, str)):
-        return str(amount.amount)
-    if isinstance(original, int) and amount.amount == amount.amount.to_integral_value():
-        return int(amount.amount)
-    if isinstance(original, float):
-        return float(amount.amount)
-    return str(amount.amount)
-
-
 def _arguments(
-    guard: Guard, tool: Mapping[str, Any] | None, amount: Money | None, *, is_edited: bool
+    pack: PolicyPack, tool: Mapping[str, Any] | None, amount: Money | None, *, is_edited: bool
 ) -> dict[str, Any] | None:
     if tool is None:
         return None
     arguments = dict(tool.get("arguments") or {})
     if not is_edited or amount is None:
         return arguments
-    mapped = guard.pack.tools.get(str(tool.get("name")))
-    path = mapped[1].amount if mapped is not None else None
-    original = argument_at(arguments, path) if path else None
-    if path is None or original is None:
+    name = str(tool.get("name"))
+    mapped = pack.tools.get(name)
+    try:
+        return write_amount(name, mapped[1] if mapped is not None else None, arguments, amount)
+    except ProposalError:
         raise ApprovalError(
-            f"tool {tool.get('name')!r} takes no amount argument the pack maps, so a lower"
+            f"tool {name!r} takes no amount argument the pack maps, so a lower"
             " amount cannot reach it; approve the amount asked for, or reject"
-        )
-    return _written(arguments, path, _as_argument(original, amount))
+        ) from None
 
 
 def recheck(
-    guard: Guard,
+    pack: PolicyPack,
+    context: ContextProvider,
     tx: StoreTransaction,
     *,
     approval_id: str,
@@ -129,9 +107,8 @@ def recheck(
         ApprovalError: the approver's role does not cover it, or a spent budget routes
             beyond their rung; they may escalate it.
     """
-    pack = guard.pack
     tool = proposal.get("tool")
-    arguments = _arguments(guard, tool, amount, is_edited=is_edited)
+    arguments = _arguments(pack, tool, amount, is_edited=is_edited)
     rationale = dict(proposal.get("rationale") or {})
     if decision.reason is not None:
         rationale["reason"] = decision.reason
@@ -147,7 +124,7 @@ def recheck(
         "idempotency_key": f"approval:{approval_id}",
     }
     try:
-        item = guard.normalise(data)
+        item = normalise(pack, data)
     except ProposalError as exc:
         raise StaleApproval(
             f"approval {approval_id}: the proposal no longer fits pack {pack.name!r}"
@@ -164,7 +141,7 @@ def recheck(
     else:
         try:
             # The same context assembly as a decision: only the fields the pack declares.
-            snapshot = guard._assemble(item, action, now)
+            snapshot = assemble_facts(pack, context, item, action, now)
         except ContextError as exc:
             raise StaleApproval(
                 f"approval {approval_id}: the facts to re-check it cannot be read now ({exc});"
@@ -207,7 +184,7 @@ def recheck(
                 pass
 
     reservations, overridden = _budgets(
-        guard, tx, approval_id, decision, item.action_name, outcome, amount_minor, role, now, item
+        pack, tx, approval_id, decision, item.action_name, outcome, amount_minor, role, now, item
     )
     _precedents(tx, approval_id, decision, proposal)
     return Recheck(
@@ -223,7 +200,7 @@ def recheck(
 
 
 def _budgets(
-    guard: Guard,
+    pack: PolicyPack,
     tx: StoreTransaction,
     approval_id: str,
     decision: Decision,
@@ -234,7 +211,6 @@ def _budgets(
     now: datetime,
     item: Normalised,
 ) -> tuple[list[Reservation], list[str]]:
-    pack = guard.pack
     # Budgets the routed decision already reserved count this exposure once, not twice.
     already = {(r.budget, r.key) for r in decision.reservations}
     # The proposer's budgets: exposure counts against the actor who asked, whoever approves.

@@ -1,0 +1,313 @@
+"""Step 1 of the pipeline: validate a proposal and read what the pack maps from its tool call.
+
+This module is the one reader of tool arguments and the one writer of an edited amount. Every
+entry point (the guard, the integrations, the approval re-check, replay) reaches the arguments
+through it, so a path is read the same way everywhere: dotted paths into nested arguments, and a
+list or an object where an id or an amount belongs is refused, never read as absent (that would
+let a proposal be decided on another order than the one the tool receives).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from discretion.errors import ProposalError
+from discretion.lineage import digest
+from discretion.money import Money
+from discretion.policy import ActionPolicy, PolicyPack, Role, ToolSpec
+from discretion.proposal import Proposal
+
+__all__ = [
+    "ID_FIELDS",
+    "MappedArguments",
+    "Normalised",
+    "argument_at",
+    "normalise",
+    "read_arguments",
+    "write_amount",
+]
+
+ID_FIELDS = ("customer", "case", "order")
+"""The ids a tool mapping may name, each read into the proposal's `<name>_id`."""
+
+
+def argument_at(arguments: Mapping[str, Any], path: str) -> Any:
+    """The tool argument at a dotted `path` (`refund.amount`); None when it is not there."""
+    value: Any = arguments
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MappedArguments:
+    """What a tool call's arguments say, read through a tool mapping."""
+
+    amount: Money | None
+    """The amount and currency, when the mapping names an amount argument and it is there."""
+    customer_id: str | None
+    case_id: str | None
+    order_id: str | None
+
+
+def _scalar_id(tool: str, path: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        kind = "a list" if isinstance(value, (list, tuple)) else type(value).__name__
+        if isinstance(value, Mapping):
+            kind = "an object"
+        raise ProposalError(
+            f"tool {tool!r} argument {path!r}: {kind} where an id belongs; send one id as a string",
+            field=f"tool.arguments.{path}",
+        )
+    text = str(value).strip()
+    if not text:
+        raise ProposalError(
+            f"tool {tool!r} argument {path!r}: an empty id; send the id",
+            field=f"tool.arguments.{path}",
+        )
+    return text
+
+
+def read_arguments(
+    tool: str, spec: ToolSpec, arguments: Mapping[str, Any], *, currency: str
+) -> MappedArguments:
+    """Read the amount and the ids a tool mapping names from a call's arguments.
+
+    Args:
+        tool: the tool's name, for messages.
+        spec: which argument carries what (dotted paths for nested arguments).
+        arguments: the call's arguments, as JSON.
+        currency: the currency when the mapping names no currency argument, or it is absent.
+
+    Raises:
+        ProposalError: an amount that is not exact money, or a list or an object where an id,
+            an amount or a currency belongs.
+    """
+    amount = None
+    if spec.amount is not None:
+        raw = argument_at(arguments, spec.amount)
+        if raw is not None:
+            if isinstance(raw, (Mapping, list, tuple)):
+                raise ProposalError(
+                    f"tool {tool!r} argument {spec.amount!r}: an amount must be one decimal"
+                    ' value such as "80.00", not a list or an object',
+                    field=f"tool.arguments.{spec.amount}",
+                )
+            raw_currency = argument_at(arguments, spec.currency) if spec.currency else None
+            if raw_currency is not None and not isinstance(raw_currency, str):
+                raise ProposalError(
+                    f'tool {tool!r} argument {spec.currency!r}: a currency is a code such as "USD"',
+                    field=f"tool.arguments.{spec.currency}",
+                )
+            try:
+                amount = Money.of(raw, raw_currency if raw_currency is not None else currency)
+            except ProposalError as exc:
+                raise ProposalError(
+                    f"tool {tool!r} argument {spec.amount!r}: {exc}", field=exc.field
+                ) from None
+    ids = {
+        part: _scalar_id(tool, path, argument_at(arguments, path))
+        if (path := getattr(spec, part)) is not None
+        else None
+        for part in ID_FIELDS
+    }
+    return MappedArguments(
+        amount=amount,
+        customer_id=ids["customer"],
+        case_id=ids["case"],
+        order_id=ids["order"],
+    )
+
+
+def _as_argument(original: Any, amount: Money) -> Any:
+    # Keep the JSON type the tool was called with: a tool that took "80.00" gets "60.00".
+    if isinstance(original, (bool, str)):
+        return str(amount.amount)
+    if isinstance(original, int) and amount.amount == amount.amount.to_integral_value():
+        return int(amount.amount)
+    if isinstance(original, float):
+        return float(amount.amount)
+    return str(amount.amount)
+
+
+def write_amount(
+    tool: str, spec: ToolSpec | None, arguments: Mapping[str, Any], amount: Money
+) -> dict[str, Any]:
+    """A copy of a call's arguments with `amount` written where the mapping reads the amount.
+
+    Raises:
+        ProposalError: the mapping names no amount argument, or the call lacks it, so an
+            amount written anywhere else would never reach the tool.
+    """
+    path = spec.amount if spec is not None else None
+    original = argument_at(arguments, path) if path else None
+    if path is None or original is None:
+        raise ProposalError(
+            f"tool {tool!r} takes no amount argument the pack maps, so another amount cannot"
+            " reach it",
+            field="amount",
+        )
+    edited = copy.deepcopy(dict(arguments))
+    target = edited
+    *parents, last = path.split(".")
+    for part in parents:
+        target = target[part]
+    target[last] = _as_argument(original, amount)
+    return edited
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Normalised:
+    """A proposal with every field the pack reads from the tool's arguments filled in."""
+
+    proposal: Proposal
+    action: ActionPolicy | None
+    """None when the tool or action is not governed by the pack."""
+    action_name: str
+    role: Role
+    amount: Money | None
+    customer_id: str | None
+    case_id: str | None
+    order_id: str | None
+    mapping: ToolSpec | None
+    """How the tool's arguments were read: the pack's mapping of the tool, or one an
+    integration declared for a tool the pack does not map; None without a mapped tool."""
+    content: dict[str, Any]
+    """The normalised proposal as JSON: what `digest` covers."""
+    digest: str
+    idempotency_key: str
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """The tool call's arguments, as governed; empty without a tool call."""
+        tool = self.proposal.tool
+        return dict(tool.arguments) if tool is not None else {}
+
+    def record(self) -> dict[str, Any]:
+        """The proposal as the lineage records it: its digested content and its key."""
+        return {**self.content, "idempotency_key": self.idempotency_key}
+
+
+def _role(pack: PolicyPack, proposal: Proposal) -> Role:
+    role = pack.role(proposal.actor.role)
+    if role is None:
+        raise ProposalError(
+            f"actor.role: {proposal.actor.role!r} is not a role of pack {pack.name!r};"
+            f" roles: {', '.join(r.id for r in pack.roles)}",
+            field="actor.role",
+        )
+    if role.is_ai != proposal.actor.is_ai:
+        kind = "an AI" if proposal.actor.is_ai else "a person"
+        raise ProposalError(
+            f"actor: {proposal.actor.id!r} is {kind} but role {role.id!r} is"
+            f" {'an AI' if role.is_ai else 'a human'} role",
+            field="actor.is_ai",
+        )
+    return role
+
+
+def _agree(field: str, given: Any, found: Any, path: str | None) -> Any:
+    """The value of a field given both on the proposal and in the tool's arguments."""
+    if given is not None and found is not None and given != found:
+        if isinstance(given, Money):
+            message = f"amount: {given} disagrees with the tool's {found}"
+        else:
+            message = f"{field}: {given!r} disagrees with the tool argument {path!r} ({found!r})"
+        raise ProposalError(message, field=field)
+    return given if given is not None else found
+
+
+def normalise(
+    pack: PolicyPack, proposal: Proposal | Mapping[str, Any], *, mapping: ToolSpec | None = None
+) -> Normalised:
+    """Validate a proposal and fill in what the pack reads from the tool's arguments.
+
+    Args:
+        pack: the pack whose roles, actions and tool mappings apply.
+        proposal: the proposal, or its JSON.
+        mapping: how to read the arguments of a tool the pack does not map (an integration
+            declares it for a function it governs under an explicit action); the pack's own
+            mapping always wins.
+
+    Raises:
+        ProposalError: naming the field at fault.
+    """
+    proposal = Proposal.parse(proposal)
+    role = _role(pack, proposal)
+    tool = proposal.tool
+    action_name = proposal.action
+    spec: ToolSpec | None = None
+    if tool is not None:
+        mapped = pack.tools.get(tool.name)
+        if mapped is not None:
+            tool_action, spec = mapped
+            if action_name is not None and action_name != tool_action:
+                raise ProposalError(
+                    f"action: {action_name!r} disagrees with tool {tool.name!r},"
+                    f" which performs {tool_action!r}",
+                    field="action",
+                )
+            action_name = tool_action
+        elif mapping is not None and action_name is not None:
+            spec = mapping
+    if action_name is None:
+        action_name = tool.name if tool is not None else ""
+        if not action_name:
+            raise ProposalError("a proposal needs an action or a tool call", field="action")
+    action = pack.actions.get(action_name)
+
+    read = (
+        read_arguments(tool.name, spec, tool.arguments, currency=pack.currency)
+        if tool is not None and spec is not None
+        else MappedArguments(amount=None, customer_id=None, case_id=None, order_id=None)
+    )
+    paths = spec or ToolSpec(name=tool.name if tool is not None else "-")
+    customer_id = _agree("customer_id", proposal.customer_id, read.customer_id, paths.customer)
+    case_id = _agree("case_id", proposal.case_id, read.case_id, paths.case)
+    order_id = _agree("order_id", proposal.order_id, read.order_id, paths.order)
+    amount = _agree("amount", proposal.amount, read.amount, paths.amount)
+    if action is not None:
+        if amount is None:
+            where = f" (tool argument {spec.amount!r})" if spec is not None and spec.amount else ""
+            raise ProposalError(
+                f"amount: action {action_name!r} moves money but no amount was given{where}",
+                field="amount",
+            )
+        if amount.currency != pack.currency:
+            raise ProposalError(
+                f"currency: {amount.currency} does not match the pack's currency"
+                f" {pack.currency}; convert before proposing",
+                field="currency",
+            )
+    content = {
+        "actor": proposal.actor.model_dump(mode="json"),
+        "action": action_name,
+        "tool": tool.model_dump(mode="json") if tool is not None else None,
+        "amount": amount.to_json() if amount is not None else None,
+        "customer_id": customer_id,
+        "case_id": case_id,
+        "order_id": order_id,
+        "rationale": proposal.rationale.model_dump(mode="json"),
+    }
+    proposal_digest = digest(content)
+    return Normalised(
+        proposal=proposal,
+        action=action,
+        action_name=action_name,
+        role=role,
+        amount=amount,
+        customer_id=customer_id,
+        case_id=case_id,
+        order_id=order_id,
+        mapping=spec,
+        content=content,
+        digest=proposal_digest,
+        idempotency_key=proposal.idempotency_key or f"auto:{proposal_digest[:40]}",
+    )

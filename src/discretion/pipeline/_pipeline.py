@@ -1,0 +1,329 @@
+"""`Pipeline.decide`: the only place that orders the decision steps.
+
+```
+1. normalise         validate; read the tool's arguments through the pack's mapping
+2. idempotency       a key already decided returns the same decision, counted once
+3. assemble          only the fields the action declares (invariant 6)
+4-5. evaluate        hard limits, standard policy, exception reasons, authority
+6. precedent         cited or found precedent may stand in for exception authority
+7. review            the rationale judges: they can only lower an exception (invariant 2)
+8-9. record          budgets reserved and the lineage appended in one transaction (invariant 4)
+```
+
+Nothing here refers back to what built the pipeline: a `Guard` holds one, approvals re-check
+through it, and a shadow pack decides with one of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, TypeAlias
+
+from discretion import _telemetry
+from discretion.authority import lowest_covering
+from discretion.context import ContextProvider, Snapshot
+from discretion.decision import Decision, Outcome
+from discretion.errors import ContextError, ProposalError, StoreError
+from discretion.money import Money
+from discretion.pipeline._assemble import assemble_facts
+from discretion.pipeline._budgets import over_budget, reserve
+from discretion.pipeline._evaluate import evaluate
+from discretion.pipeline._normalise import Normalised, normalise
+from discretion.pipeline._precedent import apply_precedent, take_precedent
+from discretion.pipeline._recheck import Recheck, recheck
+from discretion.pipeline._record import build_decision, open_approval
+from discretion.pipeline._review import Review
+from discretion.pipeline._state import Evaluation
+from discretion.policy import PolicyPack, Role, ToolSpec
+from discretion.precedent import Precedents
+from discretion.proposal import Actor, Proposal
+from discretion.store import DuplicateKey, SqlStore, StoreTransaction
+from discretion.types import Clock, DecisionHook, IdFactory
+
+__all__ = ["Pipeline", "RecordHook"]
+
+RecordHook: TypeAlias = Callable[[Normalised, Snapshot, Decision], None]
+"""Called after a new decision is committed, with what it was decided on."""
+
+
+class Pipeline:
+    """The decision steps over one pack, store, context provider and set of judges.
+
+    Args:
+        pack: the compiled pack.
+        store: where decisions, budgets and the lineage are kept.
+        context: where facts come from.
+        review: the rationale judges (step 7).
+        precedents: the precedent on record (step 6).
+        clock: the current time as an aware datetime.
+        ids: makes decision ids.
+    """
+
+    def __init__(
+        self,
+        pack: PolicyPack,
+        *,
+        store: SqlStore,
+        context: ContextProvider,
+        review: Review,
+        precedents: Precedents,
+        clock: Clock,
+        ids: IdFactory,
+    ) -> None:
+        self.pack = pack
+        self.store = store
+        self.context = context
+        self.review = review
+        self.precedents = precedents
+        self._clock = clock
+        self._ids = ids
+        self.observers: list[DecisionHook] = []
+        """Called with each newly recorded decision (not with idempotent replays)."""
+        self.recorded: list[RecordHook] = []
+        """Called with each newly recorded decision and what it was decided on."""
+
+    def now(self) -> datetime:
+        """The pipeline's clock, checked to be aware."""
+        moment = self._clock()
+        if moment.tzinfo is None:
+            raise ProposalError("the guard's clock returned a naive datetime; return an aware one")
+        return moment
+
+    # 1. validate and normalise
+    def normalise(
+        self, proposal: Proposal | Mapping[str, Any], *, mapping: ToolSpec | None = None
+    ) -> Normalised:
+        """Validate a proposal and read what the pack maps from its tool call (step 1).
+
+        Raises:
+            ProposalError: naming the field at fault.
+        """
+        return normalise(self.pack, proposal, mapping=mapping)
+
+    def decide(
+        self, proposal: Proposal | Mapping[str, Any], *, mapping: ToolSpec | None = None
+    ) -> Decision:
+        """Decide a proposal and record the decision before returning it.
+
+        Args:
+            proposal: the proposal, or its JSON.
+            mapping: how to read the arguments of a tool the pack does not map, for a proposal
+                with an explicit action (see `normalise`).
+
+        Raises:
+            ProposalError: the proposal is malformed, or its idempotency key was used for a
+                different proposal. Nothing is recorded.
+            StoreError: the decision could not be recorded; it is not answered.
+        """
+        with _telemetry.step("decide"):
+            with _telemetry.step("normalise"):
+                item = self.normalise(proposal, mapping=mapping)
+            # 2. idempotency: a key already decided returns the same decision, counted once.
+            # The key's unique constraint, met when the decision is recorded, is what makes it
+            # exactly once; this early look only saves a retry the LLM judge's call.
+            if self.review.judge is not None:
+                with _telemetry.step("idempotency"):
+                    known = self.store.find_decision(item.idempotency_key)
+                if known is not None:
+                    return self._replay(item, known)
+            now = self.now()
+            snapshot, evaluation = self.assess(item, now)
+            with _telemetry.step("record"):
+                return self._record(item, snapshot, evaluation, now)
+
+    async def adecide(
+        self, proposal: Proposal | Mapping[str, Any], *, mapping: ToolSpec | None = None
+    ) -> Decision:
+        """`decide` for async callers; the store and providers run in a worker thread."""
+        return await asyncio.to_thread(self.decide, proposal, mapping=mapping)
+
+    def preview(
+        self,
+        proposal: Proposal | Mapping[str, Any],
+        *,
+        mapping: ToolSpec | None = None,
+        now: datetime | None = None,
+        context: ContextProvider | None = None,
+    ) -> Decision:
+        """What the pack would decide, without budgets and without recording anything.
+
+        Args:
+            proposal: the proposal, or its JSON.
+            mapping: see `decide`.
+            now: decide as of this time instead of the clock's.
+            context: read facts from this provider instead of the pipeline's.
+        """
+        item = self.normalise(proposal, mapping=mapping)
+        moment = now if now is not None else self.now()
+        snapshot, evaluation = self.assess(item, moment, context=context)
+        return build_decision(
+            self.pack,
+            item,
+            evaluation,
+            decision_id=self._ids(),
+            context_digest=snapshot.digest,
+            now=moment,
+        )
+
+    # 3. context
+    def assemble(
+        self, item: Normalised, now: datetime, *, context: ContextProvider | None = None
+    ) -> Snapshot:
+        """The facts the proposal's action reads (step 3); none for an ungoverned action.
+
+        Raises:
+            ContextError: the provider failed, or a fact is missing or ill-typed.
+        """
+        if item.action is None:
+            return Snapshot.of({})
+        return assemble_facts(self.pack, context or self.context, item, item.action, now)
+
+    # 3-7. context, policy, authority, precedent, judges
+    def assess(
+        self, item: Normalised, now: datetime, *, context: ContextProvider | None = None
+    ) -> tuple[Snapshot, Evaluation]:
+        """Steps 3 to 7: the facts, and the outcome they lead to before budgets."""
+        action = item.action
+        amount_minor = item.amount.minor if item.amount is not None else 0
+        if action is None:
+            # Invariant 1: an unknown tool or action never allows.
+            return Snapshot.of({}), Evaluation(
+                outcome=Outcome.ROUTE,
+                rules=["discretion.unknown-action"],
+                required_role=self.pack.highest_human,
+                causes=[f"action {item.action_name!r} is not defined by pack {self.pack.name!r}"],
+            )
+        try:
+            with _telemetry.step("context"):
+                snapshot = self.assemble(item, now, context=context)
+        except ContextError as exc:
+            return Snapshot.of({}), Evaluation(
+                outcome=Outcome.ROUTE,
+                rules=["discretion.context-unavailable"],
+                required_role=lowest_covering(self.pack, action.name, amount_minor),
+                causes=[str(exc)],
+            )
+        with _telemetry.step("policy"):
+            evaluation = evaluate(
+                self.pack,
+                action,
+                role=item.role,
+                actor_is_ai=item.proposal.actor.is_ai,
+                amount_minor=amount_minor,
+                cited_reason=item.proposal.rationale.reason,
+                facts=snapshot.cel_values(),
+                now=now,
+            )
+        with _telemetry.step("precedent"):
+            evaluation = apply_precedent(
+                self.pack, self.precedents, item, snapshot, evaluation, now
+            )
+        # Runs before the write transaction opens: an LLM call never holds the ledger lock.
+        with _telemetry.step("judge"):
+            evaluation = self.review.apply(
+                evaluation,
+                action=item.action_name,
+                role=item.role,
+                rationale=item.proposal.rationale,
+                amount=item.amount,
+                proposal_digest=item.digest,
+                snapshot=snapshot,
+                now=now,
+            )
+        return snapshot, evaluation
+
+    def recheck(
+        self,
+        tx: StoreTransaction,
+        *,
+        approval_id: str,
+        decision: Decision,
+        proposal: Mapping[str, Any],
+        approver: Actor,
+        role: Role,
+        amount: Money | None,
+        is_edited: bool,
+        now: datetime,
+    ) -> Recheck:
+        """Decide a routed case again, for its approver, before its tool call is queued.
+
+        The same steps as a decision (normalise, assemble, evaluate, budgets) under the current
+        pack, on fresh facts, at the approved amount; see `discretion.pipeline._recheck`.
+
+        Raises:
+            StaleApproval: it no longer holds (a hard limit, a fact, a spent budget, a revoked
+                precedent).
+            ApprovalError: the approver's role does not cover it; they may escalate it.
+        """
+        return recheck(
+            self.pack,
+            self.context,
+            tx,
+            approval_id=approval_id,
+            decision=decision,
+            proposal=proposal,
+            approver=approver,
+            role=role,
+            amount=amount,
+            is_edited=is_edited,
+            now=now,
+        )
+
+    def _replay(self, item: Normalised, known: Decision) -> Decision:
+        if known.proposal_digest != item.digest:
+            raise ProposalError(
+                f"idempotency_key: {item.idempotency_key!r} was already used for a different"
+                f" proposal (decision {known.id}); use a new key for a new proposal",
+                field="idempotency_key",
+            )
+        return known
+
+    # 8-9. budgets and lineage, in one transaction
+    def _record(
+        self, item: Normalised, snapshot: Snapshot, evaluation: Evaluation, now: datetime
+    ) -> Decision:
+        pack = self.pack
+        try:
+            # A key decided before, or by another process while we evaluated, fails the
+            # decision's insert (`DuplicateKey`): everything written is rolled back and the
+            # recorded decision returned. Looking the key up first would cost every decision a
+            # round trip to save a rare retry some work.
+            with self.store.transaction() as tx:
+                check = reserve(pack, tx, item, evaluation.outcome, now)
+                if check.exceeded and evaluation.outcome is not Outcome.DENY:
+                    evaluation = over_budget(pack, evaluation, check.exceeded, check.causes)
+                    check = reserve(pack, tx, item, evaluation.outcome, now)
+                taken = take_precedent(self.precedents, tx, evaluation, now)
+                if taken is not evaluation:
+                    evaluation = taken
+                    check = reserve(pack, tx, item, evaluation.outcome, now)
+                decision = build_decision(
+                    pack,
+                    item,
+                    evaluation,
+                    decision_id=self._ids(),
+                    context_digest=snapshot.digest,
+                    now=now,
+                    reservations=check.reservations,
+                )
+                body = {
+                    "decision": decision.model_dump(mode="json", exclude={"lineage_hash"}),
+                    "proposal": item.record(),
+                    "context": dict(snapshot.data),
+                }
+                recorded = tx.append(decision, body=body)
+                if recorded.outcome is Outcome.ROUTE:
+                    # The approval (the decision's id) commits with the decision or not at all.
+                    open_approval(pack, tx, recorded, body["proposal"])
+        except DuplicateKey as exc:
+            known = self.store.find_decision(item.idempotency_key)
+            if known is None:
+                # A constraint other than the idempotency key failed: nothing was recorded.
+                raise StoreError(f"the decision could not be recorded: {exc.__cause__}") from exc
+            return self._replay(item, known)
+        for hook in self.recorded:
+            hook(item, snapshot, recorded)
+        _telemetry.decided(recorded, self.observers)
+        return recorded

@@ -1,0 +1,99 @@
+"""Step 9 of the pipeline: the decision as recorded, and the approval a route opens with it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+
+from discretion.decision import Decision, Reservation
+from discretion.lineage import canonical_json
+from discretion.pipeline._explain import explain
+from discretion.pipeline._normalise import Normalised
+from discretion.pipeline._state import Evaluation
+from discretion.policy import PolicyPack
+from discretion.store import StoreTransaction
+from discretion.store._schema import approvals
+from discretion.store._sql import sql_connection, to_us
+
+__all__ = ["build_decision", "open_approval"]
+
+
+def build_decision(
+    pack: PolicyPack,
+    item: Normalised,
+    evaluation: Evaluation,
+    *,
+    decision_id: str,
+    context_digest: str,
+    now: datetime,
+    reservations: tuple[Reservation, ...] = (),
+) -> Decision:
+    """The decision an evaluation comes to, with its explanation for the agent."""
+    required = evaluation.required_role.id if evaluation.required_role is not None else None
+    return Decision(
+        id=decision_id,
+        idempotency_key=item.idempotency_key,
+        outcome=evaluation.outcome,
+        action=item.action_name,
+        actor_id=item.proposal.actor.id,
+        actor_role=item.role.id,
+        amount=item.amount,
+        rules=evaluation.rules,
+        reason=evaluation.reason.id if evaluation.reason is not None else None,
+        required_role=required,
+        explanation=explain(
+            outcome=evaluation.outcome,
+            action=item.action_name,
+            amount=item.amount,
+            rules=evaluation.rules,
+            deciding=evaluation.deciding,
+            required_role=required,
+            extra=evaluation.notes,
+        ),
+        causes=evaluation.causes,
+        reservations=list(reservations),
+        precedents=evaluation.precedents,
+        judge=evaluation.judge,
+        context_digest=context_digest,
+        proposal_digest=item.digest,
+        policy_version=pack.version,
+        decided_at=now,
+    )
+
+
+def open_approval(
+    pack: PolicyPack, tx: StoreTransaction, decision: Decision, proposal: Mapping[str, Any]
+) -> None:
+    """Open the approval of a routed decision inside the decision's transaction.
+
+    `proposal` is the proposal as the lineage records it; its tool call is what runs once the
+    approval is granted. The due time is the decision time plus the pack's `approval_sla` for
+    the action and the required role.
+    """
+    role = pack.role(decision.required_role or "") or pack.highest_human
+    amount = decision.amount
+    sql_connection(tx, "approvals").execute(
+        insert(approvals).values(
+            id=decision.id,
+            status="pending",
+            action=decision.action,
+            reason=decision.reason,
+            required_role=role.id,
+            actor_id=decision.actor_id,
+            actor_role=decision.actor_role,
+            customer_id=proposal.get("customer_id"),
+            case_id=proposal.get("case_id"),
+            amount_minor=amount.minor if amount is not None else None,
+            currency=amount.currency if amount is not None else None,
+            approved_minor=None,
+            tool=(proposal.get("tool") or {}).get("name"),
+            proposal=canonical_json(proposal),
+            policy_version=decision.policy_version,
+            opened_us=to_us(decision.decided_at),
+            due_us=to_us(decision.decided_at + pack.approval_sla_for(decision.action, role)),
+            escalations=0,
+        )
+    )
