@@ -20,6 +20,8 @@ from discretion.decision import Decision, Outcome
 from discretion.errors import ConfigurationError, ExecutionError, ProposalError
 from discretion.execution import Execution, ExecutionStatus
 from discretion.lineage import digest
+from discretion.pipeline import read_arguments
+from discretion.policy import ToolSpec
 from discretion.proposal import Actor, Proposal, Rationale, ToolCall
 
 if TYPE_CHECKING:
@@ -247,8 +249,33 @@ class Governor:
             )
         return _validated(Rationale, value, info, "rationale")
 
+    def mapping(self, tool: str) -> ToolSpec | None:
+        """How `tool`'s arguments are read: the pack's mapping, else the declared `fields`.
+
+        None for a tool the pack does not map when no action was configured.
+        """
+        mapped = self.guard.pack.tools.get(tool)
+        if mapped is not None:
+            return mapped[1]
+        if self._action is None:
+            return None
+        names = {"amount": "amount", "currency": "currency", "customer": "customer_id"}
+        names |= {"case": "case_id", "order": "order_id"} | self._fields
+        return ToolSpec(
+            name=tool,
+            amount=names["amount"],
+            currency=names["currency"],
+            customer=names["customer"],
+            case=names["case"],
+            order=names["order"],
+        )
+
     def proposal(self, info: ToolCallInfo) -> Proposal:
-        """The proposal a tool call stands for, with its idempotency key."""
+        """The proposal a tool call stands for, with its idempotency key.
+
+        Raises:
+            ProposalError: the call's arguments or the configured sources are not valid.
+        """
         case_id = self._text(self._case_id, info, "case_id")
         customer_id = self._text(self._customer_id, info, "customer_id")
         data: dict[str, Any] = {
@@ -256,41 +283,31 @@ class Governor:
             "tool": ToolCall(name=info.tool, arguments=info.arguments),
             "rationale": self.rationale(info),
         }
-        mapped = info.tool in self.guard.pack.tools
-        if self._action is not None and not mapped:
+        if self._action is not None and info.tool not in self.guard.pack.tools:
             data["action"] = self._action
-            names = {"amount": "amount", "currency": "currency", "customer": "customer_id"}
-            names |= {"case": "case_id", "order": "order_id"} | self._fields
-            amount = info.arguments.get(names["amount"])
-            if amount is not None:
-                currency = info.arguments.get(names["currency"]) or self.guard.pack.currency
-                data["amount"] = {"amount": amount, "currency": currency}
-            for part in ("customer", "case", "order"):
-                found = info.arguments.get(names[part])
-                if found is not None:
-                    data[f"{part}_id"] = str(found)
         if case_id is not None:
             data["case_id"] = case_id
         if customer_id is not None:
             data["customer_id"] = customer_id
-        tool_spec = self.guard.pack.tools.get(info.tool)
-        case_for_key = case_id or data.get("case_id")
-        if case_for_key is None and tool_spec is not None and tool_spec[1].case:
-            found = info.arguments.get(tool_spec[1].case)
-            case_for_key = str(found) if found is not None else None
-        data["idempotency_key"] = call_key(info, case_for_key)
+        spec = self.mapping(info.tool)
+        if case_id is None and spec is not None:
+            # The one reader of tool arguments, as the pipeline reads them.
+            case_id = read_arguments(
+                info.tool, spec, info.arguments, currency=self.guard.pack.currency
+            ).case_id
+        data["idempotency_key"] = call_key(info, case_id)
         return Proposal.parse(data, source=f"tool call {info.tool!r}")
 
     # Deciding and running ----------------------------------------------------------------------
 
     def decide(self, info: ToolCallInfo) -> Decision:
         """Decide the call (a retry with the same key gets the same decision)."""
-        return self.guard.decide(self.proposal(info))
+        return self.guard.pipeline.decide(self.proposal(info), mapping=self.mapping(info.tool))
 
     async def adecide(self, info: ToolCallInfo) -> Decision:
         """`decide` for async callers."""
         proposal = self.proposal(info)
-        return await self.guard.adecide(proposal)
+        return await self.guard.pipeline.adecide(proposal, mapping=self.mapping(info.tool))
 
     def queued(self, decision: Decision) -> Execution | None:
         """The execution an approval of a routed decision queued, if it was approved."""
