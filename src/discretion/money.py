@@ -7,14 +7,16 @@ integer count of minor units (cents), so a limit compares exactly to the cent.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import math
+import re
+from decimal import Decimal
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from discretion.errors import ProposalError
 
-__all__ = ["CURRENCY_EXPONENTS", "Money", "parse_amount"]
+__all__ = ["AMOUNT_GRAMMAR", "CURRENCY_EXPONENTS", "Money", "parse_amount"]
 
 # ISO 4217 minor units of the currencies in common use. A currency outside this table is an error
 # rather than a guess: a wrong exponent would scale every limit by a power of ten.
@@ -30,12 +32,21 @@ CURRENCY_EXPONENTS: dict[str, int] = {
 
 _MAX_DIGITS = 18
 
+AMOUNT_GRAMMAR = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+"""The one way an amount is written as text: ASCII digits, optionally a point and more digits.
+
+No sign, no exponent, no spaces, no digit separators, no other script's digits: `Decimal` reads
+`"+64.99"`, `"1_000"`, `" 64.99"` and `"٦٤.٩٩"` too, and a tool given the original text may read
+it otherwise than the amount that was governed.
+"""
+
 
 def parse_amount(value: object, *, field: str = "amount") -> Decimal:
-    """Turn a JSON-ish amount (string, int, Decimal or float) into a finite, non-negative Decimal.
+    """Turn a JSON amount (a string in `AMOUNT_GRAMMAR`, an int or a float) into a Decimal.
 
-    Floats are read through their shortest repr (`80.1` is `Decimal("80.1")`), never through
-    their binary value. Booleans are refused: `True` is not one unit of money.
+    The result is finite and not negative (negative zero included). Floats are read through
+    their shortest repr (`80.1` is `Decimal("80.1")`), never through their binary value.
+    Booleans are refused: `True` is not one unit of money.
     """
     if isinstance(value, bool):
         raise ProposalError(
@@ -46,21 +57,30 @@ def parse_amount(value: object, *, field: str = "amount") -> Decimal:
     elif isinstance(value, int):
         amount = Decimal(value)
     elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ProposalError(f"{field}: {value!r} is not a finite amount", field=field)
         amount = Decimal(repr(value))
     elif isinstance(value, str):
-        try:
-            amount = Decimal(value.strip())
-        except InvalidOperation:
+        if value.strip().lower().lstrip("+-") in ("nan", "snan", "inf", "infinity"):
+            raise ProposalError(f"{field}: {value!r} is not a finite amount", field=field)
+        if value.startswith("-") and AMOUNT_GRAMMAR.fullmatch(value[1:]):
             raise ProposalError(
-                f'{field}: {value!r} is not a decimal amount; send e.g. "80.00"', field=field
-            ) from None
+                f"{field}: {value!r} is negative; amounts are never below zero", field=field
+            )
+        if AMOUNT_GRAMMAR.fullmatch(value) is None:
+            raise ProposalError(
+                f"{field}: {value[:64]!r} is not a decimal amount; send ASCII digits with an"
+                ' optional decimal point, no sign, spaces or separators, e.g. "80.00"',
+                field=field,
+            )
+        amount = Decimal(value)
     else:
         raise ProposalError(
             f"{field}: {type(value).__name__} is not an amount; send a decimal string", field=field
         )
     if not amount.is_finite():
         raise ProposalError(f"{field}: {value!r} is not a finite amount", field=field)
-    if amount < 0:
+    if amount < 0 or amount.is_signed():
         raise ProposalError(
             f"{field}: {value!r} is negative; amounts are never below zero", field=field
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -46,7 +47,14 @@ class Claim(BaseModel):
     field: Identifier
     """A context field name, such as `shipment.status`."""
     value: Scalar | float
-    """The value the actor says the field has."""
+    """The value the actor says the field has; a number is finite."""
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{value!r} is not a finite number; claim a value the facts can hold")
+        return value
 
 
 class Rationale(BaseModel):
@@ -69,10 +77,18 @@ MAX_ARGUMENT_DEPTH = 32
 
 
 def _nests_deeper(value: Any, limit: int) -> bool:
+    """Whether `value` nests deeper than `limit`.
+
+    Raises:
+        ValueError: it holds a number that is not finite (NaN, an infinity): JSON has no such
+            number, so it would be stored and run as null.
+    """
     # Iterative: a hostile document must not exhaust the stack before it is refused.
     pending: list[tuple[Any, int]] = [(value, 0)]
     while pending:
         node, depth = pending.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            raise ValueError(f"holds {node!r}, which is not a finite number; send a finite one")
         if isinstance(node, Mapping):
             children: Any = node.values()
         elif isinstance(node, (list, tuple)):

@@ -189,10 +189,19 @@ def test_tool_arguments_nested_too_deep_are_a_proposal_error_not_a_crash():
     assert guard.store.find_decision("k-1") is None
 
 
-@pytest.mark.parametrize("amount", ["1e9999", "1E+400", "9" * 400, 10**40, 1e300])
-def test_astronomical_amounts_are_a_proposal_error_not_a_crash(amount):
+@pytest.mark.parametrize(
+    ("amount", "message"),
+    [
+        ("1e9999", "not a decimal amount"),  # no exponents in the amount grammar
+        ("1E+400", "not a decimal amount"),
+        ("9" * 400, "too large"),
+        (10**40, "too large"),
+        (1e300, "too large"),
+    ],
+)
+def test_astronomical_amounts_are_a_proposal_error_not_a_crash(amount, message):
     guard = guard_on(good_facts())
-    with pytest.raises(ProposalError, match="too large") as raised:
+    with pytest.raises(ProposalError, match=message) as raised:
         guard.decide(refund(amount))
     assert raised.value.field == "amount"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeAlias, TypeVar
 
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
@@ -20,15 +20,16 @@ from discretion.decision import Decision, Outcome
 from discretion.errors import ConfigurationError, ExecutionError, ProposalError
 from discretion.execution import Execution, ExecutionStatus
 from discretion.lineage import digest
-from discretion.pipeline import read_arguments
+from discretion.pipeline import Governed, read_arguments
 from discretion.policy import ToolSpec
-from discretion.proposal import Actor, Proposal, Rationale, ToolCall
+from discretion.proposal import Actor, Proposal, Rationale
 
 if TYPE_CHECKING:
     from discretion.guard import Guard
 
 __all__ = [
     "ActorSource",
+    "Admission",
     "GovernedResult",
     "Governor",
     "RationaleSource",
@@ -141,6 +142,16 @@ def in_progress_message(exc: ExecutionError) -> str:
         f"This call ({exc.key}) was already started and has not finished; it was not run"
         " again. Do not retry it: tell the customer it is being processed."
     )
+
+
+class Admission(NamedTuple):
+    """A decided call: the decision, the execution an approval queued, the governed arguments."""
+
+    decision: Decision
+    execution: Execution | None
+    """The queued execution of an approved routed call; None otherwise."""
+    arguments: dict[str, Any]
+    """The arguments the decision governed, with the amount in canonical form: what runs."""
 
 
 class ToolReportedError(Exception):
@@ -280,7 +291,8 @@ class Governor:
         customer_id = self._text(self._customer_id, info, "customer_id")
         data: dict[str, Any] = {
             "actor": self.actor(info),
-            "tool": ToolCall(name=info.tool, arguments=info.arguments),
+            # As JSON, so that bad arguments (a NaN, nesting too deep) are a ProposalError.
+            "tool": {"name": info.tool, "arguments": info.arguments},
             "rationale": self.rationale(info),
         }
         if self._action is not None and info.tool not in self.guard.pack.tools:
@@ -295,19 +307,28 @@ class Governor:
             case_id = read_arguments(
                 info.tool, spec, info.arguments, currency=self.guard.pack.currency
             ).case_id
-        data["idempotency_key"] = call_key(info, case_id)
-        return Proposal.parse(data, source=f"tool call {info.tool!r}")
+        # Validated before the key is derived from the arguments: a NaN is a ProposalError.
+        proposal = Proposal.parse(data, source=f"tool call {info.tool!r}")
+        return proposal.model_copy(update={"idempotency_key": call_key(info, case_id)})
 
     # Deciding and running ----------------------------------------------------------------------
 
     def decide(self, info: ToolCallInfo) -> Decision:
         """Decide the call (a retry with the same key gets the same decision)."""
-        return self.guard.pipeline.decide(self.proposal(info), mapping=self.mapping(info.tool))
+        return self.govern(info).decision
 
     async def adecide(self, info: ToolCallInfo) -> Decision:
         """`decide` for async callers."""
+        return (await self.agovern(info)).decision
+
+    def govern(self, info: ToolCallInfo) -> Governed:
+        """Decide the call; with the arguments it governed, which are what the tool runs with."""
+        return self.guard.pipeline.govern(self.proposal(info), mapping=self.mapping(info.tool))
+
+    async def agovern(self, info: ToolCallInfo) -> Governed:
+        """`govern` for async callers."""
         proposal = self.proposal(info)
-        return await self.guard.pipeline.adecide(proposal, mapping=self.mapping(info.tool))
+        return await self.guard.pipeline.agovern(proposal, mapping=self.mapping(info.tool))
 
     def queued(self, decision: Decision) -> Execution | None:
         """The execution an approval of a routed decision queued, if it was approved."""
@@ -320,22 +341,26 @@ class Governor:
         """`queued` for async callers."""
         return await asyncio.to_thread(self.queued, decision)
 
-    def admit(self, info: ToolCallInfo) -> tuple[Decision, Execution | None]:
+    def admit(self, info: ToolCallInfo) -> Admission:
         """Decide the call, and find the execution an approval of it queued.
 
         The call may run when the decision allows it, or when that execution is there.
         """
-        decision = self.decide(info)
-        return decision, self.queued(decision)
+        governed = self.govern(info)
+        return Admission(governed.decision, self.queued(governed.decision), governed.arguments)
 
-    async def aadmit(self, info: ToolCallInfo) -> tuple[Decision, Execution | None]:
+    async def aadmit(self, info: ToolCallInfo) -> Admission:
         """`admit` for async callers."""
-        decision = await self.adecide(info)
-        return decision, await self.aqueued(decision)
+        governed = await self.agovern(info)
+        queued = await self.aqueued(governed.decision)
+        return Admission(governed.decision, queued, governed.arguments)
 
     @staticmethod
     def _target(
-        decision: Decision, info: ToolCallInfo, execution: Execution | None
+        decision: Decision,
+        info: ToolCallInfo,
+        execution: Execution | None,
+        arguments: Mapping[str, Any],
     ) -> dict[str, Any]:
         # The queued execution of an approved call runs with the arguments the approval fixed.
         if execution is not None:
@@ -349,7 +374,7 @@ class Governor:
             "decision_id": decision.id,
             "key": decision.idempotency_key,
             "tool": info.tool,
-            "arguments": info.arguments,
+            "arguments": dict(arguments),
         }
 
     def run(
@@ -361,17 +386,19 @@ class Governor:
         record: Callable[[_T], Any] = to_jsonable_python,
         failed: Callable[[_T], str | None] | None = None,
         execution: Execution | None = None,
+        arguments: Mapping[str, Any],
     ) -> GovernedResult:
         """Run an allowed (or approved and queued) call exactly once.
 
         `call(arguments, key)` runs the tool; `record` turns what it returns into what is
         stored; `failed` says what went wrong when the tool answered with an error instead of
-        raising (the execution is then recorded as failed, and may be retried). `execution` is
-        the queued execution of an approved call, which runs with the arguments the approval
-        fixed.
+        raising (the execution is then recorded as failed, and may be retried). `arguments` are
+        the ones the decision governed (`Admission.arguments`): the tool runs with them, never
+        with the call as the model wrote it. `execution` is the queued execution of an approved
+        call, which runs with the arguments the approval fixed.
         """
         kept = _Kept(record, failed)
-        target = self._target(decision, info, execution)
+        target = self._target(decision, info, execution, arguments)
         try:
             done = self.guard.executions.run(
                 **target, call=lambda arguments, key: kept(call(arguments, key))
@@ -389,10 +416,11 @@ class Governor:
         record: Callable[[_T], Any] = to_jsonable_python,
         failed: Callable[[_T], str | None] | None = None,
         execution: Execution | None = None,
+        arguments: Mapping[str, Any],
     ) -> GovernedResult:
         """`run` for async tools."""
         kept = _Kept(record, failed)
-        target = self._target(decision, info, execution)
+        target = self._target(decision, info, execution, arguments)
 
         async def once(arguments: dict[str, Any], key: str) -> Any:
             return kept(await call(arguments, key))

@@ -100,7 +100,7 @@ class GovernedFunction(_Governed[P, R]):
         if not self._governor.governs(self._tool):
             return GovernedResult(decision=None, value=self._function(*args, **kwargs))
         bound, info = self._prepare(args, kwargs)
-        decision, queued = self._governor.admit(info)
+        decision, queued, governed = self._governor.admit(info)
         if not decision.is_allowed and queued is None:
             raise _refuse(decision)
         return self._governor.run(
@@ -108,6 +108,7 @@ class GovernedFunction(_Governed[P, R]):
             info,
             lambda arguments, key: self._runnable(bound, arguments, key),
             execution=queued,
+            arguments=governed,
         )
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -129,7 +130,7 @@ class AsyncGovernedFunction(_Governed[P, R]):
         if not self._governor.governs(self._tool):
             return GovernedResult(decision=None, value=await self._function(*args, **kwargs))
         bound, info = self._prepare(args, kwargs)
-        decision, queued = await self._governor.aadmit(info)
+        decision, queued, governed = await self._governor.aadmit(info)
         if not decision.is_allowed and queued is None:
             raise _refuse(decision)
         return await self._governor.arun(
@@ -137,6 +138,7 @@ class AsyncGovernedFunction(_Governed[P, R]):
             info,
             lambda arguments, key: self._runnable(bound, arguments, key),
             execution=queued,
+            arguments=governed,
         )
 
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:

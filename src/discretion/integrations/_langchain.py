@@ -229,7 +229,7 @@ class GovernedTool(BaseTool):
         """Decide the call; run the inner tool once when allowed."""
         info, arguments = self._prepare(input, config)
         governor: Governor = self.governor
-        decision, queued = governor.admit(info)
+        decision, queued, governed = governor.admit(info)
         if not decision.is_allowed and queued is None:
             return self._answer(decision, info)
 
@@ -242,7 +242,13 @@ class GovernedTool(BaseTool):
 
         try:
             result = governor.run(
-                decision, info, run, record=_content, failed=_tool_error, execution=queued
+                decision,
+                info,
+                run,
+                record=_content,
+                failed=_tool_error,
+                execution=queued,
+                arguments=governed,
             )
         except ExecutionError as exc:
             return self._answer(decision, info, in_progress_message(exc))
@@ -252,7 +258,7 @@ class GovernedTool(BaseTool):
         """`invoke` for async agents."""
         info, arguments = self._prepare(input, config)
         governor: Governor = self.governor
-        decision, queued = await governor.aadmit(info)
+        decision, queued, governed = await governor.aadmit(info)
         if not decision.is_allowed and queued is None:
             return self._answer(decision, info)
 
@@ -265,7 +271,13 @@ class GovernedTool(BaseTool):
 
         try:
             result = await governor.arun(
-                decision, info, run, record=_content, failed=_tool_error, execution=queued
+                decision,
+                info,
+                run,
+                record=_content,
+                failed=_tool_error,
+                execution=queued,
+                arguments=governed,
             )
         except ExecutionError as exc:
             return self._answer(decision, info, in_progress_message(exc))
@@ -467,7 +479,7 @@ class DiscretionMiddleware(AgentMiddleware):
             return handler(request)
         info = self._info(request)
         governor = self.governor
-        decision, queued = governor.admit(info)
+        decision, queued, governed = governor.admit(info)
         if decision.outcome is Outcome.ROUTE and queued is None and self.mode == "interactive":
             approval = self.guard.approvals.get(decision.id)
             if approval.status is ApprovalStatus.PENDING:
@@ -479,7 +491,7 @@ class DiscretionMiddleware(AgentMiddleware):
             queued = governor.queued(decision)
         if not decision.is_allowed and queued is None:
             return _refusal(decision, info.call_id or "", info.tool)
-        return self._execute(request, handler, decision, info, queued)
+        return self._execute(request, handler, decision, info, queued, governed)
 
     def _execute(
         self,
@@ -488,13 +500,20 @@ class DiscretionMiddleware(AgentMiddleware):
         decision: Decision,
         info: ToolCallInfo,
         queued: Execution | None,
+        governed: dict[str, Any],
     ) -> ToolMessage | Command[Any]:
         def run(approved: dict[str, Any], key: str) -> ToolMessage | Command[Any]:
             return handler(self._request(request, approved, key))
 
         try:
             result = self.governor.run(
-                decision, info, run, record=_content, failed=_tool_error, execution=queued
+                decision,
+                info,
+                run,
+                record=_content,
+                failed=_tool_error,
+                execution=queued,
+                arguments=governed,
             )
         except ExecutionError as exc:
             return _refusal(decision, info.call_id or "", info.tool, in_progress_message(exc))
@@ -519,7 +538,7 @@ class DiscretionMiddleware(AgentMiddleware):
             return await handler(request)
         info = self._info(request)
         governor = self.governor
-        decision, queued = await governor.aadmit(info)
+        decision, queued, governed = await governor.aadmit(info)
         if decision.outcome is Outcome.ROUTE and queued is None and self.mode == "interactive":
             approval = await asyncio.to_thread(self.guard.approvals.get, decision.id)
             if approval.status is ApprovalStatus.PENDING:
@@ -536,7 +555,13 @@ class DiscretionMiddleware(AgentMiddleware):
 
         try:
             result = await governor.arun(
-                decision, info, run, record=_content, failed=_tool_error, execution=queued
+                decision,
+                info,
+                run,
+                record=_content,
+                failed=_tool_error,
+                execution=queued,
+                arguments=governed,
             )
         except ExecutionError as exc:
             return _refusal(decision, info.call_id or "", info.tool, in_progress_message(exc))

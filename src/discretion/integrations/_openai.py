@@ -205,11 +205,11 @@ class OpenAITools:
         if not governor.governs(call.name):
             value = invoke(info.arguments, call.call_id)
             return self._output(call, GovernedResult(decision=None, value=value))
-        decision, queued = governor.admit(info)
+        decision, queued, governed = governor.admit(info)
         if not decision.is_allowed and queued is None:
             return self._output(call, GovernedResult(decision=decision))
         try:
-            result = governor.run(decision, info, invoke, execution=queued)
+            result = governor.run(decision, info, invoke, execution=queued, arguments=governed)
         except ExecutionError as exc:
             return call.answer(in_progress_message(exc), GovernedResult(decision=decision))
         return self._output(call, result)
@@ -228,11 +228,13 @@ class OpenAITools:
         if not governor.governs(call.name):
             value = await invoke(info.arguments, call.call_id)
             return self._output(call, GovernedResult(decision=None, value=value))
-        decision, queued = await governor.aadmit(info)
+        decision, queued, governed = await governor.aadmit(info)
         if not decision.is_allowed and queued is None:
             return self._output(call, GovernedResult(decision=decision))
         try:
-            result = await governor.arun(decision, info, invoke, execution=queued)
+            result = await governor.arun(
+                decision, info, invoke, execution=queued, arguments=governed
+            )
         except ExecutionError as exc:
             return call.answer(in_progress_message(exc), GovernedResult(decision=decision))
         return self._output(call, result)

@@ -14,12 +14,13 @@ from discretion.pipeline._normalise import (
     read_arguments,
     write_amount,
 )
-from discretion.pipeline._pipeline import Pipeline, RecordHook
+from discretion.pipeline._pipeline import Governed, Pipeline, RecordHook
 from discretion.pipeline._review import Review
 from discretion.pipeline._state import Evaluation
 
 __all__ = [
     "Evaluation",
+    "Governed",
     "MappedArguments",
     "Normalised",
     "Pipeline",

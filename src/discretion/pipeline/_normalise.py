@@ -9,7 +9,6 @@ let a proposal be decided on another order than the one the tool receives).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,13 +34,36 @@ ID_FIELDS = ("customer", "case", "order")
 
 
 def argument_at(arguments: Mapping[str, Any], path: str) -> Any:
-    """The tool argument at a dotted `path` (`refund.amount`); None when it is not there."""
+    """The tool argument at a dotted `path` (`refund.amount`); None when it is not there.
+
+    Raises:
+        ProposalError: a value on the way is not an object (`order: ["A-1"]` where the path is
+            `order.id`): the argument is there, in a shape the tool may read otherwise.
+    """
     value: Any = arguments
+    walked: list[str] = []
     for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise ProposalError(
+                f"tool argument {'.'.join(walked)!r} is {_kind(value)} where an object with"
+                f" {part!r} belongs (the pack reads {path!r})",
+                field=f"tool.arguments.{'.'.join(walked)}",
+            )
+        if part not in value:
             return None
         value = value[part]
+        walked.append(part)
     return value
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return f"a {type(value).__name__}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -154,10 +176,12 @@ def write_amount(
             " reach it",
             field="amount",
         )
-    edited = copy.deepcopy(dict(arguments))
+    # Copy only the mappings along the path: the rest is shared, and never changed.
+    edited = dict(arguments)
     target = edited
     *parents, last = path.split(".")
     for part in parents:
+        target[part] = dict(target[part])
         target = target[part]
     target[last] = _as_argument(original, amount)
     return edited
@@ -179,16 +203,13 @@ class Normalised:
     mapping: ToolSpec | None
     """How the tool's arguments were read: the pack's mapping of the tool, or one an
     integration declared for a tool the pack does not map; None without a mapped tool."""
+    arguments: dict[str, Any]
+    """The tool call's arguments as governed, with the amount in its canonical form: what the
+    tool must run with. Empty without a tool call."""
     content: dict[str, Any]
     """The normalised proposal as JSON: what `digest` covers."""
     digest: str
     idempotency_key: str
-
-    @property
-    def arguments(self) -> dict[str, Any]:
-        """The tool call's arguments, as governed; empty without a tool call."""
-        tool = self.proposal.tool
-        return dict(tool.arguments) if tool is not None else {}
 
     def record(self) -> dict[str, Any]:
         """The proposal as the lineage records it: its digested content and its key."""
@@ -286,10 +307,15 @@ def normalise(
                 f" {pack.currency}; convert before proposing",
                 field="currency",
             )
+    arguments = dict(tool.arguments) if tool is not None else {}
+    if tool is not None and spec is not None and read.amount is not None:
+        # What runs is what was governed: the tool gets the amount as it was read and decided,
+        # in its canonical form ("64.990" runs as "64.99"), and the digest covers that.
+        arguments = write_amount(tool.name, spec, arguments, read.amount)
     content = {
         "actor": proposal.actor.model_dump(mode="json"),
         "action": action_name,
-        "tool": tool.model_dump(mode="json") if tool is not None else None,
+        "tool": {"name": tool.name, "arguments": arguments} if tool is not None else None,
         "amount": amount.to_json() if amount is not None else None,
         "customer_id": customer_id,
         "case_id": case_id,
@@ -307,6 +333,7 @@ def normalise(
         case_id=case_id,
         order_id=order_id,
         mapping=spec,
+        arguments=arguments,
         content=content,
         digest=proposal_digest,
         idempotency_key=proposal.idempotency_key or f"auto:{proposal_digest[:40]}",

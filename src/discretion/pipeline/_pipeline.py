@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
 
@@ -42,10 +43,20 @@ from discretion.proposal import Actor, Proposal
 from discretion.store import DuplicateKey, SqlStore, StoreTransaction
 from discretion.types import Clock, DecisionHook, IdFactory
 
-__all__ = ["Pipeline", "RecordHook"]
+__all__ = ["Governed", "Pipeline", "RecordHook"]
 
 RecordHook: TypeAlias = Callable[[Normalised, Snapshot, Decision], None]
 """Called after a new decision is committed, with what it was decided on."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Governed:
+    """A decision, and the tool arguments it governed: what the tool must run with."""
+
+    decision: Decision
+    arguments: dict[str, Any]
+    """The tool call's arguments as normalised (the amount in canonical form); empty without a
+    tool call."""
 
 
 class Pipeline:
@@ -117,6 +128,16 @@ class Pipeline:
                 different proposal. Nothing is recorded.
             StoreError: the decision could not be recorded; it is not answered.
         """
+        return self.govern(proposal, mapping=mapping).decision
+
+    def govern(
+        self, proposal: Proposal | Mapping[str, Any], *, mapping: ToolSpec | None = None
+    ) -> Governed:
+        """`decide`, with the tool arguments the decision governed: what the tool runs with.
+
+        Raises:
+            ProposalError, StoreError: as for `decide`.
+        """
         with _telemetry.step("decide"):
             with _telemetry.step("normalise"):
                 item = self.normalise(proposal, mapping=mapping)
@@ -127,17 +148,24 @@ class Pipeline:
                 with _telemetry.step("idempotency"):
                     known = self.store.find_decision(item.idempotency_key)
                 if known is not None:
-                    return self._replay(item, known)
+                    return Governed(decision=self._replay(item, known), arguments=item.arguments)
             now = self.now()
             snapshot, evaluation = self.assess(item, now)
             with _telemetry.step("record"):
-                return self._record(item, snapshot, evaluation, now)
+                decision = self._record(item, snapshot, evaluation, now)
+            return Governed(decision=decision, arguments=item.arguments)
 
     async def adecide(
         self, proposal: Proposal | Mapping[str, Any], *, mapping: ToolSpec | None = None
     ) -> Decision:
         """`decide` for async callers; the store and providers run in a worker thread."""
         return await asyncio.to_thread(self.decide, proposal, mapping=mapping)
+
+    async def agovern(
+        self, proposal: Proposal | Mapping[str, Any], *, mapping: ToolSpec | None = None
+    ) -> Governed:
+        """`govern` for async callers; the store and providers run in a worker thread."""
+        return await asyncio.to_thread(self.govern, proposal, mapping=mapping)
 
     def preview(
         self,
