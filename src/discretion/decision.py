@@ -155,6 +155,9 @@ class Decision(BaseModel):
     """The role the actor proposed it under."""
     amount: Money | None
     """The money the action moves."""
+    entities: dict[str, str] = {}
+    """The customer, order and case it is about, as their records say (the pack's `entities`);
+    the ids as the proposal named them when the pack declares no entities."""
     rules: list[str]
     """Ids of the rules that produced this outcome, in the order they were applied."""
     reason: str | None = None

@@ -181,7 +181,7 @@ class Guard:
             item = self.normalise(subject)
             if item.action is None:
                 return []
-            snapshot = self.pipeline.assemble(item, self.now())
+            snapshot = self.pipeline.assemble(item, self.now()).snapshot
             action, reason = item.action_name, item.proposal.rationale.reason
             context, amount, exclude = dict(snapshot.data), item.amount, None
         policy = self.pack.actions.get(action)

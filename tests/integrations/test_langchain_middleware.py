@@ -131,7 +131,7 @@ def test_async_mode_approved_call_runs_later_through_the_outbox(guard, shop):
 
 
 def test_an_unknown_tool_governed_by_default_routes(make_guard, tmp_path, shop):
-    pack = shop_pack_with(tmp_path, "currency: USD\n", "currency: USD\nunknown_tools: route\n")
+    pack = shop_pack_with(tmp_path, "ungoverned_tools: [lookup_order]\n", "")
     guard = make_guard(policy=pack)
     agent = agent_for(guard, shop, calls(("lookup_order", {"order_id": "o-1"}, "c-1")), "Ok.")
     [message] = tool_messages(agent.invoke(ask()))

@@ -165,7 +165,7 @@ def test_malformed_arguments_fail_before_anything_is_decided(guard, tools):
 
 
 def test_an_unknown_tool_the_pack_governs_by_default_routes(make_guard, tmp_path, tools):
-    pack = shop_pack_with(tmp_path, "currency: USD\n", "currency: USD\nunknown_tools: route\n")
+    pack = shop_pack_with(tmp_path, "ungoverned_tools: [lookup_order]\n", "")
     guard = make_guard(policy=pack)
     [lookup] = guard.wrap_tools([tools.lookup_order], actor=BOT)
     assert isinstance(lookup, GovernedTool)

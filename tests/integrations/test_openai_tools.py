@@ -204,7 +204,7 @@ def test_unreadable_or_unknown_calls_run_and_decide_nothing(guard, functions):
 
 
 def test_an_unknown_tool_governed_by_default_routes(make_guard, tmp_path, functions):
-    pack = shop_pack_with(tmp_path, "currency: USD\n", "currency: USD\nunknown_tools: route\n")
+    pack = shop_pack_with(tmp_path, "ungoverned_tools: [lookup_order]\n", "")
     guard = make_guard(policy=pack)
     tools = OpenAITools(guard, functions.registry(), actor=BOT)
     [done] = tools.outcomes([chat_call("call_1", "lookup_order", {"order_id": "o-1"})])

@@ -533,6 +533,7 @@ def test_a_budget_routing_to_an_ai_or_unknown_role_is_an_error(tmp_path, target)
     line = line_of(text, "- id: actor-daily")
     assert str(error) == (
         f"{path}:{line}, rule 'actor-daily': route_to {target!r} is not a human role of the pack"
+        " (or `next_above`)"
     )
     assert (error.line, error.rule_id) == (line, "actor-daily")
 

@@ -137,8 +137,17 @@ def assemble(
     fields: Mapping[str, FieldSpec],
     *,
     currency: str | None,
+    partial: bool = False,
 ) -> Snapshot:
     """Fetch exactly `request.fields`, type-check each, and freeze them.
+
+    Args:
+        provider: where the facts come from.
+        request: what to ask for.
+        fields: the type of every requested field.
+        currency: the proposal's currency; money facts must be in it.
+        partial: leave a missing fact out of the snapshot instead of failing (the caller
+            decides what a missing fact means, as a check that a record exists does).
 
     Raises:
         ContextError: the provider failed, or a non-nullable fact is missing or ill-typed; the
@@ -155,6 +164,8 @@ def assemble(
         spec = fields[name]
         value = answer.get(name)
         if value is None:
+            if partial and name not in answer:
+                continue
             if not spec.nullable:
                 raise ContextError(f"context field {name!r} is missing", field=name)
             values[name] = None

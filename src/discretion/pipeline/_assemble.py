@@ -1,14 +1,161 @@
-"""Step 3 of the pipeline: the facts a decision needs, and only those (invariant 6)."""
+"""Step 3 of the pipeline: the facts a decision needs, and only those (invariant 6).
+
+When the pack declares `entities`, the records the proposal names are checked against their own
+records before any rule reads a fact: each named customer, order and case must be on record,
+and a record's owner wins over the id the agent typed (an order names its customer; a case its
+customer and its order). A customer or order the proposal leaves out is read from the record
+that names it, and the facts are fetched for the records so resolved. Budgets, totals and
+precedent then key on the resolved records, never on ids the agent typed.
+
+The contract for a context provider: answer `<entity>.id` for each record it holds among the
+ids in the request, and `<entity>.<parent>_id` for each relation the pack declares (null when
+the record has none, such as a case about no order).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from discretion.context import ContextProvider, ContextRequest, Snapshot, assemble
+from discretion.errors import ContextError
 from discretion.pipeline._normalise import Normalised
-from discretion.policy import ActionPolicy, PolicyPack
+from discretion.policy import ActionPolicy, Entity, FieldSpec, PolicyPack
 
-__all__ = ["assemble_facts"]
+__all__ = ["MISMATCH", "UNKNOWN", "EntityFault", "Facts", "Resolved", "assemble_facts", "named"]
+
+UNKNOWN = "discretion.entity.unknown"
+MISMATCH = "discretion.entity.mismatch"
+_LINK = FieldSpec(type="string", nullable=True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EntityFault:
+    """A named record that is not on record, or ids that disagree with a record."""
+
+    rule: str
+    """`discretion.entity.unknown` or `discretion.entity.mismatch`."""
+    cause: str
+    deny: bool
+    """Whether the pack denies it (`on_unknown` / `on_mismatch: deny`); else it routes."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resolved:
+    """The customer, order and case a decision is about, as their records say."""
+
+    customer_id: str | None
+    order_id: str | None
+    case_id: str | None
+    faults: tuple[EntityFault, ...] = ()
+
+    def get(self, kind: str) -> str | None:
+        """The resolved id of `customer`, `order` or `case`."""
+        value: str | None = getattr(self, f"{kind}_id")
+        return value
+
+    def ids(self) -> dict[str, str]:
+        """The resolved ids as JSON, for the lineage."""
+        return {
+            kind: value
+            for kind in ("customer", "order", "case")
+            if (value := self.get(kind)) is not None
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Facts:
+    """What step 3 found: the frozen facts and the records they are about."""
+
+    snapshot: Snapshot
+    resolved: Resolved
+
+
+def named(item: Normalised) -> Resolved:
+    """The records as the proposal names them."""
+    return Resolved(customer_id=item.customer_id, order_id=item.order_id, case_id=item.case_id)
+
+
+def _binding_fields(entities: Mapping[str, Entity]) -> dict[str, FieldSpec]:
+    fields: dict[str, FieldSpec] = {}
+    for entity in entities.values():
+        fields[entity.id_field] = _LINK
+        for parent in entity.belongs_to:
+            fields[entity.link_field(parent)] = _LINK
+    return fields
+
+
+def _resolve(
+    entities: Mapping[str, Entity], named: Resolved, answer: Mapping[str, Any]
+) -> Resolved:
+    """Check each named record against the answer and fill in what the records name."""
+    ids = {kind: named.get(kind) for kind in ("customer", "order", "case")}
+    faults: list[EntityFault] = []
+    # Children first: a case names its order and customer, an order its customer.
+    for kind in ("case", "order", "customer"):
+        entity = entities.get(kind)
+        own = ids[kind]
+        if entity is None or own is None:
+            continue
+        if answer.get(entity.id_field) is None:
+            faults.append(
+                EntityFault(
+                    rule=UNKNOWN,
+                    cause=f"{kind} {own!r} is not on record",
+                    deny=entity.on_unknown == "deny",
+                )
+            )
+            continue
+        for parent in entity.belongs_to:
+            field = entity.link_field(parent)
+            if field not in answer:
+                raise ContextError(
+                    f"{kind} {own!r} is on record but the context did not say its {parent}"
+                    f" ({field}); a provider answers it for every relation the pack declares",
+                    field=field,
+                )
+            linked = answer[field]
+            if linked is None:
+                continue
+            linked = str(linked)
+            if ids[parent] is None:
+                ids[parent] = linked
+            elif ids[parent] != linked:
+                faults.append(
+                    EntityFault(
+                        rule=MISMATCH,
+                        cause=f"the proposal names {parent} {ids[parent]!r}, but {kind} {own!r}"
+                        f" belongs to {parent} {linked!r}",
+                        deny=entity.on_mismatch == "deny",
+                    )
+                )
+    return Resolved(
+        customer_id=ids["customer"],
+        order_id=ids["order"],
+        case_id=ids["case"],
+        faults=tuple(faults),
+    )
+
+
+def _request(
+    action: ActionPolicy,
+    fields: tuple[str, ...],
+    ids: Resolved,
+    item: Normalised,
+    now: datetime,
+) -> ContextRequest:
+    return ContextRequest(
+        fields=fields,
+        action=action.name,
+        customer_id=ids.customer_id,
+        case_id=ids.case_id,
+        order_id=ids.order_id,
+        now=now,
+        currency=item.amount.currency if item.amount is not None else None,
+        arguments=item.arguments,
+    )
 
 
 def assemble_facts(
@@ -17,20 +164,35 @@ def assemble_facts(
     item: Normalised,
     action: ActionPolicy,
     now: datetime,
-) -> Snapshot:
-    """Ask `provider` for exactly the fields `action` reads; type-check and freeze them.
+) -> Facts:
+    """Ask `provider` for exactly the fields `action` reads; check the records; freeze them.
 
     Raises:
         ContextError: the provider failed, or a fact is missing or ill-typed.
     """
-    request = ContextRequest(
-        fields=action.reads,
-        action=action.name,
-        customer_id=item.customer_id,
-        case_id=item.case_id,
-        order_id=item.order_id,
-        now=now,
-        currency=item.amount.currency if item.amount is not None else None,
-        arguments=item.arguments,
-    )
-    return assemble(provider, request, pack.fields, currency=request.currency)
+    reads = tuple(name for name in action.reads if name not in pack.totals)
+    as_named = named(item)
+    if not pack.entities:
+        request = _request(action, reads, as_named, item, now)
+        return Facts(
+            snapshot=assemble(provider, request, pack.fields, currency=request.currency),
+            resolved=as_named,
+        )
+    binding = _binding_fields(pack.entities)
+    fields = {**pack.fields, **binding}
+    wanted = tuple(dict.fromkeys([*reads, *binding]))
+    request = _request(action, wanted, as_named, item, now)
+    snapshot = assemble(provider, request, fields, currency=request.currency, partial=True)
+    resolved = _resolve(pack.entities, as_named, snapshot.values)
+    if not resolved.faults and resolved != as_named:
+        # A record named a customer or an order the proposal left out: the facts are theirs.
+        request = _request(action, wanted, resolved, item, now)
+        snapshot = assemble(provider, request, fields, currency=request.currency, partial=True)
+        again = _resolve(pack.entities, resolved, snapshot.values)
+        resolved = again if again.faults else resolved
+    if not resolved.faults:
+        # Every fact the rules read must be there once the records check out.
+        missing = [n for n in reads if n not in snapshot.values and not pack.fields[n].nullable]
+        if missing:
+            raise ContextError(f"context field {missing[0]!r} is missing", field=missing[0])
+    return Facts(snapshot=snapshot, resolved=resolved)

@@ -1,47 +1,110 @@
-"""Step 8 of the pipeline: budgets, checked and reserved inside the decision's transaction."""
+"""Step 8 of the pipeline: budgets, checked and reserved inside the decision's transaction.
+
+A window is `(now - window, now]`: a reservation exactly one window old no longer counts. A
+budget keyed by a record (customer, order, case) counts under the record as resolved from its
+own (see `_assemble`), never an id the agent typed.
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
-from discretion.budget import BudgetCheck, check_budgets
-from discretion.decision import Outcome
-from discretion.pipeline._normalise import Normalised
+from discretion.decision import Outcome, Reservation
+from discretion.pipeline._assemble import Resolved
 from discretion.pipeline._state import Evaluation
-from discretion.policy import Budget, PolicyPack
+from discretion.policy import NEXT_ABOVE, Budget, PolicyPack, Role
 from discretion.store import StoreTransaction
 
-__all__ = ["BudgetCheck", "over_budget", "reserve"]
+__all__ = ["BudgetCheck", "BudgetKeys", "budget_key", "check_budgets", "over_budget"]
 
 
-def reserve(
-    pack: PolicyPack, tx: StoreTransaction, item: Normalised, outcome: Outcome, now: Any
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BudgetKeys:
+    """What a decision counts under: its records, and who proposed it under which role."""
+
+    resolved: Resolved
+    actor_id: str
+    role: Role
+    """The proposing actor's role: per-role limits and `route_to: next_above` read it."""
+
+
+def budget_key(budget: Budget, keys: BudgetKeys) -> str | None:
+    """The key a decision counts under for `budget`, or None when the proposal lacks it."""
+    match budget.key:
+        case "customer" | "order" | "case":
+            return keys.resolved.get(budget.key)
+        case "actor":
+            return keys.actor_id
+        case _:
+            return "*"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BudgetCheck:
+    """What the budgets say about one decision."""
+
+    exceeded: tuple[Budget, ...]
+    """Budgets the amount would push over their limit (or that cannot be keyed)."""
+    reservations: tuple[Reservation, ...]
+    """What to reserve if the outcome stands."""
+    causes: tuple[str, ...]
+
+
+def check_budgets(
+    pack: PolicyPack,
+    tx: StoreTransaction,
+    *,
+    action: str,
+    outcome: Outcome,
+    amount_minor: int,
+    now: datetime,
+    keys: BudgetKeys,
 ) -> BudgetCheck:
-    """What the budgets say about `item` decided as `outcome`, read under their locks."""
-    return check_budgets(
-        pack,
-        tx,
-        action=item.action_name,
-        outcome=outcome,
-        amount_minor=item.amount.minor if item.amount is not None else 0,
-        now=now,
-        customer_id=item.customer_id,
-        actor_id=item.proposal.actor.id,
-        case_id=item.case_id,
-    )
+    """Check every budget counting `outcome` on `action`; must run inside the write transaction."""
+    exceeded: list[Budget] = []
+    reserve: list[Reservation] = []
+    causes: list[str] = []
+    for budget in pack.budgets:
+        if not budget.applies(action, outcome.value):
+            continue
+        key = budget_key(budget, keys)
+        if key is None:
+            exceeded.append(budget)
+            causes.append(f"budget {budget.id!r} is keyed by {budget.key} but none was given")
+            continue
+        used = tx.budget_used(budget.id, key, now - budget.window)
+        if used + amount_minor > budget.limit_for(keys.role.id):
+            exceeded.append(budget)
+            continue
+        reserve.append(Reservation(budget=budget.id, key=key, amount=pack.money(amount_minor)))
+    return BudgetCheck(exceeded=tuple(exceeded), reservations=tuple(reserve), causes=tuple(causes))
+
+
+def route_target(pack: PolicyPack, budget: Budget, actor: Role) -> Role:
+    """The role a case that would exceed `budget` goes to."""
+    if budget.route_to == NEXT_ABOVE:
+        above = (r for r in pack.roles if not r.is_ai and r.rank > actor.rank)
+        return next(above, pack.highest_human)
+    return pack.role(budget.route_to) or pack.highest_human
 
 
 def over_budget(
     pack: PolicyPack,
     evaluation: Evaluation,
-    exceeded: tuple[Budget, ...],
-    causes: tuple[str, ...],
+    check: BudgetCheck,
+    actor: Role,
 ) -> Evaluation:
     """The evaluation once a budget it counts against is found spent: route, or deny."""
+    exceeded = check.exceeded
     changes: dict[str, Any] = {
         "rules": [*evaluation.rules, *(b.id for b in exceeded)],
-        "causes": [*evaluation.causes, *causes, *(b.message for b in exceeded if b.message)],
+        "causes": [
+            *evaluation.causes,
+            *check.causes,
+            *(b.message for b in exceeded if b.message),
+        ],
         "notes": [*evaluation.notes, "a budget for this kind of exposure is used up"],
         # A precedent only counts as used when the exception it justified stands.
         "precedents": evaluation.precedents.model_copy(update={"applied": None})
@@ -50,7 +113,7 @@ def over_budget(
     }
     if any(b.on_exceed == "deny" for b in exceeded):
         return replace(evaluation, outcome=Outcome.DENY, required_role=None, **changes)
-    targets = [pack.role(b.route_to) or pack.highest_human for b in exceeded]
+    targets = [route_target(pack, b, actor) for b in exceeded]
     if evaluation.required_role is not None:
         targets.append(evaluation.required_role)
     required = max(targets, key=lambda r: r.rank)

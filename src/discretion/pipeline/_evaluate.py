@@ -18,10 +18,11 @@ from discretion.authority import (
     lowest_standard_role,
 )
 from discretion.decision import Outcome
+from discretion.pipeline._assemble import Resolved
 from discretion.pipeline._state import Evaluation
 from discretion.policy import ActionPolicy, CelProgram, EvaluationError, PolicyPack, Role, Rule
 
-__all__ = ["evaluate"]
+__all__ = ["entity_faults", "evaluate"]
 
 
 def _check(program: CelProgram, activation: Any) -> Any:
@@ -129,4 +130,25 @@ def _evaluate(
         rules.append(reason.id)
     return Evaluation(
         outcome=Outcome.ROUTE, rules=rules, reason=reason, required_role=target, deciding=[reason]
+    )
+
+
+def entity_faults(
+    pack: PolicyPack, action: str, amount_minor: int, resolved: Resolved
+) -> Evaluation:
+    """The outcome of a proposal whose records do not check out: never allowed.
+
+    It is denied where the pack says so for a fault found, and routed to a person otherwise
+    (the agent may have the wrong case open); no rule reads facts of records that do not match.
+    """
+    rules = list(dict.fromkeys(fault.rule for fault in resolved.faults))
+    causes = [fault.cause for fault in resolved.faults]
+    if any(fault.deny for fault in resolved.faults):
+        return Evaluation(outcome=Outcome.DENY, rules=rules, causes=causes, resolved=resolved)
+    return Evaluation(
+        outcome=Outcome.ROUTE,
+        rules=rules,
+        required_role=lowest_covering(pack, action, amount_minor),
+        causes=causes,
+        resolved=resolved,
     )

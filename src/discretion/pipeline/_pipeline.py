@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeAlias
 
@@ -28,9 +28,9 @@ from discretion.context import ContextProvider, Snapshot
 from discretion.decision import Decision, Outcome
 from discretion.errors import ContextError, ProposalError, StoreError
 from discretion.money import Money
-from discretion.pipeline._assemble import assemble_facts
-from discretion.pipeline._budgets import over_budget, reserve
-from discretion.pipeline._evaluate import evaluate
+from discretion.pipeline._assemble import Facts, assemble_facts, named
+from discretion.pipeline._budgets import BudgetCheck, BudgetKeys, check_budgets, over_budget
+from discretion.pipeline._evaluate import entity_faults, evaluate
 from discretion.pipeline._normalise import Normalised, normalise
 from discretion.pipeline._precedent import apply_precedent, take_precedent
 from discretion.pipeline._recheck import Recheck, recheck
@@ -198,14 +198,14 @@ class Pipeline:
     # 3. context
     def assemble(
         self, item: Normalised, now: datetime, *, context: ContextProvider | None = None
-    ) -> Snapshot:
-        """The facts the proposal's action reads (step 3); none for an ungoverned action.
+    ) -> Facts:
+        """The facts the proposal's action reads (step 3), and the records they are about.
 
         Raises:
             ContextError: the provider failed, or a fact is missing or ill-typed.
         """
         if item.action is None:
-            return Snapshot.of({})
+            return Facts(snapshot=Snapshot.of({}), resolved=named(item))
         return assemble_facts(self.pack, context or self.context, item, item.action, now)
 
     # 3-7. context, policy, authority, precedent, judges
@@ -217,15 +217,18 @@ class Pipeline:
         amount_minor = item.amount.minor if item.amount is not None else 0
         if action is None:
             # Invariant 1: an unknown tool or action never allows.
-            return Snapshot.of({}), Evaluation(
+            unknown = Evaluation(
                 outcome=Outcome.ROUTE,
                 rules=["discretion.unknown-action"],
                 required_role=self.pack.highest_human,
                 causes=[f"action {item.action_name!r} is not defined by pack {self.pack.name!r}"],
             )
+            if self.pack.unknown_tools == "deny":
+                unknown = replace(unknown, outcome=Outcome.DENY, required_role=None)
+            return Snapshot.of({}), unknown
         try:
             with _telemetry.step("context"):
-                snapshot = self.assemble(item, now, context=context)
+                facts = self.assemble(item, now, context=context)
         except ContextError as exc:
             return Snapshot.of({}), Evaluation(
                 outcome=Outcome.ROUTE,
@@ -233,6 +236,9 @@ class Pipeline:
                 required_role=lowest_covering(self.pack, action.name, amount_minor),
                 causes=[str(exc)],
             )
+        snapshot, resolved = facts.snapshot, facts.resolved
+        if resolved.faults:
+            return snapshot, entity_faults(self.pack, action.name, amount_minor, resolved)
         with _telemetry.step("policy"):
             evaluation = evaluate(
                 self.pack,
@@ -244,6 +250,7 @@ class Pipeline:
                 facts=snapshot.cel_values(),
                 now=now,
             )
+        evaluation.resolved = resolved
         with _telemetry.step("precedent"):
             evaluation = apply_precedent(
                 self.pack, self.precedents, item, snapshot, evaluation, now
@@ -319,14 +326,31 @@ class Pipeline:
             # recorded decision returned. Looking the key up first would cost every decision a
             # round trip to save a rare retry some work.
             with self.store.transaction() as tx:
-                check = reserve(pack, tx, item, evaluation.outcome, now)
+                keys = BudgetKeys(
+                    resolved=evaluation.resolved or named(item),
+                    actor_id=item.proposal.actor.id,
+                    role=item.role,
+                )
+
+                def budgets(outcome: Outcome) -> BudgetCheck:
+                    return check_budgets(
+                        pack,
+                        tx,
+                        action=item.action_name,
+                        outcome=outcome,
+                        amount_minor=item.amount.minor if item.amount is not None else 0,
+                        now=now,
+                        keys=keys,
+                    )
+
+                check = budgets(evaluation.outcome)
                 if check.exceeded and evaluation.outcome is not Outcome.DENY:
-                    evaluation = over_budget(pack, evaluation, check.exceeded, check.causes)
-                    check = reserve(pack, tx, item, evaluation.outcome, now)
+                    evaluation = over_budget(pack, evaluation, check, item.role)
+                    check = budgets(evaluation.outcome)
                 taken = take_precedent(self.precedents, tx, evaluation, now)
                 if taken is not evaluation:
                     evaluation = taken
-                    check = reserve(pack, tx, item, evaluation.outcome, now)
+                    check = budgets(evaluation.outcome)
                 decision = build_decision(
                     pack,
                     item,

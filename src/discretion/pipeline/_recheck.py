@@ -18,14 +18,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from discretion.budget import budget_key, check_budgets
 from discretion.context import ContextProvider, Snapshot
 from discretion.decision import Decision, Outcome, Reservation
 from discretion.errors import ApprovalError, ContextError, ProposalError, StaleApproval
 from discretion.money import Money
-from discretion.pipeline._assemble import assemble_facts
+from discretion.pipeline._assemble import assemble_facts, named
+from discretion.pipeline._budgets import BudgetKeys, budget_key, check_budgets, route_target
 from discretion.pipeline._evaluate import evaluate
-from discretion.pipeline._normalise import Normalised, normalise, write_amount
+from discretion.pipeline._normalise import normalise, write_amount
 from discretion.policy import PolicyPack, Role
 from discretion.proposal import Actor
 from discretion.store import StoreTransaction
@@ -138,16 +138,24 @@ def recheck(
         # human rung, which the approver was checked to hold.
         outcome, rules = Outcome.ALLOW, ["discretion.unknown-action"]
         context_digest = Snapshot.of({}).digest
+        resolved = named(item)
     else:
         try:
             # The same context assembly as a decision: only the fields the pack declares.
-            snapshot = assemble_facts(pack, context, item, action, now)
+            facts = assemble_facts(pack, context, item, action, now)
         except ContextError as exc:
             raise StaleApproval(
                 f"approval {approval_id}: the facts to re-check it cannot be read now ({exc});"
                 " try again later, or reject it",
                 approval_id=approval_id,
             ) from exc
+        snapshot, resolved = facts.snapshot, facts.resolved
+        if resolved.faults:
+            raise StaleApproval(
+                f"approval {approval_id}: its records no longer check out"
+                f" ({'; '.join(f.cause for f in resolved.faults)}); reject it",
+                approval_id=approval_id,
+            )
         evaluation = evaluate(
             pack,
             action,
@@ -183,8 +191,13 @@ def recheck(
             case Outcome.ALLOW | Outcome.ALLOW_EXCEPTION:
                 pass
 
+    keys = BudgetKeys(
+        resolved=resolved,
+        actor_id=decision.actor_id,
+        role=pack.role(decision.actor_role) or pack.roles[0],
+    )
     reservations, overridden = _budgets(
-        pack, tx, approval_id, decision, item.action_name, outcome, amount_minor, role, now, item
+        pack, tx, approval_id, decision, item.action_name, outcome, amount_minor, role, now, keys
     )
     _precedents(tx, approval_id, decision, proposal)
     return Recheck(
@@ -209,12 +222,11 @@ def _budgets(
     amount_minor: int,
     role: Role,
     now: datetime,
-    item: Normalised,
+    keys: BudgetKeys,
 ) -> tuple[list[Reservation], list[str]]:
     # Budgets the routed decision already reserved count this exposure once, not twice.
     already = {(r.budget, r.key) for r in decision.reservations}
     # The proposer's budgets: exposure counts against the actor who asked, whoever approves.
-    customer_id, actor_id, case_id = item.customer_id, decision.actor_id, item.case_id
     check = check_budgets(
         pack,
         tx,
@@ -222,14 +234,12 @@ def _budgets(
         outcome=outcome,
         amount_minor=amount_minor,
         now=now,
-        customer_id=customer_id,
-        actor_id=actor_id,
-        case_id=case_id,
+        keys=keys,
     )
     reserve = [r for r in check.reservations if (r.budget, r.key) not in already]
     overridden: list[str] = []
     for budget in check.exceeded:
-        key = budget_key(budget, customer_id=customer_id, actor_id=actor_id, case_id=case_id)
+        key = budget_key(budget, keys)
         if key is not None and (budget.id, key) in already:
             continue
         if budget.on_exceed == "deny":
@@ -238,7 +248,7 @@ def _budgets(
                 " going beyond it; reject it, or wait until its window has room",
                 approval_id=approval_id,
             )
-        needed = pack.role(budget.route_to) or pack.highest_human
+        needed = route_target(pack, budget, keys.role)
         if role.rank < needed.rank:
             raise ApprovalError(
                 f"approval {approval_id}: budget {budget.id!r} is used up; only {needed.id!r}"

@@ -10,6 +10,7 @@ from sqlalchemy import insert
 
 from discretion.decision import Decision, Reservation
 from discretion.lineage import canonical_json
+from discretion.pipeline._assemble import named
 from discretion.pipeline._explain import explain
 from discretion.pipeline._normalise import Normalised
 from discretion.pipeline._state import Evaluation
@@ -33,6 +34,7 @@ def build_decision(
 ) -> Decision:
     """The decision an evaluation comes to, with its explanation for the agent."""
     required = evaluation.required_role.id if evaluation.required_role is not None else None
+    resolved = evaluation.resolved or named(item)
     return Decision(
         id=decision_id,
         idempotency_key=item.idempotency_key,
@@ -41,6 +43,7 @@ def build_decision(
         actor_id=item.proposal.actor.id,
         actor_role=item.role.id,
         amount=item.amount,
+        entities=resolved.ids(),
         rules=evaluation.rules,
         reason=evaluation.reason.id if evaluation.reason is not None else None,
         required_role=required,
@@ -84,8 +87,8 @@ def open_approval(
             required_role=role.id,
             actor_id=decision.actor_id,
             actor_role=decision.actor_role,
-            customer_id=proposal.get("customer_id"),
-            case_id=proposal.get("case_id"),
+            customer_id=decision.entities.get("customer"),
+            case_id=decision.entities.get("case"),
             amount_minor=amount.minor if amount is not None else None,
             currency=amount.currency if amount is not None else None,
             approved_minor=None,

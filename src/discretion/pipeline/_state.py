@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from discretion.decision import JudgeRecord, Outcome, PrecedentUse
+from discretion.pipeline._assemble import Resolved
 from discretion.policy import Role, Rule
 
 __all__ = ["Evaluation"]
@@ -29,3 +30,6 @@ class Evaluation:
     """What stands if the applied precedent's last citation is taken first by another decision."""
     judge: JudgeRecord | None = None
     """What the rationale judges found when they reviewed an allowed exception."""
+    resolved: Resolved | None = None
+    """The customer, order and case the decision is about, as their records say; None when the
+    facts could not be assembled (the ids as named then stand)."""

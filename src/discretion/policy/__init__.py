@@ -9,9 +9,12 @@ from discretion.policy._cel import CelProgram, EvaluationError
 from discretion.policy._load import load_pack
 from discretion.policy._model import (
     BUILTIN_VARIABLES,
+    NEXT_ABOVE,
     ActionPolicy,
     Authority,
     Budget,
+    Cumulative,
+    Entity,
     Evidence,
     JudgeBand,
     JudgeSettings,
@@ -19,17 +22,21 @@ from discretion.policy._model import (
     PrecedentPolicy,
     Role,
     Rule,
+    Total,
 )
 from discretion.policy._schema import FieldSpec, ToolSpec
 from discretion.policy._system import SYSTEM_RULES
 
 __all__ = [
     "BUILTIN_VARIABLES",
+    "NEXT_ABOVE",
     "SYSTEM_RULES",
     "ActionPolicy",
     "Authority",
     "Budget",
     "CelProgram",
+    "Cumulative",
+    "Entity",
     "EvaluationError",
     "Evidence",
     "FieldSpec",
@@ -40,5 +47,6 @@ __all__ = [
     "Role",
     "Rule",
     "ToolSpec",
+    "Total",
     "load_pack",
 ]

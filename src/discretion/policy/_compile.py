@@ -5,6 +5,7 @@ Each error is a `PolicyError` naming the file, line, rule id and expression (see
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -18,9 +19,12 @@ from discretion.money import CURRENCY_EXPONENTS, Money
 from discretion.policy._cel import CelProgram, new_env
 from discretion.policy._model import (
     BUILTIN_VARIABLES,
+    NEXT_ABOVE,
     ActionPolicy,
     Authority,
     Budget,
+    Cumulative,
+    Entity,
     Evidence,
     JudgeBand,
     JudgeSettings,
@@ -28,6 +32,7 @@ from discretion.policy._model import (
     PrecedentPolicy,
     Role,
     Rule,
+    Total,
     highest_human,
 )
 from discretion.policy._schema import (
@@ -71,6 +76,10 @@ def compile_pack(
         if name in BUILTIN_VARIABLES:
             source, line = lines.find(("context", name))
             raise PolicyError(f"context field {name!r} shadows a built-in", path=source, line=line)
+    entities = _compile_entities(spec, lines)
+    totals = _compile_totals(spec, entities, fields, lines)
+    # A total is read in CEL like a fact; the ledger, not a provider, answers it.
+    fields.update({name: FieldSpec(type=total.type) for name, total in totals.items()})
 
     seen_rules: dict[str, tuple[str | None, int | None]] = {}
 
@@ -103,9 +112,21 @@ def compile_pack(
     actions: dict[str, ActionPolicy] = {}
     tools: dict[str, tuple[str, ToolSpec]] = {}
     for action_id, action in spec.actions.items():
-        actions[action_id] = _compile_judging(
+        compiled = _compile_judging(
             _compile_action(action_id, action, fields, role_ids, lines, claim), action, spec, lines
         )
+        if action.cumulative is not None:
+            loc = ("actions", action_id, "cumulative")
+            _need_entity(entities, action.cumulative.per, "cumulative authority", lines, loc)
+            compiled = replace(
+                compiled,
+                cumulative=Cumulative(
+                    per=action.cumulative.per,
+                    window=_positive_window(action.cumulative.window, lines, (*loc, "window")),
+                    among=action.cumulative.among,
+                ),
+            )
+        actions[action_id] = compiled
         for index, tool in enumerate(action.tools):
             if tool.name in tools:
                 source, line = lines.find(("actions", action_id, "tools", index))
@@ -126,9 +147,20 @@ def compile_pack(
         )
     top_human = highest_human(roles).id
     budgets = tuple(
-        _compile_budget(index, budget, spec, actions, roles, top_human, lines, claim)
+        _compile_budget(index, budget, spec, actions, roles, top_human, entities, lines, claim)
         for index, budget in enumerate(spec.budgets)
     )
+    for name, total in totals.items():
+        for action_id in total.actions or ():
+            if action_id not in actions:
+                source, line = lines.find(("totals", name, "actions"))
+                raise PolicyError(
+                    f"total {name!r} counts action {action_id!r}, which is not an action;"
+                    f" actions: {', '.join(actions)}",
+                    path=source,
+                    line=line,
+                )
+    _check_ungoverned(spec, tools, lines)
     return PolicyPack(
         name=spec.pack,
         version=version,
@@ -145,7 +177,111 @@ def compile_pack(
         judge=JudgeSettings(
             daily_calls=spec.judge.daily_calls, without_model=spec.judge.without_model
         ),
+        ungoverned_tools=tuple(spec.ungoverned_tools),
+        entities=MappingProxyType(entities),
+        totals=MappingProxyType(totals),
     )
+
+
+def _check_ungoverned(
+    spec: PackSpec, tools: Mapping[str, tuple[str, ToolSpec]], lines: LineMap
+) -> None:
+    for index, pattern in enumerate(spec.ungoverned_tools):
+        mapped = sorted(
+            name for name in tools if name == pattern or fnmatch.fnmatchcase(name, pattern)
+        )
+        if mapped:
+            source, line = lines.find(("ungoverned_tools", index))
+            raise PolicyError(
+                f"ungoverned_tools {pattern!r} names {', '.join(mapped)}, which"
+                f" {tools[mapped[0]][0]!r} maps: a tool is governed or not; list only read-only"
+                " tools the pack does not map",
+                path=source,
+                line=line,
+            )
+
+
+_ENTITY_ORDER = ("customer", "order", "case")
+"""A record belongs only to records before it: a case to an order or a customer, an order to a
+customer. So resolution never loops."""
+
+
+def _compile_entities(spec: PackSpec, lines: LineMap) -> dict[str, Entity]:
+    entities: dict[str, Entity] = {}
+    for kind, entity in spec.entities.items():
+        for index, parent in enumerate(entity.belongs_to):
+            source, line = lines.find(("entities", kind, "belongs_to", index))
+            if _ENTITY_ORDER.index(parent) >= _ENTITY_ORDER.index(kind):
+                raise PolicyError(
+                    f"entities.{kind} cannot belong to {parent!r}: a case may belong to an order"
+                    " and a customer, an order to a customer",
+                    path=source,
+                    line=line,
+                )
+            if parent not in spec.entities:
+                raise PolicyError(
+                    f"entities.{kind} belongs to {parent!r}, which entities does not declare;"
+                    f" add `{parent}: {{}}` under entities",
+                    path=source,
+                    line=line,
+                )
+        entities[kind] = Entity(
+            kind=kind,
+            belongs_to=tuple(dict.fromkeys(entity.belongs_to)),
+            on_unknown=entity.on_unknown,
+            on_mismatch=entity.on_mismatch,
+        )
+    return entities
+
+
+def _need_entity(
+    entities: Mapping[str, Entity], kind: str, what: str, lines: LineMap, loc: tuple[Any, ...]
+) -> None:
+    if kind in ("customer", "order", "case") and kind not in entities:
+        source, line = lines.find(loc)
+        raise PolicyError(
+            f"{what} is kept per {kind}, so the pack must declare how {kind}s are checked: add"
+            f" `{kind}: {{}}` (with belongs_to) under entities; ids the agent types are never"
+            " keys on their own",
+            path=source,
+            line=line,
+        )
+
+
+def _positive_window(text: str, lines: LineMap, loc: tuple[Any, ...]) -> timedelta:
+    window = _window(text)
+    if window <= timedelta(0):
+        source, line = lines.find(loc)
+        raise PolicyError("the window must be longer than zero", path=source, line=line)
+    return window
+
+
+def _compile_totals(
+    spec: PackSpec,
+    entities: Mapping[str, Entity],
+    fields: Mapping[str, FieldSpec],
+    lines: LineMap,
+) -> dict[str, Total]:
+    totals: dict[str, Total] = {}
+    for name, total in spec.totals.items():
+        loc = ("totals", name)
+        if name in fields or name in BUILTIN_VARIABLES:
+            source, line = lines.find(loc)
+            raise PolicyError(
+                f"total {name!r} has the name of a context field; give it a name of its own",
+                path=source,
+                line=line,
+            )
+        _need_entity(entities, total.per, f"total {name!r}", lines, (*loc, "per"))
+        totals[name] = Total(
+            name=name,
+            type=total.type,
+            actions=frozenset(total.actions) if total.actions is not None else None,
+            per=total.per,
+            window=_positive_window(total.window, lines, (*loc, "window")),
+            outcomes=frozenset(total.outcomes),
+        )
+    return totals
 
 
 def _compile_judging(
@@ -454,6 +590,7 @@ def _compile_budget(
     actions: Mapping[str, ActionPolicy],
     roles: tuple[Role, ...],
     highest_human: str,
+    entities: Mapping[str, Entity],
     lines: LineMap,
     claim: Any,
 ) -> Budget:
@@ -467,11 +604,24 @@ def _compile_budget(
                 line=where[1],
                 rule_id=budget.id,
             )
+    if budget.key == "order":
+        _need_entity(entities, "order", f"budget {budget.id!r}", lines, (*loc, "key"))
+    limits: dict[str, int] = {}
+    for role_id, text in budget.limits.items():
+        if not any(r.id == role_id for r in roles):
+            raise PolicyError(
+                f"budget limits name role {role_id!r}, which the pack does not define;"
+                f" roles: {', '.join(r.id for r in roles)}",
+                path=where[0],
+                line=where[1],
+                rule_id=budget.id,
+            )
+        limits[role_id] = _minor(text, spec.currency, where=where, what=f"limit of {role_id!r}")
     route_to = budget.route_to or highest_human
     target = next((r for r in roles if r.id == route_to), None)
-    if target is None or target.is_ai:
+    if route_to != NEXT_ABOVE and (target is None or target.is_ai):
         raise PolicyError(
-            f"route_to {route_to!r} is not a human role of the pack",
+            f"route_to {route_to!r} is not a human role of the pack (or `{NEXT_ABOVE}`)",
             path=where[0],
             line=where[1],
             rule_id=budget.id,
@@ -489,4 +639,5 @@ def _compile_budget(
         on_exceed=budget.on_exceed,
         route_to=route_to,
         message=budget.message,
+        limits=MappingProxyType(limits),
     )

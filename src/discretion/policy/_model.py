@@ -5,6 +5,7 @@ Plain frozen dataclasses, built once at load; CEL programs are compiled and type
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,9 +19,12 @@ from discretion.policy._schema import FieldSpec, ToolSpec
 
 __all__ = [
     "BUILTIN_VARIABLES",
+    "NEXT_ABOVE",
     "ActionPolicy",
     "Authority",
     "Budget",
+    "Cumulative",
+    "Entity",
     "Evidence",
     "JudgeBand",
     "JudgeSettings",
@@ -28,6 +32,7 @@ __all__ = [
     "PrecedentPolicy",
     "Role",
     "Rule",
+    "Total",
     "highest_human",
 ]
 
@@ -125,6 +130,8 @@ class ActionPolicy:
     env: Any = field(repr=False)
     approval_sla: timedelta | None = None
     """How soon a routed case of this action must be decided, when the action sets it."""
+    cumulative: Cumulative | None = None
+    """When set, the actor's authority covers the sum allowed on one record in a window."""
 
     def reason(self, reason_id: str) -> Rule | None:
         """The exception reason with this id, if the action has it."""
@@ -167,17 +174,76 @@ class Budget:
 
     id: str
     key: str
+    """`customer`, `order`, `case` (resolved records), `actor` or `organisation`."""
     window: timedelta
     limit_minor: int
     actions: frozenset[str] | None
     outcomes: frozenset[str]
     on_exceed: str
     route_to: str
+    """A role id, or `next_above` (the lowest human role above the actor)."""
     message: str | None
+    limits: Mapping[str, int] = field(default_factory=dict)
+    """Per role of the proposing actor, a limit in minor units instead of `limit_minor`."""
 
     def applies(self, action: str, outcome: str) -> bool:
         """Whether a decision of `outcome` on `action` counts against this budget."""
         return (self.actions is None or action in self.actions) and outcome in self.outcomes
+
+    def limit_for(self, role: str) -> int:
+        """The limit, in minor units, for a decision proposed under `role`."""
+        return self.limits.get(role, self.limit_minor)
+
+
+NEXT_ABOVE = "next_above"
+"""A budget's `route_to` that names the lowest human role above the proposing actor."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Entity:
+    """A record a proposal may name, and the records it belongs to."""
+
+    kind: str
+    """`customer`, `order` or `case`."""
+    belongs_to: tuple[str, ...]
+    on_unknown: str
+    """`route` or `deny`: what a proposal naming such a record the context lacks gets."""
+    on_mismatch: str
+    """`route` or `deny`: what a proposal whose ids disagree with the record gets."""
+
+    @property
+    def id_field(self) -> str:
+        """The fact a provider answers when it holds the record (`order.id`)."""
+        return f"{self.kind}.id"
+
+    def link_field(self, parent: str) -> str:
+        """The fact naming the record's `parent` (`order.customer_id`)."""
+        return f"{self.kind}.{parent}_id"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cumulative:
+    """Authority measured on the sum allowed on one record within a window."""
+
+    per: str
+    window: timedelta
+    among: str
+    """`role`, `actor` or `everyone`: whose allowed amounts count."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Total:
+    """A running total from discretion's own ledger, read in CEL as the fact `name`."""
+
+    name: str
+    type: str
+    """`money` (a sum of amounts) or `int` (a count of decisions)."""
+    actions: frozenset[str] | None
+    per: str
+    """`customer`, `order`, `case` (the resolved record) or `actor`."""
+    window: timedelta
+    outcomes: frozenset[str]
+    """Of `allow`, `allow_exception`, `pending` and `approved`."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -200,6 +266,12 @@ class PolicyPack:
     """How soon a routed case must be decided when neither its action nor its role says."""
     judge: JudgeSettings = JudgeSettings()
     """Settings of the LLM judge."""
+    ungoverned_tools: tuple[str, ...] = ()
+    """Read-only tools, by name or glob, that run without a decision."""
+    entities: Mapping[str, Entity] = field(default_factory=dict)
+    """The records a proposal names and how they relate; empty when the pack declares none."""
+    totals: Mapping[str, Total] = field(default_factory=dict)
+    """Running totals from the ledger, by the fact name CEL reads them under."""
 
     def approval_sla_for(self, action: str, role: Role | None) -> timedelta:
         """How long an approval of `action` routed to `role` stays open before it expires.
@@ -215,11 +287,20 @@ class PolicyPack:
     def governs(self, tool_name: str) -> bool:
         """Whether calls to `tool_name` must be decided.
 
-        Tools the pack maps are governed; others only when `unknown_tools` is `route`. Integrations
-        let ungoverned tools through untouched; `Guard.decide` routes any proposal whose action
-        the pack does not define, whatever this says (fail closed).
+        Every tool is, but those `ungoverned_tools` lists (read-only look-ups). A tool the pack
+        does not map is decided too: it routes, or is denied (`unknown_tools`), and the
+        integrations refuse to wrap it at all.
         """
-        return tool_name in self.tools or self.unknown_tools == "route"
+        return tool_name in self.tools or not self.is_ungoverned(tool_name)
+
+    def is_ungoverned(self, tool_name: str) -> bool:
+        """Whether `ungoverned_tools` lists `tool_name` (by name or glob) and the pack maps none."""
+        if tool_name in self.tools:
+            return False
+        return any(
+            tool_name == pattern or fnmatch.fnmatchcase(tool_name, pattern)
+            for pattern in self.ungoverned_tools
+        )
 
     @property
     def highest_human(self) -> Role:

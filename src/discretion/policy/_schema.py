@@ -10,6 +10,9 @@ __all__ = [
     "ActionAuthoritySpec",
     "ActionSpec",
     "BudgetSpec",
+    "CumulativeSpec",
+    "EntityKind",
+    "EntitySpec",
     "EvidenceSpec",
     "FieldSpec",
     "HardLimitSpec",
@@ -21,6 +24,7 @@ __all__ = [
     "RoleSpec",
     "StandardRuleSpec",
     "ToolSpec",
+    "TotalSpec",
 ]
 
 _MODEL = ConfigDict(frozen=True, extra="forbid")
@@ -65,6 +69,65 @@ class ToolSpec(BaseModel):
     """The argument holding the case id."""
     order: str | None = None
     """The argument holding the order id."""
+
+
+EntityKind = Literal["customer", "order", "case"]
+"""The records a proposal names: its `customer_id`, `order_id` and `case_id`."""
+
+
+class EntitySpec(BaseModel):
+    """How a record a proposal names relates to the others, and what an unknown one gets."""
+
+    model_config = _MODEL
+
+    belongs_to: list[EntityKind] = []
+    """The records this one names as its own: an order belongs to a customer (its record holds
+    `order.customer_id`), a case to a customer and maybe an order (`case.customer_id`,
+    `case.order_id`). The record is authoritative: a proposal naming another customer for the
+    order is never allowed, and a customer the proposal leaves out is read from it."""
+    on_unknown: Literal["route", "deny"] = "route"
+    """What a proposal naming such a record the context does not hold gets."""
+    on_mismatch: Literal["route", "deny"] = "route"
+    """What a proposal whose ids disagree with this record's own gets."""
+
+
+class CumulativeSpec(BaseModel):
+    """Authority measured on the whole: limits apply to the sum on one record in a window."""
+
+    model_config = _MODEL
+
+    per: EntityKind
+    """The record the sum is kept for: a split refund on one order routes as the whole would."""
+    window: Window
+    """How far back allowed amounts count, such as `30d`."""
+    among: Literal["role", "actor", "everyone"] = "role"
+    """Whose allowed amounts count besides the actor's own: those of every actor holding the
+    same role (a fleet of agents splitting one refund between them), the actor's alone, or
+    everyone's."""
+
+
+class TotalSpec(BaseModel):
+    """A running total discretion keeps from its own ledger, readable in CEL like a fact."""
+
+    model_config = _MODEL
+
+    type: Literal["money", "int"] = "money"
+    """`money` sums amounts (minor units in CEL); `int` counts decisions."""
+    actions: list[str] | None = None
+    """The actions it counts; all when absent."""
+    per: EntityKind | Literal["actor"]
+    """The record (or the actor) it is kept for: the resolved one, never an id the agent typed."""
+    window: Window
+    """How far back it counts, such as `90d`."""
+    outcomes: list[Literal["allow", "allow_exception", "pending", "approved"]] = [
+        "allow",
+        "allow_exception",
+        "pending",
+        "approved",
+    ]
+    """What counts: allowed decisions, routed cases still pending, and routed cases a person
+    approved (at the approved amount)."""
+    description: str = ""
 
 
 class StandardRuleSpec(BaseModel):
@@ -194,6 +257,9 @@ class ActionSpec(BaseModel):
     """When the LLM judge reviews exceptions of this action whose reason does not say."""
     approval_sla: Window | None = None
     """How soon a routed case of this action must be decided; see the pack's `approval_sla`."""
+    cumulative: CumulativeSpec | None = None
+    """Measure the actor's authority on the sum allowed on one record in a window, so that a
+    split routes exactly as the whole would; each call alone when absent."""
 
 
 class ActionAuthoritySpec(BaseModel):
@@ -229,17 +295,22 @@ class BudgetSpec(BaseModel):
     model_config = _MODEL
 
     id: RuleId
-    key: Literal["customer", "actor", "case", "organisation"]
+    key: Literal["customer", "order", "case", "actor", "organisation"]
+    """What the budget is kept for: a resolved record (never an id the agent typed), the actor,
+    or the whole organisation."""
     window: Window
     """Rolling window such as `30d`, `24h`."""
     limit: AmountText
+    limits: dict[str, AmountText] = {}
+    """Per role of the proposing actor, a limit instead of `limit`."""
     actions: list[str] | None = None
     """The actions it counts; all when absent."""
     outcomes: list[Literal["allow", "allow_exception", "route"]] = ["allow", "allow_exception"]
     """The outcomes whose amounts it counts."""
     on_exceed: Literal["route", "deny"] = "route"
     route_to: str | None = None
-    """The role a case that would exceed it is routed to; the highest human role when absent."""
+    """The role a case that would exceed it is routed to; `next_above` for the lowest human
+    role above the actor; the highest human role when absent."""
     message: str | None = None
 
 
@@ -255,8 +326,16 @@ class PackSpec(BaseModel):
     """The currency of every limit in the pack."""
     private_limits: bool = True
     """When true, explanations never quote limits to the agent."""
-    unknown_tools: Literal["pass", "route"] = "pass"
-    """What to do with a tool the pack does not map: let it through ungoverned, or route it."""
+    unknown_tools: Literal["route", "deny"] = "route"
+    """What a call to a tool the pack neither maps nor lists in `ungoverned_tools` gets. The
+    integrations also refuse to wrap such a tool."""
+    ungoverned_tools: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = []
+    """Read-only tools that run without a decision, by name or glob (`search_*`)."""
+    entities: dict[EntityKind, EntitySpec] = {}
+    """How the customer, order and case a proposal names relate; each named one is checked
+    against its record, and budgets, totals and precedent key on the resolved records."""
+    totals: dict[FieldName, TotalSpec] = {}
+    """Running totals from discretion's own ledger, read in the decision's transaction."""
     context: dict[FieldName, FieldSpec | FieldType] = {}
     roles: Annotated[list[RoleSpec], Field(min_length=1)]
     actions: Annotated[dict[RuleId, ActionSpec], Field(min_length=1)]

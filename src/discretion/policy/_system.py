@@ -7,6 +7,8 @@ __all__ = ["SYSTEM_RULES"]
 SYSTEM_RULES = {
     "discretion.unknown-action": "the tool or action is not governed by the pack",
     "discretion.context-unavailable": "a fact the policy needs could not be assembled",
+    "discretion.entity.unknown": "the proposal names a customer, order or case not on record",
+    "discretion.entity.mismatch": "the ids the proposal names disagree with their records",
     "discretion.evaluation-error": "a policy expression could not be evaluated",
     "discretion.standard-authority": "inside standard policy but above the actor's standard limit",
     "discretion.not-standard": "outside standard policy: an exception is needed",
