@@ -16,8 +16,9 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,11 +27,14 @@ from typing import Any
 import httpx
 import pytest
 
+import discretion
 from discretion import Decision, Outcome, SqlStore
 from discretion.approvals import Tokens
 from discretion.signing import generate_key
 
-ACME = Path(__file__).resolve().parents[2] / "examples" / "acme"
+TESTS = Path(__file__).resolve().parents[1]
+ACME = TESTS.parent / "examples" / "acme"
+SOURCE = Path(discretion.__file__).resolve().parents[1]
 WORKERS = 2
 # Clock-independent cases of the acme pack (serve decides at the wall clock): two hard limits and
 # an order the case database does not hold. None of them reserves budget, so any number decide
@@ -146,50 +150,65 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    db = f"sqlite:///{tmp_path / 'serve.db'}"
+@contextmanager
+def _serving(
+    folder: Path, pack: Path, *options: str, environment: Mapping[str, str] | None = None
+) -> Iterator[Server]:
+    """`discretion serve --workers 2` on `pack` with `options`, answering /health."""
+    db = f"sqlite:///{folder / 'serve.db'}"
     store = SqlStore(db, create=True)
     secret, _ = Tokens(store, clock=lambda: datetime.now(UTC)).create(
         subject_id="acme-assist", role="ai_agent", is_ai=True
     )
     store.close()
-    metrics_dir = tmp_path / "metrics"
+    metrics_dir = folder / "metrics"
     metrics_dir.mkdir()
     port = _free_port()
-    log = tmp_path / "serve.log"
-    environment = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    log = folder / "serve.log"
+    # The code under test (not whatever `discretion` is installed), and tests/ for the factories.
+    path = [str(SOURCE), str(TESTS), *filter(None, [os.environ.get("PYTHONPATH")])]
+    environ = {
+        **os.environ,
+        **(environment or {}),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "PYTHONPATH": os.pathsep.join(path),
+    }
     command = [
         *_command(),
         "serve",
         "--pack",
-        str(ACME / "pack"),
+        str(pack),
         "--db",
         db,
         "--port",
         str(port),
         "--workers",
         str(WORKERS),
-        "--concurrency",
-        "3",
-        "--signing-key",
-        str(generate_key(tmp_path / "checkpoint.key")[0]),
+        *options,
     ]
     with log.open("wb") as output:
         process = subprocess.Popen(
             command,
             stdout=output,
             stderr=subprocess.STDOUT,
-            env=environment,
-            cwd=tmp_path,
+            env=environ,
+            cwd=folder,
             start_new_session=True,
         )
-    served = Server(process, f"http://127.0.0.1:{port}", secret, db, metrics_dir, log, tmp_path)
+    served = Server(process, f"http://127.0.0.1:{port}", secret, db, metrics_dir, log, folder)
     try:
         _wait_until_serving(served)
         yield served
     finally:
         _stop(process)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    signing_key = generate_key(tmp_path / "checkpoint.key")[0]
+    options = ("--concurrency", "3", "--signing-key", str(signing_key))
+    with _serving(tmp_path, ACME / "pack", *options) as served:
+        yield served
 
 
 def test_two_workers_decide_exactly_once_and_keep_one_verifiable_ledger(server: Server) -> None:
