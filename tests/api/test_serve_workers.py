@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,13 +28,16 @@ import httpx
 import pytest
 
 import discretion
+from _openai_endpoint import openai_endpoint
 from discretion import Decision, Outcome, SqlStore
 from discretion.approvals import Tokens
 from discretion.signing import generate_key
+from judge.helpers import JUDGED_PACK, lost_refund
 
 TESTS = Path(__file__).resolve().parents[1]
 ACME = TESTS.parent / "examples" / "acme"
 SOURCE = Path(discretion.__file__).resolve().parents[1]
+JUDGE_MODEL = "judge-test-model"
 WORKERS = 2
 # Clock-independent cases of the acme pack (serve decides at the wall clock): two hard limits and
 # an order the case database does not hold. None of them reserves budget, so any number decide
@@ -211,6 +214,19 @@ def server(tmp_path: Path) -> Iterator[Server]:
         yield served
 
 
+def _decide_until_every_worker_has(
+    server: Server, proposal: Callable[[str], dict[str, Any]], prefix: str
+) -> list[httpx.Response]:
+    """Send batches of proposals until each worker has decided one; every answer."""
+    sent: list[httpx.Response] = []
+    for batch in range(MAX_BATCHES):
+        sent += server.decide_all([proposal(f"{prefix}-{batch}-{i}") for i in range(BATCH)])
+        if len(server.deciding_pids()) >= WORKERS:
+            break
+        server.pause()
+    return sent
+
+
 def test_two_workers_decide_exactly_once_and_keep_one_verifiable_ledger(server: Server) -> None:
     cases = list(EXPECTED)
     sent: list[tuple[str, httpx.Response]] = []
@@ -270,3 +286,34 @@ def test_two_workers_decide_exactly_once_and_keep_one_verifiable_ledger(server: 
     assert int(found.group(1)) >= records, verified.stdout
     # serve bound every chain's head in a signed checkpoint on its way out.
     assert "checkpoints (signatures checked)" in verified.stdout, verified.stdout
+
+
+def test_every_worker_decides_with_the_judge_and_context_factory_serve_was_given(
+    tmp_path: Path,
+) -> None:
+    # The judge's key and endpoint come from the environment, as an operator would set them.
+    with openai_endpoint() as endpoint:
+        environment = {"OPENAI_API_KEY": "sk-served", "DISCRETION_JUDGE_BASE_URL": endpoint.url}
+        for name in ("DISCRETION_JUDGE_API_KEY", "OPENAI_BASE_URL"):
+            environment[name] = ""
+        options = ("--judge", f"openai:{JUDGE_MODEL}")
+        options += ("--context-factory", "_context_factories:lost_parcels")
+        with _serving(tmp_path, JUDGED_PACK, *options, environment=environment) as server:
+            sent = _decide_until_every_worker_has(
+                server, lambda key: lost_refund("15.00", actor="acme-assist", key=key), "judged"
+            )
+            deciding = server.deciding_pids()
+            workers = _children(server.process.pid)
+    assert len(deciding) == WORKERS, f"{len(sent)} decisions by {sorted(deciding)}"
+    assert deciding <= workers, f"{sorted(deciding)} are not children of serve: {sorted(workers)}"
+    # Only the factory's facts make this a carrier-lost exception, and only an LLM judge makes
+    # it "justified": every worker was given both, whichever answered.
+    for answer in sent:
+        assert answer.status_code == 200, answer.text
+        decision = Decision.model_validate(answer.json())
+        assert decision.outcome is Outcome.ALLOW_EXCEPTION, decision.rules
+        assert decision.judge is not None
+        assert (decision.judge.llm, decision.judge.model) == ("justified", JUDGE_MODEL)
+    assert endpoint.calls
+    assert {call["body"]["model"] for call in endpoint.calls} == {JUDGE_MODEL}
+    assert {call["authorization"] for call in endpoint.calls} == {"Bearer sk-served"}

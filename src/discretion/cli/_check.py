@@ -12,7 +12,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from discretion.cli import _common
-from discretion.cli._common import DEFAULT_DB, ContextOption, DbOption
+from discretion.cli._common import (
+    DEFAULT_DB,
+    ContextFactoryOption,
+    ContextOption,
+    DbOption,
+    JudgeOption,
+)
 from discretion.decision import Decision, Outcome
 from discretion.errors import DiscretionError
 from discretion.settings import build_guard
@@ -34,6 +40,8 @@ def check(
     pack: Annotated[Path, typer.Option("--pack", help="Pack file or folder.")],
     db: DbOption = DEFAULT_DB,
     context: ContextOption = None,
+    context_factory: ContextFactoryOption = None,
+    judge: JudgeOption = None,
     now: Annotated[
         str | None, typer.Option(help="Decide as of this ISO 8601 time instead of the clock.")
     ] = None,
@@ -41,7 +49,11 @@ def check(
 ) -> None:
     """Decide proposals and record the decisions."""
     try:
-        guard = build_guard(_common.settings(pack, db, context=context, now=now))
+        guard = build_guard(
+            _common.settings(
+                pack, db, context=context, context_factory=context_factory, judge=judge, now=now
+            )
+        )
     except DiscretionError as exc:
         raise _common.fail(str(exc)) from None
     decided: list[tuple[Path, Decision]] = []

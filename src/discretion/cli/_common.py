@@ -19,8 +19,10 @@ from discretion.settings import DEFAULT_DB, Settings
 
 __all__ = [
     "DEFAULT_DB",
+    "ContextFactoryOption",
     "ContextOption",
     "DbOption",
+    "JudgeOption",
     "err",
     "error",
     "fail",
@@ -41,6 +43,26 @@ ContextOption = Annotated[
     typer.Option(
         help="Facts: a .json file, a .sql case script or a SQLite case database."
         " Found beside the pack when absent.",
+    ),
+]
+ContextFactoryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--context-factory",
+        metavar="MODULE:CALLABLE",
+        help="Facts from a provider: a callable on the Python path that takes no arguments and"
+        " returns a ContextProvider. Instead of --context.",
+        show_default=False,
+    ),
+]
+JudgeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--judge",
+        metavar="openai:MODEL",
+        help="The LLM judge for the exceptions the pack sends to it; its key and endpoint come"
+        " from OPENAI_API_KEY and DISCRETION_JUDGE_BASE_URL. None when absent.",
+        show_default=False,
     ),
 ]
 

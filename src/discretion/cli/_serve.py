@@ -9,7 +9,13 @@ from typing import Annotated
 import typer
 
 from discretion.cli import _common
-from discretion.cli._common import DEFAULT_DB, ContextOption, DbOption
+from discretion.cli._common import (
+    DEFAULT_DB,
+    ContextFactoryOption,
+    ContextOption,
+    DbOption,
+    JudgeOption,
+)
 from discretion.errors import DiscretionError
 from discretion.settings import build_guard
 from discretion.signing import load_signer
@@ -24,6 +30,16 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     context: ContextOption = None,
+    context_factory: ContextFactoryOption = None,
+    judge: JudgeOption = None,
+    shadow: Annotated[
+        Path | None,
+        typer.Option(
+            help="A candidate pack decided in shadow: each decision also records what it would"
+            " have decided, and the answer never changes.",
+            show_default=False,
+        ),
+    ] = None,
     secure_cookies: Annotated[
         bool, typer.Option(help="Send UI cookies over HTTPS only (behind TLS).")
     ] = False,
@@ -69,6 +85,9 @@ def serve(
             pack,
             db,
             context=context,
+            context_factory=context_factory,
+            judge=judge,
+            shadow=shadow,
             secure_cookies=secure_cookies,
             concurrency=concurrency,
         )
