@@ -15,6 +15,15 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+JUDGE_VARIABLES = (
+    "DISCRETION_JUDGE_MODEL",
+    "DISCRETION_JUDGE_BASE_URL",
+    "DISCRETION_JUDGE_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_API_KEY",
+)
+"""Where a judge reads its model, endpoint and key; tests clear them, then set what they use."""
+
 JUSTIFIED = {
     "justified": True,
     "clause": "carrier-lost",

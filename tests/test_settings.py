@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from _openai_endpoint import openai_endpoint
+from _openai_endpoint import JUDGE_VARIABLES, openai_endpoint
 from conftest import NOW, SHOP_PACK, good_facts, refund
 from discretion import ConfigurationError, Guard, Outcome, StoreError
 from discretion.context import JsonContextProvider, SqliteCaseStore, StaticContextProvider
@@ -47,13 +47,7 @@ def build() -> Iterator[Callable[[Settings], Guard]]:
 
 @pytest.fixture
 def no_judge_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "DISCRETION_JUDGE_MODEL",
-        "DISCRETION_JUDGE_BASE_URL",
-        "DISCRETION_JUDGE_API_KEY",
-        "OPENAI_BASE_URL",
-        "OPENAI_API_KEY",
-    ):
+    for name in JUDGE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
 
 

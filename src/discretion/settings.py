@@ -285,14 +285,13 @@ def _call_factory(spec: str) -> ContextProvider:
             f"context factory {spec!r}: {name!r} is a {type(factory).__name__}, not a callable"
             " that returns a context provider"
         )
-    provider = factory()
+    provider: ContextProvider = factory()
     if not callable(getattr(provider, "fetch", None)):
         raise ConfigurationError(
             f"context factory {spec!r} returned a {type(provider).__name__}, which has no"
             " fetch(request) method: return a ContextProvider (see discretion.context)"
         )
-    checked: ContextProvider = provider
-    return checked
+    return provider
 
 
 def _judge_parts(spec: str) -> tuple[str, str]:

@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 import discretion
-from _openai_endpoint import openai_endpoint
+from _openai_endpoint import JUDGE_VARIABLES, openai_endpoint
 from discretion import Decision, Outcome, SqlStore
 from discretion.approvals import Tokens
 from discretion.signing import generate_key
@@ -293,9 +293,8 @@ def test_every_worker_decides_with_the_judge_and_context_factory_serve_was_given
 ) -> None:
     # The judge's key and endpoint come from the environment, as an operator would set them.
     with openai_endpoint() as endpoint:
-        environment = {"OPENAI_API_KEY": "sk-served", "DISCRETION_JUDGE_BASE_URL": endpoint.url}
-        for name in ("DISCRETION_JUDGE_API_KEY", "OPENAI_BASE_URL"):
-            environment[name] = ""
+        environment = {name: "" for name in JUDGE_VARIABLES}
+        environment |= {"OPENAI_API_KEY": "sk-served", "DISCRETION_JUDGE_BASE_URL": endpoint.url}
         options = ("--judge", f"openai:{JUDGE_MODEL}")
         options += ("--context-factory", "_context_factories:lost_parcels")
         with _serving(tmp_path, JUDGED_PACK, *options, environment=environment) as server:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 
+from _openai_endpoint import JUDGE_VARIABLES
 from discretion.cli import _common
 
 
@@ -16,12 +17,6 @@ def wide_plain_consoles(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def judge_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """No judge settings inherited from the shell running the tests."""
-    for name in (
-        "DISCRETION_JUDGE_MODEL",
-        "DISCRETION_JUDGE_BASE_URL",
-        "DISCRETION_JUDGE_API_KEY",
-        "OPENAI_BASE_URL",
-        "OPENAI_API_KEY",
-    ):
+    for name in JUDGE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
