@@ -15,8 +15,8 @@ from rich.console import Console
 from typer.testing import CliRunner, Result
 
 from conftest import good_facts as facts
-from discretion import SqlStore, cli, load_pack
-from discretion.cli import app
+from discretion import SqlStore, load_pack
+from discretion.cli import _common, app
 from discretion.lineage import GENESIS, record_hash
 
 SHOP_PACK = Path(__file__).parent / "packs" / "shop.yaml"
@@ -90,8 +90,8 @@ class Workspace:
 def wide_plain_consoles(monkeypatch: pytest.MonkeyPatch) -> None:
     # Wide enough that rich neither wraps messages nor truncates table cells, and without colour,
     # whatever COLUMNS or FORCE_COLOR the test run inherits.
-    monkeypatch.setattr(cli, "out", Console(width=250, color_system=None))
-    monkeypatch.setattr(cli, "err", Console(stderr=True, width=250, color_system=None))
+    monkeypatch.setattr(_common, "out", Console(width=250, color_system=None))
+    monkeypatch.setattr(_common, "err", Console(stderr=True, width=250, color_system=None))
 
 
 @pytest.fixture

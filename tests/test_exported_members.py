@@ -27,7 +27,7 @@ def test_all_is_sorted_and_complete():
     modules |= {"precedent"}
     modules |= {"judge"}
     modules |= {"approvals", "api"}
-    modules |= {"evals", "shadow", "signing", "pipeline"}
+    modules |= {"evals", "pipeline", "settings", "shadow", "signing"}
     assert discretion.__all__ == sorted(discretion.__all__, key=isort_order)
     assert public - modules == set(discretion.__all__) - {"__version__"}
 

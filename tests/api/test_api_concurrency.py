@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -154,14 +155,16 @@ def test_in_process_says_whether_a_decision_waits_on_anything_outside(make_guard
 
 
 def test_serve_workers_take_concurrency_from_the_environment(monkeypatch, tmp_path):
-    from discretion.api._replicas import ENVIRONMENT, app_from_environment
+    from discretion.api._replicas import app_from_environment
+    from discretion.settings import Settings
     from discretion.store import SqlStore
 
     db = f"sqlite:///{tmp_path / 'served.db'}"
     SqlStore(db).close()
-    monkeypatch.setenv(ENVIRONMENT["pack"], str(ACME_CASES.parent / "pack"))
-    monkeypatch.setenv(ENVIRONMENT["db"], db)
-    monkeypatch.setenv(ENVIRONMENT["context"], str(ACME_CASES))
+    settings = Settings(pack=ACME_CASES.parent / "pack", db=db, context=ACME_CASES)
+    for name, value in settings.to_environment().items():
+        monkeypatch.setenv(name, value)
     assert app_from_environment().state.deciding.total_tokens == 2
-    monkeypatch.setenv(ENVIRONMENT["concurrency"], "3")
+    for name, value in replace(settings, concurrency=3).to_environment().items():
+        monkeypatch.setenv(name, value)
     assert app_from_environment().state.deciding.total_tokens == 3

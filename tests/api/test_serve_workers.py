@@ -16,8 +16,9 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,11 +27,17 @@ from typing import Any
 import httpx
 import pytest
 
+import discretion
+from _openai_endpoint import JUDGE_VARIABLES, openai_endpoint
 from discretion import Decision, Outcome, SqlStore
 from discretion.approvals import Tokens
 from discretion.signing import generate_key
+from judge.helpers import JUDGED_PACK, lost_refund
 
-ACME = Path(__file__).resolve().parents[2] / "examples" / "acme"
+TESTS = Path(__file__).resolve().parents[1]
+ACME = TESTS.parent / "examples" / "acme"
+SOURCE = Path(discretion.__file__).resolve().parents[1]
+JUDGE_MODEL = "judge-test-model"
 WORKERS = 2
 # Clock-independent cases of the acme pack (serve decides at the wall clock): two hard limits and
 # an order the case database does not hold. None of them reserves budget, so any number decide
@@ -146,50 +153,78 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    db = f"sqlite:///{tmp_path / 'serve.db'}"
+@contextmanager
+def _serving(
+    folder: Path, pack: Path, *options: str, environment: Mapping[str, str] | None = None
+) -> Iterator[Server]:
+    """`discretion serve --workers 2` on `pack` with `options`, answering /health."""
+    db = f"sqlite:///{folder / 'serve.db'}"
     store = SqlStore(db, create=True)
     secret, _ = Tokens(store, clock=lambda: datetime.now(UTC)).create(
         subject_id="acme-assist", role="ai_agent", is_ai=True
     )
     store.close()
-    metrics_dir = tmp_path / "metrics"
+    metrics_dir = folder / "metrics"
     metrics_dir.mkdir()
     port = _free_port()
-    log = tmp_path / "serve.log"
-    environment = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    log = folder / "serve.log"
+    # The code under test (not whatever `discretion` is installed), and tests/ for the factories.
+    path = [str(SOURCE), str(TESTS), *filter(None, [os.environ.get("PYTHONPATH")])]
+    environ = {
+        **os.environ,
+        **(environment or {}),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "PYTHONPATH": os.pathsep.join(path),
+    }
     command = [
         *_command(),
         "serve",
         "--pack",
-        str(ACME / "pack"),
+        str(pack),
         "--db",
         db,
         "--port",
         str(port),
         "--workers",
         str(WORKERS),
-        "--concurrency",
-        "3",
-        "--signing-key",
-        str(generate_key(tmp_path / "checkpoint.key")[0]),
+        *options,
     ]
     with log.open("wb") as output:
         process = subprocess.Popen(
             command,
             stdout=output,
             stderr=subprocess.STDOUT,
-            env=environment,
-            cwd=tmp_path,
+            env=environ,
+            cwd=folder,
             start_new_session=True,
         )
-    served = Server(process, f"http://127.0.0.1:{port}", secret, db, metrics_dir, log, tmp_path)
+    served = Server(process, f"http://127.0.0.1:{port}", secret, db, metrics_dir, log, folder)
     try:
         _wait_until_serving(served)
         yield served
     finally:
         _stop(process)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    signing_key = generate_key(tmp_path / "checkpoint.key")[0]
+    options = ("--concurrency", "3", "--signing-key", str(signing_key))
+    with _serving(tmp_path, ACME / "pack", *options) as served:
+        yield served
+
+
+def _decide_until_every_worker_has(
+    server: Server, proposal: Callable[[str], dict[str, Any]], prefix: str
+) -> list[httpx.Response]:
+    """Send batches of proposals until each worker has decided one; every answer."""
+    sent: list[httpx.Response] = []
+    for batch in range(MAX_BATCHES):
+        sent += server.decide_all([proposal(f"{prefix}-{batch}-{i}") for i in range(BATCH)])
+        if len(server.deciding_pids()) >= WORKERS:
+            break
+        server.pause()
+    return sent
 
 
 def test_two_workers_decide_exactly_once_and_keep_one_verifiable_ledger(server: Server) -> None:
@@ -251,3 +286,33 @@ def test_two_workers_decide_exactly_once_and_keep_one_verifiable_ledger(server: 
     assert int(found.group(1)) >= records, verified.stdout
     # serve bound every chain's head in a signed checkpoint on its way out.
     assert "checkpoints (signatures checked)" in verified.stdout, verified.stdout
+
+
+def test_every_worker_decides_with_the_judge_and_context_factory_serve_was_given(
+    tmp_path: Path,
+) -> None:
+    # The judge's key and endpoint come from the environment, as an operator would set them.
+    with openai_endpoint() as endpoint:
+        environment = {name: "" for name in JUDGE_VARIABLES}
+        environment |= {"OPENAI_API_KEY": "sk-served", "DISCRETION_JUDGE_BASE_URL": endpoint.url}
+        options = ("--judge", f"openai:{JUDGE_MODEL}")
+        options += ("--context-factory", "_context_factories:lost_parcels")
+        with _serving(tmp_path, JUDGED_PACK, *options, environment=environment) as server:
+            sent = _decide_until_every_worker_has(
+                server, lambda key: lost_refund("15.00", actor="acme-assist", key=key), "judged"
+            )
+            deciding = server.deciding_pids()
+            workers = _children(server.process.pid)
+    assert len(deciding) == WORKERS, f"{len(sent)} decisions by {sorted(deciding)}"
+    assert deciding <= workers, f"{sorted(deciding)} are not children of serve: {sorted(workers)}"
+    # Only the factory's facts make this a carrier-lost exception, and only an LLM judge makes
+    # it "justified": every worker was given both, whichever answered.
+    for answer in sent:
+        assert answer.status_code == 200, answer.text
+        decision = Decision.model_validate(answer.json())
+        assert decision.outcome is Outcome.ALLOW_EXCEPTION, decision.rules
+        assert decision.judge is not None
+        assert (decision.judge.llm, decision.judge.model) == ("justified", JUDGE_MODEL)
+    assert endpoint.calls
+    assert {call["body"]["model"] for call in endpoint.calls} == {JUDGE_MODEL}
+    assert {call["authorization"] for call in endpoint.calls} == {"Bearer sk-served"}

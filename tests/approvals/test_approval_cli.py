@@ -10,9 +10,9 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from conftest import NOW, SHOP_PACK, good_facts, refund
-from discretion import Guard, SqlStore, cli, load_pack
+from discretion import Guard, SqlStore, load_pack
 from discretion.approvals import ApprovalStatus, Tokens
-from discretion.cli import app
+from discretion.cli import _common, app
 from discretion.context import StaticContextProvider
 
 from .helpers import records
@@ -22,8 +22,8 @@ AT = NOW.isoformat()
 
 @pytest.fixture(autouse=True)
 def wide_plain_consoles(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "out", Console(width=250, color_system=None))
-    monkeypatch.setattr(cli, "err", Console(stderr=True, width=250, color_system=None))
+    monkeypatch.setattr(_common, "out", Console(width=250, color_system=None))
+    monkeypatch.setattr(_common, "err", Console(stderr=True, width=250, color_system=None))
 
 
 class Desk:

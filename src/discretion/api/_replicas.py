@@ -1,45 +1,79 @@
-"""The app each worker process of `discretion serve --workers N` builds for itself.
+"""The app `discretion serve` runs, in its own process or in each of its worker processes.
 
-uvicorn starts workers by importing an app factory, so the settings travel in environment
-variables. Workers share nothing but the database: budgets, citations, idempotency keys and
-approvals are serialised there, so any number of them (and of hosts) can serve at once.
+uvicorn starts workers by importing an app factory, so the settings travel in the environment:
+`serve_workers` writes `Settings.to_environment()` before starting them, and each worker's
+`app_from_environment` reads `Settings.from_environment()` back and builds its own guard with
+`build_guard`, as a single process does. Workers share nothing but the database: budgets,
+citations, idempotency keys and approvals are serialised there, so any number of them (and of
+hosts) can serve at once.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import replace
 
+import uvicorn
 from fastapi import FastAPI
 
-__all__ = ["ENVIRONMENT", "app_from_environment"]
+from discretion.api._app import create_app
+from discretion.guard import Guard
+from discretion.settings import Settings, build_guard
 
-ENVIRONMENT = {
-    "pack": "DISCRETION_SERVE_PACK",
-    "db": "DISCRETION_SERVE_DB",
-    "context": "DISCRETION_SERVE_CONTEXT",
-    "secure_cookies": "DISCRETION_SERVE_SECURE_COOKIES",
-    "concurrency": "DISCRETION_SERVE_CONCURRENCY",
-}
-"""The environment variable of each `serve` setting a worker reads."""
+__all__ = ["app_from_environment", "app_from_settings", "serve_workers"]
+
+_FACTORY = "discretion.api._replicas:app_from_environment"
+
+
+def app_from_settings(settings: Settings, guard: Guard | None = None) -> FastAPI:
+    """The app over the guard the settings describe.
+
+    Args:
+        settings: the guard's settings and the server's (`secure_cookies`, `concurrency`).
+        guard: the guard already built from `settings`, when the caller needs it too (serve's
+            checkpoint writer); built here when absent.
+    """
+    return create_app(
+        guard if guard is not None else build_guard(settings),
+        secure_cookies=settings.secure_cookies,
+        concurrency=settings.concurrency,
+    )
 
 
 def app_from_environment() -> FastAPI:
-    """Build the app from the `DISCRETION_SERVE_*` variables `serve` sets before forking."""
-    from discretion.api._app import create_app
-    from discretion.approvals._cli import _guard
+    """The app of one worker: `app_from_settings` on the settings `serve_workers` wrote."""
+    return app_from_settings(Settings.from_environment())
 
-    context = os.environ.get(ENVIRONMENT["context"])
-    guard = _guard(
-        Path(os.environ[ENVIRONMENT["pack"]]),
-        os.environ[ENVIRONMENT["db"]],
-        Path(context) if context else None,
-        # The parent created the schema before starting the workers.
-        create=False,
-    )
-    concurrency = os.environ.get(ENVIRONMENT["concurrency"])
-    return create_app(
-        guard,
-        secure_cookies=os.environ.get(ENVIRONMENT["secure_cookies"]) == "1",
-        concurrency=int(concurrency) if concurrency else None,
-    )
+
+def serve_workers(settings: Settings, *, host: str, port: int, workers: int) -> None:
+    """Run `workers` uvicorn processes, each building its own app from `settings`.
+
+    The caller has built a guard from the same settings first, which created the schema (the
+    workers do not race to) and found any mistake in the settings before a worker started.
+    """
+    handed = replace(settings, create_schema=False).to_environment()
+    # Each worker counts its own decisions; /metrics sums them from the files in this folder.
+    with tempfile.TemporaryDirectory(prefix="discretion-metrics-") as folder:
+        metrics = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or folder
+        with _environment({**handed, "PROMETHEUS_MULTIPROC_DIR": metrics}):
+            uvicorn.run(
+                _FACTORY, factory=True, host=host, port=port, workers=workers, log_level="info"
+            )
+
+
+@contextmanager
+def _environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables (which worker processes inherit), then restore them."""
+    before = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

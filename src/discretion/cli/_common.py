@@ -1,0 +1,126 @@
+"""What every command shares: the consoles, printing errors, common options, and `Settings`.
+
+Commands print through `_common.out` and `_common.err`, read when they print, so tests (and
+anything embedding the command line) can swap the consoles here once.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from discretion.settings import DEFAULT_DB, Settings
+
+__all__ = [
+    "DEFAULT_DB",
+    "ContextFactoryOption",
+    "ContextOption",
+    "DbOption",
+    "JudgeOption",
+    "err",
+    "error",
+    "fail",
+    "out",
+    "parse_now",
+    "settings",
+]
+
+# Tables are wide: when output is not a terminal, do not squeeze them to 80 columns.
+out = Console() if sys.stdout.isatty() else Console(width=160)
+err = Console(stderr=True)
+
+DbOption = Annotated[
+    str, typer.Option("--db", help="Database URL (sqlite:///path.db or postgresql://...).")
+]
+ContextOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Facts: a .json file, a .sql case script or a SQLite case database."
+        " Found beside the pack when absent.",
+    ),
+]
+ContextFactoryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--context-factory",
+        metavar="MODULE:CALLABLE",
+        help="Facts from a provider: a callable on the Python path that takes no arguments and"
+        " returns a ContextProvider. Instead of --context.",
+        show_default=False,
+    ),
+]
+JudgeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--judge",
+        metavar="openai:MODEL",
+        help="The LLM judge for the exceptions the pack sends to it; its key and endpoint come"
+        " from OPENAI_API_KEY and DISCRETION_JUDGE_BASE_URL. None when absent.",
+        show_default=False,
+    ),
+]
+
+
+def error(message: str) -> None:
+    """Print an error to stderr."""
+    # Messages quote user input (amounts, expressions): print them as text, never as markup.
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print an error and return the `typer.Exit` for the caller to raise."""
+    error(message)
+    return typer.Exit(code)
+
+
+def parse_now(now: str | None) -> datetime | None:
+    """The `--now` option as an aware time; None when it is absent."""
+    if now is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(now)
+    except ValueError:
+        raise fail(
+            f"--now {now!r} is not an ISO 8601 time such as 2026-11-26T12:00:00+00:00"
+        ) from None
+    if moment.tzinfo is None:
+        raise fail(f"--now {now!r} needs a UTC offset, such as +00:00")
+    return moment
+
+
+def settings(
+    pack: Path,
+    db: str,
+    *,
+    context: Path | None = None,
+    context_factory: str | None = None,
+    judge: str | None = None,
+    now: str | None = None,
+    shadow: Path | None = None,
+    create_schema: bool = True,
+    secure_cookies: bool = False,
+    concurrency: int | None = None,
+) -> Settings:
+    """The command's options as the one `Settings` its guard is built from.
+
+    Raises:
+        ConfigurationError: as `Settings` does; commands report it like any error of theirs.
+    """
+    return Settings(
+        pack=pack,
+        db=db,
+        context=context,
+        context_factory=context_factory,
+        judge=judge,
+        now=parse_now(now),
+        shadow=shadow,
+        create_schema=create_schema,
+        secure_cookies=secure_cookies,
+        concurrency=concurrency,
+    )

@@ -1,0 +1,115 @@
+"""`discretion serve`: the decision API, the approver UI and OpenAPI, with uvicorn."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from discretion.cli import _common
+from discretion.cli._common import (
+    DEFAULT_DB,
+    ContextFactoryOption,
+    ContextOption,
+    DbOption,
+    JudgeOption,
+)
+from discretion.errors import DiscretionError
+from discretion.settings import build_guard
+from discretion.signing import load_signer
+from discretion.store import CheckpointWriter, SqlStore
+
+__all__ = ["serve"]
+
+
+def serve(
+    pack: Annotated[Path, typer.Option("--pack", help="Pack file or folder: the current policy.")],
+    db: DbOption = DEFAULT_DB,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    context: ContextOption = None,
+    context_factory: ContextFactoryOption = None,
+    judge: JudgeOption = None,
+    shadow: Annotated[
+        Path | None,
+        typer.Option(
+            help="A candidate pack decided in shadow: each decision also records what it would"
+            " have decided, and the answer never changes.",
+            show_default=False,
+        ),
+    ] = None,
+    secure_cookies: Annotated[
+        bool, typer.Option(help="Send UI cookies over HTTPS only (behind TLS).")
+    ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes; they share only the database (use PostgreSQL for several).",
+        ),
+    ] = 1,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Decisions each worker works on at once; by default 2 when deciding waits on"
+            " nothing outside the process (no LLM judge, in-process context), else 40.",
+        ),
+    ] = None,
+    checkpoint_every: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds between ledger checkpoints (one more is written on shutdown); 0: none.",
+        ),
+    ] = 60.0,
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="DISCRETION_SIGNING_KEY",
+            help="Sign checkpoints with this Ed25519 private key (PEM; see `ledger keygen`).",
+        ),
+    ] = None,
+) -> None:
+    """Serve the decision API, the approver UI and OpenAPI (/docs) with uvicorn."""
+    try:
+        import uvicorn
+
+        from discretion.api._replicas import app_from_settings, serve_workers
+    except ImportError as exc:
+        raise _common.fail(f"{exc}; the server needs: pip install 'discretion[server]'") from None
+    try:
+        settings = _common.settings(
+            pack,
+            db,
+            context=context,
+            context_factory=context_factory,
+            judge=judge,
+            shadow=shadow,
+            secure_cookies=secure_cookies,
+            concurrency=concurrency,
+        )
+        # Built here even for several workers: a mistake in the settings stops serve before any
+        # worker starts, the schema is created once, and the checkpoint writer needs its store.
+        guard = build_guard(settings)
+        app = app_from_settings(settings, guard)
+        signer = load_signer(signing_key) if signing_key is not None else None
+        writer = (
+            CheckpointWriter(guard.store, every=timedelta(seconds=checkpoint_every), signer=signer)
+            if checkpoint_every > 0 and isinstance(guard.store, SqlStore)
+            else None
+        )
+    except DiscretionError as exc:
+        raise _common.fail(str(exc)) from None
+    if writer is not None:
+        writer.start()
+    try:
+        if workers == 1:
+            uvicorn.run(app, host=host, port=port, log_level="info")
+        else:
+            serve_workers(settings, host=host, port=port, workers=workers)
+    finally:
+        if writer is not None:
+            writer.stop()

@@ -1,0 +1,108 @@
+"""`discretion token ...`: bearer tokens for agents and approvers (the server's identities)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from discretion.approvals import Tokens
+from discretion.cli import _common
+from discretion.cli._common import DEFAULT_DB, DbOption
+from discretion.errors import DiscretionError
+from discretion.policy import load_pack
+from discretion.store import SqlStore
+from discretion.types import utc_now
+
+__all__ = ["token_app"]
+
+token_app = typer.Typer(
+    help="Bearer tokens for agents and approvers (the server's identities).",
+    no_args_is_help=True,
+)
+
+
+def _store(db: str, *, create: bool) -> SqlStore:
+    store = SqlStore(db, create=create)
+    if not create:
+        # An existing database made before tokens existed gets their tables now.
+        store.create_schema()
+    return store
+
+
+@token_app.command("create")
+def token_create(
+    subject: Annotated[str, typer.Option("--subject", help="The agent's or person's id.")],
+    role: Annotated[str, typer.Option("--role", help="Their role in the pack.")],
+    ai: Annotated[bool, typer.Option("--ai", help="The subject is an AI agent.")] = False,
+    label: Annotated[str, typer.Option(help="What the token is for.")] = "",
+    pack: Annotated[
+        Path | None, typer.Option("--pack", help="Check the role against this pack.")
+    ] = None,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Create a bearer token; it is printed once, and only its SHA-256 is stored."""
+    try:
+        if pack is not None:
+            policy = load_pack(pack)
+            found = policy.role(role)
+            if found is None:
+                raise _common.fail(
+                    f"role {role!r} is not a role of pack {policy.name!r};"
+                    f" roles: {', '.join(r.id for r in policy.roles)}"
+                )
+            if found.is_ai != ai:
+                kind = "an AI" if found.is_ai else "a human"
+                raise _common.fail(f"role {role!r} is {kind} role: pass --ai exactly for AI roles")
+        secret, identity = Tokens(_store(db, create=True), clock=utc_now).create(
+            subject_id=subject, role=role, is_ai=ai, label=label
+        )
+    except DiscretionError as exc:
+        raise _common.fail(str(exc)) from None
+    _common.err.print(
+        f"token {identity.token_id} for {identity.subject_id} ({identity.role}); shown only"
+        " now, keep it secret",
+        highlight=False,
+        markup=False,
+    )
+    sys.stdout.write(secret + "\n")
+
+
+@token_app.command("list")
+def token_list(db: DbOption = DEFAULT_DB) -> None:
+    """List live tokens (ids and subjects, never the tokens)."""
+    try:
+        found = Tokens(_store(db, create=False), clock=utc_now).list()
+    except DiscretionError as exc:
+        raise _common.fail(str(exc)) from None
+    table = Table(title="tokens")
+    for column in ("id", "subject", "role", "ai", "label"):
+        table.add_column(column)
+    for identity in found:
+        table.add_row(
+            identity.token_id,
+            escape(identity.subject_id),
+            escape(identity.role),
+            "yes" if identity.is_ai else "",
+            escape(identity.label),
+        )
+    _common.out.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id (tok_...).")],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Revoke a token; its UI sessions end with it."""
+    try:
+        revoked = Tokens(_store(db, create=False), clock=utc_now).revoke(token_id)
+    except DiscretionError as exc:
+        raise _common.fail(str(exc)) from None
+    if not revoked:
+        raise _common.fail(f"no live token {token_id!r}", 1)
+    _common.out.print(f"revoked {token_id}", highlight=False)
