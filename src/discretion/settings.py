@@ -42,6 +42,7 @@ __all__ = [
     "JUDGE_SCHEMES",
     "Settings",
     "build_guard",
+    "load_object",
 ]
 
 DEFAULT_DB = "sqlite:///discretion.db"
@@ -118,7 +119,12 @@ class Settings:
                 f" ({self.context_factory!r}), not both"
             )
         if self.context_factory is not None:
-            _factory_parts(self.context_factory)
+            module, sep, name = self.context_factory.partition(":")
+            if not sep or not module or not name:
+                raise ConfigurationError(
+                    f"context factory {self.context_factory!r}: write module:callable, such as"
+                    " acme.crm:facts"
+                )
         if self.judge is not None:
             _judge_parts(self.judge)
         if self.now is not None and self.now.tzinfo is None:
@@ -249,37 +255,40 @@ def _open_context(settings: Settings) -> ContextProvider:
     return SqliteCaseStore.open(path)
 
 
-def _factory_parts(spec: str) -> tuple[str, str]:
-    module, sep, name = spec.partition(":")
-    if not sep or not module or not name:
-        raise ConfigurationError(
-            f"context factory {spec!r}: write module:callable, such as acme.crm:facts"
-        )
-    return module, name
+def load_object(spec: str, *, what: str) -> Any:
+    """The object a `module:attribute` spec names (a context factory, a list of tools).
 
-
-def _call_factory(spec: str) -> ContextProvider:
-    module_name, name = _factory_parts(spec)
+    Raises:
+        ConfigurationError: the spec is malformed, the module cannot be imported, or it has no
+            such attribute; the message names `what` and the fix.
+    """
+    module_name, sep, name = spec.partition(":")
+    if not sep or not module_name or not name:
+        raise ConfigurationError(f"{what} {spec!r}: write module:attribute, such as acme.crm:facts")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name is not None and (module_name + ".").startswith(exc.name + "."):
             raise ConfigurationError(
-                f"context factory {spec!r}: there is no module {module_name!r}; install it or"
+                f"{what} {spec!r}: there is no module {module_name!r}; install it or"
                 " put its folder on PYTHONPATH"
             ) from exc
         raise ConfigurationError(
-            f"context factory {spec!r}: module {module_name!r} cannot be imported: {exc}"
+            f"{what} {spec!r}: module {module_name!r} cannot be imported: {exc}"
         ) from exc
     except ImportError as exc:
         raise ConfigurationError(
-            f"context factory {spec!r}: module {module_name!r} cannot be imported: {exc}"
+            f"{what} {spec!r}: module {module_name!r} cannot be imported: {exc}"
         ) from exc
-    factory: Any = getattr(module, name, None)
-    if factory is None:
-        raise ConfigurationError(
-            f"context factory {spec!r}: module {module_name!r} has no {name!r}"
-        )
+    found: Any = getattr(module, name, None)
+    if found is None:
+        raise ConfigurationError(f"{what} {spec!r}: module {module_name!r} has no {name!r}")
+    return found
+
+
+def _call_factory(spec: str) -> ContextProvider:
+    name = spec.partition(":")[2]
+    factory: Any = load_object(spec, what="context factory")
     if not callable(factory):
         raise ConfigurationError(
             f"context factory {spec!r}: {name!r} is a {type(factory).__name__}, not a callable"

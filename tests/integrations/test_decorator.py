@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from conftest import good_facts
-from discretion import CallDenied, CallRouted, ExecutionError, Money, Outcome, ProposalError
+from discretion import (
+    CallDenied,
+    CallRouted,
+    ConfigurationError,
+    ExecutionError,
+    Money,
+    Outcome,
+    ProposalError,
+)
 from discretion.integrations import GovernedResult
 
 from ._integration_support import BOT, MARIA, ledger_kinds
@@ -126,6 +134,31 @@ def test_a_function_the_pack_maps_by_name_needs_no_action(guard):
     with pytest.raises(CallRouted):
         issue_refund("60.00", "USD", "c-1", "case-1", "o-2")
     assert ran == ["40.00"]
+
+
+def test_a_function_the_pack_neither_maps_nor_lists_is_refused_when_decorated(guard):
+    ran: list[str] = []
+    with pytest.raises(ConfigurationError, match="tool 'wire_money' is neither mapped"):
+
+        @guard.governed(actor=BOT)
+        def wire_money(amount: str) -> None:
+            ran.append(amount)
+
+    assert ran == []
+
+
+def test_a_misspelled_action_is_refused_when_decorated(guard):
+    with pytest.raises(ConfigurationError, match="action 'refnd' is not an action of pack"):
+
+        @guard.governed(action="refnd", actor=BOT)
+        def pay_back(amount: str, customer_id: str) -> None: ...
+
+
+def test_declared_fields_must_name_arguments_the_function_takes(guard):
+    with pytest.raises(ConfigurationError, match=r"the amount \('value'\) you map"):
+
+        @guard.governed(action="refund", actor=BOT, fields={"amount": "value"})
+        def pay_back(amt: str, customer_id: str) -> None: ...
 
 
 def test_an_ungoverned_function_runs_untouched(guard):

@@ -164,15 +164,29 @@ def test_malformed_arguments_fail_before_anything_is_decided(guard, tools):
     assert ledger_kinds(guard) == []
 
 
-def test_an_unknown_tool_the_pack_governs_by_default_routes(make_guard, tmp_path, tools):
+def test_wrapping_a_tool_the_pack_neither_maps_nor_lists_is_refused(make_guard, tmp_path, tools):
     pack = shop_pack_with(tmp_path, "ungoverned_tools: [lookup_order]\n", "")
     guard = make_guard(policy=pack)
-    [lookup] = guard.wrap_tools([tools.lookup_order], actor=BOT)
-    assert isinstance(lookup, GovernedTool)
-    message = lookup.invoke(call({"order_id": "o-1"}, name="lookup_order"))
+    with pytest.raises(ConfigurationError) as refused:
+        guard.wrap_tools([tools.lookup_order], actor=BOT)
+    assert "tool 'lookup_order' is neither mapped by pack 'test-shop'" in str(refused.value)
+    assert "shop-variant.yaml" in str(refused.value)
+    assert "list it in ungoverned_tools if it only reads" in str(refused.value)
     assert tools.lookups == []
-    assert message.artifact["outcome"] == "route"
-    assert message.artifact["rules"] == ["discretion.unknown-action"]
+
+
+def test_a_mapping_naming_an_argument_the_tool_lacks_is_refused_when_wrapping(
+    make_guard, tmp_path, tools
+):
+    pack = shop_pack_with(tmp_path, "amount: amount\n", "amount: amt\n")
+    guard = make_guard(policy=pack)
+    with pytest.raises(ConfigurationError, match=r"reads its amount \('amt'\), which the tool"):
+        guard.wrap_tools([tools.issue_refund], actor=BOT)
+
+
+def test_a_listed_read_only_tool_comes_back_untouched(guard, tools):
+    [lookup] = guard.wrap_tools([tools.lookup_order], actor=BOT)
+    assert lookup is tools.lookup_order
 
 
 def test_the_actor_and_case_can_come_from_the_run_config(guard, tools):

@@ -12,6 +12,7 @@ import pytest
 import respx
 
 from conftest import good_facts, shop_pack_with
+from discretion import ConfigurationError
 from discretion.integrations import OpenAITools
 
 from ._integration_support import BOT, MARIA, ledger_kinds, refund_args
@@ -203,14 +204,14 @@ def test_unreadable_or_unknown_calls_run_and_decide_nothing(guard, functions):
     assert ledger_kinds(guard) == []
 
 
-def test_an_unknown_tool_governed_by_default_routes(make_guard, tmp_path, functions):
+def test_a_function_the_pack_neither_maps_nor_lists_is_refused_up_front(
+    make_guard, tmp_path, functions
+):
     pack = shop_pack_with(tmp_path, "ungoverned_tools: [lookup_order]\n", "")
     guard = make_guard(policy=pack)
-    tools = OpenAITools(guard, functions.registry(), actor=BOT)
-    [done] = tools.outcomes([chat_call("call_1", "lookup_order", {"order_id": "o-1"})])
+    with pytest.raises(ConfigurationError, match="tool 'lookup_order' is neither mapped"):
+        OpenAITools(guard, functions.registry(), actor=BOT)
     assert functions.lookups == []
-    assert done.result.decision.rules == ["discretion.unknown-action"]
-    assert done.result.decision.outcome == "route"
 
 
 def test_an_approved_call_runs_when_the_model_repeats_it(guard, functions):

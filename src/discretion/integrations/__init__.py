@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from discretion.integrations._call import (
     ActorSource,
+    Admission,
     GovernedResult,
     Governor,
     RationaleSource,
@@ -27,6 +28,7 @@ from discretion.integrations._call import (
 )
 from discretion.integrations._decorator import AsyncGovernedFunction, GovernedFunction
 from discretion.integrations._openai import OpenAITools, ToolOutput
+from discretion.integrations._setup import check_tool, check_tools
 
 if TYPE_CHECKING:
     from discretion.integrations._langchain import (
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ActorSource",
+    "Admission",
     "ApprovalAnswer",
     "AsyncGovernedFunction",
     "DiscretionMiddleware",
@@ -52,6 +55,8 @@ __all__ = [
     "ToolOutput",
     "agent_message",
     "call_key",
+    "check_tool",
+    "check_tools",
     "tool_callables",
 ]
 

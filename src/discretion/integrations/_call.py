@@ -9,7 +9,7 @@ idempotency key, decides, and runs an allowed call through `guard.executions` ex
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeAlias, TypeVar
 
@@ -19,6 +19,7 @@ from pydantic_core import to_jsonable_python
 from discretion.decision import Decision, Outcome
 from discretion.errors import ConfigurationError, ExecutionError, ProposalError
 from discretion.execution import Execution, ExecutionStatus
+from discretion.integrations._setup import check_tool, declared_mapping
 from discretion.lineage import digest
 from discretion.pipeline import Governed, read_arguments
 from discretion.policy import ToolSpec
@@ -270,15 +271,18 @@ class Governor:
             return mapped[1]
         if self._action is None:
             return None
-        names = {"amount": "amount", "currency": "currency", "customer": "customer_id"}
-        names |= {"case": "case_id", "order": "order_id"} | self._fields
-        return ToolSpec(
-            name=tool,
-            amount=names["amount"],
-            currency=names["currency"],
-            customer=names["customer"],
-            case=names["case"],
-            order=names["order"],
+        return declared_mapping(tool, self._fields)
+
+    def check(self, tool: str, parameters: Collection[str] | None) -> bool:
+        """Check a tool as it is wrapped; return whether its calls are decided.
+
+        Raises:
+            ConfigurationError: the tool would run ungoverned (neither mapped nor listed as
+                read-only), the action is not the pack's, or the mapping names an argument the
+                tool does not take (see `discretion.integrations._setup`).
+        """
+        return check_tool(
+            self.guard.pack, tool, parameters, action=self._action, fields=self._fields
         )
 
     def proposal(self, info: ToolCallInfo) -> Proposal:

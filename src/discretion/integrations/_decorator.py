@@ -21,6 +21,7 @@ from discretion.integrations._call import (
     ToolCallInfo,
     agent_message,
 )
+from discretion.integrations._setup import parameters_of
 
 if TYPE_CHECKING:
     from discretion.guard import Guard
@@ -70,6 +71,8 @@ class _Governed(Generic[P, R]):
         self._tool = tool
         self._signature = inspect.signature(function)
         self._takes_key = KEY_ARGUMENT in self._signature.parameters
+        # Checked now, not at the first call: an unmapped function never runs ungoverned.
+        self._is_governed = governor.check(tool, parameters_of(function))
         functools.update_wrapper(cast("Any", self), function)
 
     def _prepare(self, args: Any, kwargs: Any) -> tuple[_Bound, ToolCallInfo]:
@@ -97,7 +100,7 @@ class GovernedFunction(_Governed[P, R]):
             CallRouted: the decision is route and no approval has queued it yet.
             ExecutionError: the same call is running and has not finished.
         """
-        if not self._governor.governs(self._tool):
+        if not self._is_governed:
             return GovernedResult(decision=None, value=self._function(*args, **kwargs))
         bound, info = self._prepare(args, kwargs)
         decision, queued, governed = self._governor.admit(info)
@@ -127,7 +130,7 @@ class AsyncGovernedFunction(_Governed[P, R]):
             CallRouted: the decision is route and no approval has queued it yet.
             ExecutionError: the same call is running and has not finished.
         """
-        if not self._governor.governs(self._tool):
+        if not self._is_governed:
             return GovernedResult(decision=None, value=await self._function(*args, **kwargs))
         bound, info = self._prepare(args, kwargs)
         decision, queued, governed = await self._governor.aadmit(info)

@@ -26,6 +26,7 @@ from discretion.integrations._call import (
     agent_message,
     in_progress_message,
 )
+from discretion.integrations._setup import parameters_of
 from discretion.money import Money
 from discretion.proposal import Actor
 
@@ -298,7 +299,14 @@ def wrap_tools(
     customer_id: TextSource = None,
     rationale: RationaleSource = None,
 ) -> list[BaseTool]:
-    """Govern the tools the pack governs; return the others untouched. See `Guard.wrap_tools`."""
+    """Govern the tools the pack maps; return those it lists as read-only untouched.
+
+    See `Guard.wrap_tools`.
+
+    Raises:
+        ConfigurationError: a tool the pack neither maps nor lists in `ungoverned_tools`, or
+            whose mapping names an argument the tool does not take.
+    """
     governor = Governor(
         guard, actor=actor, case_id=case_id, customer_id=customer_id, rationale=rationale
     )
@@ -309,8 +317,12 @@ def wrap_tools(
                 f"wrap_tools takes langchain-core tools; {tool!r} is a {type(tool).__name__}:"
                 " decorate it with langchain_core.tools.tool first"
             )
-        governed = isinstance(tool, GovernedTool) or not governor.governs(tool.name)
-        wrapped.append(tool if governed else GovernedTool.wrap(tool, governor))
+        if isinstance(tool, GovernedTool):
+            wrapped.append(tool)
+            continue
+        # An unmapped tool is refused here, not at its first call (fail closed on set-up).
+        is_governed = governor.check(tool.name, parameters_of(tool))
+        wrapped.append(GovernedTool.wrap(tool, governor) if is_governed else tool)
     return wrapped
 
 

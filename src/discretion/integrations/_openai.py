@@ -25,6 +25,7 @@ from discretion.integrations._call import (
     agent_message,
     in_progress_message,
 )
+from discretion.integrations._setup import parameters_of
 
 if TYPE_CHECKING:
     from discretion.guard import Guard
@@ -150,6 +151,12 @@ class OpenAITools:
         self._governor = Governor(
             guard, actor=actor, case_id=case_id, customer_id=customer_id, rationale=rationale
         )
+        # Checked now: a function the pack neither maps nor lists as read-only is refused.
+        self._governed = {
+            name
+            for name, function in self.functions.items()
+            if self._governor.check(name, parameters_of(function))
+        }
 
     def _prepare(self, call: _Call) -> tuple[ToolCallInfo, Callable[..., Any]] | ToolOutput:
         function = self.functions.get(call.name)
@@ -202,7 +209,7 @@ class OpenAITools:
             return function(**self._kwargs(function, arguments, key))
 
         governor = self._governor
-        if not governor.governs(call.name):
+        if call.name not in self._governed:
             value = invoke(info.arguments, call.call_id)
             return self._output(call, GovernedResult(decision=None, value=value))
         decision, queued, governed = governor.admit(info)
@@ -225,7 +232,7 @@ class OpenAITools:
             return await value if inspect.isawaitable(value) else value
 
         governor = self._governor
-        if not governor.governs(call.name):
+        if call.name not in self._governed:
             value = await invoke(info.arguments, call.call_id)
             return self._output(call, GovernedResult(decision=None, value=value))
         decision, queued, governed = await governor.aadmit(info)

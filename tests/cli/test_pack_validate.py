@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import SHOP_PACK
+from discretion.cli import app
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(autouse=True)
+def importable(monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
+    yield
+    sys.modules.pop("_agent_tools", None)
+
+
+def validate(tools: str):
+    return CliRunner().invoke(app, ["pack", "validate", str(SHOP_PACK), "--tools", tools])
+
+
+def test_tools_checked_as_wrapping_checks_them_are_listed():
+    result = validate("_agent_tools:GOOD")
+    assert result.exit_code == 0, result.output
+    assert "tool issue_refund: governed" in result.stdout
+    assert "tool lookup_order: read-only (ungoverned_tools)" in result.stdout
+
+
+def test_a_tool_neither_mapped_nor_listed_fails_validation_naming_the_pack():
+    result = validate("_agent_tools:WITH_AN_UNMAPPED_TOOL")
+    assert result.exit_code == 1
+    message = " ".join(result.stderr.split())
+    assert "tool 'wire_money' is neither mapped by pack 'test-shop'" in message
+    assert str(SHOP_PACK) in message
+
+
+def test_a_mapping_naming_an_argument_the_tool_lacks_fails_validation():
+    result = validate("_agent_tools:BY_NAME")
+    assert result.exit_code == 1
+    message = " ".join(result.stderr.split())
+    assert "reads its amount ('amount'), which the tool does not take" in message
+
+
+def test_a_tools_spec_that_names_nothing_is_a_clear_error():
+    result = validate("_agent_tools:MISSING")
+    assert result.exit_code == 1
+    assert "module '_agent_tools' has no 'MISSING'" in " ".join(result.stderr.split())
