@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from discretion import __version__
+from discretion.api._headers import SecurityHeaders
 from discretion.api._limits import RequestLimits
 from discretion.api._problems import install
 from discretion.api._routes import api_router
@@ -134,6 +135,8 @@ def create_app(
     app.state.deciding = state.deciding
     install(app)
     app.add_middleware(RequestLimits, max_body_bytes=max_body_bytes, max_json_depth=max_json_depth)
+    # Added last, so outermost: errors answered by the middleware above carry the headers too.
+    app.add_middleware(SecurityHeaders)
 
     async def to_sign_in(request: Request, exc: Exception) -> Response:
         return RedirectResponse("/ui/sign-in", status_code=303)

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -92,15 +93,28 @@ def _answer(status: int, problem: Problem, headers: dict[str, str] | None = None
     )
 
 
+_UNAVAILABLE = (
+    "discretion cannot reach what it depends on right now; nothing was recorded or changed."
+    " Retry later; the operator's log has the cause"
+)
+"""What a 503 says: never the cause, which names database URLs, paths and hosts."""
+
+_log = logging.getLogger("discretion.api")
+
+
 async def _discretion_error(_: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, DiscretionError):  # registered for DiscretionError only
         raise exc
     status, code = status_of(exc)
+    message = str(exc)
+    if isinstance(exc, DependencyError):
+        _log.error("answered 503: %s: %s", type(exc).__name__, exc)
+        message = _UNAVAILABLE
     return _answer(
         status,
         Problem(
             error=code,
-            message=str(exc),
+            message=message,
             field=getattr(exc, "field", None),
             approval_id=getattr(exc, "approval_id", None),
         ),

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -48,7 +49,26 @@ def app_from_environment() -> FastAPI:
     return app_from_settings(Settings.from_environment())
 
 
-def serve_workers(settings: Settings, *, host: str, port: int, workers: int) -> None:
+def proxy_options(trusted_proxies: Sequence[str]) -> dict[str, Any]:
+    """Uvicorn's options for `X-Forwarded-For`: read only from the proxies an operator trusts.
+
+    uvicorn believes the header from 127.0.0.1 by default, so anyone who reached the server
+    there (or through a proxy that passes the header on) chose the client address the sign-in
+    throttle counts under. With no trusted proxy, the peer's own address is the client.
+    """
+    if not trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": ",".join(trusted_proxies)}
+
+
+def serve_workers(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    trusted_proxies: Sequence[str] = (),
+) -> None:
     """Run `workers` uvicorn processes, each building its own app from `settings`.
 
     The caller has built a guard from the same settings first, which created the schema (the
@@ -60,7 +80,13 @@ def serve_workers(settings: Settings, *, host: str, port: int, workers: int) -> 
         metrics = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or folder
         with _environment({**handed, "PROMETHEUS_MULTIPROC_DIR": metrics}):
             uvicorn.run(
-                _FACTORY, factory=True, host=host, port=port, workers=workers, log_level="info"
+                _FACTORY,
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_level="info",
+                **proxy_options(trusted_proxies),
             )
 
 

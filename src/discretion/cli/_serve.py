@@ -72,12 +72,20 @@ def serve(
             help="Sign checkpoints with this Ed25519 private key (PEM; see `ledger keygen`).",
         ),
     ] = None,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-proxy",
+            help="An address (or *) of a proxy whose X-Forwarded-For is believed; repeat it for"
+            " several. Without one, the client is the peer that connected.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the decision API, the approver UI and OpenAPI (/docs) with uvicorn."""
     try:
         import uvicorn
 
-        from discretion.api._replicas import app_from_settings, serve_workers
+        from discretion.api._replicas import app_from_settings, proxy_options, serve_workers
     except ImportError as exc:
         raise _common.fail(f"{exc}; the server needs: pip install 'discretion[server]'") from None
     try:
@@ -107,9 +115,17 @@ def serve(
         writer.start()
     try:
         if workers == 1:
-            uvicorn.run(app, host=host, port=port, log_level="info")
+            uvicorn.run(
+                app, host=host, port=port, log_level="info", **proxy_options(trusted_proxy or [])
+            )
         else:
-            serve_workers(settings, host=host, port=port, workers=workers)
+            serve_workers(
+                settings,
+                host=host,
+                port=port,
+                workers=workers,
+                trusted_proxies=trusted_proxy or [],
+            )
     finally:
         if writer is not None:
             writer.stop()
