@@ -83,14 +83,14 @@ def test_a_budget_key_stays_locked_until_the_commit_and_other_keys_do_not_wait(p
 
 @pytest.mark.postgres
 def test_one_replica_at_a_time_writes_a_checkpoint(postgres):
-    from discretion.store._sql import _CHECKPOINT_LOCK
+    from discretion.store._dialect import CHECKPOINT_LOCK
 
     with postgres.transaction() as tx:
         tx.record("note", "dec_a", BODY, at=NOW)
     with postgres.engine.connect() as elsewhere:
-        elsewhere.execute(select(text(f"pg_advisory_lock({_CHECKPOINT_LOCK})")))
+        elsewhere.execute(select(text(f"pg_advisory_lock({CHECKPOINT_LOCK})")))
         assert postgres.checkpoint(at=NOW) is None  # another replica is writing one
-        elsewhere.execute(select(text(f"pg_advisory_unlock({_CHECKPOINT_LOCK})")))
+        elsewhere.execute(select(text(f"pg_advisory_unlock({CHECKPOINT_LOCK})")))
     made = postgres.checkpoint(at=NOW)
     assert made is not None
     assert made.seq == 1

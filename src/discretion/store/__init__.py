@@ -11,10 +11,34 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from discretion.decision import Decision
+from discretion.store._approvals import ApprovalRow
 from discretion.store._checkpoints import CheckpointWriter
-from discretion.store._sql import DuplicateKey, SqlStore
+from discretion.store._executions import ExecutionRow
+from discretion.store._identities import SessionRow, TokenRow
+from discretion.store._precedents import NewPrecedent, PrecedentRow
+from discretion.store._reports import BudgetUse, GrantCell, GrantTotals, LikeCase, QueueDepth
+from discretion.store._sql import DuplicateKey, HistoryEntry, SqlStore, SqlTransaction
 
-__all__ = ["CheckpointWriter", "DuplicateKey", "SqlStore", "Store", "StoreTransaction"]
+__all__ = [
+    "ApprovalRow",
+    "BudgetUse",
+    "CheckpointWriter",
+    "DuplicateKey",
+    "ExecutionRow",
+    "GrantCell",
+    "GrantTotals",
+    "HistoryEntry",
+    "LikeCase",
+    "NewPrecedent",
+    "PrecedentRow",
+    "QueueDepth",
+    "SessionRow",
+    "SqlStore",
+    "SqlTransaction",
+    "Store",
+    "StoreTransaction",
+    "TokenRow",
+]
 
 
 class StoreTransaction(Protocol):
