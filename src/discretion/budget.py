@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from discretion.decision import Outcome, Reservation
 from discretion.policy.pack import Budget, PolicyPack
 
-__all__ = ["BudgetCheck", "BudgetReader", "budget_key", "check_budgets"]
+if TYPE_CHECKING:
+    from discretion.store import SqlTransaction
+
+__all__ = ["BudgetCheck", "budget_key", "check_budgets"]
 
 
 def budget_key(
@@ -38,17 +41,9 @@ class BudgetCheck:
     causes: tuple[str, ...]
 
 
-class BudgetReader(Protocol):
-    """Reads how much of a budget is used: a store transaction satisfies it."""
-
-    def budget_used(self, budget_id: str, key: str, since: datetime, /) -> int:
-        """Minor units reserved against (budget, key) after `since`."""
-        ...
-
-
 def check_budgets(
     pack: PolicyPack,
-    reader: BudgetReader,
+    reader: SqlTransaction,
     *,
     action: str,
     outcome: Outcome,

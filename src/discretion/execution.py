@@ -36,7 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from discretion.errors import ExecutionError, ProposalError
 from discretion.lineage import canonical_json, digest
-from discretion.store import SqlStore, Store, StoreTransaction
+from discretion.store import SqlStore, SqlTransaction
 from discretion.store._schema import executions
 from discretion.store._sql import _Compiled, from_us, sql_connection, to_us
 from discretion.types import Clock
@@ -223,11 +223,11 @@ class Executions:
         ```
 
     Args:
-        store: the store whose transactions also record the executions (a `SqlStore`).
+        store: the store whose transactions also record the executions.
         clock: the current time as an aware datetime.
     """
 
-    def __init__(self, store: Store, *, clock: Clock) -> None:
+    def __init__(self, store: SqlStore, *, clock: Clock) -> None:
         self._store = store
         self._clock = clock
         self._sql: dict[str, dict[str, _Compiled]] = {}
@@ -239,23 +239,19 @@ class Executions:
         return moment
 
     @staticmethod
-    def _connection(tx: StoreTransaction) -> Connection:
+    def _connection(tx: SqlTransaction) -> Connection:
         return sql_connection(tx, "executions")
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
-        if isinstance(self._store, SqlStore):
-            with self._store.reading("executions") as connection:
-                yield connection
-        else:
-            with self._store.transaction() as tx:
-                yield self._connection(tx)
+        with self._store.reading("executions") as connection:
+            yield connection
 
     # Writes -----------------------------------------------------------------------------------
 
     def enqueue(
         self,
-        tx: StoreTransaction,
+        tx: SqlTransaction,
         *,
         decision_id: str,
         key: str,

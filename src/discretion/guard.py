@@ -25,7 +25,7 @@ from discretion.budget import BudgetCheck, check_budgets
 from discretion.context import ContextProvider, ContextRequest, Snapshot, StaticContextProvider
 from discretion.context import assemble as assemble_context
 from discretion.decision import Decision, Outcome, PrecedentUse
-from discretion.errors import ConfigurationError, ContextError, ProposalError, StoreError
+from discretion.errors import ContextError, ProposalError, StoreError
 from discretion.execution import Executions
 from discretion.judge import Judge
 from discretion.judge._review import Review
@@ -37,7 +37,7 @@ from discretion.precedent import Failure, Precedents
 from discretion.precedent import check as check_precedent
 from discretion.proposal import Proposal, argument_at
 from discretion.shadow import Shadow
-from discretion.store import DuplicateKey, SqlStore, Store
+from discretion.store import DuplicateKey, SqlStore
 from discretion.types import Clock, DecisionHook, IdFactory, utc_now
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ class Guard:
         self,
         pack: PolicyPack | str | Path,
         *,
-        store: Store | str | None = None,
+        store: SqlStore | str | None = None,
         context: ContextProvider | None = None,
         clock: Clock | None = None,
         ids: IdFactory | None = None,
@@ -116,7 +116,7 @@ class Guard:
         shadow: PolicyPack | str | Path | None = None,
     ) -> None:
         self.pack = pack if isinstance(pack, PolicyPack) else load_pack(pack)
-        self.store: Store = (
+        self.store: SqlStore = (
             SqlStore(store or "sqlite://") if store is None or isinstance(store, str) else store
         )
         self.context: ContextProvider = context or StaticContextProvider()
@@ -128,19 +128,12 @@ class Guard:
         self.shadow = Shadow(shadow) if shadow is not None else None
         """The candidate pack decided in shadow, if any."""
         self._review = Review(self.pack, store=self.store, judge=judge)
-        self.precedents = Precedents(self._sql_store(), self.pack, clock=self.now)
+        self.precedents = Precedents(self.store, self.pack, clock=self.now)
         """Citable precedent: set, find, revoke."""
         self.executions = Executions(self.store, clock=self.now)
         """Exactly-once execution of governed tool calls, and the outbox of approved ones."""
         self.approvals = Approvals(self)
         """The queue of routed decisions waiting for a person: approve, reject, escalate."""
-
-    def _sql_store(self) -> SqlStore:
-        if not isinstance(self.store, SqlStore):
-            raise ConfigurationError(
-                f"precedent, approvals and executions need a SqlStore, not {type(self.store)!r}"
-            )
-        return self.store
 
     @property
     def in_process(self) -> bool:
@@ -324,9 +317,8 @@ class Guard:
         Raises:
             ContextError: a proposal's facts could not be assembled.
         """
-        store = self._sql_store()
         if isinstance(subject, Decision):
-            body = store.decision_body(subject.id)
+            body = self.store.decision_body(subject.id)
             if body is None:
                 raise ProposalError(f"decision {subject.id!r} is not on record", field="id")
             action, reason = subject.action, subject.reason
@@ -340,7 +332,7 @@ class Guard:
             context, amount, exclude = dict(snapshot.data), item.amount, None
         policy = self.pack.actions.get(action)
         return similar_decisions(
-            store,
+            self.store,
             action=action,
             reason=reason,
             context=context,

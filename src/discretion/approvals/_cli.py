@@ -102,10 +102,7 @@ def _guard(
 
 
 def _identity(guard: Guard, token: str) -> Identity | None:
-    store = guard.store
-    if not isinstance(store, SqlStore):
-        raise _fail("approvals need a SqlStore")
-    return Tokens(store, clock=guard.now).authenticate(token.strip())
+    return Tokens(guard.store, clock=guard.now).authenticate(token.strip())
 
 
 def _print(approvals: list[Approval]) -> None:
@@ -422,7 +419,7 @@ def serve(
         signer = load_signer(signing_key) if signing_key is not None else None
         writer = (
             CheckpointWriter(guard.store, every=timedelta(seconds=checkpoint_every), signer=signer)
-            if checkpoint_every > 0 and isinstance(guard.store, SqlStore)
+            if checkpoint_every > 0
             else None
         )
     except DiscretionError as exc:

@@ -33,7 +33,6 @@ from discretion.errors import (
     ApprovalConflict,
     ApprovalError,
     ApprovalNotFound,
-    ConfigurationError,
     ProposalError,
 )
 from discretion.execution import Execution, ToolCallable
@@ -42,7 +41,7 @@ from discretion.money import Money
 from discretion.policy.pack import PolicyPack, Role
 from discretion.precedent import PrecedentSpec
 from discretion.proposal import Actor
-from discretion.store import SqlStore, StoreTransaction
+from discretion.store import SqlStore, SqlTransaction
 from discretion.store._schema import approvals, decisions, ledger, reservations
 from discretion.store._sql import from_us, sql_connection, to_us
 
@@ -91,7 +90,7 @@ def _approval(row: Any) -> Approval:
     )
 
 
-def _connection(tx: StoreTransaction) -> Connection:
+def _connection(tx: SqlTransaction) -> Connection:
     return sql_connection(tx, "approvals")
 
 
@@ -107,7 +106,7 @@ def _note(note: str) -> str:
 
 
 def _record(
-    tx: StoreTransaction,
+    tx: SqlTransaction,
     approval_id: str,
     kind: str,
     status: ApprovalStatus,
@@ -159,12 +158,7 @@ class Approvals:
 
     @property
     def _store(self) -> SqlStore:
-        store = self._guard.store
-        if not isinstance(store, SqlStore):
-            raise ConfigurationError(
-                f"approvals are kept in SQL tables, but {type(store).__name__} is not a SqlStore"
-            )
-        return store
+        return self._guard.store
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -173,9 +167,7 @@ class Approvals:
 
     # Opening -----------------------------------------------------------------------------------
 
-    def open(
-        self, tx: StoreTransaction, decision: Decision, *, proposal: Mapping[str, Any]
-    ) -> None:
+    def open(self, tx: SqlTransaction, decision: Decision, *, proposal: Mapping[str, Any]) -> None:
         """Open the approval of a routed decision inside the decision's transaction.
 
         `proposal` is the proposal as the lineage records it; its tool call is what runs once
@@ -351,7 +343,7 @@ class Approvals:
     def _transition(
         self,
         connection: Connection,
-        tx: StoreTransaction,
+        tx: SqlTransaction,
         row: Any,
         status: ApprovalStatus,
         *,
@@ -668,9 +660,7 @@ class Approvals:
             )
         return self.get(approval_id)
 
-    def _expire(
-        self, connection: Connection, tx: StoreTransaction, row: Any, now: datetime
-    ) -> None:
+    def _expire(self, connection: Connection, tx: SqlTransaction, row: Any, now: datetime) -> None:
         due = _moment(row.due_us)
         self._transition(
             connection,

@@ -27,7 +27,7 @@ from discretion.money import Money
 from discretion.policy._evaluate import evaluate
 from discretion.policy.pack import Role
 from discretion.proposal import Actor, argument_at
-from discretion.store import StoreTransaction
+from discretion.store import SqlTransaction
 from discretion.store._schema import precedents
 from discretion.store._sql import from_us, sql_connection
 
@@ -110,7 +110,7 @@ def _arguments(
 
 def recheck(
     guard: Guard,
-    tx: StoreTransaction,
+    tx: SqlTransaction,
     *,
     approval_id: str,
     decision: Decision,
@@ -224,7 +224,7 @@ def recheck(
 
 def _budgets(
     guard: Guard,
-    tx: StoreTransaction,
+    tx: SqlTransaction,
     approval_id: str,
     decision: Decision,
     action: str,
@@ -275,7 +275,7 @@ def _budgets(
 
 
 def _precedents(
-    tx: StoreTransaction, approval_id: str, decision: Decision, proposal: Mapping[str, Any]
+    tx: SqlTransaction, approval_id: str, decision: Decision, proposal: Mapping[str, Any]
 ) -> None:
     cited = list((proposal.get("rationale") or {}).get("precedents") or [])
     if decision.precedents is not None:

@@ -24,9 +24,9 @@ from discretion.policy.pack import PolicyPack, Role, Rule
 from discretion.precedent._applicability import matches
 from discretion.precedent._model import Precedent, PrecedentSpec, Range
 from discretion.proposal import Actor
-from discretion.store import SqlStore, StoreTransaction
+from discretion.store import SqlStore, SqlTransaction
 from discretion.store._schema import ledger, precedent_keysets, precedents
-from discretion.store._sql import SqlTransaction, from_us, sql_connection, to_us
+from discretion.store._sql import from_us, sql_connection, to_us
 from discretion.types import Clock, IdFactory
 
 __all__ = ["Precedents"]
@@ -466,7 +466,7 @@ class Precedents:
 
     # Writing -----------------------------------------------------------------------------
 
-    def consume(self, tx: StoreTransaction, precedent_id: str, *, now: datetime) -> bool:
+    def consume(self, tx: SqlTransaction, precedent_id: str, *, now: datetime) -> bool:
         """Take one citation inside the decision's transaction; False when none is left.
 
         The conditional update is atomic: two decisions cannot both take the last citation.
