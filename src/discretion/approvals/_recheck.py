@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from discretion.budget import budget_key, check_budgets
 from discretion.context import Snapshot
 from discretion.decision import Decision, Outcome, Reservation
@@ -28,8 +26,6 @@ from discretion.policy._evaluate import evaluate
 from discretion.policy.pack import Role
 from discretion.proposal import Actor, argument_at
 from discretion.store import SqlTransaction
-from discretion.store._schema import precedents
-from discretion.store._sql import from_us, sql_connection
 
 if TYPE_CHECKING:
     from discretion.guard import Guard, Normalised
@@ -286,15 +282,7 @@ def _precedents(
         return
     wanted = list(dict.fromkeys(cited))
     # Read in this transaction: on SQLite a second connection would wait for our own lock.
-    connection = sql_connection(tx, "precedents")
-    rows = {
-        row.id: row
-        for row in connection.execute(
-            select(precedents.c.id, precedents.c.revoked_us, precedents.c.body).where(
-                precedents.c.id.in_(wanted)
-            )
-        )
-    }
+    rows = tx.precedents.load(wanted)
     for precedent_id in wanted:
         row = rows.get(precedent_id)
         if row is None:
@@ -303,8 +291,8 @@ def _precedents(
                 " found; reject it",
                 approval_id=approval_id,
             )
-        if row.revoked_us is not None:
-            revoked_at = from_us(int(row.revoked_us))
+        if row.revoked_at is not None:
+            revoked_at = row.revoked_at
             reason = json.loads(row.body).get("revoked_reason")
             why = f": {reason}" if reason else ""
             raise StaleApproval(
