@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from discretion import Decision, Outcome, SqlStore
-from discretion.approvals import Tokens
+from discretion.api import Tokens
 from discretion.signing import generate_key
 
 ACME = Path(__file__).resolve().parents[2] / "examples" / "acme"

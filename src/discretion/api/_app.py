@@ -14,13 +14,13 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from discretion import __version__
+from discretion.api._auth import Tokens
 from discretion.api._limits import RequestLimits
 from discretion.api._problems import install
 from discretion.api._routes import api_router
 from discretion.api._sessions import Sessions
 from discretion.api._state import AppState
 from discretion.api._ui import FormRejected, SignInRequired, ui_router
-from discretion.approvals import Tokens
 from discretion.errors import ConfigurationError
 from discretion.guard import Guard
 

@@ -17,8 +17,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from discretion.api import Identity, Tokens
 from discretion.approvals._model import Approval, ApprovalStatus
-from discretion.approvals._tokens import Identity, Tokens
 from discretion.errors import DiscretionError
 from discretion.money import Money
 from discretion.policy import load_pack
