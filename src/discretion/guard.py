@@ -37,7 +37,7 @@ from discretion.precedent import Failure, Precedents
 from discretion.precedent import check as check_precedent
 from discretion.proposal import Proposal, argument_at
 from discretion.shadow import Shadow
-from discretion.store import DuplicateKey, SqlStore
+from discretion.store import DecisionRecord, DuplicateKey, SqlStore
 from discretion.types import Clock, DecisionHook, IdFactory, utc_now
 
 if TYPE_CHECKING:
@@ -559,15 +559,17 @@ class Guard:
                 decision = self._build(
                     item, snapshot, evaluation, now, reservations=check.reservations
                 )
-                body = {
-                    "decision": decision.model_dump(mode="json", exclude={"lineage_hash"}),
-                    "proposal": item.record(),
-                    "context": dict(snapshot.data),
-                }
-                recorded = tx.append(decision, body=body)
+                record = DecisionRecord(
+                    decision=decision,
+                    proposal=item.record(),
+                    context=dict(snapshot.data),
+                    customer_id=item.customer_id,
+                    case_id=item.case_id,
+                )
+                recorded = tx.append(record)
                 if recorded.outcome is Outcome.ROUTE:
                     # The approval (the decision's id) commits with the decision or not at all.
-                    self.approvals.open(tx, recorded, proposal=body["proposal"])
+                    self.approvals.open(tx, recorded, proposal=record.proposal)
         except DuplicateKey as exc:
             known = self.store.find_decision(item.idempotency_key)
             if known is None:

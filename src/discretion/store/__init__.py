@@ -14,12 +14,19 @@ from discretion.store._executions import ExecutionRow
 from discretion.store._identities import SessionRow, TokenRow
 from discretion.store._precedents import NewPrecedent, PrecedentRow
 from discretion.store._reports import BudgetUse, GrantCell, GrantTotals, LikeCase, QueueDepth
-from discretion.store._sql import DuplicateKey, HistoryEntry, SqlStore, SqlTransaction
+from discretion.store._sql import (
+    DecisionRecord,
+    DuplicateKey,
+    HistoryEntry,
+    SqlStore,
+    SqlTransaction,
+)
 
 __all__ = [
     "ApprovalRow",
     "BudgetUse",
     "CheckpointWriter",
+    "DecisionRecord",
     "DuplicateKey",
     "ExecutionRow",
     "GrantCell",

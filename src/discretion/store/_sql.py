@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from discretion.signing import Signer, Verifier
 
 __all__ = [
+    "DecisionRecord",
     "DuplicateKey",
     "HistoryEntry",
     "SqlStore",
@@ -95,6 +96,30 @@ def sql_connection(tx: Any, what: str) -> Connection:
 
 _MAX_HELD = 4
 """Threads that keep a SQLite connection between decisions; others check one out per use."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DecisionRecord:
+    """What `SqlTransaction.append` records about one decision."""
+
+    decision: Decision
+    """The decision, with its reservations; its lineage hash is set by `append`."""
+    proposal: Mapping[str, Any]
+    """The proposal as the lineage records it (JSON): its digested content and its key."""
+    context: Mapping[str, Any]
+    """The context snapshot's data (JSON): exactly the facts it was decided on."""
+    customer_id: str | None
+    """The customer it concerns, if any: a column, so exposure per customer is a range read."""
+    case_id: str | None
+    """The case it concerns, if any."""
+
+    def body(self) -> dict[str, Any]:
+        """The lineage record's body; `canonical_json` of it is what the chain hashes."""
+        return {
+            "decision": self.decision.model_dump(mode="json", exclude={"lineage_hash"}),
+            "proposal": dict(self.proposal),
+            "context": dict(self.context),
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -248,14 +273,18 @@ class SqlTransaction:
         row = self._run("used", {"budget": budget_id, "key": key, "since": to_us(since)})
         return int(row.fetchone()[0])
 
-    def append(self, decision: Decision, *, body: dict[str, Any]) -> Decision:
+    def append(self, record: DecisionRecord) -> Decision:
         """Record the decision, its reservations and its lineage record; return it hashed.
 
         Invariant 4: all three are written in this one transaction, so none exists without the
         others.
+
+        Raises:
+            DuplicateKey: its idempotency key is on record already; roll back and read it.
         """
+        decision = record.decision
         at = to_us(decision.decided_at)
-        text = canonical_json(body)
+        text = canonical_json(record.body())
         link = self._next(decision.id, "decision", text)
         stamped = decision.with_hash(link.hash)
         amount = decision.amount
@@ -271,8 +300,8 @@ class SqlTransaction:
                         action=decision.action,
                         outcome=decision.outcome.value,
                         actor_id=decision.actor_id,
-                        customer_id=body["proposal"].get("customer_id"),
-                        case_id=body["proposal"].get("case_id"),
+                        customer_id=record.customer_id,
+                        case_id=record.case_id,
                         amount_minor=amount.minor if amount is not None else None,
                         currency=amount.currency if amount is not None else None,
                         required_role=decision.required_role,
