@@ -295,7 +295,7 @@ def db_upgrade(
     ] = "head",
 ) -> None:
     """Migrate the schema to the newest revision (run once per deploy, before the replicas)."""
-    from discretion.store._migrate import upgrade
+    from discretion.store import upgrade
 
     try:
         before, after = upgrade(db, revision)

@@ -1,9 +1,36 @@
-"""Stores: where decisions, budget reservations and the lineage are kept.
+"""The store: the one place discretion talks SQL.
 
-`SqlStore` is the one store: SQLite by default, PostgreSQL by URL. Only it ever satisfied the
-`Store` and `StoreTransaction` Protocols this package used to define, so the code is typed with
-`SqlStore` and `SqlTransaction`, whose table families (`store.approvals`, `tx.executions`, ...)
-are the access API the rest of discretion uses.
+`SqlStore` is the one store: SQLAlchemy Core over one schema, on SQLite by default (a file, WAL)
+and PostgreSQL when given a URL. There is no store Protocol to implement, because no second
+store could keep the invariants the guard relies on (a decision's reservations and lineage
+record commit together; budget keys and ledger partitions are locked while they are read). A
+new database goes in as a dialect: a branch of `_dialect.py`, where every difference between
+SQLite and PostgreSQL lives (engine set-up, upserts, row locks), run against the store's tests.
+
+Every statement on discretion's tables is in this package. The rest of discretion reaches them
+through this access API; reads open a connection of their own, and writes run in the caller's
+transaction (`with store.transaction() as tx:`):
+
+- `SqlStore`: `find_decision`, `decision`, `decisions`, `decision_body`, `history`,
+  `transaction`, `records`, `export`, `heads`, `count`, `partitions`, `checkpoints`,
+  `checkpoint`, `verify`, `create_schema`, `close`, `engine` (for tools and tests).
+- `SqlTransaction`: `budget_used`, `append` (a `DecisionRecord`), `reserve`, `record`, `lock`,
+  `decision`, `decision_body`, `has_record`.
+- `store.approvals`: `get`, `list`; `tx.approvals`: `open`, `claim`, `due`, `settle`, `escalate`.
+- `store.executions`: `get`, `with_status`, `for_decision`; `tx.executions`: `get`, `queue`,
+  `claim`, `locked`, `restart`, `finish`.
+- `store.precedents`: `load`, `list`, `find`; `tx.precedents`: `load`, `set_from`, `add`,
+  `consume`, `claim`, `revoke`.
+- `store.identities`: `find_token`, `get_token`, `live_tokens`, `find_session`;
+  `tx.identities`: `add_token`, `revoke_token`, `add_session`, `remove_session`.
+- `store.verdicts` (each call its own short transaction): `cached`, `remember`, `take_call`.
+- `store.reports`: `exposure`, `grants_by_day`, `queue`, `budget_use`, `like_cases`,
+  `resolutions`.
+- `upgrade`: migrate a database to the schema this version ships (Alembic).
+
+Methods take and return plain values, `Decision`, `Reservation`, `Money`, `LedgerRecord`, and
+the frozen records defined here (`ApprovalRow`, `ExecutionRow`, ...); the modules above turn
+them into their public models.
 """
 
 from __future__ import annotations
@@ -40,4 +67,19 @@ __all__ = [
     "SqlStore",
     "SqlTransaction",
     "TokenRow",
+    "upgrade",
 ]
+
+
+def upgrade(url: str, revision: str = "head") -> tuple[str | None, str | None]:
+    """Migrate the database at `url` to `revision`; return the revisions before and after.
+
+    Alembic is imported only here, when a migration runs.
+
+    Raises:
+        StoreError: the database cannot be reached or a revision failed; what ran of that
+            revision is rolled back (PostgreSQL; SQLite commits DDL per batch).
+    """
+    from discretion.store._migrate import upgrade as migrate
+
+    return migrate(url, revision)

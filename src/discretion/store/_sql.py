@@ -43,7 +43,7 @@ from discretion.lineage import (
 )
 from discretion.store import _approvals, _dialect, _executions, _identities
 from discretion.store._approvals import ApprovalReads, ApprovalWrites
-from discretion.store._compiled import Compiled, Statements
+from discretion.store._compiled import Statements
 from discretion.store._executions import ExecutionReads, ExecutionWrites
 from discretion.store._identities import IdentityReads, IdentityWrites
 from discretion.store._precedents import PrecedentReads, PrecedentWrites
@@ -64,35 +64,7 @@ from discretion.store._verdicts import Verdicts
 if TYPE_CHECKING:
     from discretion.signing import Signer, Verifier
 
-__all__ = [
-    "DecisionRecord",
-    "DuplicateKey",
-    "HistoryEntry",
-    "SqlStore",
-    "SqlTransaction",
-    "from_us",
-    "sql_connection",
-    "to_us",
-]
-
-_Compiled = Compiled
-"""The old name of `Compiled`, until the modules above the store stop compiling statements."""
-
-
-def sql_connection(tx: Any, what: str) -> Connection:
-    """The SQLAlchemy connection of a store transaction, for parts that keep SQL tables.
-
-    Raises:
-        ConfigurationError: the transaction is not a `SqlStore`'s.
-    """
-    connection = getattr(tx, "connection", None)
-    if not isinstance(connection, Connection):
-        raise ConfigurationError(
-            f"{what} are kept in SQL tables, but {type(tx).__name__} has no SQLAlchemy"
-            " connection; use SqlStore"
-        )
-    return connection
-
+__all__ = ["DecisionRecord", "DuplicateKey", "HistoryEntry", "SqlStore", "SqlTransaction"]
 
 _MAX_HELD = 4
 """Threads that keep a SQLite connection between decisions; others check one out per use."""
@@ -341,11 +313,6 @@ class SqlTransaction:
                     "reserved_us": at,
                 },
             )
-
-    @property
-    def connection(self) -> Connection:
-        """The transaction's connection, for subsystems that keep their own tables."""
-        return self._connection
 
     def decision(self, decision_id: str) -> Decision | None:
         """A decision by id, as this transaction sees it."""
@@ -627,21 +594,13 @@ class SqlStore:
         ):
             yield connection
 
-    def decision_body(
-        self, decision_id: str, *, connection: Connection | None = None
-    ) -> dict[str, Any] | None:
+    def decision_body(self, decision_id: str) -> dict[str, Any] | None:
         """The lineage body of a decision: the decision, its proposal and its context snapshot.
 
         Inside a transaction, read it with `SqlTransaction.decision_body`.
         """
-        with self._reader(connection, "the ledger") as reader:
-            return _decision_body(reader, decision_id)
-
-    @contextmanager
-    def reading(self, what: str) -> Iterator[Connection]:
-        """A read connection whose database errors become `StoreError`s naming `what`."""
-        with self._reading(what) as connection:
-            yield connection
+        with self._reading("the ledger") as connection:
+            return _decision_body(connection, decision_id)
 
     @contextmanager
     def _reader(self, connection: Connection | None, what: str) -> Iterator[Connection]:
