@@ -368,7 +368,7 @@ def main() -> None:
     from sqlalchemy import select
 
     from discretion import SqlStore
-    from discretion.approvals import Tokens
+    from discretion.api import Tokens
     from discretion.store._dialect import create
     from discretion.store._schema import decisions, metadata
 

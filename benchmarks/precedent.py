@@ -27,10 +27,16 @@ from discretion import Guard, Money, SqlStore, load_pack
 from discretion.context import StaticContextProvider
 from discretion.lineage import canonical_json, partition_of
 from discretion.precedent import PrecedentSpec
-from discretion.precedent._store import _match_hash
 from discretion.proposal import Actor
-from discretion.store._schema import PARTITIONS, decisions, ledger, precedent_keysets, precedents
-from discretion.store._sql import to_us
+from discretion.store._precedents import match_hash
+from discretion.store._schema import (
+    PARTITIONS,
+    decisions,
+    ledger,
+    precedent_keysets,
+    precedents,
+    to_us,
+)
 
 PACK = """
 pack: bench-precedent
@@ -120,7 +126,7 @@ def fill_precedents(guard: Guard, source: str, count: int) -> None:
                 "action": "refund",
                 "reason": "carrier-lost",
                 "match_keys": ",".join(sorted(scope)),
-                "match_hash": _match_hash("refund", "carrier-lost", scope),
+                "match_hash": match_hash("refund", "carrier-lost", scope),
                 # A quarter are bounded by a share of the order instead: those are read and
                 # checked on every matching case (12.00 of a 120.00 order: never enough).
                 "bound_minor": None if i % 4 == 0 else 3000,

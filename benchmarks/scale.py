@@ -44,8 +44,7 @@ from discretion import Guard, SqlStore, load_pack
 from discretion.context import StaticContextProvider
 from discretion.lineage import partition_of
 from discretion.store._dialect import create
-from discretion.store._schema import PARTITIONS, decisions, ledger, metadata, reservations
-from discretion.store._sql import to_us
+from discretion.store._schema import PARTITIONS, decisions, ledger, metadata, reservations, to_us
 from precedent import FACTS, ask, fill_precedents, set_precedent
 from precedent import PACK as PRECEDENT_PACK
 

@@ -46,7 +46,7 @@ from discretion import (
     load_pack,
 )
 from discretion.context import ContextRequest
-from discretion.store import StoreTransaction
+from discretion.store import SqlTransaction
 from discretion.store._schema import decisions, ledger, reservations
 
 AMOUNTS = ["5.00", "49.99", "120.00", "199.99", "200.00", "200.01", "450.00", "1200.00", "9999.99"]
@@ -93,7 +93,7 @@ class FlakyStore(SqlStore):
     faults: Faults
 
     @contextmanager
-    def transaction(self) -> Iterator[StoreTransaction]:
+    def transaction(self) -> Iterator[SqlTransaction]:
         dbapi = self.engine.dialect.loaded_dbapi
         with super().transaction() as tx:
             if self.faults.roll("store.fails-at-begin"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import discretion
+import discretion.api
 import discretion.approvals
 import discretion.context
 import discretion.evals
@@ -41,6 +42,7 @@ def test_public_classes_report_the_public_module():
 
 def test_extension_packages_export_what_they_list():
     for package in (
+        discretion.api,
         discretion.approvals,
         discretion.context,
         discretion.evals,

@@ -48,9 +48,7 @@ def guard_for(facts: dict) -> Guard:
 
 
 def rows_in(guard: Guard, table: Table) -> int:
-    store = guard.store
-    assert isinstance(store, SqlStore)
-    with store.reading(table.name) as connection:
+    with guard.store._reading(table.name) as connection:
         return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
 
 

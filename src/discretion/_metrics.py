@@ -21,11 +21,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from sqlalchemy import and_, func, select
 
 from discretion.decision import Decision, Outcome
-from discretion.store._schema import approvals, reservations
-from discretion.store._sql import to_us
 
 if TYPE_CHECKING:
     from discretion.policy import PolicyPack
@@ -50,7 +47,6 @@ class _StoreCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         now = self._clock()
-        now_us = to_us(now)
         depth = GaugeMetricFamily(
             "discretion_approvals_pending",
             "Routed cases waiting for a person, by the role they need.",
@@ -70,34 +66,18 @@ class _StoreCollector(Collector):
             "Minor units reserved against a budget in its window, over all keys.",
             labels=["budget", "currency"],
         )
-        with self._store.reading("metrics") as connection:
-            rows = connection.execute(
-                select(approvals.c.required_role, func.count(), func.min(approvals.c.opened_us))
-                .where(approvals.c.status == "pending")
-                .group_by(approvals.c.required_role)
-            ).all()
-            for budget in self._pack.budgets:
-                # The budget's own window, `(now - window, now]`, as `budget.py` counts it.
-                since = to_us(now - budget.window)
-                window = and_(
-                    reservations.c.budget_id == budget.id, reservations.c.reserved_us > since
-                )
-                per_key = (
-                    select(func.sum(reservations.c.amount_minor).label("used"))
-                    .where(window)
-                    .group_by(reservations.c.budget_key)
-                    .subquery()
-                )
-                top, total = connection.execute(
-                    select(func.max(per_key.c.used), func.sum(per_key.c.used))
-                ).one()
-                ratio = (int(top or 0) / budget.limit_minor) if budget.limit_minor else 0.0
-                used.add_metric([budget.id], ratio)
-                reserved.add_metric([budget.id, self._pack.currency], int(total or 0))
-        for role, count, _opened in rows:
-            depth.add_metric([role], count)
-        first = min((int(r[2]) for r in rows), default=None)
-        oldest.add_metric([], max(0.0, (now_us - first) / 1e6) if first is not None else 0.0)
+        queue = self._store.reports.queue()
+        # Each budget's own window, `(now - window, now]`, as `budget.py` counts it.
+        budgets = self._pack.budgets
+        use = self._store.reports.budget_use([(b.id, now - b.window) for b in budgets])
+        for budget, spent in zip(budgets, use, strict=True):
+            ratio = (spent.top_key_minor / budget.limit_minor) if budget.limit_minor else 0.0
+            used.add_metric([budget.id], ratio)
+            reserved.add_metric([budget.id, self._pack.currency], spent.total_minor)
+        for waiting in queue:
+            depth.add_metric([waiting.required_role], waiting.pending)
+        first = min((w.oldest_opened_at for w in queue), default=None)
+        oldest.add_metric([], max(0.0, (now - first).total_seconds()) if first is not None else 0.0)
         yield depth
         yield oldest
         yield used

@@ -9,12 +9,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
-
 from discretion.decision import Decision, Outcome
 from discretion.money import Money
 from discretion.store import SqlStore
-from discretion.store._schema import decisions, ledger
 
 __all__ = ["SimilarDecision", "similar_decisions"]
 
@@ -76,56 +73,24 @@ def similar_decisions(
     Reads at most `WINDOW` rows through the (action, reason, time) index, so it costs the
     same with a hundred decisions on record as with a million.
     """
-    query = (
-        select(decisions.c.id, decisions.c.amount_minor, ledger.c.body.label("record"))
-        .join(ledger, (ledger.c.subject_id == decisions.c.id) & (ledger.c.kind == "decision"))
-        .where(
-            decisions.c.action == action,
-            decisions.c.reason == reason if reason is not None else decisions.c.reason.is_(None),
-        )
-        .order_by(decisions.c.decided_us.desc())
-        .limit(WINDOW)
-    )
-    with store.reading("decisions") as connection:
-        rows = connection.execute(query).all()
+    rows = store.reports.like_cases(action=action, reason=reason, limit=WINDOW)
     scored: list[tuple[float, int, dict[str, Any], tuple[str, ...]]] = []
     for order, row in enumerate(rows):
-        if row.id == exclude:
+        if row.decision_id == exclude:
             continue
-        record = json.loads(row.record)
+        record = json.loads(row.body)
         past = record.get("context", {})
         gaps = {name: _gap(context.get(name), past.get(name)) for name in fields}
         if amount is not None and row.amount_minor is not None:
-            gaps["amount"] = _gap(amount.minor, int(row.amount_minor))
+            gaps["amount"] = _gap(amount.minor, row.amount_minor)
         differs = tuple(name for name, gap in gaps.items() if gap > 0)
         scored.append((sum(gaps.values()), order, record["decision"], differs))
     scored.sort(key=lambda item: (item[0], item[1]))
     # Only the chosen few are read whole (with their lineage hash) and validated.
     best = scored[:limit]
-    stamped: dict[str, str] = {}
-    if best:
-        with store.reading("decisions") as connection:
-            stamped = dict(
-                connection.execute(
-                    select(decisions.c.id, decisions.c.body).where(
-                        decisions.c.id.in_([body["id"] for _, _, body, _ in best])
-                    )
-                ).all()
-            )
-    chosen = [
-        (distance, Decision.model_validate_json(stamped[body["id"]]), differs)
-        for distance, _, body, differs in best
-    ]
-    resolutions: dict[str, str] = {}
-    if chosen:
-        ids = [decision.id for _, decision, _ in chosen]
-        with store.reading("the ledger") as connection:
-            for subject, kind in connection.execute(
-                select(ledger.c.subject_id, ledger.c.kind)
-                .where(ledger.c.subject_id.in_(ids), ledger.c.kind != "decision")
-                .order_by(ledger.c.seq)
-            ):
-                resolutions[subject] = kind
+    stamped = store.decisions(body["id"] for _, _, body, _ in best)
+    chosen = [(distance, stamped[body["id"]], differs) for distance, _, body, differs in best]
+    resolutions = store.reports.resolutions([decision.id for _, decision, _ in chosen])
     return [
         SimilarDecision(
             decision=decision,

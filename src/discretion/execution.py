@@ -23,22 +23,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeAlias
 
 from pydantic_core import to_jsonable_python
-from sqlalchemy import Connection, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from discretion.errors import ExecutionError, ProposalError
+from discretion.errors import ExecutionError, ProposalError, StoreError
 from discretion.lineage import canonical_json, digest
-from discretion.store import SqlStore, Store, StoreTransaction
-from discretion.store._schema import executions
-from discretion.store._sql import _Compiled, from_us, sql_connection, to_us
+from discretion.store import ExecutionRow, SqlStore, SqlTransaction
 from discretion.types import Clock
 
 __all__ = ["AsyncToolCall", "Execution", "ExecutionStatus", "Executions", "ToolCallable"]
@@ -48,55 +43,6 @@ ToolCallable: TypeAlias = Callable[[dict[str, Any], str], Any]
 
 AsyncToolCall: TypeAlias = Callable[[dict[str, Any], str], Awaitable[Any]]
 """`ToolCallable` for async tools."""
-
-_COLUMNS = tuple(c.name for c in executions.columns)
-
-
-def _moment(us: int | None) -> datetime | None:
-    return from_us(us) if us is not None else None
-
-
-def _statements(dialect_name: str) -> dict[str, Any]:
-    """The hot-path statements: claim, read, restart and finish one key.
-
-    Compiled once per dialect and run on the driver's cursor, as the store's own hot path is:
-    building Core statements per call cost ~0.1 ms each here, most of a call's overhead.
-    """
-    dialect_insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
-    key = executions.c.key == bindparam("b_key")
-    return {
-        # Both dialects say ON CONFLICT DO NOTHING: a key already claimed inserts no row.
-        "claim": dialect_insert(executions).on_conflict_do_nothing(index_elements=["key"]),
-        # Locked (PostgreSQL) so that two claims of one key restart it once.
-        "read": select(*executions.columns).where(key).with_for_update(),
-        "restart": update(executions)
-        .where(key)
-        .values(
-            status=bindparam("b_status"),
-            attempts=bindparam("b_attempts"),
-            started_us=bindparam("b_started"),
-            finished_us=bindparam("b_finished"),
-            error=bindparam("b_error"),
-        ),
-        "finish": update(executions)
-        .where(key)
-        .values(
-            status=bindparam("b_status"),
-            result=bindparam("b_result"),
-            error=bindparam("b_error"),
-            finished_us=bindparam("b_finished"),
-        ),
-    }
-
-
-class _Row:
-    """A driver row of the executions table, read by column name."""
-
-    def __init__(self, values: Any) -> None:
-        self.__dict__.update(zip(_COLUMNS, values, strict=True))
-
-    def __getattr__(self, name: str) -> Any:
-        raise AttributeError(name)
 
 
 def _jsonable(value: Any) -> Any:
@@ -147,19 +93,19 @@ class Execution:
     """True when `run` returned a stored success instead of calling the tool."""
 
 
-def _execution(row: Any) -> Execution:
+def _execution(row: ExecutionRow) -> Execution:
     return Execution(
         key=row.key,
         decision_id=row.decision_id,
         tool=row.tool,
         arguments=json.loads(row.arguments),
         status=ExecutionStatus(row.status),
-        attempts=int(row.attempts),
+        attempts=row.attempts,
         result=json.loads(row.result) if row.result is not None else None,
         error=row.error,
-        queued_at=_moment(row.queued_us),
-        started_at=_moment(row.started_us),
-        finished_at=_moment(row.finished_us),
+        queued_at=row.queued_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
     )
 
 
@@ -191,7 +137,7 @@ class _Call:
             digest=digest({"tool": tool, "arguments": plain}),
         )
 
-    def check(self, row: Any) -> None:
+    def check(self, row: ExecutionRow) -> None:
         """Raise unless `row` holds this same call."""
         if row.arguments_digest != self.digest:
             raise ProposalError(
@@ -223,14 +169,13 @@ class Executions:
         ```
 
     Args:
-        store: the store whose transactions also record the executions (a `SqlStore`).
+        store: the store whose transactions also record the executions.
         clock: the current time as an aware datetime.
     """
 
-    def __init__(self, store: Store, *, clock: Clock) -> None:
+    def __init__(self, store: SqlStore, *, clock: Clock) -> None:
         self._store = store
         self._clock = clock
-        self._sql: dict[str, dict[str, _Compiled]] = {}
 
     def _now(self) -> datetime:
         moment = self._clock()
@@ -238,24 +183,11 @@ class Executions:
             raise ProposalError("the executions clock returned a naive datetime; use an aware one")
         return moment
 
-    @staticmethod
-    def _connection(tx: StoreTransaction) -> Connection:
-        return sql_connection(tx, "executions")
-
-    @contextmanager
-    def _reading(self) -> Iterator[Connection]:
-        if isinstance(self._store, SqlStore):
-            with self._store.reading("executions") as connection:
-                yield connection
-        else:
-            with self._store.transaction() as tx:
-                yield self._connection(tx)
-
     # Writes -----------------------------------------------------------------------------------
 
     def enqueue(
         self,
-        tx: StoreTransaction,
+        tx: SqlTransaction,
         *,
         decision_id: str,
         key: str,
@@ -271,13 +203,12 @@ class Executions:
             ProposalError: the key was already used for other arguments.
         """
         call = _Call.of(key=key, decision_id=decision_id, tool=tool, arguments=arguments)
-        connection = self._connection(tx)
-        row = connection.execute(select(executions).where(executions.c.key == key)).first()
+        row = tx.executions.get(key)
         if row is not None:
             call.check(row)
             return
-        connection.execute(
-            insert(executions).values(
+        tx.executions.queue(
+            ExecutionRow(
                 key=key,
                 decision_id=decision_id,
                 tool=tool,
@@ -285,7 +216,7 @@ class Executions:
                 arguments_digest=call.digest,
                 status=ExecutionStatus.PENDING.value,
                 attempts=0,
-                queued_us=to_us(at),
+                queued_at=at,
             )
         )
         tx.record(
@@ -295,74 +226,50 @@ class Executions:
             at=at,
         )
 
-    def _compiled(self, connection: Connection) -> dict[str, _Compiled]:
-        name = connection.dialect.name
-        compiled = self._sql.get(name)
-        if compiled is None:
-            compiled = {
-                k: _Compiled(statement, connection.dialect)
-                for k, statement in _statements(name).items()
-            }
-            self._sql[name] = compiled
-        return compiled
-
     def _claim(self, call: _Call) -> _Claim | Execution:
         """Claim the call to run now; return the stored success instead when there is one."""
         now = self._now()
-        at = to_us(now)
         with self._store.transaction() as tx:
-            connection = self._connection(tx)
-            sql = self._compiled(connection)
-            cursor = connection.connection.cursor()
-            try:
-                # A claim inserts the key's row or, finding it, locks it: no two claims of one
-                # key interleave.
-                values = dict.fromkeys(_COLUMNS)
-                values.update(
-                    key=call.key,
-                    decision_id=call.decision_id,
-                    tool=call.tool,
-                    arguments=call.text,
-                    arguments_digest=call.digest,
-                    status=ExecutionStatus.RUNNING.value,
-                    attempts=1,
-                    started_us=at,
+            # A claim inserts the key's row or, finding it, locks it: no two claims of one key
+            # interleave.
+            claim = _Claim(decision_id=call.decision_id, attempt=1, started_at=now)
+            claimed = tx.executions.claim(
+                key=call.key,
+                decision_id=call.decision_id,
+                tool=call.tool,
+                arguments=call.text,
+                arguments_digest=call.digest,
+                status=ExecutionStatus.RUNNING.value,
+                started_at=now,
+            )
+            if not claimed:
+                row = tx.executions.locked(call.key)
+                if row is None:  # pragma: no cover - rows are never deleted
+                    raise StoreError(f"execution {call.key!r} vanished while it was claimed")
+                call.check(row)
+                status = ExecutionStatus(row.status)
+                if status is ExecutionStatus.SUCCEEDED:
+                    return replace(_execution(row), is_replay=True)
+                if status is ExecutionStatus.RUNNING:
+                    raise ExecutionError(
+                        f"execution {call.key!r} ({call.tool}) started at"
+                        f" {row.started_at} and has not reported how it ended; it is not run"
+                        " again. Check with the tool's system whether it ran, using the key,"
+                        " before acting on it by hand",
+                        key=call.key,
+                    )
+                claim = _Claim(
+                    decision_id=row.decision_id,
+                    attempt=row.attempts + 1,
+                    started_at=now,
+                    queued_at=row.queued_at,
                 )
-                claim = _Claim(decision_id=call.decision_id, attempt=1, started_at=now)
-                if sql["claim"].run(cursor, values).rowcount != 1:
-                    found = sql["read"].run(cursor, {"b_key": call.key}).fetchone()
-                    row = _Row(found)
-                    call.check(row)
-                    status = ExecutionStatus(row.status)
-                    if status is ExecutionStatus.SUCCEEDED:
-                        return replace(_execution(row), is_replay=True)
-                    if status is ExecutionStatus.RUNNING:
-                        raise ExecutionError(
-                            f"execution {call.key!r} ({call.tool}) started at"
-                            f" {_moment(row.started_us)} and has not reported how it ended; it"
-                            " is not run again. Check with the tool's system whether it ran,"
-                            " using the key, before acting on it by hand",
-                            key=call.key,
-                        )
-                    claim = _Claim(
-                        decision_id=row.decision_id,
-                        attempt=int(row.attempts) + 1,
-                        started_at=now,
-                        queued_at=_moment(row.queued_us),
-                    )
-                    sql["restart"].run(
-                        cursor,
-                        {
-                            "b_key": call.key,
-                            "b_status": ExecutionStatus.RUNNING.value,
-                            "b_attempts": claim.attempt,
-                            "b_started": at,
-                            "b_finished": None,
-                            "b_error": None,
-                        },
-                    )
-            finally:
-                cursor.close()
+                tx.executions.restart(
+                    call.key,
+                    status=ExecutionStatus.RUNNING.value,
+                    attempts=claim.attempt,
+                    started_at=now,
+                )
             tx.record(
                 "execution.started",
                 claim.decision_id,
@@ -384,21 +291,13 @@ class Executions:
         else:
             body["error"] = error
         with self._store.transaction() as tx:
-            connection = self._connection(tx)
-            cursor = connection.connection.cursor()
-            try:
-                self._compiled(connection)["finish"].run(
-                    cursor,
-                    {
-                        "b_key": call.key,
-                        "b_status": status.value,
-                        "b_result": canonical_json(stored) if succeeded else None,
-                        "b_error": error,
-                        "b_finished": to_us(now),
-                    },
-                )
-            finally:
-                cursor.close()
+            tx.executions.finish(
+                call.key,
+                status=status.value,
+                result=canonical_json(stored) if succeeded else None,
+                error=error,
+                finished_at=now,
+            )
             tx.record(f"execution.{status.value}", claim.decision_id, body, at=now)
         return Execution(
             key=call.key,
@@ -520,27 +419,14 @@ class Executions:
 
     def get(self, key: str) -> Execution | None:
         """The execution with this key, if any."""
-        with self._reading() as connection:
-            row = connection.execute(select(executions).where(executions.c.key == key)).first()
+        row = self._store.executions.get(key)
         return _execution(row) if row is not None else None
 
     def pending(self, limit: int = 100) -> list[Execution]:
         """The outbox: queued calls that have not started, oldest first."""
-        with self._reading() as connection:
-            rows = connection.execute(
-                select(executions)
-                .where(executions.c.status == ExecutionStatus.PENDING.value)
-                .order_by(executions.c.queued_us, executions.c.key)
-                .limit(limit)
-            ).all()
+        rows = self._store.executions.with_status(ExecutionStatus.PENDING.value, limit=limit)
         return [_execution(row) for row in rows]
 
     def for_decision(self, decision_id: str) -> list[Execution]:
         """The executions a decision led to (at most one for a call; none when not allowed)."""
-        with self._reading() as connection:
-            rows = connection.execute(
-                select(executions)
-                .where(executions.c.decision_id == decision_id)
-                .order_by(executions.c.key)
-            ).all()
-        return [_execution(row) for row in rows]
+        return [_execution(row) for row in self._store.executions.for_decision(decision_id)]

@@ -11,8 +11,7 @@ from approvals.conftest import precedent_pack  # noqa: F401
 from approvals.helpers import MutableFacts
 from conftest import good_facts
 from discretion import Guard, SqlStore
-from discretion.api import create_app
-from discretion.approvals import Tokens
+from discretion.api import Tokens, create_app
 from discretion.policy import PolicyPack
 
 from .helpers import Served

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from approvals.helpers import MutableFacts
 from discretion import Guard, SqlStore
-from discretion.approvals import Tokens
+from discretion.api import Tokens
 
 SUBJECTS = {
     "bot": ("bot-1", "ai_agent", True),

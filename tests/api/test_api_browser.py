@@ -15,8 +15,8 @@ import uvicorn
 from approvals.helpers import MutableFacts, records
 from conftest import SHOP_PACK, FakeClock, good_facts, refund
 from discretion import Guard, SqlStore
-from discretion.api import create_app
-from discretion.approvals import ApprovalStatus, Tokens
+from discretion.api import Tokens, create_app
+from discretion.approvals import ApprovalStatus
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

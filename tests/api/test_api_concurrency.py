@@ -14,8 +14,7 @@ import pytest
 
 from conftest import good_facts, refund
 from discretion import Guard
-from discretion.api import create_app
-from discretion.approvals import Tokens
+from discretion.api import Tokens, create_app
 from discretion.context import (
     ChainedContext,
     ContextRequest,

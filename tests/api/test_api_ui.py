@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from approvals.helpers import LOST, records
 from conftest import refund
 from discretion import Verdict, load_pack
-from discretion.api import create_app
-from discretion.approvals import ApprovalStatus, Tokens
+from discretion.api import Tokens, create_app
+from discretion.approvals import ApprovalStatus
 from discretion.context import StaticContextProvider
 from discretion.judge import StaticJudge
 from judge.helpers import JUDGED_PACK, lost_facts, lost_refund

@@ -30,7 +30,7 @@ import pytest
 import discretion
 from _openai_endpoint import JUDGE_VARIABLES, openai_endpoint
 from discretion import Decision, Outcome, SqlStore
-from discretion.approvals import Tokens
+from discretion.api import Tokens
 from discretion.signing import generate_key
 from judge.helpers import JUDGED_PACK, lost_refund
 

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from conftest import NOW, SHOP_PACK, good_facts, refund
 from discretion import Guard, SqlStore, load_pack
-from discretion.approvals import ApprovalStatus, Tokens
+from discretion.api import Tokens
+from discretion.approvals import ApprovalStatus
 from discretion.cli import _common, app
 from discretion.context import StaticContextProvider
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from _openai_endpoint import openai_endpoint
 from conftest import SHOP_PACK
 from discretion import SqlStore
-from discretion.approvals import Tokens
+from discretion.api import Tokens
 from discretion.cli import app
 from discretion.settings import ENVIRONMENT, Settings
 from discretion.types import utc_now

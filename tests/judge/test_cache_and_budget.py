@@ -9,7 +9,6 @@ from sqlalchemy import select
 
 from conftest import Counter, shop_pack_with
 from discretion import Outcome, load_pack
-from discretion.judge._cache import memory_for
 from discretion.store._schema import judge_calls, judge_verdicts
 
 from .helpers import COMPLETIONS, JUDGED_PACK, completion, lost_facts, lost_refund, verdict
@@ -164,9 +163,8 @@ def test_the_shop_pack_without_judge_settings_still_loads(tmp_path):
 
 def test_concurrent_callers_never_take_more_than_the_daily_calls(store):
     # Many guards (threads here, processes in production) share one counter row per day.
-    memory = memory_for(store)
     with ThreadPoolExecutor(max_workers=6) as pool:
-        taken = list(pool.map(lambda _: memory.take_call("2026-11-26", 7), range(24)))
+        taken = list(pool.map(lambda _: store.verdicts.take_call("2026-11-26", 7), range(24)))
     assert taken.count(True) == 7
     with store.engine.connect() as connection:
         used = connection.execute(select(judge_calls.c.calls)).scalar_one()

@@ -30,8 +30,8 @@ from discretion import (
 )
 from discretion.context import ContextRequest, StaticContextProvider, TimeoutContext
 from discretion.judge import OpenAIJudge
+from discretion.store import SqlTransaction
 from discretion.store._schema import decisions, executions, reservations
-from discretion.store._sql import SqlTransaction
 from judge.helpers import (
     COMPLETIONS,
     JUDGE_URL,
@@ -263,7 +263,7 @@ def test_a_failure_between_budget_reservation_and_ledger_append_writes_nothing(
 def rows_in(tx: SqlTransaction, table: Any) -> int:
     # On the driver's cursor: its fetch waits for the writes PostgreSQL's pipeline mode has
     # sent without waiting (SQLAlchemy would see no result yet).
-    cursor = tx.connection.connection.cursor()
+    cursor = tx._connection.connection.cursor()
     cursor.execute(f"SELECT count(*) FROM {table.name}")
     return int(cursor.fetchone()[0])
 

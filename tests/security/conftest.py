@@ -9,8 +9,7 @@ from api.helpers import Served
 from approvals.helpers import MutableFacts
 from conftest import good_facts
 from discretion import Guard, SqlStore
-from discretion.api import create_app
-from discretion.approvals import Tokens
+from discretion.api import Tokens, create_app
 
 
 @pytest.fixture

@@ -21,8 +21,9 @@ from sqlalchemy import MetaData, select
 from api.helpers import csrf_of, sign_in
 from approvals.helpers import LOST, count, records
 from conftest import refund
-from discretion.approvals import ApprovalStatus, Tokens
-from discretion.approvals._tokens import token_digest
+from discretion.api import Tokens
+from discretion.api._auth import token_digest
+from discretion.approvals import ApprovalStatus
 from discretion.store._schema import approvals, executions
 
 

@@ -20,8 +20,7 @@ from hypothesis.errors import Unsatisfiable
 from api.helpers import Served
 from conftest import good_facts, refund
 from discretion import Guard, SqlStore
-from discretion.api import create_app
-from discretion.approvals import Tokens
+from discretion.api import Tokens, create_app
 from discretion.context import StaticContextProvider
 from discretion.store._schema import decisions
 

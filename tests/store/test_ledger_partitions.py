@@ -22,9 +22,9 @@ from conftest import NOW, fresh_postgres
 from discretion import ConfigurationError, SqlStore, StoreError
 from discretion.cli import app
 from discretion.lineage import partition_of
-from discretion.store import CheckpointWriter
+from discretion.store import CheckpointWriter, SqlTransaction
 from discretion.store._dialect import PING_IDLE_S, PingWhenIdle, create
-from discretion.store._sql import SqlTransaction, to_us
+from discretion.store._schema import to_us
 
 BODY = {"note": "held open"}
 
@@ -47,7 +47,7 @@ def postgres() -> Iterator[SqlStore]:
 
 def impatient(tx: SqlTransaction) -> SqlTransaction:
     """Make the transaction give up on a lock after 300 ms instead of waiting for it."""
-    tx.connection.execute(text("SET LOCAL lock_timeout = '300ms'"))
+    tx._connection.execute(text("SET LOCAL lock_timeout = '300ms'"))
     return tx
 
 
@@ -83,14 +83,14 @@ def test_a_budget_key_stays_locked_until_the_commit_and_other_keys_do_not_wait(p
 
 @pytest.mark.postgres
 def test_one_replica_at_a_time_writes_a_checkpoint(postgres):
-    from discretion.store._sql import _CHECKPOINT_LOCK
+    from discretion.store._dialect import CHECKPOINT_LOCK
 
     with postgres.transaction() as tx:
         tx.record("note", "dec_a", BODY, at=NOW)
     with postgres.engine.connect() as elsewhere:
-        elsewhere.execute(select(text(f"pg_advisory_lock({_CHECKPOINT_LOCK})")))
+        elsewhere.execute(select(text(f"pg_advisory_lock({CHECKPOINT_LOCK})")))
         assert postgres.checkpoint(at=NOW) is None  # another replica is writing one
-        elsewhere.execute(select(text(f"pg_advisory_unlock({_CHECKPOINT_LOCK})")))
+        elsewhere.execute(select(text(f"pg_advisory_unlock({CHECKPOINT_LOCK})")))
     made = postgres.checkpoint(at=NOW)
     assert made is not None
     assert made.seq == 1
@@ -110,7 +110,7 @@ def test_verify_reads_a_snapshot_beside_an_open_writer(store):
 def test_a_postgresql_read_holds_no_transaction_open(postgres):
     # A reader between statements is `idle`, not `idle in transaction`: it sends no BEGIN or
     # ROLLBACK, and a slow reader never holds back vacuum or another session's DDL.
-    with postgres.reading("tokens") as reader, postgres.engine.connect() as observer:
+    with postgres._reading("tokens") as reader, postgres.engine.connect() as observer:
         pid = reader.execute(select(text("pg_backend_pid()"))).scalar_one()
         assert reader.execute(select(text("1"))).scalar_one() == 1
         state = observer.execute(

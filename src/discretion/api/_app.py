@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from discretion import __version__
+from discretion.api._auth import Tokens
 from discretion.api._headers import SecurityHeaders
 from discretion.api._limits import RequestLimits
 from discretion.api._problems import install
@@ -21,10 +22,8 @@ from discretion.api._routes import api_router
 from discretion.api._sessions import Sessions
 from discretion.api._state import AppState
 from discretion.api._ui import FormRejected, SignInRequired, ui_router
-from discretion.approvals import Tokens
 from discretion.errors import ConfigurationError
 from discretion.guard import Guard
-from discretion.store import SqlStore
 
 __all__ = ["create_app"]
 
@@ -95,7 +94,7 @@ def create_app(
         ```
 
     Args:
-        guard: decides, records and keeps the approval queue; its store must be a `SqlStore`.
+        guard: decides, records and keeps the approval queue; its store keeps tokens and sessions.
         tokens: where bearer tokens are checked; the guard's store when absent.
         session_ttl: how long a UI sign-in lasts.
         secure_cookies: send the UI's cookies over HTTPS only; set it behind TLS.
@@ -106,14 +105,9 @@ def create_app(
             no LLM judge, in-process context), else 40 so waits on the network overlap.
 
     Raises:
-        ConfigurationError: the guard's store is not a `SqlStore`, or `concurrency` is below 1.
+        ConfigurationError: `concurrency` is below 1.
     """
     store = guard.store
-    if not isinstance(store, SqlStore):
-        raise ConfigurationError(
-            f"the server keeps tokens and sessions in SQL tables; {type(store).__name__} is not"
-            " a SqlStore"
-        )
     if concurrency is None:
         concurrency = IN_PROCESS_CONCURRENCY if guard.in_process else WAITING_CONCURRENCY
     if concurrency < 1:

@@ -16,9 +16,10 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from discretion.api._auth import Identity
 from discretion.api._problems import Problem, ProblemError
 from discretion.api._state import AppState, is_runnable, money_in
-from discretion.approvals import Approval, ApprovalStatus, Identity
+from discretion.approvals import Approval, ApprovalStatus
 from discretion.decision import Decision
 from discretion.errors import ApprovalNotFound
 from discretion.money import Money

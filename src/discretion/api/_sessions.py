@@ -14,13 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select
-
-from discretion.approvals import Identity
-from discretion.approvals._tokens import identity_of, token_digest
+from discretion.api._auth import Identity, identity_of, token_digest
 from discretion.store import SqlStore
-from discretion.store._schema import api_tokens, ui_sessions
-from discretion.store._sql import to_us
 
 __all__ = ["Session", "Sessions", "same_secret"]
 
@@ -59,14 +54,12 @@ class Sessions:
         csrf = secrets.token_urlsafe(32)
         now = self._clock()
         with self._store.transaction() as tx:
-            tx.connection.execute(
-                insert(ui_sessions).values(
-                    id_hash=token_digest(cookie),
-                    token_id=identity.token_id,
-                    csrf=csrf,
-                    created_us=to_us(now),
-                    expires_us=to_us(now + self._ttl),
-                )
+            tx.identities.add_session(
+                digest=token_digest(cookie),
+                token_id=identity.token_id,
+                csrf=csrf,
+                created_at=now,
+                expires_at=now + self._ttl,
             )
         return cookie, Session(identity=identity, csrf=csrf)
 
@@ -74,32 +67,14 @@ class Sessions:
         """The live session of a cookie value, if any."""
         if not cookie or len(cookie) > 100:
             return None
-        with self._store.reading("sessions") as connection:
-            row = connection.execute(
-                select(
-                    ui_sessions.c.csrf,
-                    api_tokens.c.id,
-                    api_tokens.c.subject_id,
-                    api_tokens.c.role,
-                    api_tokens.c.is_ai,
-                    api_tokens.c.label,
-                )
-                .join(api_tokens, api_tokens.c.id == ui_sessions.c.token_id)
-                .where(
-                    ui_sessions.c.id_hash == token_digest(cookie),
-                    ui_sessions.c.expires_us > to_us(self._clock()),
-                    api_tokens.c.revoked_us.is_(None),
-                )
-            ).first()
+        row = self._store.identities.find_session(token_digest(cookie), now=self._clock())
         if row is None:
             return None
-        return Session(identity=identity_of(row), csrf=row.csrf)
+        return Session(identity=identity_of(row.token), csrf=row.csrf)
 
     def close(self, cookie: str | None) -> None:
         """End the session of a cookie value."""
         if not cookie:
             return
         with self._store.transaction() as tx:
-            tx.connection.execute(
-                delete(ui_sessions).where(ui_sessions.c.id_hash == token_digest(cookie))
-            )
+            tx.identities.remove_session(token_digest(cookie))

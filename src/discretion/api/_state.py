@@ -8,8 +8,9 @@ from decimal import Decimal
 from anyio import CapacityLimiter
 from fastapi.templating import Jinja2Templates
 
+from discretion.api._auth import Tokens
 from discretion.api._sessions import Sessions
-from discretion.approvals import Approval, ApprovalStatus, Tokens
+from discretion.approvals import Approval, ApprovalStatus
 from discretion.errors import ProposalError
 from discretion.guard import Guard
 from discretion.money import Money

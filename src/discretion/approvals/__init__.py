@@ -1,4 +1,4 @@
-"""Human approvals: the queue of routed decisions, the rules for deciding them, and tokens.
+"""Human approvals: the queue of routed decisions and the rules for deciding them.
 
 Every routed decision opens an approval in the decision's own transaction; its id is the
 decision's id. Server-side rules, whoever calls (Python, HTTP, the web UI, the CLI):
@@ -12,21 +12,12 @@ decision's id. Server-side rules, whoever calls (Python, HTTP, the web UI, the C
   facts, against budgets and precedent revocations (`StaleApproval` when it no longer holds);
 - every transition is a lineage record with the approver's id, role, note and the time.
 
-Approved tool calls run exactly once through the outbox (`Approvals.run_approved`).
+Approved tool calls run exactly once through the outbox (`Approvals.run_approved`). The bearer
+tokens approvers sign in with are `discretion.api.Tokens`.
 """
 
 from discretion.approvals._exposure import Exposure, ExposureRow
 from discretion.approvals._model import Approval, ApprovalStatus
 from discretion.approvals._queue import Approvals
-from discretion.approvals._tokens import TOKEN_PREFIX, Identity, Tokens
 
-__all__ = [
-    "TOKEN_PREFIX",
-    "Approval",
-    "ApprovalStatus",
-    "Approvals",
-    "Exposure",
-    "ExposureRow",
-    "Identity",
-    "Tokens",
-]
+__all__ = ["Approval", "ApprovalStatus", "Approvals", "Exposure", "ExposureRow"]

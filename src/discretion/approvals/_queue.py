@@ -23,8 +23,6 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, insert, select, update
-
 from discretion.approvals._exposure import Exposure, ExposureRow, exposure, exposure_report
 from discretion.approvals._model import Approval, ApprovalStatus
 from discretion.decision import Decision
@@ -32,8 +30,8 @@ from discretion.errors import (
     ApprovalConflict,
     ApprovalError,
     ApprovalNotFound,
-    ConfigurationError,
     ProposalError,
+    StoreError,
 )
 from discretion.execution import Execution, ToolCallable
 from discretion.lineage import digest
@@ -41,9 +39,7 @@ from discretion.money import Money
 from discretion.policy import PolicyPack, Role
 from discretion.precedent import PrecedentSpec
 from discretion.proposal import Actor
-from discretion.store import SqlStore, StoreTransaction
-from discretion.store._schema import approvals, decisions, ledger, reservations
-from discretion.store._sql import from_us, sql_connection, to_us
+from discretion.store import ApprovalRow, SqlStore, SqlTransaction
 
 if TYPE_CHECKING:
     from discretion.guard import Guard
@@ -55,17 +51,7 @@ SYSTEM = "system"
 """The `decided_by` of an approval that expired."""
 
 
-def _moment(us: int | None) -> datetime | None:
-    return from_us(us) if us is not None else None
-
-
-def _money(minor: int | None, currency: str | None) -> Money | None:
-    return Money.from_minor(minor, currency) if minor is not None and currency else None
-
-
-def _approval(row: Any) -> Approval:
-    requested = _money(row.amount_minor, row.currency)
-    approved = _money(row.approved_minor, row.currency)
+def _approval(row: ApprovalRow) -> Approval:
     return Approval(
         id=row.id,
         status=ApprovalStatus(row.status),
@@ -76,22 +62,27 @@ def _approval(row: Any) -> Approval:
         actor_role=row.actor_role,
         customer_id=row.customer_id,
         case_id=row.case_id,
-        requested_amount=requested,
-        amount=approved if approved is not None else requested,
-        proposal=json.loads(row.proposal),
+        requested_amount=row.requested,
+        amount=row.approved if row.approved is not None else row.requested,
+        proposal=row.proposal,
         policy_version=row.policy_version,
-        opened_at=_moment(row.opened_us),
-        due_at=_moment(row.due_us),
-        escalations=int(row.escalations),
-        decided_at=_moment(row.decided_us),
+        opened_at=row.opened_at,
+        due_at=row.due_at,
+        escalations=row.escalations,
+        decided_at=row.decided_at,
         decided_by=row.decided_by,
         decided_role=row.decided_role,
         note=row.note,
     )
 
 
-def _connection(tx: StoreTransaction) -> Connection:
-    return sql_connection(tx, "approvals")
+def _found(row: ApprovalRow | None, approval_id: str) -> ApprovalRow:
+    if row is None:
+        raise ApprovalNotFound(
+            f"no approval {approval_id!r}: only routed decisions open one; check the id",
+            approval_id=approval_id,
+        )
+    return row
 
 
 def _note(note: str) -> str:
@@ -106,7 +97,7 @@ def _note(note: str) -> str:
 
 
 def _record(
-    tx: StoreTransaction,
+    tx: SqlTransaction,
     approval_id: str,
     kind: str,
     status: ApprovalStatus,
@@ -158,17 +149,7 @@ class Approvals:
 
     @property
     def _store(self) -> SqlStore:
-        store = self._guard.store
-        if not isinstance(store, SqlStore):
-            raise ConfigurationError(
-                f"approvals are kept in SQL tables, but {type(store).__name__} is not a SqlStore"
-            )
-        return store
-
-    @contextmanager
-    def _reading(self) -> Iterator[Connection]:
-        with self._store.reading("approvals") as connection:
-            yield connection
+        return self._guard.store
 
     # Reading -----------------------------------------------------------------------------------
 
@@ -178,8 +159,7 @@ class Approvals:
         Raises:
             ApprovalNotFound: no routed decision has this id.
         """
-        with self._reading() as connection:
-            return _approval(self._row(connection, approval_id))
+        return _approval(_found(self._store.approvals.get(approval_id), approval_id))
 
     def list(
         self,
@@ -195,18 +175,17 @@ class Approvals:
             role: only those a holder of this role may decide: routed to it or to a lower rung.
             limit: at most this many.
         """
-        query = select(approvals)
-        if status is not None:
-            query = query.where(approvals.c.status == ApprovalStatus(status).value)
+        below: builtins.list[str] | None = None
         if role is not None:
             holder = self._guard.pack.role(role)
             if holder is None or holder.is_ai:
                 return []
             below = [r.id for r in self._guard.pack.roles if r.rank <= holder.rank]
-            query = query.where(approvals.c.required_role.in_(below))
-        query = query.order_by(approvals.c.due_us, approvals.c.id).limit(limit)
-        with self._reading() as connection:
-            rows = connection.execute(query).all()
+        rows = self._store.approvals.list(
+            status=ApprovalStatus(status).value if status is not None else None,
+            required_roles=below,
+            limit=limit,
+        )
         return [_approval(row) for row in rows]
 
     def decision(self, approval_id: str) -> Decision:
@@ -221,20 +200,14 @@ class Approvals:
 
         Its decision, what people did with it, and its execution.
         """
-        with self._reading() as connection:
-            rows = connection.execute(
-                select(ledger.c.seq, ledger.c.kind, ledger.c.body, ledger.c.recorded_us)
-                .where(ledger.c.subject_id == approval_id)
-                .order_by(ledger.c.seq)
-            ).all()
         return [
             {
-                "seq": int(row.seq),
-                "kind": row.kind,
-                "at": _moment(row.recorded_us),
-                "body": json.loads(row.body),
+                "seq": entry.seq,
+                "kind": entry.kind,
+                "at": entry.recorded_at,
+                "body": json.loads(entry.body),
             }
-            for row in rows
+            for entry in self._store.history(approval_id)
         ]
 
     def exposure(
@@ -246,25 +219,23 @@ class Approvals:
     ) -> Exposure:
         """What a customer, or the cases an agent proposed, was granted in the last `days`."""
         since = self._guard.now() - timedelta(days=days)
-        with self._reading() as connection:
-            return exposure(
-                connection,
-                currency=self._guard.pack.currency,
-                since=since,
-                customer_id=customer_id,
-                actor_id=actor_id,
-            )
+        return exposure(
+            self._store,
+            currency=self._guard.pack.currency,
+            since=since,
+            customer_id=customer_id,
+            actor_id=actor_id,
+        )
 
     def exposure_report(self, *, days: int = 30) -> builtins.list[ExposureRow]:
         """Grants over the last `days` by day, exception reason and granting role."""
         now = self._guard.now()
-        with self._reading() as connection:
-            return exposure_report(
-                connection,
-                currency=self._guard.pack.currency,
-                since=now - timedelta(days=days),
-                until=now,
-            )
+        return exposure_report(
+            self._store,
+            currency=self._guard.pack.currency,
+            since=now - timedelta(days=days),
+            until=now,
+        )
 
     # Deciding ----------------------------------------------------------------------------------
 
@@ -283,22 +254,9 @@ class Approvals:
         return role
 
     @staticmethod
-    def _row(connection: Connection, approval_id: str, *, lock: bool = False) -> Any:
-        query = select(approvals).where(approvals.c.id == approval_id)
-        # Locked (PostgreSQL) by whoever decides it: a second approver waits, then finds it
-        # decided. SQLite's write lock already serialises them.
-        row = connection.execute(query.with_for_update() if lock else query).first()
-        if row is None:
-            raise ApprovalNotFound(
-                f"no approval {approval_id!r}: only routed decisions open one; check the id",
-                approval_id=approval_id,
-            )
-        return row
-
-    @staticmethod
-    def _settled(row: Any) -> ApprovalConflict:
+    def _settled(row: ApprovalRow) -> ApprovalConflict:
         by = f" by {row.decided_by} ({row.decided_role})" if row.decided_by else ""
-        at = _moment(row.decided_us)
+        at = row.decided_at
         when = f" at {at.isoformat()}" if at is not None else ""
         return ApprovalConflict(
             f"approval {row.id} was already {row.status}{by}{when}; nothing was changed, reload it",
@@ -306,39 +264,32 @@ class Approvals:
         )
 
     @staticmethod
-    def _required(pack: PolicyPack, row: Any) -> Role:
+    def _required(pack: PolicyPack, row: ApprovalRow) -> Role:
         # A role the current pack dropped routes to the top human rung (fail closed).
         return pack.role(row.required_role) or pack.highest_human
 
     def _transition(
         self,
-        connection: Connection,
-        tx: StoreTransaction,
-        row: Any,
+        tx: SqlTransaction,
+        row: ApprovalRow,
         status: ApprovalStatus,
         *,
         by: Actor | None,
         note: str,
         now: datetime,
         body: dict[str, Any],
-        **values: Any,
+        approved: Money | None = None,
     ) -> None:
-        result = connection.execute(
-            update(approvals)
-            .where(
-                approvals.c.id == row.id,
-                approvals.c.status == ApprovalStatus.PENDING.value,
-            )
-            .values(
-                status=status.value,
-                decided_us=to_us(now),
-                decided_by=by.id if by is not None else SYSTEM,
-                decided_role=by.role if by is not None else None,
-                note=note,
-                **values,
-            )
+        settled = tx.approvals.settle(
+            row.id,
+            status=status.value,
+            at=now,
+            by=by.id if by is not None else SYSTEM,
+            role=by.role if by is not None else None,
+            note=note,
+            approved=approved,
         )
-        if result.rowcount != 1:
+        if not settled:
             # Only reachable if a writer bypassed the ledger lock; never move a settled row.
             raise ApprovalConflict(
                 f"approval {row.id} was decided by someone else meanwhile; reload it",
@@ -347,22 +298,25 @@ class Approvals:
         _record(tx, row.id, status.value, status, by=by, note=note, now=now, **body)
 
     @contextmanager
-    def _pending(self, approval_id: str, now: datetime) -> Iterator[tuple[Any, Connection, Any]]:
+    def _pending(
+        self, approval_id: str, now: datetime
+    ) -> Iterator[tuple[SqlTransaction, ApprovalRow]]:
         """A write transaction holding a pending approval's row; it expires an overdue one."""
-        expired: Any = None
+        expired: ApprovalRow | None = None
         with self._store.transaction() as tx:
-            connection = _connection(tx)
-            row = self._row(connection, approval_id, lock=True)
+            # Claimed (locked on PostgreSQL) by whoever decides it: a second approver waits,
+            # then finds it decided. SQLite's write lock already serialises them.
+            row = _found(tx.approvals.claim(approval_id), approval_id)
             if row.status != ApprovalStatus.PENDING.value:
                 raise self._settled(row)
-            if to_us(now) >= row.due_us:
-                self._expire(connection, tx, row, now)
+            if now >= row.due_at:
+                self._expire(tx, row, now)
                 expired = row
             else:
-                yield tx, connection, row
+                yield tx, row
         if expired is not None:
             # Raised after the block so that the expiry itself commits.
-            due = from_us(expired.due_us)
+            due = expired.due_at
             raise ApprovalConflict(
                 f"approval {approval_id} passed its due time ({due.isoformat()}) and has"
                 " expired; it can no longer be decided",
@@ -406,12 +360,12 @@ class Approvals:
         pack = guard.pack
         role = self._approver(pack, approver)
         now = guard.now()
-        with self._pending(approval_id, now) as (tx, connection, row):
+        with self._pending(approval_id, now) as (tx, row):
             self._check_may_decide(pack, row, approver, role, "approve")
-            requested = _money(row.amount_minor, row.currency)
+            requested = row.requested
             granted = self._granted(row, requested, amount)
-            decision = self._decision(connection, row.id)
-            proposal = json.loads(row.proposal)
+            decision = self._decision(tx, row.id)
+            proposal = row.proposal
             self._check_digest(row, decision, proposal)
             checked = guard.pipeline.recheck(
                 tx,
@@ -424,17 +378,7 @@ class Approvals:
                 is_edited=granted != requested,
                 now=now,
             )
-            for reservation in checked.reservations:
-                connection.execute(
-                    insert(reservations).values(
-                        decision_id=row.id,
-                        budget_id=reservation.budget,
-                        budget_key=reservation.key,
-                        amount_minor=reservation.amount.minor,
-                        currency=reservation.amount.currency,
-                        reserved_us=to_us(now),
-                    )
-                )
+            tx.reserve(row.id, checked.reservations, at=now)
             tool = proposal.get("tool")
             execution = (
                 {"key": decision.idempotency_key, "tool": tool["name"]}
@@ -442,7 +386,6 @@ class Approvals:
                 else None
             )
             self._transition(
-                connection,
                 tx,
                 row,
                 ApprovalStatus.APPROVED,
@@ -456,7 +399,7 @@ class Approvals:
                     "reservations": [r.model_dump(mode="json") for r in checked.reservations],
                     "execution": execution,
                 },
-                approved_minor=granted.minor if granted is not None else None,
+                approved=granted,
             )
             if precedent is not None:
                 # After the approval.approved record: precedent is set from a granted case.
@@ -473,7 +416,7 @@ class Approvals:
         return self.get(approval_id)
 
     @staticmethod
-    def _check_separation(row: Any, actor: Actor) -> None:
+    def _check_separation(row: ApprovalRow, actor: Actor) -> None:
         if actor.id == row.actor_id:
             raise ApprovalError(
                 f"approval {row.id}: {actor.id!r} proposed this case and cannot decide it"
@@ -482,7 +425,7 @@ class Approvals:
 
     @classmethod
     def _check_may_decide(
-        cls, pack: PolicyPack, row: Any, approver: Actor, role: Role, verb: str
+        cls, pack: PolicyPack, row: ApprovalRow, approver: Actor, role: Role, verb: str
     ) -> None:
         """Separation of duties, and the approver's role reaches the rung the case waits on."""
         cls._check_separation(row, approver)
@@ -494,7 +437,7 @@ class Approvals:
             )
 
     @staticmethod
-    def _granted(row: Any, requested: Money | None, amount: Money | None) -> Money | None:
+    def _granted(row: ApprovalRow, requested: Money | None, amount: Money | None) -> Money | None:
         if amount is None:
             return requested
         if requested is None:
@@ -519,14 +462,14 @@ class Approvals:
         return amount
 
     @staticmethod
-    def _decision(connection: Connection, approval_id: str) -> Decision:
-        body = connection.execute(
-            select(decisions.c.body).where(decisions.c.id == approval_id)
-        ).scalar_one()
-        return Decision.model_validate_json(body)
+    def _decision(tx: SqlTransaction, approval_id: str) -> Decision:
+        decision = tx.decision(approval_id)
+        if decision is None:  # pragma: no cover - the approval's key is its decision's id
+            raise StoreError(f"approval {approval_id} has no decision on record")
+        return decision
 
     @staticmethod
-    def _check_digest(row: Any, decision: Decision, proposal: Mapping[str, Any]) -> None:
+    def _check_digest(row: ApprovalRow, decision: Decision, proposal: Mapping[str, Any]) -> None:
         content = {k: v for k, v in proposal.items() if k != "idempotency_key"}
         if digest(content) != decision.proposal_digest:
             raise ApprovalError(
@@ -545,10 +488,9 @@ class Approvals:
         pack = self._guard.pack
         role = self._approver(pack, approver)
         now = self._guard.now()
-        with self._pending(approval_id, now) as (tx, connection, row):
+        with self._pending(approval_id, now) as (tx, row):
             self._check_may_decide(pack, row, approver, role, "decide")
             self._transition(
-                connection,
                 tx,
                 row,
                 ApprovalStatus.REJECTED,
@@ -572,7 +514,7 @@ class Approvals:
         pack = self._guard.pack
         self._approver(pack, approver)
         now = self._guard.now()
-        with self._pending(approval_id, now) as (tx, connection, row):
+        with self._pending(approval_id, now) as (tx, row):
             self._check_separation(row, approver)
             current = self._required(pack, row)
             above = next((r for r in pack.roles if not r.is_ai and r.rank > current.rank), None)
@@ -582,14 +524,8 @@ class Approvals:
                     " ladder; approve or reject it"
                 )
             due = now + pack.approval_sla_for(row.action, above)
-            connection.execute(
-                update(approvals)
-                .where(approvals.c.id == row.id)
-                .values(
-                    required_role=above.id,
-                    due_us=to_us(due),
-                    escalations=int(row.escalations) + 1,
-                )
+            tx.approvals.escalate(
+                row.id, required_role=above.id, due_at=due, escalations=row.escalations + 1
             )
             _record(
                 tx,
@@ -615,7 +551,7 @@ class Approvals:
         text = _note(note)
         pack = self._guard.pack
         now = self._guard.now()
-        with self._pending(approval_id, now) as (tx, connection, row):
+        with self._pending(approval_id, now) as (tx, row):
             if by.id != row.actor_id:
                 role = self._approver(pack, by)
                 required = self._required(pack, row)
@@ -624,22 +560,17 @@ class Approvals:
                         f"approval {row.id}: only its proposer or a person who may decide it"
                         f" ({required.id!r} or above) can cancel it"
                     )
-            self._transition(
-                connection, tx, row, ApprovalStatus.CANCELLED, by=by, note=text, now=now, body={}
-            )
+            self._transition(tx, row, ApprovalStatus.CANCELLED, by=by, note=text, now=now, body={})
         return self.get(approval_id)
 
-    def _expire(
-        self, connection: Connection, tx: StoreTransaction, row: Any, now: datetime
-    ) -> None:
-        due = _moment(row.due_us)
+    def _expire(self, tx: SqlTransaction, row: ApprovalRow, now: datetime) -> None:
+        due = row.due_at
         self._transition(
-            connection,
             tx,
             row,
             ApprovalStatus.EXPIRED,
             by=None,
-            note=f"nobody decided it by its due time {due.isoformat() if due else ''}",
+            note=f"nobody decided it by its due time {due.isoformat()}",
             now=now,
             body={"due_at": due},
         )
@@ -648,19 +579,10 @@ class Approvals:
         """Expire every pending approval whose due time has come; return them."""
         now = self._guard.now()
         with self._store.transaction() as tx:
-            connection = _connection(tx)
-            rows = connection.execute(
-                select(approvals)
-                .where(
-                    approvals.c.status == ApprovalStatus.PENDING.value,
-                    approvals.c.due_us <= to_us(now),
-                )
-                .order_by(approvals.c.due_us, approvals.c.id)
-                # One being decided right now is left to its approver, who finds it overdue.
-                .with_for_update(skip_locked=True)
-            ).all()
+            # One being decided right now is left to its approver, who finds it overdue.
+            rows = tx.approvals.due(now)
             for row in rows:
-                self._expire(connection, tx, row, now)
+                self._expire(tx, row, now)
         return [self.get(row.id) for row in rows]
 
     # Executing ---------------------------------------------------------------------------------

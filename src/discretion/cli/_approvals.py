@@ -11,14 +11,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from discretion.approvals import Approval, ApprovalStatus, Identity, Tokens
+from discretion.api import Identity, Tokens
+from discretion.approvals import Approval, ApprovalStatus
 from discretion.cli import _common
 from discretion.cli._common import DEFAULT_DB, ContextOption, DbOption
 from discretion.errors import DiscretionError
 from discretion.guard import Guard
 from discretion.money import Money
 from discretion.settings import build_guard
-from discretion.store import SqlStore
 
 __all__ = ["approvals_app"]
 
@@ -51,10 +51,7 @@ def _guard(pack: Path, db: str, context: Path | None = None, now: str | None = N
 
 
 def _identity(guard: Guard, token: str) -> Identity | None:
-    store = guard.store
-    if not isinstance(store, SqlStore):
-        raise _common.fail("approvals need a SqlStore")
-    return Tokens(store, clock=guard.now).authenticate(token.strip())
+    return Tokens(guard.store, clock=guard.now).authenticate(token.strip())
 
 
 def _print(approvals: list[Approval]) -> None:

@@ -24,7 +24,7 @@ def db_upgrade(
 ) -> None:
     """Migrate the schema to the newest revision (run once per deploy, before the replicas)."""
     # Alembic loads only for this command, not for every start of the command line.
-    from discretion.store._migrate import upgrade
+    from discretion.store import upgrade
 
     try:
         before, after = upgrade(db, revision)

@@ -19,7 +19,7 @@ from discretion.cli._common import (
 from discretion.errors import DiscretionError
 from discretion.settings import build_guard
 from discretion.signing import load_signer
-from discretion.store import CheckpointWriter, SqlStore
+from discretion.store import CheckpointWriter
 
 __all__ = ["serve"]
 
@@ -106,7 +106,7 @@ def serve(
         signer = load_signer(signing_key) if signing_key is not None else None
         writer = (
             CheckpointWriter(guard.store, every=timedelta(seconds=checkpoint_every), signer=signer)
-            if checkpoint_every > 0 and isinstance(guard.store, SqlStore)
+            if checkpoint_every > 0
             else None
         )
     except DiscretionError as exc:

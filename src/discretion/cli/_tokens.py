@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from discretion.approvals import Tokens
+from discretion.api import Tokens
 from discretion.cli import _common
 from discretion.cli._common import DEFAULT_DB, DbOption
 from discretion.errors import DiscretionError

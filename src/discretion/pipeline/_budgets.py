@@ -15,7 +15,7 @@ from discretion.decision import Outcome, Reservation
 from discretion.pipeline._assemble import Resolved
 from discretion.pipeline._state import Evaluation
 from discretion.policy import NEXT_ABOVE, Budget, PolicyPack, Role
-from discretion.store import StoreTransaction
+from discretion.store import SqlTransaction
 
 __all__ = ["BudgetCheck", "BudgetKeys", "budget_key", "check_budgets", "over_budget"]
 
@@ -54,7 +54,7 @@ class BudgetCheck:
 
 def check_budgets(
     pack: PolicyPack,
-    tx: StoreTransaction,
+    tx: SqlTransaction,
     *,
     action: str,
     outcome: Outcome,

@@ -40,7 +40,7 @@ from discretion.pipeline._state import Evaluation
 from discretion.policy import PolicyPack, Role, ToolSpec
 from discretion.precedent import Precedents
 from discretion.proposal import Actor, Proposal
-from discretion.store import DuplicateKey, SqlStore, StoreTransaction
+from discretion.store import DecisionRecord, DuplicateKey, SqlStore, SqlTransaction
 from discretion.types import Clock, DecisionHook, IdFactory
 
 __all__ = ["Governed", "Pipeline", "RecordHook"]
@@ -271,7 +271,7 @@ class Pipeline:
 
     def recheck(
         self,
-        tx: StoreTransaction,
+        tx: SqlTransaction,
         *,
         approval_id: str,
         decision: Decision,
@@ -360,15 +360,17 @@ class Pipeline:
                     now=now,
                     reservations=check.reservations,
                 )
-                body = {
-                    "decision": decision.model_dump(mode="json", exclude={"lineage_hash"}),
-                    "proposal": item.record(),
-                    "context": dict(snapshot.data),
-                }
-                recorded = tx.append(decision, body=body)
+                record = DecisionRecord(
+                    decision=decision,
+                    proposal=item.record(),
+                    context=dict(snapshot.data),
+                    customer_id=decision.entities.get("customer"),
+                    case_id=decision.entities.get("case"),
+                )
+                recorded = tx.append(record)
                 if recorded.outcome is Outcome.ROUTE:
                     # The approval (the decision's id) commits with the decision or not at all.
-                    open_approval(pack, tx, recorded, body["proposal"])
+                    open_approval(pack, tx, recorded, record.proposal)
         except DuplicateKey as exc:
             known = self.store.find_decision(item.idempotency_key)
             if known is None:

@@ -19,7 +19,7 @@ from discretion.pipeline._normalise import Normalised
 from discretion.pipeline._state import Evaluation
 from discretion.policy import PolicyPack
 from discretion.precedent import Failure, Precedents, check
-from discretion.store import StoreTransaction
+from discretion.store import SqlTransaction
 
 __all__ = ["apply_precedent", "take_precedent"]
 
@@ -130,7 +130,7 @@ def apply_precedent(
 
 
 def take_precedent(
-    precedents: Precedents, tx: StoreTransaction, evaluation: Evaluation, now: datetime
+    precedents: Precedents, tx: SqlTransaction, evaluation: Evaluation, now: datetime
 ) -> Evaluation:
     """Take the applied precedent's citation in the decision's transaction.
 

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from discretion.context import ContextProvider, Snapshot
 from discretion.decision import Decision, Outcome, Reservation
 from discretion.errors import ApprovalError, ContextError, ProposalError, StaleApproval
@@ -28,9 +26,7 @@ from discretion.pipeline._evaluate import evaluate
 from discretion.pipeline._normalise import normalise, write_amount
 from discretion.policy import PolicyPack, Role
 from discretion.proposal import Actor
-from discretion.store import StoreTransaction
-from discretion.store._schema import precedents
-from discretion.store._sql import from_us, sql_connection
+from discretion.store import SqlTransaction
 
 __all__ = ["Recheck", "recheck"]
 
@@ -88,7 +84,7 @@ def _arguments(
 def recheck(
     pack: PolicyPack,
     context: ContextProvider,
-    tx: StoreTransaction,
+    tx: SqlTransaction,
     *,
     approval_id: str,
     decision: Decision,
@@ -214,7 +210,7 @@ def recheck(
 
 def _budgets(
     pack: PolicyPack,
-    tx: StoreTransaction,
+    tx: SqlTransaction,
     approval_id: str,
     decision: Decision,
     action: str,
@@ -261,7 +257,7 @@ def _budgets(
 
 
 def _precedents(
-    tx: StoreTransaction, approval_id: str, decision: Decision, proposal: Mapping[str, Any]
+    tx: SqlTransaction, approval_id: str, decision: Decision, proposal: Mapping[str, Any]
 ) -> None:
     cited = list((proposal.get("rationale") or {}).get("precedents") or [])
     if decision.precedents is not None:
@@ -272,15 +268,7 @@ def _precedents(
         return
     wanted = list(dict.fromkeys(cited))
     # Read in this transaction: on SQLite a second connection would wait for our own lock.
-    connection = sql_connection(tx, "precedents")
-    rows = {
-        row.id: row
-        for row in connection.execute(
-            select(precedents.c.id, precedents.c.revoked_us, precedents.c.body).where(
-                precedents.c.id.in_(wanted)
-            )
-        )
-    }
+    rows = tx.precedents.load(wanted)
     for precedent_id in wanted:
         row = rows.get(precedent_id)
         if row is None:
@@ -289,8 +277,8 @@ def _precedents(
                 " found; reject it",
                 approval_id=approval_id,
             )
-        if row.revoked_us is not None:
-            revoked_at = from_us(int(row.revoked_us))
+        if row.revoked_at is not None:
+            revoked_at = row.revoked_at
             reason = json.loads(row.body).get("revoked_reason")
             why = f": {reason}" if reason else ""
             raise StaleApproval(

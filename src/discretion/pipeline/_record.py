@@ -6,18 +6,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
-
 from discretion.decision import Decision, Reservation
-from discretion.lineage import canonical_json
 from discretion.pipeline._assemble import named
 from discretion.pipeline._explain import explain
 from discretion.pipeline._normalise import Normalised
 from discretion.pipeline._state import Evaluation
 from discretion.policy import PolicyPack
-from discretion.store import StoreTransaction
-from discretion.store._schema import approvals
-from discretion.store._sql import sql_connection, to_us
+from discretion.store import ApprovalRow, SqlTransaction
 
 __all__ = ["build_decision", "open_approval"]
 
@@ -68,7 +63,7 @@ def build_decision(
 
 
 def open_approval(
-    pack: PolicyPack, tx: StoreTransaction, decision: Decision, proposal: Mapping[str, Any]
+    pack: PolicyPack, tx: SqlTransaction, decision: Decision, proposal: Mapping[str, Any]
 ) -> None:
     """Open the approval of a routed decision inside the decision's transaction.
 
@@ -77,9 +72,9 @@ def open_approval(
     the action and the required role.
     """
     role = pack.role(decision.required_role or "") or pack.highest_human
-    amount = decision.amount
-    sql_connection(tx, "approvals").execute(
-        insert(approvals).values(
+    tool = proposal.get("tool")
+    tx.approvals.open(
+        ApprovalRow(
             id=decision.id,
             status="pending",
             action=decision.action,
@@ -89,14 +84,13 @@ def open_approval(
             actor_role=decision.actor_role,
             customer_id=decision.entities.get("customer"),
             case_id=decision.entities.get("case"),
-            amount_minor=amount.minor if amount is not None else None,
-            currency=amount.currency if amount is not None else None,
-            approved_minor=None,
-            tool=(proposal.get("tool") or {}).get("name"),
-            proposal=canonical_json(proposal),
+            requested=decision.amount,
+            approved=None,
+            tool=tool.get("name") if isinstance(tool, Mapping) else None,
+            proposal=dict(proposal),
             policy_version=decision.policy_version,
-            opened_us=to_us(decision.decided_at),
-            due_us=to_us(decision.decided_at + pack.approval_sla_for(decision.action, role)),
+            opened_at=decision.decided_at,
+            due_at=decision.decided_at + pack.approval_sla_for(decision.action, role),
             escalations=0,
         )
     )

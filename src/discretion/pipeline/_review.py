@@ -20,7 +20,7 @@ from discretion.authority import lowest_above
 from discretion.context import Snapshot
 from discretion.decision import JudgeRecord, Outcome
 from discretion.errors import JudgeError, JudgeTimeout
-from discretion.judge._cache import JudgeMemory, memory_for
+from discretion.judge._cache import JudgeMemory
 from discretion.judge._grounded import Fault, ground
 from discretion.judge._prompt import render, require_jinja
 from discretion.judge._request import Assessment, Judge, JudgeRequest, verdict_key
@@ -28,7 +28,7 @@ from discretion.money import Money
 from discretion.pipeline._state import Evaluation
 from discretion.policy import PolicyPack, Role
 from discretion.proposal import Rationale
-from discretion.store import Store
+from discretion.store import SqlStore
 
 __all__ = ["Review"]
 
@@ -53,7 +53,7 @@ class Review:
         self,
         pack: PolicyPack,
         *,
-        store: Store,
+        store: SqlStore,
         judge: Judge | None,
         timer: Callable[[], float] = time.perf_counter,
     ) -> None:
@@ -61,7 +61,7 @@ class Review:
             require_jinja()
         self.pack = pack
         self.judge = judge
-        self._memory: JudgeMemory = memory_for(store)
+        self._memory = JudgeMemory(store)
         self._timer = timer
 
     def apply(

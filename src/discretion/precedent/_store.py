@@ -11,22 +11,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-
 from discretion.authority import covers_exception
 from discretion.context import Snapshot
 from discretion.decision import Decision, Outcome
 from discretion.errors import ApprovalError, ConfigurationError, ProposalError
-from discretion.lineage import canonical_json, digest
+from discretion.lineage import canonical_json
 from discretion.money import Money
 from discretion.policy import PolicyPack, Role, Rule
 from discretion.precedent._applicability import matches
 from discretion.precedent._model import Precedent, PrecedentSpec, Range
 from discretion.proposal import Actor
-from discretion.store import SqlStore, StoreTransaction
-from discretion.store._schema import ledger, precedent_keysets, precedents
-from discretion.store._sql import SqlTransaction, from_us, sql_connection, to_us
+from discretion.store import NewPrecedent, PrecedentRow, SqlStore, SqlTransaction
 from discretion.types import Clock, IdFactory
 
 __all__ = ["Precedents"]
@@ -34,47 +29,9 @@ __all__ = ["Precedents"]
 _HASHED_TYPES = ("string", "int", "bool")
 """Field types whose exact scope values go into the match digest; others are checked after."""
 
-_FOUND_PER_KEYSET = 20
-"""The most candidates read per key set: the newest first."""
-
-
-# Built once: constructing these clauses per decision cost more than running them.
-_KEYSETS = select(precedent_keysets.c.match_keys).where(
-    precedent_keysets.c.action == bindparam("action"),
-    precedent_keysets.c.reason == bindparam("reason"),
-)
-_LIVE_MATCHES = (
-    # Only what `_row` reads: each candidate's row is built from these three columns.
-    select(precedents.c.body, precedents.c.uses, precedents.c.revoked_us)
-    .where(
-        precedents.c.match_hash == bindparam("hash"),
-        precedents.c.expires_us > bindparam("now"),
-        or_(precedents.c.bound_minor.is_(None), precedents.c.bound_minor >= bindparam("amount")),
-        precedents.c.revoked_us.is_(None),
-        precedents.c.learnable == 1,
-        precedents.c.uses < precedents.c.citations,
-    )
-    .order_by(precedents.c.expires_us)
-    .limit(_FOUND_PER_KEYSET)
-)
-_CONSUME = (
-    update(precedents)
-    .where(
-        precedents.c.id == bindparam("precedent"),
-        precedents.c.uses < precedents.c.citations,
-        precedents.c.revoked_us.is_(None),
-        precedents.c.expires_us > bindparam("now"),
-    )
-    .values(uses=precedents.c.uses + 1)
-)
-
 
 def _new_id() -> str:
     return f"prec_{uuid.uuid4().hex}"
-
-
-def _match_hash(action: str, reason: str, values: Mapping[str, Any]) -> str:
-    return digest({"action": action, "reason": reason, "scope": dict(values)})
 
 
 def _stored_scope(scope: Mapping[str, Any]) -> dict[str, Any]:
@@ -101,16 +58,11 @@ def _parsed(body: str) -> Precedent:
     return Precedent.model_validate_json(body)
 
 
-def _row(row: Any) -> Precedent:
+def _row(row: PrecedentRow) -> Precedent:
     # The body is validated as JSON in one pass (it holds the spec, revoked_by and
     # revoked_reason); the columns that change after setting are laid over it unvalidated.
     stored = _parsed(row.body)
-    return stored.model_copy(
-        update={
-            "uses": int(row.uses),
-            "revoked_at": from_us(int(row.revoked_us)) if row.revoked_us is not None else None,
-        }
-    )
+    return stored.model_copy(update={"uses": row.uses, "revoked_at": row.revoked_at})
 
 
 class Precedents:
@@ -175,11 +127,11 @@ class Precedents:
         now = self._clock()
         # Sets from one decision happen one at a time, so "one precedent per decision" holds.
         tx.lock(decision_id)
-        body = self.store.decision_body(decision_id, connection=tx.connection)
+        body = tx.decision_body(decision_id)
         if body is None:
             raise ProposalError(f"decision {decision_id!r} is not on record", field="decision_id")
         decision = Decision.model_validate(body["decision"])
-        reason, policy = self._reason(decision, tx.connection)
+        reason, policy = self._reason(decision, tx)
         role = self._grantor_role(grantor, decision, reason, policy.set_by)
         action = self.policy.actions[decision.action]
         auth = role.authority[decision.action]
@@ -241,12 +193,10 @@ class Precedents:
                 f" for reason {reason.id!r}",
                 field="citations",
             )
-        existing = tx.connection.execute(
-            select(precedents.c.id).where(precedents.c.source_decision_id == decision_id)
-        ).first()
+        existing = tx.precedents.set_from(decision_id)
         if existing is not None:
             raise ProposalError(
-                f"decision {decision_id} already set precedent {existing[0]}; revoke it first",
+                f"decision {decision_id} already set precedent {existing}; revoke it first",
                 field="decision_id",
             )
 
@@ -255,7 +205,6 @@ class Precedents:
             for key, value in stored_scope.items()
             if fields[key].type in _HASHED_TYPES and not isinstance(value, Mapping)
         }
-        match_keys = ",".join(sorted(hashed))
         precedent = Precedent(
             id=self._ids(),
             source_decision_id=decision_id,
@@ -276,37 +225,25 @@ class Precedents:
             created_at=now,
         )
         record = precedent.model_dump(mode="json", exclude={"uses", "revoked_at"})
-        tx.connection.execute(
-            insert(precedents).values(
+        tx.precedents.add(
+            NewPrecedent(
                 id=precedent.id,
                 source_decision_id=decision_id,
                 action=precedent.action,
                 reason=precedent.reason,
-                match_keys=match_keys,
-                match_hash=_match_hash(precedent.action, precedent.reason, hashed),
+                exact_scope=hashed,
                 bound_minor=precedent.max_amount.minor if precedent.max_amount else None,
-                learnable=int(precedent.learnable),
+                learnable=precedent.learnable,
                 citations=precedent.citations,
-                uses=0,
-                expires_us=to_us(precedent.expires_at),
-                created_us=to_us(now),
-                revoked_us=None,
+                expires_at=precedent.expires_at,
+                created_at=now,
                 body=canonical_json(record),
             )
-        )
-        # Another decision's precedent may bring the same key set at the same moment.
-        dialect_insert = (
-            postgresql.insert if tx.connection.dialect.name == "postgresql" else sqlite.insert
-        )
-        tx.connection.execute(
-            dialect_insert(precedent_keysets)
-            .values(action=precedent.action, reason=precedent.reason, match_keys=match_keys)
-            .on_conflict_do_nothing()
         )
         tx.record("precedent.set", precedent.id, record, at=now, chain=precedent.source_decision_id)
         return precedent
 
-    def _reason(self, decision: Decision, connection: Connection) -> tuple[Rule, Any]:
+    def _reason(self, decision: Decision, tx: SqlTransaction) -> tuple[Rule, Any]:
         action = self.policy.actions.get(decision.action)
         reason = action.reason(decision.reason) if action and decision.reason else None
         if reason is None:
@@ -323,14 +260,7 @@ class Precedents:
             )
         granted = decision.outcome is Outcome.ALLOW_EXCEPTION
         if decision.outcome is Outcome.ROUTE:
-            granted = (
-                connection.execute(
-                    select(ledger.c.seq).where(
-                        ledger.c.subject_id == decision.id, ledger.c.kind == "approval.approved"
-                    )
-                ).first()
-                is not None
-            )
+            granted = tx.has_record(decision.id, "approval.approved")
         if not granted:
             raise ProposalError(
                 f"decision {decision.id} ({decision.outcome}) granted no exception: only an"
@@ -406,12 +336,7 @@ class Precedents:
 
     def load(self, ids: Iterable[str]) -> dict[str, Precedent]:
         """The precedents with these ids that exist."""
-        wanted = sorted(set(ids))
-        if not wanted:
-            return {}
-        with self.store.reading("precedents") as connection:
-            rows = connection.execute(select(precedents).where(precedents.c.id.in_(wanted))).all()
-        return {row.id: _row(row) for row in rows}
+        return {key: _row(row) for key, row in self.store.precedents.load(ids).items()}
 
     def list(
         self,
@@ -422,19 +347,13 @@ class Precedents:
         limit: int = 100,
     ) -> builtins.list[Precedent]:
         """Precedents newest first; `active_only` leaves out revoked, expired and used-up ones."""
-        query = select(precedents).order_by(precedents.c.created_us.desc()).limit(limit)
-        if action is not None:
-            query = query.where(precedents.c.action == action)
-        if reason is not None:
-            query = query.where(precedents.c.reason == reason)
-        if active_only:
-            query = query.where(
-                precedents.c.revoked_us.is_(None),
-                precedents.c.expires_us > to_us(self._clock()),
-                precedents.c.uses < precedents.c.citations,
-            )
-        with self.store.reading("precedents") as connection:
-            return [_row(row) for row in connection.execute(query).all()]
+        rows = self.store.precedents.list(
+            action=action,
+            reason=reason,
+            live_at=self._clock() if active_only else None,
+            limit=limit,
+        )
+        return [_row(row) for row in rows]
 
     def find(
         self, *, action: str, reason: str, snapshot: Snapshot, amount: Money, now: datetime
@@ -445,36 +364,26 @@ class Precedents:
         scope keys, and ratio bounds, are checked afterwards by `check`.
         """
         fields = self.policy.fields
-        with self.store.reading("precedents") as connection:
-            keysets = connection.execute(_KEYSETS, {"action": action, "reason": reason}).all()
-            found: builtins.list[Precedent] = []
-            for (match_keys,) in keysets:
-                keys = [k for k in match_keys.split(",") if k]
-                values = {k: snapshot.values.get(k) for k in keys}
-                if any(
-                    v is None or k not in fields or not isinstance(v, (str, int, bool))
-                    for k, v in values.items()
-                ):
-                    continue
-                match = {
-                    "hash": _match_hash(action, reason, values),
-                    "now": to_us(now),
-                    "amount": amount.minor,
-                }
-                found.extend(_row(row) for row in connection.execute(_LIVE_MATCHES, match))
-        return found
+        # Only facts with an exact value can equal a stored scope value; a key set naming any
+        # other fact finds nothing.
+        facts = {
+            k: v
+            for k, v in snapshot.values.items()
+            if k in fields and isinstance(v, (str, int, bool))
+        }
+        rows = self.store.precedents.find(
+            action=action, reason=reason, facts=facts, now=now, amount_minor=amount.minor
+        )
+        return [_row(row) for row in rows]
 
     # Writing -----------------------------------------------------------------------------
 
-    def consume(self, tx: StoreTransaction, precedent_id: str, *, now: datetime) -> bool:
+    def consume(self, tx: SqlTransaction, precedent_id: str, *, now: datetime) -> bool:
         """Take one citation inside the decision's transaction; False when none is left.
 
         The conditional update is atomic: two decisions cannot both take the last citation.
         """
-        result = sql_connection(tx, "precedents").execute(
-            _CONSUME, {"precedent": precedent_id, "now": to_us(now)}
-        )
-        return result.rowcount == 1
+        return tx.precedents.consume(precedent_id, now=now)
 
     def revoke(self, precedent_id: str, *, by: Actor, reason: str) -> Precedent:
         """Stop a precedent from being cited; recorded in the lineage with who and why.
@@ -490,23 +399,16 @@ class Precedents:
             raise ApprovalError(f"{by.id!r} ({by.role}) may not revoke precedent: a person must")
         now = self._clock()
         with self.store.transaction() as tx:
-            connection = tx.connection
-            row = connection.execute(
-                select(precedents).where(precedents.c.id == precedent_id).with_for_update()
-            ).first()
+            row = tx.precedents.claim(precedent_id)
             if row is None:
                 raise ProposalError(f"precedent {precedent_id!r} does not exist", field="id")
-            if row.revoked_us is not None:
+            if row.revoked_at is not None:
                 raise ProposalError(f"precedent {precedent_id} is already revoked", field="id")
             if row.action not in role.authority:
                 raise ApprovalError(f"role {role.id!r} has no authority over {row.action!r}")
             body = json.loads(row.body)
             body.update(revoked_by=by.id, revoked_reason=reason.strip())
-            connection.execute(
-                update(precedents)
-                .where(precedents.c.id == precedent_id)
-                .values(revoked_us=to_us(now), body=canonical_json(body))
-            )
+            tx.precedents.revoke(precedent_id, at=now, body=canonical_json(body))
             tx.record(
                 "precedent.revoked",
                 precedent_id,

@@ -1,61 +1,85 @@
-"""Stores: where decisions, budget reservations and the lineage are kept.
+"""The store: the one place discretion talks SQL.
 
-`Store` is the seam the guard uses; `SqlStore` is the implementation we ship, on SQLite by
-default and PostgreSQL by URL.
+`SqlStore` is the one store: SQLAlchemy Core over one schema, on SQLite by default (a file, WAL)
+and PostgreSQL when given a URL. There is no store Protocol to implement, because no second
+store could keep the invariants the guard relies on (a decision's reservations and lineage
+record commit together; budget keys and ledger partitions are locked while they are read). A
+new database goes in as a dialect: a branch of `_dialect.py`, where every difference between
+SQLite and PostgreSQL lives (engine set-up, upserts, row locks), run against the store's tests.
+
+Every statement on discretion's tables is in this package. The rest of discretion reaches them
+through this access API; reads open a connection of their own, and writes run in the caller's
+transaction (`with store.transaction() as tx:`):
+
+- `SqlStore`: `find_decision`, `decision`, `decisions`, `decision_body`, `history`,
+  `transaction`, `records`, `export`, `heads`, `count`, `partitions`, `checkpoints`,
+  `checkpoint`, `verify`, `create_schema`, `close`, `engine` (for tools and tests).
+- `SqlTransaction`: `budget_used`, `append` (a `DecisionRecord`), `reserve`, `record`, `lock`,
+  `decision`, `decision_body`, `has_record`.
+- `store.approvals`: `get`, `list`; `tx.approvals`: `open`, `claim`, `due`, `settle`, `escalate`.
+- `store.executions`: `get`, `with_status`, `for_decision`; `tx.executions`: `get`, `queue`,
+  `claim`, `locked`, `restart`, `finish`.
+- `store.precedents`: `load`, `list`, `find`; `tx.precedents`: `load`, `set_from`, `add`,
+  `consume`, `claim`, `revoke`.
+- `store.identities`: `find_token`, `get_token`, `live_tokens`, `find_session`;
+  `tx.identities`: `add_token`, `revoke_token`, `add_session`, `remove_session`.
+- `store.verdicts` (each call its own short transaction): `cached`, `remember`, `take_call`.
+- `store.reports`: `exposure`, `grants_by_day`, `queue`, `budget_use`, `like_cases`,
+  `resolutions`.
+- `upgrade`: migrate a database to the schema this version ships (Alembic).
+
+Methods take and return plain values, `Decision`, `Reservation`, `Money`, `LedgerRecord`, and
+the frozen records defined here (`ApprovalRow`, `ExecutionRow`, ...); the modules above turn
+them into their public models.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-from datetime import datetime
-from typing import Any, Protocol
-
-from discretion.decision import Decision
+from discretion.store._approvals import ApprovalRow
 from discretion.store._checkpoints import CheckpointWriter
-from discretion.store._sql import DuplicateKey, SqlStore
+from discretion.store._executions import ExecutionRow
+from discretion.store._identities import SessionRow, TokenRow
+from discretion.store._precedents import NewPrecedent, PrecedentRow
+from discretion.store._reports import BudgetUse, GrantCell, GrantTotals, LikeCase, QueueDepth
+from discretion.store._sql import (
+    DecisionRecord,
+    DuplicateKey,
+    HistoryEntry,
+    SqlStore,
+    SqlTransaction,
+)
 
-__all__ = ["CheckpointWriter", "DuplicateKey", "SqlStore", "Store", "StoreTransaction"]
-
-
-class StoreTransaction(Protocol):
-    """The writes of one decision, under the locks of what it touches."""
-
-    def budget_used(self, budget_id: str, key: str, since: datetime, /) -> int:
-        """Minor units reserved against (budget, key) after `since`."""
-        ...
-
-    def append(self, decision: Decision, /, *, body: dict[str, Any]) -> Decision:
-        """Record the decision with its reservations and lineage record; return it hashed.
-
-        Raises:
-            DuplicateKey: its idempotency key is on record already; roll back and read it.
-        """
-        ...
-
-    def record(
-        self,
-        kind: str,
-        subject_id: str,
-        body: dict[str, Any],
-        /,
-        *,
-        at: datetime,
-        chain: str | None = None,
-    ) -> str:
-        """Append a lineage record about what happened to `subject_id`; return its hash.
-
-        `chain` names the decision whose partition the record joins (`subject_id` by default).
-        """
-        ...
+__all__ = [
+    "ApprovalRow",
+    "BudgetUse",
+    "CheckpointWriter",
+    "DecisionRecord",
+    "DuplicateKey",
+    "ExecutionRow",
+    "GrantCell",
+    "GrantTotals",
+    "HistoryEntry",
+    "LikeCase",
+    "NewPrecedent",
+    "PrecedentRow",
+    "QueueDepth",
+    "SessionRow",
+    "SqlStore",
+    "SqlTransaction",
+    "TokenRow",
+    "upgrade",
+]
 
 
-class Store(Protocol):
-    """Keeps decisions durable before they are answered (invariant 4)."""
+def upgrade(url: str, revision: str = "head") -> tuple[str | None, str | None]:
+    """Migrate the database at `url` to `revision`; return the revisions before and after.
 
-    def find_decision(self, idempotency_key: str, /) -> Decision | None:
-        """The decision recorded under this key, if any."""
-        ...
+    Alembic is imported only here, when a migration runs.
 
-    def transaction(self) -> AbstractContextManager[StoreTransaction]:
-        """A write transaction; it commits when the block exits without error."""
-        ...
+    Raises:
+        StoreError: the database cannot be reached or a revision failed; what ran of that
+            revision is rolled back (PostgreSQL; SQLite commits DDL per batch).
+    """
+    from discretion.store._migrate import upgrade as migrate
+
+    return migrate(url, revision)

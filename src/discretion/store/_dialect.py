@@ -5,6 +5,10 @@ lock before it reads budgets (two processes cannot both read the same budget sum
 reserve). PostgreSQL: each budget key's row is locked before its sum is read, and a partition's
 head row `FOR UPDATE` before a record is appended to its chain, so replicas wait for each other
 only when they touch the same budget key or the same chain.
+
+Every other module of the store builds its statements from `insert_ignore` and `locking` here,
+never from a dialect's own `insert` or `with_for_update`. A new database goes in as a branch of
+`create` and of these functions, with the store's tests run against it.
 """
 
 from __future__ import annotations
@@ -16,10 +20,23 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, create_engine, event, insert, select
+from sqlalchemy import (
+    Engine,
+    Insert,
+    Select,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.pool import StaticPool
@@ -32,18 +49,24 @@ if sys.platform != "win32":
     import fcntl
 
 __all__ = [
+    "CHECKPOINT_LOCK",
     "PING_IDLE_S",
     "READ_ONLY",
     "Checkpointer",
     "PingWhenIdle",
+    "Traits",
     "WriterTurns",
     "budget_lock",
     "create",
     "create_heads",
+    "elect_checkpoint_writer",
     "head_query",
     "heads",
+    "insert_ignore",
+    "locking",
     "partition_count",
     "pipelines",
+    "traits",
 ]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -185,14 +208,92 @@ def budget_lock(dialect_name: str) -> Any:
     """
     if dialect_name != "postgresql":
         return None
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-    statement = pg_insert(budget_locks).values(
+    statement = postgresql.insert(budget_locks).values(
         budget_id=bindparam("budget"), budget_key=bindparam("key")
     )
     return statement.on_conflict_do_update(
         index_elements=[budget_locks.c.budget_id, budget_locks.c.budget_key],
         set_={"budget_id": statement.excluded.budget_id},
+    )
+
+
+def insert_ignore(
+    table: Table, dialect_name: str, *, index_elements: list[str] | None = None
+) -> Insert:
+    """An INSERT that writes nothing when the row's key is taken (`ON CONFLICT DO NOTHING`).
+
+    Both dialects say it the same way, but each through its own `insert`. `index_elements` names
+    the unique key to watch; all of them by default.
+    """
+    dialect_insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+    return dialect_insert(table).on_conflict_do_nothing(index_elements=index_elements)
+
+
+def locking(query: Select[Any], *, skip_locked: bool = False) -> Select[Any]:
+    """`query`, locking the rows it reads until the commit.
+
+    PostgreSQL: `FOR UPDATE` (`SKIP LOCKED` passes over rows another transaction holds). SQLite
+    renders no lock: a writer holds the whole database's write lock from `BEGIN IMMEDIATE`.
+    """
+    return query.with_for_update(skip_locked=skip_locked)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Traits:
+    """How a store works with its engine's dialect; decided once per store."""
+
+    holds_connections: bool
+    """SQLite: a thread keeps its connection between decisions (checking one out and back in
+    cost ~20 us per use). PostgreSQL sessions go back to the pool."""
+    sqlite_file: str | None
+    """The SQLite database file, whose WAL a `Checkpointer` copies and whose writers take
+    turns (`WriterTurns`); None in memory and on PostgreSQL."""
+    read_options: dict[str, Any]
+    """A read connection's execution options. SQLite: its transactions begin deferred, so a
+    reader never waits for a writer. PostgreSQL: each statement runs on its own (autocommit):
+    under READ COMMITTED it sees its own snapshot either way, and no BEGIN or ROLLBACK travels
+    to the server."""
+    snapshot_options: dict[str, Any]
+    """A read transaction that sees one state while writers go on. PostgreSQL: REPEATABLE READ.
+    SQLite: a deferred transaction, which in WAL mode reads one snapshot."""
+    pipelines: bool
+    """Whether a transaction sends its writes in one round trip (psycopg's pipeline mode)."""
+
+
+def traits(engine: Engine) -> Traits:
+    """The `Traits` of a store on `engine`."""
+    name = engine.dialect.name
+    database = engine.url.database
+    is_file = name == "sqlite" and database not in (None, "", ":memory:")
+    is_postgresql = name == "postgresql"
+    return Traits(
+        holds_connections=name == "sqlite",
+        sqlite_file=database if is_file else None,
+        read_options={
+            READ_ONLY: True,
+            **({"isolation_level": "AUTOCOMMIT"} if is_postgresql else {}),
+        },
+        snapshot_options={
+            READ_ONLY: True,
+            **({"isolation_level": "REPEATABLE READ"} if is_postgresql else {}),
+        },
+        pipelines=is_postgresql and pipelines(),
+    )
+
+
+CHECKPOINT_LOCK = 0x6469736372  # "discr": the advisory lock that elects one checkpoint writer
+
+
+def elect_checkpoint_writer(connection: Connection) -> bool:
+    """Whether this transaction may write the next checkpoint.
+
+    PostgreSQL: another replica may be writing one right now; an advisory lock, held to the
+    commit, elects one writer. SQLite: the write lock already lets one writer at a time.
+    """
+    if connection.dialect.name != "postgresql":
+        return True
+    return bool(
+        connection.execute(select(func.pg_try_advisory_xact_lock(CHECKPOINT_LOCK))).scalar_one()
     )
 
 

@@ -6,6 +6,8 @@ every dialect. Money is an integer of minor units beside its currency.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -26,6 +28,7 @@ __all__ = [
     "budget_locks",
     "decisions",
     "executions",
+    "from_us",
     "judge_calls",
     "judge_verdicts",
     "ledger",
@@ -35,8 +38,22 @@ __all__ = [
     "precedent_keysets",
     "precedents",
     "reservations",
+    "to_us",
     "ui_sessions",
 ]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_us(moment: datetime) -> int:
+    """Microseconds since the epoch for an aware datetime: how every time column holds it."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def from_us(micros: int) -> datetime:
+    """The aware UTC datetime of microseconds since the epoch."""
+    return _EPOCH + timedelta(microseconds=micros)
+
 
 metadata = MetaData()
 

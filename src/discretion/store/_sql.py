@@ -1,16 +1,24 @@
+"""The one SQL store: `SqlStore`, and `SqlTransaction` for the writes of one transaction.
+
+The decisions, their reservations and the lineage are kept here; each other table family has a
+module of its own (`_approvals`, `_executions`, `_precedents`, `_identities`, `_verdicts`,
+`_reports`), reached through the store (reads on a connection of their own) and through the
+transaction (writes with the caller's).
+"""
+
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
     Engine,
-    Insert,
     bindparam,
     func,
     insert,
@@ -20,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from discretion.decision import Decision
+from discretion.decision import Decision, Reservation
 from discretion.errors import ConfigurationError, StoreError
 from discretion.lineage import (
     GENESIS,
@@ -33,55 +41,74 @@ from discretion.lineage import (
     record_hash,
     verify_checkpoints,
 )
-from discretion.store import _dialect
+from discretion.store import _approvals, _dialect, _executions, _identities
+from discretion.store._approvals import ApprovalReads, ApprovalWrites
+from discretion.store._compiled import Statements
+from discretion.store._executions import ExecutionReads, ExecutionWrites
+from discretion.store._identities import IdentityReads, IdentityWrites
+from discretion.store._precedents import PrecedentReads, PrecedentWrites
+from discretion.store._reports import Reports
 from discretion.store._schema import (
     PARTITIONS,
     decisions,
+    from_us,
     ledger,
     ledger_checkpoints,
     ledger_head,
     metadata,
     reservations,
+    to_us,
 )
+from discretion.store._verdicts import Verdicts
 
 if TYPE_CHECKING:
     from discretion.signing import Signer, Verifier
 
-__all__ = ["DuplicateKey", "SqlStore", "SqlTransaction", "from_us", "sql_connection", "to_us"]
+__all__ = ["DecisionRecord", "DuplicateKey", "HistoryEntry", "SqlStore", "SqlTransaction"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_HELD = 4
 """Threads that keep a SQLite connection between decisions; others check one out per use."""
 
 
-def to_us(moment: datetime) -> int:
-    """Microseconds since the epoch for an aware datetime."""
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DecisionRecord:
+    """What `SqlTransaction.append` records about one decision."""
+
+    decision: Decision
+    """The decision, with its reservations; its lineage hash is set by `append`."""
+    proposal: Mapping[str, Any]
+    """The proposal as the lineage records it (JSON): its digested content and its key."""
+    context: Mapping[str, Any]
+    """The context snapshot's data (JSON): exactly the facts it was decided on."""
+    customer_id: str | None
+    """The customer it concerns, if any: a column, so exposure per customer is a range read."""
+    case_id: str | None
+    """The case it concerns, if any."""
+
+    def body(self) -> dict[str, Any]:
+        """The lineage record's body; `canonical_json` of it is what the chain hashes."""
+        return {
+            "decision": self.decision.model_dump(mode="json", exclude={"lineage_hash"}),
+            "proposal": dict(self.proposal),
+            "context": dict(self.context),
+        }
 
 
-def sql_connection(tx: Any, what: str) -> Connection:
-    """The SQLAlchemy connection of a store transaction, for parts that keep SQL tables.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryEntry:
+    """One lineage record about a subject, as `SqlStore.history` reads it."""
 
-    Raises:
-        ConfigurationError: the transaction is not a `SqlStore`'s.
-    """
-    connection = getattr(tx, "connection", None)
-    if not isinstance(connection, Connection):
-        raise ConfigurationError(
-            f"{what} are kept in SQL tables, but {type(tx).__name__} has no SQLAlchemy"
-            " connection; use SqlStore"
-        )
-    return connection
-
-
-def from_us(micros: int) -> datetime:
-    """The aware UTC datetime of microseconds since the epoch."""
-    return _EPOCH + timedelta(microseconds=micros)
+    seq: int
+    """Its place in the whole ledger."""
+    kind: str
+    """`decision`, `approval.approved`, `execution.succeeded`, ..."""
+    body: str
+    """Canonical JSON."""
+    recorded_at: datetime
+    """When it was appended."""
 
 
-# The hot-path statements are Core statements compiled once per dialect and run on the driver's
-# cursor. Measured on SQLite: building and executing a Core statement per call cost ~50 us each,
-# about 0.6 ms of a 1 ms decision; the compiled SQL runs in a few microseconds.
+# The core's hot-path statements (see `_compiled`); the table families add theirs.
 _STATEMENTS: dict[str, Any] = {
     "find": select(decisions.c.body).where(decisions.c.idempotency_key == bindparam("key")),
     "used": select(func.coalesce(func.sum(reservations.c.amount_minor), literal_column("0"))).where(
@@ -98,41 +125,32 @@ _STATEMENTS: dict[str, Any] = {
 }
 
 
-class _Compiled:
-    """A statement compiled for one dialect, with its parameters in the driver's style."""
-
-    def __init__(self, statement: Any, dialect: Any) -> None:
-        keys = None
-        if isinstance(statement, Insert):
-            # Every column but a generated key, bound by name, so one compiled form serves all rows.
-            keys = [
-                c.name
-                for c in statement.table.columns
-                if not (c.primary_key and c.autoincrement is True)
-            ]
-        compiled = statement.compile(dialect=dialect, column_keys=keys)
-        self.sql: str = compiled.string
-        self.order: tuple[str, ...] | None = (
-            tuple(compiled.positiontup or ()) if compiled.positional else None
-        )
-
-    def run(self, cursor: Any, values: dict[str, Any]) -> Any:
-        """Execute on a driver cursor and return the cursor."""
-        params = values if self.order is None else tuple(values[k] for k in self.order)
-        cursor.execute(self.sql, params)
-        return cursor
-
-
-def _compile_all(dialect: Any) -> dict[str, _Compiled]:
-    statements = {**_STATEMENTS, "lock_head": _dialect.head_query(dialect.name)}
-    budget_lock = _dialect.budget_lock(dialect.name)
+def _statements(dialect_name: str) -> dict[str, Any]:
+    statements = {**_STATEMENTS, "lock_head": _dialect.head_query(dialect_name)}
+    budget_lock = _dialect.budget_lock(dialect_name)
     if budget_lock is not None:
         statements["lock_budget"] = budget_lock
-    return {name: _Compiled(statement, dialect) for name, statement in statements.items()}
+    for family in (_approvals, _executions, _identities):
+        statements.update(family.statements(dialect_name))
+    return statements
 
 
 def _decision(row: Any) -> Decision | None:
     return Decision.model_validate_json(row[0]) if row is not None else None
+
+
+def _decision_by_id(connection: Connection, decision_id: str) -> Decision | None:
+    body = connection.execute(
+        select(decisions.c.body).where(decisions.c.id == decision_id)
+    ).scalar_one_or_none()
+    return Decision.model_validate_json(body) if body is not None else None
+
+
+def _decision_body(connection: Connection, decision_id: str) -> dict[str, Any] | None:
+    text = connection.execute(
+        select(ledger.c.body).where(ledger.c.subject_id == decision_id, ledger.c.kind == "decision")
+    ).scalar_one_or_none()
+    return json.loads(text) if text is not None else None
 
 
 class _Link(NamedTuple):
@@ -149,18 +167,22 @@ class DuplicateKey(Exception):
 
 
 class SqlTransaction:
-    """One decision's transaction: reads under the locks it needs, then appends.
+    """The writes of one transaction, under the locks of what it touches.
 
     Nothing is locked when it opens. Reading a budget key's sum locks that key (PostgreSQL;
     SQLite's write lock is held since `BEGIN IMMEDIATE`), and the first record appended to a
     partition locks that partition's head until the commit. Decisions about different keys and
     different partitions commit in parallel.
+
+    Besides the decision's own writes (`budget_used`, `append`, `reserve`, `record`), the table
+    families write here in the same transaction: `approvals`, `executions`, `precedents` and
+    `identities`.
     """
 
     def __init__(
         self,
         connection: Connection,
-        sql: dict[str, _Compiled],
+        sql: Statements,
         partitions: int,
         *,
         pipelines: bool = False,
@@ -171,11 +193,45 @@ class SqlTransaction:
         self._partitions = partitions
         self._heads: dict[int, tuple[int, str]] = {}
         self._locked: set[tuple[str, str]] = set()
-        self._lock_budget = sql.get("lock_budget")  # None where the write lock covers budgets
+        self._lock_budget = sql.optional("lock_budget")  # None where the write lock covers it
         self._pipelines = pipelines  # batch writes in one round trip (`_batch`)
+        # The table families' writers, made on first use: a decision's transaction touches
+        # none of them. (`functools.cached_property` takes a lock per first use on 3.11.)
+        self._approvals: ApprovalWrites | None = None
+        self._executions: ExecutionWrites | None = None
+        self._precedents: PrecedentWrites | None = None
+        self._identities: IdentityWrites | None = None
 
     def _run(self, name: str, values: dict[str, Any]) -> Any:
         return self._sql[name].run(self._cursor, values)
+
+    @property
+    def approvals(self) -> ApprovalWrites:
+        """The approval queue, in this transaction."""
+        if self._approvals is None:
+            self._approvals = ApprovalWrites(self)
+        return self._approvals
+
+    @property
+    def executions(self) -> ExecutionWrites:
+        """The executions ledger and outbox, in this transaction."""
+        if self._executions is None:
+            self._executions = ExecutionWrites(self)
+        return self._executions
+
+    @property
+    def precedents(self) -> PrecedentWrites:
+        """Citable precedent, in this transaction."""
+        if self._precedents is None:
+            self._precedents = PrecedentWrites(self)
+        return self._precedents
+
+    @property
+    def identities(self) -> IdentityWrites:
+        """Bearer tokens and UI sessions, in this transaction."""
+        if self._identities is None:
+            self._identities = IdentityWrites(self)
+        return self._identities
 
     def budget_used(self, budget_id: str, key: str, since: datetime) -> int:
         """Minor units reserved against (budget, key) after `since`, with the key locked.
@@ -189,14 +245,18 @@ class SqlTransaction:
         row = self._run("used", {"budget": budget_id, "key": key, "since": to_us(since)})
         return int(row.fetchone()[0])
 
-    def append(self, decision: Decision, *, body: dict[str, Any]) -> Decision:
+    def append(self, record: DecisionRecord) -> Decision:
         """Record the decision, its reservations and its lineage record; return it hashed.
 
         Invariant 4: all three are written in this one transaction, so none exists without the
         others.
+
+        Raises:
+            DuplicateKey: its idempotency key is on record already; roll back and read it.
         """
+        decision = record.decision
         at = to_us(decision.decided_at)
-        text = canonical_json(body)
+        text = canonical_json(record.body())
         link = self._next(decision.id, "decision", text)
         stamped = decision.with_hash(link.hash)
         amount = decision.amount
@@ -212,8 +272,8 @@ class SqlTransaction:
                         action=decision.action,
                         outcome=decision.outcome.value,
                         actor_id=decision.actor_id,
-                        customer_id=body["proposal"].get("customer_id"),
-                        case_id=body["proposal"].get("case_id"),
+                        customer_id=record.customer_id,
+                        case_id=record.case_id,
                         amount_minor=amount.minor if amount is not None else None,
                         currency=amount.currency if amount is not None else None,
                         required_role=decision.required_role,
@@ -224,22 +284,50 @@ class SqlTransaction:
                         body=stamped.model_dump_json(),
                     ),
                 )
-                for reservation in decision.reservations:
-                    self._run(
-                        "reservation",
-                        {
-                            "decision_id": decision.id,
-                            "budget_id": reservation.budget,
-                            "budget_key": reservation.key,
-                            "amount_minor": reservation.amount.minor,
-                            "currency": reservation.amount.currency,
-                            "reserved_us": at,
-                        },
-                    )
+                self._reserve(decision.id, decision.reservations, at)
                 self._chain(link, "decision", decision.id, text, at)
         except self._connection.dialect.loaded_dbapi.IntegrityError as exc:
             raise DuplicateKey(decision.idempotency_key) from exc
         return stamped
+
+    def reserve(
+        self, decision_id: str, reservations: Iterable[Reservation], *, at: datetime
+    ) -> None:
+        """Reserve exposure against budgets for a decision, from `at` on.
+
+        `append` reserves a decision's own; an approval reserves what its re-check adds.
+        """
+        self._reserve(decision_id, reservations, to_us(at))
+
+    def _reserve(self, decision_id: str, reservations: Iterable[Reservation], at: int) -> None:
+        # The one place reservations are inserted.
+        for reservation in reservations:
+            self._run(
+                "reservation",
+                {
+                    "decision_id": decision_id,
+                    "budget_id": reservation.budget,
+                    "budget_key": reservation.key,
+                    "amount_minor": reservation.amount.minor,
+                    "currency": reservation.amount.currency,
+                    "reserved_us": at,
+                },
+            )
+
+    def decision(self, decision_id: str) -> Decision | None:
+        """A decision by id, as this transaction sees it."""
+        return _decision_by_id(self._connection, decision_id)
+
+    def decision_body(self, decision_id: str) -> dict[str, Any] | None:
+        """A decision's lineage body (decision, proposal, context), as this transaction sees it."""
+        return _decision_body(self._connection, decision_id)
+
+    def has_record(self, subject_id: str, kind: str) -> bool:
+        """Whether the lineage holds a record of `kind` about `subject_id`."""
+        found = self._connection.execute(
+            select(ledger.c.seq).where(ledger.c.subject_id == subject_id, ledger.c.kind == kind)
+        ).first()
+        return found is not None
 
     def _batch(self) -> AbstractContextManager[Any]:
         """Where the server answers writes only at the block's end: in one round trip.
@@ -250,11 +338,6 @@ class SqlTransaction:
         if self._pipelines:
             return self._cursor.connection.pipeline()  # type: ignore[no-any-return]
         return nullcontext()
-
-    @property
-    def connection(self) -> Connection:
-        """The transaction's connection, for subsystems that keep their own tables."""
-        return self._connection
 
     def record(
         self,
@@ -325,7 +408,12 @@ class SqlTransaction:
 
 
 class SqlStore:
-    """The lineage store on SQLAlchemy Core: SQLite by default, PostgreSQL by URL.
+    """The one store, on SQLAlchemy Core: SQLite by default, PostgreSQL by URL.
+
+    It keeps the decisions, their budget reservations and the lineage (`find_decision`,
+    `transaction`, `verify`, ...), and reaches every other table through one attribute per
+    family: `approvals`, `executions`, `precedents`, `identities`, `verdicts` and `reports`.
+    Each read opens a connection of its own; writes go through `transaction()`.
 
     Example:
         ```python
@@ -343,20 +431,30 @@ class SqlStore:
         self._partitions: int | None = None
         self._new_partitions = partitions
         self._engine: Engine = _dialect.create(url, must_exist=not create)
-        self._sql = _compile_all(self._engine.dialect)
-        self._holds = self._engine.dialect.name == "sqlite"
+        self._sql = Statements(self._engine.dialect, _statements(self._engine.dialect.name))
+        traits = _dialect.traits(self._engine)
+        self._holds = traits.holds_connections
         self._local = threading.local()
         self._held_lock = threading.Lock()
         self._all_held: list[Connection] = []
-        database = self._engine.url.database
-        is_file = self._engine.dialect.name == "sqlite" and database not in (None, "", ":memory:")
-        self._checkpointer = _dialect.Checkpointer(database) if is_file and database else None
-        self._turns = _dialect.WriterTurns(database) if is_file and database else None
-        self._read_options: dict[str, Any] = {_dialect.READ_ONLY: True}
-        self._pipelines = False
-        if self._engine.dialect.name == "postgresql":
-            self._read_options["isolation_level"] = "AUTOCOMMIT"
-            self._pipelines = _dialect.pipelines()
+        database = traits.sqlite_file
+        self._checkpointer = _dialect.Checkpointer(database) if database else None
+        self._turns = _dialect.WriterTurns(database) if database else None
+        self._read_options = traits.read_options
+        self._snapshot_options = traits.snapshot_options
+        self._pipelines = traits.pipelines
+        self.approvals = ApprovalReads(self)
+        """The approval queue."""
+        self.executions = ExecutionReads(self)
+        """The executions ledger and outbox."""
+        self.precedents = PrecedentReads(self)
+        """Citable precedent."""
+        self.identities = IdentityReads(self)
+        """Bearer tokens and UI sessions."""
+        self.verdicts = Verdicts(self)
+        """The LLM judge's verdict cache and daily call counter."""
+        self.reports = Reports(self)
+        """Exposure, gauges and like cases, read across tables."""
         if create:
             self.create_schema()
 
@@ -398,7 +496,7 @@ class SqlStore:
         """The decision recorded under this key, if any."""
         # SQLite: this thread's held connection (the driver's cursor sends no BEGIN). PostgreSQL:
         # a pooled read in autocommit, like every other read.
-        reader = self._held() if self._holds else self.reading("decisions")
+        reader = self._held() if self._holds else self._reading("decisions")
         with self._mapped("read decisions"), reader as connection:
             cursor = connection.connection.cursor()
             row = self._sql["find"].run(cursor, {"key": idempotency_key}).fetchone()
@@ -469,7 +567,7 @@ class SqlStore:
         return count
 
     @contextmanager
-    def reading(self, what: str) -> Iterator[Connection]:
+    def _reading(self, what: str) -> Iterator[Connection]:
         """A read connection whose database errors become `StoreError`s naming `what`.
 
         On SQLite its transactions begin deferred, so reading never waits for a writer. On
@@ -483,41 +581,32 @@ class SqlStore:
             yield connection
 
     @contextmanager
-    def snapshot(self, what: str) -> Iterator[Connection]:
+    def _snapshot(self, what: str) -> Iterator[Connection]:
         """A read transaction that sees one consistent state while writers go on.
 
         PostgreSQL: REPEATABLE READ. SQLite: a deferred transaction, which in WAL mode reads one
         snapshot and never takes the write lock.
         """
-        options: dict[str, Any] = {_dialect.READ_ONLY: True}
-        if self._engine.dialect.name == "postgresql":
-            options["isolation_level"] = "REPEATABLE READ"
         with (
             self._mapped(f"read {what}"),
-            self._engine.connect().execution_options(**options) as connection,
+            self._engine.connect().execution_options(**self._snapshot_options) as connection,
             connection.begin(),
         ):
             yield connection
 
-    def decision_body(
-        self, decision_id: str, *, connection: Connection | None = None
-    ) -> dict[str, Any] | None:
+    def decision_body(self, decision_id: str) -> dict[str, Any] | None:
         """The lineage body of a decision: the decision, its proposal and its context snapshot.
 
-        Pass `connection` to read inside an open transaction.
+        Inside a transaction, read it with `SqlTransaction.decision_body`.
         """
-        query = select(ledger.c.body).where(
-            ledger.c.subject_id == decision_id, ledger.c.kind == "decision"
-        )
-        with self._reader(connection, "the ledger") as reader:
-            text = reader.execute(query).scalar_one_or_none()
-        return json.loads(text) if text is not None else None
+        with self._reading("the ledger") as connection:
+            return _decision_body(connection, decision_id)
 
     @contextmanager
     def _reader(self, connection: Connection | None, what: str) -> Iterator[Connection]:
         """`connection` (a transaction already open) or a fresh read connection; errors mapped."""
         if connection is None:
-            with self.reading(what) as reader:
+            with self._reading(what) as reader:
                 yield reader
             return
         with self._mapped(f"read {what}"):
@@ -536,19 +625,43 @@ class SqlStore:
 
     def decision(self, decision_id: str) -> Decision | None:
         """A decision by id."""
-        with self.reading("decisions") as connection:
-            body = connection.execute(
-                select(decisions.c.body).where(decisions.c.id == decision_id)
-            ).scalar_one_or_none()
-        return Decision.model_validate_json(body) if body is not None else None
+        with self._reading("decisions") as connection:
+            return _decision_by_id(connection, decision_id)
 
-    def records(
+    def decisions(self, decision_ids: Iterable[str]) -> dict[str, Decision]:
+        """The decisions with these ids that exist, by id."""
+        wanted = sorted(set(decision_ids))
+        if not wanted:
+            return {}
+        with self._reading("decisions") as connection:
+            rows = connection.execute(
+                select(decisions.c.id, decisions.c.body).where(decisions.c.id.in_(wanted))
+            ).all()
+        return {row.id: Decision.model_validate_json(row.body) for row in rows}
+
+    def history(self, subject_id: str) -> list[HistoryEntry]:
+        """The lineage records about `subject_id` (a decision, an approval), oldest first."""
+        with self._reading("the ledger") as connection:
+            rows = connection.execute(
+                select(ledger.c.seq, ledger.c.kind, ledger.c.body, ledger.c.recorded_us)
+                .where(ledger.c.subject_id == subject_id)
+                .order_by(ledger.c.seq)
+            ).all()
+        return [
+            HistoryEntry(
+                seq=int(row.seq), kind=row.kind, body=row.body, recorded_at=from_us(row.recorded_us)
+            )
+            for row in rows
+        ]
+
+    def records(self, *, batch: int = 1000) -> Iterator[LedgerRecord]:
+        """Every lineage record in the order they were appended, read `batch` at a time."""
+        return self._records(batch=batch)
+
+    def _records(
         self, *, batch: int = 1000, connection: Connection | None = None
     ) -> Iterator[LedgerRecord]:
-        """Every lineage record in the order they were appended.
-
-        Pass `connection` (from `snapshot()`) to read one consistent state.
-        """
+        """`records`, on `connection` (from `_snapshot()`) to read one consistent state."""
         after = 0
         query = select(ledger).order_by(ledger.c.seq).limit(batch)
         while True:
@@ -571,15 +684,18 @@ class SqlStore:
 
     def heads(self) -> dict[int, tuple[int, str]]:
         """Each partition's last record, `partition -> (chain_seq, hash)`."""
-        with self.reading("the ledger heads") as connection:
+        with self._reading("the ledger heads") as connection:
             return _dialect.heads(connection)
 
     def count(self) -> int:
         """How many lineage records the heads account for."""
         return sum(seq for seq, _ in self.heads().values())
 
-    def checkpoints(self, *, connection: Connection | None = None) -> list[Checkpoint]:
+    def checkpoints(self) -> list[Checkpoint]:
         """Every checkpoint, oldest first."""
+        return self._checkpoints()
+
+    def _checkpoints(self, *, connection: Connection | None = None) -> list[Checkpoint]:
         query = select(ledger_checkpoints).order_by(ledger_checkpoints.c.seq)
         with self._reader(connection, "the checkpoints") as reader:
             rows = reader.execute(query).all()
@@ -592,12 +708,8 @@ class SqlStore:
         replica is writing one right now (PostgreSQL; an advisory lock elects one writer).
         """
         with self._mapped("write a checkpoint"), self._engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                elected = connection.execute(
-                    select(func.pg_try_advisory_xact_lock(_CHECKPOINT_LOCK))
-                ).scalar_one()
-                if not elected:
-                    return None
+            if not _dialect.elect_checkpoint_writer(connection):
+                return None
             heads = tuple(
                 (partition, seq, digest)
                 for partition, (seq, digest) in _dialect.heads(connection).items()
@@ -644,16 +756,16 @@ class SqlStore:
             LedgerIntegrityError: naming the first record or checkpoint that was edited, deleted,
                 reordered or forged.
         """
-        with self.snapshot("the ledger") as connection:
+        with self._snapshot("the ledger") as connection:
             heads = _dialect.heads(connection)
             partitions = _dialect.partition_count(heads)
             bound = verify_checkpoints(
-                self.checkpoints(connection=connection),
+                self._checkpoints(connection=connection),
                 partitions=partitions,
                 check_signature=verifier,
             )
             chains = ChainVerifier(partitions, bound=bound)
-            for record in self.records(connection=connection):
+            for record in self._records(connection=connection):
                 chains.add(record)
             return chains.finish(heads)
 
@@ -670,9 +782,6 @@ class SqlStore:
                 "prev_hash": record.prev_hash,
                 "body": json.loads(record.body),
             }
-
-
-_CHECKPOINT_LOCK = 0x6469736372  # "discr": the advisory lock that elects one checkpoint writer
 
 
 def _checkpoint(row: Any) -> Checkpoint:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from discretion.approvals import TOKEN_PREFIX, Tokens
+from discretion.api import TOKEN_PREFIX, Tokens
 from discretion.store._schema import api_tokens
 
 

@@ -1,0 +1,170 @@
+"""Bearer tokens and the approver UI's sessions: `api_tokens` and `ui_sessions`.
+
+Only digests are kept: the token's and the session cookie's SHA-256, computed by the caller
+(`discretion.api`). Every API request looks its token up, so that look-up is compiled once and
+runs on the driver's cursor.
+"""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import bindparam, delete, insert, select, update
+
+from discretion.store._schema import api_tokens, to_us, ui_sessions
+
+if TYPE_CHECKING:
+    from discretion.store._sql import SqlStore, SqlTransaction
+
+__all__ = ["IdentityReads", "IdentityWrites", "SessionRow", "TokenRow", "statements"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenRow:
+    """A bearer token's subject, as `api_tokens` keeps it (without its digest)."""
+
+    id: str
+    """The token's public id (`tok_...`)."""
+    subject_id: str
+    """The agent's or person's id."""
+    role: str
+    """Their role in the pack."""
+    is_ai: bool
+    """Whether the subject is an AI agent."""
+    label: str
+    """A note on what the token is for."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionRow:
+    """A live UI session and the token it was opened with."""
+
+    token: TokenRow
+    """The token the approver signed in with."""
+    csrf: str
+    """The token every form of the session carries."""
+
+
+_TOKEN = (api_tokens.c.id, api_tokens.c.subject_id, api_tokens.c.role, api_tokens.c.is_ai)
+_TOKEN_COLUMNS = (*_TOKEN, api_tokens.c.label)
+_LIVE = api_tokens.c.revoked_us.is_(None)
+
+
+def _token(row: Any) -> TokenRow:
+    token_id, subject_id, role, is_ai, label = row
+    return TokenRow(id=token_id, subject_id=subject_id, role=role, is_ai=bool(is_ai), label=label)
+
+
+def statements(dialect_name: str) -> dict[str, Any]:
+    """The hot-path statement of identities, for `Statements`."""
+    return {
+        "token.lookup": select(*_TOKEN_COLUMNS).where(
+            api_tokens.c.token_hash == bindparam("digest"), _LIVE
+        )
+    }
+
+
+class IdentityReads:
+    """`SqlStore.identities`: tokens and sessions, each read on a connection of its own."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+
+    def find_token(self, digest: str) -> TokenRow | None:
+        """The live token whose SHA-256 is `digest`."""
+        # Every API request authenticates: the compiled query runs on the driver's cursor,
+        # outside any SQLAlchemy transaction, so on SQLite it reads the WAL snapshot instead of
+        # queueing behind the write lock a decision holds (measured: 0.6 ms -> 0.05 ms).
+        with self._store._reading("api tokens") as connection:
+            cursor = connection.connection.cursor()
+            try:
+                row = self._store._sql["token.lookup"].run(cursor, {"digest": digest}).fetchone()
+            finally:
+                cursor.close()
+        return _token(row) if row is not None else None
+
+    def get_token(self, token_id: str) -> TokenRow | None:
+        """A live token by its public id."""
+        with self._store._reading("api tokens") as connection:
+            row = connection.execute(
+                select(*_TOKEN_COLUMNS).where(api_tokens.c.id == token_id, _LIVE)
+            ).first()
+        return _token(row) if row is not None else None
+
+    def live_tokens(self) -> builtins.list[TokenRow]:
+        """Every live token, oldest first."""
+        with self._store._reading("api tokens") as connection:
+            rows = connection.execute(
+                select(*_TOKEN_COLUMNS)
+                .where(_LIVE)
+                .order_by(api_tokens.c.created_us, api_tokens.c.id)
+            ).all()
+        return [_token(row) for row in rows]
+
+    def find_session(self, digest: str, *, now: datetime) -> SessionRow | None:
+        """The live session whose cookie's SHA-256 is `digest` (not expired, token not revoked)."""
+        with self._store._reading("sessions") as connection:
+            row = connection.execute(
+                select(ui_sessions.c.csrf, *_TOKEN_COLUMNS)
+                .join(api_tokens, api_tokens.c.id == ui_sessions.c.token_id)
+                .where(
+                    ui_sessions.c.id_hash == digest,
+                    ui_sessions.c.expires_us > to_us(now),
+                    _LIVE,
+                )
+            ).first()
+        if row is None:
+            return None
+        csrf, *token = row
+        return SessionRow(token=_token(token), csrf=csrf)
+
+
+class IdentityWrites:
+    """`SqlTransaction.identities`: tokens and sessions written in the caller's transaction."""
+
+    def __init__(self, tx: SqlTransaction) -> None:
+        self._tx = tx
+
+    def add_token(self, token: TokenRow, *, digest: str, created_at: datetime) -> None:
+        """Keep a new token under the SHA-256 `digest` of its secret."""
+        self._tx._connection.execute(
+            insert(api_tokens).values(
+                id=token.id,
+                token_hash=digest,
+                subject_id=token.subject_id,
+                role=token.role,
+                is_ai=int(token.is_ai),
+                label=token.label,
+                created_us=to_us(created_at),
+            )
+        )
+
+    def revoke_token(self, token_id: str, *, at: datetime) -> bool:
+        """Revoke a live token by its public id; return whether one was revoked."""
+        result = self._tx._connection.execute(
+            update(api_tokens)
+            .where(api_tokens.c.id == token_id, _LIVE)
+            .values(revoked_us=to_us(at))
+        )
+        return bool(result.rowcount == 1)
+
+    def add_session(
+        self, *, digest: str, token_id: str, csrf: str, created_at: datetime, expires_at: datetime
+    ) -> None:
+        """Keep a new session under the SHA-256 `digest` of its cookie."""
+        self._tx._connection.execute(
+            insert(ui_sessions).values(
+                id_hash=digest,
+                token_id=token_id,
+                csrf=csrf,
+                created_us=to_us(created_at),
+                expires_us=to_us(expires_at),
+            )
+        )
+
+    def remove_session(self, digest: str) -> None:
+        """End the session whose cookie's SHA-256 is `digest` (nothing if there is none)."""
+        self._tx._connection.execute(delete(ui_sessions).where(ui_sessions.c.id_hash == digest))

@@ -1,0 +1,101 @@
+"""What the LLM judge remembers across processes: verdicts by question, and calls per day.
+
+`judge_verdicts` keeps each assessment as the judge's JSON, which the judge parses back
+(`discretion.judge`); `judge_calls` counts calls per UTC day. Every process and replica sharing
+the store shares both. Each method runs in a short transaction of its own, apart from any
+decision's: the judge is asked before a decision's transaction opens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from discretion.errors import StoreError
+from discretion.store._schema import judge_calls, judge_verdicts, to_us
+
+if TYPE_CHECKING:
+    from discretion.store._sql import SqlStore
+
+__all__ = ["Verdicts"]
+
+# Two processes may create a day's counter row at once; the loser retries on the row.
+_INSERT_RACES = 3
+
+
+class Verdicts:
+    """`SqlStore.verdicts`: the LLM judge's verdict cache and its daily call counter."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._engine = store.engine
+        self._where = store.engine.url.render_as_string(hide_password=True)
+
+    @contextmanager
+    def _begin(self, doing: str) -> Iterator[Connection]:
+        try:
+            with self._engine.begin() as connection:
+                yield connection
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot {doing} at {self._where}: {exc}") from exc
+
+    def cached(self, key: str) -> str | None:
+        """The assessment (JSON) recorded under `key`, if any."""
+        with self._begin("read the judge's verdict cache") as connection:
+            text: str | None = connection.execute(
+                select(judge_verdicts.c.assessment).where(judge_verdicts.c.key == key)
+            ).scalar_one_or_none()
+        return text
+
+    def remember(
+        self, key: str, assessment: str, *, model: str, prompt_hash: str, at: datetime
+    ) -> None:
+        """Record an assessment (JSON) under `key`; the first one recorded is kept."""
+        try:
+            with self._begin("write the judge's verdict cache") as connection:
+                connection.execute(
+                    insert(judge_verdicts).values(
+                        key=key,
+                        model=model,
+                        prompt_hash=prompt_hash,
+                        assessment=assessment,
+                        recorded_us=to_us(at),
+                    )
+                )
+        except IntegrityError:
+            # Another process cached the same question first: its verdict stands.
+            pass
+
+    def take_call(self, day: str, limit: int) -> bool:
+        """Count one call against `day`; False, counting nothing, when `limit` are used.
+
+        Raises:
+            StoreError: the database failed, or the day's row stayed contended.
+        """
+        for _ in range(_INSERT_RACES):
+            try:
+                with self._begin("count the judge's calls") as connection:
+                    # One conditional update: two processes can never both take the last call.
+                    taken = connection.execute(
+                        update(judge_calls)
+                        .where(judge_calls.c.day == day, judge_calls.c.calls < limit)
+                        .values(calls=judge_calls.c.calls + 1)
+                    ).rowcount
+                    if taken:
+                        return True
+                    used = connection.execute(
+                        select(judge_calls.c.calls).where(judge_calls.c.day == day)
+                    ).scalar_one_or_none()
+                    if used is not None:
+                        return False
+                    connection.execute(insert(judge_calls).values(day=day, calls=1))
+                    return True
+            except IntegrityError:
+                continue
+        raise StoreError(f"cannot count the judge's calls for {day} at {self._where}: contention")
