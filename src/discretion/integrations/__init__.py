@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from discretion.integrations._call import (
     ActorSource,
     Admission,
+    CallSources,
     GovernedResult,
     Governor,
     RationaleSource,
@@ -43,6 +44,7 @@ __all__ = [
     "Admission",
     "ApprovalAnswer",
     "AsyncGovernedFunction",
+    "CallSources",
     "DiscretionMiddleware",
     "GovernedFunction",
     "GovernedResult",

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ActorSource",
     "Admission",
+    "CallSources",
     "GovernedResult",
     "Governor",
     "RationaleSource",
@@ -182,6 +183,63 @@ class GovernedResult:
         return self.execution is not None and self.execution.is_replay
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallSources:
+    """Where each part of a proposal that a tool call does not carry comes from.
+
+    Every front-end takes the same four (`actor=`, `case_id=`, `customer_id=`, `rationale=`):
+    a value given once, a callable picking one per call, or, when absent, the run's
+    configuration (`configurable["discretion_actor"]`, ...) and the tool's own arguments.
+    """
+
+    actor: ActorSource = None
+    """Who proposes the calls (see `ActorSource`)."""
+    case_id: TextSource = None
+    """The support case; the pack may also read it from the tool's arguments."""
+    customer_id: TextSource = None
+    """The customer; the pack may also read it from the tool's arguments."""
+    rationale: RationaleSource = None
+    """Why (see `RationaleSource`)."""
+
+    def actor_of(self, info: ToolCallInfo) -> Actor:
+        """The actor for this call.
+
+        Raises:
+            ConfigurationError: none was configured or found in the run.
+        """
+        source = self.actor
+        value = source(info) if callable(source) else source
+        if value is None:
+            value = _configured(info, "actor")
+        if value is None:
+            raise ConfigurationError(
+                f"tool call {info.tool!r}: no actor to propose it; pass actor= to the"
+                " integration, or put 'discretion_actor' in the run's configurable"
+            )
+        return _validated(Actor, value, info, "actor")
+
+    def text_of(self, name: str, info: ToolCallInfo) -> str | None:
+        """The `case_id` or `customer_id` for this call, when one was given or configured."""
+        source: TextSource = getattr(self, name)
+        value = source(info) if callable(source) else source
+        if value is None:
+            value = _configured(info, name)
+        return str(value) if value is not None else None
+
+    def rationale_of(self, info: ToolCallInfo) -> Rationale:
+        """The rationale for this call."""
+        source = self.rationale
+        value = source(info) if callable(source) else source
+        if value is None:
+            reason = info.arguments.get("reason")
+            text = info.arguments.get("rationale")
+            return Rationale(
+                reason=reason if isinstance(reason, str) and reason else None,
+                text=text if isinstance(text, str) else "",
+            )
+        return _validated(Rationale, value, info, "rationale")
+
+
 class Governor:
     """Turns tool calls into proposals, decides them, and executes the allowed ones once.
 
@@ -208,10 +266,10 @@ class Governor:
         fields: Mapping[str, str] | None = None,
     ) -> None:
         self.guard = guard
-        self._actor = actor
-        self._case_id = case_id
-        self._customer_id = customer_id
-        self._rationale = rationale
+        self.sources = CallSources(
+            actor=actor, case_id=case_id, customer_id=customer_id, rationale=rationale
+        )
+        """Where the actor, case, customer and rationale of each call come from."""
         self._action = action
         self._fields = dict(fields or {})
 
@@ -225,41 +283,12 @@ class Governor:
     # Building the proposal ---------------------------------------------------------------------
 
     def actor(self, info: ToolCallInfo) -> Actor:
-        """The actor for this call.
-
-        Raises:
-            ConfigurationError: none was configured or found in the run.
-        """
-        source = self._actor
-        value = source(info) if callable(source) else source
-        if value is None:
-            value = _configured(info, "actor")
-        if value is None:
-            raise ConfigurationError(
-                f"tool call {info.tool!r}: no actor to propose it; pass actor= to the"
-                " integration, or put 'discretion_actor' in the run's configurable"
-            )
-        return _validated(Actor, value, info, "actor")
-
-    @staticmethod
-    def _text(source: TextSource, info: ToolCallInfo, name: str) -> str | None:
-        value = source(info) if callable(source) else source
-        if value is None:
-            value = _configured(info, name)
-        return str(value) if value is not None else None
+        """The actor for this call (see `CallSources.actor_of`)."""
+        return self.sources.actor_of(info)
 
     def rationale(self, info: ToolCallInfo) -> Rationale:
         """The rationale for this call."""
-        source = self._rationale
-        value = source(info) if callable(source) else source
-        if value is None:
-            reason = info.arguments.get("reason")
-            text = info.arguments.get("rationale")
-            return Rationale(
-                reason=reason if isinstance(reason, str) and reason else None,
-                text=text if isinstance(text, str) else "",
-            )
-        return _validated(Rationale, value, info, "rationale")
+        return self.sources.rationale_of(info)
 
     def mapping(self, tool: str) -> ToolSpec | None:
         """How `tool`'s arguments are read: the pack's mapping, else the declared `fields`.
@@ -291,8 +320,8 @@ class Governor:
         Raises:
             ProposalError: the call's arguments or the configured sources are not valid.
         """
-        case_id = self._text(self._case_id, info, "case_id")
-        customer_id = self._text(self._customer_id, info, "customer_id")
+        case_id = self.sources.text_of("case_id", info)
+        customer_id = self.sources.text_of("customer_id", info)
         data: dict[str, Any] = {
             "actor": self.actor(info),
             # As JSON, so that bad arguments (a NaN, nesting too deep) are a ProposalError.
