@@ -184,3 +184,17 @@ def test_preview_records_nothing(make_guard, store):
     decision = make_guard().preview(refund("40.00"))
     assert decision.outcome is Outcome.ALLOW
     assert store.verify() == 0
+
+
+def test_a_ticket_is_recorded_for_approvers_but_outside_the_digest(make_guard, store):
+    guard = make_guard()
+    proposal = refund("80.00", key="t-1", ticket="Customer: my parcel never came.")
+    decision = guard.decide(proposal)
+    body = store.decision_body(decision.id)
+    assert body is not None
+    assert body["proposal"]["ticket"] == "Customer: my parcel never came."
+    # A retry whose conversation grew is the same proposal.
+    longer = refund("80.00", key="t-1", ticket="Customer: my parcel never came. Agent: checking.")
+    assert guard.decide(longer).id == decision.id
+    approval = guard.approvals.get(decision.id)
+    assert approval.proposal["ticket"] == "Customer: my parcel never came."

@@ -72,6 +72,9 @@ class Rationale(BaseModel):
     """Ids of precedents the actor cites."""
 
 
+MAX_TICKET = 20_000
+"""The longest ticket or conversation text a proposal carries, in characters."""
+
 MAX_ARGUMENT_DEPTH = 32
 """How deeply a tool's arguments may nest; real tool calls nest a few levels."""
 
@@ -150,6 +153,11 @@ class Proposal(BaseModel):
     idempotency_key: Identifier | None = None
     """Retries with the same key get the same decision, counted once. Derived from the
     proposal's content when absent."""
+    ticket: Annotated[str, StringConstraints(max_length=MAX_TICKET)] | None = None
+    """The customer's ticket or conversation, as text, for the person who reviews a routed
+    case. It is data, never instructions; it is recorded in the lineage but no rule reads it,
+    and it is outside the proposal's digest (a retry whose conversation grew is the same
+    proposal)."""
 
     @classmethod
     def parse(cls, data: object, *, source: str = "proposal") -> Proposal:

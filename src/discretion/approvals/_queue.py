@@ -470,7 +470,8 @@ class Approvals:
 
     @staticmethod
     def _check_digest(row: ApprovalRow, decision: Decision, proposal: Mapping[str, Any]) -> None:
-        content = {k: v for k, v in proposal.items() if k != "idempotency_key"}
+        # The key and the ticket are recorded beside the digested content, outside it.
+        content = {k: v for k, v in proposal.items() if k not in ("idempotency_key", "ticket")}
         if digest(content) != decision.proposal_digest:
             raise ApprovalError(
                 f"approval {row.id}: the stored proposal does not match the digest its decision"

@@ -212,8 +212,11 @@ class Normalised:
     idempotency_key: str
 
     def record(self) -> dict[str, Any]:
-        """The proposal as the lineage records it: its digested content and its key."""
-        return {**self.content, "idempotency_key": self.idempotency_key}
+        """The proposal as the lineage records it: its digested content, its key, its ticket."""
+        recorded = {**self.content, "idempotency_key": self.idempotency_key}
+        if self.proposal.ticket is not None:
+            recorded["ticket"] = self.proposal.ticket
+        return recorded
 
 
 def _role(pack: PolicyPack, proposal: Proposal) -> Role:
