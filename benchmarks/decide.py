@@ -116,7 +116,7 @@ def main() -> None:
             pack, store=SqlStore(f"sqlite:///{tmp}/bench.db"), context=context, clock=lambda: NOW
         )
         item = guard.normalise(proposal(0))
-        snapshot, _ = guard._evaluate(item, NOW)
+        snapshot, _ = guard.pipeline.assess(item, NOW)
         facts = snapshot.cel_values()
         action = pack.actions[item.action_name]
 

@@ -41,6 +41,21 @@ it otherwise than the amount that was governed.
 """
 
 
+def _not_an_amount(value: str, field: str) -> ProposalError:
+    """Why `value` is not written as an amount, as specifically as can be said."""
+    if value.strip().lower().lstrip("+-") in ("nan", "snan", "inf", "infinity"):
+        return ProposalError(f"{field}: {value!r} is not a finite amount", field=field)
+    if value.startswith("-") and AMOUNT_GRAMMAR.fullmatch(value[1:]):
+        return ProposalError(
+            f"{field}: {value!r} is negative; amounts are never below zero", field=field
+        )
+    return ProposalError(
+        f"{field}: {value[:64]!r} is not a decimal amount; send ASCII digits with an optional"
+        ' decimal point, no sign, spaces or separators, e.g. "80.00"',
+        field=field,
+    )
+
+
 def parse_amount(value: object, *, field: str = "amount") -> Decimal:
     """Turn a JSON amount (a string in `AMOUNT_GRAMMAR`, an int or a float) into a Decimal.
 
@@ -61,18 +76,8 @@ def parse_amount(value: object, *, field: str = "amount") -> Decimal:
             raise ProposalError(f"{field}: {value!r} is not a finite amount", field=field)
         amount = Decimal(repr(value))
     elif isinstance(value, str):
-        if value.strip().lower().lstrip("+-") in ("nan", "snan", "inf", "infinity"):
-            raise ProposalError(f"{field}: {value!r} is not a finite amount", field=field)
-        if value.startswith("-") and AMOUNT_GRAMMAR.fullmatch(value[1:]):
-            raise ProposalError(
-                f"{field}: {value!r} is negative; amounts are never below zero", field=field
-            )
         if AMOUNT_GRAMMAR.fullmatch(value) is None:
-            raise ProposalError(
-                f"{field}: {value[:64]!r} is not a decimal amount; send ASCII digits with an"
-                ' optional decimal point, no sign, spaces or separators, e.g. "80.00"',
-                field=field,
-            )
+            raise _not_an_amount(value, field)
         amount = Decimal(value)
     else:
         raise ProposalError(

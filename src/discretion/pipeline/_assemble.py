@@ -58,11 +58,8 @@ class Resolved:
 
     def ids(self) -> dict[str, str]:
         """The resolved ids as JSON, for the lineage."""
-        return {
-            kind: value
-            for kind in ("customer", "order", "case")
-            if (value := self.get(kind)) is not None
-        }
+        found = {"customer": self.customer_id, "order": self.order_id, "case": self.case_id}
+        return {kind: value for kind, value in found.items() if value is not None}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,7 +167,7 @@ def assemble_facts(
     Raises:
         ContextError: the provider failed, or a fact is missing or ill-typed.
     """
-    reads = tuple(name for name in action.reads if name not in pack.totals)
+    reads = action.provided
     as_named = named(item)
     if not pack.entities:
         request = _request(action, reads, as_named, item, now)

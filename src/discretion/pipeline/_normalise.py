@@ -40,6 +40,8 @@ def argument_at(arguments: Mapping[str, Any], path: str) -> Any:
         ProposalError: a value on the way is not an object (`order: ["A-1"]` where the path is
             `order.id`): the argument is there, in a shape the tool may read otherwise.
     """
+    if "." not in path:  # the common case, read without splitting
+        return arguments.get(path)
     value: Any = arguments
     walked: list[str] = []
     for part in path.split("."):
@@ -77,15 +79,16 @@ class MappedArguments:
     order_id: str | None
 
 
-def _scalar_id(tool: str, path: str, value: Any) -> str | None:
+def _scalar_id(tool: str, path: str, arguments: Mapping[str, Any]) -> str | None:
+    value = argument_at(arguments, path)
     if value is None:
         return None
+    if type(value) is str and value and value == value.strip():
+        return value
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        kind = "a list" if isinstance(value, (list, tuple)) else type(value).__name__
-        if isinstance(value, Mapping):
-            kind = "an object"
         raise ProposalError(
-            f"tool {tool!r} argument {path!r}: {kind} where an id belongs; send one id as a string",
+            f"tool {tool!r} argument {path!r}: {_kind(value)} where an id belongs; send one id"
+            " as a string",
             field=f"tool.arguments.{path}",
         )
     text = str(value).strip()
@@ -134,18 +137,10 @@ def read_arguments(
                 raise ProposalError(
                     f"tool {tool!r} argument {spec.amount!r}: {exc}", field=exc.field
                 ) from None
-    ids = {
-        part: _scalar_id(tool, path, argument_at(arguments, path))
-        if (path := getattr(spec, part)) is not None
-        else None
-        for part in ID_FIELDS
-    }
-    return MappedArguments(
-        amount=amount,
-        customer_id=ids["customer"],
-        case_id=ids["case"],
-        order_id=ids["order"],
-    )
+    customer = _scalar_id(tool, spec.customer, arguments) if spec.customer else None
+    case = _scalar_id(tool, spec.case, arguments) if spec.case else None
+    order = _scalar_id(tool, spec.order, arguments) if spec.order else None
+    return MappedArguments(amount=amount, customer_id=customer, case_id=case, order_id=order)
 
 
 def _as_argument(original: Any, amount: Money) -> Any:
@@ -176,6 +171,9 @@ def write_amount(
             " reach it",
             field="amount",
         )
+    written = _as_argument(original, amount)
+    if type(written) is type(original) and written == original:
+        return dict(arguments)  # already canonical: nothing to copy along the path
     # Copy only the mappings along the path: the rest is shared, and never changed.
     edited = dict(arguments)
     target = edited
@@ -183,7 +181,7 @@ def write_amount(
     for part in parents:
         target[part] = dict(target[part])
         target = target[part]
-    target[last] = _as_argument(original, amount)
+    target[last] = written
     return edited
 
 

@@ -115,6 +115,9 @@ def compile_pack(
         compiled = _compile_judging(
             _compile_action(action_id, action, fields, role_ids, lines, claim), action, spec, lines
         )
+        compiled = replace(
+            compiled, provided=tuple(name for name in compiled.reads if name not in totals)
+        )
         if action.cumulative is not None:
             loc = ("actions", action_id, "cumulative")
             _need_entity(entities, action.cumulative.per, "cumulative authority", lines, loc)

@@ -132,6 +132,8 @@ class ActionPolicy:
     """How soon a routed case of this action must be decided, when the action sets it."""
     cumulative: Cumulative | None = None
     """When set, the actor's authority covers the sum allowed on one record in a window."""
+    provided: tuple[str, ...] = ()
+    """The fields of `reads` a context provider answers: all but the ledger's totals."""
 
     def reason(self, reason_id: str) -> Rule | None:
         """The exception reason with this id, if the action has it."""
