@@ -253,7 +253,7 @@ def show_turn(guard: Guard, messages: list[BaseMessage], *, has_run: bool) -> No
             for call in message.tool_calls:
                 args = ", ".join(f"{k}={v!r}" for k, v in call["args"].items())
                 print(f"  tool call   {call['name']}({args})")
-                decision = guard.store.find_decision(f"{call['name']}:{call['id']}")
+                decision = guard.store.find_decision(AGENT.id, f"{call['name']}:{call['id']}")
                 if decision is not None:
                     rules = ", ".join(decision.rules)
                     role = f" -> {decision.required_role}" if decision.required_role else ""

@@ -104,7 +104,7 @@ def test_durable_before_answered_hook_runs_after_commit(make_guard, store):
 
     def hook(decision):
         # Read through a separate connection: only committed rows are visible.
-        seen.append(store.find_decision(decision.idempotency_key))
+        seen.append(store.find_decision(decision.actor_id, decision.idempotency_key))
 
     decision = make_guard(on_decision=hook).decide(refund("40.00"))
     assert seen == [decision]

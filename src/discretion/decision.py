@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -189,6 +190,18 @@ class Decision(BaseModel):
     def is_allowed(self) -> bool:
         """Whether the tool may run now."""
         return self.outcome.is_allowed
+
+    @property
+    def execution_key(self) -> str:
+        """The key its tool call runs once under, and that the tool is given to deduplicate on.
+
+        The actor's id and the idempotency key together: keys are each actor's own, so two
+        agents' `call_0` never share a run (nor a payment API's deduplication).
+        """
+        key = f"{self.actor_id}:{self.idempotency_key}"
+        if len(key) <= 200:
+            return key
+        return "key:" + hashlib.sha256(key.encode()).hexdigest()
 
     def with_hash(self, lineage_hash: str) -> Decision:
         """A copy carrying its lineage hash."""

@@ -163,7 +163,7 @@ class Executions:
     Example:
         ```python
         execution = guard.executions.run(
-            decision_id=decision.id, key=decision.idempotency_key, tool="issue_refund",
+            decision_id=decision.id, key=decision.execution_key, tool="issue_refund",
             arguments=arguments, call=lambda args, key: payments.refund(**args, key=key),
         )
         ```

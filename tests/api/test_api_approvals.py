@@ -37,7 +37,11 @@ def test_approving_over_http_records_the_approver_and_queues_the_call(served, cl
     assert body["note"] == "customer is right"
     assert body["at"] == clock.now.isoformat()
     [queued] = served.guard.executions.pending()
-    assert (queued.key, queued.tool, queued.arguments["amount"]) == ("k-1", "issue_refund", "80.00")
+    assert (queued.key, queued.tool, queued.arguments["amount"]) == (
+        "bot-1:k-1",
+        "issue_refund",
+        "80.00",
+    )
 
 
 def test_authority_approver_whose_role_does_not_cover_gets_403_and_may_escalate(served):
@@ -259,8 +263,8 @@ def test_an_approved_call_runs_once_after_the_answer_when_its_tool_is_registered
     served.guard.approvals.register("issue_refund", lambda args, key: calls.append((args, key)))
     approval_id = route(served)
     assert act(served, approval_id, "approve", "tina", amount="50.00").status_code == 200
-    assert [(args["amount"], key) for args, key in calls] == [("50.00", "k-1")]
-    execution = served.guard.executions.get("k-1")
+    assert [(args["amount"], key) for args, key in calls] == [("50.00", "bot-1:k-1")]
+    execution = served.guard.executions.get("bot-1:k-1")
     assert execution is not None
     assert execution.status.value == "succeeded"
 

@@ -80,9 +80,9 @@ def test_approved_call_runs_once_through_the_registered_executor(guard, store):
     guard.approvals.register("issue_refund", api)
     [done] = guard.approvals.run_approved()
     assert done.status is ExecutionStatus.SUCCEEDED
-    assert done.result == {"refund_id": "re_k-1", "amount": "80.00"}
+    assert done.result == {"refund_id": "re_bot-1:k-1", "amount": "80.00"}
     assert guard.approvals.run_approved() == []
-    assert api.calls == [("k-1", "80.00")]
+    assert api.calls == [("bot-1:k-1", "80.00")]
     assert [r.kind for r in records(store, "execution.succeeded")] == ["execution.succeeded"]
 
 
@@ -90,7 +90,7 @@ def test_unregistered_tools_wait_in_the_outbox(guard):
     decision = guard.decide(refund("80.00"))
     guard.approvals.approve(decision.id, approver=TINA, note="ok")
     assert guard.approvals.run_approved() == []
-    assert [e.key for e in guard.executions.pending()] == ["k-1"]
+    assert [e.key for e in guard.executions.pending()] == ["bot-1:k-1"]
 
 
 def test_a_failed_call_is_recorded_and_retried_with_the_same_key(guard, store):
@@ -110,13 +110,13 @@ def test_a_failed_call_is_recorded_and_retried_with_the_same_key(guard, store):
     assert "payment API unreachable" in (failed.error or "")
     retried = guard.executions.run(
         decision_id=decision.id,
-        key="k-1",
+        key="bot-1:k-1",
         tool="issue_refund",
         arguments=failed.arguments,
         call=flaky,
     )
     assert retried.status is ExecutionStatus.SUCCEEDED
-    assert attempts == ["k-1", "k-1"]
+    assert attempts == ["bot-1:k-1", "bot-1:k-1"]
 
 
 def test_a_store_failure_in_the_outbox_propagates_instead_of_passing_as_done(guard, monkeypatch):
@@ -131,8 +131,8 @@ def test_a_store_failure_in_the_outbox_propagates_instead_of_passing_as_done(gua
     monkeypatch.setattr(guard.executions, "_finish", lost)
     with pytest.raises(StoreError, match="went away"):
         guard.executions.run_pending({"issue_refund": api})
-    assert api.calls == [("k-1", "80.00")]
-    assert guard.executions.get("k-1").status is ExecutionStatus.RUNNING
+    assert api.calls == [("bot-1:k-1", "80.00")]
+    assert guard.executions.get("bot-1:k-1").status is ExecutionStatus.RUNNING
 
 
 def test_crash_between_commit_and_execution_runs_once_after_restart(guard, store, restart):
@@ -144,7 +144,7 @@ def test_crash_between_commit_and_execution_runs_once_after_restart(guard, store
     assert code == -signal.SIGKILL
     # The approval and its queued call survived the crash; nothing ran.
     assert guard.approvals.get(routed.id).status is ApprovalStatus.APPROVED
-    assert [e.key for e in guard.executions.pending()] == ["k-1"]
+    assert [e.key for e in guard.executions.pending()] == ["bot-1:k-1"]
     assert records(store, "execution.started") == []
 
     api = PaymentApi()
@@ -156,7 +156,7 @@ def test_crash_between_commit_and_execution_runs_once_after_restart(guard, store
     second = restart()
     second.approvals.register("issue_refund", api)
     assert second.approvals.run_approved() == []
-    assert api.calls == [("k-1", "80.00")]
+    assert api.calls == [("bot-1:k-1", "80.00")]
     assert len(records(store, "execution.started")) == 1
     assert len(records(store, "execution.succeeded")) == 1
     assert store.verify() == 5  # decision, approved, queued, started, succeeded
@@ -176,16 +176,16 @@ def test_crash_during_the_call_never_runs_it_twice(guard, store, restart, tmp_pa
     # Whether the tool finished is unknown: it is not run again, nor lost from view.
     assert after.approvals.run_approved() == []
     assert api.calls == []
-    running = after.executions.get("k-1")
+    running = after.executions.get("bot-1:k-1")
     assert running is not None
     assert running.status is ExecutionStatus.RUNNING
     with pytest.raises(ExecutionError, match="has not reported how it ended"):
         after.executions.run(
             decision_id=routed.id,
-            key="k-1",
+            key="bot-1:k-1",
             tool="issue_refund",
             arguments=running.arguments,
             call=api,
         )
-    assert charges.read_text(encoding="utf-8").splitlines() == ["k-1 80.00"]
+    assert charges.read_text(encoding="utf-8").splitlines() == ["bot-1:k-1 80.00"]
     assert store.verify() == 4  # decision, approved, queued, started

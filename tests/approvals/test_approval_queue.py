@@ -143,7 +143,7 @@ def test_approving_records_who_in_which_role_why_and_when(guard, store, clock):
     assert body["recheck"]["outcome"] == "allow"
     assert body["recheck"]["rules"] == ["refund-within-30-days"]
     assert body["recheck"]["policy_version"] == guard.pack.version
-    assert body["execution"] == {"key": "k-1", "tool": "issue_refund"}
+    assert body["execution"] == {"key": "bot-1:k-1", "tool": "issue_refund"}
     assert store.verify() == 3  # decision, approval.approved, execution.queued
 
 
@@ -244,12 +244,12 @@ def test_approving_for_a_lower_amount_runs_the_tool_with_it(guard, store):
     assert approved.requested_amount == usd("80.00")
     assert approved.is_edited
     [queued] = guard.executions.pending()
-    assert queued.key == "k-1"
+    assert queued.key == "bot-1:k-1"
     assert queued.arguments["amount"] == "45.50"
     calls = []
     guard.approvals.register("issue_refund", lambda args, key: calls.append((args, key)) or "ok")
     guard.approvals.run_approved()
-    assert calls == [({**queued.arguments}, "k-1")]
+    assert calls == [({**queued.arguments}, "bot-1:k-1")]
     body = json.loads(records(store, "approval.approved", decision.id)[0].body)
     assert body["amount"]["amount"] == "45.50"
     assert body["requested_amount"]["amount"] == "80.00"

@@ -46,7 +46,7 @@ def test_an_allowed_call_returns_the_result_and_runs_once_per_key(guard):
     assert refund_order("o-1", Decimal("40.00")) == "refunded 40.00 on o-1"
     assert refund_order("o-2", Decimal("40.00")) == "refunded 40.00 on o-2"
     assert [r[:2] for r in ran] == [("o-1", Decimal("40.00")), ("o-2", Decimal("40.00"))]
-    assert ran[0][2].startswith("refund_order:case-1:")
+    assert ran[0][2].startswith("bot-1:refund_order:case-1:")
     assert ledger_kinds(guard).count("execution.started") == 2
     assert refund_order.__name__ == "refund_order"
 
@@ -121,7 +121,7 @@ def test_a_caller_given_key_names_the_call(guard):
     ran: list[Any] = []
     refund_order = refunder(guard, ran)
     refund_order("o-1", Decimal("40.00"), idempotency_key="pay-77")
-    assert ran[0][2] == "refund_order:pay-77"
+    assert ran[0][2] == "bot-1:refund_order:pay-77"
     with pytest.raises(ProposalError, match="already used for a different proposal"):
         refund_order("o-1", Decimal("45.00"), idempotency_key="pay-77")
     assert len(ran) == 1

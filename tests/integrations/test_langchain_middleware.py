@@ -94,7 +94,7 @@ def test_allowed_routed_denied_and_ungoverned_calls_in_one_turn(make_guard, shop
     assert shop.refunds == ["40.00"]
     assert shop.lookups == ["o-3"]
     # The ungoverned lookup left no decision.
-    assert guard.store.find_decision("lookup_order:c-lookup") is None
+    assert guard.store.find_decision(BOT.id, "lookup_order:c-lookup") is None
     assert ledger_kinds(guard).count("decision") == 2
 
 
@@ -264,5 +264,5 @@ def test_call_ids_repeated_in_another_thread_are_other_calls(guard, shop):
         )
         agent.invoke(ask(), {"configurable": {"thread_id": thread}})
     assert shop.refunds == ["40.00", "30.00"]
-    assert guard.executions.get("issue_refund:ticket-1:call_0").result == "refunded USD 40.00"
-    assert guard.executions.get("issue_refund:ticket-2:call_0").result == "refunded USD 30.00"
+    assert guard.executions.get("bot-1:issue_refund:ticket-1:call_0").result == "refunded USD 40.00"
+    assert guard.executions.get("bot-1:issue_refund:ticket-2:call_0").result == "refunded USD 30.00"

@@ -87,9 +87,9 @@ def test_an_allowed_call_runs_once_and_a_retry_returns_the_first_result(guard, t
     assert first.tool_call_id == "call-1"
     assert again.content == first.content
     assert again.tool_call_id == "call-1"
-    assert tools.refunds == [{"amount": "40.00", "key": "issue_refund:call-1"}]
+    assert tools.refunds == [{"amount": "40.00", "key": "bot-1:issue_refund:call-1"}]
     assert ledger_kinds(guard) == ["decision", "execution.started", "execution.succeeded"]
-    execution = guard.executions.get("issue_refund:call-1")
+    execution = guard.executions.get("bot-1:issue_refund:call-1")
     assert execution.result == "refunded USD 40.00 (ref rf-1)"
     assert guard.store.verify() == 3
 
@@ -133,7 +133,7 @@ def test_an_approved_routed_call_runs_once_through_the_outbox(guard, tools):
     retried = refund.invoke(call(refund_args("60.00")))
     assert retried.content == "refunded USD 50.00 (ref rf-1)"
     assert guard.executions.run_pending(tool_callables([refund])) == []
-    assert tools.refunds == [{"amount": "50.00", "key": "issue_refund:call-1"}]
+    assert tools.refunds == [{"amount": "50.00", "key": "bot-1:issue_refund:call-1"}]
 
 
 def test_the_same_call_id_with_other_arguments_is_an_error(guard, tools):
@@ -153,7 +153,7 @@ def test_without_a_call_id_the_key_comes_from_case_tool_and_arguments(guard, too
     assert other == "refunded USD 30.00 (ref rf-2)"
     keys = [r["key"] for r in tools.refunds]
     assert len(keys) == 2
-    assert all(k.startswith("issue_refund:case-1:") for k in keys)
+    assert all(k.startswith("bot-1:issue_refund:case-1:") for k in keys)
     assert keys[0] != keys[1]
 
 
@@ -193,7 +193,8 @@ def test_the_actor_and_case_can_come_from_the_run_config(guard, tools):
     [refund] = guard.wrap_tools([tools.issue_refund])
     config = {"configurable": {"discretion_actor": {"id": "bot-7", "role": "ai_agent"}}}
     refund.invoke(call(refund_args()), config)
-    decision = guard.store.find_decision("issue_refund:call-1")
+    decision = guard.store.find_decision("bot-7", "issue_refund:call-1")
+    assert decision is not None
     assert decision.actor_id == "bot-7"
     assert decision.outcome is Outcome.ALLOW
 
@@ -264,12 +265,12 @@ def test_a_tool_that_answers_with_an_error_is_recorded_failed_and_may_be_retried
     failed = refund.invoke(call(refund_args()))
     assert failed.status == "error"
     assert failed.content == "card network timeout"
-    execution = guard.executions.get("issue_refund:call-1")
+    execution = guard.executions.get("bot-1:issue_refund:call-1")
     assert execution.status == "failed"
     assert execution.error == "ToolReportedError: card network timeout"
     retried = refund.invoke(call(refund_args()))
     assert retried.content == "refunded"
-    assert guard.executions.get("issue_refund:call-1").attempts == 2
+    assert guard.executions.get("bot-1:issue_refund:call-1").attempts == 2
     assert refund.invoke(call(refund_args())).content == "refunded"
     assert attempts == ["40.00", "40.00"]
 

@@ -114,13 +114,13 @@ def test_chat_completions_loop_runs_allowed_calls_once_and_explains_the_rest(
     messages += [message.model_dump(exclude_none=True), *outputs]
     client.chat.completions.create(model="support-model", messages=messages)
 
-    assert functions.refunds == [("40.00", "issue_refund:call_1")]
+    assert functions.refunds == [("40.00", "bot-1:issue_refund:call_1")]
     assert functions.lookups == ["o-3"]
     sent = json.loads(route.calls.last.request.content)["messages"]
     answers = {m["tool_call_id"]: m["content"] for m in sent if m["role"] == "tool"}
     assert json.loads(answers["call_1"]) == {"refund_id": "rf-1", "amount": "40.00"}
     assert answers["call_2"].startswith("Needs approval by tier1: refund of USD 60.00")
-    routed = guard.store.find_decision("issue_refund:call_2")
+    routed = guard.store.find_decision(BOT.id, "issue_refund:call_2")
     assert f"Approval id: {routed.id}." in answers["call_2"]
     assert answers["call_3"] == "order o-3: delivered"
 
@@ -130,7 +130,7 @@ def test_a_retried_tool_call_is_answered_from_the_first_run(guard, functions):
     calls = [chat_call("call_1", "issue_refund", refund_args())]
     first = tools.outcomes(calls)
     again = tools.outcomes(calls)
-    assert functions.refunds == [("40.00", "issue_refund:call_1")]
+    assert functions.refunds == [("40.00", "bot-1:issue_refund:call_1")]
     assert again[0].output == first[0].output
     assert again[0].result.is_replay
     assert ledger_kinds(guard) == ["decision", "execution.started", "execution.succeeded"]
@@ -187,7 +187,7 @@ def test_responses_api_items_get_function_call_outputs(guard, functions, client,
     assert json.loads(outputs[0]["output"]) == {"refund_id": "rf-1", "amount": "40.00"}
     assert outputs[1]["call_id"] == "call_b"
     assert "Approval id:" in outputs[1]["output"]
-    assert functions.refunds == [("40.00", "issue_refund:call_a")]
+    assert functions.refunds == [("40.00", "bot-1:issue_refund:call_a")]
 
 
 def test_unreadable_or_unknown_calls_run_and_decide_nothing(guard, functions):
@@ -221,7 +221,7 @@ def test_an_approved_call_runs_when_the_model_repeats_it(guard, functions):
     guard.approvals.approve(routed.result.decision.id, approver=MARIA, note="fine")
     [ran] = tools.outcomes(calls)
     [again] = tools.outcomes(calls)
-    assert functions.refunds == [("60.00", "issue_refund:call_1")]
+    assert functions.refunds == [("60.00", "bot-1:issue_refund:call_1")]
     assert json.loads(ran.output["content"])["amount"] == "60.00"
     assert again.output == ran.output
 

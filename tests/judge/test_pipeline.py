@@ -21,7 +21,7 @@ def test_the_judge_is_asked_before_the_write_transaction_opens(make_guard, store
         # can take it now (on SQLite a held lock would make this wait, then fail).
         with store.transaction() as tx:
             tx.record("probe", "dec_probe", {}, at=NOW)
-            seen.append((store.count(), store.find_decision("k-lost") is None))
+            seen.append((store.count(), store.find_decision("bot-1", "k-lost") is None))
         return Verdict(justified=True, clause=request.reason, unsupported_claims=[], reason="ok")
 
     decision = make_guard(lost_facts(), judge=StaticJudge(probing)).decide(lost_refund("15.00"))

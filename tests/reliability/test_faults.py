@@ -223,7 +223,7 @@ def test_a_database_that_goes_away_mid_decision_answers_nothing(make_guard, stor
     with pytest.raises(StoreError, match="server closed the connection"):
         guard.decide(refund("40.00", key="during"))
     monkeypatch.undo()
-    assert store.find_decision("during") is None
+    assert store.find_decision("bot-1", "during") is None
     assert_consistent(store, decided=1)
 
 
@@ -251,7 +251,7 @@ def test_a_failure_between_budget_reservation_and_ledger_append_writes_nothing(
     # Inside the transaction the reservation was there; after the failure none of it is.
     assert reached == [reserved_before + len(first.reservations)]
     assert rows(store, reservations) == reserved_before
-    assert store.find_decision("torn") is None
+    assert store.find_decision("bot-1", "torn") is None
     assert_consistent(store, decided=1)
     # The retry decides once, as if the failed attempt never happened.
     retried = guard.decide(refund("40.00", key="torn"))
@@ -287,11 +287,11 @@ def test_an_executor_failing_after_approval_is_recorded_and_never_runs_twice(mak
 
     assert failed.status is ExecutionStatus.FAILED
     assert "payment gateway timed out" in (failed.error or "")
-    assert calls == ["k-1"]
+    assert calls == ["bot-1:k-1"]
     [record] = ledger_bodies(store, "execution.failed")
     assert "payment gateway timed out" in json.dumps(record)
     assert rows(store, executions) == 1
     # A failed call waits for a person or an explicit retry: the outbox does not run it again.
     assert guard.approvals.run_approved() == []
-    assert calls == ["k-1"]
+    assert calls == ["bot-1:k-1"]
     assert store.verify() == store.count()

@@ -186,7 +186,7 @@ def test_tool_arguments_nested_too_deep_are_a_proposal_error_not_a_crash():
     with pytest.raises(ProposalError, match="nested more than 32 levels") as raised:
         guard.decide(proposal)
     assert raised.value.field == "tool.arguments"
-    assert guard.store.find_decision("k-1") is None
+    assert guard.store.find_decision("bot-1", "k-1") is None
 
 
 @pytest.mark.parametrize(

@@ -67,7 +67,7 @@ def test_a_decision_record_is_hashed_as_the_body_ledgers_always_had(store: SqlSt
     )
     assert json.loads(entry.body) == store.decision_body(decision.id)
     assert store.decision(decision.id) == stamped
-    assert store.find_decision(decision.idempotency_key) == stamped
+    assert store.find_decision(decision.actor_id, decision.idempotency_key) == stamped
     assert store.verify() == 1
 
 

@@ -381,9 +381,7 @@ class Approvals:
             tx.reserve(row.id, checked.reservations, at=now)
             tool = proposal.get("tool")
             execution = (
-                {"key": decision.idempotency_key, "tool": tool["name"]}
-                if tool is not None
-                else None
+                {"key": decision.execution_key, "tool": tool["name"]} if tool is not None else None
             )
             self._transition(
                 tx,
@@ -408,7 +406,7 @@ class Approvals:
                 guard.executions.enqueue(
                     tx,
                     decision_id=row.id,
-                    key=decision.idempotency_key,
+                    key=decision.execution_key,
                     tool=tool["name"],
                     arguments=checked.arguments,
                     at=now,

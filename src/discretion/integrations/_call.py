@@ -405,7 +405,7 @@ class Governor:
             }
         return {
             "decision_id": decision.id,
-            "key": decision.idempotency_key,
+            "key": decision.execution_key,
             "tool": info.tool,
             "arguments": dict(arguments),
         }

@@ -146,7 +146,7 @@ class Pipeline:
             # exactly once; this early look only saves a retry the LLM judge's call.
             if self.review.judge is not None:
                 with _telemetry.step("idempotency"):
-                    known = self.store.find_decision(item.idempotency_key)
+                    known = self.store.find_decision(item.proposal.actor.id, item.idempotency_key)
                 if known is not None:
                     return Governed(decision=self._replay(item, known), arguments=item.arguments)
             now = self.now()
@@ -366,13 +366,14 @@ class Pipeline:
                     context=dict(snapshot.data),
                     customer_id=decision.entities.get("customer"),
                     case_id=decision.entities.get("case"),
+                    order_id=decision.entities.get("order"),
                 )
                 recorded = tx.append(record)
                 if recorded.outcome is Outcome.ROUTE:
                     # The approval (the decision's id) commits with the decision or not at all.
                     open_approval(pack, tx, recorded, record.proposal)
         except DuplicateKey as exc:
-            known = self.store.find_decision(item.idempotency_key)
+            known = self.store.find_decision(item.proposal.actor.id, item.idempotency_key)
             if known is None:
                 # A constraint other than the idempotency key failed: nothing was recorded.
                 raise StoreError(f"the decision could not be recorded: {exc.__cause__}") from exc

@@ -92,5 +92,6 @@ def open_approval(
             opened_at=decision.decided_at,
             due_at=decision.decided_at + pack.approval_sla_for(decision.action, role),
             escalations=0,
+            order_id=decision.entities.get("order"),
         )
     )

@@ -84,6 +84,10 @@ class ApprovalRow:
     """Their role."""
     note: str | None = None
     """Why."""
+    order_id: str | None = None
+    """The order, when the decision concerns one (as the order's record names it)."""
+    ledger_hash: str | None = None
+    """The hash of the ledger record that set the row's current state."""
 
 
 def _money(minor: int | None, currency: str | None) -> Money | None:
@@ -113,6 +117,8 @@ def _row(row: Any) -> ApprovalRow:
         decided_by=row.decided_by,
         decided_role=row.decided_role,
         note=row.note,
+        order_id=row.order_id,
+        ledger_hash=row.ledger_hash,
     )
 
 
@@ -194,6 +200,8 @@ class ApprovalWrites:
                 "decided_by": row.decided_by,
                 "decided_role": row.decided_role,
                 "note": row.note,
+                "order_id": row.order_id,
+                "ledger_hash": row.ledger_hash,
             },
         )
 

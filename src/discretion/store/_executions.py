@@ -53,6 +53,8 @@ class ExecutionRow:
     """When the last attempt started."""
     finished_at: datetime | None = None
     """When the last attempt ended."""
+    ledger_hash: str | None = None
+    """The hash of the ledger record that set the row's current state."""
 
 
 def _moment(us: int | None) -> datetime | None:
@@ -65,8 +67,8 @@ def _us(moment: datetime | None) -> int | None:
 
 def _row(values: Sequence[Any]) -> ExecutionRow:
     """A row read in the table's column order (a driver tuple or a SQLAlchemy row)."""
-    key, decision_id, tool, arguments, digest, status, attempts, result, error, *times = values
-    queued, started, finished = times
+    key, decision_id, tool, arguments, digest, status, attempts, result, error, *rest = values
+    queued, started, finished, ledger_hash = rest
     return ExecutionRow(
         key=key,
         decision_id=decision_id,
@@ -80,6 +82,7 @@ def _row(values: Sequence[Any]) -> ExecutionRow:
         queued_at=_moment(queued),
         started_at=_moment(started),
         finished_at=_moment(finished),
+        ledger_hash=ledger_hash,
     )
 
 
@@ -97,6 +100,7 @@ def _values(row: ExecutionRow) -> dict[str, Any]:
         "queued_us": _us(row.queued_at),
         "started_us": _us(row.started_at),
         "finished_us": _us(row.finished_at),
+        "ledger_hash": row.ledger_hash,
     }
 
 

@@ -64,7 +64,7 @@ decisions = Table(
     "decisions",
     metadata,
     Column("id", String(64), primary_key=True),
-    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("idempotency_key", String(200), nullable=False),
     Column("proposal_digest", String(64), nullable=False),
     Column("action", String(100), nullable=False),
     Column("outcome", String(20), nullable=False),
@@ -80,9 +80,16 @@ decisions = Table(
     # The decision record's place in its partition's chain (`ledger.chain_seq`).
     Column("ledger_seq", BigInteger, nullable=False),
     Column("body", Text, nullable=False),
+    # The order it concerns, as its record says (the pack's entities): totals per order read it.
+    Column("order_id", String(200)),
+    # An idempotency key is the actor's own: two agents' "call_0" are two decisions.
+    UniqueConstraint("actor_id", "idempotency_key", name="uq_decisions_actor_key"),
 )
 Index("ix_decisions_decided", decisions.c.decided_us)
 Index("ix_decisions_customer", decisions.c.customer_id, decisions.c.decided_us)
+# Running totals per order and per case read one record's recent decisions through these.
+Index("ix_decisions_order", decisions.c.order_id, decisions.c.decided_us)
+Index("ix_decisions_case", decisions.c.case_id, decisions.c.decided_us)
 # `similar()` reads the most recent decisions of one action and reason through this index.
 Index("ix_decisions_similar", decisions.c.action, decisions.c.reason, decisions.c.decided_us)
 
@@ -173,6 +180,9 @@ executions = Table(
     Column("queued_us", BigInteger),
     Column("started_us", BigInteger),
     Column("finished_us", BigInteger),
+    # The hash of the ledger record that set this row's current state: a row that disagrees
+    # with its record is not acted on, and `verify` names it.
+    Column("ledger_hash", String(64)),
 )
 Index("ix_executions_status", executions.c.status, executions.c.queued_us)
 Index("ix_executions_decision", executions.c.decision_id)
@@ -198,6 +208,9 @@ precedents = Table(
     Column("created_us", BigInteger, nullable=False),
     Column("revoked_us", BigInteger),
     Column("body", Text, nullable=False),
+    # The hash of the ledger record that set this row's current state: a row that disagrees
+    # with its record is not acted on, and `verify` names it.
+    Column("ledger_hash", String(64)),
 )
 # The filter columns ride along in the index: a candidate that is over its fixed bound, revoked
 # or a one-off is passed over without reading its row. At 100k precedents most rows sharing a
@@ -247,6 +260,10 @@ approvals = Table(
     Column("decided_by", String(200)),
     Column("decided_role", String(100)),
     Column("note", Text),
+    Column("order_id", String(200)),
+    # The hash of the ledger record that set this row's current state: a row that disagrees
+    # with its record is not acted on, and `verify` names it.
+    Column("ledger_hash", String(64)),
 )
 Index("ix_approvals_queue", approvals.c.status, approvals.c.due_us)
 Index("ix_approvals_decided", approvals.c.status, approvals.c.decided_us)
@@ -263,6 +280,9 @@ api_tokens = Table(
     Column("label", String(200), nullable=False),
     Column("created_us", BigInteger, nullable=False),
     Column("revoked_us", BigInteger),
+    # The hash of the ledger record that set this row's current state: a row that disagrees
+    # with its record is not acted on, and `verify` names it.
+    Column("ledger_hash", String(64)),
 )
 
 # Signed-in sessions of the approver web UI (discretion.api), by the SHA-256 of the cookie.

@@ -84,6 +84,8 @@ class DecisionRecord:
     """The customer it concerns, if any: a column, so exposure per customer is a range read."""
     case_id: str | None
     """The case it concerns, if any."""
+    order_id: str | None = None
+    """The order it concerns, if any: totals per order read it."""
 
     def body(self) -> dict[str, Any]:
         """The lineage record's body; `canonical_json` of it is what the chain hashes."""
@@ -110,7 +112,10 @@ class HistoryEntry:
 
 # The core's hot-path statements (see `_compiled`); the table families add theirs.
 _STATEMENTS: dict[str, Any] = {
-    "find": select(decisions.c.body).where(decisions.c.idempotency_key == bindparam("key")),
+    "find": select(decisions.c.body).where(
+        decisions.c.actor_id == bindparam("actor"),
+        decisions.c.idempotency_key == bindparam("key"),
+    ),
     "used": select(func.coalesce(func.sum(reservations.c.amount_minor), literal_column("0"))).where(
         reservations.c.budget_id == bindparam("budget"),
         reservations.c.budget_key == bindparam("key"),
@@ -274,6 +279,7 @@ class SqlTransaction:
                         actor_id=decision.actor_id,
                         customer_id=record.customer_id,
                         case_id=record.case_id,
+                        order_id=record.order_id,
                         amount_minor=amount.minor if amount is not None else None,
                         currency=amount.currency if amount is not None else None,
                         required_role=decision.required_role,
@@ -492,14 +498,15 @@ class SqlStore:
                 connection.close()
         self._engine.dispose()
 
-    def find_decision(self, idempotency_key: str) -> Decision | None:
-        """The decision recorded under this key, if any."""
+    def find_decision(self, actor_id: str, idempotency_key: str) -> Decision | None:
+        """The decision `actor_id` recorded under this key, if any (keys are each actor's own)."""
         # SQLite: this thread's held connection (the driver's cursor sends no BEGIN). PostgreSQL:
         # a pooled read in autocommit, like every other read.
         reader = self._held() if self._holds else self._reading("decisions")
         with self._mapped("read decisions"), reader as connection:
             cursor = connection.connection.cursor()
-            row = self._sql["find"].run(cursor, {"key": idempotency_key}).fetchone()
+            found = self._sql["find"].run(cursor, {"actor": actor_id, "key": idempotency_key})
+            row = found.fetchone()
             cursor.close()
         return _decision(row)
 
