@@ -61,10 +61,14 @@ def test_samples_cover_every_outcome():
     assert {o for o, _ in EXPECTED.values()} == {o.value for o in Outcome}
 
 
-def test_unknown_order_routes_naming_the_missing_fact(guard):
+def test_unknown_order_routes_naming_the_records_that_do_not_check_out(guard):
     proposal = json.loads(
         (ACME / "proposals" / "16-refund-unknown-order.json").read_text(encoding="utf-8")
     )
     decision = guard.decide(proposal)
-    assert decision.rules == ["discretion.context-unavailable"]
-    assert "order." in decision.causes[0]
+    # The case names its own order, A-50027; the order the agent typed is not on record.
+    assert decision.rules == ["discretion.entity.mismatch", "discretion.entity.unknown"]
+    assert decision.causes == [
+        "the proposal names order 'A-59999', but case 'K-70027' belongs to order 'A-50027'",
+        "order 'A-59999' is not on record",
+    ]

@@ -74,6 +74,7 @@ class Shadow:
             now=at.decided_at,
             # The enforced decision's frozen facts first, so both decide on the same facts.
             context=ChainedContext([StaticContextProvider(snapshot.values), self._context]),
+            frozen=snapshot.values,
         )
         return would.model_copy(update={"id": f"shadow_{at.id}"[:64]})
 

@@ -66,15 +66,21 @@ def write_suite(folder: Path, cases: list[dict[str, Any]], **settings: Any) -> P
     return path
 
 
-def copy_acme_pack(folder: Path, *, old: str, new: str, file: str = "roles.yaml") -> Path:
-    """The acme pack copied into `folder` with one exact piece of one file replaced."""
+def copy_acme_pack(
+    folder: Path, *, old: str, new: str, file: str = "roles.yaml", base: Path = ACME_PACK
+) -> Path:
+    """The acme pack (or `base`) copied into `folder` with one exact piece of one file replaced."""
     target = folder / "pack"
-    shutil.copytree(ACME_PACK, target)
+    shutil.copytree(base, target)
     path = target / file
     text = path.read_text(encoding="utf-8")
     assert text.count(old) == 1, old
     path.write_text(text.replace(old, new), encoding="utf-8")
     return target
+
+
+CUMULATIVE_REFUNDS = "    cumulative: {per: order, window: 365d}\n"
+"""The acme refund's authority measured on the whole order; replay tests judge calls alone."""
 
 
 def invoke(*args: str) -> Result:

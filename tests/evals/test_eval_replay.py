@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +20,7 @@ from discretion.evals import replay, shadow_report
 from discretion.shadow import SHADOW_RECORD
 from discretion.store._schema import ledger
 
-from .helpers import ACME_CASES, ACME_PACK, copy_acme_pack, invoke
+from .helpers import ACME_CASES, ACME_PACK, CUMULATIVE_REFUNDS, copy_acme_pack, invoke
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 # The AI's standard refund limit, lowered from 200.00 to 100.00.
@@ -61,11 +63,31 @@ PROPOSALS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def single_calls(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The acme pack judging each refund alone: these tests replay several on one order."""
+    folder = tmp_path_factory.mktemp("single")
+    return copy_acme_pack(folder, old=CUMULATIVE_REFUNDS, new="", file="refund.yaml")
+
+
+@pytest.fixture(autouse=True)
+def _single(single_calls: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "BASE", single_calls)
+
+
+BASE = ACME_PACK
+
+
+def candidate_pack(folder: Path, **change: Any) -> Path:
+    """The pack the recorded decisions were made under, with one change."""
+    return copy_acme_pack(folder, base=BASE, **change)
+
+
 def acme_guard(store: SqlStore, **options: Any) -> Guard:
     """A guard on the acme pack and case database, at NOW unless another clock is given."""
     options.setdefault("clock", FakeClock(NOW))
     return Guard(
-        load_pack(ACME_PACK),
+        load_pack(BASE),
         store=store,
         context=SqliteCaseStore.from_sql(ACME_CASES),
         **options,
@@ -91,7 +113,7 @@ def _head(store: SqlStore) -> dict[int, tuple[int, str]]:
 def test_lowering_a_limit_reports_exactly_the_decisions_that_change(recorded, tmp_path):
     store, ids = recorded
     before = _head(store)
-    candidate = copy_acme_pack(tmp_path, **LOWER_AI_REFUNDS)
+    candidate = candidate_pack(tmp_path, **LOWER_AI_REFUNDS)
 
     report = replay(store, candidate)
 
@@ -116,7 +138,7 @@ def test_lowering_a_limit_reports_exactly_the_decisions_that_change(recorded, tm
 
 def test_replay_under_the_same_pack_changes_nothing(recorded):
     store, _ = recorded
-    report = replay(store, ACME_PACK)
+    report = replay(store, BASE)
     assert report.replayed == len(PROPOSALS)
     assert report.changes == ()
     assert all(e.delta == 0 for e in report.exposure)
@@ -124,7 +146,7 @@ def test_replay_under_the_same_pack_changes_nothing(recorded):
 
 def test_replay_since_only_reports_later_decisions(recorded, tmp_path):
     store, ids = recorded
-    candidate = copy_acme_pack(tmp_path, **LOWER_AI_REFUNDS)
+    candidate = candidate_pack(tmp_path, **LOWER_AI_REFUNDS)
     # The 150.00 refund was decided at 13:00, the 200.00 refund at 14:00.
     report = replay(store, candidate, since=NOW + timedelta(hours=2))
     assert report.replayed == len(PROPOSALS) - 2
@@ -134,7 +156,7 @@ def test_replay_since_only_reports_later_decisions(recorded, tmp_path):
 def test_a_fact_the_snapshot_lacks_routes_and_is_named(recorded, tmp_path):
     store, _ = recorded
     # The candidate's refund reads a fact the recorded snapshots never held.
-    candidate = copy_acme_pack(
+    candidate = candidate_pack(
         tmp_path,
         old="      - exposure.all_count_30d\n\n    hard_limits:",
         new="      - exposure.all_count_30d\n      - case.severity\n\n    hard_limits:",
@@ -153,7 +175,7 @@ def test_replay_refuses_a_ledger_that_does_not_verify(recorded):
     with store.engine.begin() as connection:
         connection.execute(update(ledger).where(ledger.c.seq == 2).values(body='{"edited":1}'))
     with pytest.raises(LedgerIntegrityError):
-        replay(store, ACME_PACK)
+        replay(store, BASE)
 
 
 def test_replay_cli_prints_changes_and_writes_json(tmp_path):
@@ -163,7 +185,7 @@ def test_replay_cli_prints_changes_and_writes_json(tmp_path):
     for proposal in PROPOSALS:
         guard.decide(proposal)
     store.close()
-    candidate = copy_acme_pack(tmp_path, **LOWER_AI_REFUNDS)
+    candidate = candidate_pack(tmp_path, **LOWER_AI_REFUNDS)
     out = tmp_path / "replay.json"
 
     result = invoke("replay", "--pack", str(candidate), "--db", db, "--json", str(out))
@@ -186,7 +208,7 @@ def test_replay_cli_prints_changes_and_writes_json(tmp_path):
 
 
 def test_shadow_pack_records_what_it_would_decide_beside_each_decision(store, tmp_path):
-    candidate = copy_acme_pack(tmp_path, **LOWER_AI_REFUNDS)
+    candidate = candidate_pack(tmp_path, **LOWER_AI_REFUNDS)
     guard = acme_guard(store, ids=Counter(), shadow=candidate)
 
     enforced = guard.decide(_refund("150.00", "k-150"))
@@ -212,7 +234,7 @@ def test_shadow_pack_records_what_it_would_decide_beside_each_decision(store, tm
 
 def test_shadow_failure_is_recorded_and_never_changes_the_enforced_decision(store, tmp_path):
     # A candidate in euros cannot decide a USD proposal: the shadow records why.
-    candidate = copy_acme_pack(tmp_path, old="currency: USD", new="currency: EUR", file="pack.yaml")
+    candidate = candidate_pack(tmp_path, old="currency: USD", new="currency: EUR", file="pack.yaml")
     guard = acme_guard(store, shadow=candidate)
     decision = guard.decide(_refund("64.99", "k-earbuds", order="A-50003"))
     assert decision.outcome.value == "allow"
@@ -230,7 +252,7 @@ def test_shadow_report_without_shadow_records_says_so(recorded):
 def test_replay_cli_reads_shadow_records(tmp_path):
     db = f"sqlite:///{tmp_path / 'ledger.db'}"
     store = SqlStore(db)
-    guard = acme_guard(store, shadow=copy_acme_pack(tmp_path, **LOWER_AI_REFUNDS))
+    guard = acme_guard(store, shadow=candidate_pack(tmp_path, **LOWER_AI_REFUNDS))
     guard.decide(_refund("150.00", "k-150"))
     store.close()
     result = invoke("replay", "--shadow", "--db", db)

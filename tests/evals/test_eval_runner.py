@@ -248,22 +248,49 @@ def test_malformed_proposal_is_expected_as_an_error(tmp_path):
     assert wrong.failures == ("expected the error to name 'amount', got 'currency'",)
 
 
+WITHIN_30_DAYS = {
+    "customer.fraud_flag": False,
+    "customer.tier": "standard",
+    "customer.since": "2021-01-01T00:00:00+00:00",
+    "customer.lifetime_value": {"amount": "900.00", "currency": "USD"},
+    "order.total": {"amount": "250.00", "currency": "USD"},
+    "order.shipping_fee": {"amount": "0.00", "currency": "USD"},
+    "order.refunded": {"amount": "0.00", "currency": "USD"},
+    "order.delivered_at": "2026-11-20T10:00:00+00:00",
+    "shipment.status": "delivered",
+    "shipment.status_at": "2026-11-20T10:00:00+00:00",
+    "exposure.all_count_30d": 0,
+}
+"""Facts laid over the context for orders the case data does not hold."""
+
+
+def refund_on(number: str, amount: str, **rationale: Any) -> dict[str, Any]:
+    """A refund on the made-up order A-95<number> of customer C-95<number>."""
+    proposal = refund(amount, **rationale)
+    proposal["tool"]["arguments"].update(
+        order_id=f"A-95{number}", customer_id=f"C-95{number}", case_id=f"K-95{number}"
+    )
+    return proposal
+
+
 def test_history_repeats_with_numbered_ids_and_times(tmp_path):
-    # Thirteen refunds five hours ago use up the AI's 2,500.00 daily payout budget.
+    # Thirteen refunds five hours ago, each on an order of its own, use up the AI's 2,500.00
+    # daily payout budget.
     history = [
         {
             "at": "-5h",
             "repeat": 12,
-            "proposal": refund("200.00", text="part {n}"),
+            "proposal": refund_on("{n}", "200.00", text="part {n}"),
             "expect": {"outcome": "allow"},
         },
-        {"at": "-4h", "proposal": refund("100.00"), "expect": {"outcome": "allow"}},
+        {"at": "-4h", "proposal": refund_on("100", "100.00"), "expect": {"outcome": "allow"}},
     ]
     case = {
         "id": "daily-budget",
         "description": "the next refund goes to a manager",
+        "facts": WITHIN_30_DAYS,
         "history": history,
-        "proposal": refund("0.01"),
+        "proposal": refund_on("200", "0.01"),
         "expect": {"outcome": "route", "role": "manager", "rules": ["budget.actor-daily"]},
     }
     (result,) = run_suites(load_suites([write_suite(tmp_path, [case])])).results

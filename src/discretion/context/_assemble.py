@@ -50,6 +50,10 @@ class Snapshot:
             }
         )
 
+    def merged(self, values: Mapping[str, Any]) -> Snapshot:
+        """This snapshot with `values` added (or replaced), frozen and digested anew."""
+        return Snapshot.of({**self.values, **values})
+
     def cel_values(self) -> dict[str, Any]:
         """The facts as CEL sees them: money in minor units, nulls left unbound."""
         out: dict[str, Any] = {}

@@ -102,6 +102,7 @@ class _Ticket:
     at: datetime
     case_id: str
     customer_id: str
+    order_id: str
     situation: str
     days_since: int
     """Days since delivery (or since the carrier's last status)."""
@@ -194,12 +195,24 @@ def _tickets(count: int, seed: int, currency: str) -> list[_Ticket]:
             "shipment.status_at": (at - timedelta(days=days)).isoformat(),
             "exposure.all_count_30d": rng.choice((0, 0, 0, 1, 1, 2)),
         }
+        case_id, customer_id = f"SIM-{number:05d}", f"SIM-C{customer:05d}"
+        order_id = f"SIM-O{number:05d}"
+        # The records the ticket names, for a pack that checks them (`entities`).
+        facts |= {
+            "customer.id": customer_id,
+            "order.id": order_id,
+            "order.customer_id": customer_id,
+            "case.id": case_id,
+            "case.customer_id": customer_id,
+            "case.order_id": order_id,
+        }
         out.append(
             _Ticket(
                 number=number,
                 at=at,
-                case_id=f"SIM-{number:05d}",
-                customer_id=f"SIM-C{customer:05d}",
+                case_id=case_id,
+                customer_id=customer_id,
+                order_id=order_id,
                 situation=situation,
                 days_since=days,
                 amount=amount,
@@ -216,6 +229,7 @@ def _proposal(ticket: _Ticket, currency: str, *, reason: str | None, role: str) 
         "amount": _money(ticket.amount, currency),
         "customer_id": ticket.customer_id,
         "case_id": ticket.case_id,
+        "order_id": ticket.order_id,
         "rationale": {"reason": reason, "text": f"ticket {ticket.number}: {ticket.situation}"},
     }
 
@@ -266,7 +280,7 @@ def simulate_amnesia(pack: PolicyPack, *, tickets: int = 1000, seed: int = 7) ->
     if tickets < 1:
         raise ConfigurationError("the simulation needs at least one ticket")
     stream = _tickets(tickets, seed, pack.currency)
-    unknown = set(action.reads) - set(stream[0].facts)
+    unknown = set(action.provided) - set(stream[0].facts)
     if unknown:
         raise ConfigurationError(
             f"pack {pack.name!r}'s refund reads {', '.join(sorted(unknown))}, which the simulated"

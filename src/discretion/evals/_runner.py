@@ -269,8 +269,18 @@ def _proposal(
     return proposal
 
 
+_RECORDS = ("customer", "order", "case")
+
+
 class _Overlay:
-    """The suite's context, with the case's facts and then a history item's laid over it."""
+    """The suite's context, with the case's facts and then a history item's laid over it.
+
+    Facts laid over the context stand for the records the proposal names: a customer, an order
+    or a case the case data does not hold is taken to be on record, with the ids the proposal
+    names (`order.id`, `order.customer_id`, ... for a pack's `entities`), when the suite, the
+    case or the history item lays facts over the context. Records the case data holds are
+    checked as they are; with no facts laid over, an unknown record stays unknown.
+    """
 
     def __init__(self, base: ContextProvider, facts: Mapping[str, Any]) -> None:
         self._base = base
@@ -279,8 +289,24 @@ class _Overlay:
 
     def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
         answer = dict(self._base.fetch(request))
-        for layer in (self._facts, self.item):
+        layers = (self._facts, self.item)
+        for layer in layers:
             answer.update((name, layer[name]) for name in request.fields if name in layer)
+        named = {
+            "customer": request.customer_id,
+            "order": request.order_id,
+            "case": request.case_id,
+        }
+        described = any(layers)
+        for kind in _RECORDS:
+            if named[kind] is None or not described or answer.get(f"{kind}.id") is not None:
+                continue
+            for name in request.fields:
+                if name == f"{kind}.id":
+                    answer[name] = named[kind]
+                elif name.startswith(f"{kind}.") and name.endswith("_id"):
+                    parent = name[len(kind) + 1 : -3]
+                    answer.setdefault(name, named.get(parent))
         return answer
 
 

@@ -45,6 +45,7 @@ def evaluate(
     cited_reason: str | None,
     facts: dict[str, Any],
     now: datetime,
+    prior_minor: int = 0,
 ) -> Evaluation:
     """Decide allow, allow_exception, route or deny from code alone.
 
@@ -60,7 +61,7 @@ def evaluate(
     }
     activation = action.env.Activation(data)
     try:
-        return _evaluate(pack, action, role, amount_minor, cited_reason, activation)
+        return _evaluate(pack, action, role, amount_minor, cited_reason, activation, prior_minor)
     except EvaluationError as exc:
         return Evaluation(
             outcome=Outcome.ROUTE,
@@ -77,18 +78,23 @@ def _evaluate(
     amount_minor: int,
     cited_reason: str | None,
     activation: Any,
+    prior_minor: int,
 ) -> Evaluation:
     name = action.name
+    # Authority is measured on the whole when the action says so: what the actor (or its role)
+    # was already allowed on the same record, plus this amount. Rules' own maxima read the call.
+    whole = amount_minor + prior_minor
+    over_whole = ["discretion.cumulative-authority"] if prior_minor else []
     fired = [rule for rule in action.hard_limits if _check(rule.when, activation)]
     if fired:
         return Evaluation(outcome=Outcome.DENY, rules=[r.id for r in fired], deciding=fired)
 
     standard = next((r for r in action.standard if _within(r, activation, amount_minor)), None)
     if standard is not None:
-        if covers_standard(role, name, amount_minor):
+        if covers_standard(role, name, whole):
             return Evaluation(outcome=Outcome.ALLOW, rules=[standard.id], deciding=[standard])
-        target = lowest_standard_role(pack, name, amount_minor)
-        rules = [standard.id, "discretion.standard-authority"]
+        target = lowest_standard_role(pack, name, whole)
+        rules = [standard.id, "discretion.standard-authority", *over_whole]
         if target is None:
             return Evaluation(
                 outcome=Outcome.DENY,
@@ -108,7 +114,7 @@ def _evaluate(
         rules.append("discretion.reason-unknown")
     elif cited not in applicable:
         rules += ["discretion.reason-not-applicable", cited.id]
-    elif covers_exception(role, name, cited, amount_minor):
+    elif covers_exception(role, name, cited, whole):
         return Evaluation(
             outcome=Outcome.ALLOW_EXCEPTION,
             rules=[*rules, cited.id],
@@ -116,13 +122,13 @@ def _evaluate(
             deciding=[cited],
         )
     else:
-        rules += [cited.id, "discretion.exception-authority"]
+        rules += [cited.id, "discretion.exception-authority", *over_whole]
 
     if not applicable:
         return Evaluation(outcome=Outcome.DENY, rules=[*rules, "discretion.no-permitted-reason"])
     # Prefer the reason the actor cited when it applies; otherwise any applicable reason.
     ordered = sorted(applicable, key=lambda r: r is not cited)
-    found = lowest_exception_role(pack, name, ordered, amount_minor)
+    found = lowest_exception_role(pack, name, ordered, whole)
     if found is None:
         return Evaluation(outcome=Outcome.DENY, rules=[*rules, "discretion.no-role-can-grant"])
     target, reason = found

@@ -23,21 +23,22 @@ from datetime import datetime
 from typing import Any, TypeAlias
 
 from discretion import _telemetry
-from discretion.authority import lowest_covering
+from discretion.authority import lowest_above, lowest_covering
 from discretion.context import ContextProvider, Snapshot
 from discretion.decision import Decision, Outcome
 from discretion.errors import ContextError, ProposalError, StoreError
 from discretion.money import Money
-from discretion.pipeline._assemble import Facts, assemble_facts, named
+from discretion.pipeline._assemble import Facts, Resolved, assemble_facts, named
 from discretion.pipeline._budgets import BudgetCheck, BudgetKeys, check_budgets, over_budget
 from discretion.pipeline._evaluate import entity_faults, evaluate
+from discretion.pipeline._ledger import CUMULATIVE, LedgerFacts, read_ledger
 from discretion.pipeline._normalise import Normalised, normalise
 from discretion.pipeline._precedent import apply_precedent, take_precedent
 from discretion.pipeline._recheck import Recheck, recheck
 from discretion.pipeline._record import build_decision, open_approval
 from discretion.pipeline._review import Review
 from discretion.pipeline._state import Evaluation
-from discretion.policy import PolicyPack, Role, ToolSpec
+from discretion.policy import ActionPolicy, PolicyPack, Role, ToolSpec
 from discretion.precedent import Precedents
 from discretion.proposal import Actor, Proposal
 from discretion.store import DecisionRecord, DuplicateKey, SqlStore, SqlTransaction
@@ -174,6 +175,7 @@ class Pipeline:
         mapping: ToolSpec | None = None,
         now: datetime | None = None,
         context: ContextProvider | None = None,
+        frozen: Mapping[str, Any] | None = None,
     ) -> Decision:
         """What the pack would decide, without budgets and without recording anything.
 
@@ -182,10 +184,12 @@ class Pipeline:
             mapping: see `decide`.
             now: decide as of this time instead of the clock's.
             context: read facts from this provider instead of the pipeline's.
+            frozen: the facts another decision recorded: ledger totals are taken from them
+                rather than read anew.
         """
         item = self.normalise(proposal, mapping=mapping)
         moment = now if now is not None else self.now()
-        snapshot, evaluation = self.assess(item, moment, context=context)
+        snapshot, evaluation = self.assess(item, moment, context=context, frozen=frozen)
         return build_decision(
             self.pack,
             item,
@@ -210,9 +214,17 @@ class Pipeline:
 
     # 3-7. context, policy, authority, precedent, judges
     def assess(
-        self, item: Normalised, now: datetime, *, context: ContextProvider | None = None
+        self,
+        item: Normalised,
+        now: datetime,
+        *,
+        context: ContextProvider | None = None,
+        frozen: Mapping[str, Any] | None = None,
     ) -> tuple[Snapshot, Evaluation]:
-        """Steps 3 to 7: the facts, and the outcome they lead to before budgets."""
+        """Steps 3 to 7: the facts, and the outcome they lead to before budgets.
+
+        `frozen`: facts another decision recorded, whose ledger totals stand (see `preview`).
+        """
         action = item.action
         amount_minor = item.amount.minor if item.amount is not None else 0
         if action is None:
@@ -239,22 +251,25 @@ class Pipeline:
         snapshot, resolved = facts.snapshot, facts.resolved
         if resolved.faults:
             return snapshot, entity_faults(self.pack, action.name, amount_minor, resolved)
-        with _telemetry.step("policy"):
-            evaluation = evaluate(
-                self.pack,
-                action,
-                role=item.role,
-                actor_is_ai=item.proposal.actor.is_ai,
-                amount_minor=amount_minor,
-                cited_reason=item.proposal.rationale.reason,
-                facts=snapshot.cel_values(),
-                now=now,
-            )
-        evaluation.resolved = resolved
-        with _telemetry.step("precedent"):
-            evaluation = apply_precedent(
-                self.pack, self.precedents, item, snapshot, evaluation, now
-            )
+        ledger = None
+        if action.reads_ledger:
+            with _telemetry.step("totals"):
+                ledger, unkeyed = read_ledger(
+                    self.store.total, self.pack, item, action, resolved, now, frozen=frozen
+                )
+            snapshot = snapshot.merged(ledger.recorded)
+            if CUMULATIVE in unkeyed:
+                return snapshot, Evaluation(
+                    outcome=Outcome.ROUTE,
+                    rules=["discretion.cumulative-unkeyed"],
+                    required_role=lowest_covering(self.pack, action.name, amount_minor),
+                    causes=[
+                        f"{action.name} authority is measured per {action.cumulative.per}"  # type: ignore[union-attr]
+                        " and the proposal names none, so it cannot be measured"
+                    ],
+                    resolved=resolved,
+                )
+        evaluation = self._evaluate(item, action, snapshot, resolved, ledger, now)
         # Runs before the write transaction opens: an LLM call never holds the ledger lock.
         with _telemetry.step("judge"):
             evaluation = self.review.apply(
@@ -306,6 +321,76 @@ class Pipeline:
             now=now,
         )
 
+    def _evaluate(
+        self,
+        item: Normalised,
+        action: ActionPolicy,
+        snapshot: Snapshot,
+        resolved: Resolved,
+        ledger: LedgerFacts | None,
+        now: datetime,
+    ) -> Evaluation:
+        """Steps 4 to 6: the pack, authority (on the whole, when measured so), precedent."""
+        with _telemetry.step("policy"):
+            evaluation = evaluate(
+                self.pack,
+                action,
+                role=item.role,
+                actor_is_ai=item.proposal.actor.is_ai,
+                amount_minor=item.amount.minor if item.amount is not None else 0,
+                cited_reason=item.proposal.rationale.reason,
+                facts=snapshot.cel_values(),
+                now=now,
+                prior_minor=ledger.prior_minor if ledger is not None else 0,
+            )
+        evaluation.resolved = resolved
+        evaluation.ledger = ledger
+        with _telemetry.step("precedent"):
+            return apply_precedent(self.pack, self.precedents, item, snapshot, evaluation, now)
+
+    def _settle(
+        self,
+        tx: SqlTransaction,
+        item: Normalised,
+        snapshot: Snapshot,
+        evaluation: Evaluation,
+        now: datetime,
+    ) -> tuple[Snapshot, Evaluation]:
+        """The ledger's totals read again under their locks; a change is decided anew here.
+
+        Between the first read and this transaction another decision may have been recorded on
+        the same record. Steps 4 to 6 are code and run again on the fresh totals. The judges ran
+        on the first: an exception they did not review as it now stands goes to a person.
+        """
+        ledger = evaluation.ledger
+        if ledger is None or evaluation.resolved is None or item.action is None:
+            return snapshot, evaluation
+        fresh = ledger.again(tx.total)
+        if fresh.minor == ledger.minor:
+            return snapshot, evaluation
+        snapshot = snapshot.merged(fresh.recorded)
+        again = self._evaluate(item, item.action, snapshot, evaluation.resolved, fresh, now)
+        if again.outcome is Outcome.ALLOW_EXCEPTION and not (
+            evaluation.outcome is Outcome.ALLOW_EXCEPTION and again.reason is evaluation.reason
+        ):
+            return snapshot, replace(
+                again,
+                outcome=Outcome.ROUTE,
+                rules=[*again.rules, "discretion.ledger-moved"],
+                required_role=lowest_above(
+                    self.pack,
+                    item.action_name,
+                    item.role,
+                    again.reason,
+                    item.amount.minor if item.amount is not None else 0,
+                ),
+                causes=[
+                    *again.causes,
+                    "what was allowed on the same record changed while it was decided",
+                ],
+            )
+        return snapshot, replace(again, judge=evaluation.judge)
+
     def _replay(self, item: Normalised, known: Decision) -> Decision:
         if known.proposal_digest != item.digest:
             raise ProposalError(
@@ -326,6 +411,7 @@ class Pipeline:
             # recorded decision returned. Looking the key up first would cost every decision a
             # round trip to save a rare retry some work.
             with self.store.transaction() as tx:
+                snapshot, evaluation = self._settle(tx, item, snapshot, evaluation, now)
                 keys = BudgetKeys(
                     resolved=evaluation.resolved or named(item),
                     actor_id=item.proposal.actor.id,

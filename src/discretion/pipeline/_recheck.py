@@ -23,6 +23,7 @@ from discretion.money import Money
 from discretion.pipeline._assemble import assemble_facts, named
 from discretion.pipeline._budgets import BudgetKeys, budget_key, check_budgets, route_target
 from discretion.pipeline._evaluate import evaluate
+from discretion.pipeline._ledger import read_ledger
 from discretion.pipeline._normalise import normalise, write_amount
 from discretion.policy import PolicyPack, Role
 from discretion.proposal import Actor
@@ -152,6 +153,18 @@ def recheck(
                 f" ({'; '.join(f.cause for f in resolved.faults)}); reject it",
                 approval_id=approval_id,
             )
+        prior_minor = 0
+        if action.reads_ledger:
+            # The ledger's totals, read in this transaction under their locks, as a decision.
+            ledger, unkeyed = read_ledger(tx.total, pack, item, action, resolved, now)
+            if unkeyed:
+                raise StaleApproval(
+                    f"approval {approval_id}: the totals it is measured on cannot be keyed"
+                    f" ({', '.join(unkeyed)}); reject it",
+                    approval_id=approval_id,
+                )
+            snapshot = snapshot.merged(ledger.recorded)
+            prior_minor = ledger.prior_minor
         evaluation = evaluate(
             pack,
             action,
@@ -161,6 +174,7 @@ def recheck(
             cited_reason=item.proposal.rationale.reason,
             facts=snapshot.cel_values(),
             now=now,
+            prior_minor=prior_minor,
         )
         outcome, rules, context_digest = evaluation.outcome, evaluation.rules, snapshot.digest
         what = f"{action.name} of {item.amount}"

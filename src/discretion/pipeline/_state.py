@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from discretion.decision import JudgeRecord, Outcome, PrecedentUse
 from discretion.pipeline._assemble import Resolved
+from discretion.pipeline._ledger import LedgerFacts
 from discretion.policy import Role, Rule
 
 __all__ = ["Evaluation"]
@@ -33,3 +34,5 @@ class Evaluation:
     resolved: Resolved | None = None
     """The customer, order and case the decision is about, as their records say; None when the
     facts could not be assembled (the ids as named then stand)."""
+    ledger: LedgerFacts | None = None
+    """The totals it read from the ledger (and its cumulative authority), when it read any."""

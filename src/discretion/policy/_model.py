@@ -135,6 +135,11 @@ class ActionPolicy:
     provided: tuple[str, ...] = ()
     """The fields of `reads` a context provider answers: all but the ledger's totals."""
 
+    @property
+    def reads_ledger(self) -> bool:
+        """Whether deciding it reads totals from the ledger (or measures authority on one)."""
+        return self.cumulative is not None or len(self.provided) != len(self.reads)
+
     def reason(self, reason_id: str) -> Rule | None:
         """The exception reason with this id, if the action has it."""
         return next((r for r in self.exceptions if r.id == reason_id), None)

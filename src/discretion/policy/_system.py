@@ -11,6 +11,11 @@ SYSTEM_RULES = {
     "discretion.entity.mismatch": "the ids the proposal names disagree with their records",
     "discretion.evaluation-error": "a policy expression could not be evaluated",
     "discretion.standard-authority": "inside standard policy but above the actor's standard limit",
+    "discretion.cumulative-authority": "with what was already allowed on the same record, it is"
+    " above the actor's limit",
+    "discretion.ledger-moved": "what was allowed on the same record changed while it was decided",
+    "discretion.cumulative-unkeyed": "authority is measured per record, but the proposal names"
+    " none",
     "discretion.not-standard": "outside standard policy: an exception is needed",
     "discretion.reason-unknown": "the rationale cites a reason the pack does not define",
     "discretion.reason-not-applicable": "the cited reason's preconditions do not hold",

@@ -14,8 +14,9 @@ transaction (`with store.transaction() as tx:`):
 - `SqlStore`: `find_decision`, `decision`, `decisions`, `decision_body`, `history`,
   `transaction`, `records`, `export`, `heads`, `count`, `partitions`, `checkpoints`,
   `checkpoint`, `verify`, `create_schema`, `close`, `engine` (for tools and tests).
-- `SqlTransaction`: `budget_used`, `append` (a `DecisionRecord`), `reserve`, `record`, `lock`,
-  `decision`, `decision_body`, `has_record`.
+- `SqlTransaction`: `budget_used`, `total` (a `TotalQuery`), `append` (a `DecisionRecord`),
+  `reserve`, `record`, `lock`, `decision`, `decision_body`, `has_record`; `SqlStore.total` reads
+  one without a lock.
 - `store.approvals`: `get`, `list`; `tx.approvals`: `open`, `claim`, `due`, `settle`, `escalate`.
 - `store.executions`: `get`, `with_status`, `for_decision`; `tx.executions`: `get`, `queue`,
   `claim`, `locked`, `restart`, `finish`.
@@ -48,6 +49,7 @@ from discretion.store._sql import (
     SqlStore,
     SqlTransaction,
 )
+from discretion.store._totals import TotalQuery
 
 __all__ = [
     "ApprovalRow",
@@ -67,6 +69,7 @@ __all__ = [
     "SqlStore",
     "SqlTransaction",
     "TokenRow",
+    "TotalQuery",
     "upgrade",
 ]
 

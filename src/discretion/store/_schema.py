@@ -82,6 +82,8 @@ decisions = Table(
     Column("body", Text, nullable=False),
     # The order it concerns, as its record says (the pack's entities): totals per order read it.
     Column("order_id", String(200)),
+    # The role it was proposed under: authority measured on the whole counts per role.
+    Column("actor_role", String(100)),
     # An idempotency key is the actor's own: two agents' "call_0" are two decisions.
     UniqueConstraint("actor_id", "idempotency_key", name="uq_decisions_actor_key"),
 )

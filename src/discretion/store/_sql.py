@@ -43,7 +43,7 @@ from discretion.lineage import (
 )
 from discretion.store import _approvals, _dialect, _executions, _identities
 from discretion.store._approvals import ApprovalReads, ApprovalWrites
-from discretion.store._compiled import Statements
+from discretion.store._compiled import Compiled, Statements
 from discretion.store._executions import ExecutionReads, ExecutionWrites
 from discretion.store._identities import IdentityReads, IdentityWrites
 from discretion.store._precedents import PrecedentReads, PrecedentWrites
@@ -59,6 +59,7 @@ from discretion.store._schema import (
     reservations,
     to_us,
 )
+from discretion.store._totals import TotalQuery, lock_name, run_total
 from discretion.store._verdicts import Verdicts
 
 if TYPE_CHECKING:
@@ -191,6 +192,7 @@ class SqlTransaction:
         partitions: int,
         *,
         pipelines: bool = False,
+        totals: dict[tuple[Any, ...], Compiled] | None = None,
     ) -> None:
         self._connection = connection
         self._cursor = connection.connection.cursor()
@@ -200,6 +202,7 @@ class SqlTransaction:
         self._locked: set[tuple[str, str]] = set()
         self._lock_budget = sql.optional("lock_budget")  # None where the write lock covers it
         self._pipelines = pipelines  # batch writes in one round trip (`_batch`)
+        self._totals = totals if totals is not None else {}
         # The table families' writers, made on first use: a decision's transaction touches
         # none of them. (`functools.cached_property` takes a lock per first use on 3.11.)
         self._approvals: ApprovalWrites | None = None
@@ -209,6 +212,18 @@ class SqlTransaction:
 
     def _run(self, name: str, values: dict[str, Any]) -> Any:
         return self._sql[name].run(self._cursor, values)
+
+    def total(self, query: TotalQuery) -> int:
+        """A running total from the ledger's tables, with its record's key locked to the commit.
+
+        As with budgets, no other decision reads this key's total until this transaction's
+        own decision is visible (PostgreSQL; SQLite's write lock covers every writer).
+        """
+        name = lock_name(query.per)
+        if self._lock_budget is not None and (name, query.key) not in self._locked:
+            self._lock_budget.run(self._cursor, {"budget": name, "key": query.key})
+            self._locked.add((name, query.key))
+        return run_total(self._cursor, self._totals, self._connection.dialect, query)
 
     @property
     def approvals(self) -> ApprovalWrites:
@@ -280,6 +295,7 @@ class SqlTransaction:
                         customer_id=record.customer_id,
                         case_id=record.case_id,
                         order_id=record.order_id,
+                        actor_role=decision.actor_role,
                         amount_minor=amount.minor if amount is not None else None,
                         currency=amount.currency if amount is not None else None,
                         required_role=decision.required_role,
@@ -438,6 +454,7 @@ class SqlStore:
         self._new_partitions = partitions
         self._engine: Engine = _dialect.create(url, must_exist=not create)
         self._sql = Statements(self._engine.dialect, _statements(self._engine.dialect.name))
+        self._totals: dict[tuple[Any, ...], Compiled] = {}
         traits = _dialect.traits(self._engine)
         self._holds = traits.holds_connections
         self._local = threading.local()
@@ -554,9 +571,28 @@ class SqlStore:
             self._held() as connection,
             connection.begin(),
         ):
-            yield SqlTransaction(connection, self._sql, partitions, pipelines=self._pipelines)
+            yield SqlTransaction(
+                connection,
+                self._sql,
+                partitions,
+                pipelines=self._pipelines,
+                totals=self._totals,
+            )
         if self._checkpointer is not None:
             self._checkpointer.committed()
+
+    def total(self, query: TotalQuery) -> int:
+        """A running total read now, without a lock.
+
+        The decision reads it again in its own transaction, locked, before it is recorded.
+        """
+        reader = self._held() if self._holds else self._reading("totals")
+        with self._mapped("read totals"), reader as connection:
+            cursor = connection.connection.cursor()
+            try:
+                return run_total(cursor, self._totals, self._engine.dialect, query)
+            finally:
+                cursor.close()
 
     @property
     def partitions(self) -> int:

@@ -1,8 +1,8 @@
 """Idempotency keys per actor, the order on decisions and approvals, rows bound to the ledger.
 
 - `decisions`: an idempotency key is unique per actor (two agents' `call_0` are two decisions);
-  `order_id`, as the order's record names it, with indexes for running totals per order and
-  per case.
+  `order_id`, as the order's record names it, and `actor_role`, with indexes for running totals
+  per order and per case.
 - `approvals`: `order_id`.
 - `approvals`, `executions`, `precedents`, `api_tokens`: `ledger_hash`, the hash of the ledger
   record that set the row's current state. Rows written before this revision have none until
@@ -43,6 +43,7 @@ def upgrade() -> None:
         if old is not None:
             batch.drop_constraint(old, type_="unique")
         batch.add_column(sa.Column("order_id", sa.String(200)))
+        batch.add_column(sa.Column("actor_role", sa.String(100)))
         batch.create_unique_constraint("uq_decisions_actor_key", ["actor_id", "idempotency_key"])
     op.create_index("ix_decisions_order", "decisions", ["order_id", "decided_us"])
     op.create_index("ix_decisions_case", "decisions", ["case_id", "decided_us"])
@@ -64,5 +65,6 @@ def downgrade() -> None:
     op.drop_index("ix_decisions_order", table_name="decisions")
     with op.batch_alter_table("decisions", recreate="auto") as batch:
         batch.drop_constraint("uq_decisions_actor_key", type_="unique")
+        batch.drop_column("actor_role")
         batch.drop_column("order_id")
         batch.create_unique_constraint("uq_decisions_idempotency_key", ["idempotency_key"])

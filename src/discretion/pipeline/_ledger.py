@@ -1,0 +1,161 @@
+"""Step 3, continued: facts discretion keeps itself, from its own ledger.
+
+A pack's `totals` (money allowed and pending on this order, case or customer within a window)
+and an action's `cumulative` authority (what was already allowed on the same record) are read
+from the decisions discretion recorded, keyed by the records as resolved (never ids the agent
+typed). They are read twice: once while the facts are assembled, to evaluate, and again in the
+decision's transaction, under a lock on the record's key, where the decision stands on them. A
+change in between is re-evaluated there (see `Pipeline._record`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from discretion.money import Money
+from discretion.pipeline._assemble import Resolved
+from discretion.pipeline._normalise import Normalised
+from discretion.policy import ActionPolicy, PolicyPack
+from discretion.store import TotalQuery
+
+__all__ = ["CUMULATIVE", "LedgerFacts", "read_ledger"]
+
+CUMULATIVE = "cumulative"
+"""The name the cumulative authority's own total is read and recorded under."""
+
+_ALLOWED = frozenset({"allow", "allow_exception"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerFacts:
+    """The totals a decision read from the ledger."""
+
+    minor: dict[str, int]
+    """Each total read (minor units, or a count), by name; `cumulative` for the authority's."""
+    queries: tuple[tuple[str, TotalQuery], ...]
+    """What was read, to read again in the decision's transaction."""
+    currency: str
+    """The currency of the sums (the proposal's)."""
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        """The pack's totals as facts (money as `Money`), for the snapshot and CEL."""
+        counts = {name for name, query in self.queries if query.count}
+        return {
+            name: value if name in counts else Money.from_minor(value, self.currency)
+            for name, value in self.minor.items()
+            if name != CUMULATIVE
+        }
+
+    @property
+    def recorded(self) -> dict[str, Any]:
+        """The totals as the snapshot records them: the pack's, and the cumulative authority's."""
+        out = self.facts
+        if CUMULATIVE in self.minor:
+            out[CUMULATIVE] = Money.from_minor(self.minor[CUMULATIVE], self.currency)
+        return out
+
+    @property
+    def prior_minor(self) -> int:
+        """What was already allowed on the record, for cumulative authority (0 when unused)."""
+        return self.minor.get(CUMULATIVE, 0)
+
+    def again(self, read: Callable[[TotalQuery], int]) -> LedgerFacts:
+        """The same totals read through `read` (the decision's transaction)."""
+        return LedgerFacts(
+            minor={name: read(query) for name, query in self.queries},
+            queries=self.queries,
+            currency=self.currency,
+        )
+
+
+def queries(
+    pack: PolicyPack,
+    item: Normalised,
+    action: ActionPolicy,
+    resolved: Resolved,
+    now: datetime,
+) -> tuple[list[tuple[str, TotalQuery]], list[str]]:
+    """What to read for `item`, and the names that cannot be keyed (no such record named)."""
+    wanted: list[tuple[str, TotalQuery]] = []
+    unkeyed: list[str] = []
+    actor = item.proposal.actor.id
+    for name in action.reads:
+        total = pack.totals.get(name)
+        if total is None:
+            continue
+        key = actor if total.per == "actor" else resolved.get(total.per)
+        if key is None:
+            unkeyed.append(name)
+            continue
+        wanted.append(
+            (
+                name,
+                TotalQuery(
+                    per=total.per,
+                    key=key,
+                    since=now - total.window,
+                    outcomes=total.outcomes,
+                    actions=tuple(sorted(total.actions)) if total.actions is not None else None,
+                    count=total.type == "int",
+                ),
+            )
+        )
+    cumulative = action.cumulative
+    if cumulative is not None:
+        key = resolved.get(cumulative.per)
+        if key is None:
+            unkeyed.append(CUMULATIVE)
+        else:
+            wanted.append(
+                (
+                    CUMULATIVE,
+                    TotalQuery(
+                        per=cumulative.per,
+                        key=key,
+                        since=now - cumulative.window,
+                        outcomes=_ALLOWED,
+                        actions=(action.name,),
+                        actor_id=actor if cumulative.among == "actor" else None,
+                        role=item.role.id if cumulative.among == "role" else None,
+                    ),
+                )
+            )
+    return wanted, unkeyed
+
+
+def read_ledger(
+    read: Callable[[TotalQuery], int],
+    pack: PolicyPack,
+    item: Normalised,
+    action: ActionPolicy,
+    resolved: Resolved,
+    now: datetime,
+    *,
+    frozen: Mapping[str, Any] | None = None,
+) -> tuple[LedgerFacts, list[str]]:
+    """Read the totals `action` reads and its cumulative authority; and what cannot be keyed.
+
+    `frozen` holds totals as another decision recorded them (money or counts by name): a shadow
+    pack decides on the enforced decision's facts, not on a ledger that now holds it too.
+    """
+    wanted, unkeyed = queries(pack, item, action, resolved, now)
+    currency = item.amount.currency if item.amount is not None else pack.currency
+
+    def value(name: str, query: TotalQuery) -> int:
+        recorded = frozen.get(name) if frozen is not None else None
+        if isinstance(recorded, Money):
+            return recorded.minor
+        if isinstance(recorded, int) and not isinstance(recorded, bool):
+            return recorded
+        return read(query)
+
+    facts = LedgerFacts(
+        minor={name: value(name, query) for name, query in wanted},
+        queries=tuple(wanted),
+        currency=currency,
+    )
+    return facts, unkeyed

@@ -1,0 +1,144 @@
+"""Running totals from discretion's own ledger: what it allowed, and what waits, per record.
+
+A pack reads them in CEL (`totals:`) and measures authority on them (`cumulative:`), so a limit
+holds before the case system catches up with what discretion allowed a minute ago. Read in the
+decision's transaction, under a lock on the record's key (PostgreSQL; SQLite's write lock holds
+every writer already), they hold under concurrency as budgets do.
+
+Each shape of total (which record, actions, outcomes, whose) is one statement, compiled once
+per store and run on the driver's cursor, like the other hot-path statements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Select, bindparam, func, literal_column, select
+
+from discretion.store._compiled import Compiled
+from discretion.store._schema import approvals, decisions, to_us
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Dialect
+
+__all__ = ["TotalQuery", "lock_name", "run_total"]
+
+_DECIDED = ("allow", "allow_exception")
+_PER = ("customer", "order", "case", "actor")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TotalQuery:
+    """One running total to read."""
+
+    per: str
+    """`customer`, `order`, `case` (the resolved record's id) or `actor`."""
+    key: str
+    """The record's (or actor's) id."""
+    since: datetime
+    """Only what was decided (or opened) after this counts."""
+    outcomes: frozenset[str]
+    """Of `allow`, `allow_exception` (decisions), `pending` and `approved` (routed cases)."""
+    actions: tuple[str, ...] | None = None
+    """The actions it counts; every action when None."""
+    count: bool = False
+    """Count decisions instead of summing minor units."""
+    actor_id: str | None = None
+    """Only what this actor proposed."""
+    role: str | None = None
+    """Only what actors proposed under this role."""
+
+    def shape(self) -> tuple[Any, ...]:
+        """What the statement depends on; the values it binds are not part of it."""
+        return (
+            self.per,
+            self.outcomes,
+            self.actions,
+            self.count,
+            self.actor_id is not None,
+            self.role is not None,
+        )
+
+
+def lock_name(per: str) -> str:
+    """The budget-lock row a total per `per` is read under (PostgreSQL)."""
+    return f"discretion.total.{per}"
+
+
+def _part(table: Any, query: TotalQuery, kind: str) -> Select[Any] | None:
+    column = table.c.actor_id if query.per == "actor" else table.c[f"{query.per}_id"]
+    if table is decisions:
+        wanted = [o for o in _DECIDED if o in query.outcomes]
+        if not wanted:
+            return None
+        where = [
+            column == bindparam("key"),
+            decisions.c.decided_us > bindparam("since"),
+            decisions.c.outcome.in_([literal_column(f"'{o}'") for o in wanted]),
+        ]
+        amount: Any = decisions.c.amount_minor
+    else:
+        if kind not in query.outcomes:
+            return None
+        where = [
+            column == bindparam("key"),
+            approvals.c.opened_us > bindparam("since"),
+            approvals.c.status == literal_column(f"'{kind}'"),
+        ]
+        amount = (
+            func.coalesce(approvals.c.approved_minor, approvals.c.amount_minor)
+            if kind == "approved"
+            else approvals.c.amount_minor
+        )
+    if query.actions is not None:
+        where.append(
+            table.c.action.in_([bindparam(f"action_{i}") for i in range(len(query.actions))])
+        )
+    if query.actor_id is not None:
+        where.append(table.c.actor_id == bindparam("actor"))
+    if query.role is not None:
+        where.append(table.c.actor_role == bindparam("role"))
+    measure = func.count() if query.count else func.coalesce(func.sum(amount), literal_column("0"))
+    return select(measure).where(*where)
+
+
+def statement(query: TotalQuery) -> Any:
+    """The one statement that reads `query`'s total, every part summed in the database."""
+    if query.per not in _PER:
+        raise ValueError(f"a total is kept per {', '.join(_PER)}, not {query.per!r}")
+    parts = [
+        part
+        for part in (
+            _part(decisions, query, "decided"),
+            _part(approvals, query, "pending"),
+            _part(approvals, query, "approved"),
+        )
+        if part is not None
+    ]
+    if not parts:
+        return select(literal_column("0"))
+    total: Any = parts[0].scalar_subquery()
+    for part in parts[1:]:
+        total = total + part.scalar_subquery()
+    return select(total)
+
+
+def run_total(
+    cursor: Any, cache: dict[tuple[Any, ...], Compiled], dialect: Dialect, query: TotalQuery
+) -> int:
+    """Read one total on a driver cursor, compiling its statement's shape once per store."""
+    compiled = cache.get(query.shape())
+    if compiled is None:
+        compiled = Compiled(statement(query), dialect)
+        cache[query.shape()] = compiled
+    values: dict[str, Any] = {"key": query.key, "since": to_us(query.since)}
+    for index, action in enumerate(query.actions or ()):
+        values[f"action_{index}"] = action
+    if query.actor_id is not None:
+        values["actor"] = query.actor_id
+    if query.role is not None:
+        values["role"] = query.role
+    row = compiled.run(cursor, values).fetchone()
+    return int(row[0] or 0)
