@@ -90,11 +90,12 @@ def _resolve(
     """Check each named record against the answer and fill in what the records name."""
     ids = {kind: named.get(kind) for kind in ("customer", "order", "case")}
     faults: list[EntityFault] = []
-    # Children first: a case names its order and customer, an order its customer.
+    # Children first: a case names its order and customer, an order its customer. Only records
+    # the request named are checked; one a record names is asked for (and checked) next.
     for kind in ("case", "order", "customer"):
         entity = entities.get(kind)
         own = ids[kind]
-        if entity is None or own is None:
+        if entity is None or own is None or named.get(kind) is None:
             continue
         if answer.get(entity.id_field) is None:
             faults.append(

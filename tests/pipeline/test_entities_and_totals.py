@@ -1,0 +1,311 @@
+"""Records checked against their own, totals from the ledger, authority on the whole."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import NOW, Counter, FakeClock
+from discretion import Actor, Guard, Money, Outcome, PolicyError, load_pack
+from discretion.context import ContextRequest
+
+HERE = Path(__file__).resolve().parent.parent
+PACK = HERE / "packs" / "ledgered.yaml"
+BOT = Actor(id="bot-1", role="ai_agent")
+BOT2 = Actor(id="bot-2", role="ai_agent")
+TINA = Actor(id="tina", role="tier1", is_ai=False)
+
+CUSTOMERS = {"c-1": {"tier": "gold"}, "c-2": {"tier": "platinum"}}
+ORDERS = {"o-1": ("c-1", "600.00"), "o-2": ("c-2", "800.00"), "o-3": ("c-1", "50.00")}
+CASES = {"k-1": ("c-1", "o-1"), "k-2": ("c-2", None)}
+
+
+class Records:
+    """A case system: customers, orders and cases, answered by the ids a request names."""
+
+    in_process = True
+
+    def __init__(self) -> None:
+        self.requests: list[ContextRequest] = []
+
+    def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
+        self.requests.append(request)
+        facts: dict[str, Any] = {}
+        if request.customer_id in CUSTOMERS:
+            facts["customer.id"] = request.customer_id
+            facts["customer.tier"] = CUSTOMERS[request.customer_id]["tier"]
+        if request.order_id in ORDERS:
+            owner, total = ORDERS[request.order_id]
+            facts |= {"order.id": request.order_id, "order.customer_id": owner}
+            facts["order.total"] = {"amount": total, "currency": "USD"}
+        if request.case_id in CASES:
+            owner, order = CASES[request.case_id]
+            facts |= {"case.id": request.case_id, "case.customer_id": owner, "case.order_id": order}
+        return facts
+
+
+@pytest.fixture
+def records() -> Records:
+    return Records()
+
+
+@pytest.fixture
+def guard(store, records) -> Guard:
+    return Guard(load_pack(PACK), store=store, context=records, clock=FakeClock(NOW), ids=Counter())
+
+
+def refund(
+    amount: str,
+    *,
+    key: str,
+    order: str | None = "o-1",
+    customer: str | None = "c-1",
+    case: str | None = "k-1",
+    actor: Actor = BOT,
+) -> dict[str, Any]:
+    arguments: dict[str, Any] = {"amount": amount}
+    for name, value in (("order_id", order), ("customer_id", customer), ("case_id", case)):
+        if value is not None:
+            arguments[name] = value
+    return {
+        "actor": actor.model_dump(),
+        "tool": {"name": "issue_refund", "arguments": arguments},
+        "idempotency_key": key,
+    }
+
+
+# Records checked against their own ------------------------------------------------------------
+
+
+def test_a_customer_left_out_is_read_from_the_order_and_the_facts_are_theirs(guard, records):
+    decision = guard.decide(refund("50.00", key="a", customer=None, case=None))
+    assert decision.outcome is Outcome.ALLOW
+    assert decision.entities == {"customer": "c-1", "order": "o-1"}
+    # First asked with the ids as named, then for the customer the order names.
+    assert [r.customer_id for r in records.requests] == [None, "c-1"]
+
+
+def test_naming_another_customer_for_the_order_is_never_allowed(guard, store):
+    decision = guard.decide(refund("50.00", key="a", customer="c-2", case=None))
+    assert decision.outcome is Outcome.ROUTE
+    assert decision.rules == ["discretion.entity.mismatch"]
+    assert decision.causes == [
+        "the proposal names customer 'c-2', but order 'o-1' belongs to customer 'c-1'"
+    ]
+    assert decision.reservations == []
+
+
+def test_an_order_not_on_record_routes_and_a_case_not_on_record_is_denied(guard):
+    unknown_order = guard.decide(refund("20.00", key="a", order="o-9", case=None))
+    unknown_case = guard.decide(refund("20.00", key="b", case="k-9"))
+    assert (unknown_order.outcome, unknown_order.rules) == (
+        Outcome.ROUTE,
+        ["discretion.entity.unknown"],
+    )
+    assert unknown_order.causes == ["order 'o-9' is not on record"]
+    # The pack says `case: {on_unknown: deny}`.
+    assert (unknown_case.outcome, unknown_case.rules) == (
+        Outcome.DENY,
+        ["discretion.entity.unknown"],
+    )
+
+
+def test_a_case_names_its_order_when_the_proposal_does_not(guard):
+    decision = guard.decide(refund("20.00", key="a", order=None))
+    assert decision.entities == {"customer": "c-1", "order": "o-1", "case": "k-1"}
+    assert decision.outcome is Outcome.ALLOW
+
+
+def test_a_provider_that_does_not_say_a_records_owner_fails_closed(store):
+    class Forgetful(Records):
+        def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
+            facts = dict(super().fetch(request))
+            facts.pop("order.customer_id", None)
+            return facts
+
+    guard = Guard(load_pack(PACK), store=store, context=Forgetful(), clock=FakeClock(NOW))
+    decision = guard.decide(refund("20.00", key="a", case=None))
+    assert decision.outcome is Outcome.ROUTE
+    assert decision.rules == ["discretion.context-unavailable"]
+    assert "did not say its customer (order.customer_id)" in decision.causes[0]
+
+
+# Totals from the ledger, and authority on the whole -------------------------------------------
+
+
+def test_a_split_is_judged_whole_and_a_second_agent_of_the_role_counts_too(guard):
+    first = guard.decide(refund("60.00", key="a"))
+    second = guard.decide(refund("40.00", key="b", actor=BOT2))
+    third = guard.decide(refund("0.01", key="c"))
+    assert (first.outcome, second.outcome) == (Outcome.ALLOW, Outcome.ALLOW)
+    assert third.outcome is Outcome.ROUTE
+    assert third.required_role == "tier1"
+    assert "discretion.cumulative-authority" in third.rules
+    # Another order starts afresh.
+    assert guard.decide(refund("50.00", key="d", order="o-3", case=None)).is_allowed
+
+
+def test_totals_are_recorded_with_the_facts_and_count_what_the_pack_says(guard, store):
+    guard.decide(refund("60.00", key="a"))
+    routed = guard.decide(refund("250.00", key="b", order="o-2", customer="c-2", case="k-2"))
+    later = guard.decide(refund("10.00", key="c"))
+    assert routed.outcome is Outcome.ROUTE
+    body = store.decision_body(later.id)
+    assert body is not None
+    assert body["context"]["order.refunds_granted"] == {"amount": "60.00", "currency": "USD"}
+    assert body["context"]["cumulative"] == {"amount": "60.00", "currency": "USD"}
+    other = store.decision_body(
+        guard.decide(refund("1.00", key="d", order="o-2", customer="c-2", case="k-2")).id
+    )
+    assert other is not None
+    # customer.refunds_open counts routed refunds still pending for the customer.
+    assert other["context"]["customer.refunds_open"] == 1
+
+
+def test_an_approved_refund_counts_toward_what_was_paid(guard):
+    routed = guard.decide(refund("500.00", key="a"))
+    guard.approvals.approve(
+        routed.id, approver=Actor(id="tom", role="tier2", is_ai=False), note="ok"
+    )
+    over = guard.decide(
+        refund("100.01", key="b", actor=Actor(id="tess", role="tier2", is_ai=False))
+    )
+    assert over.outcome is Outcome.DENY
+    assert over.rules == ["above-paid"]
+
+
+def test_a_total_that_changed_while_deciding_is_decided_anew_in_the_transaction(store, records):
+    one = Guard(load_pack(PACK), store=store, context=records, clock=FakeClock(NOW), ids=Counter())
+    two = Guard(
+        load_pack(PACK), store=store, context=records, clock=FakeClock(NOW), ids=Counter("other")
+    )
+    item = one.pipeline.normalise(refund("80.00", key="race-1"))
+    snapshot, evaluation = one.pipeline.assess(item, NOW)
+    assert evaluation.outcome is Outcome.ALLOW  # alone, 80.00 is within the AI's 100.00
+    assert two.decide(refund("50.00", key="race-2", actor=BOT2)).outcome is Outcome.ALLOW
+    recorded = one.pipeline._record(item, snapshot, evaluation, NOW)
+    # Recorded on the totals as they stood in its transaction: 50.00 + 80.00 is over 100.00.
+    assert recorded.outcome is Outcome.ROUTE
+    assert "discretion.cumulative-authority" in recorded.rules
+    body = store.decision_body(recorded.id)
+    assert body is not None
+    assert body["context"]["cumulative"] == {"amount": "50.00", "currency": "USD"}
+
+
+def test_cumulative_authority_needs_the_record_it_is_kept_for(store, records, tmp_path):
+    # A refund action that reads nothing of the order: without an order named (and no case to
+    # name one) the sum cannot be measured, so a person decides.
+    source = PACK.read_text(encoding="utf-8")
+    source = source.replace(
+        "reads: [customer.tier, order.total, order.refunds_granted, customer.refunds_open]",
+        "reads: [customer.tier]",
+    )
+    source = source.split("    hard_limits:")[0] + "    standard:\n      - id: any-refund\n"
+    path = tmp_path / "variant.yaml"
+    path.write_text(source, encoding="utf-8")
+    guard = Guard(load_pack(path), store=store, context=records, clock=FakeClock(NOW))
+    decision = guard.decide(refund("10.00", key="a", order=None, case=None))
+    assert decision.outcome is Outcome.ROUTE
+    assert decision.rules == ["discretion.cumulative-unkeyed"]
+    assert decision.causes == [
+        "refund authority is measured per order and the proposal names none, so it cannot be"
+        " measured"
+    ]
+
+
+# Budgets on resolved records, per role, to the next role up --------------------------------------
+
+
+def test_a_budget_per_order_has_a_limit_per_role_and_routes_to_the_next_role_up(guard):
+    bots = [Actor(id=f"bot-{n}", role="ai_agent") for n in range(3)]
+    guard.decide(refund("90.00", key="a", actor=bots[0]))
+    # The AI's cumulative authority would route anyway; the budget's limit is the AI's 250.00.
+    tina = guard.decide(refund("200.00", key="b", actor=TINA))
+    assert tina.outcome is Outcome.ALLOW
+    over = guard.decide(refund("0.01", key="c", actor=bots[1]))
+    assert over.outcome is Outcome.ROUTE
+    assert "per-order-daily" in over.rules
+    assert over.required_role == "tier1"  # next_above the AI
+    assert guard.decide(refund("50.00", key="d", actor=TINA)).is_allowed
+
+
+# What the pack language refuses at load -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "  order: {belongs_to: [customer]}\n",
+            "  order: {belongs_to: [case]}\n",
+            "entities.order cannot belong to 'case'",
+        ),
+        (
+            "  customer: {}\n",
+            "",
+            "entities.order belongs to 'customer', which entities does not declare",
+        ),
+        (
+            "    per: order\n    window: 30d\n    outcomes: [allow",
+            "    per: order\n    window: 0d\n    outcomes: [allow",
+            "the window must be longer than zero",
+        ),
+        (
+            "ungoverned_tools: [lookup_order",
+            "ungoverned_tools: [issue_*, lookup_order",
+            "ungoverned_tools 'issue_*' names issue_refund, which 'refund' maps",
+        ),
+        (
+            "    limits: {ai_agent:",
+            "    limits: {robot:",
+            "budget limits name role 'robot', which the pack does not define",
+        ),
+        (
+            "  customer.refunds_open:\n",
+            "  order.total:\n",
+            "total 'order.total' has the name of a context field",
+        ),
+    ],
+    ids=[
+        "belongs-upward",
+        "undeclared-parent",
+        "zero-window",
+        "ungoverned-mapped",
+        "limit-role",
+        "total-shadows-fact",
+    ],
+)
+def test_pack_mistakes_in_entities_totals_and_budgets_name_the_line(tmp_path, old, new, message):
+    source = PACK.read_text(encoding="utf-8")
+    assert source.count(old) == 1, old
+    path = tmp_path / "variant.yaml"
+    path.write_text(source.replace(old, new), encoding="utf-8")
+    with pytest.raises(PolicyError, match=re.escape(message)) as raised:
+        load_pack(path)
+    assert raised.value.path == str(path)
+    assert raised.value.line is not None
+
+
+def test_keying_by_an_order_needs_the_order_declared(tmp_path):
+    entities = (
+        "  order: {belongs_to: [customer]}\n"
+        "  case: {belongs_to: [customer, order], on_unknown: deny}\n"
+    )
+    source = PACK.read_text(encoding="utf-8").replace(entities, "")
+    path = tmp_path / "variant.yaml"
+    path.write_text(source, encoding="utf-8")
+    with pytest.raises(PolicyError, match=re.escape("add `order: {}`")):
+        load_pack(path)
+
+
+def test_read_only_tools_are_listed_by_name_or_glob():
+    pack = load_pack(PACK)
+    assert not pack.governs("lookup_order")
+    assert not pack.governs("search_orders")
+    assert pack.governs("issue_refund")
+    assert pack.governs("wire_money")  # neither mapped nor listed: decided, and routed
+    assert Money.of("1", "USD")
