@@ -11,7 +11,7 @@ import pytest
 
 from conftest import NOW, Counter, FakeClock
 from discretion import Actor, Guard, Money, Outcome, PolicyError, load_pack
-from discretion.context import ContextRequest
+from discretion.context import ContextRequest, StaticContextProvider
 
 HERE = Path(__file__).resolve().parent.parent
 PACK = HERE / "packs" / "ledgered.yaml"
@@ -132,6 +132,29 @@ def test_a_provider_that_does_not_say_a_records_owner_fails_closed(store):
     assert decision.outcome is Outcome.ROUTE
     assert decision.rules == ["discretion.context-unavailable"]
     assert "did not say its customer (order.customer_id)" in decision.causes[0]
+
+
+def test_the_shipped_static_provider_holds_records_and_their_owners(store):
+    context = StaticContextProvider(
+        customers={"c-1": {"customer.tier": "gold"}, "c-2": {"customer.tier": "platinum"}},
+        orders={
+            "o-1": {
+                "order.customer_id": "c-1",
+                "order.total": {"amount": "600.00", "currency": "USD"},
+            }
+        },
+        cases={"k-1": {"case.customer_id": "c-1", "case.order_id": "o-1"}},
+    )
+    guard = Guard(load_pack(PACK), store=store, context=context, clock=FakeClock(NOW))
+    bound = guard.decide(refund("50.00", key="a", customer=None))
+    spoofed = guard.decide(refund("50.00", key="b", customer="c-2", case=None))
+    unknown = guard.decide(refund("50.00", key="c", order="o-9", case=None))
+    assert (bound.outcome, bound.entities) == (
+        Outcome.ALLOW,
+        {"customer": "c-1", "order": "o-1", "case": "k-1"},
+    )
+    assert (spoofed.outcome, spoofed.rules) == (Outcome.ROUTE, ["discretion.entity.mismatch"])
+    assert (unknown.outcome, unknown.rules) == (Outcome.ROUTE, ["discretion.entity.unknown"])
 
 
 # Totals from the ledger, and authority on the whole -------------------------------------------

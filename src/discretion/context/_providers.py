@@ -59,14 +59,19 @@ class ContextProvider(Protocol):
 
 
 class StaticContextProvider:
-    """Serves fixed facts: per customer, per case, and for everyone.
+    """Serves fixed facts: per customer, per order, per case, and for everyone.
+
+    A customer, order or case it holds is on record (it answers `customer.id`, `order.id`,
+    `case.id` for a pack's `entities`); give each record's owner among its facts
+    (`order.customer_id`, `case.customer_id`, `case.order_id`).
 
     Example:
         ```python
         StaticContextProvider(
             defaults={"incident.active": False},
             customers={"c-1": {"customer.tier": "gold"}},
-            cases={"k-9": {"case.severity": "high"}},
+            orders={"o-1": {"order.customer_id": "c-1", "order.total": "120.00 USD"}},
+            cases={"k-9": {"case.severity": "high", "case.customer_id": "c-1"}},
         )
         ```
     """
@@ -81,36 +86,49 @@ class StaticContextProvider:
         defaults: Mapping[str, Any] | None = None,
         customers: Mapping[str, Mapping[str, Any]] | None = None,
         cases: Mapping[str, Mapping[str, Any]] | None = None,
+        orders: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self._defaults = {**(defaults or {}), **(facts or {})}
         self._customers = {key: dict(value) for key, value in (customers or {}).items()}
+        self._orders = {key: dict(value) for key, value in (orders or {}).items()}
         self._cases = {key: dict(value) for key, value in (cases or {}).items()}
 
     def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
-        """Return the defaults, overlaid by the customer's facts, then the case's."""
+        """Return the defaults, overlaid by the customer's facts, the order's, then the case's."""
         facts = dict(self._defaults)
-        if request.customer_id is not None:
-            facts.update(self._customers.get(request.customer_id, {}))
-        if request.case_id is not None:
-            facts.update(self._cases.get(request.case_id, {}))
+        for kind, held, record in (
+            ("customer", self._customers, request.customer_id),
+            ("order", self._orders, request.order_id),
+            ("case", self._cases, request.case_id),
+        ):
+            if record is not None and record in held:
+                facts[f"{kind}.id"] = record
+                facts.update(held[record])
         return facts
 
 
 class JsonContextProvider(StaticContextProvider):
-    """A `StaticContextProvider` read from a JSON file with `defaults`, `customers`, `cases`."""
+    """A `StaticContextProvider` read from JSON: `defaults`, `customers`, `orders`, `cases`."""
 
     def __init__(self, path: str | Path) -> None:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ConfigurationError(f"{path}: cannot read context facts: {exc}") from exc
-        if not isinstance(data, dict) or not set(data) <= {"defaults", "customers", "cases"}:
+        if not isinstance(data, dict) or not set(data) <= {
+            "defaults",
+            "customers",
+            "orders",
+            "cases",
+        }:
             raise ConfigurationError(
-                f"{path}: context facts must be an object with 'defaults', 'customers', 'cases'"
+                f"{path}: context facts must be an object with 'defaults', 'customers', 'orders',"
+                " 'cases'"
             )
         super().__init__(
             defaults=data.get("defaults"),
             customers=data.get("customers"),
+            orders=data.get("orders"),
             cases=data.get("cases"),
         )
 
