@@ -35,7 +35,7 @@ from discretion.pipeline._ledger import CUMULATIVE, LedgerFacts, read_ledger
 from discretion.pipeline._normalise import Normalised, normalise
 from discretion.pipeline._precedent import apply_precedent, take_precedent
 from discretion.pipeline._recheck import Recheck, recheck
-from discretion.pipeline._record import build_decision, open_approval
+from discretion.pipeline._record import approval_for, build_decision
 from discretion.pipeline._review import Review
 from discretion.pipeline._state import Evaluation
 from discretion.policy import ActionPolicy, PolicyPack, Role, ToolSpec
@@ -450,14 +450,15 @@ class Pipeline:
                     decision=decision,
                     proposal=item.record(),
                     context=dict(snapshot.data),
-                    customer_id=decision.entities.get("customer"),
-                    case_id=decision.entities.get("case"),
-                    order_id=decision.entities.get("order"),
                 )
-                recorded = tx.append(record)
-                if recorded.outcome is Outcome.ROUTE:
-                    # The approval (the decision's id) commits with the decision or not at all.
-                    open_approval(pack, tx, recorded, record.proposal)
+                # A route's approval (the decision's id) commits with the decision or not at all,
+                # bound to the decision's record.
+                opens = (
+                    approval_for(pack, decision, record.proposal)
+                    if decision.outcome is Outcome.ROUTE
+                    else None
+                )
+                recorded = tx.append(record, opens=opens)
         except DuplicateKey as exc:
             known = self.store.find_decision(item.proposal.actor.id, item.idempotency_key)
             if known is None:
