@@ -62,6 +62,17 @@ BOUND: dict[str, tuple[Table, Column[Any]]] = {
 """The tables whose rows carry the hash of the record that set their state, by name, with
 their key column."""
 
+_SUBJECTS: dict[str, tuple[str, ...]] = {
+    "approvals": ("id",),
+    "executions": ("decision_id", "key"),
+    "precedents": ("id",),
+    "api_tokens": ("id",),
+}
+"""Where a row's binding record is filed (`ledger.subject_id`): found through the subject index.
+
+Every record that binds a row is about the row itself or, for an execution, its decision.
+"""
+
 _STATE = {
     name: tuple(c.name for c in table.columns if c.name != "ledger_hash")
     for name, (table, _) in BOUND.items()
@@ -126,6 +137,7 @@ class Bindings:
     def check(self, connection: Connection, table: str, rows: Sequence[Any]) -> None:
         """Check each row (a dict of its columns) against the record its `ledger_hash` names."""
         pending: dict[str, list[tuple[str, str, str]]] = {}
+        subjects: set[str] = set()
         _, key_column = BOUND[table]
         for values in rows:
             key = str(values[key_column.name])
@@ -139,12 +151,16 @@ class Bindings:
                 )
             if (table, digest, bound) not in self._verified:
                 pending.setdefault(bound, []).append((table, key, digest))
+                subjects.update(str(values[name]) for name in _SUBJECTS[table])
         if not pending:
             return
         found = {
             row.hash: row
             for row in connection.execute(
-                select(ledger).where(ledger.c.hash.in_(sorted(pending)))
+                select(ledger).where(
+                    ledger.c.subject_id.in_(sorted(subjects)),
+                    ledger.c.hash.in_(sorted(pending)),
+                )
             ).all()
         }
         for bound, wanted in pending.items():

@@ -278,7 +278,18 @@ class PrecedentWrites:
         result = connection.execute(_CONSUME, {"precedent": precedent_id, "now": to_us(now)})
         if result.rowcount != 1:
             return False
+        source = connection.execute(
+            select(precedents.c.source_decision_id).where(precedents.c.id == precedent_id)
+        ).scalar_one()
         self._tx.touch("precedents", precedent_id)
+        # Its own record (about the precedent, on its chain) binds the row's new count.
+        self._tx.record(
+            "precedent.cited",
+            precedent_id,
+            {"precedent_id": precedent_id, "at": now},
+            at=now,
+            chain=source,
+        )
         return True
 
     def claim(self, precedent_id: str) -> PrecedentRow | None:

@@ -909,7 +909,8 @@ class SqlStore:
             for key in keys:
                 with self.transaction() as tx:
                     tx.touch(table, key)
-                    tx.record("row.adopted", key, {"table": table, "key": key, "at": at}, at=at)
+                    body = {"table": table, "key": key, "at": at}
+                    tx.record("row.adopted", key, body, at=at)
                 bound += 1
         return bound
 
