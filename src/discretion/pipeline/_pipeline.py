@@ -255,7 +255,7 @@ class Pipeline:
         if action.reads_ledger:
             with _telemetry.step("totals"):
                 ledger, unkeyed = read_ledger(
-                    self.store.total, self.pack, item, action, resolved, now, frozen=frozen
+                    self.store.totals, self.pack, item, action, resolved, now, frozen=frozen
                 )
             snapshot = snapshot.merged(ledger.recorded)
             if CUMULATIVE in unkeyed:
@@ -365,7 +365,7 @@ class Pipeline:
         ledger = evaluation.ledger
         if ledger is None or evaluation.resolved is None or item.action is None:
             return snapshot, evaluation
-        fresh = ledger.again(tx.total)
+        fresh = ledger.again(tx.totals)
         if fresh.minor == ledger.minor:
             return snapshot, evaluation
         snapshot = snapshot.merged(fresh.recorded)

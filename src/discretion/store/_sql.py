@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,7 +60,7 @@ from discretion.store._schema import (
     reservations,
     to_us,
 )
-from discretion.store._totals import TotalQuery, lock_name, run_total
+from discretion.store._totals import TotalQuery, lock_name, run_totals
 from discretion.store._verdicts import Verdicts
 
 if TYPE_CHECKING:
@@ -223,11 +223,16 @@ class SqlTransaction:
         As with budgets, no other decision reads this key's total until this transaction's
         own decision is visible (PostgreSQL; SQLite's write lock covers every writer).
         """
-        name = lock_name(query.per)
-        if self._lock_budget is not None and (name, query.key) not in self._locked:
-            self._lock_budget.run(self._cursor, {"budget": name, "key": query.key})
-            self._locked.add((name, query.key))
-        return run_total(self._cursor, self._totals, self._connection.dialect, query)
+        return self.totals((query,))[0]
+
+    def totals(self, queries: Sequence[TotalQuery]) -> list[int]:
+        """Several running totals in one statement, each record's key locked as by `total`."""
+        for query in queries:
+            name = lock_name(query.per)
+            if self._lock_budget is not None and (name, query.key) not in self._locked:
+                self._lock_budget.run(self._cursor, {"budget": name, "key": query.key})
+                self._locked.add((name, query.key))
+        return run_totals(self._cursor, self._totals, self._connection.dialect, queries)
 
     @property
     def approvals(self) -> ApprovalWrites:
@@ -657,11 +662,15 @@ class SqlStore:
 
         The decision reads it again in its own transaction, locked, before it is recorded.
         """
+        return self.totals((query,))[0]
+
+    def totals(self, queries: Sequence[TotalQuery]) -> list[int]:
+        """Several running totals read now in one statement, without a lock."""
         reader = self._held() if self._holds else self._reading("totals")
         with self._mapped("read totals"), reader as connection:
             cursor = connection.connection.cursor()
             try:
-                return run_total(cursor, self._totals, self._engine.dialect, query)
+                return run_totals(cursor, self._totals, self._engine.dialect, queries)
             finally:
                 cursor.close()
 
