@@ -370,6 +370,15 @@ class Pipeline:
             return snapshot, evaluation
         snapshot = snapshot.merged(fresh.recorded)
         again = self._evaluate(item, item.action, snapshot, evaluation.resolved, fresh, now)
+        # Claims checked on every decision are checked on the outcome as it now stands.
+        again = self.review.check_claims(
+            again,
+            action=item.action_name,
+            role=item.role,
+            rationale=item.proposal.rationale,
+            amount=item.amount,
+            snapshot=snapshot,
+        )
         if again.outcome is Outcome.ALLOW_EXCEPTION and not (
             evaluation.outcome is Outcome.ALLOW_EXCEPTION and again.reason is evaluation.reason
         ):
@@ -389,7 +398,7 @@ class Pipeline:
                     "what was allowed on the same record changed while it was decided",
                 ],
             )
-        return snapshot, replace(again, judge=evaluation.judge)
+        return snapshot, replace(again, judge=again.judge or evaluation.judge)
 
     def _replay(self, item: Normalised, known: Decision) -> Decision:
         if known.proposal_digest != item.digest:

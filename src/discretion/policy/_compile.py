@@ -23,6 +23,7 @@ from discretion.policy._model import (
     ActionPolicy,
     Authority,
     Budget,
+    ClaimsPolicy,
     Cumulative,
     Entity,
     Evidence,
@@ -38,6 +39,7 @@ from discretion.policy._model import (
 from discretion.policy._schema import (
     ActionSpec,
     BudgetSpec,
+    ClaimsSpec,
     EvidenceSpec,
     FieldSpec,
     JudgeBandSpec,
@@ -116,7 +118,9 @@ def compile_pack(
             _compile_action(action_id, action, fields, role_ids, lines, claim), action, spec, lines
         )
         compiled = replace(
-            compiled, provided=tuple(name for name in compiled.reads if name not in totals)
+            compiled,
+            provided=tuple(name for name in compiled.reads if name not in totals),
+            claims=_compile_claims(spec.claims, action.claims),
         )
         if action.cumulative is not None:
             loc = ("actions", action_id, "cumulative")
@@ -307,6 +311,21 @@ def _compile_judging(
         band = _compile_band(rule, band_spec, spec.currency, lines, band_loc)
         reasons.append(replace(rule, evidence=evidence, judge=band))
     return replace(compiled, exceptions=tuple(reasons))
+
+
+def _compile_claims(pack: ClaimsSpec | None, action: ClaimsSpec | None) -> ClaimsPolicy | None:
+    """The action's claims policy: the keys it sets over the pack's; None when neither says."""
+    if pack is None and action is None:
+        return None
+    merged: dict[str, Any] = {}
+    for spec in (pack, action):
+        if spec is not None:
+            merged.update({key: getattr(spec, key) for key in spec.model_fields_set})
+    claims = ClaimsSpec(**merged)
+    return ClaimsPolicy(
+        every_decision=claims.check == "every_decision",
+        on_contradiction=claims.on_contradiction,
+    )
 
 
 def _compile_evidence(

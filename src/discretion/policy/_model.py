@@ -23,6 +23,7 @@ __all__ = [
     "ActionPolicy",
     "Authority",
     "Budget",
+    "ClaimsPolicy",
     "Cumulative",
     "Entity",
     "Evidence",
@@ -93,6 +94,16 @@ class Evidence:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimsPolicy:
+    """When an action's rationale claims are checked, and what a false one gets."""
+
+    every_decision: bool
+    """True: on every outcome; False: only on an exception the checks would allow."""
+    on_contradiction: str
+    """`route` (to the lowest person above the actor; denied when nobody is) or `deny`."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class JudgeBand:
     """The amounts, in minor units and inclusive, for which the LLM judge reviews a reason."""
 
@@ -134,6 +145,9 @@ class ActionPolicy:
     """When set, the actor's authority covers the sum allowed on one record in a window."""
     provided: tuple[str, ...] = ()
     """The fields of `reads` a context provider answers: all but the ledger's totals."""
+    claims: ClaimsPolicy | None = None
+    """When its claims are checked and what a false one gets, when the pack says; otherwise
+    only an allowed exception's claims are checked, and a false one routes."""
 
     @property
     def reads_ledger(self) -> bool:

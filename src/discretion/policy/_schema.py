@@ -10,6 +10,7 @@ __all__ = [
     "ActionAuthoritySpec",
     "ActionSpec",
     "BudgetSpec",
+    "ClaimsSpec",
     "CumulativeSpec",
     "EntityKind",
     "EntitySpec",
@@ -191,6 +192,19 @@ class EvidenceSpec(BaseModel):
     `incident id: 'INC-[0-9]{4,}'`."""
 
 
+class ClaimsSpec(BaseModel):
+    """When the rationale's claims are checked against the facts, and what a false one gets."""
+
+    model_config = _MODEL
+
+    check: Literal["exceptions", "every_decision"] = "exceptions"
+    """`exceptions`: only on an exception the checks would allow (the default); `every_decision`:
+    on every outcome, so a false claim on an in-policy call is caught too."""
+    on_contradiction: Literal["route", "deny"] = "route"
+    """What a proposal with a claim the facts contradict gets: `route` to the lowest person
+    ranking above the actor (denied when nobody ranks above it), or `deny`."""
+
+
 class JudgeBandSpec(BaseModel):
     """When the LLM judge reviews an exception the deterministic checks allowed."""
 
@@ -255,6 +269,9 @@ class ActionSpec(BaseModel):
     exceptions: list[ReasonSpec] = []
     judge: JudgeBandSpec | bool | None = None
     """When the LLM judge reviews exceptions of this action whose reason does not say."""
+    claims: ClaimsSpec | None = None
+    """When its rationale's claims are checked, and what a false one gets; the keys it sets
+    override the pack's `claims`."""
     approval_sla: Window | None = None
     """How soon a routed case of this action must be decided; see the pack's `approval_sla`."""
     cumulative: CumulativeSpec | None = None
@@ -342,6 +359,8 @@ class PackSpec(BaseModel):
     budgets: list[BudgetSpec] = []
     judge: JudgeSpec = JudgeSpec()
     """Settings of the LLM judge: its daily call budget and what happens without one."""
+    claims: ClaimsSpec | None = None
+    """The default, for every action, of when claims are checked and what a false one gets."""
     approval_sla: Window = "24h"
     """How soon a routed case must be decided before its approval expires. An action's or the
     required role's own `approval_sla` applies instead when set; the shorter when both are."""

@@ -26,6 +26,10 @@ SYSTEM_RULES = {
     "discretion.claim.grounded": "a claim in the rationale agrees with the case facts",
     "discretion.claim.contradicts-fact": "a claim in the rationale contradicts the case facts",
     "discretion.claim.unknown-fact": "a claim in the rationale names a fact the case does not hold",
+    "discretion.claim.deny-on-contradiction": "the pack denies a proposal whose claim the facts"
+    " contradict",
+    "discretion.claim.nobody-above": "a claim failed its check and no one ranks above the actor"
+    " to decide it",
     "discretion.claim.evidence-missing": "the rationale lacks a claim the reason requires",
     "discretion.judge.text-too-short": "the rationale text is shorter than the reason requires",
     "discretion.judge.text-missing-detail": "the rationale text lacks a detail the reason requires",
