@@ -27,6 +27,7 @@ from discretion.policy._model import (
     Cumulative,
     Entity,
     Evidence,
+    Ground,
     JudgeBand,
     JudgeSettings,
     PolicyPack,
@@ -121,6 +122,7 @@ def compile_pack(
             compiled,
             provided=tuple(name for name in compiled.reads if name not in totals),
             claims=_compile_claims(spec.claims, action.claims),
+            exceptions=tuple(_with_grounds(rule, compiled) for rule in compiled.exceptions),
         )
         if action.cumulative is not None:
             loc = ("actions", action_id, "cumulative")
@@ -326,6 +328,107 @@ def _compile_claims(pack: ClaimsSpec | None, action: ClaimsSpec | None) -> Claim
         every_decision=claims.check == "every_decision",
         on_contradiction=claims.on_contradiction,
     )
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+_STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+
+
+def split_conjuncts(text: str) -> list[str]:
+    """The parts a CEL expression's top-level `&&` joins (one part when there is none).
+
+    Parentheses, brackets, braces and string literals are skipped over; a pair of parentheses
+    around the whole expression is taken off first.
+    """
+    text = text.strip()
+    while text.startswith("(") and _closing(text, 0) == len(text) - 1:
+        text = text[1:-1].strip()
+    parts: list[str] = []
+    depth, start, index, quote = 0, 0, 0, ""
+    while index < len(text):
+        char = text[index]
+        if quote:
+            if char == "\\":
+                index += 1
+            elif char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif depth == 0 and text.startswith("&&", index):
+            parts.append(text[start:index].strip())
+            start = index + 2
+            index += 1
+        index += 1
+    parts.append(text[start:].strip())
+    return [part for part in parts if part]
+
+
+def _closing(text: str, opening: int) -> int:
+    """The index of the bracket closing the one at `opening`; -1 when it is not closed."""
+    depth, quote, index = 0, "", opening
+    while index < len(text):
+        char = text[index]
+        if quote:
+            if char == "\\":
+                index += 1
+            elif char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return index
+        index += 1
+    return -1
+
+
+def _with_grounds(rule: Rule, action: ActionPolicy) -> Rule:
+    """An exception reason with its `when` split into grounds an explanation can name."""
+    parts = split_conjuncts(rule.when.source)
+    grounds = []
+    for part in parts:
+        try:
+            program = (
+                rule.when
+                if len(parts) == 1
+                else CelProgram.compile(
+                    action.env,
+                    part,
+                    result="bool",
+                    declared=[],
+                    path=None,
+                    line=None,
+                    rule_id=rule.id,
+                )
+            )
+        except PolicyError:
+            # The whole expression type-checked, so each part does; should a part not, the
+            # whole expression stands as the one ground rather than a valid pack failing.
+            return replace(rule, grounds=(_ground(rule.when.source, rule.when, action),))
+        grounds.append(_ground(part, program, action))
+    return replace(rule, grounds=tuple(grounds))
+
+
+def _ground(source: str, program: CelProgram, action: ActionPolicy) -> Ground:
+    names = _NAME.findall(_STRING.sub("''", source))
+    # `order.items.size()` reads `order.items`: the longest declared prefix of each name.
+    found = []
+    for name in names:
+        parts = name.split(".")
+        for end in range(len(parts), 0, -1):
+            prefix = ".".join(parts[:end])
+            if prefix in action.reads:
+                found.append(prefix)
+                break
+    reads = tuple(dict.fromkeys(found))
+    return Ground(source=source, program=program, reads=reads, reads_amount="amount" in names)
 
 
 def _compile_evidence(

@@ -27,6 +27,7 @@ __all__ = [
     "Cumulative",
     "Entity",
     "Evidence",
+    "Ground",
     "JudgeBand",
     "JudgeSettings",
     "PolicyPack",
@@ -67,6 +68,22 @@ class Rule:
     None."""
     judge: JudgeBand | None = None
     """For an exception reason: when the LLM judge reviews it; never when None."""
+    grounds: tuple[Ground, ...] = ()
+    """For an exception reason: its `when` split at the top-level `&&`, each part compiled on
+    its own, so an explanation can name the part that failed; empty for other rules."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ground:
+    """One condition of an exception reason's `when`: a part its top-level `&&` joins."""
+
+    source: str
+    """The part as the pack writes it, such as `shipment.status == 'lost'`."""
+    program: CelProgram
+    reads: tuple[str, ...]
+    """The action's context fields it reads, in the order it names them."""
+    reads_amount: bool
+    """Whether it reads the proposal's `amount` (quoted only when limits are not private)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
