@@ -653,12 +653,21 @@ def _compile_precedent(
             )
     if _window(spec.max_expiry) <= timedelta(0):
         raise fail("precedent max_expiry must be longer than zero", ("max_expiry",))
+    if spec.grants_up_to == "grantor_exception_limit" and spec.ratio_of is not None:
+        raise fail(
+            f"precedent ratio_of {spec.ratio_of!r} would never bound anything: grants_up_to"
+            " grantor_exception_limit sets a precedent's own bounds aside; drop ratio_of or"
+            " choose precedent_bound",
+            ("ratio_of",),
+        )
     return PrecedentPolicy(
         scope=tuple(spec.scope),
         max_expiry=_window(spec.max_expiry),
         max_citations=spec.max_citations,
         ratio_of=spec.ratio_of,
         set_by=frozenset(spec.set_by) if spec.set_by is not None else None,
+        cited_only=spec.cited_only,
+        grants_up_to=spec.grants_up_to,
     )
 
 

@@ -96,6 +96,11 @@ class PrecedentPolicy:
     max_citations: int | None
     ratio_of: str | None
     set_by: frozenset[str] | None
+    cited_only: bool = False
+    """Only the precedents the actor cites count; none is found by scope."""
+    grants_up_to: str = "precedent_bound"
+    """`precedent_bound`, `actor_standard_limit` or `grantor_exception_limit`: what caps the
+    amount a precedent lets an actor grant."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -175,6 +175,14 @@ class PrecedentPolicySpec(BaseModel):
     set_by: list[str] | None = None
     """The roles that may set precedent directly from an exception they granted; approvers set
     it while approving. Every human role whose authority covers the exception when absent."""
+    cited_only: bool = False
+    """Count only the precedents the actor's rationale cites; none is found by its scope."""
+    grants_up_to: Literal["precedent_bound", "actor_standard_limit", "grantor_exception_limit"] = (
+        "precedent_bound"
+    )
+    """The most a precedent lets an actor grant: its own bounds (`max_amount`, `max_ratio`; the
+    default); those and no more than the actor's own standard limit for the action; or its
+    grantor's exception limit, its bounds aside. Never more than its grantor could grant."""
 
 
 class EvidenceSpec(BaseModel):
