@@ -38,6 +38,7 @@ from discretion.pipeline._recheck import Recheck, recheck
 from discretion.pipeline._record import build_decision, open_approval
 from discretion.pipeline._review import Review
 from discretion.pipeline._state import Evaluation
+from discretion.pipeline._unlocks import cap_assertions
 from discretion.policy import ActionPolicy, PolicyPack, Role, ToolSpec
 from discretion.precedent import Precedents
 from discretion.proposal import Actor, Proposal
@@ -347,7 +348,19 @@ class Pipeline:
         evaluation.resolved = resolved
         evaluation.ledger = ledger
         with _telemetry.step("precedent"):
-            return apply_precedent(self.pack, self.precedents, item, snapshot, evaluation, now)
+            evaluation = apply_precedent(
+                self.pack, self.precedents, item, snapshot, evaluation, now
+            )
+        if not self.pack.asserted:
+            return evaluation
+        # An allowed case resting on an assertion above what it unlocks goes to a person.
+        return cap_assertions(
+            self.pack,
+            evaluation,
+            action=item.action_name,
+            role=item.role,
+            amount_minor=item.amount.minor if item.amount is not None else 0,
+        )
 
     def _settle(
         self,

@@ -8,9 +8,11 @@ compilation and CEL each live in a module of their own.
 from discretion.policy._cel import CelProgram, EvaluationError
 from discretion.policy._load import load_pack
 from discretion.policy._model import (
+    ASSERTED,
     BUILTIN_VARIABLES,
     NEXT_ABOVE,
     ActionPolicy,
+    Asserted,
     Authority,
     Budget,
     ClaimsPolicy,
@@ -30,10 +32,12 @@ from discretion.policy._schema import FieldSpec, ToolSpec
 from discretion.policy._system import SYSTEM_RULES
 
 __all__ = [
+    "ASSERTED",
     "BUILTIN_VARIABLES",
     "NEXT_ABOVE",
     "SYSTEM_RULES",
     "ActionPolicy",
+    "Asserted",
     "Authority",
     "Budget",
     "CelProgram",

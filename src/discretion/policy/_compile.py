@@ -18,9 +18,11 @@ from discretion.errors import PolicyError, ProposalError
 from discretion.money import CURRENCY_EXPONENTS, Money
 from discretion.policy._cel import CelProgram, new_env
 from discretion.policy._model import (
+    ASSERTED,
     BUILTIN_VARIABLES,
     NEXT_ABOVE,
     ActionPolicy,
+    Asserted,
     Authority,
     Budget,
     ClaimsPolicy,
@@ -83,6 +85,10 @@ def compile_pack(
     totals = _compile_totals(spec, entities, fields, lines)
     # A total is read in CEL like a fact; the ledger, not a provider, answers it.
     fields.update({name: FieldSpec(type=total.type) for name, total in totals.items()})
+    asserted = _compile_asserted(spec, fields, lines)
+    # An assertion is read in CEL like a fact; the proposal, not a provider, carries it, and the
+    # agent may leave it out (null: unbound in CEL).
+    fields.update({name: FieldSpec(type=a.type, nullable=True) for name, a in asserted.items()})
 
     seen_rules: dict[str, tuple[str | None, int | None]] = {}
 
@@ -120,10 +126,14 @@ def compile_pack(
         )
         compiled = replace(
             compiled,
-            provided=tuple(name for name in compiled.reads if name not in totals),
+            provided=tuple(
+                name for name in compiled.reads if name not in totals and name not in asserted
+            ),
             claims=_compile_claims(spec.claims, action.claims),
             exceptions=tuple(_with_grounds(rule, compiled) for rule in compiled.exceptions),
         )
+        if asserted:
+            compiled = _rest_on_assertions(action_id, action, compiled, lines)
         if action.cumulative is not None:
             loc = ("actions", action_id, "cumulative")
             _need_entity(entities, action.cumulative.per, "cumulative authority", lines, loc)
@@ -189,6 +199,7 @@ def compile_pack(
         ungoverned_tools=tuple(spec.ungoverned_tools),
         entities=MappingProxyType(entities),
         totals=MappingProxyType(totals),
+        asserted=MappingProxyType(asserted),
     )
 
 
@@ -416,7 +427,8 @@ def _with_grounds(rule: Rule, action: ActionPolicy) -> Rule:
     return replace(rule, grounds=tuple(grounds))
 
 
-def _ground(source: str, program: CelProgram, action: ActionPolicy) -> Ground:
+def _names_read(source: str, reads: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
+    """The fields of `reads` a CEL expression names, and whether it names `amount`."""
     names = _NAME.findall(_STRING.sub("''", source))
     # `order.items.size()` reads `order.items`: the longest declared prefix of each name.
     found = []
@@ -424,11 +436,106 @@ def _ground(source: str, program: CelProgram, action: ActionPolicy) -> Ground:
         parts = name.split(".")
         for end in range(len(parts), 0, -1):
             prefix = ".".join(parts[:end])
-            if prefix in action.reads:
+            if prefix in reads:
                 found.append(prefix)
                 break
-    reads = tuple(dict.fromkeys(found))
-    return Ground(source=source, program=program, reads=reads, reads_amount="amount" in names)
+    return tuple(dict.fromkeys(found)), "amount" in names
+
+
+def _ground(source: str, program: CelProgram, action: ActionPolicy) -> Ground:
+    reads, reads_amount = _names_read(source, action.reads)
+    return Ground(source=source, program=program, reads=reads, reads_amount=reads_amount)
+
+
+def _compile_asserted(
+    spec: PackSpec, fields: Mapping[str, FieldSpec], lines: LineMap
+) -> dict[str, Asserted]:
+    """The facts the agent may assert, by the name rules read them under."""
+    for name in fields:
+        if name.startswith(ASSERTED):
+            source, line = lines.find(("context", name))
+            raise PolicyError(
+                f"context field {name!r}: names starting with {ASSERTED!r} are the agent's"
+                f" assertions; declare it under asserted as {name.removeprefix(ASSERTED)!r}",
+                path=source,
+                line=line,
+            )
+    asserted: dict[str, Asserted] = {}
+    for name, item in spec.asserted.items():
+        loc = ("asserted", name)
+        for index, value in enumerate(item.values or []):
+            fits = (
+                isinstance(value, str) if item.type == "string" else isinstance(value, int)
+            ) and item.type != "bool"
+            if not fits:
+                source, line = lines.find((*loc, "values", index))
+                raise PolicyError(
+                    f"asserted {name!r} is a {item.type}, but values lists {value!r};"
+                    + (
+                        " a bool takes no values list"
+                        if item.type == "bool"
+                        else f" list {item.type} values only"
+                    ),
+                    path=source,
+                    line=line,
+                )
+        unlocks = (
+            _minor(
+                item.unlocks.max_amount,
+                spec.currency,
+                where=lines.find((*loc, "unlocks", "max_amount")),
+                what=f"asserted {name!r} unlocks max_amount",
+            )
+            if item.unlocks is not None
+            else None
+        )
+        asserted[ASSERTED + name] = Asserted(
+            name=ASSERTED + name,
+            type=item.type,
+            values=frozenset(item.values) if item.values is not None else None,
+            unlocks_minor=unlocks,
+            description=item.description,
+        )
+    return asserted
+
+
+def _rest_on_assertions(
+    action_id: str, spec: ActionSpec, action: ActionPolicy, lines: LineMap
+) -> ActionPolicy:
+    """Mark the rules that read assertions; refuse an assertion where only a fact may stand."""
+    for index, reason in enumerate(spec.exceptions):
+        loc = ("actions", action_id, "exceptions", index)
+        used = [
+            ((*loc, "evidence", "claims", i), name)
+            for i, name in enumerate(reason.evidence.claims if reason.evidence else [])
+        ] + [
+            ((*loc, "precedent", "scope", i), name)
+            for i, name in enumerate(reason.precedent.scope if reason.precedent else [])
+        ]
+        for at, name in used:
+            if name.startswith(ASSERTED):
+                source, line = lines.find(at)
+                what = "an evidence claim" if "evidence" in at else "a precedent scope key"
+                raise PolicyError(
+                    f"{name!r} is the agent's own assertion, so it cannot be {what}: those are"
+                    " checked against grounded facts; name a context field instead",
+                    path=source,
+                    line=line,
+                    rule_id=reason.id,
+                )
+    asserted_reads = tuple(name for name in action.reads if name.startswith(ASSERTED))
+    if not asserted_reads:
+        return action
+
+    def marked(rule: Rule) -> Rule:
+        text = rule.when.source + " " + (rule.max_amount.source if rule.max_amount else "")
+        return replace(rule, rests_on=_names_read(text, asserted_reads)[0])
+
+    return replace(
+        action,
+        standard=tuple(marked(rule) for rule in action.standard),
+        exceptions=tuple(marked(rule) for rule in action.exceptions),
+    )
 
 
 def _compile_evidence(

@@ -18,9 +18,11 @@ from discretion.policy._cel import CelProgram
 from discretion.policy._schema import FieldSpec, ToolSpec
 
 __all__ = [
+    "ASSERTED",
     "BUILTIN_VARIABLES",
     "NEXT_ABOVE",
     "ActionPolicy",
+    "Asserted",
     "Authority",
     "Budget",
     "ClaimsPolicy",
@@ -71,6 +73,27 @@ class Rule:
     grounds: tuple[Ground, ...] = ()
     """For an exception reason: its `when` split at the top-level `&&`, each part compiled on
     its own, so an explanation can name the part that failed; empty for other rules."""
+    rests_on: tuple[str, ...] = ()
+    """The asserted facts (`asserted.<name>`) its `when` or `max_amount` reads."""
+
+
+ASSERTED = "asserted."
+"""The prefix under which rules read the facts an agent asserts."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Asserted:
+    """A fact the agent asserts from the conversation, as the pack declares it."""
+
+    name: str
+    """As rules read it: `asserted.customer.stated_reason`."""
+    type: str
+    """`string`, `int` or `bool`."""
+    values: frozenset[str | int] | None
+    """The values it may take; any of its type when None."""
+    unlocks_minor: int | None
+    """The most a rule resting on it may allow without a person; no cap when None."""
+    description: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -315,6 +338,8 @@ class PolicyPack:
     """The records a proposal names and how they relate; empty when the pack declares none."""
     totals: Mapping[str, Total] = field(default_factory=dict)
     """Running totals from the ledger, by the fact name CEL reads them under."""
+    asserted: Mapping[str, Asserted] = field(default_factory=dict)
+    """Facts the agent asserts, by the name rules read them under (`asserted.<name>`)."""
 
     def approval_sla_for(self, action: str, role: Role | None) -> timedelta:
         """How long an approval of `action` routed to `role` stays open before it expires.

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 __all__ = [
     "ActionAuthoritySpec",
     "ActionSpec",
+    "AssertedSpec",
     "BudgetSpec",
     "ClaimsSpec",
     "CumulativeSpec",
@@ -26,6 +27,7 @@ __all__ = [
     "StandardRuleSpec",
     "ToolSpec",
     "TotalSpec",
+    "UnlocksSpec",
 ]
 
 _MODEL = ConfigDict(frozen=True, extra="forbid")
@@ -51,6 +53,31 @@ class FieldSpec(BaseModel):
     whose result depends on it cannot be decided, so the decision routes."""
     description: str = ""
     """What the field means."""
+
+
+class UnlocksSpec(BaseModel):
+    """What a rule resting on an asserted fact may allow without a person."""
+
+    model_config = _MODEL
+
+    max_amount: AmountText
+    """The largest amount a standard rule or exception reason that reads the assertion may
+    allow; above it the case routes to a person. `"0"`: never without one."""
+
+
+class AssertedSpec(BaseModel):
+    """A fact only the conversation holds, which the agent asserts (`rationale.asserted`)."""
+
+    model_config = _MODEL
+
+    type: Literal["string", "int", "bool"]
+    """Its type; a value of another type is refused (a 422)."""
+    values: list[str | int] | None = None
+    """The values it may take; any value of its type when absent."""
+    unlocks: UnlocksSpec | None = None
+    """What a rule resting on it may allow without a person; no cap of its own when absent."""
+    description: str = ""
+    """What the agent asserts, in words the agent (and the approver) read."""
 
 
 class ToolSpec(BaseModel):
@@ -369,6 +396,10 @@ class PackSpec(BaseModel):
     """Settings of the LLM judge: its daily call budget and what happens without one."""
     claims: ClaimsSpec | None = None
     """The default, for every action, of when claims are checked and what a false one gets."""
+    asserted: dict[FieldName, AssertedSpec] = {}
+    """Facts the agent asserts from the conversation (the reason the customer gave, whether they
+    confirmed), by name; rules read them as `asserted.<name>` once the action lists that in
+    `reads`. They are recorded as assertions, never as grounded facts."""
     approval_sla: Window = "24h"
     """How soon a routed case must be decided before its approval expires. An action's or the
     required role's own `approval_sla` applies instead when set; the shorter when both are."""

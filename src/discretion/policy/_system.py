@@ -33,6 +33,8 @@ SYSTEM_RULES = {
     "discretion.claim.evidence-missing": "the rationale lacks a claim the reason requires",
     "discretion.judge.text-too-short": "the rationale text is shorter than the reason requires",
     "discretion.judge.text-missing-detail": "the rationale text lacks a detail the reason requires",
+    "discretion.asserted.unlock-exceeded": "the rule that allows it rests on a fact the agent"
+    " asserted, and the amount is above what the pack lets an assertion unlock without a person",
     "discretion.judge.not-justified": "the rationale judge found it does not support the exception",
     "discretion.judge.failed": "the rationale judge could not give a verdict",
     "discretion.judge.timeout": "the rationale judge did not answer in time",
