@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from conftest import NOW, Counter, FakeClock
-from discretion import Guard, Money, Outcome, PolicyError, ProposalError, load_pack
+from discretion import Guard, Money, Outcome, PolicyError, ProposalError, Verdict, load_pack
 from discretion.context import StaticContextProvider
+from discretion.judge import StaticJudge
 from discretion.precedent import PrecedentSpec
 from discretion.proposal import Actor
 from discretion.store._schema import ledger
@@ -190,6 +191,34 @@ def test_a_precedent_cannot_be_scoped_on_an_assertion(guard):
     assert granted.outcome is Outcome.ALLOW_EXCEPTION
     assert info.value.field == f"scope.{REASON}"
     assert "is the agent's own assertion" in str(info.value)
+
+
+def test_the_llm_judge_reads_assertions_as_claims_never_as_facts(tmp_path, sqlite_store):
+    judged = tmp_path / "judged.yaml"
+    judged.write_text(
+        PACK.read_text(encoding="utf-8").replace(
+            "        precedent: {max_expiry: 30d}\n", "        judge: true\n"
+        ),
+        encoding="utf-8",
+    )
+    judge = StaticJudge(
+        Verdict(justified=True, clause="damaged-on-arrival", unsupported_claims=[], reason="ok")
+    )
+    guard = Guard(
+        load_pack(judged),
+        store=sqlite_store,
+        context=StaticContextProvider(FACTS),
+        clock=FakeClock(NOW),
+        judge=judge,
+    )
+
+    decision = guard.decide(refund("25.00", {"customer.stated_reason": "damaged"}))
+
+    assert decision.outcome is Outcome.ALLOW_EXCEPTION
+    (request,) = judge.requests
+    assert not any(name.startswith("asserted.") for name in request.facts)
+    assert [(c.field, c.value) for c in request.claims] == [(REASON, "damaged")]
+    assert '"asserted.customer.stated_reason"' not in request.prompt.user.split("<claims>")[0]
 
 
 def load_error(folder: Path, old: str, new: str) -> tuple[PolicyError, list[str]]:

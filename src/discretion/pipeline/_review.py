@@ -28,8 +28,8 @@ from discretion.judge._request import Assessment, Judge, JudgeRequest, verdict_k
 from discretion.money import Money
 from discretion.pipeline._claims import answer_faults
 from discretion.pipeline._state import Evaluation
-from discretion.policy import PolicyPack, Role
-from discretion.proposal import Rationale
+from discretion.policy import ASSERTED, PolicyPack, Role
+from discretion.proposal import Claim, Rationale
 from discretion.store import SqlStore
 
 __all__ = ["Review"]
@@ -124,6 +124,17 @@ class Review:
                 " judge.without_model to skip"
             )
             return lower([Fault(UNAVAILABLE, cause)], record)
+        # The agent's assertions are not facts from the systems of record: the judge reads
+        # them among what the agent claims, never among the facts it is told are true.
+        facts = {k: v for k, v in snapshot.data.items() if not k.startswith(ASSERTED)}
+        claims = (
+            *rationale.claims,
+            *(
+                Claim(field=k, value=v)
+                for k, v in snapshot.data.items()
+                if k.startswith(ASSERTED) and v is not None
+            ),
+        )
         request = JudgeRequest(
             action=action,
             reason=reason.id,
@@ -131,8 +142,8 @@ class Review:
             amount=amount,
             actor_role=role.id,
             actor_is_ai=role.is_ai,
-            facts=dict(snapshot.data),
-            claims=tuple(rationale.claims),
+            facts=facts,
+            claims=claims,
             text=rationale.text,
             proposal_digest=proposal_digest,
             context_digest=snapshot.digest,
@@ -143,8 +154,8 @@ class Review:
                 amount=amount,
                 actor_role=role.id,
                 actor_is_ai=role.is_ai,
-                facts=snapshot.data,
-                claims=tuple(rationale.claims),
+                facts=facts,
+                claims=claims,
                 text=rationale.text,
             ),
         )
