@@ -23,11 +23,16 @@ def claimed(amount: str = "40.00", claims: list[dict[str, Any]] = FALSE_CLAIM, *
     return proposal
 
 
-def with_claims(folder: Path, claims: str, action_claims: str | None = None) -> PolicyPack:
+def with_claims(
+    folder: Path, claims: str, action_claims: str | None = None, *, evidence: str | None = None
+) -> PolicyPack:
     """The shop pack with a pack-level `claims` and, optionally, the refund action's own."""
     source = SHOP_PACK.read_text(encoding="utf-8").replace(
         "budgets:\n", f"claims: {claims}\nbudgets:\n", 1
     )
+    if evidence is not None:
+        lost = "        message: the carrier lost the parcel\n"
+        source = source.replace(lost, f"{lost}        evidence: {evidence}\n", 1)
     if action_claims is not None:
         source = source.replace(
             "  refund:\n    tools:", f"  refund:\n    claims: {action_claims}\n    tools:", 1
@@ -194,3 +199,18 @@ def test_an_unknown_claims_setting_names_file_and_line(tmp_path):
     assert error.line is not None
     assert "check: sometimes" in source[error.line - 1]
     assert "claims.check: Input should be 'exceptions' or 'every_decision'" in str(error)
+
+
+def test_missing_evidence_alone_still_routes_when_contradictions_deny(tmp_path, decide):
+    pack = with_claims(tmp_path, "{on_contradiction: deny}", evidence="{min_text: 200}")
+    lost = good_facts(**{"shipment.status": "lost", "order.delivered_at": None})
+
+    decision = decide(pack, claimed("15.00", [], reason="carrier-lost"), lost)
+    manager = decide(
+        pack, claimed("15.00", [], reason="carrier-lost", role="manager", actor="mia"), lost
+    )
+
+    assert (decision.outcome, decision.required_role) == (Outcome.ROUTE, "tier1")
+    assert decision.rules[-1] == "discretion.judge.text-too-short"
+    # Nobody ranks above a manager; no claim failed, so it routes as it always has.
+    assert (manager.outcome, manager.required_role) == (Outcome.ROUTE, "manager")

@@ -22,7 +22,7 @@ from discretion.context import Snapshot
 from discretion.decision import JudgeRecord, Outcome
 from discretion.errors import JudgeError, JudgeTimeout
 from discretion.judge._cache import JudgeMemory
-from discretion.judge._grounded import Fault, ground
+from discretion.judge._grounded import GROUNDED, Fault, ground
 from discretion.judge._prompt import render, require_jinja
 from discretion.judge._request import Assessment, Judge, JudgeRequest, verdict_key
 from discretion.money import Money
@@ -98,7 +98,9 @@ class Review:
             return _lower(self.pack, evaluation, faults, record, action, role, amount_minor)
 
         if grounding.faults:
-            if policy is not None:
+            # A failed claim is answered as the pack's `claims` says; a reason's missing
+            # evidence alone routes, as it always has.
+            if policy is not None and any(c.rule != GROUNDED for c in grounding.claims):
                 return answer_faults(
                     self.pack,
                     policy,
