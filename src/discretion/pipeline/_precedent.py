@@ -19,7 +19,7 @@ from discretion.money import Money
 from discretion.pipeline._normalise import Normalised
 from discretion.pipeline._state import Evaluation
 from discretion.policy import PolicyPack, PrecedentPolicy
-from discretion.precedent import Failure, Precedents, check
+from discretion.precedent import Failure, Precedent, Precedents, check
 from discretion.store import SqlTransaction
 
 __all__ = ["apply_precedent", "take_precedent"]
@@ -72,6 +72,7 @@ def apply_precedent(
             options,
             item,
             amount,
+            precedent,
             check(
                 precedent,
                 action=item.action_name,
@@ -80,7 +81,6 @@ def apply_precedent(
                 amount=amount,
                 now=now,
             ),
-            precedent.id,
         )
         if failures:
             failed[pid] = failures
@@ -159,12 +159,15 @@ def _capped(
     options: PrecedentPolicy,
     item: Normalised,
     amount: Money,
+    precedent: Precedent,
     failures: list[Failure],
-    precedent_id: str,
 ) -> list[Failure]:
     """The precedent's failures under the reason's `grants_up_to`."""
     match options.grants_up_to:
         case "grantor_exception_limit":
+            bound = precedent.max_amount
+            if bound is not None and bound.currency != amount.currency:
+                return failures  # bounds in another currency are never set aside
             # Its own bounds set aside; its grantor's exception limit (always checked) caps it.
             return [f for f in failures if f.rule != "discretion.precedent.bounds"]
         case "actor_standard_limit":
@@ -176,7 +179,7 @@ def _capped(
                     *failures,
                     Failure(
                         "discretion.precedent.actor-standard-limit",
-                        f"precedent {precedent_id}: lets a {item.role.id} grant no more than"
+                        f"precedent {precedent.id}: lets a {item.role.id} grant no more than"
                         f" {shown} standard limit",
                     ),
                 ]
