@@ -38,6 +38,7 @@ from discretion.pipeline._recheck import Recheck, recheck
 from discretion.pipeline._record import approval_for, build_decision
 from discretion.pipeline._review import Review
 from discretion.pipeline._state import Evaluation
+from discretion.pipeline._unlocks import cap_assertions
 from discretion.policy import ActionPolicy, PolicyPack, Role, ToolSpec
 from discretion.precedent import Precedents
 from discretion.proposal import Actor, Proposal
@@ -342,11 +343,24 @@ class Pipeline:
                 facts=snapshot.cel_values(),
                 now=now,
                 prior_minor=ledger.prior_minor if ledger is not None else 0,
+                shown=snapshot.values,
             )
         evaluation.resolved = resolved
         evaluation.ledger = ledger
         with _telemetry.step("precedent"):
-            return apply_precedent(self.pack, self.precedents, item, snapshot, evaluation, now)
+            evaluation = apply_precedent(
+                self.pack, self.precedents, item, snapshot, evaluation, now
+            )
+        if not self.pack.asserted:
+            return evaluation
+        # An allowed case resting on an assertion above what it unlocks goes to a person.
+        return cap_assertions(
+            self.pack,
+            evaluation,
+            action=item.action_name,
+            role=item.role,
+            amount_minor=item.amount.minor if item.amount is not None else 0,
+        )
 
     def _settle(
         self,
@@ -370,6 +384,15 @@ class Pipeline:
             return snapshot, evaluation
         snapshot = snapshot.merged(fresh.recorded)
         again = self._evaluate(item, item.action, snapshot, evaluation.resolved, fresh, now)
+        # Claims checked on every decision are checked on the outcome as it now stands.
+        again = self.review.check_claims(
+            again,
+            action=item.action_name,
+            role=item.role,
+            rationale=item.proposal.rationale,
+            amount=item.amount,
+            snapshot=snapshot,
+        )
         if again.outcome is Outcome.ALLOW_EXCEPTION and not (
             evaluation.outcome is Outcome.ALLOW_EXCEPTION and again.reason is evaluation.reason
         ):
@@ -389,7 +412,7 @@ class Pipeline:
                     "what was allowed on the same record changed while it was decided",
                 ],
             )
-        return snapshot, replace(again, judge=evaluation.judge)
+        return snapshot, replace(again, judge=again.judge or evaluation.judge)
 
     def _replay(self, item: Normalised, known: Decision) -> Decision:
         if known.proposal_digest != item.digest:

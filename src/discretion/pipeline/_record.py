@@ -50,6 +50,7 @@ def build_decision(
             deciding=evaluation.deciding,
             required_role=required,
             extra=evaluation.notes,
+            grounds=evaluation.grounds,
         ),
         causes=evaluation.causes,
         reservations=list(reservations),
