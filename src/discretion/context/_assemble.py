@@ -3,13 +3,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
 from discretion.context._providers import ContextProvider, ContextRequest
 from discretion.errors import ContextError, DiscretionError, ProposalError
 from discretion.lineage import digest
-from discretion.money import Money
+from discretion.money import Money, SignedMoney, parse_decimal, scaled
 from discretion.policy._schema import FieldSpec
 
 __all__ = ["Snapshot", "assemble"]
@@ -64,13 +65,19 @@ class Snapshot:
                 value = value.minor
             elif isinstance(value, tuple):
                 value = list(value)  # CEL takes lists, not tuples
+            elif isinstance(value, SignedMoney):
+                value = value.minor
+            elif isinstance(value, Decimal):
+                value = scaled(value)  # an int of the field's declared places
             out[name] = value
         return out
 
 
 def _json(value: Any) -> Any:
-    if isinstance(value, Money):
+    if isinstance(value, (Money, SignedMoney)):
         return value.to_json()
+    if isinstance(value, Decimal):
+        return str(value)
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, timedelta):
@@ -101,6 +108,31 @@ def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
         if not isinstance(value, bool):
             raise bad("a bool")
         return value
+    if kind == "money" and spec.signed:
+        try:
+            signed = SignedMoney.of(value if isinstance(value, (dict, SignedMoney)) else {}, "")
+        except (ProposalError, ValueError):
+            raise bad("money ({'amount': '-12.50', 'currency': 'USD'})") from None
+        if currency is not None and signed.currency != currency:
+            raise ContextError(
+                f"context field {name!r} is in {signed.currency} but the proposal is in"
+                f" {currency}; amounts in different currencies are never compared",
+                field=name,
+            )
+        return signed
+    if kind == "decimal":
+        if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+            raise bad('a decimal number written as a string ("1.5") or an int')
+        try:
+            return parse_decimal(value, spec.places or 0, field=name)
+        except ProposalError as exc:
+            raise ContextError(f"context field {exc}", field=name) from None
+    if kind == "list[int]":
+        if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise bad("a list of ints")
+        return tuple(value)
     if kind == "money":
         try:
             money = value if isinstance(value, Money) else Money.model_validate(value)

@@ -342,6 +342,7 @@ class Pipeline:
                 facts=snapshot.cel_values(),
                 now=now,
                 prior_minor=ledger.prior_minor if ledger is not None else 0,
+                args=item.cel_args(),
             )
         evaluation.resolved = resolved
         evaluation.ledger = ledger

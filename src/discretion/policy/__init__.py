@@ -8,6 +8,7 @@ compilation and CEL each live in a module of their own.
 from discretion.policy._cel import CelProgram, EvaluationError
 from discretion.policy._load import load_pack
 from discretion.policy._model import (
+    ARGS_PREFIX,
     BUILTIN_VARIABLES,
     NEXT_ABOVE,
     ActionPolicy,
@@ -24,14 +25,16 @@ from discretion.policy._model import (
     Rule,
     Total,
 )
-from discretion.policy._schema import FieldSpec, ToolSpec
+from discretion.policy._schema import ArgSpec, FieldSpec, ToolSpec
 from discretion.policy._system import SYSTEM_RULES
 
 __all__ = [
+    "ARGS_PREFIX",
     "BUILTIN_VARIABLES",
     "NEXT_ABOVE",
     "SYSTEM_RULES",
     "ActionPolicy",
+    "ArgSpec",
     "Authority",
     "Budget",
     "CelProgram",

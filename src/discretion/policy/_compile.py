@@ -16,8 +16,9 @@ from typing import Any
 
 from discretion.errors import PolicyError, ProposalError
 from discretion.money import CURRENCY_EXPONENTS, Money
-from discretion.policy._cel import CelProgram, new_env
+from discretion.policy._cel import PRESENCE_PREFIX, CelProgram, new_env, rewrite_presence
 from discretion.policy._model import (
+    ARGS_PREFIX,
     BUILTIN_VARIABLES,
     NEXT_ABOVE,
     ActionPolicy,
@@ -37,6 +38,7 @@ from discretion.policy._model import (
 )
 from discretion.policy._schema import (
     ActionSpec,
+    ArgSpec,
     BudgetSpec,
     EvidenceSpec,
     FieldSpec,
@@ -68,10 +70,7 @@ def compile_pack(
         raise PolicyError(
             f"currency {spec.currency!r} is not a supported ISO 4217 code", path=source, line=line
         )
-    fields: dict[str, FieldSpec] = {
-        name: item if isinstance(item, FieldSpec) else FieldSpec(type=item)
-        for name, item in spec.context.items()
-    }
+    fields = _compile_fields(spec, lines)
     for name in fields:
         if name in BUILTIN_VARIABLES:
             source, line = lines.find(("context", name))
@@ -390,12 +389,31 @@ def _compile_action(
                 path=source,
                 line=line,
             )
-    variables = {**BUILTIN_VARIABLES, **{name: fields[name].type for name in action.reads}}
-    env = new_env(variables)
+    args = _compile_args(action_id, action, lines)
+    variables = {
+        **BUILTIN_VARIABLES,
+        **{name: fields[name].type for name in action.reads},
+        **{ARGS_PREFIX + name: arg.type for name, arg in args.items()},
+    }
     declared = list(variables)
+    absent = _may_be_absent(action, fields, args)
+    env = new_env({**variables, **{PRESENCE_PREFIX + name: "bool" for name in absent}})
+    tested: list[str] = []
 
     def program(source_text: str, result: str, loc: tuple[Any, ...], rule_id: str) -> CelProgram:
         path, line = lines.find(loc)
+        text, used, never_absent = rewrite_presence(source_text, absent)
+        if never_absent:
+            raise PolicyError(
+                f"has({never_absent[0]}) in {source_text!r} is always true: {never_absent[0]!r}"
+                " is never absent (a missing fact routes, a missing argument is refused);"
+                " declare it `optional: true` to decide on its absence",
+                path=path,
+                line=line,
+                rule_id=rule_id,
+                expression=source_text,
+            )
+        tested.extend(used)
         return CelProgram.compile(
             env,
             source_text,
@@ -404,6 +422,7 @@ def _compile_action(
             path=path,
             line=line,
             rule_id=rule_id,
+            text=text,
         )
 
     standard = []
@@ -479,7 +498,99 @@ def _compile_action(
         approval_sla=_sla(action.approval_sla, lines, (*base, "approval_sla"))
         if action.approval_sla is not None
         else None,
+        args=MappingProxyType(args),
+        presence=tuple((PRESENCE_PREFIX + name, name) for name in dict.fromkeys(tested)),
     )
+
+
+def _compile_fields(spec: PackSpec, lines: LineMap) -> dict[str, FieldSpec]:
+    """The pack's context fields, each checked for the keys its type takes.
+
+    An `optional` field may be absent, as a `nullable` one may: both are assembled alike, and a
+    rule may test either with `has()`.
+    """
+    fields: dict[str, FieldSpec] = {}
+    for name, item in spec.context.items():
+        field = item if isinstance(item, FieldSpec) else FieldSpec(type=item)
+        _check_typed(field, f"context field {name!r}", lines, ("context", name))
+        if field.optional and not field.nullable:
+            field = field.model_copy(update={"nullable": True})
+        fields[name] = field
+    return fields
+
+
+def _check_typed(
+    spec: FieldSpec | ArgSpec, what: str, lines: LineMap, loc: tuple[Any, ...]
+) -> None:
+    """A decimal needs its places; places and signed belong to decimal and money alone."""
+    problem = None
+    if spec.type == "decimal" and spec.places is None:
+        problem = (
+            f"{what} is a decimal but says no places; write `{{type: decimal, places: 1}}`"
+            " (CEL sees an int of that many places: 1.5 is 15)"
+        )
+    elif spec.type != "decimal" and spec.places is not None:
+        problem = f"{what} is {spec.type}: `places` is for a decimal"
+    elif spec.type != "money" and spec.signed:
+        problem = f"{what} is {spec.type}: `signed` is for money (a decimal has a sign anyway)"
+    if problem is not None:
+        source, line = lines.find(loc)
+        raise PolicyError(problem, path=source, line=line)
+
+
+def _compile_args(action_id: str, action: ActionSpec, lines: LineMap) -> dict[str, ArgSpec]:
+    """The tool arguments an action's rules read, checked against how its tools carry them."""
+    base = ("actions", action_id)
+    args: dict[str, ArgSpec] = {}
+    for name, item in action.args.items():
+        arg = item if isinstance(item, ArgSpec) else ArgSpec(type=item)
+        _check_typed(arg, f"argument {name!r}", lines, (*base, "args", name))
+        args[name] = arg
+    if args and not action.tools:
+        source, line = lines.find((*base, "args"))
+        raise PolicyError(
+            f"action {action_id!r} declares args but maps no tool to carry them; list its tools,"
+            " with `args:` paths where a tool carries an argument under another name",
+            path=source,
+            line=line,
+        )
+    for index, tool in enumerate(action.tools):
+        taken = {
+            path: key
+            for key in ("amount", "currency", "customer", "case", "order")
+            if (path := getattr(tool, key)) is not None
+        }
+        for name in tool.args:
+            source, line = lines.find((*base, "tools", index, "args", name))
+            if name not in args:
+                raise PolicyError(
+                    f"tool {tool.name!r} maps argument {name!r}, which action {action_id!r} does"
+                    f" not declare under args; declared: {', '.join(sorted(args)) or '(none)'}",
+                    path=source,
+                    line=line,
+                )
+        for name, arg in args.items():
+            path = tool.args.get(name, name)
+            # The amount is read as exact money in the pack's currency; an argument reading
+            # the same value under another type would let two readings of one value disagree.
+            if taken.get(path) == "amount" and arg.type != "money":
+                source, line = lines.find((*base, "tools", index))
+                raise PolicyError(
+                    f"argument {name!r} ({arg.type}) reads {path!r}, which tool {tool.name!r}"
+                    " maps as the amount; declare it money, or use `amount` in the rules",
+                    path=source,
+                    line=line,
+                )
+    return args
+
+
+def _may_be_absent(
+    action: ActionSpec, fields: Mapping[str, FieldSpec], args: Mapping[str, ArgSpec]
+) -> dict[str, bool]:
+    """Every name an action's rules may read, and whether it may be absent (`has()`-testable)."""
+    absent = {name: fields[name].nullable for name in action.reads}
+    absent.update({ARGS_PREFIX + name: arg.optional for name, arg in args.items()})
+    return absent
 
 
 def _window(text: str) -> timedelta:

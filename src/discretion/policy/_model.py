@@ -15,9 +15,10 @@ from typing import Any
 
 from discretion.money import Money
 from discretion.policy._cel import CelProgram
-from discretion.policy._schema import FieldSpec, ToolSpec
+from discretion.policy._schema import ArgSpec, FieldSpec, ToolSpec
 
 __all__ = [
+    "ARGS_PREFIX",
     "BUILTIN_VARIABLES",
     "NEXT_ABOVE",
     "ActionPolicy",
@@ -45,6 +46,9 @@ BUILTIN_VARIABLES: Mapping[str, str] = MappingProxyType(
     }
 )
 """Variables every expression may read besides the action's declared fields."""
+
+ARGS_PREFIX = "args."
+"""The tool arguments an action declares are read in CEL under this prefix: `args.cabin`."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,6 +138,11 @@ class ActionPolicy:
     """When set, the actor's authority covers the sum allowed on one record in a window."""
     provided: tuple[str, ...] = ()
     """The fields of `reads` a context provider answers: all but the ledger's totals."""
+    args: Mapping[str, ArgSpec] = field(default_factory=dict)
+    """The tool arguments its rules read, by name (`args.<name>` in CEL), with their types."""
+    presence: tuple[tuple[str, str], ...] = ()
+    """For each `has(name)` its rules test: the bool variable bound to it and the name (a fact,
+    or `args.<name>`) whose presence it reports."""
 
     @property
     def reads_ledger(self) -> bool:

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 __all__ = [
     "ActionAuthoritySpec",
     "ActionSpec",
+    "ArgSpec",
+    "ArgType",
     "BudgetSpec",
     "CumulativeSpec",
     "EntityKind",
@@ -32,7 +34,17 @@ _MODEL = ConfigDict(frozen=True, extra="forbid")
 RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")]
 FieldName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+$")]
 AmountText = Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)?$")]
-FieldType = Literal["string", "int", "bool", "money", "timestamp", "duration", "list[string]"]
+FieldType = Literal[
+    "string",
+    "int",
+    "bool",
+    "money",
+    "timestamp",
+    "duration",
+    "list[string]",
+    "decimal",
+    "list[int]",
+]
 Window = Annotated[str, StringConstraints(pattern=r"^\d+[smhd]$")]
 
 
@@ -50,6 +62,38 @@ class FieldSpec(BaseModel):
     whose result depends on it cannot be decided, so the decision routes."""
     description: str = ""
     """What the field means."""
+    optional: bool = False
+    """Whether the record or value may not exist, and rules may decide on that: test it with
+    `has(reservation.id)` (`!has(reservation.id)` in a hard limit denies when there is no such
+    reservation). A provider that fails still routes; only a fact it does not answer is absent."""
+    places: Annotated[int, Field(ge=0, le=9)] | None = None
+    """For a `decimal`: its decimal places. CEL sees an int of that many places (1.5 with
+    `places: 1` is 15); a value with more places is an error, never rounded."""
+    signed: bool = False
+    """For `money`: whether it may be below zero, such as a price difference."""
+
+
+ArgName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")]
+ArgType = Literal[
+    "string", "int", "decimal", "money", "bool", "timestamp", "list[string]", "list[int]"
+]
+
+
+class ArgSpec(BaseModel):
+    """A tool argument an action's rules read, seen in CEL as `args.<name>`."""
+
+    model_config = _MODEL
+
+    type: ArgType
+    """Its type; a value of another type is refused (a ProposalError), never coerced."""
+    optional: bool = False
+    """Whether a call may leave it out; test it with `has(args.<name>)`. A required argument a
+    call leaves out is refused."""
+    places: Annotated[int, Field(ge=0, le=9)] | None = None
+    """For a `decimal`: its decimal places, as for a context field."""
+    signed: bool = False
+    """For `money`: whether it may be below zero."""
+    description: str = ""
 
 
 class ToolSpec(BaseModel):
@@ -69,6 +113,9 @@ class ToolSpec(BaseModel):
     """The argument holding the case id."""
     order: str | None = None
     """The argument holding the order id."""
+    args: dict[ArgName, ArgName] = {}
+    """Where this tool carries each argument its action declares under `args`, as a dotted path
+    (`booking.cabin`); an argument not listed is read at its own name."""
 
 
 EntityKind = Literal["customer", "order", "case"]
@@ -250,6 +297,9 @@ class ActionSpec(BaseModel):
     """The tools that perform it."""
     reads: list[FieldName] = []
     """The context fields its rules read: the only facts assembled for it (least context)."""
+    args: dict[ArgName, ArgSpec | ArgType] = {}
+    """The tool arguments its rules read, with their types: `args.<name>` in CEL. Each is read
+    from the call through the tool's mapping and checked against its type before any rule runs."""
     standard: list[StandardRuleSpec] = []
     hard_limits: list[HardLimitSpec] = []
     exceptions: list[ReasonSpec] = []
