@@ -11,6 +11,7 @@ from discretion.context._providers import ContextProvider, ContextRequest
 from discretion.errors import ContextError, DiscretionError, ProposalError
 from discretion.lineage import digest
 from discretion.money import Money, SignedMoney, parse_decimal, scaled
+from discretion.policy._records import RecordError, RecordFieldSpec, Structured, read_structured
 from discretion.policy._schema import FieldSpec
 
 __all__ = ["Snapshot", "assemble"]
@@ -63,6 +64,8 @@ class Snapshot:
                 continue
             if isinstance(value, Money):
                 value = value.minor
+            elif isinstance(value, Structured):
+                value = value.to_cel()  # records as messages (a list of records is a tuple)
             elif isinstance(value, tuple):
                 value = list(value)  # CEL takes lists, not tuples
             elif isinstance(value, SignedMoney):
@@ -74,7 +77,7 @@ class Snapshot:
 
 
 def _json(value: Any) -> Any:
-    if isinstance(value, (Money, SignedMoney)):
+    if isinstance(value, (Money, SignedMoney, Structured)):
         return value.to_json()
     if isinstance(value, Decimal):
         return str(value)
@@ -100,6 +103,11 @@ def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
         if not isinstance(value, str):
             raise bad("a string")
         return value
+    if isinstance(spec, RecordFieldSpec):
+        try:
+            return read_structured(spec.record, spec.is_list, value, currency, name)
+        except RecordError as exc:
+            raise ContextError(f"context field {exc}", field=name) from None
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad("an int")

@@ -19,7 +19,18 @@ from typing import Any
 from discretion.errors import ProposalError
 from discretion.lineage import digest
 from discretion.money import Money, SignedMoney, parse_decimal, scaled
-from discretion.policy import ARGS_PREFIX, ActionPolicy, ArgSpec, PolicyPack, Role, ToolSpec
+from discretion.policy import (
+    ARGS_PREFIX,
+    ActionPolicy,
+    ArgSpec,
+    PolicyPack,
+    RecordArgSpec,
+    RecordError,
+    Role,
+    Structured,
+    ToolSpec,
+    read_structured,
+)
 from discretion.proposal import Proposal
 
 __all__ = [
@@ -96,6 +107,11 @@ def _typed_argument(tool: str, path: str, arg: ArgSpec, raw: Any, currency: str)
         )
 
     kind = arg.type
+    if isinstance(arg, RecordArgSpec):
+        try:
+            return read_structured(arg.record, arg.is_list, raw, currency, path)
+        except RecordError as exc:
+            raise ProposalError(f"tool {tool!r} argument {exc}", field=where) from None
     if kind == "string":
         if not isinstance(raw, str):
             raise bad("a string")
@@ -168,6 +184,8 @@ def cel_arguments(args: Mapping[str, Any]) -> dict[str, Any]:
             value = value.minor
         elif isinstance(value, Decimal):
             value = scaled(value)
+        elif isinstance(value, Structured):
+            value = value.to_cel()
         elif isinstance(value, tuple):
             value = list(value)
         out[ARGS_PREFIX + name] = value

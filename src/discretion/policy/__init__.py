@@ -25,6 +25,16 @@ from discretion.policy._model import (
     Rule,
     Total,
 )
+from discretion.policy._records import (
+    Record,
+    RecordArgSpec,
+    RecordError,
+    RecordFieldSpec,
+    RecordList,
+    RecordType,
+    Structured,
+    read_structured,
+)
 from discretion.policy._schema import ArgSpec, FieldSpec, ToolSpec
 from discretion.policy._system import SYSTEM_RULES
 
@@ -47,9 +57,17 @@ __all__ = [
     "JudgeSettings",
     "PolicyPack",
     "PrecedentPolicy",
+    "Record",
+    "RecordArgSpec",
+    "RecordError",
+    "RecordFieldSpec",
+    "RecordList",
+    "RecordType",
     "Role",
     "Rule",
+    "Structured",
     "ToolSpec",
     "Total",
     "load_pack",
+    "read_structured",
 ]

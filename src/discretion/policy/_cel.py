@@ -16,6 +16,7 @@ from typing import Any
 from cel_expr_python import cel
 
 from discretion.errors import PolicyError
+from discretion.policy._records import RecordType, descriptor_pool_of, record_name
 
 __all__ = [
     "FIELD_TYPES",
@@ -96,9 +97,23 @@ class EvaluationError(Exception):
     """A CEL expression did not produce a value of its type (a missing fact, overflow, ...)."""
 
 
-def new_env(variables: Mapping[str, str]) -> Any:
-    """A CEL environment declaring `variables` (name to field type)."""
-    return cel.NewEnv(variables={name: FIELD_TYPES[kind] for name, kind in variables.items()})
+def new_env(variables: Mapping[str, str], records: Mapping[str, RecordType] | None = None) -> Any:
+    """A CEL environment declaring `variables` (name to field type).
+
+    `records`: the pack's record types, for variables of a record type (`list[item]`); they are
+    messages of the pack's own descriptor pool.
+    """
+    if not records:
+        return cel.NewEnv(variables={name: FIELD_TYPES[kind] for name, kind in variables.items()})
+    types = {}
+    for name, kind in variables.items():
+        if kind in FIELD_TYPES:
+            types[name] = FIELD_TYPES[kind]
+        else:
+            record, is_list = record_name(kind)
+            message = records[record].cel_type
+            types[name] = cel.Type.List(message) if is_list else message
+    return cel.NewEnv(descriptor_pool=descriptor_pool_of(records), variables=types)
 
 
 _UNDECLARED = re.compile(r"undeclared reference to '([^']+)'")

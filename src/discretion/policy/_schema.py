@@ -20,9 +20,12 @@ __all__ = [
     "HardLimitSpec",
     "JudgeBandSpec",
     "JudgeSpec",
+    "MemberSpec",
     "PackSpec",
     "PrecedentPolicySpec",
     "ReasonSpec",
+    "RecordRef",
+    "RecordSpec",
     "RoleSpec",
     "StandardRuleSpec",
     "ToolSpec",
@@ -46,6 +49,10 @@ FieldType = Literal[
     "list[int]",
 ]
 Window = Annotated[str, StringConstraints(pattern=r"^\d+[smhd]$")]
+RecordRef = Annotated[
+    str, StringConstraints(pattern=r"^(list\[[a-z][a-z0-9_]*\]|[a-z][a-z0-9_]*)$")
+]
+"""A record type the pack declares under `records`, or a list of them: `item`, `list[item]`."""
 
 
 class FieldSpec(BaseModel):
@@ -53,8 +60,10 @@ class FieldSpec(BaseModel):
 
     model_config = _MODEL
 
-    type: FieldType
-    """Its type; `money` is seen by CEL as an int of minor units in the proposal's currency."""
+    type: FieldType | RecordRef
+    """Its type; `money` is seen by CEL as an int of minor units in the proposal's currency. A
+    record type the pack declares under `records` (`reservation`), or a list of them
+    (`list[item]`), is a structured fact."""
     nullable: bool = False
     """Whether the fact may be absent (null). A null fact is left unbound in CEL: `&&` and `||`
     absorb it when their other side decides (`shipment.status == 'delivered' && now -
@@ -84,8 +93,9 @@ class ArgSpec(BaseModel):
 
     model_config = _MODEL
 
-    type: ArgType
-    """Its type; a value of another type is refused (a ProposalError), never coerced."""
+    type: ArgType | RecordRef
+    """Its type; a value of another type is refused (a ProposalError), never coerced. A record
+    type the pack declares, or a list of them, reads a JSON object (or a list of them)."""
     optional: bool = False
     """Whether a call may leave it out; test it with `has(args.<name>)`. A required argument a
     call leaves out is refused."""
@@ -93,6 +103,44 @@ class ArgSpec(BaseModel):
     """For a `decimal`: its decimal places, as for a context field."""
     signed: bool = False
     """For `money`: whether it may be below zero."""
+    description: str = ""
+
+
+MemberName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*$")]
+MemberType = Literal[
+    "string",
+    "int",
+    "bool",
+    "money",
+    "decimal",
+    "timestamp",
+    "duration",
+    "list[string]",
+    "list[int]",
+]
+
+
+class MemberSpec(BaseModel):
+    """One field of a record type."""
+
+    model_config = _MODEL
+
+    type: MemberType | RecordRef
+    """Its type: a scalar, another record type of the pack, or a list of them."""
+    places: Annotated[int, Field(ge=0, le=9)] | None = None
+    """For a `decimal`: its decimal places."""
+    signed: bool = False
+    """For `money`: whether it may be below zero."""
+    description: str = ""
+
+
+class RecordSpec(BaseModel):
+    """A record type: structured facts and arguments with typed fields, such as an order item."""
+
+    model_config = _MODEL
+
+    fields: Annotated[dict[MemberName, MemberSpec | MemberType | RecordRef], Field(min_length=1)]
+    """Its fields and their types. Every field is required in every record."""
     description: str = ""
 
 
@@ -297,7 +345,7 @@ class ActionSpec(BaseModel):
     """The tools that perform it."""
     reads: list[FieldName] = []
     """The context fields its rules read: the only facts assembled for it (least context)."""
-    args: dict[ArgName, ArgSpec | ArgType] = {}
+    args: dict[ArgName, ArgSpec | ArgType | RecordRef] = {}
     """The tool arguments its rules read, with their types: `args.<name>` in CEL. Each is read
     from the call through the tool's mapping and checked against its type before any rule runs."""
     standard: list[StandardRuleSpec] = []
@@ -384,9 +432,11 @@ class PackSpec(BaseModel):
     entities: dict[EntityKind, EntitySpec] = {}
     """How the customer, order and case a proposal names relate; each named one is checked
     against its record, and budgets, totals and precedent key on the resolved records."""
+    records: dict[MemberName, RecordSpec] = {}
+    """Record types, by name, that context fields and arguments may have (`list[item]`)."""
     totals: dict[FieldName, TotalSpec] = {}
     """Running totals from discretion's own ledger, read in the decision's transaction."""
-    context: dict[FieldName, FieldSpec | FieldType] = {}
+    context: dict[FieldName, FieldSpec | FieldType | RecordRef] = {}
     roles: Annotated[list[RoleSpec], Field(min_length=1)]
     actions: Annotated[dict[RuleId, ActionSpec], Field(min_length=1)]
     budgets: list[BudgetSpec] = []
