@@ -16,6 +16,7 @@ from conftest import NOW, Counter, FakeClock
 from discretion import Actor, Guard, Outcome, PolicyError, ProposalError, load_pack
 from discretion.approvals import ApprovalStatus
 from discretion.context import ContextRequest, StaticContextProvider, TimeoutContext
+from discretion.evals import replay
 
 HERE = Path(__file__).resolve().parent.parent
 PACK = HERE / "packs" / "travel.yaml"
@@ -420,3 +421,13 @@ def test_signed_is_for_money_only(tmp_path):
     error, line, _ = load_error(tmp_path, "nights: int\n", "nights: {type: int, signed: true}\n")
     assert error.line == line
     assert "`signed` is for money" in str(error)
+
+
+def test_replay_reads_absent_facts_decimals_and_signed_money_back_the_same(store, pack):
+    guard_with(store, pack, facts(**{"booking.status": None})).decide(waive(key="a"))
+    guard_with(store, pack, facts(**{"booking.id": None}), ids=Counter("b")).decide(
+        waive(key="b", paid_with=["card"], miles="12.5")
+    )
+    report = replay(store, pack)
+    assert report.replayed == 2
+    assert report.changes == ()

@@ -15,6 +15,7 @@ import pytest
 from conftest import NOW, Counter, FakeClock
 from discretion import Actor, Guard, Outcome, PolicyError, ProposalError, load_pack
 from discretion.context import StaticContextProvider
+from discretion.evals import replay
 
 HERE = Path(__file__).resolve().parent.parent
 PACK = HERE / "packs" / "returns.yaml"
@@ -239,3 +240,21 @@ def test_a_record_field_named_as_a_cel_word_fails_load(tmp_path):
     error, line = load_error(tmp_path, "      take: string", "      in: string")
     assert error.line == line
     assert "'in' is a word CEL reserves" in str(error)
+
+
+def test_replay_reads_the_recorded_records_and_arguments_back_to_the_same_decisions(store, pack):
+    guard = guard_with(store, pack)
+    guard.decide(refund("80.00", "shoe-42", key="a"))
+    guard.decide(refund("10.00", "sock-1", key="b"))
+    guard.decide(
+        refund(
+            "30.00",
+            "hat-m",
+            key="c",
+            cite="same-product-exchange",
+            exchange={"give_back": "hat-m", "take": "hat-l"},
+        )
+    )
+    report = replay(store, pack)
+    assert report.replayed == 3
+    assert report.changes == ()

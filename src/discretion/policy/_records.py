@@ -170,7 +170,9 @@ class RecordType:
                 return raw
             if isinstance(raw, int) and not isinstance(raw, bool):
                 return timedelta(seconds=raw)
-            raise RecordError(f"{path}: {_kind(raw)} where a duration in seconds belongs")
+            if isinstance(raw, float) and raw.is_integer():
+                return timedelta(seconds=int(raw))  # as a snapshot records it
+            raise RecordError(f"{path}: {_kind(raw)} where a duration in whole seconds belongs")
         name, is_list = record_name(kind)
         nested = self.resolve(name)
         if not is_list:
