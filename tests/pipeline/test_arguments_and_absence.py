@@ -431,3 +431,11 @@ def test_replay_reads_absent_facts_decimals_and_signed_money_back_the_same(store
     report = replay(store, pack)
     assert report.replayed == 2
     assert report.changes == ()
+
+
+def test_a_context_field_may_not_take_a_name_under_args(tmp_path):
+    error, line, _ = load_error(
+        tmp_path, "  booking.status: {type: string, optional: true}", "  args.status: string"
+    )
+    assert error.line == line
+    assert "names under 'args.' are the tool arguments an action declares" in str(error)

@@ -537,6 +537,14 @@ def _compile_fields(
     for name, item in spec.context.items():
         field = item if isinstance(item, FieldSpec) else FieldSpec(type=item)
         loc = ("context", name)
+        if name.startswith((ARGS_PREFIX, PRESENCE_PREFIX)):
+            source, line = lines.find(loc)
+            raise PolicyError(
+                f"context field {name!r}: names under {ARGS_PREFIX!r} are the tool arguments an"
+                " action declares (and `__present.` is discretion's own); name the fact otherwise",
+                path=source,
+                line=line,
+            )
         _check_typed(field, f"context field {name!r}", lines, loc)
         if field.optional and not field.nullable:
             field = field.model_copy(update={"nullable": True})
