@@ -62,18 +62,27 @@ class Snapshot:
         for name, value in self.values.items():
             if value is None:
                 continue
-            if isinstance(value, Money):
-                value = value.minor
-            elif isinstance(value, Structured):
-                value = value.to_cel()  # records as messages (a list of records is a tuple)
-            elif isinstance(value, tuple):
-                value = list(value)  # CEL takes lists, not tuples
-            elif isinstance(value, SignedMoney):
-                value = value.minor
-            elif isinstance(value, Decimal):
-                value = scaled(value)  # an int of the field's declared places
-            out[name] = value
+            # Most facts are plain; an exact type check skips the rest (Money's isinstance goes
+            # through pydantic's metaclass and costs several times more).
+            out[name] = value if type(value) in _PLAIN else _cel_value(value)
         return out
+
+
+_PLAIN = frozenset({str, bool, int, datetime, timedelta})
+
+
+def _cel_value(value: Any) -> Any:
+    if isinstance(value, Money):
+        return value.minor
+    if isinstance(value, Structured):
+        return value.to_cel()  # records as messages (a list of records is a tuple)
+    if isinstance(value, tuple):
+        return list(value)  # CEL takes lists, not tuples
+    if isinstance(value, SignedMoney):
+        return value.minor
+    if isinstance(value, Decimal):
+        return scaled(value)  # an int of the field's declared places
+    return value
 
 
 def _json(value: Any) -> Any:
@@ -103,11 +112,6 @@ def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
         if not isinstance(value, str):
             raise bad("a string")
         return value
-    if isinstance(spec, RecordFieldSpec):
-        try:
-            return read_structured(spec.record, spec.is_list, value, currency, name)
-        except RecordError as exc:
-            raise ContextError(f"context field {exc}", field=name) from None
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad("an int")
@@ -116,32 +120,7 @@ def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
         if not isinstance(value, bool):
             raise bad("a bool")
         return value
-    if kind == "money" and spec.signed:
-        try:
-            signed = SignedMoney.of(value if isinstance(value, (dict, SignedMoney)) else {}, "")
-        except (ProposalError, ValueError):
-            raise bad("money ({'amount': '-12.50', 'currency': 'USD'})") from None
-        if currency is not None and signed.currency != currency:
-            raise ContextError(
-                f"context field {name!r} is in {signed.currency} but the proposal is in"
-                f" {currency}; amounts in different currencies are never compared",
-                field=name,
-            )
-        return signed
-    if kind == "decimal":
-        if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
-            raise bad('a decimal number written as a string ("1.5") or an int')
-        try:
-            return parse_decimal(value, spec.places or 0, field=name)
-        except ProposalError as exc:
-            raise ContextError(f"context field {exc}", field=name) from None
-    if kind == "list[int]":
-        if not isinstance(value, (list, tuple)) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
-        ):
-            raise bad("a list of ints")
-        return tuple(value)
-    if kind == "money":
+    if kind == "money" and not spec.signed:
         try:
             money = value if isinstance(value, Money) else Money.model_validate(value)
         except (ProposalError, ValueError):
@@ -172,6 +151,36 @@ def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise bad("a list of strings")
         return tuple(value)
+    if kind == "money":
+        try:
+            signed = SignedMoney.of(value if isinstance(value, (dict, SignedMoney)) else {}, "")
+        except (ProposalError, ValueError):
+            raise bad("money ({'amount': '-12.50', 'currency': 'USD'})") from None
+        if currency is not None and signed.currency != currency:
+            raise ContextError(
+                f"context field {name!r} is in {signed.currency} but the proposal is in"
+                f" {currency}; amounts in different currencies are never compared",
+                field=name,
+            )
+        return signed
+    if kind == "decimal":
+        if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+            raise bad('a decimal number written as a string ("1.5") or an int')
+        try:
+            return parse_decimal(value, spec.places or 0, field=name)
+        except ProposalError as exc:
+            raise ContextError(f"context field {exc}", field=name) from None
+    if kind == "list[int]":
+        if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise bad("a list of ints")
+        return tuple(value)
+    if isinstance(spec, RecordFieldSpec):
+        try:
+            return read_structured(spec.record, spec.is_list, value, currency, name)
+        except RecordError as exc:
+            raise ContextError(f"context field {exc}", field=name) from None
     raise ContextError(f"context field {name!r} has unknown type {kind!r}", field=name)
 
 

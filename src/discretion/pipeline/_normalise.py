@@ -43,6 +43,8 @@ __all__ = [
     "write_amount",
 ]
 
+_NO_ARGS: Mapping[str, Any] = MappingProxyType({})
+
 ID_FIELDS = ("customer", "case", "order")
 """The ids a tool mapping may name, each read into the proposal's `<name>_id`."""
 
@@ -333,7 +335,7 @@ class Normalised:
     """The normalised proposal as JSON: what `digest` covers."""
     digest: str
     idempotency_key: str
-    args: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    args: Mapping[str, Any] = field(default_factory=lambda: _NO_ARGS)
     """The declared arguments its action's rules read, typed (see `MappedArguments.args`);
     they come from `arguments`, so the digest and the recorded proposal cover them."""
 
@@ -479,5 +481,5 @@ def normalise(
         content=content,
         digest=proposal_digest,
         idempotency_key=proposal.idempotency_key or f"auto:{proposal_digest[:40]}",
-        args=MappingProxyType(read.args),
+        args=MappingProxyType(read.args) if read.args else _NO_ARGS,
     )
