@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Self
 
@@ -16,7 +17,15 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from discretion.errors import ProposalError
 
-__all__ = ["AMOUNT_GRAMMAR", "CURRENCY_EXPONENTS", "Money", "parse_amount"]
+__all__ = [
+    "AMOUNT_GRAMMAR",
+    "CURRENCY_EXPONENTS",
+    "Money",
+    "SignedMoney",
+    "parse_amount",
+    "parse_decimal",
+    "scaled",
+]
 
 # ISO 4217 minor units of the currencies in common use. A currency outside this table is an error
 # rather than a guess: a wrong exponent would scale every limit by a power of ten.
@@ -175,6 +184,90 @@ class Money(BaseModel):
     def __le__(self, other: Money) -> bool:
         self._same(other)
         return self.amount <= other.amount
+
+    def __str__(self) -> str:
+        return f"{self.currency} {self.amount}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The canonical JSON form: the amount as a string, never a float."""
+        return {"amount": str(self.amount), "currency": self.currency}
+
+
+def _split_sign(value: object) -> tuple[bool, object]:
+    """Whether a JSON number is below zero, and its magnitude, for the unsigned readers."""
+    if isinstance(value, str) and value.startswith("-"):
+        return True, value[1:]
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool) and value < 0:
+        return True, -value
+    return False, value
+
+
+def parse_decimal(value: object, places: int, *, field: str) -> Decimal:
+    """An exact decimal number (either sign) with at most `places` decimal places.
+
+    It is written as an amount is (`AMOUNT_GRAMMAR`), with an optional leading minus. More
+    places than declared is an error rather than a rounding: `1.25` is not a one-place number.
+
+    Raises:
+        ProposalError: naming `field`.
+    """
+    negative, magnitude = _split_sign(value)
+    number = parse_amount(magnitude, field=field)
+    step = Decimal(1).scaleb(-places)
+    if number != number.quantize(step):
+        raise ProposalError(
+            f"{field}: {value!r} has more than {places} decimal places", field=field
+        )
+    number = number.quantize(step)
+    return -number if negative and number else number
+
+
+def scaled(number: Decimal) -> int:
+    """A decimal read by `parse_decimal` as CEL sees it: an int of its declared places.
+
+    `parse_decimal` quantizes to the declared places, so the exponent says how many there are.
+    """
+    return int(number.scaleb(-int(number.as_tuple().exponent)))
+
+
+@dataclass(frozen=True, slots=True)
+class SignedMoney:
+    """An exact amount of one currency that may be below zero, such as a price difference.
+
+    Money proper is never negative (invariant 7); a difference between two amounts may be. It is
+    read, scaled and recorded as money is: minor units in CEL, the amount as a string in JSON.
+    """
+
+    amount: Decimal
+    currency: str
+
+    @classmethod
+    def of(cls, value: object, currency: str, *, field: str = "amount") -> SignedMoney:
+        """Read a JSON amount with an optional minus sign, or a `{amount, currency}` object.
+
+        Raises:
+            ProposalError: not exact money in a supported currency.
+        """
+        if isinstance(value, SignedMoney):
+            return value
+        if isinstance(value, Money):
+            return cls(amount=value.amount, currency=value.currency)
+        raw = value
+        if isinstance(value, dict):
+            if set(value) != {"amount", "currency"}:
+                raise ProposalError(
+                    f"{field}: money is {{'amount': '-12.50', 'currency': 'USD'}}", field=field
+                )
+            raw, currency = value["amount"], _currency(value["currency"], field=field)
+        negative, magnitude = _split_sign(raw)
+        money = Money(amount=magnitude, currency=currency)
+        amount = -money.amount if negative and money.amount else money.amount
+        return cls(amount=amount, currency=money.currency)
+
+    @property
+    def minor(self) -> int:
+        """The amount as an integer count of minor units, below zero for a negative amount."""
+        return int(self.amount.scaleb(CURRENCY_EXPONENTS[self.currency]))
 
     def __str__(self) -> str:
         return f"{self.currency} {self.amount}"

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from approvals.helpers import count
-from conftest import refund
+from conftest import refund, shop_pack_with
 from discretion.api import Tokens
 from discretion.store._schema import ledger
 
@@ -113,6 +113,27 @@ def test_bad_input_is_a_clear_422_and_nothing_is_recorded(served, proposal, fiel
     assert problem["field"] == field
     assert message in problem["message"]
     assert count(served.store, ledger, ledger.c.kind != "token.issued") == 0
+
+
+def test_a_tool_argument_of_another_type_than_the_pack_declares_is_422(serve, tmp_path):
+    policy = shop_pack_with(
+        tmp_path,
+        "    reads: [customer.fraud_flag,",
+        "    args:\n      channel: string\n    reads: [customer.fraud_flag,",
+    )
+    served = serve(policy)
+    proposal = refund()
+    proposal["tool"]["arguments"]["channel"] = ["chat", "email"]
+    answer = served.post("/v1/decisions", "bot", proposal)
+    assert answer.status_code == 422, answer.text
+    problem = answer.json()
+    assert problem["field"] == "tool.arguments.channel"
+    assert problem["message"] == (
+        "tool 'issue_refund' argument 'channel': a list where a string belongs"
+    )
+    proposal["tool"]["arguments"]["channel"] = "chat"
+    assert served.post("/v1/decisions", "bot", proposal).status_code == 200
+    assert count(served.store, ledger) == 1
 
 
 def test_a_body_that_is_not_json_is_422(served):

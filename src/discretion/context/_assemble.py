@@ -2,13 +2,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
 from discretion.context._providers import ContextProvider, ContextRequest
 from discretion.errors import ContextError, DiscretionError, ProposalError
 from discretion.lineage import digest
-from discretion.money import Money
+from discretion.money import Money, SignedMoney, parse_decimal, scaled
+from discretion.policy._records import RecordError, RecordFieldSpec, Structured, read_structured
 from discretion.policy._schema import FieldSpec
 
 __all__ = ["Snapshot", "assemble"]
@@ -86,17 +88,34 @@ class Snapshot:
         for name, value in self.values.items():
             if value is None:
                 continue
-            if isinstance(value, Money):
-                value = value.minor
-            elif isinstance(value, tuple):
-                value = list(value)  # CEL takes lists, not tuples
-            out[name] = value
+            # Most facts are plain; an exact type check skips the rest (Money's isinstance goes
+            # through pydantic's metaclass and costs several times more).
+            out[name] = value if type(value) in _PLAIN else _cel_value(value)
         return out
 
 
-def _json(value: Any) -> Any:
+_PLAIN = frozenset({str, bool, int, datetime, timedelta})
+
+
+def _cel_value(value: Any) -> Any:
     if isinstance(value, Money):
+        return value.minor
+    if isinstance(value, Structured):
+        return value.to_cel()  # records as messages (a list of records is a tuple)
+    if isinstance(value, tuple):
+        return list(value)  # CEL takes lists, not tuples
+    if isinstance(value, SignedMoney):
+        return value.minor
+    if isinstance(value, Decimal):
+        return scaled(value)  # an int of the field's declared places
+    return value
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, (Money, SignedMoney, Structured)):
         return value.to_json()
+    if isinstance(value, Decimal):
+        return str(value)
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, timedelta):
@@ -127,7 +146,7 @@ def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
         if not isinstance(value, bool):
             raise bad("a bool")
         return value
-    if kind == "money":
+    if kind == "money" and not spec.signed:
         try:
             money = value if isinstance(value, Money) else Money.model_validate(value)
         except (ProposalError, ValueError):
@@ -158,6 +177,36 @@ def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise bad("a list of strings")
         return tuple(value)
+    if kind == "money":
+        try:
+            signed = SignedMoney.of(value if isinstance(value, (dict, SignedMoney)) else {}, "")
+        except (ProposalError, ValueError):
+            raise bad("money ({'amount': '-12.50', 'currency': 'USD'})") from None
+        if currency is not None and signed.currency != currency:
+            raise ContextError(
+                f"context field {name!r} is in {signed.currency} but the proposal is in"
+                f" {currency}; amounts in different currencies are never compared",
+                field=name,
+            )
+        return signed
+    if kind == "decimal":
+        if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+            raise bad('a decimal number written as a string ("1.5") or an int')
+        try:
+            return parse_decimal(value, spec.places or 0, field=name)
+        except ProposalError as exc:
+            raise ContextError(f"context field {exc}", field=name) from None
+    if kind == "list[int]":
+        if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise bad("a list of ints")
+        return tuple(value)
+    if isinstance(spec, RecordFieldSpec):
+        try:
+            return read_structured(spec.record, spec.is_list, value, currency, name)
+        except RecordError as exc:
+            raise ContextError(f"context field {exc}", field=name) from None
     raise ContextError(f"context field {name!r} has unknown type {kind!r}", field=name)
 
 

@@ -49,14 +49,17 @@ def evaluate(
     now: datetime,
     prior_minor: int = 0,
     shown: Mapping[str, Any] | None = None,
+    args: dict[str, Any] | None = None,
 ) -> Evaluation:
     """Decide allow, allow_exception, route or deny from code alone.
 
     A fact an expression needs but the context lacks, or any other evaluation error, routes
-    (invariant 1): it never allows and never silently skips a hard limit.
+    (invariant 1): it never allows and never silently skips a hard limit. A rule that tests a
+    fact's presence first (`has(reservation.id) && ...`) decides without it.
 
     `shown`: the facts as an explanation quotes them (typed: money as money); `facts` when
     absent. A reason that does not apply is explained by the ground that failed.
+    `args`: the tool arguments the action declares, as CEL reads them (`args.<name>`).
     """
     data = {
         **facts,
@@ -65,6 +68,10 @@ def evaluate(
         "actor.role": role.id,
         "actor.is_ai": actor_is_ai,
     }
+    if args:
+        data.update(args)
+    for variable, name in action.presence:
+        data[variable] = name in data  # an absent fact or argument is left unbound
     activation = action.env.Activation(data)
     try:
         evaluation = _evaluate(

@@ -10,14 +10,28 @@ let a proposal be decided on another order than the one the tool receives).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 from discretion.errors import ProposalError
 from discretion.lineage import digest
-from discretion.money import Money
+from discretion.money import Money, SignedMoney, parse_decimal, scaled
 from discretion.pipeline._asserted import check_asserted
-from discretion.policy import ActionPolicy, PolicyPack, Role, ToolSpec
+from discretion.policy import (
+    ARGS_PREFIX,
+    ActionPolicy,
+    ArgSpec,
+    PolicyPack,
+    RecordArgSpec,
+    RecordError,
+    Role,
+    Structured,
+    ToolSpec,
+    read_structured,
+)
 from discretion.proposal import Proposal
 
 __all__ = [
@@ -29,6 +43,8 @@ __all__ = [
     "read_arguments",
     "write_amount",
 ]
+
+_NO_ARGS: Mapping[str, Any] = MappingProxyType({})
 
 ID_FIELDS = ("customer", "case", "order")
 """The ids a tool mapping may name, each read into the proposal's `<name>_id`."""
@@ -78,6 +94,105 @@ class MappedArguments:
     customer_id: str | None
     case_id: str | None
     order_id: str | None
+    args: Mapping[str, Any] = field(default_factory=dict)
+    """The arguments the action's rules read, typed as declared (`Money`, `Decimal`, aware
+    `datetime`, tuples for lists), by name; one a call leaves out (optional) is not there."""
+
+
+def _typed_argument(tool: str, path: str, arg: ArgSpec, raw: Any, currency: str) -> Any:
+    """An argument's value as its declared type; anything else is refused, never coerced."""
+    where = f"tool.arguments.{path}"
+
+    def bad(expected: str) -> ProposalError:
+        return ProposalError(
+            f"tool {tool!r} argument {path!r}: {_kind(raw)} where {expected} belongs",
+            field=where,
+        )
+
+    kind = arg.type
+    if isinstance(arg, RecordArgSpec):
+        try:
+            return read_structured(arg.record, arg.is_list, raw, currency, path)
+        except RecordError as exc:
+            raise ProposalError(f"tool {tool!r} argument {exc}", field=where) from None
+    if kind == "string":
+        if not isinstance(raw, str):
+            raise bad("a string")
+        return raw
+    if kind == "bool":
+        if not isinstance(raw, bool):
+            raise bad("true or false")
+        return raw
+    if kind == "int":
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise bad("a whole number")
+        return raw
+    if kind in ("decimal", "money"):
+        if isinstance(raw, (bool, Mapping, list, tuple)):
+            raise bad('one decimal value such as "1.50"')
+        try:
+            if kind == "decimal":
+                return parse_decimal(raw, arg.places or 0, field=where)
+            if arg.signed:
+                return SignedMoney.of(raw, currency, field=where)
+            return Money.of(raw, currency)
+        except ProposalError as exc:
+            raise ProposalError(f"tool {tool!r} argument {path!r}: {exc}", field=where) from None
+    if kind == "timestamp":
+        moment = None
+        if isinstance(raw, str):
+            try:
+                moment = datetime.fromisoformat(raw)
+            except ValueError:
+                moment = None
+        if moment is None or moment.tzinfo is None:
+            raise bad("an ISO 8601 timestamp with a UTC offset")
+        return moment
+    element = str if kind == "list[string]" else int
+    if not isinstance(raw, (list, tuple)) or not all(
+        isinstance(item, element) and not isinstance(item, bool) for item in raw
+    ):
+        raise bad(f"a list of {'strings' if element is str else 'whole numbers'}")
+    return tuple(raw)
+
+
+def _read_args(
+    tool: str,
+    spec: ToolSpec,
+    arguments: Mapping[str, Any],
+    args: Mapping[str, ArgSpec],
+    currency: str,
+) -> dict[str, Any]:
+    read: dict[str, Any] = {}
+    for name, arg in args.items():
+        path = spec.args.get(name, name)
+        raw = argument_at(arguments, path)
+        if raw is None:
+            if not arg.optional:
+                raise ProposalError(
+                    f"tool {tool!r} argument {path!r} is missing; the pack's rules read it"
+                    f" (args.{name}), so the call must carry it",
+                    field=f"tool.arguments.{path}",
+                )
+            continue
+        read[name] = _typed_argument(tool, path, arg, raw, currency)
+    return read
+
+
+def cel_arguments(args: Mapping[str, Any]) -> dict[str, Any]:
+    """Typed arguments as CEL reads them: `args.<name>`, money and decimals as ints."""
+    out: dict[str, Any] = {}
+    for name, value in args.items():
+        if isinstance(value, (Money, SignedMoney)):
+            value = value.minor
+        elif isinstance(value, Decimal):
+            value = scaled(value)
+        elif isinstance(value, Structured):
+            value = value.to_cel()
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[ARGS_PREFIX + name] = value
+    return out
 
 
 def _scalar_id(tool: str, path: str, arguments: Mapping[str, Any]) -> str | None:
@@ -102,19 +217,25 @@ def _scalar_id(tool: str, path: str, arguments: Mapping[str, Any]) -> str | None
 
 
 def read_arguments(
-    tool: str, spec: ToolSpec, arguments: Mapping[str, Any], *, currency: str
+    tool: str,
+    spec: ToolSpec,
+    arguments: Mapping[str, Any],
+    *,
+    currency: str,
+    args: Mapping[str, ArgSpec] | None = None,
 ) -> MappedArguments:
-    """Read the amount and the ids a tool mapping names from a call's arguments.
+    """Read the amount, the ids and the declared arguments a tool mapping names from a call.
 
     Args:
         tool: the tool's name, for messages.
         spec: which argument carries what (dotted paths for nested arguments).
         arguments: the call's arguments, as JSON.
         currency: the currency when the mapping names no currency argument, or it is absent.
+        args: the arguments the action's rules read, with their types (see `ActionPolicy`).
 
     Raises:
-        ProposalError: an amount that is not exact money, or a list or an object where an id,
-            an amount or a currency belongs.
+        ProposalError: an amount that is not exact money, a list or an object where an id,
+            an amount or a currency belongs, or a declared argument missing or of another type.
     """
     amount = None
     if spec.amount is not None:
@@ -141,7 +262,13 @@ def read_arguments(
     customer = _scalar_id(tool, spec.customer, arguments) if spec.customer else None
     case = _scalar_id(tool, spec.case, arguments) if spec.case else None
     order = _scalar_id(tool, spec.order, arguments) if spec.order else None
-    return MappedArguments(amount=amount, customer_id=customer, case_id=case, order_id=order)
+    read = {}
+    if args:
+        in_currency = amount.currency if amount is not None else currency
+        read = _read_args(tool, spec, arguments, args, in_currency)
+    return MappedArguments(
+        amount=amount, customer_id=customer, case_id=case, order_id=order, args=read
+    )
 
 
 def _as_argument(original: Any, amount: Money) -> Any:
@@ -209,6 +336,13 @@ class Normalised:
     """The normalised proposal as JSON: what `digest` covers."""
     digest: str
     idempotency_key: str
+    args: Mapping[str, Any] = field(default_factory=lambda: _NO_ARGS)
+    """The declared arguments its action's rules read, typed (see `MappedArguments.args`);
+    they come from `arguments`, so the digest and the recorded proposal cover them."""
+
+    def cel_args(self) -> dict[str, Any]:
+        """The declared arguments as CEL reads them (`args.<name>`)."""
+        return cel_arguments(self.args) if self.args else {}
 
     def record(self) -> dict[str, Any]:
         """The proposal as the lineage records it: its digested content, its key, its ticket."""
@@ -287,11 +421,20 @@ def normalise(
     action = pack.actions.get(action_name)
     check_asserted(pack, action, proposal.rationale)
 
+    declared = action.args if action is not None else None
     read = (
-        read_arguments(tool.name, spec, tool.arguments, currency=pack.currency)
+        read_arguments(tool.name, spec, tool.arguments, currency=pack.currency, args=declared)
         if tool is not None and spec is not None
         else MappedArguments(amount=None, customer_id=None, case_id=None, order_id=None)
     )
+    if declared and (tool is None or spec is None):
+        required = [name for name, arg in declared.items() if not arg.optional]
+        if required:
+            raise ProposalError(
+                f"action {action_name!r} reads tool arguments ({', '.join(required)}), so it is"
+                " proposed as a call to one of its tools",
+                field="tool",
+            )
     paths = spec or ToolSpec(name=tool.name if tool is not None else "-")
     customer_id = _agree("customer_id", proposal.customer_id, read.customer_id, paths.customer)
     case_id = _agree("case_id", proposal.case_id, read.case_id, paths.case)
@@ -340,4 +483,5 @@ def normalise(
         content=content,
         digest=proposal_digest,
         idempotency_key=proposal.idempotency_key or f"auto:{proposal_digest[:40]}",
+        args=MappingProxyType(read.args) if read.args else _NO_ARGS,
     )

@@ -344,6 +344,7 @@ class Pipeline:
                 now=now,
                 prior_minor=ledger.prior_minor if ledger is not None else 0,
                 shown=snapshot.values,
+                args=item.cel_args(),
             )
         evaluation.resolved = resolved
         evaluation.ledger = ledger

@@ -175,6 +175,7 @@ def recheck(
             facts=snapshot.cel_values(),
             now=now,
             prior_minor=prior_minor,
+            args=item.cel_args(),
         )
         outcome, rules, context_digest = evaluation.outcome, evaluation.rules, snapshot.digest
         what = f"{action.name} of {item.amount}"

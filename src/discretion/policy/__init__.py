@@ -8,6 +8,7 @@ compilation and CEL each live in a module of their own.
 from discretion.policy._cel import CelProgram, EvaluationError
 from discretion.policy._load import load_pack
 from discretion.policy._model import (
+    ARGS_PREFIX,
     ASSERTED,
     BUILTIN_VARIABLES,
     NEXT_ABOVE,
@@ -28,15 +29,27 @@ from discretion.policy._model import (
     Rule,
     Total,
 )
-from discretion.policy._schema import FieldSpec, ToolSpec
+from discretion.policy._records import (
+    Record,
+    RecordArgSpec,
+    RecordError,
+    RecordFieldSpec,
+    RecordList,
+    RecordType,
+    Structured,
+    read_structured,
+)
+from discretion.policy._schema import ArgSpec, FieldSpec, ToolSpec
 from discretion.policy._system import SYSTEM_RULES
 
 __all__ = [
+    "ARGS_PREFIX",
     "ASSERTED",
     "BUILTIN_VARIABLES",
     "NEXT_ABOVE",
     "SYSTEM_RULES",
     "ActionPolicy",
+    "ArgSpec",
     "Asserted",
     "Authority",
     "Budget",
@@ -52,9 +65,17 @@ __all__ = [
     "JudgeSettings",
     "PolicyPack",
     "PrecedentPolicy",
+    "Record",
+    "RecordArgSpec",
+    "RecordError",
+    "RecordFieldSpec",
+    "RecordList",
+    "RecordType",
     "Role",
     "Rule",
+    "Structured",
     "ToolSpec",
     "Total",
     "load_pack",
+    "read_structured",
 ]

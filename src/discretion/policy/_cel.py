@@ -16,8 +16,16 @@ from typing import Any
 from cel_expr_python import cel
 
 from discretion.errors import PolicyError
+from discretion.policy._records import RecordType, descriptor_pool_of, record_name
 
-__all__ = ["FIELD_TYPES", "CelProgram", "EvaluationError", "new_env"]
+__all__ = [
+    "FIELD_TYPES",
+    "PRESENCE_PREFIX",
+    "CelProgram",
+    "EvaluationError",
+    "new_env",
+    "rewrite_presence",
+]
 
 FIELD_TYPES: dict[str, Any] = {
     "string": cel.Type.STRING,
@@ -27,19 +35,85 @@ FIELD_TYPES: dict[str, Any] = {
     "timestamp": cel.Type.TIMESTAMP,
     "duration": cel.Type.DURATION,
     "list[string]": cel.Type.List(cel.Type.STRING),
+    "decimal": cel.Type.INT,
+    "list[int]": cel.Type.List(cel.Type.INT),
 }
 """The context field types a pack may declare, and the CEL type each is seen as."""
 
 _RESULT_TYPES = {"bool": cel.Type.BOOL, "int": cel.Type.INT}
 
 
+PRESENCE_PREFIX = "__present."
+"""The bool variable `has(name)` is read as: `__present.reservation.id`."""
+
+_HAS = re.compile(r"\bhas\(\s*([A-Za-z_]\w*(?:\s*\.\s*[A-Za-z_]\w*)+)\s*\)")
+_STRING = re.compile(
+    r"'''[\s\S]*?'''|\"\"\"[\s\S]*?\"\"\"|'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\""
+)
+
+
+def rewrite_presence(source: str, declared: Mapping[str, bool]) -> tuple[str, list[str], list[str]]:
+    """Read `has(name)` on a declared name as a test of the fact's (or argument's) presence.
+
+    Facts and arguments are declared to CEL as qualified names (`reservation.id`), which CEL's
+    `has()` macro cannot test: it expects a field of a message or a map. So `has(reservation.id)`
+    on a declared name becomes the bool variable `__present.reservation.id`, bound on every
+    evaluation. String literals are left as they are.
+
+    Args:
+        source: the expression as written.
+        declared: every declared name, and whether it may be absent.
+
+    Returns:
+        The expression to compile, the names whose presence it tests, and the declared names it
+        tests that are never absent (an error for the caller to report).
+    """
+    if "has(" not in source:
+        return source, [], []
+    tested: list[str] = []
+    never_absent: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        name = re.sub(r"\s+", "", match.group(1))
+        if name not in declared:
+            return match.group(0)  # a field of a map, or an unknown name CEL will report
+        if not declared[name]:
+            never_absent.append(name)
+            return match.group(0)
+        tested.append(name)
+        return PRESENCE_PREFIX + name
+
+    out: list[str] = []
+    position = 0
+    for literal in _STRING.finditer(source):
+        out.append(_HAS.sub(replace, source[position : literal.start()]))
+        out.append(literal.group(0))
+        position = literal.end()
+    out.append(_HAS.sub(replace, source[position:]))
+    return "".join(out), list(dict.fromkeys(tested)), list(dict.fromkeys(never_absent))
+
+
 class EvaluationError(Exception):
     """A CEL expression did not produce a value of its type (a missing fact, overflow, ...)."""
 
 
-def new_env(variables: Mapping[str, str]) -> Any:
-    """A CEL environment declaring `variables` (name to field type)."""
-    return cel.NewEnv(variables={name: FIELD_TYPES[kind] for name, kind in variables.items()})
+def new_env(variables: Mapping[str, str], records: Mapping[str, RecordType] | None = None) -> Any:
+    """A CEL environment declaring `variables` (name to field type).
+
+    `records`: the pack's record types, for variables of a record type (`list[item]`); they are
+    messages of the pack's own descriptor pool.
+    """
+    if not records:
+        return cel.NewEnv(variables={name: FIELD_TYPES[kind] for name, kind in variables.items()})
+    types = {}
+    for name, kind in variables.items():
+        if kind in FIELD_TYPES:
+            types[name] = FIELD_TYPES[kind]
+        else:
+            record, is_list = record_name(kind)
+            message = records[record].cel_type
+            types[name] = cel.Type.List(message) if is_list else message
+    return cel.NewEnv(descriptor_pool=descriptor_pool_of(records), variables=types)
 
 
 _UNDECLARED = re.compile(r"undeclared reference to '([^']+)'")
@@ -64,10 +138,15 @@ class CelProgram:
         path: str | None,
         line: int | None,
         rule_id: str,
+        text: str | None = None,
     ) -> CelProgram:
-        """Compile `source` in `env`; it must produce `result` (`bool` or `int`)."""
+        """Compile `source` in `env`; it must produce `result` (`bool` or `int`).
+
+        `text`, when given, is what is compiled (`source` with `has()` rewritten, see
+        `rewrite_presence`); errors quote `source`, as the pack author wrote it.
+        """
         try:
-            program = env.compile(source)
+            program = env.compile(text if text is not None else source)
         except RuntimeError as exc:
             text = str(exc).removeprefix("INVALID_ARGUMENT: ").strip()
             missing = _UNDECLARED.search(text)

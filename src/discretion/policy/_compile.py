@@ -16,8 +16,15 @@ from typing import Any
 
 from discretion.errors import PolicyError, ProposalError
 from discretion.money import CURRENCY_EXPONENTS, Money
-from discretion.policy._cel import CelProgram, new_env
+from discretion.policy._cel import (
+    FIELD_TYPES,
+    PRESENCE_PREFIX,
+    CelProgram,
+    new_env,
+    rewrite_presence,
+)
 from discretion.policy._model import (
+    ARGS_PREFIX,
     ASSERTED,
     BUILTIN_VARIABLES,
     NEXT_ABOVE,
@@ -39,13 +46,24 @@ from discretion.policy._model import (
     Total,
     highest_human,
 )
+from discretion.policy._records import (
+    MEMBER_TYPES,
+    RecordArgSpec,
+    RecordFieldSpec,
+    RecordMember,
+    RecordType,
+    build_records,
+    record_name,
+)
 from discretion.policy._schema import (
     ActionSpec,
+    ArgSpec,
     BudgetSpec,
     ClaimsSpec,
     EvidenceSpec,
     FieldSpec,
     JudgeBandSpec,
+    MemberSpec,
     PackSpec,
     PrecedentPolicySpec,
     RoleSpec,
@@ -73,10 +91,8 @@ def compile_pack(
         raise PolicyError(
             f"currency {spec.currency!r} is not a supported ISO 4217 code", path=source, line=line
         )
-    fields: dict[str, FieldSpec] = {
-        name: item if isinstance(item, FieldSpec) else FieldSpec(type=item)
-        for name, item in spec.context.items()
-    }
+    records = _compile_records(spec, lines)
+    fields = _compile_fields(spec, lines, records)
     for name in fields:
         if name in BUILTIN_VARIABLES:
             source, line = lines.find(("context", name))
@@ -122,7 +138,10 @@ def compile_pack(
     tools: dict[str, tuple[str, ToolSpec]] = {}
     for action_id, action in spec.actions.items():
         compiled = _compile_judging(
-            _compile_action(action_id, action, fields, role_ids, lines, claim), action, spec, lines
+            _compile_action(action_id, action, fields, role_ids, lines, claim, records=records),
+            action,
+            spec,
+            lines,
         )
         compiled = replace(
             compiled,
@@ -608,6 +627,8 @@ def _compile_action(
     role_ids: list[str],
     lines: LineMap,
     claim: Any,
+    *,
+    records: Mapping[str, RecordType] | None = None,
 ) -> ActionPolicy:
     base = ("actions", action_id)
     for index, name in enumerate(action.reads):
@@ -619,12 +640,31 @@ def _compile_action(
                 path=source,
                 line=line,
             )
-    variables = {**BUILTIN_VARIABLES, **{name: fields[name].type for name in action.reads}}
-    env = new_env(variables)
+    args = _compile_args(action_id, action, lines, records or {})
+    variables = {
+        **BUILTIN_VARIABLES,
+        **{name: fields[name].type for name in action.reads},
+        **{ARGS_PREFIX + name: arg.type for name, arg in args.items()},
+    }
     declared = list(variables)
+    absent = _may_be_absent(action, fields, args)
+    env = new_env({**variables, **{PRESENCE_PREFIX + name: "bool" for name in absent}}, records)
+    tested: list[str] = []
 
     def program(source_text: str, result: str, loc: tuple[Any, ...], rule_id: str) -> CelProgram:
         path, line = lines.find(loc)
+        text, used, never_absent = rewrite_presence(source_text, absent)
+        if never_absent:
+            raise PolicyError(
+                f"has({never_absent[0]}) in {source_text!r} is always true: {never_absent[0]!r}"
+                " is never absent (a missing fact routes, a missing argument is refused);"
+                " declare it `optional: true` to decide on its absence",
+                path=path,
+                line=line,
+                rule_id=rule_id,
+                expression=source_text,
+            )
+        tested.extend(used)
         return CelProgram.compile(
             env,
             source_text,
@@ -633,6 +673,7 @@ def _compile_action(
             path=path,
             line=line,
             rule_id=rule_id,
+            text=text,
         )
 
     standard = []
@@ -708,7 +749,207 @@ def _compile_action(
         approval_sla=_sla(action.approval_sla, lines, (*base, "approval_sla"))
         if action.approval_sla is not None
         else None,
+        args=MappingProxyType(args),
+        presence=tuple((PRESENCE_PREFIX + name, name) for name in dict.fromkeys(tested)),
     )
+
+
+def _compile_fields(
+    spec: PackSpec, lines: LineMap, records: Mapping[str, RecordType]
+) -> dict[str, FieldSpec]:
+    """The pack's context fields, each checked for the keys its type takes.
+
+    An `optional` field may be absent, as a `nullable` one may: both are assembled alike, and a
+    rule may test either with `has()`. A field of a record type carries its compiled type.
+    """
+    fields: dict[str, FieldSpec] = {}
+    for name, item in spec.context.items():
+        field = item if isinstance(item, FieldSpec) else FieldSpec(type=item)
+        loc = ("context", name)
+        if name.startswith((ARGS_PREFIX, PRESENCE_PREFIX)):
+            source, line = lines.find(loc)
+            raise PolicyError(
+                f"context field {name!r}: names under {ARGS_PREFIX!r} are the tool arguments an"
+                " action declares (and `__present.` is discretion's own); name the fact otherwise",
+                path=source,
+                line=line,
+            )
+        _check_typed(field, f"context field {name!r}", lines, loc)
+        if field.optional and not field.nullable:
+            field = field.model_copy(update={"nullable": True})
+        if field.type not in FIELD_TYPES:
+            record, is_list = _record_of(field.type, f"context field {name!r}", records, lines, loc)
+            field = RecordFieldSpec(**field.model_dump(), record=record, is_list=is_list)
+        fields[name] = field
+    return fields
+
+
+_SCALARS = frozenset({*FIELD_TYPES, *MEMBER_TYPES})
+# Words CEL reserves: a record field so named could never be read.
+_CEL_RESERVED = frozenset(
+    [
+        "as",
+        "break",
+        "const",
+        "continue",
+        "else",
+        "false",
+        "for",
+        "function",
+        "if",
+        "import",
+        "in",
+        "let",
+        "loop",
+        "package",
+        "namespace",
+        "null",
+        "return",
+        "true",
+        "var",
+        "void",
+        "while",
+    ]
+)
+
+
+def _record_of(
+    kind: str, what: str, records: Mapping[str, RecordType], lines: LineMap, loc: tuple[Any, ...]
+) -> tuple[RecordType, bool]:
+    name, is_list = record_name(kind)
+    if name not in records:
+        source, line = lines.find(loc)
+        raise PolicyError(
+            f"{what} has type {kind!r}, which is neither a type ({', '.join(sorted(_SCALARS))})"
+            f" nor a record the pack declares under records"
+            f" ({', '.join(sorted(records)) or 'none'})",
+            path=source,
+            line=line,
+        )
+    return records[name], is_list
+
+
+def _compile_records(spec: PackSpec, lines: LineMap) -> dict[str, RecordType]:
+    """The pack's record types, checked and compiled into messages CEL type-checks against."""
+    declared: dict[str, tuple[RecordMember, ...]] = {}
+    for name, record in spec.records.items():
+        loc = ("records", name)
+        if name in _SCALARS or name == "list":
+            source, line = lines.find(loc)
+            raise PolicyError(
+                f"record {name!r} has the name of a type; give it a name of its own",
+                path=source,
+                line=line,
+            )
+        members = []
+        for member_name, item in record.fields.items():
+            member = item if isinstance(item, MemberSpec) else MemberSpec(type=item)
+            at = (*loc, "fields", member_name)
+            what = f"field {member_name!r} of record {name!r}"
+            if member_name in _CEL_RESERVED:
+                source, line = lines.find(at)
+                raise PolicyError(
+                    f"{what}: {member_name!r} is a word CEL reserves; name it otherwise",
+                    path=source,
+                    line=line,
+                )
+            _check_typed(member, what, lines, at)
+            if member.type not in MEMBER_TYPES and record_name(member.type)[0] not in spec.records:
+                source, line = lines.find(at)
+                raise PolicyError(
+                    f"{what} has type {member.type!r}, which is neither a type"
+                    f" ({', '.join(MEMBER_TYPES)}) nor a record the pack declares"
+                    f" ({', '.join(sorted(spec.records))})",
+                    path=source,
+                    line=line,
+                )
+            members.append(
+                RecordMember(
+                    name=member_name, type=member.type, places=member.places, signed=member.signed
+                )
+            )
+        declared[name] = tuple(members)
+    return build_records(declared) if declared else {}
+
+
+def _check_typed(
+    spec: FieldSpec | ArgSpec | MemberSpec, what: str, lines: LineMap, loc: tuple[Any, ...]
+) -> None:
+    """A decimal needs its places; places and signed belong to decimal and money alone."""
+    problem = None
+    if spec.type == "decimal" and spec.places is None:
+        problem = (
+            f"{what} is a decimal but says no places; write `{{type: decimal, places: 1}}`"
+            " (CEL sees an int of that many places: 1.5 is 15)"
+        )
+    elif spec.type != "decimal" and spec.places is not None:
+        problem = f"{what} is {spec.type}: `places` is for a decimal"
+    elif spec.type != "money" and spec.signed:
+        problem = f"{what} is {spec.type}: `signed` is for money (a decimal has a sign anyway)"
+    if problem is not None:
+        source, line = lines.find(loc)
+        raise PolicyError(problem, path=source, line=line)
+
+
+def _compile_args(
+    action_id: str, action: ActionSpec, lines: LineMap, records: Mapping[str, RecordType]
+) -> dict[str, ArgSpec]:
+    """The tool arguments an action's rules read, checked against how its tools carry them."""
+    base = ("actions", action_id)
+    args: dict[str, ArgSpec] = {}
+    for name, item in action.args.items():
+        arg = item if isinstance(item, ArgSpec) else ArgSpec(type=item)
+        loc = (*base, "args", name)
+        _check_typed(arg, f"argument {name!r}", lines, loc)
+        if arg.type not in FIELD_TYPES:
+            record, is_list = _record_of(arg.type, f"argument {name!r}", records, lines, loc)
+            arg = RecordArgSpec(**arg.model_dump(), record=record, is_list=is_list)
+        args[name] = arg
+    if args and not action.tools:
+        source, line = lines.find((*base, "args"))
+        raise PolicyError(
+            f"action {action_id!r} declares args but maps no tool to carry them; list its tools,"
+            " with `args:` paths where a tool carries an argument under another name",
+            path=source,
+            line=line,
+        )
+    for index, tool in enumerate(action.tools):
+        taken = {
+            path: key
+            for key in ("amount", "currency", "customer", "case", "order")
+            if (path := getattr(tool, key)) is not None
+        }
+        for name in tool.args:
+            source, line = lines.find((*base, "tools", index, "args", name))
+            if name not in args:
+                raise PolicyError(
+                    f"tool {tool.name!r} maps argument {name!r}, which action {action_id!r} does"
+                    f" not declare under args; declared: {', '.join(sorted(args)) or '(none)'}",
+                    path=source,
+                    line=line,
+                )
+        for name, arg in args.items():
+            path = tool.args.get(name, name)
+            # The amount is read as exact money in the pack's currency; an argument reading
+            # the same value under another type would let two readings of one value disagree.
+            if taken.get(path) == "amount" and arg.type != "money":
+                source, line = lines.find((*base, "tools", index))
+                raise PolicyError(
+                    f"argument {name!r} ({arg.type}) reads {path!r}, which tool {tool.name!r}"
+                    " maps as the amount; declare it money, or use `amount` in the rules",
+                    path=source,
+                    line=line,
+                )
+    return args
+
+
+def _may_be_absent(
+    action: ActionSpec, fields: Mapping[str, FieldSpec], args: Mapping[str, ArgSpec]
+) -> dict[str, bool]:
+    """Every name an action's rules may read, and whether it may be absent (`has()`-testable)."""
+    absent = {name: fields[name].nullable for name in action.reads}
+    absent.update({ARGS_PREFIX + name: arg.optional for name, arg in args.items()})
+    return absent
 
 
 def _window(text: str) -> timedelta:

@@ -15,9 +15,10 @@ from typing import Any
 
 from discretion.money import Money
 from discretion.policy._cel import CelProgram
-from discretion.policy._schema import FieldSpec, ToolSpec
+from discretion.policy._schema import ArgSpec, FieldSpec, ToolSpec
 
 __all__ = [
+    "ARGS_PREFIX",
     "ASSERTED",
     "BUILTIN_VARIABLES",
     "NEXT_ABOVE",
@@ -49,6 +50,9 @@ BUILTIN_VARIABLES: Mapping[str, str] = MappingProxyType(
     }
 )
 """Variables every expression may read besides the action's declared fields."""
+
+ARGS_PREFIX = "args."
+"""The tool arguments an action declares are read in CEL under this prefix: `args.cabin`."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,6 +197,11 @@ class ActionPolicy:
     claims: ClaimsPolicy | None = None
     """When its claims are checked and what a false one gets, when the pack says; otherwise
     only an allowed exception's claims are checked, and a false one routes."""
+    args: Mapping[str, ArgSpec] = field(default_factory=dict)
+    """The tool arguments its rules read, by name (`args.<name>` in CEL), with their types."""
+    presence: tuple[tuple[str, str], ...] = ()
+    """For each `has(name)` its rules test: the bool variable bound to it and the name (a fact,
+    or `args.<name>`) whose presence it reports."""
 
     @property
     def reads_ledger(self) -> bool:

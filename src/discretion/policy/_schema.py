@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 __all__ = [
     "ActionAuthoritySpec",
     "ActionSpec",
+    "ArgSpec",
+    "ArgType",
     "AssertedSpec",
     "BudgetSpec",
     "ClaimsSpec",
@@ -20,9 +22,12 @@ __all__ = [
     "HardLimitSpec",
     "JudgeBandSpec",
     "JudgeSpec",
+    "MemberSpec",
     "PackSpec",
     "PrecedentPolicySpec",
     "ReasonSpec",
+    "RecordRef",
+    "RecordSpec",
     "RoleSpec",
     "StandardRuleSpec",
     "ToolSpec",
@@ -35,8 +40,22 @@ _MODEL = ConfigDict(frozen=True, extra="forbid")
 RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")]
 FieldName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+$")]
 AmountText = Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)?$")]
-FieldType = Literal["string", "int", "bool", "money", "timestamp", "duration", "list[string]"]
+FieldType = Literal[
+    "string",
+    "int",
+    "bool",
+    "money",
+    "timestamp",
+    "duration",
+    "list[string]",
+    "decimal",
+    "list[int]",
+]
 Window = Annotated[str, StringConstraints(pattern=r"^\d+[smhd]$")]
+RecordRef = Annotated[
+    str, StringConstraints(pattern=r"^(list\[[a-z][a-z0-9_]*\]|[a-z][a-z0-9_]*)$")
+]
+"""A record type the pack declares under `records`, or a list of them: `item`, `list[item]`."""
 
 
 class FieldSpec(BaseModel):
@@ -44,8 +63,10 @@ class FieldSpec(BaseModel):
 
     model_config = _MODEL
 
-    type: FieldType
-    """Its type; `money` is seen by CEL as an int of minor units in the proposal's currency."""
+    type: FieldType | RecordRef
+    """Its type; `money` is seen by CEL as an int of minor units in the proposal's currency. A
+    record type the pack declares under `records` (`reservation`), or a list of them
+    (`list[item]`), is a structured fact."""
     nullable: bool = False
     """Whether the fact may be absent (null). A null fact is left unbound in CEL: `&&` and `||`
     absorb it when their other side decides (`shipment.status == 'delivered' && now -
@@ -53,6 +74,77 @@ class FieldSpec(BaseModel):
     whose result depends on it cannot be decided, so the decision routes."""
     description: str = ""
     """What the field means."""
+    optional: bool = False
+    """Whether the record or value may not exist, and rules may decide on that: test it with
+    `has(reservation.id)` (`!has(reservation.id)` in a hard limit denies when there is no such
+    reservation). A provider that fails still routes; only a fact it does not answer is absent."""
+    places: Annotated[int, Field(ge=0, le=9)] | None = None
+    """For a `decimal`: its decimal places. CEL sees an int of that many places (1.5 with
+    `places: 1` is 15); a value with more places is an error, never rounded."""
+    signed: bool = False
+    """For `money`: whether it may be below zero, such as a price difference."""
+
+
+ArgName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")]
+ArgType = Literal[
+    "string", "int", "decimal", "money", "bool", "timestamp", "list[string]", "list[int]"
+]
+
+
+class ArgSpec(BaseModel):
+    """A tool argument an action's rules read, seen in CEL as `args.<name>`."""
+
+    model_config = _MODEL
+
+    type: ArgType | RecordRef
+    """Its type; a value of another type is refused (a ProposalError), never coerced. A record
+    type the pack declares, or a list of them, reads a JSON object (or a list of them)."""
+    optional: bool = False
+    """Whether a call may leave it out; test it with `has(args.<name>)`. A required argument a
+    call leaves out is refused."""
+    places: Annotated[int, Field(ge=0, le=9)] | None = None
+    """For a `decimal`: its decimal places, as for a context field."""
+    signed: bool = False
+    """For `money`: whether it may be below zero."""
+    description: str = ""
+
+
+MemberName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*$")]
+MemberType = Literal[
+    "string",
+    "int",
+    "bool",
+    "money",
+    "decimal",
+    "timestamp",
+    "duration",
+    "list[string]",
+    "list[int]",
+]
+
+
+class MemberSpec(BaseModel):
+    """One field of a record type."""
+
+    model_config = _MODEL
+
+    type: MemberType | RecordRef
+    """Its type: a scalar, another record type of the pack, or a list of them."""
+    places: Annotated[int, Field(ge=0, le=9)] | None = None
+    """For a `decimal`: its decimal places."""
+    signed: bool = False
+    """For `money`: whether it may be below zero."""
+    description: str = ""
+
+
+class RecordSpec(BaseModel):
+    """A record type: structured facts and arguments with typed fields, such as an order item."""
+
+    model_config = _MODEL
+
+    fields: Annotated[dict[MemberName, MemberSpec | MemberType | RecordRef], Field(min_length=1)]
+    """Its fields and their types. Every field is required in every record."""
+    description: str = ""
 
 
 class UnlocksSpec(BaseModel):
@@ -97,6 +189,9 @@ class ToolSpec(BaseModel):
     """The argument holding the case id."""
     order: str | None = None
     """The argument holding the order id."""
+    args: dict[ArgName, ArgName] = {}
+    """Where this tool carries each argument its action declares under `args`, as a dotted path
+    (`booking.cabin`); an argument not listed is read at its own name."""
 
 
 EntityKind = Literal["customer", "order", "case"]
@@ -299,6 +394,9 @@ class ActionSpec(BaseModel):
     """The tools that perform it."""
     reads: list[FieldName] = []
     """The context fields its rules read: the only facts assembled for it (least context)."""
+    args: dict[ArgName, ArgSpec | ArgType | RecordRef] = {}
+    """The tool arguments its rules read, with their types: `args.<name>` in CEL. Each is read
+    from the call through the tool's mapping and checked against its type before any rule runs."""
     standard: list[StandardRuleSpec] = []
     hard_limits: list[HardLimitSpec] = []
     exceptions: list[ReasonSpec] = []
@@ -386,9 +484,11 @@ class PackSpec(BaseModel):
     entities: dict[EntityKind, EntitySpec] = {}
     """How the customer, order and case a proposal names relate; each named one is checked
     against its record, and budgets, totals and precedent key on the resolved records."""
+    records: dict[MemberName, RecordSpec] = {}
+    """Record types, by name, that context fields and arguments may have (`list[item]`)."""
     totals: dict[FieldName, TotalSpec] = {}
     """Running totals from discretion's own ledger, read in the decision's transaction."""
-    context: dict[FieldName, FieldSpec | FieldType] = {}
+    context: dict[FieldName, FieldSpec | FieldType | RecordRef] = {}
     roles: Annotated[list[RoleSpec], Field(min_length=1)]
     actions: Annotated[dict[RuleId, ActionSpec], Field(min_length=1)]
     budgets: list[BudgetSpec] = []
