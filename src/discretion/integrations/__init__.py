@@ -33,16 +33,15 @@ from discretion.integrations._setup import check_tool, check_tools
 
 if TYPE_CHECKING:
     from discretion.integrations._langchain import (
-        ApprovalAnswer,
         DiscretionMiddleware,
         GovernedTool,
+        review_request,
         tool_callables,
     )
 
 __all__ = [
     "ActorSource",
     "Admission",
-    "ApprovalAnswer",
     "AsyncGovernedFunction",
     "CallSources",
     "DiscretionMiddleware",
@@ -59,10 +58,11 @@ __all__ = [
     "call_key",
     "check_tool",
     "check_tools",
+    "review_request",
     "tool_callables",
 ]
 
-_LANGCHAIN = {"ApprovalAnswer", "DiscretionMiddleware", "GovernedTool", "tool_callables"}
+_LANGCHAIN = {"DiscretionMiddleware", "GovernedTool", "review_request", "tool_callables"}
 
 
 def __getattr__(name: str) -> Any:
