@@ -5,6 +5,8 @@
   those names load on first use).
 - OpenAI: `OpenAITools(guard, functions)` answers Chat Completions and Responses tool calls.
 - Any Python function: `@guard.governed(action="refund")`.
+- MCP: `discretion mcp` serves a gateway in front of an MCP server (`discretion.integrations._mcp`,
+  needs the `mcp` extra).
 
 Every front-end turns a tool call into a proposal, decides it, and runs an allowed call once per
 idempotency key (the framework's call id, or the case, the tool and the canonical arguments)
