@@ -4,6 +4,7 @@
   `DiscretionMiddleware(guard)` for `langchain.agents.create_agent` (needs the `langchain` extra;
   those names load on first use).
 - OpenAI: `OpenAITools(guard, functions)` answers Chat Completions and Responses tool calls.
+- OpenAI Agents SDK: `AgentTools(guard).wrap(tools)` (needs the `openai-agents` extra).
 - Any Python function: `@guard.governed(action="refund")`.
 - MCP: `discretion mcp` serves a gateway in front of an MCP server (`discretion.integrations._mcp`,
   needs the `mcp` extra).
@@ -40,10 +41,12 @@ if TYPE_CHECKING:
         review_request,
         tool_callables,
     )
+    from discretion.integrations._openai_agents import AgentTools
 
 __all__ = [
     "ActorSource",
     "Admission",
+    "AgentTools",
     "AsyncGovernedFunction",
     "CallSources",
     "DiscretionMiddleware",
@@ -68,7 +71,12 @@ _LANGCHAIN = {"DiscretionMiddleware", "GovernedTool", "review_request", "tool_ca
 
 
 def __getattr__(name: str) -> Any:
-    # LangChain names import langchain, which only the `langchain` extra installs.
+    # These names import their framework, which only its extra installs.
+    if name == "AgentTools":
+        from discretion.integrations import _openai_agents
+
+        _openai_agents.AgentTools.__module__ = __name__
+        return _openai_agents.AgentTools
     if name in _LANGCHAIN:
         from discretion.integrations import _langchain
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeAlias, TypeVar
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
+from discretion.approvals import Approval
 from discretion.decision import Decision, Outcome
 from discretion.errors import ConfigurationError, ExecutionError, ProposalError
 from discretion.execution import Execution, ExecutionStatus
@@ -148,6 +149,19 @@ def proposal_error_message(tool: str, exc: ProposalError) -> str:
     return (
         f"The call to {tool} was not made: {str(exc).rstrip('.')}. Correct the arguments and call"
         " again, or tell the customer it cannot be done."
+    )
+
+
+def rejection_message(decision: Decision, approval: Approval) -> str:
+    """What the agent is told when a person rejected (or let expire) its routed call."""
+    who = approval.decided_by or "an approver"
+    role = approval.decided_role
+    note = approval.note
+    return (
+        f"The request for {decision.action} was {approval.status.value} by {who}"
+        + (f" ({role})" if role else "")
+        + (f": {note}" if note else "")
+        + ". Do not run the action; tell the customer it cannot be done."
     )
 
 

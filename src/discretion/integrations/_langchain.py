@@ -27,6 +27,7 @@ from discretion.integrations._call import (
     agent_message,
     in_progress_message,
     proposal_error_message,
+    rejection_message,
 )
 from discretion.integrations._setup import parameters_of
 from discretion.money import Money
@@ -677,15 +678,7 @@ class DiscretionMiddleware(AgentMiddleware):
 
     @staticmethod
     def _rejected(decision: Decision, info: ToolCallInfo, approval: Approval) -> ToolMessage:
-        who = approval.decided_by or "an approver"
-        role = approval.decided_role
-        note = approval.note
-        text = (
-            f"The request for {decision.action} was {approval.status.value} by {who}"
-            + (f" ({role})" if role else "")
-            + (f": {note}" if note else "")
-            + ". Do not run the action; tell the customer it cannot be done."
-        )
+        text = rejection_message(decision, approval)
         message = _refusal(decision, info.call_id or "", info.tool, text)
         message.status = "error"
         return message
