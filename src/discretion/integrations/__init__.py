@@ -5,6 +5,7 @@
   those names load on first use).
 - OpenAI: `OpenAITools(guard, functions)` answers Chat Completions and Responses tool calls.
 - OpenAI Agents SDK: `AgentTools(guard).wrap(tools)` (needs the `openai-agents` extra).
+- Pydantic AI: `GovernedToolset(toolset, guard=guard)` (needs the `pydantic-ai` extra).
 - Any Python function: `@guard.governed(action="refund")`.
 - MCP: `discretion mcp` serves a gateway in front of an MCP server (`discretion.integrations._mcp`,
   needs the `mcp` extra).
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
         tool_callables,
     )
     from discretion.integrations._openai_agents import AgentTools
+    from discretion.integrations._pydantic_ai import GovernedToolset
 
 __all__ = [
     "ActorSource",
@@ -53,6 +55,7 @@ __all__ = [
     "GovernedFunction",
     "GovernedResult",
     "GovernedTool",
+    "GovernedToolset",
     "Governor",
     "OpenAITools",
     "RationaleSource",
@@ -77,6 +80,11 @@ def __getattr__(name: str) -> Any:
 
         _openai_agents.AgentTools.__module__ = __name__
         return _openai_agents.AgentTools
+    if name == "GovernedToolset":
+        from discretion.integrations import _pydantic_ai
+
+        _pydantic_ai.GovernedToolset.__module__ = __name__
+        return _pydantic_ai.GovernedToolset
     if name in _LANGCHAIN:
         from discretion.integrations import _langchain
 

@@ -152,13 +152,13 @@ def proposal_error_message(tool: str, exc: ProposalError) -> str:
     )
 
 
-def rejection_message(decision: Decision, approval: Approval) -> str:
+def rejection_message(approval: Approval) -> str:
     """What the agent is told when a person rejected (or let expire) its routed call."""
     who = approval.decided_by or "an approver"
     role = approval.decided_role
     note = approval.note
     return (
-        f"The request for {decision.action} was {approval.status.value} by {who}"
+        f"The request for {approval.action} was {approval.status.value} by {who}"
         + (f" ({role})" if role else "")
         + (f": {note}" if note else "")
         + ". Do not run the action; tell the customer it cannot be done."

@@ -678,7 +678,7 @@ class DiscretionMiddleware(AgentMiddleware):
 
     @staticmethod
     def _rejected(decision: Decision, info: ToolCallInfo, approval: Approval) -> ToolMessage:
-        text = rejection_message(decision, approval)
+        text = rejection_message(approval)
         message = _refusal(decision, info.call_id or "", info.tool, text)
         message.status = "error"
         return message

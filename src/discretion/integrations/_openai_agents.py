@@ -238,5 +238,5 @@ class AgentTools:
             if approval.status is ApprovalStatus.APPROVED:
                 state.approve(item)
             elif approval.status is not ApprovalStatus.PENDING:
-                state.reject(item, rejection_message=rejection_message(decision, approval))
+                state.reject(item, rejection_message=rejection_message(approval))
         return state
