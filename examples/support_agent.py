@@ -4,9 +4,10 @@ Run offline (a scripted chat model answers six sample tickets):
 
     python examples/support_agent.py
 
-With `OPENAI_API_KEY` set (and optionally `OPENAI_BASE_URL`, `OPENAI_MODEL`), a real model reads
-the same tickets. `--db sqlite:///support.db` keeps the ledger: run it twice and the second run
-replays each tool call by its id instead of moving money again.
+With `OPENAI_API_KEY` set (and optionally `OPENAI_BASE_URL`, `OPENAI_MODEL`) and
+`pip install langchain-openai`, a real model reads the same tickets. `--db sqlite:///support.db`
+keeps the ledger: run it twice and the second run replays each tool call by its id instead of
+moving money again.
 
 For every ticket it prints each tool call, the decision on it, what the tool returned, and what
 the agent told the customer. Then a supervisor approves the routed refund for a lower amount,
@@ -238,7 +239,7 @@ def scripted_turns(ticket: Ticket) -> Iterator[AIMessage]:
 def chat_model(ticket: Ticket) -> BaseChatModel:
     if not os.environ.get("OPENAI_API_KEY"):
         return ScriptedSupportModel(messages=scripted_turns(ticket))
-    from langchain_openai import ChatOpenAI  # installed with discretion[langchain]
+    from langchain_openai import ChatOpenAI  # pip install langchain-openai (in discretion[dev])
 
     return ChatOpenAI(
         model=os.environ.get("OPENAI_MODEL", "gpt-4o-mini"),
