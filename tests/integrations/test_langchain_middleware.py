@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from conftest import good_facts, shop_pack_with
-from discretion import ApprovalError, ConfigurationError, ProposalError
+from discretion import ConfigurationError
 from discretion.integrations import DiscretionMiddleware, tool_callables
 
 from ._integration_support import (
@@ -223,15 +224,30 @@ def test_interactive_edit_that_lowers_the_amount_runs_once_with_it(guard, shop):
     assert guard.store.verify() == 5
 
 
+def asked_again(resumed: dict[str, Any]) -> str:
+    """The reason the run paused again: the answer it was resumed with was not accepted."""
+    [pending] = resumed["__interrupt__"]
+    error = pending.value["discretion"]["error"]
+    assert (
+        f"The last answer was not accepted: {error}"
+        in (pending.value["action_requests"][0]["description"])
+    )
+    return error
+
+
 def test_an_edit_may_not_raise_the_amount(guard, shop):
-    with pytest.raises(ProposalError, match="lower"):
-        run_interactive(guard, shop, edit("90.00"))
+    agent, _, resumed = run_interactive(guard, shop, edit("90.00"))
+    assert "lower" in asked_again(resumed)
     assert shop.refunds == []
+    # The thread is not stuck on the refused answer: a corrected one runs the call once.
+    config = {"configurable": {**THREAD["configurable"], "discretion_approver": MARIA_JSON}}
+    agent.invoke(Command(resume=edit("50.00")), config)
+    assert shop.refunds == ["50.00"]
 
 
 def test_an_edit_may_change_only_the_amount(guard, shop):
-    with pytest.raises(ApprovalError, match=r"only the amount .'amount'.*order_id"):
-        run_interactive(guard, shop, edit("45.00", order_id="o-9"))
+    _, _, resumed = run_interactive(guard, shop, edit("45.00", order_id="o-9"))
+    assert re.search(r"only the amount .'amount'.*order_id", asked_again(resumed))
     assert shop.refunds == []
 
 
@@ -263,23 +279,30 @@ def test_a_single_per_call_decision_with_its_own_approver_is_accepted(guard, sho
         ("yes", "human-in-the-loop decision"),
     ],
 )
-def test_a_bad_resume_value_is_a_clear_approval_error(guard, shop, answer, match):
-    with pytest.raises(ApprovalError, match=match):
-        run_interactive(guard, shop, answer)
+def test_a_bad_resume_value_asks_again_saying_why(guard, shop, answer, match):
+    _, _, resumed = run_interactive(guard, shop, answer)
+    assert match in asked_again(resumed)
     assert shop.refunds == []
+    assert ledger_kinds(guard) == ["decision"]
 
 
 def test_a_resume_without_an_approver_names_where_to_put_one(guard, shop):
-    with pytest.raises(ApprovalError, match="discretion_approver"):
-        run_interactive(guard, shop, {"decisions": [{"type": "approve"}]}, approver=None)
+    answer = {"decisions": [{"type": "approve"}]}
+    _, _, resumed = run_interactive(guard, shop, answer, approver=None)
+    assert "discretion_approver" in asked_again(resumed)
     assert shop.refunds == []
 
 
-def test_interactive_answer_from_an_approver_without_authority_fails(guard, shop):
+def test_an_approver_without_authority_is_refused_and_one_with_it_is_asked(guard, shop):
     bob = {"id": "bob", "role": "ai_agent", "is_ai": True}
-    with pytest.raises(ApprovalError):
-        run_interactive(guard, shop, {"decisions": [{"type": "approve"}]}, approver=bob)
+    answer = {"decisions": [{"type": "approve"}]}
+    agent, _, resumed = run_interactive(guard, shop, answer, approver=bob)
+    assert "approver 'bob' (ai_agent) is an AI actor" in asked_again(resumed)
     assert shop.refunds == []
+    config = {"configurable": {**THREAD["configurable"], "discretion_approver": MARIA_JSON}}
+    done = agent.invoke(Command(resume=answer), config)
+    assert tool_messages(done)[0].content == "refunded USD 60.00"
+    assert shop.refunds == ["60.00"]
 
 
 def test_interactive_mode_without_a_checkpointer_fails_before_anything_runs(guard, shop):

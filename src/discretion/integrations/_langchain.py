@@ -405,20 +405,24 @@ class _Answer(NamedTuple):
     amount: Money | None
 
 
-def review_request(decision: Decision, info: ToolCallInfo) -> dict[str, Any]:
+def review_request(
+    decision: Decision, info: ToolCallInfo, error: str | None = None
+) -> dict[str, Any]:
     """The interrupt value for a routed call: a LangChain `HITLRequest` for one action.
 
     Inboxes built for `HumanInTheLoopMiddleware` show it as they show their own; `discretion`
-    carries the approval id, the role that must decide, the amount and the rules.
+    carries the approval id, the role that must decide, the amount and the rules, and `error`
+    why the last answer was not accepted, when it was not.
     """
     amount = decision.amount.to_json() if decision.amount is not None else None
+    refused = f"The last answer was not accepted: {error} " if error else ""
     return {
         "action_requests": [
             {
                 "name": info.tool,
                 "args": info.arguments,
                 "description": (
-                    f"{decision.explanation} Approval id: {decision.id}. Needs a"
+                    f"{refused}{decision.explanation} Approval id: {decision.id}. Needs a"
                     f" {decision.required_role}; an edit may only lower the amount."
                 ),
             }
@@ -431,6 +435,7 @@ def review_request(decision: Decision, info: ToolCallInfo) -> dict[str, Any]:
             "required_role": decision.required_role,
             "rules": list(decision.rules),
             "explanation": decision.explanation,
+            "error": error,
         },
     }
 
@@ -476,7 +481,9 @@ class DiscretionMiddleware(AgentMiddleware):
       `edited_action` that only lowers the amount, "reject" with a `message`). The approver
       is the decision's `approver`, else the resuming run's
       `configurable["discretion_approver"]`; the answer is recorded through
-      `guard.approvals`, and an approved call runs once with the approved arguments.
+      `guard.approvals`, and an approved call runs once with the approved arguments. An
+      answer that cannot be recorded pauses the run again, its reason in the request's
+      `discretion.error` (and the description), for a corrected answer.
 
     Idempotency keys come from the tool-call id within the LangGraph thread (or the run, given
     a `run_id` and no thread). A run with neither keys each call by its case, tool and
@@ -698,14 +705,25 @@ class DiscretionMiddleware(AgentMiddleware):
             return _invalid(info, exc)
 
     def _review(self, admitted: Admission, info: ToolCallInfo) -> Execution | ToolMessage | None:
-        """An interactive routed call: ask a person, record the answer, find the queued run."""
+        """An interactive routed call: ask a person, record the answer, find the queued run.
+
+        An answer that cannot be recorded (not LangChain's decision format, an approver
+        without authority, an edit that raises the amount) asks again, saying why: raising
+        would leave the thread holding that answer for ever.
+        """
         decision = admitted.decision
-        approval = self.guard.approvals.get(decision.id)
-        if approval.status is ApprovalStatus.PENDING:
+        approvals = self.guard.approvals
+        approval = approvals.get(decision.id)
+        request = review_request(decision, info)
+        while approval.status is ApprovalStatus.PENDING:
             # On resume the node runs again from the top: the decision replays by its key
-            # and interrupt() returns the approver's answer.
-            answer = interrupt(review_request(decision, info))
-            approval = self._record_answer(decision, info, answer)
+            # and each interrupt() returns the next of the answers given so far.
+            answer = interrupt(request)
+            try:
+                approval = self._record_answer(decision, info, answer)
+            except (ApprovalError, ProposalError) as exc:
+                request = review_request(decision, info, error=str(exc))
+                approval = approvals.get(decision.id)
         if approval.status is not ApprovalStatus.APPROVED:
             return self._rejected(decision, info, approval)
         return self.governor.queued(decision)
@@ -715,10 +733,16 @@ class DiscretionMiddleware(AgentMiddleware):
     ) -> Execution | ToolMessage | None:
         """`_review` for async agents."""
         decision = admitted.decision
-        approval = await asyncio.to_thread(self.guard.approvals.get, decision.id)
-        if approval.status is ApprovalStatus.PENDING:
-            answer = interrupt(review_request(decision, info))
-            approval = await asyncio.to_thread(self._record_answer, decision, info, answer)
+        approvals = self.guard.approvals
+        approval = await asyncio.to_thread(approvals.get, decision.id)
+        request = review_request(decision, info)
+        while approval.status is ApprovalStatus.PENDING:
+            answer = interrupt(request)
+            try:
+                approval = await asyncio.to_thread(self._record_answer, decision, info, answer)
+            except (ApprovalError, ProposalError) as exc:
+                request = review_request(decision, info, error=str(exc))
+                approval = await asyncio.to_thread(approvals.get, decision.id)
         if approval.status is not ApprovalStatus.APPROVED:
             return self._rejected(decision, info, approval)
         return await self.governor.aqueued(decision)
