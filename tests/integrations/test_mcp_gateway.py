@@ -136,6 +136,14 @@ def test_an_actor_without_a_role_is_refused_before_anything_starts(tmp_path):
     assert not (tmp_path / "ledger.db").exists()
 
 
+def test_an_actor_whose_role_the_pack_does_not_give_an_ai_is_refused(tmp_path):
+    shop = Shop(tmp_path)
+    done = CliRunner().invoke(app, shop.gateway("--actor", "bot-1:tier1").args[2:])
+    assert done.exit_code == 2
+    said = " ".join(done.stderr.split())
+    assert "'tier1' is not an AI role of pack 'test-shop'; its AI roles: ai_agent" in said
+
+
 def test_an_upstream_tool_that_lacks_a_mapped_argument_is_refused_at_start(tmp_path):
     shop = Shop(tmp_path)
     pack = tmp_path / "pack.yaml"

@@ -84,6 +84,14 @@ def mcp(
         )
     except DiscretionError as exc:
         raise _common.fail(str(exc)) from None
+    role = guard.pack.role(proposer.role)
+    if role is None or not role.is_ai:
+        guard.store.close()
+        known = ", ".join(r.id for r in guard.pack.roles if r.is_ai)
+        raise _common.fail(
+            f"--actor {actor!r}: {proposer.role!r} is not an AI role of pack"
+            f" {guard.pack.name!r}; its AI roles: {known}"
+        )
     command, *arguments = upstream
     parameters = StdioServerParameters(command=command, args=arguments)
     try:

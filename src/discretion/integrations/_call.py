@@ -144,6 +144,15 @@ def agent_message(decision: Decision) -> str:
             return decision.explanation
 
 
+def is_correctable(exc: ProposalError) -> bool:
+    """Whether the model can correct what is wrong by calling again with other arguments.
+
+    Not when the actor is at fault (one configured, or found in the run, that the pack does not
+    know): that is a set-up mistake, and every call would fail the same way.
+    """
+    return not (exc.field == "actor" or (exc.field or "").startswith("actor."))
+
+
 def proposal_error_message(tool: str, exc: ProposalError) -> str:
     """What the agent is told when its call could not be decided: its arguments are not valid."""
     return (

@@ -26,6 +26,7 @@ from discretion.integrations._call import (
     ToolCallInfo,
     agent_message,
     in_progress_message,
+    is_correctable,
     proposal_error_message,
     rejection_message,
 )
@@ -137,7 +138,7 @@ def _invalid(info: ToolCallInfo, exc: ProposalError) -> ToolMessage:
 
     An actor that is not valid is a set-up mistake no model can correct: it propagates.
     """
-    if exc.field == "actor":
+    if not is_correctable(exc):
         raise exc
     return ToolMessage(
         content=proposal_error_message(info.tool, exc),

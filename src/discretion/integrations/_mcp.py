@@ -31,6 +31,7 @@ from discretion.integrations._call import (
     ToolCallInfo,
     agent_message,
     in_progress_message,
+    is_correctable,
     proposal_error_message,
 )
 
@@ -145,7 +146,7 @@ class MCPGateway:
         try:
             decision, queued, governed = await governor.aadmit(info)
         except ProposalError as exc:
-            if exc.field == "actor":
+            if not is_correctable(exc):
                 raise
             return _text_result(proposal_error_message(name, exc))
         if not decision.is_allowed and queued is None:

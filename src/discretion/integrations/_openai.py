@@ -24,6 +24,7 @@ from discretion.integrations._call import (
     ToolCallInfo,
     agent_message,
     in_progress_message,
+    is_correctable,
     proposal_error_message,
 )
 from discretion.integrations._setup import parameters_of
@@ -216,7 +217,7 @@ class OpenAITools:
         try:
             decision, queued, governed = governor.admit(info)
         except ProposalError as exc:
-            if exc.field == "actor":
+            if not is_correctable(exc):
                 raise
             return call.answer(proposal_error_message(call.name, exc))
         if not decision.is_allowed and queued is None:
@@ -244,7 +245,7 @@ class OpenAITools:
         try:
             decision, queued, governed = await governor.aadmit(info)
         except ProposalError as exc:
-            if exc.field == "actor":
+            if not is_correctable(exc):
                 raise
             return call.answer(proposal_error_message(call.name, exc))
         if not decision.is_allowed and queued is None:

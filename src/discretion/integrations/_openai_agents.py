@@ -35,6 +35,7 @@ from discretion.integrations._call import (
     ToolCallInfo,
     agent_message,
     in_progress_message,
+    is_correctable,
     proposal_error_message,
     rejection_message,
 )
@@ -176,7 +177,9 @@ class AgentTools:
             info = self._info(tool, dict(arguments), call_id, ctx.context)
             try:
                 decision, queued, _ = await self.governor.aadmit(info)
-            except ProposalError:
+            except ProposalError as exc:
+                if not is_correctable(exc):
+                    raise
                 return False  # the guardrail refuses it, with a message the model can act on
             return decision.outcome is Outcome.ROUTE and queued is None
 
@@ -189,7 +192,7 @@ class AgentTools:
                 ctx.tool_name, ctx.tool_arguments, ctx.tool_call_id, ctx.context
             )
         except ProposalError as exc:
-            if exc.field == "actor":
+            if not is_correctable(exc):
                 raise
             message = proposal_error_message(ctx.tool_name, exc)
             return ToolGuardrailFunctionOutput.reject_content(message, {"error": str(exc)})
@@ -204,6 +207,8 @@ class AgentTools:
         try:
             decision, queued, governed = await self.governor.aadmit(info)
         except ProposalError as exc:
+            if not is_correctable(exc):
+                raise
             return proposal_error_message(tool, exc)
         # Fail closed even if the guardrail was taken off the tool.
         if not decision.is_allowed and queued is None:

@@ -36,6 +36,7 @@ from discretion.integrations._call import (
     ToolCallInfo,
     agent_message,
     in_progress_message,
+    is_correctable,
     proposal_error_message,
     rejection_message,
 )
@@ -124,7 +125,7 @@ class GovernedToolset(WrapperToolset[Any]):
         try:
             decision, queued, governed = await governor.aadmit(info)
         except ProposalError as exc:
-            if exc.field == "actor":
+            if not is_correctable(exc):
                 raise
             raise ModelRetry(proposal_error_message(name, exc)) from exc
         if decision.outcome is Outcome.ROUTE and queued is None:
