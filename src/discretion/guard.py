@@ -210,7 +210,8 @@ class Guard:
 
         Tools the pack governs come back as `GovernedTool`s with the same name, description and
         argument schema; the others come back untouched. An allowed call runs the tool once
-        per tool-call id (a retried or resumed call returns the first result); a routed call
+        per tool-call id within the LangGraph thread, or, in a run without one, per case, tool
+        and arguments (a retried or resumed call returns the first result); a routed call
         returns a `ToolMessage` with the approval id, a denied one an error `ToolMessage`.
         Needs the `langchain` extra.
 

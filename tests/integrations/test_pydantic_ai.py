@@ -192,6 +192,19 @@ async def test_a_rejected_call_never_runs_and_the_model_is_told_who_refused(guar
 
 
 @pytest.mark.anyio
+async def test_call_ids_are_keyed_within_their_conversation(guard):
+    shop = Shop()
+    agent, _ = agent_for(guard, shop)
+    for customer, amount in (("c-1", "40.00"), ("c-2", "30.00")):
+        turn = calls(("issue_refund", refund_args(amount, customer_id=customer), "call_0"))
+        model = scripted(turn, said("Done."))
+        result = await agent.run("refund", model=model, deps=DEPS, conversation_id=customer)
+        assert returns(result.all_messages())["call_0"] == f"refunded USD {amount}"
+    assert shop.refunds == ["40.00", "30.00"]
+    assert guard.executions.get("bot-1:issue_refund:c-2:call_0").result == "refunded USD 30.00"
+
+
+@pytest.mark.anyio
 async def test_a_tool_the_pack_neither_maps_nor_lists_is_refused_before_any_call(guard):
     toolset: FunctionToolset[Deps] = FunctionToolset()
 

@@ -3,7 +3,8 @@
 `GovernedToolset(toolset, guard=guard, actor=...)` decides each call to a tool the pack
 governs before the wrapped toolset runs it:
 
-- allowed: the tool runs once per tool-call id (a retried call returns the first result);
+- allowed: the tool runs once per tool-call id within the conversation (`conversation_id`,
+  which a run continuing the message history keeps): a retried call returns the first result;
 - denied: the model gets a failed tool result (`ToolFailed`) with the agent-facing text;
 - arguments that are not valid: the model is asked to correct them (`ModelRetry`);
 - routed: the call is deferred for approval (`ApprovalRequired`, with the approval id in its
@@ -121,7 +122,14 @@ class GovernedToolset(WrapperToolset[Any]):
         if not governor.governs(name):
             return await super().call_tool(name, tool_args, ctx, tool)
         sent: dict[str, Any] = to_jsonable_python(tool_args, fallback=str)
-        info = ToolCallInfo(tool=name, arguments=sent, call_id=ctx.tool_call_id, context=ctx.deps)
+        # Call ids are unique within a conversation; some models number them call_0 in each.
+        info = ToolCallInfo(
+            tool=name,
+            arguments=sent,
+            call_id=ctx.tool_call_id,
+            scope=ctx.conversation_id,
+            context=ctx.deps,
+        )
         try:
             decision, queued, governed = await governor.aadmit(info)
         except ProposalError as exc:
