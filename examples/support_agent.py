@@ -4,9 +4,10 @@ Run offline (a scripted chat model answers six sample tickets):
 
     python examples/support_agent.py
 
-With `OPENAI_API_KEY` set (and optionally `OPENAI_BASE_URL`, `OPENAI_MODEL`), a real model reads
-the same tickets. `--db sqlite:///support.db` keeps the ledger: run it twice and the second run
-replays each tool call by its id instead of moving money again.
+With `OPENAI_API_KEY` set (and optionally `OPENAI_BASE_URL`, `OPENAI_MODEL`) and
+`pip install langchain-openai`, a real model reads the same tickets. `--db sqlite:///support.db`
+keeps the ledger: run it twice and the second run replays each tool call by its id instead of
+moving money again.
 
 For every ticket it prints each tool call, the decision on it, what the tool returned, and what
 the agent told the customer. Then a supervisor approves the routed refund for a lower amount,
@@ -238,7 +239,7 @@ def scripted_turns(ticket: Ticket) -> Iterator[AIMessage]:
 def chat_model(ticket: Ticket) -> BaseChatModel:
     if not os.environ.get("OPENAI_API_KEY"):
         return ScriptedSupportModel(messages=scripted_turns(ticket))
-    from langchain_openai import ChatOpenAI  # installed with discretion[langchain]
+    from langchain_openai import ChatOpenAI  # pip install langchain-openai (in discretion[dev])
 
     return ChatOpenAI(
         model=os.environ.get("OPENAI_MODEL", "gpt-4o-mini"),
@@ -247,13 +248,15 @@ def chat_model(ticket: Ticket) -> BaseChatModel:
     )
 
 
-def show_turn(guard: Guard, messages: list[BaseMessage], *, has_run: bool) -> None:
+def show_turn(guard: Guard, thread: str, messages: list[BaseMessage], *, has_run: bool) -> None:
     for message in messages:
         if isinstance(message, AIMessage):
             for call in message.tool_calls:
                 args = ", ".join(f"{k}={v!r}" for k, v in call["args"].items())
                 print(f"  tool call   {call['name']}({args})")
-                decision = guard.store.find_decision(AGENT.id, f"{call['name']}:{call['id']}")
+                decision = guard.store.find_decision(
+                    AGENT.id, f"{call['name']}:{thread}:{call['id']}"
+                )
                 if decision is not None:
                     rules = ", ".join(decision.rules)
                     role = f" -> {decision.required_role}" if decision.required_role else ""
@@ -294,8 +297,11 @@ def main(argv: list[str] | None = None) -> int:
         agent = create_agent(chat_model(ticket), tools, system_prompt=SYSTEM_PROMPT)
         print(f"Ticket {ticket.case_id} ({ticket.customer_id}): {ticket.text}")
         ran_before = len(LEDGER)
-        result = agent.invoke({"messages": [HumanMessage(ticket_message(ticket))]})
-        show_turn(guard, result["messages"][1:], has_run=len(LEDGER) > ran_before)
+        # One thread per ticket: tool-call ids are unique within it.
+        thread = {"configurable": {"thread_id": ticket.case_id}}
+        result = agent.invoke({"messages": [HumanMessage(ticket_message(ticket))]}, thread)
+        messages = result["messages"][1:]
+        show_turn(guard, ticket.case_id, messages, has_run=len(LEDGER) > ran_before)
         print()
 
     for approval in guard.approvals.list(status="pending"):

@@ -210,7 +210,8 @@ class Guard:
 
         Tools the pack governs come back as `GovernedTool`s with the same name, description and
         argument schema; the others come back untouched. An allowed call runs the tool once
-        per tool-call id (a retried or resumed call returns the first result); a routed call
+        per tool-call id within the LangGraph thread, or, in a run without one, per case, tool
+        and arguments (a retried or resumed call returns the first result); a routed call
         returns a `ToolMessage` with the approval id, a denied one an error `ToolMessage`.
         Needs the `langchain` extra.
 
@@ -254,10 +255,13 @@ class Guard:
 
         An allowed call runs once per key and returns what the function returns; a denied call
         raises `CallDenied`, a routed one `CallRouted` (with `.approval_id`); both carry the
-        `.decision`. `fn.call(...)` returns a `GovernedResult` with the decision and result. A
-        function with an `idempotency_key` parameter receives the call's key (and a caller
-        who passes one chooses it); otherwise the key comes from the case, the function and
-        its arguments.
+        `.decision`. `fn.call(...)` returns a `GovernedResult` with the decision and result.
+
+        The key: by default from the case, the function and its arguments, so a retried call
+        replays the first result instead of running again. `fn.keyed("K-1:refund-2")(...)`
+        marks a new call with a key of its own (a second, legitimate identical refund on the
+        same case is decided anew); a function with an `idempotency_key` parameter receives
+        the call's key, and a caller who passes one chooses it.
 
         Example:
             ```python

@@ -203,3 +203,38 @@ async def test_async_functions_are_governed_too(guard):
     result = await refund_order.call("o-1", "40.00", "c-1", "case-1")
     assert result.is_replay
     assert ran == ["40.00"]
+
+
+def test_a_keyed_call_is_a_new_call_and_its_retry_replays(guard):
+    ran: list[str] = []
+    issue_refund = mapped_refund(guard, ran)
+    args = ("20.00", "USD", "c-1", "case-1", "o-1")
+    first = issue_refund.call(*args)
+    # The identical call again is a retry: it replays, and nothing is decided anew.
+    assert issue_refund.call(*args).is_replay
+    # A second, legitimate identical refund on the case is marked new by its own key.
+    second = issue_refund.keyed("case-1:refund-2").call(*args)
+    assert not second.is_replay
+    assert second.decision.id != first.decision.id
+    assert second.decision.idempotency_key == "issue_refund:case-1:refund-2"
+    assert issue_refund.keyed("case-1:refund-2").call(*args).is_replay
+    assert ran == ["20.00", "20.00"]
+    assert ledger_kinds(guard).count("decision") == 2
+    assert ledger_kinds(guard).count("execution.succeeded") == 2
+
+
+def test_a_keyed_call_that_routes_runs_once_after_approval(guard):
+    ran: list[str] = []
+    issue_refund = mapped_refund(guard, ran).keyed("case-1:refund-3")
+    with pytest.raises(CallRouted) as caught:
+        issue_refund("60.00", "USD", "c-1", "case-1", "o-1")
+    guard.approvals.approve(caught.value.approval_id, approver=MARIA, note="ok")
+    assert issue_refund("60.00", "USD", "c-1", "case-1", "o-1") == "refunded 60.00"
+    assert issue_refund("60.00", "USD", "c-1", "case-1", "o-1") == "refunded 60.00"
+    assert ran == ["60.00"]
+
+
+def test_a_key_must_be_text(guard):
+    issue_refund = mapped_refund(guard, [])
+    with pytest.raises(ProposalError, match="non-empty text"):
+        issue_refund.keyed(" ")

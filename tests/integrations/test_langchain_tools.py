@@ -49,6 +49,9 @@ class Tools:
         self.lookup_order = lookup_order
 
 
+THREAD = {"configurable": {"thread_id": "t-1"}}
+
+
 def call(args: dict[str, Any], call_id: str = "call-1", name: str = "issue_refund") -> dict:
     return {"type": "tool_call", "name": name, "args": args, "id": call_id}
 
@@ -80,23 +83,23 @@ def test_an_ungoverned_tool_passes_through_untouched(guard, tools):
 
 def test_an_allowed_call_runs_once_and_a_retry_returns_the_first_result(guard, tools):
     [refund] = guard.wrap_tools([tools.issue_refund], actor=BOT)
-    first = refund.invoke(call(refund_args()))
-    again = refund.invoke(call(refund_args()))
+    first = refund.invoke(call(refund_args()), THREAD)
+    again = refund.invoke(call(refund_args()), THREAD)
     assert isinstance(first, ToolMessage)
     assert first.content == "refunded USD 40.00 (ref rf-1)"
     assert first.tool_call_id == "call-1"
     assert again.content == first.content
     assert again.tool_call_id == "call-1"
-    assert tools.refunds == [{"amount": "40.00", "key": "bot-1:issue_refund:call-1"}]
+    assert tools.refunds == [{"amount": "40.00", "key": "bot-1:issue_refund:t-1:call-1"}]
     assert ledger_kinds(guard) == ["decision", "execution.started", "execution.succeeded"]
-    execution = guard.executions.get("bot-1:issue_refund:call-1")
+    execution = guard.executions.get("bot-1:issue_refund:t-1:call-1")
     assert execution.result == "refunded USD 40.00 (ref rf-1)"
     assert guard.store.verify() == 3
 
 
 def test_a_routed_call_never_runs_and_returns_the_approval_id(guard, tools):
     [refund] = guard.wrap_tools([tools.issue_refund], actor=BOT)
-    message = refund.invoke(call(refund_args("60.00")))
+    message = refund.invoke(call(refund_args("60.00")), THREAD)
     assert tools.refunds == []
     assert message.status == "success"
     approval_id = message.artifact["approval_id"]
@@ -111,7 +114,7 @@ def test_a_routed_call_never_runs_and_returns_the_approval_id(guard, tools):
 def test_a_denied_call_never_runs_and_returns_an_error_message(make_guard, tools):
     guard = make_guard(good_facts(**{"customer.fraud_flag": True}))
     [refund] = guard.wrap_tools([tools.issue_refund], actor=BOT)
-    message = refund.invoke(call(refund_args()))
+    message = refund.invoke(call(refund_args()), THREAD)
     assert tools.refunds == []
     assert message.status == "error"
     assert message.artifact["outcome"] == "deny"
@@ -122,7 +125,7 @@ def test_a_denied_call_never_runs_and_returns_an_error_message(make_guard, tools
 
 def test_an_approved_routed_call_runs_once_through_the_outbox(guard, tools):
     [refund] = guard.wrap_tools([tools.issue_refund], actor=BOT)
-    routed = refund.invoke(call(refund_args("60.00")))
+    routed = refund.invoke(call(refund_args("60.00")), THREAD)
     approval_id = routed.artifact["approval_id"]
     guard.approvals.approve(
         approval_id, approver=MARIA, note="long-standing customer", amount=Money.of("50", "USD")
@@ -130,18 +133,41 @@ def test_an_approved_routed_call_runs_once_through_the_outbox(guard, tools):
     [done] = guard.executions.run_pending(tool_callables([refund]))
     assert done.result == "refunded USD 50.00 (ref rf-1)"
     # The agent retrying the same call gets the stored result; nothing runs again.
-    retried = refund.invoke(call(refund_args("60.00")))
+    retried = refund.invoke(call(refund_args("60.00")), THREAD)
     assert retried.content == "refunded USD 50.00 (ref rf-1)"
     assert guard.executions.run_pending(tool_callables([refund])) == []
-    assert tools.refunds == [{"amount": "50.00", "key": "bot-1:issue_refund:call-1"}]
+    assert tools.refunds == [{"amount": "50.00", "key": "bot-1:issue_refund:t-1:call-1"}]
 
 
-def test_the_same_call_id_with_other_arguments_is_an_error(guard, tools):
+def test_the_same_call_id_with_other_arguments_in_a_thread_is_an_error_message(guard, tools):
     [refund] = guard.wrap_tools([tools.issue_refund], actor=BOT)
-    refund.invoke(call(refund_args()))
-    with pytest.raises(ProposalError, match="already used for a different proposal"):
-        refund.invoke(call(refund_args("45.00")))
+    refund.invoke(call(refund_args()), THREAD)
+    message = refund.invoke(call(refund_args("45.00")), THREAD)
+    assert message.status == "error"
+    assert "already used for a different proposal" in message.content
+    assert message.content.startswith("The call to issue_refund was not made")
     assert len(tools.refunds) == 1
+
+
+def test_without_a_thread_a_reused_call_id_with_other_arguments_is_a_new_call(guard, tools):
+    # A stateless agent whose model numbers its calls call_0 in every run.
+    [refund] = guard.wrap_tools([tools.issue_refund], actor=BOT)
+    first = refund.invoke(call(refund_args(), call_id="call_0"))
+    other = refund.invoke(call(refund_args("30.00", customer_id="c-2"), call_id="call_0"))
+    again = refund.invoke(call(refund_args(), call_id="call_0"))
+    assert first.content == again.content == "refunded USD 40.00 (ref rf-1)"
+    assert other.content == "refunded USD 30.00 (ref rf-2)"
+    assert [r["amount"] for r in tools.refunds] == ["40.00", "30.00"]
+
+
+def test_a_bad_argument_comes_back_as_an_error_the_model_can_correct(guard, tools):
+    [refund] = guard.wrap_tools([tools.issue_refund], actor=BOT)
+    message = refund.invoke(call(refund_args(currency="EUR")), THREAD)
+    assert message.status == "error"
+    assert "EUR" in message.content
+    assert message.artifact["error"] == "proposal"
+    assert tools.refunds == []
+    assert ledger_kinds(guard) == []
 
 
 def test_without_a_call_id_the_key_comes_from_case_tool_and_arguments(guard, tools):
@@ -191,9 +217,10 @@ def test_a_listed_read_only_tool_comes_back_untouched(guard, tools):
 
 def test_the_actor_and_case_can_come_from_the_run_config(guard, tools):
     [refund] = guard.wrap_tools([tools.issue_refund])
-    config = {"configurable": {"discretion_actor": {"id": "bot-7", "role": "ai_agent"}}}
+    actor = {"id": "bot-7", "role": "ai_agent"}
+    config = {"configurable": {"discretion_actor": actor, "thread_id": "t-1"}}
     refund.invoke(call(refund_args()), config)
-    decision = guard.store.find_decision("bot-7", "issue_refund:call-1")
+    decision = guard.store.find_decision("bot-7", "issue_refund:t-1:call-1")
     assert decision is not None
     assert decision.actor_id == "bot-7"
     assert decision.outcome is Outcome.ALLOW
@@ -202,7 +229,7 @@ def test_the_actor_and_case_can_come_from_the_run_config(guard, tools):
 def test_a_call_without_an_actor_is_a_configuration_error(guard, tools):
     [refund] = guard.wrap_tools([tools.issue_refund])
     with pytest.raises(ConfigurationError, match="no actor to propose it"):
-        refund.invoke(call(refund_args()))
+        refund.invoke(call(refund_args()), THREAD)
     assert tools.refunds == []
 
 
@@ -262,22 +289,22 @@ def test_a_tool_that_answers_with_an_error_is_recorded_failed_and_may_be_retried
 
     issue_refund.handle_tool_error = True
     [refund] = guard.wrap_tools([issue_refund], actor=BOT)
-    failed = refund.invoke(call(refund_args()))
+    failed = refund.invoke(call(refund_args()), THREAD)
     assert failed.status == "error"
     assert failed.content == "card network timeout"
-    execution = guard.executions.get("bot-1:issue_refund:call-1")
+    execution = guard.executions.get("bot-1:issue_refund:t-1:call-1")
     assert execution.status == "failed"
     assert execution.error == "ToolReportedError: card network timeout"
-    retried = refund.invoke(call(refund_args()))
+    retried = refund.invoke(call(refund_args()), THREAD)
     assert retried.content == "refunded"
-    assert guard.executions.get("bot-1:issue_refund:call-1").attempts == 2
-    assert refund.invoke(call(refund_args())).content == "refunded"
+    assert guard.executions.get("bot-1:issue_refund:t-1:call-1").attempts == 2
+    assert refund.invoke(call(refund_args()), THREAD).content == "refunded"
     assert attempts == ["40.00", "40.00"]
 
 
 def test_an_actor_that_is_not_valid_is_a_proposal_error(guard, tools):
     [refund] = guard.wrap_tools([tools.issue_refund], actor={"id": "bot-1"})
     with pytest.raises(ProposalError, match="the actor is not valid") as caught:
-        refund.invoke(call(refund_args()))
+        refund.invoke(call(refund_args()), THREAD)
     assert caught.value.field == "actor"
     assert tools.refunds == []

@@ -146,6 +146,16 @@ def test_a_denied_call_never_runs(make_guard, functions):
     assert done.output["content"].startswith("Not permitted: refund of USD 40.00")
 
 
+def test_a_bad_argument_is_answered_with_a_message_the_model_can_correct(guard, functions):
+    tools = OpenAITools(guard, functions.registry(), actor=BOT)
+    arguments = refund_args(currency="EUR")
+    [done] = tools.outcomes([chat_call("call_1", "issue_refund", arguments)])
+    assert done.output["content"].startswith("The call to issue_refund was not made")
+    assert "EUR" in done.output["content"]
+    assert functions.refunds == []
+    assert ledger_kinds(guard) == []
+
+
 def test_responses_api_items_get_function_call_outputs(guard, functions, client, http):
     http.post(f"{BASE_URL}/responses").mock(
         return_value=httpx.Response(

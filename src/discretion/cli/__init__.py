@@ -12,6 +12,7 @@ from discretion.cli._check import check
 from discretion.cli._db import db_app
 from discretion.cli._evals import eval_suites, replay_ledger
 from discretion.cli._ledger import ledger_app
+from discretion.cli._mcp import mcp
 from discretion.cli._pack import pack_app
 from discretion.cli._precedent import precedent_app
 from discretion.cli._serve import serve
@@ -28,6 +29,7 @@ app.command()(serve)
 app.command()(check)
 app.command("eval")(eval_suites)
 app.command("replay")(replay_ledger)
+app.command()(mcp)
 app.add_typer(pack_app, name="pack")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(approvals_app, name="approvals")

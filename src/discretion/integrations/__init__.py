@@ -4,7 +4,11 @@
   `DiscretionMiddleware(guard)` for `langchain.agents.create_agent` (needs the `langchain` extra;
   those names load on first use).
 - OpenAI: `OpenAITools(guard, functions)` answers Chat Completions and Responses tool calls.
+- OpenAI Agents SDK: `AgentTools(guard).wrap(tools)` (needs the `openai-agents` extra).
+- Pydantic AI: `GovernedToolset(toolset, guard=guard)` (needs the `pydantic-ai` extra).
 - Any Python function: `@guard.governed(action="refund")`.
+- MCP: `discretion mcp` serves a gateway in front of an MCP server (`discretion.integrations._mcp`,
+  needs the `mcp` extra).
 
 Every front-end turns a tool call into a proposal, decides it, and runs an allowed call once per
 idempotency key (the framework's call id, or the case, the tool and the canonical arguments)
@@ -33,22 +37,25 @@ from discretion.integrations._setup import check_tool, check_tools
 
 if TYPE_CHECKING:
     from discretion.integrations._langchain import (
-        ApprovalAnswer,
         DiscretionMiddleware,
         GovernedTool,
+        review_request,
         tool_callables,
     )
+    from discretion.integrations._openai_agents import AgentTools
+    from discretion.integrations._pydantic_ai import GovernedToolset
 
 __all__ = [
     "ActorSource",
     "Admission",
-    "ApprovalAnswer",
+    "AgentTools",
     "AsyncGovernedFunction",
     "CallSources",
     "DiscretionMiddleware",
     "GovernedFunction",
     "GovernedResult",
     "GovernedTool",
+    "GovernedToolset",
     "Governor",
     "OpenAITools",
     "RationaleSource",
@@ -59,14 +66,25 @@ __all__ = [
     "call_key",
     "check_tool",
     "check_tools",
+    "review_request",
     "tool_callables",
 ]
 
-_LANGCHAIN = {"ApprovalAnswer", "DiscretionMiddleware", "GovernedTool", "tool_callables"}
+_LANGCHAIN = {"DiscretionMiddleware", "GovernedTool", "review_request", "tool_callables"}
 
 
 def __getattr__(name: str) -> Any:
-    # LangChain names import langchain, which only the `langchain` extra installs.
+    # These names import their framework, which only its extra installs.
+    if name == "AgentTools":
+        from discretion.integrations import _openai_agents
+
+        _openai_agents.AgentTools.__module__ = __name__
+        return _openai_agents.AgentTools
+    if name == "GovernedToolset":
+        from discretion.integrations import _pydantic_ai
+
+        _pydantic_ai.GovernedToolset.__module__ = __name__
+        return _pydantic_ai.GovernedToolset
     if name in _LANGCHAIN:
         from discretion.integrations import _langchain
 

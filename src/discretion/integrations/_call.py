@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeAlias, TypeVar
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
+from discretion.approvals import Approval
 from discretion.decision import Decision, Outcome
 from discretion.errors import ConfigurationError, ExecutionError, ProposalError
 from discretion.execution import Execution, ExecutionStatus
@@ -59,6 +60,12 @@ class ToolCallInfo:
     """The arguments the model gave, as JSON (framework-injected values left out)."""
     call_id: str | None = None
     """The framework's id for this call (LangChain's `tool_call_id`, OpenAI's `call_id`)."""
+    scope: str | None = None
+    """What the call id is unique within (a LangGraph thread or run), when it is not unique on
+    its own: some models number their calls `call_0`, `call_1` in every conversation."""
+    is_call_id_unique: bool = True
+    """False when the framework may reuse the call id for another call and no `scope` is known
+    (a LangGraph run without a thread or run id): the key then comes from the arguments."""
     config: Mapping[str, Any] = field(default_factory=dict)
     """The run's configuration (a LangChain `RunnableConfig`), when there is one."""
     state: Any = None
@@ -107,15 +114,14 @@ def _validated(model: type[_M], value: object, info: ToolCallInfo, name: str) ->
 def call_key(info: ToolCallInfo, case_id: str | None) -> str:
     """The idempotency key of a tool call.
 
-    From the framework's call id when there is one (with the LangGraph thread, when the run has
-    one: some models number their calls `call_0`, `call_1` in every conversation); otherwise
-    from the case, the tool and the canonical arguments, so a retried call gets the same key
-    and a new call a new one.
+    From the framework's call id when there is one, within its `scope` (the LangGraph thread
+    or run) when it has one. Otherwise, and when the call id may be reused with no scope to
+    tell the calls apart, from the case, the tool and the canonical arguments: a retried call
+    gets the same key (and replays), a call with other arguments a new one.
     """
-    if info.call_id:
-        configurable = info.config.get("configurable") if info.config else None
-        thread = configurable.get("thread_id") if isinstance(configurable, Mapping) else None
-        key = f"{info.tool}:{thread}:{info.call_id}" if thread else f"{info.tool}:{info.call_id}"
+    if info.call_id and (info.scope or info.is_call_id_unique):
+        scope = f"{info.scope}:" if info.scope else ""
+        key = f"{info.tool}:{scope}{info.call_id}"
         if len(key) <= 200:
             return key
     return f"{info.tool}:{case_id or '-'}:{digest(info.arguments)[:40]}"[-200:]
@@ -136,6 +142,36 @@ def agent_message(decision: Decision) -> str:
             return decision.explanation
         case Outcome.ALLOW | Outcome.ALLOW_EXCEPTION:
             return decision.explanation
+
+
+def is_correctable(exc: ProposalError) -> bool:
+    """Whether the model can correct what is wrong by calling again with other arguments.
+
+    Not when the actor is at fault (one configured, or found in the run, that the pack does not
+    know): that is a set-up mistake, and every call would fail the same way.
+    """
+    return not (exc.field == "actor" or (exc.field or "").startswith("actor."))
+
+
+def proposal_error_message(tool: str, exc: ProposalError) -> str:
+    """What the agent is told when its call could not be decided: its arguments are not valid."""
+    return (
+        f"The call to {tool} was not made: {str(exc).rstrip('.')}. Correct the arguments and call"
+        " again, or tell the customer it cannot be done."
+    )
+
+
+def rejection_message(approval: Approval) -> str:
+    """What the agent is told when a person rejected (or let expire) its routed call."""
+    who = approval.decided_by or "an approver"
+    role = approval.decided_role
+    note = approval.note
+    return (
+        f"The request for {approval.action} was {approval.status.value} by {who}"
+        + (f" ({role})" if role else "")
+        + (f": {note}" if note else "")
+        + ". Do not run the action; tell the customer it cannot be done."
+    )
 
 
 def in_progress_message(exc: ExecutionError) -> str:

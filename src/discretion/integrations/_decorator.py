@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 from collections.abc import Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar, cast, overload
 
 from pydantic_core import to_jsonable_python
 
 from discretion.decision import Decision, Outcome
-from discretion.errors import CallDenied, CallRouted
+from discretion.errors import CallDenied, CallRouted, ProposalError
 from discretion.integrations._call import (
     KEY_ARGUMENT,
     ActorSource,
@@ -73,11 +74,35 @@ class _Governed(Generic[P, R]):
         self._takes_key = KEY_ARGUMENT in self._signature.parameters
         # Checked now, not at the first call: an unmapped function never runs ungoverned.
         self._is_governed = governor.check(tool, parameters_of(function))
+        self._key: str | None = None
         functools.update_wrapper(cast("Any", self), function)
+
+    def keyed(self, key: str) -> Self:
+        """The same function, whose calls carry `key` as their idempotency key.
+
+        Without a key, a call is keyed by its case, the function and its arguments, so an
+        identical call on the same case is a retry: it replays the first result. A second,
+        legitimate identical call (another refund of the same amount on the same case) is
+        marked new by a key of its own: `refund.keyed("K-1:refund-2")(...)` is decided anew
+        and runs once; called again with the same key, it is a retry and replays.
+
+        Raises:
+            ProposalError: the key is empty or not text.
+        """
+        if not isinstance(key, str) or not key.strip():
+            raise ProposalError(
+                f"{self._tool}.keyed(): the key must be non-empty text, such as"
+                f' "K-1:refund-2"; got {key!r}',
+                field="idempotency_key",
+            )
+        marked = copy.copy(self)
+        marked._key = key
+        return marked
 
     def _prepare(self, args: Any, kwargs: Any) -> tuple[_Bound, ToolCallInfo]:
         bound = _Bound(self._signature, args, kwargs)
-        return bound, ToolCallInfo(tool=self._tool, arguments=bound.arguments, call_id=bound.key)
+        key = bound.key if bound.key is not None else self._key
+        return bound, ToolCallInfo(tool=self._tool, arguments=bound.arguments, call_id=key)
 
     def _runnable(self, bound: _Bound, arguments: dict[str, Any], key: str) -> Any:
         """What the function returns (a coroutine, for an async one), called as approved."""

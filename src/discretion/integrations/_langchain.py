@@ -6,18 +6,19 @@ Needs the `langchain` extra: `pip install 'discretion[langchain]'`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, cast
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from discretion.approvals import Approval, ApprovalStatus
 from discretion.decision import Decision, Outcome
-from discretion.errors import ConfigurationError, ExecutionError, ProposalError
+from discretion.errors import ApprovalError, ConfigurationError, ExecutionError, ProposalError
 from discretion.execution import Execution, ToolCallable
 from discretion.integrations._call import (
     KEY_ARGUMENT,
     ActorSource,
+    Admission,
     GovernedResult,
     Governor,
     RationaleSource,
@@ -25,9 +26,13 @@ from discretion.integrations._call import (
     ToolCallInfo,
     agent_message,
     in_progress_message,
+    is_correctable,
+    proposal_error_message,
+    rejection_message,
 )
 from discretion.integrations._setup import parameters_of
 from discretion.money import Money
+from discretion.pipeline import read_arguments
 from discretion.proposal import Actor
 
 try:
@@ -35,6 +40,8 @@ try:
     from langchain_core.messages import ToolMessage
     from langchain_core.runnables import RunnableConfig
     from langchain_core.tools import BaseTool
+    from langgraph.config import get_config
+    from langgraph.constants import CONFIG_KEY_CHECKPOINTER
     from langgraph.prebuilt.tool_node import ToolCallRequest
     from langgraph.types import Command, interrupt
 except ModuleNotFoundError as exc:  # pragma: no cover - exercised without the extra only
@@ -48,15 +55,12 @@ if TYPE_CHECKING:
     from discretion.guard import Guard
 
 __all__ = [
-    "ApprovalAnswer",
     "DiscretionMiddleware",
     "GovernedTool",
+    "review_request",
     "tool_callables",
     "wrap_tools",
 ]
-
-INTERRUPT_KIND = "discretion.approval"
-"""The `type` of the value `DiscretionMiddleware` interrupts with."""
 
 
 def _model_fields(tool: BaseTool | None) -> set[str] | None:
@@ -127,6 +131,29 @@ def _refusal(decision: Decision, call_id: str, tool: str, text: str | None = Non
         status="error" if decision.outcome is Outcome.DENY else "success",
         artifact=_decision_artifact(decision),
     )
+
+
+def _invalid(info: ToolCallInfo, exc: ProposalError) -> ToolMessage:
+    """A call that could not be decided, as an error the model can correct.
+
+    An actor that is not valid is a set-up mistake no model can correct: it propagates.
+    """
+    if not is_correctable(exc):
+        raise exc
+    return ToolMessage(
+        content=proposal_error_message(info.tool, exc),
+        tool_call_id=info.call_id or "",
+        name=info.tool,
+        status="error",
+        artifact={"error": "proposal", "field": exc.field},
+    )
+
+
+def _scope(config: Mapping[str, Any] | None) -> str | None:
+    """The LangGraph thread a call id is unique within, when the run has one."""
+    configurable = config.get("configurable") if config else None
+    thread = configurable.get("thread_id") if isinstance(configurable, Mapping) else None
+    return str(thread) if thread else None
 
 
 def _replayed(result: GovernedResult, call_id: str | None, tool: str) -> Any:
@@ -207,7 +234,14 @@ class GovernedTool(BaseTool):
         self, tool_input: Any, config: RunnableConfig | None
     ) -> tuple[ToolCallInfo, dict[str, Any]]:
         call_id, arguments, visible = self._split(tool_input)
-        info = ToolCallInfo(tool=self.name, arguments=visible, call_id=call_id, config=config or {})
+        info = ToolCallInfo(
+            tool=self.name,
+            arguments=visible,
+            call_id=call_id,
+            scope=_scope(config),
+            is_call_id_unique=False,
+            config=config or {},
+        )
         return info, arguments
 
     def _input(
@@ -230,7 +264,12 @@ class GovernedTool(BaseTool):
         """Decide the call; run the inner tool once when allowed."""
         info, arguments = self._prepare(input, config)
         governor: Governor = self.governor
-        decision, queued, governed = governor.admit(info)
+        try:
+            decision, queued, governed = governor.admit(info)
+        except ProposalError as exc:
+            if info.call_id is None:
+                raise
+            return _invalid(info, exc)
         if not decision.is_allowed and queued is None:
             return self._answer(decision, info)
 
@@ -259,7 +298,12 @@ class GovernedTool(BaseTool):
         """`invoke` for async agents."""
         info, arguments = self._prepare(input, config)
         governor: Governor = self.governor
-        decision, queued, governed = await governor.aadmit(info)
+        try:
+            decision, queued, governed = await governor.aadmit(info)
+        except ProposalError as exc:
+            if info.call_id is None:
+                raise
+            return _invalid(info, exc)
         if not decision.is_allowed and queued is None:
             return self._answer(decision, info)
 
@@ -347,51 +391,119 @@ def tool_callables(tools: Sequence[BaseTool]) -> dict[str, ToolCallable]:
     return {tool.name: callable_for(tool) for tool in tools}
 
 
-class ApprovalAnswer(BaseModel):
-    """How an approver answers an interrupted call; resume with `Command(resume=answer)`.
+REVIEW_DECISIONS = ("approve", "edit", "reject")
+"""The decisions of LangChain's human-in-the-loop format a routed call accepts."""
 
-    Example:
-        ```python
-        agent.invoke(Command(resume={"approve": True, "approver": {"id": "maria",
-                     "role": "tier2", "is_ai": False}, "note": "photos show the damage",
-                     "amount": "30.00"}), config)
-        ```
-    """
+_NO_NOTE = "{} in LangChain's human-in-the-loop review, without a note"
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    approve: bool
-    """True to approve, False to reject."""
+class _Answer(NamedTuple):
+    """An approver's decision on an interrupted call, read from LangChain's HITL format."""
+
+    kind: str
     approver: Actor
-    """Who answers: recorded with the approval, and checked for authority."""
-    note: str = ""
-    """Why; recorded with the approval."""
-    amount: Money | str | None = None
-    """An edited amount (only lower), in the pack's currency when given as text."""
+    note: str
+    amount: Money | None
+
+
+def review_request(
+    decision: Decision, info: ToolCallInfo, error: str | None = None
+) -> dict[str, Any]:
+    """The interrupt value for a routed call: a LangChain `HITLRequest` for one action.
+
+    Inboxes built for `HumanInTheLoopMiddleware` show it as they show their own; `discretion`
+    carries the approval id, the role that must decide, the amount and the rules, and `error`
+    why the last answer was not accepted, when it was not.
+    """
+    amount = decision.amount.to_json() if decision.amount is not None else None
+    refused = f"The last answer was not accepted: {error} " if error else ""
+    return {
+        "action_requests": [
+            {
+                "name": info.tool,
+                "args": info.arguments,
+                "description": (
+                    f"{refused}{decision.explanation} Approval id: {decision.id}. Needs a"
+                    f" {decision.required_role}; an edit may only lower the amount."
+                ),
+            }
+        ],
+        "review_configs": [{"action_name": info.tool, "allowed_decisions": list(REVIEW_DECISIONS)}],
+        "discretion": {
+            "approval_id": decision.id,
+            "action": decision.action,
+            "amount": amount,
+            "required_role": decision.required_role,
+            "rules": list(decision.rules),
+            "explanation": decision.explanation,
+            "error": error,
+        },
+    }
+
+
+def _where(decision: Decision, info: ToolCallInfo) -> str:
+    return f"resuming {info.tool!r} (approval {decision.id})"
+
+
+def _one_decision(raw: Any, decision: Decision, info: ToolCallInfo) -> Mapping[str, Any]:
+    """The one decision of a resume value: `{"decisions": [d]}` (batched) or `d` (per call)."""
+    if isinstance(raw, Mapping) and "decisions" in raw:
+        decisions = raw["decisions"]
+        if not isinstance(decisions, list) or len(decisions) != 1:
+            raise ApprovalError(
+                f"{_where(decision, info)}: 'decisions' must hold exactly one decision, for the"
+                f" one call that was interrupted; got {decisions!r}"
+            )
+        raw = decisions[0]
+    if not isinstance(raw, Mapping) or raw.get("type") not in REVIEW_DECISIONS:
+        raise ApprovalError(
+            f"{_where(decision, info)}: resume with LangChain's human-in-the-loop decision,"
+            ' {"decisions": [{"type": "approve"}]}, or "edit" with "edited_action", or "reject"'
+            f' with a "message"; got {raw!r}'
+        )
+    return raw
 
 
 class DiscretionMiddleware(AgentMiddleware):
-    """LangChain v1 agent middleware that governs the tool calls the pack governs.
+    """LangChain v1 agent middleware that decides the agent's tool calls before they run.
 
-    Tools the pack does not govern run untouched. Allowed calls run once per tool-call id;
-    denied calls return an error `ToolMessage`. Routed calls:
+    Which calls are decided: those the pack governs (every tool but its `ungoverned_tools`),
+    narrowed by `tools=` or `exclude=`; a tool the pack maps is decided whatever the filter
+    says. Allowed calls run once per idempotency key; denied calls return an error
+    `ToolMessage`; a call whose arguments are not valid (a currency the pack does not use, a
+    reused call id) returns an error `ToolMessage` the model can correct. Routed calls:
 
     - `mode="async"`: return a `ToolMessage` with the approval id; once a person approves,
       the approval queues the call and `guard.executions.run_pending(tool_callables(tools))`
       runs it (or the agent's retry of the same call runs it).
-    - `mode="interactive"`: pause the run with LangGraph `interrupt()` (the agent needs a
-      checkpointer); resume with `Command(resume=ApprovalAnswer(...).model_dump())`. The
-      answer is recorded through `guard.approvals` with the approver, and an approved call runs
-      once with the approved arguments (an edited amount included).
+    - `mode="interactive"`: pause the run with LangGraph `interrupt()` and a LangChain
+      `HITLRequest` (the agent needs a checkpointer); resume with its decision format,
+      `Command(resume={"decisions": [{"type": "approve"}]})` ("edit" with an
+      `edited_action` that only lowers the amount, "reject" with a `message`). The approver
+      is the decision's `approver`, else the resuming run's
+      `configurable["discretion_approver"]`; the answer is recorded through
+      `guard.approvals`, and an approved call runs once with the approved arguments. An
+      answer that cannot be recorded pauses the run again, its reason in the request's
+      `discretion.error` (and the description), for a corrected answer.
+
+    Idempotency keys come from the tool-call id within the LangGraph thread (or the run, given
+    a `run_id` and no thread). A run with neither keys each call by its case, tool and
+    arguments: a repeated identical call replays the first result instead of running again.
 
     Args:
         guard: decides and records.
         mode: what a routed call does: "async" or "interactive".
+        tools: decide only calls to these tools (names or langchain-core tools).
+        exclude: never decide calls to these tools (read-only look-ups the pack does not map).
         actor: who proposes the calls (see `ActorSource`); by default the run's
             `configurable["discretion_actor"]` or the runtime context's `actor`.
         case_id: the support case, when the tools' arguments do not carry it.
         customer_id: the customer, when the tools' arguments do not carry it.
         rationale: why; by default the tool's own `reason` and `rationale` arguments.
+
+    Raises:
+        ConfigurationError: an unknown mode; both `tools` and `exclude`; `exclude` naming a
+            tool the pack maps; a `tools` entry the pack cannot decide (see `check_tool`).
     """
 
     def __init__(
@@ -399,6 +511,8 @@ class DiscretionMiddleware(AgentMiddleware):
         guard: Guard,
         *,
         mode: Literal["async", "interactive"] = "async",
+        tools: Sequence[str | BaseTool] | None = None,
+        exclude: Collection[str] | None = None,
         actor: ActorSource = None,
         case_id: TextSource = None,
         customer_id: TextSource = None,
@@ -412,15 +526,63 @@ class DiscretionMiddleware(AgentMiddleware):
         self.governor = Governor(
             guard, actor=actor, case_id=case_id, customer_id=customer_id, rationale=rationale
         )
+        self._only, self._exclude = self._filter(tools, exclude)
+
+    def _filter(
+        self, tools: Sequence[str | BaseTool] | None, exclude: Collection[str] | None
+    ) -> tuple[frozenset[str] | None, frozenset[str]]:
+        if tools is not None and exclude is not None:
+            raise ConfigurationError(
+                "DiscretionMiddleware: give tools= (the tools to decide) or exclude= (the tools"
+                " to leave alone), not both"
+            )
+        mapped = self.guard.pack.tools
+        skipped = frozenset(exclude or ())
+        if isinstance(exclude, str):
+            skipped = frozenset([exclude])
+        moving = sorted(skipped & set(mapped))
+        if moving:
+            raise ConfigurationError(
+                f"DiscretionMiddleware: exclude= names {', '.join(moving)}, which pack"
+                f" {self.guard.pack.name!r} maps to an action: its calls are always decided."
+                " Remove it from exclude="
+            )
+        if tools is None:
+            return None, skipped
+        only: set[str] = set()
+        for item in tools:
+            name = item if isinstance(item, str) else getattr(item, "name", None)
+            if not isinstance(name, str):
+                raise ConfigurationError(
+                    f"DiscretionMiddleware: tools= takes tool names or langchain-core tools;"
+                    f" got {item!r}"
+                )
+            parameters = None if isinstance(item, str) else parameters_of(item)
+            if self.governor.check(name, parameters):
+                only.add(name)
+        return frozenset(only), skipped
+
+    def governs(self, tool: str) -> bool:
+        """Whether the middleware decides calls to `tool`."""
+        if tool in self.guard.pack.tools:
+            return True
+        if tool in self._exclude or (self._only is not None and tool not in self._only):
+            return False
+        return self.governor.governs(tool)
 
     def _info(self, request: ToolCallRequest) -> ToolCallInfo:
         call = request.tool_call
         runtime = request.runtime
+        config: Mapping[str, Any] = getattr(runtime, "config", None) or {}
+        execution = getattr(runtime, "execution_info", None)
+        scope = _scope(config) or getattr(execution, "run_id", None)
         return ToolCallInfo(
             tool=call["name"],
             arguments=_visible(request.tool, call["args"]),
             call_id=call.get("id"),
-            config=getattr(runtime, "config", None) or {},
+            scope=scope,
+            is_call_id_unique=False,
+            config=config,
             state=request.state,
             context=getattr(runtime, "context", None),
         )
@@ -435,51 +597,163 @@ class DiscretionMiddleware(AgentMiddleware):
 
     # Interactive approvals -------------------------------------------------------------------
 
-    @staticmethod
-    def _question(decision: Decision, info: ToolCallInfo) -> dict[str, Any]:
-        return {
-            "type": INTERRUPT_KIND,
-            "approval_id": decision.id,
-            "tool": info.tool,
-            "arguments": info.arguments,
-            "action": decision.action,
-            "amount": decision.amount.to_json() if decision.amount is not None else None,
-            "required_role": decision.required_role,
-            "rules": list(decision.rules),
-            "explanation": decision.explanation,
-        }
+    def _check_checkpointer(self) -> None:
+        if self.mode != "interactive":
+            return
+        configurable = get_config().get("configurable") or {}
+        if configurable.get(CONFIG_KEY_CHECKPOINTER) is None:
+            raise ConfigurationError(
+                "DiscretionMiddleware(mode='interactive') pauses routed calls until a person"
+                " answers, which needs a checkpointer: create_agent(...,"
+                " checkpointer=InMemorySaver()) (or a persistent saver), and run it with a"
+                ' thread: {"configurable": {"thread_id": ...}}. Or use mode="async"'
+            )
 
-    def _record_answer(self, decision: Decision, raw: Any) -> Approval:
-        answer = ApprovalAnswer.model_validate(raw)
+    def before_agent(self, state: Any, runtime: Any) -> dict[str, Any] | None:
+        """Refuse to start an interactive run that could never be resumed."""
+        self._check_checkpointer()
+        return None
+
+    async def abefore_agent(self, state: Any, runtime: Any) -> dict[str, Any] | None:
+        """`before_agent` for async agents."""
+        self._check_checkpointer()
+        return None
+
+    def _read_answer(self, decision: Decision, info: ToolCallInfo, raw: Any) -> _Answer:
+        """The approver's decision, checked: who, why, and any lowered amount."""
+        chosen = _one_decision(raw, decision, info)
+        kind = str(chosen["type"])
+        where = _where(decision, info)
+        source = chosen.get("approver")
+        if source is None:
+            configurable = info.config.get("configurable") if info.config else None
+            if isinstance(configurable, Mapping):
+                source = configurable.get("discretion_approver")
+        if source is None:
+            raise ApprovalError(
+                f"{where}: no approver. Put the person's {{'id', 'role'}} in the resuming run's"
+                ' configurable["discretion_approver"], or in the decision\'s "approver"'
+            )
+        try:
+            approver = source if isinstance(source, Actor) else Actor.model_validate(source)
+        except ValidationError as exc:
+            raise ApprovalError(f"{where}: the approver is not valid: {exc}") from exc
+        message = chosen.get("message")
+        past = {"approve": "approved", "edit": "approved", "reject": "rejected"}[kind]
+        note = message if isinstance(message, str) and message else _NO_NOTE.format(past)
+        amount = self._edited_amount(chosen, where, info) if kind == "edit" else None
+        return _Answer(kind, approver, note, amount)
+
+    def _edited_amount(
+        self, chosen: Mapping[str, Any], where: str, info: ToolCallInfo
+    ) -> Money | None:
+        edited = chosen.get("edited_action")
+        if (
+            not isinstance(edited, Mapping)
+            or edited.get("name") != info.tool
+            or not isinstance(edited.get("args"), Mapping)
+        ):
+            raise ApprovalError(
+                f'{where}: an "edit" decision needs "edited_action": {{"name": {info.tool!r},'
+                f' "args": {{...}}}}; got {edited!r}'
+            )
+        spec = self.governor.mapping(info.tool)
+        arguments = to_jsonable_python(dict(edited["args"]), fallback=str)
+        field_name = spec.amount.split(".", 1)[0] if spec is not None and spec.amount else None
+        changed = sorted(
+            name
+            for name in set(info.arguments) | set(arguments)
+            if name != field_name and info.arguments.get(name) != arguments.get(name)
+        )
+        if changed or spec is None or field_name is None:
+            allowed = f"the amount ({field_name!r})" if field_name else "nothing"
+            raise ApprovalError(
+                f"{where}: an edit may change only {allowed}, and only lower it; it changed"
+                f" {', '.join(changed) or 'the amount of a tool with none'}. Reject the call"
+                " instead, and let the agent propose the other one"
+            )
+        currency = self.guard.pack.currency
+        return read_arguments(info.tool, spec, arguments, currency=currency).amount
+
+    def _record_answer(self, decision: Decision, info: ToolCallInfo, raw: Any) -> Approval:
+        answer = self._read_answer(decision, info, raw)
         approvals = self.guard.approvals
-        if not answer.approve:
+        if answer.kind == "reject":
             return approvals.reject(decision.id, approver=answer.approver, note=answer.note)
-        amount = answer.amount
-        if isinstance(amount, str):
-            amount = Money.of(amount, self.guard.pack.currency)
         return approvals.approve(
-            decision.id, approver=answer.approver, note=answer.note, amount=amount
+            decision.id, approver=answer.approver, note=answer.note, amount=answer.amount
         )
 
     @staticmethod
     def _rejected(decision: Decision, info: ToolCallInfo, approval: Approval) -> ToolMessage:
-        who = approval.decided_by or "an approver"
-        role = approval.decided_role
-        note = approval.note
-        text = (
-            f"The request for {decision.action} was {approval.status.value} by {who}"
-            + (f" ({role})" if role else "")
-            + (f": {note}" if note else "")
-            + ". Do not run the action; tell the customer it cannot be done."
-        )
+        text = rejection_message(approval)
         message = _refusal(decision, info.call_id or "", info.tool, text)
         message.status = "error"
         return message
 
     # The hooks -------------------------------------------------------------------------------
 
-    def _governed(self, request: ToolCallRequest) -> bool:
-        return self.governor.governs(request.tool_call["name"])
+    def _admit(self, info: ToolCallInfo) -> Admission | ToolMessage:
+        try:
+            return self.governor.admit(info)
+        except ProposalError as exc:
+            return _invalid(info, exc)
+
+    async def _aadmit(self, info: ToolCallInfo) -> Admission | ToolMessage:
+        try:
+            return await self.governor.aadmit(info)
+        except ProposalError as exc:
+            return _invalid(info, exc)
+
+    def _review(self, admitted: Admission, info: ToolCallInfo) -> Execution | ToolMessage | None:
+        """An interactive routed call: ask a person, record the answer, find the queued run.
+
+        An answer that cannot be recorded (not LangChain's decision format, an approver
+        without authority, an edit that raises the amount) asks again, saying why: raising
+        would leave the thread holding that answer for ever.
+        """
+        decision = admitted.decision
+        approvals = self.guard.approvals
+        approval = approvals.get(decision.id)
+        request = review_request(decision, info)
+        while approval.status is ApprovalStatus.PENDING:
+            # On resume the node runs again from the top: the decision replays by its key
+            # and each interrupt() returns the next of the answers given so far.
+            answer = interrupt(request)
+            try:
+                approval = self._record_answer(decision, info, answer)
+            except (ApprovalError, ProposalError) as exc:
+                request = review_request(decision, info, error=str(exc))
+                approval = approvals.get(decision.id)
+        if approval.status is not ApprovalStatus.APPROVED:
+            return self._rejected(decision, info, approval)
+        return self.governor.queued(decision)
+
+    async def _areview(
+        self, admitted: Admission, info: ToolCallInfo
+    ) -> Execution | ToolMessage | None:
+        """`_review` for async agents."""
+        decision = admitted.decision
+        approvals = self.guard.approvals
+        approval = await asyncio.to_thread(approvals.get, decision.id)
+        request = review_request(decision, info)
+        while approval.status is ApprovalStatus.PENDING:
+            answer = interrupt(request)
+            try:
+                approval = await asyncio.to_thread(self._record_answer, decision, info, answer)
+            except (ApprovalError, ProposalError) as exc:
+                request = review_request(decision, info, error=str(exc))
+                approval = await asyncio.to_thread(approvals.get, decision.id)
+        if approval.status is not ApprovalStatus.APPROVED:
+            return self._rejected(decision, info, approval)
+        return await self.governor.aqueued(decision)
+
+    def _needs_review(self, admitted: Admission) -> bool:
+        return (
+            self.mode == "interactive"
+            and admitted.decision.outcome is Outcome.ROUTE
+            and admitted.execution is None
+        )
 
     def wrap_tool_call(
         self,
@@ -487,33 +761,21 @@ class DiscretionMiddleware(AgentMiddleware):
         handler: Callable[[ToolCallRequest], ToolMessage | Command[Any]],
     ) -> ToolMessage | Command[Any]:
         """Decide a governed call; run it once when allowed or approved."""
-        if not self._governed(request):
+        if not self.governs(request.tool_call["name"]):
             return handler(request)
         info = self._info(request)
-        governor = self.governor
-        decision, queued, governed = governor.admit(info)
-        if decision.outcome is Outcome.ROUTE and queued is None and self.mode == "interactive":
-            approval = self.guard.approvals.get(decision.id)
-            if approval.status is ApprovalStatus.PENDING:
-                # On resume the node runs again from the top: the decision replays by its key
-                # and interrupt() returns the approver's answer.
-                approval = self._record_answer(decision, interrupt(self._question(decision, info)))
-            if approval.status is not ApprovalStatus.APPROVED:
-                return self._rejected(decision, info, approval)
-            queued = governor.queued(decision)
+        admitted = self._admit(info)
+        if isinstance(admitted, ToolMessage):
+            return admitted
+        decision, queued, governed = admitted
+        if self._needs_review(admitted):
+            reviewed = self._review(admitted, info)
+            if isinstance(reviewed, ToolMessage):
+                return reviewed
+            queued = reviewed
         if not decision.is_allowed and queued is None:
             return _refusal(decision, info.call_id or "", info.tool)
-        return self._execute(request, handler, decision, info, queued, governed)
 
-    def _execute(
-        self,
-        request: ToolCallRequest,
-        handler: Callable[[ToolCallRequest], ToolMessage | Command[Any]],
-        decision: Decision,
-        info: ToolCallInfo,
-        queued: Execution | None,
-        governed: dict[str, Any],
-    ) -> ToolMessage | Command[Any]:
         def run(approved: dict[str, Any], key: str) -> ToolMessage | Command[Any]:
             return handler(self._request(request, approved, key))
 
@@ -546,19 +808,18 @@ class DiscretionMiddleware(AgentMiddleware):
         handler: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
     ) -> ToolMessage | Command[Any]:
         """`wrap_tool_call` for async agents."""
-        if not self._governed(request):
+        if not self.governs(request.tool_call["name"]):
             return await handler(request)
         info = self._info(request)
-        governor = self.governor
-        decision, queued, governed = await governor.aadmit(info)
-        if decision.outcome is Outcome.ROUTE and queued is None and self.mode == "interactive":
-            approval = await asyncio.to_thread(self.guard.approvals.get, decision.id)
-            if approval.status is ApprovalStatus.PENDING:
-                answer = interrupt(self._question(decision, info))
-                approval = await asyncio.to_thread(self._record_answer, decision, answer)
-            if approval.status is not ApprovalStatus.APPROVED:
-                return self._rejected(decision, info, approval)
-            queued = await governor.aqueued(decision)
+        admitted = await self._aadmit(info)
+        if isinstance(admitted, ToolMessage):
+            return admitted
+        decision, queued, governed = admitted
+        if self._needs_review(admitted):
+            reviewed = await self._areview(admitted, info)
+            if isinstance(reviewed, ToolMessage):
+                return reviewed
+            queued = reviewed
         if not decision.is_allowed and queued is None:
             return _refusal(decision, info.call_id or "", info.tool)
 
@@ -566,7 +827,7 @@ class DiscretionMiddleware(AgentMiddleware):
             return await handler(self._request(request, approved, key))
 
         try:
-            result = await governor.arun(
+            result = await self.governor.arun(
                 decision,
                 info,
                 run,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic_core import to_jsonable_python
 
-from discretion.errors import ExecutionError
+from discretion.errors import ExecutionError, ProposalError
 from discretion.integrations._call import (
     KEY_ARGUMENT,
     ActorSource,
@@ -24,6 +24,8 @@ from discretion.integrations._call import (
     ToolCallInfo,
     agent_message,
     in_progress_message,
+    is_correctable,
+    proposal_error_message,
 )
 from discretion.integrations._setup import parameters_of
 
@@ -212,7 +214,12 @@ class OpenAITools:
         if call.name not in self._governed:
             value = invoke(info.arguments, call.call_id)
             return self._output(call, GovernedResult(decision=None, value=value))
-        decision, queued, governed = governor.admit(info)
+        try:
+            decision, queued, governed = governor.admit(info)
+        except ProposalError as exc:
+            if not is_correctable(exc):
+                raise
+            return call.answer(proposal_error_message(call.name, exc))
         if not decision.is_allowed and queued is None:
             return self._output(call, GovernedResult(decision=decision))
         try:
@@ -235,7 +242,12 @@ class OpenAITools:
         if call.name not in self._governed:
             value = await invoke(info.arguments, call.call_id)
             return self._output(call, GovernedResult(decision=None, value=value))
-        decision, queued, governed = await governor.aadmit(info)
+        try:
+            decision, queued, governed = await governor.aadmit(info)
+        except ProposalError as exc:
+            if not is_correctable(exc):
+                raise
+            return call.answer(proposal_error_message(call.name, exc))
         if not decision.is_allowed and queued is None:
             return self._output(call, GovernedResult(decision=decision))
         try:

@@ -1,0 +1,38 @@
+"""A small upstream MCP server for the gateway tests: a shop whose tools log each run.
+
+Run as `python mcp_shop_server.py RUNS_FILE`; every tool run appends one JSON line to it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from mcp.server.mcpserver import MCPServer
+
+RUNS = Path(sys.argv[1])
+shop = MCPServer("shop")
+
+
+def _log(tool: str, **arguments: str) -> None:
+    with RUNS.open("a", encoding="utf-8") as runs:
+        runs.write(json.dumps({"tool": tool, **arguments}) + "\n")
+
+
+@shop.tool()
+def issue_refund(amount: str, currency: str, customer_id: str, case_id: str, order_id: str) -> str:
+    """Refund an order to the customer's card."""
+    _log("issue_refund", amount=amount, customer_id=customer_id, order_id=order_id)
+    return f"refunded {currency} {amount} on {order_id}"
+
+
+@shop.tool()
+def lookup_order(order_id: str) -> str:
+    """Look up an order."""
+    _log("lookup_order", order_id=order_id)
+    return f"order {order_id}: delivered"
+
+
+if __name__ == "__main__":
+    shop.run()

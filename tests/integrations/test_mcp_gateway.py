@@ -1,0 +1,155 @@
+"""`discretion mcp`: the official MCP client, through the gateway, to a real upstream server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import ClientSession, StdioServerParameters, stdio_client
+from typer.testing import CliRunner
+
+from conftest import NOW, SHOP_PACK, good_facts
+from discretion import Guard, SqlStore, load_pack
+from discretion.cli import app
+from discretion.context import JsonContextProvider
+
+from ._integration_support import MARIA, refund_args
+
+UPSTREAM = Path(__file__).parent / "mcp_shop_server.py"
+
+
+class Shop:
+    """The files the gateway and its upstream share with the test."""
+
+    def __init__(self, folder: Path) -> None:
+        self.db = f"sqlite:///{folder / 'ledger.db'}"
+        self.facts = folder / "facts.json"
+        self.runs = folder / "runs.jsonl"
+        fraud = {"customer.fraud_flag": True}
+        self.facts.write_text(
+            json.dumps({"defaults": good_facts(), "customers": {"c-9": fraud}}), encoding="utf-8"
+        )
+
+    def gateway(self, *options: str) -> StdioServerParameters:
+        command = [*("-m", "discretion.cli", "mcp", "--pack", str(SHOP_PACK), "--db", self.db)]
+        command += ["--context", str(self.facts), "--now", NOW.isoformat(), *options]
+        command += ["--", sys.executable, str(UPSTREAM), str(self.runs)]
+        return StdioServerParameters(command=sys.executable, args=command)
+
+    def ran(self) -> list[dict[str, Any]]:
+        if not self.runs.exists():
+            return []
+        return [json.loads(line) for line in self.runs.read_text(encoding="utf-8").splitlines()]
+
+    def guard(self) -> Guard:
+        context = JsonContextProvider(self.facts)
+        return Guard(
+            load_pack(SHOP_PACK), store=SqlStore(self.db), context=context, clock=lambda: NOW
+        )
+
+
+def text(result: Any) -> str:
+    return " ".join(block.text for block in result.content)
+
+
+@pytest.mark.anyio
+async def test_the_gateway_decides_each_call_and_runs_the_allowed_ones_once(tmp_path):
+    shop = Shop(tmp_path)
+    guard = shop.guard()
+    with (tmp_path / "gateway.err").open("w") as errlog:
+        async with (
+            stdio_client(shop.gateway("--actor", "bot-1:ai_agent"), errlog=errlog) as streams,
+            ClientSession(*streams) as agent,
+        ):
+            await agent.initialize()
+            listed = await agent.list_tools()
+            assert [t.name for t in listed.tools] == ["issue_refund", "lookup_order"]
+            assert listed.tools[0].description == "Refund an order to the customer's card."
+            assert set(listed.tools[0].input_schema["properties"]) == set(refund_args())
+
+            allowed = await agent.call_tool("issue_refund", refund_args())
+            assert not allowed.is_error
+            assert text(allowed) == "refunded USD 40.00 on o-1"
+            again = await agent.call_tool("issue_refund", refund_args())
+            assert text(again) == "refunded USD 40.00 on o-1"
+
+            routed = await agent.call_tool("issue_refund", refund_args("60.00", order_id="o-2"))
+            assert routed.is_error
+            [pending] = guard.approvals.list(status="pending")
+            assert f"Approval id: {pending.id}" in text(routed)
+            assert "do not call the tool again for it" in text(routed)
+            assert "tier1" in text(routed)
+            guard.approvals.approve(pending.id, approver=MARIA, note="photos show the damage")
+            for _ in range(2):
+                retried = await agent.call_tool(
+                    "issue_refund", refund_args("60.00", order_id="o-2")
+                )
+                assert not retried.is_error
+                assert text(retried) == "refunded USD 60.00 on o-2"
+
+            denied = await agent.call_tool("issue_refund", refund_args(customer_id="c-9"))
+            assert denied.is_error
+            assert text(denied).startswith("Not permitted")
+
+            invalid = await agent.call_tool("issue_refund", refund_args(currency="EUR"))
+            assert invalid.is_error
+            assert "EUR" in text(invalid)
+            assert "Correct the arguments" in text(invalid)
+
+            lookup = await agent.call_tool("lookup_order", {"order_id": "o-3"})
+            assert text(lookup) == "order o-3: delivered"
+
+    assert [(r["tool"], r.get("amount"), r.get("customer_id")) for r in shop.ran()] == [
+        ("issue_refund", "40.00", "c-1"),
+        ("issue_refund", "60.00", "c-1"),
+        ("lookup_order", None, None),
+    ]
+    kinds = [r["kind"] for r in guard.store.export()]
+    assert kinds.count("decision") == 3  # allowed, routed, denied; the EUR call never decided
+    assert kinds.count("execution.succeeded") == 2
+    assert guard.store.verify() == len(kinds)
+
+
+def run_gateway(shop: Shop, *options: str, pack: Path = SHOP_PACK) -> subprocess.CompletedProcess:
+    parameters = shop.gateway(*options)
+    arguments = [str(pack) if a == str(SHOP_PACK) else a for a in parameters.args]
+    return subprocess.run(
+        [parameters.command, *arguments],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_an_actor_without_a_role_is_refused_before_anything_starts(tmp_path):
+    shop = Shop(tmp_path)
+    arguments = shop.gateway("--actor", "bot-1").args[2:]
+    done = CliRunner().invoke(app, arguments)
+    assert done.exit_code == 2
+    assert "--actor 'bot-1': write ID:ROLE" in done.stderr
+    assert not (tmp_path / "ledger.db").exists()
+
+
+def test_an_actor_whose_role_the_pack_does_not_give_an_ai_is_refused(tmp_path):
+    shop = Shop(tmp_path)
+    done = CliRunner().invoke(app, shop.gateway("--actor", "bot-1:tier1").args[2:])
+    assert done.exit_code == 2
+    said = " ".join(done.stderr.split())
+    assert "'tier1' is not an AI role of pack 'test-shop'; its AI roles: ai_agent" in said
+
+
+def test_an_upstream_tool_that_lacks_a_mapped_argument_is_refused_at_start(tmp_path):
+    shop = Shop(tmp_path)
+    pack = tmp_path / "pack.yaml"
+    source = SHOP_PACK.read_text(encoding="utf-8")
+    pack.write_text(source.replace("amount: amount\n", "amount: refund_amount\n", 1), "utf-8")
+    done = run_gateway(shop, "--actor", "bot-1:ai_agent", pack=pack)
+    assert done.returncode == 2
+    assert "tool 'issue_refund'" in done.stderr
+    assert "refund_amount" in done.stderr
