@@ -65,7 +65,7 @@ def rule(kind: str, a: int, n: int) -> str:
         "has(args.sku) && order.items.all(i, i.sku != args.sku || 'final' in i.tags)",
         "now - order.delivered_at <= duration('{n}h') && customer.tier == 'gold'",
     ][n % 6].format(n=n)
-    text = f"      - id: r-{a}-{n}\n        when: \"{when}\"\n"
+    text = f'      - id: r-{a}-{n}\n        when: "{when}"\n'
     if kind != "hard_limits":
         text += f"        max_amount: order.total * {n % 5 + 1} / 5\n"
     return text
@@ -73,9 +73,13 @@ def rule(kind: str, a: int, n: int) -> str:
 
 def generate(rules: int) -> str:
     actions = 10
-    authority = "{" + ", ".join(
-        f"action_{a}: {{standard: '100.00', exception: '50.00'}}" for a in range(actions)
-    ) + "}"
+    authority = (
+        "{"
+        + ", ".join(
+            f"action_{a}: {{standard: '100.00', exception: '50.00'}}" for a in range(actions)
+        )
+        + "}"
+    )
     out = [HEADER.replace("{AUTHORITY}", authority)]
     per_action = rules // actions
     for a in range(actions):

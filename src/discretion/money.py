@@ -159,7 +159,14 @@ class Money(BaseModel):
     def from_minor(cls, minor: int, currency: str) -> Money:
         """Build Money from an integer count of minor units (cents for USD)."""
         code = _currency(currency, field="currency")
-        return cls(amount=Decimal(minor).scaleb(-CURRENCY_EXPONENTS[code]), currency=code)
+        if type(minor) is not int or minor < 0:
+            # Anything but a count of minor units goes through the full checks (and fails).
+            return cls(amount=Decimal(minor).scaleb(-CURRENCY_EXPONENTS[code]), currency=code)
+        # A whole number of minor units is exact by construction: the checks that parsing needs
+        # cost more than a ledger total's whole read.
+        return cls.model_construct(
+            amount=Decimal(minor).scaleb(-CURRENCY_EXPONENTS[code]), currency=code
+        )
 
     @property
     def minor(self) -> int:
