@@ -269,6 +269,11 @@ approvals = Table(
 )
 Index("ix_approvals_queue", approvals.c.status, approvals.c.due_us)
 Index("ix_approvals_decided", approvals.c.status, approvals.c.decided_us)
+# Running totals count pending and approved cases per record (`_totals`), through these.
+Index("ix_approvals_order", approvals.c.order_id, approvals.c.opened_us)
+Index("ix_approvals_case", approvals.c.case_id, approvals.c.opened_us)
+Index("ix_approvals_customer", approvals.c.customer_id, approvals.c.opened_us)
+Index("ix_approvals_actor", approvals.c.actor_id, approvals.c.opened_us)
 
 # Bearer tokens of agents and approvers (discretion.approvals): only their SHA-256 is kept.
 api_tokens = Table(
