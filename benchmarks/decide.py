@@ -1,6 +1,6 @@
 """Latency and throughput of Guard.decide on the acme example pack.
 
-Run: python benchmarks/decide.py [--n 5000]
+Run: python benchmarks/decide.py [--n 5000] [--pack PATH]
 
 Prints p50/p99 latency and decisions/s for
   - pack evaluation alone (hard limits, standard rules, reasons, authority over frozen facts),
@@ -136,8 +136,9 @@ def measure(label: str, run: Callable[[int], Any], n: int, offset: int = 0) -> d
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument("--pack", type=Path, default=PACK, help="a pack (default: acme's)")
     args = parser.parse_args()
-    pack = load_pack(PACK)
+    pack = load_pack(args.pack)
     context = Records(facts_for(pack.fields))
     results = []
     with tempfile.TemporaryDirectory() as tmp:
