@@ -9,7 +9,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from approvals.helpers import LOST, records
-from conftest import refund
+from conftest import refund, shop_pack_with
 from discretion import Verdict, load_pack
 from discretion.api import Tokens, create_app
 from discretion.approvals import ApprovalStatus
@@ -336,3 +336,29 @@ def test_the_case_page_shows_the_judges_verdict(make_guard, store):
     assert "the carrier has not confirmed the loss yet" in page
     assert "the tracking number proves the loss" in page
     assert "No judge assessed this case." not in page
+
+
+def test_the_desk_warns_a_role_the_pack_does_not_have_or_give_authority(served):
+    tokens = Tokens(served.store, clock=served.guard.now)
+    misspelt, _ = tokens.create(subject_id="mo", role="manger")
+    sign_in(served.client, misspelt)
+    page = served.client.get("/ui").text
+    assert 'id="role-warning"' in page
+    assert "Your role &#39;manger&#39; is not a role of the pack this desk serves" in page
+    assert "(did you mean &#39;manager&#39;?)" in page
+
+    sign_in(served.client, served.tokens["tina"])
+    assert 'id="role-warning"' not in served.client.get("/ui").text
+
+
+def test_the_desk_warns_a_role_without_authority_in_the_pack(serve, tmp_path):
+    policy = shop_pack_with(
+        tmp_path,
+        "  - id: tier1\n",
+        '  - id: trainee\n    authority:\n      refund: {standard: "0"}\n  - id: tier1\n',
+    )
+    served = serve(policy)
+    secret, _ = Tokens(served.store, clock=served.guard.now).create(subject_id="t", role="trainee")
+    sign_in(served.client, secret)
+    page = served.client.get("/ui").text
+    assert "Your role &#39;trainee&#39; has no authority in pack" in page

@@ -9,6 +9,7 @@ the session's CSRF token. The same `Approvals` rules apply as over the API.
 # FastAPI reads the routes' annotations at runtime, including aliases local to a factory:
 # they are not postponed here.
 
+import difflib
 import json
 import secrets
 from collections import defaultdict
@@ -55,6 +56,27 @@ def _describe(state: AppState, rule_id: str) -> str:
         if budget.id == rule_id:
             return budget.message or f"budget: {budget.key} over {budget.window}"
     return SYSTEM_RULES.get(rule_id) or PRECEDENT_RULES.get(rule_id, "")
+
+
+def role_warning(state: AppState, role_id: str) -> str | None:
+    """Why a signed-in role will see no cases in the pack served, or None when it will."""
+    pack = state.guard.pack
+    role = pack.role(role_id)
+    if role is None:
+        roles = [r.id for r in pack.roles if not r.is_ai]
+        close = difflib.get_close_matches(role_id, roles, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return (
+            f"Your role {role_id!r} is not a role of the pack this desk serves ({pack.name!r})"
+            f"{hint}, so no case will reach you. Its roles: {', '.join(roles)}. Ask for a token"
+            " made with `discretion token create --pack` for this pack."
+        )
+    if not any(a.standard_minor > 0 or a.exception_minor > 0 for a in role.authority.values()):
+        return (
+            f"Your role {role_id!r} has no authority in pack {pack.name!r}: it may not approve"
+            " any action, so no case will reach you."
+        )
+    return None
 
 
 def _scope_lines(scope: dict[str, Any]) -> str:
@@ -125,6 +147,9 @@ def ui_router(state: AppState) -> APIRouter:
     def render(
         request: Request, name: str, context: dict[str, Any], status: int = 200
     ) -> HTMLResponse:
+        session = context.get("session")
+        if isinstance(session, Session):
+            context = {**context, "role_warning": role_warning(state, session.identity.role)}
         response = state.templates.TemplateResponse(request, name, context, status_code=status)
         # Case pages show money and facts: keep them out of shared caches and the history.
         response.headers["Cache-Control"] = "no-store"
