@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from discretion import __version__
 from discretion.api._auth import Tokens
@@ -60,6 +61,16 @@ def _fact(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value)
+
+
+def _when(moment: datetime | None, *, day: bool = False) -> Markup:
+    """A time for the desk: UTC in the page, shown in the approver's zone by local-time.js."""
+    if moment is None:
+        return Markup("")
+    utc = moment.astimezone(UTC)
+    text = utc.strftime("%Y-%m-%d") if day else utc.strftime("%Y-%m-%d %H:%M UTC")
+    flag = ' data-day="yes"' if day else ""
+    return Markup('<time datetime="{}"{}>{}</time>').format(utc.isoformat(), Markup(flag), text)
 
 
 def _mount_docs(app: FastAPI) -> None:
@@ -147,6 +158,7 @@ def create_app(
         )
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
     templates.env.filters["fact"] = _fact
+    templates.env.filters["when"] = _when
     state = AppState(
         guard=guard,
         store=store,
