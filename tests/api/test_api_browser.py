@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,27 @@ def live(sqlite_store: SqlStore, clock: FakeClock) -> Iterator[tuple[str, Guard]
         yield base, guard
 
 
+def signed_in_page(browser: Any, base: str, token: str, **options: Any) -> Any:
+    """An offline page signed in to the desk with `token`, on the queue."""
+    page = offline_page(browser, base, **options)
+    page.goto(f"{base}/ui/sign-in")
+    page.fill("#token", token)
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url(f"{base}/ui")
+    return page
+
+
+def has_no_sideways_scroll(page: Any) -> bool:
+    """Whether the page fits its viewport's width (tables may scroll inside their own box)."""
+    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+
+
+def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+    assert (ARTIFACTS / name).stat().st_size > 5_000
+
+
 def test_the_api_docs_render_with_no_network_in_chromium(live, browser):
     base, _ = live
     page = offline_page(browser, base, viewport={"width": 1280, "height": 1200})
@@ -148,3 +170,127 @@ def test_an_approver_signs_in_and_approves_a_routed_case_for_less_in_chromium(
     [queued] = records(sqlite_store, "execution.queued", routed.id)
     assert json.loads(queued.body)["arguments"]["amount"] == "55.00"
     assert sqlite_store.verify() == 3
+
+
+def test_the_queue_is_styled_filters_and_fits_a_phone_in_chromium(live, browser, sqlite_store):
+    base, guard = live
+    facts = guard.context
+    small = guard.decide(refund("60.00", key="small", customer="c-ann", case="K-1001"))
+    facts.facts.update({"shipment.status": "lost"})
+    lost = guard.decide(refund("125.00", key="lost", reason="carrier-lost", case="K-2002"))
+    assert (small.outcome.value, lost.outcome.value) == ("route", "route")
+    secret, _ = Tokens(sqlite_store, clock=guard.now).create(subject_id="tom", role="tier2")
+
+    page = signed_in_page(browser, base, secret, viewport={"width": 1280, "height": 900})
+    assert page.locator("#queue tbody tr").count() == 2
+    assert style(page, "header.top", "background-color") == "rgb(29, 36, 51)"
+    assert style(page, "#filters", "display") == "flex"
+    assert style(page, "#queue", "border-collapse") == "collapse"
+    assert style(page, "#apply-filters", "background-color") == "rgb(36, 84, 197)"
+    shot(page, "queue.png")
+    page.select_option("#f-reason", "carrier-lost")
+    page.click("#apply-filters")
+    page.wait_for_url(f"{base}/ui?**")
+    assert page.locator("#queue tbody tr").count() == 1
+    assert page.locator(f"tr[data-approval='{lost.id}']").count() == 1
+    assert page.inner_text("#shown") == "1 of 2 waiting cases match."
+    page.fill("#q", "k-1001")
+    page.select_option("#f-reason", "")
+    page.press("#q", "Enter")
+    page.wait_for_selector(f"tr[data-approval='{small.id}']")
+    assert page.locator("#queue tbody tr").count() == 1
+    assert page.outside == []
+    page.close()
+
+    phone = signed_in_page(browser, base, secret, viewport={"width": 390, "height": 844})
+    assert has_no_sideways_scroll(phone)
+    # The nav drops to its own row instead of crowding the header.
+    assert style(phone, "header.top", "flex-wrap") == "wrap"
+    assert style(phone, "header.top nav", "flex-basis") == "100%"
+    shot(phone, "queue-390.png")
+    phone.close()
+
+
+def test_a_case_shows_its_ticket_and_sets_precedent_from_the_form_in_chromium(
+    browser, sqlite_store, clock, precedent_pack
+):
+    facts = MutableFacts(good_facts(**{"shipment.status": "lost"}))
+    guard = Guard(precedent_pack, store=sqlite_store, context=facts, clock=clock)
+    proposal = refund("125.00", reason="carrier-lost", key="espresso")
+    proposal["ticket"] = (
+        "Customer: my espresso machine never came; the tracking page says lost in transit.\n"
+        "Agent: I am sorry. I will ask a colleague to approve a refund of 125.00."
+    )
+    routed = guard.decide(proposal)
+    assert (routed.outcome.value, routed.required_role) == ("route", "tier2")
+    secret, _ = Tokens(sqlite_store, clock=guard.now).create(subject_id="tom", role="tier2")
+
+    with served_over_http(create_app(guard)) as base:
+        page = signed_in_page(
+            browser,
+            base,
+            secret,
+            viewport={"width": 1280, "height": 1000},
+            timezone_id="America/New_York",
+        )
+        page.goto(f"{base}/ui/approvals/{routed.id}")
+        assert "my espresso machine never came" in page.inner_text("#ticket")
+        assert style(page, "#ticket", "white-space") == "pre-wrap"
+        assert style(page, "#ticket", "background-color") == "rgb(246, 247, 249)"
+        assert style(page, "#ticket-card", "border-top-style") == "solid"
+        assert "tier2, who may grant up to USD 300.00" in page.inner_text("#for-approver")
+        assert not page.is_visible("#agent-told p")  # the agent's text is folded away
+        # Times are shown in the approver's zone: 12:00 UTC is 07:00 in New York.
+        due = page.locator("#case time").first
+        assert due.get_attribute("data-local") == "yes"
+        assert "UTC" in (due.get_attribute("title") or "")
+        shown = due.inner_text()
+        assert "07:00 AM" in shown
+        assert "EST" in shown
+        assert style(page, "#approve-form fieldset", "display") == "flex"
+        shot(page, "case-ticket-precedent.png")
+
+        page.check("input[name=precedent_mode][value=precedent]")
+        page.fill("#precedent-days", "30")
+        page.fill("#precedent-citations", "5")
+        page.fill("#approve-note", "the carrier confirmed the loss")
+        page.click("#approve")
+        page.wait_for_selector("#notice")
+        assert page.inner_text("#status") == "approved"
+        assert page.outside == []
+        page.close()
+
+        phone = signed_in_page(browser, base, secret, viewport={"width": 390, "height": 844})
+        phone.goto(f"{base}/ui/approvals/{routed.id}")
+        assert has_no_sideways_scroll(phone)
+        box = phone.locator("#case code").first.bounding_box()
+        assert box is not None
+        assert box["x"] + box["width"] <= 390
+        assert style(phone, "dl.facts", "grid-template-columns").count(" ") == 0  # one column
+        shot(phone, "case-390.png")
+        phone.close()
+
+    [made] = guard.precedents.list()
+    assert made.source_decision_id == routed.id
+    assert made.learnable is True
+    assert made.scope == {"shipment.status": "lost"}
+    assert made.citations == 5
+    assert made.expires_at == guard.now() + timedelta(days=30)
+
+
+def test_the_exposure_page_draws_its_bars_in_chromium(live, browser, sqlite_store):
+    base, guard = live
+    guard.decide(refund("30.00", key="a"))
+    guard.decide(refund("45.00", key="b", customer="c-2"))
+    secret, _ = Tokens(sqlite_store, clock=guard.now).create(subject_id="tina", role="tier1")
+    page = signed_in_page(browser, base, secret, viewport={"width": 1280, "height": 900})
+    page.goto(f"{base}/ui/exposure?days=7")
+    assert "USD 75.00" in page.inner_text("#by-day")
+    bar = "#by-day td.bar .total"
+    assert style(page, bar, "display") == "block"
+    assert style(page, bar, "background-color") == "rgb(184, 199, 238)"
+    assert float(style(page, bar, "width").removesuffix("px")) > 100
+    assert style(page, ".grid", "display") == "grid"
+    shot(page, "exposure.png")
+    assert page.outside == []
+    page.close()
