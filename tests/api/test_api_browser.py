@@ -187,6 +187,10 @@ def test_the_queue_is_styled_filters_and_fits_a_phone_in_chromium(live, browser,
     assert style(page, "#filters", "display") == "flex"
     assert style(page, "#queue", "border-collapse") == "collapse"
     assert style(page, "#apply-filters", "background-color") == "rgb(36, 84, 197)"
+    # From the keyboard: the first Tab lands on the header, with a visible focus ring.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "brand"
+    assert style(page, ":focus", "outline-style") == "solid"
     shot(page, "queue.png")
     page.select_option("#f-reason", "carrier-lost")
     page.click("#apply-filters")

@@ -252,6 +252,10 @@ def test_setting_precedent_from_the_form(serve, precedent_pack):
     sign_in(served.client, served.tokens["tom"])
     page = served.client.get(f"/ui/approvals/{approval_id}").text
     assert 'name="precedent_scope">shipment.status = &#34;lost&#34;' in page
+    assert (
+        '<span id="precedent-keys">customer.fraud_flag, order.total, order.shipping,'
+        " order.delivered_at, incident.active</span>"
+    ) in page
     answer = served.client.post(
         f"/ui/approvals/{approval_id}/approve",
         data={

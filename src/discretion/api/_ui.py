@@ -486,6 +486,7 @@ def ui_router(state: AppState) -> APIRouter:
             if policy is not None
             else "",
             "precedent_days": default_days,
+            "precedent_keys": action.reads if action is not None else (),
             "precedent_citations": min(10, policy.max_citations or 10) if policy else 1,
             "customer_exposure": guard.approvals.exposure(customer_id=approval.customer_id)
             if approval.customer_id
