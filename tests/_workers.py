@@ -35,3 +35,27 @@ def decide_many(pack_path: str, url: str, worker: int, count: int, facts: dict) 
         )
         outcomes.append(decision.outcome.value)
     return outcomes
+
+
+def split_acme_refund(
+    url: str, worker: int, order: str, customer: str, case: str, part: str, count: int
+) -> list[tuple[str, str]]:
+    """Propose `count` refunds of `part` on one acme order; return (outcome, amount) of each."""
+    from security.acme_attacks import acme_guard, refund
+
+    guard = acme_guard(SqlStore(url, create=False), clock=lambda: NOW)
+    actor = {"id": f"acme-assist-{worker}", "role": "ai_agent", "is_ai": True}
+    parts = []
+    for n in range(count):
+        decision = guard.decide(
+            refund(
+                order=order,
+                customer=customer,
+                case=case,
+                amount=part,
+                key=f"split-{worker}-{n}",
+                actor=actor,
+            )
+        )
+        parts.append((decision.outcome.value, part))
+    return parts

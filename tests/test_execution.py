@@ -49,7 +49,11 @@ class Tool:
 
 
 def kinds(store) -> list[tuple[str, str, dict[str, Any]]]:
-    return [(r["kind"], r["subject_id"], r["body"]) for r in store.export()]
+    """Each record's kind, subject and body, without the working rows it binds."""
+    return [
+        (r["kind"], r["subject_id"], {k: v for k, v in r["body"].items() if k != "binds"})
+        for r in store.export()
+    ]
 
 
 def execution_rows(store) -> int:

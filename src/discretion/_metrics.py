@@ -3,7 +3,8 @@
 Counted as decisions are recorded (per process): decisions by outcome and action, the rules
 that fired, exception money granted, the LLM judge's latency, verdicts and errors. Read from
 the database at each scrape (the same on every replica): the approval queue's depth and the
-age of its oldest case, and how much of each budget is used in its window.
+age of its oldest case, and how much of each budget is used in its window. Working rows refused
+for disagreeing with the ledger are counted per process (`discretion_ledger_binding_failures`).
 
 Several worker processes (`discretion serve --workers N`) share counters through
 prometheus_client's multiprocess mode: set `PROMETHEUS_MULTIPROC_DIR` to an empty folder
@@ -18,7 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
@@ -45,8 +46,16 @@ class _StoreCollector(Collector):
         self._pack = pack
         self._clock = clock
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         now = self._clock()
+        refused = CounterMetricFamily(
+            "discretion_ledger_binding_failures",
+            "Working rows refused because they disagreed with their ledger record, by table"
+            " (this process).",
+            labels=["table"],
+        )
+        for table, failures in sorted(self._store.bindings.failures.items()):
+            refused.add_metric([table], failures)
         depth = GaugeMetricFamily(
             "discretion_approvals_pending",
             "Routed cases waiting for a person, by the role they need.",
@@ -82,6 +91,7 @@ class _StoreCollector(Collector):
         yield oldest
         yield used
         yield reserved
+        yield refused
 
 
 class GuardMetrics:

@@ -174,7 +174,8 @@ class Decision(BaseModel):
     precedents: PrecedentUse | None = None
     """The precedents cited, considered and applied; None when none was cited or considered."""
     judge: JudgeRecord | None = None
-    """What the rationale judges found; None when no exception was allowed for them to review."""
+    """What the rationale judges found; None when no exception was allowed for them to review
+    and the pack does not check claims on every decision."""
     context_digest: str
     """SHA-256 of the canonical context snapshot the decision was made on."""
     proposal_digest: str

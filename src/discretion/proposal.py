@@ -70,6 +70,14 @@ class Rationale(BaseModel):
     """Structured factual claims, checked against the context."""
     precedents: Annotated[list[Identifier], Field(max_length=20)] = []
     """Ids of precedents the actor cites."""
+    asserted: Annotated[
+        dict[Identifier, bool | int | Annotated[str, StringConstraints(max_length=500)]],
+        Field(max_length=50),
+    ] = {}
+    """Facts only the conversation holds, as the agent asserts them, by the name the pack's
+    `asserted` declares (`{"customer.stated_reason": "damaged"}`). Checked against the pack's
+    declarations, recorded as assertions (never as grounded facts), read by rules as
+    `asserted.<name>`."""
 
 
 MAX_TICKET = 20_000

@@ -272,7 +272,9 @@ def test_an_approved_call_runs_once_after_the_answer_when_its_tool_is_registered
 
 def test_ledger_verify_answers_ok_and_409_on_tampering(served):
     route(served)
-    assert served.get("/v1/ledger/verify", "tina").json() == {"ok": True, "records": 1}
+    # The decision's record, and each token's.
+    records = 1 + len(served.tokens)
+    assert served.get("/v1/ledger/verify", "tina").json() == {"ok": True, "records": records}
     assert served.get("/v1/ledger/verify", "bot").status_code == 403
     with served.store.engine.begin() as connection:
         connection.exec_driver_sql("UPDATE ledger SET body = replace(body, '80.00', '8.00')")

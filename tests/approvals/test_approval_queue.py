@@ -13,6 +13,7 @@ from discretion import (
     ApprovalConflict,
     ApprovalError,
     ApprovalNotFound,
+    LedgerIntegrityError,
     Money,
     Outcome,
     PolicyError,
@@ -82,7 +83,6 @@ def test_approval_commits_with_its_decision_or_not_at_all(guard, store):
         guard.decide(refund("80.00"))
     assert count(store, decisions) == 0
     assert count(store, ledger) == 0
-    assert store.verify() == 0
 
 
 def test_due_time_is_the_shorter_of_the_actions_and_the_roles_sla(make_guard, tmp_path):
@@ -484,9 +484,11 @@ def test_a_stored_proposal_altered_outside_discretion_never_runs(guard, store):
             .where(approvals.c.id == decision.id)
             .values(proposal=json.dumps(altered))
         )
-    with pytest.raises(ApprovalError, match="does not match the digest"):
+    # The row no longer matches the ledger record that opened it: refused before anything runs.
+    with pytest.raises(LedgerIntegrityError, match=f"approvals row '{decision.id}' differs"):
         guard.approvals.approve(decision.id, approver=TINA, note="ok")
     assert guard.executions.pending() == []
+    assert store.bindings.failures["approvals"] == 1
 
 
 # Precedent while approving -------------------------------------------------------------------

@@ -114,14 +114,10 @@ def legacy_route(guard: Guard, args: dict[str, Any], decision_id: str) -> None:
         update={"id": decision_id, "proposal_digest": digest(content), "required_role": "tier1"}
     )
     with guard.store.transaction() as tx:
-        stamped = tx.append(
-            DecisionRecord(
-                decision=decision, proposal=recorded, context={}, customer_id="c-1", case_id=None
-            )
-        )
-        tx.approvals.open(
-            ApprovalRow(
-                id=stamped.id,
+        tx.append(
+            DecisionRecord(decision=decision, proposal=recorded, context={}),
+            opens=ApprovalRow(
+                id=decision.id,
                 status="pending",
                 action="refund",
                 reason=None,
@@ -134,11 +130,11 @@ def legacy_route(guard: Guard, args: dict[str, Any], decision_id: str) -> None:
                 approved=None,
                 tool="refund_order",
                 proposal=recorded,
-                policy_version=stamped.policy_version,
+                policy_version=decision.policy_version,
                 opened_at=NOW,
                 due_at=NOW.replace(year=NOW.year + 1),
                 escalations=0,
-            )
+            ),
         )
 
 

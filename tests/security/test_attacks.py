@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import os
 import shutil
 import signal
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -27,6 +29,7 @@ from fastapi.testclient import TestClient
 from langchain_core.tools import tool
 
 import discretion
+from _workers import split_acme_refund
 from api.helpers import csrf_of, sign_in
 from discretion import (
     CallNotAllowed,
@@ -109,7 +112,7 @@ def test_a_refund_split_into_four_calls_stays_within_the_ai_standard_authority(s
     assert allowed_total(parts) <= AI_STANDARD_REFUND, outcomes(parts)
 
 
-@pytest.mark.parametrize(
+SPLITS = pytest.mark.parametrize(
     ("order", "customer", "case", "part", "cap"),
     [
         ("A-50007", "C-1007", "K-70007", "162.25", AI_STANDARD_REFUND),
@@ -117,6 +120,9 @@ def test_a_refund_split_into_four_calls_stays_within_the_ai_standard_authority(s
     ],
     ids=["over-ai-authority", "over-amount-paid"],
 )
+
+
+@SPLITS
 def test_refunds_split_over_parallel_calls_stay_within_the_cap(
     store, order, customer, case, part, cap
 ):
@@ -131,6 +137,28 @@ def test_refunds_split_over_parallel_calls_stay_within_the_cap(
     parts = all_at_once(calls)
 
     assert allowed_total(parts) <= cap, outcomes(parts)
+
+
+@SPLITS
+def test_refunds_split_across_two_processes_stay_within_the_cap(
+    store, order, customer, case, part, cap
+):
+    # Two processes, as two servers (or two workers of one) on one database, each an agent
+    # splitting the same refund: the totals are read and locked in each decision's transaction.
+    url = store.engine.url.render_as_string(hide_password=False)
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=2, mp_context=spawn) as pool:
+        runs = [
+            pool.submit(split_acme_refund, url, worker, order, customer, case, part, 3)
+            for worker in (1, 2)
+        ]
+        parts = [p for run in runs for p in run.result(timeout=120)]
+    allowed = sum(
+        Decimal(amount) for outcome, amount in parts if outcome in ("allow", "allow_exception")
+    )
+    assert len(parts) == 6
+    assert allowed <= cap, parts
+    assert store.verify() >= 6
 
 
 def test_many_small_refunds_never_exceed_what_was_paid_for_the_order(store):
@@ -314,7 +342,7 @@ def test_an_id_smuggled_as_a_list_or_object_gets_422_over_http(acme_app, changes
 
     assert answer.status_code == 422, f"{answer.status_code} {answer.json().get('outcome')}"
     assert answer.json()["error"] == "invalid_input"
-    assert acme_app.store.count() == 0
+    assert acme_app.store.count() == len(acme_app.tokens)  # the tokens' own records only
 
 
 # 4. Invented case ids --------------------------------------------------------------------------

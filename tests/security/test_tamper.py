@@ -10,6 +10,7 @@ end to end, or cut back with its head) and how signed checkpoints catch it.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from discretion import LedgerIntegrityError, Outcome, SqlStore
 from discretion.cli import app
 from discretion.lineage import GENESIS, canonical_json, checkpoint_hash, record_hash
 from discretion.signing import generate_key, load_signer, load_verifier
-from discretion.store._schema import ledger, ledger_checkpoints, ledger_head
+from discretion.store._schema import decisions, ledger, ledger_checkpoints, ledger_head
 
 
 @pytest.fixture
@@ -209,6 +210,19 @@ def rewrite_partition(store: SqlStore, partition: int) -> None:
             .where(ledger.c.seq == row.seq)
             .values(body=body, prev_hash=previous, hash=digest)
         )
+        if row.kind == "decision":
+            # The working row is rewritten to match, as a careful forger would.
+            statements.append(
+                update(decisions)
+                .where(decisions.c.id == row.subject_id)
+                .values(
+                    outcome=json.loads(body)["decision"]["outcome"],
+                    body=json.dumps(
+                        {**json.loads(body)["decision"], "lineage_hash": digest},
+                        separators=(",", ":"),
+                    ),
+                )
+            )
         previous = digest
     statements.append(
         update(ledger_head).where(ledger_head.c.partition == partition).values(hash=previous)

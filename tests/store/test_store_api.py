@@ -25,6 +25,7 @@ def stored_decision(key: str = "k-store", amount: str = "12.00") -> Decision:
         rules=["standard.refund"],
         explanation="inside standard policy",
         amount=Money.of(amount, "USD"),
+        entities={"customer": "c-9", "case": "case-9"},
         reservations=[
             Reservation(budget="per-customer", key="c-9", amount=Money.of(amount, "USD"))
         ],
@@ -45,8 +46,6 @@ def record_of(decision: Decision) -> DecisionRecord:
             "idempotency_key": decision.idempotency_key,
         },
         context={"customer.tier": "gold"},
-        customer_id="c-9",
-        case_id="case-9",
     )
 
 
@@ -134,6 +133,8 @@ def test_an_execution_key_is_claimed_once(make_guard, store: SqlStore):
         tx.executions.finish(
             "call-9", status="succeeded", result='"ok"', error=None, finished_at=NOW
         )
+        # Every working row changes with a ledger record that binds it.
+        tx.record("execution.succeeded", decision.id, {"key": "call-9"}, at=NOW)
     stored = store.executions.get("call-9")
     assert stored is not None
     assert (stored.status, stored.result, stored.finished_at) == ("succeeded", '"ok"', NOW)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -24,10 +25,20 @@ def db_upgrade(
 ) -> None:
     """Migrate the schema to the newest revision (run once per deploy, before the replicas)."""
     # Alembic loads only for this command, not for every start of the command line.
-    from discretion.store import upgrade
+    from discretion.store import SqlStore, upgrade
 
     try:
         before, after = upgrade(db, revision)
+        adopted = 0
+        if revision == "head":
+            # Rows from before working rows were bound to the ledger get a record of their own.
+            store = SqlStore(db, create=False)
+            try:
+                adopted = store.bind_rows(at=datetime.now(UTC))
+            finally:
+                store.close()
     except DiscretionError as exc:
         raise _common.fail(str(exc)) from None
     _common.out.print(f"[green]ok[/green] schema {before or 'none'} -> {after}", highlight=False)
+    if adopted:
+        _common.out.print(f"bound {adopted} existing rows to the ledger (row.adopted records)")

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -15,24 +14,51 @@ from discretion.policy._schema import FieldSpec
 __all__ = ["Snapshot", "assemble"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Snapshot:
-    """The frozen facts a decision is made on."""
+    """The frozen facts a decision is made on.
+
+    Its JSON form and digest are made when first read: a snapshot that is only an intermediate
+    (facts before the ledger's totals join them) never pays for them.
+    """
+
+    __slots__ = ("_data", "_digest", "values")
 
     values: Mapping[str, Any]
     """Field name to typed value (`Money`, aware `datetime`, ...); `None` for a null fact."""
-    data: Mapping[str, Any]
-    """The same facts in JSON form, as recorded in the lineage."""
-    digest: str
-    """SHA-256 of the canonical JSON of `data`."""
+
+    def __init__(self, *, values: Mapping[str, Any]) -> None:
+        self.values = MappingProxyType(dict(values))
+        self._data: Mapping[str, Any] | None = None
+        self._digest: str | None = None
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        """The same facts in JSON form, as recorded in the lineage."""
+        if self._data is None:
+            data = {name: _json(value) for name, value in sorted(self.values.items())}
+            self._data = MappingProxyType(data)
+        return self._data
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the canonical JSON of `data`."""
+        if self._digest is None:
+            self._digest = digest(dict(self.data))
+        return self._digest
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Snapshot) and self.data == other.data
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
+
+    def __repr__(self) -> str:
+        return f"Snapshot(values={dict(self.values)!r})"
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> Snapshot:
         """Freeze typed values into a snapshot."""
-        data = {name: _json(value) for name, value in sorted(values.items())}
-        return cls(
-            values=MappingProxyType(dict(values)), data=MappingProxyType(data), digest=digest(data)
-        )
+        return cls(values=values)
 
     @classmethod
     def thaw(cls, data: Mapping[str, Any], fields: Mapping[str, FieldSpec]) -> Snapshot:

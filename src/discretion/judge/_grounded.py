@@ -15,7 +15,7 @@ from typing import Any
 from discretion.context import Snapshot
 from discretion.decision import ClaimCheck
 from discretion.money import Money
-from discretion.policy import Rule
+from discretion.policy import ASSERTED, Rule
 from discretion.proposal import Claim, Rationale
 
 __all__ = ["GROUNDED", "Fault", "Grounding", "ground"]
@@ -94,6 +94,12 @@ def _same_moment(fact: datetime, claimed: Any) -> bool:
 
 def _check(claim: Claim, snapshot: Snapshot, action: str) -> tuple[str, str | None]:
     name, value = claim.field, claim.value
+    if name.startswith(ASSERTED):
+        # The agent's own assertion grounds nothing: a claim must name a grounded fact.
+        return UNKNOWN, (
+            f"claim {name}={value!r}: {name!r} is the agent's own assertion, not a fact the"
+            " claim can be checked against"
+        )
     if name not in snapshot.values:
         held = ", ".join(sorted(snapshot.values)) or "(none)"
         return UNKNOWN, (

@@ -21,6 +21,7 @@ from typing import Any
 
 from discretion.context import ContextProvider, ContextRequest, Snapshot, assemble
 from discretion.errors import ContextError
+from discretion.pipeline._asserted import asserted_values
 from discretion.pipeline._normalise import Normalised
 from discretion.policy import ActionPolicy, Entity, FieldSpec, PolicyPack
 
@@ -157,6 +158,30 @@ def _request(
 
 
 def assemble_facts(
+    pack: PolicyPack,
+    provider: ContextProvider,
+    item: Normalised,
+    action: ActionPolicy,
+    now: datetime,
+) -> Facts:
+    """The facts `action` reads: from `provider`, and the agent's assertions it reads.
+
+    Assertions are added under `asserted.<name>` (null when the agent left one out): the
+    snapshot, and so the lineage, holds them apart from the facts a provider grounds.
+
+    Raises:
+        ContextError: the provider failed, or a fact is missing or ill-typed.
+    """
+    facts = _provided_facts(pack, provider, item, action, now)
+    if len(action.provided) == len(action.reads) or not pack.asserted:
+        return facts
+    asserted = asserted_values(action, item.proposal.rationale)
+    if not asserted:
+        return facts
+    return Facts(snapshot=facts.snapshot.merged(asserted), resolved=facts.resolved)
+
+
+def _provided_facts(
     pack: PolicyPack,
     provider: ContextProvider,
     item: Normalised,

@@ -7,6 +7,7 @@ ladder (`discretion.authority`), which itself reads the compiled pack.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from discretion.authority import (
 )
 from discretion.decision import Outcome
 from discretion.pipeline._assemble import Resolved
+from discretion.pipeline._grounds import GROUND_RULES, failed_grounds
 from discretion.pipeline._state import Evaluation
 from discretion.policy import ActionPolicy, CelProgram, EvaluationError, PolicyPack, Role, Rule
 
@@ -46,11 +48,15 @@ def evaluate(
     facts: dict[str, Any],
     now: datetime,
     prior_minor: int = 0,
+    shown: Mapping[str, Any] | None = None,
 ) -> Evaluation:
     """Decide allow, allow_exception, route or deny from code alone.
 
     A fact an expression needs but the context lacks, or any other evaluation error, routes
     (invariant 1): it never allows and never silently skips a hard limit.
+
+    `shown`: the facts as an explanation quotes them (typed: money as money); `facts` when
+    absent. A reason that does not apply is explained by the ground that failed.
     """
     data = {
         **facts,
@@ -61,7 +67,9 @@ def evaluate(
     }
     activation = action.env.Activation(data)
     try:
-        return _evaluate(pack, action, role, amount_minor, cited_reason, activation, prior_minor)
+        evaluation = _evaluate(
+            pack, action, role, amount_minor, cited_reason, activation, prior_minor
+        )
     except EvaluationError as exc:
         return Evaluation(
             outcome=Outcome.ROUTE,
@@ -69,6 +77,17 @@ def evaluate(
             required_role=lowest_covering(pack, action.name, amount_minor),
             causes=[f"evaluation error: {exc}"],
         )
+    if any(rule in evaluation.rules for rule in GROUND_RULES):
+        evaluation.grounds = failed_grounds(
+            pack,
+            action,
+            evaluation.rules,
+            cited=action.reason(cited_reason) if cited_reason is not None else None,
+            activation=activation,
+            amount_minor=amount_minor,
+            shown=shown if shown is not None else facts,
+        )
+    return evaluation
 
 
 def _evaluate(

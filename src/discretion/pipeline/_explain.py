@@ -23,13 +23,22 @@ _TELL = {
 }
 
 
-def _because(rule_ids: list[str], deciding: list[Rule], extra: list[str]) -> str:
+# Said in full by the failed grounds when the decision names them.
+_GROUNDED = frozenset({"discretion.reason-not-applicable", "discretion.no-permitted-reason"})
+
+
+def _because(
+    rule_ids: list[str], deciding: list[Rule], extra: list[str], grounds: list[str]
+) -> str:
     parts: list[str] = []
     for rule in deciding:
         parts.append(rule.message or rule.description or rule.id)
     for rule_id in rule_ids:
         if rule_id in SYSTEM_RULES and rule_id != "discretion.not-standard":
+            if grounds and rule_id in _GROUNDED:
+                continue
             parts.append(SYSTEM_RULES[rule_id])
+    parts.extend(grounds)
     parts.extend(extra)
     seen: list[str] = []
     for part in parts:
@@ -47,10 +56,15 @@ def explain(
     deciding: list[Rule],
     required_role: str | None,
     extra: list[str] | None = None,
+    grounds: list[str] | None = None,
 ) -> str:
-    """Write the explanation for a decision."""
+    """Write the explanation for a decision.
+
+    `grounds`: for each reason that does not apply, the ground that failed; they stand in for
+    the generic "the cited reason's preconditions do not hold" and "no permitted reason".
+    """
     what = f"{action} of {amount}" if amount is not None else action
-    because = _because(rules, deciding, extra or [])
+    because = _because(rules, deciding, extra or [], grounds or [])
     match outcome:
         case Outcome.ALLOW:
             head = f"Approved: {what} is within standard policy"

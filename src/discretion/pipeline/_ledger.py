@@ -10,7 +10,7 @@ change in between is re-evaluated there (see `Pipeline._record`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -63,10 +63,11 @@ class LedgerFacts:
         """What was already allowed on the record, for cumulative authority (0 when unused)."""
         return self.minor.get(CUMULATIVE, 0)
 
-    def again(self, read: Callable[[TotalQuery], int]) -> LedgerFacts:
-        """The same totals read through `read` (the decision's transaction)."""
+    def again(self, read: Callable[[Sequence[TotalQuery]], list[int]]) -> LedgerFacts:
+        """The same totals read through `read` (the decision's transaction), in one go."""
+        values = read([query for _, query in self.queries]) if self.queries else []
         return LedgerFacts(
-            minor={name: read(query) for name, query in self.queries},
+            minor={name: value for (name, _), value in zip(self.queries, values, strict=True)},
             queries=self.queries,
             currency=self.currency,
         )
@@ -128,7 +129,7 @@ def queries(
 
 
 def read_ledger(
-    read: Callable[[TotalQuery], int],
+    read: Callable[[Sequence[TotalQuery]], list[int]],
     pack: PolicyPack,
     item: Normalised,
     action: ActionPolicy,
@@ -145,16 +146,22 @@ def read_ledger(
     wanted, unkeyed = queries(pack, item, action, resolved, now)
     currency = item.amount.currency if item.amount is not None else pack.currency
 
-    def value(name: str, query: TotalQuery) -> int:
+    def kept(name: str) -> int | None:
         recorded = frozen.get(name) if frozen is not None else None
         if isinstance(recorded, Money):
             return recorded.minor
         if isinstance(recorded, int) and not isinstance(recorded, bool):
             return recorded
-        return read(query)
+        return None
 
+    minor = {name: kept(name) for name, _ in wanted}
+    unread = [(name, query) for name, query in wanted if minor[name] is None]
+    if unread:
+        # Every total the action reads, in one statement.
+        values = read([query for _, query in unread])
+        minor.update({name: value for (name, _), value in zip(unread, values, strict=True)})
     facts = LedgerFacts(
-        minor={name: value(name, query) for name, query in wanted},
+        minor={name: int(value or 0) for name, value in minor.items()},
         queries=tuple(wanted),
         currency=currency,
     )

@@ -16,6 +16,7 @@ from typing import Any
 from discretion.errors import ProposalError
 from discretion.lineage import digest
 from discretion.money import Money
+from discretion.pipeline._asserted import check_asserted
 from discretion.policy import ActionPolicy, PolicyPack, Role, ToolSpec
 from discretion.proposal import Proposal
 
@@ -284,6 +285,7 @@ def normalise(
         if not action_name:
             raise ProposalError("a proposal needs an action or a tool call", field="action")
     action = pack.actions.get(action_name)
+    check_asserted(pack, action, proposal.rationale)
 
     read = (
         read_arguments(tool.name, spec, tool.arguments, currency=pack.currency)

@@ -35,9 +35,10 @@ from discretion.pipeline._ledger import CUMULATIVE, LedgerFacts, read_ledger
 from discretion.pipeline._normalise import Normalised, normalise
 from discretion.pipeline._precedent import apply_precedent, take_precedent
 from discretion.pipeline._recheck import Recheck, recheck
-from discretion.pipeline._record import build_decision, open_approval
+from discretion.pipeline._record import approval_for, build_decision
 from discretion.pipeline._review import Review
 from discretion.pipeline._state import Evaluation
+from discretion.pipeline._unlocks import cap_assertions
 from discretion.policy import ActionPolicy, PolicyPack, Role, ToolSpec
 from discretion.precedent import Precedents
 from discretion.proposal import Actor, Proposal
@@ -255,7 +256,7 @@ class Pipeline:
         if action.reads_ledger:
             with _telemetry.step("totals"):
                 ledger, unkeyed = read_ledger(
-                    self.store.total, self.pack, item, action, resolved, now, frozen=frozen
+                    self.store.totals, self.pack, item, action, resolved, now, frozen=frozen
                 )
             snapshot = snapshot.merged(ledger.recorded)
             if CUMULATIVE in unkeyed:
@@ -342,11 +343,24 @@ class Pipeline:
                 facts=snapshot.cel_values(),
                 now=now,
                 prior_minor=ledger.prior_minor if ledger is not None else 0,
+                shown=snapshot.values,
             )
         evaluation.resolved = resolved
         evaluation.ledger = ledger
         with _telemetry.step("precedent"):
-            return apply_precedent(self.pack, self.precedents, item, snapshot, evaluation, now)
+            evaluation = apply_precedent(
+                self.pack, self.precedents, item, snapshot, evaluation, now
+            )
+        if not self.pack.asserted:
+            return evaluation
+        # An allowed case resting on an assertion above what it unlocks goes to a person.
+        return cap_assertions(
+            self.pack,
+            evaluation,
+            action=item.action_name,
+            role=item.role,
+            amount_minor=item.amount.minor if item.amount is not None else 0,
+        )
 
     def _settle(
         self,
@@ -365,11 +379,20 @@ class Pipeline:
         ledger = evaluation.ledger
         if ledger is None or evaluation.resolved is None or item.action is None:
             return snapshot, evaluation
-        fresh = ledger.again(tx.total)
+        fresh = ledger.again(tx.totals)
         if fresh.minor == ledger.minor:
             return snapshot, evaluation
         snapshot = snapshot.merged(fresh.recorded)
         again = self._evaluate(item, item.action, snapshot, evaluation.resolved, fresh, now)
+        # Claims checked on every decision are checked on the outcome as it now stands.
+        again = self.review.check_claims(
+            again,
+            action=item.action_name,
+            role=item.role,
+            rationale=item.proposal.rationale,
+            amount=item.amount,
+            snapshot=snapshot,
+        )
         if again.outcome is Outcome.ALLOW_EXCEPTION and not (
             evaluation.outcome is Outcome.ALLOW_EXCEPTION and again.reason is evaluation.reason
         ):
@@ -389,7 +412,7 @@ class Pipeline:
                     "what was allowed on the same record changed while it was decided",
                 ],
             )
-        return snapshot, replace(again, judge=evaluation.judge)
+        return snapshot, replace(again, judge=again.judge or evaluation.judge)
 
     def _replay(self, item: Normalised, known: Decision) -> Decision:
         if known.proposal_digest != item.digest:
@@ -450,14 +473,15 @@ class Pipeline:
                     decision=decision,
                     proposal=item.record(),
                     context=dict(snapshot.data),
-                    customer_id=decision.entities.get("customer"),
-                    case_id=decision.entities.get("case"),
-                    order_id=decision.entities.get("order"),
                 )
-                recorded = tx.append(record)
-                if recorded.outcome is Outcome.ROUTE:
-                    # The approval (the decision's id) commits with the decision or not at all.
-                    open_approval(pack, tx, recorded, record.proposal)
+                # A route's approval (the decision's id) commits with the decision or not at all,
+                # bound to the decision's record.
+                opens = (
+                    approval_for(pack, decision, record.proposal)
+                    if decision.outcome is Outcome.ROUTE
+                    else None
+                )
+                recorded = tx.append(record, opens=opens)
         except DuplicateKey as exc:
             known = self.store.find_decision(item.proposal.actor.id, item.idempotency_key)
             if known is None:

@@ -9,16 +9,17 @@ transaction (`take`), so two decisions never take the last one.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from discretion.authority import lowest_above
 from discretion.context import Snapshot
 from discretion.decision import Outcome, PrecedentUse
+from discretion.money import Money
 from discretion.pipeline._normalise import Normalised
 from discretion.pipeline._state import Evaluation
-from discretion.policy import PolicyPack
-from discretion.precedent import Failure, Precedents, check
+from discretion.policy import PolicyPack, PrecedentPolicy
+from discretion.precedent import Failure, Precedent, Precedents, check
 from discretion.store import SqlTransaction
 
 __all__ = ["apply_precedent", "take_precedent"]
@@ -47,13 +48,15 @@ def apply_precedent(
         return evaluation
     reason_id = item.proposal.rationale.reason
     amount = item.amount or pack.money(0)
+    options = _options(pack, item.action_name, reason_id)
     known = precedents.load(cited)
-    if extendable and reason_id is not None:
+    if extendable and reason_id is not None and not options.cited_only:
         for found in precedents.find(
             action=item.action_name,
             reason=reason_id,
             snapshot=snapshot,
-            amount=amount,
+            # Bounds set aside: a precedent below the amount may still cover it.
+            amount=pack.money(0) if options.grants_up_to == "grantor_exception_limit" else amount,
             now=now,
         ):
             known.setdefault(found.id, found)
@@ -64,13 +67,20 @@ def apply_precedent(
         if pid not in known
     }
     for pid, precedent in known.items():
-        failures = check(
+        failures = _capped(
+            pack,
+            options,
+            item,
+            amount,
             precedent,
-            action=item.action_name,
-            reason=reason_id,
-            facts=snapshot.values,
-            amount=amount,
-            now=now,
+            check(
+                precedent,
+                action=item.action_name,
+                reason=reason_id,
+                facts=snapshot.values,
+                amount=amount,
+                now=now,
+            ),
         )
         if failures:
             failed[pid] = failures
@@ -127,6 +137,53 @@ def apply_precedent(
         ],
         fallback=replace(evaluation, precedents=use),
     )
+
+
+_DEFAULT = PrecedentPolicy(
+    scope=(), max_expiry=timedelta(0), max_citations=None, ratio_of=None, set_by=None
+)
+"""The options of a reason whose pack says nothing: found precedents count, bounds cap."""
+
+
+def _options(pack: PolicyPack, action: str, reason_id: str | None) -> PrecedentPolicy:
+    """The precedent options of the cited reason: which precedents count, what caps them."""
+    policy = pack.actions.get(action)
+    reason = policy.reason(reason_id) if policy is not None and reason_id is not None else None
+    if reason is None or reason.precedent is None:
+        return _DEFAULT
+    return reason.precedent
+
+
+def _capped(
+    pack: PolicyPack,
+    options: PrecedentPolicy,
+    item: Normalised,
+    amount: Money,
+    precedent: Precedent,
+    failures: list[Failure],
+) -> list[Failure]:
+    """The precedent's failures under the reason's `grants_up_to`."""
+    match options.grants_up_to:
+        case "grantor_exception_limit":
+            bound = precedent.max_amount
+            if bound is not None and bound.currency != amount.currency:
+                return failures  # bounds in another currency are never set aside
+            # Its own bounds set aside; its grantor's exception limit (always checked) caps it.
+            return [f for f in failures if f.rule != "discretion.precedent.bounds"]
+        case "actor_standard_limit":
+            authority = item.role.authority.get(item.action_name)
+            limit = authority.standard_minor if authority is not None else 0
+            if amount.minor > limit:
+                shown = "its" if pack.private_limits else f"its {pack.money(limit)}"
+                failures = [
+                    *failures,
+                    Failure(
+                        "discretion.precedent.actor-standard-limit",
+                        f"precedent {precedent.id}: lets a {item.role.id} grant no more than"
+                        f" {shown} standard limit",
+                    ),
+                ]
+    return failures
 
 
 def take_precedent(

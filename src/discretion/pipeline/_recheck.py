@@ -156,7 +156,7 @@ def recheck(
         prior_minor = 0
         if action.reads_ledger:
             # The ledger's totals, read in this transaction under their locks, as a decision.
-            ledger, unkeyed = read_ledger(tx.total, pack, item, action, resolved, now)
+            ledger, unkeyed = read_ledger(tx.totals, pack, item, action, resolved, now)
             if unkeyed:
                 raise StaleApproval(
                     f"approval {approval_id}: the totals it is measured on cannot be keyed"

@@ -12,9 +12,9 @@ from discretion.pipeline._explain import explain
 from discretion.pipeline._normalise import Normalised
 from discretion.pipeline._state import Evaluation
 from discretion.policy import PolicyPack
-from discretion.store import ApprovalRow, SqlTransaction
+from discretion.store import ApprovalRow
 
-__all__ = ["build_decision", "open_approval"]
+__all__ = ["approval_for", "build_decision"]
 
 
 def build_decision(
@@ -50,6 +50,7 @@ def build_decision(
             deciding=evaluation.deciding,
             required_role=required,
             extra=evaluation.notes,
+            grounds=evaluation.grounds,
         ),
         causes=evaluation.causes,
         reservations=list(reservations),
@@ -62,10 +63,8 @@ def build_decision(
     )
 
 
-def open_approval(
-    pack: PolicyPack, tx: SqlTransaction, decision: Decision, proposal: Mapping[str, Any]
-) -> None:
-    """Open the approval of a routed decision inside the decision's transaction.
+def approval_for(pack: PolicyPack, decision: Decision, proposal: Mapping[str, Any]) -> ApprovalRow:
+    """The approval a routed decision opens, in the decision's own transaction and record.
 
     `proposal` is the proposal as the lineage records it; its tool call is what runs once the
     approval is granted. The due time is the decision time plus the pack's `approval_sla` for
@@ -73,25 +72,23 @@ def open_approval(
     """
     role = pack.role(decision.required_role or "") or pack.highest_human
     tool = proposal.get("tool")
-    tx.approvals.open(
-        ApprovalRow(
-            id=decision.id,
-            status="pending",
-            action=decision.action,
-            reason=decision.reason,
-            required_role=role.id,
-            actor_id=decision.actor_id,
-            actor_role=decision.actor_role,
-            customer_id=decision.entities.get("customer"),
-            case_id=decision.entities.get("case"),
-            requested=decision.amount,
-            approved=None,
-            tool=tool.get("name") if isinstance(tool, Mapping) else None,
-            proposal=dict(proposal),
-            policy_version=decision.policy_version,
-            opened_at=decision.decided_at,
-            due_at=decision.decided_at + pack.approval_sla_for(decision.action, role),
-            escalations=0,
-            order_id=decision.entities.get("order"),
-        )
+    return ApprovalRow(
+        id=decision.id,
+        status="pending",
+        action=decision.action,
+        reason=decision.reason,
+        required_role=role.id,
+        actor_id=decision.actor_id,
+        actor_role=decision.actor_role,
+        customer_id=decision.entities.get("customer"),
+        case_id=decision.entities.get("case"),
+        requested=decision.amount,
+        approved=None,
+        tool=tool.get("name") if isinstance(tool, Mapping) else None,
+        proposal=dict(proposal),
+        policy_version=decision.policy_version,
+        opened_at=decision.decided_at,
+        due_at=decision.decided_at + pack.approval_sla_for(decision.action, role),
+        escalations=0,
+        order_id=decision.entities.get("order"),
     )

@@ -1,10 +1,11 @@
 """Step 7 of the pipeline: the rationale judges review an exception the checks allowed.
 
-Invariant 2: a judge can only lower an outcome. Only `allow_exception` is reviewed; `allow`,
-`route` and `deny` pass through untouched and no judge is consulted for them. The grounded judge
-always runs; the LLM judge runs when the exception's reason asks for it at this amount. Any
-failure routes with its cause and a rule id recorded, to the lowest human role above the actor
-whose authority covers the exception.
+Invariant 2: a judge can only lower an outcome. Only `allow_exception` is reviewed by the
+judges; `allow`, `route` and `deny` pass through untouched, unless the action's `claims` policy
+checks claims on every decision (`_claims.py`), and no LLM judge is consulted for them. The
+grounded judge always runs; the LLM judge runs when the exception's reason asks for it at this
+amount. Any failure routes with its cause and a rule id recorded, to the lowest human role above
+the actor whose authority covers the exception.
 
 The LLM call happens here, before the decision's write transaction opens.
 """
@@ -21,13 +22,14 @@ from discretion.context import Snapshot
 from discretion.decision import JudgeRecord, Outcome
 from discretion.errors import JudgeError, JudgeTimeout
 from discretion.judge._cache import JudgeMemory
-from discretion.judge._grounded import Fault, ground
+from discretion.judge._grounded import GROUNDED, Fault, ground
 from discretion.judge._prompt import render, require_jinja
 from discretion.judge._request import Assessment, Judge, JudgeRequest, verdict_key
 from discretion.money import Money
+from discretion.pipeline._claims import answer_faults
 from discretion.pipeline._state import Evaluation
-from discretion.policy import PolicyPack, Role
-from discretion.proposal import Rationale
+from discretion.policy import ASSERTED, PolicyPack, Role
+from discretion.proposal import Claim, Rationale
 from discretion.store import SqlStore
 
 __all__ = ["Review"]
@@ -77,10 +79,18 @@ class Review:
         now: datetime,
     ) -> Evaluation:
         """The evaluation after the judges: the same, or lowered to a route with the causes."""
-        if evaluation.outcome is not Outcome.ALLOW_EXCEPTION:
-            return evaluation
-        reason = evaluation.reason
+        policy = self.pack.actions[action].claims if action in self.pack.actions else None
         amount_minor = amount.minor if amount is not None else 0
+        if evaluation.outcome is not Outcome.ALLOW_EXCEPTION:
+            return self.check_claims(
+                evaluation,
+                action=action,
+                role=role,
+                rationale=rationale,
+                amount=amount,
+                snapshot=snapshot,
+            )
+        reason = evaluation.reason
         grounding = ground(reason, rationale, snapshot, action=action)
         record = JudgeRecord(claims=grounding.claims)
 
@@ -88,6 +98,19 @@ class Review:
             return _lower(self.pack, evaluation, faults, record, action, role, amount_minor)
 
         if grounding.faults:
+            # A failed claim is answered as the pack's `claims` says; a reason's missing
+            # evidence alone routes, as it always has.
+            if policy is not None and any(c.rule != GROUNDED for c in grounding.claims):
+                return answer_faults(
+                    self.pack,
+                    policy,
+                    evaluation,
+                    grounding.faults,
+                    record,
+                    action=action,
+                    role=role,
+                    amount_minor=amount_minor,
+                )
             return lower(grounding.faults, record)
         band = reason.judge if reason is not None else None
         if reason is None or band is None or not band.covers(amount_minor):
@@ -103,6 +126,17 @@ class Review:
                 " judge.without_model to skip"
             )
             return lower([Fault(UNAVAILABLE, cause)], record)
+        # The agent's assertions are not facts from the systems of record: the judge reads
+        # them among what the agent claims, never among the facts it is told are true.
+        facts = {k: v for k, v in snapshot.data.items() if not k.startswith(ASSERTED)}
+        claims = (
+            *rationale.claims,
+            *(
+                Claim(field=k, value=v)
+                for k, v in snapshot.data.items()
+                if k.startswith(ASSERTED) and v is not None
+            ),
+        )
         request = JudgeRequest(
             action=action,
             reason=reason.id,
@@ -110,8 +144,8 @@ class Review:
             amount=amount,
             actor_role=role.id,
             actor_is_ai=role.is_ai,
-            facts=dict(snapshot.data),
-            claims=tuple(rationale.claims),
+            facts=facts,
+            claims=claims,
             text=rationale.text,
             proposal_digest=proposal_digest,
             context_digest=snapshot.digest,
@@ -122,8 +156,8 @@ class Review:
                 amount=amount,
                 actor_role=role.id,
                 actor_is_ai=role.is_ai,
-                facts=snapshot.data,
-                claims=tuple(rationale.claims),
+                facts=facts,
+                claims=claims,
                 text=rationale.text,
             ),
         )
@@ -131,6 +165,45 @@ class Review:
         if fault is not None:
             return lower([fault], record)
         return _keep(evaluation, record)
+
+    def check_claims(
+        self,
+        evaluation: Evaluation,
+        *,
+        action: str,
+        role: Role,
+        rationale: Rationale,
+        amount: Money | None,
+        snapshot: Snapshot,
+    ) -> Evaluation:
+        """An outcome other than an allowed exception, after its claims are checked.
+
+        Only when the action's `claims` policy checks claims on every decision.
+
+        Deterministic (no LLM), so it also runs again when the ledger moved under a decision.
+        """
+        policy = self.pack.actions[action].claims if action in self.pack.actions else None
+        if (
+            evaluation.outcome is Outcome.ALLOW_EXCEPTION
+            or policy is None
+            or not policy.every_decision
+            or not rationale.claims
+        ):
+            return evaluation
+        grounding = ground(None, rationale, snapshot, action=action)
+        record = JudgeRecord(claims=grounding.claims)
+        if not grounding.faults:
+            return replace(evaluation, judge=record)
+        return answer_faults(
+            self.pack,
+            policy,
+            evaluation,
+            grounding.faults,
+            record,
+            action=action,
+            role=role,
+            amount_minor=amount.minor if amount is not None else 0,
+        )
 
     def _consult(
         self, judge: Judge, request: JudgeRequest, record: JudgeRecord, now: datetime

@@ -25,6 +25,9 @@ class Evaluation:
     causes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """Extra sentences for the explanation, such as a spent budget."""
+    grounds: list[str] = field(default_factory=list)
+    """For each reason that does not apply, the ground that failed and the facts it read: they
+    explain the decision instead of the generic "no permitted reason"."""
     precedents: PrecedentUse | None = None
     """The precedents cited, considered and applied."""
     fallback: Evaluation | None = None

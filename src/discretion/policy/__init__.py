@@ -8,14 +8,18 @@ compilation and CEL each live in a module of their own.
 from discretion.policy._cel import CelProgram, EvaluationError
 from discretion.policy._load import load_pack
 from discretion.policy._model import (
+    ASSERTED,
     BUILTIN_VARIABLES,
     NEXT_ABOVE,
     ActionPolicy,
+    Asserted,
     Authority,
     Budget,
+    ClaimsPolicy,
     Cumulative,
     Entity,
     Evidence,
+    Ground,
     JudgeBand,
     JudgeSettings,
     PolicyPack,
@@ -28,18 +32,22 @@ from discretion.policy._schema import FieldSpec, ToolSpec
 from discretion.policy._system import SYSTEM_RULES
 
 __all__ = [
+    "ASSERTED",
     "BUILTIN_VARIABLES",
     "NEXT_ABOVE",
     "SYSTEM_RULES",
     "ActionPolicy",
+    "Asserted",
     "Authority",
     "Budget",
     "CelProgram",
+    "ClaimsPolicy",
     "Cumulative",
     "Entity",
     "EvaluationError",
     "Evidence",
     "FieldSpec",
+    "Ground",
     "JudgeBand",
     "JudgeSettings",
     "PolicyPack",

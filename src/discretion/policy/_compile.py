@@ -18,14 +18,18 @@ from discretion.errors import PolicyError, ProposalError
 from discretion.money import CURRENCY_EXPONENTS, Money
 from discretion.policy._cel import CelProgram, new_env
 from discretion.policy._model import (
+    ASSERTED,
     BUILTIN_VARIABLES,
     NEXT_ABOVE,
     ActionPolicy,
+    Asserted,
     Authority,
     Budget,
+    ClaimsPolicy,
     Cumulative,
     Entity,
     Evidence,
+    Ground,
     JudgeBand,
     JudgeSettings,
     PolicyPack,
@@ -38,6 +42,7 @@ from discretion.policy._model import (
 from discretion.policy._schema import (
     ActionSpec,
     BudgetSpec,
+    ClaimsSpec,
     EvidenceSpec,
     FieldSpec,
     JudgeBandSpec,
@@ -80,6 +85,10 @@ def compile_pack(
     totals = _compile_totals(spec, entities, fields, lines)
     # A total is read in CEL like a fact; the ledger, not a provider, answers it.
     fields.update({name: FieldSpec(type=total.type) for name, total in totals.items()})
+    asserted = _compile_asserted(spec, fields, lines)
+    # An assertion is read in CEL like a fact; the proposal, not a provider, carries it, and the
+    # agent may leave it out (null: unbound in CEL).
+    fields.update({name: FieldSpec(type=a.type, nullable=True) for name, a in asserted.items()})
 
     seen_rules: dict[str, tuple[str | None, int | None]] = {}
 
@@ -116,8 +125,15 @@ def compile_pack(
             _compile_action(action_id, action, fields, role_ids, lines, claim), action, spec, lines
         )
         compiled = replace(
-            compiled, provided=tuple(name for name in compiled.reads if name not in totals)
+            compiled,
+            provided=tuple(
+                name for name in compiled.reads if name not in totals and name not in asserted
+            ),
+            claims=_compile_claims(spec.claims, action.claims),
+            exceptions=tuple(_with_grounds(rule, compiled) for rule in compiled.exceptions),
         )
+        if asserted:
+            compiled = _rest_on_assertions(action_id, action, compiled, lines)
         if action.cumulative is not None:
             loc = ("actions", action_id, "cumulative")
             _need_entity(entities, action.cumulative.per, "cumulative authority", lines, loc)
@@ -183,6 +199,7 @@ def compile_pack(
         ungoverned_tools=tuple(spec.ungoverned_tools),
         entities=MappingProxyType(entities),
         totals=MappingProxyType(totals),
+        asserted=MappingProxyType(asserted),
     )
 
 
@@ -307,6 +324,218 @@ def _compile_judging(
         band = _compile_band(rule, band_spec, spec.currency, lines, band_loc)
         reasons.append(replace(rule, evidence=evidence, judge=band))
     return replace(compiled, exceptions=tuple(reasons))
+
+
+def _compile_claims(pack: ClaimsSpec | None, action: ClaimsSpec | None) -> ClaimsPolicy | None:
+    """The action's claims policy: the keys it sets over the pack's; None when neither says."""
+    if pack is None and action is None:
+        return None
+    merged: dict[str, Any] = {}
+    for spec in (pack, action):
+        if spec is not None:
+            merged.update({key: getattr(spec, key) for key in spec.model_fields_set})
+    claims = ClaimsSpec(**merged)
+    return ClaimsPolicy(
+        every_decision=claims.check == "every_decision",
+        on_contradiction=claims.on_contradiction,
+    )
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+_STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+
+
+def split_conjuncts(text: str) -> list[str]:
+    """The parts a CEL expression's top-level `&&` joins (one part when there is none).
+
+    Parentheses, brackets, braces and string literals are skipped over; a pair of parentheses
+    around the whole expression is taken off first.
+    """
+    text = text.strip()
+    while text.startswith("(") and _closing(text, 0) == len(text) - 1:
+        text = text[1:-1].strip()
+    parts: list[str] = []
+    depth, start, index, quote = 0, 0, 0, ""
+    while index < len(text):
+        char = text[index]
+        if quote:
+            if char == "\\":
+                index += 1
+            elif char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif depth == 0 and text.startswith("&&", index):
+            parts.append(text[start:index].strip())
+            start = index + 2
+            index += 1
+        index += 1
+    parts.append(text[start:].strip())
+    return [part for part in parts if part]
+
+
+def _closing(text: str, opening: int) -> int:
+    """The index of the bracket closing the one at `opening`; -1 when it is not closed."""
+    depth, quote, index = 0, "", opening
+    while index < len(text):
+        char = text[index]
+        if quote:
+            if char == "\\":
+                index += 1
+            elif char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return index
+        index += 1
+    return -1
+
+
+def _with_grounds(rule: Rule, action: ActionPolicy) -> Rule:
+    """An exception reason with its `when` split into grounds an explanation can name."""
+    parts = split_conjuncts(rule.when.source)
+    grounds = []
+    for part in parts:
+        try:
+            program = (
+                rule.when
+                if len(parts) == 1
+                else CelProgram.compile(
+                    action.env,
+                    part,
+                    result="bool",
+                    declared=[],
+                    path=None,
+                    line=None,
+                    rule_id=rule.id,
+                )
+            )
+        except PolicyError:
+            # The whole expression type-checked, so each part does; should a part not, the
+            # whole expression stands as the one ground rather than a valid pack failing.
+            return replace(rule, grounds=(_ground(rule.when.source, rule.when, action),))
+        grounds.append(_ground(part, program, action))
+    return replace(rule, grounds=tuple(grounds))
+
+
+def _names_read(source: str, reads: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
+    """The fields of `reads` a CEL expression names, and whether it names `amount`."""
+    names = _NAME.findall(_STRING.sub("''", source))
+    # `order.items.size()` reads `order.items`: the longest declared prefix of each name.
+    found = []
+    for name in names:
+        parts = name.split(".")
+        for end in range(len(parts), 0, -1):
+            prefix = ".".join(parts[:end])
+            if prefix in reads:
+                found.append(prefix)
+                break
+    return tuple(dict.fromkeys(found)), "amount" in names
+
+
+def _ground(source: str, program: CelProgram, action: ActionPolicy) -> Ground:
+    reads, reads_amount = _names_read(source, action.reads)
+    return Ground(source=source, program=program, reads=reads, reads_amount=reads_amount)
+
+
+def _compile_asserted(
+    spec: PackSpec, fields: Mapping[str, FieldSpec], lines: LineMap
+) -> dict[str, Asserted]:
+    """The facts the agent may assert, by the name rules read them under."""
+    for name in fields:
+        if name.startswith(ASSERTED):
+            source, line = lines.find(("context", name))
+            raise PolicyError(
+                f"context field {name!r}: names starting with {ASSERTED!r} are the agent's"
+                f" assertions; declare it under asserted as {name.removeprefix(ASSERTED)!r}",
+                path=source,
+                line=line,
+            )
+    asserted: dict[str, Asserted] = {}
+    for name, item in spec.asserted.items():
+        loc = ("asserted", name)
+        for index, value in enumerate(item.values or []):
+            fits = (
+                isinstance(value, str) if item.type == "string" else isinstance(value, int)
+            ) and item.type != "bool"
+            if not fits:
+                source, line = lines.find((*loc, "values", index))
+                raise PolicyError(
+                    f"asserted {name!r} is a {item.type}, but values lists {value!r};"
+                    + (
+                        " a bool takes no values list"
+                        if item.type == "bool"
+                        else f" list {item.type} values only"
+                    ),
+                    path=source,
+                    line=line,
+                )
+        unlocks = (
+            _minor(
+                item.unlocks.max_amount,
+                spec.currency,
+                where=lines.find((*loc, "unlocks", "max_amount")),
+                what=f"asserted {name!r} unlocks max_amount",
+            )
+            if item.unlocks is not None
+            else None
+        )
+        asserted[ASSERTED + name] = Asserted(
+            name=ASSERTED + name,
+            type=item.type,
+            values=frozenset(item.values) if item.values is not None else None,
+            unlocks_minor=unlocks,
+            description=item.description,
+        )
+    return asserted
+
+
+def _rest_on_assertions(
+    action_id: str, spec: ActionSpec, action: ActionPolicy, lines: LineMap
+) -> ActionPolicy:
+    """Mark the rules that read assertions; refuse an assertion where only a fact may stand."""
+    for index, reason in enumerate(spec.exceptions):
+        loc = ("actions", action_id, "exceptions", index)
+        used = [
+            ((*loc, "evidence", "claims", i), name)
+            for i, name in enumerate(reason.evidence.claims if reason.evidence else [])
+        ] + [
+            ((*loc, "precedent", "scope", i), name)
+            for i, name in enumerate(reason.precedent.scope if reason.precedent else [])
+        ]
+        for at, name in used:
+            if name.startswith(ASSERTED):
+                source, line = lines.find(at)
+                what = "an evidence claim" if "evidence" in at else "a precedent scope key"
+                raise PolicyError(
+                    f"{name!r} is the agent's own assertion, so it cannot be {what}: those are"
+                    " checked against grounded facts; name a context field instead",
+                    path=source,
+                    line=line,
+                    rule_id=reason.id,
+                )
+    asserted_reads = tuple(name for name in action.reads if name.startswith(ASSERTED))
+    if not asserted_reads:
+        return action
+
+    def marked(rule: Rule) -> Rule:
+        text = rule.when.source + " " + (rule.max_amount.source if rule.max_amount else "")
+        return replace(rule, rests_on=_names_read(text, asserted_reads)[0])
+
+    return replace(
+        action,
+        standard=tuple(marked(rule) for rule in action.standard),
+        exceptions=tuple(marked(rule) for rule in action.exceptions),
+    )
 
 
 def _compile_evidence(
@@ -531,12 +760,21 @@ def _compile_precedent(
             )
     if _window(spec.max_expiry) <= timedelta(0):
         raise fail("precedent max_expiry must be longer than zero", ("max_expiry",))
+    if spec.grants_up_to == "grantor_exception_limit" and spec.ratio_of is not None:
+        raise fail(
+            f"precedent ratio_of {spec.ratio_of!r} would never bound anything: grants_up_to"
+            " grantor_exception_limit sets a precedent's own bounds aside; drop ratio_of or"
+            " choose precedent_bound",
+            ("ratio_of",),
+        )
     return PrecedentPolicy(
         scope=tuple(spec.scope),
         max_expiry=_window(spec.max_expiry),
         max_citations=spec.max_citations,
         ratio_of=spec.ratio_of,
         set_by=frozenset(spec.set_by) if spec.set_by is not None else None,
+        cited_only=spec.cited_only,
+        grants_up_to=spec.grants_up_to,
     )
 
 

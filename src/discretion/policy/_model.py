@@ -18,14 +18,18 @@ from discretion.policy._cel import CelProgram
 from discretion.policy._schema import FieldSpec, ToolSpec
 
 __all__ = [
+    "ASSERTED",
     "BUILTIN_VARIABLES",
     "NEXT_ABOVE",
     "ActionPolicy",
+    "Asserted",
     "Authority",
     "Budget",
+    "ClaimsPolicy",
     "Cumulative",
     "Entity",
     "Evidence",
+    "Ground",
     "JudgeBand",
     "JudgeSettings",
     "PolicyPack",
@@ -66,6 +70,43 @@ class Rule:
     None."""
     judge: JudgeBand | None = None
     """For an exception reason: when the LLM judge reviews it; never when None."""
+    grounds: tuple[Ground, ...] = ()
+    """For an exception reason: its `when` split at the top-level `&&`, each part compiled on
+    its own, so an explanation can name the part that failed; empty for other rules."""
+    rests_on: tuple[str, ...] = ()
+    """The asserted facts (`asserted.<name>`) its `when` or `max_amount` reads."""
+
+
+ASSERTED = "asserted."
+"""The prefix under which rules read the facts an agent asserts."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Asserted:
+    """A fact the agent asserts from the conversation, as the pack declares it."""
+
+    name: str
+    """As rules read it: `asserted.customer.stated_reason`."""
+    type: str
+    """`string`, `int` or `bool`."""
+    values: frozenset[str | int] | None
+    """The values it may take; any of its type when None."""
+    unlocks_minor: int | None
+    """The most a rule resting on it may allow without a person; no cap when None."""
+    description: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ground:
+    """One condition of an exception reason's `when`: a part its top-level `&&` joins."""
+
+    source: str
+    """The part as the pack writes it, such as `shipment.status == 'lost'`."""
+    program: CelProgram
+    reads: tuple[str, ...]
+    """The action's context fields it reads, in the order it names them."""
+    reads_amount: bool
+    """Whether it reads the proposal's `amount` (quoted only when limits are not private)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,6 +119,11 @@ class PrecedentPolicy:
     max_citations: int | None
     ratio_of: str | None
     set_by: frozenset[str] | None
+    cited_only: bool = False
+    """Only the precedents the actor cites count; none is found by scope."""
+    grants_up_to: str = "precedent_bound"
+    """`precedent_bound`, `actor_standard_limit` or `grantor_exception_limit`: what caps the
+    amount a precedent lets an actor grant."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,6 +136,16 @@ class Evidence:
     """The fewest characters its free text may have."""
     text_patterns: tuple[tuple[str, re.Pattern[str]], ...]
     """Named details the free text must match."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimsPolicy:
+    """When an action's rationale claims are checked, and what a false one gets."""
+
+    every_decision: bool
+    """True: on every outcome; False: only on an exception the checks would allow."""
+    on_contradiction: str
+    """`route` (to the lowest person above the actor; denied when nobody is) or `deny`."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,6 +190,9 @@ class ActionPolicy:
     """When set, the actor's authority covers the sum allowed on one record in a window."""
     provided: tuple[str, ...] = ()
     """The fields of `reads` a context provider answers: all but the ledger's totals."""
+    claims: ClaimsPolicy | None = None
+    """When its claims are checked and what a false one gets, when the pack says; otherwise
+    only an allowed exception's claims are checked, and a false one routes."""
 
     @property
     def reads_ledger(self) -> bool:
@@ -279,6 +338,8 @@ class PolicyPack:
     """The records a proposal names and how they relate; empty when the pack declares none."""
     totals: Mapping[str, Total] = field(default_factory=dict)
     """Running totals from the ledger, by the fact name CEL reads them under."""
+    asserted: Mapping[str, Asserted] = field(default_factory=dict)
+    """Facts the agent asserts, by the name rules read them under (`asserted.<name>`)."""
 
     def approval_sla_for(self, action: str, role: Role | None) -> timedelta:
         """How long an approval of `action` routed to `role` stays open before it expires.

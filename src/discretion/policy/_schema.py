@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 __all__ = [
     "ActionAuthoritySpec",
     "ActionSpec",
+    "AssertedSpec",
     "BudgetSpec",
+    "ClaimsSpec",
     "CumulativeSpec",
     "EntityKind",
     "EntitySpec",
@@ -25,6 +27,7 @@ __all__ = [
     "StandardRuleSpec",
     "ToolSpec",
     "TotalSpec",
+    "UnlocksSpec",
 ]
 
 _MODEL = ConfigDict(frozen=True, extra="forbid")
@@ -50,6 +53,31 @@ class FieldSpec(BaseModel):
     whose result depends on it cannot be decided, so the decision routes."""
     description: str = ""
     """What the field means."""
+
+
+class UnlocksSpec(BaseModel):
+    """What a rule resting on an asserted fact may allow without a person."""
+
+    model_config = _MODEL
+
+    max_amount: AmountText
+    """The largest amount a standard rule or exception reason that reads the assertion may
+    allow; above it the case routes to a person. `"0"`: never without one."""
+
+
+class AssertedSpec(BaseModel):
+    """A fact only the conversation holds, which the agent asserts (`rationale.asserted`)."""
+
+    model_config = _MODEL
+
+    type: Literal["string", "int", "bool"]
+    """Its type; a value of another type is refused (a 422)."""
+    values: list[str | int] | None = None
+    """The values it may take; any value of its type when absent."""
+    unlocks: UnlocksSpec | None = None
+    """What a rule resting on it may allow without a person; no cap of its own when absent."""
+    description: str = ""
+    """What the agent asserts, in words the agent (and the approver) read."""
 
 
 class ToolSpec(BaseModel):
@@ -174,6 +202,14 @@ class PrecedentPolicySpec(BaseModel):
     set_by: list[str] | None = None
     """The roles that may set precedent directly from an exception they granted; approvers set
     it while approving. Every human role whose authority covers the exception when absent."""
+    cited_only: bool = False
+    """Count only the precedents the actor's rationale cites; none is found by its scope."""
+    grants_up_to: Literal["precedent_bound", "actor_standard_limit", "grantor_exception_limit"] = (
+        "precedent_bound"
+    )
+    """The most a precedent lets an actor grant: its own bounds (`max_amount`, `max_ratio`; the
+    default); those and no more than the actor's own standard limit for the action; or its
+    grantor's exception limit, its bounds aside. Never more than its grantor could grant."""
 
 
 class EvidenceSpec(BaseModel):
@@ -189,6 +225,19 @@ class EvidenceSpec(BaseModel):
     text_must_match: dict[Annotated[str, StringConstraints(min_length=1, max_length=100)], str] = {}
     """Details the free text must carry, each named and given as a regular expression, such as
     `incident id: 'INC-[0-9]{4,}'`."""
+
+
+class ClaimsSpec(BaseModel):
+    """When the rationale's claims are checked against the facts, and what a false one gets."""
+
+    model_config = _MODEL
+
+    check: Literal["exceptions", "every_decision"] = "exceptions"
+    """`exceptions`: only on an exception the checks would allow (the default); `every_decision`:
+    on every outcome, so a false claim on an in-policy call is caught too."""
+    on_contradiction: Literal["route", "deny"] = "route"
+    """What a proposal with a claim the facts contradict gets: `route` to the lowest person
+    ranking above the actor (denied when nobody ranks above it), or `deny`."""
 
 
 class JudgeBandSpec(BaseModel):
@@ -255,6 +304,9 @@ class ActionSpec(BaseModel):
     exceptions: list[ReasonSpec] = []
     judge: JudgeBandSpec | bool | None = None
     """When the LLM judge reviews exceptions of this action whose reason does not say."""
+    claims: ClaimsSpec | None = None
+    """When its rationale's claims are checked, and what a false one gets; the keys it sets
+    override the pack's `claims`."""
     approval_sla: Window | None = None
     """How soon a routed case of this action must be decided; see the pack's `approval_sla`."""
     cumulative: CumulativeSpec | None = None
@@ -342,6 +394,12 @@ class PackSpec(BaseModel):
     budgets: list[BudgetSpec] = []
     judge: JudgeSpec = JudgeSpec()
     """Settings of the LLM judge: its daily call budget and what happens without one."""
+    claims: ClaimsSpec | None = None
+    """The default, for every action, of when claims are checked and what a false one gets."""
+    asserted: dict[FieldName, AssertedSpec] = {}
+    """Facts the agent asserts from the conversation (the reason the customer gave, whether they
+    confirmed), by name; rules read them as `asserted.<name>` once the action lists that in
+    `reads`. They are recorded as assertions, never as grounded facts."""
     approval_sla: Window = "24h"
     """How soon a routed case must be decided before its approval expires. An action's or the
     required role's own `approval_sla` applies instead when set; the shorter when both are."""

@@ -26,9 +26,15 @@ SYSTEM_RULES = {
     "discretion.claim.grounded": "a claim in the rationale agrees with the case facts",
     "discretion.claim.contradicts-fact": "a claim in the rationale contradicts the case facts",
     "discretion.claim.unknown-fact": "a claim in the rationale names a fact the case does not hold",
+    "discretion.claim.deny-on-contradiction": "the pack denies a proposal whose claim the facts"
+    " contradict",
+    "discretion.claim.nobody-above": "a claim failed its check and no one ranks above the actor"
+    " to decide it",
     "discretion.claim.evidence-missing": "the rationale lacks a claim the reason requires",
     "discretion.judge.text-too-short": "the rationale text is shorter than the reason requires",
     "discretion.judge.text-missing-detail": "the rationale text lacks a detail the reason requires",
+    "discretion.asserted.unlock-exceeded": "the rule that allows it rests on a fact the agent"
+    " asserted, and the amount is above what the pack lets an assertion unlock without a person",
     "discretion.judge.not-justified": "the rationale judge found it does not support the exception",
     "discretion.judge.failed": "the rationale judge could not give a verdict",
     "discretion.judge.timeout": "the rationale judge did not answer in time",

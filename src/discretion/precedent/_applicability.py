@@ -28,6 +28,8 @@ PRECEDENT_RULES = {
     "discretion.precedent.not-learnable": "the exception was a one-off and cannot be cited",
     "discretion.precedent.exhausted": "the precedent has no citations left",
     "discretion.precedent.grantor-authority": "the grantor's authority did not cover this amount",
+    "discretion.precedent.actor-standard-limit": "the pack caps what a precedent lets an actor"
+    " grant at the actor's own standard limit, and the amount is above it",
     "discretion.precedent.applied": "a precedent extended the actor's exception authority",
     "discretion.precedent.cited-not-applicable": "a cited precedent does not apply: routed",
 }

@@ -153,6 +153,12 @@ class Precedents:
                     f" reads: {', '.join(action.reads)}",
                     field=f"scope.{key}",
                 )
+            if key in self.policy.asserted:
+                raise ProposalError(
+                    f"scope key {key!r} is the agent's own assertion: a precedent's scope"
+                    " matches grounded facts only",
+                    field=f"scope.{key}",
+                )
             self._check_scope_value(key, value, fields[key].type)
         facts = Snapshot.thaw(context, fields).values
         stored_scope = _stored_scope(spec.scope)

@@ -13,11 +13,12 @@ transaction (`with store.transaction() as tx:`):
 
 - `SqlStore`: `find_decision`, `decision`, `decisions`, `decision_body`, `history`,
   `transaction`, `records`, `export`, `heads`, `count`, `partitions`, `checkpoints`,
-  `checkpoint`, `verify`, `create_schema`, `close`, `engine` (for tools and tests).
-- `SqlTransaction`: `budget_used`, `total` (a `TotalQuery`), `append` (a `DecisionRecord`),
-  `reserve`, `record`, `lock`, `decision`, `decision_body`, `has_record`; `SqlStore.total` reads
-  one without a lock.
-- `store.approvals`: `get`, `list`; `tx.approvals`: `open`, `claim`, `due`, `settle`, `escalate`.
+  `checkpoint`, `verify`, `bind_rows`, `bindings` (failures by table), `create_schema`, `close`,
+  `engine` (for tools and tests).
+- `SqlTransaction`: `budget_used`, `total` (a `TotalQuery`), `append` (a `DecisionRecord`, and
+  the `ApprovalRow` a route opens), `reserve`, `record`, `touch`, `lock`, `decision`,
+  `decision_body`, `has_record`; `SqlStore.total` reads one without a lock.
+- `store.approvals`: `get`, `list`; `tx.approvals`: `claim`, `due`, `settle`, `escalate`.
 - `store.executions`: `get`, `with_status`, `for_decision`; `tx.executions`: `get`, `queue`,
   `claim`, `locked`, `restart`, `finish`.
 - `store.precedents`: `load`, `list`, `find`; `tx.precedents`: `load`, `set_from`, `add`,
@@ -28,6 +29,10 @@ transaction (`with store.transaction() as tx:`):
 - `store.reports`: `exposure`, `grants_by_day`, `queue`, `budget_use`, `like_cases`,
   `resolutions`.
 - `upgrade`: migrate a database to the schema this version ships (Alembic).
+
+Working rows answer to the ledger (`_bindings`): a write to approvals, executions, precedents or
+tokens is bound by the next record the transaction appends (a transaction that ends with a row
+unbound fails), and every row read to be served or acted on is checked against its record first.
 
 Methods take and return plain values, `Decision`, `Reservation`, `Money`, `LedgerRecord`, and
 the frozen records defined here (`ApprovalRow`, `ExecutionRow`, ...); the modules above turn

@@ -21,6 +21,7 @@ from discretion.store import _dialect
 from discretion.store._schema import approvals, from_us, to_us
 
 if TYPE_CHECKING:
+    from discretion.store._bindings import Bindings
     from discretion.store._sql import SqlStore, SqlTransaction
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "ApprovalRow",
     "ApprovalWrites",
     "statements",
+    "values",
 ]
 
 PENDING = "pending"
@@ -122,6 +124,37 @@ def _row(row: Any) -> ApprovalRow:
     )
 
 
+def values(row: ApprovalRow) -> dict[str, Any]:
+    """An approval's columns, as the table keeps them."""
+    requested = row.requested
+    return {
+        "id": row.id,
+        "status": row.status,
+        "action": row.action,
+        "reason": row.reason,
+        "required_role": row.required_role,
+        "actor_id": row.actor_id,
+        "actor_role": row.actor_role,
+        "customer_id": row.customer_id,
+        "case_id": row.case_id,
+        "amount_minor": requested.minor if requested is not None else None,
+        "currency": requested.currency if requested is not None else None,
+        "approved_minor": row.approved.minor if row.approved is not None else None,
+        "tool": row.tool,
+        "proposal": canonical_json(row.proposal),
+        "policy_version": row.policy_version,
+        "opened_us": to_us(row.opened_at),
+        "due_us": to_us(row.due_at),
+        "escalations": row.escalations,
+        "decided_us": to_us(row.decided_at) if row.decided_at is not None else None,
+        "decided_by": row.decided_by,
+        "decided_role": row.decided_role,
+        "note": row.note,
+        "order_id": row.order_id,
+        "ledger_hash": row.ledger_hash,
+    }
+
+
 def statements(dialect_name: str) -> dict[str, Any]:
     """The hot-path statement of approvals, for `Statements`: every routed decision opens one.
 
@@ -130,10 +163,18 @@ def statements(dialect_name: str) -> dict[str, Any]:
     return {"approval.open": insert(approvals)}
 
 
-def _get(connection: Connection, approval_id: str, *, lock: bool = False) -> ApprovalRow | None:
+def _checked(bindings: Bindings, connection: Connection, rows: Sequence[Any]) -> list[ApprovalRow]:
+    """Rows as approvals, once each agrees with the ledger record that set its state."""
+    bindings.check(connection, "approvals", [row._mapping for row in rows])
+    return [_row(row) for row in rows]
+
+
+def _get(
+    bindings: Bindings, connection: Connection, approval_id: str, *, lock: bool = False
+) -> ApprovalRow | None:
     query = select(approvals).where(approvals.c.id == approval_id)
     row = connection.execute(_dialect.locking(query) if lock else query).first()
-    return _row(row) if row is not None else None
+    return _checked(bindings, connection, [row])[0] if row is not None else None
 
 
 class ApprovalReads:
@@ -145,7 +186,7 @@ class ApprovalReads:
     def get(self, approval_id: str) -> ApprovalRow | None:
         """The approval with this id, if any."""
         with self._store._reading("approvals") as connection:
-            return _get(connection, approval_id)
+            return _get(self._store.bindings, connection, approval_id)
 
     def list(
         self,
@@ -163,7 +204,7 @@ class ApprovalReads:
         query = query.order_by(approvals.c.due_us, approvals.c.id).limit(limit)
         with self._store._reading("approvals") as connection:
             rows = connection.execute(query).all()
-        return [_row(row) for row in rows]
+            return _checked(self._store.bindings, connection, rows)
 
 
 class ApprovalWrites:
@@ -172,46 +213,13 @@ class ApprovalWrites:
     def __init__(self, tx: SqlTransaction) -> None:
         self._tx = tx
 
-    def open(self, row: ApprovalRow) -> None:
-        """Insert a new approval."""
-        requested = row.requested
-        self._tx._sql["approval.open"].run(
-            self._tx._cursor,
-            {
-                "id": row.id,
-                "status": row.status,
-                "action": row.action,
-                "reason": row.reason,
-                "required_role": row.required_role,
-                "actor_id": row.actor_id,
-                "actor_role": row.actor_role,
-                "customer_id": row.customer_id,
-                "case_id": row.case_id,
-                "amount_minor": requested.minor if requested is not None else None,
-                "currency": requested.currency if requested is not None else None,
-                "approved_minor": row.approved.minor if row.approved is not None else None,
-                "tool": row.tool,
-                "proposal": canonical_json(row.proposal),
-                "policy_version": row.policy_version,
-                "opened_us": to_us(row.opened_at),
-                "due_us": to_us(row.due_at),
-                "escalations": row.escalations,
-                "decided_us": to_us(row.decided_at) if row.decided_at is not None else None,
-                "decided_by": row.decided_by,
-                "decided_role": row.decided_role,
-                "note": row.note,
-                "order_id": row.order_id,
-                "ledger_hash": row.ledger_hash,
-            },
-        )
-
     def claim(self, approval_id: str) -> ApprovalRow | None:
         """The approval with this id, locked until the commit (PostgreSQL).
 
         Whoever decides a case claims it: a second approver waits, then finds it decided.
         SQLite's write lock already serialises them.
         """
-        return _get(self._tx._connection, approval_id, lock=True)
+        return _get(self._tx.bindings, self._tx._connection, approval_id, lock=True)
 
     def due(self, now: datetime) -> builtins.list[ApprovalRow]:
         """Pending approvals whose due time has come, soonest first, locked.
@@ -227,7 +235,7 @@ class ApprovalWrites:
                 skip_locked=True,
             )
         ).all()
-        return [_row(row) for row in rows]
+        return _checked(self._tx.bindings, self._tx._connection, rows)
 
     def settle(
         self,
@@ -253,7 +261,10 @@ class ApprovalWrites:
                 approved_minor=approved.minor if approved is not None else None,
             )
         )
-        return bool(result.rowcount == 1)
+        if result.rowcount != 1:
+            return False
+        self._tx.touch("approvals", approval_id)
+        return True
 
     def escalate(
         self, approval_id: str, *, required_role: str, due_at: datetime, escalations: int
@@ -264,3 +275,4 @@ class ApprovalWrites:
             .where(approvals.c.id == approval_id)
             .values(required_role=required_role, due_us=to_us(due_at), escalations=escalations)
         )
+        self._tx.touch("approvals", approval_id)

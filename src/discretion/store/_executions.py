@@ -20,6 +20,7 @@ from discretion.store import _dialect
 from discretion.store._schema import executions, from_us, to_us
 
 if TYPE_CHECKING:
+    from discretion.store._bindings import Bindings
     from discretion.store._sql import SqlStore, SqlTransaction
 
 __all__ = ["ExecutionReads", "ExecutionRow", "ExecutionWrites", "statements"]
@@ -135,9 +136,16 @@ def statements(dialect_name: str) -> dict[str, Any]:
     }
 
 
-def _get(connection: Connection, key: str) -> ExecutionRow | None:
+def _checked(bindings: Bindings, connection: Connection, rows: Sequence[Any]) -> list[ExecutionRow]:
+    """Rows as executions, once each agrees with the ledger record that set its state."""
+    found = [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
+    bindings.check(connection, "executions", found)
+    return [_row(row) for row in rows]
+
+
+def _get(bindings: Bindings, connection: Connection, key: str) -> ExecutionRow | None:
     row = connection.execute(select(executions).where(executions.c.key == key)).first()
-    return _row(row) if row is not None else None
+    return _checked(bindings, connection, [row])[0] if row is not None else None
 
 
 class ExecutionReads:
@@ -149,7 +157,7 @@ class ExecutionReads:
     def get(self, key: str) -> ExecutionRow | None:
         """The execution with this key, if any."""
         with self._store._reading("executions") as connection:
-            return _get(connection, key)
+            return _get(self._store.bindings, connection, key)
 
     def with_status(self, status: str, *, limit: int) -> builtins.list[ExecutionRow]:
         """Up to `limit` executions in `status` (the outbox: `pending`), oldest queued first."""
@@ -160,7 +168,7 @@ class ExecutionReads:
                 .order_by(executions.c.queued_us, executions.c.key)
                 .limit(limit)
             ).all()
-        return [_row(row) for row in rows]
+            return _checked(self._store.bindings, connection, rows)
 
     def for_decision(self, decision_id: str) -> builtins.list[ExecutionRow]:
         """The executions a decision led to, by key."""
@@ -170,7 +178,7 @@ class ExecutionReads:
                 .where(executions.c.decision_id == decision_id)
                 .order_by(executions.c.key)
             ).all()
-        return [_row(row) for row in rows]
+            return _checked(self._store.bindings, connection, rows)
 
 
 class ExecutionWrites:
@@ -181,7 +189,7 @@ class ExecutionWrites:
 
     def get(self, key: str) -> ExecutionRow | None:
         """The execution with this key, if any, as this transaction sees it (no lock)."""
-        return _get(self._tx._connection, key)
+        return _get(self._tx.bindings, self._tx._connection, key)
 
     def queue(self, row: ExecutionRow) -> None:
         """Insert a new row (a call queued after an approval).
@@ -189,7 +197,9 @@ class ExecutionWrites:
         Raises:
             StoreError: the key is taken (when the transaction ends); read it first.
         """
-        self._tx._connection.execute(insert(executions).values(**_values(row)))
+        values = _values(row)
+        self._tx._connection.execute(insert(executions).values(**values))
+        self._tx.touch("executions", row.key, values)
 
     def claim(
         self,
@@ -219,12 +229,17 @@ class ExecutionWrites:
             started_us=to_us(started_at),
         )
         cursor = self._tx._sql["execution.claim"].run(self._tx._cursor, values)
-        return bool(cursor.rowcount == 1)
+        if cursor.rowcount != 1:
+            return False
+        self._tx.touch("executions", key, values)
+        return True
 
     def locked(self, key: str) -> ExecutionRow | None:
         """The row with this key, locked until the commit (PostgreSQL)."""
         found = self._tx._sql["execution.read"].run(self._tx._cursor, {"b_key": key}).fetchone()
-        return _row(found) if found is not None else None
+        if found is None:
+            return None
+        return _checked(self._tx.bindings, self._tx._connection, [found])[0]
 
     def restart(self, key: str, *, status: str, attempts: int, started_at: datetime) -> None:
         """Start another attempt: the last one's end and error are cleared."""
@@ -239,6 +254,7 @@ class ExecutionWrites:
                 "b_error": None,
             },
         )
+        self._tx.touch("executions", key)
 
     def finish(
         self,
@@ -260,3 +276,4 @@ class ExecutionWrites:
                 "b_finished": to_us(finished_at),
             },
         )
+        self._tx.touch("executions", key)

@@ -8,15 +8,17 @@ runs on the driver's cursor.
 from __future__ import annotations
 
 import builtins
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from discretion.store._schema import api_tokens, to_us, ui_sessions
 
 if TYPE_CHECKING:
+    from discretion.store._bindings import Bindings
     from discretion.store._sql import SqlStore, SqlTransaction
 
 __all__ = ["IdentityReads", "IdentityWrites", "SessionRow", "TokenRow", "statements"]
@@ -48,20 +50,33 @@ class SessionRow:
     """The token every form of the session carries."""
 
 
-_TOKEN = (api_tokens.c.id, api_tokens.c.subject_id, api_tokens.c.role, api_tokens.c.is_ai)
-_TOKEN_COLUMNS = (*_TOKEN, api_tokens.c.label)
 _LIVE = api_tokens.c.revoked_us.is_(None)
 
 
-def _token(row: Any) -> TokenRow:
-    token_id, subject_id, role, is_ai, label = row
-    return TokenRow(id=token_id, subject_id=subject_id, role=role, is_ai=bool(is_ai), label=label)
+_ALL = tuple(c.name for c in api_tokens.columns)
+
+
+def _token(values: Mapping[str, Any]) -> TokenRow:
+    return TokenRow(
+        id=values["id"],
+        subject_id=values["subject_id"],
+        role=values["role"],
+        is_ai=bool(values["is_ai"]),
+        label=values["label"],
+    )
+
+
+def _checked(bindings: Bindings, connection: Connection, rows: Sequence[Any]) -> list[TokenRow]:
+    """Rows (whole, in column order) as tokens, once each agrees with its ledger record."""
+    found = [dict(zip(_ALL, row, strict=True)) for row in rows]
+    bindings.check(connection, "api_tokens", found)
+    return [_token(values) for values in found]
 
 
 def statements(dialect_name: str) -> dict[str, Any]:
     """The hot-path statement of identities, for `Statements`."""
     return {
-        "token.lookup": select(*_TOKEN_COLUMNS).where(
+        "token.lookup": select(*api_tokens.columns).where(
             api_tokens.c.token_hash == bindparam("digest"), _LIVE
         )
     }
@@ -84,31 +99,35 @@ class IdentityReads:
                 row = self._store._sql["token.lookup"].run(cursor, {"digest": digest}).fetchone()
             finally:
                 cursor.close()
-        return _token(row) if row is not None else None
+            if row is None:
+                return None
+            return _checked(self._store.bindings, connection, [row])[0]
 
     def get_token(self, token_id: str) -> TokenRow | None:
         """A live token by its public id."""
         with self._store._reading("api tokens") as connection:
             row = connection.execute(
-                select(*_TOKEN_COLUMNS).where(api_tokens.c.id == token_id, _LIVE)
+                select(*api_tokens.columns).where(api_tokens.c.id == token_id, _LIVE)
             ).first()
-        return _token(row) if row is not None else None
+            if row is None:
+                return None
+            return _checked(self._store.bindings, connection, [row])[0]
 
     def live_tokens(self) -> builtins.list[TokenRow]:
         """Every live token, oldest first."""
         with self._store._reading("api tokens") as connection:
             rows = connection.execute(
-                select(*_TOKEN_COLUMNS)
+                select(*api_tokens.columns)
                 .where(_LIVE)
                 .order_by(api_tokens.c.created_us, api_tokens.c.id)
             ).all()
-        return [_token(row) for row in rows]
+            return _checked(self._store.bindings, connection, rows)
 
     def find_session(self, digest: str, *, now: datetime) -> SessionRow | None:
         """The live session whose cookie's SHA-256 is `digest` (not expired, token not revoked)."""
         with self._store._reading("sessions") as connection:
             row = connection.execute(
-                select(ui_sessions.c.csrf, *_TOKEN_COLUMNS)
+                select(ui_sessions.c.csrf, *api_tokens.columns)
                 .join(api_tokens, api_tokens.c.id == ui_sessions.c.token_id)
                 .where(
                     ui_sessions.c.id_hash == digest,
@@ -116,10 +135,12 @@ class IdentityReads:
                     _LIVE,
                 )
             ).first()
-        if row is None:
-            return None
-        csrf, *token = row
-        return SessionRow(token=_token(token), csrf=csrf)
+            if row is None:
+                return None
+            csrf, *token = row
+            return SessionRow(
+                token=_checked(self._store.bindings, connection, [token])[0], csrf=csrf
+            )
 
 
 class IdentityWrites:
@@ -141,6 +162,20 @@ class IdentityWrites:
                 created_us=to_us(created_at),
             )
         )
+        self._tx.touch("api_tokens", token.id)
+        self._tx.record(
+            "token.issued",
+            token.id,
+            {
+                "token_id": token.id,
+                "subject_id": token.subject_id,
+                "role": token.role,
+                "is_ai": token.is_ai,
+                "label": token.label,
+                "at": created_at,
+            },
+            at=created_at,
+        )
 
     def revoke_token(self, token_id: str, *, at: datetime) -> bool:
         """Revoke a live token by its public id; return whether one was revoked."""
@@ -149,7 +184,11 @@ class IdentityWrites:
             .where(api_tokens.c.id == token_id, _LIVE)
             .values(revoked_us=to_us(at))
         )
-        return bool(result.rowcount == 1)
+        if result.rowcount != 1:
+            return False
+        self._tx.touch("api_tokens", token_id)
+        self._tx.record("token.revoked", token_id, {"token_id": token_id, "at": at}, at=at)
+        return True
 
     def add_session(
         self, *, digest: str, token_id: str, csrf: str, created_at: datetime, expires_at: datetime

@@ -20,6 +20,7 @@ from discretion.store import _dialect
 from discretion.store._schema import from_us, precedent_keysets, precedents, to_us
 
 if TYPE_CHECKING:
+    from discretion.store._bindings import Bindings
     from discretion.store._sql import SqlStore, SqlTransaction
 
 __all__ = ["NewPrecedent", "PrecedentReads", "PrecedentRow", "PrecedentWrites"]
@@ -135,10 +136,21 @@ _CONSUME = (
 )
 
 
-def _load(connection: Connection, ids: Iterable[str]) -> dict[str, PrecedentRow]:
+def _check(bindings: Bindings, connection: Connection, ids: Iterable[str]) -> None:
+    """Check these precedents' rows against the ledger records that set their state."""
+    wanted = sorted(set(ids))
+    if wanted:
+        rows = connection.execute(select(precedents).where(precedents.c.id.in_(wanted))).all()
+        bindings.check(connection, "precedents", [row._mapping for row in rows])
+
+
+def _load(
+    bindings: Bindings, connection: Connection, ids: Iterable[str]
+) -> dict[str, PrecedentRow]:
     wanted = sorted(set(ids))
     if not wanted:
         return {}
+    _check(bindings, connection, wanted)
     rows = connection.execute(select(*_COLUMNS).where(precedents.c.id.in_(wanted))).all()
     return {row.id: _row(row) for row in rows}
 
@@ -152,7 +164,7 @@ class PrecedentReads:
     def load(self, ids: Iterable[str]) -> dict[str, PrecedentRow]:
         """The precedents with these ids that exist, by id."""
         with self._store._reading("precedents") as connection:
-            return _load(connection, ids)
+            return _load(self._store.bindings, connection, ids)
 
     def list(
         self,
@@ -175,7 +187,9 @@ class PrecedentReads:
                 precedents.c.uses < precedents.c.citations,
             )
         with self._store._reading("precedents") as connection:
-            return [_row(row) for row in connection.execute(query).all()]
+            rows = connection.execute(query).all()
+            _check(self._store.bindings, connection, [row.id for row in rows])
+            return [_row(row) for row in rows]
 
     def find(
         self, *, action: str, reason: str, facts: ScopeFacts, now: datetime, amount_minor: int
@@ -214,7 +228,7 @@ class PrecedentWrites:
 
         Read in the transaction: on SQLite a second connection would wait for its own lock.
         """
-        return _load(self._tx._connection, ids)
+        return _load(self._tx.bindings, self._tx._connection, ids)
 
     def set_from(self, decision_id: str) -> str | None:
         """The id of the precedent set from `decision_id`, if one was."""
@@ -245,6 +259,7 @@ class PrecedentWrites:
                 body=new.body,
             )
         )
+        self._tx.touch("precedents", new.id)
         # Another decision's precedent may bring the same key set at the same moment.
         connection.execute(
             _dialect.insert_ignore(precedent_keysets, connection.dialect.name).values(
@@ -257,17 +272,36 @@ class PrecedentWrites:
 
         The conditional update is atomic: two decisions cannot both take the last citation.
         """
-        result = self._tx._connection.execute(
-            _CONSUME, {"precedent": precedent_id, "now": to_us(now)}
+        connection = self._tx._connection
+        # A precedent only its row vouches for (forged, or its limits edited) is never cited.
+        _check(self._tx.bindings, connection, [precedent_id])
+        result = connection.execute(_CONSUME, {"precedent": precedent_id, "now": to_us(now)})
+        if result.rowcount != 1:
+            return False
+        source = connection.execute(
+            select(precedents.c.source_decision_id).where(precedents.c.id == precedent_id)
+        ).scalar_one()
+        self._tx.touch("precedents", precedent_id)
+        # Its own record (about the precedent, on its chain) binds the row's new count.
+        self._tx.record(
+            "precedent.cited",
+            precedent_id,
+            {"precedent_id": precedent_id, "at": now},
+            at=now,
+            chain=source,
         )
-        return bool(result.rowcount == 1)
+        return True
 
     def claim(self, precedent_id: str) -> PrecedentRow | None:
         """The precedent with this id, locked until the commit (PostgreSQL)."""
-        row = self._tx._connection.execute(
+        connection = self._tx._connection
+        row = connection.execute(
             _dialect.locking(select(*_COLUMNS).where(precedents.c.id == precedent_id))
         ).first()
-        return _row(row) if row is not None else None
+        if row is None:
+            return None
+        _check(self._tx.bindings, connection, [precedent_id])
+        return _row(row)
 
     def revoke(self, precedent_id: str, *, at: datetime, body: str) -> None:
         """Mark a precedent revoked at `at`, with its body rewritten (who revoked it and why)."""
@@ -276,3 +310,4 @@ class PrecedentWrites:
             .where(precedents.c.id == precedent_id)
             .values(revoked_us=to_us(at), body=body)
         )
+        self._tx.touch("precedents", precedent_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,8 +41,9 @@ from discretion.lineage import (
     record_hash,
     verify_checkpoints,
 )
-from discretion.store import _approvals, _dialect, _executions, _identities
-from discretion.store._approvals import ApprovalReads, ApprovalWrites
+from discretion.store import _approvals, _bindings, _dialect, _executions, _identities
+from discretion.store._approvals import ApprovalReads, ApprovalRow, ApprovalWrites
+from discretion.store._bindings import BOUND, Audit, Bindings, OwnRows, row_digest
 from discretion.store._compiled import Compiled, Statements
 from discretion.store._executions import ExecutionReads, ExecutionWrites
 from discretion.store._identities import IdentityReads, IdentityWrites
@@ -59,7 +60,7 @@ from discretion.store._schema import (
     reservations,
     to_us,
 )
-from discretion.store._totals import TotalQuery, lock_name, run_total
+from discretion.store._totals import TotalQuery, lock_name, run_totals
 from discretion.store._verdicts import Verdicts
 
 if TYPE_CHECKING:
@@ -80,13 +81,11 @@ class DecisionRecord:
     proposal: Mapping[str, Any]
     """The proposal as the lineage records it (JSON): its digested content and its key."""
     context: Mapping[str, Any]
-    """The context snapshot's data (JSON): exactly the facts it was decided on."""
-    customer_id: str | None
-    """The customer it concerns, if any: a column, so exposure per customer is a range read."""
-    case_id: str | None
-    """The case it concerns, if any."""
-    order_id: str | None = None
-    """The order it concerns, if any: totals per order read it."""
+    """The context snapshot's data (JSON): exactly the facts it was decided on.
+
+    The customer, case and order it concerns are the decision's `entities`: columns, so
+    exposure and totals per record are range reads, derived from the record like every other.
+    """
 
     def body(self) -> dict[str, Any]:
         """The lineage record's body; `canonical_json` of it is what the chain hashes."""
@@ -113,7 +112,7 @@ class HistoryEntry:
 
 # The core's hot-path statements (see `_compiled`); the table families add theirs.
 _STATEMENTS: dict[str, Any] = {
-    "find": select(decisions.c.body).where(
+    "find": select(*decisions.columns).where(
         decisions.c.actor_id == bindparam("actor"),
         decisions.c.idempotency_key == bindparam("key"),
     ),
@@ -136,20 +135,19 @@ def _statements(dialect_name: str) -> dict[str, Any]:
     budget_lock = _dialect.budget_lock(dialect_name)
     if budget_lock is not None:
         statements["lock_budget"] = budget_lock
-    for family in (_approvals, _executions, _identities):
+    for family in (_approvals, _executions, _identities, _bindings):
         statements.update(family.statements(dialect_name))
     return statements
 
 
-def _decision(row: Any) -> Decision | None:
-    return Decision.model_validate_json(row[0]) if row is not None else None
+_DECISION_COLUMNS = tuple(c.name for c in decisions.columns)
 
 
-def _decision_by_id(connection: Connection, decision_id: str) -> Decision | None:
-    body = connection.execute(
-        select(decisions.c.body).where(decisions.c.id == decision_id)
-    ).scalar_one_or_none()
-    return Decision.model_validate_json(body) if body is not None else None
+def _decision_by_id(
+    bindings: Bindings, connection: Connection, decision_id: str, partitions: int
+) -> Decision | None:
+    row = connection.execute(select(decisions).where(decisions.c.id == decision_id)).first()
+    return bindings.check_decision(connection, row, partitions) if row is not None else None
 
 
 def _decision_body(connection: Connection, decision_id: str) -> dict[str, Any] | None:
@@ -193,8 +191,12 @@ class SqlTransaction:
         *,
         pipelines: bool = False,
         totals: dict[tuple[Any, ...], Compiled] | None = None,
+        bindings: Bindings | None = None,
     ) -> None:
         self._connection = connection
+        self._touched: dict[tuple[str, str], Mapping[str, Any] | None] = {}
+        self.bindings = OwnRows(bindings if bindings is not None else Bindings(), self._touched)
+        """Checks rows read in this transaction against the ledger (the store's)."""
         self._cursor = connection.connection.cursor()
         self._sql = sql
         self._partitions = partitions
@@ -203,6 +205,8 @@ class SqlTransaction:
         self._lock_budget = sql.optional("lock_budget")  # None where the write lock covers it
         self._pipelines = pipelines  # batch writes in one round trip (`_batch`)
         self._totals = totals if totals is not None else {}
+        # `_touched`: rows of bound tables written since the last record (`touch`), with
+        # their values when the writer knows them: the next record appended binds them.
         # The table families' writers, made on first use: a decision's transaction touches
         # none of them. (`functools.cached_property` takes a lock per first use on 3.11.)
         self._approvals: ApprovalWrites | None = None
@@ -219,11 +223,16 @@ class SqlTransaction:
         As with budgets, no other decision reads this key's total until this transaction's
         own decision is visible (PostgreSQL; SQLite's write lock covers every writer).
         """
-        name = lock_name(query.per)
-        if self._lock_budget is not None and (name, query.key) not in self._locked:
-            self._lock_budget.run(self._cursor, {"budget": name, "key": query.key})
-            self._locked.add((name, query.key))
-        return run_total(self._cursor, self._totals, self._connection.dialect, query)
+        return self.totals((query,))[0]
+
+    def totals(self, queries: Sequence[TotalQuery]) -> list[int]:
+        """Several running totals in one statement, each record's key locked as by `total`."""
+        for query in queries:
+            name = lock_name(query.per)
+            if self._lock_budget is not None and (name, query.key) not in self._locked:
+                self._lock_budget.run(self._cursor, {"budget": name, "key": query.key})
+                self._locked.add((name, query.key))
+        return run_totals(self._cursor, self._totals, self._connection.dialect, queries)
 
     @property
     def approvals(self) -> ApprovalWrites:
@@ -265,18 +274,23 @@ class SqlTransaction:
         row = self._run("used", {"budget": budget_id, "key": key, "since": to_us(since)})
         return int(row.fetchone()[0])
 
-    def append(self, record: DecisionRecord) -> Decision:
-        """Record the decision, its reservations and its lineage record; return it hashed.
+    def append(self, record: DecisionRecord, *, opens: ApprovalRow | None = None) -> Decision:
+        """Record a decision with its reservations, lineage record and approval; return it hashed.
 
-        Invariant 4: all three are written in this one transaction, so none exists without the
-        others.
+        `opens` is the approval a route opens. Invariant 4: all are written in this one
+        transaction, so none exists without the others. The record binds the approval and any
+        precedent the decision cited (`_bindings`).
 
         Raises:
             DuplicateKey: its idempotency key is on record already; roll back and read it.
         """
         decision = record.decision
         at = to_us(decision.decided_at)
-        text = canonical_json(record.body())
+        opened = _approvals.values(opens) if opens is not None else None
+        if opened is not None:
+            self.touch("approvals", opened["id"], opened)
+        body = self._binding(record.body())
+        text = canonical_json(body)
         link = self._next(decision.id, "decision", text)
         stamped = decision.with_hash(link.hash)
         amount = decision.amount
@@ -292,9 +306,9 @@ class SqlTransaction:
                         action=decision.action,
                         outcome=decision.outcome.value,
                         actor_id=decision.actor_id,
-                        customer_id=record.customer_id,
-                        case_id=record.case_id,
-                        order_id=record.order_id,
+                        customer_id=decision.entities.get("customer"),
+                        case_id=decision.entities.get("case"),
+                        order_id=decision.entities.get("order"),
                         actor_role=decision.actor_role,
                         amount_minor=amount.minor if amount is not None else None,
                         currency=amount.currency if amount is not None else None,
@@ -307,10 +321,52 @@ class SqlTransaction:
                     ),
                 )
                 self._reserve(decision.id, decision.reservations, at)
+                if opened is not None:
+                    self._sql["approval.open"].run(
+                        self._cursor, {**opened, "ledger_hash": link.hash}
+                    )
+                    del self._touched[("approvals", opened["id"])]
                 self._chain(link, "decision", decision.id, text, at)
+                self._bound(body, link.hash)
         except self._connection.dialect.loaded_dbapi.IntegrityError as exc:
             raise DuplicateKey(decision.idempotency_key) from exc
         return stamped
+
+    def touch(self, table: str, key: str, values: Mapping[str, Any] | None = None) -> None:
+        """Note that a row of a bound table was written; the next record appended binds it.
+
+        `values` is the row's whole new state when the writer knows it; otherwise the row is
+        read back when the record is made. A transaction that ends with a row touched and not
+        bound fails: no working row changes without a ledger record saying so.
+        """
+        self._touched[(table, key)] = values
+
+    def _binding(self, body: dict[str, Any]) -> dict[str, Any]:
+        """`body` with the rows touched since the last record bound to it (`binds`)."""
+        if not self._touched:
+            return body
+        binds = []
+        for (table, key), values in sorted(self._touched.items(), key=lambda item: item[0]):
+            if values is None:
+                found = self._run(f"bind.read.{table}", {"b_key": key})
+                row = found.fetchone()
+                if row is None:
+                    raise StoreError(f"{table} row {key!r} vanished before it was recorded")
+                names = [column[0] for column in found.description]
+                values = dict(zip(names, row, strict=True))
+            binds.append([table, key, row_digest(table, values)])
+        return {**body, "binds": binds}
+
+    def _bound(self, body: Mapping[str, Any], record: str) -> None:
+        """Give the rows `body` binds the hash of their record."""
+        for table, key, _ in body.get("binds", ()):
+            if (table, key) in self._touched:
+                self._run(f"bind.set.{table}", {"b_key": key, "b_hash": record})
+                del self._touched[(table, key)]
+
+    def unbound(self) -> list[tuple[str, str]]:
+        """Rows touched that no record has bound yet (the transaction must not commit)."""
+        return sorted(self._touched)
 
     def reserve(
         self, decision_id: str, reservations: Iterable[Reservation], *, at: datetime
@@ -337,8 +393,8 @@ class SqlTransaction:
             )
 
     def decision(self, decision_id: str) -> Decision | None:
-        """A decision by id, as this transaction sees it."""
-        return _decision_by_id(self._connection, decision_id)
+        """A decision by id, as this transaction sees it, checked against its ledger record."""
+        return _decision_by_id(self.bindings, self._connection, decision_id, self._partitions)
 
     def decision_body(self, decision_id: str) -> dict[str, Any] | None:
         """A decision's lineage body (decision, proposal, context), as this transaction sees it."""
@@ -373,14 +429,17 @@ class SqlTransaction:
         """Append a lineage record of `kind` about `subject_id`; return its hash.
 
         Used for what happens after a decision (approvals, executions, precedents set or
-        revoked): the record commits or rolls back with the rest of this transaction. It joins
+        revoked, tokens): the record commits or rolls back with the rest of this transaction, and
+        binds every working row this transaction wrote since its last record. It joins
         the partition of `chain` (the decision it follows from; `subject_id` by default), so a
         decision and what became of it share one chain, in order.
         """
+        body = self._binding(body)
         text = canonical_json(body)
         link = self._next(chain or subject_id, kind, text)
         with self._batch():
             self._chain(link, kind, subject_id, text, to_us(at))
+            self._bound(body, link.hash)
         return link.hash
 
     def lock(self, chain: str) -> None:
@@ -455,6 +514,9 @@ class SqlStore:
         self._engine: Engine = _dialect.create(url, must_exist=not create)
         self._sql = Statements(self._engine.dialect, _statements(self._engine.dialect.name))
         self._totals: dict[tuple[Any, ...], Compiled] = {}
+        self.bindings = Bindings()
+        """Checks every working row against its ledger record before it is acted on or
+        served; `bindings.failures` counts the rows that disagreed, by table."""
         traits = _dialect.traits(self._engine)
         self._holds = traits.holds_connections
         self._local = threading.local()
@@ -525,7 +587,13 @@ class SqlStore:
             found = self._sql["find"].run(cursor, {"actor": actor_id, "key": idempotency_key})
             row = found.fetchone()
             cursor.close()
-        return _decision(row)
+        if row is None:
+            return None
+        # A retry is answered from the row only once it agrees with its ledger record (read on a
+        # connection of its own: the held one must not begin a transaction).
+        values = _Row(zip(_DECISION_COLUMNS, row, strict=True))
+        with self._reading("the ledger") as connection:
+            return self.bindings.check_decision(connection, values, self.partitions)
 
     @contextmanager
     def _held(self) -> Iterator[Connection]:
@@ -571,13 +639,21 @@ class SqlStore:
             self._held() as connection,
             connection.begin(),
         ):
-            yield SqlTransaction(
+            tx = SqlTransaction(
                 connection,
                 self._sql,
                 partitions,
                 pipelines=self._pipelines,
                 totals=self._totals,
+                bindings=self.bindings,
             )
+            yield tx
+            if tx.unbound():
+                # Rolled back: a working row may change only with a ledger record saying so.
+                raise StoreError(
+                    "rows were written without a ledger record binding them: "
+                    + ", ".join(f"{table} {key!r}" for table, key in tx.unbound())
+                )
         if self._checkpointer is not None:
             self._checkpointer.committed()
 
@@ -586,11 +662,15 @@ class SqlStore:
 
         The decision reads it again in its own transaction, locked, before it is recorded.
         """
+        return self.totals((query,))[0]
+
+    def totals(self, queries: Sequence[TotalQuery]) -> list[int]:
+        """Several running totals read now in one statement, without a lock."""
         reader = self._held() if self._holds else self._reading("totals")
         with self._mapped("read totals"), reader as connection:
             cursor = connection.connection.cursor()
             try:
-                return run_total(cursor, self._totals, self._engine.dialect, query)
+                return run_totals(cursor, self._totals, self._engine.dialect, queries)
             finally:
                 cursor.close()
 
@@ -667,20 +747,21 @@ class SqlStore:
             ) from exc
 
     def decision(self, decision_id: str) -> Decision | None:
-        """A decision by id."""
+        """A decision by id, checked against its ledger record."""
         with self._reading("decisions") as connection:
-            return _decision_by_id(connection, decision_id)
+            return _decision_by_id(self.bindings, connection, decision_id, self.partitions)
 
     def decisions(self, decision_ids: Iterable[str]) -> dict[str, Decision]:
         """The decisions with these ids that exist, by id."""
         wanted = sorted(set(decision_ids))
         if not wanted:
             return {}
+        partitions = self.partitions
         with self._reading("decisions") as connection:
-            rows = connection.execute(
-                select(decisions.c.id, decisions.c.body).where(decisions.c.id.in_(wanted))
-            ).all()
-        return {row.id: Decision.model_validate_json(row.body) for row in rows}
+            rows = connection.execute(select(decisions).where(decisions.c.id.in_(wanted))).all()
+            return {
+                row.id: self.bindings.check_decision(connection, row, partitions) for row in rows
+            }
 
     def history(self, subject_id: str) -> list[HistoryEntry]:
         """The lineage records about `subject_id` (a decision, an approval), oldest first."""
@@ -808,9 +889,39 @@ class SqlStore:
                 check_signature=verifier,
             )
             chains = ChainVerifier(partitions, bound=bound)
+            audit = Audit()
             for record in self._records(connection=connection):
                 chains.add(record)
-            return chains.finish(heads)
+                audit.add(record)
+            count = chains.finish(heads)
+            # The chains hold; now every working row must be what they say.
+            audit.finish(connection)
+            return count
+
+    def bind_rows(self, *, at: datetime) -> int:
+        """Bind working rows written before rows were bound to the ledger; return how many.
+
+        Each such row (`ledger_hash` empty) gets a `row.adopted` record of its state as it is
+        now: run once by `discretion db upgrade`, on a database you trust at that moment.
+        """
+        bound = 0
+        for table, (source, key_column) in BOUND.items():
+            with self._reading(table) as connection:
+                keys = [
+                    str(key)
+                    for key in connection.execute(
+                        select(key_column)
+                        .where(source.c.ledger_hash.is_(None))
+                        .order_by(key_column)
+                    ).scalars()
+                ]
+            for key in keys:
+                with self.transaction() as tx:
+                    tx.touch(table, key)
+                    body = {"table": table, "key": key, "at": at}
+                    tx.record("row.adopted", key, body, at=at)
+                bound += 1
+        return bound
 
     def export(self) -> Iterator[dict[str, Any]]:
         """Every lineage record as a dict, with its body parsed."""
@@ -837,3 +948,13 @@ def _checkpoint(row: Any) -> Checkpoint:
         key_id=row.key_id,
         signature=row.signature,
     )
+
+
+class _Row(dict[str, Any]):
+    """A driver row as a dict that also reads by attribute, like SQLAlchemy's rows."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None

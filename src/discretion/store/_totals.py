@@ -11,6 +11,7 @@ per store and run on the driver's cursor, like the other hot-path statements.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,7 @@ from discretion.store._schema import approvals, decisions, to_us
 if TYPE_CHECKING:
     from sqlalchemy.engine import Dialect
 
-__all__ = ["TotalQuery", "lock_name", "run_total"]
+__all__ = ["TotalQuery", "lock_name", "run_total", "run_totals"]
 
 _DECIDED = ("allow", "allow_exception")
 _PER = ("customer", "order", "case", "actor")
@@ -67,15 +68,15 @@ def lock_name(per: str) -> str:
     return f"discretion.total.{per}"
 
 
-def _part(table: Any, query: TotalQuery, kind: str) -> Select[Any] | None:
+def _part(table: Any, query: TotalQuery, kind: str, at: str) -> Select[Any] | None:
     column = table.c.actor_id if query.per == "actor" else table.c[f"{query.per}_id"]
     if table is decisions:
         wanted = [o for o in _DECIDED if o in query.outcomes]
         if not wanted:
             return None
         where = [
-            column == bindparam("key"),
-            decisions.c.decided_us > bindparam("since"),
+            column == bindparam(f"key{at}"),
+            decisions.c.decided_us > bindparam(f"since{at}"),
             decisions.c.outcome.in_([literal_column(f"'{o}'") for o in wanted]),
         ]
         amount: Any = decisions.c.amount_minor
@@ -83,8 +84,8 @@ def _part(table: Any, query: TotalQuery, kind: str) -> Select[Any] | None:
         if kind not in query.outcomes:
             return None
         where = [
-            column == bindparam("key"),
-            approvals.c.opened_us > bindparam("since"),
+            column == bindparam(f"key{at}"),
+            approvals.c.opened_us > bindparam(f"since{at}"),
             approvals.c.status == literal_column(f"'{kind}'"),
         ]
         amount = (
@@ -94,26 +95,29 @@ def _part(table: Any, query: TotalQuery, kind: str) -> Select[Any] | None:
         )
     if query.actions is not None:
         where.append(
-            table.c.action.in_([bindparam(f"action_{i}") for i in range(len(query.actions))])
+            table.c.action.in_([bindparam(f"action{at}_{i}") for i in range(len(query.actions))])
         )
     if query.actor_id is not None:
-        where.append(table.c.actor_id == bindparam("actor"))
+        where.append(table.c.actor_id == bindparam(f"actor{at}"))
     if query.role is not None:
-        where.append(table.c.actor_role == bindparam("role"))
+        where.append(table.c.actor_role == bindparam(f"role{at}"))
     measure = func.count() if query.count else func.coalesce(func.sum(amount), literal_column("0"))
     return select(measure).where(*where)
 
 
-def statement(query: TotalQuery) -> Any:
-    """The one statement that reads `query`'s total, every part summed in the database."""
+def statement(query: TotalQuery, at: str = "") -> Any:
+    """The one statement that reads `query`'s total, every part summed in the database.
+
+    `at` suffixes its parameters' names, so several totals can be read in one statement.
+    """
     if query.per not in _PER:
         raise ValueError(f"a total is kept per {', '.join(_PER)}, not {query.per!r}")
     parts = [
         part
         for part in (
-            _part(decisions, query, "decided"),
-            _part(approvals, query, "pending"),
-            _part(approvals, query, "approved"),
+            _part(decisions, query, "decided", at),
+            _part(approvals, query, "pending", at),
+            _part(approvals, query, "approved", at),
         )
         if part is not None
     ]
@@ -125,20 +129,41 @@ def statement(query: TotalQuery) -> Any:
     return select(total)
 
 
+def _values(query: TotalQuery, at: str, values: dict[str, Any]) -> None:
+    values[f"key{at}"] = query.key
+    values[f"since{at}"] = to_us(query.since)
+    for index, action in enumerate(query.actions or ()):
+        values[f"action{at}_{index}"] = action
+    if query.actor_id is not None:
+        values[f"actor{at}"] = query.actor_id
+    if query.role is not None:
+        values[f"role{at}"] = query.role
+
+
 def run_total(
     cursor: Any, cache: dict[tuple[Any, ...], Compiled], dialect: Dialect, query: TotalQuery
 ) -> int:
     """Read one total on a driver cursor, compiling its statement's shape once per store."""
-    compiled = cache.get(query.shape())
+    return run_totals(cursor, cache, dialect, (query,))[0]
+
+
+def run_totals(
+    cursor: Any,
+    cache: dict[tuple[Any, ...], Compiled],
+    dialect: Dialect,
+    queries: Sequence[TotalQuery],
+) -> list[int]:
+    """Read several totals in one statement (one round trip), compiled once per set of shapes."""
+    if not queries:
+        return []
+    shape = tuple(query.shape() for query in queries)
+    compiled = cache.get(shape)
     if compiled is None:
-        compiled = Compiled(statement(query), dialect)
-        cache[query.shape()] = compiled
-    values: dict[str, Any] = {"key": query.key, "since": to_us(query.since)}
-    for index, action in enumerate(query.actions or ()):
-        values[f"action_{index}"] = action
-    if query.actor_id is not None:
-        values["actor"] = query.actor_id
-    if query.role is not None:
-        values["role"] = query.role
+        parts = [statement(query, f"_{n}").scalar_subquery() for n, query in enumerate(queries)]
+        compiled = Compiled(select(*parts), dialect)
+        cache[shape] = compiled
+    values: dict[str, Any] = {}
+    for n, query in enumerate(queries):
+        _values(query, f"_{n}", values)
     row = compiled.run(cursor, values).fetchone()
-    return int(row[0] or 0)
+    return [int(value or 0) for value in row]

@@ -1,0 +1,56 @@
+"""What an assertion unlocks: an allowed case resting on one, above its cap, goes to a person.
+
+A standard rule or an exception reason that reads `asserted.<name>` rests on what the agent
+says the customer said. The pack's `asserted.<name>.unlocks.max_amount` caps what such a rule
+may allow without a person: above it the case routes to the lowest person above the actor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from discretion.authority import lowest_above
+from discretion.decision import Outcome
+from discretion.pipeline._state import Evaluation
+from discretion.policy import PolicyPack, Role
+
+__all__ = ["UNLOCK_EXCEEDED", "cap_assertions"]
+
+UNLOCK_EXCEEDED = "discretion.asserted.unlock-exceeded"
+
+
+def cap_assertions(
+    pack: PolicyPack, evaluation: Evaluation, *, action: str, role: Role, amount_minor: int
+) -> Evaluation:
+    """An allowed case resting on an assertion above what it unlocks, routed to a person."""
+    if not evaluation.outcome.is_allowed:
+        return evaluation
+    over = [
+        name
+        for rule in evaluation.deciding
+        for name in rule.rests_on
+        if (cap := pack.asserted[name].unlocks_minor) is not None and amount_minor > cap
+    ]
+    if not over:
+        return evaluation
+    over = list(dict.fromkeys(over))
+    precedents = evaluation.precedents
+    return replace(
+        evaluation,
+        outcome=Outcome.ROUTE,
+        rules=[*evaluation.rules, UNLOCK_EXCEEDED, *(f"{UNLOCK_EXCEEDED}:{name}" for name in over)],
+        required_role=lowest_above(pack, action, role, evaluation.reason, amount_minor),
+        causes=[
+            *evaluation.causes,
+            *(
+                f"the rule that allows it rests on {name}, which the agent asserted; the pack"
+                " lets an assertion unlock no more than this without a person"
+                for name in over
+            ),
+        ],
+        # A precedent only counts as used when the exception it justified stands.
+        precedents=precedents.model_copy(update={"applied": None})
+        if precedents is not None
+        else None,
+        fallback=None,
+    )
