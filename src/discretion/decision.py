@@ -124,7 +124,7 @@ class JudgeRecord(BaseModel):
     model: str | None = None
     """The model that judged."""
     prompt_version: str | None = None
-    """The hash of the prompt templates and output schema shipped in `discretion/prompts`."""
+    """The hash of the prompt templates and output schema in `prompts/`, shipped in the package."""
     prompt_hash: str | None = None
     """The hash of the rendered prompt and output schema sent to the model."""
     prompt_tokens: int | None = None

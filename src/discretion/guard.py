@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from discretion._similar import SimilarDecision, similar_decisions
+from discretion._similar import SimilarDecision, fields_by_rule, similar_decisions
 from discretion.approvals import Approvals
 from discretion.context import ContextProvider, StaticContextProvider
 from discretion.decision import Decision
@@ -171,12 +171,14 @@ class Guard:
             ContextError: a proposal's facts could not be assembled.
         """
         store = self.store
+        rules: tuple[str, ...] | None = None
         if isinstance(subject, Decision):
             body = store.decision_body(subject.id)
             if body is None:
                 raise ProposalError(f"decision {subject.id!r} is not on record", field="id")
             action, reason = subject.action, subject.reason
             context, amount, exclude = body.get("context", {}), subject.amount, subject.id
+            rules = tuple(subject.rules)
         else:
             item = self.normalise(subject)
             if item.action is None:
@@ -194,6 +196,8 @@ class Guard:
             amount=amount,
             exclude=exclude,
             limit=limit,
+            rules=rules,
+            rule_fields=fields_by_rule(policy) if policy is not None else None,
         )
 
     # Agent integrations: thin doors to discretion.integrations.

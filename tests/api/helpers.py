@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import re
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import uvicorn
 from fastapi.testclient import TestClient
 
 from approvals.helpers import MutableFacts
@@ -76,3 +81,26 @@ def sign_in(client: TestClient, token: str) -> Any:
         data={"token": token, "csrf_token": csrf_of(page.text)},
         follow_redirects=False,
     )
+
+
+@contextmanager
+def served_over_http(app: Any) -> Iterator[str]:
+    """`app` served by uvicorn on a free localhost port, in a thread; yields its base URL."""
+    # Bound before the server starts: the first request waits in the backlog instead of racing
+    # the server's start-up, so nothing needs to poll or sleep.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()

@@ -10,6 +10,7 @@ from typing import Any
 from approvals.helpers import LOST, count, records
 from conftest import refund, shop_pack_with
 from discretion import Actor
+from discretion.approvals import ApprovalStatus
 from discretion.precedent import PrecedentSpec
 from discretion.store._schema import executions
 
@@ -281,3 +282,39 @@ def test_ledger_verify_answers_ok_and_409_on_tampering(served):
     assert broken.status_code == 409
     assert broken.json()["error"] == "ledger_integrity"
     assert "record 1" in broken.json()["message"]
+
+
+def test_approving_over_http_sets_precedent_within_the_packs_limits(serve, precedent_pack):
+    served = serve(precedent_pack)
+    served.facts.facts.update(LOST)
+    decision = served.post("/v1/decisions", "bot", refund("125.00", reason="carrier-lost")).json()
+    approval_id = decision["id"]
+    precedent = {
+        "scope": {"shipment.status": "lost"},
+        "max_amount": {"amount": "130.00", "currency": "USD"},
+        "expires_at": (served.guard.now() + timedelta(days=120)).isoformat(),
+        "citations": 5,
+        "note": "the carrier lost a whole trailer",
+    }
+    # Past the pack's max_expiry (90 days): refused, and the case still waits.
+    refused = served.post(
+        f"/v1/approvals/{approval_id}/approve", "tom", {"note": "ok", "precedent": precedent}
+    )
+    assert refused.status_code == 422, refused.text
+    assert "past the longest expiry reason 'carrier-lost' allows" in refused.json()["message"]
+    assert served.guard.approvals.get(approval_id).status is ApprovalStatus.PENDING
+    assert served.guard.precedents.list() == []
+
+    precedent["expires_at"] = (served.guard.now() + timedelta(days=30)).isoformat()
+    approved = served.post(
+        f"/v1/approvals/{approval_id}/approve", "tom", {"note": "ok", "precedent": precedent}
+    )
+    assert approved.status_code == 200, approved.text
+    [made] = served.guard.precedents.list()
+    assert made.source_decision_id == approval_id
+    assert made.scope == {"shipment.status": "lost"}
+    assert made.learnable is True
+    [record] = records(served.store, "precedent.set", made.id)
+    body = json.loads(record.body)
+    assert body["note"] == "the carrier lost a whole trailer"
+    assert (body["grantor_id"], body["grantor_role"]) == ("tom", "tier2")

@@ -79,6 +79,7 @@ def test_token_create_prints_a_token_that_authenticates(desk):
     ("args", "message"),
     [
         (["--role", "ceo"], "role 'ceo' is not a role of pack"),
+        (["--role", "manger"], "(did you mean 'manager'?); its roles: ai_agent, tier1"),
         (["--role", "ai_agent"], "pass --ai exactly for AI roles"),
         (["--role", "tier1", "--ai"], "pass --ai exactly for AI roles"),
     ],
@@ -89,6 +90,13 @@ def test_token_create_checks_the_role_against_the_pack(desk, args, message):
     )
     assert result.exit_code == 2
     assert message in result.stderr
+
+
+def test_token_create_requires_the_pack_it_is_for(desk):
+    result = desk.invoke("token", "create", "--subject", "x", "--role", "tier1", "--db", desk.db)
+    assert result.exit_code == 2
+    assert "--pack" in result.stderr
+    assert desk.invoke("token", "list", "--db", desk.db).stdout.count("tok_") == 0
 
 
 def test_approvals_list_show_approve_in_a_terminal(desk):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -49,3 +50,50 @@ def test_a_tools_spec_that_names_nothing_is_a_clear_error():
     result = validate("_agent_tools:MISSING")
     assert result.exit_code == 1
     assert "module '_agent_tools' has no 'MISSING'" in " ".join(result.stderr.split())
+
+
+def validate_schemas(tmp_path: Path, tools: object):
+    path = tmp_path / "tools.json"
+    path.write_text(json.dumps(tools), encoding="utf-8")
+    return CliRunner().invoke(
+        app, ["pack", "validate", str(SHOP_PACK), "--tool-schemas", str(path)]
+    )
+
+
+def openai_tool(name: str, *arguments: str) -> dict:
+    properties = {argument: {"type": "string"} for argument in arguments}
+    return {
+        "type": "function",
+        "function": {"name": name, "parameters": {"type": "object", "properties": properties}},
+    }
+
+
+REFUND_ARGUMENTS = ("order_id", "customer_id", "case_id", "amount", "currency")
+
+
+def test_tool_schemas_that_take_what_the_pack_reads_validate(tmp_path):
+    result = validate_schemas(
+        tmp_path,
+        [
+            openai_tool("issue_refund", *REFUND_ARGUMENTS),
+            {"name": "lookup_order", "input_schema": {"properties": {"order_id": {}}}},
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "tool issue_refund: governed" in result.stdout
+    assert "tool lookup_order: read-only (ungoverned_tools)" in result.stdout
+
+
+def test_a_mapping_to_an_argument_the_tool_schema_lacks_fails_validation(tmp_path):
+    arguments = tuple("amt" if a == "amount" else a for a in REFUND_ARGUMENTS)
+    result = validate_schemas(tmp_path, [openai_tool("issue_refund", *arguments)])
+    assert result.exit_code == 1
+    message = " ".join(result.stderr.split())
+    assert "tool 'issue_refund': pack 'test-shop'" in message
+    assert "reads its amount ('amount'), which the tool does not take (it takes: amt," in message
+
+
+def test_a_tool_schemas_file_that_is_not_tools_is_a_clear_error(tmp_path):
+    result = validate_schemas(tmp_path, [{"description": "no name"}])
+    assert result.exit_code == 1
+    assert "item 0 is not a tool definition" in result.stderr

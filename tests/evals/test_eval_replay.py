@@ -259,3 +259,98 @@ def test_replay_cli_reads_shadow_records(tmp_path):
     assert result.exit_code == 0, result.stderr
     assert "shadow pack" in result.stdout
     assert "1 would change" in result.stdout
+
+
+# The AI's standard refund limit, raised from 200.00 to 300.00.
+RAISE_AI_REFUNDS = {
+    "old": 'refund:              {standard: "200.00"',
+    "new": 'refund:              {standard: "300.00"',
+}
+# Tier 1's standard refund limit, lowered from 400.00 to 150.00.
+LOWER_TIER1_REFUNDS = {
+    "old": 'refund:              {standard: "400.00"',
+    "new": 'refund:              {standard: "150.00"',
+}
+
+
+@pytest.fixture
+def ledger_db(tmp_path: Path) -> str:
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    store = SqlStore(db)
+    guard = acme_guard(store)
+    for proposal in PROPOSALS:
+        guard.decide(proposal)
+    store.close()
+    return db
+
+
+def test_raising_a_limit_loosens_and_fails_the_loosen_gate(ledger_db, tmp_path):
+    candidate = candidate_pack(tmp_path, **RAISE_AI_REFUNDS)
+    out = tmp_path / "replay.json"
+
+    plain = invoke("replay", "--pack", str(candidate), "--db", ledger_db)
+    gated = invoke(
+        "replay", "--pack", str(candidate), "--db", ledger_db, "--fail-on-loosen", "--json", out
+    )
+
+    assert plain.exit_code == 0, plain.stderr
+    assert gated.exit_code == 1
+    assert "1 would loosen" in gated.stdout
+    assert "the candidate loosens 1 decision(s)" in gated.stderr
+    assert "refund (standard) +100.01 USD" in gated.stderr
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["loosened"] == 1
+    # The 200.01 refund is now allowed; the 100.00 after it on the same order then goes over
+    # the order's total and is denied, which is no loosening.
+    moves = {(c["before"]["outcome"], c["after"]["outcome"]): c["loosens"] for c in data["changes"]}
+    assert moves == {("route", "allow"): True, ("allow", "deny"): False}
+
+
+def test_tightening_passes_the_loosen_gate_and_fails_the_change_gate(ledger_db, tmp_path):
+    candidate = candidate_pack(tmp_path, **LOWER_AI_REFUNDS)
+
+    loosen = invoke("replay", "--pack", str(candidate), "--db", ledger_db, "--fail-on-loosen")
+    change = invoke("replay", "--pack", str(candidate), "--db", ledger_db, "--fail-on-change")
+
+    assert loosen.exit_code == 0, loosen.stderr
+    assert "0 would loosen" in loosen.stdout
+    assert change.exit_code == 1
+    assert "the candidate changes 2 decision(s)" in change.stderr
+
+
+def test_the_same_pack_passes_both_gates(ledger_db):
+    result = invoke(
+        "replay", "--pack", str(BASE), "--db", ledger_db, "--fail-on-loosen", "--fail-on-change"
+    )
+    assert result.exit_code == 0, result.stderr
+
+
+def test_a_route_to_a_lower_role_loosens_and_one_to_a_higher_role_does_not(store, tmp_path):
+    stricter = candidate_pack(tmp_path / "stricter", **LOWER_TIER1_REFUNDS)
+    guard = Guard(
+        load_pack(stricter),
+        store=store,
+        context=SqliteCaseStore.from_sql(ACME_CASES),
+        clock=FakeClock(NOW),
+        ids=Counter(),
+    )
+    routed = guard.decide(_refund("200.01", "k-200.01"))
+    assert (routed.outcome.value, routed.required_role) == ("route", "tier2")
+
+    back = replay(store, BASE)
+    [change] = back.changes
+    assert change.after.required_role == "tier1"
+    assert change.loosens
+    assert back.loosened == (change,)
+    assert back.is_looser
+
+    # The other way round on a ledger recorded under the base pack: tier1 becomes tier2.
+    forward_store = SqlStore(f"sqlite:///{tmp_path / 'forward.db'}")
+    acme_guard(forward_store, ids=Counter()).decide(_refund("200.01", "k-200.01"))
+    forward = replay(forward_store, stricter)
+    forward_store.close()
+    [change] = forward.changes
+    assert change.after.required_role == "tier2"
+    assert not change.loosens
+    assert not forward.is_looser
+    assert forward.is_changed

@@ -91,7 +91,11 @@ def test_a_band_that_holds_no_amount_is_an_error(tmp_path):
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ("min_text: 30", "min_txt: 30", "min_txt: Extra inputs are not permitted"),
+        (
+            "min_text: 30",
+            "min_txt: 30",
+            r"min_txt: unknown key 'min_txt' \(did you mean 'min_text'\?\)",
+        ),
         (
             "pack: test-shop-judged\n",
             "pack: t\njudge: {daily_calls: 0}\n",
@@ -100,7 +104,7 @@ def test_a_band_that_holds_no_amount_is_an_error(tmp_path):
         (
             "pack: test-shop-judged\n",
             "pack: t\njudge: {without_model: allow}\n",
-            "'route' or 'skip'",
+            "judge.without_model: 'allow' is not one of route, skip",
         ),
     ],
 )

@@ -1,13 +1,17 @@
-"""The prompts shipped in discretion/prompts: versioned by hash, strict about their answer."""
+"""The prompts in prompts/, shipped in the wheel: versioned by hash, strict about their answer."""
 
 from __future__ import annotations
 
 import json
-from importlib import resources
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 
 from discretion import Money, Verdict
 from discretion.judge import PROMPT_FILES, prompt_version
-from discretion.judge._prompt import render
+from discretion.judge._prompt import prompts_folder, render
 from discretion.lineage import digest
 from discretion.proposal import Claim
 
@@ -33,12 +37,43 @@ def rendered(**overrides):
     return render(**arguments)
 
 
-def test_the_prompt_files_ship_inside_the_package():
-    folder = resources.files("discretion").joinpath("prompts")
-    sources = {name: folder.joinpath(name).read_text(encoding="utf-8") for name in PROMPT_FILES}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_prompt_version_is_the_hash_of_the_top_level_prompt_files():
+    folder = ROOT / "prompts"
+    sources = {name: (folder / name).read_text(encoding="utf-8") for name in PROMPT_FILES}
     assert all(sources.values())
+    assert Path(str(prompts_folder())) == folder
     # The version is the hash of exactly these files.
     assert prompt_version() == "sha256:" + digest(sources)
+
+
+def test_the_wheel_ships_the_prompts_and_the_installed_judge_reads_them(tmp_path):
+    wheel_dir, target = tmp_path / "wheel", tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+         str(ROOT), "-w", str(wheel_dir)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    [wheel] = wheel_dir.glob("discretion-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        for name in PROMPT_FILES:
+            shipped = archive.read(f"discretion/prompts/{name}").decode("utf-8")
+            assert shipped == (ROOT / "prompts" / name).read_text(encoding="utf-8")
+        archive.extractall(target)
+    script = (
+        "from discretion.judge._prompt import prompt_version, prompts_folder;"
+        "print(prompts_folder()); print(prompt_version())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": str(target)},
+        check=True, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    folder, version = done.stdout.split()
+    assert Path(folder) == target / "discretion" / "prompts"
+    assert version == prompt_version()
 
 
 def test_the_output_schema_is_strict_and_matches_the_verdict_model():

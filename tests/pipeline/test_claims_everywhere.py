@@ -198,7 +198,7 @@ def test_an_unknown_claims_setting_names_file_and_line(tmp_path):
     assert error.path == str(tmp_path / "claims.yaml")
     assert error.line is not None
     assert "check: sometimes" in source[error.line - 1]
-    assert "claims.check: Input should be 'exceptions' or 'every_decision'" in str(error)
+    assert "claims.check: 'sometimes' is not one of exceptions, every_decision" in str(error)
 
 
 def test_missing_evidence_alone_still_routes_when_contradictions_deny(tmp_path, decide):

@@ -340,7 +340,8 @@ def test_a_schema_error_in_a_role_of_a_later_file_names_that_file_and_its_line(t
     error, path = human_roles_file_error(tmp_path / "pack", human_file)
 
     assert str(error) == (
-        f"{path}:{line_of(human_file, 'rank:')}: roles.1.rank: Extra inputs are not permitted"
+        f"{path}:{line_of(human_file, 'rank:')}: roles[1].rank: unknown key 'rank';"
+        " allowed here: ai, approval_sla, authority, description, id"
     )
 
 
@@ -570,7 +571,10 @@ def test_an_unknown_top_level_key_is_an_error_with_its_line(tmp_path):
 
     error, path = load_error(tmp_path, text)
 
-    assert str(error) == f"{path}:3: curency_symbol: Extra inputs are not permitted"
+    assert str(error).startswith(
+        f"{path}:3: curency_symbol: unknown key 'curency_symbol' (did you mean 'currency'?);"
+        " allowed here: actions, approval_sla,"
+    )
     assert error.line == 3
 
 
@@ -581,7 +585,8 @@ def test_an_unknown_key_in_a_rule_is_an_error_with_its_line(tmp_path):
 
     line = line_of(text, "priority: 3")
     assert str(error) == (
-        f"{path}:{line}: actions.refund.standard.0.priority: Extra inputs are not permitted"
+        f"{path}:{line}: actions.refund.standard[0].priority: unknown key 'priority';"
+        " allowed here: description, id, max_amount, message, when"
     )
 
 
@@ -592,7 +597,7 @@ def test_a_missing_required_key_is_an_error(tmp_path):
 
     # The pack is one file, so the error can name it even though no line holds the fault.
     assert error.path == str(path)
-    assert str(error) == f"{path}: currency: Field required"
+    assert str(error) == f"{path}: currency: required here, and missing"
 
 
 def test_too_many_decimals_for_the_currency_in_a_role_limit_is_an_error(tmp_path):

@@ -168,4 +168,7 @@ def test_an_unknown_cap_names_its_file_and_line(tmp_path):
     lines = (tmp_path / "options.yaml").read_text(encoding="utf-8").splitlines()
     assert info.value.line is not None
     assert lines[info.value.line - 1].strip() == "grants_up_to: everything"
-    assert "precedent.grants_up_to: Input should be 'precedent_bound'" in str(info.value)
+    assert (
+        "precedent.grants_up_to: 'everything' is not one of precedent_bound,"
+        " actor_standard_limit, grantor_exception_limit"
+    ) in str(info.value)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from anyio import CapacityLimiter
 from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from discretion import __version__
 from discretion.api._auth import Tokens
@@ -28,6 +30,7 @@ from discretion.guard import Guard
 __all__ = ["create_app"]
 
 _HERE = Path(__file__).parent
+_VENDOR = "/static/vendor"
 
 IN_PROCESS_CONCURRENCY = 2
 """Decisions at once in one process when none waits on the network.
@@ -58,6 +61,45 @@ def _fact(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value)
+
+
+def _when(moment: datetime | None, *, day: bool = False) -> Markup:
+    """A time for the desk: UTC in the page, shown in the approver's zone by local-time.js."""
+    if moment is None:
+        return Markup("")
+    utc = moment.astimezone(UTC)
+    text = utc.strftime("%Y-%m-%d") if day else utc.strftime("%Y-%m-%d %H:%M UTC")
+    flag = ' data-day="yes"' if day else ""
+    return Markup('<time datetime="{}"{}>{}</time>').format(utc.isoformat(), Markup(flag), text)
+
+
+def _mount_docs(app: FastAPI) -> None:
+    """Serve Swagger UI at `/docs` and ReDoc at `/redoc` from the package's own copies.
+
+    FastAPI's defaults load both from a CDN, so the pages were blank wherever the service
+    cannot reach the internet; `static/vendor/README.md` says where the copies come from.
+    """
+    title = f"{app.title} API"
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=title,
+            swagger_js_url=f"{_VENDOR}/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url=f"{_VENDOR}/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/favicon.ico",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=title,
+            redoc_js_url=f"{_VENDOR}/redoc/redoc.standalone.js",
+            redoc_favicon_url="/favicon.ico",
+            with_google_fonts=False,
+        )
 
 
 def _mount_metrics(app: FastAPI, guard: Guard) -> None:
@@ -116,6 +158,7 @@ def create_app(
         )
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
     templates.env.filters["fact"] = _fact
+    templates.env.filters["when"] = _when
     state = AppState(
         guard=guard,
         store=store,
@@ -125,7 +168,13 @@ def create_app(
         secure_cookies=secure_cookies,
         deciding=CapacityLimiter(concurrency),
     )
-    app = FastAPI(title="discretion", version=__version__, description=_DESCRIPTION)
+    app = FastAPI(
+        title="discretion",
+        version=__version__,
+        description=_DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.deciding = state.deciding
     install(app)
     app.add_middleware(RequestLimits, max_body_bytes=max_body_bytes, max_json_depth=max_json_depth)
@@ -159,6 +208,7 @@ def create_app(
             }
         )
 
+    _mount_docs(app)
     _mount_metrics(app, guard)
 
     @app.get("/", include_in_schema=False)

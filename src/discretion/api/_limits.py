@@ -68,7 +68,7 @@ class RequestLimits:
             message = await receive()
             if message["type"] != "http.request":
                 # The client went away: let the app see it as it would have.
-                await self.app(scope, _replay([message]), send)
+                await self.app(scope, _replay([message], receive), send)
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
@@ -88,7 +88,7 @@ class RequestLimits:
                 f"the JSON body nests deeper than {self.max_json_depth} levels; send flat JSON",
             )
             return
-        await self.app(scope, _replay([{"type": "http.request", "body": body}]), send)
+        await self.app(scope, _replay([{"type": "http.request", "body": body}], receive), send)
 
     def _too_large(self) -> str:
         return f"the request body is larger than {self.max_body_bytes} bytes; send less"
@@ -109,13 +109,19 @@ class RequestLimits:
         await send({"type": "http.response.body", "body": body})
 
 
-def _replay(messages: list[Message]) -> Receive:
+def _replay(messages: list[Message], then: Receive) -> Receive:
+    """Hands the app the messages already read, then the server's own `receive`.
+
+    After the body, the server's `receive` waits until the client really goes away. Answering
+    `http.disconnect` at once instead would tell a streaming response (a static file, say) that
+    nobody is listening, and it would stop after its headers.
+    """
     pending = deque(messages)
 
     async def receive() -> Message:
         if pending:
             return pending.popleft()
-        return {"type": "http.disconnect"}
+        return await then()
 
     return receive
 

@@ -1,19 +1,25 @@
-"""The approver web UI under `/ui`: server-rendered with jinja2, plain HTML forms, no scripts.
+"""The approver web UI under `/ui`: server-rendered with jinja2 and plain HTML forms.
 
 Sign in with a person's bearer token; the queue shows what your role may decide, soonest due
-first; a case page shows why the case reached you and lets you approve (possibly for less, and
-possibly setting precedent), reject or escalate, each with a required note. Every form carries
-the session's CSRF token. The same `Approvals` rules apply as over the API.
+first, filtered and searched as you ask; a case page shows the customer's ticket, why the case
+reached you (said to you, apart from what the agent was told), like cases, and lets you approve
+(possibly for less, and possibly setting precedent or marking a one-off), reject or escalate,
+each with a required note. Every form carries the session's CSRF token. The same `Approvals`
+rules apply as over the API. The one script, `static/local-time.js`, only shows the UTC times
+the pages carry in the approver's own zone; everything works without it.
 """
 
 # FastAPI reads the routes' annotations at runtime, including aliases local to a factory:
 # they are not postponed here.
 
+import difflib
 import json
 import secrets
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -55,6 +61,149 @@ def _describe(state: AppState, rule_id: str) -> str:
         if budget.id == rule_id:
             return budget.message or f"budget: {budget.key} over {budget.window}"
     return SYSTEM_RULES.get(rule_id) or PRECEDENT_RULES.get(rule_id, "")
+
+
+QUEUE_AGES = {
+    "": "any age",
+    "1h": "waiting 1 hour or more",
+    "4h": "waiting 4 hours or more",
+    "24h": "waiting a day or more",
+    "overdue": "overdue",
+}
+"""The queue's age filter: its values and how the form names them."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueFilter:
+    """What the approver asked the queue to show; empty fields ask for everything."""
+
+    action: str = ""
+    reason: str = ""
+    """An exception reason, or `standard` for cases inside standard policy."""
+    role: str = ""
+    """The role a case is routed to."""
+    min_amount: str = ""
+    max_amount: str = ""
+    age: str = ""
+    """A key of `QUEUE_AGES`."""
+    search: str = ""
+    """Part of a case, order, customer or approval id, any case."""
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether it shows every waiting case."""
+        return not any(getattr(self, name) for name in self.__dataclass_fields__)
+
+    @staticmethod
+    def _amount(text: str, which: str) -> Decimal | None:
+        if not text:
+            return None
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            value = Decimal("NaN")
+        if not value.is_finite():
+            raise ValueError(f"the {which} amount {text!r} is not a number such as 49.99")
+        return value
+
+    def admits(self, approval: Approval, now: datetime) -> bool:
+        """Whether `approval` is one to show.
+
+        Raises:
+            ValueError: an amount or age the filter cannot read, named for the approver.
+        """
+        low = self._amount(self.min_amount, "smallest")
+        high = self._amount(self.max_amount, "largest")
+        if self.age not in QUEUE_AGES:
+            raise ValueError(f"the age {self.age!r} is not one of {', '.join(QUEUE_AGES)}")
+        amount = approval.requested_amount.amount if approval.requested_amount else None
+        waited = now - approval.opened_at
+        is_old = (
+            not self.age
+            or (self.age == "overdue" and approval.is_overdue(now))
+            or (self.age in _AGES and waited >= _AGES[self.age])
+        )
+        needle = self.search.casefold()
+        ids = (
+            approval.id,
+            approval.case_id,
+            approval.customer_id,
+            approval.proposal.get("order_id"),
+        )
+        return (
+            (not self.action or approval.action == self.action)
+            and (not self.reason or (approval.reason or "standard") == self.reason)
+            and (not self.role or approval.required_role == self.role)
+            and (low is None or (amount is not None and amount >= low))
+            and (high is None or (amount is not None and amount <= high))
+            and is_old
+            and (not needle or any(needle in str(i).casefold() for i in ids if i))
+        )
+
+
+_AGES = {"1h": timedelta(hours=1), "4h": timedelta(hours=4), "24h": timedelta(hours=24)}
+
+
+def role_warning(state: AppState, role_id: str) -> str | None:
+    """Why a signed-in role will see no cases in the pack served, or None when it will."""
+    pack = state.guard.pack
+    role = pack.role(role_id)
+    if role is None:
+        roles = [r.id for r in pack.roles if not r.is_ai]
+        close = difflib.get_close_matches(role_id, roles, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return (
+            f"Your role {role_id!r} is not a role of the pack this desk serves ({pack.name!r})"
+            f"{hint}, so no case will reach you. Its roles: {', '.join(roles)}. Ask for a token"
+            " made with `discretion token create --pack` for this pack."
+        )
+    if not any(a.standard_minor > 0 or a.exception_minor > 0 for a in role.authority.values()):
+        return (
+            f"Your role {role_id!r} has no authority in pack {pack.name!r}: it may not approve"
+            " any action, so no case will reach you."
+        )
+    return None
+
+
+def _limit(state: AppState, role_id: str, action: str, *, exception: bool) -> str | None:
+    pack = state.guard.pack
+    role = pack.role(role_id)
+    authority = role.authority.get(action) if role is not None else None
+    if authority is None:
+        return None
+    minor = authority.exception_minor if exception else authority.standard_minor
+    return str(pack.money(minor))
+
+
+def for_approver(state: AppState, approval: Approval, decision: Any) -> list[str]:
+    """Why the case is on the desk, said to the approver (the agent was told something else).
+
+    The agent's explanation keeps limits private and tells it what to say to the customer; the
+    approver sees whose limit the case passed, what the rules found, and what they may grant.
+    """
+    amount = approval.requested_amount
+    asked = f"{approval.action} of {amount}" if amount is not None else approval.action
+    reason = approval.reason
+    exception = reason is not None
+    kind = f"as an exception under {reason!r}" if exception else "inside standard policy"
+    said = [f"{approval.actor_id} ({approval.actor_role}) proposed a {asked}, {kind}."]
+    theirs = _limit(state, approval.actor_role, approval.action, exception=exception)
+    if theirs is not None:
+        said.append(
+            f"The {approval.actor_role} role may grant up to {theirs} {kind} for"
+            f" {approval.action}; above it, or where a rule asks, a person decides."
+        )
+    found = [
+        f"{_describe(state, rule_id) or rule_id} ({rule_id})"
+        for rule_id in decision.rules
+        if rule_id != "discretion.claim.grounded"
+    ]
+    if found:
+        said.append("What the rules found: " + "; ".join(found) + ".")
+    cap = _limit(state, approval.required_role, approval.action, exception=exception)
+    if cap is not None:
+        said.append(f"It is routed to {approval.required_role}, who may grant up to {cap} {kind}.")
+    return said
 
 
 def _scope_lines(scope: dict[str, Any]) -> str:
@@ -125,6 +274,9 @@ def ui_router(state: AppState) -> APIRouter:
     def render(
         request: Request, name: str, context: dict[str, Any], status: int = 200
     ) -> HTMLResponse:
+        session = context.get("session")
+        if isinstance(session, Session):
+            context = {**context, "role_warning": role_warning(state, session.identity.role)}
         response = state.templates.TemplateResponse(request, name, context, status_code=status)
         # Case pages show money and facts: keep them out of shared caches and the history.
         response.headers["Cache-Control"] = "no-store"
@@ -232,18 +384,53 @@ def ui_router(state: AppState) -> APIRouter:
     # The queue ---------------------------------------------------------------------------------
 
     @router.get("")
-    def queue(request: Request) -> HTMLResponse:
+    def queue(
+        request: Request,
+        action: str = "",
+        reason: str = "",
+        role: str = "",
+        min_amount: str = "",
+        max_amount: str = "",
+        age: str = "",
+        q: str = "",
+    ) -> HTMLResponse:
         session = signed_in(request)
         me = session.identity
-        items = [
+        mine = [
             a
             for a in guard.approvals.list(status=ApprovalStatus.PENDING, role=me.role)
             if a.actor_id != me.subject_id
         ]
+        now = guard.now()
+        wanted = QueueFilter(
+            action=action.strip(),
+            reason=reason.strip(),
+            role=role.strip(),
+            min_amount=min_amount.strip(),
+            max_amount=max_amount.strip(),
+            age=age.strip(),
+            search=q.strip(),
+        )
+        try:
+            items = [a for a in mine if wanted.admits(a, now)]
+            error = None
+        except ValueError as exc:
+            items, error = mine, str(exc)
         return render(
             request,
             "queue.html",
-            {"session": session, "approvals": items, "now": guard.now()},
+            {
+                "session": session,
+                "approvals": items,
+                "waiting": len(mine),
+                "now": now,
+                "filter": wanted,
+                "actions": sorted({a.action for a in mine} | ({action} - {""})),
+                "reasons": sorted({a.reason or "standard" for a in mine} | ({reason} - {""})),
+                "roles": sorted({a.required_role for a in mine} | ({role} - {""})),
+                "ages": QUEUE_AGES,
+                "error": error,
+            },
         )
 
     # A case ------------------------------------------------------------------------------------
@@ -288,6 +475,8 @@ def ui_router(state: AppState) -> APIRouter:
             "approval": approval,
             "decision": decision,
             "context": context,
+            "ticket": approval.proposal.get("ticket"),
+            "for_approver": for_approver(state, approval, decision),
             "rules": [(rule_id, _describe(state, rule_id)) for rule_id in decision.rules],
             "similar": similar,
             "active_precedents": active,
@@ -297,6 +486,7 @@ def ui_router(state: AppState) -> APIRouter:
             if policy is not None
             else "",
             "precedent_days": default_days,
+            "precedent_keys": action.reads if action is not None else (),
             "precedent_citations": min(10, policy.max_citations or 10) if policy else 1,
             "customer_exposure": guard.approvals.exposure(customer_id=approval.customer_id)
             if approval.customer_id

@@ -5,6 +5,8 @@ library; every command that decides builds its guard from one `discretion.settin
 with `build_guard`. Nothing in the library imports this package.
 """
 
+import sys
+
 import typer
 
 from discretion.cli._approvals import approvals_app
@@ -20,19 +22,33 @@ from discretion.cli._tokens import token_app
 
 __all__ = ["app"]
 
+_GROUPS = {
+    "pack": pack_app,
+    "ledger": ledger_app,
+    "approvals": approvals_app,
+    "token": token_app,
+    "precedent": precedent_app,
+    "db": db_app,
+}
+
+# Help read off a terminal (piped, in CI logs, in docs) is plain text, one line per option and
+# paragraph: rich's boxes wrap at 80 columns there and label every flag `<bool>`.
+_IS_PLAIN = not sys.stdout.isatty()
+_WIDE = {"max_content_width": 10_000, "terminal_width": 10_000}
+
 app = typer.Typer(
     help="Govern the exceptions AI support agents make.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None if _IS_PLAIN else "rich",
+    context_settings=_WIDE if _IS_PLAIN else {},
 )
 app.command()(serve)
 app.command()(check)
 app.command("eval")(eval_suites)
 app.command("replay")(replay_ledger)
 app.command()(mcp)
-app.add_typer(pack_app, name="pack")
-app.add_typer(ledger_app, name="ledger")
-app.add_typer(approvals_app, name="approvals")
-app.add_typer(token_app, name="token")
-app.add_typer(precedent_app, name="precedent")
-app.add_typer(db_app, name="db")
+for name, group in _GROUPS.items():
+    if _IS_PLAIN:
+        group.rich_markup_mode = None
+    app.add_typer(group, name=name)

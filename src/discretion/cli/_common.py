@@ -70,7 +70,8 @@ JudgeOption = Annotated[
 def error(message: str) -> None:
     """Print an error to stderr."""
     # Messages quote user input (amounts, expressions): print them as text, never as markup.
-    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    # One line however narrow the console: an error is read in logs and CI output, and grepped.
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

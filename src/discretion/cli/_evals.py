@@ -90,11 +90,27 @@ def replay_ledger(
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Write the full report as JSON here.")
     ] = None,
+    fail_on_loosen: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-loosen",
+            help="Exit 1 when the candidate lets more through: a route or deny becomes an"
+            " allow, a deny becomes a route, a route goes to a lower role, or more money moves"
+            " under any action and reason.",
+        ),
+    ] = False,
+    fail_on_change: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-change",
+            help="Exit 1 when any decision, or the money moved, would change at all.",
+        ),
+    ] = False,
 ) -> None:
     """Re-decide recorded proposals under another pack and report what would change.
 
     Each proposal is decided at its recorded time on its recorded facts; nothing is written to
-    the ledger.
+    the ledger. With --fail-on-loosen or --fail-on-change it gates a pull request.
     """
     moment = _parse_since(since)
     if (pack is None) == (not shadow):
@@ -113,3 +129,19 @@ def replay_ledger(
     report.print(_common.out)
     if json_path is not None:
         json_path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+    if fail_on_loosen and report.is_looser:
+        more = ", ".join(
+            f"{row.action} {row.reason} {row.delta:+} {row.currency}" for row in report.more_money
+        )
+        raise _common.fail(
+            f"the candidate loosens {len(report.loosened)} decision(s)"
+            + (f" and moves more money ({more})" if more else "")
+            + "; failing as --fail-on-loosen asks",
+            1,
+        )
+    if fail_on_change and report.is_changed:
+        raise _common.fail(
+            f"the candidate changes {len(report.changes)} decision(s) or the money moved;"
+            " failing as --fail-on-change asks",
+            1,
+        )

@@ -2,21 +2,65 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from discretion.cli import _common
-from discretion.errors import DiscretionError
-from discretion.integrations import check_tools
+from discretion.errors import ConfigurationError, DiscretionError
+from discretion.integrations import check_tool, check_tools
 from discretion.policy import load_pack
 from discretion.settings import load_object
 
 __all__ = ["pack_app"]
 
 pack_app = typer.Typer(help="Work with policy packs.", no_args_is_help=True)
+
+
+def _schema_of(item: Any) -> tuple[str, Mapping[str, Any]] | None:
+    """A tool definition's name and JSON Schema, in OpenAI's, Anthropic's or MCP's form."""
+    if not isinstance(item, Mapping):
+        return None
+    function = item.get("function")
+    if isinstance(function, Mapping):  # OpenAI: {"type": "function", "function": {...}}
+        item = function
+    name = item.get("name")
+    schema = item.get("parameters", item.get("input_schema", item.get("inputSchema")))
+    if not isinstance(name, str) or not isinstance(schema, Mapping):
+        return None
+    return name, schema
+
+
+def tool_schemas(path: Path) -> dict[str, frozenset[str]]:
+    """The argument names of each tool defined in a JSON file of tool definitions.
+
+    Raises:
+        ConfigurationError: the file cannot be read, or holds something other than tools.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"--tool-schemas {path}: cannot read it as JSON: {exc}") from None
+    items = data.get("tools", data) if isinstance(data, Mapping) else data
+    if isinstance(items, Mapping):
+        items = [items]
+    found: dict[str, frozenset[str]] = {}
+    for index, item in enumerate(items if isinstance(items, list) else [None]):
+        schema = _schema_of(item)
+        if schema is None:
+            raise ConfigurationError(
+                f"--tool-schemas {path}: item {index} is not a tool definition; give a list of"
+                ' {"name": ..., "parameters": {JSON Schema}} (OpenAI\'s {"type": "function",'
+                ' "function": {...}}, input_schema or MCP\'s inputSchema work too)'
+            )
+        name, parameters = schema
+        properties = parameters.get("properties", {})
+        found[name] = frozenset(properties if isinstance(properties, Mapping) else ())
+    return found
 
 
 @pack_app.command("validate")
@@ -30,11 +74,26 @@ def pack_validate(
             " mapping of name to function): each is checked as wrapping would check it.",
         ),
     ] = None,
+    schemas: Annotated[
+        Path | None,
+        typer.Option(
+            "--tool-schemas",
+            help="A JSON file of the agent's tool definitions (name and JSON Schema parameters,"
+            " as sent to the model): each is checked as wrapping would check it, and so is"
+            " every argument the pack's tool mappings read.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Load a pack, compile every CEL expression, and print its version."""
     try:
         policy = load_pack(path)
         checked = check_tools(policy, load_object(tools, what="tools")) if tools else []
+        if schemas is not None:
+            checked += [
+                (name, check_tool(policy, name, parameters))
+                for name, parameters in tool_schemas(schemas).items()
+            ]
     except DiscretionError as exc:
         raise _common.fail(str(exc), 1) from None
     _common.out.print(

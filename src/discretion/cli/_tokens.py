@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -38,26 +39,34 @@ def _store(db: str, *, create: bool) -> SqlStore:
 def token_create(
     subject: Annotated[str, typer.Option("--subject", help="The agent's or person's id.")],
     role: Annotated[str, typer.Option("--role", help="Their role in the pack.")],
+    pack: Annotated[
+        Path,
+        typer.Option(
+            "--pack",
+            help="The pack the token is for: the role must be one of its roles.",
+            show_default=False,
+        ),
+    ],
     ai: Annotated[bool, typer.Option("--ai", help="The subject is an AI agent.")] = False,
     label: Annotated[str, typer.Option(help="What the token is for.")] = "",
-    pack: Annotated[
-        Path | None, typer.Option("--pack", help="Check the role against this pack.")
-    ] = None,
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Create a bearer token; it is printed once, and only its SHA-256 is stored."""
     try:
-        if pack is not None:
-            policy = load_pack(pack)
-            found = policy.role(role)
-            if found is None:
-                raise _common.fail(
-                    f"role {role!r} is not a role of pack {policy.name!r};"
-                    f" roles: {', '.join(r.id for r in policy.roles)}"
-                )
-            if found.is_ai != ai:
-                kind = "an AI" if found.is_ai else "a human"
-                raise _common.fail(f"role {role!r} is {kind} role: pass --ai exactly for AI roles")
+        policy = load_pack(pack)
+        found = policy.role(role)
+        if found is None:
+            # A misspelt role would sign in to an empty queue and decide nothing, unwarned.
+            roles = [r.id for r in policy.roles]
+            close = difflib.get_close_matches(role, roles, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise _common.fail(
+                f"role {role!r} is not a role of pack {policy.name!r}{hint};"
+                f" its roles: {', '.join(roles)}"
+            )
+        if found.is_ai != ai:
+            kind = "an AI" if found.is_ai else "a human"
+            raise _common.fail(f"role {role!r} is {kind} role: pass --ai exactly for AI roles")
         secret, identity = Tokens(_store(db, create=True), clock=utc_now).create(
             subject_id=subject, role=role, is_ai=ai, label=label
         )

@@ -94,10 +94,14 @@ class ReplayChange:
     after: Verdict
     relied_on_precedent: bool = False
     """The recorded decision applied a precedent; replays decide without precedents."""
+    loosens: bool = False
+    """The change lets more through: money moves where it did not, a deny becomes a route,
+    or a route goes to a lower role (or to one the candidate cannot rank)."""
 
     def to_json(self) -> dict[str, Any]:
         """As JSON."""
         return {
+            "loosens": self.loosens,
             "decision_id": self.decision_id,
             "idempotency_key": self.idempotency_key,
             "decided_at": self.decided_at.isoformat(),
@@ -162,6 +166,26 @@ class ReplayReport:
         """Decisions that would stay as they are."""
         return self.replayed - len(self.changes)
 
+    @property
+    def loosened(self) -> tuple[ReplayChange, ...]:
+        """The changed decisions that would let more through."""
+        return tuple(change for change in self.changes if change.loosens)
+
+    @property
+    def more_money(self) -> tuple[Exposure, ...]:
+        """The actions and reasons under which the candidate would move more money."""
+        return tuple(row for row in self.exposure if row.delta > 0)
+
+    @property
+    def is_looser(self) -> bool:
+        """Whether any decision loosens, or any action and reason would move more money."""
+        return bool(self.loosened or self.more_money)
+
+    @property
+    def is_changed(self) -> bool:
+        """Whether any decision, or the money moved under any action and reason, would change."""
+        return bool(self.changes) or any(row.delta != 0 for row in self.exposure)
+
     def exposure_delta(self) -> dict[str, Decimal]:
         """Per currency: how much more (or, negative, less) money the candidate would move."""
         totals: dict[str, Decimal] = defaultdict(Decimal)
@@ -175,7 +199,8 @@ class ReplayReport:
         console.print(
             f"{what} [bold]{escape(self.pack)}[/bold] {self.version[:19]}: {self.replayed}"
             f" decisions{' since ' + self.since.isoformat() if self.since else ''},"
-            f" [yellow]{len(self.changes)} would change[/yellow], {self.unchanged} would not",
+            f" [yellow]{len(self.changes)} would change[/yellow], {self.unchanged} would not,"
+            f" [red]{len(self.loosened)} would loosen[/red]",
             highlight=False,
         )
         if self.transitions:
@@ -232,6 +257,7 @@ class ReplayReport:
             "replayed": self.replayed,
             "changed": len(self.changes),
             "unchanged": self.unchanged,
+            "loosened": len(self.loosened),
             "transitions": self.transitions,
             "exposure": [row.to_json() for row in self.exposure],
             "exposure_delta": {c: str(v) for c, v in self.exposure_delta().items()},
@@ -302,8 +328,23 @@ def _money_moved(verdict: Verdict, amount: Money | None) -> Money | None:
     return amount if verdict.is_allowed and amount is not None else None
 
 
+def _loosens(before: Verdict, after: Verdict, ranks: Mapping[str, int]) -> bool:
+    if after.is_allowed:
+        return not before.is_allowed
+    if after.outcome != "route":
+        return False
+    if before.outcome == "deny":
+        return True
+    if before.outcome != "route" or before.required_role == after.required_role:
+        return False
+    was, now = ranks.get(before.required_role or ""), ranks.get(after.required_role or "")
+    # A role the candidate cannot rank cannot be shown to be no lower: a gate fails closed.
+    return was is None or now is None or now < was
+
+
 class _Tally:
-    def __init__(self) -> None:
+    def __init__(self, ranks: Mapping[str, int] | None = None) -> None:
+        self.ranks: Mapping[str, int] = ranks or {}
         self.exposure: dict[tuple[str, str, str], list[Decimal]] = defaultdict(
             lambda: [Decimal(0), Decimal(0)]
         )
@@ -334,6 +375,7 @@ class _Tally:
                     before=before,
                     after=after,
                     relied_on_precedent=use is not None and use.applied is not None,
+                    loosens=_loosens(before, after, self.ranks),
                 )
             )
 
@@ -400,7 +442,7 @@ def replay(
         if since is not None:
             longest = max((b.window for b in candidate.budgets), default=timedelta(0))
             warm_from = since - longest
-        tally = _Tally()
+        tally = _Tally({role.id: role.rank for role in candidate.roles})
         for before_decision, body in _recorded(store):
             at = before_decision.decided_at
             if warm_from is not None and at < warm_from:

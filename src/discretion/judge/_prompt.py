@@ -1,4 +1,7 @@
-"""Render the LLM judge's prompt from the jinja2 templates shipped in `discretion/prompts`.
+"""Render the LLM judge's prompt from the jinja2 templates in the repository's `prompts/`.
+
+The wheel ships them inside the package (`discretion/prompts`), where an installed judge reads
+them; an editable install of a checkout reads the top-level folder itself.
 
 The instructions and the policy clause go in the system message; the exception, the facts, the
 claims and the rationale text go in the user message as JSON inside delimited blocks. JSON
@@ -12,6 +15,8 @@ import json
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from discretion.errors import ConfigurationError
@@ -23,10 +28,10 @@ from discretion.proposal import Claim
 if TYPE_CHECKING:
     import jinja2
 
-__all__ = ["PROMPT_FILES", "prompt_version", "render", "require_jinja"]
+__all__ = ["PROMPT_FILES", "prompt_version", "prompts_folder", "render", "require_jinja"]
 
 PROMPT_FILES = ("judge_system.j2", "judge_request.j2", "verdict.schema.json")
-"""The files under `discretion/prompts` that make up the judge's prompt."""
+"""The files under `prompts/` that make up the judge's prompt."""
 
 
 def require_jinja() -> None:
@@ -43,9 +48,28 @@ def require_jinja() -> None:
         ) from exc
 
 
+def prompts_folder() -> Traversable:
+    """Where the prompt files are read from: inside the installed package, else the checkout's.
+
+    Raises:
+        ConfigurationError: neither holds them (a broken install).
+    """
+    installed = resources.files("discretion").joinpath("prompts")
+    if installed.is_dir():
+        return installed
+    # An editable install puts src/ on the path; the templates stay at the checkout's top.
+    checkout = Path(__file__).resolve().parents[3] / "prompts"
+    if checkout.is_dir():
+        return checkout
+    raise ConfigurationError(
+        f"the judge's prompt templates are missing: neither {installed} nor {checkout} exists;"
+        " reinstall discretion"
+    )
+
+
 @cache
 def _sources() -> Mapping[str, str]:
-    folder = resources.files("discretion").joinpath("prompts")
+    folder = prompts_folder()
     return {name: folder.joinpath(name).read_text(encoding="utf-8") for name in PROMPT_FILES}
 
 

@@ -18,7 +18,7 @@ __all__ = ["Assessment", "Judge", "JudgeRequest", "Prompt", "verdict_key"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Prompt:
-    """The messages an LLM judge sends, rendered from the templates in `discretion/prompts`."""
+    """The messages an LLM judge sends, rendered from the templates in `prompts/`."""
 
     system: str
     """The instructions and the policy clause: text the pack's owner and discretion wrote."""

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from discretion.errors import PolicyError
 from discretion.lineage import canonical_json
 from discretion.policy._compile import compile_pack
+from discretion.policy._errors import schema_error, with_money_hint
 from discretion.policy._model import PolicyPack
 from discretion.policy._schema import PackSpec
 from discretion.policy._yaml import read_pack
@@ -28,13 +29,11 @@ def load_pack(path: str | Path) -> PolicyPack:
     try:
         spec = PackSpec.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        loc = tuple(err["loc"])
-        source, line = lines.find(loc)
-        # A missing key has no line of its own: name the file (or folder) that lacks it.
-        source = source or str(root)
-        dotted = ".".join(str(p) for p in loc) or "<root>"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise PolicyError(f"{dotted}: {err['msg']}{more}", path=source, line=line) from None
+        raise schema_error(exc, raw, lines, root) from None
     version = "sha256:" + hashlib.sha256(canonical_json(raw).encode()).hexdigest()
-    return compile_pack(spec, version=version, lines=lines, sources=tuple(str(f) for f in files))
+    try:
+        return compile_pack(
+            spec, version=version, lines=lines, sources=tuple(str(f) for f in files)
+        )
+    except PolicyError as exc:
+        raise with_money_hint(exc, spec) from None

@@ -25,6 +25,8 @@ class LineMap:
 
     def __init__(self) -> None:
         self.where: dict[tuple[Any, ...], tuple[str, int]] = {}
+        self.keys: dict[tuple[Any, ...], tuple[str, int]] = {}
+        """Where each mapping key itself is (`where` holds its value's line)."""
 
     def add(self, node: yaml.Node, path: tuple[Any, ...], source: str) -> None:
         self.where[path] = (source, node.start_mark.line + 1)
@@ -32,6 +34,7 @@ class LineMap:
             _check_unique_keys(node, source)
             for key, value in node.value:
                 self.where[(*path, key.value)] = (source, key.start_mark.line + 1)
+                self.keys[(*path, key.value)] = (source, key.start_mark.line + 1)
                 self.add(value, (*path, key.value), source)
         elif isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):

@@ -1,0 +1,108 @@
+"""Pack mistakes are told in our words: file and line, the path as written, and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import SHOP_PACK
+from discretion import load_pack
+from discretion.errors import PolicyError
+from discretion.policy._schema import ActionSpec
+
+SHOP = SHOP_PACK.read_text(encoding="utf-8")
+
+
+def error_of(tmp_path: Path, *changes: tuple[str, str]) -> tuple[str, Path, str]:
+    """The message loading the shop pack with `changes` raises, its file, and the text."""
+    text = SHOP
+    for old, new in changes:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    path = tmp_path / "shop.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(PolicyError) as caught:
+        load_pack(path)
+    return str(caught.value), path, text
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(n for n, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_a_misspelt_type_of_a_context_field_names_the_choices_and_the_likely_one(tmp_path):
+    message, path, text = error_of(tmp_path, ("  order.total: money\n", "  order.total: monee\n"))
+    assert message == (
+        f"{path}:{line_of(text, 'monee')}: context['order.total']: 'monee' is not one of string,"
+        " int, bool, money, timestamp, duration, list[string] (did you mean 'money'?)"
+    )
+
+
+def test_a_field_spec_error_speaks_of_the_field_not_of_pydantics_models(tmp_path):
+    message, path, text = error_of(
+        tmp_path, ("{type: timestamp, nullable: true}", "{type: date, nullable: true}")
+    )
+    assert message == (
+        f"{path}:{line_of(text, 'type: date')}: context['order.delivered_at'].type: 'date' is"
+        " not one of string, int, bool, money, timestamp, duration, list[string]"
+    )
+    assert "FieldSpec" not in message
+
+
+def test_an_unknown_key_gets_did_you_mean_and_the_keys_allowed_there(tmp_path):
+    message, path, text = error_of(tmp_path, ("    hard_limits:\n", "    hard_limit:\n"))
+    head, allowed = message.split("; allowed here: ")
+    assert head == (
+        f"{path}:{line_of(text, 'hard_limit:')}: actions.refund.hard_limit: unknown key"
+        " 'hard_limit' (did you mean 'hard_limits'?)"
+    )
+    # Every key an action may have, and nothing else.
+    assert allowed.split(", ") == sorted(ActionSpec.model_fields)
+
+
+def test_a_misspelt_required_key_is_said_once_as_the_misspelling(tmp_path):
+    message, path, text = error_of(tmp_path, ("  - id: tier1\n", "  - idd: tier1\n"))
+    assert message.startswith(
+        f"{path}:{line_of(text, 'idd:')}: roles[1].idd: unknown key 'idd' (did you mean 'id'?)"
+    )
+    assert "missing" not in message
+    assert "\n" not in message
+
+
+def test_every_fault_is_listed_in_file_order_with_its_line(tmp_path):
+    message, path, text = error_of(
+        tmp_path,
+        ("    window: 30d\n", "    window: 30 days\n"),
+        ("    ai: true\n", "    ai: yes please\n"),
+    )
+    first, also = message.splitlines()
+    assert first == (
+        f"{path}:{line_of(text, 'yes please')}: roles[0].ai: expected true or false, got the"
+        " text 'yes please'"
+    )
+    assert also == (
+        f"  also {path}:{line_of(text, 'window: 30 days')}: budgets[0].window: value '30 days'"
+        " should be a whole number then s, m, h or d, such as 30d or 12h"
+    )
+
+
+def test_a_cel_type_error_over_money_says_money_is_integer_cents(tmp_path):
+    message, path, text = error_of(
+        tmp_path, ("amount > order.total + order.shipping", "amount > order.total * 1.1")
+    )
+    assert message.startswith(f"{path}:{line_of(text, '* 1.1')}, rule 'refund-above-order':")
+    assert "applied to '(int, double)'" in message
+    assert message.endswith(
+        "hint: money is integer minor units (cents) in CEL, so amount and order.total are"
+        " ints: 649.00 is 64900. Keep money arithmetic in whole numbers, say `x * 11 / 10` for"
+        " `x * 1.1`, and compare with whole cents (`amount > 5000` for 50.00)"
+    )
+
+
+def test_a_cel_type_error_without_money_gets_no_money_hint(tmp_path):
+    message, _, _ = error_of(
+        tmp_path, ("when: shipment.status == 'lost'", "when: shipment.status * 1.5 > 2.0")
+    )
+    assert "no matching overload" in message
+    assert "minor units" not in message
