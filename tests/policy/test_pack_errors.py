@@ -33,19 +33,18 @@ def line_of(text: str, needle: str) -> int:
 
 def test_a_misspelt_type_of_a_context_field_names_the_choices_and_the_likely_one(tmp_path):
     message, path, text = error_of(tmp_path, ("  order.total: money\n", "  order.total: monee\n"))
-    assert message == (
-        f"{path}:{line_of(text, 'monee')}: context['order.total']: 'monee' is not one of string,"
-        " int, bool, money, timestamp, duration, list[string] (did you mean 'money'?)"
-    )
+    assert message.startswith(f"{path}:{line_of(text, 'monee')}: context field 'order.total'")
+    assert "has type 'monee'" in message
+    assert message.endswith("(did you mean 'money'?)")
 
 
 def test_a_field_spec_error_speaks_of_the_field_not_of_pydantics_models(tmp_path):
     message, path, text = error_of(
         tmp_path, ("{type: timestamp, nullable: true}", "{type: date, nullable: true}")
     )
-    assert message == (
-        f"{path}:{line_of(text, 'type: date')}: context['order.delivered_at'].type: 'date' is"
-        " not one of string, int, bool, money, timestamp, duration, list[string]"
+    assert message.startswith(
+        f"{path}:{line_of(text, 'type: date')}: context field 'order.delivered_at' has type"
+        " 'date', which is neither a type (bool, decimal, duration, int,"
     )
     assert "FieldSpec" not in message
 

@@ -5,9 +5,10 @@ Each error is a `PolicyError` naming the file, line, rule id and expression (see
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -813,6 +814,12 @@ _CEL_RESERVED = frozenset(
 )
 
 
+def _likely(word: str, choices: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` for the closest choice, or nothing."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _record_of(
     kind: str, what: str, records: Mapping[str, RecordType], lines: LineMap, loc: tuple[Any, ...]
 ) -> tuple[RecordType, bool]:
@@ -822,7 +829,7 @@ def _record_of(
         raise PolicyError(
             f"{what} has type {kind!r}, which is neither a type ({', '.join(sorted(_SCALARS))})"
             f" nor a record the pack declares under records"
-            f" ({', '.join(sorted(records)) or 'none'})",
+            f" ({', '.join(sorted(records)) or 'none'}){_likely(kind, [*_SCALARS, *records])}",
             path=source,
             line=line,
         )
@@ -859,7 +866,8 @@ def _compile_records(spec: PackSpec, lines: LineMap) -> dict[str, RecordType]:
                 raise PolicyError(
                     f"{what} has type {member.type!r}, which is neither a type"
                     f" ({', '.join(MEMBER_TYPES)}) nor a record the pack declares"
-                    f" ({', '.join(sorted(spec.records))})",
+                    f" ({', '.join(sorted(spec.records))})"
+                    f"{_likely(member.type, [*MEMBER_TYPES, *spec.records])}",
                     path=source,
                     line=line,
                 )
