@@ -184,7 +184,8 @@ class Bindings:
         """The decision a `decisions` row holds, once it agrees with its own ledger record."""
         values = _columns("decisions", row)
         # Remembered by every column's value: any edit misses the memory and is checked.
-        key = ("decisions", row.id, canonical_json(values))
+        state = hashlib.sha256(canonical_json(values).encode()).hexdigest()
+        key = ("decisions", row.id, state)
         stamped = Decision.model_validate_json(row.body)
         if key in self._verified:
             return stamped
