@@ -279,22 +279,23 @@ def test_an_edited_amount_may_only_be_lower(guard, amount, match):
     assert guard.executions.pending() == []
 
 
-def test_a_lower_amount_is_refused_when_the_tool_takes_no_amount_argument(guard):
-    decision = guard.decide(
-        {
-            "actor": BOT.model_dump(),
-            "action": "refund",
-            "amount": {"amount": "80.00", "currency": "USD"},
-            "customer_id": "c-1",
-            "case_id": "case-1",
-            "tool": {"name": "issue_refund", "arguments": {"note": "no amount here"}},
-            "idempotency_key": "no-amount",
-        }
-    )
-    assert decision.outcome is Outcome.ROUTE
-    with pytest.raises(ApprovalError, match="takes no amount argument"):
-        guard.approvals.approve(decision.id, approver=TINA, note="ok", amount=usd("50.00"))
-    assert guard.approvals.approve(decision.id, approver=TINA, note="ok").amount == usd("80.00")
+def test_a_call_that_leaves_out_the_amount_its_mapping_reads_is_refused(guard, store):
+    # The decision would stand on the proposal's 80.00 and the tool would run with no amount
+    # at all (a refund tool may then refund the whole order): refused before anything is
+    # decided, so no approval can run it either.
+    with pytest.raises(ProposalError, match="argument 'amount' is missing"):
+        guard.decide(
+            {
+                "actor": BOT.model_dump(),
+                "action": "refund",
+                "amount": {"amount": "80.00", "currency": "USD"},
+                "customer_id": "c-1",
+                "case_id": "case-1",
+                "tool": {"name": "issue_refund", "arguments": {"note": "no amount here"}},
+                "idempotency_key": "no-amount",
+            }
+        )
+    assert count(store, decisions) == 0
 
 
 # Claimed once --------------------------------------------------------------------------------

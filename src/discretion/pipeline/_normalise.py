@@ -370,6 +370,50 @@ def _role(pack: PolicyPack, proposal: Proposal) -> Role:
     return role
 
 
+def _check_carried(
+    tool: str, spec: ToolSpec, read: MappedArguments, proposal: Proposal, *, moves_money: bool
+) -> None:
+    """Refuse a call that leaves out what its mapping reads while the proposal names it apart.
+
+    The decision would stand on the proposal's value and the tool would run without it (a
+    refund tool given no amount may refund the whole order): what runs must be what was
+    governed.
+    """
+    carried = (
+        ("amount", spec.amount, read.amount, proposal.amount if moves_money else None),
+        ("customer_id", spec.customer, read.customer_id, proposal.customer_id),
+        ("case_id", spec.case, read.case_id, proposal.case_id),
+        ("order_id", spec.order, read.order_id, proposal.order_id),
+    )
+    for name, path, found, given in carried:
+        if path is not None and found is None and given is not None:
+            raise ProposalError(
+                f"tool {tool!r} argument {path!r} is missing, so the tool would run without"
+                f" the {name.removesuffix('_id')} that is decided; put it in the tool call",
+                field=f"tool.arguments.{path}",
+            )
+
+
+def _write_currency(
+    tool: str, path: str, arguments: Mapping[str, Any], amount: Money
+) -> dict[str, Any]:
+    """A copy of the arguments with the decided currency written where the mapping reads it."""
+    edited = dict(arguments)
+    target = edited
+    *parents, last = path.split(".")
+    for part in parents:
+        inner = target.get(part)
+        if not isinstance(inner, Mapping):
+            raise ProposalError(
+                f"tool {tool!r} argument {path!r} is missing; put the currency in the tool call",
+                field=f"tool.arguments.{path}",
+            )
+        target[part] = dict(inner)
+        target = target[part]
+    target[last] = amount.currency
+    return edited
+
+
 def _agree(field: str, given: Any, found: Any, path: str | None) -> Any:
     """The value of a field given both on the proposal and in the tool's arguments."""
     if given is not None and found is not None and given != found:
@@ -436,6 +480,8 @@ def normalise(
                 field="tool",
             )
     paths = spec or ToolSpec(name=tool.name if tool is not None else "-")
+    if tool is not None and spec is not None:
+        _check_carried(tool.name, spec, read, proposal, moves_money=action is not None)
     customer_id = _agree("customer_id", proposal.customer_id, read.customer_id, paths.customer)
     case_id = _agree("case_id", proposal.case_id, read.case_id, paths.case)
     order_id = _agree("order_id", proposal.order_id, read.order_id, paths.order)
@@ -456,8 +502,13 @@ def normalise(
     arguments = dict(tool.arguments) if tool is not None else {}
     if tool is not None and spec is not None and read.amount is not None:
         # What runs is what was governed: the tool gets the amount as it was read and decided,
-        # in its canonical form ("64.990" runs as "64.99"), and the digest covers that.
+        # in its canonical form ("64.990" runs as "64.99"), and the digest covers that; and the
+        # currency it was decided in, where the mapping reads one the call left out.
         arguments = write_amount(tool.name, spec, arguments, read.amount)
+        if spec.currency is not None and argument_at(arguments, spec.currency) != (
+            read.amount.currency
+        ):
+            arguments = _write_currency(tool.name, spec.currency, arguments, read.amount)
     content = {
         "actor": proposal.actor.model_dump(mode="json"),
         "action": action_name,

@@ -355,12 +355,15 @@ class Pipeline:
         if not self.pack.asserted:
             return evaluation
         # An allowed case resting on an assertion above what it unlocks goes to a person.
+        # Measured as authority is: on the whole, when the action measures it cumulatively,
+        # so a split does not unlock piece by piece what the whole could not.
+        prior = ledger.prior_minor if ledger is not None else 0
         return cap_assertions(
             self.pack,
             evaluation,
             action=item.action_name,
             role=item.role,
-            amount_minor=item.amount.minor if item.amount is not None else 0,
+            amount_minor=(item.amount.minor if item.amount is not None else 0) + prior,
         )
 
     def _settle(

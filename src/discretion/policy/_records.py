@@ -133,6 +133,15 @@ class RecordType:
         return Record(type=self, values=members)
 
     def _member(self, member: RecordMember, raw: Any, currency: str | None, path: str) -> Any:
+        value = self._typed(member, raw, currency, path)
+        # CEL holds numbers in 64 bits: one that does not fit is refused here, never wrapped
+        # or left to fail while the rules run.
+        for number in _numbers(value, member.places or 0):
+            if not _INT64[0] <= number <= _INT64[1]:
+                raise RecordError(f"{path}: {raw!r} is too large for a rule to compare")
+        return value
+
+    def _typed(self, member: RecordMember, raw: Any, currency: str | None, path: str) -> Any:
         kind = member.type
         if kind in ("string", "bool", "int"):
             expected = {"string": str, "bool": bool, "int": int}[kind]
@@ -180,6 +189,24 @@ class RecordType:
         if not isinstance(raw, (list, tuple)):
             raise RecordError(f"{path}: {_kind(raw)} where a list of {name} records belongs")
         return RecordList(nested.read(item, currency, f"{path}[{i}]") for i, item in enumerate(raw))
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _numbers(value: Any, places: int) -> list[int]:
+    """The integers CEL would hold for a member's value (minor units, scaled decimals, ints)."""
+    if isinstance(value, (Money, SignedMoney)):
+        return [value.minor]
+    if isinstance(value, Decimal):
+        return [int(value.scaleb(places))]
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, tuple):
+        return [v for v in value if isinstance(v, int) and not isinstance(v, bool)]
+    return []
 
 
 def _money(raw: Any, signed: bool, currency: str | None, path: str) -> Money | SignedMoney:
