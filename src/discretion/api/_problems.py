@@ -9,6 +9,7 @@
 | ApprovalConflict              | 409    | `conflict`       |
 | StaleApproval                 | 409    | `stale`          |
 | ExecutionError                | 409    | `execution_unfinished` |
+| a claim or report of an execution that is not open to it | 409 | `conflict`, with `execution` |
 | LedgerIntegrityError          | 409    | `ledger_integrity` |
 | DependencyError (store, ...)  | 503    | `unavailable`    |
 | any other DiscretionError     | 500    | `error`          |
