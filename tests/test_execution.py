@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -254,3 +255,44 @@ async def test_arun_runs_an_async_tool_exactly_once(guard, decision, store):
             select(func.count()).select_from(ledger).where(ledger.c.kind.like("execution.%"))
         ).scalar_one()
     assert count == 2
+
+
+def test_two_runners_claiming_a_queued_call_at_once_get_it_once(guard, decision, store, clock):
+    with store.transaction() as tx:
+        guard.executions.enqueue(
+            tx,
+            decision_id=decision.id,
+            key="approved-1",
+            tool="issue_refund",
+            arguments=ARGS,
+            at=clock(),
+        )
+    barrier = threading.Barrier(2)
+    won: list[Execution] = []
+    lost: list[ExecutionError] = []
+
+    def claim() -> None:
+        barrier.wait()
+        try:
+            won.append(guard.executions.claim("approved-1"))
+        except ExecutionError as exc:
+            lost.append(exc)
+
+    runners = [threading.Thread(target=claim) for _ in range(2)]
+    for runner in runners:
+        runner.start()
+    for runner in runners:
+        runner.join()
+    assert [(e.status, e.attempts) for e in won] == [(ExecutionStatus.RUNNING, 1)]
+    [refused] = lost
+    assert "has not reported how it ended" in str(refused)
+    done = guard.executions.report("approved-1", result={"refund_id": "rf-1"})
+    assert (done.status, done.result, done.attempts) == (
+        ExecutionStatus.SUCCEEDED,
+        {"refund_id": "rf-1"},
+        1,
+    )
+    with pytest.raises(ExecutionError, match="is succeeded, not running"):
+        guard.executions.report("approved-1", error="late")
+    assert [k for k, _, _ in kinds(store)].count("execution.started") == 1
+    assert store.verify() == 4

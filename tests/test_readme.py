@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shlex
@@ -85,6 +86,7 @@ def test_every_integration_in_the_readme_has_a_snippet_of_ten_lines_or_fewer():
         "Pydantic AI",
         "MCP gateway",
         "Any Python function",
+        "Agents over HTTP",
     }
     assert all(len(code.strip().splitlines()) <= 10 for code in snippets.values())
 
@@ -164,3 +166,41 @@ def test_readme_mcp_command_serves_the_gateway(tmp_path):
                 return " ".join(block.text for block in result.content)
 
     assert anyio.run(call) == "refunded USD 64.99 on A-50003"
+
+
+def test_readme_http_snippet_claims_runs_and_reports_an_approved_call_once():
+    from fastapi.testclient import TestClient
+
+    from discretion import Actor, Proposal
+    from discretion.api import Tokens, create_app
+
+    guard = acme_guard()
+    routed = ROOT / "examples" / "acme" / "proposals" / "02-refund-above-ai-standard-limit.json"
+    decision = guard.decide(Proposal.model_validate(json.loads(routed.read_text())))
+    sam = Actor(id="sam", role="tier2", is_ai=False)
+    guard.approvals.approve(decision.id, approver=sam, note="the machine leaks")
+    token, _ = Tokens(guard.store, clock=guard.now).create(
+        subject_id="acme-assist", role="ai_agent", is_ai=True
+    )
+    ran: list[str] = []
+
+    def issue_refund(key: str, **arguments: str) -> str:
+        ran.append(key)
+        return f"refunded {arguments['currency']} {arguments['amount']}"
+
+    with TestClient(create_app(guard)) as client:
+
+        def connect(base_url: str, headers: dict[str, str]) -> TestClient:
+            client.headers.update(headers)
+            return client
+
+        source = integration_snippets()["Agents over HTTP"].replace("httpx.Client(", "Client(")
+        source = source.replace("import httpx\n", "")
+        namespace = {"Client": connect, "TOKEN": token, "issue_refund": issue_refund}
+        exec(compile(source, "README.md", "exec"), namespace)
+        exec(compile(source, "README.md", "exec"), namespace)  # nothing is left to run
+    assert ran == [decision.execution_key]
+    [done] = guard.executions.for_decision(decision.id)
+    assert (done.status, done.result) == ("succeeded", "refunded USD 649.00")
+    kinds = [r["kind"] for r in guard.store.export()]
+    assert (kinds.count("execution.started"), kinds.count("execution.succeeded")) == (1, 1)

@@ -279,7 +279,13 @@ class Executions:
         return claim
 
     def _finish(
-        self, call: _Call, claim: _Claim, *, result: Any = None, error: str | None = None
+        self,
+        call: _Call,
+        claim: _Claim,
+        *,
+        result: Any = None,
+        error: str | None = None,
+        reported: bool = False,
     ) -> Execution:
         now = self._now()
         succeeded = error is None
@@ -291,6 +297,17 @@ class Executions:
         else:
             body["error"] = error
         with self._store.transaction() as tx:
+            if reported:
+                # A runner elsewhere reports across requests: only the attempt it claimed, once.
+                row = tx.executions.locked(call.key)
+                if row is None or ExecutionStatus(row.status) is not ExecutionStatus.RUNNING:
+                    state = row.status if row is not None else "missing"
+                    raise ExecutionError(
+                        f"execution {call.key!r} ({call.tool}) is {state}, not running: its"
+                        " result was already reported, or it was never claimed; claim it first",
+                        key=call.key,
+                    )
+                claim = replace(claim, attempt=row.attempts)
             tx.executions.finish(
                 call.key,
                 status=status.value,
@@ -415,6 +432,66 @@ class Executions:
                     done.append(stored)
         return done
 
+    def claim(self, key: str) -> Execution:
+        """Claim a queued (or failed) call for a runner outside this process.
+
+        The runner (an agent over HTTP, say) then calls the tool and reports with `report`.
+        The claim records `execution.started`, as `run` does. Exactly one claim of an attempt
+        wins: a call that is running or succeeded is not claimed again.
+
+        Raises:
+            ExecutionError: no call is queued under `key`, or it is running or succeeded.
+        """
+        row = self._store.executions.get(key)
+        if row is None:
+            raise ExecutionError(f"no execution {key!r} is queued; nothing to claim", key=key)
+        item = self._call_of(row)
+        claim = self._claim(item)
+        if isinstance(claim, Execution):
+            raise ExecutionError(
+                f"execution {key!r} ({row.tool}) already succeeded; it is not run again",
+                key=key,
+            )
+        return Execution(
+            key=key,
+            decision_id=claim.decision_id,
+            tool=item.tool,
+            arguments=item.arguments,
+            status=ExecutionStatus.RUNNING,
+            attempts=claim.attempt,
+            queued_at=claim.queued_at,
+            started_at=claim.started_at,
+        )
+
+    def report(self, key: str, *, result: Any = None, error: str | None = None) -> Execution:
+        """Record how a call claimed with `claim` ended: its result, or the error it raised.
+
+        A report ends the attempt once (`execution.succeeded` or `execution.failed`); a failed
+        call may be claimed again.
+
+        Raises:
+            ExecutionError: the call is not running (never claimed, or already reported).
+        """
+        row = self._store.executions.get(key)
+        if row is None or row.started_at is None:
+            raise ExecutionError(f"no execution {key!r} was claimed; claim it first", key=key)
+        claim = _Claim(
+            decision_id=row.decision_id,
+            attempt=row.attempts,
+            started_at=row.started_at,
+            queued_at=row.queued_at,
+        )
+        return self._finish(self._call_of(row), claim, result=result, error=error, reported=True)
+
+    @staticmethod
+    def _call_of(row: ExecutionRow) -> _Call:
+        return _Call.of(
+            key=row.key,
+            decision_id=row.decision_id,
+            tool=row.tool,
+            arguments=json.loads(row.arguments),
+        )
+
     # Reads ------------------------------------------------------------------------------------
 
     def get(self, key: str) -> Execution | None:
@@ -422,9 +499,14 @@ class Executions:
         row = self._store.executions.get(key)
         return _execution(row) if row is not None else None
 
-    def pending(self, limit: int = 100) -> list[Execution]:
-        """The outbox: queued calls that have not started, oldest first."""
-        rows = self._store.executions.with_status(ExecutionStatus.PENDING.value, limit=limit)
+    def pending(self, limit: int = 100, *, actor_id: str | None = None) -> list[Execution]:
+        """The outbox: queued calls that have not started, oldest first.
+
+        With `actor_id`, only the calls that actor proposed.
+        """
+        rows = self._store.executions.with_status(
+            ExecutionStatus.PENDING.value, limit=limit, actor_id=actor_id
+        )
         return [_execution(row) for row in rows]
 
     def for_decision(self, decision_id: str) -> list[Execution]:

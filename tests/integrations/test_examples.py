@@ -68,3 +68,16 @@ def test_the_mcp_gateway_example_forwards_allowed_and_approved_calls_once(
     assert "the retry ran once: refunded USD 500.00 on A-50007" in out
     assert "K-70031: error: Not permitted" in out
     assert "Ledger verified: 9 records" in out
+
+
+def test_the_http_agent_example_claims_runs_and_reports_the_approved_call_once(monkeypatch, capsys):
+    example = load("http_agent", monkeypatch)
+    assert example.main() == 0
+    out = capsys.readouterr().out
+    assert "K-70003: allowed, the agent ran it: Refunded USD 64.99 on order A-50003." in out
+    assert "acme-assist:K-70007:refund: claimed (200); a second claim: 409" in out
+    assert "reported once: succeeded: Refunded USD 500.00 on order A-50007." in out
+    assert "K-70031: denied: Not permitted" in out
+    assert "Queued calls left: 0" in out
+    assert example.REFUNDS == ["USD 64.99 on A-50003", "USD 500.00 on A-50007"]
+    assert "Ledger verified: 9 records" in out

@@ -9,6 +9,7 @@
 | ApprovalConflict              | 409    | `conflict`       |
 | StaleApproval                 | 409    | `stale`          |
 | ExecutionError                | 409    | `execution_unfinished` |
+| a claim or report of an execution that is not open to it | 409 | `conflict`, with `execution` |
 | LedgerIntegrityError          | 409    | `ledger_integrity` |
 | DependencyError (store, ...)  | 503    | `unavailable`    |
 | any other DiscretionError     | 500    | `error`          |
@@ -17,12 +18,13 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from discretion.errors import (
     ApprovalConflict,
@@ -35,8 +37,43 @@ from discretion.errors import (
     ProposalError,
     StaleApproval,
 )
+from discretion.execution import Execution, ExecutionStatus
 
-__all__ = ["Problem", "ProblemError", "install", "status_of"]
+__all__ = ["ExecutionView", "Problem", "ProblemError", "install", "status_of"]
+
+
+class ExecutionView(BaseModel):
+    """A governed tool call as the API shows it (`discretion.Execution`)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    key: str
+    """The idempotency key: the same key never runs the tool twice; give it to the tool."""
+    decision_id: str
+    """The decision that allowed it (for an approved call, the routed decision's id)."""
+    tool: str
+    """The tool's name."""
+    arguments: dict[str, Any]
+    """The arguments to run it with (as approved, possibly for a lower amount)."""
+    status: ExecutionStatus
+    """`pending`, `running`, `succeeded` or `failed`."""
+    attempts: int
+    """How many times it was claimed to run."""
+    result: Any = None
+    """The tool's result, once it succeeded."""
+    error: str | None = None
+    """What the tool raised, when the last attempt failed."""
+    queued_at: datetime | None = None
+    """When it was queued after the approval."""
+    started_at: datetime | None = None
+    """When the last attempt was claimed."""
+    finished_at: datetime | None = None
+    """When the last attempt was reported."""
+
+    @classmethod
+    def of(cls, execution: Execution) -> ExecutionView:
+        """The view of an execution."""
+        return cls.model_validate(execution)
 
 
 class Problem(BaseModel):
@@ -51,18 +88,27 @@ class Problem(BaseModel):
     """The input field at fault, when one is."""
     approval_id: str | None = None
     """The approval concerned, when one is."""
+    execution: ExecutionView | None = None
+    """The execution as it stands now, when a claim or a report of it conflicts."""
 
 
 class ProblemError(Exception):
     """Raised by routes to answer with a `Problem`."""
 
     def __init__(
-        self, status: int, error: str, message: str, *, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        error: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        execution: Execution | None = None,
     ) -> None:
         self.status = status
         self.error = error
         self.message = message
         self.headers = headers
+        self.execution = execution
         super().__init__(message)
 
 
@@ -88,9 +134,10 @@ def status_of(exc: DiscretionError) -> tuple[int, str]:
 
 
 def _answer(status: int, problem: Problem, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(
-        problem.model_dump(mode="json", exclude_none=True), status_code=status, headers=headers
-    )
+    # Absent top-level fields are left out; an execution is shown whole (its `result` may be
+    # null).
+    body = {k: v for k, v in problem.model_dump(mode="json").items() if v is not None}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 _UNAVAILABLE = (
@@ -124,7 +171,15 @@ async def _discretion_error(_: Request, exc: Exception) -> JSONResponse:
 async def _problem(_: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, ProblemError):  # registered for ProblemError only
         raise exc
-    return _answer(exc.status, Problem(error=exc.error, message=exc.message), exc.headers)
+    return _answer(
+        exc.status,
+        Problem(
+            error=exc.error,
+            message=exc.message,
+            execution=ExecutionView.of(exc.execution) if exc.execution is not None else None,
+        ),
+        exc.headers,
+    )
 
 
 async def _invalid(_: Request, exc: Exception) -> JSONResponse:

@@ -1,9 +1,16 @@
-"""The HTTP decision API under `/v1`: decisions, approvals, precedents and the ledger.
+"""The HTTP decision API under `/v1`: decisions, approvals, executions, precedents, the ledger.
 
 Every route needs a bearer token (`Authorization: Bearer dsc_...`, made with
 `discretion token create`). A token stands for one subject and role: an agent proposes only as
 itself, and only people decide routed cases, list the queue, revoke precedent or verify the
 ledger. Bodies are JSON; errors are `Problem`s (see `_problems`).
+
+An agent over HTTP runs its allowed calls itself (the decision says `allow`; its
+idempotency key is the one to give the tool). A routed call that a person approves is queued
+in the outbox: the agent lists its own under `/v1/executions`, claims one (once: a second claim
+answers 409 with the execution as it stands), runs the tool with the key, and reports the
+result or the error (once). Claims and reports are lineage records (`execution.started`,
+`execution.succeeded`, `execution.failed`).
 """
 
 # FastAPI reads the routes' annotations at runtime, including aliases local to a factory:
@@ -14,19 +21,20 @@ from typing import Annotated, Any
 from anyio.to_thread import run_sync
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from discretion.api._auth import Identity
-from discretion.api._problems import Problem, ProblemError
+from discretion.api._problems import ExecutionView, Problem, ProblemError
 from discretion.api._state import AppState, is_runnable, money_in
 from discretion.approvals import Approval, ApprovalStatus
 from discretion.decision import Decision
-from discretion.errors import ApprovalNotFound
+from discretion.errors import ApprovalNotFound, ExecutionError
+from discretion.execution import Execution
 from discretion.money import Money
 from discretion.precedent import Precedent, PrecedentSpec
 from discretion.proposal import Proposal
 
-__all__ = ["ApproveIn", "NoteIn", "RevokeIn", "api_router"]
+__all__ = ["ApproveIn", "NoteIn", "ReportIn", "RevokeIn", "api_router"]
 
 Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
@@ -56,6 +64,34 @@ class RevokeIn(BaseModel):
 
     reason: Note
     """Why it may no longer be cited."""
+
+
+class ReportIn(BaseModel):
+    """How a claimed call ended: exactly one of `result` or `error`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    result: Any = None
+    """What the tool returned, as JSON (null is a result too)."""
+    error: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+        | None
+    ) = None
+    """What the tool raised; a failed call may be claimed again."""
+
+    @model_validator(mode="after")
+    def _one(self) -> "ReportIn":
+        if len(self.model_fields_set & {"result", "error"}) != 1:
+            raise ValueError(
+                "give exactly one of `result` (what the tool returned) or `error` (what it raised)"
+            )
+        return self
+
+
+class ExecutionList(BaseModel):
+    """The caller's queued calls, oldest first."""
+
+    executions: list[ExecutionView]
 
 
 class ApprovalList(BaseModel):
@@ -249,6 +285,79 @@ def api_router(state: AppState) -> APIRouter:
     def cancel(approval_id: str, body: NoteIn, identity: Caller) -> Response:
         """Withdraw a routed case: its proposer (an agent too) or a person who may decide it."""
         return _json(guard.approvals.cancel(approval_id, by=identity.actor(), note=body.note))
+
+    def own_execution(key: str, identity: Identity) -> Execution:
+        # A call is its proposer's alone: anyone else is told it does not exist.
+        found = guard.executions.get(key)
+        decision = state.store.decision(found.decision_id) if found is not None else None
+        if found is None or decision is None or decision.actor_id != identity.subject_id:
+            raise ProblemError(
+                404,
+                "not_found",
+                f"no execution {key!r} of yours; GET /v1/executions lists your queued calls",
+            )
+        return found
+
+    def execution_json(execution: Execution) -> Response:
+        return _json(ExecutionView.of(execution))
+
+    def conflict(exc: ExecutionError, key: str) -> ProblemError:
+        return ProblemError(409, "conflict", str(exc), execution=guard.executions.get(key))
+
+    @router.get("/executions", summary="List your queued calls", response_model=ExecutionList)
+    def list_executions(
+        identity: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> Response:
+        """The approved calls of your own decisions that wait to run (`pending`), oldest first.
+
+        Allowed calls are not queued: you run them yourself when the decision says so.
+        """
+        found = guard.executions.pending(limit, actor_id=identity.subject_id)
+        return _json(ExecutionList(executions=[ExecutionView.of(e) for e in found]))
+
+    @router.get("/executions/{key:path}", summary="Read an execution", response_model=ExecutionView)
+    def get_execution(key: str, identity: Caller) -> Response:
+        """One of your calls as it stands.
+
+        `pending`, `running`, `succeeded` (with its result) or `failed` (with its error).
+        """
+        return execution_json(own_execution(key, identity))
+
+    @router.post(
+        "/executions/{key:path}/claim",
+        summary="Claim a queued call",
+        response_model=ExecutionView,
+    )
+    def claim_execution(key: str, identity: Caller) -> Response:
+        """Claim one of your queued (or failed) calls to run it now, exactly once.
+
+        Recorded as `execution.started`. 409 `conflict`, with the execution as it stands, when
+        it was already claimed (running) or succeeded: do not run the tool.
+        """
+        own_execution(key, identity)
+        try:
+            return execution_json(guard.executions.claim(key))
+        except ExecutionError as exc:
+            raise conflict(exc, key) from exc
+
+    @router.post(
+        "/executions/{key:path}/result",
+        summary="Report how a claimed call ended",
+        response_model=ExecutionView,
+    )
+    def report_execution(key: str, body: ReportIn, identity: Caller) -> Response:
+        """Record the tool's `result`, or the `error` it raised, for the call you claimed.
+
+        Recorded once, as `execution.succeeded` or `execution.failed`; 409 `conflict`, with the
+        execution as it stands, when it is not running (not claimed, or already reported).
+        """
+        own_execution(key, identity)
+        try:
+            if "error" in body.model_fields_set:
+                return execution_json(guard.executions.report(key, error=body.error))
+            return execution_json(guard.executions.report(key, result=body.result))
+        except ExecutionError as exc:
+            raise conflict(exc, key) from exc
 
     @router.get("/precedents", summary="List precedents", response_model=PrecedentList)
     def list_precedents(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from discretion.store import _dialect
-from discretion.store._schema import executions, from_us, to_us
+from discretion.store._schema import decisions, executions, from_us, to_us
 
 if TYPE_CHECKING:
     from discretion.store._bindings import Bindings
@@ -159,14 +159,21 @@ class ExecutionReads:
         with self._store._reading("executions") as connection:
             return _get(self._store.bindings, connection, key)
 
-    def with_status(self, status: str, *, limit: int) -> builtins.list[ExecutionRow]:
-        """Up to `limit` executions in `status` (the outbox: `pending`), oldest queued first."""
+    def with_status(
+        self, status: str, *, limit: int, actor_id: str | None = None
+    ) -> builtins.list[ExecutionRow]:
+        """Up to `limit` executions in `status` (the outbox: `pending`), oldest queued first.
+
+        With `actor_id`, only the calls of decisions that actor proposed.
+        """
+        query = select(executions).where(executions.c.status == status)
+        if actor_id is not None:
+            query = query.join(decisions, decisions.c.id == executions.c.decision_id).where(
+                decisions.c.actor_id == actor_id
+            )
         with self._store._reading("executions") as connection:
             rows = connection.execute(
-                select(executions)
-                .where(executions.c.status == status)
-                .order_by(executions.c.queued_us, executions.c.key)
-                .limit(limit)
+                query.order_by(executions.c.queued_us, executions.c.key).limit(limit)
             ).all()
             return _checked(self._store.bindings, connection, rows)
 
