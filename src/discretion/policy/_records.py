@@ -14,6 +14,7 @@ error. Fields a record does not declare are dropped (least context).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -240,18 +241,22 @@ def _article(kind: str) -> str:
     }[kind]
 
 
-class Structured:
-    """A typed structured value: recorded as JSON, read by CEL as messages."""
+class Structured(ABC):
+    """A typed structured value: recorded as JSON, read by CEL as messages.
+
+    `Record` and `RecordList` are the two kinds; code that meets a fact or argument asks
+    `isinstance(value, Structured)` rather than naming both.
+    """
 
     __slots__ = ()
 
+    @abstractmethod
     def to_json(self) -> Any:
         """The value as canonical JSON (money as strings, timestamps in ISO 8601)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def to_cel(self) -> Any:
         """The value as CEL reads it."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True, slots=True)
