@@ -302,14 +302,27 @@ def write_amount(
     written = _as_argument(original, amount)
     if type(written) is type(original) and written == original:
         return dict(arguments)  # already canonical: nothing to copy along the path
-    # Copy only the mappings along the path: the rest is shared, and never changed.
+    edited = _written_at(arguments, path, written)
+    if edited is None:  # pragma: no cover - the original was just read at this path
+        raise ProposalError(f"tool {tool!r} argument {path!r} is not where the mapping reads")
+    return edited
+
+
+def _written_at(arguments: Mapping[str, Any], path: str, value: Any) -> dict[str, Any] | None:
+    """A copy of the arguments with `value` at `path`; None when a parent on it is no object.
+
+    Only the mappings along the path are copied: the rest is shared, and never changed.
+    """
     edited = dict(arguments)
     target = edited
     *parents, last = path.split(".")
     for part in parents:
-        target[part] = dict(target[part])
+        inner = target.get(part)
+        if not isinstance(inner, Mapping):
+            return None
+        target[part] = dict(inner)
         target = target[part]
-    target[last] = written
+    target[last] = value
     return edited
 
 
@@ -398,19 +411,12 @@ def _write_currency(
     tool: str, path: str, arguments: Mapping[str, Any], amount: Money
 ) -> dict[str, Any]:
     """A copy of the arguments with the decided currency written where the mapping reads it."""
-    edited = dict(arguments)
-    target = edited
-    *parents, last = path.split(".")
-    for part in parents:
-        inner = target.get(part)
-        if not isinstance(inner, Mapping):
-            raise ProposalError(
-                f"tool {tool!r} argument {path!r} is missing; put the currency in the tool call",
-                field=f"tool.arguments.{path}",
-            )
-        target[part] = dict(inner)
-        target = target[part]
-    target[last] = amount.currency
+    edited = _written_at(arguments, path, amount.currency)
+    if edited is None:
+        raise ProposalError(
+            f"tool {tool!r} argument {path!r} is missing; put the currency in the tool call",
+            field=f"tool.arguments.{path}",
+        )
     return edited
 
 

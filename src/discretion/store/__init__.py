@@ -15,9 +15,9 @@ transaction (`with store.transaction() as tx:`):
   `transaction`, `records`, `export`, `heads`, `count`, `partitions`, `checkpoints`,
   `checkpoint`, `verify`, `bind_rows`, `bindings` (failures by table), `create_schema`, `close`,
   `engine` (for tools and tests).
-- `SqlTransaction`: `budget_used`, `total` (a `TotalQuery`), `append` (a `DecisionRecord`, and
-  the `ApprovalRow` a route opens), `reserve`, `record`, `touch`, `lock`, `decision`,
-  `decision_body`, `has_record`; `SqlStore.total` reads one without a lock.
+- `SqlTransaction`: `budget_used`, `totals` (`TotalQuery`s, in one statement), `append` (a
+  `DecisionRecord`, and the `ApprovalRow` a route opens), `reserve`, `record`, `touch`, `lock`,
+  `decision`, `decision_body`, `has_record`; `SqlStore.totals` reads them without a lock.
 - `store.approvals`: `get`, `list`; `tx.approvals`: `claim`, `due`, `settle`, `escalate`.
 - `store.executions`: `get`, `with_status`, `for_decision`; `tx.executions`: `get`, `queue`,
   `claim`, `locked`, `restart`, `finish`.

@@ -110,8 +110,8 @@ def _binds(body: Mapping[str, Any]) -> list[Binding]:
     return [Binding(*item) for item in body.get("binds", ())]
 
 
-def _columns(table: str, row: Any) -> dict[str, Any]:
-    """A row read with `select(table)`, as a dict by column name."""
+def _columns(row: Any) -> dict[str, Any]:
+    """A row read with `select(table)` (or already a dict), as a dict by column name."""
     return dict(row._mapping) if hasattr(row, "_mapping") else dict(row)
 
 
@@ -181,28 +181,32 @@ class Bindings:
                 self._remember((table_name, digest, bound))
 
     def check_decision(self, connection: Connection, row: Any, partitions: int) -> Decision:
-        """The decision a `decisions` row holds, once it agrees with its own ledger record."""
-        values = _columns("decisions", row)
+        """The decision a `decisions` row holds, once it agrees with its own ledger record.
+
+        `row` is a SQLAlchemy row or a dict of its columns.
+        """
+        values = _columns(row)
+        decision_id = values["id"]
         # Remembered by every column's value: any edit misses the memory and is checked.
         state = hashlib.sha256(canonical_json(values).encode()).hexdigest()
-        key = ("decisions", row.id, state)
-        stamped = Decision.model_validate_json(row.body)
+        key = ("decisions", decision_id, state)
+        stamped = Decision.model_validate_json(values["body"])
         if key in self._verified:
             return stamped
         record = connection.execute(
             select(ledger).where(
-                ledger.c.partition == partition_of(row.id, partitions),
-                ledger.c.chain_seq == row.ledger_seq,
+                ledger.c.partition == partition_of(decision_id, partitions),
+                ledger.c.chain_seq == values["ledger_seq"],
             )
         ).first()
         if record is None or not _genuine(record):
             raise self._fail(
                 "decisions",
-                f"decision {row.id}: its ledger record is missing or was edited",
+                f"decision {decision_id}: its ledger record is missing or was edited",
             )
         problem = decision_problem(values, record)
         if problem is not None:
-            raise self._fail("decisions", f"decision {row.id}: {problem}")
+            raise self._fail("decisions", f"decision {decision_id}: {problem}")
         self._remember(key)
         return stamped
 
@@ -274,9 +278,10 @@ def decision_problem(row: Mapping[str, Any], record: Any) -> str | None:
     """What is wrong with a `decisions` row against its ledger record, or None."""
     if record.kind != "decision" or record.subject_id != row["id"]:
         return f"ledger record {record.seq} is not this decision's record"
-    recorded = Decision.model_validate(json.loads(record.body)["decision"])
+    decided = json.loads(record.body)["decision"]
+    recorded = Decision.model_validate(decided)
     expected = decision_columns(recorded.with_hash(record.hash), int(record.chain_seq))
-    legacy = "entities" not in json.loads(record.body)["decision"]
+    legacy = "entities" not in decided
     for name, value in expected.items():
         if legacy and name in ("customer_id", "case_id", "order_id", "actor_role"):
             continue  # recorded before decisions named their entities and role
@@ -356,7 +361,7 @@ class Audit:
     def _check_decisions(self, connection: Connection) -> None:
         seen: set[str] = set()
         for row in connection.execute(select(decisions).order_by(decisions.c.id)):
-            values = _columns("decisions", row)
+            values = _columns(row)
             record = self._decisions.get(values["id"])
             if record is None:
                 raise LedgerIntegrityError(
@@ -403,7 +408,7 @@ class Audit:
         source, key_column = BOUND[table]
         seen: set[str] = set()
         for row in connection.execute(select(source).order_by(key_column)):
-            values = _columns(table, row)
+            values = _columns(row)
             key = str(values[key_column.name])
             seen.add(key)
             bound = self._bound.get((table, key))

@@ -217,16 +217,13 @@ class SqlTransaction:
     def _run(self, name: str, values: dict[str, Any]) -> Any:
         return self._sql[name].run(self._cursor, values)
 
-    def total(self, query: TotalQuery) -> int:
-        """A running total from the ledger's tables, with its record's key locked to the commit.
-
-        As with budgets, no other decision reads this key's total until this transaction's
-        own decision is visible (PostgreSQL; SQLite's write lock covers every writer).
-        """
-        return self.totals((query,))[0]
-
     def totals(self, queries: Sequence[TotalQuery]) -> list[int]:
-        """Several running totals in one statement, each record's key locked as by `total`."""
+        """Running totals from the ledger's tables in one statement, their keys locked.
+
+        Each record's key is locked to the commit. As with budgets, no other decision reads
+        these keys' totals until this transaction's own decision is visible (PostgreSQL;
+        SQLite's write lock covers every writer).
+        """
         for query in queries:
             name = lock_name(query.per)
             if self._lock_budget is not None and (name, query.key) not in self._locked:
@@ -591,7 +588,7 @@ class SqlStore:
             return None
         # A retry is answered from the row only once it agrees with its ledger record (read on a
         # connection of its own: the held one must not begin a transaction).
-        values = _Row(zip(_DECISION_COLUMNS, row, strict=True))
+        values = dict(zip(_DECISION_COLUMNS, row, strict=True))
         with self._reading("the ledger") as connection:
             return self.bindings.check_decision(connection, values, self.partitions)
 
@@ -657,15 +654,11 @@ class SqlStore:
         if self._checkpointer is not None:
             self._checkpointer.committed()
 
-    def total(self, query: TotalQuery) -> int:
-        """A running total read now, without a lock.
-
-        The decision reads it again in its own transaction, locked, before it is recorded.
-        """
-        return self.totals((query,))[0]
-
     def totals(self, queries: Sequence[TotalQuery]) -> list[int]:
-        """Several running totals read now in one statement, without a lock."""
+        """Running totals read now in one statement, without a lock.
+
+        The decision reads them again in its own transaction, locked, before it is recorded.
+        """
         reader = self._held() if self._holds else self._reading("totals")
         with self._mapped("read totals"), reader as connection:
             cursor = connection.connection.cursor()
@@ -948,13 +941,3 @@ def _checkpoint(row: Any) -> Checkpoint:
         key_id=row.key_id,
         signature=row.signature,
     )
-
-
-class _Row(dict[str, Any]):
-    """A driver row as a dict that also reads by attribute, like SQLAlchemy's rows."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None

@@ -24,7 +24,7 @@ from discretion.store._schema import approvals, decisions, to_us
 if TYPE_CHECKING:
     from sqlalchemy.engine import Dialect
 
-__all__ = ["TotalQuery", "lock_name", "run_total", "run_totals"]
+__all__ = ["TotalQuery", "lock_name", "run_totals"]
 
 _DECIDED = ("allow", "allow_exception")
 _PER = ("customer", "order", "case", "actor")
@@ -138,13 +138,6 @@ def _values(query: TotalQuery, at: str, values: dict[str, Any]) -> None:
         values[f"actor{at}"] = query.actor_id
     if query.role is not None:
         values[f"role{at}"] = query.role
-
-
-def run_total(
-    cursor: Any, cache: dict[tuple[Any, ...], Compiled], dialect: Dialect, query: TotalQuery
-) -> int:
-    """Read one total on a driver cursor, compiling its statement's shape once per store."""
-    return run_totals(cursor, cache, dialect, (query,))[0]
 
 
 def run_totals(
