@@ -172,3 +172,31 @@ def test_an_unknown_cap_names_its_file_and_line(tmp_path):
         "precedent.grants_up_to: 'everything' is not one of precedent_bound,"
         " actor_standard_limit, grantor_exception_limit"
     ) in str(info.value)
+
+
+def test_a_precedent_bounds_the_whole_under_cumulative_authority(tmp_path, sqlite_store):
+    # Authority measured per customer: a split must not take more under one precedent, piece
+    # by piece, than its bound lets the whole take.
+    source = SOURCE.replace(
+        "  refund:\n    tools:",
+        "  refund:\n    cumulative: {per: customer, window: 30d}\n    tools:",
+    ).replace("context:\n", "entities:\n  customer: {}\ncontext:\n", 1)
+    path = tmp_path / "cumulative.yaml"
+    path.write_text(source, encoding="utf-8")
+    world = World(load_pack(path), sqlite_store)
+    world.guard = Guard(
+        load_pack(path),
+        store=sqlite_store,
+        clock=FakeClock(NOW),
+        context=StaticContextProvider({**facts(), "customer.id": "c-2"}),
+        ids=Counter(),
+    )
+    precedent = world.precedent(bound="100.00")
+
+    first = world.guard.decide(proposal("60.00", cite=[precedent], key="a"))
+    second = world.guard.decide(proposal("60.00", cite=[precedent], key="b"))
+
+    assert first.outcome is Outcome.ALLOW_EXCEPTION
+    assert second.outcome is Outcome.ROUTE
+    assert second.precedents is not None
+    assert second.precedents.failed == {precedent: ["discretion.precedent.bounds"]}

@@ -331,7 +331,13 @@ class Pipeline:
         ledger: LedgerFacts | None,
         now: datetime,
     ) -> Evaluation:
-        """Steps 4 to 6: the pack, authority (on the whole, when measured so), precedent."""
+        """Steps 4 to 6: the pack, authority (on the whole, when measured so), precedent.
+
+        Precedent and assertion caps are measured as authority is: on the whole, when the
+        action measures it cumulatively, so a split does not unlock piece by piece what the
+        whole could not.
+        """
+        prior = ledger.prior_minor if ledger is not None else 0
         with _telemetry.step("policy"):
             evaluation = evaluate(
                 self.pack,
@@ -342,7 +348,7 @@ class Pipeline:
                 cited_reason=item.proposal.rationale.reason,
                 facts=snapshot.cel_values(),
                 now=now,
-                prior_minor=ledger.prior_minor if ledger is not None else 0,
+                prior_minor=prior,
                 shown=snapshot.values,
                 args=item.cel_args(),
             )
@@ -350,14 +356,11 @@ class Pipeline:
         evaluation.ledger = ledger
         with _telemetry.step("precedent"):
             evaluation = apply_precedent(
-                self.pack, self.precedents, item, snapshot, evaluation, now
+                self.pack, self.precedents, item, snapshot, evaluation, now, prior_minor=prior
             )
         if not self.pack.asserted:
             return evaluation
         # An allowed case resting on an assertion above what it unlocks goes to a person.
-        # Measured as authority is: on the whole, when the action measures it cumulatively,
-        # so a split does not unlock piece by piece what the whole could not.
-        prior = ledger.prior_minor if ledger is not None else 0
         return cap_assertions(
             self.pack,
             evaluation,

@@ -35,8 +35,16 @@ def apply_precedent(
     snapshot: Snapshot,
     evaluation: Evaluation,
     now: datetime,
+    *,
+    prior_minor: int = 0,
 ) -> Evaluation:
-    """The evaluation with the actor's cited precedents checked, and one applied if it can."""
+    """The evaluation with the actor's cited precedents checked, and one applied if it can.
+
+    `prior_minor` is what the actor already moved on the same record when the action measures
+    authority on the whole (`cumulative`): a precedent's bounds, its grantor's limit and the
+    reason's `grants_up_to` cap are measured on that whole, as authority was, so a split never
+    takes piece by piece under a precedent more than the whole could.
+    """
     cited = item.proposal.rationale.precedents
     extendable = (
         evaluation.outcome is Outcome.ROUTE
@@ -48,6 +56,8 @@ def apply_precedent(
         return evaluation
     reason_id = item.proposal.rationale.reason
     amount = item.amount or pack.money(0)
+    if prior_minor:
+        amount = Money.from_minor(amount.minor + prior_minor, amount.currency)
     options = _options(pack, item.action_name, reason_id)
     known = precedents.load(cited)
     if extendable and reason_id is not None and not options.cited_only:
@@ -108,13 +118,7 @@ def apply_precedent(
             outcome=Outcome.ROUTE,
             # The lowest person who could decide it without the precedent cited.
             required_role=evaluation.required_role
-            or lowest_above(
-                pack,
-                item.action_name,
-                item.role,
-                evaluation.reason,
-                item.amount.minor if item.amount is not None else 0,
-            ),
+            or lowest_above(pack, item.action_name, item.role, evaluation.reason, amount.minor),
             **changes,
         )
     if not extendable or not applicable:
