@@ -7,6 +7,9 @@
 - A name written with space around its dot (`asserted .customer.stated_reason`, valid CEL) hid
   the assertion a rule rests on from the cap.
 - A number from the provider too large for CEL's 64 bits crashed the decision.
+- An id sent with space around it was decided stripped while the tool received it as sent.
+- A literal argument named like a nested path (`"order.id"` beside `order: {id}`) left the
+  tool free to read the one that was not decided.
 """
 
 from __future__ import annotations
@@ -154,3 +157,38 @@ def test_a_provider_number_too_large_for_the_rules_routes(store):
     assert decision.outcome is Outcome.ROUTE
     assert decision.rules == ["discretion.context-unavailable"]
     assert "too large" in decision.causes[0]
+
+
+def test_the_tool_runs_with_the_ids_as_they_were_decided(store):
+    guard = guard_on(load_pack(PACKS / "shop.yaml"), store, good_facts())
+    arguments = {"amount": "5.00", "currency": "USD", "customer_id": " c-1 ", "order_id": "o-1\n"}
+    call = {"name": "issue_refund", "arguments": arguments}
+    decision = guard.decide({"actor": BOT, "tool": call, "idempotency_key": "k"})
+    assert decision.outcome is Outcome.ALLOW
+    governed = store.decision_body(decision.id)["proposal"]["tool"]["arguments"]
+    assert (governed["customer_id"], governed["order_id"]) == ("c-1", "o-1")
+
+
+def test_an_argument_named_like_a_nested_path_is_refused(store, tmp_path):
+    source = (PACKS / "shop.yaml").read_text(encoding="utf-8")
+    assert source.count("order: order_id") == 1
+    path = tmp_path / "nested.yaml"
+    path.write_text(source.replace("order: order_id", "order: order.id"), encoding="utf-8")
+    guard = guard_on(load_pack(path), store, good_facts())
+    arguments = {
+        "amount": "5.00",
+        "currency": "USD",
+        "customer_id": "c-1",
+        "order": {"id": "o-1"},
+        "order.id": "o-2",
+    }
+    with pytest.raises(ProposalError, match="name of its own") as caught:
+        guard.decide(
+            {
+                "actor": BOT,
+                "tool": {"name": "issue_refund", "arguments": arguments},
+                "idempotency_key": "k",
+            }
+        )
+    assert caught.value.field == "tool.arguments.order.id"
+    assert store.count() == 0

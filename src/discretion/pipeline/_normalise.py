@@ -59,6 +59,14 @@ def argument_at(arguments: Mapping[str, Any], path: str) -> Any:
     """
     if "." not in path:  # the common case, read without splitting
         return arguments.get(path)
+    if path in arguments:
+        # `{"order.id": "A-1", "order": {"id": "A-2"}}`: which one the tool reads is its own
+        # business, so neither is decided on.
+        raise ProposalError(
+            f"tool argument {path!r} is a name of its own where the pack reads the nested path"
+            f" {path!r}; send it nested only",
+            field=f"tool.arguments.{path}",
+        )
     value: Any = arguments
     walked: list[str] = []
     for part in path.split("."):
@@ -515,6 +523,17 @@ def normalise(
             read.amount.currency
         ):
             arguments = _write_currency(tool.name, spec.currency, arguments, read.amount)
+    if tool is not None and spec is not None:
+        # The ids as they were decided: " A-1 " runs as "A-1" (a number stays a number).
+        for path, found in (
+            (spec.customer, read.customer_id),
+            (spec.case, read.case_id),
+            (spec.order, read.order_id),
+        ):
+            if path is not None and found is not None:
+                raw = argument_at(arguments, path)
+                if type(raw) is str and raw != found:
+                    arguments = _written_at(arguments, path, found) or arguments
     content = {
         "actor": proposal.actor.model_dump(mode="json"),
         "action": action_name,
