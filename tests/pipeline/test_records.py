@@ -258,3 +258,21 @@ def test_replay_reads_the_recorded_records_and_arguments_back_to_the_same_decisi
     report = replay(store, pack)
     assert report.replayed == 3
     assert report.changes == ()
+
+
+def test_every_member_of_a_record_is_present_even_at_its_zero_value(store, tmp_path):
+    # Members are required, so `has()` holds for each: an empty product name or a price of
+    # 0.00 is a value, not an absence (proto3 alone would call a zero value absent).
+    text = PACK.read_text(encoding="utf-8")
+    anchor = "    hard_limits:\n"
+    assert text.count(anchor) == 1
+    rule = (
+        "      - id: a-line-without-product\n"
+        "        when: order.items.exists(i, !has(i.product) || !has(i.price))\n"
+    )
+    path = tmp_path / "returns.yaml"
+    path.write_text(text.replace(anchor, anchor + rule), encoding="utf-8")
+    lines = [{**item("shoe-42", "0.00", 5), "product": ""}, item("hat-m", "30.00", 5)]
+    guard = guard_with(store, load_pack(path), facts(**{"order.items": lines}))
+    decision = guard.decide(refund("20.00", "hat-m", key="a"))
+    assert (decision.outcome, decision.rules) == (Outcome.ALLOW, ["delivered-within-30-days"])

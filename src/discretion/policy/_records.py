@@ -355,6 +355,12 @@ def build_records(declared: Mapping[str, tuple[RecordMember, ...]]) -> dict[str,
             )
             if type_name is not None:
                 added.type_name = type_name
+            elif not repeated:
+                # Explicit presence: every member is set, so `has(item.quantity)` holds for a
+                # quantity of 0 as for 3 (proto3 alone would call a zero value absent).
+                added.proto3_optional = True
+                added.oneof_index = len(message.oneof_decl)
+                message.oneof_decl.add(name=f"_{member.name}")
     pool.Add(proto)
     types: dict[str, RecordType] = {}
     for name, members in declared.items():
