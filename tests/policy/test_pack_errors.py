@@ -105,3 +105,24 @@ def test_a_cel_type_error_without_money_gets_no_money_hint(tmp_path):
     )
     assert "no matching overload" in message
     assert "minor units" not in message
+
+
+def test_a_cel_type_error_over_a_decimal_says_it_is_a_scaled_int(tmp_path):
+    source = (
+        "pack: p\ncurrency: USD\ncontext:\n  customer.uptime: {type: decimal, places: 2}\n"
+        "roles:\n  - id: ai_agent\n    ai: true\n    authority: {credit: {standard: '10.00'}}\n"
+        "actions:\n  credit:\n    tools: [{name: credit, amount: amount}]\n"
+        "    reads: [customer.uptime]\n    standard:\n"
+        "      - id: outage\n        when: customer.uptime < 99.9\n"
+    )
+    path = tmp_path / "pack.yaml"
+    path.write_text(source, encoding="utf-8")
+    with pytest.raises(PolicyError) as caught:
+        load_pack(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}:15, rule 'outage':")
+    assert "minor units" not in message
+    assert message.endswith(
+        "hint: customer.uptime is a decimal of 2 places, so CEL sees it as an int of 1/100:"
+        " 1.5 is 150. Compare with the scaled whole number (`customer.uptime < 9990` for 99.9)"
+    )

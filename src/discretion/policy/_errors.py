@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import re
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from discretion.errors import PolicyError
-from discretion.policy._schema import FieldSpec, PackSpec
+from discretion.policy._schema import ArgSpec, FieldSpec, PackSpec
 from discretion.policy._yaml import LineMap
 
 __all__ = ["schema_error", "with_money_hint"]
@@ -279,30 +279,64 @@ def _money_names(spec: PackSpec) -> set[str]:
     for name, total in spec.totals.items():
         if total.type == "money":
             names.add(name)
+    for action in spec.actions.values():
+        for name, arg in action.args.items():
+            if (arg.type if isinstance(arg, ArgSpec) else arg) == "money":
+                names.add(f"args.{name}")
     return names
 
 
+def _decimal_places(spec: PackSpec) -> dict[str, int]:
+    """Decimal facts and arguments by their CEL name, with their places."""
+    places: dict[str, int] = {}
+    for name, field in spec.context.items():
+        if isinstance(field, FieldSpec) and field.type == "decimal" and field.places:
+            places[name] = field.places
+    for action in spec.actions.values():
+        for name, arg in action.args.items():
+            if isinstance(arg, ArgSpec) and arg.type == "decimal" and arg.places:
+                places[f"args.{name}"] = arg.places
+    return places
+
+
+def _named(names: Iterable[str], expression: str) -> list[str]:
+    return sorted(
+        name for name in names if re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", expression)
+    )
+
+
 def with_money_hint(exc: PolicyError, spec: PackSpec) -> PolicyError:
-    """`exc`, or when it is a CEL type error over money, the same error with the cents hint."""
+    """`exc`, or when it is a CEL type error over money or decimals, the same error with a hint.
+
+    Both are integers in CEL: money in minor units, a decimal scaled by its places.
+    """
     found = _OVERLOAD.search(str(exc))
     expression = exc.expression or ""
     if found is None or not {"double", "string"} & {t.strip() for t in found.group(1).split(",")}:
         return exc
-    used = sorted(
-        name
-        for name in _money_names(spec)
-        if re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", expression)
-    )
-    if not used:
+    used = _named(_money_names(spec), expression)
+    decimals = _decimal_places(spec)
+    scaled = _named(decimals, expression)
+    if not used and not scaled:
         return exc
     where = str(PolicyError("", path=exc.path, line=exc.line, rule_id=exc.rule_id))
     message = str(exc).removeprefix(where)
-    hint = (
-        f"\nhint: money is integer minor units (cents) in CEL, so {' and '.join(used)}"
-        f" {'is an int' if len(used) == 1 else 'are ints'}:"
-        " 649.00 is 64900. Keep money arithmetic in whole numbers, say `x * 11 / 10` for"
-        " `x * 1.1`, and compare with whole cents (`amount > 5000` for 50.00)"
-    )
+    hint = ""
+    if used:
+        hint += (
+            f"\nhint: money is integer minor units (cents) in CEL, so {' and '.join(used)}"
+            f" {'is an int' if len(used) == 1 else 'are ints'}:"
+            " 649.00 is 64900. Keep money arithmetic in whole numbers, say `x * 11 / 10` for"
+            " `x * 1.1`, and compare with whole cents (`amount > 5000` for 50.00)"
+        )
+    for name in scaled:
+        places = decimals[name]
+        example = "1" + "0" * places
+        hint += (
+            f"\nhint: {name} is a decimal of {places} places, so CEL sees it as an int of"
+            f" 1/{example}: 1.5 is {15 * 10 ** (places - 1)}. Compare with the scaled whole"
+            f" number (`{name} < {999 * 10 ** (places - 1)}` for 99.9)"
+        )
     return PolicyError(
         message + hint,
         path=exc.path,
