@@ -259,6 +259,10 @@ def test_an_unguarded_read_of_an_absent_fact_routes(tmp_path, sqlite_store):
     guard = guard_with(sqlite_store, load_pack(path), facts(**{"booking.status": None}))
     decision = guard.decide(waive(key="a"))
     assert (decision.outcome, decision.rules) == (Outcome.ROUTE, ["discretion.evaluation-error"])
+    assert decision.causes == [
+        "evaluation error: \"booking.status == 'cancelled'\": booking.status has no value,"
+        " so it cannot be decided"
+    ]
 
 
 def test_a_missing_fact_that_is_not_optional_routes_as_context_unavailable(store, pack):

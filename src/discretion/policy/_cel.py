@@ -97,6 +97,17 @@ class EvaluationError(Exception):
     """A CEL expression did not produce a value of its type (a missing fact, overflow, ...)."""
 
 
+_UNBOUND = re.compile(r'No value with name "([^"]+)" found in Activation')
+
+
+def _why(error: str) -> str:
+    """CEL's error in the pack's words: an unbound name is a fact or argument with no value."""
+    unbound = _UNBOUND.search(error)
+    if unbound is not None:
+        return f"{unbound.group(1)} has no value, so it cannot be decided"
+    return error
+
+
 def new_env(variables: Mapping[str, str], records: Mapping[str, RecordType] | None = None) -> Any:
     """A CEL environment declaring `variables` (name to field type).
 
@@ -177,5 +188,5 @@ class CelProgram:
         value = self.program.eval(activation)
         kind = value.type()
         if kind != _RESULT_TYPES[self.result]:
-            raise EvaluationError(f"{self.source!r}: {value.value()}")
+            raise EvaluationError(f"{self.source!r}: {_why(str(value.value()))}")
         return value.value()
