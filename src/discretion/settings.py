@@ -21,19 +21,16 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from discretion.context import (
-    ContextProvider,
-    JsonContextProvider,
-    SqliteCaseStore,
-    StaticContextProvider,
-)
 from discretion.errors import ConfigurationError
-from discretion.guard import Guard
-from discretion.judge import Judge, OpenAIJudge
-from discretion.policy import load_pack
-from discretion.store import SqlStore
+
+if TYPE_CHECKING:
+    # Loaded by the functions that build: the command line reads `DEFAULT_DB` and `Settings`
+    # at start-up, and builds a guard only in the commands that decide.
+    from discretion.context import ContextProvider
+    from discretion.guard import Guard
+    from discretion.judge import Judge
 
 __all__ = [
     "CONTEXT_NAMES",
@@ -205,6 +202,10 @@ def build_guard(settings: Settings) -> Guard:
             pack that does not load).
         StoreError: the database cannot be opened.
     """
+    from discretion.guard import Guard
+    from discretion.policy import load_pack
+    from discretion.store import SqlStore
+
     pack = load_pack(settings.pack)
     shadow = load_pack(settings.shadow) if settings.shadow is not None else None
     judge = _open_judge(settings.judge)
@@ -243,6 +244,8 @@ def _find_context(pack: Path) -> Path | None:
 
 
 def _open_context(settings: Settings) -> ContextProvider:
+    from discretion.context import JsonContextProvider, SqliteCaseStore, StaticContextProvider
+
     if settings.context_factory is not None:
         return _call_factory(settings.context_factory)
     path = settings.context or _find_context(settings.pack)
@@ -327,6 +330,8 @@ def _open_judge(spec: str | None) -> Judge | None:
             raise ConfigurationError(
                 f"judge {spec!r} needs the {package} package: pip install 'discretion[openai]'"
             ) from exc
+    from discretion.judge import OpenAIJudge
+
     return OpenAIJudge(model)
 
 

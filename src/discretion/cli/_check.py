@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from discretion.cli import _common
 from discretion.cli._common import (
@@ -19,18 +18,12 @@ from discretion.cli._common import (
     DbOption,
     JudgeOption,
 )
-from discretion.decision import Decision, Outcome
 from discretion.errors import DiscretionError
-from discretion.settings import build_guard
+
+if TYPE_CHECKING:
+    from discretion.decision import Decision
 
 __all__ = ["check"]
-
-_STYLE = {
-    Outcome.ALLOW: "green",
-    Outcome.ALLOW_EXCEPTION: "cyan",
-    Outcome.ROUTE: "yellow",
-    Outcome.DENY: "red",
-}
 
 
 def check(
@@ -48,6 +41,8 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print decisions as JSON.")] = False,
 ) -> None:
     """Decide proposals and record the decisions."""
+    from discretion.settings import build_guard
+
     try:
         guard = build_guard(
             _common.settings(
@@ -79,6 +74,16 @@ def check(
 
 
 def _print_decisions(decided: list[tuple[Path, Decision]], version: str) -> None:
+    from rich.table import Table
+
+    from discretion.decision import Outcome
+
+    styles = {
+        Outcome.ALLOW: "green",
+        Outcome.ALLOW_EXCEPTION: "cyan",
+        Outcome.ROUTE: "yellow",
+        Outcome.DENY: "red",
+    }
     table = Table(title=f"decisions (policy {version[:19]})", show_lines=True)
     table.add_column("proposal")
     table.add_column("action")
@@ -88,7 +93,7 @@ def _print_decisions(decided: list[tuple[Path, Decision]], version: str) -> None
     table.add_column("role")
     table.add_column("rules")
     for path, decision in decided:
-        style = _STYLE[decision.outcome]
+        style = styles[decision.outcome]
         table.add_row(
             escape(path.stem),
             escape(decision.action),

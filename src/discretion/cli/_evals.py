@@ -6,18 +6,19 @@ import json
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
-from rich.progress import Progress
 
 from discretion.cli import _common
 from discretion.cli._common import DEFAULT_DB, DbOption
 from discretion.errors import DiscretionError, LedgerIntegrityError
-from discretion.evals import JudgeMode, evaluate, load_suites, replay, shadow_report
-from discretion.store import SqlStore
 
-__all__ = ["eval_suites", "replay_ledger"]
+__all__ = ["JudgeChoice", "eval_suites", "replay_ledger"]
+
+JudgeChoice = Literal["off", "recorded", "live"]
+"""`discretion.evals.JudgeMode`'s values, spelt out so that the command line starts without the
+evals package and all it loads (a test holds the two equal)."""
 
 
 def eval_suites(
@@ -25,7 +26,7 @@ def eval_suites(
         list[Path], typer.Argument(help="Suite files, or folders searched for suites.", exists=True)
     ],
     judge: Annotated[
-        JudgeMode | None,
+        JudgeChoice | None,
         typer.Option(
             help="off, recorded (each case's verdict) or live (the LLM); each suite's own when"
             " absent."
@@ -43,6 +44,10 @@ def eval_suites(
     ] = 0,
 ) -> None:
     """Run eval suites of edge-case tickets; exit 1 when a case fails or a threshold is missed."""
+    from rich.progress import Progress
+
+    from discretion.evals import evaluate, load_suites
+
     try:
         suites = load_suites(paths)
         # The bar goes to stderr, and only to a terminal, so --json on stdout stays clean.
@@ -112,6 +117,9 @@ def replay_ledger(
     Each proposal is decided at its recorded time on its recorded facts; nothing is written to
     the ledger. With --fail-on-loosen or --fail-on-change it gates a pull request.
     """
+    from discretion.evals import replay, shadow_report
+    from discretion.store import SqlStore
+
     moment = _parse_since(since)
     if (pack is None) == (not shadow):
         raise _common.fail("give --pack CANDIDATE to replay, or --shadow to read shadow decisions")

@@ -12,13 +12,9 @@ from typing import Annotated, Any
 
 import typer
 
-from discretion._learning import LEFT_OUT, learning_export
 from discretion.cli import _common
 from discretion.cli._common import DEFAULT_DB, DbOption
 from discretion.errors import DiscretionError, LedgerIntegrityError
-from discretion.signing import generate_key, load_signer, load_verifier
-from discretion.store import SqlStore
-from discretion.types import utc_now
 
 __all__ = ["ExportFormat", "ledger_app"]
 
@@ -45,6 +41,9 @@ def ledger_verify(
     ] = None,
 ) -> None:
     """Check every partition's chain and the checkpoints; name the first record at fault."""
+    from discretion.signing import load_verifier
+    from discretion.store import SqlStore
+
     try:
         verifier = load_verifier(*public_key) if public_key else None
         with closing(SqlStore(db, create=False)) as store:
@@ -73,6 +72,10 @@ def ledger_checkpoint(
     ] = None,
 ) -> None:
     """Bind every partition's head in a new checkpoint (run it from cron, or serve does it)."""
+    from discretion.signing import load_signer
+    from discretion.store import SqlStore
+    from discretion.types import utc_now
+
     try:
         signer = load_signer(signing_key) if signing_key is not None else None
         with closing(SqlStore(db, create=False)) as store:
@@ -93,6 +96,8 @@ def ledger_keygen(
     path: Annotated[Path, typer.Argument(help="Where to write the private key; .pub beside it.")],
 ) -> None:
     """Make an Ed25519 key pair for signing checkpoints (the private file is mode 0600)."""
+    from discretion.signing import generate_key
+
     try:
         private, public = generate_key(path)
     except DiscretionError as exc:
@@ -160,6 +165,9 @@ def ledger_export(
     ] = False,
 ) -> None:
     """Export every lineage record, or with --for-learning the decisions an AI may learn from."""
+    from discretion._learning import LEFT_OUT, learning_export
+    from discretion.store import SqlStore
+
     if for_learning and fmt is not ExportFormat.JSONL:
         raise _common.fail("--for-learning writes JSONL only; drop --format csv")
     try:

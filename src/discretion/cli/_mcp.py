@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,13 +16,16 @@ from discretion.cli._common import (
     JudgeOption,
 )
 from discretion.errors import DiscretionError
-from discretion.proposal import Actor
-from discretion.settings import build_guard
+
+if TYPE_CHECKING:
+    from discretion.proposal import Actor
 
 __all__ = ["mcp"]
 
 
 def _actor(text: str) -> Actor:
+    from discretion.proposal import Actor
+
     name, sep, role = text.partition(":")
     if not sep or not name or not role:
         raise _common.fail(f"--actor {text!r}: write ID:ROLE, such as support-bot:ai_agent")
@@ -74,6 +77,8 @@ def mcp(
     except ImportError as exc:
         raise _common.fail(f"{exc}. The MCP gateway needs: pip install 'discretion[mcp]'") from None
     import anyio
+
+    from discretion.settings import build_guard
 
     proposer = _actor(actor)
     try:

@@ -12,9 +12,6 @@ from rich.markup import escape
 
 from discretion.cli import _common
 from discretion.errors import ConfigurationError, DiscretionError
-from discretion.integrations import check_tool, check_tools
-from discretion.policy import load_pack
-from discretion.settings import load_object
 
 __all__ = ["pack_app"]
 
@@ -86,6 +83,10 @@ def pack_validate(
     ] = None,
 ) -> None:
     """Load a pack, compile every CEL expression, and print its version."""
+    from discretion.integrations import check_tool, check_tools
+    from discretion.policy import load_pack
+    from discretion.settings import load_object
+
     try:
         policy = load_pack(path)
         checked = check_tools(policy, load_object(tools, what="tools")) if tools else []

@@ -8,20 +8,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from discretion.cli import _common
 from discretion.cli._common import DEFAULT_DB, DbOption
 from discretion.errors import DiscretionError
-from discretion.policy import PolicyPack, load_pack
-from discretion.precedent import Precedent, Precedents, Range
-from discretion.proposal import Actor
-from discretion.store import SqlStore
-from discretion.types import utc_now
+
+if TYPE_CHECKING:
+    from discretion.policy import PolicyPack
+    from discretion.precedent import Precedent, Precedents
 
 __all__ = ["precedent_app"]
 
@@ -30,6 +28,11 @@ precedent_app = typer.Typer(help="Set, inspect and revoke precedent.", no_args_i
 
 @contextmanager
 def _precedents(db: str, pack: Path | None, now: datetime | None = None) -> Iterator[Precedents]:
+    from discretion.policy import load_pack
+    from discretion.precedent import Precedents
+    from discretion.store import SqlStore
+    from discretion.types import utc_now
+
     policy = load_pack(pack) if pack is not None else None
     store = SqlStore(db, create=pack is not None)
     clock = (lambda: moment) if (moment := now) is not None else utc_now
@@ -41,6 +44,8 @@ def _precedents(db: str, pack: Path | None, now: datetime | None = None) -> Iter
 
 def _scope_value(text: str, kind: str, key: str) -> Any:
     """A `--scope key=value` value typed as the pack declares the field; `min..max` is a range."""
+    from discretion.precedent import Range
+
     if ".." in text and kind in ("int", "money", "timestamp"):
         low, high = text.split("..", 1)
         return Range.model_validate({"min": low or None, "max": high or None})
@@ -84,6 +89,9 @@ def precedent_set(
     now: Annotated[str | None, typer.Option(help="Act as of this ISO 8601 time.")] = None,
 ) -> None:
     """Make a granted exception citable precedent, inside a scope and bounds."""
+    from discretion.proposal import Actor
+    from discretion.types import utc_now
+
     moment = _common.parse_now(now) or utc_now()
     units = {"d": "days", "h": "hours", "m": "minutes"}
     if len(expires_in) < 2 or expires_in[-1] not in units or not expires_in[:-1].isdigit():
@@ -155,6 +163,8 @@ def precedent_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
     """List precedents, newest first."""
+    from rich.table import Table
+
     try:
         with _precedents(db, None) as precedents:
             found = precedents.list(action=action, reason=reason, active_only=active, limit=1000)
@@ -217,6 +227,8 @@ def precedent_revoke(
     now: Annotated[str | None, typer.Option(help="Act as of this ISO 8601 time.")] = None,
 ) -> None:
     """Stop a precedent from being cited; the revocation is recorded in the lineage."""
+    from discretion.proposal import Actor
+
     try:
         with _precedents(db, pack, _common.parse_now(now)) as precedents:
             revoked = precedents.revoke(

@@ -17,9 +17,6 @@ from discretion.cli._common import (
     JudgeOption,
 )
 from discretion.errors import DiscretionError
-from discretion.settings import build_guard
-from discretion.signing import load_signer
-from discretion.store import CheckpointWriter
 
 __all__ = ["serve"]
 
@@ -88,6 +85,10 @@ def serve(
         from discretion.api._replicas import app_from_settings, proxy_options, serve_workers
     except ImportError as exc:
         raise _common.fail(f"{exc}; the server needs: pip install 'discretion[server]'") from None
+    from discretion.settings import build_guard
+    from discretion.signing import load_signer
+    from discretion.store import CheckpointWriter
+
     try:
         settings = _common.settings(
             pack,

@@ -5,19 +5,17 @@ from __future__ import annotations
 import difflib
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from discretion.api import Tokens
 from discretion.cli import _common
 from discretion.cli._common import DEFAULT_DB, DbOption
 from discretion.errors import DiscretionError
-from discretion.policy import load_pack
-from discretion.store import SqlStore
-from discretion.types import utc_now
+
+if TYPE_CHECKING:
+    from discretion.store import SqlStore
 
 __all__ = ["token_app"]
 
@@ -28,6 +26,8 @@ token_app = typer.Typer(
 
 
 def _store(db: str, *, create: bool) -> SqlStore:
+    from discretion.store import SqlStore
+
     store = SqlStore(db, create=create)
     if not create:
         # An existing database made before tokens existed gets their tables now.
@@ -52,6 +52,10 @@ def token_create(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Create a bearer token; it is printed once, and only its SHA-256 is stored."""
+    from discretion.api import Tokens
+    from discretion.policy import load_pack
+    from discretion.types import utc_now
+
     try:
         policy = load_pack(pack)
         found = policy.role(role)
@@ -84,6 +88,11 @@ def token_create(
 @token_app.command("list")
 def token_list(db: DbOption = DEFAULT_DB) -> None:
     """List live tokens (ids and subjects, never the tokens)."""
+    from rich.table import Table
+
+    from discretion.api import Tokens
+    from discretion.types import utc_now
+
     try:
         found = Tokens(_store(db, create=False), clock=utc_now).list()
     except DiscretionError as exc:
@@ -108,6 +117,9 @@ def token_revoke(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Revoke a token; its UI sessions end with it."""
+    from discretion.api import Tokens
+    from discretion.types import utc_now
+
     try:
         revoked = Tokens(_store(db, create=False), clock=utc_now).revoke(token_id)
     except DiscretionError as exc:
