@@ -119,14 +119,25 @@ def unscreened(pack: PolicyPack) -> PolicyPack:
     )
 
 
+class Packs(tuple[PolicyPack, PolicyPack]):
+    """The screened pack and the same pack rule by rule; its repr is short, for failure reports."""
+
+    chunk: int
+
+    def __repr__(self) -> str:
+        return f"Packs(chunks of at most {self.chunk} rules)"
+
+
 @pytest.fixture(scope="module", params=[5, _screen.CHUNK], ids=["chunks-of-5", "default-chunks"])
-def packs(request, tmp_path_factory) -> tuple[PolicyPack, PolicyPack]:
+def packs(request, tmp_path_factory) -> Packs:
     path = tmp_path_factory.mktemp("many") / "pack.yaml"
     path.write_text(generate(hard_limits=60, standard=48, reasons=20), encoding="utf-8")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_screen, "CHUNK", request.param)
         pack = load_pack(path)
-    return pack, unscreened(pack)
+    found = Packs((pack, unscreened(pack)))
+    found.chunk = request.param
+    return found
 
 
 def maybe(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
