@@ -40,6 +40,7 @@ from discretion.policy._records import (
     read_structured,
 )
 from discretion.policy._schema import ArgSpec, FieldSpec, ToolSpec
+from discretion.policy._screen import Screen, Screens
 from discretion.policy._system import SYSTEM_RULES
 
 __all__ = [
@@ -73,6 +74,8 @@ __all__ = [
     "RecordType",
     "Role",
     "Rule",
+    "Screen",
+    "Screens",
     "Structured",
     "ToolSpec",
     "Total",

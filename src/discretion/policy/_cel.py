@@ -137,6 +137,8 @@ class CelProgram:
     source: str
     result: str
     program: Any
+    text: str
+    """What was compiled: `source` with `has()` rewritten (see `rewrite_presence`)."""
 
     @classmethod
     def compile(
@@ -156,18 +158,19 @@ class CelProgram:
         `text`, when given, is what is compiled (`source` with `has()` rewritten, see
         `rewrite_presence`); errors quote `source`, as the pack author wrote it.
         """
+        compiled = text if text is not None else source
         try:
-            program = env.compile(text if text is not None else source)
+            program = env.compile(compiled)
         except RuntimeError as exc:
-            text = str(exc).removeprefix("INVALID_ARGUMENT: ").strip()
-            missing = _UNDECLARED.search(text)
+            detail = str(exc).removeprefix("INVALID_ARGUMENT: ").strip()
+            missing = _UNDECLARED.search(detail)
             if missing:
                 message = (
                     f"unknown field {missing.group(1)!r} in {source!r};"
                     f" declared: {', '.join(sorted(declared))}"
                 )
             else:
-                message = f"CEL expression {source!r} does not compile: {text}"
+                message = f"CEL expression {source!r} does not compile: {detail}"
             raise PolicyError(
                 message, path=path, line=line, rule_id=rule_id, expression=source
             ) from None
@@ -181,7 +184,12 @@ class CelProgram:
                 rule_id=rule_id,
                 expression=source,
             )
-        return cls(source=source, result=result, program=program)
+        return cls(
+            source=source,
+            result=result,
+            program=program,
+            text=compiled,
+        )
 
     def evaluate(self, activation: Any) -> Any:
         """Evaluate; raise `EvaluationError` unless the result has the expected type."""

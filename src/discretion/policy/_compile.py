@@ -70,6 +70,7 @@ from discretion.policy._schema import (
     RoleSpec,
     ToolSpec,
 )
+from discretion.policy._screen import Screens
 from discretion.policy._yaml import LineMap
 
 __all__ = ["compile_pack"]
@@ -165,7 +166,15 @@ def compile_pack(
                     among=action.cumulative.among,
                 ),
             )
-        actions[action_id] = compiled
+        actions[action_id] = replace(
+            compiled,
+            screens=Screens.build(
+                compiled.env,
+                hard_limits=compiled.hard_limits,
+                standard=compiled.standard,
+                exceptions=compiled.exceptions,
+            ),
+        )
         for index, tool in enumerate(action.tools):
             if tool.name in tools:
                 source, line = lines.find(("actions", action_id, "tools", index))

@@ -16,6 +16,7 @@ from typing import Any
 from discretion.money import Money
 from discretion.policy._cel import CelProgram
 from discretion.policy._schema import ArgSpec, FieldSpec, ToolSpec
+from discretion.policy._screen import Screens
 
 __all__ = [
     "ARGS_PREFIX",
@@ -202,6 +203,9 @@ class ActionPolicy:
     presence: tuple[tuple[str, str], ...] = ()
     """For each `has(name)` its rules test: the bool variable bound to it and the name (a fact,
     or `args.<name>`) whose presence it reports."""
+    screens: Screens | None = field(default=None, repr=False, compare=False)
+    """Its rules' `when`s compiled together, to skip at once those that do not hold; rule by
+    rule when None. Built last, once its rules are final."""
 
     @property
     def reads_ledger(self) -> bool:
