@@ -157,6 +157,34 @@ def _decision_body(connection: Connection, decision_id: str) -> dict[str, Any] |
     return json.loads(text) if text is not None else None
 
 
+@contextmanager
+def _immediate(connection: Connection) -> Iterator[None]:
+    """A SQLite write transaction begun and ended on the driver's connection.
+
+    The same `BEGIN IMMEDIATE` ... `COMMIT` as `connection.begin()`, without SQLAlchemy's
+    transaction objects and events (measured: 26 us against 10 us a transaction). A Core
+    statement run inside it joins it: SQLAlchemy begins its own transaction object on the open
+    one (`_dialect` sends no second BEGIN), and it is committed or rolled back through that.
+    """
+    driver = connection.connection.driver_connection
+    driver.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+    _dialect.BEGUN.connection = connection
+    try:
+        yield
+    except BaseException:
+        _dialect.BEGUN.connection = None
+        if connection.in_transaction():
+            connection.rollback()
+        else:
+            driver.rollback()  # type: ignore[union-attr]
+        raise
+    _dialect.BEGUN.connection = None
+    if connection.in_transaction():
+        connection.commit()
+    else:
+        driver.commit()  # type: ignore[union-attr]
+
+
 class _Link(NamedTuple):
     """A record's place in its partition's chain."""
 
@@ -634,7 +662,7 @@ class SqlStore:
             self._turns.turn() if self._turns is not None else nullcontext(),
             self._mapped("write the decision"),
             self._held() as connection,
-            connection.begin(),
+            _immediate(connection) if self._holds else connection.begin(),
         ):
             tx = SqlTransaction(
                 connection,
