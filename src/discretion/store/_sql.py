@@ -194,6 +194,18 @@ class _Link(NamedTuple):
     hash: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """Totals read on a held SQLite connection, and the database's version when they were."""
+
+    connection: Connection
+    queries: tuple[TotalQuery, ...]
+    values: tuple[int, ...]
+    version: int
+    """`PRAGMA data_version` read just before the totals: on this connection it changes when
+    another connection commits, so an unchanged one means nothing was committed since."""
+
+
 class DuplicateKey(Exception):
     """Another transaction recorded the same idempotency key first."""
 
@@ -220,8 +232,10 @@ class SqlTransaction:
         pipelines: bool = False,
         totals: dict[tuple[Any, ...], Compiled] | None = None,
         bindings: Bindings | None = None,
+        read: _Read | None = None,
     ) -> None:
         self._connection = connection
+        self._read = read if read is not None and read.connection is connection else None
         self._touched: dict[tuple[str, str], Mapping[str, Any] | None] = {}
         self.bindings = OwnRows(bindings if bindings is not None else Bindings(), self._touched)
         """Checks rows read in this transaction against the ledger (the store's)."""
@@ -252,6 +266,14 @@ class SqlTransaction:
         these keys' totals until this transaction's own decision is visible (PostgreSQL;
         SQLite's write lock covers every writer).
         """
+        read, self._read = self._read, None
+        if read is not None and read.queries == tuple(queries):
+            # SQLite holds the database's write lock since BEGIN IMMEDIATE: when no other
+            # connection committed since the totals were read before it (same connection, same
+            # data_version), they are what a read now would return.
+            version = self._cursor.execute("PRAGMA data_version").fetchone()[0]
+            if version == read.version:
+                return list(read.values)
         for query in queries:
             name = lock_name(query.per)
             if self._lock_budget is not None and (name, query.key) not in self._locked:
@@ -671,6 +693,9 @@ class SqlStore:
                 pipelines=self._pipelines,
                 totals=self._totals,
                 bindings=self.bindings,
+                # Taken by the first transaction after the read, whichever it is: a commit on
+                # this connection leaves data_version as it was, so a read is used at most once.
+                read=self._local.__dict__.pop("read", None),
             )
             yield tx
             if tx.unbound():
@@ -691,9 +716,18 @@ class SqlStore:
         with self._mapped("read totals"), reader as connection:
             cursor = connection.connection.cursor()
             try:
-                return run_totals(cursor, self._totals, self._engine.dialect, queries)
+                if not self._holds:
+                    return run_totals(cursor, self._totals, self._engine.dialect, queries)
+                # The version first: a commit landing before the totals' read changes it too.
+                version = int(cursor.execute("PRAGMA data_version").fetchone()[0])
+                values = run_totals(cursor, self._totals, self._engine.dialect, queries)
             finally:
                 cursor.close()
+        if connection is getattr(self._local, "connection", None):
+            # The decision's transaction, on this same held connection, then reads them again
+            # only when another connection committed in between (`SqlTransaction.totals`).
+            self._local.read = _Read(connection, tuple(queries), tuple(values), version)
+        return values
 
     @property
     def partitions(self) -> int:
