@@ -55,7 +55,7 @@ AGENTS = 1000
 WARM_UP_S = 2
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from decide import facts_for, proposal  # noqa: E402 - the benchmark next door's workload
+from decide import Records, facts_for, proposal  # noqa: E402 - the benchmark next door's workload
 
 # Each call of `request()` builds one request: the next agent, and a key unique to the run,
 # the wrk thread and the count. The arguments: the tokens file, the body template, a run label.
@@ -117,13 +117,14 @@ def serve(fd: int, ready_fd: int, db: str, access_log: bool, concurrency: int | 
 
     from discretion import Guard, SqlStore, load_pack
     from discretion.api import create_app
-    from discretion.context import StaticContextProvider
 
     pack = load_pack(PACK)
     guard = Guard(
         pack,
         store=SqlStore(db, create=False),
-        context=StaticContextProvider(facts_for(pack.fields)),
+        # The case system holds each proposal's customer, order and case, so the pack's entity
+        # binding resolves them and the timed decisions are allowed, as in decide.py.
+        context=Records(facts_for(pack.fields)),
         clock=lambda: NOW,
     )
     app = create_app(guard, concurrency=concurrency)

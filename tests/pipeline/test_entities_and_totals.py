@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from conftest import NOW, Counter, FakeClock
-from discretion import Actor, Guard, Money, Outcome, PolicyError, load_pack
+from discretion import Actor, Guard, Money, Outcome, PolicyError, SqlStore, load_pack
 from discretion.context import ContextRequest, StaticContextProvider
 
 HERE = Path(__file__).resolve().parent.parent
@@ -217,6 +218,54 @@ def test_a_total_that_changed_while_deciding_is_decided_anew_in_the_transaction(
     body = store.decision_body(recorded.id)
     assert body is not None
     assert body["context"]["cumulative"] == {"amount": "50.00", "currency": "USD"}
+
+
+def test_a_total_another_connection_changed_is_read_again_in_the_transaction(tmp_path, records):
+    # SQLite: a decision's transaction skips reading its totals again only while no other
+    # connection committed since they were read (`PRAGMA data_version`).
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    mine, theirs = SqlStore(url), SqlStore(url)
+    try:
+        one = Guard(load_pack(PACK), store=mine, context=records, clock=FakeClock(NOW))
+        two = Guard(load_pack(PACK), store=theirs, context=records, clock=FakeClock(NOW))
+        item = one.pipeline.normalise(refund("80.00", key="race-1"))
+        snapshot, evaluation = one.pipeline.assess(item, NOW)
+        assert evaluation.outcome is Outcome.ALLOW
+        assert two.decide(refund("50.00", key="race-2", actor=BOT2)).outcome is Outcome.ALLOW
+        recorded = one.pipeline._record(item, snapshot, evaluation, NOW)
+        assert recorded.outcome is Outcome.ROUTE
+        assert "discretion.cumulative-authority" in recorded.rules
+    finally:
+        mine.close()
+        theirs.close()
+
+
+def test_totals_nothing_changed_are_not_read_again_in_the_transaction(tmp_path, records):
+    store = SqlStore(f"sqlite:///{tmp_path / 'ledger.db'}")
+    statements: list[str] = []
+
+    @event.listens_for(store.engine, "connect")
+    def _trace(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(statements.append)
+
+    store.engine.dispose()
+    try:
+        guard = Guard(load_pack(PACK), store=store, context=records, clock=FakeClock(NOW))
+        assert guard.decide(refund("50.00", key="a")).outcome is Outcome.ALLOW
+        statements.clear()
+        second = guard.decide(refund("30.00", key="b"))
+        # 50.00 + 30.00 is within the AI's 100.00 on the order: the first decision counted.
+        assert second.outcome is Outcome.ALLOW
+        body = store.decision_body(second.id)
+        assert body is not None
+        assert body["context"]["cumulative"] == {"amount": "50.00", "currency": "USD"}
+        begin = statements.index("BEGIN IMMEDIATE")
+        totals = [s for s in statements if "coalesce(sum(decisions.amount_minor)" in s]
+        assert len(totals) == 1
+        assert statements.index(totals[0]) < begin
+        assert "PRAGMA data_version" in statements[begin:]
+    finally:
+        store.close()
 
 
 def test_cumulative_authority_needs_the_record_it_is_kept_for(store, records, tmp_path):

@@ -5,7 +5,9 @@ and an action's `cumulative` authority (what was already allowed on the same rec
 from the decisions discretion recorded, keyed by the records as resolved (never ids the agent
 typed). They are read twice: once while the facts are assembled, to evaluate, and again in the
 decision's transaction, under a lock on the record's key, where the decision stands on them. A
-change in between is re-evaluated there (see `Pipeline._record`).
+change in between is re-evaluated there (see `Pipeline._record`). On SQLite the second read is
+skipped when no other connection committed since the first (`SqlTransaction.totals`): the write
+lock held since BEGIN IMMEDIATE then guarantees the first read is still what the ledger says.
 """
 
 from __future__ import annotations
