@@ -45,7 +45,7 @@ def test_a_map_missing_a_declared_currency_is_an_error(tmp_path):
 def test_one_amount_in_a_pack_of_several_currencies_names_them(tmp_path):
     text = mutate(PER_CURRENCY, AI_STANDARD, 'standard: "100.00"')
 
-    error, path = load_error(tmp_path, text)
+    error, _path = load_error(tmp_path, text)
 
     assert error.line == line_of(text, 'standard: "100.00"')
     assert "'100.00' is one amount, but the pack declares currencies USD, EUR, JPY" in str(error)
