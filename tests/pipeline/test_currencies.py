@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conftest import NOW, Counter, FakeClock
-from discretion import Actor, Guard, Outcome, ProposalError, load_pack
+from discretion import (
+    Actor,
+    ApprovalError,
+    Guard,
+    Money,
+    Outcome,
+    ProposalError,
+    load_pack,
+)
 from discretion.context import ContextRequest
+from discretion.precedent import PrecedentSpec
 
 HERE = Path(__file__).resolve().parent.parent
 PER_CURRENCY = HERE / "packs" / "currencies.yaml"
@@ -27,7 +37,7 @@ class Orders:
         self.rates = dict(rates or {})
 
     def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
-        facts: dict[str, Any] = {"customer.id": "c-1"}
+        facts: dict[str, Any] = {"customer.id": "c-1", "customer.tier": "gold"}
         if request.order_id is not None:
             facts |= {"order.id": request.order_id, "order.customer_id": "c-1"}
             facts["order.total"] = {"amount": "900000", "currency": request.currency}
@@ -243,3 +253,109 @@ def test_with_rates_a_split_across_currencies_on_one_order_routes(store):
     assert usd.outcome is Outcome.ALLOW
     assert eur.outcome is Outcome.ROUTE
     assert eur.rules == ["discretion.currency-mismatch"]
+
+
+@pytest.mark.parametrize(
+    ("currency", "at_limit", "over"),
+    [("USD", "2000.00", "2000.01"), ("EUR", "1800.00", "1800.01"), ("JPY", "260000", "260001")],
+)
+def test_a_named_amount_is_read_in_cel_in_the_proposals_currency(store, currency, at_limit, over):
+    one = guard(store, PER_CURRENCY)
+
+    within = one.decide(refund(at_limit, currency, key="a", order="o-1"))
+    denied = one.decide(refund(over, currency, key="b", order="o-2"))
+
+    assert within.outcome is Outcome.ROUTE
+    assert "too-large" not in within.rules
+    assert denied.outcome is Outcome.DENY
+    assert denied.rules == ["too-large"]
+
+
+def test_a_named_amount_is_converted_at_the_rate_rounded_down(store):
+    one = guard(store, RATED, Orders({"JPY": "0.0067"}))
+
+    # USD 2000.00 at 0.0067 is JPY 298507.46...: JPY 298507 is within, JPY 298508 is not.
+    within = one.decide(refund("298507", "JPY", key="a", order="o-1"))
+    denied = one.decide(refund("298508", "JPY", key="b", order="o-2"))
+
+    assert within.outcome is Outcome.ROUTE
+    assert denied.outcome is Outcome.DENY
+    assert denied.rules == ["too-large"]
+
+
+def test_a_money_fact_in_another_currency_routes_as_a_currency_mismatch(store):
+    class Dollars(Orders):
+        def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
+            facts = dict(super().fetch(request))
+            facts["order.total"] = {"amount": "900.00", "currency": "USD"}
+            return facts
+
+    decision = guard(store, PER_CURRENCY, Dollars()).decide(refund("10.00", "EUR", key="a"))
+
+    assert decision.outcome is Outcome.ROUTE
+    assert decision.rules == ["discretion.context-unavailable"]
+    assert decision.causes[0].startswith("currency mismatch: context field 'order.total' is in USD")
+
+
+def test_a_precedent_is_bounded_by_the_grantors_limit_in_the_decisions_currency(store):
+    one = guard(store, PER_CURRENCY)
+    granted = one.decide(credit("25.00", "EUR", key="a"))
+    manager = Actor(id="mia", role="manager", is_ai=False)
+
+    def spec(amount: str, currency: str) -> PrecedentSpec:
+        return PrecedentSpec(
+            scope={"customer.tier": "gold"},
+            max_amount=Money.of(amount, currency),
+            expires_at=NOW + timedelta(days=30),
+            citations=3,
+            note="damaged in transit",
+        )
+
+    # The manager may grant EUR 900.00 (USD 1000.00): EUR 950.00 is above it.
+    with pytest.raises(ApprovalError, match=r"above what role 'manager' may grant.*EUR 900\.00"):
+        one.precedents.set(granted.id, spec("950.00", "EUR"), grantor=manager)
+    with pytest.raises(ProposalError, match="must be in the decision's currency EUR"):
+        one.precedents.set(granted.id, spec("100.00", "USD"), grantor=manager)
+    precedent = one.precedents.set(granted.id, spec("900.00", "EUR"), grantor=manager)
+
+    assert granted.outcome is Outcome.ALLOW_EXCEPTION
+    assert str(precedent.max_amount) == "EUR 900.00"
+
+
+def test_exposure_and_budget_metrics_are_kept_per_currency(store):
+    from fastapi.testclient import TestClient
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from discretion.api import create_app
+
+    one = guard(store, PER_CURRENCY)
+    assert one.decide(refund("60.00", "USD", key="a", order="o-1")).outcome is Outcome.ALLOW
+    assert one.decide(refund("70.00", "EUR", key="b", order="o-2")).outcome is Outcome.ALLOW
+
+    dollars = one.approvals.exposure(customer_id="c-1", currency="USD")
+    euros = one.approvals.exposure(customer_id="c-1", currency="EUR")
+    report = one.approvals.exposure_report(days=1)
+    with TestClient(create_app(one)) as client:
+        text = client.get("/metrics").text
+    samples = {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+    assert str(dollars.granted_total) == "USD 60.00"
+    assert dollars.granted == 1
+    assert str(euros.granted_total) == "EUR 70.00"
+    assert sorted(str(row.total) for row in report) == ["EUR 70.00", "USD 60.00"]
+    reserved = "discretion_budget_reserved_minor_units"
+    assert samples[(reserved, frozenset({("budget", "customer-daily"), ("currency", "EUR")}))] == (
+        7000
+    )
+    assert samples[(reserved, frozenset({("budget", "customer-daily"), ("currency", "USD")}))] == (
+        6000
+    )
+    # EUR 70.00 of EUR 140.00 is the largest share; USD 60.00 of 150.00 is less.
+    ratio = samples[
+        ("discretion_budget_utilisation_ratio", frozenset({("budget", "customer-daily")}))
+    ]
+    assert ratio == pytest.approx(0.5)

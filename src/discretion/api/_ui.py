@@ -467,6 +467,7 @@ def ui_router(state: AppState) -> APIRouter:
             else []
         )
         amount = approval.amount
+        in_currency = approval.requested_amount.currency if approval.requested_amount else None
         default_days = 30
         if policy is not None:
             default_days = max(1, min(30, policy.max_expiry.days or 1))
@@ -488,10 +489,14 @@ def ui_router(state: AppState) -> APIRouter:
             "precedent_days": default_days,
             "precedent_keys": action.reads if action is not None else (),
             "precedent_citations": min(10, policy.max_citations or 10) if policy else 1,
-            "customer_exposure": guard.approvals.exposure(customer_id=approval.customer_id)
+            "customer_exposure": guard.approvals.exposure(
+                customer_id=approval.customer_id, currency=in_currency
+            )
             if approval.customer_id
             else None,
-            "agent_exposure": guard.approvals.exposure(actor_id=approval.actor_id),
+            "agent_exposure": guard.approvals.exposure(
+                actor_id=approval.actor_id, currency=in_currency
+            ),
             "history": guard.approvals.history(approval.id),
             "can_decide": can_decide,
             "can_escalate": may_act and bool(above),

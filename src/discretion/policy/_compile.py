@@ -25,6 +25,7 @@ from discretion.policy._cel import (
     rewrite_presence,
 )
 from discretion.policy._model import (
+    AMOUNTS_PREFIX,
     ARGS_PREFIX,
     ASSERTED,
     BUILTIN_VARIABLES,
@@ -196,6 +197,14 @@ def compile_pack(
         if name in BUILTIN_VARIABLES:
             source, line = lines.find(("context", name))
             raise PolicyError(f"context field {name!r} shadows a built-in", path=source, line=line)
+        if name.removeprefix(AMOUNTS_PREFIX) in spec.amounts:
+            source, line = lines.find(("context", name))
+            raise PolicyError(
+                f"context field {name!r} shadows the pack's amount"
+                f" {name.removeprefix(AMOUNTS_PREFIX)!r}; rename one",
+                path=source,
+                line=line,
+            )
     entities = _compile_entities(spec, lines)
     totals = _compile_totals(spec, entities, fields, lines)
     # A total is read in CEL like a fact; the ledger, not a provider, answers it.
@@ -237,7 +246,16 @@ def compile_pack(
     tools: dict[str, tuple[str, ToolSpec]] = {}
     for action_id, action in spec.actions.items():
         compiled = _compile_judging(
-            _compile_action(action_id, action, fields, role_ids, lines, claim, records=records),
+            _compile_action(
+                action_id,
+                action,
+                fields,
+                role_ids,
+                lines,
+                claim,
+                records=records,
+                amounts=spec.amounts,
+            ),
             action,
             spec,
             lines,
@@ -337,6 +355,7 @@ def compile_pack(
         entities=MappingProxyType(entities),
         totals=MappingProxyType(totals),
         asserted=MappingProxyType(asserted),
+        amounts=_named_amounts(spec, lines, base),
     )
     if len(currencies) == 1 or rates is not None:
         return pack
@@ -391,6 +410,19 @@ def _in_currency(
         asserted=MappingProxyType(asserted),
         roles=roles,
         budgets=budgets,
+        amounts=_named_amounts(spec, lines, currency),
+    )
+
+
+def _named_amounts(spec: PackSpec, lines: LineMap, currency: str) -> Mapping[str, int]:
+    """The pack's `amounts` as CEL reads them, in minor units of `currency`."""
+    return MappingProxyType(
+        {
+            AMOUNTS_PREFIX + name: _amount(
+                value, currency, spec, lines, ("amounts", name), what=f"amounts {name!r}"
+            )
+            for name, value in spec.amounts.items()
+        }
     )
 
 
@@ -842,6 +874,7 @@ def _compile_action(
     claim: Any,
     *,
     records: Mapping[str, RecordType] | None = None,
+    amounts: Iterable[str] = (),
 ) -> ActionPolicy:
     base = ("actions", action_id)
     for index, name in enumerate(action.reads):
@@ -858,6 +891,7 @@ def _compile_action(
         **BUILTIN_VARIABLES,
         **{name: fields[name].type for name in action.reads},
         **{ARGS_PREFIX + name: arg.type for name, arg in args.items()},
+        **{AMOUNTS_PREFIX + name: "money" for name in amounts},
     }
     declared = list(variables)
     absent = _may_be_absent(action, fields, args)

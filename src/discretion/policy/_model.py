@@ -22,6 +22,7 @@ from discretion.policy._cel import CelProgram
 from discretion.policy._schema import ArgSpec, FieldSpec, ToolSpec
 
 __all__ = [
+    "AMOUNTS_PREFIX",
     "ARGS_PREFIX",
     "ASSERTED",
     "BUILTIN_VARIABLES",
@@ -55,6 +56,9 @@ BUILTIN_VARIABLES: Mapping[str, str] = MappingProxyType(
     }
 )
 """Variables every expression may read besides the action's declared fields."""
+
+AMOUNTS_PREFIX = "amounts."
+"""The pack's named amounts are read in CEL under this prefix: `amounts.large_refund`."""
 
 ARGS_PREFIX = "args."
 """The tool arguments an action declares are read in CEL under this prefix: `args.cabin`."""
@@ -378,6 +382,9 @@ class PolicyPack:
         default_factory=dict, repr=False, compare=False
     )
     """For a pack with rates: the views built so far, by currency and rate."""
+    amounts: Mapping[str, int] = field(default_factory=dict)
+    """The pack's named amounts as CEL reads them (`amounts.<name>`), in minor units of
+    `currency`."""
 
     @property
     def accepts(self) -> tuple[str, ...]:
@@ -551,6 +558,7 @@ def _scaled(
         asserted=MappingProxyType(asserted),
         actions=MappingProxyType(actions),
         rated={},
+        amounts=MappingProxyType({name: down(minor) for name, minor in pack.amounts.items()}),
     )
 
 

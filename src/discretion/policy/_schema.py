@@ -501,6 +501,10 @@ class PackSpec(BaseModel):
     rates: RatesSpec | None = None
     """Convert instead of stating every limit per currency: a fact giving the proposal's
     currency's rate to `base`, in which the pack's amounts are stated once."""
+    amounts: dict[MemberName, Amount] = {}
+    """Named amounts every rule may read as `amounts.<name>`: minor units of the proposal's
+    currency, so `amount > amounts.large_refund` means the same in every currency (an int
+    literal such as `5000` is 50.00 USD but 5000 JPY). With `rates`, converted rounded down."""
     private_limits: bool = True
     """When true, explanations never quote limits to the agent."""
     unknown_tools: Literal["route", "deny"] = "route"
