@@ -359,3 +359,17 @@ def test_exposure_and_budget_metrics_are_kept_per_currency(store):
         ("discretion_budget_utilisation_ratio", frozenset({("budget", "customer-daily")}))
     ]
     assert ratio == pytest.approx(0.5)
+
+
+def test_the_approver_is_told_limits_in_the_cases_currency(store):
+    from types import SimpleNamespace
+
+    from discretion.api._ui import for_approver
+
+    one = guard(store, PER_CURRENCY)
+    routed = one.decide(refund("90.01", "EUR", key="a"))
+
+    said = " ".join(for_approver(SimpleNamespace(guard=one), one.approvals.get(routed.id), routed))
+
+    assert "The ai_agent role may grant up to EUR 90.00 inside standard policy" in said
+    assert "It is routed to tier1, who may grant up to EUR 270.00 inside standard policy." in said

@@ -165,8 +165,13 @@ def role_warning(state: AppState, role_id: str) -> str | None:
     return None
 
 
-def _limit(state: AppState, role_id: str, action: str, *, exception: bool) -> str | None:
+def _limit(
+    state: AppState, role_id: str, action: str, *, exception: bool, currency: str | None = None
+) -> str | None:
     pack = state.guard.pack
+    if currency is not None and currency in pack.accepts and pack.rates is None:
+        # The limit in the case's own currency; with rates, the base's (the rate is the case's).
+        pack = pack.in_currency(currency)
     role = pack.role(role_id)
     authority = role.authority.get(action) if role is not None else None
     if authority is None:
@@ -187,7 +192,13 @@ def for_approver(state: AppState, approval: Approval, decision: Any) -> list[str
     exception = reason is not None
     kind = f"as an exception under {reason!r}" if exception else "inside standard policy"
     said = [f"{approval.actor_id} ({approval.actor_role}) proposed a {asked}, {kind}."]
-    theirs = _limit(state, approval.actor_role, approval.action, exception=exception)
+    theirs = _limit(
+        state,
+        approval.actor_role,
+        approval.action,
+        exception=exception,
+        currency=amount.currency if amount is not None else None,
+    )
     if theirs is not None:
         said.append(
             f"The {approval.actor_role} role may grant up to {theirs} {kind} for"
@@ -200,7 +211,13 @@ def for_approver(state: AppState, approval: Approval, decision: Any) -> list[str
     ]
     if found:
         said.append("What the rules found: " + "; ".join(found) + ".")
-    cap = _limit(state, approval.required_role, approval.action, exception=exception)
+    cap = _limit(
+        state,
+        approval.required_role,
+        approval.action,
+        exception=exception,
+        currency=amount.currency if amount is not None else None,
+    )
     if cap is not None:
         said.append(f"It is routed to {approval.required_role}, who may grant up to {cap} {kind}.")
     return said
