@@ -77,12 +77,24 @@ class _StoreCollector(Collector):
         )
         queue = self._store.reports.queue()
         # Each budget's own window, `(now - window, now]`, as `budget.py` counts it.
-        budgets = self._pack.budgets
-        use = self._store.reports.budget_use([(b.id, now - b.window) for b in budgets])
-        for budget, spent in zip(budgets, use, strict=True):
-            ratio = (spent.top_key_minor / budget.limit_minor) if budget.limit_minor else 0.0
-            used.add_metric([budget.id], ratio)
-            reserved.add_metric([budget.id, self._pack.currency], spent.total_minor)
+        pack = self._pack
+        windows = [(b.id, now - b.window) for b in pack.budgets]
+        ratios = dict.fromkeys((b.id for b in pack.budgets), 0.0)
+        # A pack in several currencies keeps each budget per currency: one series each, and
+        # the utilisation is the largest share in any currency whose limit is known.
+        several = len(pack.accepts) > 1
+        for currency in pack.accepts:
+            use = self._store.reports.budget_use(windows, currency=currency if several else None)
+            known = pack.rates is None or currency == pack.currency
+            budgets = pack.in_currency(currency).budgets if known else pack.budgets
+            for budget, spent in zip(budgets, use, strict=True):
+                if known and budget.limit_minor:
+                    ratios[budget.id] = max(
+                        ratios[budget.id], spent.top_key_minor / budget.limit_minor
+                    )
+                reserved.add_metric([budget.id, currency], spent.total_minor)
+        for budget_id, ratio in ratios.items():
+            used.add_metric([budget_id], ratio)
         for waiting in queue:
             depth.add_metric([waiting.required_role], waiting.pending)
         first = min((w.oldest_opened_at for w in queue), default=None)

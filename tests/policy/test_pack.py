@@ -573,7 +573,7 @@ def test_an_unknown_top_level_key_is_an_error_with_its_line(tmp_path):
 
     assert str(error).startswith(
         f"{path}:3: curency_symbol: unknown key 'curency_symbol' (did you mean 'currency'?);"
-        " allowed here: actions, approval_sla,"
+        " allowed here: actions, amounts, approval_sla,"
     )
     assert error.line == 3
 

@@ -165,8 +165,13 @@ def role_warning(state: AppState, role_id: str) -> str | None:
     return None
 
 
-def _limit(state: AppState, role_id: str, action: str, *, exception: bool) -> str | None:
+def _limit(
+    state: AppState, role_id: str, action: str, *, exception: bool, currency: str | None = None
+) -> str | None:
     pack = state.guard.pack
+    if currency is not None and currency in pack.accepts and pack.rates is None:
+        # The limit in the case's own currency; with rates, the base's (the rate is the case's).
+        pack = pack.in_currency(currency)
     role = pack.role(role_id)
     authority = role.authority.get(action) if role is not None else None
     if authority is None:
@@ -187,7 +192,13 @@ def for_approver(state: AppState, approval: Approval, decision: Any) -> list[str
     exception = reason is not None
     kind = f"as an exception under {reason!r}" if exception else "inside standard policy"
     said = [f"{approval.actor_id} ({approval.actor_role}) proposed a {asked}, {kind}."]
-    theirs = _limit(state, approval.actor_role, approval.action, exception=exception)
+    theirs = _limit(
+        state,
+        approval.actor_role,
+        approval.action,
+        exception=exception,
+        currency=amount.currency if amount is not None else None,
+    )
     if theirs is not None:
         said.append(
             f"The {approval.actor_role} role may grant up to {theirs} {kind} for"
@@ -200,7 +211,13 @@ def for_approver(state: AppState, approval: Approval, decision: Any) -> list[str
     ]
     if found:
         said.append("What the rules found: " + "; ".join(found) + ".")
-    cap = _limit(state, approval.required_role, approval.action, exception=exception)
+    cap = _limit(
+        state,
+        approval.required_role,
+        approval.action,
+        exception=exception,
+        currency=amount.currency if amount is not None else None,
+    )
     if cap is not None:
         said.append(f"It is routed to {approval.required_role}, who may grant up to {cap} {kind}.")
     return said
@@ -467,6 +484,7 @@ def ui_router(state: AppState) -> APIRouter:
             else []
         )
         amount = approval.amount
+        in_currency = approval.requested_amount.currency if approval.requested_amount else None
         default_days = 30
         if policy is not None:
             default_days = max(1, min(30, policy.max_expiry.days or 1))
@@ -488,10 +506,14 @@ def ui_router(state: AppState) -> APIRouter:
             "precedent_days": default_days,
             "precedent_keys": action.reads if action is not None else (),
             "precedent_citations": min(10, policy.max_citations or 10) if policy else 1,
-            "customer_exposure": guard.approvals.exposure(customer_id=approval.customer_id)
+            "customer_exposure": guard.approvals.exposure(
+                customer_id=approval.customer_id, currency=in_currency
+            )
             if approval.customer_id
             else None,
-            "agent_exposure": guard.approvals.exposure(actor_id=approval.actor_id),
+            "agent_exposure": guard.approvals.exposure(
+                actor_id=approval.actor_id, currency=in_currency
+            ),
             "history": guard.approvals.history(approval.id),
             "can_decide": can_decide,
             "can_escalate": may_act and bool(above),

@@ -3,7 +3,8 @@
 Granted money is what decisions allowed outright (`allow`, `allow_exception`) plus what
 approvers granted on routed cases (at the approved, possibly edited, amount). Exceptions are the
 grants that rested on an exception reason. The store sums them (`SqlStore.reports`); this module
-gives them the pack's currency.
+gives them their currency (the pack's, or each grant's own in a pack of several currencies,
+whose totals are never added across currencies).
 """
 
 from __future__ import annotations
@@ -59,9 +60,18 @@ def exposure(
     since: datetime,
     customer_id: str | None = None,
     actor_id: str | None = None,
+    only: bool = False,
 ) -> Exposure:
-    """What a customer (or the cases an agent proposed) was granted since `since`."""
-    totals = store.reports.exposure(since=since, customer_id=customer_id, actor_id=actor_id)
+    """What a customer (or the cases an agent proposed) was granted since `since`.
+
+    `only`: count what was in `currency` alone (a pack in several currencies keeps each apart).
+    """
+    totals = store.reports.exposure(
+        since=since,
+        customer_id=customer_id,
+        actor_id=actor_id,
+        currency=currency if only else None,
+    )
     return Exposure(
         granted=totals.granted,
         granted_total=Money.from_minor(totals.granted_minor, currency),
@@ -82,9 +92,9 @@ def exposure_report(
             reason=cell.reason,
             role=cell.role,
             count=cell.count,
-            total=Money.from_minor(cell.minor, currency),
+            total=Money.from_minor(cell.minor, cell.currency or currency),
         )
         for cell in store.reports.grants_by_day(since=since, until=until)
     ]
-    rows.sort(key=lambda r: (-r.day.toordinal(), r.reason or "", r.role))
+    rows.sort(key=lambda r: (-r.day.toordinal(), r.reason or "", r.role, r.total.currency))
     return rows

@@ -216,15 +216,22 @@ class Approvals:
         customer_id: str | None = None,
         actor_id: str | None = None,
         days: int = 30,
+        currency: str | None = None,
     ) -> Exposure:
-        """What a customer, or the cases an agent proposed, was granted in the last `days`."""
+        """What a customer, or the cases an agent proposed, was granted in the last `days`.
+
+        In a pack of several currencies, what was granted in `currency` (the pack's first when
+        None): amounts in two currencies are never added.
+        """
         since = self._guard.now() - timedelta(days=days)
+        pack = self._guard.pack
         return exposure(
             self._store,
-            currency=self._guard.pack.currency,
+            currency=currency or pack.currency,
             since=since,
             customer_id=customer_id,
             actor_id=actor_id,
+            only=len(pack.accepts) > 1,
         )
 
     def exposure_report(self, *, days: int = 30) -> builtins.list[ExposureRow]:

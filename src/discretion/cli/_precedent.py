@@ -74,7 +74,8 @@ def precedent_set(
     note: Annotated[str, typer.Option("--note", help="Why this may be cited again.")],
     citations: Annotated[int, typer.Option("--citations", help="Citation cap.")] = 1,
     max_amount: Annotated[
-        str | None, typer.Option("--max-amount", help="Bound, in the pack's currency.")
+        str | None,
+        typer.Option("--max-amount", help="Bound, in the decision's currency."),
     ] = None,
     max_ratio: Annotated[
         str | None, typer.Option("--max-ratio", help="Bound as a ratio of the pack's ratio_of.")
@@ -102,9 +103,13 @@ def precedent_set(
     try:
         with _precedents(db, pack, moment) as precedents:
             policy = precedents.policy
+            decided = precedents.store.decision(decision_id)
             spec = _precedent_spec(
                 policy,
                 scope,
+                currency=decided.amount.currency
+                if decided is not None and decided.amount is not None
+                else policy.currency,
                 note=note,
                 citations=citations,
                 max_amount=max_amount,
@@ -125,6 +130,7 @@ def _precedent_spec(
     pack: PolicyPack,
     scope: list[str],
     *,
+    currency: str,
     note: str,
     citations: int,
     max_amount: str | None,
@@ -143,7 +149,7 @@ def _precedent_spec(
         values[key] = _scope_value(text, pack.fields[key].type, key)
     return {
         "scope": values,
-        "max_amount": {"amount": max_amount, "currency": pack.currency} if max_amount else None,
+        "max_amount": {"amount": max_amount, "currency": currency} if max_amount else None,
         "max_ratio": max_ratio,
         "expires_at": expires_at,
         "citations": citations,

@@ -153,7 +153,8 @@ def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
             raise bad("money ({'amount': '12.50', 'currency': 'USD'})") from None
         if currency is not None and money.currency != currency:
             raise ContextError(
-                f"context field {name!r} is in {money.currency} but the proposal is in {currency};"
+                f"currency mismatch: context field {name!r} is in {money.currency} but the"
+                f" proposal is in {currency};"
                 " amounts in different currencies are never compared",
                 field=name,
             )
@@ -184,8 +185,8 @@ def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
             raise bad("money ({'amount': '-12.50', 'currency': 'USD'})") from None
         if currency is not None and signed.currency != currency:
             raise ContextError(
-                f"context field {name!r} is in {signed.currency} but the proposal is in"
-                f" {currency}; amounts in different currencies are never compared",
+                f"currency mismatch: context field {name!r} is in {signed.currency} but the"
+                f" proposal is in {currency}; amounts in different currencies are never compared",
                 field=name,
             )
         return signed

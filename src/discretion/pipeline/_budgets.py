@@ -66,6 +66,9 @@ def check_budgets(
     exceeded: list[Budget] = []
     reserve: list[Reservation] = []
     causes: list[str] = []
+    # A pack in several currencies keeps each budget per currency (`pack` is its view in the
+    # proposal's): minor units of two currencies are never added.
+    currency = pack.currency if len(pack.accepts) > 1 else None
     for budget in pack.budgets:
         if not budget.applies(action, outcome.value):
             continue
@@ -74,7 +77,7 @@ def check_budgets(
             exceeded.append(budget)
             causes.append(f"budget {budget.id!r} is keyed by {budget.key} but none was given")
             continue
-        used = tx.budget_used(budget.id, key, now - budget.window)
+        used = tx.budget_used(budget.id, key, now - budget.window, currency=currency)
         if used + amount_minor > budget.limit_for(keys.role.id):
             exceeded.append(budget)
             continue

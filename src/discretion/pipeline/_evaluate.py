@@ -88,6 +88,8 @@ def evaluate(
     }
     if args:
         data.update(args)
+    if pack.amounts:
+        data.update(pack.amounts)
     for variable, name in action.presence:
         data[variable] = name in data  # an absent fact or argument is left unbound
     activation = action.env.Activation(data)

@@ -13,7 +13,7 @@ lock held since BEGIN IMMEDIATE then guarantees the first read is still what the
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,10 @@ __all__ = ["CUMULATIVE", "LedgerFacts", "read_ledger"]
 
 CUMULATIVE = "cumulative"
 """The name the cumulative authority's own total is read and recorded under."""
+
+_OTHER = "#other:"
+"""Prefixes the count, read beside a money total of a pack in several currencies, of what the
+same total holds in the other currencies."""
 
 _ALLOWED = frozenset({"allow", "allow_exception"})
 
@@ -49,8 +53,17 @@ class LedgerFacts:
         return {
             name: value if name in counts else Money.from_minor(value, self.currency)
             for name, value in self.minor.items()
-            if name != CUMULATIVE
+            if name != CUMULATIVE and not name.startswith(_OTHER)
         }
+
+    @property
+    def mixed(self) -> list[str]:
+        """The totals that hold amounts in another currency than the proposal's."""
+        return [
+            name.removeprefix(_OTHER)
+            for name, value in self.minor.items()
+            if name.startswith(_OTHER) and value
+        ]
 
     @property
     def recorded(self) -> dict[str, Any]:
@@ -86,6 +99,9 @@ def queries(
     wanted: list[tuple[str, TotalQuery]] = []
     unkeyed: list[str] = []
     actor = item.proposal.actor.id
+    # A pack in several currencies sums each total in the proposal's currency alone, and
+    # counts beside it what the same total holds in any other.
+    currency = item.amount.currency if item.amount is not None and len(pack.accepts) > 1 else None
     for name in action.reads:
         total = pack.totals.get(name)
         if total is None:
@@ -104,6 +120,7 @@ def queries(
                     outcomes=total.outcomes,
                     actions=tuple(sorted(total.actions)) if total.actions is not None else None,
                     count=total.type == "int",
+                    currency=currency if total.type == "money" else None,
                 ),
             )
         )
@@ -124,9 +141,16 @@ def queries(
                         actions=(action.name,),
                         actor_id=actor if cumulative.among == "actor" else None,
                         role=item.role.id if cumulative.among == "role" else None,
+                        currency=currency,
                     ),
                 )
             )
+    if currency is not None:
+        wanted += [
+            (_OTHER + name, replace(query, other=True))
+            for name, query in wanted
+            if query.currency is not None
+        ]
     return wanted, unkeyed
 
 

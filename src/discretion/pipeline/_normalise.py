@@ -10,7 +10,7 @@ let a proposal be decided on another order than the one the tool receives).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from types import MappingProxyType
@@ -361,6 +361,15 @@ class Normalised:
     """The declared arguments its action's rules read, typed (see `MappedArguments.args`);
     they come from `arguments`, so the digest and the recorded proposal cover them."""
 
+    pack: PolicyPack
+    """The pack with its amounts in the proposal's currency (see `PolicyPack.in_currency`):
+    what every later step decides on."""
+
+    def priced(self, pack: PolicyPack) -> Normalised:
+        """The same proposal decided on `pack` (a view of its own in another currency)."""
+        action = pack.actions.get(self.action_name) if self.action is not None else None
+        return replace(self, pack=pack, role=pack.role(self.role.id) or self.role, action=action)
+
     def cel_args(self) -> dict[str, Any]:
         """The declared arguments as CEL reads them (`args.<name>`)."""
         return cel_arguments(self.args) if self.args else {}
@@ -507,10 +516,16 @@ def normalise(
                 f"amount: action {action_name!r} moves money but no amount was given{where}",
                 field="amount",
             )
-        if amount.currency != pack.currency:
+        if amount.currency not in pack.accepts:
+            if len(pack.accepts) == 1:
+                raise ProposalError(
+                    f"currency: {amount.currency} does not match the pack's currency"
+                    f" {pack.currency}; convert before proposing",
+                    field="currency",
+                )
             raise ProposalError(
-                f"currency: {amount.currency} does not match the pack's currency"
-                f" {pack.currency}; convert before proposing",
+                f"currency: {amount.currency} is not one of the pack's currencies"
+                f" ({', '.join(pack.accepts)}); convert to one of them before proposing",
                 field="currency",
             )
     arguments = dict(tool.arguments) if tool is not None else {}
@@ -545,7 +560,7 @@ def normalise(
         "rationale": proposal.rationale.model_dump(mode="json"),
     }
     proposal_digest = digest(content)
-    return Normalised(
+    normalised = Normalised(
         proposal=proposal,
         action=action,
         action_name=action_name,
@@ -560,4 +575,8 @@ def normalise(
         digest=proposal_digest,
         idempotency_key=proposal.idempotency_key or f"auto:{proposal_digest[:40]}",
         args=MappingProxyType(read.args) if read.args else _NO_ARGS,
+        pack=pack,
     )
+    if amount is not None and amount.currency != pack.currency:
+        return normalised.priced(pack.in_currency(amount.currency))
+    return normalised

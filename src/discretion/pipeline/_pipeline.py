@@ -30,6 +30,7 @@ from discretion.errors import ContextError, ProposalError, StoreError
 from discretion.money import Money
 from discretion.pipeline._assemble import Facts, Resolved, assemble_facts, named
 from discretion.pipeline._budgets import BudgetCheck, BudgetKeys, check_budgets, over_budget
+from discretion.pipeline._currency import at_rate, mixed_currencies
 from discretion.pipeline._evaluate import entity_faults, evaluate
 from discretion.pipeline._ledger import CUMULATIVE, LedgerFacts, read_ledger
 from discretion.pipeline._normalise import Normalised, normalise
@@ -191,8 +192,10 @@ class Pipeline:
         item = self.normalise(proposal, mapping=mapping)
         moment = now if now is not None else self.now()
         snapshot, evaluation = self.assess(item, moment, context=context, frozen=frozen)
+        if evaluation.pack is not None:
+            item = item.priced(evaluation.pack)
         return build_decision(
-            self.pack,
+            item.pack,
             item,
             evaluation,
             decision_id=self._ids(),
@@ -211,7 +214,7 @@ class Pipeline:
         """
         if item.action is None:
             return Facts(snapshot=Snapshot.of({}), resolved=named(item))
-        return assemble_facts(self.pack, context or self.context, item, item.action, now)
+        return assemble_facts(item.pack, context or self.context, item, item.action, now)
 
     # 3-7. context, policy, authority, precedent, judges
     def assess(
@@ -246,31 +249,45 @@ class Pipeline:
             return Snapshot.of({}), Evaluation(
                 outcome=Outcome.ROUTE,
                 rules=["discretion.context-unavailable"],
-                required_role=lowest_covering(self.pack, action.name, amount_minor),
+                required_role=lowest_covering(item.pack, action.name, amount_minor),
                 causes=[str(exc)],
             )
         snapshot, resolved = facts.snapshot, facts.resolved
+        if item.pack.rates is not None and item.amount is not None:
+            priced = at_rate(self.pack, item, snapshot)
+            if isinstance(priced, Evaluation):
+                return snapshot, priced
+            item, action = priced, priced.action or action
         if resolved.faults:
-            return snapshot, entity_faults(self.pack, action.name, amount_minor, resolved)
+            return snapshot, self._priced(
+                item, entity_faults(item.pack, action.name, amount_minor, resolved)
+            )
         ledger = None
         if action.reads_ledger:
             with _telemetry.step("totals"):
                 ledger, unkeyed = read_ledger(
-                    self.store.totals, self.pack, item, action, resolved, now, frozen=frozen
+                    self.store.totals, item.pack, item, action, resolved, now, frozen=frozen
                 )
             snapshot = snapshot.merged(ledger.recorded)
+            if ledger.mixed:
+                return snapshot, self._priced(item, mixed_currencies(item, action, ledger))
             if CUMULATIVE in unkeyed:
-                return snapshot, Evaluation(
-                    outcome=Outcome.ROUTE,
-                    rules=["discretion.cumulative-unkeyed"],
-                    required_role=lowest_covering(self.pack, action.name, amount_minor),
-                    causes=[
-                        f"{action.name} authority is measured per {action.cumulative.per}"  # type: ignore[union-attr]
-                        " and the proposal names none, so it cannot be measured"
-                    ],
-                    resolved=resolved,
+                return snapshot, self._priced(
+                    item,
+                    Evaluation(
+                        outcome=Outcome.ROUTE,
+                        rules=["discretion.cumulative-unkeyed"],
+                        required_role=lowest_covering(item.pack, action.name, amount_minor),
+                        causes=[
+                            f"{action.name} authority is measured per {action.cumulative.per}"  # type: ignore[union-attr]
+                            " and the proposal names none, so it cannot be measured"
+                        ],
+                        resolved=resolved,
+                    ),
                 )
-        evaluation = self._evaluate(item, action, snapshot, resolved, ledger, now)
+        evaluation = self._priced(
+            item, self._evaluate(item, action, snapshot, resolved, ledger, now)
+        )
         # Runs before the write transaction opens: an LLM call never holds the ledger lock.
         with _telemetry.step("judge"):
             evaluation = self.review.apply(
@@ -284,6 +301,12 @@ class Pipeline:
                 now=now,
             )
         return snapshot, evaluation
+
+    def _priced(self, item: Normalised, evaluation: Evaluation) -> Evaluation:
+        """`evaluation`, noting the view of the pack it was decided on when that is a rated one."""
+        if item.pack is not self.pack and item.pack.rates is not None:
+            evaluation.pack = item.pack
+        return evaluation
 
     def recheck(
         self,
@@ -340,7 +363,7 @@ class Pipeline:
         prior = ledger.prior_minor if ledger is not None else 0
         with _telemetry.step("policy"):
             evaluation = evaluate(
-                self.pack,
+                item.pack,
                 action,
                 role=item.role,
                 actor_is_ai=item.proposal.actor.is_ai,
@@ -356,13 +379,13 @@ class Pipeline:
         evaluation.ledger = ledger
         with _telemetry.step("precedent"):
             evaluation = apply_precedent(
-                self.pack, self.precedents, item, snapshot, evaluation, now, prior_minor=prior
+                item.pack, self.precedents, item, snapshot, evaluation, now, prior_minor=prior
             )
-        if not self.pack.asserted:
+        if not item.pack.asserted:
             return evaluation
         # An allowed case resting on an assertion above what it unlocks goes to a person.
         return cap_assertions(
-            self.pack,
+            item.pack,
             evaluation,
             action=item.action_name,
             role=item.role,
@@ -390,6 +413,8 @@ class Pipeline:
         if fresh.minor == ledger.minor:
             return snapshot, evaluation
         snapshot = snapshot.merged(fresh.recorded)
+        if fresh.mixed:
+            return snapshot, self._priced(item, mixed_currencies(item, item.action, fresh))
         again = self._evaluate(item, item.action, snapshot, evaluation.resolved, fresh, now)
         # Claims checked on every decision are checked on the outcome as it now stands.
         again = self.review.check_claims(
@@ -408,7 +433,7 @@ class Pipeline:
                 outcome=Outcome.ROUTE,
                 rules=[*again.rules, "discretion.ledger-moved"],
                 required_role=lowest_above(
-                    self.pack,
+                    item.pack,
                     item.action_name,
                     item.role,
                     again.reason,
@@ -434,7 +459,9 @@ class Pipeline:
     def _record(
         self, item: Normalised, snapshot: Snapshot, evaluation: Evaluation, now: datetime
     ) -> Decision:
-        pack = self.pack
+        if evaluation.pack is not None:
+            item = item.priced(evaluation.pack)
+        pack = item.pack
         try:
             # A key decided before, or by another process while we evaluated, fails the
             # decision's insert (`DuplicateKey`): everything written is rolled back and the

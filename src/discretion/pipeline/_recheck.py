@@ -22,9 +22,11 @@ from discretion.errors import ApprovalError, ContextError, ProposalError, StaleA
 from discretion.money import Money
 from discretion.pipeline._assemble import assemble_facts, named
 from discretion.pipeline._budgets import BudgetKeys, budget_key, check_budgets, route_target
+from discretion.pipeline._currency import at_rate
 from discretion.pipeline._evaluate import evaluate
 from discretion.pipeline._ledger import read_ledger
 from discretion.pipeline._normalise import normalise, write_amount
+from discretion.pipeline._state import Evaluation
 from discretion.policy import PolicyPack, Role
 from discretion.proposal import Actor
 from discretion.store import SqlTransaction
@@ -129,6 +131,7 @@ def recheck(
             approval_id=approval_id,
         ) from exc
     amount_minor = item.amount.minor if item.amount is not None else 0
+    role = item.pack.role(role.id) or role
     action = item.action
     if action is None:
         # Not governed by the pack: nothing to evaluate, and the case was routed to the top
@@ -147,6 +150,16 @@ def recheck(
                 approval_id=approval_id,
             ) from exc
         snapshot, resolved = facts.snapshot, facts.resolved
+        if pack.rates is not None:
+            priced = at_rate(pack, item, snapshot)
+            if isinstance(priced, Evaluation):
+                raise StaleApproval(
+                    f"approval {approval_id}: {'; '.join(priced.causes)}; try again when the"
+                    " rate is known, or reject it",
+                    approval_id=approval_id,
+                )
+            item, action = priced, priced.action or action
+            role = item.pack.role(role.id) or role
         if resolved.faults:
             raise StaleApproval(
                 f"approval {approval_id}: its records no longer check out"
@@ -156,7 +169,15 @@ def recheck(
         prior_minor = 0
         if action.reads_ledger:
             # The ledger's totals, read in this transaction under their locks, as a decision.
-            ledger, unkeyed = read_ledger(tx.totals, pack, item, action, resolved, now)
+            ledger, unkeyed = read_ledger(tx.totals, item.pack, item, action, resolved, now)
+            if ledger.mixed and role.id != item.pack.highest_human.id:
+                # Amounts in two currencies cannot be added: only the top rung may judge it.
+                raise ApprovalError(
+                    f"approval {approval_id}: {', '.join(ledger.mixed)} holds amounts in"
+                    f" another currency than {item.pack.currency}, so role {role.id!r}'s"
+                    f" authority cannot be measured on it; it needs"
+                    f" {item.pack.highest_human.id!r}: escalate it"
+                )
             if unkeyed:
                 raise StaleApproval(
                     f"approval {approval_id}: the totals it is measured on cannot be keyed"
@@ -166,7 +187,7 @@ def recheck(
             snapshot = snapshot.merged(ledger.recorded)
             prior_minor = ledger.prior_minor
         evaluation = evaluate(
-            pack,
+            item.pack,
             action,
             role=role,
             actor_is_ai=False,
@@ -205,10 +226,19 @@ def recheck(
     keys = BudgetKeys(
         resolved=resolved,
         actor_id=decision.actor_id,
-        role=pack.role(decision.actor_role) or pack.roles[0],
+        role=item.pack.role(decision.actor_role) or item.pack.roles[0],
     )
     reservations, overridden = _budgets(
-        pack, tx, approval_id, decision, item.action_name, outcome, amount_minor, role, now, keys
+        item.pack,
+        tx,
+        approval_id,
+        decision,
+        item.action_name,
+        outcome,
+        amount_minor,
+        role,
+        now,
+        keys,
     )
     _precedents(tx, approval_id, decision, proposal)
     return Recheck(

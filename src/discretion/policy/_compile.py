@@ -25,6 +25,7 @@ from discretion.policy._cel import (
     rewrite_presence,
 )
 from discretion.policy._model import (
+    AMOUNTS_PREFIX,
     ARGS_PREFIX,
     ASSERTED,
     BUILTIN_VARIABLES,
@@ -42,6 +43,7 @@ from discretion.policy._model import (
     JudgeSettings,
     PolicyPack,
     PrecedentPolicy,
+    Rates,
     Role,
     Rule,
     Total,
@@ -85,25 +87,130 @@ def _minor(text: str, currency: str, *, where: tuple[str | None, int | None], wh
         raise PolicyError(f"{what}: {exc}", path=where[0], line=where[1]) from None
 
 
+def _declared(spec: PackSpec, lines: LineMap, sources: tuple[str, ...]) -> tuple[str, ...]:
+    """The currencies a pack's proposals may be in, checked: `currency` or `currencies`."""
+    if spec.currency is not None and spec.currencies is not None:
+        source, line = lines.find(("currencies",))
+        raise PolicyError(
+            "currency and currencies are both given; a pack in one currency says `currency:`,"
+            " one in several `currencies: [...]`",
+            path=source,
+            line=line,
+        )
+    if spec.currency is None and spec.currencies is None:
+        raise PolicyError("currency: required here, and missing", path=sources[0])
+    if spec.currency is not None:
+        codes: list[str] = [spec.currency]
+        key: tuple[Any, ...] = ("currency",)
+    else:
+        codes = list(spec.currencies or ())
+        key = ("currencies",)
+    for index, code in enumerate(codes):
+        source, line = lines.find(key if spec.currency is not None else (*key, index))
+        if code not in CURRENCY_EXPONENTS:
+            raise PolicyError(
+                f"currency {code!r} is not a supported ISO 4217 code", path=source, line=line
+            )
+        if codes.index(code) != index:
+            raise PolicyError(f"currency {code!r} is listed twice", path=source, line=line)
+    if spec.rates is not None:
+        source, line = lines.find(("rates", "base"))
+        if spec.currencies is None:
+            raise PolicyError(
+                "rates convert between the currencies a pack declares: give `currencies:`"
+                " (with the base among them) instead of `currency:`",
+                path=source,
+                line=line,
+            )
+        if spec.rates.base not in codes:
+            raise PolicyError(
+                f"rates base {spec.rates.base!r} is not one of the pack's currencies"
+                f" ({', '.join(codes)})",
+                path=source,
+                line=line,
+            )
+    return tuple(codes)
+
+
+def _amount(
+    value: str | Mapping[str, str],
+    currency: str,
+    spec: PackSpec,
+    lines: LineMap,
+    loc: tuple[Any, ...],
+    *,
+    what: str,
+    where: tuple[str | None, int | None] | None = None,
+) -> int:
+    """An amount of the pack, in minor units of `currency`: one amount, or one per currency.
+
+    `where` is the place a single amount's error names (`loc`'s line when None).
+    """
+    declared = spec.currencies if spec.currencies is not None else [spec.currency or currency]
+    if isinstance(value, str):
+        # Nothing is nothing in every currency: "0" needs no map.
+        if len(declared) > 1 and spec.rates is None and Decimal(value) != 0:
+            at = where or lines.find(loc)
+            raise PolicyError(
+                f"{what}: {value!r} is one amount, but the pack declares currencies"
+                f" {', '.join(declared)}; give one amount per currency, such as"
+                f" {{{declared[0]}: {value!r}, {declared[1]}: ...}}, or declare `rates`",
+                path=at[0],
+                line=at[1],
+            )
+        return _minor(value, currency, where=where or lines.find(loc), what=what)
+    at = lines.find(loc)
+    if spec.rates is not None:
+        raise PolicyError(
+            f"{what}: the pack converts at rates to {spec.rates.base}, so its amounts are stated"
+            f" once, in {spec.rates.base}; write one amount",
+            path=at[0],
+            line=at[1],
+        )
+    for code in value:
+        if code not in declared:
+            place = lines.find((*loc, code))
+            raise PolicyError(
+                f"{what}: {code!r} is not a currency the pack declares ({', '.join(declared)})",
+                path=place[0],
+                line=place[1],
+            )
+    missing = [code for code in declared if code not in value]
+    if missing:
+        raise PolicyError(
+            f"{what}: no amount for {', '.join(missing)}; every amount covers each currency"
+            f" the pack declares ({', '.join(declared)})",
+            path=at[0],
+            line=at[1],
+        )
+    return _minor(value[currency], currency, where=lines.find((*loc, currency)), what=what)
+
+
 def compile_pack(
     spec: PackSpec, *, version: str, lines: LineMap, sources: tuple[str, ...]
 ) -> PolicyPack:
-    if spec.currency not in CURRENCY_EXPONENTS:
-        source, line = lines.find(("currency",))
-        raise PolicyError(
-            f"currency {spec.currency!r} is not a supported ISO 4217 code", path=source, line=line
-        )
+    currencies = _declared(spec, lines, sources)
+    base = spec.rates.base if spec.rates is not None else currencies[0]
     records = _compile_records(spec, lines)
     fields = _compile_fields(spec, lines, records)
+    rates = _compile_rates(spec, fields, lines) if spec.rates is not None else None
     for name in fields:
         if name in BUILTIN_VARIABLES:
             source, line = lines.find(("context", name))
             raise PolicyError(f"context field {name!r} shadows a built-in", path=source, line=line)
+        if name.removeprefix(AMOUNTS_PREFIX) in spec.amounts:
+            source, line = lines.find(("context", name))
+            raise PolicyError(
+                f"context field {name!r} shadows the pack's amount"
+                f" {name.removeprefix(AMOUNTS_PREFIX)!r}; rename one",
+                path=source,
+                line=line,
+            )
     entities = _compile_entities(spec, lines)
     totals = _compile_totals(spec, entities, fields, lines)
     # A total is read in CEL like a fact; the ledger, not a provider, answers it.
     fields.update({name: FieldSpec(type=total.type) for name, total in totals.items()})
-    asserted = _compile_asserted(spec, fields, lines)
+    asserted = _compile_asserted(spec, fields, lines, base)
     # An assertion is read in CEL like a fact; the proposal, not a provider, carries it, and the
     # agent may leave it out (null: unbound in CEL).
     fields.update({name: FieldSpec(type=a.type, nullable=True) for name, a in asserted.items()})
@@ -140,11 +247,24 @@ def compile_pack(
     tools: dict[str, tuple[str, ToolSpec]] = {}
     for action_id, action in spec.actions.items():
         compiled = _compile_judging(
-            _compile_action(action_id, action, fields, role_ids, lines, claim, records=records),
+            _compile_action(
+                action_id,
+                action,
+                fields,
+                role_ids,
+                lines,
+                claim,
+                records=records,
+                amounts=spec.amounts,
+            ),
             action,
             spec,
             lines,
+            base,
         )
+        if rates is not None and rates.fact not in compiled.reads:
+            # Every decision reads the rate, and records it with its facts.
+            compiled = replace(compiled, reads=(*compiled.reads, rates.fact))
         compiled = replace(
             compiled,
             provided=tuple(
@@ -184,10 +304,21 @@ def compile_pack(
                     path=source,
                     line=line,
                 )
+            if len(currencies) > 1 and tool.amount is not None and tool.currency is None:
+                source, line = lines.find(("actions", action_id, "tools", index))
+                raise PolicyError(
+                    f"tool {tool.name!r} maps an amount but no currency, and the pack declares"
+                    f" currencies {', '.join(currencies)}: name the argument holding the"
+                    " currency (`currency: currency`), so no amount is read in a currency"
+                    " it was not written in",
+                    path=source,
+                    line=line,
+                )
             tools[tool.name] = (action_id, tool)
 
     roles = tuple(
-        _compile_role(index, role, spec, actions, lines) for index, role in enumerate(spec.roles)
+        _compile_role(index, role, spec, actions, lines, base)
+        for index, role in enumerate(spec.roles)
     )
     if all(role.is_ai for role in roles):
         raise PolicyError(
@@ -195,7 +326,9 @@ def compile_pack(
         )
     top_human = highest_human(roles).id
     budgets = tuple(
-        _compile_budget(index, budget, spec, actions, roles, top_human, entities, lines, claim)
+        _compile_budget(
+            index, budget, spec, actions, roles, top_human, entities, lines, claim, base
+        )
         for index, budget in enumerate(spec.budgets)
     )
     for name, total in totals.items():
@@ -209,10 +342,12 @@ def compile_pack(
                     line=line,
                 )
     _check_ungoverned(spec, tools, lines)
-    return PolicyPack(
+    pack = PolicyPack(
         name=spec.pack,
         version=version,
-        currency=spec.currency,
+        currency=base,
+        currencies=currencies,
+        rates=rates,
         private_limits=spec.private_limits,
         unknown_tools=spec.unknown_tools,
         fields=MappingProxyType(fields),
@@ -229,7 +364,91 @@ def compile_pack(
         entities=MappingProxyType(entities),
         totals=MappingProxyType(totals),
         asserted=MappingProxyType(asserted),
+        amounts=_named_amounts(spec, lines, base),
     )
+    if len(currencies) == 1 or rates is not None:
+        return pack
+    views = {base: pack}
+    views.update(
+        (code, _in_currency(pack, spec, code, top_human, entities, lines))
+        for code in currencies[1:]
+    )
+    frozen = MappingProxyType(views)
+    for view in views.values():
+        object.__setattr__(view, "views", frozen)
+    return pack
+
+
+def _in_currency(
+    pack: PolicyPack,
+    spec: PackSpec,
+    currency: str,
+    top_human: str,
+    entities: Mapping[str, Entity],
+    lines: LineMap,
+) -> PolicyPack:
+    """The pack with every amount in `currency`, from the amounts it states per currency."""
+    actions = {
+        action_id: _compile_judging(compiled, spec.actions[action_id], spec, lines, currency)
+        for action_id, compiled in pack.actions.items()
+    }
+    asserted = {
+        key: replace(
+            item, unlocks_minor=_unlocks(spec, key.removeprefix(ASSERTED), lines, currency)
+        )
+        for key, item in pack.asserted.items()
+    }
+    roles = tuple(
+        _compile_role(index, role, spec, actions, lines, currency)
+        for index, role in enumerate(spec.roles)
+    )
+
+    def placed(rule_id: str, loc: tuple[Any, ...]) -> tuple[str | None, int | None]:
+        return lines.find(loc)
+
+    budgets = tuple(
+        _compile_budget(
+            index, budget, spec, actions, roles, top_human, entities, lines, placed, currency
+        )
+        for index, budget in enumerate(spec.budgets)
+    )
+    return replace(
+        pack,
+        currency=currency,
+        actions=MappingProxyType(actions),
+        asserted=MappingProxyType(asserted),
+        roles=roles,
+        budgets=budgets,
+        amounts=_named_amounts(spec, lines, currency),
+    )
+
+
+def _named_amounts(spec: PackSpec, lines: LineMap, currency: str) -> Mapping[str, int]:
+    """The pack's `amounts` as CEL reads them, in minor units of `currency`."""
+    return MappingProxyType(
+        {
+            AMOUNTS_PREFIX + name: _amount(
+                value, currency, spec, lines, ("amounts", name), what=f"amounts {name!r}"
+            )
+            for name, value in spec.amounts.items()
+        }
+    )
+
+
+def _compile_rates(spec: PackSpec, fields: Mapping[str, FieldSpec], lines: LineMap) -> Rates:
+    assert spec.rates is not None
+    fact = spec.rates.fact
+    declared = fields.get(fact)
+    if declared is None or declared.type != "decimal":
+        source, line = lines.find(("rates", "fact"))
+        raise PolicyError(
+            f"rates fact {fact!r} must be a context field of type decimal (such as"
+            f" `{fact}: {{type: decimal, places: 6}}`)"
+            + ("" if declared is None else f", not {declared.type}"),
+            path=source,
+            line=line,
+        )
+    return Rates(fact=fact, base=spec.rates.base)
 
 
 def _check_ungoverned(
@@ -334,7 +553,7 @@ def _compile_totals(
 
 
 def _compile_judging(
-    compiled: ActionPolicy, action: ActionSpec, spec: PackSpec, lines: LineMap
+    compiled: ActionPolicy, action: ActionSpec, spec: PackSpec, lines: LineMap, currency: str
 ) -> ActionPolicy:
     """Attach each exception reason's evidence and LLM judge band to the compiled action."""
     reasons = []
@@ -350,7 +569,7 @@ def _compile_judging(
         band_loc: tuple[Any, ...] = (*loc, "judge")
         if band_spec is None:
             band_spec, band_loc = action.judge, ("actions", compiled.name, "judge")
-        band = _compile_band(rule, band_spec, spec.currency, lines, band_loc)
+        band = _compile_band(rule, band_spec, spec, currency, lines, band_loc)
         reasons.append(replace(rule, evidence=evidence, judge=band))
     return replace(compiled, exceptions=tuple(reasons))
 
@@ -478,8 +697,23 @@ def _ground(source: str, program: CelProgram, action: ActionPolicy) -> Ground:
     return Ground(source=source, program=program, reads=reads, reads_amount=reads_amount)
 
 
+def _unlocks(spec: PackSpec, name: str, lines: LineMap, currency: str) -> int | None:
+    """What a rule resting on the assertion `name` may allow alone, in minor units."""
+    unlocks = spec.asserted[name].unlocks
+    if unlocks is None:
+        return None
+    return _amount(
+        unlocks.max_amount,
+        currency,
+        spec,
+        lines,
+        ("asserted", name, "unlocks", "max_amount"),
+        what=f"asserted {name!r} unlocks max_amount",
+    )
+
+
 def _compile_asserted(
-    spec: PackSpec, fields: Mapping[str, FieldSpec], lines: LineMap
+    spec: PackSpec, fields: Mapping[str, FieldSpec], lines: LineMap, currency: str
 ) -> dict[str, Asserted]:
     """The facts the agent may assert, by the name rules read them under."""
     for name in fields:
@@ -510,21 +744,11 @@ def _compile_asserted(
                     path=source,
                     line=line,
                 )
-        unlocks = (
-            _minor(
-                item.unlocks.max_amount,
-                spec.currency,
-                where=lines.find((*loc, "unlocks", "max_amount")),
-                what=f"asserted {name!r} unlocks max_amount",
-            )
-            if item.unlocks is not None
-            else None
-        )
         asserted[ASSERTED + name] = Asserted(
             name=ASSERTED + name,
             type=item.type,
             values=frozenset(item.values) if item.values is not None else None,
-            unlocks_minor=unlocks,
+            unlocks_minor=_unlocks(spec, name, lines, currency),
             description=item.description,
         )
     return asserted
@@ -605,6 +829,7 @@ def _compile_evidence(
 def _compile_band(
     rule: Rule,
     spec: JudgeBandSpec | bool | None,
+    pack: PackSpec,
     currency: str,
     lines: LineMap,
     loc: tuple[Any, ...],
@@ -615,15 +840,32 @@ def _compile_band(
     if spec is True:
         return JudgeBand(min_minor=0, max_minor=None, clause=clause)
     where = lines.find(loc)
-    low = _minor(spec.min_amount, currency, where=where, what="judge min_amount")
+    low = _amount(
+        spec.min_amount,
+        currency,
+        pack,
+        lines,
+        (*loc, "min_amount"),
+        what="judge min_amount",
+        where=where if isinstance(spec.min_amount, str) else None,
+    )
     high = (
-        _minor(spec.max_amount, currency, where=where, what="judge max_amount")
+        _amount(
+            spec.max_amount,
+            currency,
+            pack,
+            lines,
+            (*loc, "max_amount"),
+            what="judge max_amount",
+            where=where if isinstance(spec.max_amount, str) else None,
+        )
         if spec.max_amount is not None
         else None
     )
     if high is not None and high < low:
         raise PolicyError(
-            f"judge max_amount {spec.max_amount} is below min_amount {spec.min_amount}: the band"
+            f"judge max_amount {Money.from_minor(high, currency).amount} is below min_amount"
+            f" {Money.from_minor(low, currency).amount}: the band"
             " holds no amount",
             path=where[0],
             line=where[1],
@@ -641,6 +883,7 @@ def _compile_action(
     claim: Any,
     *,
     records: Mapping[str, RecordType] | None = None,
+    amounts: Iterable[str] = (),
 ) -> ActionPolicy:
     base = ("actions", action_id)
     for index, name in enumerate(action.reads):
@@ -657,6 +900,7 @@ def _compile_action(
         **BUILTIN_VARIABLES,
         **{name: fields[name].type for name in action.reads},
         **{ARGS_PREFIX + name: arg.type for name, arg in args.items()},
+        **{AMOUNTS_PREFIX + name: "money" for name in amounts},
     }
     declared = list(variables)
     absent = _may_be_absent(action, fields, args)
@@ -1044,6 +1288,7 @@ def _compile_role(
     spec: PackSpec,
     actions: Mapping[str, ActionPolicy],
     lines: LineMap,
+    currency: str,
 ) -> Role:
     authority: dict[str, Authority] = {}
     for action_id, limits in role.authority.items():
@@ -1065,11 +1310,23 @@ def _compile_role(
                     line=where[1],
                 )
         authority[action_id] = Authority(
-            standard_minor=_minor(
-                limits.standard, spec.currency, where=where, what=f"role {role.id!r} standard"
+            standard_minor=_amount(
+                limits.standard,
+                currency,
+                spec,
+                lines,
+                (*loc, "standard"),
+                what=f"role {role.id!r} standard",
+                where=where,
             ),
-            exception_minor=_minor(
-                limits.exception, spec.currency, where=where, what=f"role {role.id!r} exception"
+            exception_minor=_amount(
+                limits.exception,
+                currency,
+                spec,
+                lines,
+                (*loc, "exception"),
+                what=f"role {role.id!r} exception",
+                where=where,
             ),
             reasons=frozenset(limits.reasons) if limits.reasons is not None else None,
         )
@@ -1094,6 +1351,7 @@ def _compile_budget(
     entities: Mapping[str, Entity],
     lines: LineMap,
     claim: Any,
+    currency: str,
 ) -> Budget:
     loc = ("budgets", index)
     where = claim(budget.id, loc)
@@ -1117,7 +1375,15 @@ def _compile_budget(
                 line=where[1],
                 rule_id=budget.id,
             )
-        limits[role_id] = _minor(text, spec.currency, where=where, what=f"limit of {role_id!r}")
+        limits[role_id] = _amount(
+            text,
+            currency,
+            spec,
+            lines,
+            (*loc, "limits", role_id),
+            what=f"limit of {role_id!r}",
+            where=where,
+        )
     route_to = budget.route_to or highest_human
     target = next((r for r in roles if r.id == route_to), None)
     if route_to != NEXT_ABOVE and (target is None or target.is_ai):
@@ -1134,7 +1400,9 @@ def _compile_budget(
         id=budget.id,
         key=budget.key,
         window=window,
-        limit_minor=_minor(budget.limit, spec.currency, where=where, what="limit"),
+        limit_minor=_amount(
+            budget.limit, currency, spec, lines, (*loc, "limit"), what="limit", where=where
+        ),
         actions=frozenset(budget.actions) if budget.actions is not None else None,
         outcomes=frozenset(budget.outcomes),
         on_exceed=budget.on_exceed,

@@ -6,19 +6,24 @@ Plain frozen dataclasses, built once at load; CEL programs are compiled and type
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from decimal import Decimal
+from fractions import Fraction
 from types import MappingProxyType
 from typing import Any
 
-from discretion.money import Money
+from discretion.errors import ProposalError
+from discretion.money import CURRENCY_EXPONENTS, Money
 from discretion.policy._cel import CelProgram
 from discretion.policy._schema import ArgSpec, FieldSpec, ToolSpec
 from discretion.policy._screen import Screens
 
 __all__ = [
+    "AMOUNTS_PREFIX",
     "ARGS_PREFIX",
     "ASSERTED",
     "BUILTIN_VARIABLES",
@@ -36,6 +41,7 @@ __all__ = [
     "JudgeSettings",
     "PolicyPack",
     "PrecedentPolicy",
+    "Rates",
     "Role",
     "Rule",
     "Total",
@@ -51,6 +57,9 @@ BUILTIN_VARIABLES: Mapping[str, str] = MappingProxyType(
     }
 )
 """Variables every expression may read besides the action's declared fields."""
+
+AMOUNTS_PREFIX = "amounts."
+"""The pack's named amounts are read in CEL under this prefix: `amounts.large_refund`."""
 
 ARGS_PREFIX = "args."
 """The tool arguments an action declares are read in CEL under this prefix: `args.cabin`."""
@@ -326,6 +335,20 @@ class Total:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Rates:
+    """How a pack converts between its currencies: a fact giving the rate to `base`."""
+
+    fact: str
+    """The decimal context field: units of `base` one unit of the proposal's currency is worth."""
+    base: str
+    """The currency the pack's amounts are stated in."""
+
+
+_RATED_VIEWS = 64
+"""How many (currency, rate) views of a pack with rates are kept; rates change rarely."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PolicyPack:
     """A loaded, compiled policy pack. Build it with `load_pack`."""
 
@@ -353,6 +376,55 @@ class PolicyPack:
     """Running totals from the ledger, by the fact name CEL reads them under."""
     asserted: Mapping[str, Asserted] = field(default_factory=dict)
     """Facts the agent asserts, by the name rules read them under (`asserted.<name>`)."""
+    currencies: tuple[str, ...] = ()
+    """The currencies proposals may be in; `(currency,)` for a pack in one currency."""
+    rates: Rates | None = None
+    """How amounts in another currency than `currency` are converted; None without rates."""
+    views: Mapping[str, PolicyPack] = field(default_factory=dict, repr=False, compare=False)
+    """For a pack stating its amounts per currency: the pack in each currency it declares."""
+    rated: dict[tuple[str, Decimal], PolicyPack] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    """For a pack with rates: the views built so far, by currency and rate."""
+    amounts: Mapping[str, int] = field(default_factory=dict)
+    """The pack's named amounts as CEL reads them (`amounts.<name>`), in minor units of
+    `currency`."""
+
+    @property
+    def accepts(self) -> tuple[str, ...]:
+        """The currencies a proposal may be in."""
+        return self.currencies or (self.currency,)
+
+    def in_currency(self, currency: str, rate: Decimal | None = None) -> PolicyPack:
+        """The pack with every amount (limits, budgets, bands, unlocks) in `currency`.
+
+        A pack in one currency is itself. A pack stating amounts per currency has a view per
+        currency. A pack with rates converts its base amounts at `rate` (units of the base one
+        unit of `currency` is worth), rounding every limit down and every judge band outward:
+        the same as rounding the converted amount up, so a limit is never passed by a fraction
+        of a minor unit. Without a rate (not known yet, or not read) every limit of another
+        currency is zero: nothing is allowed on it, and a route goes to the top.
+
+        Raises:
+            ProposalError: `currency` is not one the pack declares.
+        """
+        if currency == self.currency and (self.rates is None or rate in (None, Decimal(1))):
+            return self
+        if currency not in self.accepts:
+            raise ProposalError(
+                f"currency: {currency} is not a currency of pack {self.name!r}"
+                f" ({', '.join(self.accepts)})",
+                field="currency",
+            )
+        if self.rates is None:
+            return self.views[currency]
+        key = (currency, rate if rate is not None else Decimal(0))
+        view = self.rated.get(key)
+        if view is None:
+            if len(self.rated) >= _RATED_VIEWS:
+                self.rated.clear()
+            view = self.rated[key] = _converted(self, currency, rate)
+        return view
 
     def approval_sla_for(self, action: str, role: Role | None) -> timedelta:
         """How long an approval of `action` routed to `role` stays open before it expires.
@@ -404,6 +476,94 @@ class PolicyPack:
     def money(self, minor: int) -> Money:
         """Minor units of the pack's currency as Money."""
         return Money.from_minor(minor, self.currency)
+
+
+def _converted(pack: PolicyPack, currency: str, rate: Decimal | None) -> PolicyPack:
+    """`pack` (amounts in its base) with every amount converted to `currency` at `rate`."""
+    if rate is None or not rate.is_finite() or rate <= 0:
+        factor = Fraction(0)
+    else:
+        # Exact: a Fraction of the rate, so no rounding happens before the one we choose.
+        shift = CURRENCY_EXPONENTS[currency] - CURRENCY_EXPONENTS[pack.currency]
+        factor = Fraction(10) ** shift / Fraction(rate)
+
+    def down(minor: int) -> int:
+        return math.floor(minor * factor)
+
+    def up(minor: int) -> int:
+        return math.ceil(minor * factor)
+
+    return _scaled(pack, currency, down, up, open_bands=factor == 0)
+
+
+def _scaled(
+    pack: PolicyPack,
+    currency: str,
+    down: Callable[[int], int],
+    up: Callable[[int], int],
+    *,
+    open_bands: bool,
+) -> PolicyPack:
+    roles = tuple(
+        replace(
+            role,
+            authority=MappingProxyType(
+                {
+                    action: replace(
+                        auth,
+                        standard_minor=down(auth.standard_minor),
+                        exception_minor=down(auth.exception_minor),
+                    )
+                    for action, auth in role.authority.items()
+                }
+            ),
+        )
+        for role in pack.roles
+    )
+    budgets = tuple(
+        replace(
+            budget,
+            limit_minor=down(budget.limit_minor),
+            limits=MappingProxyType({r: down(v) for r, v in budget.limits.items()}),
+        )
+        for budget in pack.budgets
+    )
+    asserted = {
+        name: replace(
+            a, unlocks_minor=down(a.unlocks_minor) if a.unlocks_minor is not None else None
+        )
+        for name, a in pack.asserted.items()
+    }
+
+    def band(judge: JudgeBand | None) -> JudgeBand | None:
+        # A band widens, never narrows: the judge reviews every amount it would have.
+        if judge is None:
+            return None
+        if open_bands:
+            return replace(judge, min_minor=0, max_minor=None)
+        return replace(
+            judge,
+            min_minor=down(judge.min_minor),
+            max_minor=up(judge.max_minor) if judge.max_minor is not None else None,
+        )
+
+    actions = {
+        name: replace(
+            action,
+            exceptions=tuple(replace(r, judge=band(r.judge)) for r in action.exceptions),
+        )
+        for name, action in pack.actions.items()
+    }
+    return replace(
+        pack,
+        currency=currency,
+        roles=roles,
+        budgets=budgets,
+        asserted=MappingProxyType(asserted),
+        actions=MappingProxyType(actions),
+        rated={},
+        amounts=MappingProxyType({name: down(minor) for name, minor in pack.amounts.items()}),
+    )
 
 
 def highest_human(roles: tuple[Role, ...]) -> Role:

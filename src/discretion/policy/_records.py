@@ -217,7 +217,8 @@ def _money(raw: Any, signed: bool, currency: str | None, path: str) -> Money | S
     money = SignedMoney.of(dict(raw), "", field=path) if signed else Money.model_validate(raw)
     if currency is not None and money.currency != currency:
         raise RecordError(
-            f"{path} is in {money.currency} but the proposal is in {currency}; amounts in"
+            f"currency mismatch: {path} is in {money.currency} but the proposal is in"
+            f" {currency}; amounts in"
             " different currencies are never compared"
         )
     return money

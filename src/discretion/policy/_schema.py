@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 __all__ = [
     "ActionAuthoritySpec",
     "ActionSpec",
+    "Amount",
     "ArgSpec",
     "ArgType",
     "AssertedSpec",
@@ -25,6 +26,7 @@ __all__ = [
     "MemberSpec",
     "PackSpec",
     "PrecedentPolicySpec",
+    "RatesSpec",
     "ReasonSpec",
     "RecordRef",
     "RecordSpec",
@@ -40,6 +42,10 @@ _MODEL = ConfigDict(frozen=True, extra="forbid")
 RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")]
 FieldName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+$")]
 AmountText = Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)?$")]
+CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$")]
+Amount = AmountText | dict[CurrencyCode, AmountText]
+"""An amount of money in a pack: one amount (`"100.00"`), in the pack's currency (or its rates'
+base), or one per currency the pack declares (`{USD: "100.00", EUR: "90.00", JPY: "13000"}`)."""
 FieldType = Literal[
     "string",
     "int",
@@ -152,7 +158,7 @@ class UnlocksSpec(BaseModel):
 
     model_config = _MODEL
 
-    max_amount: AmountText
+    max_amount: Amount
     """The largest amount a standard rule or exception reason that reads the assertion may
     allow; above it the case routes to a person. `"0"`: never without one."""
 
@@ -340,9 +346,9 @@ class JudgeBandSpec(BaseModel):
 
     model_config = _MODEL
 
-    min_amount: AmountText = "0"
+    min_amount: Amount = "0"
     """The smallest amount it reviews (inclusive)."""
-    max_amount: AmountText | None = None
+    max_amount: Amount | None = None
     """The largest amount it reviews (inclusive); no upper bound when absent."""
     clause: str | None = None
     """The policy clause the judge reads; the reason's description when absent."""
@@ -417,9 +423,9 @@ class ActionAuthoritySpec(BaseModel):
 
     model_config = _MODEL
 
-    standard: AmountText = "0"
+    standard: Amount = "0"
     """The largest amount it may approve inside standard policy."""
-    exception: AmountText = "0"
+    exception: Amount = "0"
     """The largest amount it may grant as an exception."""
     reasons: list[str] | None = None
     """The exception reasons it may grant; those whose `granted_by` admit it when absent."""
@@ -450,8 +456,8 @@ class BudgetSpec(BaseModel):
     or the whole organisation."""
     window: Window
     """Rolling window such as `30d`, `24h`."""
-    limit: AmountText
-    limits: dict[str, AmountText] = {}
+    limit: Amount
+    limits: dict[str, Amount] = {}
     """Per role of the proposing actor, a limit instead of `limit`."""
     actions: list[str] | None = None
     """The actions it counts; all when absent."""
@@ -464,6 +470,19 @@ class BudgetSpec(BaseModel):
     message: str | None = None
 
 
+class RatesSpec(BaseModel):
+    """How a multi-currency pack converts a proposal's amount to the currency of its limits."""
+
+    model_config = _MODEL
+
+    fact: FieldName
+    """A context field of type `decimal` (declared under `context`): how many units of `base`
+    one unit of the proposal's currency is worth (`fx.rate_to_usd`: 1.0850 for EUR). Every
+    action reads it; a proposal in `base` does not need it."""
+    base: CurrencyCode
+    """The currency the pack's amounts are stated in; one of `currencies`."""
+
+
 class PackSpec(BaseModel):
     """A whole policy pack, after its files are merged."""
 
@@ -472,8 +491,20 @@ class PackSpec(BaseModel):
     pack: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     """The pack's name."""
     description: str = ""
-    currency: str
-    """The currency of every limit in the pack."""
+    currency: str | None = None
+    """The currency of every limit in the pack, and of every proposal; give it or
+    `currencies`, not both."""
+    currencies: Annotated[list[CurrencyCode], Field(min_length=1)] | None = None
+    """The currencies proposals may be in (`[USD, EUR, JPY]`); every amount in the pack is then
+    given per currency (`{USD: "100.00", EUR: "90.00", JPY: "13000"}`), unless `rates` says how
+    to convert."""
+    rates: RatesSpec | None = None
+    """Convert instead of stating every limit per currency: a fact giving the proposal's
+    currency's rate to `base`, in which the pack's amounts are stated once."""
+    amounts: dict[MemberName, Amount] = {}
+    """Named amounts every rule may read as `amounts.<name>`: minor units of the proposal's
+    currency, so `amount > amounts.large_refund` means the same in every currency (an int
+    literal such as `5000` is 50.00 USD but 5000 JPY). With `rates`, converted rounded down."""
     private_limits: bool = True
     """When true, explanations never quote limits to the agent."""
     unknown_tools: Literal["route", "deny"] = "route"

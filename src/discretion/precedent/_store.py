@@ -132,10 +132,12 @@ class Precedents:
             raise ProposalError(f"decision {decision_id!r} is not on record", field="decision_id")
         decision = Decision.model_validate(body["decision"])
         reason, policy = self._reason(decision, tx)
-        role = self._grantor_role(grantor, decision, reason, policy.set_by)
+        # The grantor's authority in the decision's currency (at the rate it was decided at).
+        priced = self._in_currency(decision, body.get("context", {}))
+        role = self._grantor_role(priced, grantor, decision, reason, policy.set_by)
         action = self.policy.actions[decision.action]
         auth = role.authority[decision.action]
-        grantor_limit = self.policy.money(auth.exception_minor)
+        grantor_limit = priced.money(auth.exception_minor)
         fields = self.policy.fields
 
         missing = [key for key in policy.scope if key not in spec.scope]
@@ -170,9 +172,9 @@ class Precedents:
                 field="scope",
             )
         if spec.max_amount is not None:
-            if spec.max_amount.currency != self.policy.currency:
+            if spec.max_amount.currency != priced.currency:
                 raise ProposalError(
-                    f"max_amount must be in the pack's currency {self.policy.currency}",
+                    f"max_amount must be in the decision's currency {priced.currency}",
                     field="max_amount",
                 )
             if spec.max_amount.minor > grantor_limit.minor:
@@ -249,6 +251,16 @@ class Precedents:
         tx.record("precedent.set", precedent.id, record, at=now, chain=precedent.source_decision_id)
         return precedent
 
+    def _in_currency(self, decision: Decision, context: Mapping[str, Any]) -> PolicyPack:
+        """The pack with its amounts in `decision`'s currency, at the rate it recorded."""
+        pack = self.policy
+        if decision.amount is None or decision.amount.currency == pack.currency:
+            return pack
+        rate = None
+        if pack.rates is not None:
+            rate = Snapshot.thaw(context, pack.fields).values.get(pack.rates.fact)
+        return pack.in_currency(decision.amount.currency, rate)
+
     def _reason(self, decision: Decision, tx: SqlTransaction) -> tuple[Rule, Any]:
         action = self.policy.actions.get(decision.action)
         reason = action.reason(decision.reason) if action and decision.reason else None
@@ -276,9 +288,14 @@ class Precedents:
         return reason, reason.precedent
 
     def _grantor_role(
-        self, grantor: Actor, decision: Decision, reason: Rule, set_by: frozenset[str] | None
+        self,
+        pack: PolicyPack,
+        grantor: Actor,
+        decision: Decision,
+        reason: Rule,
+        set_by: frozenset[str] | None,
     ) -> Role:
-        role = self.policy.role(grantor.role)
+        role = pack.role(grantor.role)
         if role is None or role.is_ai != grantor.is_ai:
             raise ApprovalError(
                 f"grantor {grantor.id!r}: role {grantor.role!r} is not a matching role of the pack"

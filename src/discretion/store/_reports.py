@@ -62,6 +62,8 @@ class GrantCell:
     """How many grants."""
     minor: int
     """Their money."""
+    currency: str | None = None
+    """The currency of `minor`; None for grants that moved no money."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,12 +101,20 @@ class LikeCase:
 
 
 def _exposure(
-    connection: Connection, *, since: datetime, customer_id: str | None, actor_id: str | None
+    connection: Connection,
+    *,
+    since: datetime,
+    customer_id: str | None,
+    actor_id: str | None,
+    currency: str | None = None,
 ) -> GrantTotals:
     after = to_us(since)
     decided = [decisions.c.decided_us > after, decisions.c.outcome.in_(_GRANTED)]
     approved = [approvals.c.decided_us > after]
     mine = []
+    if currency is not None:
+        decided.append(decisions.c.currency == currency)
+        mine.append(approvals.c.currency == currency)
     if customer_id is not None:
         decided.append(decisions.c.customer_id == customer_id)
         mine.append(approvals.c.customer_id == customer_id)
@@ -188,13 +198,16 @@ def _grants_by_day(connection: Connection, *, since: datetime, until: datetime) 
             decisions.c.actor_id,
             func.count(),
             func.coalesce(func.sum(decisions.c.amount_minor), literal_column("0")),
+            decisions.c.currency,
         )
         .where(
             decisions.c.decided_us > start,
             decisions.c.decided_us <= end,
             decisions.c.outcome.in_(_GRANTED),
         )
-        .group_by(day, decisions.c.outcome, decisions.c.reason, decisions.c.actor_id)
+        .group_by(
+            day, decisions.c.outcome, decisions.c.reason, decisions.c.actor_id, decisions.c.currency
+        )
     ).all()
     approved_day = (approvals.c.decided_us // _DAY_US).label("day")
     routed = connection.execute(
@@ -207,31 +220,38 @@ def _grants_by_day(connection: Connection, *, since: datetime, until: datetime) 
                 func.sum(func.coalesce(approvals.c.approved_minor, approvals.c.amount_minor)),
                 literal_column("0"),
             ),
+            approvals.c.currency,
         )
         .where(
             approvals.c.status == APPROVED,
             approvals.c.decided_us > start,
             approvals.c.decided_us <= end,
         )
-        .group_by(approved_day, approvals.c.reason, approvals.c.decided_role)
+        .group_by(approved_day, approvals.c.reason, approvals.c.decided_role, approvals.c.currency)
     ).all()
     roles = _roles(connection, {row.actor_id for row in direct})
-    totals: dict[tuple[int, str | None, str], list[int]] = defaultdict(lambda: [0, 0])
+    # Per currency: minor units of two currencies are never added.
+    totals: dict[tuple[int, str | None, str, str | None], list[int]] = defaultdict(lambda: [0, 0])
     for row in direct:
         reason = row.reason if row.outcome == Outcome.ALLOW_EXCEPTION.value else None
-        cell = totals[(int(row.day), reason, roles[row.actor_id])]
+        cell = totals[(int(row.day), reason, roles[row.actor_id], row.currency)]
         cell[0] += int(row[4])
         cell[1] += int(row[5])
     for row in routed:
-        cell = totals[(int(row.day), row.reason, row.decided_role or "?")]
+        cell = totals[(int(row.day), row.reason, row.decided_role or "?", row.currency)]
         cell[0] += int(row[3])
         cell[1] += int(row[4])
     epoch = from_us(0).date()
     return [
         GrantCell(
-            day=epoch + timedelta(days=day_number), reason=reason, role=role, count=n, minor=money
+            day=epoch + timedelta(days=day_number),
+            reason=reason,
+            role=role,
+            count=n,
+            minor=money,
+            currency=currency,
         )
-        for (day_number, reason, role), (n, money) in totals.items()
+        for (day_number, reason, role, currency), (n, money) in totals.items()
     ]
 
 
@@ -242,14 +262,26 @@ class Reports:
         self._store = store
 
     def exposure(
-        self, *, since: datetime, customer_id: str | None = None, actor_id: str | None = None
+        self,
+        *,
+        since: datetime,
+        customer_id: str | None = None,
+        actor_id: str | None = None,
+        currency: str | None = None,
     ) -> GrantTotals:
         """What a customer (or the cases an agent proposed) was granted after `since`.
 
-        Pending routed cases count whenever they were routed.
+        Pending routed cases count whenever they were routed. With `currency`, only what was
+        in it (a pack in several currencies); every amount otherwise.
         """
         with self._store._reading("approvals") as connection:
-            return _exposure(connection, since=since, customer_id=customer_id, actor_id=actor_id)
+            return _exposure(
+                connection,
+                since=since,
+                customer_id=customer_id,
+                actor_id=actor_id,
+                currency=currency,
+            )
 
     def grants_by_day(self, *, since: datetime, until: datetime) -> list[GrantCell]:
         """Grants in `(since, until]` by UTC day, exception reason and granting role."""
@@ -269,14 +301,20 @@ class Reports:
             for role, count, first in rows
         ]
 
-    def budget_use(self, windows: Sequence[tuple[str, datetime]]) -> list[BudgetUse]:
-        """For each `(budget id, window start)`, what is reserved against it since, in order."""
+    def budget_use(
+        self, windows: Sequence[tuple[str, datetime]], *, currency: str | None = None
+    ) -> list[BudgetUse]:
+        """For each `(budget id, window start)`, what is reserved against it since, in order.
+
+        With `currency`, only what was reserved in it.
+        """
         used: list[BudgetUse] = []
         with self._store._reading("metrics") as connection:
             for budget_id, since in windows:
                 window = and_(
                     reservations.c.budget_id == budget_id,
                     reservations.c.reserved_us > to_us(since),
+                    *([reservations.c.currency == currency] if currency is not None else []),
                 )
                 per_key = (
                     select(func.sum(reservations.c.amount_minor).label("used"))

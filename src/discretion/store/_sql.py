@@ -121,6 +121,14 @@ _STATEMENTS: dict[str, Any] = {
         reservations.c.budget_key == bindparam("key"),
         reservations.c.reserved_us > bindparam("since"),
     ),
+    "used_in": select(
+        func.coalesce(func.sum(reservations.c.amount_minor), literal_column("0"))
+    ).where(
+        reservations.c.budget_id == bindparam("budget"),
+        reservations.c.budget_key == bindparam("key"),
+        reservations.c.reserved_us > bindparam("since"),
+        reservations.c.currency == bindparam("currency"),
+    ),
     "decision": insert(decisions),
     "reservation": insert(reservations),
     "record": insert(ledger),
@@ -309,16 +317,23 @@ class SqlTransaction:
             self._identities = IdentityWrites(self)
         return self._identities
 
-    def budget_used(self, budget_id: str, key: str, since: datetime) -> int:
+    def budget_used(
+        self, budget_id: str, key: str, since: datetime, *, currency: str | None = None
+    ) -> int:
         """Minor units reserved against (budget, key) after `since`, with the key locked.
 
         The lock is held to the commit, so no other decision reads this key's sum until this
-        transaction's reservation is visible.
+        transaction's reservation is visible. With `currency`, only what was reserved in it:
+        a pack in several currencies keeps each budget per currency.
         """
         if self._lock_budget is not None and (budget_id, key) not in self._locked:
             self._lock_budget.run(self._cursor, {"budget": budget_id, "key": key})
             self._locked.add((budget_id, key))
-        row = self._run("used", {"budget": budget_id, "key": key, "since": to_us(since)})
+        values = {"budget": budget_id, "key": key, "since": to_us(since)}
+        if currency is not None:
+            row = self._run("used_in", {**values, "currency": currency})
+        else:
+            row = self._run("used", values)
         return int(row.fetchone()[0])
 
     def append(self, record: DecisionRecord, *, opens: ApprovalRow | None = None) -> Decision:

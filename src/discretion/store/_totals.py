@@ -50,6 +50,10 @@ class TotalQuery:
     """Only what this actor proposed."""
     role: str | None = None
     """Only what actors proposed under this role."""
+    currency: str | None = None
+    """Only amounts in this currency (every amount when None: a pack in one currency)."""
+    other: bool = False
+    """With `currency`: count what was decided in any other currency instead."""
 
     def shape(self) -> tuple[Any, ...]:
         """What the statement depends on; the values it binds are not part of it."""
@@ -60,6 +64,8 @@ class TotalQuery:
             self.count,
             self.actor_id is not None,
             self.role is not None,
+            self.currency is not None,
+            self.other,
         )
 
 
@@ -101,7 +107,14 @@ def _part(table: Any, query: TotalQuery, kind: str, at: str) -> Select[Any] | No
         where.append(table.c.actor_id == bindparam(f"actor{at}"))
     if query.role is not None:
         where.append(table.c.actor_role == bindparam(f"role{at}"))
-    measure = func.count() if query.count else func.coalesce(func.sum(amount), literal_column("0"))
+    if query.currency is not None:
+        currency: Any = bindparam(f"currency{at}")
+        where.append(table.c.currency != currency if query.other else table.c.currency == currency)
+    measure = (
+        func.count()
+        if query.count or query.other
+        else func.coalesce(func.sum(amount), literal_column("0"))
+    )
     return select(measure).where(*where)
 
 
@@ -138,6 +151,8 @@ def _values(query: TotalQuery, at: str, values: dict[str, Any]) -> None:
         values[f"actor{at}"] = query.actor_id
     if query.role is not None:
         values[f"role{at}"] = query.role
+    if query.currency is not None:
+        values[f"currency{at}"] = query.currency
 
 
 def run_totals(

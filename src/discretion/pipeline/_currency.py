@@ -1,0 +1,83 @@
+"""Step 3, continued: a pack in several currencies, decided in the proposal's.
+
+A pack that states its amounts per currency is decided on its view in the proposal's currency
+from the start (`normalise`). A pack with `rates` states them once, in its base: once the facts
+are assembled, the rate they hold converts every limit to the proposal's currency, rounded
+down (the same as rounding the converted amount up), and the rate stays in the snapshot, so
+the lineage shows what the amount was measured at. Without a usable rate the case routes.
+
+Running totals and budgets are kept per currency: minor units of two currencies are never
+added. A record with amounts in another currency inside a total's window cannot be measured in
+this one, so the case routes rather than leave the other amounts out.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from discretion.authority import lowest_covering
+from discretion.context import Snapshot
+from discretion.decision import Outcome
+from discretion.pipeline._ledger import LedgerFacts
+from discretion.pipeline._normalise import Normalised
+from discretion.pipeline._state import Evaluation
+from discretion.policy import ActionPolicy, PolicyPack
+
+__all__ = ["CURRENCY_MISMATCH", "CURRENCY_RATE", "at_rate", "mixed_currencies"]
+
+CURRENCY_RATE = "discretion.currency-rate"
+"""The rule id of a case routed because the rate to the pack's base cannot be used."""
+
+CURRENCY_MISMATCH = "discretion.currency-mismatch"
+"""The rule id of a case routed because a total it reads holds amounts in another currency."""
+
+
+def at_rate(pack: PolicyPack, item: Normalised, snapshot: Snapshot) -> Normalised | Evaluation:
+    """`item` priced at the rate its facts hold; a route when the rate cannot be used.
+
+    `pack` is the pipeline's own (amounts in the base currency of its `rates`).
+    """
+    rates = pack.rates
+    if rates is None or item.amount is None:
+        return item
+    currency = item.amount.currency
+    rate = snapshot.values.get(rates.fact)
+    if currency == rates.base:
+        if rate is None or rate == 1:
+            return item
+        cause = (
+            f"{rates.fact} is {rate} for a proposal in {rates.base}, the pack's base; the rate"
+            " of the base to itself is 1, so the facts are not to be trusted"
+        )
+    elif isinstance(rate, Decimal) and rate.is_finite() and rate > 0:
+        return item.priced(pack.in_currency(currency, rate))
+    else:
+        shown = "missing" if rate is None else str(rate)
+        cause = (
+            f"no usable rate of {currency} to {rates.base}: {rates.fact} is {shown}, so the"
+            f" amount cannot be measured against limits stated in {rates.base}"
+        )
+    return Evaluation(
+        outcome=Outcome.ROUTE,
+        rules=[CURRENCY_RATE],
+        # No limit is known in this currency: the top human rung decides.
+        required_role=pack.highest_human,
+        causes=[cause],
+    )
+
+
+def mixed_currencies(item: Normalised, action: ActionPolicy, ledger: LedgerFacts) -> Evaluation:
+    """A route: a total `action` reads holds amounts in a currency other than the proposal's."""
+    currency = item.amount.currency if item.amount is not None else item.pack.currency
+    amount_minor = item.amount.minor if item.amount is not None else 0
+    return Evaluation(
+        outcome=Outcome.ROUTE,
+        rules=[CURRENCY_MISMATCH],
+        required_role=lowest_covering(item.pack, action.name, amount_minor),
+        causes=[
+            f"currency mismatch: {', '.join(ledger.mixed)} holds amounts in another currency"
+            f" than {currency} within its window; amounts in different currencies are never"
+            " added, so it cannot be measured"
+        ],
+        ledger=ledger,
+    )

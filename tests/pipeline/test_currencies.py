@@ -1,0 +1,375 @@
+"""Packs in several currencies: limits per currency, or once in a base at a rate fact."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import NOW, Counter, FakeClock
+from discretion import (
+    Actor,
+    ApprovalError,
+    Guard,
+    Money,
+    Outcome,
+    ProposalError,
+    load_pack,
+)
+from discretion.context import ContextRequest
+from discretion.precedent import PrecedentSpec
+
+HERE = Path(__file__).resolve().parent.parent
+PER_CURRENCY = HERE / "packs" / "currencies.yaml"
+RATED = HERE / "packs" / "rated.yaml"
+BOT = Actor(id="bot-1", role="ai_agent")
+
+
+class Orders:
+    """Every order belongs to c-1, paid in the currency a proposal names; rates by currency."""
+
+    in_process = True
+
+    def __init__(self, rates: Mapping[str, Any] | None = None) -> None:
+        self.rates = dict(rates or {})
+
+    def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
+        facts: dict[str, Any] = {"customer.id": "c-1", "customer.tier": "gold"}
+        if request.order_id is not None:
+            facts |= {"order.id": request.order_id, "order.customer_id": "c-1"}
+            facts["order.total"] = {"amount": "900000", "currency": request.currency}
+        if request.currency in self.rates:
+            facts["fx.rate_to_usd"] = self.rates[request.currency]
+        return facts
+
+
+def guard(store, pack: Path, context: Orders | None = None) -> Guard:
+    return Guard(
+        load_pack(pack),
+        store=store,
+        context=context or Orders(),
+        clock=FakeClock(NOW),
+        ids=Counter(),
+    )
+
+
+def refund(
+    amount: str,
+    currency: str,
+    *,
+    key: str,
+    order: str = "o-1",
+    reason: str | None = None,
+    asserted: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    rationale: dict[str, Any] = {"reason": reason} if reason else {}
+    if asserted:
+        rationale["asserted"] = asserted
+    return {
+        "actor": BOT.model_dump(),
+        "tool": {
+            "name": "issue_refund",
+            "arguments": {
+                "amount": amount,
+                "currency": currency,
+                "order_id": order,
+                "customer_id": "c-1",
+            },
+        },
+        "rationale": rationale,
+        "idempotency_key": key,
+    }
+
+
+@pytest.mark.parametrize(
+    ("currency", "at_limit", "over"),
+    [("USD", "100.00", "100.01"), ("EUR", "90.00", "90.01"), ("JPY", "13000", "13001")],
+)
+def test_each_currency_is_decided_against_its_own_limit(store, currency, at_limit, over):
+    one = guard(store, PER_CURRENCY)
+
+    allowed = one.decide(refund(at_limit, currency, key="a", order="o-1"))
+    routed = one.decide(refund(over, currency, key="b", order="o-2"))
+
+    assert allowed.outcome is Outcome.ALLOW
+    assert allowed.rules == ["any-refund"]
+    assert routed.outcome is Outcome.ROUTE
+    assert routed.required_role == "tier1"
+
+
+def test_a_jpy_amount_with_decimals_is_refused_naming_the_currency(store):
+    with pytest.raises(ProposalError, match=r"more decimal places than JPY allows \(0\)"):
+        guard(store, PER_CURRENCY).decide(refund("100.5", "JPY", key="a"))
+
+
+def test_a_currency_the_pack_does_not_declare_is_refused(store):
+    with pytest.raises(ProposalError, match=r"GBP is not one of the pack's currencies"):
+        guard(store, PER_CURRENCY).decide(refund("10.00", "GBP", key="a"))
+
+
+def test_budgets_are_kept_per_currency(store):
+    one = guard(store, PER_CURRENCY)
+    for n, order in enumerate(("o-1", "o-2")):
+        assert one.decide(refund("70.00", "USD", key=f"u{n}", order=order)).outcome is (
+            Outcome.ALLOW
+        )
+
+    over = one.decide(refund("10.01", "USD", key="u3", order="o-3"))
+    in_euros = one.decide(refund("90.00", "EUR", key="e1", order="o-4"))
+    at_euro_limit = one.decide(refund("50.00", "EUR", key="e2", order="o-5"))
+    over_in_euros = one.decide(refund("0.01", "EUR", key="e3", order="o-6"))
+
+    assert over.outcome is Outcome.ROUTE
+    assert "customer-daily" in over.rules
+    assert in_euros.outcome is Outcome.ALLOW
+    assert [(r.budget, str(r.amount)) for r in in_euros.reservations] == [
+        ("customer-daily", "EUR 90.00")
+    ]
+    assert at_euro_limit.outcome is Outcome.ALLOW
+    assert over_in_euros.outcome is Outcome.ROUTE
+    assert "customer-daily" in over_in_euros.rules
+
+
+def test_cumulative_authority_is_measured_in_the_proposals_currency(store):
+    one = guard(store, PER_CURRENCY)
+
+    first = one.decide(refund("60.00", "EUR", key="a"))
+    second = one.decide(refund("30.00", "EUR", key="b"))
+    third = one.decide(refund("0.01", "EUR", key="c"))
+
+    assert first.outcome is Outcome.ALLOW
+    assert second.outcome is Outcome.ALLOW
+    assert third.outcome is Outcome.ROUTE
+    assert third.required_role == "tier1"
+
+
+def test_a_split_across_currencies_on_one_order_routes_instead_of_adding_minor_units(store):
+    one = guard(store, PER_CURRENCY)
+
+    usd = one.decide(refund("60.00", "USD", key="a"))
+    eur = one.decide(refund("50.00", "EUR", key="b"))
+
+    assert usd.outcome is Outcome.ALLOW
+    assert eur.outcome is Outcome.ROUTE
+    assert eur.rules == ["discretion.currency-mismatch"]
+    assert "currency mismatch" in " ".join(eur.causes)
+
+
+def credit(amount: str, currency: str, *, key: str) -> dict[str, Any]:
+    return {
+        "actor": BOT.model_dump(),
+        "tool": {
+            "name": "issue_credit",
+            "arguments": {"amount": amount, "currency": currency, "customer_id": "c-1"},
+        },
+        "rationale": {
+            "reason": "damaged-goodwill",
+            "asserted": {"customer.stated_reason": "damaged"},
+        },
+        "idempotency_key": key,
+    }
+
+
+@pytest.mark.parametrize(
+    ("currency", "at_unlock", "over_unlock", "in_band"),
+    [("EUR", "25.00", "25.01", "30.00"), ("JPY", "4000", "4001", "4500")],
+)
+def test_unlocks_and_judge_bands_are_per_currency(store, currency, at_unlock, over_unlock, in_band):
+    one = guard(store, PER_CURRENCY)
+
+    allowed = one.decide(credit(at_unlock, currency, key="a"))
+    unlock_exceeded = one.decide(credit(over_unlock, currency, key="b"))
+    # From the band's minimum the LLM judge reviews it; without one the case routes.
+    reviewed = one.decide(credit(in_band, currency, key="c"))
+
+    assert allowed.outcome is Outcome.ALLOW_EXCEPTION
+    assert unlock_exceeded.outcome is Outcome.ROUTE
+    assert "discretion.asserted.unlock-exceeded" in unlock_exceeded.rules
+    assert reviewed.outcome is Outcome.ROUTE
+    assert "discretion.asserted.unlock-exceeded" in reviewed.rules
+
+
+def test_a_rate_converts_rounding_the_amount_up(store):
+    one = guard(store, RATED, Orders({"EUR": "1.25", "JPY": "0.0067", "USD": "1"}))
+
+    # USD 100.00 is EUR 80.00 at 1.25; EUR 80.01 is USD 100.0125, which is above it.
+    at_limit = one.decide(refund("80.00", "EUR", key="a", order="o-1"))
+    over = one.decide(refund("80.01", "EUR", key="b", order="o-2"))
+    # USD 100.00 at 0.0067 is JPY 14925.37...: JPY 14925 is within, JPY 14926 is not.
+    yen = one.decide(refund("14925", "JPY", key="c", order="o-3"))
+    more_yen = one.decide(refund("14926", "JPY", key="d", order="o-4"))
+    # The daily budget of USD 150.00 is kept per currency: the euros and yen are not in it.
+    dollars = one.decide(refund("100.00", "USD", key="e", order="o-5"))
+    over_budget = one.decide(refund("50.01", "USD", key="f", order="o-6"))
+
+    assert at_limit.outcome is Outcome.ALLOW
+    assert over.outcome is Outcome.ROUTE
+    assert over.required_role == "tier1"
+    assert yen.outcome is Outcome.ALLOW
+    assert more_yen.outcome is Outcome.ROUTE
+    assert dollars.outcome is Outcome.ALLOW
+    assert over_budget.outcome is Outcome.ROUTE
+    assert "customer-daily" in over_budget.rules
+
+
+def test_the_rate_used_is_recorded_with_the_decisions_facts(store):
+    one = guard(store, RATED, Orders({"EUR": "1.25"}))
+
+    one.decide(refund("10.00", "EUR", key="a"))
+
+    recorded = next(store.export())["body"]["context"]
+    assert recorded["fx.rate_to_usd"] == "1.250000"
+
+
+def test_a_missing_rate_routes_with_the_reason(store):
+    decision = guard(store, RATED, Orders({})).decide(refund("10.00", "EUR", key="a"))
+
+    assert decision.outcome is Outcome.ROUTE
+    assert decision.rules == ["discretion.context-unavailable"]
+    assert "fx.rate_to_usd" in " ".join(decision.causes)
+    assert decision.required_role == "manager"
+
+
+@pytest.mark.parametrize(("currency", "rate"), [("EUR", "0"), ("USD", "1.1")])
+def test_an_unusable_rate_routes(store, currency, rate):
+    decision = guard(store, RATED, Orders({currency: rate})).decide(
+        refund("10.00", currency, key="a")
+    )
+
+    assert decision.outcome is Outcome.ROUTE
+    assert decision.rules == ["discretion.currency-rate"]
+    assert decision.required_role == "manager"
+
+
+def test_with_rates_a_split_across_currencies_on_one_order_routes(store):
+    one = guard(store, RATED, Orders({"EUR": "1.25", "USD": "1"}))
+
+    usd = one.decide(refund("60.00", "USD", key="a"))
+    eur = one.decide(refund("40.00", "EUR", key="b"))
+
+    assert usd.outcome is Outcome.ALLOW
+    assert eur.outcome is Outcome.ROUTE
+    assert eur.rules == ["discretion.currency-mismatch"]
+
+
+@pytest.mark.parametrize(
+    ("currency", "at_limit", "over"),
+    [("USD", "2000.00", "2000.01"), ("EUR", "1800.00", "1800.01"), ("JPY", "260000", "260001")],
+)
+def test_a_named_amount_is_read_in_cel_in_the_proposals_currency(store, currency, at_limit, over):
+    one = guard(store, PER_CURRENCY)
+
+    within = one.decide(refund(at_limit, currency, key="a", order="o-1"))
+    denied = one.decide(refund(over, currency, key="b", order="o-2"))
+
+    assert within.outcome is Outcome.ROUTE
+    assert "too-large" not in within.rules
+    assert denied.outcome is Outcome.DENY
+    assert denied.rules == ["too-large"]
+
+
+def test_a_named_amount_is_converted_at_the_rate_rounded_down(store):
+    one = guard(store, RATED, Orders({"JPY": "0.0067"}))
+
+    # USD 2000.00 at 0.0067 is JPY 298507.46...: JPY 298507 is within, JPY 298508 is not.
+    within = one.decide(refund("298507", "JPY", key="a", order="o-1"))
+    denied = one.decide(refund("298508", "JPY", key="b", order="o-2"))
+
+    assert within.outcome is Outcome.ROUTE
+    assert denied.outcome is Outcome.DENY
+    assert denied.rules == ["too-large"]
+
+
+def test_a_money_fact_in_another_currency_routes_as_a_currency_mismatch(store):
+    class Dollars(Orders):
+        def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
+            facts = dict(super().fetch(request))
+            facts["order.total"] = {"amount": "900.00", "currency": "USD"}
+            return facts
+
+    decision = guard(store, PER_CURRENCY, Dollars()).decide(refund("10.00", "EUR", key="a"))
+
+    assert decision.outcome is Outcome.ROUTE
+    assert decision.rules == ["discretion.context-unavailable"]
+    assert decision.causes[0].startswith("currency mismatch: context field 'order.total' is in USD")
+
+
+def test_a_precedent_is_bounded_by_the_grantors_limit_in_the_decisions_currency(store):
+    one = guard(store, PER_CURRENCY)
+    granted = one.decide(credit("25.00", "EUR", key="a"))
+    manager = Actor(id="mia", role="manager", is_ai=False)
+
+    def spec(amount: str, currency: str) -> PrecedentSpec:
+        return PrecedentSpec(
+            scope={"customer.tier": "gold"},
+            max_amount=Money.of(amount, currency),
+            expires_at=NOW + timedelta(days=30),
+            citations=3,
+            note="damaged in transit",
+        )
+
+    # The manager may grant EUR 900.00 (USD 1000.00): EUR 950.00 is above it.
+    with pytest.raises(ApprovalError, match=r"above what role 'manager' may grant.*EUR 900\.00"):
+        one.precedents.set(granted.id, spec("950.00", "EUR"), grantor=manager)
+    with pytest.raises(ProposalError, match="must be in the decision's currency EUR"):
+        one.precedents.set(granted.id, spec("100.00", "USD"), grantor=manager)
+    precedent = one.precedents.set(granted.id, spec("900.00", "EUR"), grantor=manager)
+
+    assert granted.outcome is Outcome.ALLOW_EXCEPTION
+    assert str(precedent.max_amount) == "EUR 900.00"
+
+
+def test_exposure_and_budget_metrics_are_kept_per_currency(store):
+    from fastapi.testclient import TestClient
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from discretion.api import create_app
+
+    one = guard(store, PER_CURRENCY)
+    assert one.decide(refund("60.00", "USD", key="a", order="o-1")).outcome is Outcome.ALLOW
+    assert one.decide(refund("70.00", "EUR", key="b", order="o-2")).outcome is Outcome.ALLOW
+
+    dollars = one.approvals.exposure(customer_id="c-1", currency="USD")
+    euros = one.approvals.exposure(customer_id="c-1", currency="EUR")
+    report = one.approvals.exposure_report(days=1)
+    with TestClient(create_app(one)) as client:
+        text = client.get("/metrics").text
+    samples = {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+    assert str(dollars.granted_total) == "USD 60.00"
+    assert dollars.granted == 1
+    assert str(euros.granted_total) == "EUR 70.00"
+    assert sorted(str(row.total) for row in report) == ["EUR 70.00", "USD 60.00"]
+    reserved = "discretion_budget_reserved_minor_units"
+    assert samples[(reserved, frozenset({("budget", "customer-daily"), ("currency", "EUR")}))] == (
+        7000
+    )
+    assert samples[(reserved, frozenset({("budget", "customer-daily"), ("currency", "USD")}))] == (
+        6000
+    )
+    # EUR 70.00 of EUR 140.00 is the largest share; USD 60.00 of 150.00 is less.
+    ratio = samples[
+        ("discretion_budget_utilisation_ratio", frozenset({("budget", "customer-daily")}))
+    ]
+    assert ratio == pytest.approx(0.5)
+
+
+def test_the_approver_is_told_limits_in_the_cases_currency(store):
+    from types import SimpleNamespace
+
+    from discretion.api._ui import for_approver
+
+    one = guard(store, PER_CURRENCY)
+    routed = one.decide(refund("90.01", "EUR", key="a"))
+
+    said = " ".join(for_approver(SimpleNamespace(guard=one), one.approvals.get(routed.id), routed))
+
+    assert "The ai_agent role may grant up to EUR 90.00 inside standard policy" in said
+    assert "It is routed to tier1, who may grant up to EUR 270.00 inside standard policy." in said
