@@ -20,6 +20,7 @@ from discretion.errors import (
     ProposalError,
     StaleApproval,
     StoreError,
+    WebhookSignatureError,
 )
 from discretion.execution import Execution, Executions, ExecutionStatus
 from discretion.guard import Guard
@@ -64,6 +65,7 @@ __all__ = [
     "StoreError",
     "ToolCall",
     "Verdict",
+    "WebhookSignatureError",
     "__version__",
     "load_pack",
 ]
