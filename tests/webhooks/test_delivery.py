@@ -4,12 +4,12 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from conftest import NOW, good_facts, refund
 from discretion import Actor, ConfigurationError, Outcome
 from discretion.api._webhooks import deliver_once
-from discretion.store._schema import webhook_cursors
+from discretion.store._schema import ledger, webhook_cursors
 from discretion.webhooks import (
     EVENT_ID_HEADER,
     EVENT_TYPE_HEADER,
@@ -282,3 +282,24 @@ def test_an_endpoint_without_its_secret_is_refused_before_anything_is_sent(store
         Deliverer(store, [endpoint], environ={})
     with pytest.raises(ConfigurationError, match="shorter than 16"):
         Deliverer(store, [endpoint], environ={"ACME_HOOK_SECRET": "short"})
+
+
+def test_an_edited_ledger_record_sends_nothing_and_stops_the_endpoint(
+    make_deliverer, guard, inbox, store
+):
+    deliverer = make_deliverer(A)
+    deliverer.enroll()
+    decision = guard.decide(refund("80.00"))
+    with store.engine.begin() as connection:
+        body = connection.execute(
+            select(ledger.c.body).where(ledger.c.subject_id == decision.id)
+        ).scalar_one()
+        connection.execute(
+            update(ledger)
+            .where(ledger.c.subject_id == decision.id)
+            .values(body=body.replace('"tier1"', '"manager"'))
+        )
+    [delivery] = deliverer.deliver()
+    assert inbox.got == []
+    assert "was edited (its hash does not recompute)" in (delivery.error or "")
+    assert store.webhooks.get(deliverer.endpoints[0].id).delivered == 0

@@ -1,5 +1,8 @@
 """The server's side of webhooks: the delivery loop in the app's lifespan, and their OpenAPI.
 
+`deliver_once` is also the command line's pass, so this module imports nothing of the server
+extra until the app runs.
+
 Each server process (each `serve` worker) runs the loop; the endpoints' leases in the store let
 one of them deliver to an endpoint at a time, so adding workers adds no duplicate sends.
 """
@@ -9,10 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-
-import anyio
-import anyio.to_thread
-from fastapi import FastAPI
+from typing import TYPE_CHECKING
 
 from discretion.guard import Guard
 from discretion.webhooks import (
@@ -23,6 +23,9 @@ from discretion.webhooks import (
     Delivery,
     ExecutionFinishedEvent,
 )
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 __all__ = ["deliver_once", "document_webhooks", "webhook_lifespan"]
 
@@ -49,6 +52,9 @@ def deliver_once(guard: Guard, deliverer: Deliverer) -> list[Delivery]:
 
 
 async def _deliver_forever(guard: Guard, deliverer: Deliverer, every_s: float) -> None:
+    import anyio
+    import anyio.to_thread
+
     while True:
         try:
             await anyio.to_thread.run_sync(deliver_once, guard, deliverer)
@@ -64,6 +70,9 @@ def webhook_lifespan(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        import anyio
+        import anyio.to_thread
+
         if deliverer is None:
             yield
             return

@@ -40,11 +40,12 @@ from typing import TYPE_CHECKING, Any
 
 from discretion import __version__
 from discretion.decision import Decision
-from discretion.errors import ConfigurationError, DiscretionError
-from discretion.lineage import LedgerRecord
-from discretion.store import SqlStore
+from discretion.errors import ConfigurationError, DiscretionError, LedgerIntegrityError
+from discretion.lineage import LedgerRecord, record_hash
+from discretion.store import PendingRecord, SqlStore
 from discretion.webhooks._endpoint import WebhookEndpoint
 from discretion.webhooks._events import Event, events_of
+from discretion.webhooks._mail import MailFailed, message_for, send_mail
 from discretion.webhooks._signature import (
     EVENT_ID_HEADER,
     EVENT_TYPE_HEADER,
@@ -238,7 +239,7 @@ class Deliverer:
                 pending = cursors.pending(positions, limit=self._batch)
                 for item in pending:
                     record = item.record
-                    found = events_of(item, decision_of=decision_of, link=self._link)
+                    found = self._events(item, decision_of)
                     wanted = [event for event in found if endpoint.wants(event)]
                     for event in wanted:
                         self._post(endpoint, secret, event)
@@ -260,6 +261,34 @@ class Deliverer:
             return self._failed(endpoint, row.attempts, str(exc), sent)
         cursors.release(endpoint.id, owner=self.owner)
         return Delivery(endpoint=endpoint.id, claimed=True, sent=sent)
+
+    def _events(
+        self, item: PendingRecord, decision_of: Callable[[str], Decision | None]
+    ) -> list[Event]:
+        """The events of a record, once its hash recomputes: an edited record sends nothing."""
+        record = item.record
+        recomputed = record_hash(
+            seq=record.chain_seq,
+            kind=record.kind,
+            body=record.body,
+            prev_hash=record.prev_hash,
+            partition=record.partition,
+        )
+        where = f"ledger record {record.seq} ({record.kind})"
+        if recomputed != record.hash:
+            raise LedgerIntegrityError(
+                f"{where} was edited (its hash does not recompute); nothing is sent from it or"
+                " after it. Run `discretion ledger verify`",
+                seq=record.seq,
+            )
+        try:
+            return events_of(item, decision_of=decision_of, link=self._link)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LedgerIntegrityError(
+                f"{where} is malformed ({exc!r}); nothing is sent from it or after it. Run"
+                " `discretion ledger verify`",
+                seq=record.seq,
+            ) from exc
 
     def _advance(
         self, endpoint: WebhookEndpoint, record: LedgerRecord, positions: list[int], events: int
@@ -315,7 +344,20 @@ class Deliverer:
         )
         for attempt in retrying:
             with attempt:
-                self._send(endpoint, secret, event, body)
+                if endpoint.is_mail:
+                    self._mail(endpoint, secret, event)
+                else:
+                    self._send(endpoint, secret, event, body)
+
+    def _mail(self, endpoint: WebhookEndpoint, password: str, event: Event) -> None:
+        sender = endpoint.sender or f"discretion@{socket.gethostname()}"
+        message = message_for(event, sender=sender, to=sorted(endpoint.to or ()))
+        try:
+            send_mail(endpoint.url, message, user=endpoint.user, password=password)
+        except MailFailed as exc:
+            raise _Failed(
+                f"{event.type} {event.id} to {endpoint.url}: {exc}", is_transient=exc.is_transient
+            ) from exc
 
     def _send(self, endpoint: WebhookEndpoint, secret: str, event: Event, body: bytes) -> None:
         headers = {

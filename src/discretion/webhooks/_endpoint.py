@@ -12,6 +12,17 @@ The URL first, then any of `events=` (event types, comma-separated; all by defau
 `secret-env=` (the environment variable holding the signing secret, `DISCRETION_WEBHOOK_SECRET`
 by default) and `name=` (the endpoint's id in the delivery table; derived from the URL by
 default). The secret itself never appears in the line, on a command line or in the settings.
+
+An `smtp://host:port` (or `smtp+starttls://host:port`) URL sends each event as an email
+instead, through the same cursor and retries: `to=` (addresses, comma-separated; required),
+`from=` (the sender; `discretion@` this host's name by default) and `user=` (log in as this
+user, with the password in `secret-env`). Without `events=`, a mail endpoint is sent only the
+events that bring a case to a role (`approval.opened`, `approval.escalated`): one email per
+decision would be noise.
+
+```
+smtp://mail.acme.test:25 to=tier2-desk@acme.test roles=tier2
+```
 """
 
 from __future__ import annotations
@@ -34,7 +45,9 @@ MIN_SECRET_LENGTH = 16
 
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_OPTIONS = ("events", "roles", "secret-env", "name")
+_OPTIONS = ("events", "roles", "secret-env", "name", "to", "from", "user")
+_HTTP = ("http", "https")
+_MAIL = ("smtp", "smtp+starttls")
 
 
 def _items(spec: str, key: str, value: str) -> frozenset[str]:
@@ -63,14 +76,33 @@ class WebhookEndpoint:
     """The environment variable holding its signing secret."""
     name: str | None = None
     """Its id in the delivery table; derived from the URL when None."""
+    to: frozenset[str] | None = None
+    """For a mail endpoint: the addresses notices go to."""
+    sender: str | None = None
+    """For a mail endpoint: the `From` address; `discretion@` this host when None."""
+    user: str | None = None
+    """For a mail endpoint: log in as this user, with the password in `secret_env`."""
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if parts.scheme not in (*_HTTP, *_MAIL) or not parts.hostname:
             raise ConfigurationError(
                 f"webhook {self.url!r}: write an http(s) URL, such as"
-                " https://hooks.example.com/discretion"
+                " https://hooks.example.com/discretion, or smtp://host:port for email"
             )
+        if self.is_mail and not self.to:
+            raise ConfigurationError(
+                f"webhook {self.url!r}: an smtp endpoint needs to=ADDRESS[,ADDRESS...]"
+            )
+        if not self.is_mail and (self.to or self.sender or self.user):
+            raise ConfigurationError(
+                f"webhook {self.url!r}: to=, from= and user= are for smtp:// endpoints"
+            )
+        for address in sorted(self.to or ()) + ([self.sender] if self.sender else []):
+            if "@" not in address.strip("@"):
+                raise ConfigurationError(
+                    f"webhook {self.url!r}: {address!r} is not an email address"
+                )
         unknown = sorted((self.events or frozenset()) - set(EVENT_TYPES))
         if unknown:
             raise ConfigurationError(
@@ -87,6 +119,11 @@ class WebhookEndpoint:
                 f"webhook {self.url!r}: name={self.name!r}: use 1 to 64 letters, digits, '_',"
                 " '.' or '-'"
             )
+
+    @property
+    def is_mail(self) -> bool:
+        """Whether events go out as email (`smtp://`) rather than as signed POSTs."""
+        return urlsplit(self.url).scheme in _MAIL
 
     @property
     def id(self) -> str:
@@ -122,6 +159,9 @@ class WebhookEndpoint:
             roles=_items(spec, "roles", options["roles"]) if "roles" in options else None,
             secret_env=options.get("secret-env", DEFAULT_SECRET_ENV),
             name=options.get("name"),
+            to=_items(spec, "to", options["to"]) if "to" in options else None,
+            sender=options.get("from"),
+            user=options.get("user"),
         )
 
     def spec(self) -> str:
@@ -135,15 +175,28 @@ class WebhookEndpoint:
             words.append(f"secret-env={self.secret_env}")
         if self.name is not None:
             words.append(f"name={self.name}")
+        if self.to is not None:
+            words.append("to=" + ",".join(sorted(self.to)))
+        if self.sender is not None:
+            words.append(f"from={self.sender}")
+        if self.user is not None:
+            words.append(f"user={self.user}")
         return " ".join(words)
 
     def secret(self, environ: Mapping[str, str]) -> str:
-        """Its signing secret, from `environ`.
+        """Its signing secret (for mail, its password, if it logs in), from `environ`.
 
         Raises:
             ConfigurationError: the variable is unset or too short.
         """
         value = environ.get(self.secret_env, "")
+        if self.is_mail:
+            if self.user is not None and not value:
+                raise ConfigurationError(
+                    f"webhook {self.url!r}: {self.secret_env} is not set; set it to the SMTP"
+                    f" password of {self.user!r}"
+                )
+            return value
         if len(value) < MIN_SECRET_LENGTH:
             state = "is not set" if not value else f"is shorter than {MIN_SECRET_LENGTH}"
             raise ConfigurationError(
@@ -155,7 +208,10 @@ class WebhookEndpoint:
 
     def wants(self, event: Event) -> bool:
         """Whether this endpoint receives `event`."""
-        if self.events is not None and event.type not in self.events:
+        types = self.events
+        if types is None and self.is_mail:
+            types = frozenset(ROLE_EVENTS)
+        if types is not None and event.type not in types:
             return False
         if self.roles is not None and event.type in ROLE_EVENTS:
             return event.data.get("role") in self.roles
