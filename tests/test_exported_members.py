@@ -13,6 +13,7 @@ import discretion.pipeline
 import discretion.policy
 import discretion.precedent
 import discretion.store
+import discretion.webhooks
 
 
 def isort_order(name: str) -> tuple[int, str]:
@@ -28,7 +29,7 @@ def test_all_is_sorted_and_complete():
     modules |= {"precedent"}
     modules |= {"judge"}
     modules |= {"approvals", "api"}
-    modules |= {"evals", "pipeline", "settings", "shadow", "signing"}
+    modules |= {"evals", "pipeline", "settings", "shadow", "signing", "webhooks"}
     assert discretion.__all__ == sorted(discretion.__all__, key=isort_order)
     assert public - modules == set(discretion.__all__) - {"__version__"}
 
@@ -52,6 +53,7 @@ def test_extension_packages_export_what_they_list():
         discretion.policy,
         discretion.precedent,
         discretion.store,
+        discretion.webhooks,
     ):
         assert package.__all__ == sorted(package.__all__, key=isort_order)
         for name in package.__all__:

@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"authority", "budget"},
     {"precedent", "execution"},
     {"pipeline"},
-    {"approvals", "shadow", "_similar", "_learning"},
+    {"approvals", "shadow", "_similar", "_learning", "webhooks"},
     {"integrations"},
     {"guard"},
     {"settings"},

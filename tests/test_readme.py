@@ -204,3 +204,36 @@ def test_readme_http_snippet_claims_runs_and_reports_an_approved_call_once():
     assert (done.status, done.result) == ("succeeded", "refunded USD 649.00")
     kinds = [r["kind"] for r in guard.store.export()]
     assert (kinds.count("execution.started"), kinds.count("execution.succeeded")) == (1, 1)
+
+
+def test_readme_webhook_snippet_accepts_a_signed_event_once_and_refuses_a_forged_one():
+    import pytest
+
+    from discretion import WebhookSignatureError
+    from discretion.webhooks import sign
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("#### Webhooks", 1)[1].split("\n### ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    assert len(code.group(1).strip().splitlines()) <= 10
+    source = code.group(1).replace(
+        "(SECRET, headers, raw_body)", "(SECRET, headers, raw_body, now=NOW)"
+    )
+    notified: list[tuple[str, dict[str, str]]] = []
+    secret = "whsec-readme-0123456789"
+    namespace = {
+        "SECRET": secret,
+        "NOW": NOW,
+        "json": json,
+        "seen": set(),
+        "notify": lambda kind, data: notified.append((kind, data)),
+    }
+    exec(compile(source, "README.md", "exec"), namespace)
+    body = json.dumps({"id": "evt_1", "type": "approval.opened", "data": {"role": "tier2"}})
+    headers = {"X-Discretion-Signature": sign(secret, body.encode(), at=NOW)}
+    namespace["receive"](headers, body.encode())
+    namespace["receive"](headers, body.encode())  # redelivered: handled once
+    assert notified == [("approval.opened", {"role": "tier2"})]
+    with pytest.raises(WebhookSignatureError):
+        namespace["receive"](headers, body.replace("tier2", "manager").encode())

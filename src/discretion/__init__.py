@@ -29,6 +29,7 @@ if _typing.TYPE_CHECKING:
         ProposalError,
         StaleApproval,
         StoreError,
+        WebhookSignatureError,
     )
     from discretion.execution import Execution, Executions, ExecutionStatus
     from discretion.guard import Guard
@@ -73,6 +74,7 @@ __all__ = [
     "StoreError",
     "ToolCall",
     "Verdict",
+    "WebhookSignatureError",
     "__version__",
     "load_pack",
 ]
@@ -100,6 +102,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "ProposalError",
         "StaleApproval",
         "StoreError",
+        "WebhookSignatureError",
     ),
     "discretion.execution": ("Execution", "ExecutionStatus", "Executions"),
     "discretion.guard": ("Guard",),

@@ -17,6 +17,7 @@ DiscretionError
 │   └── CallRouted          the decision is route; a person decides (.approval_id)
 ├── ExecutionError          a tool call cannot run exactly once: claimed and unfinished (.key)
 ├── LedgerIntegrityError    the hash chain does not verify (.seq)
+├── WebhookSignatureError   a webhook's signature is missing, wrong or too old
 └── DependencyError         something discretion depends on failed
     ├── ContextError        a context provider failed, or a fact is missing or ill-typed (.field)
     ├── JudgeError          the rationale judge failed
@@ -51,6 +52,7 @@ __all__ = [
     "ProposalError",
     "StaleApproval",
     "StoreError",
+    "WebhookSignatureError",
 ]
 
 
@@ -176,6 +178,13 @@ class LedgerIntegrityError(DiscretionError):
     def __init__(self, message: str, *, seq: int | None = None) -> None:
         self.seq = seq
         super().__init__(message)
+
+
+class WebhookSignatureError(DiscretionError):
+    """A webhook's `X-Discretion-Signature` is missing, malformed, wrong, or outside tolerance.
+
+    Raised by `discretion.webhooks.verify_signature` in the receiver: drop the request.
+    """
 
 
 class DependencyError(DiscretionError):

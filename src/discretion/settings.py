@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from discretion.errors import ConfigurationError
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from discretion.context import ContextProvider
     from discretion.guard import Guard
     from discretion.judge import Judge
+    from discretion.webhooks import Deliverer, WebhookEndpoint
 
 __all__ = [
     "CONTEXT_NAMES",
@@ -38,6 +40,7 @@ __all__ = [
     "ENVIRONMENT",
     "JUDGE_SCHEMES",
     "Settings",
+    "build_deliverer",
     "build_guard",
     "load_object",
 ]
@@ -65,12 +68,17 @@ ENVIRONMENT = {
     "create_schema": "DISCRETION_CREATE_SCHEMA",
     "secure_cookies": "DISCRETION_SECURE_COOKIES",
     "concurrency": "DISCRETION_CONCURRENCY",
+    "webhooks": "DISCRETION_WEBHOOKS",
+    "public_url": "DISCRETION_PUBLIC_URL",
+    "webhook_every_s": "DISCRETION_WEBHOOK_EVERY",
 }
 """The environment variable of each setting, as `to_environment` writes them.
 
 The judge's key and endpoint are not settings: `OPENAI_API_KEY` (or `DISCRETION_JUDGE_API_KEY`)
 and `DISCRETION_JUDGE_BASE_URL` (or `OPENAI_BASE_URL`) are read from the environment by the
-judge itself, so a key never passes through a command line.
+judge itself, so a key never passes through a command line. Likewise a webhook's signing secret
+is read by each process from the variable its endpoint names (`DISCRETION_WEBHOOK_SECRET` by
+default), never written into the settings.
 """
 
 
@@ -108,6 +116,13 @@ class Settings:
     """The server sends its UI cookies over HTTPS only (behind TLS)."""
     concurrency: int | None = None
     """Decisions each server process works on at once; `create_app`'s default when None."""
+    webhooks: tuple[WebhookEndpoint, ...] = ()
+    """Endpoints the server sends signed events to (`discretion.webhooks`)."""
+    public_url: str | None = None
+    """The server's address as people reach it (`https://discretion.acme.test`): events link
+    to the desk's case page under it; links are paths when None."""
+    webhook_every_s: float = 5.0
+    """Seconds between the server's webhook passes (each also expires overdue approvals)."""
 
     def __post_init__(self) -> None:
         if self.context is not None and self.context_factory is not None:
@@ -127,6 +142,17 @@ class Settings:
         if self.now is not None and self.now.tzinfo is None:
             raise ConfigurationError(
                 f"settings: now {self.now.isoformat()} needs a UTC offset, such as +00:00"
+            )
+        if self.public_url is not None:
+            parts = urlsplit(self.public_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigurationError(
+                    f"settings: public URL {self.public_url!r}: write the server's http(s)"
+                    " address, such as https://discretion.acme.test"
+                )
+        if not self.webhook_every_s > 0:
+            raise ConfigurationError(
+                f"settings: webhook passes need a positive interval, not {self.webhook_every_s} s"
             )
         if self.concurrency is not None and self.concurrency < 1:
             raise ConfigurationError(
@@ -150,6 +176,9 @@ class Settings:
             ENVIRONMENT["create_schema"]: "1" if self.create_schema else "0",
             ENVIRONMENT["secure_cookies"]: "1" if self.secure_cookies else "0",
             ENVIRONMENT["concurrency"]: str(self.concurrency) if self.concurrency else "",
+            ENVIRONMENT["webhooks"]: "\n".join(endpoint.spec() for endpoint in self.webhooks),
+            ENVIRONMENT["public_url"]: self.public_url or "",
+            ENVIRONMENT["webhook_every_s"]: repr(self.webhook_every_s),
         }
 
     @classmethod
@@ -159,6 +188,8 @@ class Settings:
         Raises:
             ConfigurationError: the pack is not set, or a variable holds something unreadable.
         """
+        from discretion.webhooks import WebhookEndpoint
+
         env = os.environ if environ is None else environ
 
         def text(name: str) -> str | None:
@@ -174,6 +205,8 @@ class Settings:
         shadow = text("shadow")
         now = text("now")
         concurrency = text("concurrency")
+        hooks = text("webhooks") or ""
+        every = text("webhook_every_s")
         return cls(
             pack=Path(pack),
             db=text("db") or DEFAULT_DB,
@@ -187,6 +220,11 @@ class Settings:
             concurrency=_read_count(ENVIRONMENT["concurrency"], concurrency)
             if concurrency
             else None,
+            webhooks=tuple(
+                WebhookEndpoint.parse(line) for line in hooks.splitlines() if line.strip()
+            ),
+            public_url=text("public_url"),
+            webhook_every_s=_read_seconds(ENVIRONMENT["webhook_every_s"], every) if every else 5.0,
         )
 
 
@@ -226,6 +264,33 @@ def build_guard(settings: Settings) -> Guard:
         )
         cleanup.pop_all()
     return guard
+
+
+def build_deliverer(settings: Settings, guard: Guard) -> Deliverer | None:
+    """The webhook deliverer the settings describe over the guard's store; None without endpoints.
+
+    Each endpoint's `roles` must be roles of the guard's pack that people hold, and its secret
+    must be set in this process's environment.
+
+    Raises:
+        ConfigurationError: a role is unknown or held by AI actors, a secret is missing, or the
+            `webhooks` extra is not installed.
+    """
+    if not settings.webhooks:
+        return None
+    from discretion.webhooks import Deliverer
+
+    pack = guard.pack
+    for endpoint in settings.webhooks:
+        for role_id in sorted(endpoint.roles or ()):
+            role = pack.role(role_id)
+            if role is None or role.is_ai:
+                people = ", ".join(r.id for r in pack.roles if not r.is_ai)
+                raise ConfigurationError(
+                    f"webhook {endpoint.url!r}: roles={role_id!r} is not a role people hold in"
+                    f" pack {pack.name!r}; roles: {people}"
+                )
+    return Deliverer(guard.store, settings.webhooks, public_url=settings.public_url)
 
 
 def _close(thing: object) -> None:
@@ -350,6 +415,13 @@ def _read_count(variable: str, value: str) -> int:
         return int(value)
     except ValueError:
         raise ConfigurationError(f"{variable}={value!r} is not a whole number") from None
+
+
+def _read_seconds(variable: str, value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigurationError(f"{variable}={value!r} is not a number of seconds") from None
 
 
 def _read_time(variable: str, value: str) -> datetime:

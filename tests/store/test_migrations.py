@@ -70,6 +70,7 @@ def test_upgrading_from_the_first_revision_reaches_the_declared_schema(empty_url
         "judge_calls",
         "ledger_checkpoints",
         "budget_locks",
+        "webhook_cursors",
     }
 
     assert upgrade(empty_url) == ("0001", head_revision())

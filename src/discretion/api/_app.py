@@ -24,8 +24,10 @@ from discretion.api._routes import api_router
 from discretion.api._sessions import Sessions
 from discretion.api._state import AppState
 from discretion.api._ui import FormRejected, SignInRequired, ui_router
+from discretion.api._webhooks import document_webhooks, webhook_lifespan
 from discretion.errors import ConfigurationError
 from discretion.guard import Guard
+from discretion.webhooks import Deliverer
 
 __all__ = ["create_app"]
 
@@ -126,6 +128,8 @@ def create_app(
     max_body_bytes: int = 1_000_000,
     max_json_depth: int = 64,
     concurrency: int | None = None,
+    webhooks: Deliverer | None = None,
+    webhook_every_s: float = 5.0,
 ) -> FastAPI:
     """The HTTP app over a guard: `/v1` (JSON API), `/ui` (approver UI), `/health`, `/docs`.
 
@@ -145,6 +149,9 @@ def create_app(
         concurrency: how many decisions this process works on at once; more wait their turn,
             already parsed. By default 2 when the guard decides in-process (`Guard.in_process`:
             no LLM judge, in-process context), else 40 so waits on the network overlap.
+        webhooks: delivers the ledger's events to webhook endpoints while the app runs (its
+            lifespan), every `webhook_every_s` seconds, after expiring overdue approvals.
+        webhook_every_s: seconds between webhook passes.
 
     Raises:
         ConfigurationError: `concurrency` is below 1.
@@ -174,6 +181,7 @@ def create_app(
         description=_DESCRIPTION,
         docs_url=None,
         redoc_url=None,
+        lifespan=webhook_lifespan(guard, webhooks, webhook_every_s),
     )
     app.state.deciding = state.deciding
     install(app)
@@ -210,6 +218,7 @@ def create_app(
 
     _mount_docs(app)
     _mount_metrics(app, guard)
+    document_webhooks(app)
 
     @app.get("/", include_in_schema=False)
     def root() -> Response:

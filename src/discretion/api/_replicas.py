@@ -22,7 +22,7 @@ from fastapi import FastAPI
 
 from discretion.api._app import create_app
 from discretion.guard import Guard
-from discretion.settings import Settings, build_guard
+from discretion.settings import Settings, build_deliverer, build_guard
 
 __all__ = ["app_from_environment", "app_from_settings", "serve_workers"]
 
@@ -30,17 +30,20 @@ _FACTORY = "discretion.api._replicas:app_from_environment"
 
 
 def app_from_settings(settings: Settings, guard: Guard | None = None) -> FastAPI:
-    """The app over the guard the settings describe.
+    """The app over the guard the settings describe, delivering its webhooks if it has any.
 
     Args:
         settings: the guard's settings and the server's (`secure_cookies`, `concurrency`).
         guard: the guard already built from `settings`, when the caller needs it too (serve's
             checkpoint writer); built here when absent.
     """
+    guard = guard if guard is not None else build_guard(settings)
     return create_app(
-        guard if guard is not None else build_guard(settings),
+        guard,
         secure_cookies=settings.secure_cookies,
         concurrency=settings.concurrency,
+        webhooks=build_deliverer(settings, guard),
+        webhook_every_s=settings.webhook_every_s,
     )
 
 

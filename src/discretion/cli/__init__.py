@@ -19,6 +19,7 @@ from discretion.cli._pack import pack_app
 from discretion.cli._precedent import precedent_app
 from discretion.cli._serve import serve
 from discretion.cli._tokens import token_app
+from discretion.cli._webhooks import webhooks_app
 
 __all__ = ["app"]
 
@@ -29,6 +30,7 @@ _GROUPS = {
     "token": token_app,
     "precedent": precedent_app,
     "db": db_app,
+    "webhooks": webhooks_app,
 }
 
 # Help read off a terminal (piped, in CI logs, in docs) is plain text, one line per option and

@@ -15,7 +15,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from discretion.errors import ConfigurationError
 from discretion.settings import DEFAULT_DB, Settings
+from discretion.webhooks import WebhookEndpoint
 
 __all__ = [
     "DEFAULT_DB",
@@ -23,6 +25,8 @@ __all__ = [
     "ContextOption",
     "DbOption",
     "JudgeOption",
+    "PublicUrlOption",
+    "WebhookOption",
     "err",
     "error",
     "fail",
@@ -62,6 +66,28 @@ JudgeOption = Annotated[
         metavar="openai:MODEL",
         help="The LLM judge for the exceptions the pack sends to it; its key and endpoint come"
         " from OPENAI_API_KEY and DISCRETION_JUDGE_BASE_URL. None when absent.",
+        show_default=False,
+    ),
+]
+
+
+WebhookOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--webhook",
+        metavar="'URL [events=..] [roles=..] [secret-env=..] [name=..]'",
+        help="Send signed events to URL; repeat it for several. events= and roles= filter them"
+        " (roles=tier2,finance: only cases arriving for those roles); the signing secret is read"
+        " from DISCRETION_WEBHOOK_SECRET, or the variable secret-env= names.",
+        show_default=False,
+    ),
+]
+PublicUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--public-url",
+        envvar="DISCRETION_PUBLIC_URL",
+        help="The server's address as people reach it: webhook events link to the desk there.",
         show_default=False,
     ),
 ]
@@ -107,6 +133,9 @@ def settings(
     create_schema: bool = True,
     secure_cookies: bool = False,
     concurrency: int | None = None,
+    webhooks: list[str] | None = None,
+    public_url: str | None = None,
+    webhook_every_s: float = 5.0,
 ) -> Settings:
     """The command's options as the one `Settings` its guard is built from.
 
@@ -124,4 +153,19 @@ def settings(
         create_schema=create_schema,
         secure_cookies=secure_cookies,
         concurrency=concurrency,
+        webhooks=webhook_endpoints(webhooks),
+        public_url=public_url,
+        webhook_every_s=webhook_every_s,
     )
+
+
+def webhook_endpoints(specs: list[str] | None) -> tuple[WebhookEndpoint, ...]:
+    """The `--webhook` options as endpoints.
+
+    Raises:
+        ConfigurationError: one is malformed; the message names it.
+    """
+    try:
+        return tuple(WebhookEndpoint.parse(spec) for spec in specs or ())
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"--webhook: {exc}") from exc

@@ -15,6 +15,8 @@ from discretion.cli._common import (
     ContextOption,
     DbOption,
     JudgeOption,
+    PublicUrlOption,
+    WebhookOption,
 )
 from discretion.errors import DiscretionError
 
@@ -77,6 +79,16 @@ def serve(
             " several. Without one, the client is the peer that connected.",
         ),
     ] = None,
+    webhook: WebhookOption = None,
+    public_url: PublicUrlOption = None,
+    webhook_every: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            help="Seconds between webhook passes; each also expires overdue approvals, so their"
+            " approval.expired events go out on time.",
+        ),
+    ] = 5.0,
 ) -> None:
     """Serve the decision API, the approver UI and OpenAPI (/docs) with uvicorn."""
     try:
@@ -99,6 +111,9 @@ def serve(
             shadow=shadow,
             secure_cookies=secure_cookies,
             concurrency=concurrency,
+            webhooks=webhook,
+            public_url=public_url,
+            webhook_every_s=webhook_every,
         )
         # Built here even for several workers: a mistake in the settings stops serve before any
         # worker starts, the schema is created once, and the checkpoint writer needs its store.

@@ -25,6 +25,9 @@ transaction (`with store.transaction() as tx:`):
   `consume`, `claim`, `revoke`.
 - `store.identities`: `find_token`, `get_token`, `live_tokens`, `find_session`;
   `tx.identities`: `add_token`, `revoke_token`, `add_session`, `remove_session`.
+- `store.webhooks` (each call its own short transaction): `enroll`, `get`, `list`, `claim`,
+  `pending`, `advance`, `fail`, `release`: webhook delivery state, which is not bound (it holds
+  no authority; see docs/ledger.md).
 - `store.verdicts` (each call its own short transaction): `cached`, `remember`, `take_call`.
 - `store.reports`: `exposure`, `grants_by_day`, `queue`, `budget_use`, `like_cases`,
   `resolutions`.
@@ -55,11 +58,13 @@ from discretion.store._sql import (
     SqlTransaction,
 )
 from discretion.store._totals import TotalQuery
+from discretion.store._webhooks import CursorRow, PendingRecord
 
 __all__ = [
     "ApprovalRow",
     "BudgetUse",
     "CheckpointWriter",
+    "CursorRow",
     "DecisionRecord",
     "DuplicateKey",
     "ExecutionRow",
@@ -68,6 +73,7 @@ __all__ = [
     "HistoryEntry",
     "LikeCase",
     "NewPrecedent",
+    "PendingRecord",
     "PrecedentRow",
     "QueueDepth",
     "SessionRow",

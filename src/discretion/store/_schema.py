@@ -40,6 +40,7 @@ __all__ = [
     "reservations",
     "to_us",
     "ui_sessions",
+    "webhook_cursors",
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -321,4 +322,26 @@ judge_calls = Table(
     metadata,
     Column("day", String(10), primary_key=True),
     Column("calls", Integer, nullable=False),
+)
+
+# Where each webhook endpoint has got to in the ledger (discretion.webhooks), and who is
+# delivering to it. Delivery state, not a working row: it holds no authority (see
+# docs/ledger.md), so it is not bound to the ledger.
+webhook_cursors = Table(
+    "webhook_cursors",
+    metadata,
+    Column("endpoint", String(64), primary_key=True),
+    Column("url", Text, nullable=False),
+    # The last chain_seq delivered in each partition, as a JSON list indexed by partition: a
+    # partition's records commit in chain_seq order, so nothing behind a position is ever
+    # still to come (ledger.seq is not: it is taken before commit, out of commit order).
+    Column("positions", Text, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("delivered", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_us", BigInteger),
+    Column("last_error", Text),
+    Column("lease_owner", String(100)),
+    Column("lease_until_us", BigInteger),
+    Column("updated_us", BigInteger, nullable=False),
 )

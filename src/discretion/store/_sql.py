@@ -62,6 +62,7 @@ from discretion.store._schema import (
 )
 from discretion.store._totals import TotalQuery, lock_name, run_totals
 from discretion.store._verdicts import Verdicts
+from discretion.store._webhooks import WebhookCursors
 
 if TYPE_CHECKING:
     from discretion.signing import Signer, Verifier
@@ -602,6 +603,8 @@ class SqlStore:
         """The LLM judge's verdict cache and daily call counter."""
         self.reports = Reports(self)
         """Exposure, gauges and like cases, read across tables."""
+        self.webhooks = WebhookCursors(self)
+        """Where each webhook endpoint has got to in the ledger, and who delivers to it."""
         if create:
             self.create_schema()
 
