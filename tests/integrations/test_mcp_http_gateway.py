@@ -22,7 +22,7 @@ from typing import IO, Any
 import httpx
 import httpx2
 import pytest
-from mcp import ClientSession, MCPError
+from mcp import ClientSession, MCPError, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from typer.testing import CliRunner
 
@@ -133,7 +133,7 @@ class HttpShop(Shop):
         return [*command, "--", sys.executable, str(UPSTREAM), str(self.runs)]
 
     @contextmanager
-    def gateway(self, *options: str, upstream_url: str | None = None) -> Iterator[Served]:  # type: ignore[override]
+    def http_gateway(self, *options: str, upstream_url: str | None = None) -> Iterator[Served]:
         command = self.command(*options, upstream_url=upstream_url)
         with served(command, url_on="stderr", errlog=self.folder / "gateway.err") as server:
             yield server
@@ -189,7 +189,7 @@ async def test_over_http_each_agent_is_decided_as_its_tokens_actor_and_runs_once
     shop = HttpShop(tmp_path)
     guard = shop.guard()
     bot1, bot2 = shop.token("bot-1"), shop.token("bot-2")
-    with shop.gateway() as gateway:
+    with shop.http_gateway() as gateway:
         async with agent(gateway.url, bot1) as first, agent(gateway.url, bot2) as second:
             listed = await first.list_tools()
             assert [t.name for t in listed.tools] == ["issue_refund", "lookup_order"]
@@ -250,7 +250,7 @@ async def test_an_http_gateway_governs_an_upstream_served_over_http(tmp_path):
     shop = HttpShop(tmp_path)
     guard = shop.guard()
     bot1 = shop.token("bot-1")
-    with shop.http_upstream() as upstream, shop.gateway(upstream_url=upstream.url) as gateway:
+    with shop.http_upstream() as upstream, shop.http_gateway(upstream_url=upstream.url) as gateway:
         async with agent(gateway.url, bot1) as bot:
             listed = await bot.list_tools()
             assert [t.name for t in listed.tools] == ["issue_refund", "lookup_order"]
@@ -285,7 +285,7 @@ async def test_a_request_without_a_live_token_of_an_ai_agent_is_refused_before_a
     bot1 = shop.token("bot-1")
     doomed = shop.token("bot-2")
     person = shop.token("maria", "tier1", ai=False)
-    with shop.gateway() as gateway:
+    with shop.http_gateway() as gateway:
         async with httpx.AsyncClient(timeout=120.0) as http:
 
             async def post(token: str | None) -> httpx.Response:
@@ -335,12 +335,41 @@ async def test_a_request_without_a_live_token_of_an_ai_agent_is_refused_before_a
 async def test_no_auth_serves_one_actor_on_loopback_without_tokens(tmp_path):
     shop = HttpShop(tmp_path)
     guard = shop.guard()
-    with shop.gateway("--no-auth", "--actor", "bot-7:ai_agent") as gateway:
+    with shop.http_gateway("--no-auth", "--actor", "bot-7:ai_agent") as gateway:
         async with agent(gateway.url, None) as bot:
             allowed = await bot.call_tool("issue_refund", refund_args())
             assert text(allowed) == "refunded USD 40.00 on o-1"
+        # A web page the operator visits cannot reach it by rebinding a name to 127.0.0.1.
+        async with httpx.AsyncClient(timeout=120.0) as http:
+            rebound = {**MCP_ACCEPT, "Host": "attacker.example"}
+            refused = await http.post(gateway.url, json=INITIALIZE, headers=rebound)
+            assert refused.status_code == 421
+            page = {**MCP_ACCEPT, "Origin": "http://attacker.example"}
+            refused = await http.post(gateway.url, json=INITIALIZE, headers=page)
+            assert refused.status_code == 403
     assert refunds(shop) == [("40.00", "c-1", "o-1")]
     assert shop.decided(guard) == [("bot-7", "o-1", "allow")]
+
+
+@pytest.mark.anyio
+async def test_a_stdio_gateway_governs_an_upstream_served_over_http(tmp_path):
+    shop = HttpShop(tmp_path)
+    guard = shop.guard()
+    with shop.http_upstream() as upstream:
+        gateway = shop.gateway("--actor", "bot-1:ai_agent")
+        gateway.args[gateway.args.index("--") :] = ["--upstream-url", upstream.url]
+        with (tmp_path / "gateway.err").open("w") as errlog:
+            async with (
+                stdio_client(gateway, errlog=errlog) as streams,
+                ClientSession(*streams) as bot,
+            ):
+                await bot.initialize()
+                allowed = await bot.call_tool("issue_refund", refund_args())
+                assert text(allowed) == "refunded USD 40.00 on o-1"
+                routed = await bot.call_tool("issue_refund", refund_args("60.00", order_id="o-2"))
+                assert routed.is_error
+    assert refunds(shop) == [("40.00", "c-1", "o-1")]
+    assert shop.decided(guard) == [("bot-1", "o-1", "allow"), ("bot-1", "o-2", "route")]
 
 
 @pytest.mark.parametrize(

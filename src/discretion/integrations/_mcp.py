@@ -57,6 +57,7 @@ try:
     from mcp.server.context import ServerRequestContext
     from mcp.server.lowlevel import Server
     from mcp.server.stdio import stdio_server
+    from mcp.server.transport_security import TransportSecuritySettings
     from starlette.datastructures import Headers
     from starlette.requests import Request
     from starlette.types import ASGIApp, Receive, Scope, Send
@@ -409,9 +410,19 @@ def http_app(gateway: MCPGateway, *, host: str, authenticate: Authenticate | Non
 
     With `authenticate`, every request needs a bearer token (see `TokenAuthentication`).
     Bound to a loopback `host`, requests whose Host or Origin header names another host are
-    refused (DNS rebinding protection), as the MCP SDK does.
+    refused (DNS rebinding protection: a web page the operator visits cannot reach it).
     """
-    app: ASGIApp = gateway.server().streamable_http_app(streamable_http_path=MCP_PATH, host=host)
+    security = None
+    if is_loopback(host):
+        named = {f"[{host}]" if ":" in host else host, "127.0.0.1", "localhost", "[::1]"}
+        security = TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=sorted(f"{name}:*" for name in named),
+            allowed_origins=sorted(f"http://{name}:*" for name in named),
+        )
+    app: ASGIApp = gateway.server().streamable_http_app(
+        streamable_http_path=MCP_PATH, host=host, transport_security=security
+    )
     if authenticate is not None:
         app = TokenAuthentication(app, authenticate=authenticate, pack=gateway.guard.pack)
     return app
@@ -456,7 +467,15 @@ async def serve_http(
         gateway = MCPGateway(guard, session, actor=actor, case_id=case_id, customer_id=customer_id)
         await gateway.check()
         app = http_app(gateway, host=host, authenticate=authenticate)
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            # An agent's open event stream must not hold a stop (Ctrl-C, SIGTERM) for ever.
+            timeout_graceful_shutdown=10,
+        )
         try:
             listening = config.bind_socket()
             # Listening before the ready message: a client that connects at once waits in the
