@@ -36,12 +36,13 @@ from .test_mcp_gateway import UPSTREAM, Shop, text
 READY_S = 120.0
 """How long a server subprocess may take to say it listens (imports are slow on a busy box)."""
 
+PROTOCOL = "2025-06-18"
 INITIALIZE = {
     "jsonrpc": "2.0",
     "id": 1,
     "method": "initialize",
     "params": {
-        "protocolVersion": "2025-06-18",
+        "protocolVersion": PROTOCOL,
         "capabilities": {},
         "clientInfo": {"name": "probe", "version": "1"},
     },
@@ -308,6 +309,19 @@ async def test_a_request_without_a_live_token_of_an_ai_agent_is_refused_before_a
 
             welcome = await post(bot1)
             assert welcome.status_code == 200
+            # Another agent's token cannot ride the session bot-1's token opened.
+            call = {"name": "issue_refund", "arguments": refund_args()}
+            hijack = await http.post(
+                gateway.url,
+                json={"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call},
+                headers={
+                    **MCP_ACCEPT,
+                    "Authorization": f"Bearer {doomed}",
+                    "Mcp-Session-Id": welcome.headers["mcp-session-id"],
+                    "Mcp-Protocol-Version": PROTOCOL,
+                },
+            )
+            assert hijack.status_code == 404
 
         async with agent(gateway.url, doomed) as bot:
             tokens = Tokens(guard.store, clock=lambda: NOW)
