@@ -1,6 +1,8 @@
 """A small upstream MCP server for the gateway tests: a shop whose tools log each run.
 
-Run as `python mcp_shop_server.py RUNS_FILE`; every tool run appends one JSON line to it.
+Run as `python mcp_shop_server.py RUNS_FILE` to serve stdio, or with `--http` to serve
+streamable HTTP on a free loopback port, whose URL it prints as its first line; every tool run
+appends one JSON line to RUNS_FILE.
 """
 
 from __future__ import annotations
@@ -34,5 +36,19 @@ def lookup_order(order_id: str) -> str:
     return f"order {order_id}: delivered"
 
 
+def serve_http() -> None:
+    import uvicorn
+
+    app = shop.streamable_http_app()
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
+    listening = config.bind_socket()
+    listening.listen(config.backlog)
+    print(f"http://127.0.0.1:{listening.getsockname()[1]}/mcp", flush=True)
+    uvicorn.Server(config).run(sockets=[listening])
+
+
 if __name__ == "__main__":
-    shop.run()
+    if "--http" in sys.argv[2:]:
+        serve_http()
+    else:
+        shop.run()

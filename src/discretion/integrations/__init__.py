@@ -7,8 +7,8 @@
 - OpenAI Agents SDK: `AgentTools(guard).wrap(tools)` (needs the `openai-agents` extra).
 - Pydantic AI: `GovernedToolset(toolset, guard=guard)` (needs the `pydantic-ai` extra).
 - Any Python function: `@guard.governed(action="refund")`.
-- MCP: `discretion mcp` serves a gateway in front of an MCP server (`discretion.integrations._mcp`,
-  needs the `mcp` extra).
+- MCP: `discretion mcp` serves a gateway in front of an MCP server, on stdio or over streamable
+  HTTP with an actor per bearer token (`discretion.integrations._mcp`, needs the `mcp` extra).
 
 Every front-end turns a tool call into a proposal, decides it, and runs an allowed call once per
 idempotency key (the framework's call id, or the case, the tool and the canonical arguments)
