@@ -14,7 +14,7 @@ from discretion import load_pack
 from discretion.errors import ConfigurationError
 from discretion.evals import JudgeMode, evaluate, load_suites, run_suites
 
-from .helpers import ACME_PACK, EVALS, REFUND_64, invoke, refund, write_suite
+from .helpers import ACME_PACK, EVALS, REFUND_64, ROOT, invoke, refund, write_suite
 
 
 @pytest.fixture(scope="module")
@@ -325,6 +325,65 @@ def test_suite_mistakes_are_configuration_errors_naming_the_case(tmp_path, case,
     assert message in str(caught.value)
     assert "case 'bad'" in str(caught.value)
     assert str(path) in str(caught.value)
+
+
+TRAVEL = ROOT / "examples" / "travel"
+FALSE_FARE = {
+    "tool": {
+        "name": "waive_change_fee",
+        "arguments": {
+            "booking_ref": "KB-2001",
+            "customer_id": "C-101",
+            "case_id": "K-2001",
+            "fee": "55.00",
+            "segments": ["KB-2001-1"],
+        },
+    },
+    "rationale": {
+        "text": "Basic fare.",
+        "claims": [{"field": "booking.fare_family", "value": "basic"}],
+    },
+}
+
+
+def travel_suite(tmp_path: Path, rules: list[str]) -> Path:
+    case = {
+        "id": "false-fare",
+        "description": "a false claim on an in-policy waiver",
+        "proposal": FALSE_FARE,
+        "expect": {"outcome": "route", "role": "consultant", "rules": rules},
+    }
+    return write_suite(
+        tmp_path,
+        [case],
+        pack=str(TRAVEL / "pack"),
+        context=str(TRAVEL / "cases.json"),
+        now="2026-12-01T12:00:00+00:00",
+        actor={"id": "kestrel-assist", "role": "ai_agent", "is_ai": True},
+    )
+
+
+def test_a_case_may_expect_the_rule_naming_the_fact_a_claim_contradicts(tmp_path):
+    path = travel_suite(tmp_path, ["discretion.claim.contradicts-fact:booking.fare_family"])
+    (result,) = run_suites(load_suites([path])).results
+    assert result.passed, result.failures
+    other = travel_suite(tmp_path, ["discretion.claim.contradicts-fact:booking.passengers"])
+    (missed,) = run_suites(load_suites([other])).results
+    assert not missed.passed
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "discretion.asserted.unlock-exceeded:asserted.customer.mood",
+        "discretion.claim.contradicts-facts:booking.fare_family",
+        "discretion.claim.contradicts-fact:",
+        "travel.flex-fare:booking.fare_family",
+    ],
+)
+def test_a_rule_naming_a_fact_must_name_a_rule_that_does_so(tmp_path, rule):
+    with pytest.raises(ConfigurationError, match="expects rule"):
+        run_suites(load_suites([travel_suite(tmp_path, [rule])]))
 
 
 def test_unquoted_comma_in_a_flow_mapping_names_the_case(tmp_path):

@@ -103,11 +103,31 @@ def _check_expectations(suite: Suite, pack: PolicyPack) -> None:
                     f" define; roles: {', '.join(sorted(roles))}"
                 )
             for rule in expect.rules:
-                if rule not in known:
+                if not _is_known(rule, known, pack):
                     raise ConfigurationError(
                         f"{where}: expects rule {rule!r}, which pack {pack.name!r} does not"
                         " define and discretion does not fire"
                     )
+
+
+# Rules a decision carries once more with the fact they are about: `<rule>:<fact>`.
+_PER_FACT = ("discretion.claim.contradicts-fact", "discretion.claim.unknown-fact")
+_PER_ASSERTION = "discretion.asserted.unlock-exceeded"
+
+
+def _is_known(rule: str, known: set[str], pack: PolicyPack) -> bool:
+    """Whether a decision could carry `rule`.
+
+    A rule of the pack or of discretion, or one of discretion's naming a fact
+    (`discretion.claim.contradicts-fact:shipment.status`) or one of the pack's assertions
+    (`discretion.asserted.unlock-exceeded:asserted.customer.reason`).
+    """
+    base, colon, name = rule.partition(":")
+    if not colon:
+        return rule in known
+    if base == _PER_ASSERTION:
+        return name in pack.asserted
+    return base in _PER_FACT and bool(name)
 
 
 def run_suites(
