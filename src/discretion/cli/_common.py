@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,7 +17,9 @@ from rich.markup import escape
 
 from discretion.errors import ConfigurationError
 from discretion.settings import DEFAULT_DB, Settings
-from discretion.webhooks import WebhookEndpoint
+
+if TYPE_CHECKING:
+    from discretion.webhooks import WebhookEndpoint
 
 __all__ = [
     "DEFAULT_DB",
@@ -166,6 +168,8 @@ def webhook_endpoints(specs: list[str] | None) -> tuple[WebhookEndpoint, ...]:
         ConfigurationError: one is malformed; the message names it.
     """
     try:
+        from discretion.webhooks import WebhookEndpoint
+
         return tuple(WebhookEndpoint.parse(spec) for spec in specs or ())
     except ConfigurationError as exc:
         raise ConfigurationError(f"--webhook: {exc}") from exc

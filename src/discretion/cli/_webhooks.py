@@ -9,12 +9,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from discretion.api._webhooks import deliver_once
 from discretion.cli import _common
 from discretion.cli._common import DEFAULT_DB, DbOption, PublicUrlOption, WebhookOption
 from discretion.errors import DiscretionError
-from discretion.settings import build_deliverer, build_guard
-from discretion.store import SqlStore
 
 __all__ = ["webhooks_app"]
 
@@ -35,6 +32,9 @@ def webhooks_deliver(
     A new endpoint starts at the ledger as it is now. Exits 1 when an endpoint could not be
     delivered to; it is tried again once its backoff has passed.
     """
+    from discretion.api._webhooks import deliver_once
+    from discretion.settings import build_deliverer, build_guard
+
     try:
         settings = _common.settings(
             pack, db, create_schema=False, webhooks=webhook, public_url=public_url
@@ -64,6 +64,8 @@ def webhooks_deliver(
 @webhooks_app.command("status")
 def webhooks_status(db: DbOption = DEFAULT_DB) -> None:
     """Each enrolled endpoint: events sent, failed attempts, next attempt, last error."""
+    from discretion.store import SqlStore
+
     try:
         store = SqlStore(db, create=False)
         try:
