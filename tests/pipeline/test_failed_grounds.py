@@ -12,6 +12,7 @@ from conftest import NOW, Counter, FakeClock
 from discretion import Guard, Outcome, load_pack
 from discretion.context import StaticContextProvider
 from discretion.policy import PolicyPack
+from discretion.policy._compile import split_conjuncts
 
 PACK = Path(__file__).resolve().parent.parent / "packs" / "grounds.yaml"
 GENERIC = ("no permitted exception reason applies", "the cited reason's preconditions do not hold")
@@ -71,6 +72,23 @@ def test_a_reason_is_split_into_grounds_at_its_top_level_and(pack):
         ("now - order.delivered_at <= duration('2160h')", ("order.delivered_at",)),
         ("now - customer.since >= duration('8760h')", ("customer.since",)),
     ]
+
+
+@pytest.mark.parametrize(
+    ("when", "parts"),
+    [
+        ("a && b", ["a", "b"]),
+        ("(a && b)", ["a", "b"]),
+        ("a && (b || c) && 'x&&y' == d", ["a", "(b || c)", "'x&&y' == d"]),
+        # `||` and `?:` bind looser than `&&`: splitting would name a false "ground".
+        ("a && b || c", ["a && b || c"]),
+        ("a || b && c", ["a || b && c"]),
+        ("a && b ? c : d", ["a && b ? c : d"]),
+        ("a && '?' == b", ["a", "'?' == b"]),
+    ],
+)
+def test_only_a_top_level_and_splits_a_reason(when, parts):
+    assert split_conjuncts(when) == parts
 
 
 def test_a_denial_names_each_failed_ground_and_its_fact_instead_of_no_permitted_reason(decide):

@@ -599,7 +599,8 @@ def split_conjuncts(text: str) -> list[str]:
     """The parts a CEL expression's top-level `&&` joins (one part when there is none).
 
     Parentheses, brackets, braces and string literals are skipped over; a pair of parentheses
-    around the whole expression is taken off first.
+    around the whole expression is taken off first. An expression whose top level holds `||`
+    or `?:` is one part: they bind looser than `&&`.
     """
     text = text.strip()
     while text.startswith("(") and _closing(text, 0) == len(text) - 1:
@@ -619,6 +620,10 @@ def split_conjuncts(text: str) -> list[str]:
             depth += 1
         elif char in ")]}":
             depth -= 1
+        elif depth == 0 and (text.startswith("||", index) or char == "?"):
+            # `a && b || c` is `(a && b) || c`, and `a && b ? c : d` is `(a && b) ? c : d`:
+            # an `||` or a `?:` binds looser than `&&`, so the whole is one part.
+            return [text]
         elif depth == 0 and text.startswith("&&", index):
             parts.append(text[start:index].strip())
             start = index + 2
