@@ -191,6 +191,6 @@ def test_a_declined_reason_names_the_ground_and_the_fact_that_failed_it():
     assert decision.outcome is Outcome.DENY
     assert (
         "reason 'change.gold-courtesy' does not apply: customer.member_years >= 25 does not hold"
-        " (customer.member_years is 2.4)"
+        " (customer.member_years is 2.4, read by the rules as 24)"
     ) in decision.explanation
     assert "booking.disruption has no value" in decision.explanation

@@ -319,6 +319,26 @@ def test_a_decimal_fact_compares_exactly_in_its_declared_places(store, pack):
     assert short.decide(waive(key="b")).outcome is Outcome.DENY
 
 
+def test_a_failed_ground_on_a_decimal_shows_the_value_as_the_rule_reads_it(store, tmp_path):
+    text = PACK.read_text(encoding="utf-8")
+    assert text.count("when: has(args.miles) && args.miles >= 1000") == 1
+    path = tmp_path / "travel.yaml"
+    path.write_text(
+        text.replace(
+            "when: has(args.miles) && args.miles >= 1000", "when: customer.tenure_years >= 25"
+        ),
+        encoding="utf-8",
+    )
+    dearer = {"booking.fare_difference": {"amount": "80.00", "currency": "USD"}}
+    guard = guard_with(store, load_pack(path), facts(**{"customer.tenure_years": "1.4"}, **dearer))
+    decision = guard.decide(waive(key="a", cite="miles-member"))
+    assert decision.outcome is not Outcome.ALLOW_EXCEPTION
+    assert (
+        "reason 'miles-member' does not apply: customer.tenure_years >= 25 does not hold"
+        " (customer.tenure_years is 1.4, read by the rules as 14)"
+    ) in decision.explanation
+
+
 def test_a_decimal_fact_with_more_places_than_declared_routes(store, pack):
     guard = guard_with(store, pack, facts(**{"customer.tenure_years": "1.55"}))
     decision = guard.decide(waive(key="a"))

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from discretion.money import Money
+from discretion.money import Money, scaled
 from discretion.policy import ActionPolicy, EvaluationError, PolicyPack, Rule
 
 __all__ = ["GROUND_RULES", "MAX_REASONS", "failed_grounds"]
@@ -106,6 +107,9 @@ def _fact(name: str, shown: Mapping[str, Any]) -> str:
 def _value(value: Any) -> str:
     if isinstance(value, Money):
         return str(value)
+    if isinstance(value, Decimal):
+        # The ground compares the scaled int (`>= 25` for 2.5 years): show both.
+        return f"{value}, read by the rules as {scaled(value)}"
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, timedelta):
