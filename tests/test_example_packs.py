@@ -53,7 +53,12 @@ CATEGORIES = {
     "signed-money",
     "records",
     "arguments",
+    "currency",
 }
+
+# How each example states its amounts in several currencies: once per currency, or once in a
+# base currency converted at a rate fact.
+CURRENCY_FEATURE = {"marketplace": "per_currency", "travel": "rates"}
 
 
 def spec_of(name: str) -> dict[str, Any]:
@@ -95,6 +100,31 @@ def test_example_suite_passes_with_at_least_60_cases_and_full_coverage(report, n
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
+def test_example_suite_tests_every_currency_at_its_limit_and_one_minor_unit_over(report, name):
+    suite = load_suite(ROOT / "evals" / name / f"{name}.yaml")
+    pack = load_pack(ROOT / "examples" / name / "pack")
+    passed = {c["id"] for c in report["cases"] if c["suite"] == suite.suite and c["passed"]}
+
+    def currency_of(case: Any) -> str:
+        arguments = case.proposal["tool"]["arguments"]
+        return str(arguments.get("currency", pack.currency))
+
+    for edge in ("at-limit", "one-cent-over"):
+        tested = {currency_of(c) for c in suite.cases if edge in c.tags and c.id in passed}
+        assert tested >= set(pack.accepts), edge
+    currency_cases = [c for c in suite.cases if "currency" in c.tags]
+    assert len(currency_cases) >= 12
+    expected = [c.expect for c in currency_cases]
+    # A currency the pack does not serve, and an amount finer than its currency, are refused.
+    assert {e.field for e in expected if e.outcome == "error"} >= {"currency", "amount"}
+    # A money fact in another currency, and a split across currencies on one record, route.
+    routed = {rule for e in expected if e.outcome == "route" for rule in e.rules}
+    assert {"discretion.context-unavailable", "discretion.currency-mismatch"} <= routed
+    if CURRENCY_FEATURE[name] == "rates":
+        assert "discretion.currency-rate" in routed
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
 def test_example_pack_uses_every_pack_feature(name):
     spec = spec_of(name)
     records = set(spec["records"])
@@ -133,6 +163,22 @@ def test_example_pack_uses_every_pack_feature(name):
     pack = load_pack(ROOT / "examples" / name / "pack")
     assert spec["ungoverned_tools"]
     assert not any(pack.governs(tool) for tool in spec["ungoverned_tools"])
+    # Several currencies, every tool naming its call's, and amounts rules read by name.
+    assert "currency" not in spec
+    assert len(spec["currencies"]) >= 2
+    assert all(t.get("currency") for x in actions for t in x["tools"])
+    assert spec["amounts"]
+    authority = [a for role in spec["roles"] for a in role["authority"].values()]
+    if CURRENCY_FEATURE[name] == "per_currency":
+        # Limits stated per currency: a map covering each one the pack declares.
+        assert "rates" not in spec
+        assert all(set(a["standard"]) == set(spec["currencies"]) for a in authority)
+        assert all(set(v) == set(spec["currencies"]) for v in spec["amounts"].values())
+    else:
+        # Limits stated once, in the base, converted at a declared rate fact.
+        assert spec["rates"]["base"] in spec["currencies"]
+        assert spec["context"][spec["rates"]["fact"]]["type"] == "decimal"
+        assert all(isinstance(a["standard"], str) for a in authority)
 
 
 class FailingOperations:

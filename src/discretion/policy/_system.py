@@ -10,6 +10,9 @@ SYSTEM_RULES = {
     "discretion.entity.unknown": "the proposal names a customer, order or case not on record",
     "discretion.entity.mismatch": "the ids the proposal names disagree with their records",
     "discretion.evaluation-error": "a policy expression could not be evaluated",
+    "discretion.currency-rate": "the rate to the pack's base currency is not one that can be used",
+    "discretion.currency-mismatch": "a total or the cumulative authority it reads holds amounts"
+    " in another currency on the same record",
     "discretion.standard-authority": "inside standard policy but above the actor's standard limit",
     "discretion.cumulative-authority": "with what was already allowed on the same record, it is"
     " above the actor's limit",
