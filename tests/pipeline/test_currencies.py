@@ -155,6 +155,8 @@ def test_a_split_across_currencies_on_one_order_routes_instead_of_adding_minor_u
     assert usd.outcome is Outcome.ALLOW
     assert eur.outcome is Outcome.ROUTE
     assert eur.rules == ["discretion.currency-mismatch"]
+    # Only the top human rung can approve it: it goes there, not to a lower queue.
+    assert eur.required_role == "manager"
     assert "currency mismatch" in " ".join(eur.causes)
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from discretion.authority import lowest_covering
 from discretion.context import Snapshot
 from discretion.decision import Outcome
 from discretion.pipeline._ledger import LedgerFacts
@@ -69,11 +68,12 @@ def at_rate(pack: PolicyPack, item: Normalised, snapshot: Snapshot) -> Normalise
 def mixed_currencies(item: Normalised, action: ActionPolicy, ledger: LedgerFacts) -> Evaluation:
     """A route: a total `action` reads holds amounts in a currency other than the proposal's."""
     currency = item.amount.currency if item.amount is not None else item.pack.currency
-    amount_minor = item.amount.minor if item.amount is not None else 0
     return Evaluation(
         outcome=Outcome.ROUTE,
         rules=[CURRENCY_MISMATCH],
-        required_role=lowest_covering(item.pack, action.name, amount_minor),
+        # Nobody's limit can be measured against it, so an approver below the top human rung
+        # would find the re-check routing it on: it goes where it can be decided.
+        required_role=item.pack.highest_human,
         causes=[
             f"currency mismatch: {', '.join(ledger.mixed)} holds amounts in another currency"
             f" than {currency} within its window; amounts in different currencies are never"
