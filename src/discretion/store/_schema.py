@@ -7,6 +7,7 @@ every dialect. Money is an integer of minor units beside its currency.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -20,6 +21,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+
+from discretion.lineage import LedgerRecord
 
 __all__ = [
     "PARTITIONS",
@@ -54,6 +57,20 @@ def to_us(moment: datetime) -> int:
 def from_us(micros: int) -> datetime:
     """The aware UTC datetime of microseconds since the epoch."""
     return _EPOCH + timedelta(microseconds=micros)
+
+
+def ledger_record(row: Any) -> LedgerRecord:
+    """A `ledger` row as the record it holds."""
+    return LedgerRecord(
+        seq=int(row.seq),
+        partition=int(row.partition),
+        chain_seq=int(row.chain_seq),
+        kind=row.kind,
+        subject_id=row.subject_id,
+        body=row.body,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
 
 
 metadata = MetaData()

@@ -56,6 +56,7 @@ from discretion.store._schema import (
     ledger,
     ledger_checkpoints,
     ledger_head,
+    ledger_record,
     metadata,
     reservations,
     to_us,
@@ -865,16 +866,7 @@ class SqlStore:
             with self._reader(connection, "the ledger") as reader:
                 rows = reader.execute(query.where(ledger.c.seq > after)).all()
             for row in rows:
-                yield LedgerRecord(
-                    seq=int(row.seq),
-                    partition=int(row.partition),
-                    chain_seq=int(row.chain_seq),
-                    kind=row.kind,
-                    subject_id=row.subject_id,
-                    body=row.body,
-                    prev_hash=row.prev_hash,
-                    hash=row.hash,
-                )
+                yield ledger_record(row)
             if len(rows) < batch:
                 return
             after = int(rows[-1].seq)

@@ -32,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from discretion.errors import StoreError
 from discretion.lineage import LedgerRecord
 from discretion.store import _dialect
-from discretion.store._schema import from_us, ledger, to_us, webhook_cursors
+from discretion.store._schema import from_us, ledger, ledger_record, to_us, webhook_cursors
 
 if TYPE_CHECKING:
     from discretion.store._sql import SqlStore
@@ -198,16 +198,7 @@ class WebhookCursors:
             ).all()
         return [
             PendingRecord(
-                record=LedgerRecord(
-                    seq=int(row.seq),
-                    partition=int(row.partition),
-                    chain_seq=int(row.chain_seq),
-                    kind=row.kind,
-                    subject_id=row.subject_id,
-                    body=row.body,
-                    prev_hash=row.prev_hash,
-                    hash=row.hash,
-                ),
+                record=ledger_record(row),
                 recorded_at=from_us(row.recorded_us),
             )
             for row in rows
