@@ -37,7 +37,10 @@ class Snapshot:
     def data(self) -> Mapping[str, Any]:
         """The same facts in JSON form, as recorded in the lineage."""
         if self._data is None:
-            data = {name: _json(value) for name, value in sorted(self.values.items())}
+            data = {
+                name: value if type(value) in _JSON_PLAIN else _json(value)
+                for name, value in sorted(self.values.items())
+            }
             self._data = MappingProxyType(data)
         return self._data
 
@@ -95,6 +98,7 @@ class Snapshot:
 
 
 _PLAIN = frozenset({str, bool, int, datetime, timedelta})
+_JSON_PLAIN = frozenset({str, bool, int, type(None)})
 
 
 def _cel_value(value: Any) -> Any:
@@ -148,7 +152,7 @@ def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
         return value
     if kind == "money" and not spec.signed:
         try:
-            money = value if isinstance(value, Money) else Money.model_validate(value)
+            money = Money.read(value)
         except (ProposalError, ValueError):
             raise bad("money ({'amount': '12.50', 'currency': 'USD'})") from None
         if currency is not None and money.currency != currency:
