@@ -129,32 +129,32 @@ def _json(value: Any) -> Any:
     return value
 
 
-def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
-    def bad(expected: str) -> ContextError:
-        return ContextError(
-            f"context field {name!r} should be {expected}, got {type(value).__name__}"
-            f" {value!r:.60}",
-            field=name,
-        )
+def _bad(name: str, value: Any, expected: str) -> ContextError:
+    return ContextError(
+        f"context field {name!r} should be {expected}, got {type(value).__name__} {value!r:.60}",
+        field=name,
+    )
 
+
+def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
     kind = spec.type
     if kind == "string":
         if not isinstance(value, str):
-            raise bad("a string")
+            raise _bad(name, value, "a string")
         return value
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
-            raise bad("an int")
+            raise _bad(name, value, "an int")
         return value
     if kind == "bool":
         if not isinstance(value, bool):
-            raise bad("a bool")
+            raise _bad(name, value, "a bool")
         return value
     if kind == "money" and not spec.signed:
         try:
             money = Money.read(value)
         except (ProposalError, ValueError):
-            raise bad("money ({'amount': '12.50', 'currency': 'USD'})") from None
+            raise _bad(name, value, "money ({'amount': '12.50', 'currency': 'USD'})") from None
         if currency is not None and money.currency != currency:
             raise ContextError(
                 f"currency mismatch: context field {name!r} is in {money.currency} but the"
@@ -168,25 +168,25 @@ def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
             try:
                 value = datetime.fromisoformat(value)
             except ValueError:
-                raise bad("an ISO 8601 timestamp") from None
+                raise _bad(name, value, "an ISO 8601 timestamp") from None
         if not isinstance(value, datetime) or value.tzinfo is None:
-            raise bad("an aware timestamp (with a UTC offset)")
+            raise _bad(name, value, "an aware timestamp (with a UTC offset)")
         return value
     if kind == "duration":
         if isinstance(value, timedelta):
             return value
         if isinstance(value, int) and not isinstance(value, bool):
             return timedelta(seconds=value)
-        raise bad("a duration (seconds or timedelta)")
+        raise _bad(name, value, "a duration (seconds or timedelta)")
     if kind == "list[string]":
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise bad("a list of strings")
+            raise _bad(name, value, "a list of strings")
         return tuple(value)
     if kind == "money":
         try:
             signed = SignedMoney.of(value if isinstance(value, (dict, SignedMoney)) else {}, "")
         except (ProposalError, ValueError):
-            raise bad("money ({'amount': '-12.50', 'currency': 'USD'})") from None
+            raise _bad(name, value, "money ({'amount': '-12.50', 'currency': 'USD'})") from None
         if currency is not None and signed.currency != currency:
             raise ContextError(
                 f"currency mismatch: context field {name!r} is in {signed.currency} but the"
@@ -196,7 +196,7 @@ def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
         return signed
     if kind == "decimal":
         if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
-            raise bad('a decimal number written as a string ("1.5") or an int')
+            raise _bad(name, value, 'a decimal number written as a string ("1.5") or an int')
         try:
             return parse_decimal(value, spec.places or 0, field=name)
         except ProposalError as exc:
@@ -205,7 +205,7 @@ def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
         if not isinstance(value, (list, tuple)) or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in value
         ):
-            raise bad("a list of ints")
+            raise _bad(name, value, "a list of ints")
         return tuple(value)
     if isinstance(spec, RecordFieldSpec):
         try:

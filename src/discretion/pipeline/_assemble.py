@@ -85,6 +85,20 @@ def _binding_fields(entities: Mapping[str, Entity]) -> dict[str, FieldSpec]:
     return fields
 
 
+def _asked(pack: PolicyPack, action: ActionPolicy) -> tuple[dict[str, FieldSpec], tuple[str, ...]]:
+    """The types of the facts and links asked for `action`, and their names, in order.
+
+    Derived from the pack alone, so worked out once per pack and action.
+    """
+    key = ("assemble.asked", action.name)
+    memo = pack.memo.get(key)
+    if memo is None or memo[0] is not action:
+        binding = _binding_fields(pack.entities)
+        wanted = tuple(dict.fromkeys([*action.provided, *binding]))
+        memo = pack.memo[key] = (action, {**pack.fields, **binding}, wanted)
+    return memo[1], memo[2]
+
+
 def _resolve(
     entities: Mapping[str, Entity], named: Resolved, answer: Mapping[str, Any]
 ) -> Resolved:
@@ -201,9 +215,7 @@ def _provided_facts(
             snapshot=assemble(provider, request, pack.fields, currency=request.currency),
             resolved=as_named,
         )
-    binding = _binding_fields(pack.entities)
-    fields = {**pack.fields, **binding}
-    wanted = tuple(dict.fromkeys([*reads, *binding]))
+    fields, wanted = _asked(pack, action)
     request = _request(action, wanted, as_named, item, now)
     snapshot = assemble(provider, request, fields, currency=request.currency, partial=True)
     resolved = _resolve(pack.entities, as_named, snapshot.values)
