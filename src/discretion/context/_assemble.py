@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
@@ -85,10 +85,20 @@ class Snapshot:
         """This snapshot with `values` added (or replaced), frozen and digested anew."""
         return Snapshot.of({**self.values, **values})
 
-    def cel_values(self) -> dict[str, Any]:
-        """The facts as CEL sees them: money in minor units, nulls left unbound."""
+    def cel_values(self, names: Iterable[str] | None = None) -> dict[str, Any]:
+        """The facts as CEL sees them: money in minor units, nulls left unbound.
+
+        `names`: only these facts (those an action's programs declare; the rest, such as the
+        records' links, no expression can read), each left out when the snapshot lacks it.
+        """
         out: dict[str, Any] = {}
-        for name, value in self.values.items():
+        values = self.values
+        pairs = (
+            values.items()
+            if names is None
+            else ((name, values[name]) for name in names if name in values)
+        )
+        for name, value in pairs:
             if value is None:
                 continue
             # Most facts are plain; an exact type check skips the rest (Money's isinstance goes
