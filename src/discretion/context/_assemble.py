@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -8,7 +9,7 @@ from typing import Any
 
 from discretion.context._providers import ContextProvider, ContextRequest
 from discretion.errors import ContextError, DiscretionError, ProposalError
-from discretion.lineage import digest
+from discretion.lineage import canonical_json
 from discretion.money import Money, SignedMoney, parse_decimal, scaled
 from discretion.policy._records import RecordError, RecordFieldSpec, Structured, read_structured
 from discretion.policy._schema import FieldSpec
@@ -23,7 +24,7 @@ class Snapshot:
     (facts before the ledger's totals join them) never pays for them.
     """
 
-    __slots__ = ("_data", "_digest", "values")
+    __slots__ = ("_canonical", "_data", "_digest", "values")
 
     values: Mapping[str, Any]
     """Field name to typed value (`Money`, aware `datetime`, ...); `None` for a null fact."""
@@ -32,6 +33,7 @@ class Snapshot:
         self.values = MappingProxyType(dict(values))
         self._data: Mapping[str, Any] | None = None
         self._digest: str | None = None
+        self._canonical: str | None = None
 
     @property
     def data(self) -> Mapping[str, Any]:
@@ -45,10 +47,17 @@ class Snapshot:
         return self._data
 
     @property
+    def canonical(self) -> str:
+        """The canonical JSON of `data`: what `digest` hashes and the lineage records."""
+        if self._canonical is None:
+            self._canonical = canonical_json(dict(self.data))
+        return self._canonical
+
+    @property
     def digest(self) -> str:
         """SHA-256 of the canonical JSON of `data`."""
         if self._digest is None:
-            self._digest = digest(dict(self.data))
+            self._digest = hashlib.sha256(self.canonical.encode()).hexdigest()
         return self._digest
 
     def __eq__(self, other: object) -> bool:

@@ -507,6 +507,7 @@ class Pipeline:
                     decision=decision,
                     proposal=item.record(),
                     context=dict(snapshot.data),
+                    context_json=snapshot.canonical,
                 )
                 # A route's approval (the decision's id) commits with the decision or not at all,
                 # bound to the decision's record.
