@@ -91,6 +91,9 @@ MAX_ARGUMENT_DEPTH = 32
 """How deeply a tool's arguments may nest; real tool calls nest a few levels."""
 
 
+_LEAVES = frozenset({str, int, bool, type(None)})
+
+
 def _nests_deeper(value: Any, limit: int) -> bool:
     """Whether `value` nests deeper than `limit`.
 
@@ -102,6 +105,8 @@ def _nests_deeper(value: Any, limit: int) -> bool:
     pending: list[tuple[Any, int]] = [(value, 0)]
     while pending:
         node, depth = pending.pop()
+        if type(node) in _LEAVES:
+            continue  # most arguments: nothing to look into
         if isinstance(node, float) and not math.isfinite(node):
             raise ValueError(f"holds {node!r}, which is not a finite number; send a finite one")
         if isinstance(node, Mapping):

@@ -30,6 +30,7 @@ __all__ = ["MISMATCH", "UNKNOWN", "EntityFault", "Facts", "Resolved", "assemble_
 UNKNOWN = "discretion.entity.unknown"
 MISMATCH = "discretion.entity.mismatch"
 _LINK = FieldSpec(type="string", nullable=True)
+_ID_OF = {"customer": "customer_id", "order": "order_id", "case": "case_id"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,7 +55,7 @@ class Resolved:
 
     def get(self, kind: str) -> str | None:
         """The resolved id of `customer`, `order` or `case`."""
-        value: str | None = getattr(self, f"{kind}_id")
+        value: str | None = getattr(self, _ID_OF[kind])
         return value
 
     def ids(self) -> dict[str, str]:
