@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -31,6 +31,7 @@ __all__ = [
     "Checkpoint",
     "LedgerRecord",
     "canonical_json",
+    "canonical_members",
     "checkpoint_hash",
     "digest",
     "partition_of",
@@ -64,13 +65,30 @@ def canonical_json(value: Any) -> str:
     Keys sorted, no insignificant white space, UTF-8 kept, decimals as strings, datetimes in
     UTC ISO 8601. NaN and infinities are refused.
     """
-    return json.dumps(
-        value,
-        default=_default,
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
+    return _ENCODER.encode(value)
+
+
+_ENCODER = json.JSONEncoder(
+    default=_default,
+    sort_keys=True,
+    separators=(",", ":"),
+    ensure_ascii=False,
+    allow_nan=False,
+)
+"""One encoder for every canonical JSON: `json.dumps` with these options builds a new one on
+each call. Encoding keeps no state on it, so threads share it."""
+
+
+def canonical_members(members: Mapping[str, str]) -> str:
+    """The canonical JSON of an object whose members' canonical JSON is already made.
+
+    The same text `canonical_json` gives the object itself (keys sorted, no spaces): a part
+    serialised once, for its own digest, is not serialised again inside a larger body.
+    """
+    return (
+        "{"
+        + ",".join(f"{_ENCODER.encode(name)}:{text}" for name, text in sorted(members.items()))
+        + "}"
     )
 
 

@@ -66,14 +66,18 @@ class Rationale(BaseModel):
     """The exception reason the actor relies on, by the id the pack gives it."""
     text: Annotated[str, StringConstraints(max_length=8000)] = ""
     """Free text from the actor."""
-    claims: Annotated[list[Claim], Field(max_length=50)] = []
+    claims: Annotated[list[Claim], Field(max_length=50)] = Field(
+        default_factory=list, json_schema_extra={"default": []}
+    )
     """Structured factual claims, checked against the context."""
-    precedents: Annotated[list[Identifier], Field(max_length=20)] = []
+    precedents: Annotated[list[Identifier], Field(max_length=20)] = Field(
+        default_factory=list, json_schema_extra={"default": []}
+    )
     """Ids of precedents the actor cites."""
     asserted: Annotated[
         dict[Identifier, bool | int | Annotated[str, StringConstraints(max_length=500)]],
         Field(max_length=50),
-    ] = {}
+    ] = Field(default_factory=dict, json_schema_extra={"default": {}})
     """Facts only the conversation holds, as the agent asserts them, by the name the pack's
     `asserted` declares (`{"customer.stated_reason": "damaged"}`). Checked against the pack's
     declarations, recorded as assertions (never as grounded facts), read by rules as
@@ -87,6 +91,9 @@ MAX_ARGUMENT_DEPTH = 32
 """How deeply a tool's arguments may nest; real tool calls nest a few levels."""
 
 
+_LEAVES = frozenset({str, int, bool, type(None)})
+
+
 def _nests_deeper(value: Any, limit: int) -> bool:
     """Whether `value` nests deeper than `limit`.
 
@@ -98,6 +105,8 @@ def _nests_deeper(value: Any, limit: int) -> bool:
     pending: list[tuple[Any, int]] = [(value, 0)]
     while pending:
         node, depth = pending.pop()
+        if type(node) in _LEAVES:
+            continue  # most arguments: nothing to look into
         if isinstance(node, float) and not math.isfinite(node):
             raise ValueError(f"holds {node!r}, which is not a finite number; send a finite one")
         if isinstance(node, Mapping):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
@@ -8,7 +9,7 @@ from typing import Any
 
 from discretion.context._providers import ContextProvider, ContextRequest
 from discretion.errors import ContextError, DiscretionError, ProposalError
-from discretion.lineage import digest
+from discretion.lineage import canonical_json
 from discretion.money import Money, SignedMoney, parse_decimal, scaled
 from discretion.policy._records import RecordError, RecordFieldSpec, Structured, read_structured
 from discretion.policy._schema import FieldSpec
@@ -23,7 +24,7 @@ class Snapshot:
     (facts before the ledger's totals join them) never pays for them.
     """
 
-    __slots__ = ("_data", "_digest", "values")
+    __slots__ = ("_canonical", "_data", "_digest", "values")
 
     values: Mapping[str, Any]
     """Field name to typed value (`Money`, aware `datetime`, ...); `None` for a null fact."""
@@ -32,20 +33,31 @@ class Snapshot:
         self.values = MappingProxyType(dict(values))
         self._data: Mapping[str, Any] | None = None
         self._digest: str | None = None
+        self._canonical: str | None = None
 
     @property
     def data(self) -> Mapping[str, Any]:
         """The same facts in JSON form, as recorded in the lineage."""
         if self._data is None:
-            data = {name: _json(value) for name, value in sorted(self.values.items())}
+            data = {
+                name: value if type(value) in _JSON_PLAIN else _json(value)
+                for name, value in sorted(self.values.items())
+            }
             self._data = MappingProxyType(data)
         return self._data
+
+    @property
+    def canonical(self) -> str:
+        """The canonical JSON of `data`: what `digest` hashes and the lineage records."""
+        if self._canonical is None:
+            self._canonical = canonical_json(dict(self.data))
+        return self._canonical
 
     @property
     def digest(self) -> str:
         """SHA-256 of the canonical JSON of `data`."""
         if self._digest is None:
-            self._digest = digest(dict(self.data))
+            self._digest = hashlib.sha256(self.canonical.encode()).hexdigest()
         return self._digest
 
     def __eq__(self, other: object) -> bool:
@@ -82,10 +94,20 @@ class Snapshot:
         """This snapshot with `values` added (or replaced), frozen and digested anew."""
         return Snapshot.of({**self.values, **values})
 
-    def cel_values(self) -> dict[str, Any]:
-        """The facts as CEL sees them: money in minor units, nulls left unbound."""
+    def cel_values(self, names: Iterable[str] | None = None) -> dict[str, Any]:
+        """The facts as CEL sees them: money in minor units, nulls left unbound.
+
+        `names`: only these facts (those an action's programs declare; the rest, such as the
+        records' links, no expression can read), each left out when the snapshot lacks it.
+        """
         out: dict[str, Any] = {}
-        for name, value in self.values.items():
+        values = self.values
+        pairs = (
+            values.items()
+            if names is None
+            else ((name, values[name]) for name in names if name in values)
+        )
+        for name, value in pairs:
             if value is None:
                 continue
             # Most facts are plain; an exact type check skips the rest (Money's isinstance goes
@@ -95,6 +117,7 @@ class Snapshot:
 
 
 _PLAIN = frozenset({str, bool, int, datetime, timedelta})
+_JSON_PLAIN = frozenset({str, bool, int, type(None)})
 
 
 def _cel_value(value: Any) -> Any:
@@ -125,32 +148,32 @@ def _json(value: Any) -> Any:
     return value
 
 
-def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
-    def bad(expected: str) -> ContextError:
-        return ContextError(
-            f"context field {name!r} should be {expected}, got {type(value).__name__}"
-            f" {value!r:.60}",
-            field=name,
-        )
+def _bad(name: str, value: Any, expected: str) -> ContextError:
+    return ContextError(
+        f"context field {name!r} should be {expected}, got {type(value).__name__} {value!r:.60}",
+        field=name,
+    )
 
+
+def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
     kind = spec.type
     if kind == "string":
         if not isinstance(value, str):
-            raise bad("a string")
+            raise _bad(name, value, "a string")
         return value
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
-            raise bad("an int")
+            raise _bad(name, value, "an int")
         return value
     if kind == "bool":
         if not isinstance(value, bool):
-            raise bad("a bool")
+            raise _bad(name, value, "a bool")
         return value
     if kind == "money" and not spec.signed:
         try:
-            money = value if isinstance(value, Money) else Money.model_validate(value)
+            money = Money.read(value)
         except (ProposalError, ValueError):
-            raise bad("money ({'amount': '12.50', 'currency': 'USD'})") from None
+            raise _bad(name, value, "money ({'amount': '12.50', 'currency': 'USD'})") from None
         if currency is not None and money.currency != currency:
             raise ContextError(
                 f"currency mismatch: context field {name!r} is in {money.currency} but the"
@@ -164,25 +187,25 @@ def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
             try:
                 value = datetime.fromisoformat(value)
             except ValueError:
-                raise bad("an ISO 8601 timestamp") from None
+                raise _bad(name, value, "an ISO 8601 timestamp") from None
         if not isinstance(value, datetime) or value.tzinfo is None:
-            raise bad("an aware timestamp (with a UTC offset)")
+            raise _bad(name, value, "an aware timestamp (with a UTC offset)")
         return value
     if kind == "duration":
         if isinstance(value, timedelta):
             return value
         if isinstance(value, int) and not isinstance(value, bool):
             return timedelta(seconds=value)
-        raise bad("a duration (seconds or timedelta)")
+        raise _bad(name, value, "a duration (seconds or timedelta)")
     if kind == "list[string]":
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise bad("a list of strings")
+            raise _bad(name, value, "a list of strings")
         return tuple(value)
     if kind == "money":
         try:
             signed = SignedMoney.of(value if isinstance(value, (dict, SignedMoney)) else {}, "")
         except (ProposalError, ValueError):
-            raise bad("money ({'amount': '-12.50', 'currency': 'USD'})") from None
+            raise _bad(name, value, "money ({'amount': '-12.50', 'currency': 'USD'})") from None
         if currency is not None and signed.currency != currency:
             raise ContextError(
                 f"currency mismatch: context field {name!r} is in {signed.currency} but the"
@@ -192,7 +215,7 @@ def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
         return signed
     if kind == "decimal":
         if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
-            raise bad('a decimal number written as a string ("1.5") or an int')
+            raise _bad(name, value, 'a decimal number written as a string ("1.5") or an int')
         try:
             return parse_decimal(value, spec.places or 0, field=name)
         except ProposalError as exc:
@@ -201,7 +224,7 @@ def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
         if not isinstance(value, (list, tuple)) or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in value
         ):
-            raise bad("a list of ints")
+            raise _bad(name, value, "a list of ints")
         return tuple(value)
     if isinstance(spec, RecordFieldSpec):
         try:

@@ -30,6 +30,7 @@ __all__ = ["MISMATCH", "UNKNOWN", "EntityFault", "Facts", "Resolved", "assemble_
 UNKNOWN = "discretion.entity.unknown"
 MISMATCH = "discretion.entity.mismatch"
 _LINK = FieldSpec(type="string", nullable=True)
+_ID_OF = {"customer": "customer_id", "order": "order_id", "case": "case_id"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,7 +55,7 @@ class Resolved:
 
     def get(self, kind: str) -> str | None:
         """The resolved id of `customer`, `order` or `case`."""
-        value: str | None = getattr(self, f"{kind}_id")
+        value: str | None = getattr(self, _ID_OF[kind])
         return value
 
     def ids(self) -> dict[str, str]:
@@ -83,6 +84,20 @@ def _binding_fields(entities: Mapping[str, Entity]) -> dict[str, FieldSpec]:
         for parent in entity.belongs_to:
             fields[entity.link_field(parent)] = _LINK
     return fields
+
+
+def _asked(pack: PolicyPack, action: ActionPolicy) -> tuple[dict[str, FieldSpec], tuple[str, ...]]:
+    """The types of the facts and links asked for `action`, and their names, in order.
+
+    Derived from the pack alone, so worked out once per pack and action.
+    """
+    key = ("assemble.asked", action.name)
+    memo = pack.memo.get(key)
+    if memo is None or memo[0] is not action:
+        binding = _binding_fields(pack.entities)
+        wanted = tuple(dict.fromkeys([*action.provided, *binding]))
+        memo = pack.memo[key] = (action, {**pack.fields, **binding}, wanted)
+    return memo[1], memo[2]
 
 
 def _resolve(
@@ -201,9 +216,7 @@ def _provided_facts(
             snapshot=assemble(provider, request, pack.fields, currency=request.currency),
             resolved=as_named,
         )
-    binding = _binding_fields(pack.entities)
-    fields = {**pack.fields, **binding}
-    wanted = tuple(dict.fromkeys([*reads, *binding]))
+    fields, wanted = _asked(pack, action)
     request = _request(action, wanted, as_named, item, now)
     snapshot = assemble(provider, request, fields, currency=request.currency, partial=True)
     resolved = _resolve(pack.entities, as_named, snapshot.values)

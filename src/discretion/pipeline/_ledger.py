@@ -20,7 +20,7 @@ from typing import Any
 from discretion.money import Money
 from discretion.pipeline._assemble import Resolved
 from discretion.pipeline._normalise import Normalised
-from discretion.policy import ActionPolicy, PolicyPack
+from discretion.policy import ActionPolicy, PolicyPack, Total
 from discretion.store import TotalQuery
 
 __all__ = ["CUMULATIVE", "LedgerFacts", "read_ledger"]
@@ -88,6 +88,22 @@ class LedgerFacts:
         )
 
 
+def _reads(
+    pack: PolicyPack, action: ActionPolicy
+) -> tuple[tuple[str, Total, tuple[str, ...] | None], ...]:
+    """The pack's totals `action` reads, each with its actions in order; once per pack."""
+    key = ("ledger.reads", action.name)
+    memo = pack.memo.get(key)
+    if memo is None or memo[0] is not action:
+        reads = tuple(
+            (name, total, tuple(sorted(total.actions)) if total.actions is not None else None)
+            for name in action.reads
+            if (total := pack.totals.get(name)) is not None
+        )
+        memo = pack.memo[key] = (action, reads)
+    return memo[1]
+
+
 def queries(
     pack: PolicyPack,
     item: Normalised,
@@ -102,10 +118,7 @@ def queries(
     # A pack in several currencies sums each total in the proposal's currency alone, and
     # counts beside it what the same total holds in any other.
     currency = item.amount.currency if item.amount is not None and len(pack.accepts) > 1 else None
-    for name in action.reads:
-        total = pack.totals.get(name)
-        if total is None:
-            continue
+    for name, total, actions in _reads(pack, action):
         key = actor if total.per == "actor" else resolved.get(total.per)
         if key is None:
             unkeyed.append(name)
@@ -118,7 +131,7 @@ def queries(
                     key=key,
                     since=now - total.window,
                     outcomes=total.outcomes,
-                    actions=tuple(sorted(total.actions)) if total.actions is not None else None,
+                    actions=actions,
                     count=total.type == "int",
                     currency=currency if total.type == "money" else None,
                 ),

@@ -369,7 +369,7 @@ class Pipeline:
                 actor_is_ai=item.proposal.actor.is_ai,
                 amount_minor=item.amount.minor if item.amount is not None else 0,
                 cited_reason=item.proposal.rationale.reason,
-                facts=snapshot.cel_values(),
+                facts=snapshot.cel_values(action.reads),
                 now=now,
                 prior_minor=prior,
                 shown=snapshot.values,
@@ -507,6 +507,7 @@ class Pipeline:
                     decision=decision,
                     proposal=item.record(),
                     context=dict(snapshot.data),
+                    context_json=snapshot.canonical,
                 )
                 # A route's approval (the decision's id) commits with the decision or not at all,
                 # bound to the decision's record.

@@ -193,7 +193,7 @@ def recheck(
             actor_is_ai=False,
             amount_minor=amount_minor,
             cited_reason=item.proposal.rationale.reason,
-            facts=snapshot.cel_values(),
+            facts=snapshot.cel_values(action.reads),
             now=now,
             prior_minor=prior_minor,
             args=item.cel_args(),

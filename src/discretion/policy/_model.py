@@ -389,6 +389,10 @@ class PolicyPack:
     amounts: Mapping[str, int] = field(default_factory=dict)
     """The pack's named amounts as CEL reads them (`amounts.<name>`), in minor units of
     `currency`."""
+    memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    """What deciding derives from the pack alone (the fields an action asks a provider for,
+    ...), worked out on first use and kept with this pack object; a view in another currency
+    keeps its own."""
 
     @property
     def accepts(self) -> tuple[str, ...]:

@@ -47,11 +47,12 @@ __all__ = [
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def to_us(moment: datetime) -> int:
     """Microseconds since the epoch for an aware datetime: how every time column holds it."""
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+    return (moment - _EPOCH) // _MICROSECOND
 
 
 def from_us(micros: int) -> datetime:

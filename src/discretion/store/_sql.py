@@ -36,6 +36,7 @@ from discretion.lineage import (
     Checkpoint,
     LedgerRecord,
     canonical_json,
+    canonical_members,
     checkpoint_hash,
     partition_of,
     record_hash,
@@ -88,6 +89,10 @@ class DecisionRecord:
     The customer, case and order it concerns are the decision's `entities`: columns, so
     exposure and totals per record are range reads, derived from the record like every other.
     """
+
+    context_json: str | None = None
+    """The canonical JSON of `context` when it is already made (the snapshot's, which its
+    digest hashed): the record's body then reuses it instead of serialising it again."""
 
     def body(self) -> dict[str, Any]:
         """The lineage record's body; `canonical_json` of it is what the chain hashes."""
@@ -354,7 +359,15 @@ class SqlTransaction:
         if opened is not None:
             self.touch("approvals", opened["id"], opened)
         body = self._binding(record.body())
-        text = canonical_json(body)
+        if record.context_json is None:
+            text = canonical_json(body)
+        else:
+            text = canonical_members(
+                {
+                    name: record.context_json if name == "context" else canonical_json(value)
+                    for name, value in body.items()
+                }
+            )
         link = self._next(decision.id, "decision", text)
         stamped = decision.with_hash(link.hash)
         amount = decision.amount
