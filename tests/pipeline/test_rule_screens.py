@@ -363,3 +363,32 @@ def test_a_previewed_decision_and_its_explanation_are_the_same_screened_or_not(p
     )
     assert found.causes == expected.causes
     assert found.explanation == expected.explanation
+
+
+@pytest.mark.parametrize(
+    ("pack_dir", "currency", "rate"),
+    [("marketplace", "EUR", None), ("travel", "GBP", "1.17")],
+)
+def test_a_view_in_another_currency_screens_its_reasons_as_the_pack_does(pack_dir, currency, rate):
+    from decimal import Decimal
+
+    pack = load_pack(Path(__file__).parents[2] / "examples" / pack_dir / "pack")
+    view = pack.in_currency(currency, Decimal(rate) if rate is not None else None)
+    assert view is not pack
+    for name, action in view.actions.items():
+        own = pack.actions[name]
+        assert action.screens is not None
+        assert own.screens is not None
+        screen = action.screens.exceptions
+        # The view's reasons carry their own judge bands, and its screen is for exactly them:
+        # `evaluate` passes a screen over only when its rules are not the action's own.
+        assert screen.rules is action.exceptions
+        assert screen.chunks is own.screens.exceptions.chunks
+
+
+def test_a_screen_stands_only_for_the_same_whens(packs):
+    action = packs[0].actions["refund"]
+    assert action.screens is not None
+    moved = (*action.exceptions[1:], action.exceptions[0])
+    with pytest.raises(ValueError, match="same whens"):
+        action.screens.exceptions.over(moved)

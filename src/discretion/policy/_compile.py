@@ -571,7 +571,7 @@ def _compile_judging(
             band_spec, band_loc = action.judge, ("actions", compiled.name, "judge")
         band = _compile_band(rule, band_spec, spec, currency, lines, band_loc)
         reasons.append(replace(rule, evidence=evidence, judge=band))
-    return replace(compiled, exceptions=tuple(reasons))
+    return compiled.with_exceptions(tuple(reasons))
 
 
 def _compile_claims(pack: ClaimsSpec | None, action: ClaimsSpec | None) -> ClaimsPolicy | None:

@@ -221,6 +221,17 @@ class ActionPolicy:
         """Whether deciding it reads totals from the ledger (or measures authority on one)."""
         return self.cumulative is not None or len(self.provided) != len(self.reads)
 
+    def with_exceptions(self, exceptions: tuple[Rule, ...]) -> ActionPolicy:
+        """The action with its exception reasons carrying other evidence or judge bands.
+
+        `exceptions` are its reasons, in order, with the same `when`s: its screens stand for
+        them, so a view of the pack in another currency screens its reasons as the pack does.
+        """
+        screens = self.screens
+        if screens is not None:
+            screens = replace(screens, exceptions=screens.exceptions.over(exceptions))
+        return replace(self, exceptions=exceptions, screens=screens)
+
     def reason(self, reason_id: str) -> Rule | None:
         """The exception reason with this id, if the action has it."""
         return next((r for r in self.exceptions if r.id == reason_id), None)
@@ -552,9 +563,8 @@ def _scaled(
         )
 
     actions = {
-        name: replace(
-            action,
-            exceptions=tuple(replace(r, judge=band(r.judge)) for r in action.exceptions),
+        name: action.with_exceptions(
+            tuple(replace(r, judge=band(r.judge)) for r in action.exceptions)
         )
         for name, action in pack.actions.items()
     }

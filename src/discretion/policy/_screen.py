@@ -83,6 +83,18 @@ class Screen:
             )
         return cls(rules=rules, chunks=tuple(chunks))
 
+    def over(self, rules: tuple[Rule, ...]) -> Screen:
+        """This screen for `rules`: the same rules, in order, with other evidence or judge bands.
+
+        Its programs test only the rules' `when`s, so they stand; `rules` must hold the same
+        `when`s in the same order.
+        """
+        if len(rules) != len(self.rules) or any(
+            new.when is not old.when for new, old in zip(rules, self.rules, strict=True)
+        ):
+            raise ValueError("a screen stands only for rules with the same whens, in order")
+        return Screen(rules=rules, chunks=self.chunks)
+
     def holding(self, activation: Any) -> Iterator[Rule]:
         """The rules whose `when` holds, in order, lazily.
 
