@@ -182,7 +182,7 @@ def test_exactly_once_two_guards_racing_on_one_key_record_it_once(make_guard, st
     # Both guards evaluate before either records: the second finds the key under the lock.
     one, two = make_guard(), make_guard()
     item = one.pipeline.normalise(refund("40.00", key="race"))
-    snapshot, evaluation = one.pipeline.assess(item, one.now())
+    _, snapshot, evaluation = one.pipeline.assess(item, one.now())
     recorded = two.decide(refund("40.00", key="race"))
     replay = one.pipeline._record(item, snapshot, evaluation, one.now())
     assert replay == recorded

@@ -208,7 +208,7 @@ def test_a_total_that_changed_while_deciding_is_decided_anew_in_the_transaction(
         load_pack(PACK), store=store, context=records, clock=FakeClock(NOW), ids=Counter("other")
     )
     item = one.pipeline.normalise(refund("80.00", key="race-1"))
-    snapshot, evaluation = one.pipeline.assess(item, NOW)
+    _, snapshot, evaluation = one.pipeline.assess(item, NOW)
     assert evaluation.outcome is Outcome.ALLOW  # alone, 80.00 is within the AI's 100.00
     assert two.decide(refund("50.00", key="race-2", actor=BOT2)).outcome is Outcome.ALLOW
     recorded = one.pipeline._record(item, snapshot, evaluation, NOW)
@@ -229,7 +229,7 @@ def test_a_total_another_connection_changed_is_read_again_in_the_transaction(tmp
         one = Guard(load_pack(PACK), store=mine, context=records, clock=FakeClock(NOW))
         two = Guard(load_pack(PACK), store=theirs, context=records, clock=FakeClock(NOW))
         item = one.pipeline.normalise(refund("80.00", key="race-1"))
-        snapshot, evaluation = one.pipeline.assess(item, NOW)
+        _, snapshot, evaluation = one.pipeline.assess(item, NOW)
         assert evaluation.outcome is Outcome.ALLOW
         assert two.decide(refund("50.00", key="race-2", actor=BOT2)).outcome is Outcome.ALLOW
         recorded = one.pipeline._record(item, snapshot, evaluation, NOW)

@@ -20,7 +20,7 @@ from discretion.decision import Outcome
 from discretion.pipeline._ledger import LedgerFacts
 from discretion.pipeline._normalise import Normalised
 from discretion.pipeline._state import Evaluation
-from discretion.policy import ActionPolicy, PolicyPack
+from discretion.policy import PolicyPack
 
 __all__ = ["CURRENCY_MISMATCH", "CURRENCY_RATE", "at_rate", "mixed_currencies"]
 
@@ -65,7 +65,7 @@ def at_rate(pack: PolicyPack, item: Normalised, snapshot: Snapshot) -> Normalise
     )
 
 
-def mixed_currencies(item: Normalised, action: ActionPolicy, ledger: LedgerFacts) -> Evaluation:
+def mixed_currencies(item: Normalised, ledger: LedgerFacts) -> Evaluation:
     """A route: a total `action` reads holds amounts in a currency other than the proposal's."""
     currency = item.amount.currency if item.amount is not None else item.pack.currency
     return Evaluation(

@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 from discretion import _telemetry
 from discretion.authority import lowest_above, lowest_covering
@@ -46,10 +46,20 @@ from discretion.proposal import Actor, Proposal
 from discretion.store import DecisionRecord, DuplicateKey, SqlStore, SqlTransaction
 from discretion.types import Clock, DecisionHook, IdFactory
 
-__all__ = ["Governed", "Pipeline", "RecordHook"]
+__all__ = ["Assessment", "Governed", "Pipeline", "RecordHook"]
 
 RecordHook: TypeAlias = Callable[[Normalised, Snapshot, Decision], None]
 """Called after a new decision is committed, with what it was decided on."""
+
+
+class Assessment(NamedTuple):
+    """What steps 3 to 7 found: the outcome before budgets, and what it was decided on."""
+
+    item: Normalised
+    """The proposal, on the view of the pack it was decided on: for a pack with rates, its
+    view at the rate the facts hold (`PolicyPack.in_currency`)."""
+    snapshot: Snapshot
+    evaluation: Evaluation
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -153,9 +163,9 @@ class Pipeline:
                 if known is not None:
                     return Governed(decision=self._replay(item, known), arguments=item.arguments)
             now = self.now()
-            snapshot, evaluation = self.assess(item, now)
+            assessed = self.assess(item, now)
             with _telemetry.step("record"):
-                decision = self._record(item, snapshot, evaluation, now)
+                decision = self._record(*assessed, now)
             return Governed(decision=decision, arguments=item.arguments)
 
     async def adecide(
@@ -191,9 +201,7 @@ class Pipeline:
         """
         item = self.normalise(proposal, mapping=mapping)
         moment = now if now is not None else self.now()
-        snapshot, evaluation = self.assess(item, moment, context=context, frozen=frozen)
-        if evaluation.pack is not None:
-            item = item.priced(evaluation.pack)
+        item, snapshot, evaluation = self.assess(item, moment, context=context, frozen=frozen)
         return build_decision(
             item.pack,
             item,
@@ -224,7 +232,7 @@ class Pipeline:
         *,
         context: ContextProvider | None = None,
         frozen: Mapping[str, Any] | None = None,
-    ) -> tuple[Snapshot, Evaluation]:
+    ) -> Assessment:
         """Steps 3 to 7: the facts, and the outcome they lead to before budgets.
 
         `frozen`: facts another decision recorded, whose ledger totals stand (see `preview`).
@@ -241,27 +249,30 @@ class Pipeline:
             )
             if self.pack.unknown_tools == "deny":
                 unknown = replace(unknown, outcome=Outcome.DENY, required_role=None)
-            return Snapshot.of({}), unknown
+            return Assessment(item, Snapshot.of({}), unknown)
         try:
             with _telemetry.step("context"):
                 facts = self.assemble(item, now, context=context)
         except ContextError as exc:
-            return Snapshot.of({}), Evaluation(
-                outcome=Outcome.ROUTE,
-                rules=["discretion.context-unavailable"],
-                required_role=lowest_covering(item.pack, action.name, amount_minor),
-                causes=[str(exc)],
+            return Assessment(
+                item,
+                Snapshot.of({}),
+                Evaluation(
+                    outcome=Outcome.ROUTE,
+                    rules=["discretion.context-unavailable"],
+                    required_role=lowest_covering(item.pack, action.name, amount_minor),
+                    causes=[str(exc)],
+                ),
             )
         snapshot, resolved = facts.snapshot, facts.resolved
         if item.pack.rates is not None and item.amount is not None:
             priced = at_rate(self.pack, item, snapshot)
             if isinstance(priced, Evaluation):
-                return snapshot, priced
+                return Assessment(item, snapshot, priced)
             item, action = priced, priced.action or action
         if resolved.faults:
-            return snapshot, self._priced(
-                item, entity_faults(item.pack, action.name, amount_minor, resolved)
-            )
+            faults = entity_faults(item.pack, action.name, amount_minor, resolved)
+            return Assessment(item, snapshot, faults)
         ledger = None
         if action.reads_ledger:
             with _telemetry.step("totals"):
@@ -270,10 +281,11 @@ class Pipeline:
                 )
             snapshot = snapshot.merged(ledger.recorded)
             if ledger.mixed:
-                return snapshot, self._priced(item, mixed_currencies(item, action, ledger))
+                return Assessment(item, snapshot, mixed_currencies(item, ledger))
             if CUMULATIVE in unkeyed:
-                return snapshot, self._priced(
+                return Assessment(
                     item,
+                    snapshot,
                     Evaluation(
                         outcome=Outcome.ROUTE,
                         rules=["discretion.cumulative-unkeyed"],
@@ -285,9 +297,7 @@ class Pipeline:
                         resolved=resolved,
                     ),
                 )
-        evaluation = self._priced(
-            item, self._evaluate(item, action, snapshot, resolved, ledger, now)
-        )
+        evaluation = self._evaluate(item, action, snapshot, resolved, ledger, now)
         # Runs before the write transaction opens: an LLM call never holds the ledger lock.
         with _telemetry.step("judge"):
             evaluation = self.review.apply(
@@ -300,13 +310,7 @@ class Pipeline:
                 snapshot=snapshot,
                 now=now,
             )
-        return snapshot, evaluation
-
-    def _priced(self, item: Normalised, evaluation: Evaluation) -> Evaluation:
-        """`evaluation`, noting the view of the pack it was decided on when that is a rated one."""
-        if item.pack is not self.pack and item.pack.rates is not None:
-            evaluation.pack = item.pack
-        return evaluation
+        return Assessment(item, snapshot, evaluation)
 
     def recheck(
         self,
@@ -414,7 +418,7 @@ class Pipeline:
             return snapshot, evaluation
         snapshot = snapshot.merged(fresh.recorded)
         if fresh.mixed:
-            return snapshot, self._priced(item, mixed_currencies(item, item.action, fresh))
+            return snapshot, mixed_currencies(item, fresh)
         again = self._evaluate(item, item.action, snapshot, evaluation.resolved, fresh, now)
         # Claims checked on every decision are checked on the outcome as it now stands.
         again = self.review.check_claims(
@@ -459,8 +463,6 @@ class Pipeline:
     def _record(
         self, item: Normalised, snapshot: Snapshot, evaluation: Evaluation, now: datetime
     ) -> Decision:
-        if evaluation.pack is not None:
-            item = item.priced(evaluation.pack)
         pack = item.pack
         try:
             # A key decided before, or by another process while we evaluated, fails the

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from discretion.decision import JudgeRecord, Outcome, PrecedentUse
 from discretion.pipeline._assemble import Resolved
 from discretion.pipeline._ledger import LedgerFacts
-from discretion.policy import PolicyPack, Role, Rule
+from discretion.policy import Role, Rule
 
 __all__ = ["Evaluation"]
 
@@ -39,6 +39,3 @@ class Evaluation:
     facts could not be assembled (the ids as named then stand)."""
     ledger: LedgerFacts | None = None
     """The totals it read from the ledger (and its cumulative authority), when it read any."""
-    pack: PolicyPack | None = None
-    """The pack it was decided on when that is a view of the pipeline's in another currency
-    at a rate (see `PolicyPack.in_currency`); None when it is the proposal's own."""
