@@ -28,10 +28,6 @@ __all__ = ["CUMULATIVE", "LedgerFacts", "read_ledger"]
 CUMULATIVE = "cumulative"
 """The name the cumulative authority's own total is read and recorded under."""
 
-_OTHER = "#other:"
-"""Prefixes the count, read beside a money total of a pack in several currencies, of what the
-same total holds in the other currencies."""
-
 _ALLOWED = frozenset({"allow", "allow_exception"})
 
 
@@ -41,10 +37,28 @@ class LedgerFacts:
 
     minor: dict[str, int]
     """Each total read (minor units, or a count), by name; `cumulative` for the authority's."""
+    other: dict[str, int]
+    """For each money total of a pack in several currencies, by name: how many amounts in
+    other currencies than the proposal's the same total holds (they are never added to it)."""
     queries: tuple[tuple[str, TotalQuery], ...]
-    """What was read, to read again in the decision's transaction."""
+    """What was read, to read again in the decision's transaction: the totals, then the counts
+    of `other` (their queries say `other`)."""
     currency: str
     """The currency of the sums (the proposal's)."""
+
+    @classmethod
+    def of(
+        cls,
+        queries: tuple[tuple[str, TotalQuery], ...],
+        values: Sequence[int | None],
+        currency: str,
+    ) -> LedgerFacts:
+        """The totals `queries` read, `values` in their order (None read as 0)."""
+        minor: dict[str, int] = {}
+        other: dict[str, int] = {}
+        for (name, query), value in zip(queries, values, strict=True):
+            (other if query.other else minor)[name] = int(value or 0)
+        return cls(minor=minor, other=other, queries=queries, currency=currency)
 
     @property
     def facts(self) -> dict[str, Any]:
@@ -53,17 +67,13 @@ class LedgerFacts:
         return {
             name: value if name in counts else Money.from_minor(value, self.currency)
             for name, value in self.minor.items()
-            if name != CUMULATIVE and not name.startswith(_OTHER)
+            if name != CUMULATIVE
         }
 
     @property
     def mixed(self) -> list[str]:
         """The totals that hold amounts in another currency than the proposal's."""
-        return [
-            name.removeprefix(_OTHER)
-            for name, value in self.minor.items()
-            if name.startswith(_OTHER) and value
-        ]
+        return [name for name, count in self.other.items() if count]
 
     @property
     def recorded(self) -> dict[str, Any]:
@@ -81,11 +91,11 @@ class LedgerFacts:
     def again(self, read: Callable[[Sequence[TotalQuery]], list[int]]) -> LedgerFacts:
         """The same totals read through `read` (the decision's transaction), in one go."""
         values = read([query for _, query in self.queries]) if self.queries else []
-        return LedgerFacts(
-            minor={name: value for (name, _), value in zip(self.queries, values, strict=True)},
-            queries=self.queries,
-            currency=self.currency,
-        )
+        return LedgerFacts.of(self.queries, values, self.currency)
+
+    def moved(self, fresh: LedgerFacts) -> bool:
+        """Whether `fresh`, the same totals read again, differs from these."""
+        return fresh.minor != self.minor or fresh.other != self.other
 
 
 def _reads(
@@ -160,7 +170,7 @@ def queries(
             )
     if currency is not None:
         wanted += [
-            (_OTHER + name, replace(query, other=True))
+            (name, replace(query, other=True))
             for name, query in wanted
             if query.currency is not None
         ]
@@ -185,23 +195,20 @@ def read_ledger(
     wanted, unkeyed = queries(pack, item, action, resolved, now)
     currency = item.amount.currency if item.amount is not None else pack.currency
 
-    def kept(name: str) -> int | None:
-        recorded = frozen.get(name) if frozen is not None else None
+    def kept(name: str, query: TotalQuery) -> int | None:
+        if frozen is None or query.other:
+            return None
+        recorded = frozen.get(name)
         if isinstance(recorded, Money):
             return recorded.minor
         if isinstance(recorded, int) and not isinstance(recorded, bool):
             return recorded
         return None
 
-    minor = {name: kept(name) for name, _ in wanted}
-    unread = [(name, query) for name, query in wanted if minor[name] is None]
+    values = [kept(name, query) for name, query in wanted]
+    unread = [index for index, value in enumerate(values) if value is None]
     if unread:
         # Every total the action reads, in one statement.
-        values = read([query for _, query in unread])
-        minor.update({name: value for (name, _), value in zip(unread, values, strict=True)})
-    facts = LedgerFacts(
-        minor={name: int(value or 0) for name, value in minor.items()},
-        queries=tuple(wanted),
-        currency=currency,
-    )
-    return facts, unkeyed
+        for index, value in zip(unread, read([wanted[i][1] for i in unread]), strict=True):
+            values[index] = value
+    return LedgerFacts.of(tuple(wanted), values, currency), unkeyed

@@ -414,7 +414,7 @@ class Pipeline:
         if ledger is None or evaluation.resolved is None or item.action is None:
             return snapshot, evaluation
         fresh = ledger.again(tx.totals)
-        if fresh.minor == ledger.minor:
+        if not ledger.moved(fresh):
             return snapshot, evaluation
         snapshot = snapshot.merged(fresh.recorded)
         if fresh.mixed:
