@@ -99,12 +99,8 @@ def _declared(spec: PackSpec, lines: LineMap, sources: tuple[str, ...]) -> tuple
         )
     if spec.currency is None and spec.currencies is None:
         raise PolicyError("currency: required here, and missing", path=sources[0])
-    if spec.currency is not None:
-        codes: list[str] = [spec.currency]
-        key: tuple[Any, ...] = ("currency",)
-    else:
-        codes = list(spec.currencies or ())
-        key = ("currencies",)
+    codes = spec.declared_currencies
+    key: tuple[Any, ...] = ("currency",) if spec.currency is not None else ("currencies",)
     for index, code in enumerate(codes):
         source, line = lines.find(key if spec.currency is not None else (*key, index))
         if code not in CURRENCY_EXPONENTS:
@@ -146,7 +142,7 @@ def _amount(
 
     `where` is the place a single amount's error names (`loc`'s line when None).
     """
-    declared = spec.currencies if spec.currencies is not None else [spec.currency or currency]
+    declared = spec.declared_currencies or [currency]
     if isinstance(value, str):
         # Nothing is nothing in every currency: "0" needs no map.
         if len(declared) > 1 and spec.rates is None and Decimal(value) != 0:

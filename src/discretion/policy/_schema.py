@@ -534,3 +534,13 @@ class PackSpec(BaseModel):
     approval_sla: Window = "24h"
     """How soon a routed case must be decided before its approval expires. An action's or the
     required role's own `approval_sla` applies instead when set; the shorter when both are."""
+
+    @property
+    def declared_currencies(self) -> list[str]:
+        """The currencies the pack declares: `currencies`, or its one `currency`.
+
+        Empty when it gives neither (a pack split over files may give it in another).
+        """
+        if self.currencies is not None:
+            return list(self.currencies)
+        return [self.currency] if self.currency is not None else []
