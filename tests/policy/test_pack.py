@@ -677,3 +677,24 @@ def test_a_nested_key_repeated_is_an_error(tmp_path):
 
     assert error.line == line_of(text, "order.total: int")
     assert "key 'order.total' appears twice" in str(error)
+
+
+def test_what_is_derived_from_a_pack_is_built_once_per_action_object(tmp_path):
+    from dataclasses import replace
+
+    pack = load_pack(write(tmp_path, MINI))
+    action = next(iter(pack.actions.values()))
+    built: list[str] = []
+
+    def build() -> str:
+        built.append(action.name)
+        return f"derived from {action.name}"
+
+    first = pack.memoised("test.derived", action, build)
+    assert pack.memoised("test.derived", action, build) is first
+    assert built == [action.name]
+    # Another pack object (a view) or a replaced action keeps nothing of the first.
+    assert pack.memoised("test.other", action, build) == first
+    replaced = replace(action, approval_sla=None)
+    pack.memoised("test.derived", replaced, build)
+    assert len(built) == 3

@@ -91,13 +91,12 @@ def _asked(pack: PolicyPack, action: ActionPolicy) -> tuple[dict[str, FieldSpec]
 
     Derived from the pack alone, so worked out once per pack and action.
     """
-    key = ("assemble.asked", action.name)
-    memo = pack.memo.get(key)
-    if memo is None or memo[0] is not action:
+
+    def build() -> tuple[dict[str, FieldSpec], tuple[str, ...]]:
         binding = _binding_fields(pack.entities)
-        wanted = tuple(dict.fromkeys([*action.provided, *binding]))
-        memo = pack.memo[key] = (action, {**pack.fields, **binding}, wanted)
-    return memo[1], memo[2]
+        return {**pack.fields, **binding}, tuple(dict.fromkeys([*action.provided, *binding]))
+
+    return pack.memoised("assemble.asked", action, build)
 
 
 def _resolve(

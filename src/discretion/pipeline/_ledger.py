@@ -102,16 +102,15 @@ def _reads(
     pack: PolicyPack, action: ActionPolicy
 ) -> tuple[tuple[str, Total, tuple[str, ...] | None], ...]:
     """The pack's totals `action` reads, each with its actions in order; once per pack."""
-    key = ("ledger.reads", action.name)
-    memo = pack.memo.get(key)
-    if memo is None or memo[0] is not action:
-        reads = tuple(
+    return pack.memoised(
+        "ledger.reads",
+        action,
+        lambda: tuple(
             (name, total, tuple(sorted(total.actions)) if total.actions is not None else None)
             for name in action.reads
             if (total := pack.totals.get(name)) is not None
-        )
-        memo = pack.memo[key] = (action, reads)
-    return memo[1]
+        ),
+    )
 
 
 def queries(

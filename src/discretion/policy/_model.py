@@ -14,13 +14,15 @@ from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from discretion.errors import ProposalError
 from discretion.money import CURRENCY_EXPONENTS, Money
 from discretion.policy._cel import CelProgram
 from discretion.policy._schema import ArgSpec, FieldSpec, ToolSpec
 from discretion.policy._screen import Screens
+
+_T = TypeVar("_T")
 
 __all__ = [
     "AMOUNTS_PREFIX",
@@ -404,6 +406,17 @@ class PolicyPack:
     """What deciding derives from the pack alone (the fields an action asks a provider for,
     ...), worked out on first use and kept with this pack object; a view in another currency
     keeps its own."""
+
+    def memoised(self, key: str, action: ActionPolicy, build: Callable[[], _T]) -> _T:
+        """What `build` derives from this pack and `action` alone: built on first use, then kept.
+
+        Kept in `memo` under `key` and the action's name, with the action it was built for: an
+        action replaced since (a view's own) is built for anew.
+        """
+        memo = self.memo.get((key, action.name))
+        if memo is None or memo[0] is not action:
+            memo = self.memo[(key, action.name)] = (action, build())
+        return memo[1]
 
     @property
     def accepts(self) -> tuple[str, ...]:
