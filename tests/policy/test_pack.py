@@ -693,7 +693,7 @@ def test_what_is_derived_from_a_pack_is_built_once_per_action_object(tmp_path):
     first = pack.memoised("test.derived", action, build)
     assert pack.memoised("test.derived", action, build) is first
     assert built == [action.name]
-    # Another pack object (a view) or a replaced action keeps nothing of the first.
+    # Another key, or the action replaced (as a view replaces it), is built anew.
     assert pack.memoised("test.other", action, build) == first
     replaced = replace(action, approval_sla=None)
     pack.memoised("test.derived", replaced, build)
