@@ -256,7 +256,7 @@ def run_pack(path: Path, n: int, only: str | None) -> list[dict[str, Any]]:
             print(f" {kind} {amount} -> {outcome.outcome.value};", end="")
         print()
         item = guard.normalise(proposal(0))
-        snapshot, _ = guard.pipeline.assess(item, NOW)
+        _, snapshot, _ = guard.pipeline.assess(item, NOW)
         cel = snapshot.cel_values()
         action = pack.actions[item.action_name]
 

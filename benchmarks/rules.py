@@ -157,7 +157,7 @@ def prepare(shape: str, size: int, folder: Path) -> dict[str, Any]:
     guard = Guard(pack, context=StaticContextProvider(FACTS), clock=lambda: NOW)
     decision = guard.preview(proposal(0))
     item = guard.normalise(proposal(0))
-    snapshot, _ = guard.pipeline.assess(item, NOW)
+    _, snapshot, _ = guard.pipeline.assess(item, NOW)
     facts = snapshot.cel_values()
     action = pack.actions[item.action_name]
 

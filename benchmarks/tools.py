@@ -17,11 +17,10 @@ import json
 import tempfile
 from typing import Any
 
-from decide import NOW, PACK, measure
+from decide import NOW, PACK, Records, facts_for, measure
 from langchain_core.tools import tool
 
 from discretion import Actor, Guard, SqlStore, load_pack
-from discretion.context import StaticContextProvider
 from discretion.integrations import OpenAITools, ToolCallInfo
 
 TARGET_MS = 1.0
@@ -75,7 +74,9 @@ def main() -> None:
     rows: list[tuple[dict[str, Any], dict[str, Any]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         store = SqlStore(f"sqlite:///{tmp}/bench.db")
-        guard = Guard(pack, store=store, context=StaticContextProvider(FACTS), clock=lambda: NOW)
+        # The case system knows each order and case `arguments` names, and whose they are.
+        context = Records(facts_for(pack.fields, FACTS))
+        guard = Guard(pack, store=store, context=context, clock=lambda: NOW)
 
         # The decorator.
         governed = guard.governed(tool="issue_refund", actor=actor)(issue_refund)
