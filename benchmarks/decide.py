@@ -100,7 +100,7 @@ def facts_for(pack_fields: Mapping[str, Any], base: Mapping[str, Any] = FACTS) -
 class Records:
     """The case system: the facts for everyone, and each customer and order on record.
 
-    Order `o-N` and case `case-N` belong to customer `c-(N mod 500)` (the case to the order
+    Order `o-N` and case `case-N` belong to customer `c-(N mod 500)` (the case to `o-N`
     too), as `proposal(N)` names them, so packs that
     bind entities resolve them (and packs that do not ignore the extra facts).
     """
@@ -117,12 +117,19 @@ class Records:
             facts["customer.id"] = request.customer_id
         if order is not None and order.startswith("o-"):
             facts["order.id"] = order
-            facts["order.customer_id"] = f"c-{int(order[2:]) % 500}"
+            facts["order.customer_id"] = f"c-{_number(order) % 500}"
         if request.case_id is not None and request.case_id.startswith("case-"):
             facts["case.id"] = request.case_id
-            facts["case.customer_id"] = f"c-{int(request.case_id[5:]) % 500}"
-            facts["case.order_id"] = f"o-{request.case_id[5:]}"
+            facts["case.customer_id"] = f"c-{_number(request.case_id) % 500}"
+            facts["case.order_id"] = "o-" + request.case_id.removeprefix("case-")
         return facts
+
+
+def _number(record_id: str) -> int:
+    """N of `o-N` or `case-N` (N may be negative); the last number of `o-run-1-N`
+    (http_decisions.py's ids, its keys)."""
+    tail = record_id.split("-", 1)[1]
+    return int(tail) if tail.lstrip("-").isdigit() else int(tail.rsplit("-", 1)[1])
 
 
 def measure(label: str, run: Callable[[int], Any], n: int, offset: int = 0) -> dict[str, Any]:

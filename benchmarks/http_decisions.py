@@ -81,7 +81,7 @@ function request()
   sent = sent + 1
   local agent = sent % #tokens
   local key = prefix .. sent
-  local body = string.format(template, agent, sent % 500, key, key)
+  local body = string.format(template, agent, sent % 500, key, key, key)
   return wrk.format("POST", "/v1/decisions", {
     ["Authorization"] = "Bearer " .. tokens[agent + 1],
     ["Content-Type"] = "application/json",
@@ -101,11 +101,14 @@ def body(n: int) -> dict[str, Any]:
 
 
 def wrk_template() -> str:
-    """decide.py's proposal as a Lua format string with agent, customer, case and key slots."""
+    """decide.py's proposal as a Lua format string: agent, customer, case, order and key slots."""
     item = body(0)
     item["actor"]["id"] = "bench-bot-\x00"
     item["tool"]["arguments"]["customer_id"] = "c-\x00"
     item["tool"]["arguments"]["case_id"] = "case-\x00"
+    # An order of its own per request, as in decide.py, named after the key so that the case
+    # system finds the case on it and both under the customer.
+    item["tool"]["arguments"]["order_id"] = "o-\x00"
     item["idempotency_key"] = "bench-\x00"
     # json.dumps keeps this key order, which is the order the Lua script fills the slots in.
     return json.dumps(item).replace("%", "%%").replace("\\u0000", "%s")
