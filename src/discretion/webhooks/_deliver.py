@@ -35,7 +35,7 @@ import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from discretion import __version__
@@ -43,6 +43,7 @@ from discretion.decision import Decision
 from discretion.errors import ConfigurationError, DiscretionError, LedgerIntegrityError
 from discretion.lineage import LedgerRecord, record_hash
 from discretion.store import PendingRecord, SqlStore
+from discretion.types import utc_now
 from discretion.webhooks._endpoint import WebhookEndpoint
 from discretion.webhooks._events import Event, events_of
 from discretion.webhooks._mail import MailFailed, message_for, send_mail
@@ -84,10 +85,6 @@ class _Failed(Exception):
     def __init__(self, message: str, *, is_transient: bool) -> None:
         super().__init__(message)
         self.is_transient = is_transient
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _owner() -> str:
@@ -166,7 +163,7 @@ class Deliverer:
         self._public_url = public_url.rstrip("/") if public_url else ""
         self._client = client if client is not None else httpx.Client(timeout=10.0)
         self._owns_client = client is None
-        self._clock = clock or _utc_now
+        self._clock = clock or utc_now
         self._tenacity = tenacity
         self._httpx = httpx
         self._sleep = sleep
