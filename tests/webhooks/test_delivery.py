@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select, update
 
 from conftest import NOW, good_facts, refund
-from discretion import Actor, ConfigurationError, Outcome
+from discretion import Actor, ConfigurationError, Money, Outcome
 from discretion.api._webhooks import deliver_once
 from discretion.store._schema import ledger, webhook_cursors
 from discretion.webhooks import (
@@ -303,3 +303,22 @@ def test_an_edited_ledger_record_sends_nothing_and_stops_the_endpoint(
     assert inbox.got == []
     assert "was edited (its hash does not recompute)" in (delivery.error or "")
     assert store.webhooks.get(deliverer.endpoints[0].id).delivered == 0
+
+
+def test_an_approval_carries_the_amount_granted_and_a_rejection_the_amount_asked(
+    make_deliverer, guard, inbox
+):
+    deliverer = make_deliverer(f"{A} events=approval.approved,approval.rejected")
+    deliverer.enroll()
+    granted = guard.decide(refund("80.00"))
+    refused = guard.decide(refund("90.00", key="k-2"))
+    guard.approvals.approve(
+        granted.id, approver=TOM, note="partial", amount=Money.of("60.00", "USD")
+    )
+    guard.approvals.reject(refused.id, approver=TOM, note="no")
+    deliverer.deliver()
+    amounts = {e["data"]["approval_id"]: e["data"]["amount"] for e in inbox.events()}
+    assert amounts == {
+        granted.id: {"amount": "60.00", "currency": "USD"},
+        refused.id: {"amount": "90.00", "currency": "USD"},
+    }
