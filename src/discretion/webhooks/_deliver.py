@@ -145,6 +145,8 @@ class Deliverer:
         try:
             import httpx
             import tenacity
+
+            from discretion._retry import retrying
         except ImportError as exc:
             raise ConfigurationError(
                 f"webhooks need the {exc.name} package: pip install 'discretion[webhooks]'"
@@ -164,7 +166,7 @@ class Deliverer:
         self._client = client if client is not None else httpx.Client(timeout=10.0)
         self._owns_client = client is None
         self._clock = clock or utc_now
-        self._tenacity = tenacity
+        self._retrying = retrying
         self._httpx = httpx
         self._sleep = sleep
         self._wait = wait if wait is not None else tenacity.wait_exponential(multiplier=0.5, max=8)
@@ -323,21 +325,14 @@ class Deliverer:
 
     def _post(self, endpoint: WebhookEndpoint, secret: str, event: Event) -> None:
         """POST one event, retrying what may pass on its own; raise `_Failed` if it never did."""
-        tenacity = self._tenacity
         body = json.dumps(
             event.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
         ).encode()
-        options: dict[str, Any] = {}
-        if self._sleep is not None:
-            options["sleep"] = self._sleep
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self._attempts),
+        retrying = self._retrying(
+            attempts=self._attempts,
             wait=self._wait,
-            retry=tenacity.retry_if_exception(
-                lambda exc: isinstance(exc, _Failed) and exc.is_transient
-            ),
-            reraise=True,
-            **options,
+            transient=lambda exc: isinstance(exc, _Failed) and exc.is_transient,
+            sleep=self._sleep,
         )
         for attempt in retrying:
             with attempt:
