@@ -322,3 +322,18 @@ def test_an_approval_carries_the_amount_granted_and_a_rejection_the_amount_asked
         granted.id: {"amount": "60.00", "currency": "USD"},
         refused.id: {"amount": "90.00", "currency": "USD"},
     }
+
+
+def test_a_body_is_compact_sorted_ascii_json_whatever_its_text(make_deliverer, guard, inbox):
+    # The bytes signed and sent: keys sorted, no spaces, non-ASCII escaped. Unlike the ledger's
+    # canonical JSON (UTF-8 kept), so a receiver comparing raw bodies sees them as they were.
+    deliverer = make_deliverer(f"{A} events=approval.approved")
+    deliverer.enroll()
+    decision = guard.decide(refund("80.00"))
+    guard.approvals.approve(decision.id, approver=TOM, note="approuvé — ok")
+    deliverer.deliver()
+    [received] = inbox.got
+    assert received.event["data"]["note"] == "approuvé — ok"
+    assert b'"note":"approuv\\u00e9 \\u2014 ok"' in received.body
+    compact = json.dumps(received.event, sort_keys=True, separators=(",", ":"))
+    assert received.body == compact.encode()

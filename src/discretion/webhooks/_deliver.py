@@ -325,6 +325,8 @@ class Deliverer:
 
     def _post(self, endpoint: WebhookEndpoint, secret: str, event: Event) -> None:
         """POST one event, retrying what may pass on its own; raise `_Failed` if it never did."""
+        # Not `lineage.canonical_json`: that keeps UTF-8, and bodies have always been sent with
+        # non-ASCII escaped. Receivers see the same bytes for the same event.
         body = json.dumps(
             event.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
         ).encode()
