@@ -4,7 +4,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from conftest import NOW, good_facts, refund
 from discretion import Actor, ConfigurationError, Money, Outcome
@@ -337,3 +337,51 @@ def test_a_body_is_compact_sorted_ascii_json_whatever_its_text(make_deliverer, g
     assert b'"note":"approuv\\u00e9 \\u2014 ok"' in received.body
     compact = json.dumps(received.event, sort_keys=True, separators=(",", ":"))
     assert received.body == compact.encode()
+
+
+def test_each_record_is_checked_once_a_pass_for_all_its_endpoints(
+    make_deliverer, guard, inbox, store, monkeypatch
+):
+    import discretion.webhooks._deliver as deliver_module
+
+    deliverer = make_deliverer(A, B, f"{A}/approvals events=approval.opened")
+    deliverer.enroll()
+    guard.decide(refund("80.00"))
+    guard.decide(refund("10.00", key="k-2"))
+    checked: list[int] = []
+    real = deliver_module.record_hash
+
+    def counted(**kwargs):
+        checked.append(kwargs["seq"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(deliver_module, "record_hash", counted)
+    deliveries = deliverer.deliver()
+    assert [d.sent for d in deliveries] == [3, 3, 1]
+    with store.engine.connect() as connection:
+        records = connection.execute(select(func.count()).select_from(ledger)).scalar_one()
+    assert len(checked) == records  # not once per endpoint
+
+
+def test_a_record_edited_during_a_pass_is_caught_for_the_endpoints_after(
+    make_deliverer, guard, inbox, store
+):
+    deliverer = make_deliverer(f"{A} events=decision.recorded", f"{B} events=decision.recorded")
+    deliverer.enroll()
+    decision = guard.decide(refund("80.00"))
+
+    def edit(received):
+        if received.url == A:
+            with store.engine.begin() as connection:
+                connection.execute(
+                    update(ledger)
+                    .where(ledger.c.subject_id == decision.id)
+                    .values(body=ledger.c.body + " ")
+                )
+
+    inbox.on_request = edit
+    first, second = deliverer.deliver()
+    assert (first.sent, first.error) == (1, None)
+    assert second.sent == 0
+    assert "was edited (its hash does not recompute)" in (second.error or "")
+    assert inbox.types(B) == []

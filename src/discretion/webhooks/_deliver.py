@@ -91,6 +91,66 @@ def _owner() -> str:
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+class _Read:
+    """One pass's reading of the ledger, shared by its endpoints.
+
+    Each record's hash is checked and its events made once, however many endpoints it goes to;
+    the last `keep` records' events are kept (endpoints that are up to date read the same
+    ones), so a pass holds no more than a batch of them however far behind an endpoint is.
+    """
+
+    def __init__(self, store: SqlStore, link: Callable[[str], str], *, keep: int) -> None:
+        self._store = store
+        self._link = link
+        self._keep = keep
+        self._decisions: dict[str, Decision | None] = {}
+        self._events: dict[int, tuple[PendingRecord, list[Event]]] = {}
+
+    def decision(self, decision_id: str) -> Decision | None:
+        if decision_id not in self._decisions:
+            self._decisions[decision_id] = self._store.decision(decision_id)
+        return self._decisions[decision_id]
+
+    def events(self, item: PendingRecord) -> list[Event]:
+        """The events of a record, once its hash recomputes: an edited record sends nothing."""
+        seq = item.record.seq
+        kept = self._events.get(seq)
+        # Kept only for the very record checked: one read again after an edit is checked again.
+        if kept is not None and kept[0] == item:
+            return kept[1]
+        found = self._check(item)
+        self._events.pop(seq, None)
+        self._events[seq] = (item, found)
+        if len(self._events) > self._keep:
+            del self._events[next(iter(self._events))]
+        return found
+
+    def _check(self, item: PendingRecord) -> list[Event]:
+        record = item.record
+        recomputed = record_hash(
+            seq=record.chain_seq,
+            kind=record.kind,
+            body=record.body,
+            prev_hash=record.prev_hash,
+            partition=record.partition,
+        )
+        where = f"ledger record {record.seq} ({record.kind})"
+        if recomputed != record.hash:
+            raise LedgerIntegrityError(
+                f"{where} was edited (its hash does not recompute); nothing is sent from it or"
+                " after it. Run `discretion ledger verify`",
+                seq=record.seq,
+            )
+        try:
+            return events_of(item, decision_of=self.decision, link=self._link)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LedgerIntegrityError(
+                f"{where} is malformed ({exc!r}); nothing is sent from it or after it. Run"
+                " `discretion ledger verify`",
+                seq=record.seq,
+            ) from exc
+
+
 class Deliverer:
     """Delivers the ledger's events to webhook endpoints, signed, at least once.
 
@@ -208,7 +268,8 @@ class Deliverer:
         """
         if not self._enrolled:
             self.enroll()
-        return [self._deliver_to(endpoint, secret) for endpoint, secret in self._endpoints]
+        read = _Read(self._store, self._link, keep=self._batch)
+        return [self._deliver_to(endpoint, secret, read) for endpoint, secret in self._endpoints]
 
     def _link(self, approval_id: str) -> str:
         return f"{self._public_url}/ui/approvals/{approval_id}"
@@ -216,20 +277,13 @@ class Deliverer:
     def _until(self) -> datetime:
         return self._clock() + self._lease
 
-    def _deliver_to(self, endpoint: WebhookEndpoint, secret: str) -> Delivery:
+    def _deliver_to(self, endpoint: WebhookEndpoint, secret: str, read: _Read) -> Delivery:
         cursors = self._store.webhooks
         now = self._clock()
         row = cursors.claim(endpoint.id, owner=self.owner, now=now, until=now + self._lease)
         if row is None:
             return Delivery(endpoint=endpoint.id, claimed=False)
         positions = list(row.positions)
-        decisions: dict[str, Decision | None] = {}
-
-        def decision_of(decision_id: str) -> Decision | None:
-            if decision_id not in decisions:
-                decisions[decision_id] = self._store.decision(decision_id)
-            return decisions[decision_id]
-
         sent = 0
         # The last record passed over without an event, not yet written to the cursor.
         unsaved: LedgerRecord | None = None
@@ -238,7 +292,7 @@ class Deliverer:
                 pending = cursors.pending(positions, limit=self._batch)
                 for item in pending:
                     record = item.record
-                    found = self._events(item, decision_of)
+                    found = read.events(item)
                     wanted = [event for event in found if endpoint.wants(event)]
                     for event in wanted:
                         self._post(endpoint, secret, event)
@@ -260,34 +314,6 @@ class Deliverer:
             return self._failed(endpoint, row.attempts, str(exc), sent)
         cursors.release(endpoint.id, owner=self.owner)
         return Delivery(endpoint=endpoint.id, claimed=True, sent=sent)
-
-    def _events(
-        self, item: PendingRecord, decision_of: Callable[[str], Decision | None]
-    ) -> list[Event]:
-        """The events of a record, once its hash recomputes: an edited record sends nothing."""
-        record = item.record
-        recomputed = record_hash(
-            seq=record.chain_seq,
-            kind=record.kind,
-            body=record.body,
-            prev_hash=record.prev_hash,
-            partition=record.partition,
-        )
-        where = f"ledger record {record.seq} ({record.kind})"
-        if recomputed != record.hash:
-            raise LedgerIntegrityError(
-                f"{where} was edited (its hash does not recompute); nothing is sent from it or"
-                " after it. Run `discretion ledger verify`",
-                seq=record.seq,
-            )
-        try:
-            return events_of(item, decision_of=decision_of, link=self._link)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise LedgerIntegrityError(
-                f"{where} is malformed ({exc!r}); nothing is sent from it or after it. Run"
-                " `discretion ledger verify`",
-                seq=record.seq,
-            ) from exc
 
     def _advance(
         self, endpoint: WebhookEndpoint, record: LedgerRecord, positions: list[int], events: int
