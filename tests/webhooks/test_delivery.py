@@ -8,7 +8,6 @@ from sqlalchemy import func, select, update
 
 from conftest import NOW, good_facts, refund
 from discretion import Actor, ConfigurationError, Money, Outcome
-from discretion.api._webhooks import deliver_once
 from discretion.store._schema import ledger, webhook_cursors
 from discretion.webhooks import (
     EVENT_ID_HEADER,
@@ -16,6 +15,7 @@ from discretion.webhooks import (
     Deliverer,
     Delivery,
     WebhookEndpoint,
+    deliver_once,
     verify_signature,
 )
 

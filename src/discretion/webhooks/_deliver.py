@@ -30,13 +30,14 @@ it. A lease that lapses (its holder crashed) is taken over by the next pass.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from discretion import __version__
 from discretion.decision import Decision
@@ -57,7 +58,9 @@ from discretion.webhooks._signature import (
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["Deliverer", "Delivery"]
+__all__ = ["Deliverer", "Delivery", "deliver_once"]
+
+logger = logging.getLogger("discretion.webhooks")
 
 _TRANSIENT = frozenset({408, 429})
 
@@ -403,3 +406,38 @@ class Deliverer:
             f" {response.text[:200]!r}".rstrip(),
             is_transient=status >= 500 or status in _TRANSIENT,
         )
+
+
+class _DueApprovals(Protocol):
+    def expire_due(self) -> object: ...
+
+
+class _WithApprovals(Protocol):
+    """A guard, as far as a pass needs it: its approvals."""
+
+    @property
+    def approvals(self) -> _DueApprovals: ...
+
+
+def deliver_once(guard: _WithApprovals, deliverer: Deliverer) -> list[Delivery]:
+    """One pass: expire the approvals whose due time has come, then deliver.
+
+    Expiring first makes an overdue case's `approval.expired` go out on time, rather than when
+    someone next opens it. What could not be delivered is logged as a warning.
+
+    Example:
+        ```python
+        deliveries = deliver_once(guard, build_deliverer(settings, guard))
+        ```
+    """
+    guard.approvals.expire_due()
+    deliveries = deliverer.deliver()
+    for delivery in deliveries:
+        if delivery.error is not None:
+            logger.warning(
+                "webhook %s: %s; next attempt at %s",
+                delivery.endpoint,
+                delivery.error,
+                delivery.next_attempt_at.isoformat() if delivery.next_attempt_at else "-",
+            )
+    return deliveries
