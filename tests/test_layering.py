@@ -14,7 +14,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parent.parent / "src" / "discretion"
 
 LAYERS: list[set[str]] = [
-    {"errors", "types", "_telemetry"},
+    {"errors", "types", "_telemetry", "_retry"},
     {"money", "lineage"},
     {"signing"},
     {"proposal", "decision"},

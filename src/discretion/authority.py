@@ -12,6 +12,7 @@ from discretion.policy import PolicyPack, Role, Rule
 __all__ = [
     "covers_exception",
     "covers_standard",
+    "humans",
     "lowest_above",
     "lowest_covering",
     "lowest_exception_role",
@@ -33,14 +34,18 @@ def covers_exception(role: Role, action: str, reason: Rule, amount_minor: int) -
     )
 
 
-def _humans(pack: PolicyPack) -> Iterable[Role]:
-    # Cases are routed to people only: an AI role never approves a routed case.
+def humans(pack: PolicyPack) -> Iterable[Role]:
+    """The roles people hold, lowest first: cases are routed to them only.
+
+    An AI role never approves a routed case, so it is never a case's required role, nor a
+    webhook endpoint's `roles`.
+    """
     return (role for role in pack.roles if not role.is_ai)
 
 
 def lowest_standard_role(pack: PolicyPack, action: str, amount_minor: int) -> Role | None:
     """The lowest human role whose standard authority covers the amount."""
-    return next((r for r in _humans(pack) if covers_standard(r, action, amount_minor)), None)
+    return next((r for r in humans(pack) if covers_standard(r, action, amount_minor)), None)
 
 
 def lowest_exception_role(
@@ -48,7 +53,7 @@ def lowest_exception_role(
 ) -> tuple[Role, Rule] | None:
     """The lowest human role that may grant one of `reasons` for the amount, and that reason."""
     candidates = tuple(reasons)
-    for role in _humans(pack):
+    for role in humans(pack):
         for reason in candidates:
             if covers_exception(role, action, reason, amount_minor):
                 return role, reason
@@ -61,7 +66,7 @@ def lowest_covering(pack: PolicyPack, action: str, amount_minor: int) -> Role:
     Used when a case fails closed and nobody can yet say which authority it needs; the highest
     human role when none covers it.
     """
-    for role in _humans(pack):
+    for role in humans(pack):
         auth = role.authority.get(action)
         if auth is not None and amount_minor <= max(auth.standard_minor, auth.exception_minor):
             return role
@@ -78,7 +83,7 @@ def lowest_above(
     case the actor could otherwise decide must go to a person: a judge found the rationale
     unjustified, or a cited precedent does not apply.
     """
-    above = (role for role in _humans(pack) if role.rank > actor.rank)
+    above = (role for role in humans(pack) if role.rank > actor.rank)
     if reason is not None:
         covering = (role for role in above if covers_exception(role, action, reason, amount_minor))
     else:

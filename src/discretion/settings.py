@@ -278,17 +278,17 @@ def build_deliverer(settings: Settings, guard: Guard) -> Deliverer | None:
     """
     if not settings.webhooks:
         return None
+    from discretion.authority import humans
     from discretion.webhooks import Deliverer
 
     pack = guard.pack
+    people = [role.id for role in humans(pack)]
     for endpoint in settings.webhooks:
         for role_id in sorted(endpoint.roles or ()):
-            role = pack.role(role_id)
-            if role is None or role.is_ai:
-                people = ", ".join(r.id for r in pack.roles if not r.is_ai)
+            if role_id not in people:
                 raise ConfigurationError(
                     f"webhook {endpoint.url!r}: roles={role_id!r} is not a role people hold in"
-                    f" pack {pack.name!r}; roles: {people}"
+                    f" pack {pack.name!r}; roles: {', '.join(people)}"
                 )
     return Deliverer(guard.store, settings.webhooks, public_url=settings.public_url)
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
+from sqlalchemy import text
+
 from approvals.helpers import TINA
 from conftest import NOW, refund
 from discretion import Decision, Money, Outcome, Reservation
 from discretion.approvals import ApprovalStatus
+from discretion.errors import StoreError
 from discretion.execution import ExecutionStatus
 from discretion.lineage import canonical_json
 from discretion.store import DecisionRecord, ExecutionRow, SqlStore, TokenRow
@@ -175,3 +179,15 @@ def test_the_first_verdict_cached_under_a_key_stands(store: SqlStore):
     assert store.verdicts.cached("q-1") == '{"first":true}'
     assert [store.verdicts.take_call("2026-11-26", 2) for _ in range(3)] == [True, True, False]
     assert store.verdicts.take_call("2026-11-27", 2)
+
+
+def test_a_database_error_in_the_verdicts_or_webhook_cursors_is_a_store_error(store: SqlStore):
+    with store.engine.begin() as connection:
+        connection.execute(text("DROP TABLE judge_verdicts"))
+        connection.execute(text("DROP TABLE webhook_cursors"))
+    with pytest.raises(StoreError, match="cannot read the judge's verdict cache at "):
+        store.verdicts.cached("q-1")
+    with pytest.raises(StoreError, match="cannot write the judge's verdict cache at "):
+        store.verdicts.remember("q-1", "{}", model="m", prompt_hash="p", at=NOW)
+    with pytest.raises(StoreError, match="cannot read a webhook cursor at "):
+        store.webhooks.get("hook")

@@ -4,11 +4,10 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from conftest import NOW, good_facts, refund
-from discretion import Actor, ConfigurationError, Outcome
-from discretion.api._webhooks import deliver_once
+from discretion import Actor, ConfigurationError, Money, Outcome
 from discretion.store._schema import ledger, webhook_cursors
 from discretion.webhooks import (
     EVENT_ID_HEADER,
@@ -16,6 +15,7 @@ from discretion.webhooks import (
     Deliverer,
     Delivery,
     WebhookEndpoint,
+    deliver_once,
     verify_signature,
 )
 
@@ -303,3 +303,85 @@ def test_an_edited_ledger_record_sends_nothing_and_stops_the_endpoint(
     assert inbox.got == []
     assert "was edited (its hash does not recompute)" in (delivery.error or "")
     assert store.webhooks.get(deliverer.endpoints[0].id).delivered == 0
+
+
+def test_an_approval_carries_the_amount_granted_and_a_rejection_the_amount_asked(
+    make_deliverer, guard, inbox
+):
+    deliverer = make_deliverer(f"{A} events=approval.approved,approval.rejected")
+    deliverer.enroll()
+    granted = guard.decide(refund("80.00"))
+    refused = guard.decide(refund("90.00", key="k-2"))
+    guard.approvals.approve(
+        granted.id, approver=TOM, note="partial", amount=Money.of("60.00", "USD")
+    )
+    guard.approvals.reject(refused.id, approver=TOM, note="no")
+    deliverer.deliver()
+    amounts = {e["data"]["approval_id"]: e["data"]["amount"] for e in inbox.events()}
+    assert amounts == {
+        granted.id: {"amount": "60.00", "currency": "USD"},
+        refused.id: {"amount": "90.00", "currency": "USD"},
+    }
+
+
+def test_a_body_is_compact_sorted_ascii_json_whatever_its_text(make_deliverer, guard, inbox):
+    # The bytes signed and sent: keys sorted, no spaces, non-ASCII escaped. Unlike the ledger's
+    # canonical JSON (UTF-8 kept), so a receiver comparing raw bodies sees them as they were.
+    deliverer = make_deliverer(f"{A} events=approval.approved")
+    deliverer.enroll()
+    decision = guard.decide(refund("80.00"))
+    guard.approvals.approve(decision.id, approver=TOM, note="approuvé — ok")
+    deliverer.deliver()
+    [received] = inbox.got
+    assert received.event["data"]["note"] == "approuvé — ok"
+    assert b'"note":"approuv\\u00e9 \\u2014 ok"' in received.body
+    compact = json.dumps(received.event, sort_keys=True, separators=(",", ":"))
+    assert received.body == compact.encode()
+
+
+def test_each_record_is_checked_once_a_pass_for_all_its_endpoints(
+    make_deliverer, guard, inbox, store, monkeypatch
+):
+    import discretion.webhooks._deliver as deliver_module
+
+    deliverer = make_deliverer(A, B, f"{A}/approvals events=approval.opened")
+    deliverer.enroll()
+    guard.decide(refund("80.00"))
+    guard.decide(refund("10.00", key="k-2"))
+    checked: list[int] = []
+    real = deliver_module.record_hash
+
+    def counted(**kwargs):
+        checked.append(kwargs["seq"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(deliver_module, "record_hash", counted)
+    deliveries = deliverer.deliver()
+    assert [d.sent for d in deliveries] == [3, 3, 1]
+    with store.engine.connect() as connection:
+        records = connection.execute(select(func.count()).select_from(ledger)).scalar_one()
+    assert len(checked) == records  # not once per endpoint
+
+
+def test_a_record_edited_during_a_pass_is_caught_for_the_endpoints_after(
+    make_deliverer, guard, inbox, store
+):
+    deliverer = make_deliverer(f"{A} events=decision.recorded", f"{B} events=decision.recorded")
+    deliverer.enroll()
+    decision = guard.decide(refund("80.00"))
+
+    def edit(received):
+        if received.url == A:
+            with store.engine.begin() as connection:
+                connection.execute(
+                    update(ledger)
+                    .where(ledger.c.subject_id == decision.id)
+                    .values(body=ledger.c.body + " ")
+                )
+
+    inbox.on_request = edit
+    first, second = deliverer.deliver()
+    assert (first.sent, first.error) == (1, None)
+    assert second.sent == 0
+    assert "was edited (its hash does not recompute)" in (second.error or "")
+    assert inbox.types(B) == []

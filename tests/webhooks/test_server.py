@@ -106,8 +106,9 @@ def test_a_role_filter_must_name_a_role_people_hold(tmp_path, monkeypatch, role)
         webhooks=(WebhookEndpoint.parse(f"https://hooks.test/x roles={role}"),),
     )
     guard = build_guard(settings)
-    with pytest.raises(ConfigurationError, match=f"roles='{role}' is not a role people hold"):
+    with pytest.raises(ConfigurationError, match=f"roles='{role}' is not a role people hold") as e:
         build_deliverer(settings, guard)
+    assert str(e.value).endswith("roles: tier1, tier2, manager")  # people only, lowest first
     guard.store.close()
 
 

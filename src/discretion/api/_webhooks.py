@@ -1,7 +1,7 @@
 """The server's side of webhooks: the delivery loop in the app's lifespan, and their OpenAPI.
 
-`deliver_once` is also the command line's pass, so this module imports nothing of the server
-extra until the app runs.
+Each pass is `discretion.webhooks.deliver_once`, the command line's pass too; this module
+imports nothing of the server extra until the app runs.
 
 Each server process (each `serve` worker) runs the loop; the endpoints' leases in the store let
 one of them deliver to an endpoint at a time, so adding workers adds no duplicate sends.
@@ -20,35 +20,16 @@ from discretion.webhooks import (
     ApprovalOpenedEvent,
     DecisionRecordedEvent,
     Deliverer,
-    Delivery,
     ExecutionFinishedEvent,
+    deliver_once,
 )
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-__all__ = ["deliver_once", "document_webhooks", "webhook_lifespan"]
+__all__ = ["document_webhooks", "webhook_lifespan"]
 
 logger = logging.getLogger("discretion.webhooks")
-
-
-def deliver_once(guard: Guard, deliverer: Deliverer) -> list[Delivery]:
-    """One pass: expire the approvals whose due time has come, then deliver.
-
-    Expiring first makes an overdue case's `approval.expired` go out on time, rather than when
-    someone next opens it.
-    """
-    guard.approvals.expire_due()
-    deliveries = deliverer.deliver()
-    for delivery in deliveries:
-        if delivery.error is not None:
-            logger.warning(
-                "webhook %s: %s; next attempt at %s",
-                delivery.endpoint,
-                delivery.error,
-                delivery.next_attempt_at.isoformat() if delivery.next_attempt_at else "-",
-            )
-    return deliveries
 
 
 async def _deliver_forever(guard: Guard, deliverer: Deliverer, every_s: float) -> None:

@@ -32,8 +32,8 @@ def webhooks_deliver(
     A new endpoint starts at the ledger as it is now. Exits 1 when an endpoint could not be
     delivered to; it is tried again once its backoff has passed.
     """
-    from discretion.api._webhooks import deliver_once
     from discretion.settings import build_deliverer, build_guard
+    from discretion.webhooks import deliver_once
 
     try:
         settings = _common.settings(

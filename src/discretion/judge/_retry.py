@@ -1,22 +1,24 @@
 """Retries for the LLM judge: tenacity, with backoff, inside a bounded total time.
 
+Built by `discretion._retry`, as webhook delivery's are; what is transient, a `Retry-After`
+and the deadline are the judge's own.
+
 Imported only when an `OpenAIJudge` is built: tenacity comes with the `openai` extra.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import openai
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity import RetryCallState, Retrying
 from tenacity.stop import stop_base
 from tenacity.wait import wait_random_exponential
 
-__all__ = ["Wait", "default_wait", "retrying"]
+from discretion._retry import Wait
+from discretion._retry import retrying as shared_retrying
 
-Wait = Callable[[RetryCallState], float]
-"""A tenacity wait: seconds to sleep before the next attempt."""
+__all__ = ["Wait", "default_wait", "retrying"]
 
 _TRANSIENT_STATUS = frozenset({408, 409, 429})
 # A server asking for a longer pause than this is treated as down for this decision.
@@ -64,22 +66,15 @@ def retrying(
     sleep: Callable[[float], None] | None,
     remaining_s: Callable[[], float],
 ) -> Retrying:
-    """A tenacity `Retrying` for transient errors, re-raising the last one when it gives up.
+    """A tenacity `Retrying` for the judge's transient errors, inside the total time allowed.
 
     A 429's `Retry-After` is honoured when it is longer than `wait`'s pause.
     """
-
-    def pause(state: RetryCallState) -> float:
-        chosen = wait(state)
-        outcome = state.outcome
-        after = _retry_after_s(outcome.exception() if outcome is not None else None)
-        return max(chosen, after) if after is not None else chosen
-
-    options: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
-    return Retrying(
-        stop=stop_after_attempt(max_attempts) | _OutOfTime(remaining_s),
-        wait=pause,
-        retry=retry_if_exception(_transient),
-        reraise=True,
-        **options,
+    return shared_retrying(
+        attempts=max_attempts,
+        wait=wait,
+        transient=_transient,
+        sleep=sleep,
+        retry_after=_retry_after_s,
+        stop=_OutOfTime(remaining_s),
     )

@@ -8,19 +8,14 @@ decision's: the judge is asked before a decision's transaction opens.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, insert, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from discretion.errors import StoreError
 from discretion.store._schema import judge_calls, judge_verdicts, to_us
-
-if TYPE_CHECKING:
-    from discretion.store._sql import SqlStore
+from discretion.store._short import ShortTransactions
 
 __all__ = ["Verdicts"]
 
@@ -28,22 +23,12 @@ __all__ = ["Verdicts"]
 _INSERT_RACES = 3
 
 
-class Verdicts:
+class Verdicts(ShortTransactions):
     """`SqlStore.verdicts`: the LLM judge's verdict cache and its daily call counter."""
 
-    def __init__(self, store: SqlStore) -> None:
-        self._engine = store.engine
-        self._where = store.engine.url.render_as_string(hide_password=True)
-
-    @contextmanager
-    def _begin(self, doing: str) -> Iterator[Connection]:
-        try:
-            with self._engine.begin() as connection:
-                yield connection
-        except IntegrityError:
-            raise
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot {doing} at {self._where}: {exc}") from exc
+    # A duplicate key or a racing insert is an answer here (the first verdict stands, the
+    # counter row exists), so it reaches the methods as it is.
+    _passes = (IntegrityError,)
 
     def cached(self, key: str) -> str | None:
         """The assessment (JSON) recorded under `key`, if any."""

@@ -20,19 +20,17 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import and_, or_, select, update
 
-from discretion.errors import StoreError
 from discretion.lineage import LedgerRecord
 from discretion.store import _dialect
 from discretion.store._schema import from_us, ledger, ledger_record, to_us, webhook_cursors
+from discretion.store._short import ShortTransactions
 
 if TYPE_CHECKING:
     from discretion.store._sql import SqlStore
@@ -96,21 +94,12 @@ def _held(endpoint: str, owner: str) -> Any:
     return and_(webhook_cursors.c.endpoint == endpoint, webhook_cursors.c.lease_owner == owner)
 
 
-class WebhookCursors:
+class WebhookCursors(ShortTransactions):
     """`SqlStore.webhooks`: each webhook endpoint's place in the ledger, retries and lease."""
 
     def __init__(self, store: SqlStore) -> None:
+        super().__init__(store)
         self._store = store
-        self._engine = store.engine
-        self._where = store.engine.url.render_as_string(hide_password=True)
-
-    @contextmanager
-    def _begin(self, doing: str) -> Iterator[Connection]:
-        try:
-            with self._engine.begin() as connection:
-                yield connection
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot {doing} at {self._where}: {exc}") from exc
 
     def enroll(self, endpoint: str, url: str, *, at: datetime) -> None:
         """Start `endpoint` at the ledger's current heads, unless it already has a place.

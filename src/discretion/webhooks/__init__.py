@@ -15,12 +15,12 @@ verify_signature(secret, request.headers, raw_body)   # raises WebhookSignatureE
 ```
 
 `discretion serve --webhook URL` delivers every few seconds; `discretion webhooks deliver`
-runs one pass (cron, tests). The `webhooks` extra (httpx, tenacity) is needed to deliver, not
-to verify.
+runs one pass (`deliver_once`: cron, tests). The `webhooks` extra (httpx, tenacity) is needed
+to deliver, not to verify.
 """
 
 from discretion.errors import WebhookSignatureError
-from discretion.webhooks._deliver import Deliverer, Delivery
+from discretion.webhooks._deliver import Deliverer, Delivery, deliver_once
 from discretion.webhooks._endpoint import DEFAULT_SECRET_ENV, MIN_SECRET_LENGTH, WebhookEndpoint
 from discretion.webhooks._events import (
     EVENT_TYPES,
@@ -65,6 +65,7 @@ __all__ = [
     "ExecutionFinishedEvent",
     "WebhookEndpoint",
     "WebhookSignatureError",
+    "deliver_once",
     "events_of",
     "sign",
     "verify_signature",

@@ -30,19 +30,21 @@ it. A lease that lapses (its holder crashed) is taken over by the next pass.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
 
 from discretion import __version__
 from discretion.decision import Decision
 from discretion.errors import ConfigurationError, DiscretionError, LedgerIntegrityError
 from discretion.lineage import LedgerRecord, record_hash
 from discretion.store import PendingRecord, SqlStore
+from discretion.types import utc_now
 from discretion.webhooks._endpoint import WebhookEndpoint
 from discretion.webhooks._events import Event, events_of
 from discretion.webhooks._mail import MailFailed, message_for, send_mail
@@ -56,7 +58,9 @@ from discretion.webhooks._signature import (
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["Deliverer", "Delivery"]
+__all__ = ["Deliverer", "Delivery", "deliver_once"]
+
+logger = logging.getLogger("discretion.webhooks")
 
 _TRANSIENT = frozenset({408, 429})
 
@@ -86,12 +90,68 @@ class _Failed(Exception):
         self.is_transient = is_transient
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _owner() -> str:
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class _Read:
+    """One pass's reading of the ledger, shared by its endpoints.
+
+    Each record's hash is checked and its events made once, however many endpoints it goes to;
+    the last `keep` records' events are kept (endpoints that are up to date read the same
+    ones), so a pass holds no more than a batch of them however far behind an endpoint is.
+    """
+
+    def __init__(self, store: SqlStore, link: Callable[[str], str], *, keep: int) -> None:
+        self._store = store
+        self._link = link
+        self._keep = keep
+        self._decisions: dict[str, Decision | None] = {}
+        self._events: dict[int, tuple[PendingRecord, list[Event]]] = {}
+
+    def decision(self, decision_id: str) -> Decision | None:
+        if decision_id not in self._decisions:
+            self._decisions[decision_id] = self._store.decision(decision_id)
+        return self._decisions[decision_id]
+
+    def events(self, item: PendingRecord) -> list[Event]:
+        """The events of a record, once its hash recomputes: an edited record sends nothing."""
+        seq = item.record.seq
+        kept = self._events.get(seq)
+        # Kept only for the very record checked: one read again after an edit is checked again.
+        if kept is not None and kept[0] == item:
+            return kept[1]
+        found = self._check(item)
+        self._events.pop(seq, None)
+        self._events[seq] = (item, found)
+        if len(self._events) > self._keep:
+            del self._events[next(iter(self._events))]
+        return found
+
+    def _check(self, item: PendingRecord) -> list[Event]:
+        record = item.record
+        recomputed = record_hash(
+            seq=record.chain_seq,
+            kind=record.kind,
+            body=record.body,
+            prev_hash=record.prev_hash,
+            partition=record.partition,
+        )
+        where = f"ledger record {record.seq} ({record.kind})"
+        if recomputed != record.hash:
+            raise LedgerIntegrityError(
+                f"{where} was edited (its hash does not recompute); nothing is sent from it or"
+                " after it. Run `discretion ledger verify`",
+                seq=record.seq,
+            )
+        try:
+            return events_of(item, decision_of=self.decision, link=self._link)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LedgerIntegrityError(
+                f"{where} is malformed ({exc!r}); nothing is sent from it or after it. Run"
+                " `discretion ledger verify`",
+                seq=record.seq,
+            ) from exc
 
 
 class Deliverer:
@@ -148,6 +208,8 @@ class Deliverer:
         try:
             import httpx
             import tenacity
+
+            from discretion._retry import retrying
         except ImportError as exc:
             raise ConfigurationError(
                 f"webhooks need the {exc.name} package: pip install 'discretion[webhooks]'"
@@ -166,8 +228,8 @@ class Deliverer:
         self._public_url = public_url.rstrip("/") if public_url else ""
         self._client = client if client is not None else httpx.Client(timeout=10.0)
         self._owns_client = client is None
-        self._clock = clock or _utc_now
-        self._tenacity = tenacity
+        self._clock = clock or utc_now
+        self._retrying = retrying
         self._httpx = httpx
         self._sleep = sleep
         self._wait = wait if wait is not None else tenacity.wait_exponential(multiplier=0.5, max=8)
@@ -209,7 +271,8 @@ class Deliverer:
         """
         if not self._enrolled:
             self.enroll()
-        return [self._deliver_to(endpoint, secret) for endpoint, secret in self._endpoints]
+        read = _Read(self._store, self._link, keep=self._batch)
+        return [self._deliver_to(endpoint, secret, read) for endpoint, secret in self._endpoints]
 
     def _link(self, approval_id: str) -> str:
         return f"{self._public_url}/ui/approvals/{approval_id}"
@@ -217,20 +280,13 @@ class Deliverer:
     def _until(self) -> datetime:
         return self._clock() + self._lease
 
-    def _deliver_to(self, endpoint: WebhookEndpoint, secret: str) -> Delivery:
+    def _deliver_to(self, endpoint: WebhookEndpoint, secret: str, read: _Read) -> Delivery:
         cursors = self._store.webhooks
         now = self._clock()
         row = cursors.claim(endpoint.id, owner=self.owner, now=now, until=now + self._lease)
         if row is None:
             return Delivery(endpoint=endpoint.id, claimed=False)
         positions = list(row.positions)
-        decisions: dict[str, Decision | None] = {}
-
-        def decision_of(decision_id: str) -> Decision | None:
-            if decision_id not in decisions:
-                decisions[decision_id] = self._store.decision(decision_id)
-            return decisions[decision_id]
-
         sent = 0
         # The last record passed over without an event, not yet written to the cursor.
         unsaved: LedgerRecord | None = None
@@ -239,7 +295,7 @@ class Deliverer:
                 pending = cursors.pending(positions, limit=self._batch)
                 for item in pending:
                     record = item.record
-                    found = self._events(item, decision_of)
+                    found = read.events(item)
                     wanted = [event for event in found if endpoint.wants(event)]
                     for event in wanted:
                         self._post(endpoint, secret, event)
@@ -261,34 +317,6 @@ class Deliverer:
             return self._failed(endpoint, row.attempts, str(exc), sent)
         cursors.release(endpoint.id, owner=self.owner)
         return Delivery(endpoint=endpoint.id, claimed=True, sent=sent)
-
-    def _events(
-        self, item: PendingRecord, decision_of: Callable[[str], Decision | None]
-    ) -> list[Event]:
-        """The events of a record, once its hash recomputes: an edited record sends nothing."""
-        record = item.record
-        recomputed = record_hash(
-            seq=record.chain_seq,
-            kind=record.kind,
-            body=record.body,
-            prev_hash=record.prev_hash,
-            partition=record.partition,
-        )
-        where = f"ledger record {record.seq} ({record.kind})"
-        if recomputed != record.hash:
-            raise LedgerIntegrityError(
-                f"{where} was edited (its hash does not recompute); nothing is sent from it or"
-                " after it. Run `discretion ledger verify`",
-                seq=record.seq,
-            )
-        try:
-            return events_of(item, decision_of=decision_of, link=self._link)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise LedgerIntegrityError(
-                f"{where} is malformed ({exc!r}); nothing is sent from it or after it. Run"
-                " `discretion ledger verify`",
-                seq=record.seq,
-            ) from exc
 
     def _advance(
         self, endpoint: WebhookEndpoint, record: LedgerRecord, positions: list[int], events: int
@@ -326,21 +354,16 @@ class Deliverer:
 
     def _post(self, endpoint: WebhookEndpoint, secret: str, event: Event) -> None:
         """POST one event, retrying what may pass on its own; raise `_Failed` if it never did."""
-        tenacity = self._tenacity
+        # Not `lineage.canonical_json`: that keeps UTF-8, and bodies have always been sent with
+        # non-ASCII escaped. Receivers see the same bytes for the same event.
         body = json.dumps(
             event.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
         ).encode()
-        options: dict[str, Any] = {}
-        if self._sleep is not None:
-            options["sleep"] = self._sleep
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self._attempts),
+        retrying = self._retrying(
+            attempts=self._attempts,
             wait=self._wait,
-            retry=tenacity.retry_if_exception(
-                lambda exc: isinstance(exc, _Failed) and exc.is_transient
-            ),
-            reraise=True,
-            **options,
+            transient=lambda exc: isinstance(exc, _Failed) and exc.is_transient,
+            sleep=self._sleep,
         )
         for attempt in retrying:
             with attempt:
@@ -383,3 +406,38 @@ class Deliverer:
             f" {response.text[:200]!r}".rstrip(),
             is_transient=status >= 500 or status in _TRANSIENT,
         )
+
+
+class _DueApprovals(Protocol):
+    def expire_due(self) -> object: ...
+
+
+class _WithApprovals(Protocol):
+    """A guard, as far as a pass needs it: its approvals."""
+
+    @property
+    def approvals(self) -> _DueApprovals: ...
+
+
+def deliver_once(guard: _WithApprovals, deliverer: Deliverer) -> list[Delivery]:
+    """One pass: expire the approvals whose due time has come, then deliver.
+
+    Expiring first makes an overdue case's `approval.expired` go out on time, rather than when
+    someone next opens it. What could not be delivered is logged as a warning.
+
+    Example:
+        ```python
+        deliveries = deliver_once(guard, build_deliverer(settings, guard))
+        ```
+    """
+    guard.approvals.expire_due()
+    deliveries = deliverer.deliver()
+    for delivery in deliveries:
+        if delivery.error is not None:
+            logger.warning(
+                "webhook %s: %s; next attempt at %s",
+                delivery.endpoint,
+                delivery.error,
+                delivery.next_attempt_at.isoformat() if delivery.next_attempt_at else "-",
+            )
+    return deliveries

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from discretion.decision import Decision, Outcome
+from discretion.money import Money
 from discretion.store import PendingRecord
 
 __all__ = [
@@ -246,7 +247,10 @@ def _event_id(record_hash: str, kind: str) -> str:
     return "evt_" + hashlib.sha256(f"{record_hash}:{kind}".encode()).hexdigest()[:32]
 
 
-def _money(value: Any) -> MoneyJson | None:
+def _money(value: Money | Mapping[str, Any] | None) -> MoneyJson | None:
+    """An amount as events carry it, from a `Money` or from its JSON in a record's body."""
+    if isinstance(value, Money):
+        value = value.to_json()
     if not value:
         return None
     return MoneyJson(amount=str(value["amount"]), currency=str(value["currency"]))
@@ -303,13 +307,12 @@ def events_of(
 
 
 def _recorded(decision: Decision) -> DecisionRecorded:
-    amount = decision.amount
     return DecisionRecorded(
         decision_id=decision.id,
         outcome=decision.outcome.value,
         action=decision.action,
         actor=Actor(id=decision.actor_id, role=decision.actor_role),
-        amount=MoneyJson.model_validate(amount.to_json()) if amount is not None else None,
+        amount=_money(decision.amount),
         entities=dict(decision.entities),
         reason=decision.reason,
         required_role=decision.required_role,
@@ -320,14 +323,13 @@ def _recorded(decision: Decision) -> DecisionRecorded:
 
 
 def _opened(decision: Decision, link: str) -> ApprovalOpened:
-    amount = decision.amount
     entities = decision.entities
     return ApprovalOpened(
         approval_id=decision.id,
         # The approval opens on the role the decision names (`approval_for`).
         role=decision.required_role or "",
         action=decision.action,
-        amount=MoneyJson.model_validate(amount.to_json()) if amount is not None else None,
+        amount=_money(decision.amount),
         reason=decision.reason,
         actor=Actor(id=decision.actor_id, role=decision.actor_role),
         customer_id=entities.get("customer"),
@@ -341,7 +343,7 @@ def _opened(decision: Decision, link: str) -> ApprovalOpened:
 def _changed(body: dict[str, Any], decision: Decision | None, link: str) -> ApprovalChanged:
     by = body.get("by") or {}
     entities = decision.entities if decision is not None else {}
-    requested = decision.amount.to_json() if decision is not None and decision.amount else None
+    requested = decision.amount if decision is not None else None
     role = body.get("to_role") or (decision.required_role if decision is not None else None)
     return ApprovalChanged(
         approval_id=str(body["approval_id"]),
