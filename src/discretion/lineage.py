@@ -142,6 +142,18 @@ class LedgerRecord:
         """How error messages name the record."""
         return f"record {self.seq} ({self.kind} {self.subject_id}, partition {self.partition})"
 
+    @property
+    def intact(self) -> bool:
+        """Whether its hash recomputes from its place, kind, previous hash and body."""
+        recomputed = record_hash(
+            seq=self.chain_seq,
+            kind=self.kind,
+            body=self.body,
+            prev_hash=self.prev_hash,
+            partition=self.partition,
+        )
+        return recomputed == self.hash
+
 
 class ChainVerifier:
     """Checks every partition's chain from the records in ledger order, in one pass.
@@ -180,14 +192,7 @@ class ChainVerifier:
                 " its previous-hash does not match (deleted, inserted or reordered)",
                 seq=record.seq,
             )
-        actual = record_hash(
-            seq=record.chain_seq,
-            kind=record.kind,
-            body=record.body,
-            prev_hash=record.prev_hash,
-            partition=partition,
-        )
-        if actual != record.hash:
+        if not record.intact:
             raise LedgerIntegrityError(
                 f"{record.label} was edited: its content does not match its hash", seq=record.seq
             )

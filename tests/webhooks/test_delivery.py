@@ -342,20 +342,20 @@ def test_a_body_is_compact_sorted_ascii_json_whatever_its_text(make_deliverer, g
 def test_each_record_is_checked_once_a_pass_for_all_its_endpoints(
     make_deliverer, guard, inbox, store, monkeypatch
 ):
-    import discretion.webhooks._deliver as deliver_module
+    from discretion.lineage import LedgerRecord
 
     deliverer = make_deliverer(A, B, f"{A}/approvals events=approval.opened")
     deliverer.enroll()
     guard.decide(refund("80.00"))
     guard.decide(refund("10.00", key="k-2"))
     checked: list[int] = []
-    real = deliver_module.record_hash
+    real = LedgerRecord.intact
 
-    def counted(**kwargs):
-        checked.append(kwargs["seq"])
-        return real(**kwargs)
+    def counted(record: LedgerRecord) -> bool:
+        checked.append(record.seq)
+        return real.fget(record)  # type: ignore[misc]
 
-    monkeypatch.setattr(deliver_module, "record_hash", counted)
+    monkeypatch.setattr(LedgerRecord, "intact", property(counted))
     deliveries = deliverer.deliver()
     assert [d.sent for d in deliveries] == [3, 3, 1]
     with store.engine.connect() as connection:

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from discretion import __version__
 from discretion.decision import Decision
 from discretion.errors import ConfigurationError, DiscretionError, LedgerIntegrityError
-from discretion.lineage import LedgerRecord, record_hash
+from discretion.lineage import LedgerRecord
 from discretion.store import PendingRecord, SqlStore
 from discretion.types import utc_now
 from discretion.webhooks._endpoint import WebhookEndpoint
@@ -130,15 +130,8 @@ class _Read:
 
     def _check(self, item: PendingRecord) -> list[Event]:
         record = item.record
-        recomputed = record_hash(
-            seq=record.chain_seq,
-            kind=record.kind,
-            body=record.body,
-            prev_hash=record.prev_hash,
-            partition=record.partition,
-        )
         where = f"ledger record {record.seq} ({record.kind})"
-        if recomputed != record.hash:
+        if not record.intact:
             raise LedgerIntegrityError(
                 f"{where} was edited (its hash does not recompute); nothing is sent from it or"
                 " after it. Run `discretion ledger verify`",
