@@ -62,6 +62,27 @@ def test_the_server_delivers_in_its_lifespan(store, guard, clock, client, inbox)
     assert (event["type"], event["data"]["approval_id"]) == ("approval.opened", decision.id)
 
 
+def test_overdue_approvals_expire_in_the_lifespan_without_webhooks(guard, clock, monkeypatch):
+    decision = guard.decide(refund("80.00"))
+    assert guard.approvals.get(decision.id).status == "pending"
+    clock.advance(days=30)  # well past any approval SLA
+    passes = threading.Event()
+    expire_due = guard.approvals.expire_due
+
+    def counted():
+        expired = expire_due()
+        passes.set()
+        return expired
+
+    monkeypatch.setattr(guard.approvals, "expire_due", counted)
+    with TestClient(create_app(guard, webhook_every_s=0.05)):
+        # Waits for the server's own loop; nothing in the test sleeps.
+        assert passes.wait(timeout=30)
+    assert guard.approvals.get(decision.id).status == "expired"
+    [row] = guard.store.history(decision.id)[-1:]
+    assert row.kind == "approval.expired"
+
+
 def test_webhooks_reach_every_worker_through_the_environment_without_their_secret(tmp_path):
     settings = Settings(
         pack=SHOP_PACK,

@@ -24,7 +24,7 @@ from discretion.api._routes import api_router
 from discretion.api._sessions import Sessions
 from discretion.api._state import AppState
 from discretion.api._ui import FormRejected, SignInRequired, ui_router
-from discretion.api._webhooks import document_webhooks, webhook_lifespan
+from discretion.api._webhooks import background_lifespan, document_webhooks
 from discretion.errors import ConfigurationError
 from discretion.guard import Guard
 from discretion.webhooks import Deliverer
@@ -151,7 +151,8 @@ def create_app(
             no LLM judge, in-process context), else 40 so waits on the network overlap.
         webhooks: delivers the ledger's events to webhook endpoints while the app runs (its
             lifespan), every `webhook_every_s` seconds, after expiring overdue approvals.
-        webhook_every_s: seconds between webhook passes.
+        webhook_every_s: seconds between the app's background passes, which expire overdue
+            approvals (with or without webhooks) and deliver the webhooks.
 
     Raises:
         ConfigurationError: `concurrency` is below 1.
@@ -181,7 +182,7 @@ def create_app(
         description=_DESCRIPTION,
         docs_url=None,
         redoc_url=None,
-        lifespan=webhook_lifespan(guard, webhooks, webhook_every_s),
+        lifespan=background_lifespan(guard, webhooks, webhook_every_s),
     )
     app.state.deciding = state.deciding
     install(app)

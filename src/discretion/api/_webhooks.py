@@ -1,10 +1,14 @@
-"""The server's side of webhooks: the delivery loop in the app's lifespan, and their OpenAPI.
+"""The server's background passes, in the app's lifespan, and the webhooks' OpenAPI.
 
-Each pass is `discretion.webhooks.deliver_once`, the command line's pass too; this module
-imports nothing of the server extra until the app runs.
+Every pass expires the approvals whose due time has come, so an overdue case leaves the queue
+(and its `approval.expired` record is written) on time, not when someone next opens it. With
+webhooks, a pass is `discretion.webhooks.deliver_once` (the command line's pass too), which
+expires first and then delivers. This module imports nothing of the server extra until the app
+runs.
 
-Each server process (each `serve` worker) runs the loop; the endpoints' leases in the store let
-one of them deliver to an endpoint at a time, so adding workers adds no duplicate sends.
+Each server process (each `serve` worker) runs the loop. Expiring is a conditional update that
+one process wins; the endpoints' leases in the store let one process deliver to an endpoint at
+a time, so adding workers adds no duplicate sends.
 """
 
 from __future__ import annotations
@@ -27,45 +31,55 @@ from discretion.webhooks import (
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-__all__ = ["document_webhooks", "webhook_lifespan"]
+__all__ = ["background_lifespan", "document_webhooks"]
 
 logger = logging.getLogger("discretion.webhooks")
 
 
-async def _deliver_forever(guard: Guard, deliverer: Deliverer, every_s: float) -> None:
+def _one_pass(guard: Guard, deliverer: Deliverer | None) -> None:
+    if deliverer is None:
+        guard.approvals.expire_due()
+    else:
+        deliver_once(guard, deliverer)
+
+
+async def _pass_forever(guard: Guard, deliverer: Deliverer | None, every_s: float) -> None:
     import anyio
     import anyio.to_thread
 
+    what = "expiry" if deliverer is None else "webhook"
     while True:
         try:
-            await anyio.to_thread.run_sync(deliver_once, guard, deliverer)
+            await anyio.to_thread.run_sync(_one_pass, guard, deliverer)
         except Exception:  # the loop outlives a bad pass, logged; the next pass retries
-            logger.exception("webhook pass failed; retrying in %s s", every_s)
+            logger.exception("%s pass failed; retrying in %s s", what, every_s)
         await anyio.sleep(every_s)
 
 
-def webhook_lifespan(
+def background_lifespan(
     guard: Guard, deliverer: Deliverer | None, every_s: float
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """The app's lifespan: enroll the endpoints, deliver every `every_s` seconds, stop cleanly."""
+    """The app's lifespan: a pass every `every_s` seconds until it stops.
+
+    A pass expires overdue approvals and, when there are webhooks (enrolled first), delivers.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         import anyio
         import anyio.to_thread
 
-        if deliverer is None:
-            yield
-            return
-        # Enrolled before the first request: nothing recorded while the server runs is missed.
-        await anyio.to_thread.run_sync(deliverer.enroll)
+        if deliverer is not None:
+            # Enrolled before the first request: nothing recorded while it runs is missed.
+            await anyio.to_thread.run_sync(deliverer.enroll)
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(_deliver_forever, guard, deliverer, every_s)
+            tasks.start_soon(_pass_forever, guard, deliverer, every_s)
             try:
                 yield
             finally:
                 tasks.cancel_scope.cancel()
-        deliverer.close()
+        if deliverer is not None:
+            deliverer.close()
 
     return lifespan
 

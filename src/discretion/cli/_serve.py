@@ -85,8 +85,8 @@ def serve(
         float,
         typer.Option(
             min=0.1,
-            help="Seconds between webhook passes; each also expires overdue approvals, so their"
-            " approval.expired events go out on time.",
+            help="Seconds between background passes: each expires overdue approvals (webhooks"
+            " or not) and delivers the webhooks, so approval.expired events go out on time.",
         ),
     ] = 5.0,
 ) -> None:
