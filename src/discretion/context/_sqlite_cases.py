@@ -39,7 +39,8 @@ class SqliteCaseStore:
     at decision time (`started_at <= now` and `ended_at` null or later) in the customer's `region`,
     with `incident.active` telling whether there is one. `exposure.<action>_<N>d` sums the
     customer's `payouts` for that action (`all` for every action) over the last N days, and
-    `exposure.<action>_count_<N>d` counts them.
+    `exposure.<action>_count_<N>d` counts them; payouts in more than one currency in the window
+    cannot be summed (a `ContextError`: the decision routes).
     """
 
     in_process = True
@@ -176,13 +177,22 @@ class SqliteCaseStore:
         if match["action"] != "all":
             params.append(match["action"])
         row = self._db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(amount_minor), 0), MAX(currency) FROM payouts"
-            " WHERE customer_id = ? AND julianday(at) > julianday(?)"
+            "SELECT COUNT(*), COALESCE(SUM(amount_minor), 0), MIN(currency), MAX(currency)"
+            " FROM payouts WHERE customer_id = ? AND julianday(at) > julianday(?)"
             f" AND julianday(at) <= julianday(?){clause}",
             params,
         ).fetchone()
         if match["count"]:
             return int(row[0])
+        if row[2] != row[3]:
+            # Minor units of two currencies are never added; leaving either out would understate
+            # what the customer was paid. The decision routes, naming this.
+            raise ContextError(
+                f"context field {name!r}: customer {customer_id}'s payouts in the window are in"
+                f" {row[2]} and {row[3]}; amounts in different currencies are never added, so"
+                " it cannot be summed",
+                field=name,
+            )
         currency = row[2] or currency
         if currency is None:
             return None
