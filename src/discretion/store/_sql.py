@@ -600,8 +600,10 @@ class SqlStore:
         self._held_lock = threading.Lock()
         self._all_held: list[Connection] = []
         database = traits.sqlite_file
-        self._checkpointer = _dialect.Checkpointer(database) if database else None
         self._turns = _dialect.WriterTurns(database) if database else None
+        self._checkpointer = (
+            _dialect.Checkpointer(database, turns=self._turns) if database else None
+        )
         self._read_options = traits.read_options
         self._snapshot_options = traits.snapshot_options
         self._pipelines = traits.pipelines
