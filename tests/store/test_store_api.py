@@ -88,6 +88,21 @@ def test_a_transaction_reads_its_own_writes(store: SqlStore):
         assert tx.budget_used("per-customer", "c-9", NOW) == 300
 
 
+def test_a_budget_sum_in_one_currency_leaves_the_others_out(store: SqlStore):
+    decision = stored_decision()
+    with store.transaction() as tx:
+        tx.append(record_of(decision))  # 12.00 USD
+        euros = Reservation(budget="per-customer", key="c-9", amount=Money.of("5.00", "EUR"))
+        tx.reserve(decision.id, [euros], at=NOW)
+        since = NOW - timedelta(days=1)
+        assert tx.budget_used("per-customer", "c-9", since, currency="USD") == 1200
+        assert tx.budget_used("per-customer", "c-9", since, currency="EUR") == 500
+        assert tx.budget_used("per-customer", "c-9", since, currency="GBP") == 0
+        # No currency named: every currency's minor units together.
+        assert tx.budget_used("per-customer", "c-9", since) == 1700
+        assert tx.budget_used("per-customer", "c-8", since, currency="USD") == 0
+
+
 def test_decisions_are_read_by_id_and_unknown_ids_left_out(make_guard, store: SqlStore):
     guard = make_guard()
     first = guard.decide(refund("10.00", key="a"))

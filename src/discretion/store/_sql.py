@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from sqlalchemy import (
     Connection,
     Engine,
+    String,
     bindparam,
     func,
     insert,
@@ -123,18 +124,14 @@ _STATEMENTS: dict[str, Any] = {
         decisions.c.actor_id == bindparam("actor"),
         decisions.c.idempotency_key == bindparam("key"),
     ),
+    # One key's sum since a moment, in one currency, or in all when `currency` is NULL (the
+    # column is never NULL, so `coalesce` makes it match itself; the index serves either way).
     "used": select(func.coalesce(func.sum(reservations.c.amount_minor), literal_column("0"))).where(
         reservations.c.budget_id == bindparam("budget"),
         reservations.c.budget_key == bindparam("key"),
         reservations.c.reserved_us > bindparam("since"),
-    ),
-    "used_in": select(
-        func.coalesce(func.sum(reservations.c.amount_minor), literal_column("0"))
-    ).where(
-        reservations.c.budget_id == bindparam("budget"),
-        reservations.c.budget_key == bindparam("key"),
-        reservations.c.reserved_us > bindparam("since"),
-        reservations.c.currency == bindparam("currency"),
+        reservations.c.currency
+        == func.coalesce(bindparam("currency", type_=String), reservations.c.currency),
     ),
     "decision": insert(decisions),
     "reservation": insert(reservations),
@@ -334,12 +331,8 @@ class SqlTransaction:
         if self._lock_budget is not None and (budget_id, key) not in self._locked:
             self._lock_budget.run(self._cursor, {"budget": budget_id, "key": key})
             self._locked.add((budget_id, key))
-        values = {"budget": budget_id, "key": key, "since": to_us(since)}
-        if currency is not None:
-            row = self._run("used_in", {**values, "currency": currency})
-        else:
-            row = self._run("used", values)
-        return int(row.fetchone()[0])
+        values = {"budget": budget_id, "key": key, "since": to_us(since), "currency": currency}
+        return int(self._run("used", values).fetchone()[0])
 
     def append(self, record: DecisionRecord, *, opens: ApprovalRow | None = None) -> Decision:
         """Record a decision with its reservations, lineage record and approval; return it hashed.
