@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from approvals.helpers import TINA
 from conftest import NOW, refund
 from discretion import Decision, Money, Outcome, Reservation
@@ -13,6 +15,7 @@ from discretion.execution import ExecutionStatus
 from discretion.lineage import canonical_json
 from discretion.store import DecisionRecord, ExecutionRow, SqlStore, TokenRow
 from discretion.store._approvals import APPROVED, PENDING
+from discretion.store._schema import decisions
 
 
 def stored_decision(key: str = "k-store", amount: str = "12.00") -> Decision:
@@ -190,3 +193,23 @@ def test_the_first_verdict_cached_under_a_key_stands(store: SqlStore):
     assert store.verdicts.cached("q-1") == '{"first":true}'
     assert [store.verdicts.take_call("2026-11-26", 2) for _ in range(3)] == [True, True, False]
     assert store.verdicts.take_call("2026-11-27", 2)
+
+
+def test_a_decision_row_holds_the_recorded_decision_with_its_hash(store: SqlStore):
+    # The row's body is spliced from the record's canonical JSON of the decision: it must read
+    # back as exactly the stamped decision, text outside ASCII and quotes included.
+    decision = stored_decision().model_copy(
+        update={"explanation": 'Rückerstattung "über" dem Limit ✓', "causes": ["naïve\\path"]}
+    )
+    with store.transaction() as tx:
+        stamped = tx.append(record_of(decision))
+    with store.engine.connect() as connection:
+        text = connection.execute(
+            select(decisions.c.body).where(decisions.c.id == decision.id)
+        ).scalar_one()
+    assert json.loads(text) == json.loads(stamped.model_dump_json())
+    assert Decision.model_validate_json(text) == stamped
+    [record] = store.records()
+    assert json.loads(text)["lineage_hash"] == record.hash == stamped.lineage_hash
+    assert store.decision(decision.id) == stamped
+    assert store.verify() == 1

@@ -350,17 +350,19 @@ class SqlTransaction:
         if opened is not None:
             self.touch("approvals", opened["id"], opened)
         body = self._binding(record.body())
-        if record.context_json is None:
-            text = canonical_json(body)
-        else:
-            text = canonical_members(
-                {
-                    name: record.context_json if name == "context" else canonical_json(value)
-                    for name, value in body.items()
-                }
-            )
+        # Each member's canonical JSON once (the snapshot's is made already): the decision's
+        # also makes the row's body below.
+        context = record.context_json
+        members = {
+            name: context if name == "context" and context is not None else canonical_json(value)
+            for name, value in body.items()
+        }
+        text = canonical_members(members)
         link = self._next(decision.id, "decision", text)
         stamped = decision.with_hash(link.hash)
+        # The row's body: the record's decision with its (hex) hash spliced in, not serialised
+        # again. It is read back as JSON only, so the order of its members is free.
+        row_body = f'{members["decision"][:-1]},"lineage_hash":"{link.hash}"}}'
         amount = decision.amount
         try:
             # PostgreSQL: the four writes go to the server in one round trip.
@@ -385,7 +387,7 @@ class SqlTransaction:
                         policy_version=decision.policy_version,
                         decided_us=at,
                         ledger_seq=link.seq,
-                        body=stamped.model_dump_json(),
+                        body=row_body,
                     ),
                 )
                 self._reserve(decision.id, decision.reservations, at)
