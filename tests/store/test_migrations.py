@@ -218,3 +218,31 @@ def test_db_upgrade_of_an_unreachable_database_fails_with_the_url():
     assert result.exit_code == 2
     assert "cannot migrate the schema at postgresql" in result.output
     assert "secret" not in result.output
+
+
+def test_an_index_a_later_revision_dropped_goes_when_a_created_database_is_adopted(empty_url):
+    # Made by create_schema before 0008: the reservations' index by decision is still there.
+    SqlStore(empty_url).close()
+    engine = _dialect.create(empty_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text("CREATE INDEX ix_reservations_decision ON reservations (decision_id)")
+            )
+    finally:
+        engine.dispose()
+    assert _differences(empty_url) != []
+
+    assert upgrade(empty_url) == (None, head_revision())
+    assert _differences(empty_url) == []
+
+
+def test_reservations_keep_only_the_index_budget_sums_read(empty_url):
+    upgrade(empty_url)
+    engine = _dialect.create(empty_url)
+    try:
+        with engine.connect() as connection:
+            names = {i["name"] for i in inspect(connection).get_indexes("reservations")}
+    finally:
+        engine.dispose()
+    assert names == {"ix_reservations_window"}

@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from approvals.helpers import TINA
 from conftest import NOW, refund
@@ -17,6 +17,7 @@ from discretion.execution import ExecutionStatus
 from discretion.lineage import canonical_json
 from discretion.store import DecisionRecord, ExecutionRow, SqlStore, TokenRow
 from discretion.store._approvals import APPROVED, PENDING
+from discretion.store._schema import decisions
 
 
 def stored_decision(key: str = "k-store", amount: str = "12.00") -> Decision:
@@ -90,6 +91,21 @@ def test_a_transaction_reads_its_own_writes(store: SqlStore):
         tx.reserve(decision.id, [extra], at=NOW + timedelta(minutes=1))
         assert tx.budget_used("per-customer", "c-9", since) == 1500
         assert tx.budget_used("per-customer", "c-9", NOW) == 300
+
+
+def test_a_budget_sum_in_one_currency_leaves_the_others_out(store: SqlStore):
+    decision = stored_decision()
+    with store.transaction() as tx:
+        tx.append(record_of(decision))  # 12.00 USD
+        euros = Reservation(budget="per-customer", key="c-9", amount=Money.of("5.00", "EUR"))
+        tx.reserve(decision.id, [euros], at=NOW)
+        since = NOW - timedelta(days=1)
+        assert tx.budget_used("per-customer", "c-9", since, currency="USD") == 1200
+        assert tx.budget_used("per-customer", "c-9", since, currency="EUR") == 500
+        assert tx.budget_used("per-customer", "c-9", since, currency="GBP") == 0
+        # No currency named: every currency's minor units together.
+        assert tx.budget_used("per-customer", "c-9", since) == 1700
+        assert tx.budget_used("per-customer", "c-8", since, currency="USD") == 0
 
 
 def test_decisions_are_read_by_id_and_unknown_ids_left_out(make_guard, store: SqlStore):
@@ -191,3 +207,23 @@ def test_a_database_error_in_the_verdicts_or_webhook_cursors_is_a_store_error(st
         store.verdicts.remember("q-1", "{}", model="m", prompt_hash="p", at=NOW)
     with pytest.raises(StoreError, match="cannot read a webhook cursor at "):
         store.webhooks.get("hook")
+
+
+def test_a_decision_row_holds_the_recorded_decision_with_its_hash(store: SqlStore):
+    # The row's body is spliced from the record's canonical JSON of the decision: it must read
+    # back as exactly the stamped decision, text outside ASCII and quotes included.
+    decision = stored_decision().model_copy(
+        update={"explanation": 'Rückerstattung "über" dem Limit ✓', "causes": ["naïve\\path"]}
+    )
+    with store.transaction() as tx:
+        stamped = tx.append(record_of(decision))
+    with store.engine.connect() as connection:
+        body = connection.execute(
+            select(decisions.c.body).where(decisions.c.id == decision.id)
+        ).scalar_one()
+    assert json.loads(body) == json.loads(stamped.model_dump_json())
+    assert Decision.model_validate_json(body) == stamped
+    [record] = store.records()
+    assert json.loads(body)["lineage_hash"] == record.hash == stamped.lineage_hash
+    assert store.decision(decision.id) == stamped
+    assert store.verify() == 1

@@ -180,19 +180,15 @@ def _sqlite(url: str, *, in_memory: bool) -> Engine:
     def _on_begin(connection: Connection) -> None:
         # On the driver's connection: SQLAlchemy's statement machinery costs ~20 us here.
         # Writers take the write lock at once; a snapshot reader (READ_ONLY) never takes it.
-        if getattr(BEGUN, "connection", None) is connection:
-            # This thread's store transaction began it on the driver (`_sql._immediate`):
-            # Core joins it.
+        driver = connection.connection.driver_connection
+        if driver.in_transaction:  # type: ignore[union-attr]
+            # Begun on the driver already (a store transaction, `_sql._immediate`): with
+            # `isolation_level = None` the driver begins nothing by itself, so Core joins it.
             return
         read_only = connection.get_execution_options().get(READ_ONLY, False)
-        begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
-        connection.connection.driver_connection.execute(begin)  # type: ignore[union-attr]
+        driver.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")  # type: ignore[union-attr]
 
     return engine
-
-
-BEGUN = threading.local()
-"""`BEGUN.connection`: the connection whose write transaction this thread began on the driver."""
 
 
 _HEAD = select(ledger_head.c.seq, ledger_head.c.hash).where(

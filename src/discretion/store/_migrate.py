@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from alembic.config import Config
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from discretion.errors import ConfigurationError, StoreError
@@ -24,6 +24,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 """The folder of Alembic's environment and revisions, shipped inside the package."""
 
 _VERSION_TABLE = "alembic_version"
+
+RETIRED_INDEXES = {"ix_reservations_decision": "reservations"}
+"""Indexes an older `create_schema` made that a later revision dropped: index -> table."""
 
 
 def _config(connection: Connection | None = None) -> Config:
@@ -75,8 +78,10 @@ def upgrade(url: str, revision: str = "head") -> tuple[str | None, str | None]:
             tables = set(inspect(connection).get_table_names())
             connection.commit()
             if before is None and "ledger" in tables:
-                # Made by create_schema: the current tables, missing only the version stamp.
+                # Made by create_schema: the current tables, missing only the version stamp,
+                # perhaps with indexes its version made and later revisions dropped.
                 metadata.create_all(connection)
+                _drop_retired(connection)
                 _dialect.create_heads(connection, PARTITIONS)
                 connection.commit()
                 command.stamp(_config(connection), "head")
@@ -91,6 +96,14 @@ def upgrade(url: str, revision: str = "head") -> tuple[str | None, str | None]:
     finally:
         engine.dispose()
     return before, after
+
+
+def _drop_retired(connection: Connection) -> None:
+    found = inspect(connection)
+    tables = set(found.get_table_names())
+    for index, table in RETIRED_INDEXES.items():
+        if table in tables and index in {i["name"] for i in found.get_indexes(table)}:
+            connection.execute(text(f"DROP INDEX {index}"))  # a name of ours, never input
 
 
 def _safe(url: str) -> str:

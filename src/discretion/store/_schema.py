@@ -126,13 +126,14 @@ reservations = Table(
     Column("reserved_us", BigInteger, nullable=False),
 )
 # Rolling-window sums read one key's recent rows through this index, never all history.
+# It is the table's only index: nothing reads reservations by decision, and each index is
+# another page every decision's commit writes (migration 0008 dropped `ix_reservations_decision`).
 Index(
     "ix_reservations_window",
     reservations.c.budget_id,
     reservations.c.budget_key,
     reservations.c.reserved_us,
 )
-Index("ix_reservations_decision", reservations.c.decision_id)
 
 # The lineage (discretion.lineage): `PARTITIONS` hash chains, each with its own head row, so
 # appends about different decisions lock different rows. `seq` orders the whole ledger (the

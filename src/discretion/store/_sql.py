@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from sqlalchemy import (
     Connection,
     Engine,
+    String,
     bindparam,
     func,
     insert,
@@ -123,18 +124,14 @@ _STATEMENTS: dict[str, Any] = {
         decisions.c.actor_id == bindparam("actor"),
         decisions.c.idempotency_key == bindparam("key"),
     ),
+    # One key's sum since a moment, in one currency, or in all when `currency` is NULL (the
+    # column is never NULL, so `coalesce` makes it match itself; the index serves either way).
     "used": select(func.coalesce(func.sum(reservations.c.amount_minor), literal_column("0"))).where(
         reservations.c.budget_id == bindparam("budget"),
         reservations.c.budget_key == bindparam("key"),
         reservations.c.reserved_us > bindparam("since"),
-    ),
-    "used_in": select(
-        func.coalesce(func.sum(reservations.c.amount_minor), literal_column("0"))
-    ).where(
-        reservations.c.budget_id == bindparam("budget"),
-        reservations.c.budget_key == bindparam("key"),
-        reservations.c.reserved_us > bindparam("since"),
-        reservations.c.currency == bindparam("currency"),
+        reservations.c.currency
+        == func.coalesce(bindparam("currency", type_=String), reservations.c.currency),
     ),
     "decision": insert(decisions),
     "reservation": insert(reservations),
@@ -179,21 +176,19 @@ def _immediate(connection: Connection) -> Iterator[None]:
     The same `BEGIN IMMEDIATE` ... `COMMIT` as `connection.begin()`, without SQLAlchemy's
     transaction objects and events (measured: 26 us against 10 us a transaction). A Core
     statement run inside it joins it: SQLAlchemy begins its own transaction object on the open
-    one (`_dialect` sends no second BEGIN), and it is committed or rolled back through that.
+    one (`_dialect` sees the driver in a transaction and sends no second BEGIN), and it is
+    committed or rolled back through that.
     """
     driver = connection.connection.driver_connection
     driver.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
-    _dialect.BEGUN.connection = connection
     try:
         yield
     except BaseException:
-        _dialect.BEGUN.connection = None
         if connection.in_transaction():
             connection.rollback()
         else:
             driver.rollback()  # type: ignore[union-attr]
         raise
-    _dialect.BEGUN.connection = None
     if connection.in_transaction():
         connection.commit()
     else:
@@ -336,12 +331,8 @@ class SqlTransaction:
         if self._lock_budget is not None and (budget_id, key) not in self._locked:
             self._lock_budget.run(self._cursor, {"budget": budget_id, "key": key})
             self._locked.add((budget_id, key))
-        values = {"budget": budget_id, "key": key, "since": to_us(since)}
-        if currency is not None:
-            row = self._run("used_in", {**values, "currency": currency})
-        else:
-            row = self._run("used", values)
-        return int(row.fetchone()[0])
+        values = {"budget": budget_id, "key": key, "since": to_us(since), "currency": currency}
+        return int(self._run("used", values).fetchone()[0])
 
     def append(self, record: DecisionRecord, *, opens: ApprovalRow | None = None) -> Decision:
         """Record a decision with its reservations, lineage record and approval; return it hashed.
@@ -359,17 +350,19 @@ class SqlTransaction:
         if opened is not None:
             self.touch("approvals", opened["id"], opened)
         body = self._binding(record.body())
-        if record.context_json is None:
-            text = canonical_json(body)
-        else:
-            text = canonical_members(
-                {
-                    name: record.context_json if name == "context" else canonical_json(value)
-                    for name, value in body.items()
-                }
-            )
+        # Each member's canonical JSON once (the snapshot's is made already): the decision's
+        # also makes the row's body below.
+        context = record.context_json
+        members = {
+            name: context if name == "context" and context is not None else canonical_json(value)
+            for name, value in body.items()
+        }
+        text = canonical_members(members)
         link = self._next(decision.id, "decision", text)
         stamped = decision.with_hash(link.hash)
+        # The row's body: the record's decision with its (hex) hash spliced in, not serialised
+        # again. It is read back as JSON only, so the order of its members is free.
+        row_body = f'{members["decision"][:-1]},"lineage_hash":"{link.hash}"}}'
         amount = decision.amount
         try:
             # PostgreSQL: the four writes go to the server in one round trip.
@@ -394,7 +387,7 @@ class SqlTransaction:
                         policy_version=decision.policy_version,
                         decided_us=at,
                         ledger_seq=link.seq,
-                        body=stamped.model_dump_json(),
+                        body=row_body,
                     ),
                 )
                 self._reserve(decision.id, decision.reservations, at)
