@@ -71,3 +71,23 @@ def test_a_reader_on_old_pages_holds_the_wal_but_never_the_writers(tmp_path, pac
     # Each pass's RESTART gave up after a moment instead of holding the writers until the
     # reader let go (30 s, then "database is locked").
     assert len({d.id for d in decided}) == 200
+
+
+def test_a_new_ledger_has_small_pages_and_an_existing_one_keeps_its_own(tmp_path):
+    from discretion.store._dialect import SQLITE_PAGE_SIZE
+
+    made_before = tmp_path / "before.db"
+    raw = sqlite3.connect(made_before)
+    raw.execute("PRAGMA page_size=4096")
+    raw.execute("CREATE TABLE kept (x INTEGER)")
+    raw.close()
+    for path, expected in ((tmp_path / "new.db", SQLITE_PAGE_SIZE), (made_before, 4096)):
+        store = SqlStore(f"sqlite:///{path}")
+        try:
+            with store.engine.connect() as connection:
+                assert connection.exec_driver_sql("PRAGMA page_size").scalar() == expected
+                mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+        finally:
+            store.close()
+        assert mode == "wal"
+    assert SQLITE_PAGE_SIZE == 1024

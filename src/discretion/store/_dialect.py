@@ -68,6 +68,15 @@ __all__ = [
     "traits",
 ]
 
+SQLITE_PAGE_SIZE = 1024
+"""The page size of a new SQLite ledger, in bytes (SQLite's default is 4096).
+
+A decision's COMMIT copies every page it changed into the WAL and checksums it: about 17 pages
+for acme, most of them index leaves that gained one entry of some 50 bytes. Smaller pages make
+that copy smaller; rows longer than a page (a ledger record's body) continue on overflow pages.
+Measured with `benchmarks/decide.py`, back to back: decide p50 -5% on the minimal pack and -2%
+on acme against 4096, p99 lower too; 512 was slower than 1024, 2048 between them."""
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY = "discretion_read_only"
 """The execution option of a connection that only reads in its transaction."""
@@ -164,6 +173,9 @@ def _sqlite(url: str, *, in_memory: bool) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         if not in_memory:
+            # Takes effect only in a database with nothing in it yet (one made before keeps
+            # its page size): see SQLITE_PAGE_SIZE.
+            cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
             cursor.execute("PRAGMA journal_mode=WAL")
             # WAL + NORMAL: a commit survives a process crash; an OS crash may lose the last
             # commits but never corrupts the chain.
