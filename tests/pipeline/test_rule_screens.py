@@ -392,3 +392,49 @@ def test_a_screen_stands_only_for_the_same_whens(packs):
     moved = (*action.exceptions[1:], action.exceptions[0])
     with pytest.raises(ValueError, match="same whens"):
         action.screens.exceptions.over(moved)
+
+
+def test_a_cited_reason_that_holds_is_not_held_up_by_another_reason_without_its_fact(tmp_path):
+    # Exceptions, as standard rules: once the one the actor cites holds and its authority
+    # covers it, the others are not read. A reason whose fact has no value could only have
+    # permitted more; the cited reason's own missing fact still routes.
+    path = tmp_path / "small.yaml"
+    ai_authority = 'refund: {standard: "10.00", exception: "50.00"}'
+    path.write_text(
+        SMALL.replace('refund: {standard: "50.00"}', ai_authority) + "    exceptions:\n"
+        "      - {id: late, when: \"now - order.delivered_at > duration('720h')\"}\n"
+        "      - {id: loyal, when: \"customer.tier == 'gold'\"}\n",
+        encoding="utf-8",
+    )
+    pack = load_pack(path)
+    facts = {"customer.tier": "gold", "order.delivered_at": None}
+
+    def decide(policy: PolicyPack, reason: str, amount: str = "20.00"):
+        guard = Guard(policy, context=StaticContextProvider(facts), clock=FakeClock(NOW))
+        return guard.preview(
+            {
+                "actor": {"id": "bot", "role": "ai_agent"},
+                "tool": {
+                    "name": "issue_refund",
+                    "arguments": {"amount": amount, "currency": "USD", "customer_id": "c-1"},
+                },
+                "rationale": {"text": "asked", "reason": reason},
+                "idempotency_key": "k-1",
+            }
+        )
+
+    for policy in (pack, unscreened(pack)):
+        allowed = decide(policy, "loyal")
+        assert allowed.outcome.value == "allow_exception"
+        assert allowed.rules == ["discretion.not-standard", "loyal"]
+        assert allowed.reason == "loyal"
+        # The cited reason reads the missing fact: it cannot be decided, so a person decides.
+        routed = decide(policy, "late")
+        assert routed.outcome.value == "route"
+        assert routed.rules == ["discretion.evaluation-error"]
+        assert "now - order.delivered_at" in routed.causes[0]
+        # Cited and holding, but beyond the actor's exception authority: every reason is read
+        # to find who may grant it, and the one without its fact routes it as it always has.
+        beyond = decide(policy, "loyal", amount="60.00")
+        assert beyond.outcome.value == "route"
+        assert beyond.rules == ["discretion.evaluation-error"]

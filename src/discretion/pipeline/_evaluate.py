@@ -160,12 +160,27 @@ def _evaluate(
         )
 
     rules = ["discretion.not-standard"]
+    cited = action.reason(cited_reason) if cited_reason is not None else None
+    if (
+        cited is not None
+        and covers_exception(role, name, cited, whole)
+        and _check(cited.when, activation)
+        and _covers(cited, activation, amount_minor)
+    ):
+        # The reason the actor cites holds and its authority covers it: the other reasons are
+        # not read (as standard rules after the one that matches are not), so a fact only they
+        # need, without a value, does not stand in the way. They could only permit more.
+        return Evaluation(
+            outcome=Outcome.ALLOW_EXCEPTION,
+            rules=[*rules, cited.id],
+            reason=cited,
+            deciding=[cited],
+        )
     applicable = [
         r
         for r in _holding(action.exceptions, screens.exceptions if screens else None, activation)
         if _covers(r, activation, amount_minor)
     ]
-    cited = action.reason(cited_reason) if cited_reason is not None else None
     if cited_reason is None:
         rules.append("discretion.reason-not-cited")
     elif cited is None:
