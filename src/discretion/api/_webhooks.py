@@ -48,6 +48,9 @@ async def _pass_forever(guard: Guard, deliverer: Deliverer | None, every_s: floa
     import anyio.to_thread
 
     what = "expiry" if deliverer is None else "webhook"
+    if deliverer is None:
+        # Nothing is waiting to be sent at start: the first expiry can wait its turn.
+        await anyio.sleep(every_s)
     while True:
         try:
             await anyio.to_thread.run_sync(_one_pass, guard, deliverer)
