@@ -277,6 +277,8 @@ class SqlTransaction:
         SQLite's write lock covers every writer).
         """
         read, self._read = self._read, None
+        if not queries:
+            return []
         if read is not None and read.queries == tuple(queries):
             # SQLite holds the database's write lock since BEGIN IMMEDIATE: when no other
             # connection committed since the totals were read before it (same connection, same
@@ -284,12 +286,28 @@ class SqlTransaction:
             version = self._cursor.execute("PRAGMA data_version").fetchone()[0]
             if version == read.version:
                 return list(read.values)
-        for query in queries:
-            name = lock_name(query.per)
-            if self._lock_budget is not None and (name, query.key) not in self._locked:
-                self._lock_budget.run(self._cursor, {"budget": name, "key": query.key})
-                self._locked.add((name, query.key))
-        return run_totals(self._cursor, self._totals, self._connection.dialect, queries)
+        with self._locking([(lock_name(query.per), query.key) for query in queries]):
+            run_totals(self._cursor, self._totals, self._connection.dialect, queries, fetch=False)
+        return [int(value or 0) for value in self._row()]
+
+    def _row(self) -> Any:
+        """The one row of the statement the cursor ran last."""
+        return self._cursor.fetchone()
+
+    @contextmanager
+    def _locking(self, keys: Iterable[tuple[str, str]]) -> Iterator[None]:
+        """Lock these budget keys, then run the block's read: in one round trip on PostgreSQL.
+
+        The locks and the read are sent together (psycopg's pipeline mode) and run by the server
+        in order, the read once the locks are taken: what the read sees is what it saw when
+        each was sent alone. The read's result is fetched after the block.
+        """
+        wanted = [] if self._lock_budget is None else [k for k in keys if k not in self._locked]
+        with self._batch() if wanted else nullcontext():
+            for budget, key in dict.fromkeys(wanted):
+                self._lock_budget.run(self._cursor, {"budget": budget, "key": key})  # type: ignore[union-attr]
+            yield
+        self._locked.update(wanted)
 
     @property
     def approvals(self) -> ApprovalWrites:
@@ -328,11 +346,10 @@ class SqlTransaction:
         transaction's reservation is visible. With `currency`, only what was reserved in it:
         a pack in several currencies keeps each budget per currency.
         """
-        if self._lock_budget is not None and (budget_id, key) not in self._locked:
-            self._lock_budget.run(self._cursor, {"budget": budget_id, "key": key})
-            self._locked.add((budget_id, key))
         values = {"budget": budget_id, "key": key, "since": to_us(since), "currency": currency}
-        return int(self._run("used", values).fetchone()[0])
+        with self._locking([(budget_id, key)]):
+            self._run("used", values)
+        return int(self._row()[0])
 
     def append(self, record: DecisionRecord, *, opens: ApprovalRow | None = None) -> Decision:
         """Record a decision with its reservations, lineage record and approval; return it hashed.

@@ -160,8 +160,14 @@ def run_totals(
     cache: dict[tuple[Any, ...], Compiled],
     dialect: Dialect,
     queries: Sequence[TotalQuery],
+    *,
+    fetch: bool = True,
 ) -> list[int]:
-    """Read several totals in one statement (one round trip), compiled once per set of shapes."""
+    """Read several totals in one statement (one round trip), compiled once per set of shapes.
+
+    With `fetch` False the statement is only run (there must be `queries`): its one row is read
+    from `cursor` later (after a pipeline's end), and nothing is returned.
+    """
     if not queries:
         return []
     shape = tuple(query.shape() for query in queries)
@@ -173,5 +179,7 @@ def run_totals(
     values: dict[str, Any] = {}
     for n, query in enumerate(queries):
         _values(query, f"_{n}", values)
-    row = compiled.run(cursor, values).fetchone()
-    return [int(value or 0) for value in row]
+    compiled.run(cursor, values)
+    if not fetch:
+        return []
+    return [int(value or 0) for value in cursor.fetchone()]
