@@ -95,6 +95,21 @@ def refund(
     return proposal
 
 
+def traced_sqlite(path: Path) -> tuple[SqlStore, list[str]]:
+    """A SQLite store at `path` whose connections note every statement they run, in order."""
+    from sqlalchemy import event
+
+    store = SqlStore(f"sqlite:///{path}")
+    statements: list[str] = []
+
+    @event.listens_for(store.engine, "connect")
+    def _trace(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(statements.append)
+
+    store.engine.dispose()  # connections from here on are traced
+    return store, statements
+
+
 def shop_pack_with(folder: Path, old: str, new: str) -> PolicyPack:
     """The test shop pack with one exact piece of its YAML replaced."""
     source = SHOP_PACK.read_text(encoding="utf-8")

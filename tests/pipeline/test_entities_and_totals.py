@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
-from conftest import NOW, Counter, FakeClock
+from conftest import NOW, Counter, FakeClock, traced_sqlite
 from discretion import Actor, Guard, Money, Outcome, PolicyError, SqlStore, load_pack
 from discretion.context import ContextRequest, StaticContextProvider
 
@@ -241,14 +240,7 @@ def test_a_total_another_connection_changed_is_read_again_in_the_transaction(tmp
 
 
 def test_totals_nothing_changed_are_not_read_again_in_the_transaction(tmp_path, records):
-    store = SqlStore(f"sqlite:///{tmp_path / 'ledger.db'}")
-    statements: list[str] = []
-
-    @event.listens_for(store.engine, "connect")
-    def _trace(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.set_trace_callback(statements.append)
-
-    store.engine.dispose()
+    store, statements = traced_sqlite(tmp_path / "ledger.db")
     try:
         guard = Guard(load_pack(PACK), store=store, context=records, clock=FakeClock(NOW))
         assert guard.decide(refund("50.00", key="a")).outcome is Outcome.ALLOW

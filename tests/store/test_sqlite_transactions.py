@@ -9,26 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
-from sqlalchemy import event, insert, select, text
+from sqlalchemy import insert, select, text
 
-from conftest import NOW
+from conftest import NOW, traced_sqlite
 from discretion import SqlStore
 from discretion.store._schema import judge_calls
 
 
 @pytest.fixture
 def traced(tmp_path) -> Iterator[tuple[SqlStore, list[str]]]:
-    store = SqlStore(f"sqlite:///{tmp_path / 'ledger.db'}")
-    statements: list[str] = []
-
-    @event.listens_for(store.engine, "connect")
-    def _trace(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.set_trace_callback(statements.append)
-
-    store.engine.dispose()
+    store, statements = traced_sqlite(tmp_path / "ledger.db")
     assert store.partitions == 16  # read once, on a connection of its own
     statements.clear()
     yield store, statements
