@@ -187,14 +187,8 @@ def _evaluate(
         rules.append("discretion.reason-unknown")
     elif cited not in applicable:
         rules += ["discretion.reason-not-applicable", cited.id]
-    elif covers_exception(role, name, cited, whole):
-        return Evaluation(
-            outcome=Outcome.ALLOW_EXCEPTION,
-            rules=[*rules, cited.id],
-            reason=cited,
-            deciding=[cited],
-        )
     else:
+        # It applies, so the actor's authority does not cover it: it would have decided above.
         rules += [cited.id, "discretion.exception-authority", *over_whole]
 
     if not applicable:
