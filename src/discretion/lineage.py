@@ -94,7 +94,12 @@ def canonical_members(members: Mapping[str, str]) -> str:
 
 def digest(value: Any) -> str:
     """SHA-256 hex digest of the canonical JSON of `value`."""
-    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+    return text_digest(canonical_json(value))
+
+
+def text_digest(text: str) -> str:
+    """SHA-256 hex digest of a canonical JSON text already made (`digest` of its value)."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def partition_of(chain_id: str, partitions: int) -> int:

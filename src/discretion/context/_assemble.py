@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -9,7 +8,7 @@ from typing import Any
 
 from discretion.context._providers import ContextProvider, ContextRequest
 from discretion.errors import ContextError, DiscretionError, ProposalError
-from discretion.lineage import canonical_json
+from discretion.lineage import canonical_json, text_digest
 from discretion.money import Money, SignedMoney, parse_decimal, scaled
 from discretion.policy._records import RecordError, RecordFieldSpec, Structured, read_structured
 from discretion.policy._schema import FieldSpec
@@ -57,7 +56,7 @@ class Snapshot:
     def digest(self) -> str:
         """SHA-256 of the canonical JSON of `data`."""
         if self._digest is None:
-            self._digest = hashlib.sha256(self.canonical.encode()).hexdigest()
+            self._digest = text_digest(self.canonical)
         return self._digest
 
     def __eq__(self, other: object) -> bool:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from discretion.errors import PolicyError
-from discretion.lineage import canonical_json
+from discretion.lineage import digest
 from discretion.policy._compile import compile_pack
 from discretion.policy._errors import schema_error, with_money_hint
 from discretion.policy._model import PolicyPack
@@ -30,7 +29,7 @@ def load_pack(path: str | Path) -> PolicyPack:
         spec = PackSpec.model_validate(raw)
     except ValidationError as exc:
         raise schema_error(exc, raw, lines, root) from None
-    version = "sha256:" + hashlib.sha256(canonical_json(raw).encode()).hexdigest()
+    version = "sha256:" + digest(raw)
     try:
         return compile_pack(
             spec, version=version, lines=lines, sources=tuple(str(f) for f in files)

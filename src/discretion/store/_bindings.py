@@ -19,7 +19,6 @@ approval, a token); `Audit` re-derives every row from the whole ledger for `ledg
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Container, Iterable, Mapping, Sequence
@@ -30,7 +29,8 @@ from sqlalchemy import Column, Connection, Table, bindparam, select, update
 
 from discretion.decision import Decision, Reservation
 from discretion.errors import LedgerIntegrityError
-from discretion.lineage import LedgerRecord, canonical_json, partition_of, record_hash
+from discretion.lineage import LedgerRecord, partition_of, record_hash
+from discretion.lineage import digest as value_digest
 from discretion.store._schema import (
     api_tokens,
     approvals,
@@ -84,7 +84,7 @@ _VERIFIED_MAX = 100_000
 def row_digest(table: str, values: Mapping[str, Any]) -> str:
     """The SHA-256 of a row's state: every column but `ledger_hash`, as canonical JSON."""
     state = {name: values[name] for name in _STATE[table]}
-    return hashlib.sha256(canonical_json(state).encode()).hexdigest()
+    return value_digest(state)
 
 
 def statements(dialect_name: str) -> dict[str, Any]:
@@ -188,7 +188,7 @@ class Bindings:
         values = _columns(row)
         decision_id = values["id"]
         # Remembered by every column's value: any edit misses the memory and is checked.
-        state = hashlib.sha256(canonical_json(values).encode()).hexdigest()
+        state = value_digest(values)
         key = ("decisions", decision_id, state)
         stamped = Decision.model_validate_json(values["body"])
         if key in self._verified:
