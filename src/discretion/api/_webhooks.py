@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 from typing import TYPE_CHECKING
 
 from discretion.guard import Guard
@@ -36,24 +37,15 @@ __all__ = ["background_lifespan", "document_webhooks"]
 logger = logging.getLogger("discretion.webhooks")
 
 
-def _one_pass(guard: Guard, deliverer: Deliverer | None) -> None:
-    if deliverer is None:
-        guard.approvals.expire_due()
-    else:
-        deliver_once(guard, deliverer)
-
-
-async def _pass_forever(guard: Guard, deliverer: Deliverer | None, every_s: float) -> None:
+async def _every(run: Callable[[], object], what: str, every_s: float, *, first: float) -> None:
+    """Run `run` in a worker thread `first` seconds from now, then every `every_s` seconds."""
     import anyio
     import anyio.to_thread
 
-    what = "expiry" if deliverer is None else "webhook"
-    if deliverer is None:
-        # Nothing is waiting to be sent at start: the first expiry can wait its turn.
-        await anyio.sleep(every_s)
+    await anyio.sleep(first)
     while True:
         try:
-            await anyio.to_thread.run_sync(_one_pass, guard, deliverer)
+            await anyio.to_thread.run_sync(run)
         except Exception:  # the loop outlives a bad pass, logged; the next pass retries
             logger.exception("%s pass failed; retrying in %s s", what, every_s)
         await anyio.sleep(every_s)
@@ -64,7 +56,9 @@ def background_lifespan(
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """The app's lifespan: a pass every `every_s` seconds until it stops.
 
-    A pass expires overdue approvals and, when there are webhooks (enrolled first), delivers.
+    A pass expires overdue approvals and, when there are webhooks (enrolled first), delivers
+    (`deliver_once`, which expires first), from the start. Without webhooks nothing is waiting
+    to be sent at start, so the first pass waits its interval.
     """
 
     @asynccontextmanager
@@ -72,11 +66,15 @@ def background_lifespan(
         import anyio
         import anyio.to_thread
 
-        if deliverer is not None:
+        if deliverer is None:
+            run: Callable[[], object] = guard.approvals.expire_due
+            what, first = "expiry", every_s
+        else:
             # Enrolled before the first request: nothing recorded while it runs is missed.
             await anyio.to_thread.run_sync(deliverer.enroll)
+            run, what, first = partial(deliver_once, guard, deliverer), "webhook", 0.0
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(_pass_forever, guard, deliverer, every_s)
+            tasks.start_soon(partial(_every, run, what, every_s, first=first))
             try:
                 yield
             finally:
