@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import good_facts, refund
+from conftest import fresh_postgres, good_facts, refund
 from discretion import Guard
 from discretion.api import Tokens, create_app
 from discretion.context import (
@@ -98,14 +98,69 @@ async def _decide_six(guard: Guard, facts: HeldFacts, store: Any, *, inside: int
     return answers
 
 
+class LoopFacts:
+    """Good facts from memory; notes the thread each fetch runs on and how many overlap."""
+
+    in_process = True
+
+    def __init__(self) -> None:
+        self.threads: set[int] = set()
+        self.inside = 0
+        self.most_inside = 0
+
+    def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
+        self.inside += 1
+        self.most_inside = max(self.most_inside, self.inside)
+        self.threads.add(threading.get_ident())
+        self.inside -= 1
+        return good_facts()
+
+
 @pytest.mark.anyio
-async def test_an_in_process_guard_works_on_two_decisions_at_once_and_queues_the_rest(
-    make_guard, store
+async def test_an_in_process_guard_on_sqlite_decides_on_the_event_loop_one_at_a_time(
+    make_guard, sqlite_store
 ):
-    facts = LocalHeldFacts()
-    guard = make_guard(context=facts)
+    facts = LoopFacts()
+    guard = make_guard(context=facts, store=sqlite_store)
     assert guard.in_process
-    answers = await _decide_six(guard, facts, store, inside=2)
+    assert sqlite_store.embedded
+    app = create_app(guard)
+    assert app.state.deciding is None
+    secret, _ = Tokens(sqlite_store, clock=guard.now).create(
+        subject_id="bot-1", role="ai_agent", is_ai=True
+    )
+    headers = {"Authorization": f"Bearer {secret}"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://discretion") as client:
+        answers = await asyncio.gather(
+            *(
+                client.post("/v1/decisions", json=refund(key=f"k-{n}"), headers=headers)
+                for n in range(6)
+            )
+        )
+    assert [a.status_code for a in answers] == [200] * 6
+    assert {a.json()["outcome"] for a in answers} == {"allow"}
+    assert len({a.json()["id"] for a in answers}) == 6
+    # Every fetch ran on this test's thread, the event loop's: no worker thread, none at once.
+    assert facts.threads == {threading.get_ident()}
+    assert facts.most_inside == 1
+    assert len(sqlite_store.decisions(a.json()["id"] for a in answers)) == 6
+
+
+@pytest.mark.anyio
+@pytest.mark.postgres
+async def test_an_in_process_guard_on_postgresql_works_on_two_decisions_at_once_and_queues_the_rest(
+    pack, clock
+):
+    store = fresh_postgres()
+    facts = LocalHeldFacts()
+    guard = Guard(pack, store=store, context=facts, clock=clock)
+    assert guard.in_process
+    assert not store.embedded
+    try:
+        answers = await _decide_six(guard, facts, store, inside=2)
+    finally:
+        store.close()
     assert [a.status_code for a in answers] == [200] * 6
     assert {a.json()["outcome"] for a in answers} == {"allow"}
     assert len({a.json()["id"] for a in answers}) == 6
@@ -122,11 +177,22 @@ async def test_a_guard_that_waits_on_the_network_lets_its_waits_overlap(make_gua
     assert facts.most_inside == 6
 
 
-def test_concurrency_set_by_hand_wins(make_guard):
-    assert create_app(make_guard(context=LocalHeldFacts())).state.deciding.total_tokens == 2
+def test_concurrency_set_by_hand_wins(make_guard, sqlite_store):
+    local = make_guard(context=LocalHeldFacts(), store=sqlite_store)
+    assert create_app(local).state.deciding is None
     assert create_app(make_guard(context=HeldFacts())).state.deciding.total_tokens == 40
-    app = create_app(make_guard(context=LocalHeldFacts()), concurrency=5)
-    assert app.state.deciding.total_tokens == 5
+    assert create_app(local, concurrency=5).state.deciding.total_tokens == 5
+    assert create_app(local, concurrency=1).state.deciding.total_tokens == 1
+
+
+@pytest.mark.postgres
+def test_an_in_process_guard_on_postgresql_works_in_two_threads(pack, clock):
+    store = fresh_postgres()
+    try:
+        guard = Guard(pack, store=store, context=LocalHeldFacts(), clock=clock)
+        assert create_app(guard).state.deciding.total_tokens == 2
+    finally:
+        store.close()
 
 
 def test_concurrency_below_one_is_refused(make_guard):
@@ -163,7 +229,7 @@ def test_serve_workers_take_concurrency_from_the_environment(monkeypatch, tmp_pa
     settings = Settings(pack=ACME_CASES.parent / "pack", db=db, context=ACME_CASES)
     for name, value in settings.to_environment().items():
         monkeypatch.setenv(name, value)
-    assert app_from_environment().state.deciding.total_tokens == 2
+    assert app_from_environment().state.deciding is None  # in-process, SQLite: on the loop
     for name, value in replace(settings, concurrency=3).to_environment().items():
         monkeypatch.setenv(name, value)
     assert app_from_environment().state.deciding.total_tokens == 3

@@ -129,9 +129,9 @@ def api_router(state: AppState) -> APIRouter:
         auto_error=False, description="A token made with `discretion token create`."
     )
     guard = state.guard
-    # Decisions run side by side, up to `state.deciding`; on SQLite the store makes their
-    # writes take turns, across this process's threads and the other workers alike
-    # (`WriterTurns`).
+    # Decisions run on the event loop one at a time, or side by side in worker threads up to
+    # `state.deciding`; on SQLite the store makes their writes take turns, across this
+    # process's threads and the other workers alike (`WriterTurns`).
 
     # Dependencies are coroutines: a token look-up is one indexed read (~0.15 ms on SQLite),
     # cheaper than the hop to a worker thread a plain function would cost per dependency.
@@ -192,8 +192,11 @@ def api_router(state: AppState) -> APIRouter:
                 f"actor {proposal.actor.model_dump()} does not match the token's subject"
                 f" {expected.model_dump()}; propose as yourself",
             )
-        # One hop to a worker thread: the store and context providers block. Only a few
-        # decisions run at once (`create_app(concurrency=)`); the others wait here, parsed.
+        if state.deciding is None:
+            # Nothing it waits on is slower than the hop to a worker thread (`create_app`).
+            return _json(guard.decide(proposal))
+        # One hop to a worker thread: the store or the context providers wait on the network.
+        # Only a few decisions run at once (`create_app(concurrency=)`); the others wait here.
         return _json(await run_sync(guard.decide, proposal, limiter=state.deciding))
 
     @router.get("/decisions/{decision_id}", summary="Read a decision", response_model=Decision)

@@ -29,8 +29,9 @@ class AppState:
     sessions: Sessions
     templates: Jinja2Templates
     secure_cookies: bool
-    deciding: CapacityLimiter
-    """How many decisions this process works on at once; the rest wait their turn."""
+    deciding: CapacityLimiter | None
+    """How many decisions this process works on at once in worker threads; the rest wait
+    their turn. None: each is decided on the event loop itself, one at a time."""
 
 
 def money_in(value: Money | str | Decimal | None, currency: str | None) -> Money | None:

@@ -53,8 +53,9 @@ def serve(
         int | None,
         typer.Option(
             min=1,
-            help="Decisions each worker works on at once; by default 2 when deciding waits on"
-            " nothing outside the process (no LLM judge, in-process context), else 40.",
+            help="Decisions each worker works on at once, in threads; by default one at a time"
+            " on the event loop when deciding waits on nothing outside the process (no LLM"
+            " judge, in-process context, SQLite), 2 on PostgreSQL, else 40.",
         ),
     ] = None,
     checkpoint_every: Annotated[

@@ -614,6 +614,9 @@ class SqlStore:
         self._checkpointer = (
             _dialect.Checkpointer(database, turns=self._turns) if database else None
         )
+        self.embedded = traits.holds_connections
+        """Whether the database is SQLite, opened by this process itself: reading and writing
+        it wait on no network (on a file, only on other writers' turns)."""
         self._read_options = traits.read_options
         self._snapshot_options = traits.snapshot_options
         self._pipelines = traits.pipelines
