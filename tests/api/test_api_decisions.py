@@ -39,6 +39,11 @@ def test_openapi_describes_the_api_and_its_bearer_tokens(served):
     assert decide["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/Proposal"
     )
+    assert decide["requestBody"]["required"] is True
+    assert decide["security"] == [{"HTTPBearer": []}]
+    assert decide["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/Decision"
+    )
     assert "409" in spec["paths"]["/v1/approvals/{approval_id}/approve"]["post"]["responses"]
     assert served.client.get("/docs").status_code == 200
 
@@ -74,6 +79,51 @@ def test_no_or_an_unknown_token_is_401(served, headers, message):
     assert answer.json()["error"] == "unauthenticated"
     assert message in answer.json()["message"]
     assert count(served.store, ledger, ledger.c.kind != "token.issued") == 0
+
+
+@pytest.mark.parametrize(
+    ("headers", "content"),
+    [
+        ({}, b"{not json"),
+        ({"Authorization": "Bearer dsc_not-a-token"}, b'{"surprise": 1}'),
+        ({"Authorization": "Bearer dsc_not-a-token", "Content-Type": "text/plain"}, b""),
+    ],
+)
+def test_the_token_is_checked_before_the_body(served, headers, content):
+    answer = served.client.post(
+        "/v1/decisions", content=content, headers={"Content-Type": "application/json", **headers}
+    )
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["error"] == "unauthenticated"
+    assert count(served.store, ledger, ledger.c.kind != "token.issued") == 0
+
+
+@pytest.mark.parametrize(
+    ("content_type", "content", "message"),
+    [
+        ("text/plain", json.dumps(refund()).encode(), "body: send the proposal as JSON"),
+        (None, json.dumps(refund()).encode(), "body: send the proposal as JSON"),
+        ("application/json", b"", "body: Field required"),
+        ("application/json", b"[1, 2]", "body: Input should be an object"),
+        ("application/json", b'{"actor": ', "body: Invalid JSON"),
+    ],
+)
+def test_a_body_that_is_not_a_json_proposal_is_422(served, content_type, content, message):
+    headers = served.auth("bot")
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    answer = served.client.post("/v1/decisions", content=content, headers=headers)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"] == "invalid_input"
+    assert message in answer.json()["message"]
+    assert count(served.store, ledger, ledger.c.kind != "token.issued") == 0
+
+
+def test_a_proposal_in_a_json_media_type_of_its_own_is_decided(served):
+    headers = {**served.auth("bot"), "Content-Type": "application/vnd.acme+json; charset=utf-8"}
+    answer = served.client.post("/v1/decisions", content=json.dumps(refund()), headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["outcome"] == "allow"
 
 
 def test_a_revoked_token_is_401(served):

@@ -16,12 +16,22 @@ result or the error (once). Claims and reports are lineage records (`execution.s
 # FastAPI reads the routes' annotations at runtime, including aliases local to a factory:
 # they are not postponed here.
 
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
 from anyio.to_thread import run_sync
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from discretion.api._auth import Identity
 from discretion.api._problems import ExecutionView, Problem, ProblemError
@@ -122,6 +132,65 @@ def _json(model: BaseModel) -> Response:
     return Response(model.model_dump_json(), media_type="application/json")
 
 
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").partition(";")[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+async def _proposal(request: Request) -> Proposal:
+    """The request's body as a proposal; a `RequestValidationError` (422) located under `body`."""
+    body = await request.body()
+    if not body:
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
+        )
+    if not _is_json(request.headers.get("content-type")):
+        raise RequestValidationError(
+            [
+                {
+                    "type": "json_type",
+                    "loc": ("body",),
+                    "msg": "send the proposal as JSON, with `Content-Type: application/json`",
+                    "input": None,
+                }
+            ]
+        )
+    try:
+        return Proposal.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in errors]
+        ) from None
+
+
+def _decide_route(
+    identify: Callable[[Request], Awaitable[Identity]],
+) -> type[APIRoute]:
+    """The route class of `POST /decisions`, whose endpoint takes `(proposal, identity)`.
+
+    Its signature documents the route in OpenAPI as any other; serving it skips FastAPI's
+    dependency solving, which took a tenth of the server's time a decision (one worker, acme:
+    1.33 -> 1.21 ms of CPU a decision). The order and the answers are those of the dependencies:
+    the token first (401), then the body (422, located under `body`).
+    """
+
+    class DecideRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            endpoint = self.endpoint
+
+            async def handler(request: Request) -> Response:
+                identity = await identify(request)
+                response: Response = await endpoint(await _proposal(request), identity)
+                return response
+
+            return handler
+
+    return DecideRoute
+
+
 def api_router(state: AppState) -> APIRouter:
     """The `/v1` routes over one guard."""
     router = APIRouter(prefix="/v1", responses=_ERRORS)
@@ -135,9 +204,7 @@ def api_router(state: AppState) -> APIRouter:
 
     # Dependencies are coroutines: a token look-up is one indexed read (~0.15 ms on SQLite),
     # cheaper than the hop to a worker thread a plain function would cost per dependency.
-    async def caller(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> Identity:
+    def identity_of(credentials: HTTPAuthorizationCredentials | None) -> Identity:
         challenge = {"WWW-Authenticate": "Bearer"}
         if credentials is None:
             raise ProblemError(
@@ -157,6 +224,14 @@ def api_router(state: AppState) -> APIRouter:
             )
         return identity
 
+    async def caller(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Identity:
+        return identity_of(credentials)
+
+    async def identify(request: Request) -> Identity:
+        return identity_of(await bearer(request))
+
     Caller = Annotated[Identity, Depends(caller)]
 
     async def person(identity: Caller) -> Identity:
@@ -171,12 +246,6 @@ def api_router(state: AppState) -> APIRouter:
 
     Person = Annotated[Identity, Depends(person)]
 
-    @router.post(
-        "/decisions",
-        summary="Decide a proposal",
-        response_model=Decision,
-        response_description="The decision, recorded in the lineage before it is answered.",
-    )
     async def decide(proposal: Proposal, identity: Caller) -> Response:
         """Decide a proposal as the token's subject, and record the decision.
 
@@ -198,6 +267,16 @@ def api_router(state: AppState) -> APIRouter:
         # One hop to a worker thread: the store or the context providers wait on the network.
         # Only a few decisions run at once (`create_app(concurrency=)`); the others wait here.
         return _json(await run_sync(guard.decide, proposal, limiter=state.deciding))
+
+    router.add_api_route(
+        "/decisions",
+        decide,
+        methods=["POST"],
+        summary="Decide a proposal",
+        response_model=Decision,
+        response_description="The decision, recorded in the lineage before it is answered.",
+        route_class_override=_decide_route(identify),
+    )
 
     @router.get("/decisions/{decision_id}", summary="Read a decision", response_model=Decision)
     def get_decision(decision_id: str, identity: Caller) -> Response:
