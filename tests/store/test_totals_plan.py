@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import insert
 
-from discretion.store._schema import approvals, decisions, to_us
-from discretion.store._compiled import Compiled
-from discretion.store._totals import TotalQuery, _values, statement
 from conftest import fresh_postgres
+from discretion.store._compiled import Compiled
+from discretion.store._schema import approvals, decisions, to_us
+from discretion.store._totals import TotalQuery, _values, statement
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
