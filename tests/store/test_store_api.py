@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from approvals.helpers import TINA
-from conftest import NOW, refund
+from conftest import NOW, refund, traced_sqlite
 from discretion import Decision, Money, Outcome, Reservation
 from discretion.approvals import ApprovalStatus
-from discretion.errors import StoreError
+from discretion.errors import LedgerIntegrityError, StoreError
 from discretion.execution import ExecutionStatus
 from discretion.lineage import canonical_json
 from discretion.store import DecisionRecord, ExecutionRow, SqlStore, TokenRow
@@ -186,6 +187,43 @@ def test_a_token_and_its_sessions_end_together(store: SqlStore):
     assert store.identities.find_token("d" * 64) is None
     assert store.identities.find_session("s" * 64, now=NOW) is None
     assert store.identities.live_tokens() == []
+
+
+def test_a_token_found_good_is_read_again_but_checked_against_its_record_only_when_it_changed(
+    tmp_path,
+):
+    store, statements = traced_sqlite(tmp_path / "tokens.db")
+    token = TokenRow(id="tok_1", subject_id="bot-1", role="ai_agent", is_ai=True, label="bot")
+    with store.transaction() as tx:
+        tx.identities.add_token(token, digest="d" * 64, created_at=NOW)
+    statements.clear()
+
+    def ledger_reads() -> int:
+        return sum(bool(re.search(r"FROM ledger\b", statement)) for statement in statements)
+
+    assert store.identities.find_token("d" * 64) == token
+    assert ledger_reads() == 1  # checked against the record that bound it
+    statements.clear()
+    checkouts: list[object] = []
+    event.listen(store.engine, "checkout", lambda *_: checkouts.append(1))
+    assert store.identities.find_token("d" * 64) == token
+    assert any("FROM api_tokens" in statement for statement in statements)  # read, every time
+    assert ledger_reads() == 0  # the same row, found good before
+    assert checkouts == []  # on this thread's held connection, not one from the pool
+    with store.engine.begin() as connection:
+        connection.execute(text("UPDATE api_tokens SET role = 'tier2' WHERE id = 'tok_1'"))
+    with pytest.raises(LedgerIntegrityError, match="api_tokens row 'tok_1'"):
+        store.identities.find_token("d" * 64)
+    store.close()
+
+
+def test_a_token_looked_up_inside_a_write_transaction_is_read_as_committed(store: SqlStore):
+    token = TokenRow(id="tok_1", subject_id="ann", role="tier2", is_ai=False, label="desk")
+    with store.transaction() as tx:
+        tx.identities.add_token(token, digest="d" * 64, created_at=NOW)
+        # Not on this thread's connection, which holds the uncommitted token.
+        assert store.identities.find_token("d" * 64) is None
+    assert store.identities.find_token("d" * 64) == token
 
 
 def test_the_first_verdict_cached_under_a_key_stands(store: SqlStore):

@@ -134,6 +134,16 @@ class Bindings:
             " the database from a verified copy"
         )
 
+    def remembers(self, table: str, rows: Sequence[Any]) -> bool:
+        """Whether every row (a dict of its columns) was found good before, as it is now.
+
+        A row edited since, or never checked, is not remembered: `check` it.
+        """
+        return all(
+            (table, row_digest(table, values), values.get("ledger_hash")) in self._verified
+            for values in rows
+        )
+
     def check(self, connection: Connection, table: str, rows: Sequence[Any]) -> None:
         """Check each row (a dict of its columns) against the record its `ledger_hash` names."""
         pending: dict[str, list[tuple[str, str, str]]] = {}

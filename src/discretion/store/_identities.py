@@ -91,16 +91,16 @@ class IdentityReads:
     def find_token(self, digest: str) -> TokenRow | None:
         """The live token whose SHA-256 is `digest`."""
         # Every API request authenticates: the compiled query runs on the driver's cursor,
-        # outside any SQLAlchemy transaction, so on SQLite it reads the WAL snapshot instead of
-        # queueing behind the write lock a decision holds (measured: 0.6 ms -> 0.05 ms).
+        # outside any transaction, so on SQLite it reads the WAL snapshot instead of queueing
+        # behind the write lock a decision holds (measured: 0.6 ms -> 0.05 ms), and on this
+        # thread's held connection rather than one from the pool. A row found good before is
+        # not checked against its record again; any other is, on a read connection of its own.
+        row = self._store._hot_row("api tokens", "token.lookup", {"digest": digest})
+        if row is None:
+            return None
+        if self._store.bindings.remembers("api_tokens", [dict(zip(_ALL, row, strict=True))]):
+            return _token(dict(zip(_ALL, row, strict=True)))
         with self._store._reading("api tokens") as connection:
-            cursor = connection.connection.cursor()
-            try:
-                row = self._store._sql["token.lookup"].run(cursor, {"digest": digest}).fetchone()
-            finally:
-                cursor.close()
-            if row is None:
-                return None
             return _checked(self._store.bindings, connection, [row])[0]
 
     def get_token(self, token_id: str) -> TokenRow | None:
