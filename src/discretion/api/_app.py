@@ -44,8 +44,8 @@ cores, SQLite): with 40 at once, two workers decided 1.5x as fast as one; with t
 
 When nothing a decision waits on is across the network (`Guard.in_process` on an embedded
 SQLite store) it is decided on the event loop itself, with no worker thread: the hop to a thread
-and back cost more than the decision's own waits (measured, one worker, acme: 628 decisions/s
-through a thread, 823/s on the loop).
+and back cost more than the decision's own waits (one worker, acme, `http_decisions.py`: 464
+decisions/s through a thread, 781/s on the loop; see benchmarks/README.md).
 """
 WAITING_CONCURRENCY = 40
 """Decisions at once when context providers or the LLM judge wait on the network: anyio's

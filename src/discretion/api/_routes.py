@@ -204,7 +204,7 @@ def api_router(state: AppState) -> APIRouter:
 
     # Dependencies are coroutines: a token look-up is one indexed read (~0.15 ms on SQLite),
     # cheaper than the hop to a worker thread a plain function would cost per dependency.
-    def identity_of(credentials: HTTPAuthorizationCredentials | None) -> Identity:
+    def authenticated(credentials: HTTPAuthorizationCredentials | None) -> Identity:
         challenge = {"WWW-Authenticate": "Bearer"}
         if credentials is None:
             raise ProblemError(
@@ -227,10 +227,10 @@ def api_router(state: AppState) -> APIRouter:
     async def caller(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Identity:
-        return identity_of(credentials)
+        return authenticated(credentials)
 
     async def identify(request: Request) -> Identity:
-        return identity_of(await bearer(request))
+        return authenticated(await bearer(request))
 
     Caller = Annotated[Identity, Depends(caller)]
 

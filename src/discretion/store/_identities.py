@@ -98,8 +98,9 @@ class IdentityReads:
         row = self._store._hot_row("api tokens", "token.lookup", {"digest": digest})
         if row is None:
             return None
-        if self._store.bindings.remembers("api_tokens", [dict(zip(_ALL, row, strict=True))]):
-            return _token(dict(zip(_ALL, row, strict=True)))
+        values = dict(zip(_ALL, row, strict=True))
+        if self._store.bindings.remembers("api_tokens", [values]):
+            return _token(values)
         with self._store._reading("api tokens") as connection:
             return _checked(self._store.bindings, connection, [row])[0]
 
