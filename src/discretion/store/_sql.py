@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -759,17 +759,12 @@ class SqlStore:
 
         The decision reads them again in its own transaction, locked, before it is recorded.
         """
-        reader = self._held() if self._holds else self._reading("totals")
-        with self._mapped("read totals"), reader as connection:
-            cursor = connection.connection.cursor()
-            try:
-                if not self._holds:
-                    return run_totals(cursor, self._totals, self._engine.dialect, queries)
-                # The version first: a commit landing before the totals' read changes it too.
-                version = int(cursor.execute("PRAGMA data_version").fetchone()[0])
-                values = run_totals(cursor, self._totals, self._engine.dialect, queries)
-            finally:
-                cursor.close()
+        with self._quick_read("totals") as (connection, cursor):
+            if not self._holds:
+                return run_totals(cursor, self._totals, self._engine.dialect, queries)
+            # The version first: a commit landing before the totals' read changes it too.
+            version = int(cursor.execute("PRAGMA data_version").fetchone()[0])
+            values = run_totals(cursor, self._totals, self._engine.dialect, queries)
         if connection is getattr(self._local, "connection", None):
             # The decision's transaction, on this same held connection, then reads them again
             # only when another connection committed in between (`SqlTransaction.totals`).
@@ -778,28 +773,28 @@ class SqlStore:
 
     def _hot_row(self, what: str, name: str, values: dict[str, Any]) -> Any:
         """The first row of the compiled read `name`, run on its own outside any transaction."""
-        with self._hot_reader(what) as connection:
-            cursor = connection.connection.cursor()
-            try:
-                return self._sql[name].run(cursor, values).fetchone()
-            finally:
-                cursor.close()
+        with self._quick_read(what) as (_, cursor):
+            return self._sql[name].run(cursor, values).fetchone()
 
     @contextmanager
-    def _hot_reader(self, what: str) -> Iterator[Connection]:
-        """A connection for one statement read on the driver's cursor, outside transactions.
+    def _quick_read(self, what: str) -> Iterator[tuple[Connection, Any]]:
+        """A driver cursor for reads outside any transaction, and its connection.
 
         On SQLite, this thread's held connection (no pool checkout, ~20 us a use): the driver
-        reads in a transaction of its own for the one statement. Within a write transaction of
-        this thread, and on PostgreSQL, a read connection of its own (`_reading`).
+        reads each statement in a transaction of its own. Within a write transaction of this
+        thread, and on PostgreSQL, a read connection of its own (`_reading`).
         """
         if self._holds:
-            with self._mapped(f"read {what}"), self._held() as connection:
+            with self._held() as connection:
                 if not connection.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
-                    yield connection
+                    with (
+                        self._mapped(f"read {what}"),
+                        closing(connection.connection.cursor()) as cursor,
+                    ):
+                        yield connection, cursor
                     return
-        with self._reading(what) as connection:
-            yield connection
+        with self._reading(what) as connection, closing(connection.connection.cursor()) as cursor:
+            yield connection, cursor
 
     @property
     def partitions(self) -> int:
