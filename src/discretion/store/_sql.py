@@ -785,12 +785,9 @@ class SqlStore:
         thread, and on PostgreSQL, a read connection of its own (`_reading`).
         """
         if self._holds:
-            with self._held() as connection:
+            with self._mapped(f"read {what}"), self._held() as connection:
                 if not connection.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
-                    with (
-                        self._mapped(f"read {what}"),
-                        closing(connection.connection.cursor()) as cursor,
-                    ):
+                    with closing(connection.connection.cursor()) as cursor:
                         yield connection, cursor
                     return
         with self._reading(what) as connection, closing(connection.connection.cursor()) as cursor:
