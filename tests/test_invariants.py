@@ -182,9 +182,9 @@ def test_exactly_once_two_guards_racing_on_one_key_record_it_once(make_guard, st
     # Both guards evaluate before either records: the second finds the key under the lock.
     one, two = make_guard(), make_guard()
     item = one.pipeline.normalise(refund("40.00", key="race"))
-    _, snapshot, evaluation = one.pipeline.assess(item, one.now())
+    assessed = one.pipeline.assess(item, one.now())
     recorded = two.decide(refund("40.00", key="race"))
-    replay = one.pipeline._record(item, snapshot, evaluation, one.now())
+    replay = one.pipeline._record(item, one.now(), assessed)
     assert replay == recorded
     assert _count(store, decisions) == 1
 

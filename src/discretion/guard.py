@@ -125,7 +125,7 @@ class Guard:
         True without an LLM judge and with a context provider that says `in_process` (the
         built-in static, JSON and SQLite providers do).
         """
-        return self.pipeline.review.judge is None and getattr(self.context, "in_process", False)
+        return self.pipeline.in_process
 
     def now(self) -> datetime:
         """The guard's clock, checked to be aware."""

@@ -207,10 +207,10 @@ def test_a_total_that_changed_while_deciding_is_decided_anew_in_the_transaction(
         load_pack(PACK), store=store, context=records, clock=FakeClock(NOW), ids=Counter("other")
     )
     item = one.pipeline.normalise(refund("80.00", key="race-1"))
-    _, snapshot, evaluation = one.pipeline.assess(item, NOW)
-    assert evaluation.outcome is Outcome.ALLOW  # alone, 80.00 is within the AI's 100.00
+    assessed = one.pipeline.assess(item, NOW)
+    assert assessed.evaluation.outcome is Outcome.ALLOW  # alone, 80.00 is within the AI's 100.00
     assert two.decide(refund("50.00", key="race-2", actor=BOT2)).outcome is Outcome.ALLOW
-    recorded = one.pipeline._record(item, snapshot, evaluation, NOW)
+    recorded = one.pipeline._record(item, NOW, assessed)
     # Recorded on the totals as they stood in its transaction: 50.00 + 80.00 is over 100.00.
     assert recorded.outcome is Outcome.ROUTE
     assert "discretion.cumulative-authority" in recorded.rules
@@ -228,10 +228,10 @@ def test_a_total_another_connection_changed_is_read_again_in_the_transaction(tmp
         one = Guard(load_pack(PACK), store=mine, context=records, clock=FakeClock(NOW))
         two = Guard(load_pack(PACK), store=theirs, context=records, clock=FakeClock(NOW))
         item = one.pipeline.normalise(refund("80.00", key="race-1"))
-        _, snapshot, evaluation = one.pipeline.assess(item, NOW)
-        assert evaluation.outcome is Outcome.ALLOW
+        assessed = one.pipeline.assess(item, NOW)
+        assert assessed.evaluation.outcome is Outcome.ALLOW
         assert two.decide(refund("50.00", key="race-2", actor=BOT2)).outcome is Outcome.ALLOW
-        recorded = one.pipeline._record(item, snapshot, evaluation, NOW)
+        recorded = one.pipeline._record(item, NOW, assessed)
         assert recorded.outcome is Outcome.ROUTE
         assert "discretion.cumulative-authority" in recorded.rules
     finally:
@@ -258,6 +258,53 @@ def test_totals_nothing_changed_are_not_read_again_in_the_transaction(tmp_path, 
         assert "PRAGMA data_version" in statements[begin:]
     finally:
         store.close()
+
+
+class Unlocked:
+    """Counts the totals read outside any transaction (`SqlStore.totals`), and reads them."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.calls = 0
+        self._read = store.totals
+
+    def __call__(self, queries: Any) -> list[int]:
+        self.calls += 1
+        return self._read(queries)
+
+
+def test_an_in_process_decision_on_a_networked_database_reads_its_totals_once_under_the_locks(
+    store, records
+):
+    # PostgreSQL: no judge and an in-process provider, so nothing waits on the network while
+    # the decision's transaction is open; its totals are read there only. SQLite reads first,
+    # before it takes the database's write lock.
+    unlocked = Unlocked(store)
+    store.totals = unlocked  # type: ignore[method-assign]
+    guard = Guard(load_pack(PACK), store=store, context=records, clock=FakeClock(NOW))
+    assert guard.decide(refund("60.00", key="a")).outcome is Outcome.ALLOW
+    second = guard.decide(refund("50.00", key="b"))
+    # 60.00 + 50.00 is over the AI's 100.00 on the order: the first decision counted.
+    assert second.outcome is Outcome.ROUTE
+    assert "discretion.cumulative-authority" in second.rules
+    body = store.decision_body(second.id)
+    assert body is not None
+    assert body["context"]["cumulative"] == {"amount": "60.00", "currency": "USD"}
+    assert unlocked.calls == (2 if store.embedded else 0)
+
+
+def test_a_decision_whose_provider_waits_on_the_network_reads_its_totals_before_its_transaction(
+    store,
+):
+    class Remote(Records):
+        in_process = False
+
+    unlocked = Unlocked(store)
+    store.totals = unlocked  # type: ignore[method-assign]
+    guard = Guard(load_pack(PACK), store=store, context=Remote(), clock=FakeClock(NOW))
+    assert not guard.in_process
+    assert guard.decide(refund("60.00", key="a")).outcome is Outcome.ALLOW
+    assert guard.decide(refund("50.00", key="b")).outcome is Outcome.ROUTE
+    assert unlocked.calls == 2
 
 
 def test_cumulative_authority_needs_the_record_it_is_kept_for(store, records, tmp_path):

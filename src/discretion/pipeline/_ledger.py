@@ -8,6 +8,8 @@ decision's transaction, under a lock on the record's key, where the decision sta
 change in between is re-evaluated there (see `Pipeline._record`). On SQLite the second read is
 skipped when no other connection committed since the first (`SqlTransaction.totals`): the write
 lock held since BEGIN IMMEDIATE then guarantees the first read is still what the ledger says.
+On PostgreSQL, a decision that waits on nothing outside the process (`Pipeline.in_process`) is
+assessed in its transaction and reads them once, under the locks (`Pipeline.govern`).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ through it, and a shadow pack decides with one of its own.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, NamedTuple, TypeAlias
@@ -43,7 +43,7 @@ from discretion.pipeline._unlocks import cap_assertions
 from discretion.policy import ActionPolicy, PolicyPack, Role, ToolSpec
 from discretion.precedent import Precedents
 from discretion.proposal import Actor, Proposal
-from discretion.store import DecisionRecord, DuplicateKey, SqlStore, SqlTransaction
+from discretion.store import DecisionRecord, DuplicateKey, SqlStore, SqlTransaction, TotalQuery
 from discretion.types import Clock, DecisionHook, IdFactory
 
 __all__ = ["Assessment", "Governed", "Pipeline", "RecordHook"]
@@ -108,6 +108,15 @@ class Pipeline:
         self.recorded: list[RecordHook] = []
         """Called with each newly recorded decision and what it was decided on."""
 
+    @property
+    def in_process(self) -> bool:
+        """Whether a decision waits on nothing outside this process and its database.
+
+        True without an LLM judge and with a context provider that says `in_process` (the
+        built-in static, JSON and SQLite providers do).
+        """
+        return self.review.judge is None and getattr(self.context, "in_process", False)
+
     def now(self) -> datetime:
         """The pipeline's clock, checked to be aware."""
         moment = self._clock()
@@ -163,10 +172,21 @@ class Pipeline:
                 if known is not None:
                     return Governed(decision=self._replay(item, known), arguments=item.arguments)
             now = self.now()
-            assessed = self.assess(item, now)
+            # Across the network, a decision that waits on nothing else reads its totals once,
+            # in its transaction under their locks (`_record`). Otherwise they are read first,
+            # so neither the judge's call nor the provider's holds the ledger's locks, and read
+            # again under the locks. SQLite's write lock is the whole database's: it is taken
+            # only once the decision is assessed, and the second read is skipped when no
+            # other connection committed (`SqlTransaction.totals`).
+            assessed = None if self._assess_locked else self.assess(item, now)
             with _telemetry.step("record"):
-                decision = self._record(*assessed, now)
+                decision = self._record(item, now, assessed)
             return Governed(decision=decision, arguments=item.arguments)
+
+    @property
+    def _assess_locked(self) -> bool:
+        """Whether steps 3 to 7 run in the decision's transaction (see `govern`)."""
+        return not self.store.embedded and self.in_process
 
     async def adecide(
         self, proposal: Proposal | Mapping[str, Any], *, mapping: ToolSpec | None = None
@@ -232,10 +252,13 @@ class Pipeline:
         *,
         context: ContextProvider | None = None,
         frozen: Mapping[str, Any] | None = None,
+        totals: Callable[[Sequence[TotalQuery]], list[int]] | None = None,
     ) -> Assessment:
         """Steps 3 to 7: the facts, and the outcome they lead to before budgets.
 
         `frozen`: facts another decision recorded, whose ledger totals stand (see `preview`).
+        `totals`: where the ledger's totals are read (the decision's transaction, under their
+        locks); the store, unlocked, by default.
         """
         action = item.action
         amount_minor = item.amount.minor if item.amount is not None else 0
@@ -277,7 +300,13 @@ class Pipeline:
         if action.reads_ledger:
             with _telemetry.step("totals"):
                 ledger, unkeyed = read_ledger(
-                    self.store.totals, item.pack, item, action, resolved, now, frozen=frozen
+                    totals or self.store.totals,
+                    item.pack,
+                    item,
+                    action,
+                    resolved,
+                    now,
+                    frozen=frozen,
                 )
             snapshot = snapshot.merged(ledger.recorded)
             if ledger.mixed:
@@ -460,17 +489,24 @@ class Pipeline:
         return known
 
     # 8-9. budgets and lineage, in one transaction
-    def _record(
-        self, item: Normalised, snapshot: Snapshot, evaluation: Evaluation, now: datetime
-    ) -> Decision:
-        pack = item.pack
+    def _record(self, item: Normalised, now: datetime, assessed: Assessment | None) -> Decision:
+        """Steps 8 and 9: budgets and the lineage, in one transaction.
+
+        With `assessed` None, steps 3 to 7 run first in the same transaction, the ledger's
+        totals read under their locks (see `govern`).
+        """
         try:
             # A key decided before, or by another process while we evaluated, fails the
             # decision's insert (`DuplicateKey`): everything written is rolled back and the
             # recorded decision returned. Looking the key up first would cost every decision a
             # round trip to save a rare retry some work.
             with self.store.transaction() as tx:
-                snapshot, evaluation = self._settle(tx, item, snapshot, evaluation, now)
+                if assessed is None:
+                    item, snapshot, evaluation = self.assess(item, now, totals=tx.totals)
+                else:
+                    item, snapshot, evaluation = assessed
+                    snapshot, evaluation = self._settle(tx, item, snapshot, evaluation, now)
+                pack = item.pack
                 keys = BudgetKeys(
                     resolved=evaluation.resolved or named(item),
                     actor_id=item.proposal.actor.id,
