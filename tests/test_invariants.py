@@ -13,6 +13,7 @@ from discretion import Guard, Outcome, ProposalError, StoreError, load_pack
 from discretion.context import ContextRequest, StaticContextProvider
 from discretion.errors import ContextError
 from discretion.lineage import digest
+from discretion.store import SqlTransaction
 from discretion.store._schema import decisions, ledger, reservations
 
 
@@ -127,6 +128,69 @@ def test_durable_before_answered_failed_append_answers_nothing_and_writes_nothin
     assert _count(sqlite_store, reservations) == 0
     assert _count(sqlite_store, decisions) == 0
     assert _count(sqlite_store, ledger) == 0
+
+
+def test_durable_before_answered_a_write_failing_in_the_commits_round_trip_writes_nothing(
+    make_guard, store
+):
+    # On PostgreSQL the COMMIT is sent with the decision's writes: a write that fails among
+    # them must leave the transaction uncommitted, its earlier writes with it.
+    with store.engine.begin() as connection:
+        if store.embedded:
+            connection.execute(
+                text(
+                    "CREATE TRIGGER no_ledger BEFORE INSERT ON ledger"
+                    " BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+                )
+            )
+        else:
+            connection.execute(
+                text(
+                    "CREATE OR REPLACE FUNCTION no_ledger() RETURNS trigger AS"
+                    " $$ BEGIN RAISE EXCEPTION 'disk full'; END $$ LANGUAGE plpgsql"
+                )
+            )
+            connection.execute(
+                text(
+                    "CREATE TRIGGER no_ledger BEFORE INSERT ON ledger"
+                    " FOR EACH ROW EXECUTE FUNCTION no_ledger()"
+                )
+            )
+    guard = make_guard(facts=good_facts(**{"shipment.status": "lost"}))
+    with pytest.raises(StoreError, match="disk full"):
+        guard.decide(refund("15.00", reason="carrier-lost"))
+    assert _count(store, reservations) == 0
+    assert _count(store, decisions) == 0
+    assert _count(store, ledger) == 0
+    # The connection it failed on is good for the next decision.
+    with store.engine.begin() as connection:
+        connection.execute(
+            text("DROP TRIGGER no_ledger" + ("" if store.embedded else " ON ledger"))
+        )
+    after = guard.decide(refund("40.00", key="after"))
+    assert store.find_decision(after.actor_id, after.idempotency_key) == after
+    assert _count(store, decisions) == 1
+    assert store.verify() == 1
+
+
+def test_durable_before_answered_a_row_bound_to_no_record_is_never_committed(
+    make_guard, store, monkeypatch
+):
+    # A working row written in a decision's transaction must be bound to a ledger record. One
+    # written after the decision's record was made is refused before anything commits (on
+    # PostgreSQL, before the COMMIT that travels with the writes is sent).
+    bound = SqlTransaction._bound
+
+    def bound_then_written(self: SqlTransaction, body: Any, record: str) -> None:
+        bound(self, body, record)
+        self.touch("executions", "late-row", {})
+
+    monkeypatch.setattr(SqlTransaction, "_bound", bound_then_written)
+    guard = make_guard()
+    with pytest.raises(StoreError, match="without a ledger record binding them: executions"):
+        guard.decide(refund("40.00"))
+    assert _count(store, decisions) == 0
+    assert _count(store, ledger) == 0
 
 
 def test_durable_before_answered_every_decision_has_its_record_and_reservations(make_guard, store):

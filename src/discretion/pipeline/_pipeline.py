@@ -554,7 +554,7 @@ class Pipeline:
                     if decision.outcome is Outcome.ROUTE
                     else None
                 )
-                recorded = tx.append(record, opens=opens)
+                recorded = tx.append(record, opens=opens, last=True)
         except DuplicateKey as exc:
             known = self.store.find_decision(item.proposal.actor.id, item.idempotency_key)
             if known is None:

@@ -351,15 +351,22 @@ class SqlTransaction:
             self._run("used", values)
         return int(self._row()[0])
 
-    def append(self, record: DecisionRecord, *, opens: ApprovalRow | None = None) -> Decision:
+    def append(
+        self, record: DecisionRecord, *, opens: ApprovalRow | None = None, last: bool = False
+    ) -> Decision:
         """Record a decision with its reservations, lineage record and approval; return it hashed.
 
         `opens` is the approval a route opens. Invariant 4: all are written in this one
         transaction, so none exists without the others. The record binds the approval and any
         precedent the decision cited (`_bindings`).
 
+        `last`: nothing follows in this transaction. On PostgreSQL the COMMIT then travels with
+        the writes, in their round trip, and the transaction's own commit finds nothing left to
+        do; it is committed when this returns.
+
         Raises:
             DuplicateKey: its idempotency key is on record already; roll back and read it.
+            StoreError: with `last`, a row written in this transaction is bound to no record.
         """
         decision = record.decision
         at = to_us(decision.decided_at)
@@ -415,6 +422,10 @@ class SqlTransaction:
                     del self._touched[("approvals", opened["id"])]
                 self._chain(link, "decision", decision.id, text, at)
                 self._bound(body, link.hash)
+                if last and self._pipelines:
+                    self.refuse_unbound()
+                    # psycopg's own keyword: a COMMIT is never worth preparing.
+                    self._cursor.execute("COMMIT", prepare=False)  # type: ignore[call-arg]
         except self._connection.dialect.loaded_dbapi.IntegrityError as exc:
             raise DuplicateKey(decision.idempotency_key) from exc
         return stamped
@@ -451,9 +462,18 @@ class SqlTransaction:
                 self._run(f"bind.set.{table}", {"b_key": key, "b_hash": record})
                 del self._touched[(table, key)]
 
-    def unbound(self) -> list[tuple[str, str]]:
-        """Rows touched that no record has bound yet (the transaction must not commit)."""
-        return sorted(self._touched)
+    def refuse_unbound(self) -> None:
+        """Refuse to commit while a row written here is bound to no ledger record.
+
+        Raises:
+            StoreError: naming the rows; the transaction rolls back.
+        """
+        if self._touched:
+            # Rolled back: a working row may change only with a ledger record saying so.
+            raise StoreError(
+                "rows were written without a ledger record binding them: "
+                + ", ".join(f"{table} {key!r}" for table, key in sorted(self._touched))
+            )
 
     def reserve(
         self, decision_id: str, reservations: Iterable[Reservation], *, at: datetime
@@ -745,12 +765,7 @@ class SqlStore:
                 read=self._local.__dict__.pop("read", None),
             )
             yield tx
-            if tx.unbound():
-                # Rolled back: a working row may change only with a ledger record saying so.
-                raise StoreError(
-                    "rows were written without a ledger record binding them: "
-                    + ", ".join(f"{table} {key!r}" for table, key in tx.unbound())
-                )
+            tx.refuse_unbound()
         if self._checkpointer is not None:
             self._checkpointer.committed()
 
