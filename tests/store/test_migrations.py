@@ -237,6 +237,53 @@ def test_an_index_a_later_revision_dropped_goes_when_a_created_database_is_adopt
     assert _differences(empty_url) == []
 
 
+def _drop_actor_index(url: str) -> None:
+    # As create_schema made it before 0009: no index of an actor's decisions by time.
+    engine = _dialect.create(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("DROP INDEX ix_decisions_actor"))
+    finally:
+        engine.dispose()
+
+
+def _indexes(url: str, table: str) -> set[str]:
+    engine = _dialect.create(url)
+    try:
+        with engine.connect() as connection:
+            return {index["name"] for index in inspect(connection).get_indexes(table)}
+    finally:
+        engine.dispose()
+
+
+def test_an_index_a_later_revision_added_is_made_when_a_created_database_is_adopted(empty_url):
+    SqlStore(empty_url).close()
+    _drop_actor_index(empty_url)
+    assert _differences(empty_url) != []
+
+    assert upgrade(empty_url) == (None, head_revision())
+    assert "ix_decisions_actor" in _indexes(empty_url, "decisions")
+    assert _differences(empty_url) == []
+
+
+def test_an_index_a_later_version_declares_is_made_when_a_created_database_is_opened(empty_url):
+    # SQLite users who never run `discretion db upgrade` open their file with create=True.
+    SqlStore(empty_url).close()
+    _drop_actor_index(empty_url)
+
+    SqlStore(empty_url).close()
+    assert "ix_decisions_actor" in _indexes(empty_url, "decisions")
+    assert _differences(empty_url) == []
+
+
+def test_upgrading_from_0008_adds_the_actors_index(empty_url):
+    assert upgrade(empty_url, "0008") == (None, "0008")
+    assert "ix_decisions_actor" not in _indexes(empty_url, "decisions")
+    assert upgrade(empty_url) == ("0008", head_revision())
+    assert "ix_decisions_actor" in _indexes(empty_url, "decisions")
+    assert _differences(empty_url) == []
+
+
 def test_reservations_keep_only_the_index_budget_sums_read(empty_url):
     upgrade(empty_url)
     engine = _dialect.create(empty_url)

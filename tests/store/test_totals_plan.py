@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import insert
 
 from conftest import fresh_postgres
+from discretion import SqlStore
 from discretion.store._compiled import Compiled
 from discretion.store._schema import approvals, decisions, to_us
 from discretion.store._totals import TotalQuery, _values, statement
@@ -62,8 +63,11 @@ def _approval(n: int) -> dict[str, object]:
     }
 
 
+_KEYS = {"order": "o-1", "case": "c-1", "customer": "c-1", "actor": "bot-1"}
+
+
 @pytest.mark.postgres
-@pytest.mark.parametrize("per", ["order", "case", "customer"])
+@pytest.mark.parametrize("per", ["order", "case", "customer", "actor"])
 def test_a_total_reads_its_records_index_on_a_table_without_statistics(per: str) -> None:
     store = fresh_postgres()
     try:
@@ -72,7 +76,7 @@ def test_a_total_reads_its_records_index_on_a_table_without_statistics(per: str)
             connection.execute(insert(approvals), [_approval(n) for n in range(300)])
         query = TotalQuery(
             per=per,
-            key=f"{per[0]}-1",
+            key=_KEYS[per],
             since=NOW - timedelta(days=30),
             outcomes=frozenset({"allow", "allow_exception", "pending", "approved"}),
             actions=("refund",),
@@ -92,3 +96,33 @@ def test_a_total_reads_its_records_index_on_a_table_without_statistics(per: str)
     assert f"ix_approvals_{per}" in plan, plan
     for other in ("ix_decisions_similar", "ix_approvals_queue", "ix_approvals_decided"):
         assert other not in plan, plan
+
+
+def test_a_total_per_actor_reads_the_actors_index_on_sqlite(tmp_path) -> None:
+    # Through the idempotency key's unique index it would read every decision the actor ever
+    # made, however old, to sum the few inside the window.
+    store = SqlStore(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        with store.engine.begin() as connection:
+            connection.execute(insert(decisions), [_decision(n) for n in range(300)])
+        query = TotalQuery(
+            per="actor",
+            key="bot-1",
+            since=NOW - timedelta(days=1),
+            outcomes=frozenset({"allow", "allow_exception", "pending", "approved"}),
+            actions=("refund",),
+        )
+        compiled = Compiled(statement(query), store.engine.dialect)
+        values: dict[str, object] = {}
+        _values(query, "", values)
+        with store.engine.connect() as connection:
+            cursor = connection.connection.cursor()
+            assert compiled.order is not None  # SQLite's parameters are positional
+            cursor.execute(
+                f"EXPLAIN QUERY PLAN {compiled.sql}", tuple(values[k] for k in compiled.order)
+            )
+            plan = "\n".join(str(row[-1]) for row in cursor.fetchall())
+    finally:
+        store.close()
+    assert "ix_decisions_actor (actor_id=? AND decided_us>?)" in plan, plan
+    assert "ix_approvals_actor" in plan, plan

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     ForeignKey,
     Index,
     Integer,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    inspect,
 )
 
 from discretion.lineage import LedgerRecord
@@ -29,6 +31,7 @@ __all__ = [
     "api_tokens",
     "approvals",
     "budget_locks",
+    "create_missing",
     "decisions",
     "executions",
     "from_us",
@@ -108,9 +111,10 @@ decisions = Table(
 )
 Index("ix_decisions_decided", decisions.c.decided_us)
 Index("ix_decisions_customer", decisions.c.customer_id, decisions.c.decided_us)
-# Running totals per order and per case read one record's recent decisions through these.
+# Running totals per order, case and actor read one record's recent decisions through these.
 Index("ix_decisions_order", decisions.c.order_id, decisions.c.decided_us)
 Index("ix_decisions_case", decisions.c.case_id, decisions.c.decided_us)
+Index("ix_decisions_actor", decisions.c.actor_id, decisions.c.decided_us)
 # `similar()` reads the most recent decisions of one action and reason through this index.
 Index("ix_decisions_similar", decisions.c.action, decisions.c.reason, decisions.c.decided_us)
 
@@ -364,3 +368,24 @@ webhook_cursors = Table(
     Column("lease_until_us", BigInteger),
     Column("updated_us", BigInteger, nullable=False),
 )
+
+
+def create_missing(connection: Connection) -> None:
+    """Create the tables that do not exist, and the indexes a table made earlier lacks.
+
+    `MetaData.create_all` passes over a table that exists, indexes and all: a database made by
+    an earlier version would never get an index a later one declares (as totals per actor
+    read through `ix_decisions_actor`). Only tables found before are looked into.
+    """
+    existing = set(inspect(connection).get_table_names())
+    metadata.create_all(connection)
+    if not existing:
+        return
+    found = inspect(connection)
+    for table in metadata.sorted_tables:
+        if table.name not in existing:
+            continue
+        present = {index["name"] for index in found.get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name not in present:
+                index.create(connection)

@@ -53,13 +53,13 @@ from discretion.store._precedents import PrecedentReads, PrecedentWrites
 from discretion.store._reports import Reports
 from discretion.store._schema import (
     PARTITIONS,
+    create_missing,
     decisions,
     from_us,
     ledger,
     ledger_checkpoints,
     ledger_head,
     ledger_record,
-    metadata,
     reservations,
     to_us,
 )
@@ -666,7 +666,7 @@ class SqlStore:
         """Create the tables and the partitions' heads if they do not exist."""
         try:
             with self._engine.begin() as connection:
-                metadata.create_all(connection)
+                create_missing(connection)
                 _dialect.create_heads(connection, self._new_partitions)
         except IntegrityError:
             # Another process created the head between our read and insert: that is fine.
