@@ -42,7 +42,7 @@ from sqlalchemy.pool import StaticPool
 
 from discretion.errors import ConfigurationError, StoreError
 from discretion.lineage import GENESIS
-from discretion.store._schema import budget_locks, ledger_head
+from discretion.store._schema import budget_locks, ledger_head, metadata
 
 if sys.platform != "win32":
     import fcntl
@@ -212,6 +212,34 @@ _HEAD_FOR_UPDATE = _HEAD.with_for_update()
 def head_query(dialect_name: str) -> Any:
     """The query that reads one partition's head, locking it on dialects that lock rows."""
     return _HEAD_FOR_UPDATE if dialect_name == "postgresql" else _HEAD
+
+
+def create_missing(connection: Connection) -> None:
+    """Create the tables that do not exist, and the indexes a table made earlier lacks.
+
+    `MetaData.create_all` passes over a table that exists, indexes and all: a database made by
+    an earlier version would never get an index a later one declares (as totals per actor
+    read through `ix_decisions_actor`). What exists is read from the catalog in two queries;
+    SQLAlchemy's reflection would ask table by table, and compile its queries on each start.
+    """
+    if connection.dialect.name == "postgresql":
+        tables = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+        indexes = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+    else:
+        tables = "SELECT name FROM sqlite_master WHERE type = 'table'"
+        indexes = "SELECT name FROM sqlite_master WHERE type = 'index'"
+    existing = set(connection.exec_driver_sql(tables).scalars())
+    metadata.create_all(
+        connection, tables=[t for t in metadata.sorted_tables if t.name not in existing]
+    )
+    made = [t for t in metadata.sorted_tables if t.name in existing]
+    if not made:
+        return
+    present = set(connection.exec_driver_sql(indexes).scalars())
+    for table in made:
+        for index in table.indexes:
+            if index.name not in present:
+                index.create(connection)
 
 
 def budget_lock(dialect_name: str) -> Any:

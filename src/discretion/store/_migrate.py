@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from discretion.errors import ConfigurationError, StoreError
 from discretion.store import _dialect
-from discretion.store._schema import PARTITIONS, create_missing
+from discretion.store._schema import PARTITIONS
 
 __all__ = ["MIGRATIONS", "current_revision", "head_revision", "upgrade"]
 
@@ -81,7 +81,7 @@ def upgrade(url: str, revision: str = "head") -> tuple[str | None, str | None]:
                 # Made by create_schema: the current tables, missing only the version stamp,
                 # perhaps with indexes its version made and later revisions dropped, or
                 # without indexes they added.
-                create_missing(connection)
+                _dialect.create_missing(connection)
                 _drop_retired(connection)
                 _dialect.create_heads(connection, PARTITIONS)
                 connection.commit()

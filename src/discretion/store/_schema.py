@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
-    Connection,
     ForeignKey,
     Index,
     Integer,
@@ -21,7 +20,6 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    inspect,
 )
 
 from discretion.lineage import LedgerRecord
@@ -31,7 +29,6 @@ __all__ = [
     "api_tokens",
     "approvals",
     "budget_locks",
-    "create_missing",
     "decisions",
     "executions",
     "from_us",
@@ -368,24 +365,3 @@ webhook_cursors = Table(
     Column("lease_until_us", BigInteger),
     Column("updated_us", BigInteger, nullable=False),
 )
-
-
-def create_missing(connection: Connection) -> None:
-    """Create the tables that do not exist, and the indexes a table made earlier lacks.
-
-    `MetaData.create_all` passes over a table that exists, indexes and all: a database made by
-    an earlier version would never get an index a later one declares (as totals per actor
-    read through `ix_decisions_actor`). Only tables found before are looked into.
-    """
-    existing = set(inspect(connection).get_table_names())
-    metadata.create_all(connection)
-    if not existing:
-        return
-    found = inspect(connection)
-    for table in metadata.sorted_tables:
-        if table.name not in existing:
-            continue
-        present = {index["name"] for index in found.get_indexes(table.name)}
-        for index in table.indexes:
-            if index.name not in present:
-                index.create(connection)

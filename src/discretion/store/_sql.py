@@ -53,7 +53,6 @@ from discretion.store._precedents import PrecedentReads, PrecedentWrites
 from discretion.store._reports import Reports
 from discretion.store._schema import (
     PARTITIONS,
-    create_missing,
     decisions,
     from_us,
     ledger,
@@ -666,7 +665,7 @@ class SqlStore:
         """Create the tables and the partitions' heads if they do not exist."""
         try:
             with self._engine.begin() as connection:
-                create_missing(connection)
+                _dialect.create_missing(connection)
                 _dialect.create_heads(connection, self._new_partitions)
         except IntegrityError:
             # Another process created the head between our read and insert: that is fine.
