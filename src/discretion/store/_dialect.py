@@ -39,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.schema import CreateIndex
 
 from discretion.errors import ConfigurationError, StoreError
 from discretion.lineage import GENESIS
@@ -214,32 +215,34 @@ def head_query(dialect_name: str) -> Any:
     return _HEAD_FOR_UPDATE if dialect_name == "postgresql" else _HEAD
 
 
-def create_missing(connection: Connection) -> None:
-    """Create the tables that do not exist, and the indexes a table made earlier lacks.
+def create_missing(connection: Connection, *, indexes: bool = True) -> None:
+    """Create the tables that do not exist, and (with `indexes`) the indexes a table lacks.
 
     `MetaData.create_all` passes over a table that exists, indexes and all: a database made by
     an earlier version would never get an index a later one declares (as totals per actor
     read through `ix_decisions_actor`). What exists is read from the catalog in two queries;
     SQLAlchemy's reflection would ask table by table, and compile its queries on each start.
+    An index is made `IF NOT EXISTS`: two processes opening the same database may both find
+    it missing.
     """
     if connection.dialect.name == "postgresql":
         tables = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
-        indexes = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+        names = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
     else:
         tables = "SELECT name FROM sqlite_master WHERE type = 'table'"
-        indexes = "SELECT name FROM sqlite_master WHERE type = 'index'"
+        names = "SELECT name FROM sqlite_master WHERE type = 'index'"
     existing = set(connection.exec_driver_sql(tables).scalars())
     metadata.create_all(
         connection, tables=[t for t in metadata.sorted_tables if t.name not in existing]
     )
     made = [t for t in metadata.sorted_tables if t.name in existing]
-    if not made:
+    if not (indexes and made):
         return
-    present = set(connection.exec_driver_sql(indexes).scalars())
+    present = set(connection.exec_driver_sql(names).scalars())
     for table in made:
         for index in table.indexes:
             if index.name not in present:
-                index.create(connection)
+                connection.execute(CreateIndex(index, if_not_exists=True))
 
 
 def budget_lock(dialect_name: str) -> Any:

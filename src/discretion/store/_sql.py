@@ -662,10 +662,15 @@ class SqlStore:
         return self._engine
 
     def create_schema(self) -> None:
-        """Create the tables and the partitions' heads if they do not exist."""
+        """Create the tables and the partitions' heads if they do not exist.
+
+        On SQLite, an index a table made by an earlier version lacks is made too. On
+        PostgreSQL that is left to `discretion db upgrade`: building an index on a large table
+        holds off its writes, which a server's start should not do unasked.
+        """
         try:
             with self._engine.begin() as connection:
-                _dialect.create_missing(connection)
+                _dialect.create_missing(connection, indexes=self.embedded)
                 _dialect.create_heads(connection, self._new_partitions)
         except IntegrityError:
             # Another process created the head between our read and insert: that is fine.
