@@ -55,6 +55,29 @@ def _differences(url: str) -> list[object]:
         engine.dispose()
 
 
+def _execute(url: str, statement: str) -> None:
+    engine = _dialect.create(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+def _drop_actor_index(url: str) -> None:
+    # As create_schema made it before 0009: no index of an actor's decisions by time.
+    _execute(url, "DROP INDEX ix_decisions_actor")
+
+
+def _indexes(url: str, table: str) -> set[str]:
+    engine = _dialect.create(url)
+    try:
+        with engine.connect() as connection:
+            return {index["name"] for index in inspect(connection).get_indexes(table)}
+    finally:
+        engine.dispose()
+
+
 def test_upgrading_from_the_first_revision_reaches_the_declared_schema(empty_url):
     assert upgrade(empty_url, "0001") == (None, "0001")
     assert current_revision(empty_url) == "0001"
@@ -223,37 +246,11 @@ def test_db_upgrade_of_an_unreachable_database_fails_with_the_url():
 def test_an_index_a_later_revision_dropped_goes_when_a_created_database_is_adopted(empty_url):
     # Made by create_schema before 0008: the reservations' index by decision is still there.
     SqlStore(empty_url).close()
-    engine = _dialect.create(empty_url)
-    try:
-        with engine.begin() as connection:
-            connection.execute(
-                text("CREATE INDEX ix_reservations_decision ON reservations (decision_id)")
-            )
-    finally:
-        engine.dispose()
+    _execute(empty_url, "CREATE INDEX ix_reservations_decision ON reservations (decision_id)")
     assert _differences(empty_url) != []
 
     assert upgrade(empty_url) == (None, head_revision())
     assert _differences(empty_url) == []
-
-
-def _drop_actor_index(url: str) -> None:
-    # As create_schema made it before 0009: no index of an actor's decisions by time.
-    engine = _dialect.create(url)
-    try:
-        with engine.begin() as connection:
-            connection.execute(text("DROP INDEX ix_decisions_actor"))
-    finally:
-        engine.dispose()
-
-
-def _indexes(url: str, table: str) -> set[str]:
-    engine = _dialect.create(url)
-    try:
-        with engine.connect() as connection:
-            return {index["name"] for index in inspect(connection).get_indexes(table)}
-    finally:
-        engine.dispose()
 
 
 def test_an_index_a_later_revision_added_is_made_when_a_created_database_is_adopted(empty_url):
@@ -294,10 +291,4 @@ def test_upgrading_from_0008_adds_the_actors_index(empty_url):
 
 def test_reservations_keep_only_the_index_budget_sums_read(empty_url):
     upgrade(empty_url)
-    engine = _dialect.create(empty_url)
-    try:
-        with engine.connect() as connection:
-            names = {i["name"] for i in inspect(connection).get_indexes("reservations")}
-    finally:
-        engine.dispose()
-    assert names == {"ix_reservations_window"}
+    assert _indexes(empty_url, "reservations") == {"ix_reservations_window"}

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     Engine,
@@ -215,30 +215,37 @@ def head_query(dialect_name: str) -> Any:
     return _HEAD_FOR_UPDATE if dialect_name == "postgresql" else _HEAD
 
 
+def catalog(connection: Connection, kind: Literal["table", "index"]) -> set[str]:
+    """The names of the tables or indexes the database holds (its schema's, on PostgreSQL)."""
+    if connection.dialect.name == "postgresql":
+        query = (
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+            if kind == "table"
+            else "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+        )
+    else:
+        query = f"SELECT name FROM sqlite_master WHERE type = '{kind}'"  # one of two literals
+    return set(connection.exec_driver_sql(query).scalars())
+
+
 def create_missing(connection: Connection, *, indexes: bool = True) -> None:
     """Create the tables that do not exist, and (with `indexes`) the indexes a table lacks.
 
     `MetaData.create_all` passes over a table that exists, indexes and all: a database made by
     an earlier version would never get an index a later one declares (as totals per actor
-    read through `ix_decisions_actor`). What exists is read from the catalog in two queries;
+    read through `ix_decisions_actor`). What exists is read from the `catalog` in two queries;
     SQLAlchemy's reflection would ask table by table, and compile its queries on each start.
     An index is made `IF NOT EXISTS`: two processes opening the same database may both find
     it missing.
     """
-    if connection.dialect.name == "postgresql":
-        tables = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
-        names = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
-    else:
-        tables = "SELECT name FROM sqlite_master WHERE type = 'table'"
-        names = "SELECT name FROM sqlite_master WHERE type = 'index'"
-    existing = set(connection.exec_driver_sql(tables).scalars())
+    existing = catalog(connection, "table")
     metadata.create_all(
         connection, tables=[t for t in metadata.sorted_tables if t.name not in existing]
     )
     made = [t for t in metadata.sorted_tables if t.name in existing]
     if not (indexes and made):
         return
-    present = set(connection.exec_driver_sql(names).scalars())
+    present = catalog(connection, "index")
     for table in made:
         for index in table.indexes:
             if index.name not in present:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from alembic.config import Config
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from discretion.errors import ConfigurationError, StoreError
@@ -25,8 +25,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 _VERSION_TABLE = "alembic_version"
 
-RETIRED_INDEXES = {"ix_reservations_decision": "reservations"}
-"""Indexes an older `create_schema` made that a later revision dropped: index -> table."""
+RETIRED_INDEXES = ("ix_reservations_decision",)
+"""Indexes an older `create_schema` made that a later revision dropped."""
 
 
 def _config(connection: Connection | None = None) -> Config:
@@ -75,7 +75,7 @@ def upgrade(url: str, revision: str = "head") -> tuple[str | None, str | None]:
     try:
         with engine.connect() as connection:
             before = MigrationContext.configure(connection).get_current_revision()
-            tables = set(inspect(connection).get_table_names())
+            tables = _dialect.catalog(connection, "table")
             connection.commit()
             if before is None and "ledger" in tables:
                 # Made by create_schema: the current tables, missing only the version stamp,
@@ -100,10 +100,9 @@ def upgrade(url: str, revision: str = "head") -> tuple[str | None, str | None]:
 
 
 def _drop_retired(connection: Connection) -> None:
-    found = inspect(connection)
-    tables = set(found.get_table_names())
-    for index, table in RETIRED_INDEXES.items():
-        if table in tables and index in {i["name"] for i in found.get_indexes(table)}:
+    present = _dialect.catalog(connection, "index")
+    for index in RETIRED_INDEXES:
+        if index in present:
             connection.execute(text(f"DROP INDEX {index}"))  # a name of ours, never input
 
 
