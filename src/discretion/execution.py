@@ -21,7 +21,6 @@ to the tool so that a payment API can deduplicate on it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
@@ -369,18 +368,22 @@ class Executions:
         arguments: Mapping[str, Any],
         call: AsyncToolCall,
     ) -> Execution:
-        """`run` for async tools; the store is used from a worker thread."""
+        """`run` for async tools.
+
+        The store is used on the caller's event loop when it is embedded, else from a worker
+        thread (`SqlStore.arun`).
+        """
         item = _Call.of(key=key, decision_id=decision_id, tool=tool, arguments=arguments)
-        claim = await asyncio.to_thread(self._claim, item)
+        claim = await self._store.arun(self._claim, item)
         if isinstance(claim, Execution):
             return claim
         try:
             result = await call(dict(item.arguments), key)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-            await asyncio.to_thread(self._finish, item, claim, error=error)
+            await self._store.arun(self._finish, item, claim, error=error)
             raise
-        return await asyncio.to_thread(self._finish, item, claim, result=result)
+        return await self._store.arun(self._finish, item, claim, result=result)
 
     def run_pending(
         self, calls: Mapping[str, ToolCallable], *, limit: int = 100

@@ -153,7 +153,11 @@ class Guard:
         return self.pipeline.decide(proposal)
 
     async def adecide(self, proposal: Proposal | Mapping[str, Any]) -> Decision:
-        """`decide` for async callers; the store and providers run in a worker thread."""
+        """`decide` for async callers.
+
+        On the event loop when a decision waits on nothing but an embedded database
+        (`Pipeline.decides_inline`), else in a worker thread.
+        """
         return await self.pipeline.adecide(proposal)
 
     def preview(self, proposal: Proposal | Mapping[str, Any]) -> Decision:

@@ -42,10 +42,11 @@ only take turns, and on SQLite they slow the thread holding the database's write
 every worker waits for. Measured with `benchmarks/http_decisions.py` (16 connections, two
 cores, SQLite): with 40 at once, two workers decided 1.5x as fast as one; with two, 1.9-2.0x.
 
-When nothing a decision waits on is across the network (`Guard.in_process` on an embedded
-SQLite store) it is decided on the event loop itself, with no worker thread: the hop to a thread
-and back cost more than the decision's own waits (one worker, acme, `http_decisions.py`: 464
-decisions/s through a thread, 781/s on the loop; see benchmarks/README.md).
+When nothing a decision waits on is across the network (`Pipeline.decides_inline`: in-process
+on an embedded SQLite store) it is decided on the event loop itself, with no worker thread: the
+hop to a thread and back cost more than the decision's own waits (one worker, acme,
+`http_decisions.py`: 464 decisions/s through a thread, 781/s on the loop; see
+benchmarks/README.md).
 """
 WAITING_CONCURRENCY = 40
 """Decisions at once when context providers or the LLM judge wait on the network: anyio's
@@ -152,11 +153,11 @@ def create_app(
         max_body_bytes: the largest request body accepted (413 above it).
         max_json_depth: the deepest JSON nesting accepted in a body (422 beyond it).
         concurrency: how many decisions this process works on at once, each in a worker
-            thread; more wait their turn, already parsed. By default, when the guard decides
-            in-process (`Guard.in_process`: no LLM judge, in-process context) on an embedded
-            SQLite store (`SqlStore.embedded`), one at a time on the event loop, with no worker
-            thread; 2 when only the database is across the network; else 40, so waits on the
-            network overlap.
+            thread; more wait their turn, already parsed. By default, when a decision waits
+            on nothing but an embedded SQLite store (`Pipeline.decides_inline`: no LLM judge,
+            in-process context), one at a time on the event loop, with no worker thread; 2
+            when only the database is across the network; else 40, so waits on the network
+            overlap.
         webhooks: delivers the ledger's events to webhook endpoints while the app runs (its
             lifespan), every `webhook_every_s` seconds, after expiring overdue approvals.
         webhook_every_s: seconds between the app's background passes, which expire overdue
@@ -173,7 +174,7 @@ def create_app(
     deciding = None
     if concurrency is not None:
         deciding = CapacityLimiter(concurrency)
-    elif not (guard.in_process and store.embedded):
+    elif not guard.pipeline.decides_inline:
         deciding = CapacityLimiter(
             IN_PROCESS_CONCURRENCY if guard.in_process else WAITING_CONCURRENCY
         )

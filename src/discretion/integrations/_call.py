@@ -408,7 +408,9 @@ class Governor:
 
     async def aqueued(self, decision: Decision) -> Execution | None:
         """`queued` for async callers."""
-        return await asyncio.to_thread(self.queued, decision)
+        if decision.outcome is not Outcome.ROUTE:
+            return None  # nothing to look up, and no hop to a thread for it
+        return await self.guard.pipeline.arun(self.queued, decision)
 
     def admit(self, info: ToolCallInfo) -> Admission:
         """Decide the call, and find the execution an approval of it queued.

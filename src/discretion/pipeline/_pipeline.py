@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any, NamedTuple, TypeAlias, TypeVar
 
 from discretion import _telemetry
 from discretion.authority import lowest_above, lowest_covering
@@ -50,6 +50,8 @@ __all__ = ["Assessment", "Governed", "Pipeline", "RecordHook"]
 
 RecordHook: TypeAlias = Callable[[Normalised, Snapshot, Decision], None]
 """Called after a new decision is committed, with what it was decided on."""
+
+_T = TypeVar("_T")
 
 
 class Assessment(NamedTuple):
@@ -116,6 +118,17 @@ class Pipeline:
         built-in static, JSON and SQLite providers do).
         """
         return self.review.judge is None and getattr(self.context, "in_process", False)
+
+    @property
+    def decides_inline(self) -> bool:
+        """Whether async callers decide on their own event loop, with no worker thread.
+
+        True when a decision waits on nothing but an embedded database (`in_process` on a
+        SQLite store, `SqlStore.embedded`): the hop to a thread and back cost more than the
+        decision itself (see `SqlStore.arun`). The loop then waits its turn for the database's
+        write lock while another writer holds it, as a thread would.
+        """
+        return self.store.embedded and self.in_process
 
     def now(self) -> datetime:
         """The pipeline's clock, checked to be aware."""
@@ -191,14 +204,29 @@ class Pipeline:
     async def adecide(
         self, proposal: Proposal | Mapping[str, Any], *, mapping: ToolSpec | None = None
     ) -> Decision:
-        """`decide` for async callers; the store and providers run in a worker thread."""
-        return await asyncio.to_thread(self.decide, proposal, mapping=mapping)
+        """`decide` for async callers: see `agovern`."""
+        return (await self.agovern(proposal, mapping=mapping)).decision
 
     async def agovern(
         self, proposal: Proposal | Mapping[str, Any], *, mapping: ToolSpec | None = None
     ) -> Governed:
-        """`govern` for async callers; the store and providers run in a worker thread."""
-        return await asyncio.to_thread(self.govern, proposal, mapping=mapping)
+        """`govern` for async callers.
+
+        A decision that waits on nothing but an embedded database (`decides_inline`) runs on
+        the caller's event loop; any other runs in a worker thread, so the loop never waits on
+        the network (an LLM judge, a context provider, a database server).
+        """
+        return await self.arun(self.govern, proposal, mapping=mapping)
+
+    async def arun(self, call: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
+        """`call(*args, **kwargs)` for an async caller, where a decision would run.
+
+        On the caller's event loop when `decides_inline` (see `SqlStore.arun`); else in a
+        worker thread, so the loop never waits on the network.
+        """
+        if self.in_process:
+            return await self.store.arun(call, *args, **kwargs)
+        return await asyncio.to_thread(call, *args, **kwargs)
 
     def preview(
         self,
