@@ -8,7 +8,8 @@ p50/p99 latency and decisions/s for
   - preview: parsing, normalising, context assembly and evaluation, nothing recorded,
   - Guard.decide with the SQLite ledger (a WAL file in a temporary folder, `synchronous=NORMAL`,
     committed before the answer): an allowed proposal, and a routed one (which opens an
-    approval in the same transaction),
+    approval in the same transaction); and `await Guard.adecide` of allowed ones on an event
+    loop, as async callers decide,
   - the raw-sqlite floor: every statement those decisions ran (BEGIN IMMEDIATE, the reads,
     the inserts, COMMIT) captured with its parameters and replayed on a plain `sqlite3`
     connection with the same pragmas, in a fresh database of the same schema; and the ratio
@@ -22,12 +23,13 @@ writes to a database of its own.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -144,6 +146,25 @@ def measure(label: str, run: Callable[[int], Any], n: int, offset: int = 0) -> d
         times.append(time.perf_counter() - t0)
     total = time.perf_counter() - start
     return summary(label, times, total)
+
+
+def ameasure(
+    label: str, run: Callable[[int], Awaitable[Any]], n: int, offset: int = 0
+) -> dict[str, Any]:
+    """`decide.measure` for a coroutine: each call awaited in turn on one event loop."""
+
+    async def timed() -> dict[str, Any]:
+        for i in range(min(200, n)):
+            await run(offset - 1 - i)
+        times = []
+        start = time.perf_counter()
+        for i in range(n):
+            t0 = time.perf_counter()
+            await run(offset + i)
+            times.append(time.perf_counter() - t0)
+        return summary(label, times, time.perf_counter() - start)
+
+    return asyncio.run(timed())
 
 
 def summary(label: str, times: list[float], total: float) -> dict[str, Any]:
@@ -293,6 +314,14 @@ def run_pack(path: Path, n: int, only: str | None) -> list[dict[str, Any]]:
                     lambda i, g=timed, a=amount: g.decide(proposal(i, a)),
                     n,
                 )
+                awaited = None
+                if kind == "allow":
+                    awaited = ameasure(
+                        f"{name}: adecide {kind}, SQLite",
+                        lambda i, g=timed, a=amount: g.adecide(proposal(i, a)),
+                        n,
+                        20 * n,
+                    )
                 store.close()
             with tempfile.TemporaryDirectory() as folder:
                 statements = capture(pack, context, amount, n, 10 * n, folder)
@@ -300,6 +329,8 @@ def run_pack(path: Path, n: int, only: str | None) -> list[dict[str, Any]]:
             decided["ratio"] = decided["p50_ms"] / raw["p50_ms"]
             raw["statements"] = len(statements[-1])
             results += [decided, raw]
+            if awaited is not None:
+                results.append(awaited)
         pg = os.environ.get("DISCRETION_BENCH_POSTGRES_URL")
         if pg:
             for kind, amount, context in scenarios:

@@ -2,11 +2,12 @@
 
 Run: python benchmarks/tools.py [--n 2000]
 
-For the decorator, a langchain-core tool (`Guard.wrap_tools`) and the OpenAI tool-call helper,
-prints p50/p99 latency and calls/s of the governed call and of the direct call, and the p50 the
-guard adds: decide (validate, context, policy, budgets, lineage record) plus the exactly-once
-claim and result records. The store is SQLite in a WAL file in a temporary folder; the acme
-pack decides; facts come from an in-memory provider so the figures are discretion's own cost.
+For the decorator (on a plain function, and on an `async def` one awaited on an event loop), a
+langchain-core tool (`Guard.wrap_tools`) and the OpenAI tool-call helper, prints p50/p99
+latency and calls/s of the governed call and of the direct call, and the p50 the guard adds:
+decide (validate, context, policy, budgets, lineage record) plus the exactly-once claim and
+result records. The store is SQLite in a WAL file in a temporary folder; the acme pack decides;
+facts come from an in-memory provider so the figures are discretion's own cost.
 Every measured call is allowed and runs its tool, with a new tool-call id each time.
 """
 
@@ -17,7 +18,7 @@ import json
 import tempfile
 from typing import Any
 
-from decide import NOW, PACK, Records, facts_for, measure
+from decide import NOW, PACK, Records, ameasure, facts_for, measure
 from langchain_core.tools import tool
 
 from discretion import Actor, Guard, SqlStore, load_pack
@@ -48,6 +49,13 @@ def issue_refund(
     """Refund an order (the work is a list append: the figures are the guard's cost)."""
     RAN.append(order_id)
     return {"refund_id": f"rf-{len(RAN)}", "amount": amount}
+
+
+async def aissue_refund(
+    amount: str, currency: str, customer_id: str, case_id: str, order_id: str
+) -> dict[str, str]:
+    """`issue_refund` as an async tool."""
+    return issue_refund(amount, currency, customer_id, case_id, order_id)
 
 
 def arguments(i: int) -> dict[str, Any]:
@@ -83,6 +91,19 @@ def main() -> None:
         direct = measure("function, direct", lambda i: issue_refund(**arguments(i)), n, 0)
         wrapped = measure(
             "function, @guard.governed", lambda i: governed(**arguments(i)), n, 1_000_000
+        )
+        rows.append((direct, wrapped))
+
+        # The decorator on an async function, awaited on an event loop.
+        agoverned = guard.governed(tool="issue_refund", actor=actor)(aissue_refund)
+        direct = ameasure(
+            "async function, direct", lambda i: aissue_refund(**arguments(i)), n, 6_000_000
+        )
+        wrapped = ameasure(
+            "async function, @guard.governed",
+            lambda i: agoverned(**arguments(i)),
+            n,
+            7_000_000,
         )
         rows.append((direct, wrapped))
 
@@ -129,9 +150,9 @@ def main() -> None:
         rows.append((direct, wrapped))
 
         warmups = min(200, n)
-        if len(RAN) != 6 * (n + warmups):
+        if len(RAN) != 8 * (n + warmups):
             raise SystemExit(f"expected every call to run; {len(RAN)} ran")
-        if (executions := guard.store.verify()) < 3 * 3 * n:
+        if (executions := guard.store.verify()) < 4 * 3 * n:
             raise SystemExit(f"the ledger holds {executions} records; expected more")
     print(
         f"{'benchmark':32} {'p50 ms':>8} {'p99 ms':>8} {'calls/s':>9} {'added p50 ms':>13}"
