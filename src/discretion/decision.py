@@ -39,7 +39,9 @@ class Outcome(StrEnum):
         return self in (Outcome.ALLOW, Outcome.ALLOW_EXCEPTION)
 
 
-_MODEL = ConfigDict(frozen=True, extra="forbid")
+_MODEL = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+"""Frozen, no unknown fields, and no NaN or infinity in a float (`JudgeRecord.latency_ms`, a
+claim's value): a decision's JSON is then finite, as its canonical JSON may assume."""
 
 
 class Reservation(BaseModel):

@@ -21,6 +21,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+import orjson
 from pydantic import BaseModel
 
 from discretion.errors import LedgerIntegrityError
@@ -59,13 +60,50 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def canonical_json(value: Any) -> str:
+def canonical_json(value: Any, *, finite: bool = False) -> str:
     """The one canonical JSON form every hash in discretion goes through.
 
     Keys sorted, no insignificant white space, UTF-8 kept, decimals as strings, datetimes in
     UTC ISO 8601. NaN and infinities are refused.
+
+    `finite`: the caller's value can hold no NaN or infinity, because what it was built from
+    refused them (a parsed proposal, typed facts, a decision's model). It is then written by
+    orjson, several times faster than the standard library, to the same text byte for byte:
+    orjson writes a NaN as null where the standard encoder refuses it, which is why the caller
+    must know there is none. Where the two could write a value differently (a float below
+    1e-4, written with an exponent; anything orjson cannot write) the standard encoder writes
+    it.
     """
+    if finite:
+        try:
+            fast = orjson.dumps(value, default=_default, option=_FAST)
+        except TypeError:  # orjson's JSONEncodeError too: the standard encoder says why
+            return _ENCODER.encode(value)
+        if not _floats_may_differ(fast):
+            return fast.decode()
     return _ENCODER.encode(value)
+
+
+_FAST = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+"""Sorted keys; datetimes and dataclasses go to `_default`, as the standard encoder sends them."""
+
+
+def _floats_may_differ(text: bytes) -> bool:
+    """Whether orjson's `text` may hold a float the standard encoder writes otherwise.
+
+    The two write every finite float alike except those below 1e-4 in magnitude: Python writes
+    `1.5e-07` and `1e-05`, orjson `1.5e-7` and `0.00001`. A negative exponent after a digit, or
+    four zeros after a decimal point, sends the value to the standard encoder; in a string
+    they only cost that.
+    """
+    if b"0.0000" in text:
+        return True
+    at = text.find(b"e-")
+    while at > 0:
+        if 48 <= text[at - 1] <= 57:  # a digit: "1.5e-7"; not "case-1"
+            return True
+        at = text.find(b"e-", at + 2)
+    return False
 
 
 _ENCODER = json.JSONEncoder(
@@ -92,9 +130,9 @@ def canonical_members(members: Mapping[str, str]) -> str:
     )
 
 
-def digest(value: Any) -> str:
-    """SHA-256 hex digest of the canonical JSON of `value`."""
-    return text_digest(canonical_json(value))
+def digest(value: Any, *, finite: bool = False) -> str:
+    """SHA-256 hex digest of the canonical JSON of `value` (`finite`: see `canonical_json`)."""
+    return text_digest(canonical_json(value, finite=finite))
 
 
 def text_digest(text: str) -> str:

@@ -12,11 +12,14 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from conftest import refund
 from discretion import Guard
+from discretion.decision import ClaimCheck, JudgeRecord
 from discretion.lineage import canonical_json, canonical_members, digest
 from discretion.store import SqlStore
 
@@ -47,3 +50,68 @@ def test_recorded_body_is_canonical_and_holds_the_digested_snapshot(
     assert entry.body == canonical_json(body)
     assert digest(body["context"]) == decision.context_digest
     assert body["decision"]["id"] == decision.id
+
+
+FINITE = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.floats(min_value=-1e-3, max_value=1e-3, allow_nan=False)
+    | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(), inner, max_size=4)
+        | st.dictionaries(st.integers(), inner, max_size=2)
+    ),
+    max_leaves=25,
+)
+
+
+@given(FINITE)
+def test_the_fast_canonical_json_of_finite_values_is_the_standard_ones_byte_for_byte(
+    value: Any,
+) -> None:
+    # Floats below 1e-4, ints beyond 64 bits and keys that are not text are written by the
+    # standard encoder; every other value by orjson. Either way, the same text.
+    assert canonical_json(value, finite=True) == canonical_json(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (1.5e-07, '{"x":1.5e-07}'),
+        (1e-05, '{"x":1e-05}'),
+        (6.4e-05, '{"x":6.4e-05}'),
+        (1e16, '{"x":1e+16}'),
+        (0.0001, '{"x":0.0001}'),
+        (2**70, '{"x":1180591620717411303424}'),
+        ('\x1f\u2028é\\"', '{"x":"\\u001f\u2028é\\\\\\""}'),
+    ],
+)
+def test_the_fast_canonical_json_writes_what_the_standard_encoder_writes(
+    value: Any, text: str
+) -> None:
+    assert canonical_json({"x": value}, finite=True) == text
+    assert canonical_json({"x": value}) == text
+
+
+def test_a_non_finite_number_is_still_refused_when_the_caller_does_not_vouch_for_it() -> None:
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        canonical_json({"x": float("nan")})
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        canonical_json({"x": float("inf")})
+
+
+def test_what_neither_encoder_can_write_is_refused_by_the_standard_ones_error() -> None:
+    with pytest.raises(TypeError, match="object is not JSON serialisable"):
+        canonical_json({"x": object()}, finite=True)
+
+
+def test_a_decision_refuses_a_non_finite_float_so_its_canonical_json_may_assume_none() -> None:
+    with pytest.raises(ValidationError, match="finite number"):
+        JudgeRecord(latency_ms=float("nan"))
+    with pytest.raises(ValidationError, match="finite number"):
+        ClaimCheck(field="order.total", value=float("inf"), rule="discretion.claim.grounded")

@@ -49,7 +49,8 @@ class Snapshot:
     def canonical(self) -> str:
         """The canonical JSON of `data`: what `digest` hashes and the lineage records."""
         if self._canonical is None:
-            self._canonical = canonical_json(dict(self.data))
+            # Typed facts: a float is only ever a duration's seconds, finite.
+            self._canonical = canonical_json(dict(self.data), finite=True)
         return self._canonical
 
     @property

@@ -559,7 +559,8 @@ def normalise(
         "order_id": order_id,
         "rationale": proposal.rationale.model_dump(mode="json"),
     }
-    proposal_digest = digest(content)
+    # `Proposal` refused NaN and infinities in every number it holds.
+    proposal_digest = digest(content, finite=True)
     normalised = Normalised(
         proposal=proposal,
         action=action,

@@ -85,9 +85,10 @@ class DecisionRecord:
     decision: Decision
     """The decision, with its reservations; its lineage hash is set by `append`."""
     proposal: Mapping[str, Any]
-    """The proposal as the lineage records it (JSON): its digested content and its key."""
+    """The proposal as the lineage records it (JSON): its digested content and its key. Its
+    numbers are finite, as a parsed `Proposal`'s are: the record's canonical JSON assumes it."""
     context: Mapping[str, Any]
-    """The context snapshot's data (JSON): exactly the facts it was decided on.
+    """The context snapshot's data (JSON): exactly the facts it was decided on (finite too).
 
     The customer, case and order it concerns are the decision's `entities`: columns, so
     exposure and totals per record are range reads, derived from the record like every other.
@@ -377,10 +378,13 @@ class SqlTransaction:
             self.touch("approvals", opened["id"], opened)
         body = self._binding(record.body())
         # Each member's canonical JSON once (the snapshot's is made already): the decision's
-        # also makes the row's body below.
+        # also makes the row's body below. Every member is finite: a decision's model refuses
+        # NaN, the proposal was parsed, the bindings are digests.
         context = record.context_json
         members = {
-            name: context if name == "context" and context is not None else canonical_json(value)
+            name: context
+            if name == "context" and context is not None
+            else canonical_json(value, finite=True)
             for name, value in body.items()
         }
         text = canonical_members(members)
