@@ -67,10 +67,10 @@ from discretion.store._totals import TotalQuery, lock_name, run_totals
 from discretion.store._verdicts import Verdicts
 from discretion.store._webhooks import WebhookCursors
 
-_T = TypeVar("_T")
-
 if TYPE_CHECKING:
     from discretion.signing import Signer, Verifier
+
+_T = TypeVar("_T")
 
 __all__ = ["DecisionRecord", "DuplicateKey", "HistoryEntry", "SqlStore", "SqlTransaction"]
 
@@ -692,9 +692,10 @@ class SqlStore:
         """`call(*args, **kwargs)`, work on this store, for a caller on an event loop.
 
         An embedded store (`embedded`) runs it on the caller's loop: its waits are the database
-        file's, and a hop to a worker thread and back cost more than a decision (0.38 against
-        0.21 ms p50, `benchmarks/README.md`, "Async callers"). A store across the network runs
-        it in a worker thread, so the loop never waits on the server.
+        file's, and the hop to a worker thread and back cost more than the decision it carried
+        (an awaited minimal decision took 0.37-0.47 ms p50 through a thread, 0.22 on the loop:
+        `benchmarks/README.md`, "Async callers"). A store across the network runs it in a
+        worker thread, so the loop never waits on the server.
         """
         if self.embedded:
             return call(*args, **kwargs)
