@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import settings
 
 from discretion import Guard, SqlStore, load_pack
-from discretion.context import StaticContextProvider
+from discretion.context import ContextRequest, StaticContextProvider
 from discretion.policy import PolicyPack
 from discretion.store._schema import metadata
 
@@ -61,6 +62,26 @@ def good_facts(**overrides: Any) -> dict[str, Any]:
     }
     facts.update(overrides)
     return facts
+
+
+class LoopFacts:
+    """Good facts from memory; notes the thread each fetch runs on and how many overlap.
+
+    `in_process`: what it tells the guard (False: as if its facts came across the network).
+    """
+
+    def __init__(self, *, in_process: bool = True) -> None:
+        self.in_process = in_process
+        self.threads: list[int] = []
+        self.inside = 0
+        self.most_inside = 0
+
+    def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
+        self.inside += 1
+        self.most_inside = max(self.most_inside, self.inside)
+        self.threads.append(threading.get_ident())
+        self.inside -= 1
+        return good_facts()
 
 
 def refund(

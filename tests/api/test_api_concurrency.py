@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import fresh_postgres, good_facts, refund
+from conftest import LoopFacts, fresh_postgres, good_facts, refund
 from discretion import Guard
 from discretion.api import Tokens, create_app
 from discretion.context import (
@@ -98,24 +98,6 @@ async def _decide_six(guard: Guard, facts: HeldFacts, store: Any, *, inside: int
     return answers
 
 
-class LoopFacts:
-    """Good facts from memory; notes the thread each fetch runs on and how many overlap."""
-
-    in_process = True
-
-    def __init__(self) -> None:
-        self.threads: set[int] = set()
-        self.inside = 0
-        self.most_inside = 0
-
-    def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
-        self.inside += 1
-        self.most_inside = max(self.most_inside, self.inside)
-        self.threads.add(threading.get_ident())
-        self.inside -= 1
-        return good_facts()
-
-
 @pytest.mark.anyio
 async def test_an_in_process_guard_on_sqlite_decides_on_the_event_loop_one_at_a_time(
     make_guard, sqlite_store
@@ -142,7 +124,7 @@ async def test_an_in_process_guard_on_sqlite_decides_on_the_event_loop_one_at_a_
     assert {a.json()["outcome"] for a in answers} == {"allow"}
     assert len({a.json()["id"] for a in answers}) == 6
     # Every fetch ran on this test's thread, the event loop's: no worker thread, none at once.
-    assert facts.threads == {threading.get_ident()}
+    assert set(facts.threads) == {threading.get_ident()}
     assert facts.most_inside == 1
     assert len(sqlite_store.decisions(a.json()["id"] for a in answers)) == 6
 

@@ -9,29 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
-from conftest import good_facts, refund
+from conftest import LoopFacts, good_facts, refund
 from discretion import Actor, CallRouted, Guard, Outcome, SqlStore
-from discretion.context import ContextRequest, StaticContextProvider
+from discretion.context import StaticContextProvider
 
 BOT = Actor(id="bot-1", role="ai_agent")
-
-
-class Noting(StaticContextProvider):
-    """The static facts, noting the thread each fetch ran on."""
-
-    def __init__(self, *, in_process: bool = True) -> None:
-        super().__init__(good_facts())
-        self.in_process = in_process
-        self.threads: list[int] = []
-
-    def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
-        self.threads.append(threading.get_ident())
-        return super().fetch(request)
 
 
 def _on_a_loop(coroutine: Any) -> tuple[Any, int]:
@@ -44,7 +30,7 @@ def _on_a_loop(coroutine: Any) -> tuple[Any, int]:
 
 
 def test_an_async_decision_on_an_embedded_store_runs_on_the_callers_loop(make_guard, store):
-    context = Noting()
+    context = LoopFacts()
     guard = make_guard(context=context)
     decision, loop = _on_a_loop(guard.adecide(refund("40.00")))
     assert decision.outcome is Outcome.ALLOW
@@ -63,7 +49,7 @@ def test_an_async_decision_on_an_embedded_store_runs_on_the_callers_loop(make_gu
 def test_an_async_decision_whose_provider_waits_on_the_network_runs_in_a_worker_thread(
     pack, clock, sqlite_store
 ):
-    context = Noting(in_process=False)
+    context = LoopFacts(in_process=False)
     guard = Guard(pack, store=sqlite_store, context=context, clock=clock)
     assert not guard.pipeline.decides_inline
     governed, loop = _on_a_loop(guard.pipeline.agovern(refund("40.00")))
