@@ -8,7 +8,6 @@ checkpointer ends a long pass with, the file grew by every page every decision w
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 
@@ -38,15 +37,20 @@ def test_the_wal_starts_over_under_a_steady_stream_of_decisions(tmp_path, pack, 
     guard = Guard(pack, store=store, context=StaticContextProvider(good_facts()), clock=clock)
     decisions = 1500
     peak = 0
+    written_per_decision = 0.0
     try:
         for n in range(decisions):
             guard.decide(refund("10.00", actor=f"bot-{n}", key=f"k-{n}", case=f"case-{n}"))
             peak = max(peak, wal_frames(path, page_size))
+            if n == 49:
+                # No pass has run yet (the first comes after 100 commits): what one decision
+                # writes, measured on this ledger's own pages.
+                written_per_decision = peak / 50
     finally:
         store.close()
     # Every decision writes several pages: an unbounded WAL holds them all.
-    written_per_decision = 4
-    assert peak < decisions * written_per_decision / 2, (peak, os.path.getsize(f"{path}-wal"))
+    assert written_per_decision >= 4
+    assert peak < decisions * written_per_decision / 2, (peak, written_per_decision)
 
 
 def test_a_reader_on_old_pages_holds_the_wal_but_never_the_writers(tmp_path, pack, clock):
