@@ -296,3 +296,22 @@ def test_two_runners_claiming_a_queued_call_at_once_get_it_once(guard, decision,
         guard.executions.report("approved-1", error="late")
     assert [k for k, _, _ in kinds(store)].count("execution.started") == 1
     assert store.verify() == 4
+
+
+def test_a_result_holding_nan_or_infinity_is_recorded_as_text(guard, decision, store):
+    # Canonical JSON refuses non-finite numbers; the tool ran, so its call must still end.
+    result = {"rate": float("nan"), "limits": [float("inf"), -float("inf")], "paid": 40.5}
+    execution = run(guard, decision, lambda arguments, key: result)
+    assert execution.status is ExecutionStatus.SUCCEEDED
+    expected = {"rate": "NaN", "limits": ["Infinity", "-Infinity"], "paid": 40.5}
+    assert execution.result == expected
+    with store.engine.connect() as connection:
+        stored = connection.execute(select(executions.c.status, executions.c.result)).one()
+    assert stored.status == "succeeded"
+    assert json.loads(stored.result) == expected
+    assert kinds(store)[-1] == (
+        "execution.succeeded",
+        decision.id,
+        {"key": "call-1", "tool": "issue_refund", "result": expected},
+    )
+    assert store.verify() == 3  # the decision, the claim and its result: the chain holds

@@ -28,7 +28,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeAlias
 
-from pydantic_core import to_jsonable_python
+from pydantic_core import to_json
 
 from discretion.errors import ExecutionError, ProposalError, StoreError
 from discretion.lineage import canonical_json, digest
@@ -45,8 +45,14 @@ AsyncToolCall: TypeAlias = Callable[[dict[str, Any], str], Awaitable[Any]]
 
 
 def _jsonable(value: Any) -> Any:
-    # Tool results are often framework objects (messages, models): keep what JSON can say.
-    return to_jsonable_python(value, fallback=str)
+    """A tool's result as JSON can hold it, so that it is always recorded.
+
+    Tool results are often framework objects (messages, models): what JSON can say is kept, the
+    rest is written as text. A NaN or an infinity, which canonical JSON refuses, is kept as the
+    text `"NaN"`, `"Infinity"` or `"-Infinity"`: the tool ran, and a result that could not be
+    recorded would leave its call running for ever, never to be run again.
+    """
+    return json.loads(to_json(value, fallback=str, inf_nan_mode="strings"))
 
 
 class ExecutionStatus(StrEnum):
