@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -19,8 +21,10 @@ from pydantic import ValidationError
 
 from conftest import refund
 from discretion import Guard
+from discretion.context import Snapshot
 from discretion.decision import ClaimCheck, JudgeRecord
 from discretion.lineage import canonical_json, canonical_members, digest
+from discretion.money import Money
 from discretion.store import SqlStore
 
 JSON = st.recursive(
@@ -115,3 +119,37 @@ def test_a_decision_refuses_a_non_finite_float_so_its_canonical_json_may_assume_
         JudgeRecord(latency_ms=float("nan"))
     with pytest.raises(ValidationError, match="finite number"):
         ClaimCheck(field="order.total", value=float("inf"), rule="discretion.claim.grounded")
+
+
+class _Moment(datetime):
+    """A datetime subclass, as some clients' libraries hand facts over."""
+
+
+def test_a_snapshots_json_is_the_same_by_exact_type_and_by_subclass() -> None:
+    # Money and timestamps are converted by their exact type; anything else (a subclass, a
+    # decimal, a duration, a list) through `_json`'s tests. Both must give one JSON form.
+    at = datetime(2026, 11, 20, 10, 0, 0, 123456, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    snapshot = Snapshot.of(
+        {
+            "b.money": Money.of("12.5", "USD"),
+            "a.when": at,
+            "c.subclass": _Moment.fromisoformat(at.isoformat()),
+            "d.decimal": Decimal("1.50"),
+            "e.duration": timedelta(hours=2),
+            "f.tags": ("x", "y"),
+            "g.plain": 3,
+            "h.none": None,
+        }
+    )
+    assert list(snapshot.data) == sorted(snapshot.data)
+    assert dict(snapshot.data) == {
+        "a.when": "2026-11-20T10:00:00.123456+05:30",
+        "b.money": {"amount": "12.50", "currency": "USD"},
+        "c.subclass": "2026-11-20T10:00:00.123456+05:30",
+        "d.decimal": "1.50",
+        "e.duration": 7200.0,
+        "f.tags": ["x", "y"],
+        "g.plain": 3,
+        "h.none": None,
+    }
+    assert snapshot.canonical == canonical_json(dict(snapshot.data))

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
@@ -38,10 +38,18 @@ class Snapshot:
     def data(self) -> Mapping[str, Any]:
         """The same facts in JSON form, as recorded in the lineage."""
         if self._data is None:
-            data = {
-                name: value if type(value) in _JSON_PLAIN else _json(value)
-                for name, value in sorted(self.values.items())
-            }
+            exact = _JSON_EXACT.get
+            data = {}
+            for name, value in sorted(self.values.items()):
+                kind = type(value)
+                if kind in _JSON_PLAIN:
+                    data[name] = value
+                else:
+                    # Money and timestamps by their exact type: most facts that are not plain
+                    # are one of the two, and `_json`'s isinstance tests cost more than the
+                    # conversion.
+                    convert = exact(kind)
+                    data[name] = convert(value) if convert is not None else _json(value)
             self._data = MappingProxyType(data)
         return self._data
 
@@ -132,6 +140,13 @@ def _cel_value(value: Any) -> Any:
     if isinstance(value, Decimal):
         return scaled(value)  # an int of the field's declared places
     return value
+
+
+_JSON_EXACT: dict[type, Callable[[Any], Any]] = {
+    Money: Money.to_json,
+    datetime: datetime.isoformat,
+}
+"""The JSON form of a fact's value, by its exact type, for the common kinds (see `_json`)."""
 
 
 def _json(value: Any) -> Any:
