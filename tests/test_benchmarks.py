@@ -32,6 +32,7 @@ RUNS = {
     ),
     "soak": (["soak.py", "--n", "5"], "nothing allowed above the role's authority"),
     "startup": (["startup.py", "--n", "1", "--top", "1"], "slowest imports"),
+    "steps": (["steps.py", "--n", "3"], "evaluate (pack), first call"),
     "http_decisions": (
         ["http_decisions.py", "--servers", "1", "--n", "10", "--generator", "python"],
         "records verify",
