@@ -486,6 +486,12 @@ def normalise(
         if not action_name:
             raise ProposalError("a proposal needs an action or a tool call", field="action")
     action = pack.actions.get(action_name)
+    if tool is not None and spec is None:
+        # A tool the pack does not map, and no mapping given for it: nothing says which of its
+        # arguments is the amount or the order, so what it would do cannot be read, and the
+        # proposal's own fields (or a tool named like an action) say nothing about what it
+        # runs with. It is governed as an unknown tool (invariant 1), never as the action.
+        action = None
     check_asserted(pack, action, proposal.rationale)
 
     declared = action.args if action is not None else None

@@ -74,6 +74,18 @@ class Governed:
     tool call."""
 
 
+def _unknown_cause(item: Normalised) -> str:
+    """Why `item` is not governed: its action is not the pack's, or its tool is not mapped."""
+    pack, tool = item.pack, item.proposal.tool
+    if tool is not None and item.action_name in pack.actions:
+        return (
+            f"tool {tool.name!r} is not mapped by pack {pack.name!r}, so its arguments cannot"
+            f" be read and it is not decided as {item.action_name!r}; map it under the"
+            " action's tools"
+        )
+    return f"action {item.action_name!r} is not defined by pack {pack.name!r}"
+
+
 class Pipeline:
     """The decision steps over one pack, store, context provider and set of judges.
 
@@ -296,7 +308,7 @@ class Pipeline:
                 outcome=Outcome.ROUTE,
                 rules=["discretion.unknown-action"],
                 required_role=self.pack.highest_human,
-                causes=[f"action {item.action_name!r} is not defined by pack {self.pack.name!r}"],
+                causes=[_unknown_cause(item)],
             )
             if self.pack.unknown_tools == "deny":
                 unknown = replace(unknown, outcome=Outcome.DENY, required_role=None)
