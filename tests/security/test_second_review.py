@@ -11,11 +11,19 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
-from discretion import Outcome, SqlStore
+from conftest import FakeClock
+from discretion import Guard, Outcome, SqlStore, load_pack
 from discretion.api import Tokens, create_app
+from discretion.context import SqliteCaseStore
+from discretion.errors import ContextError
+from discretion.proposal import Actor
+from discretion.store._schema import approvals
 
-from .acme_attacks import ALLOWED, BOT, acme_guard, acme_pack_with
+from .acme_attacks import ACME_CASES, ACME_PACK, ALLOWED, BOT, acme_guard, acme_pack_with, refund
+
+ANN = Actor(id="ann", role="manager", is_ai=False)
 
 A_50003 = {"customer_id": "C-1003", "case_id": "K-70003", "order_id": "A-50003"}
 
@@ -94,3 +102,56 @@ def test_an_unmapped_tool_with_an_action_is_routed_over_http(store: SqlStore) ->
     assert body["outcome"] == "route"
     assert body["outcome"] not in {o.value for o in ALLOWED}
     assert body["rules"] == ["discretion.unknown-action"]
+
+
+# A grant is totalled under the records it is about, not the ids the agent typed -----------------
+
+
+class TimesOutOnce:
+    """The acme case system, which times out on its first read."""
+
+    in_process = True
+
+    def __init__(self) -> None:
+        self.cases = SqliteCaseStore.from_sql(ACME_CASES)
+        self.failed = False
+
+    def fetch(self, request: Any, /) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise ContextError("the case system timed out")
+        return self.cases.fetch(request)
+
+
+def test_a_case_routed_before_its_records_were_read_is_totalled_under_its_order(
+    store: SqlStore,
+) -> None:
+    # A-50007 (649.00 paid) named only through its case K-70007: the first read fails, so
+    # the refund routes with no order resolved. Once approved in full, the order is refunded
+    # in full, and a further refund on it must be denied, not allowed as if nothing was.
+    guard = Guard(load_pack(ACME_PACK), store=store, context=TimesOutOnce(), clock=FakeClock())
+    ids = {"customer": "C-1007", "case": "K-70007"}
+    first = guard.decide(refund(order=None, amount="649.00", key="r-1", **ids))
+    assert first.outcome is Outcome.ROUTE
+    assert first.rules == ["discretion.context-unavailable"]
+    assert "order" not in first.entities
+    guard.approvals.approve(first.id, approver=ANN, note="leak on video; full refund")
+
+    with store.engine.connect() as connection:
+        row = connection.execute(
+            select(approvals.c.status, approvals.c.order_id, approvals.c.case_id).where(
+                approvals.c.id == first.id
+            )
+        ).one()
+    assert tuple(row) == ("approved", "A-50007", "K-70007")
+    [approved] = [r for r in store.export() if r["kind"] == "approval.approved"]
+    assert approved["body"]["recheck"]["entities"] == {
+        "customer": "C-1007",
+        "order": "A-50007",
+        "case": "K-70007",
+    }
+    assert store.verify() == 3  # the decision, its approval, the call queued: the chain holds
+
+    again = guard.decide(refund(order="A-50007", amount="199.00", key="r-2", **ids))
+    assert again.outcome is Outcome.DENY
+    assert again.rules == ["refund.above-amount-paid"]

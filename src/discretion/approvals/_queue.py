@@ -286,6 +286,7 @@ class Approvals:
         now: datetime,
         body: dict[str, Any],
         approved: Money | None = None,
+        entities: Mapping[str, str] | None = None,
     ) -> None:
         settled = tx.approvals.settle(
             row.id,
@@ -295,6 +296,7 @@ class Approvals:
             role=by.role if by is not None else None,
             note=note,
             approved=approved,
+            entities=entities,
         )
         if not settled:
             # Only reachable if a writer bypassed the ledger lock; never move a settled row.
@@ -405,6 +407,7 @@ class Approvals:
                     "execution": execution,
                 },
                 approved=granted,
+                entities=checked.entities,
             )
             if precedent is not None:
                 # After the approval.approved record: precedent is set from a granted case.

@@ -53,6 +53,9 @@ class Recheck:
     """Exposure to reserve now (budgets the routed decision did not already reserve)."""
     overridden: list[str]
     """Spent budgets the approver's role may go beyond (`on_exceed: route` to their rung)."""
+    entities: dict[str, str]
+    """The customer, order and case it is about, as their records say now (`Resolved.ids`):
+    what the approved row is totalled under, whatever ids the proposal typed."""
 
     def to_json(self) -> dict[str, Any]:
         """The re-check as the lineage records it."""
@@ -62,6 +65,7 @@ class Recheck:
             "policy_version": self.policy_version,
             "context_digest": self.context_digest,
             "budgets_exceeded_with_authority": self.overridden,
+            "entities": self.entities,
         }
 
 
@@ -250,6 +254,7 @@ def recheck(
         arguments=arguments,
         reservations=reservations,
         overridden=overridden,
+        entities=resolved.ids(),
     )
 
 

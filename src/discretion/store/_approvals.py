@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -247,19 +247,33 @@ class ApprovalWrites:
         role: str | None,
         note: str,
         approved: Money | None = None,
+        entities: Mapping[str, str] | None = None,
     ) -> bool:
-        """Move a pending approval to `status`; False when it is no longer pending."""
+        """Move a pending approval to `status`; False when it is no longer pending.
+
+        `entities`: the records an approved case is about as the re-check resolved them
+        (`customer`, `order`, `case`). They replace the ids the proposal typed, so that the
+        ledger's totals per record count the grant: a case routed before its records could
+        be read may name its order only through its case.
+        """
+        values: dict[str, Any] = {
+            "status": status,
+            "decided_us": to_us(at),
+            "decided_by": by,
+            "decided_role": role,
+            "note": note,
+            "approved_minor": approved.minor if approved is not None else None,
+        }
+        if entities is not None:
+            values.update(
+                customer_id=entities.get("customer"),
+                case_id=entities.get("case"),
+                order_id=entities.get("order"),
+            )
         result = self._tx._connection.execute(
             update(approvals)
             .where(approvals.c.id == approval_id, approvals.c.status == PENDING)
-            .values(
-                status=status,
-                decided_us=to_us(at),
-                decided_by=by,
-                decided_role=role,
-                note=note,
-                approved_minor=approved.minor if approved is not None else None,
-            )
+            .values(**values)
         )
         if result.rowcount != 1:
             return False
