@@ -17,7 +17,10 @@ from conftest import FakeClock
 from discretion import Guard, Outcome, SqlStore, load_pack
 from discretion.api import Tokens, create_app
 from discretion.context import SqliteCaseStore
+from discretion.decision import Verdict
 from discretion.errors import ContextError
+from discretion.judge import StaticJudge
+from discretion.money import Money
 from discretion.proposal import Actor
 from discretion.store._schema import approvals
 
@@ -155,3 +158,44 @@ def test_a_case_routed_before_its_records_were_read_is_totalled_under_its_order(
     again = guard.decide(refund(order="A-50007", amount="199.00", key="r-2", **ids))
     assert again.outcome is Outcome.DENY
     assert again.rules == ["refund.above-amount-paid"]
+
+
+# The judge's band is measured on the whole, as cumulative authority is --------------------------
+
+
+def test_a_split_exception_does_not_slip_under_the_judges_band(store: SqlStore, tmp_path: Path):
+    # refund.carrier-lost asks the judge from 50.00; refunds are measured on the order's whole.
+    # 49.99 alone is under the band; 40.00 more makes 89.99, which the judge must review.
+    pack = acme_pack_with(
+        tmp_path,
+        "refund.yaml",
+        "        message: the carrier has confirmed the parcel lost\n",
+        "        message: the carrier has confirmed the parcel lost\n"
+        '        judge: {min_amount: "50.00"}\n',
+    )
+    judge = StaticJudge(
+        Verdict(justified=False, clause="refund.carrier-lost", unsupported_claims=[], reason="no")
+    )
+    guard = acme_guard(store, pack=pack, judge=judge)
+    lost = {"customer": "C-1012", "case": "K-70012", "order": "A-50012"}
+
+    def lost_refund(amount: str, key: str) -> dict[str, Any]:
+        return refund(
+            amount=amount,
+            key=key,
+            reason="refund.carrier-lost",
+            claims=[{"field": "shipment.status", "value": "lost"}],
+            **lost,
+        )
+
+    first = guard.decide(lost_refund("49.99", "lost-1"))
+    assert first.outcome is Outcome.ALLOW_EXCEPTION
+    assert judge.requests == []
+    second = guard.decide(lost_refund("40.00", "lost-2"))
+    assert second.outcome is Outcome.ROUTE
+    assert second.rules == [
+        "discretion.not-standard",
+        "refund.carrier-lost",
+        "discretion.judge.not-justified",
+    ]
+    assert [r.amount for r in judge.requests] == [Money.of("40.00", "USD")]

@@ -80,7 +80,9 @@ class Review:
     ) -> Evaluation:
         """The evaluation after the judges: the same, or lowered to a route with the causes."""
         policy = self.pack.actions[action].claims if action in self.pack.actions else None
-        amount_minor = amount.minor if amount is not None else 0
+        # Measured as authority is: on the whole when the action's authority is cumulative, so
+        # a split does not slip under the judge's band piece by piece.
+        amount_minor = _whole(evaluation, amount)
         if evaluation.outcome is not Outcome.ALLOW_EXCEPTION:
             return self.check_claims(
                 evaluation,
@@ -202,7 +204,7 @@ class Review:
             record,
             action=action,
             role=role,
-            amount_minor=amount.minor if amount is not None else 0,
+            amount_minor=_whole(evaluation, amount),
         )
 
     def _consult(
@@ -291,6 +293,13 @@ def _keep(evaluation: Evaluation, record: JudgeRecord) -> Evaluation:
         # What stands without an applied precedent keeps the judges' record too.
         fallback=replace(fallback, judge=record) if fallback is not None else None,
     )
+
+
+def _whole(evaluation: Evaluation, amount: Money | None) -> int:
+    """The amount in minor units, with what was already allowed on the same record when the
+    action's authority is cumulative (`LedgerFacts.prior_minor`)."""
+    prior = evaluation.ledger.prior_minor if evaluation.ledger is not None else 0
+    return (amount.minor if amount is not None else 0) + prior
 
 
 def _lower(
