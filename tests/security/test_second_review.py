@@ -18,7 +18,7 @@ from discretion import Guard, Outcome, SqlStore, load_pack
 from discretion.api import Tokens, create_app
 from discretion.context import SqliteCaseStore
 from discretion.decision import Verdict
-from discretion.errors import ContextError
+from discretion.errors import ContextError, ProposalError
 from discretion.judge import StaticJudge
 from discretion.money import Money
 from discretion.proposal import Actor
@@ -199,3 +199,42 @@ def test_a_split_exception_does_not_slip_under_the_judges_band(store: SqlStore, 
         "discretion.judge.not-justified",
     ]
     assert [r.amount for r in judge.requests] == [Money.of("40.00", "USD")]
+
+
+# A provider's odd answer routes, with its cause on record ---------------------------------------
+
+
+class Answers:
+    """A context provider that answers `answer`, or raises it."""
+
+    in_process = True
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+
+    def fetch(self, request: Any, /) -> Any:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+@pytest.mark.parametrize(
+    ("answer", "cause"),
+    [
+        (None, "context provider answered NoneType, not a mapping of field names to values"),
+        (["customer.tier"], "context provider answered list, not a mapping of field names"),
+        (ProposalError("bad id"), "context provider failed: ProposalError: bad id"),
+        (KeyError("order.total"), "context provider failed: KeyError: 'order.total'"),
+    ],
+)
+def test_a_provider_answering_no_mapping_or_raising_routes_with_the_cause(
+    store: SqlStore, answer: Any, cause: str
+) -> None:
+    guard = Guard(load_pack(ACME_PACK), store=store, context=Answers(answer), clock=FakeClock())
+    ids = {"customer": "C-1003", "case": "K-70003", "order": "A-50003"}
+    decision = guard.decide(refund(amount="20.00", key="odd", **ids))
+    assert decision.outcome is Outcome.ROUTE
+    assert decision.rules == ["discretion.context-unavailable"]
+    assert decision.causes[0].startswith(cause)
+    [row] = store.export()
+    assert row["body"]["decision"]["causes"] == decision.causes

@@ -7,7 +7,7 @@ from types import MappingProxyType
 from typing import Any
 
 from discretion.context._providers import ContextProvider, ContextRequest
-from discretion.errors import ContextError, DiscretionError, ProposalError
+from discretion.errors import ContextError, ProposalError
 from discretion.lineage import canonical_json, text_digest
 from discretion.money import Money, SignedMoney, parse_decimal, scaled
 from discretion.policy._records import RecordError, RecordFieldSpec, Structured, read_structured
@@ -273,10 +273,17 @@ def assemble(
     """
     try:
         answer = provider.fetch(request)
-    except DiscretionError:
+    except ContextError:
         raise
     except Exception as exc:
+        # Whatever else a provider raises, one of discretion's own errors included, is a fact
+        # that could not be read: the decision routes, with the cause on record.
         raise ContextError(f"context provider failed: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(answer, Mapping):
+        raise ContextError(
+            f"context provider answered {type(answer).__name__}, not a mapping of field names"
+            " to values; its fetch must return one"
+        )
     values: dict[str, Any] = {}
     for name in request.fields:
         spec = fields[name]
