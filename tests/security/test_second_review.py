@@ -238,3 +238,50 @@ def test_a_provider_answering_no_mapping_or_raising_routes_with_the_cause(
     assert decision.causes[0].startswith(cause)
     [row] = store.export()
     assert row["body"]["decision"]["causes"] == decision.causes
+
+
+# Records named must be tied to each other by their links ------------------------------------------
+
+
+class NullLinks:
+    """The acme case system, answering some records' owner links as null."""
+
+    in_process = True
+
+    def __init__(self, *nulled: str) -> None:
+        self.cases = SqliteCaseStore.from_sql(ACME_CASES)
+        self.nulled = nulled
+
+    def fetch(self, request: Any, /) -> Any:
+        facts = dict(self.cases.fetch(request))
+        facts.update(dict.fromkeys(self.nulled))
+        return facts
+
+
+def test_a_customer_named_beside_records_with_no_owner_links_is_not_taken_on_trust(
+    store: SqlStore,
+) -> None:
+    # A-50003 and K-70003 are C-1003's; with their owner links null, nothing ties them to the
+    # platinum C-1001 the agent names, whose tier would otherwise decide.
+    links = NullLinks("order.customer_id", "case.customer_id", "case.order_id")
+    guard = Guard(load_pack(ACME_PACK), store=store, context=links, clock=FakeClock())
+    named = {"customer": "C-1001", "case": "K-70003", "order": "A-50003"}
+    decision = guard.decide(refund(amount="20.00", key="nulls", **named))
+    assert decision.outcome is Outcome.ROUTE
+    assert decision.rules == ["discretion.entity.unlinked"]
+    assert decision.causes == [
+        "no record ties case 'K-70003' to customer 'C-1001' (their links are null), so the"
+        " customer named stands on the proposal's word alone"
+    ]
+
+
+def test_a_case_about_no_order_is_tied_to_its_customers_order_through_the_customer(
+    store: SqlStore,
+) -> None:
+    # Only the case's order link is null: the case and the order are both C-1003's.
+    links = NullLinks("case.order_id")
+    guard = Guard(load_pack(ACME_PACK), store=store, context=links, clock=FakeClock())
+    named = {"customer": "C-1003", "case": "K-70003", "order": "A-50003"}
+    decision = guard.decide(refund(amount="20.00", key="tied", **named))
+    assert decision.outcome is Outcome.ALLOW
+    assert decision.entities == {"customer": "C-1003", "order": "A-50003", "case": "K-70003"}

@@ -7,6 +7,12 @@ customer and its order). A customer or order the proposal leaves out is read fro
 that names it, and the facts are fetched for the records so resolved. Budgets, totals and
 precedent then key on the resolved records, never on ids the agent typed.
 
+The records named must also be tied to one another by their links, where the pack relates
+them: a record whose links are null (a guest order, a case about no customer) ties nothing, so
+a customer named beside it stands on the agent's word alone and the proposal routes
+(`discretion.entity.unlinked`). A case about no order, beside an order of its own customer, is
+tied to that order through the customer.
+
 The contract for a context provider: answer `<entity>.id` for each record it holds among the
 ids in the request, and `<entity>.<parent>_id` for each relation the pack declares (null when
 the record has none, such as a case about no order).
@@ -15,7 +21,7 @@ the record has none, such as a case about no order).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -25,10 +31,20 @@ from discretion.pipeline._asserted import asserted_values
 from discretion.pipeline._normalise import Normalised
 from discretion.policy import ActionPolicy, Entity, FieldSpec, PolicyPack
 
-__all__ = ["MISMATCH", "UNKNOWN", "EntityFault", "Facts", "Resolved", "assemble_facts", "named"]
+__all__ = [
+    "MISMATCH",
+    "UNKNOWN",
+    "UNLINKED",
+    "EntityFault",
+    "Facts",
+    "Resolved",
+    "assemble_facts",
+    "named",
+]
 
 UNKNOWN = "discretion.entity.unknown"
 MISMATCH = "discretion.entity.mismatch"
+UNLINKED = "discretion.entity.unlinked"
 _LINK = FieldSpec(type="string", nullable=True)
 _ID_OF = {"customer": "customer_id", "order": "order_id", "case": "case_id"}
 
@@ -38,7 +54,7 @@ class EntityFault:
     """A named record that is not on record, or ids that disagree with a record."""
 
     rule: str
-    """`discretion.entity.unknown` or `discretion.entity.mismatch`."""
+    """`discretion.entity.unknown`, `discretion.entity.mismatch` or `...unlinked`."""
     cause: str
     deny: bool
     """Whether the pack denies it (`on_unknown` / `on_mismatch: deny`); else it routes."""
@@ -152,6 +168,50 @@ def _resolve(
     )
 
 
+def _tied(
+    entities: Mapping[str, Entity], resolved: Resolved, answer: Mapping[str, Any]
+) -> Resolved:
+    """`resolved`, with a fault when the records it names are not tied together by their links.
+
+    Every relation the pack declares between two of the records must be carried by a chain of
+    links the records hold (`case -> customer <- order` ties a case about no order to the
+    order). Links that disagree were faulted already; a null link ties nothing.
+    """
+    kinds = [
+        kind
+        for kind in ("case", "order", "customer")
+        if kind in entities and resolved.get(kind) is not None
+    ]
+    declared = [
+        (kind, parent) for kind in kinds for parent in entities[kind].belongs_to if parent in kinds
+    ]
+    if not declared:
+        return resolved
+    group = {kind: kind for kind in kinds}
+
+    def root(kind: str) -> str:
+        while group[kind] != kind:
+            kind = group[kind]
+        return kind
+
+    for kind in kinds:
+        for parent in entities[kind].belongs_to:
+            if parent in group and answer.get(entities[kind].link_field(parent)) is not None:
+                group[root(kind)] = root(parent)
+    loose = [(kind, parent) for kind, parent in declared if root(kind) != root(parent)]
+    if not loose:
+        return resolved
+    kind, parent = loose[0]
+    fault = EntityFault(
+        rule=UNLINKED,
+        cause=f"no record ties {kind} {resolved.get(kind)!r} to {parent}"
+        f" {resolved.get(parent)!r} (their links are null), so the {parent} named stands on the"
+        " proposal's word alone",
+        deny=False,
+    )
+    return replace(resolved, faults=(fault,))
+
+
 def _request(
     action: ActionPolicy,
     fields: tuple[str, ...],
@@ -225,6 +285,8 @@ def _provided_facts(
         snapshot = assemble(provider, request, fields, currency=request.currency, partial=True)
         again = _resolve(pack.entities, resolved, snapshot.values)
         resolved = again if again.faults else resolved
+    if not resolved.faults:
+        resolved = _tied(pack.entities, resolved, snapshot.values)
     if not resolved.faults:
         # Every fact the rules read must be there once the records check out.
         missing = [n for n in reads if n not in snapshot.values and not pack.fields[n].nullable]

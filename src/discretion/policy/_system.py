@@ -9,6 +9,7 @@ SYSTEM_RULES = {
     "discretion.context-unavailable": "a fact the policy needs could not be assembled",
     "discretion.entity.unknown": "the proposal names a customer, order or case not on record",
     "discretion.entity.mismatch": "the ids the proposal names disagree with their records",
+    "discretion.entity.unlinked": "no record ties together the customer, order or case named",
     "discretion.evaluation-error": "a policy expression could not be evaluated",
     "discretion.currency-rate": "the rate to the pack's base currency is not one that can be used",
     "discretion.currency-mismatch": "a total or the cumulative authority it reads holds amounts"
