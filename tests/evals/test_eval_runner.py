@@ -508,3 +508,20 @@ def test_live_judge_without_a_model_is_a_set_up_error(tmp_path, monkeypatch):
     result = invoke("eval", str(write_suite(tmp_path, [case])), "--judge", "live")
     assert result.exit_code == 2
     assert "DISCRETION_JUDGE_MODEL" in result.stderr
+
+
+def test_an_unquoted_judge_off_is_read_as_off(tmp_path):
+    # YAML 1.1 reads `judge: off` as false; a suite written as the README shows it still loads.
+    case = {
+        "id": "within-policy",
+        "description": "allowed by policy",
+        "proposal": REFUND_64,
+        "expect": {"outcome": "allow"},
+    }
+    path = write_suite(tmp_path, [case])
+    path.write_text("judge: off\n" + path.read_text(encoding="utf-8"), encoding="utf-8")
+
+    [suite] = load_suites([path])
+    assert suite.judge == "off"
+    result = invoke("eval", str(path))
+    assert result.exit_code == 0, result.stdout

@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    field_validator,
 )
 
 from discretion.errors import ConfigurationError, ProposalError
@@ -193,6 +194,13 @@ class Suite(BaseModel):
     judge: Literal["off", "recorded"] = "off"
     """The LLM judge the expectations are written for: `recorded` when the cases carry the
     verdicts a judge gave and the pack asks for them."""
+
+    @field_validator("judge", mode="before")
+    @classmethod
+    def _unquoted_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted `off` (or `no`, `false`) as false: it means "off".
+        return "off" if value is False else value
+
     thresholds: Thresholds = Thresholds()
     cases: Annotated[list[Case], Field(min_length=1)]
     source: str = ""
