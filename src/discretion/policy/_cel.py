@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from cel_expr_python import cel
+from cel_expr_python.ext.ext_bindings import ExtBindings
+from cel_expr_python.ext.ext_math import ExtMath
+from cel_expr_python.ext.ext_strings import ExtStrings
 
 from discretion.errors import PolicyError
 from discretion.policy._records import RecordType, descriptor_pool_of, record_name
@@ -115,7 +118,10 @@ def new_env(variables: Mapping[str, str], records: Mapping[str, RecordType] | No
     messages of the pack's own descriptor pool.
     """
     if not records:
-        return cel.NewEnv(variables={name: FIELD_TYPES[kind] for name, kind in variables.items()})
+        return cel.NewEnv(
+            variables={name: FIELD_TYPES[kind] for name, kind in variables.items()},
+            extensions=_extensions(),
+        )
     types = {}
     for name, kind in variables.items():
         if kind in FIELD_TYPES:
@@ -124,7 +130,16 @@ def new_env(variables: Mapping[str, str], records: Mapping[str, RecordType] | No
             record, is_list = record_name(kind)
             message = records[record].cel_type
             types[name] = cel.Type.List(message) if is_list else message
-    return cel.NewEnv(descriptor_pool=descriptor_pool_of(records), variables=types)
+    return cel.NewEnv(
+        descriptor_pool=descriptor_pool_of(records), variables=types, extensions=_extensions()
+    )
+
+
+def _extensions() -> list[Any]:
+    """CEL's extension libraries a pack's expressions may use: `cel.bind` to name a value once,
+    `math.greatest` / `math.least` and the rest of `math`, and the string functions
+    (`lowerAscii`, `split`, `trim`, ...). Each is pure: it reads only its arguments."""
+    return [ExtBindings(), ExtMath(), ExtStrings()]
 
 
 _UNDECLARED = re.compile(r"undeclared reference to '([^']+)'")
