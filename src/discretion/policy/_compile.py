@@ -1244,6 +1244,17 @@ def _compile_precedent(
 
     for index, name in enumerate(spec.scope):
         if name not in action.reads:
+            record = next((r for r in action.reads if name.startswith(f"{r}.")), None)
+            if record is not None:
+                # A field inside a record fact: scope keys are whole facts.
+                raise fail(
+                    f"precedent scope names {name!r}, a field inside the record fact"
+                    f" {record!r}; scope keys are whole facts: declare"
+                    f" {name.removeprefix(record + '.')!r} as a fact of its own (such as"
+                    f" {record + '_' + name.removeprefix(record + '.').replace('.', '_')!r})"
+                    " that the action reads, and scope on it",
+                    ("scope", index),
+                )
             raise fail(
                 f"precedent scope names {name!r}, which the action does not read;"
                 f" reads: {', '.join(action.reads) or '(none)'}",

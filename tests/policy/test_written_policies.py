@@ -1,4 +1,4 @@
-"""CEL's bindings, math and strings libraries in a pack's rules: what real policies reach for."""
+"""What written policies reach for: CEL's bindings, math and strings libraries, and clear errors."""
 
 from __future__ import annotations
 
@@ -121,3 +121,36 @@ def test_a_bound_name_is_not_a_fact_outside_its_bind(tmp_path: Path) -> None:
     )
     with pytest.raises(PolicyError, match="unknown field 'late'"):
         load_pack(path)
+
+
+def test_a_precedent_scoped_on_a_field_inside_a_record_says_to_declare_a_fact_of_its_own(
+    tmp_path: Path,
+) -> None:
+    text = (
+        PACK.replace(
+            "context:\n",
+            "records:\n  outage:\n    fields: {id: string, minutes: int}\ncontext:\n"
+            "  line.outage: outage\n",
+        )
+        .replace(
+            "order.delivered_at, customer.region]",
+            "order.delivered_at, customer.region,\n            line.outage]",
+        )
+        .replace(
+            "        max_amount: math.least([order.total, 4000])\n",
+            "        max_amount: math.least([order.total, 4000])\n"
+            "    exceptions:\n"
+            "      - id: outage-goodwill\n"
+            "        when: line.outage.minutes > 60\n"
+            "        precedent: {scope: [line.outage.id], max_expiry: 30d}\n",
+        )
+    )
+    path = tmp_path / "pack.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(PolicyError) as caught:
+        load_pack(path)
+    assert str(caught.value).endswith(
+        "precedent scope names 'line.outage.id', a field inside the record fact 'line.outage';"
+        " scope keys are whole facts: declare 'id' as a fact of its own (such as"
+        " 'line.outage_id') that the action reads, and scope on it"
+    )
