@@ -296,8 +296,11 @@ def _keep(evaluation: Evaluation, record: JudgeRecord) -> Evaluation:
 
 
 def _whole(evaluation: Evaluation, amount: Money | None) -> int:
-    """The amount in minor units, with what was already allowed on the same record when the
-    action's authority is cumulative (`LedgerFacts.prior_minor`)."""
+    """The amount in minor units, measured as authority is.
+
+    With what was already allowed on the same record when the action's authority is
+    cumulative (`LedgerFacts.prior_minor`).
+    """
     prior = evaluation.ledger.prior_minor if evaluation.ledger is not None else 0
     return (amount.minor if amount is not None else 0) + prior
 

@@ -136,9 +136,12 @@ def new_env(variables: Mapping[str, str], records: Mapping[str, RecordType] | No
 
 
 def _extensions() -> list[Any]:
-    """CEL's extension libraries a pack's expressions may use: `cel.bind` to name a value once,
-    `math.greatest` / `math.least` and the rest of `math`, and the string functions
-    (`lowerAscii`, `split`, `trim`, ...). Each is pure: it reads only its arguments."""
+    """CEL's extension libraries a pack's expressions may use.
+
+    `cel.bind` to name a value once, `math.greatest` / `math.least` and the rest of `math`, and
+    the string functions (`lowerAscii`, `split`, `trim`, ...). Each is pure: it reads only its
+    arguments.
+    """
     return [ExtBindings(), ExtMath(), ExtStrings()]
 
 
