@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from discretion import Guard, Outcome, load_pack
+from discretion import Guard, Outcome, SqlStore, load_pack
 from discretion.context import StaticContextProvider
 from discretion.errors import PolicyError
 
@@ -153,4 +153,95 @@ def test_a_precedent_scoped_on_a_field_inside_a_record_says_to_declare_a_fact_of
         "precedent scope names 'line.outage.id', a field inside the record fact 'line.outage';"
         " scope keys are whole facts: declare 'id' as a fact of its own (such as"
         " 'line.outage_id') that the action reads, and scope on it"
+    )
+
+
+CREDITS = """
+pack: credits
+currency: USD
+entities:
+  customer: {}
+context:
+  customer.tier: string
+totals:
+  customer.goodwill_credits:
+    type: int
+    actions: [credit]
+    per: customer
+    window: 180d
+    outcomes: [allow_exception, pending, approved]
+    reasons: [credit.goodwill]
+roles:
+  - id: ai_agent
+    ai: true
+    authority:
+      credit: {standard: "0", exception: "50.00"}
+  - id: tier1
+    authority:
+      credit: {standard: "100.00", exception: "100.00"}
+actions:
+  credit:
+    tools:
+      - name: apply_credit
+        amount: amount
+        currency: currency
+        customer: customer_id
+    reads: [customer.tier, customer.goodwill_credits]
+    exceptions:
+      - id: credit.goodwill
+        when: customer.goodwill_credits == 0
+      - id: credit.service-failure
+        when: "true"
+"""
+
+
+def credit(reason: str, key: str) -> dict[str, Any]:
+    return {
+        "actor": {"id": "bot", "role": "ai_agent"},
+        "tool": {
+            "name": "apply_credit",
+            "arguments": {"amount": "20.00", "currency": "USD", "customer_id": "c-1"},
+        },
+        "rationale": {"reason": reason, "text": "customer asked"},
+        "idempotency_key": key,
+    }
+
+
+def test_a_total_with_reasons_counts_only_exceptions_made_for_them(tmp_path: Path) -> None:
+    path = tmp_path / "credits.yaml"
+    path.write_text(CREDITS, encoding="utf-8")
+    records = StaticContextProvider({"customer.id": "c-1", "customer.tier": "gold"})
+    store = SqlStore(f"sqlite:///{tmp_path}/ledger.db")
+    guard = Guard(load_pack(path), store=store, context=records, clock=lambda: NOW)
+    # Two credits for a service failure do not use up the goodwill credit.
+    for key in ("sf-1", "sf-2"):
+        assert guard.decide(credit("credit.service-failure", key)).rules == [
+            "discretion.not-standard",
+            "credit.service-failure",
+        ]
+    goodwill = guard.decide(credit("credit.goodwill", "gw-1"))
+    assert goodwill.outcome is Outcome.ALLOW_EXCEPTION
+    again = guard.decide(credit("credit.goodwill", "gw-2"))
+    # The one goodwill credit is used: the reason no longer applies, and a person may judge
+    # whether another does.
+    assert again.outcome is Outcome.ROUTE
+    assert again.rules[:3] == [
+        "discretion.not-standard",
+        "discretion.reason-not-applicable",
+        "credit.goodwill",
+    ]
+    body = store.decision_body(again.id)
+    assert body is not None
+    assert body["context"]["customer.goodwill_credits"] == 1
+
+
+def test_a_total_counting_a_reason_no_counted_action_has_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "credits.yaml"
+    path.write_text(CREDITS.replace("reasons: [credit.goodwill]", "reasons: [goodwill]"))
+    with pytest.raises(PolicyError) as caught:
+        load_pack(path)
+    assert str(caught.value).endswith(
+        "total 'customer.goodwill_credits' counts exceptions for reason 'goodwill', which is"
+        " not an exception reason of the actions it counts; reasons: credit.goodwill,"
+        " credit.service-failure"
     )

@@ -102,13 +102,21 @@ class LedgerFacts:
 
 def _reads(
     pack: PolicyPack, action: ActionPolicy
-) -> tuple[tuple[str, Total, tuple[str, ...] | None], ...]:
-    """The pack's totals `action` reads, each with its actions in order; once per pack."""
+) -> tuple[tuple[str, Total, tuple[str, ...] | None, tuple[str, ...] | None], ...]:
+    """The pack's totals `action` reads, each with its actions and reasons in order.
+
+    Worked out once per pack and action.
+    """
     return pack.memoised(
         "ledger.reads",
         action,
         lambda: tuple(
-            (name, total, tuple(sorted(total.actions)) if total.actions is not None else None)
+            (
+                name,
+                total,
+                tuple(sorted(total.actions)) if total.actions is not None else None,
+                tuple(sorted(total.reasons)) if total.reasons is not None else None,
+            )
             for name in action.reads
             if (total := pack.totals.get(name)) is not None
         ),
@@ -129,7 +137,7 @@ def queries(
     # A pack in several currencies sums each total in the proposal's currency alone, and
     # counts beside it what the same total holds in any other.
     currency = item.amount.currency if item.amount is not None and len(pack.accepts) > 1 else None
-    for name, total, actions in _reads(pack, action):
+    for name, total, actions, reasons in _reads(pack, action):
         key = actor if total.per == "actor" else resolved.get(total.per)
         if key is None:
             unkeyed.append(name)
@@ -143,6 +151,7 @@ def queries(
                     since=now - total.window,
                     outcomes=total.outcomes,
                     actions=actions,
+                    reasons=reasons,
                     count=total.type == "int",
                     currency=currency if total.type == "money" else None,
                 ),

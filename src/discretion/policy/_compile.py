@@ -337,6 +337,18 @@ def compile_pack(
                     path=source,
                     line=line,
                 )
+        counted = [actions[a] for a in sorted(total.actions)] if total.actions else actions.values()
+        known = sorted({r.id for action in counted for r in action.exceptions})
+        for reason_id in sorted(total.reasons or ()):
+            if reason_id not in known:
+                source, line = lines.find(("totals", name, "reasons"))
+                raise PolicyError(
+                    f"total {name!r} counts exceptions for reason {reason_id!r}, which is not an"
+                    " exception reason of the actions it counts; reasons:"
+                    f" {', '.join(known) or '(none)'}",
+                    path=source,
+                    line=line,
+                )
     _check_ungoverned(spec, tools, lines)
     pack = PolicyPack(
         name=spec.pack,
@@ -544,6 +556,7 @@ def _compile_totals(
             per=total.per,
             window=_positive_window(total.window, lines, (*loc, "window")),
             outcomes=frozenset(total.outcomes),
+            reasons=frozenset(total.reasons) if total.reasons is not None else None,
         )
     return totals
 

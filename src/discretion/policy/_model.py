@@ -345,6 +345,8 @@ class Total:
     window: timedelta
     outcomes: frozenset[str]
     """Of `allow`, `allow_exception`, `pending` and `approved`."""
+    reasons: frozenset[str] | None = None
+    """Only exceptions made for these reasons; every decision when None."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -256,6 +256,9 @@ class TotalSpec(BaseModel):
     ]
     """What counts: allowed decisions, routed cases still pending, and routed cases a person
     approved (at the approved amount)."""
+    reasons: list[str] | None = None
+    """Only exceptions made for these reasons (their ids); every decision when absent. What
+    standard policy allowed has no reason, so a total with `reasons` never counts it."""
     description: str = ""
 
 

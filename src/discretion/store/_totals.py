@@ -62,6 +62,8 @@ class TotalQuery:
     """Only amounts in this currency (every amount when None: a pack in one currency)."""
     other: bool = False
     """With `currency`: count what was decided in any other currency instead."""
+    reasons: tuple[str, ...] | None = None
+    """Only exceptions made for these reasons; every decision when None."""
 
     def shape(self) -> tuple[Any, ...]:
         """What the statement depends on; the values it binds are not part of it."""
@@ -74,6 +76,7 @@ class TotalQuery:
             self.role is not None,
             self.currency is not None,
             self.other,
+            len(self.reasons) if self.reasons is not None else None,
         )
 
 
@@ -122,6 +125,12 @@ def _part(table: Any, query: TotalQuery, kind: str, at: str) -> Select[Any] | No
                 [bindparam(f"action{at}_{i}") for i in range(len(query.actions))]
             )
         )
+    if query.reasons is not None:
+        where.append(
+            _filter(table.c.reason).in_(
+                [bindparam(f"reason{at}_{i}") for i in range(len(query.reasons))]
+            )
+        )
     if query.actor_id is not None:
         actor = table.c.actor_id if query.per == "actor" else _filter(table.c.actor_id)
         where.append(actor == bindparam(f"actor{at}"))
@@ -167,6 +176,8 @@ def _values(query: TotalQuery, at: str, values: dict[str, Any]) -> None:
     values[f"since{at}"] = to_us(query.since)
     for index, action in enumerate(query.actions or ()):
         values[f"action{at}_{index}"] = action
+    for index, reason in enumerate(query.reasons or ()):
+        values[f"reason{at}_{index}"] = reason
     if query.actor_id is not None:
         values[f"actor{at}"] = query.actor_id
     if query.role is not None:
