@@ -76,9 +76,9 @@ class _StoreCollector(Collector):
             labels=["budget", "currency"],
         )
         queue = self._store.reports.queue()
-        # Each budget's own window, `(now - window, now]`, as `budget.py` counts it.
+        # Each budget's own window, `(since, now]`, as the pipeline's budgets count it.
         pack = self._pack
-        windows = [(b.id, now - b.window) for b in pack.budgets]
+        windows = [(b.id, b.since(now)) for b in pack.budgets]
         ratios = dict.fromkeys((b.id for b in pack.budgets), 0.0)
         # A pack in several currencies keeps each budget per currency: one series each, and
         # the utilisation is the largest share in any currency whose limit is known.

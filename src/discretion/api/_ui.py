@@ -59,7 +59,8 @@ def _describe(state: AppState, rule_id: str) -> str:
                 return rule.description or rule.message or ""
     for budget in pack.budgets:
         if budget.id == rule_id:
-            return budget.message or f"budget: {budget.key} over {budget.window}"
+            over = budget.calendar or budget.window
+            return budget.message or f"budget: {budget.key} over {over}"
     return SYSTEM_RULES.get(rule_id) or PRECEDENT_RULES.get(rule_id, "")
 
 

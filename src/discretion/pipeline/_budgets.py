@@ -77,7 +77,7 @@ def check_budgets(
             exceeded.append(budget)
             causes.append(f"budget {budget.id!r} is keyed by {budget.key} but none was given")
             continue
-        used = tx.budget_used(budget.id, key, now - budget.window, currency=currency)
+        used = tx.budget_used(budget.id, key, budget.since(now), currency=currency)
         if used + amount_minor > budget.limit_for(keys.role.id):
             exceeded.append(budget)
             continue

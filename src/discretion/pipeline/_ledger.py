@@ -148,7 +148,7 @@ def queries(
                 TotalQuery(
                     per=total.per,
                     key=key,
-                    since=now - total.window,
+                    since=total.since(now),
                     outcomes=total.outcomes,
                     actions=actions,
                     reasons=reasons,
@@ -169,7 +169,7 @@ def queries(
                     TotalQuery(
                         per=cumulative.per,
                         key=key,
-                        since=now - cumulative.window,
+                        since=cumulative.since(now),
                         outcomes=_ALLOWED,
                         actions=(action.name,),
                         actor_id=actor if cumulative.among == "actor" else None,

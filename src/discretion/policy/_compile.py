@@ -10,10 +10,11 @@ import fnmatch
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, timedelta, tzinfo
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from discretion.errors import PolicyError, ProposalError
 from discretion.money import CURRENCY_EXPONENTS, Money
@@ -34,6 +35,7 @@ from discretion.policy._model import (
     Asserted,
     Authority,
     Budget,
+    Calendar,
     ClaimsPolicy,
     Cumulative,
     Entity,
@@ -203,7 +205,8 @@ def compile_pack(
                 line=line,
             )
     entities = _compile_entities(spec, lines)
-    totals = _compile_totals(spec, entities, fields, lines)
+    zone = _zone(spec, lines)
+    totals = _compile_totals(spec, entities, fields, lines, zone)
     # A total is read in CEL like a fact; the ledger, not a provider, answers it.
     fields.update({name: FieldSpec(type=total.type) for name, total in totals.items()})
     asserted = _compile_asserted(spec, fields, lines, base)
@@ -274,12 +277,16 @@ def compile_pack(
         if action.cumulative is not None:
             loc = ("actions", action_id, "cumulative")
             _need_entity(entities, action.cumulative.per, "cumulative authority", lines, loc)
+            window, calendar = _counting_window(
+                action.cumulative.window, zone, lines, (*loc, "window")
+            )
             compiled = replace(
                 compiled,
                 cumulative=Cumulative(
                     per=action.cumulative.per,
-                    window=_positive_window(action.cumulative.window, lines, (*loc, "window")),
+                    window=window,
                     among=action.cumulative.among,
+                    calendar=calendar,
                 ),
             )
         actions[action_id] = replace(
@@ -323,7 +330,7 @@ def compile_pack(
     top_human = highest_human(roles).id
     budgets = tuple(
         _compile_budget(
-            index, budget, spec, actions, roles, top_human, entities, lines, claim, base
+            index, budget, spec, actions, roles, top_human, entities, lines, claim, base, zone
         )
         for index, budget in enumerate(spec.budgets)
     )
@@ -416,7 +423,17 @@ def _in_currency(
 
     budgets = tuple(
         _compile_budget(
-            index, budget, spec, actions, roles, top_human, entities, lines, placed, currency
+            index,
+            budget,
+            spec,
+            actions,
+            roles,
+            top_human,
+            entities,
+            lines,
+            placed,
+            currency,
+            _zone(spec, lines),
         )
         for index, budget in enumerate(spec.budgets)
     )
@@ -532,11 +549,43 @@ def _positive_window(text: str, lines: LineMap, loc: tuple[Any, ...]) -> timedel
     return window
 
 
+def _counting_window(
+    text: str, zone: tzinfo, lines: LineMap, loc: tuple[Any, ...]
+) -> tuple[timedelta, Calendar | None]:
+    """A total's, a budget's or cumulative authority's window: rolling, or a calendar period.
+
+    For a calendar period, the span is the longest such a period runs (what a caller that
+    needs an upper bound reads).
+    """
+    if text.startswith("calendar "):
+        calendar = Calendar(unit=text.removeprefix("calendar "), zone=zone)
+        return calendar.longest, calendar
+    return _positive_window(text, lines, loc), None
+
+
+def _zone(spec: PackSpec, lines: LineMap) -> tzinfo:
+    """The pack's `timezone`, where its calendar windows begin."""
+    if spec.timezone == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(spec.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        source, line = lines.find(("timezone",))
+        raise PolicyError(
+            f"timezone {spec.timezone!r} is not a time zone this machine knows; give an IANA"
+            " name such as 'Europe/Berlin' or 'America/New_York' (where the system has no"
+            " time zone data, install the tzdata package)",
+            path=source,
+            line=line,
+        ) from None
+
+
 def _compile_totals(
     spec: PackSpec,
     entities: Mapping[str, Entity],
     fields: Mapping[str, FieldSpec],
     lines: LineMap,
+    zone: tzinfo,
 ) -> dict[str, Total]:
     totals: dict[str, Total] = {}
     for name, total in spec.totals.items():
@@ -549,12 +598,14 @@ def _compile_totals(
                 line=line,
             )
         _need_entity(entities, total.per, f"total {name!r}", lines, (*loc, "per"))
+        window, calendar = _counting_window(total.window, zone, lines, (*loc, "window"))
         totals[name] = Total(
             name=name,
             type=total.type,
             actions=frozenset(total.actions) if total.actions is not None else None,
             per=total.per,
-            window=_positive_window(total.window, lines, (*loc, "window")),
+            window=window,
+            calendar=calendar,
             outcomes=frozenset(total.outcomes),
             reasons=frozenset(total.reasons) if total.reasons is not None else None,
         )
@@ -1377,6 +1428,7 @@ def _compile_budget(
     lines: LineMap,
     claim: Any,
     currency: str,
+    zone: tzinfo,
 ) -> Budget:
     loc = ("budgets", index)
     where = claim(budget.id, loc)
@@ -1418,13 +1470,19 @@ def _compile_budget(
             line=where[1],
             rule_id=budget.id,
         )
-    window = _window(budget.window)
+    calendar = None
+    if budget.window.startswith("calendar "):
+        calendar = Calendar(unit=budget.window.removeprefix("calendar "), zone=zone)
+        window = calendar.longest
+    else:
+        window = _window(budget.window)
     if window <= timedelta(0):
         raise PolicyError("window must be longer than zero", path=where[0], line=where[1])
     return Budget(
         id=budget.id,
         key=budget.key,
         window=window,
+        calendar=calendar,
         limit_minor=_amount(
             budget.limit, currency, spec, lines, (*loc, "limit"), what="limit", where=where
         ),

@@ -10,7 +10,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
 from fractions import Fraction
 from types import MappingProxyType
@@ -269,6 +269,54 @@ class Role:
         return reason.granted_by is None or self.id in reason.granted_by
 
 
+CALENDAR_UNITS = ("day", "week", "month", "quarter", "year")
+"""The calendar periods a window may be (`calendar month`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Calendar:
+    """A calendar period in a time zone, as a window: what happened since the current one began.
+
+    This month, in Europe/Berlin, runs from the 1st at 00:00 local time.
+    """
+
+    unit: str
+    """`day`, `week` (from Monday), `month`, `quarter` or `year`."""
+    zone: tzinfo
+
+    def start(self, now: datetime) -> datetime:
+        """When the period `now` is in began, in the calendar's time zone."""
+        local = now.astimezone(self.zone)
+        day = local.replace(hour=0, minute=0, second=0, microsecond=0, fold=0)
+        if self.unit == "day":
+            begun = day
+        elif self.unit == "week":
+            begun = day - timedelta(days=day.weekday())
+        elif self.unit == "month":
+            begun = day.replace(day=1)
+        elif self.unit == "quarter":
+            begun = day.replace(month=3 * ((day.month - 1) // 3) + 1, day=1)
+        else:
+            begun = day.replace(month=1, day=1)
+        # Wall-clock arithmetic on the zone's datetimes: the offset is the one in force at the
+        # period's start (a month begun before a daylight-saving change keeps its own).
+        return begun
+
+    @property
+    def longest(self) -> timedelta:
+        """The most a period of this unit runs, a daylight-saving hour included."""
+        days = {"day": 1, "week": 7, "month": 31, "quarter": 92, "year": 366}[self.unit]
+        return timedelta(days=days, hours=1)
+
+    def __str__(self) -> str:
+        return f"calendar {self.unit}"
+
+
+def counted_since(now: datetime, window: timedelta, calendar: Calendar | None) -> datetime:
+    """Where a window that ends `now` begins: the calendar period's start, or `now - window`."""
+    return calendar.start(now) if calendar is not None else now - window
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Budget:
     """A compiled budget."""
@@ -286,6 +334,13 @@ class Budget:
     message: str | None
     limits: Mapping[str, int] = field(default_factory=dict)
     """Per role of the proposing actor, a limit in minor units instead of `limit_minor`."""
+    calendar: Calendar | None = None
+    """The calendar period it counts in, when its window is one (`window` is then the longest
+    such a period runs)."""
+
+    def since(self, now: datetime) -> datetime:
+        """Where its window, ending `now`, begins."""
+        return counted_since(now, self.window, self.calendar)
 
     def applies(self, action: str, outcome: str) -> bool:
         """Whether a decision of `outcome` on `action` counts against this budget."""
@@ -330,6 +385,12 @@ class Cumulative:
     window: timedelta
     among: str
     """`role`, `actor` or `everyone`: whose allowed amounts count."""
+    calendar: Calendar | None = None
+    """The calendar period it counts in, when its window is one."""
+
+    def since(self, now: datetime) -> datetime:
+        """Where its window, ending `now`, begins."""
+        return counted_since(now, self.window, self.calendar)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -347,6 +408,12 @@ class Total:
     """Of `allow`, `allow_exception`, `pending` and `approved`."""
     reasons: frozenset[str] | None = None
     """Only exceptions made for these reasons; every decision when None."""
+    calendar: Calendar | None = None
+    """The calendar period it counts in, when its window is one."""
+
+    def since(self, now: datetime) -> datetime:
+        """Where its window, ending `now`, begins."""
+        return counted_since(now, self.window, self.calendar)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -58,6 +58,11 @@ FieldType = Literal[
     "list[int]",
 ]
 Window = Annotated[str, StringConstraints(pattern=r"^\d+[smhd]$")]
+CountingWindow = Annotated[
+    str, StringConstraints(pattern=r"^(\d+[smhd]|calendar (day|week|month|quarter|year))$")
+]
+"""How far back a total, a budget or cumulative authority counts: a rolling span (`30d`), or
+the calendar period `now` is in (`calendar month`), in the pack's `timezone`."""
 RecordRef = Annotated[
     str, StringConstraints(pattern=r"^(list\[[a-z][a-z0-9_]*\]|[a-z][a-z0-9_]*)$")
 ]
@@ -227,8 +232,8 @@ class CumulativeSpec(BaseModel):
 
     per: EntityKind
     """The record the sum is kept for: a split refund on one order routes as the whole would."""
-    window: Window
-    """How far back allowed amounts count, such as `30d`."""
+    window: CountingWindow
+    """How far back allowed amounts count, such as `30d` or `calendar month`."""
     among: Literal["role", "actor", "everyone"] = "role"
     """Whose allowed amounts count besides the actor's own: those of every actor holding the
     same role (a fleet of agents splitting one refund between them), the actor's alone, or
@@ -246,8 +251,8 @@ class TotalSpec(BaseModel):
     """The actions it counts; all when absent."""
     per: EntityKind | Literal["actor"]
     """The record (or the actor) it is kept for: the resolved one, never an id the agent typed."""
-    window: Window
-    """How far back it counts, such as `90d`."""
+    window: CountingWindow
+    """How far back it counts, such as `90d` or `calendar year`."""
     outcomes: list[Literal["allow", "allow_exception", "pending", "approved"]] = [
         "allow",
         "allow_exception",
@@ -457,8 +462,8 @@ class BudgetSpec(BaseModel):
     key: Literal["customer", "order", "case", "actor", "organisation"]
     """What the budget is kept for: a resolved record (never an id the agent typed), the actor,
     or the whole organisation."""
-    window: Window
-    """Rolling window such as `30d`, `24h`."""
+    window: CountingWindow
+    """Rolling window such as `30d`, `24h`, or a calendar period such as `calendar day`."""
     limit: Amount
     limits: dict[str, Amount] = {}
     """Per role of the proposing actor, a limit instead of `limit`."""
@@ -508,6 +513,9 @@ class PackSpec(BaseModel):
     """Named amounts every rule may read as `amounts.<name>`: minor units of the proposal's
     currency, so `amount > amounts.large_refund` means the same in every currency (an int
     literal such as `5000` is 50.00 USD but 5000 JPY). With `rates`, converted rounded down."""
+    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "UTC"
+    """The IANA time zone (`Europe/Berlin`) where a `calendar day` (week, month, ...) of a
+    total, a budget or cumulative authority begins."""
     private_limits: bool = True
     """When true, explanations never quote limits to the agent."""
     unknown_tools: Literal["route", "deny"] = "route"

@@ -1,0 +1,137 @@
+"""Calendar windows: a total, a budget or cumulative authority counting this day, month, year."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from conftest import FakeClock
+from discretion import Guard, Outcome, SqlStore, load_pack
+from discretion.context import StaticContextProvider
+from discretion.errors import PolicyError
+from discretion.policy._model import Calendar
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+@pytest.mark.parametrize(
+    ("unit", "now", "begun"),
+    [
+        # 2026-03-29 is the day Berlin moves to summer time: its midnight is still +01:00.
+        ("day", "2026-03-29T12:00:00+00:00", "2026-03-28T23:00:00+00:00"),
+        # Sunday 1 November: the week began on Monday 26 October, in summer time no longer.
+        ("week", "2026-11-01T10:00:00+00:00", "2026-10-25T23:00:00+00:00"),
+        # 00:30 on 1 November in Berlin is still October in UTC.
+        ("month", "2026-10-31T23:30:00+00:00", "2026-10-31T23:00:00+00:00"),
+        ("month", "2026-10-31T22:30:00+00:00", "2026-09-30T22:00:00+00:00"),
+        ("quarter", "2026-08-15T12:00:00+00:00", "2026-06-30T22:00:00+00:00"),
+        ("year", "2026-12-04T12:00:00+00:00", "2025-12-31T23:00:00+00:00"),
+    ],
+)
+def test_a_calendar_period_begins_at_local_midnight(unit: str, now: str, begun: str) -> None:
+    start = Calendar(unit=unit, zone=BERLIN).start(datetime.fromisoformat(now))
+    assert start == datetime.fromisoformat(begun)
+    assert start.astimezone(BERLIN).time().isoformat() == "00:00:00"
+
+
+PACK = """
+pack: monthly
+currency: USD
+timezone: Europe/Berlin
+entities:
+  customer: {}
+context:
+  customer.tier: string
+totals:
+  customer.credits_today: {type: int, actions: [credit], per: customer, window: calendar day}
+roles:
+  - id: ai_agent
+    ai: true
+    authority:
+      credit: {standard: "100.00"}
+  - id: tier1
+    authority:
+      credit: {standard: "1000.00"}
+budgets:
+  - id: budget.monthly
+    key: customer
+    window: calendar month
+    limit: "50.00"
+actions:
+  credit:
+    tools:
+      - name: apply_credit
+        amount: amount
+        currency: currency
+        customer: customer_id
+    reads: [customer.tier, customer.credits_today]
+    standard:
+      - id: credit.first-today
+        when: customer.credits_today == 0
+"""
+
+
+def guard(tmp_path: Path, clock: FakeClock, text: str = PACK) -> Guard:
+    path = tmp_path / "pack.yaml"
+    path.write_text(text, encoding="utf-8")
+    facts = StaticContextProvider({"customer.id": "c-1", "customer.tier": "gold"})
+    store = SqlStore(f"sqlite:///{tmp_path}/ledger.db")
+    return Guard(load_pack(path), store=store, context=facts, clock=clock)
+
+
+def credit(amount: str, key: str) -> dict[str, Any]:
+    return {
+        "actor": {"id": "bot", "role": "ai_agent"},
+        "tool": {
+            "name": "apply_credit",
+            "arguments": {"amount": amount, "currency": "USD", "customer_id": "c-1"},
+        },
+        "idempotency_key": key,
+    }
+
+
+def test_a_calendar_month_budget_and_a_calendar_day_total_start_over_at_local_midnight(
+    tmp_path: Path,
+) -> None:
+    # 23:10 on 31 October in Berlin (22:10 UTC).
+    clock = FakeClock(datetime(2026, 10, 31, 22, 10, tzinfo=UTC))
+    g = guard(tmp_path, clock)
+    assert g.decide(credit("40.00", "oct-1")).outcome is Outcome.ALLOW
+    clock.advance(minutes=20)
+    # The same day: the day's total holds one credit, so the standard rule no longer applies.
+    second = g.decide(credit("5.00", "oct-2"))
+    assert second.outcome is Outcome.DENY
+    assert second.rules[0] == "discretion.not-standard"
+    clock.advance(minutes=40)  # 00:10 on 1 November in Berlin, still 31 October in UTC
+    november = g.decide(credit("40.00", "nov-1"))
+    # A new day and a new month: the 40.00 of October no longer counts against 50.00.
+    assert november.outcome is Outcome.ALLOW
+    assert [r.key for r in november.reservations] == ["c-1"]
+    clock.advance(days=1)
+    # The next day: the first credit of the day, but 80.00 this month against 50.00.
+    over = g.decide(credit("40.00", "nov-2"))
+    assert over.outcome is Outcome.ROUTE
+    assert over.rules == ["credit.first-today", "budget.monthly"]
+
+
+def test_a_rolling_budget_still_counts_back_from_now(tmp_path: Path) -> None:
+    clock = FakeClock(datetime(2026, 10, 31, 22, 10, tzinfo=UTC))
+    g = guard(tmp_path, clock, PACK.replace("window: calendar month", "window: 30d"))
+    assert g.decide(credit("40.00", "oct-1")).outcome is Outcome.ALLOW
+    clock.advance(hours=1, minutes=10)
+    assert "budget.monthly" in g.decide(credit("40.00", "nov-1")).rules
+    assert g.pack.budgets[0].since(clock.now) == clock.now - timedelta(days=30)
+
+
+def test_an_unknown_time_zone_or_calendar_unit_is_refused_at_load(tmp_path: Path) -> None:
+    path = tmp_path / "pack.yaml"
+    path.write_text(PACK.replace("Europe/Berlin", "Europe/Atlantis"), encoding="utf-8")
+    with pytest.raises(PolicyError, match="timezone 'Europe/Atlantis' is not a time zone"):
+        load_pack(path)
+    path.write_text(PACK.replace("calendar month", "calendar fortnight"), encoding="utf-8")
+    with pytest.raises(PolicyError, match="window"):
+        load_pack(path)
