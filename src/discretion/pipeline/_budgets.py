@@ -7,7 +7,8 @@ own (see `_assemble`), never an id the agent typed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,8 @@ class BudgetKeys:
     actor_id: str
     role: Role
     """The proposing actor's role: per-role limits and `route_to: next_above` read it."""
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    """The decision's facts, for budgets kept per a fact's value (`key: incident.id`)."""
 
 
 def budget_key(budget: Budget, keys: BudgetKeys) -> str | None:
@@ -37,8 +40,12 @@ def budget_key(budget: Budget, keys: BudgetKeys) -> str | None:
             return keys.resolved.get(budget.key)
         case "actor":
             return keys.actor_id
-        case _:
+        case "organisation":
             return "*"
+        case fact:
+            # A fact's value, as the systems of record gave it; none when it has no value.
+            value = keys.facts.get(fact)
+            return None if value is None or isinstance(value, bool) else str(value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,7 +82,11 @@ def check_budgets(
         key = budget_key(budget, keys)
         if key is None:
             exceeded.append(budget)
-            causes.append(f"budget {budget.id!r} is keyed by {budget.key} but none was given")
+            causes.append(
+                f"budget {budget.id!r} is keyed by {budget.key} but none was given"
+                if "." not in budget.key
+                else f"budget {budget.id!r} is kept per {budget.key}, which has no value"
+            )
             continue
         used = tx.budget_used(budget.id, key, budget.since(now), currency=currency)
         if used + amount_minor > budget.limit_for(keys.role.id):

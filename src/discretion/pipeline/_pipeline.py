@@ -551,6 +551,7 @@ class Pipeline:
                     resolved=evaluation.resolved or named(item),
                     actor_id=item.proposal.actor.id,
                     role=item.role,
+                    facts=snapshot.values,
                 )
 
                 def budgets(outcome: Outcome) -> BudgetCheck:

@@ -143,6 +143,7 @@ def recheck(
         outcome, rules = Outcome.ALLOW, ["discretion.unknown-action"]
         context_digest = Snapshot.of({}).digest
         resolved = named(item)
+        known: Mapping[str, Any] = {}
     else:
         try:
             # The same context assembly as a decision: only the fields the pack declares.
@@ -203,6 +204,7 @@ def recheck(
             args=item.cel_args(),
         )
         outcome, rules, context_digest = evaluation.outcome, evaluation.rules, snapshot.digest
+        known = snapshot.values
         what = f"{action.name} of {item.amount}"
         match outcome:
             case Outcome.DENY:
@@ -231,6 +233,7 @@ def recheck(
         resolved=resolved,
         actor_id=decision.actor_id,
         role=item.pack.role(decision.actor_role) or item.pack.roles[0],
+        facts=known,
     )
     reservations, overridden = _budgets(
         item.pack,

@@ -1417,6 +1417,35 @@ def _compile_role(
     )
 
 
+def _check_fact_key(
+    budget: BudgetSpec,
+    spec: PackSpec,
+    actions: Mapping[str, ActionPolicy],
+    where: tuple[str | None, int | None],
+) -> None:
+    """A budget kept per a fact's value: a string or int fact every action it counts reads."""
+    field = spec.context.get(budget.key)
+    kind = field.type if isinstance(field, FieldSpec) else field
+    if kind not in ("string", "int"):
+        raise PolicyError(
+            f"budget is kept per {budget.key!r}, which is not a string or int context field;"
+            " key a budget by customer, order, case, actor, organisation, or such a fact",
+            path=where[0],
+            line=where[1],
+            rule_id=budget.id,
+        )
+    counted = budget.actions if budget.actions is not None else list(actions)
+    for action_id in counted:
+        if budget.key not in actions[action_id].reads:
+            raise PolicyError(
+                f"budget is kept per {budget.key!r}, which action {action_id!r} does not read;"
+                f" add it to the action's reads, or name the actions the budget counts",
+                path=where[0],
+                line=where[1],
+                rule_id=budget.id,
+            )
+
+
 def _compile_budget(
     index: int,
     budget: BudgetSpec,
@@ -1442,6 +1471,8 @@ def _compile_budget(
             )
     if budget.key == "order":
         _need_entity(entities, "order", f"budget {budget.id!r}", lines, (*loc, "key"))
+    if "." in budget.key:
+        _check_fact_key(budget, spec, actions, where)
     limits: dict[str, int] = {}
     for role_id, text in budget.limits.items():
         if not any(r.id == role_id for r in roles):

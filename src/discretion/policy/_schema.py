@@ -459,9 +459,10 @@ class BudgetSpec(BaseModel):
     model_config = _MODEL
 
     id: RuleId
-    key: Literal["customer", "order", "case", "actor", "organisation"]
+    key: Literal["customer", "order", "case", "actor", "organisation"] | FieldName
     """What the budget is kept for: a resolved record (never an id the agent typed), the actor,
-    or the whole organisation."""
+    the whole organisation, or the value of a fact every action it counts reads (a string or
+    int context field such as `incident.id`: one budget per incident)."""
     window: CountingWindow
     """Rolling window such as `30d`, `24h`, or a calendar period such as `calendar day`."""
     limit: Amount
