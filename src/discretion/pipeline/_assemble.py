@@ -183,10 +183,13 @@ def _tied(
         if kind in entities and resolved.get(kind) is not None
     ]
     declared = [
-        (kind, parent) for kind in kinds for parent in entities[kind].belongs_to if parent in kinds
+        (kind, parent, answer.get(entities[kind].link_field(parent)) is not None)
+        for kind in kinds
+        for parent in entities[kind].belongs_to
+        if parent in kinds
     ]
-    if not declared:
-        return resolved
+    if all(linked for _, _, linked in declared):
+        return resolved  # every relation carried by a link of its own: most decisions
     group = {kind: kind for kind in kinds}
 
     def root(kind: str) -> str:
@@ -194,11 +197,10 @@ def _tied(
             kind = group[kind]
         return kind
 
-    for kind in kinds:
-        for parent in entities[kind].belongs_to:
-            if parent in group and answer.get(entities[kind].link_field(parent)) is not None:
-                group[root(kind)] = root(parent)
-    loose = [(kind, parent) for kind, parent in declared if root(kind) != root(parent)]
+    for kind, parent, linked in declared:
+        if linked:
+            group[root(kind)] = root(parent)
+    loose = [(kind, parent) for kind, parent, _ in declared if root(kind) != root(parent)]
     if not loose:
         return resolved
     kind, parent = loose[0]
