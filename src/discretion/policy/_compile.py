@@ -1501,14 +1501,7 @@ def _compile_budget(
             line=where[1],
             rule_id=budget.id,
         )
-    calendar = None
-    if budget.window.startswith("calendar "):
-        calendar = Calendar(unit=budget.window.removeprefix("calendar "), zone=zone)
-        window = calendar.longest
-    else:
-        window = _window(budget.window)
-    if window <= timedelta(0):
-        raise PolicyError("window must be longer than zero", path=where[0], line=where[1])
+    window, calendar = _counting_window(budget.window, zone, lines, (*loc, "window"))
     return Budget(
         id=budget.id,
         key=budget.key,
