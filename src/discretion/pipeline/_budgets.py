@@ -82,11 +82,7 @@ def check_budgets(
         key = budget_key(budget, keys)
         if key is None:
             exceeded.append(budget)
-            causes.append(
-                f"budget {budget.id!r} is keyed by {budget.key} but none was given"
-                if "." not in budget.key
-                else f"budget {budget.id!r} is kept per {budget.key}, which has no value"
-            )
+            causes.append(f"budget {budget.id!r} is kept per {budget.key}, which has no value")
             continue
         used = tx.budget_used(budget.id, key, budget.since(now), currency=currency)
         if used + amount_minor > budget.limit_for(keys.role.id):

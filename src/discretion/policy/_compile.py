@@ -421,19 +421,10 @@ def _in_currency(
     def placed(rule_id: str, loc: tuple[Any, ...]) -> tuple[str | None, int | None]:
         return lines.find(loc)
 
+    zone = _zone(spec, lines)
     budgets = tuple(
         _compile_budget(
-            index,
-            budget,
-            spec,
-            actions,
-            roles,
-            top_human,
-            entities,
-            lines,
-            placed,
-            currency,
-            _zone(spec, lines),
+            index, budget, spec, actions, roles, top_human, entities, lines, placed, currency, zone
         )
         for index, budget in enumerate(spec.budgets)
     )

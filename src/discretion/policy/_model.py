@@ -269,10 +269,6 @@ class Role:
         return reason.granted_by is None or self.id in reason.granted_by
 
 
-CALENDAR_UNITS = ("day", "week", "month", "quarter", "year")
-"""The calendar periods a window may be (`calendar month`)."""
-
-
 @dataclass(frozen=True, slots=True)
 class Calendar:
     """A calendar period in a time zone, as a window: what happened since the current one began.
@@ -312,19 +308,27 @@ class Calendar:
         return f"calendar {self.unit}"
 
 
-def counted_since(now: datetime, window: timedelta, calendar: Calendar | None) -> datetime:
-    """Where a window that ends `now` begins: the calendar period's start, or `now - window`."""
-    return calendar.start(now) if calendar is not None else now - window
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Windowed:
+    """What counts over a window: a budget, a total, cumulative authority."""
+
+    window: timedelta
+    """How far back it counts; for a calendar period, the longest such a period runs."""
+    calendar: Calendar | None = None
+    """The calendar period it counts in, when its window is one."""
+
+    def since(self, now: datetime) -> datetime:
+        """Where its window, ending `now`, begins: the period's start, or `now - window`."""
+        return self.calendar.start(now) if self.calendar is not None else now - self.window
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Budget:
+class Budget(Windowed):
     """A compiled budget."""
 
     id: str
     key: str
-    """`customer`, `order`, `case` (resolved records), `actor` or `organisation`."""
-    window: timedelta
+    """`customer`, `order`, `case` (resolved records), `actor`, `organisation`, or a fact."""
     limit_minor: int
     actions: frozenset[str] | None
     outcomes: frozenset[str]
@@ -334,13 +338,6 @@ class Budget:
     message: str | None
     limits: Mapping[str, int] = field(default_factory=dict)
     """Per role of the proposing actor, a limit in minor units instead of `limit_minor`."""
-    calendar: Calendar | None = None
-    """The calendar period it counts in, when its window is one (`window` is then the longest
-    such a period runs)."""
-
-    def since(self, now: datetime) -> datetime:
-        """Where its window, ending `now`, begins."""
-        return counted_since(now, self.window, self.calendar)
 
     def applies(self, action: str, outcome: str) -> bool:
         """Whether a decision of `outcome` on `action` counts against this budget."""
@@ -378,23 +375,16 @@ class Entity:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Cumulative:
+class Cumulative(Windowed):
     """Authority measured on the sum allowed on one record within a window."""
 
     per: str
-    window: timedelta
     among: str
     """`role`, `actor` or `everyone`: whose allowed amounts count."""
-    calendar: Calendar | None = None
-    """The calendar period it counts in, when its window is one."""
-
-    def since(self, now: datetime) -> datetime:
-        """Where its window, ending `now`, begins."""
-        return counted_since(now, self.window, self.calendar)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Total:
+class Total(Windowed):
     """A running total from discretion's own ledger, read in CEL as the fact `name`."""
 
     name: str
@@ -403,17 +393,10 @@ class Total:
     actions: frozenset[str] | None
     per: str
     """`customer`, `order`, `case` (the resolved record) or `actor`."""
-    window: timedelta
     outcomes: frozenset[str]
     """Of `allow`, `allow_exception`, `pending` and `approved`."""
     reasons: frozenset[str] | None = None
     """Only exceptions made for these reasons; every decision when None."""
-    calendar: Calendar | None = None
-    """The calendar period it counts in, when its window is one."""
-
-    def since(self, now: datetime) -> datetime:
-        """Where its window, ending `now`, begins."""
-        return counted_since(now, self.window, self.calendar)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
