@@ -38,18 +38,10 @@ class Snapshot:
     def data(self) -> Mapping[str, Any]:
         """The same facts in JSON form, as recorded in the lineage."""
         if self._data is None:
-            exact = _JSON_EXACT.get
-            data = {}
-            for name, value in sorted(self.values.items()):
-                kind = type(value)
-                if kind in _JSON_PLAIN:
-                    data[name] = value
-                else:
-                    # Money and timestamps by their exact type: most facts that are not plain
-                    # are one of the two, and `_json`'s isinstance tests cost more than the
-                    # conversion.
-                    convert = exact(kind)
-                    data[name] = convert(value) if convert is not None else _json(value)
+            data = {
+                name: value if type(value) in _JSON_PLAIN else _json(value)
+                for name, value in sorted(self.values.items())
+            }
             self._data = MappingProxyType(data)
         return self._data
 
@@ -150,6 +142,11 @@ _JSON_EXACT: dict[type, Callable[[Any], Any]] = {
 
 
 def _json(value: Any) -> Any:
+    # Money and timestamps by their exact type first: most facts that are not plain are one of
+    # the two, and the isinstance tests below cost more than the conversion.
+    convert = _JSON_EXACT.get(type(value))
+    if convert is not None:
+        return convert(value)
     if isinstance(value, (Money, SignedMoney, Structured)):
         return value.to_json()
     if isinstance(value, Decimal):
