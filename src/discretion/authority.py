@@ -20,8 +20,13 @@ __all__ = [
 ]
 
 
-def covers_standard(role: Role, action: str, amount_minor: int) -> bool:
-    """Whether `role` may approve `amount_minor` of `action` inside standard policy."""
+def covers_standard(role: Role, action: str, amount_minor: int, rule: Rule | None = None) -> bool:
+    """Whether `role` may approve `amount_minor` of `action` inside standard policy.
+
+    Under `rule` when given: a standard rule with `granted_by` admits only the roles it names.
+    """
+    if rule is not None and rule.granted_by is not None and role.id not in rule.granted_by:
+        return False
     auth = role.authority.get(action)
     return auth is not None and amount_minor <= auth.standard_minor
 
@@ -43,9 +48,16 @@ def humans(pack: PolicyPack) -> Iterable[Role]:
     return (role for role in pack.roles if not role.is_ai)
 
 
-def lowest_standard_role(pack: PolicyPack, action: str, amount_minor: int) -> Role | None:
-    """The lowest human role whose standard authority covers the amount."""
-    return next((r for r in humans(pack) if covers_standard(r, action, amount_minor)), None)
+def lowest_standard_role(
+    pack: PolicyPack, action: str, rules: Iterable[Rule], amount_minor: int
+) -> tuple[Role, Rule] | None:
+    """The lowest human role that may allow the amount under one of `rules`, and that rule."""
+    candidates = tuple(rules)
+    for role in humans(pack):
+        for rule in candidates:
+            if covers_standard(role, action, amount_minor, rule):
+                return role, rule
+    return None
 
 
 def lowest_exception_role(

@@ -586,7 +586,7 @@ def test_an_unknown_key_in_a_rule_is_an_error_with_its_line(tmp_path):
     line = line_of(text, "priority: 3")
     assert str(error) == (
         f"{path}:{line}: actions.refund.standard[0].priority: unknown key 'priority';"
-        " allowed here: description, id, max_amount, message, when"
+        " allowed here: description, granted_by, id, max_amount, message, when"
     )
 
 

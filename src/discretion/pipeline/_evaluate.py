@@ -136,27 +136,36 @@ def _evaluate(
     if fired:
         return Evaluation(outcome=Outcome.DENY, rules=[r.id for r in fired], deciding=fired)
 
-    standard = next(
-        (
-            r
-            for r in _holding(action.standard, screens.standard if screens else None, activation)
-            if _covers(r, activation, amount_minor)
-        ),
-        None,
-    )
-    if standard is not None:
-        if covers_standard(role, name, whole):
+    # Standard rules are read up to the first that holds, covers the amount and admits the
+    # actor's role; those before it that admit only other roles are where it may route.
+    held: list[Rule] = []
+    for rule in _holding(action.standard, screens.standard if screens else None, activation):
+        if _covers(rule, activation, amount_minor):
+            held.append(rule)
+            if rule.granted_by is None or role.id in rule.granted_by:
+                break
+    if held:
+        standard = held[-1]
+        if covers_standard(role, name, whole, standard):
             return Evaluation(outcome=Outcome.ALLOW, rules=[standard.id], deciding=[standard])
-        target = lowest_standard_role(pack, name, whole)
-        rules = [standard.id, "discretion.standard-authority", *over_whole]
-        if target is None:
+        # The actor may use the last rule read only when some rule admits its role.
+        admitted = standard.granted_by is None or role.id in standard.granted_by
+        found = lowest_standard_role(pack, name, held, whole)
+        if found is not None:
+            standard = found[1]
+        rules = [
+            standard.id,
+            "discretion.standard-authority" if admitted else "discretion.standard-role",
+            *over_whole,
+        ]
+        if found is None:
             return Evaluation(
                 outcome=Outcome.DENY,
                 rules=[*rules, "discretion.no-role-can-grant"],
                 deciding=[standard],
             )
         return Evaluation(
-            outcome=Outcome.ROUTE, rules=rules, required_role=target, deciding=[standard]
+            outcome=Outcome.ROUTE, rules=rules, required_role=found[0], deciding=[standard]
         )
 
     rules = ["discretion.not-standard"]

@@ -930,6 +930,37 @@ def _compile_band(
     return JudgeBand(min_minor=low, max_minor=high, clause=spec.clause or clause)
 
 
+def _check_granted_by(
+    rule_id: str,
+    granted_by: list[str] | None,
+    role_ids: list[str],
+    lines: LineMap,
+    loc: tuple[Any, ...],
+) -> None:
+    """A rule's `granted_by` names roles the pack defines, and at least one."""
+    if granted_by is None:
+        return
+    if not granted_by:
+        source, line = lines.find((*loc, "granted_by"))
+        raise PolicyError(
+            "granted_by is empty, so no role could ever use the rule; name the roles that may,"
+            " or leave granted_by out for every role",
+            path=source,
+            line=line,
+            rule_id=rule_id,
+        )
+    for role_index, role_id in enumerate(granted_by):
+        if role_id not in role_ids:
+            source, line = lines.find((*loc, "granted_by", role_index))
+            raise PolicyError(
+                f"granted_by names role {role_id!r}, which the pack does not define;"
+                f" roles: {', '.join(role_ids)}",
+                path=source,
+                line=line,
+                rule_id=rule_id,
+            )
+
+
 def _compile_action(
     action_id: str,
     action: ActionSpec,
@@ -992,6 +1023,7 @@ def _compile_action(
     for index, rule in enumerate(action.standard):
         loc = (*base, "standard", index)
         claim(rule.id, loc)
+        _check_granted_by(rule.id, rule.granted_by, role_ids, lines, loc)
         standard.append(
             Rule(
                 id=rule.id,
@@ -1002,6 +1034,7 @@ def _compile_action(
                 else None,
                 message=rule.message,
                 description=rule.description,
+                granted_by=frozenset(rule.granted_by) if rule.granted_by is not None else None,
             )
         )
     hard_limits = []
@@ -1022,16 +1055,7 @@ def _compile_action(
     for index, reason in enumerate(action.exceptions):
         loc = (*base, "exceptions", index)
         claim(reason.id, loc)
-        for role_index, role_id in enumerate(reason.granted_by or []):
-            if role_id not in role_ids:
-                source, line = lines.find((*loc, "granted_by", role_index))
-                raise PolicyError(
-                    f"granted_by names role {role_id!r}, which the pack does not define;"
-                    f" roles: {', '.join(role_ids)}",
-                    path=source,
-                    line=line,
-                    rule_id=reason.id,
-                )
+        _check_granted_by(reason.id, reason.granted_by, role_ids, lines, loc)
         precedent = (
             _compile_precedent(reason.id, reason.precedent, action, fields, role_ids, lines, loc)
             if reason.precedent is not None

@@ -277,6 +277,9 @@ class StandardRuleSpec(BaseModel):
     """CEL: the condition on context facts."""
     max_amount: str | None = None
     """CEL giving the largest amount, in minor units, this rule allows."""
+    granted_by: list[str] | None = None
+    """The only roles that may allow under it (each up to its standard authority); every role
+    when absent. Another role's case under it routes to the lowest of them that covers it."""
     description: str = ""
     message: str | None = None
     """What the agent is told when this rule decides."""

@@ -15,6 +15,7 @@ SYSTEM_RULES = {
     "discretion.currency-mismatch": "a total or the cumulative authority it reads holds amounts"
     " in another currency on the same record",
     "discretion.standard-authority": "inside standard policy but above the actor's standard limit",
+    "discretion.standard-role": "inside standard policy under a rule only other roles may use",
     "discretion.cumulative-authority": "with what was already allowed on the same record, it is"
     " above the actor's limit",
     "discretion.ledger-moved": "what was allowed on the same record changed while it was decided",
