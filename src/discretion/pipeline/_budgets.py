@@ -7,15 +7,17 @@ own (see `_assemble`), never an id the agent typed.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from discretion.decision import Outcome, Reservation
+from discretion.lineage import canonical_json
 from discretion.pipeline._assemble import Resolved
 from discretion.pipeline._state import Evaluation
-from discretion.policy import NEXT_ABOVE, Budget, PolicyPack, Role
+from discretion.policy import ARGS_PREFIX, NEXT_ABOVE, Budget, PolicyPack, Role
 from discretion.store import SqlTransaction
 
 __all__ = ["BudgetCheck", "BudgetKeys", "budget_key", "check_budgets", "over_budget"]
@@ -31,21 +33,46 @@ class BudgetKeys:
     """The proposing actor's role: per-role limits and `route_to: next_above` read it."""
     facts: Mapping[str, Any] = field(default_factory=dict)
     """The decision's facts, for budgets kept per a fact's value (`key: incident.id`)."""
+    args: Mapping[str, Any] = field(default_factory=dict)
+    """The call's declared arguments, for budgets kept per one (`key: [order, args.sku]`)."""
 
 
-def budget_key(budget: Budget, keys: BudgetKeys) -> str | None:
-    """The key a decision counts under for `budget`, or None when the proposal lacks it."""
-    match budget.key:
+_MAX_KEY = 200
+"""The longest key a reservation stores as it is; a longer one is stored as its hash."""
+
+
+def _value(part: str, keys: BudgetKeys) -> str | None:
+    match part:
         case "customer" | "order" | "case":
-            return keys.resolved.get(budget.key)
+            return keys.resolved.get(part)
         case "actor":
             return keys.actor_id
         case "organisation":
             return "*"
-        case fact:
-            # A fact's value, as the systems of record gave it; none when it has no value.
-            value = keys.facts.get(fact)
+        case _:
+            # A fact's or an argument's value, as given; none when it has no value.
+            if part.startswith(ARGS_PREFIX):
+                value = keys.args.get(part.removeprefix(ARGS_PREFIX))
+            else:
+                value = keys.facts.get(part)
             return None if value is None or isinstance(value, bool) else str(value)
+
+
+def budget_key(budget: Budget, keys: BudgetKeys) -> str | None:
+    """The key a decision counts under for `budget`, or None when the proposal lacks a part.
+
+    A budget of one part is kept under its value; of several, under the JSON list of their
+    values (no two combinations share one). A key longer than a reservation stores is kept
+    under its hash.
+    """
+    if len(budget.parts) == 1:
+        key = _value(budget.parts[0], keys)
+    else:
+        values = [_value(part, keys) for part in budget.parts]
+        key = None if None in values else canonical_json(values)
+    if key is None or len(key) <= _MAX_KEY:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

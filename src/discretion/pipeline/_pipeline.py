@@ -552,6 +552,7 @@ class Pipeline:
                     actor_id=item.proposal.actor.id,
                     role=item.role,
                     facts=snapshot.values,
+                    args=item.args,
                 )
 
                 def budgets(outcome: Outcome) -> BudgetCheck:

@@ -234,6 +234,7 @@ def recheck(
         actor_id=decision.actor_id,
         role=item.pack.role(decision.actor_role) or item.pack.roles[0],
         facts=known,
+        args=item.args,
     )
     reservations, overridden = _budgets(
         item.pack,

@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import UTC, timedelta, tzinfo
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from discretion.errors import PolicyError, ProposalError
@@ -1432,33 +1432,58 @@ def _compile_role(
     )
 
 
-def _check_fact_key(
+def _key_parts(
     budget: BudgetSpec,
     spec: PackSpec,
     actions: Mapping[str, ActionPolicy],
+    entities: Mapping[str, Entity],
+    lines: LineMap,
+    loc: tuple[Any, ...],
     where: tuple[str | None, int | None],
-) -> None:
-    """A budget kept per a fact's value: a string or int fact every action it counts reads."""
-    field = spec.context.get(budget.key)
-    kind = field.type if isinstance(field, FieldSpec) else field
-    if kind not in ("string", "int"):
-        raise PolicyError(
-            f"budget is kept per {budget.key!r}, which is not a string or int context field;"
-            " key a budget by customer, order, case, actor, organisation, or such a fact",
-            path=where[0],
-            line=where[1],
-            rule_id=budget.id,
+) -> tuple[str, ...]:
+    """What a budget is kept per, each part checked: one budget per combination of values."""
+    parts = (budget.key,) if isinstance(budget.key, str) else tuple(budget.key)
+
+    def fail(message: str) -> NoReturn:
+        raise PolicyError(message, path=where[0], line=where[1], rule_id=budget.id)
+
+    if len(set(parts)) != len(parts):
+        fail(f"budget key {list(parts)} names a part twice; name each once")
+    if len(parts) > 1 and "organisation" in parts:
+        fail(
+            "budget key combines organisation with other parts; organisation is everyone, so"
+            " key the budget by the other parts alone"
         )
     counted = budget.actions if budget.actions is not None else list(actions)
-    for action_id in counted:
-        if budget.key not in actions[action_id].reads:
-            raise PolicyError(
-                f"budget is kept per {budget.key!r}, which action {action_id!r} does not read;"
-                f" add it to the action's reads, or name the actions the budget counts",
-                path=where[0],
-                line=where[1],
-                rule_id=budget.id,
-            )
+    for part in parts:
+        if part == "order":
+            _need_entity(entities, "order", f"budget {budget.id!r}", lines, (*loc, "key"))
+        if part.startswith(ARGS_PREFIX):
+            name = part.removeprefix(ARGS_PREFIX)
+            for action_id in counted:
+                arg = actions[action_id].args.get(name)
+                if arg is None or arg.type not in ("string", "int"):
+                    fail(
+                        f"budget is kept per {part!r}, which action {action_id!r} does not"
+                        " declare as a string or int argument; declare it in the action's args,"
+                        " or name the actions the budget counts"
+                    )
+        elif "." in part:
+            field = spec.context.get(part)
+            kind = field.type if isinstance(field, FieldSpec) else field
+            if kind not in ("string", "int"):
+                fail(
+                    f"budget is kept per {part!r}, which is not a string or int context field;"
+                    " key a budget by customer, order, case, actor, organisation, such a fact,"
+                    " or a declared argument (args.<name>)"
+                )
+            for action_id in counted:
+                if part not in actions[action_id].reads:
+                    fail(
+                        f"budget is kept per {part!r}, which action {action_id!r} does not read;"
+                        f" add it to the action's reads, or name the actions the budget counts"
+                    )
+    return parts
 
 
 def _compile_budget(
@@ -1484,10 +1509,7 @@ def _compile_budget(
                 line=where[1],
                 rule_id=budget.id,
             )
-    if budget.key == "order":
-        _need_entity(entities, "order", f"budget {budget.id!r}", lines, (*loc, "key"))
-    if "." in budget.key:
-        _check_fact_key(budget, spec, actions, where)
+    parts = _key_parts(budget, spec, actions, entities, lines, loc, where)
     limits: dict[str, int] = {}
     for role_id, text in budget.limits.items():
         if not any(r.id == role_id for r in roles):
@@ -1519,7 +1541,8 @@ def _compile_budget(
     window, calendar = _counting_window(budget.window, zone, lines, (*loc, "window"))
     return Budget(
         id=budget.id,
-        key=budget.key,
+        key=", ".join(parts),
+        parts=parts,
         window=window,
         calendar=calendar,
         limit_minor=_amount(

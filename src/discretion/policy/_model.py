@@ -328,7 +328,10 @@ class Budget(Windowed):
 
     id: str
     key: str
-    """`customer`, `order`, `case` (resolved records), `actor`, `organisation`, or a fact."""
+    """What it is kept per, as the pack says it (`order, args.sku`)."""
+    parts: tuple[str, ...]
+    """Each of `customer`, `order`, `case` (resolved records), `actor`, `organisation`, a fact,
+    or a declared argument (`args.<name>`): one budget per combination of their values."""
     limit_minor: int
     actions: frozenset[str] | None
     outcomes: frozenset[str]

@@ -456,16 +456,21 @@ class RoleSpec(BaseModel):
     """How soon a case routed to this role must be decided (`4h`, `2d`); see the pack's."""
 
 
+BudgetKeyPart = Literal["customer", "order", "case", "actor", "organisation"] | FieldName
+
+
 class BudgetSpec(BaseModel):
     """A cap on exposure over a rolling window and key."""
 
     model_config = _MODEL
 
     id: RuleId
-    key: Literal["customer", "order", "case", "actor", "organisation"] | FieldName
+    key: BudgetKeyPart | Annotated[list[BudgetKeyPart], Field(min_length=1)]
     """What the budget is kept for: a resolved record (never an id the agent typed), the actor,
-    the whole organisation, or the value of a fact every action it counts reads (a string or
-    int context field such as `incident.id`: one budget per incident)."""
+    the whole organisation, the value of a fact every action it counts reads (a string or int
+    context field such as `incident.id`: one budget per incident), or of a tool argument every
+    such action declares (`args.sku`); or a list of these, one budget per combination
+    (`[order, args.sku]`: one per item of each order)."""
     window: CountingWindow
     """Rolling window such as `30d`, `24h`, or a calendar period such as `calendar day`."""
     limit: Amount
