@@ -19,6 +19,7 @@ from cel_expr_python.ext.ext_math import ExtMath
 from cel_expr_python.ext.ext_strings import ExtStrings
 
 from discretion.errors import PolicyError
+from discretion.policy._business import BusinessDays
 from discretion.policy._records import RecordType, descriptor_pool_of, record_name
 
 __all__ = [
@@ -111,16 +112,22 @@ def _why(error: str) -> str:
     return error
 
 
-def new_env(variables: Mapping[str, str], records: Mapping[str, RecordType] | None = None) -> Any:
+def new_env(
+    variables: Mapping[str, str],
+    records: Mapping[str, RecordType] | None = None,
+    business: BusinessDays | None = None,
+) -> Any:
     """A CEL environment declaring `variables` (name to field type).
 
     `records`: the pack's record types, for variables of a record type (`list[item]`); they are
-    messages of the pack's own descriptor pool.
+    messages of the pack's own descriptor pool. `business`: the working days `businessDays()`
+    counts (Monday to Friday in UTC when None).
     """
+    extensions = _extensions(business or BusinessDays())
     if not records:
         return cel.NewEnv(
             variables={name: FIELD_TYPES[kind] for name, kind in variables.items()},
-            extensions=_extensions(),
+            extensions=extensions,
         )
     types = {}
     for name, kind in variables.items():
@@ -131,18 +138,34 @@ def new_env(variables: Mapping[str, str], records: Mapping[str, RecordType] | No
             message = records[record].cel_type
             types[name] = cel.Type.List(message) if is_list else message
     return cel.NewEnv(
-        descriptor_pool=descriptor_pool_of(records), variables=types, extensions=_extensions()
+        descriptor_pool=descriptor_pool_of(records), variables=types, extensions=extensions
     )
 
 
-def _extensions() -> list[Any]:
-    """CEL's extension libraries a pack's expressions may use.
+def _extensions(business: BusinessDays) -> list[Any]:
+    """CEL's extension libraries a pack's expressions may use, and discretion's own functions.
 
-    `cel.bind` to name a value once, `math.greatest` / `math.least` and the rest of `math`, and
-    the string functions (`lowerAscii`, `split`, `trim`, ...). Each is pure: it reads only its
-    arguments.
+    `cel.bind` to name a value once, `math.greatest` / `math.least` and the rest of `math`, the
+    string functions (`lowerAscii`, `split`, `trim`, ...), and `businessDays(from, to)` on the
+    pack's calendar. Each is pure: it reads only its arguments (and the pack).
     """
-    return [ExtBindings(), ExtMath(), ExtStrings()]
+    days = cel.FunctionDecl(
+        "businessDays",
+        [
+            cel.Overload(
+                "business_days_timestamp_timestamp",
+                cel.Type.INT,
+                [cel.Type.TIMESTAMP, cel.Type.TIMESTAMP],
+                impl=business.between,
+            )
+        ],
+    )
+    return [
+        ExtBindings(),
+        ExtMath(),
+        ExtStrings(),
+        cel.CelExtension("discretion.business_days", [days]),
+    ]
 
 
 _UNDECLARED = re.compile(r"undeclared reference to '([^']+)'")

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from discretion.errors import PolicyError, ProposalError
 from discretion.money import CURRENCY_EXPONENTS, Money
+from discretion.policy._business import WEEKDAYS, BusinessDays
 from discretion.policy._cel import (
     FIELD_TYPES,
     PRESENCE_PREFIX,
@@ -206,6 +207,11 @@ def compile_pack(
             )
     entities = _compile_entities(spec, lines)
     zone = _zone(spec, lines)
+    business = BusinessDays.of(
+        zone=zone,
+        weekend=frozenset(WEEKDAYS.index(day) for day in spec.business_days.weekend),
+        holidays=tuple(spec.business_days.holidays),
+    )
     totals = _compile_totals(spec, entities, fields, lines, zone)
     # A total is read in CEL like a fact; the ledger, not a provider, answers it.
     fields.update({name: FieldSpec(type=total.type) for name, total in totals.items()})
@@ -255,6 +261,7 @@ def compile_pack(
                 claim,
                 records=records,
                 amounts=spec.amounts,
+                business=business,
             ),
             action,
             spec,
@@ -971,6 +978,7 @@ def _compile_action(
     *,
     records: Mapping[str, RecordType] | None = None,
     amounts: Iterable[str] = (),
+    business: BusinessDays | None = None,
 ) -> ActionPolicy:
     base = ("actions", action_id)
     for index, name in enumerate(action.reads):
@@ -991,7 +999,9 @@ def _compile_action(
     }
     declared = list(variables)
     absent = _may_be_absent(action, fields, args)
-    env = new_env({**variables, **{PRESENCE_PREFIX + name: "bool" for name in absent}}, records)
+    env = new_env(
+        {**variables, **{PRESENCE_PREFIX + name: "bool" for name in absent}}, records, business
+    )
     tested: list[str] = []
 
     def program(source_text: str, result: str, loc: tuple[Any, ...], rule_id: str) -> CelProgram:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 __all__ = [
     "ActionAuthoritySpec",
@@ -14,6 +15,7 @@ __all__ = [
     "ArgType",
     "AssertedSpec",
     "BudgetSpec",
+    "BusinessDaysSpec",
     "ClaimsSpec",
     "CumulativeSpec",
     "EntityKind",
@@ -500,6 +502,30 @@ class RatesSpec(BaseModel):
     """The currency the pack's amounts are stated in; one of `currencies`."""
 
 
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
+class BusinessDaysSpec(BaseModel):
+    """The pack's working days, which `businessDays()` counts in its rules."""
+
+    model_config = _MODEL
+
+    weekend: list[Weekday] = ["saturday", "sunday"]
+    """The days of the week that are never business days."""
+    holidays: list[date] = []
+    """Further days that are not business days (`2026-12-25`), in the pack's `timezone`."""
+
+    @field_validator("weekend")
+    @classmethod
+    def _some_day_works(cls, weekend: list[str]) -> list[str]:
+        if len(set(weekend)) == 7:
+            raise ValueError(
+                "a weekend of every day of the week leaves no business days; name the days"
+                " that are not worked"
+            )
+        return weekend
+
+
 class PackSpec(BaseModel):
     """A whole policy pack, after its files are merged."""
 
@@ -525,6 +551,9 @@ class PackSpec(BaseModel):
     timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "UTC"
     """The IANA time zone (`Europe/Berlin`) where a `calendar day` (week, month, ...) of a
     total, a budget or cumulative authority begins."""
+    business_days: BusinessDaysSpec = BusinessDaysSpec()
+    """The working days `businessDays(from, to)` counts: every day but the weekend and the
+    holidays, in the pack's `timezone`."""
     private_limits: bool = True
     """When true, explanations never quote limits to the agent."""
     unknown_tools: Literal["route", "deny"] = "route"

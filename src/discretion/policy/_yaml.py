@@ -86,6 +86,20 @@ def _check_size(node: yaml.Node, source: str) -> None:
             pending.extend(current.value)
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader, reading a date (`2026-12-25`) as the text it is.
+
+    The schema parses the fields that are dates; everywhere else a date is what was written,
+    and the pack's content hash reads plain JSON values only.
+    """
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def _read_file(path: Path, lines: LineMap) -> tuple[dict[str, Any], dict[str, yaml.Node]]:
     """Parse one pack file once; return its data and its top-level nodes by key."""
     source = str(path)
@@ -95,7 +109,7 @@ def _read_file(path: Path, lines: LineMap) -> tuple[dict[str, Any], dict[str, ya
         raise PolicyError(f"cannot read the pack file: {exc.strerror}", path=source) from exc
     try:
         # The reader refuses control characters as soon as it is made: inside the try.
-        loader = yaml.SafeLoader(text)
+        loader = _Loader(text)
     except yaml.YAMLError as exc:
         raise PolicyError(f"not valid YAML: {exc}", path=source) from None
     try:
