@@ -25,7 +25,7 @@ from discretion.pipeline._normalise import Normalised
 from discretion.policy import ActionPolicy, PolicyPack, Total
 from discretion.store import TotalQuery
 
-__all__ = ["CUMULATIVE", "LedgerFacts", "read_ledger"]
+__all__ = ["CUMULATIVE", "LedgerFacts", "read_ledger", "recorded_keys"]
 
 CUMULATIVE = "cumulative"
 """The name the cumulative authority's own total is read and recorded under."""
@@ -123,6 +123,51 @@ def _reads(
     )
 
 
+def _text(value: Any) -> str | None:
+    """A string or int argument as its key's text; None when it has no value."""
+    return None if value is None or isinstance(value, bool) else str(value)
+
+
+def _matched(names: tuple[str, ...], args: Mapping[str, Any]) -> tuple[tuple[str, str], ...] | None:
+    """The call's values of the arguments a total is kept per; None when one has none."""
+    matched: list[tuple[str, str]] = []
+    for name in names:
+        text = _text(args.get(name))
+        if text is None:
+            return None
+        matched.append((name, text))
+    return tuple(matched)
+
+
+def recorded_keys(pack: PolicyPack, item: Normalised) -> dict[str, str] | None:
+    """The call's values of the arguments the pack's totals of its action are kept per.
+
+    Recorded with the decision (its lineage record's `keys`), so a later decision's total
+    counts it under them; None when no total of the action is kept per an argument.
+    """
+    action = item.action
+    if action is None:
+        return None
+    names: tuple[str, ...] = pack.memoised(
+        "ledger.keys",
+        action,
+        lambda: tuple(
+            sorted(
+                {
+                    name
+                    for total in pack.totals.values()
+                    if total.actions is None or action.name in total.actions
+                    for name in total.args
+                }
+            )
+        ),
+    )
+    if not names:
+        return None
+    keys = {name: text for name in names if (text := _text(item.args.get(name))) is not None}
+    return keys or None
+
+
 def queries(
     pack: PolicyPack,
     item: Normalised,
@@ -139,7 +184,8 @@ def queries(
     currency = item.amount.currency if item.amount is not None and len(pack.accepts) > 1 else None
     for name, total, actions, reasons in _reads(pack, action):
         key = actor if total.per == "actor" else resolved.get(total.per)
-        if key is None:
+        matched = _matched(total.args, item.args)
+        if key is None or matched is None:
             unkeyed.append(name)
             continue
         wanted.append(
@@ -154,6 +200,7 @@ def queries(
                     reasons=reasons,
                     count=total.type == "int",
                     currency=currency if total.type == "money" else None,
+                    args=matched,
                 ),
             )
         )

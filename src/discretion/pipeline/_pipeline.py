@@ -32,7 +32,7 @@ from discretion.pipeline._assemble import Facts, Resolved, assemble_facts, named
 from discretion.pipeline._budgets import BudgetCheck, BudgetKeys, check_budgets, over_budget
 from discretion.pipeline._currency import at_rate, mixed_currencies
 from discretion.pipeline._evaluate import entity_faults, evaluate
-from discretion.pipeline._ledger import CUMULATIVE, LedgerFacts, read_ledger
+from discretion.pipeline._ledger import CUMULATIVE, LedgerFacts, read_ledger, recorded_keys
 from discretion.pipeline._normalise import Normalised, normalise
 from discretion.pipeline._precedent import apply_precedent, take_precedent
 from discretion.pipeline._recheck import Recheck, recheck
@@ -588,6 +588,7 @@ class Pipeline:
                     proposal=item.record(),
                     context=dict(snapshot.data),
                     context_json=snapshot.canonical,
+                    keys=recorded_keys(pack, item),
                 )
                 # A route's approval (the decision's id) commits with the decision or not at all,
                 # bound to the decision's record.

@@ -352,6 +352,18 @@ def compile_pack(
                     line=line,
                 )
         counted = [actions[a] for a in sorted(total.actions)] if total.actions else actions.values()
+        for arg_name in total.args:
+            for counted_action in counted:
+                arg = counted_action.args.get(arg_name)
+                if arg is None or arg.type not in ("string", "int"):
+                    source, line = lines.find(("totals", name, "args"))
+                    raise PolicyError(
+                        f"total {name!r} is kept per argument {arg_name!r}, which action"
+                        f" {counted_action.name!r} does not declare as a string or int argument;"
+                        " declare it in the action's args, or name the actions the total counts",
+                        path=source,
+                        line=line,
+                    )
         known = sorted({r.id for action in counted for r in action.exceptions})
         for reason_id in sorted(total.reasons or ()):
             if reason_id not in known:
@@ -606,6 +618,7 @@ def _compile_totals(
             calendar=calendar,
             outcomes=frozenset(total.outcomes),
             reasons=frozenset(total.reasons) if total.reasons is not None else None,
+            args=tuple(dict.fromkeys(total.args)),
         )
     return totals
 

@@ -400,6 +400,8 @@ class Total(Windowed):
     """Of `allow`, `allow_exception`, `pending` and `approved`."""
     reasons: frozenset[str] | None = None
     """Only exceptions made for these reasons; every decision when None."""
+    args: tuple[str, ...] = ()
+    """Only decisions whose declared arguments of these names had the call's values."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

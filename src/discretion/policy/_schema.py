@@ -266,6 +266,10 @@ class TotalSpec(BaseModel):
     reasons: list[str] | None = None
     """Only exceptions made for these reasons (their ids); every decision when absent. What
     standard policy allowed has no reason, so a total with `reasons` never counts it."""
+    args: list[MemberName] = []
+    """Only decisions whose tool arguments of these names had the values this call's have
+    (`[sku]`: what was refunded on this item of the order); every action it counts declares
+    each as a string or int argument."""
     description: str = ""
 
 

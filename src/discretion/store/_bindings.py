@@ -29,7 +29,7 @@ from sqlalchemy import Column, Connection, Table, bindparam, select, update
 
 from discretion.decision import Decision, Reservation
 from discretion.errors import LedgerIntegrityError
-from discretion.lineage import LedgerRecord, partition_of, record_hash
+from discretion.lineage import LedgerRecord, canonical_json, partition_of, record_hash
 from discretion.lineage import digest as value_digest
 from discretion.store._schema import (
     api_tokens,
@@ -258,8 +258,13 @@ def _genuine(record: Any) -> bool:
     )
 
 
-def decision_columns(decision: Decision, ledger_seq: int) -> dict[str, Any]:
-    """The `decisions` row a recorded decision derives: the columns `append` writes."""
+def decision_columns(
+    decision: Decision, ledger_seq: int, keys: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The `decisions` row a recorded decision derives: the columns `append` writes.
+
+    `keys`: what its record holds under `keys` (the arguments totals are kept per), if any.
+    """
     amount = decision.amount
     entities = decision.entities
     return {
@@ -281,6 +286,7 @@ def decision_columns(decision: Decision, ledger_seq: int) -> dict[str, Any]:
         "decided_us": to_us(decision.decided_at),
         "ledger_seq": ledger_seq,
         "body": decision.model_dump_json(),
+        "arg_keys": canonical_json(keys) if keys else None,
     }
 
 
@@ -288,9 +294,12 @@ def decision_problem(row: Mapping[str, Any], record: Any) -> str | None:
     """What is wrong with a `decisions` row against its ledger record, or None."""
     if record.kind != "decision" or record.subject_id != row["id"]:
         return f"ledger record {record.seq} is not this decision's record"
-    decided = json.loads(record.body)["decision"]
+    body = json.loads(record.body)
+    decided = body["decision"]
     recorded = Decision.model_validate(decided)
-    expected = decision_columns(recorded.with_hash(record.hash), int(record.chain_seq))
+    expected = decision_columns(
+        recorded.with_hash(record.hash), int(record.chain_seq), body.get("keys")
+    )
     legacy = "entities" not in decided
     for name, value in expected.items():
         if legacy and name in ("customer_id", "case_id", "order_id", "actor_role"):

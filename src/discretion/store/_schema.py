@@ -103,6 +103,9 @@ decisions = Table(
     Column("order_id", String(200)),
     # The role it was proposed under: authority measured on the whole counts per role.
     Column("actor_role", String(100)),
+    # The declared arguments a pack's totals are kept per (`args: [sku]`), as the JSON object
+    # its record's `keys` holds; NULL when none are.
+    Column("arg_keys", Text),
     # An idempotency key is the actor's own: two agents' "call_0" are two decisions.
     UniqueConstraint("actor_id", "idempotency_key", name="uq_decisions_actor_key"),
 )

@@ -97,14 +97,20 @@ class DecisionRecord:
     context_json: str | None = None
     """The canonical JSON of `context` when it is already made (the snapshot's, which its
     digest hashed): the record's body then reuses it instead of serialising it again."""
+    keys: Mapping[str, str] | None = None
+    """The declared arguments the pack's totals are kept per (`sku`), with the call's values
+    as text; recorded as `keys`, and the `arg_keys` column totals read them through."""
 
     def body(self) -> dict[str, Any]:
         """The lineage record's body; `canonical_json` of it is what the chain hashes."""
-        return {
+        body = {
             "decision": self.decision.model_dump(mode="json", exclude={"lineage_hash"}),
             "proposal": dict(self.proposal),
             "context": dict(self.context),
         }
+        if self.keys:
+            body["keys"] = dict(self.keys)
+        return body
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -418,6 +424,7 @@ class SqlTransaction:
                         decided_us=at,
                         ledger_seq=link.seq,
                         body=row_body,
+                        arg_keys=members.get("keys"),
                     ),
                 )
                 self._reserve(decision.id, decision.reservations, at)

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, bindparam, func, literal_column, select
+from sqlalchemy import Select, Text, bindparam, cast, exists, func, literal_column, select
+from sqlalchemy.dialects.postgresql import JSONB
 
 from discretion.store._compiled import Compiled
 from discretion.store._schema import approvals, decisions, to_us
@@ -64,6 +65,8 @@ class TotalQuery:
     """With `currency`: count what was decided in any other currency instead."""
     reasons: tuple[str, ...] | None = None
     """Only exceptions made for these reasons; every decision when None."""
+    args: tuple[tuple[str, str], ...] = ()
+    """Only decisions whose declared arguments of these names had these values (`arg_keys`)."""
 
     def shape(self) -> tuple[Any, ...]:
         """What the statement depends on; the values it binds are not part of it."""
@@ -77,6 +80,7 @@ class TotalQuery:
             self.currency is not None,
             self.other,
             len(self.reasons) if self.reasons is not None else None,
+            len(self.args),
         )
 
 
@@ -94,7 +98,24 @@ def _filter(column: Any) -> Any:
     return column.op("||")(literal_column("''"))
 
 
-def _part(table: Any, query: TotalQuery, kind: str, at: str) -> Select[Any] | None:
+def _argument(name: Any, dialect: str) -> Any:
+    """The value a decision's `arg_keys` (a JSON object of strings) holds under `name`."""
+    if dialect == "postgresql":
+        return cast(decisions.c.arg_keys, JSONB).op("->>", return_type=Text)(name)
+    # An argument's name is a plain identifier (`sku`): its path is `$.sku`.
+    return func.json_extract(decisions.c.arg_keys, literal_column("'$.'").op("||")(name))
+
+
+def _matching(query: TotalQuery, at: str, dialect: str) -> list[Any]:
+    """The conditions on `decisions` that its declared arguments had the call's values."""
+    return [
+        _argument(bindparam(f"argname{at}_{i}", type_=Text), dialect)
+        == bindparam(f"arg{at}_{i}", type_=Text)
+        for i in range(len(query.args))
+    ]
+
+
+def _part(table: Any, query: TotalQuery, kind: str, at: str, dialect: str) -> Select[Any] | None:
     column = table.c.actor_id if query.per == "actor" else table.c[f"{query.per}_id"]
     if table is decisions:
         wanted = [o for o in _DECIDED if o in query.outcomes]
@@ -131,6 +152,13 @@ def _part(table: Any, query: TotalQuery, kind: str, at: str) -> Select[Any] | No
                 [bindparam(f"reason{at}_{i}") for i in range(len(query.reasons))]
             )
         )
+    if query.args:
+        matching = _matching(query, at, dialect)
+        if table is decisions:
+            where += matching
+        else:
+            # An approval is its routed decision's: the decision holds the call's arguments.
+            where.append(exists().where(decisions.c.id == approvals.c.id, *matching))
     if query.actor_id is not None:
         actor = table.c.actor_id if query.per == "actor" else _filter(table.c.actor_id)
         where.append(actor == bindparam(f"actor{at}"))
@@ -147,19 +175,20 @@ def _part(table: Any, query: TotalQuery, kind: str, at: str) -> Select[Any] | No
     return select(measure).where(*where)
 
 
-def statement(query: TotalQuery, at: str = "") -> Any:
+def statement(query: TotalQuery, at: str = "", dialect: str = "sqlite") -> Any:
     """The one statement that reads `query`'s total, every part summed in the database.
 
-    `at` suffixes its parameters' names, so several totals can be read in one statement.
+    `at` suffixes its parameters' names, so several totals can be read in one statement;
+    `dialect` is the database's (`sqlite`, `postgresql`), whose JSON functions differ.
     """
     if query.per not in _PER:
         raise ValueError(f"a total is kept per {', '.join(_PER)}, not {query.per!r}")
     parts = [
         part
         for part in (
-            _part(decisions, query, "decided", at),
-            _part(approvals, query, "pending", at),
-            _part(approvals, query, "approved", at),
+            _part(decisions, query, "decided", at, dialect),
+            _part(approvals, query, "pending", at, dialect),
+            _part(approvals, query, "approved", at, dialect),
         )
         if part is not None
     ]
@@ -184,6 +213,9 @@ def _values(query: TotalQuery, at: str, values: dict[str, Any]) -> None:
         values[f"role{at}"] = query.role
     if query.currency is not None:
         values[f"currency{at}"] = query.currency
+    for index, (name, value) in enumerate(query.args):
+        values[f"argname{at}_{index}"] = name
+        values[f"arg{at}_{index}"] = value
 
 
 def run_totals(
@@ -204,7 +236,10 @@ def run_totals(
     shape = tuple(query.shape() for query in queries)
     compiled = cache.get(shape)
     if compiled is None:
-        parts = [statement(query, f"_{n}").scalar_subquery() for n, query in enumerate(queries)]
+        parts = [
+            statement(query, f"_{n}", dialect.name).scalar_subquery()
+            for n, query in enumerate(queries)
+        ]
         compiled = Compiled(select(*parts), dialect)
         cache[shape] = compiled
     values: dict[str, Any] = {}
