@@ -1229,9 +1229,21 @@ def _compile_records(spec: PackSpec, lines: LineMap) -> dict[str, RecordType]:
                     path=source,
                     line=line,
                 )
+            if member.nullable and member.type.startswith("list["):
+                source, line = lines.find(at)
+                raise PolicyError(
+                    f"{what} is a list and cannot be nullable: a record with none gives an"
+                    " empty list; remove `nullable`",
+                    path=source,
+                    line=line,
+                )
             members.append(
                 RecordMember(
-                    name=member_name, type=member.type, places=member.places, signed=member.signed
+                    name=member_name,
+                    type=member.type,
+                    places=member.places,
+                    signed=member.signed,
+                    nullable=member.nullable,
                 )
             )
         declared[name] = tuple(members)

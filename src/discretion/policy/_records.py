@@ -7,9 +7,14 @@ compared with an int. A provider (or a tool call) gives a record as a JSON objec
 field by field into typed values (`Record`), which the snapshot records as canonical JSON and
 CEL reads as a message: money and decimals as ints, timestamps and durations as such.
 
-Every field of a record is required: a member CEL reads as a default (`""`, `0`, the epoch)
-when it is missing would decide on a value nobody gave, so a missing or null member is an
-error. Fields a record does not declare are dropped (least context).
+Every field of a record is required unless declared `nullable`: a member CEL reads as a
+default (`""`, `0`, the epoch) when it is missing would decide on a value nobody gave, so a
+missing or null member is an error. A nullable member is never read as a default either: a
+string, int, bool, money or decimal one is a protobuf wrapper (CEL reads an unset one as
+`null`, which compares unequal to any value and fails any other use), and a timestamp,
+duration or record one is a `google.protobuf.Any` (an unset one fails every use). Either way
+`has()` tests it, and a rule that reads one without a value cannot be decided, so it routes.
+Fields a record does not declare are dropped (least context).
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ from typing import Any
 
 from cel_expr_python import cel
 from google.protobuf import (
+    any_pb2,
     descriptor_pb2,
     descriptor_pool,
     duration_pb2,
     message_factory,
     timestamp_pb2,
+    wrappers_pb2,
 )
 from pydantic import ConfigDict, Field
 
@@ -66,6 +73,14 @@ MEMBER_TYPES = (
 """The scalar types a record's field may have; besides, another record or a list of them."""
 
 _F = descriptor_pb2.FieldDescriptorProto
+_NULLABLE_PROTO = {
+    "string": ".google.protobuf.StringValue",
+    "int": ".google.protobuf.Int64Value",
+    "bool": ".google.protobuf.BoolValue",
+    "money": ".google.protobuf.Int64Value",
+    "decimal": ".google.protobuf.Int64Value",
+}
+"""A nullable scalar member's wrapper type; any other nullable member is an `Any`."""
 _SCALAR_PROTO = {
     "string": (_F.TYPE_STRING, None),
     "int": (_F.TYPE_INT64, None),
@@ -99,6 +114,8 @@ class RecordMember:
     """A scalar of `MEMBER_TYPES`, a record type's name, or `list[<record>]`."""
     places: int | None = None
     signed: bool = False
+    nullable: bool = False
+    """A record may leave it null or out; CEL reads it as a wrapper or an `Any` (see above)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,6 +129,8 @@ class RecordType:
     cel_type: Any = field(repr=False)
     resolve: Callable[[str], RecordType] = field(repr=False)
     """The pack's other record types, by name, for nested members."""
+    nullable: frozenset[str] = frozenset()
+    """The names of its nullable members."""
 
     def read(self, value: Any, currency: str | None, where: str) -> Record:
         """Read a JSON object (or a `Record`) into typed members.
@@ -129,6 +148,9 @@ class RecordType:
             path = f"{where}.{member.name}"
             raw = value.get(member.name)
             if raw is None:
+                if member.nullable:
+                    members[member.name] = None
+                    continue
                 raise RecordError(f"{path} is missing; every field of a {self.name} is required")
             members[member.name] = self._member(member, raw, currency, path)
         return Record(type=self, values=members)
@@ -274,7 +296,12 @@ class Record(Structured):
     def to_cel(self) -> Any:
         """The record as its protobuf message."""
         message = self.type.message()
+        nullable = self.type.nullable
         for name, value in self.values.items():
+            if name in nullable:
+                if value is not None:
+                    _set_nullable(getattr(message, name), value)
+                continue
             target = getattr(message, name)
             if isinstance(value, (Money, SignedMoney)):
                 setattr(message, name, value.minor)
@@ -293,6 +320,26 @@ class Record(Structured):
             else:
                 setattr(message, name, value)
         return message
+
+
+def _set_nullable(target: Any, value: Any) -> None:
+    """Set a nullable member's wrapper (scalars) or `Any` (timestamps, durations, records)."""
+    if isinstance(value, (Money, SignedMoney)):
+        target.value = value.minor
+    elif isinstance(value, Decimal):
+        target.value = scaled(value)
+    elif isinstance(value, datetime):
+        moment = timestamp_pb2.Timestamp()
+        moment.FromDatetime(value)
+        target.Pack(moment)
+    elif isinstance(value, timedelta):
+        span = duration_pb2.Duration()
+        span.FromTimedelta(value)
+        target.Pack(span)
+    elif isinstance(value, Record):
+        target.Pack(value.to_cel())
+    else:
+        target.value = value
 
 
 class RecordList(tuple[Record, ...], Structured):
@@ -331,17 +378,27 @@ def build_records(declared: Mapping[str, tuple[RecordMember, ...]]) -> dict[str,
     One descriptor pool per call: two packs may each declare an `item` of their own.
     """
     pool = descriptor_pool.DescriptorPool()
-    pool.AddSerializedFile(timestamp_pb2.DESCRIPTOR.serialized_pb)
-    pool.AddSerializedFile(duration_pb2.DESCRIPTOR.serialized_pb)
+    files = (timestamp_pb2, duration_pb2, wrappers_pb2, any_pb2)
+    for file in files:
+        pool.AddSerializedFile(file.DESCRIPTOR.serialized_pb)
     proto = descriptor_pb2.FileDescriptorProto(
         name="discretion_records.proto",
         package=_PACKAGE,
         syntax="proto3",
-        dependency=["google/protobuf/timestamp.proto", "google/protobuf/duration.proto"],
+        dependency=[file.DESCRIPTOR.name for file in files],
     )
     for name, members in declared.items():
         message = proto.message_type.add(name=name)
         for number, member in enumerate(members, start=1):
+            if member.nullable:
+                message.field.add(
+                    name=member.name,
+                    number=number,
+                    type=_F.TYPE_MESSAGE,
+                    type_name=_NULLABLE_PROTO.get(member.type, ".google.protobuf.Any"),
+                    label=_F.LABEL_OPTIONAL,
+                )
+                continue
             if member.type in _SCALAR_PROTO:
                 kind, type_name = _SCALAR_PROTO[member.type]
                 repeated = member.type.startswith("list[")
@@ -372,6 +429,7 @@ def build_records(declared: Mapping[str, tuple[RecordMember, ...]]) -> dict[str,
             message=message_factory.GetMessageClass(descriptor),
             cel_type=cel.Type(f"{_PACKAGE}.{name}"),
             resolve=types.__getitem__,
+            nullable=frozenset(member.name for member in members if member.nullable),
         )
     return types
 

@@ -147,6 +147,9 @@ class MemberSpec(BaseModel):
     """For a `decimal`: its decimal places."""
     signed: bool = False
     """For `money`: whether it may be below zero."""
+    nullable: bool = False
+    """Whether a record may leave it null or out (an item not yet delivered has no
+    `delivered_at`); rules test it with `has()`. Not for a list: an empty list says none."""
     description: str = ""
 
 
@@ -156,7 +159,8 @@ class RecordSpec(BaseModel):
     model_config = _MODEL
 
     fields: Annotated[dict[MemberName, MemberSpec | MemberType | RecordRef], Field(min_length=1)]
-    """Its fields and their types. Every field is required in every record."""
+    """Its fields and their types. Every field is required in every record, unless it is
+    `nullable`."""
     description: str = ""
 
 
