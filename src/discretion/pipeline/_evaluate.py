@@ -8,6 +8,7 @@ ladder (`discretion.authority`), which itself reads the compiled pack.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +33,7 @@ from discretion.policy import (
     Screen,
 )
 
-__all__ = ["entity_faults", "evaluate"]
+__all__ = ["entity_faults", "evaluate", "zero_amount"]
 
 
 def _check(program: CelProgram, activation: Any) -> Any:
@@ -233,4 +234,27 @@ def entity_faults(
         required_role=lowest_covering(pack, action, amount_minor),
         causes=causes,
         resolved=resolved,
+    )
+
+
+def zero_amount(pack: PolicyPack, action: str, evaluation: Evaluation) -> Evaluation:
+    """The outcome of a call whose amount is zero: never allowed from code alone.
+
+    A tool that maps an amount moves money, and some payment APIs read a zero (or a missing)
+    amount as "in full": a zero the rules would allow goes to a person instead. A denial stands.
+    """
+    if not evaluation.outcome.is_allowed:
+        return evaluation
+    return replace(
+        evaluation,
+        outcome=Outcome.ROUTE,
+        rules=[*evaluation.rules, "discretion.zero-amount"],
+        required_role=lowest_covering(pack, action, 0),
+        causes=[
+            *evaluation.causes,
+            "the amount is zero: a tool may read it as the whole amount, so a person decides",
+        ],
+        precedents=evaluation.precedents.model_copy(update={"applied": None})
+        if evaluation.precedents is not None
+        else None,
     )

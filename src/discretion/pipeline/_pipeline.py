@@ -31,7 +31,7 @@ from discretion.money import Money
 from discretion.pipeline._assemble import Facts, Resolved, assemble_facts, named
 from discretion.pipeline._budgets import BudgetCheck, BudgetKeys, check_budgets, over_budget
 from discretion.pipeline._currency import at_rate, mixed_currencies
-from discretion.pipeline._evaluate import entity_faults, evaluate
+from discretion.pipeline._evaluate import entity_faults, evaluate, zero_amount
 from discretion.pipeline._ledger import CUMULATIVE, LedgerFacts, read_ledger, recorded_keys
 from discretion.pipeline._normalise import Normalised, normalise
 from discretion.pipeline._precedent import apply_precedent, take_precedent
@@ -454,16 +454,18 @@ class Pipeline:
             evaluation = apply_precedent(
                 item.pack, self.precedents, item, snapshot, evaluation, now, prior_minor=prior
             )
-        if not item.pack.asserted:
-            return evaluation
-        # An allowed case resting on an assertion above what it unlocks goes to a person.
-        return cap_assertions(
-            item.pack,
-            evaluation,
-            action=item.action_name,
-            role=item.role,
-            amount_minor=(item.amount.minor if item.amount is not None else 0) + prior,
-        )
+        if item.pack.asserted:
+            # An allowed case resting on an assertion above what it unlocks goes to a person.
+            evaluation = cap_assertions(
+                item.pack,
+                evaluation,
+                action=item.action_name,
+                role=item.role,
+                amount_minor=(item.amount.minor if item.amount is not None else 0) + prior,
+            )
+        if item.amount is not None and item.amount.minor == 0:
+            return zero_amount(item.pack, action.name, evaluation)
+        return evaluation
 
     def _settle(
         self,

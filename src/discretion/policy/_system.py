@@ -21,6 +21,7 @@ SYSTEM_RULES = {
     "discretion.ledger-moved": "what was allowed on the same record changed while it was decided",
     "discretion.cumulative-unkeyed": "authority is measured per record, but the proposal names"
     " none",
+    "discretion.zero-amount": "the amount is zero, which a tool may read as the whole amount",
     "discretion.not-standard": "outside standard policy: an exception is needed",
     "discretion.reason-unknown": "the rationale cites a reason the pack does not define",
     "discretion.reason-not-applicable": "the cited reason's preconditions do not hold",
