@@ -199,7 +199,9 @@ class Decision(BaseModel):
         """The key its tool call runs once under, and that the tool is given to deduplicate on.
 
         The actor's id and the idempotency key together: keys are each actor's own, so two
-        agents' `call_0` never share a run (nor a payment API's deduplication).
+        agents' `call_0` never share a run (nor a payment API's deduplication). Where two
+        actors' keys meet all the same (`bot` with `x:1`, `bot:x` with `1`), the second call is
+        refused rather than given the first one's run (`Executions.run`).
         """
         key = f"{self.actor_id}:{self.idempotency_key}"
         if len(key) <= 200:

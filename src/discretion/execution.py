@@ -152,6 +152,24 @@ class _Call:
             )
 
 
+def _check_same_actor(tx: SqlTransaction, call: _Call, row: ExecutionRow) -> None:
+    """Raise unless the call on record under the key was proposed by this call's actor.
+
+    A decision's execution key joins its actor's id and its idempotency key with `:`, so two
+    actors' keys can meet (`bot` with `x:1`, `bot:x` with `1`). Another actor's run under the
+    same key is never replayed as this call's, nor its queued call run as this one.
+    """
+    earlier, this = tx.decision(row.decision_id), tx.decision(call.decision_id)
+    if earlier is None or this is None or earlier.actor_id == this.actor_id:
+        return
+    raise ProposalError(
+        f"execution key {call.key!r} is already the key of a call {earlier.actor_id!r}"
+        f" proposed (decision {row.decision_id}), not {this.actor_id!r}; propose this call"
+        " with another idempotency key",
+        field="idempotency_key",
+    )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Claim:
     """A claimed attempt: what its end is recorded against."""
@@ -252,6 +270,8 @@ class Executions:
                 if row is None:  # pragma: no cover - rows are never deleted
                     raise StoreError(f"execution {call.key!r} vanished while it was claimed")
                 call.check(row)
+                if row.decision_id != call.decision_id:
+                    _check_same_actor(tx, call, row)
                 status = ExecutionStatus(row.status)
                 if status is ExecutionStatus.SUCCEEDED:
                     return replace(_execution(row), is_replay=True)
