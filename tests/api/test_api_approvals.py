@@ -318,3 +318,23 @@ def test_approving_over_http_sets_precedent_within_the_packs_limits(serve, prece
     body = json.loads(record.body)
     assert body["note"] == "the carrier lost a whole trailer"
     assert (body["grantor_id"], body["grantor_role"]) == ("tom", "tier2")
+
+
+def test_two_approvals_over_http_first_waits_then_the_second_grants(serve, tmp_path):
+    pack = shop_pack_with(
+        tmp_path, "actions:\n  refund:\n", 'actions:\n  refund:\n    two_approvals_above: "60.00"\n'
+    )
+    served = serve(pack)
+    approval_id = route(served, "80.00")
+    first = act(served, approval_id, "approve", "tina", note="receipt checked")
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["status"] == "pending"
+    assert body["endorsement"]["by"] == "tina"
+    assert body["endorsement"]["amount"] == {"amount": "80.00", "currency": "USD"}
+    again = act(served, approval_id, "approve", "tina", note="me again")
+    assert again.status_code == 403, again.text
+    assert "a second person must approve it" in again.text
+    second = act(served, approval_id, "approve", "tom", note="agreed")
+    assert second.status_code == 200, second.text
+    assert (second.json()["status"], second.json()["decided_by"]) == ("approved", "tom")

@@ -437,3 +437,24 @@ def test_the_queue_filters_by_action_reason_amount_age_role_and_searches_ids(ser
     refused = served.client.get("/ui?min_amount=lots").text
     assert "the smallest amount &#39;lots&#39; is not a number such as 49.99" in refused
     assert shown("min_amount=lots") == {small, lost, large}
+
+
+def test_the_first_of_two_approvals_from_the_form_says_a_second_is_needed(serve, tmp_path):
+    pack = shop_pack_with(
+        tmp_path, "actions:\n  refund:\n", 'actions:\n  refund:\n    two_approvals_above: "60.00"\n'
+    )
+    served = serve(pack)
+    approval_id = route(served)
+    sign_in(served.client, served.tokens["tina"])
+    page = served.client.get(f"/ui/approvals/{approval_id}").text
+    answer = served.client.post(
+        f"/ui/approvals/{approval_id}/approve",
+        data={"csrf_token": csrf_of(page), "note": "receipt checked"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+    done = served.client.get(answer.headers["location"]).text
+    assert "Your approval is recorded; a second person must approve it." in done
+    assert "tina (tier1) approved USD 80.00" in done
+    assert served.guard.approvals.get(approval_id).status is ApprovalStatus.PENDING
+    assert records(served.store, "approval.approved", approval_id) == []

@@ -541,7 +541,9 @@ def ui_router(state: AppState) -> APIRouter:
             )
         notice = request.query_params.get("done")
         context = case_context(session, approval)
-        if notice:
+        if notice == "endorsed":
+            context["notice"] = "Your approval is recorded; a second person must approve it."
+        elif notice:
             context["notice"] = f"The case was {notice}."
         return render(request, "case.html", context)
 
@@ -569,6 +571,8 @@ def ui_router(state: AppState) -> APIRouter:
             return render(request, "case.html", context, status=status)
         if is_runnable(guard, result):
             guard.approvals.run_approved()
+        if done == "approved" and result.status is ApprovalStatus.PENDING:
+            done = "endorsed"  # the first of two approvals
         return RedirectResponse(f"/ui/approvals/{approval_id}?done={done}", status_code=303)
 
     @router.post("/approvals/{approval_id}/approve")

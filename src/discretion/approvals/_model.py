@@ -28,6 +28,23 @@ class ApprovalStatus(StrEnum):
     """Withdrawn by the actor who proposed it, or by an approver."""
 
 
+class Endorsement(BaseModel):
+    """The first of the two approvals a case above its action's `two_approvals_above` needs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    by: str
+    """Who gave it; the second approver is someone else."""
+    role: str
+    """The role they gave it under."""
+    amount: Money | None
+    """The amount they approved; the second approver grants at most this."""
+    note: str
+    """Their note."""
+    at: AwareDatetime
+    """When."""
+
+
 class Approval(BaseModel):
     """A routed decision waiting for (or decided by) a person. Its id is the decision's id."""
 
@@ -73,6 +90,8 @@ class Approval(BaseModel):
     """The role they decided it under."""
     note: str | None = None
     """Their note."""
+    endorsement: Endorsement | None = None
+    """The first of the two approvals, once given; it stays pending for the second."""
 
     @property
     def tool(self) -> dict[str, Any] | None:

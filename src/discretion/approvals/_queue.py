@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from discretion.approvals._exposure import Exposure, ExposureRow, exposure, exposure_report
-from discretion.approvals._model import Approval, ApprovalStatus
+from discretion.approvals._model import Approval, ApprovalStatus, Endorsement
 from discretion.decision import Decision
 from discretion.errors import (
     ApprovalConflict,
@@ -36,13 +36,14 @@ from discretion.errors import (
 from discretion.execution import Execution, ToolCallable
 from discretion.lineage import digest
 from discretion.money import Money
-from discretion.policy import PolicyPack, Role
+from discretion.policy import TWO_APPROVALS, PolicyPack, Role
 from discretion.precedent import PrecedentSpec
 from discretion.proposal import Actor
 from discretion.store import ApprovalRow, SqlStore, SqlTransaction
 
 if TYPE_CHECKING:
     from discretion.guard import Guard
+    from discretion.pipeline._recheck import Recheck
 
 __all__ = ["Approvals"]
 
@@ -73,6 +74,9 @@ def _approval(row: ApprovalRow) -> Approval:
         decided_by=row.decided_by,
         decided_role=row.decided_role,
         note=row.note,
+        endorsement=Endorsement.model_validate(row.endorsement)
+        if row.endorsement is not None
+        else None,
     )
 
 
@@ -121,6 +125,37 @@ def _record(
         },
         at=now,
     )
+
+
+def _endorsed(
+    row: ApprovalRow, decision: Decision, approver: Actor, precedent: PrecedentSpec | None
+) -> Money | None:
+    """The amount the first of two approvers granted, when this approval is the second.
+
+    None when the case needs one approval, or this is the first of two.
+
+    Raises:
+        ApprovalError: the first approver approves again.
+        ProposalError: the first of two sets a precedent (the second one does).
+    """
+    if TWO_APPROVALS not in decision.rules:
+        return None
+    first = row.endorsement
+    if first is None:
+        if precedent is not None:
+            raise ProposalError(
+                f"precedent: approval {row.id} needs two approvers, and a precedent is set by"
+                " the second; approve it without one now",
+                field="precedent",
+            )
+        return None
+    if first["by"] == approver.id:
+        raise ApprovalError(
+            f"approval {row.id} needs two approvers, and {approver.id!r} already approved it"
+            f" at {first['at']}; a second person must approve it"
+        )
+    amount = first.get("amount")
+    return Money.model_validate(amount) if amount is not None else row.requested
 
 
 class Approvals:
@@ -371,9 +406,10 @@ class Approvals:
         now = guard.now()
         with self._pending(approval_id, now) as (tx, row):
             self._check_may_decide(pack, row, approver, role, "approve")
-            requested = row.requested
-            granted = self._granted(row, requested, amount)
             decision = self._decision(tx, row.id)
+            endorsed = _endorsed(row, decision, approver, precedent)
+            requested = row.requested
+            granted = self._granted(row, endorsed or requested, amount)
             proposal = row.proposal
             self._check_digest(row, decision, proposal)
             checked = guard.pipeline.recheck(
@@ -387,41 +423,83 @@ class Approvals:
                 is_edited=granted != requested,
                 now=now,
             )
-            tx.reserve(row.id, checked.reservations, at=now)
-            tool = proposal.get("tool")
-            execution = (
-                {"key": decision.execution_key, "tool": tool["name"]} if tool is not None else None
-            )
-            self._transition(
-                tx,
-                row,
-                ApprovalStatus.APPROVED,
-                by=approver,
-                note=text,
-                now=now,
-                body={
+            first_of_two = TWO_APPROVALS in decision.rules and row.endorsement is None
+            if first_of_two:
+                # The first of two: it holds for this approver, and waits for a second.
+                endorsement = {
+                    "by": approver.id,
+                    "role": role.id,
                     "amount": granted.to_json() if granted is not None else None,
-                    "requested_amount": requested.to_json() if requested is not None else None,
-                    "recheck": checked.to_json(),
-                    "reservations": [r.model_dump(mode="json") for r in checked.reservations],
-                    "execution": execution,
-                },
-                approved=granted,
-                entities=checked.entities,
-            )
-            if precedent is not None:
-                # After the approval.approved record: precedent is set from a granted case.
-                guard.precedents.set(row.id, precedent, grantor=approver, tx=tx)
-            if tool is not None and checked.arguments is not None:
-                guard.executions.enqueue(
+                    "note": text,
+                    "at": now.isoformat(),
+                }
+                tx.approvals.endorse(row.id, endorsement)
+                _record(
                     tx,
-                    decision_id=row.id,
-                    key=decision.execution_key,
-                    tool=tool["name"],
-                    arguments=checked.arguments,
-                    at=now,
+                    row.id,
+                    "endorsed",
+                    ApprovalStatus.PENDING,
+                    by=approver,
+                    note=text,
+                    now=now,
+                    amount=endorsement["amount"],
+                    recheck=checked.to_json(),
                 )
+            else:
+                self._grant(tx, row, decision, checked, approver, text, granted, now, precedent)
         return self.get(approval_id)
+
+    def _grant(
+        self,
+        tx: SqlTransaction,
+        row: ApprovalRow,
+        decision: Decision,
+        checked: Recheck,
+        approver: Actor,
+        text: str,
+        granted: Money | None,
+        now: datetime,
+        precedent: PrecedentSpec | None,
+    ) -> None:
+        """Approve a re-checked case: reserve its budgets, record it, queue its tool call."""
+        guard = self._guard
+        requested = row.requested
+        proposal = row.proposal
+        tx.reserve(row.id, checked.reservations, at=now)
+        tool = proposal.get("tool")
+        execution = (
+            {"key": decision.execution_key, "tool": tool["name"]} if tool is not None else None
+        )
+        self._transition(
+            tx,
+            row,
+            ApprovalStatus.APPROVED,
+            by=approver,
+            note=text,
+            now=now,
+            body={
+                "amount": granted.to_json() if granted is not None else None,
+                "requested_amount": requested.to_json() if requested is not None else None,
+                "recheck": checked.to_json(),
+                "reservations": [r.model_dump(mode="json") for r in checked.reservations],
+                "execution": execution,
+                **({"endorsement": row.endorsement} if row.endorsement is not None else {}),
+            },
+            approved=granted,
+            entities=checked.entities,
+        )
+        if precedent is not None:
+            # After the approval.approved record: precedent is set from a granted case.
+            guard.precedents.set(row.id, precedent, grantor=approver, tx=tx)
+        if tool is not None and checked.arguments is not None:
+            guard.executions.enqueue(
+                tx,
+                decision_id=row.id,
+                key=decision.execution_key,
+                tool=tool["name"],
+                arguments=checked.arguments,
+                at=now,
+            )
 
     @staticmethod
     def _check_separation(row: ApprovalRow, actor: Actor) -> None:

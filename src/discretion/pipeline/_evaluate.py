@@ -24,6 +24,7 @@ from discretion.pipeline._assemble import Resolved
 from discretion.pipeline._grounds import GROUND_RULES, failed_grounds
 from discretion.pipeline._state import Evaluation
 from discretion.policy import (
+    TWO_APPROVALS,
     ActionPolicy,
     CelProgram,
     EvaluationError,
@@ -33,7 +34,7 @@ from discretion.policy import (
     Screen,
 )
 
-__all__ = ["entity_faults", "evaluate", "zero_amount"]
+__all__ = ["entity_faults", "evaluate", "two_approvals", "zero_amount"]
 
 
 def _check(program: CelProgram, activation: Any) -> Any:
@@ -254,6 +255,38 @@ def zero_amount(pack: PolicyPack, action: str, evaluation: Evaluation) -> Evalua
             *evaluation.causes,
             "the amount is zero: a tool may read it as the whole amount, so a person decides",
         ],
+        precedents=evaluation.precedents.model_copy(update={"applied": None})
+        if evaluation.precedents is not None
+        else None,
+    )
+
+
+def two_approvals(
+    pack: PolicyPack, action: ActionPolicy, evaluation: Evaluation, whole_minor: int
+) -> Evaluation:
+    """A case above the action's `two_approvals_above`: never allowed from code alone.
+
+    An allowed one routes to the lowest human role that could have allowed it; a routed one
+    carries the rule, so its approval waits for a second approver. `whole_minor` is the amount
+    authority is measured on (the call's, plus what was allowed on the record when cumulative).
+    """
+    above = action.two_approvals_minor
+    if above is None or whole_minor <= above or evaluation.outcome is Outcome.DENY:
+        return evaluation
+    rules = [*evaluation.rules, TWO_APPROVALS]
+    if evaluation.outcome is Outcome.ROUTE:
+        return replace(evaluation, rules=rules)
+    found: tuple[Role, Rule] | None
+    if evaluation.reason is not None:
+        found = lowest_exception_role(pack, action.name, [evaluation.reason], whole_minor)
+    else:
+        found = lowest_standard_role(pack, action.name, evaluation.deciding, whole_minor)
+    return replace(
+        evaluation,
+        outcome=Outcome.ROUTE,
+        rules=rules,
+        required_role=found[0] if found is not None else pack.highest_human,
+        causes=[*evaluation.causes, "above this amount, two people must approve"],
         precedents=evaluation.precedents.model_copy(update={"applied": None})
         if evaluation.precedents is not None
         else None,

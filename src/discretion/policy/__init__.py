@@ -42,7 +42,7 @@ from discretion.policy._records import (
 )
 from discretion.policy._schema import ArgSpec, FieldSpec, ToolSpec
 from discretion.policy._screen import Screen, Screens
-from discretion.policy._system import SYSTEM_RULES
+from discretion.policy._system import SYSTEM_RULES, TWO_APPROVALS
 
 __all__ = [
     "ARGS_PREFIX",
@@ -50,6 +50,7 @@ __all__ = [
     "BUILTIN_VARIABLES",
     "NEXT_ABOVE",
     "SYSTEM_RULES",
+    "TWO_APPROVALS",
     "ActionPolicy",
     "ArgSpec",
     "Asserted",

@@ -626,7 +626,7 @@ def _compile_totals(
 def _compile_judging(
     compiled: ActionPolicy, action: ActionSpec, spec: PackSpec, lines: LineMap, currency: str
 ) -> ActionPolicy:
-    """Attach each exception reason's evidence and LLM judge band to the compiled action."""
+    """Attach each reason's evidence and LLM judge band, and the action's amounts in `currency`."""
     reasons = []
     pairs = zip(compiled.exceptions, action.exceptions, strict=True)
     for index, (rule, reason) in enumerate(pairs):
@@ -642,7 +642,18 @@ def _compile_judging(
             band_spec, band_loc = action.judge, ("actions", compiled.name, "judge")
         band = _compile_band(rule, band_spec, spec, currency, lines, band_loc)
         reasons.append(replace(rule, evidence=evidence, judge=band))
-    return compiled.with_exceptions(tuple(reasons))
+    compiled = compiled.with_exceptions(tuple(reasons))
+    if action.two_approvals_above is None:
+        return compiled
+    above = _amount(
+        action.two_approvals_above,
+        currency,
+        spec,
+        lines,
+        ("actions", compiled.name, "two_approvals_above"),
+        what="two_approvals_above",
+    )
+    return replace(compiled, two_approvals_minor=above)
 
 
 def _compile_claims(pack: ClaimsSpec | None, action: ClaimsSpec | None) -> ClaimsPolicy | None:

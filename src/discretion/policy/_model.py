@@ -204,6 +204,9 @@ class ActionPolicy:
     """How soon a routed case of this action must be decided, when the action sets it."""
     cumulative: Cumulative | None = None
     """When set, the actor's authority covers the sum allowed on one record in a window."""
+    two_approvals_minor: int | None = None
+    """Above this amount, in minor units of the pack's (view's) currency, a case needs two
+    approvers; one suffices when None."""
     provided: tuple[str, ...] = ()
     """The fields of `reads` a context provider answers: all but the ledger's totals."""
     claims: ClaimsPolicy | None = None

@@ -437,6 +437,10 @@ class ActionSpec(BaseModel):
     cumulative: CumulativeSpec | None = None
     """Measure the actor's authority on the sum allowed on one record in a window, so that a
     split routes exactly as the whole would; each call alone when absent."""
+    two_approvals_above: Amount | None = None
+    """Above this amount (on the whole, with `cumulative`), a case needs two people: it is never
+    allowed from code alone, and a routed one is approved by two approvers, neither its
+    proposer, each of a role that covers it. One approval suffices when absent."""
 
 
 class ActionAuthoritySpec(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["SYSTEM_RULES"]
+__all__ = ["SYSTEM_RULES", "TWO_APPROVALS"]
 
 SYSTEM_RULES = {
     "discretion.unknown-action": "the tool or action is not governed by the pack",
@@ -21,6 +21,7 @@ SYSTEM_RULES = {
     "discretion.ledger-moved": "what was allowed on the same record changed while it was decided",
     "discretion.cumulative-unkeyed": "authority is measured per record, but the proposal names"
     " none",
+    "discretion.two-approvals": "above the action's two-approval amount: two people must approve",
     "discretion.zero-amount": "the amount is zero, which a tool may read as the whole amount",
     "discretion.not-standard": "outside standard policy: an exception is needed",
     "discretion.reason-unknown": "the rationale cites a reason the pack does not define",
@@ -48,3 +49,6 @@ SYSTEM_RULES = {
     "discretion.judge.unavailable": "the pack asks for a rationale judge but none is configured",
 }
 """The rule ids discretion itself fires, with what each means."""
+
+TWO_APPROVALS = "discretion.two-approvals"
+"""The rule a case needing two approvers carries: its approval is granted by two people."""

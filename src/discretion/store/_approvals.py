@@ -90,6 +90,9 @@ class ApprovalRow:
     """The order, when the decision concerns one (as the order's record names it)."""
     ledger_hash: str | None = None
     """The hash of the ledger record that set the row's current state."""
+    endorsement: dict[str, Any] | None = None
+    """The first of the two approvals its case needs, once given (`by`, `role`, `amount`,
+    `note`, `at`)."""
 
 
 def _money(minor: int | None, currency: str | None) -> Money | None:
@@ -121,6 +124,7 @@ def _row(row: Any) -> ApprovalRow:
         note=row.note,
         order_id=row.order_id,
         ledger_hash=row.ledger_hash,
+        endorsement=json.loads(row.endorsement) if row.endorsement is not None else None,
     )
 
 
@@ -152,6 +156,7 @@ def values(row: ApprovalRow) -> dict[str, Any]:
         "note": row.note,
         "order_id": row.order_id,
         "ledger_hash": row.ledger_hash,
+        "endorsement": canonical_json(row.endorsement) if row.endorsement is not None else None,
     }
 
 
@@ -279,6 +284,15 @@ class ApprovalWrites:
             return False
         self._tx.touch("approvals", approval_id)
         return True
+
+    def endorse(self, approval_id: str, endorsement: Mapping[str, Any]) -> None:
+        """Record the first of the two approvals a pending case needs; it stays pending."""
+        self._tx._connection.execute(
+            update(approvals)
+            .where(approvals.c.id == approval_id, approvals.c.status == PENDING)
+            .values(endorsement=canonical_json(endorsement))
+        )
+        self._tx.touch("approvals", approval_id)
 
     def escalate(
         self, approval_id: str, *, required_role: str, due_at: datetime, escalations: int

@@ -81,9 +81,18 @@ _VERIFIED_MAX = 100_000
 """Rows whose binding was checked are remembered (by state and hash) up to this many."""
 
 
+_LATER = frozenset({"endorsement"})
+"""Columns added after rows were first bound: left out of a row's state while NULL, so the
+digests recorded before them still hold."""
+
+
 def row_digest(table: str, values: Mapping[str, Any]) -> str:
     """The SHA-256 of a row's state: every column but `ledger_hash`, as canonical JSON."""
-    state = {name: values[name] for name in _STATE[table]}
+    state = {
+        name: values[name]
+        for name in _STATE[table]
+        if name not in _LATER or values[name] is not None
+    }
     return value_digest(state)
 
 

@@ -290,6 +290,9 @@ approvals = Table(
     # The hash of the ledger record that set this row's current state: a row that disagrees
     # with its record is not acted on, and `verify` names it.
     Column("ledger_hash", String(64)),
+    # The first of two approvals a case above its action's `two_approvals_above` needs, as
+    # JSON (who, their role, the amount, their note, when); NULL until it is given.
+    Column("endorsement", Text),
 )
 Index("ix_approvals_queue", approvals.c.status, approvals.c.due_us)
 Index("ix_approvals_decided", approvals.c.status, approvals.c.decided_us)
