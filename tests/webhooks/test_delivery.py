@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from conftest import NOW, good_facts, refund
+from conftest import NOW, good_facts, refund, shop_pack_with
 from discretion import Actor, ConfigurationError, Money, Outcome
 from discretion.store._schema import ledger, webhook_cursors
 from discretion.webhooks import (
@@ -204,6 +204,26 @@ def test_approval_opened_goes_only_to_the_endpoint_of_its_role(make_deliverer, m
     assert (escalated["type"], escalated["data"]["approval_id"]) == ("approval.escalated", small.id)
     assert escalated["data"]["role"] == "tier2"
     assert len(inbox.events(A)) == 1
+
+
+def test_the_first_of_two_approvals_reaches_the_role_it_waits_on(
+    make_deliverer, make_guard, inbox, tmp_path
+):
+    pack = shop_pack_with(
+        tmp_path, "actions:\n  refund:\n", 'actions:\n  refund:\n    two_approvals_above: "60.00"\n'
+    )
+    guard = make_guard(policy=pack)
+    deliverer = make_deliverer(f"{A} events=approval.endorsed roles=tier1 name=tier1-desk")
+    deliverer.enroll()
+    decision = guard.decide(refund("80.00"))
+    guard.approvals.approve(decision.id, approver=TINA, note="receipt checked")
+    deliverer.deliver()
+    [endorsed] = inbox.events(A)
+    assert endorsed["type"] == "approval.endorsed"
+    data = endorsed["data"]
+    assert (data["approval_id"], data["status"], data["role"]) == (decision.id, "pending", "tier1")
+    assert data["by"] == {"id": "tina", "role": "tier1"}
+    assert data["amount"] == {"amount": "80.00", "currency": "USD"}
 
 
 def test_an_expiry_is_sent_as_approval_expired(make_deliverer, guard, inbox, clock, store):

@@ -104,11 +104,13 @@ def document_webhooks(app: FastAPI) -> None:
 
     @app.webhooks.post("approval.changed", tags=["webhooks"])
     def approval_changed(event: ApprovalChangedEvent) -> None:
-        """An approval was approved, rejected, cancelled, expired or escalated.
+        """An approval was approved, rejected, cancelled, expired, escalated or endorsed.
 
         Sent with `X-Discretion-Event-Type` `approval.approved`, `approval.rejected`,
-        `approval.cancelled`, `approval.expired` or `approval.escalated` (the body's `type`). An
-        escalation brings the case to a new role, so an endpoint's `roles=` filter applies.
+        `approval.cancelled`, `approval.expired`, `approval.escalated` or `approval.endorsed`
+        (the first of two approvals; it waits for a second person) as the body's `type`. An
+        escalation or an endorsement brings the case to a role, so an endpoint's `roles=`
+        filter applies.
         """
 
     @app.webhooks.post("execution.finished", tags=["webhooks"])

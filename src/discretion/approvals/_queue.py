@@ -444,6 +444,7 @@ class Approvals:
                     now=now,
                     amount=endorsement["amount"],
                     recheck=checked.to_json(),
+                    to_role=row.required_role,
                 )
             else:
                 self._grant(tx, row, decision, checked, approver, text, granted, now, precedent)

@@ -8,7 +8,7 @@ https://hooks.acme.test/discretion events=approval.opened roles=tier2,finance se
 ```
 
 The URL first, then any of `events=` (event types, comma-separated; all by default), `roles=`
-(only cases arriving for these roles: applies to `approval.opened` and `approval.escalated`),
+(only cases arriving for these roles: applies to the events in `ROLE_EVENTS`),
 `secret-env=` (the environment variable holding the signing secret, `DISCRETION_WEBHOOK_SECRET`
 by default) and `name=` (the endpoint's id in the delivery table; derived from the URL by
 default). The secret itself never appears in the line, on a command line or in the settings.
@@ -17,7 +17,7 @@ An `smtp://host:port` (or `smtp+starttls://host:port`) URL sends each event as a
 instead, through the same cursor and retries: `to=` (addresses, comma-separated; required),
 `from=` (the sender; `discretion@` this host's name by default) and `user=` (log in as this
 user, with the password in `secret-env`). Without `events=`, a mail endpoint is sent only the
-events that bring a case to a role (`approval.opened`, `approval.escalated`): one email per
+events that bring a case to a role (`ROLE_EVENTS`): one email per
 decision would be noise.
 
 ```
@@ -71,7 +71,7 @@ class WebhookEndpoint:
     events: frozenset[str] | None = None
     """The event types it receives; every type when None."""
     roles: frozenset[str] | None = None
-    """Only cases arriving for these roles (`approval.opened`, `approval.escalated`); None: all."""
+    """Only cases arriving for these roles (the events of `ROLE_EVENTS`); None: all."""
     secret_env: str = DEFAULT_SECRET_ENV
     """The environment variable holding its signing secret."""
     name: str | None = None

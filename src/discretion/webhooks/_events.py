@@ -7,7 +7,7 @@ event's type. Redelivering a record yields the same ids; receivers deduplicate o
 | record | events |
 |---|---|
 | `decision` | `decision.recorded`; also `approval.opened` when the outcome is `route` |
-| `approval.approved`, `.rejected`, `.cancelled`, `.expired`, `.escalated` | the same name |
+| `approval.*` (approved, rejected, cancelled, expired, escalated, endorsed) | the same name |
 | `execution.succeeded`, `execution.failed` | the same name |
 
 Other records (precedents, tokens, shadow verdicts, an execution queued or started) yield none.
@@ -52,12 +52,13 @@ APPROVAL_CHANGES = (
     "approval.cancelled",
     "approval.expired",
     "approval.escalated",
+    "approval.endorsed",
 )
 """The approval transitions, each recorded under this kind and sent under this type."""
 _EXECUTIONS = ("execution.succeeded", "execution.failed")
 EVENT_TYPES = ("decision.recorded", "approval.opened", *APPROVAL_CHANGES, *_EXECUTIONS)
 """Every event type, in the order a case meets them."""
-ROLE_EVENTS = ("approval.opened", "approval.escalated")
+ROLE_EVENTS = ("approval.opened", "approval.escalated", "approval.endorsed")
 """The events that bring a case to a role: an endpoint's `roles` filter applies to these."""
 
 
@@ -157,7 +158,7 @@ class ApprovalChanged(_Model):
     """The approval's id (its decision's)."""
     status: str
     """Its status now: `approved`, `rejected`, `cancelled`, `expired`, or `pending` after an
-    escalation."""
+    escalation or the first of two approvals (`approval.endorsed`)."""
     by: Actor
     """Who did it; `system` when it expired."""
     note: str
@@ -165,12 +166,13 @@ class ApprovalChanged(_Model):
     at: datetime
     """When."""
     role: str | None
-    """For an escalation, the role it was sent up to (an endpoint's `roles` filter reads it);
-    otherwise the role its decision routed it to."""
+    """For an escalation, the role it was sent up to; for the first of two approvals, the role
+    it waits on for the second (an endpoint's `roles` filter reads both); otherwise the role
+    its decision routed it to."""
     action: str | None
     """The action asked for."""
     amount: MoneyJson | None
-    """The amount granted (approved), or else asked for."""
+    """The amount granted (approved, or by the first of two approvers), or else asked for."""
     customer_id: str | None
     """The customer it concerns."""
     case_id: str | None
@@ -224,7 +226,7 @@ class ApprovalOpenedEvent(Event):
 
 
 class ApprovalChangedEvent(Event):
-    """An approval changed: approved, rejected, cancelled, expired or escalated."""
+    """An approval changed: approved, rejected, cancelled, expired, escalated or endorsed."""
 
     type: Literal[
         "approval.approved",
@@ -232,6 +234,7 @@ class ApprovalChangedEvent(Event):
         "approval.cancelled",
         "approval.expired",
         "approval.escalated",
+        "approval.endorsed",
     ]
     data: ApprovalChanged  # type: ignore[assignment]
 

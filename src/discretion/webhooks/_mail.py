@@ -67,6 +67,8 @@ def _subject(event: Event) -> str:
         return f"[discretion] {what} waits for {data.get('role')}: case {case}"
     if event.type == "approval.escalated":
         return f"[discretion] {what} escalated to {data.get('role')}: case {case}"
+    if event.type == "approval.endorsed":
+        return f"[discretion] {what} needs a second approver ({data.get('role')}): case {case}"
     return f"[discretion] {event.type}: {what} case {case}".replace("  ", " ")
 
 
