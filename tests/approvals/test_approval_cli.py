@@ -124,6 +124,39 @@ def test_approvals_list_show_approve_in_a_terminal(desk):
     assert "approval.approved by tina (tier1): customer is right" in shown.stdout
 
 
+def test_the_first_of_two_approvals_in_a_terminal_says_a_second_is_needed(tmp_path):
+    source = SHOP_PACK.read_text(encoding="utf-8")
+    pack = tmp_path / "dual.yaml"
+    pack.write_text(
+        source.replace(
+            "actions:\n  refund:\n", 'actions:\n  refund:\n    two_approvals_above: "60.00"\n', 1
+        ),
+        encoding="utf-8",
+    )
+    desk = Desk(tmp_path)
+    desk.guard = Guard(
+        load_pack(pack),
+        store=desk.store,
+        context=StaticContextProvider(good_facts()),
+        clock=lambda: NOW,
+    )
+    routed = desk.guard.decide(refund("80.00"))
+    base = ["--pack", pack, "--db", desk.db, "--context", desk.context, "--now", AT]
+    first = desk.invoke(
+        "approvals", "approve", routed.id, *base, "--token", desk.token("tina", "tier1"),
+        "--note", "receipt checked",
+    )  # fmt: skip
+    assert first.exit_code == 0, first.output
+    assert f"{routed.id}: pending a second approval for USD 80.00" in first.stdout
+    second = desk.invoke(
+        "approvals", "approve", routed.id, *base, "--token", desk.token("tim", "tier1"),
+        "--note", "agreed",
+    )  # fmt: skip
+    assert second.exit_code == 0, second.output
+    assert f"{routed.id}: approved for USD 80.00" in second.stdout
+    desk.store.close()
+
+
 def test_approvals_reject_and_refusals_exit_1_with_the_reason(desk):
     routed = desk.guard.decide(refund("80.00"))
     base = ["--pack", SHOP_PACK, "--db", desk.db, "--now", AT]

@@ -176,8 +176,13 @@ def _decide(
     except DiscretionError as exc:
         raise _common.fail(str(exc), 1) from None
     amount_text = f" for {result.amount}" if result.amount is not None else ""
+    status = result.status.value
+    if verb == "approve" and result.endorsement is not None and status == "pending":
+        # The first of two approvals: the case waits for a second person.
+        status = "pending a second approval"
+        amount_text = f" for {result.endorsement.amount}" if result.endorsement.amount else ""
     _common.out.print(
-        f"{result.id}: {result.status.value}{amount_text if verb == 'approve' else ''}"
+        f"{result.id}: {status}{amount_text if verb == 'approve' else ''}"
         f" (routed to {result.required_role})",
         highlight=False,
         markup=False,
