@@ -69,7 +69,7 @@ def _gap(a: Any, b: Any) -> float:
 def fields_by_rule(policy: ActionPolicy) -> dict[str, tuple[str, ...]]:
     """For each rule of an action, the facts of `policy.reads` its expressions read."""
     found: dict[str, tuple[str, ...]] = {}
-    for rule in (*policy.hard_limits, *policy.standard, *policy.exceptions):
+    for rule in policy.rules:
         sources = [rule.when.source] + ([rule.max_amount.source] if rule.max_amount else [])
         found[rule.id] = tuple(
             name

@@ -157,6 +157,35 @@ def test_precedent_is_found_by_scope_without_being_cited(world):
     assert uses(world.store, other.id) == 0
 
 
+def test_precedent_never_stands_in_for_a_review(world, tmp_path):
+    # "VIP refunds are decided by a manager": a review a precedent cannot satisfy.
+    source = Path(__file__).with_name("precedent.yaml").read_text(encoding="utf-8")
+    anchor = "    hard_limits:\n"
+    assert source.count(anchor) == 1
+    review = (
+        "    reviews:\n      - {id: vip-review, when: \"'vip' in customer.tags\", by: manager}\n"
+    )
+    path = tmp_path / "reviewed.yaml"
+    path.write_text(source.replace(anchor, review + anchor), encoding="utf-8")
+    precedent = world.precedent()
+    reviewed = Guard(
+        load_pack(path),
+        store=world.store,
+        clock=world.clock,
+        context=StaticContextProvider(facts()),
+    )
+    decision = reviewed.decide(proposal("70.00", cite=[precedent.id], customer="c-2"))
+    assert decision.outcome is Outcome.ROUTE
+    assert decision.required_role == "manager"
+    assert "vip-review" in decision.rules
+    assert "discretion.precedent.applied" not in decision.rules
+    assert uses(world.store, precedent.id) == 0
+    # Without the review, the same citation applies.
+    assert world.guard().decide(proposal("70.00", cite=[precedent.id], customer="c-3")).outcome is (
+        Outcome.ALLOW_EXCEPTION
+    )
+
+
 def test_precedent_never_applies_past_a_hard_limit(world):
     precedent = world.precedent()
     decision = world.guard(**{"customer.fraud_flag": True}).decide(

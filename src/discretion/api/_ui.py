@@ -54,7 +54,7 @@ class FormRejected(Exception):
 def _describe(state: AppState, rule_id: str) -> str:
     pack = state.guard.pack
     for action in pack.actions.values():
-        for rule in (*action.hard_limits, *action.standard, *action.exceptions):
+        for rule in action.rules:
             if rule.id == rule_id:
                 return rule.description or rule.message or ""
     for budget in pack.budgets:

@@ -99,6 +99,10 @@ def evaluate(
         evaluation = _evaluate(
             pack, action, role, amount_minor, cited_reason, activation, prior_minor
         )
+        if action.reviews and evaluation.outcome is not Outcome.DENY:
+            evaluation = _reviewed(
+                pack, action, role, actor_is_ai, activation, evaluation, amount_minor + prior_minor
+            )
     except EvaluationError as exc:
         return Evaluation(
             outcome=Outcome.ROUTE,
@@ -215,6 +219,57 @@ def _evaluate(
     return Evaluation(
         outcome=Outcome.ROUTE, rules=rules, reason=reason, required_role=target, deciding=[reason]
     )
+
+
+def _reviewed(
+    pack: PolicyPack,
+    action: ActionPolicy,
+    role: Role,
+    actor_is_ai: bool,
+    activation: Any,
+    evaluation: Evaluation,
+    whole_minor: int,
+) -> Evaluation:
+    """The outcome once the action's reviews are read: a person must decide where one holds.
+
+    A review that holds turns an allowed case into a route, to its `by` role (or the role the
+    case already needed, when higher). A person of that role or above (the proposer, or an
+    approver re-checking it) is that review: for them it changes nothing, as a review without
+    `by` changes nothing for any person.
+    """
+    holding = [
+        review
+        for review in action.reviews
+        if _check(review.when, activation) and _needs(pack, review, role, actor_is_ai)
+    ]
+    if not holding:
+        return evaluation
+    targets = [pack.role(review.by) or pack.highest_human for review in holding if review.by]
+    if evaluation.required_role is not None:
+        targets.append(evaluation.required_role)
+    elif not targets or evaluation.outcome.is_allowed:
+        # Allowed until now: the lowest person whose authority covers what the rules allowed.
+        targets.append(lowest_covering(pack, action.name, whole_minor))
+    return replace(
+        evaluation,
+        outcome=Outcome.ROUTE,
+        rules=[*evaluation.rules, *(review.id for review in holding)],
+        required_role=max(targets, key=lambda r: r.rank),
+        deciding=[*evaluation.deciding, *holding],
+        precedents=evaluation.precedents.model_copy(update={"applied": None})
+        if evaluation.precedents is not None
+        else None,
+    )
+
+
+def _needs(pack: PolicyPack, review: Rule, role: Role, actor_is_ai: bool) -> bool:
+    """Whether a review that holds needs someone other than this actor to decide the case."""
+    if actor_is_ai or role.is_ai:
+        return True
+    if review.by is None:
+        return False
+    reviewer = pack.role(review.by)
+    return reviewer is None or role.rank < reviewer.rank
 
 
 def entity_faults(

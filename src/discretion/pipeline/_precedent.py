@@ -51,6 +51,8 @@ def apply_precedent(
         and EXTENDS in evaluation.rules
         and evaluation.reason is not None
         and item.amount is not None
+        # A review that holds wants a person to decide: no precedent stands in for them.
+        and not any(rule.kind == "review" for rule in evaluation.deciding)
     )
     if not cited and not extendable:
         return evaluation

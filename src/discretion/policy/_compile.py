@@ -335,6 +335,7 @@ def compile_pack(
             "the pack needs at least one human role to route cases to", path=sources[0]
         )
     top_human = highest_human(roles).id
+    _check_reviewers(spec, roles, lines)
     budgets = tuple(
         _compile_budget(
             index, budget, spec, actions, roles, top_human, entities, lines, claim, base, zone
@@ -961,6 +962,22 @@ def _compile_band(
     return JudgeBand(min_minor=low, max_minor=high, clause=spec.clause or clause)
 
 
+def _check_reviewers(spec: PackSpec, roles: tuple[Role, ...], lines: LineMap) -> None:
+    """A review's `by` is a role people hold: an AI never decides a routed case."""
+    for action_id, action in spec.actions.items():
+        for index, review in enumerate(action.reviews):
+            role = next((r for r in roles if r.id == review.by), None)
+            if role is not None and role.is_ai:
+                source, line = lines.find(("actions", action_id, "reviews", index, "by"))
+                raise PolicyError(
+                    f"review names role {review.by!r}, which AI agents hold; a review is"
+                    " decided by a person: name a human role",
+                    path=source,
+                    line=line,
+                    rule_id=review.id,
+                )
+
+
 def _check_granted_by(
     rule_id: str,
     granted_by: list[str] | None,
@@ -1109,12 +1126,37 @@ def _compile_action(
                 precedent=precedent,
             )
         )
+    reviews = []
+    for index, review in enumerate(action.reviews):
+        loc = (*base, "reviews", index)
+        claim(review.id, loc)
+        if review.by is not None and review.by not in role_ids:
+            source, line = lines.find((*loc, "by"))
+            raise PolicyError(
+                f"review names role {review.by!r}, which the pack does not define;"
+                f" roles: {', '.join(role_ids)}",
+                path=source,
+                line=line,
+                rule_id=review.id,
+            )
+        reviews.append(
+            Rule(
+                id=review.id,
+                kind="review",
+                when=program(review.when, "bool", (*loc, "when"), review.id),
+                max_amount=None,
+                message=review.message,
+                description=review.description,
+                by=review.by,
+            )
+        )
     return ActionPolicy(
         name=action_id,
         reads=tuple(action.reads),
         standard=tuple(standard),
         hard_limits=tuple(hard_limits),
         exceptions=tuple(exceptions),
+        reviews=tuple(reviews),
         env=env,
         approval_sla=_sla(action.approval_sla, lines, (*base, "approval_sla"))
         if action.approval_sla is not None

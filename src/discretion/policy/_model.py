@@ -91,6 +91,8 @@ class Rule:
     its own, so an explanation can name the part that failed; empty for other rules."""
     rests_on: tuple[str, ...] = ()
     """The asserted facts (`asserted.<name>`) its `when` or `max_amount` reads."""
+    by: str | None = None
+    """For a review: the human role that must decide the case; any covering person when None."""
 
 
 ASSERTED = "asserted."
@@ -220,6 +222,13 @@ class ActionPolicy:
     screens: Screens | None = field(default=None, repr=False, compare=False)
     """Its rules' `when`s compiled together, to skip at once those that do not hold; rule by
     rule when None. Built last, once its rules are final."""
+    reviews: tuple[Rule, ...] = ()
+    """Conditions under which a person (of a role, when the review names one) must decide."""
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        """Every rule of the action: hard limits, standard rules, reasons and reviews."""
+        return (*self.hard_limits, *self.standard, *self.exceptions, *self.reviews)
 
     @property
     def reads_ledger(self) -> bool:
@@ -554,11 +563,7 @@ class PolicyPack:
 
     def rule_ids(self) -> list[str]:
         """Every rule id the pack defines: rules, hard limits, reasons and budgets."""
-        ids = [
-            rule.id
-            for action in self.actions.values()
-            for rule in (*action.hard_limits, *action.standard, *action.exceptions)
-        ]
+        ids = [rule.id for action in self.actions.values() for rule in action.rules]
         return ids + [b.id for b in self.budgets]
 
     def money(self, minor: int) -> Money:

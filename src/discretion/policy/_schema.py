@@ -32,6 +32,7 @@ __all__ = [
     "ReasonSpec",
     "RecordRef",
     "RecordSpec",
+    "ReviewSpec",
     "RoleSpec",
     "StandardRuleSpec",
     "ToolSpec",
@@ -307,6 +308,21 @@ class HardLimitSpec(BaseModel):
     message: str | None = None
 
 
+class ReviewSpec(BaseModel):
+    """A condition under which a person must decide the case, whatever else allows it."""
+
+    model_config = _MODEL
+
+    id: RuleId
+    when: str
+    """CEL: when this holds, the case is never allowed from code alone."""
+    by: str | None = None
+    """The human role that must decide it (or one above); any person whose authority covers
+    it when absent."""
+    description: str = ""
+    message: str | None = None
+
+
 class PrecedentPolicySpec(BaseModel):
     """Whether, and how, an exception granted for a reason may become citable precedent."""
 
@@ -427,6 +443,9 @@ class ActionSpec(BaseModel):
     standard: list[StandardRuleSpec] = []
     hard_limits: list[HardLimitSpec] = []
     exceptions: list[ReasonSpec] = []
+    reviews: list[ReviewSpec] = []
+    """Conditions under which a person (of a given role) must decide the case: read after the
+    hard limits, they turn what would be allowed into a route."""
     judge: JudgeBandSpec | bool | None = None
     """When the LLM judge reviews exceptions of this action whose reason does not say."""
     claims: ClaimsSpec | None = None
