@@ -71,6 +71,8 @@ def test_a_routed_case_reaches_a_real_receiver_signed_with_its_events(
         "case_id": "case-1",
         "order_id": "o-1",
         "opened_at": NOW.isoformat().replace("+00:00", "Z"),
+        # The shop pack's 24 h approval SLA, from the decision's own record.
+        "due_at": (NOW + timedelta(hours=24)).isoformat().replace("+00:00", "Z"),
         "link": f"https://discretion.acme.test/ui/approvals/{decision.id}",
     }
     assert opened["ledger"]["hash"] == decision.lineage_hash

@@ -380,9 +380,12 @@ class SqlTransaction:
         decision = record.decision
         at = to_us(decision.decided_at)
         opened = _approvals.values(opens) if opens is not None else None
-        if opened is not None:
+        body = record.body()
+        if opens is not None and opened is not None:
             self.touch("approvals", opened["id"], opened)
-        body = self._binding(record.body())
+            # When the case it opens must be decided by: `approval.opened` events carry it.
+            body["approval"] = {"role": opens.required_role, "due_at": opens.due_at.isoformat()}
+        body = self._binding(body)
         # Each member's canonical JSON once (the snapshot's is made already): the decision's
         # also makes the row's body below. Every member is finite: a decision's model refuses
         # NaN, the proposal was parsed, the bindings are digests.

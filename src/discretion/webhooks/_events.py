@@ -147,6 +147,9 @@ class ApprovalOpened(_Model):
     """The order it concerns."""
     opened_at: datetime
     """When it was routed."""
+    due_at: datetime | None = None
+    """When it expires unless someone decides it (None for a case recorded before the ledger
+    held it)."""
     link: str
     """The case's page on the approver desk (absolute when the server knows its public URL)."""
 
@@ -295,7 +298,9 @@ def events_of(
         decision = Decision.model_validate(body["decision"])
         found = [event("decision.recorded", _recorded(decision))]
         if decision.outcome is Outcome.ROUTE:
-            found.append(event("approval.opened", _opened(decision, link(decision.id))))
+            due = (body.get("approval") or {}).get("due_at")
+            opened = _opened(decision, link(decision.id), due)
+            found.append(event("approval.opened", opened))
         return found
     if kind in _EXECUTIONS:
         finished = ExecutionFinished(
@@ -325,7 +330,7 @@ def _recorded(decision: Decision) -> DecisionRecorded:
     )
 
 
-def _opened(decision: Decision, link: str) -> ApprovalOpened:
+def _opened(decision: Decision, link: str, due_at: str | None = None) -> ApprovalOpened:
     entities = decision.entities
     return ApprovalOpened(
         approval_id=decision.id,
@@ -339,6 +344,7 @@ def _opened(decision: Decision, link: str) -> ApprovalOpened:
         case_id=entities.get("case"),
         order_id=entities.get("order"),
         opened_at=decision.decided_at,
+        due_at=datetime.fromisoformat(due_at) if due_at is not None else None,
         link=link,
     )
 

@@ -22,6 +22,7 @@ _LABELS = (
     ("role", "role"),
     ("action", "action"),
     ("amount", "amount"),
+    ("due_at", "due"),
     ("reason", "reason"),
     ("customer_id", "customer"),
     ("case_id", "case"),
