@@ -143,10 +143,7 @@ def over_budget(
             *(b.message for b in exceeded if b.message),
         ],
         "notes": [*evaluation.notes, "a budget for this kind of exposure is used up"],
-        # A precedent only counts as used when the exception it justified stands.
-        "precedents": evaluation.precedents.model_copy(update={"applied": None})
-        if evaluation.precedents is not None
-        else None,
+        "precedents": evaluation.unapplied(),
     }
     if any(b.on_exceed == "deny" for b in exceeded):
         return replace(evaluation, outcome=Outcome.DENY, required_role=None, **changes)

@@ -58,15 +58,11 @@ def answer_faults(
     ]
     contradicted = any(check.rule == CONTRADICTS for check in failed)
     nobody_above = not any(r.rank > role.rank and not r.is_ai for r in pack.roles)
-    precedents = evaluation.precedents
     changes: dict[str, Any] = {
         "judge": record,
         "causes": [*evaluation.causes, *(fault.cause for fault in faults)],
         "notes": [*evaluation.notes, *notes],
-        # A precedent only counts as used when the exception it justified stands.
-        "precedents": precedents.model_copy(update={"applied": None})
-        if precedents is not None
-        else None,
+        "precedents": evaluation.unapplied(),
         "fallback": None,
     }
     if evaluation.outcome is Outcome.DENY:

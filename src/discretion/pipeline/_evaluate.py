@@ -245,21 +245,33 @@ def _reviewed(
     if not holding:
         return evaluation
     targets = [pack.role(review.by) or pack.highest_human for review in holding if review.by]
-    if evaluation.required_role is not None:
-        targets.append(evaluation.required_role)
-    elif not targets or evaluation.outcome.is_allowed:
-        # Allowed until now: the lowest person whose authority covers what the rules allowed.
-        targets.append(lowest_covering(pack, action.name, whole_minor))
+    # Allowed until now: a person who could have allowed it, too.
+    targets.append(
+        evaluation.required_role or _lowest_to_allow(pack, action, evaluation, whole_minor)
+    )
     return replace(
         evaluation,
         outcome=Outcome.ROUTE,
         rules=[*evaluation.rules, *(review.id for review in holding)],
         required_role=max(targets, key=lambda r: r.rank),
         deciding=[*evaluation.deciding, *holding],
-        precedents=evaluation.precedents.model_copy(update={"applied": None})
-        if evaluation.precedents is not None
-        else None,
+        precedents=evaluation.unapplied(),
     )
+
+
+def _lowest_to_allow(
+    pack: PolicyPack, action: ActionPolicy, evaluation: Evaluation, whole_minor: int
+) -> Role:
+    """The lowest human role that may allow what the rules allowed; the top rung when none may.
+
+    Under the same standard rule, or granting the same exception reason.
+    """
+    found: tuple[Role, Rule] | None
+    if evaluation.reason is not None:
+        found = lowest_exception_role(pack, action.name, [evaluation.reason], whole_minor)
+    else:
+        found = lowest_standard_role(pack, action.name, evaluation.deciding, whole_minor)
+    return found[0] if found is not None else pack.highest_human
 
 
 def _needs(pack: PolicyPack, review: Rule, role: Role, actor_is_ai: bool) -> bool:
@@ -310,9 +322,7 @@ def zero_amount(pack: PolicyPack, action: str, evaluation: Evaluation) -> Evalua
             *evaluation.causes,
             "the amount is zero: a tool may read it as the whole amount, so a person decides",
         ],
-        precedents=evaluation.precedents.model_copy(update={"applied": None})
-        if evaluation.precedents is not None
-        else None,
+        precedents=evaluation.unapplied(),
     )
 
 
@@ -331,18 +341,11 @@ def two_approvals(
     rules = [*evaluation.rules, TWO_APPROVALS]
     if evaluation.outcome is Outcome.ROUTE:
         return replace(evaluation, rules=rules)
-    found: tuple[Role, Rule] | None
-    if evaluation.reason is not None:
-        found = lowest_exception_role(pack, action.name, [evaluation.reason], whole_minor)
-    else:
-        found = lowest_standard_role(pack, action.name, evaluation.deciding, whole_minor)
     return replace(
         evaluation,
         outcome=Outcome.ROUTE,
         rules=rules,
-        required_role=found[0] if found is not None else pack.highest_human,
+        required_role=_lowest_to_allow(pack, action, evaluation, whole_minor),
         causes=[*evaluation.causes, "above this amount, two people must approve"],
-        precedents=evaluation.precedents.model_copy(update={"applied": None})
-        if evaluation.precedents is not None
-        else None,
+        precedents=evaluation.unapplied(),
     )

@@ -318,7 +318,6 @@ def _lower(
     for fault in faults:
         if fault.rule not in rules:
             rules.append(fault.rule)
-    precedents = evaluation.precedents
     return replace(
         evaluation,
         outcome=Outcome.ROUTE,
@@ -326,9 +325,6 @@ def _lower(
         required_role=lowest_above(pack, action, role, evaluation.reason, amount_minor),
         causes=[*evaluation.causes, *(fault.cause for fault in faults)],
         judge=record,
-        # A precedent only counts as used when the exception it justified stands.
-        precedents=precedents.model_copy(update={"applied": None})
-        if precedents is not None
-        else None,
+        precedents=evaluation.unapplied(),
         fallback=None,
     )

@@ -39,3 +39,11 @@ class Evaluation:
     facts could not be assembled (the ids as named then stand)."""
     ledger: LedgerFacts | None = None
     """The totals it read from the ledger (and its cumulative authority), when it read any."""
+
+    def unapplied(self) -> PrecedentUse | None:
+        """Its precedents with none applied: for an outcome that no longer allows.
+
+        A precedent only counts as used when the exception it justified stands.
+        """
+        precedents = self.precedents
+        return precedents.model_copy(update={"applied": None}) if precedents is not None else None

@@ -34,7 +34,6 @@ def cap_assertions(
     if not over:
         return evaluation
     over = list(dict.fromkeys(over))
-    precedents = evaluation.precedents
     return replace(
         evaluation,
         outcome=Outcome.ROUTE,
@@ -48,9 +47,6 @@ def cap_assertions(
                 for name in over
             ),
         ],
-        # A precedent only counts as used when the exception it justified stands.
-        precedents=precedents.model_copy(update={"applied": None})
-        if precedents is not None
-        else None,
+        precedents=evaluation.unapplied(),
         fallback=None,
     )
