@@ -122,7 +122,7 @@ def test_the_second_approver_grants_at_most_what_the_first_did(tmp_path: Path) -
     g.approvals.approve(
         routed.id, approver=TINA, note="part of it", amount=Money.of("700.00", "USD")
     )
-    with pytest.raises(ProposalError, match="more than"):
+    with pytest.raises(ProposalError, match=r"more than the USD 700\.00 the first approver"):
         g.approvals.approve(
             routed.id, approver=TOM, note="all of it", amount=Money.of("900.00", "USD")
         )

@@ -409,7 +409,11 @@ class Approvals:
             decision = self._decision(tx, row.id)
             endorsed = _endorsed(row, decision, approver, precedent)
             requested = row.requested
-            granted = self._granted(row, endorsed or requested, amount)
+            granted = (
+                self._granted(row, endorsed, amount, upto="the first approver granted")
+                if endorsed is not None
+                else self._granted(row, requested, amount)
+            )
             proposal = row.proposal
             self._check_digest(row, decision, proposal)
             checked = guard.pipeline.recheck(
@@ -524,7 +528,13 @@ class Approvals:
             )
 
     @staticmethod
-    def _granted(row: ApprovalRow, requested: Money | None, amount: Money | None) -> Money | None:
+    def _granted(
+        row: ApprovalRow,
+        requested: Money | None,
+        amount: Money | None,
+        *,
+        upto: str = "asked for",
+    ) -> Money | None:
         if amount is None:
             return requested
         if requested is None:
@@ -538,7 +548,7 @@ class Approvals:
             )
         if amount.amount > requested.amount:
             raise ProposalError(
-                f"amount: {amount} is more than the {requested} asked for; an approver may only"
+                f"amount: {amount} is more than the {requested} {upto}; an approver may only"
                 " lower it",
                 field="amount",
             )
