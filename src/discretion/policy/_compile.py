@@ -354,17 +354,16 @@ def compile_pack(
                 )
         counted = [actions[a] for a in sorted(total.actions)] if total.actions else actions.values()
         for arg_name in total.args:
-            for counted_action in counted:
-                arg = counted_action.args.get(arg_name)
-                if arg is None or arg.type not in ("string", "int"):
-                    source, line = lines.find(("totals", name, "args"))
-                    raise PolicyError(
-                        f"total {name!r} is kept per argument {arg_name!r}, which action"
-                        f" {counted_action.name!r} does not declare as a string or int argument;"
-                        " declare it in the action's args, or name the actions the total counts",
-                        path=source,
-                        line=line,
-                    )
+            lacking = _lacking_key_argument(counted, arg_name)
+            if lacking is not None:
+                source, line = lines.find(("totals", name, "args"))
+                raise PolicyError(
+                    f"total {name!r} is kept per argument {arg_name!r}, which action"
+                    f" {lacking!r} does not declare as a string or int argument;"
+                    " declare it in the action's args, or name the actions the total counts",
+                    path=source,
+                    line=line,
+                )
         known = sorted({r.id for action in counted for r in action.exceptions})
         for reason_id in sorted(total.reasons or ()):
             if reason_id not in known:
@@ -963,19 +962,26 @@ def _compile_band(
 
 
 def _check_reviewers(spec: PackSpec, roles: tuple[Role, ...], lines: LineMap) -> None:
-    """A review's `by` is a role people hold: an AI never decides a routed case."""
+    """A review's `by` is a role of the pack that people hold: an AI never decides a case."""
     for action_id, action in spec.actions.items():
         for index, review in enumerate(action.reviews):
+            if review.by is None:
+                continue
             role = next((r for r in roles if r.id == review.by), None)
-            if role is not None and role.is_ai:
-                source, line = lines.find(("actions", action_id, "reviews", index, "by"))
-                raise PolicyError(
-                    f"review names role {review.by!r}, which AI agents hold; a review is"
-                    " decided by a person: name a human role",
-                    path=source,
-                    line=line,
-                    rule_id=review.id,
+            if role is None:
+                problem = (
+                    f"review names role {review.by!r}, which the pack does not define;"
+                    f" roles: {', '.join(r.id for r in roles)}"
                 )
+            elif role.is_ai:
+                problem = (
+                    f"review names role {review.by!r}, which AI agents hold; a review is"
+                    " decided by a person: name a human role"
+                )
+            else:
+                continue
+            source, line = lines.find(("actions", action_id, "reviews", index, "by"))
+            raise PolicyError(problem, path=source, line=line, rule_id=review.id)
 
 
 def _check_granted_by(
@@ -1130,15 +1136,6 @@ def _compile_action(
     for index, review in enumerate(action.reviews):
         loc = (*base, "reviews", index)
         claim(review.id, loc)
-        if review.by is not None and review.by not in role_ids:
-            source, line = lines.find((*loc, "by"))
-            raise PolicyError(
-                f"review names role {review.by!r}, which the pack does not define;"
-                f" roles: {', '.join(role_ids)}",
-                path=source,
-                line=line,
-                rule_id=review.id,
-            )
         reviews.append(
             Rule(
                 id=review.id,
@@ -1520,6 +1517,18 @@ def _compile_role(
     )
 
 
+def _lacking_key_argument(actions: Iterable[ActionPolicy], name: str) -> str | None:
+    """The first of `actions` that does not declare `name` as a string or int argument.
+
+    A budget or a total kept per an argument reads it from every action it counts.
+    """
+    for action in actions:
+        arg = action.args.get(name)
+        if arg is None or arg.type not in ("string", "int"):
+            return action.name
+    return None
+
+
 def _key_parts(
     budget: BudgetSpec,
     spec: PackSpec,
@@ -1547,15 +1556,15 @@ def _key_parts(
         if part == "order":
             _need_entity(entities, "order", f"budget {budget.id!r}", lines, (*loc, "key"))
         if part.startswith(ARGS_PREFIX):
-            name = part.removeprefix(ARGS_PREFIX)
-            for action_id in counted:
-                arg = actions[action_id].args.get(name)
-                if arg is None or arg.type not in ("string", "int"):
-                    fail(
-                        f"budget is kept per {part!r}, which action {action_id!r} does not"
-                        " declare as a string or int argument; declare it in the action's args,"
-                        " or name the actions the budget counts"
-                    )
+            lacking = _lacking_key_argument(
+                (actions[a] for a in counted), part.removeprefix(ARGS_PREFIX)
+            )
+            if lacking is not None:
+                fail(
+                    f"budget is kept per {part!r}, which action {lacking!r} does not"
+                    " declare as a string or int argument; declare it in the action's args,"
+                    " or name the actions the budget counts"
+                )
         elif "." in part:
             field = spec.context.get(part)
             kind = field.type if isinstance(field, FieldSpec) else field
@@ -1629,7 +1638,6 @@ def _compile_budget(
     window, calendar = _counting_window(budget.window, zone, lines, (*loc, "window"))
     return Budget(
         id=budget.id,
-        key=", ".join(parts),
         parts=parts,
         window=window,
         calendar=calendar,

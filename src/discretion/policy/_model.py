@@ -339,8 +339,6 @@ class Budget(Windowed):
     """A compiled budget."""
 
     id: str
-    key: str
-    """What it is kept per, as the pack says it (`order, args.sku`)."""
     parts: tuple[str, ...]
     """Each of `customer`, `order`, `case` (resolved records), `actor`, `organisation`, a fact,
     or a declared argument (`args.<name>`): one budget per combination of their values."""
@@ -353,6 +351,11 @@ class Budget(Windowed):
     message: str | None
     limits: Mapping[str, int] = field(default_factory=dict)
     """Per role of the proposing actor, a limit in minor units instead of `limit_minor`."""
+
+    @property
+    def key(self) -> str:
+        """What it is kept per, as the pack says it (`order, args.sku`)."""
+        return ", ".join(self.parts)
 
     def applies(self, action: str, outcome: str) -> bool:
         """Whether a decision of `outcome` on `action` counts against this budget."""
