@@ -16,6 +16,7 @@ from typing import Any
 from discretion.decision import Outcome, Reservation
 from discretion.lineage import canonical_json
 from discretion.pipeline._assemble import Resolved
+from discretion.pipeline._ledger import key_text
 from discretion.pipeline._state import Evaluation
 from discretion.policy import ARGS_PREFIX, NEXT_ABOVE, Budget, PolicyPack, Role
 from discretion.store import SqlTransaction
@@ -52,10 +53,8 @@ def _value(part: str, keys: BudgetKeys) -> str | None:
         case _:
             # A fact's or an argument's value, as given; none when it has no value.
             if part.startswith(ARGS_PREFIX):
-                value = keys.args.get(part.removeprefix(ARGS_PREFIX))
-            else:
-                value = keys.facts.get(part)
-            return None if value is None or isinstance(value, bool) else str(value)
+                return key_text(keys.args.get(part.removeprefix(ARGS_PREFIX)))
+            return key_text(keys.facts.get(part))
 
 
 def budget_key(budget: Budget, keys: BudgetKeys) -> str | None:

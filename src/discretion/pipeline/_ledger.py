@@ -25,7 +25,7 @@ from discretion.pipeline._normalise import Normalised
 from discretion.policy import ActionPolicy, PolicyPack, Total
 from discretion.store import TotalQuery
 
-__all__ = ["CUMULATIVE", "LedgerFacts", "read_ledger", "recorded_keys"]
+__all__ = ["CUMULATIVE", "LedgerFacts", "key_text", "read_ledger", "recorded_keys"]
 
 CUMULATIVE = "cumulative"
 """The name the cumulative authority's own total is read and recorded under."""
@@ -123,8 +123,11 @@ def _reads(
     )
 
 
-def _text(value: Any) -> str | None:
-    """A string or int argument as its key's text; None when it has no value."""
+def key_text(value: Any) -> str | None:
+    """A string or int fact or argument as the text a total or budget is keyed by.
+
+    None when it has no value.
+    """
     return None if value is None or isinstance(value, bool) else str(value)
 
 
@@ -132,7 +135,7 @@ def _matched(names: tuple[str, ...], args: Mapping[str, Any]) -> tuple[tuple[str
     """The call's values of the arguments a total is kept per; None when one has none."""
     matched: list[tuple[str, str]] = []
     for name in names:
-        text = _text(args.get(name))
+        text = key_text(args.get(name))
         if text is None:
             return None
         matched.append((name, text))
@@ -164,7 +167,7 @@ def recorded_keys(pack: PolicyPack, item: Normalised) -> dict[str, str] | None:
     )
     if not names:
         return None
-    keys = {name: text for name in names if (text := _text(item.args.get(name))) is not None}
+    keys = {name: text for name in names if (text := key_text(item.args.get(name))) is not None}
     return keys or None
 
 
