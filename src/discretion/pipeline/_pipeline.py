@@ -454,20 +454,17 @@ class Pipeline:
             evaluation = apply_precedent(
                 item.pack, self.precedents, item, snapshot, evaluation, now, prior_minor=prior
             )
+        whole = (item.amount.minor if item.amount is not None else 0) + prior
         if item.pack.asserted:
             # An allowed case resting on an assertion above what it unlocks goes to a person.
             evaluation = cap_assertions(
-                item.pack,
-                evaluation,
-                action=item.action_name,
-                role=item.role,
-                amount_minor=(item.amount.minor if item.amount is not None else 0) + prior,
+                item.pack, evaluation, action=item.action_name, role=item.role, amount_minor=whole
             )
         if item.amount is None:
             return evaluation
         if item.amount.minor == 0:
             return zero_amount(item.pack, action.name, evaluation)
-        return two_approvals(item.pack, action, evaluation, item.amount.minor + prior)
+        return two_approvals(item.pack, action, evaluation, whole)
 
     def _settle(
         self,
