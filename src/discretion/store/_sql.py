@@ -379,12 +379,13 @@ class SqlTransaction:
         """
         decision = record.decision
         at = to_us(decision.decided_at)
-        opened = _approvals.values(opens) if opens is not None else None
         body = record.body()
-        if opens is not None and opened is not None:
+        opened: dict[str, Any] | None = None
+        if opens is not None:
+            opened = _approvals.values(opens)
             self.touch("approvals", opened["id"], opened)
             # When the case it opens must be decided by: `approval.opened` events carry it.
-            body["approval"] = {"role": opens.required_role, "due_at": opens.due_at.isoformat()}
+            body["approval"] = {"due_at": opens.due_at.isoformat()}
         body = self._binding(body)
         # Each member's canonical JSON once (the snapshot's is made already): the decision's
         # also makes the row's body below. Every member is finite: a decision's model refuses
