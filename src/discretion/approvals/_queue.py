@@ -127,19 +127,15 @@ def _record(
     )
 
 
-def _endorsed(
-    row: ApprovalRow, decision: Decision, approver: Actor, precedent: PrecedentSpec | None
-) -> Money | None:
-    """The amount the first of two approvers granted, when this approval is the second.
+def _endorsed(row: ApprovalRow, approver: Actor, precedent: PrecedentSpec | None) -> Money | None:
+    """For a case that needs two approvals: what the first granted, when this is the second.
 
-    None when the case needs one approval, or this is the first of two.
+    None when this is the first of two.
 
     Raises:
         ApprovalError: the first approver approves again.
         ProposalError: the first of two sets a precedent (the second one does).
     """
-    if TWO_APPROVALS not in decision.rules:
-        return None
     first = row.endorsement
     if first is None:
         if precedent is not None:
@@ -407,7 +403,8 @@ class Approvals:
         with self._pending(approval_id, now) as (tx, row):
             self._check_may_decide(pack, row, approver, role, "approve")
             decision = self._decision(tx, row.id)
-            endorsed = _endorsed(row, decision, approver, precedent)
+            needs_two = TWO_APPROVALS in decision.rules
+            endorsed = _endorsed(row, approver, precedent) if needs_two else None
             requested = row.requested
             granted = (
                 self._granted(row, endorsed, amount, upto="the first approver granted")
@@ -427,8 +424,7 @@ class Approvals:
                 is_edited=granted != requested,
                 now=now,
             )
-            first_of_two = TWO_APPROVALS in decision.rules and row.endorsement is None
-            if first_of_two:
+            if needs_two and row.endorsement is None:
                 # The first of two: it holds for this approver, and waits for a second.
                 endorsement = {
                     "by": approver.id,
