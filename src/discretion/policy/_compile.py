@@ -984,6 +984,11 @@ def _check_reviewers(spec: PackSpec, roles: tuple[Role, ...], lines: LineMap) ->
             raise PolicyError(problem, path=source, line=line, rule_id=review.id)
 
 
+def _roles(granted_by: list[str] | None) -> frozenset[str] | None:
+    """A rule's `granted_by` as the compiled rule holds it: every role when None."""
+    return frozenset(granted_by) if granted_by is not None else None
+
+
 def _check_granted_by(
     rule_id: str,
     granted_by: list[str] | None,
@@ -1076,42 +1081,36 @@ def _compile_action(
             text=text,
         )
 
+    def rule(kind: str, key: str, index: int, spec: Any, **extra: Any) -> Rule:
+        """One rule of the action: its id claimed, its `when` (and `max_amount`) compiled."""
+        loc = (*base, key, index)
+        claim(spec.id, loc)
+        limit = getattr(spec, "max_amount", None)
+        return Rule(
+            id=spec.id,
+            kind=kind,
+            when=program(spec.when, "bool", (*loc, "when"), spec.id),
+            max_amount=program(limit, "int", (*loc, "max_amount"), spec.id)
+            if limit is not None
+            else None,
+            message=spec.message,
+            description=spec.description,
+            **extra,
+        )
+
     standard = []
-    for index, rule in enumerate(action.standard):
-        loc = (*base, "standard", index)
-        claim(rule.id, loc)
-        _check_granted_by(rule.id, rule.granted_by, role_ids, lines, loc)
+    for index, spec in enumerate(action.standard):
+        _check_granted_by(spec.id, spec.granted_by, role_ids, lines, (*base, "standard", index))
         standard.append(
-            Rule(
-                id=rule.id,
-                kind="standard",
-                when=program(rule.when, "bool", (*loc, "when"), rule.id),
-                max_amount=program(rule.max_amount, "int", (*loc, "max_amount"), rule.id)
-                if rule.max_amount is not None
-                else None,
-                message=rule.message,
-                description=rule.description,
-                granted_by=frozenset(rule.granted_by) if rule.granted_by is not None else None,
-            )
+            rule("standard", "standard", index, spec, granted_by=_roles(spec.granted_by))
         )
-    hard_limits = []
-    for index, limit in enumerate(action.hard_limits):
-        loc = (*base, "hard_limits", index)
-        claim(limit.id, loc)
-        hard_limits.append(
-            Rule(
-                id=limit.id,
-                kind="hard_limit",
-                when=program(limit.when, "bool", (*loc, "when"), limit.id),
-                max_amount=None,
-                message=limit.message,
-                description=limit.description,
-            )
-        )
+    hard_limits = [
+        rule("hard_limit", "hard_limits", index, spec)
+        for index, spec in enumerate(action.hard_limits)
+    ]
     exceptions = []
     for index, reason in enumerate(action.exceptions):
         loc = (*base, "exceptions", index)
-        claim(reason.id, loc)
         _check_granted_by(reason.id, reason.granted_by, role_ids, lines, loc)
         precedent = (
             _compile_precedent(reason.id, reason.precedent, action, fields, role_ids, lines, loc)
@@ -1119,34 +1118,19 @@ def _compile_action(
             else None
         )
         exceptions.append(
-            Rule(
-                id=reason.id,
-                kind="exception",
-                when=program(reason.when, "bool", (*loc, "when"), reason.id),
-                max_amount=program(reason.max_amount, "int", (*loc, "max_amount"), reason.id)
-                if reason.max_amount is not None
-                else None,
-                message=reason.message,
-                description=reason.description,
-                granted_by=frozenset(reason.granted_by) if reason.granted_by is not None else None,
+            rule(
+                "exception",
+                "exceptions",
+                index,
+                reason,
+                granted_by=_roles(reason.granted_by),
                 precedent=precedent,
             )
         )
-    reviews = []
-    for index, review in enumerate(action.reviews):
-        loc = (*base, "reviews", index)
-        claim(review.id, loc)
-        reviews.append(
-            Rule(
-                id=review.id,
-                kind="review",
-                when=program(review.when, "bool", (*loc, "when"), review.id),
-                max_amount=None,
-                message=review.message,
-                description=review.description,
-                by=review.by,
-            )
-        )
+    reviews = [
+        rule("review", "reviews", index, spec, by=spec.by)
+        for index, spec in enumerate(action.reviews)
+    ]
     return ActionPolicy(
         name=action_id,
         reads=tuple(action.reads),
