@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from conftest import refund
 from discretion import Guard
@@ -26,6 +27,8 @@ from discretion.decision import ClaimCheck, JudgeRecord
 from discretion.lineage import canonical_json, canonical_members, digest
 from discretion.money import Money
 from discretion.store import SqlStore
+from discretion.store._bindings import _STATE, row_digest
+from discretion.store._schema import approvals
 
 JSON = st.recursive(
     st.none()
@@ -153,3 +156,30 @@ def test_a_snapshots_json_is_the_same_by_exact_type_and_by_subclass() -> None:
         "h.none": None,
     }
     assert snapshot.canonical == canonical_json(dict(snapshot.data))
+
+
+def test_a_routes_approval_is_bound_by_the_digest_its_row_reads_back_to(
+    make_guard: Callable[..., Guard], store: SqlStore
+) -> None:
+    """The approval a route opens is digested from the state the writer built (the fast,
+    finite path) and its proposal column reuses the record's JSON; both must be exactly what
+    the row, read back from the table, digests to and what the record holds."""
+    decision = make_guard().decide(refund("80.00"))
+    assert decision.outcome.value == "route"
+    [entry] = store.history(decision.id)
+    body = json.loads(entry.body)
+    [(table, key, bound)] = body["binds"]
+    assert (table, key) == ("approvals", decision.id)
+    with store.engine.connect() as connection:
+        row = connection.execute(select(approvals).where(approvals.c.id == decision.id)).one()
+    state = dict(row._mapping)
+    assert state["proposal"] == canonical_json(body["proposal"])
+    assert row_digest("approvals", state) == bound
+    assert row_digest("approvals", state, finite=True) == bound
+
+
+def test_bound_tables_name_their_columns_as_plain_text() -> None:
+    """SQLAlchemy's `quoted_name` is a `str` subclass orjson refuses as a key: a row's state
+    keyed by it went to the standard encoder on every route."""
+    for columns in _STATE.values():
+        assert all(type(name) is str for name in columns)

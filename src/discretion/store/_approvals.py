@@ -128,8 +128,12 @@ def _row(row: Any) -> ApprovalRow:
     )
 
 
-def values(row: ApprovalRow) -> dict[str, Any]:
-    """An approval's columns, as the table keeps them."""
+def values(row: ApprovalRow, *, proposal_json: str | None = None) -> dict[str, Any]:
+    """An approval's columns, as the table keeps them.
+
+    `proposal_json`: the canonical JSON of `row.proposal` when the caller made it already (a
+    route's decision record holds the same proposal).
+    """
     requested = row.requested
     return {
         "id": row.id,
@@ -145,7 +149,7 @@ def values(row: ApprovalRow) -> dict[str, Any]:
         "currency": requested.currency if requested is not None else None,
         "approved_minor": row.approved.minor if row.approved is not None else None,
         "tool": row.tool,
-        "proposal": canonical_json(row.proposal),
+        "proposal": canonical_json(row.proposal) if proposal_json is None else proposal_json,
         "policy_version": row.policy_version,
         "opened_us": to_us(row.opened_at),
         "due_us": to_us(row.due_at),

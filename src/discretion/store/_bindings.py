@@ -74,7 +74,8 @@ Every record that binds a row is about the row itself or, for an execution, its 
 """
 
 _STATE = {
-    name: tuple(c.name for c in table.columns if c.name != "ledger_hash")
+    # Plain `str` names: SQLAlchemy's `quoted_name` sends orjson to the standard encoder.
+    name: tuple(str(c.name) for c in table.columns if c.name != "ledger_hash")
     for name, (table, _) in BOUND.items()
 }
 _VERIFIED_MAX = 100_000
@@ -86,14 +87,18 @@ _LATER = frozenset({"endorsement"})
 digests recorded before them still hold."""
 
 
-def row_digest(table: str, values: Mapping[str, Any]) -> str:
-    """The SHA-256 of a row's state: every column but `ledger_hash`, as canonical JSON."""
+def row_digest(table: str, values: Mapping[str, Any], *, finite: bool = False) -> str:
+    """The SHA-256 of a row's state: every column but `ledger_hash`, as canonical JSON.
+
+    `finite`: the state was built by discretion (ints and text; see `canonical_json`), not
+    read back from the table, where an edit could have left a float no column declares.
+    """
     state = {
         name: values[name]
         for name in _STATE[table]
         if name not in _LATER or values[name] is not None
     }
-    return value_digest(state)
+    return value_digest(state, finite=finite)
 
 
 def statements(dialect_name: str) -> dict[str, Any]:

@@ -380,9 +380,13 @@ class SqlTransaction:
         decision = record.decision
         at = to_us(decision.decided_at)
         body = record.body()
+        # The proposal's canonical JSON once: a route's approval keeps the same proposal.
+        proposal = canonical_json(body["proposal"], finite=True)
         opened: dict[str, Any] | None = None
         if opens is not None:
-            opened = _approvals.values(opens)
+            opened = _approvals.values(
+                opens, proposal_json=proposal if opens.proposal == body["proposal"] else None
+            )
             self.touch("approvals", opened["id"], opened)
             # When the case it opens must be decided by: `approval.opened` events carry it.
             body["approval"] = {"due_at": opens.due_at.isoformat()}
@@ -391,10 +395,13 @@ class SqlTransaction:
         # also makes the row's body below. Every member is finite: a decision's model refuses
         # NaN, the proposal was parsed, the bindings are digests.
         context = record.context_json
+        made = (
+            {"proposal": proposal}
+            if context is None
+            else {"proposal": proposal, "context": context}
+        )
         members = {
-            name: context
-            if name == "context" and context is not None
-            else canonical_json(value, finite=True)
+            name: made[name] if name in made else canonical_json(value, finite=True)
             for name, value in body.items()
         }
         text = canonical_members(members)
@@ -469,7 +476,11 @@ class SqlTransaction:
                     raise StoreError(f"{table} row {key!r} vanished before it was recorded")
                 names = [column[0] for column in found.description]
                 values = dict(zip(names, row, strict=True))
-            binds.append([table, key, row_digest(table, values)])
+                digest = row_digest(table, values)
+            else:
+                # The writer's own state: its columns are ints and text.
+                digest = row_digest(table, values, finite=True)
+            binds.append([table, key, digest])
         return {**body, "binds": binds}
 
     def _bound(self, body: Mapping[str, Any], record: str) -> None:
