@@ -135,3 +135,24 @@ def test_an_unknown_time_zone_or_calendar_unit_is_refused_at_load(tmp_path: Path
     path.write_text(PACK.replace("calendar month", "calendar fortnight"), encoding="utf-8")
     with pytest.raises(PolicyError, match="window"):
         load_pack(path)
+
+
+def test_a_grant_made_at_local_midnight_exactly_counts_in_the_period_it_opens(
+    tmp_path: Path,
+) -> None:
+    """A calendar period includes its start: a grant at 00:00:00 was in neither day while the
+    start was excluded, so the day's budget and total both missed it."""
+    # 00:00:00 on 1 November in Berlin (23:00 UTC on 31 October): a new day and a new month.
+    clock = FakeClock(datetime(2026, 10, 31, 23, 0, tzinfo=UTC))
+    g = guard(tmp_path, clock)
+    assert g.decide(credit("40.00", "midnight")).outcome is Outcome.ALLOW
+    clock.advance(seconds=1)
+    # The same day: its total holds the midnight credit, so the standard rule does not hold.
+    again = g.decide(credit("5.00", "after"))
+    assert again.outcome is Outcome.DENY
+    assert again.rules[0] == "discretion.not-standard"
+    clock.advance(days=1)
+    # The next day: the month's budget holds the midnight credit's 40.00 against 50.00.
+    over = g.decide(credit("40.00", "next-day"))
+    assert over.outcome is Outcome.ROUTE
+    assert over.rules == ["credit.first-today", "budget.monthly"]

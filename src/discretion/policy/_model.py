@@ -320,6 +320,10 @@ class Calendar:
         return f"calendar {self.unit}"
 
 
+_TICK = timedelta(microseconds=1)
+"""The ledger's resolution: times are kept in whole microseconds."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Windowed:
     """What counts over a window: a budget, a total, cumulative authority."""
@@ -330,8 +334,15 @@ class Windowed:
     """The calendar period it counts in, when its window is one."""
 
     def since(self, now: datetime) -> datetime:
-        """Where its window, ending `now`, begins: the period's start, or `now - window`."""
-        return self.calendar.start(now) if self.calendar is not None else now - self.window
+        """The moment its window, ending `now`, follows: what happened after it counts.
+
+        A rolling window is `(now - window, now]`: a grant made exactly `window` ago is out.
+        A calendar period includes its start, `[start, now]`: a grant made at midnight exactly
+        is the new day's, so the moment before it (the ledger keeps microseconds) is returned.
+        """
+        if self.calendar is not None:
+            return self.calendar.start(now) - _TICK
+        return now - self.window
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
