@@ -103,7 +103,7 @@ def check_budgets(
     # proposal's): minor units of two currencies are never added.
     currency = pack.currency if len(pack.accepts) > 1 else None
     for budget in pack.budgets:
-        if not budget.applies(action, outcome.value):
+        if not budget.applies(action, outcome.value, keys.role.id):
             continue
         key = budget_key(budget, keys)
         if key is None:

@@ -1591,12 +1591,31 @@ def _compile_budget(
                 rule_id=budget.id,
             )
     parts = _key_parts(budget, spec, actions, entities, lines, loc, where)
+    known = [r.id for r in roles]
+    for role_id in budget.roles or []:
+        if role_id not in known:
+            raise PolicyError(
+                f"budget counts role {role_id!r}, which the pack does not define;"
+                f" roles: {', '.join(known)}",
+                path=where[0],
+                line=where[1],
+                rule_id=budget.id,
+            )
     limits: dict[str, int] = {}
     for role_id, text in budget.limits.items():
-        if not any(r.id == role_id for r in roles):
+        if role_id not in known:
             raise PolicyError(
                 f"budget limits name role {role_id!r}, which the pack does not define;"
-                f" roles: {', '.join(r.id for r in roles)}",
+                f" roles: {', '.join(known)}",
+                path=where[0],
+                line=where[1],
+                rule_id=budget.id,
+            )
+        if budget.roles is not None and role_id not in budget.roles:
+            raise PolicyError(
+                f"budget limits name role {role_id!r}, whose proposals it does not count"
+                f" (roles: {', '.join(budget.roles)}); add the role to its roles or drop the"
+                " limit",
                 path=where[0],
                 line=where[1],
                 rule_id=budget.id,
@@ -1629,6 +1648,7 @@ def _compile_budget(
             budget.limit, currency, spec, lines, (*loc, "limit"), what="limit", where=where
         ),
         actions=frozenset(budget.actions) if budget.actions is not None else None,
+        roles=frozenset(budget.roles) if budget.roles is not None else None,
         outcomes=frozenset(budget.outcomes),
         on_exceed=budget.on_exceed,
         route_to=route_to,

@@ -356,6 +356,8 @@ class Budget(Windowed):
     limit_minor: int
     actions: frozenset[str] | None
     outcomes: frozenset[str]
+    roles: frozenset[str] | None = None
+    """The roles whose proposals it counts and caps; every role when None."""
     on_exceed: str
     route_to: str
     """A role id, or `next_above` (the lowest human role above the actor)."""
@@ -368,9 +370,13 @@ class Budget(Windowed):
         """What it is kept per, as the pack says it (`order, args.sku`)."""
         return ", ".join(self.parts)
 
-    def applies(self, action: str, outcome: str) -> bool:
-        """Whether a decision of `outcome` on `action` counts against this budget."""
-        return (self.actions is None or action in self.actions) and outcome in self.outcomes
+    def applies(self, action: str, outcome: str, role: str) -> bool:
+        """Whether a decision of `outcome` on `action`, proposed under `role`, counts here."""
+        return (
+            (self.actions is None or action in self.actions)
+            and outcome in self.outcomes
+            and (self.roles is None or role in self.roles)
+        )
 
     def limit_for(self, role: str) -> int:
         """The limit, in minor units, for a decision proposed under `role`."""

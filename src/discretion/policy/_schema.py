@@ -511,6 +511,8 @@ class BudgetSpec(BaseModel):
     """Per role of the proposing actor, a limit instead of `limit`."""
     actions: list[str] | None = None
     """The actions it counts; all when absent."""
+    roles: Annotated[list[str], Field(min_length=1)] | None = None
+    """The roles whose proposals it counts and caps; every role when absent."""
     outcomes: list[Literal["allow", "allow_exception", "route"]] = ["allow", "allow_exception"]
     """The outcomes whose amounts it counts."""
     on_exceed: Literal["route", "deny"] = "route"
