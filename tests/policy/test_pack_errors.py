@@ -127,3 +127,43 @@ def test_a_cel_type_error_over_a_decimal_says_it_is_a_scaled_int(tmp_path):
         "hint: customer.uptime is a decimal of 2 places, so CEL sees it as an int of 1/100:"
         " 1.5 is 150. Compare with the scaled whole number (`customer.uptime < 9990` for 99.9)"
     )
+
+
+def test_a_field_the_pack_declares_but_the_action_does_not_read_says_add_it_to_reads(tmp_path):
+    message, path, text = error_of(
+        tmp_path,
+        ("when: customer.tier == 'gold'", "when: customer.tier == 'gold' && order.total > 0"),
+    )
+    assert message.startswith(f"{path}:{line_of(text, 'order.total > 0')}")
+    assert "field 'order.total' in" in message
+    assert message.endswith(
+        "is declared by the pack, but this action does not read it; add it to the action's reads"
+    )
+
+
+def test_a_function_cel_does_not_have_is_called_an_unknown_function(tmp_path):
+    message, _, _ = error_of(
+        tmp_path, ("when: customer.tier == 'gold'", "when: math.sum([1, 2]) > 0")
+    )
+    assert "unknown function math.sum() in 'math.sum([1, 2]) > 0'" in message
+    assert "unknown field" not in message
+
+
+@pytest.mark.parametrize(
+    ("literal", "hint"),
+    [
+        ("duration('30d')", "duration('48h') for two days"),
+        ("timestamp('2026-01-01')", "timestamp('2026-01-01T00:00:00Z')"),
+    ],
+)
+def test_a_duration_or_timestamp_cel_cannot_read_is_refused_at_load(tmp_path, literal, hint):
+    """`duration('30d')` type-checks, then fails on every decision: refused where it is written."""
+    message, path, text = error_of(
+        tmp_path,
+        ("now - order.delivered_at <= duration('720h')", f"now - order.delivered_at <= {literal}")
+        if literal.startswith("duration")
+        else ("now - order.delivered_at <= duration('720h')", f"now >= {literal}"),
+    )
+    assert message.startswith(f"{path}:{line_of(text, literal)}, rule 'refund-within-30-days':")
+    assert f"{literal} in " in message
+    assert hint in message

@@ -175,6 +175,9 @@ def _evaluate(
         )
 
     rules = ["discretion.not-standard"]
+    if not action.exceptions and cited_reason is None:
+        # Nothing to cite: the agent is told the action has no exceptions, not to cite one.
+        return Evaluation(outcome=Outcome.DENY, rules=[*rules, "discretion.no-exceptions"])
     cited = action.reason(cited_reason) if cited_reason is not None else None
     if (
         cited is not None

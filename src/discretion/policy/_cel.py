@@ -9,7 +9,7 @@ CEL resolves as identifiers. Money is an `int` of minor units: CEL has no decima
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,8 +146,9 @@ def _extensions(business: BusinessDays) -> list[Any]:
     """CEL's extension libraries a pack's expressions may use, and discretion's own functions.
 
     `cel.bind` to name a value once, `math.greatest` / `math.least` and the rest of `math`, the
-    string functions (`lowerAscii`, `split`, `trim`, ...), and `businessDays(from, to)` on the
-    pack's calendar. Each is pure: it reads only its arguments (and the pack).
+    string functions (`lowerAscii`, `split`, `trim`, ...), `businessDays(from, to)` on the
+    pack's calendar, and `sum(list)` of ints (money in minor units). Each is pure: it reads
+    only its arguments (and the pack).
     """
     days = cel.FunctionDecl(
         "businessDays",
@@ -160,15 +161,58 @@ def _extensions(business: BusinessDays) -> list[Any]:
             )
         ],
     )
+    total = cel.FunctionDecl(
+        "sum",
+        [cel.Overload("sum_list_int", cel.Type.INT, [cel.Type.List(cel.Type.INT)], impl=_sum)],
+    )
     return [
         ExtBindings(),
         ExtMath(),
         ExtStrings(),
         cel.CelExtension("discretion.business_days", [days]),
+        cel.CelExtension("discretion.sum", [total]),
     ]
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _sum(values: list[int]) -> int:
+    """`sum(list)`: the ints added up (0 for none); beyond CEL's 64-bit ints it is an error."""
+    total = sum(values)
+    if not _INT64[0] <= total <= _INT64[1]:
+        raise OverflowError("sum() overflows a 64-bit int")
+    return total
+
+
 _UNDECLARED = re.compile(r"undeclared reference to '([^']+)'")
+_LITERAL_CALL = re.compile(r"\b(duration|timestamp)\(\s*('[^'\\]*'|\"[^\"\\]*\")\s*\)")
+"""`duration('48h')` or `timestamp("2026-01-01T00:00:00Z")` on a literal: checked at load."""
+_LITERALS = cel.NewEnv(variables={})
+"""Where such a literal call is evaluated alone, to refuse at load one CEL cannot read."""
+_LITERAL_HINT = {
+    "duration": "CEL's durations are written in h, m, s, ms, us and ns: duration('48h') for"
+    " two days, duration('720h') for thirty",
+    "timestamp": "CEL's timestamps are RFC 3339 with a UTC offset:"
+    " timestamp('2026-01-01T00:00:00Z')",
+}
+
+
+def _unknown(name: str, source: str, declared: list[str], unread: Collection[str]) -> str:
+    """What an undeclared reference in `source` most likely is, in the pack's words."""
+    call = re.search(rf"\b{re.escape(name)}\s*\.\s*([A-Za-z_]\w*)\s*\(", source)
+    if call is not None:
+        return (
+            f"unknown function {name}.{call.group(1)}() in {source!r}; the functions a rule may"
+            " call are CEL's own, its math and strings extensions (math.greatest, math.least,"
+            " lowerAscii, ...), cel.bind, businessDays() and sum()"
+        )
+    if name in unread:
+        return (
+            f"field {name!r} in {source!r} is declared by the pack, but this action does not"
+            " read it; add it to the action's reads"
+        )
+    return f"unknown field {name!r} in {source!r}; declared: {', '.join(sorted(declared))}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,11 +237,13 @@ class CelProgram:
         line: int | None,
         rule_id: str,
         text: str | None = None,
+        unread: Collection[str] = (),
     ) -> CelProgram:
         """Compile `source` in `env`; it must produce `result` (`bool` or `int`).
 
         `text`, when given, is what is compiled (`source` with `has()` rewritten, see
-        `rewrite_presence`); errors quote `source`, as the pack author wrote it.
+        `rewrite_presence`); errors quote `source`, as the pack author wrote it. `unread`: the
+        pack's fields the expression's action does not read, named as such when used.
         """
         compiled = text if text is not None else source
         try:
@@ -206,15 +252,23 @@ class CelProgram:
             detail = str(exc).removeprefix("INVALID_ARGUMENT: ").strip()
             missing = _UNDECLARED.search(detail)
             if missing:
-                message = (
-                    f"unknown field {missing.group(1)!r} in {source!r};"
-                    f" declared: {', '.join(sorted(declared))}"
-                )
+                message = _unknown(missing.group(1), source, declared, unread)
             else:
                 message = f"CEL expression {source!r} does not compile: {detail}"
             raise PolicyError(
                 message, path=path, line=line, rule_id=rule_id, expression=source
             ) from None
+        for call in _LITERAL_CALL.finditer(compiled):
+            value = _LITERALS.compile(call.group(0)).eval(_LITERALS.Activation({}))
+            if value.type() == cel.Type.ERROR:
+                raise PolicyError(
+                    f"{call.group(0)} in {source!r} is not a {call.group(1)} CEL can read;"
+                    f" {_LITERAL_HINT[call.group(1)]}",
+                    path=path,
+                    line=line,
+                    rule_id=rule_id,
+                    expression=source,
+                )
         expected = _RESULT_TYPES[result]
         if program.return_type() != expected:
             raise PolicyError(

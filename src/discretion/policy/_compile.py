@@ -1050,6 +1050,7 @@ def _compile_action(
         **{AMOUNTS_PREFIX + name: "money" for name in amounts},
     }
     declared = list(variables)
+    unread = frozenset(fields) - frozenset(variables)
     absent = _may_be_absent(action, fields, args)
     env = new_env(
         {**variables, **{PRESENCE_PREFIX + name: "bool" for name in absent}}, records, business
@@ -1079,6 +1080,7 @@ def _compile_action(
             line=line,
             rule_id=rule_id,
             text=text,
+            unread=unread,
         )
 
     def rule(kind: str, key: str, index: int, spec: Any, **extra: Any) -> Rule:
