@@ -171,3 +171,58 @@ def test_a_review_that_cannot_be_kept_is_refused_with_its_line(
     with pytest.raises(PolicyError, match=message) as raised:
         load_pack(path)
     assert raised.value.line is not None
+
+
+ONLY = PACK.replace(
+    "        by: trust_safety\n", "        by: trust_safety\n        only: true\n", 1
+)
+"""The fraud review decided by Trust & Safety alone: a manager's rank does not stand in."""
+
+
+@pytest.mark.parametrize(
+    ("actor", "outcome", "role"),
+    [
+        (BOT, Outcome.ROUTE, "trust_safety"),
+        (TINA, Outcome.ROUTE, "trust_safety"),
+        (TESS, Outcome.ALLOW, None),  # the reviewing role itself
+        (MIA, Outcome.ROUTE, "trust_safety"),  # above it, and still not the review
+    ],
+)
+def test_a_review_only_its_role_decides_is_not_satisfied_by_a_higher_rank(
+    tmp_path: Path, actor: Actor, outcome: Outcome, role: str | None
+) -> None:
+    decision = guard(tmp_path, ONLY, **{"customer.fraud_score": 90}).decide(refund(actor=actor))
+    assert (decision.outcome, decision.required_role) == (outcome, role)
+
+
+def test_a_review_only_its_role_decides_routes_to_it_whatever_the_amount(tmp_path: Path) -> None:
+    decision = guard(
+        tmp_path,
+        ONLY,
+        **{"customer.fraud_score": 90, "order.total": {"amount": "3000.00", "currency": "USD"}},
+    ).decide(refund("2000.00"))
+    assert decision.required_role == "trust_safety"
+    assert decision.rules[-1] == "fraud-review"
+
+
+def test_only_the_reviewing_role_itself_approves_a_case_only_it_decides(tmp_path: Path) -> None:
+    g = guard(tmp_path, ONLY, **{"customer.fraud_score": 90})
+    routed = g.decide(refund())
+    with pytest.raises(ApprovalError):
+        g.approvals.approve(routed.id, approver=MIA, note="I outrank them")
+    assert g.approvals.get(routed.id).status is ApprovalStatus.PENDING
+    approved = g.approvals.approve(routed.id, approver=TESS, note="score explained")
+    assert approved.status is ApprovalStatus.APPROVED
+
+
+def test_only_without_a_role_is_refused_at_load(tmp_path: Path) -> None:
+    path = tmp_path / "pack.yaml"
+    path.write_text(
+        PACK.replace(
+            "when: customer.first_order\n", "when: customer.first_order\n        only: true\n"
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(PolicyError, match="names no role") as raised:
+        load_pack(path)
+    assert raised.value.line is not None

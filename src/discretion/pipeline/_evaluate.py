@@ -238,7 +238,8 @@ def _reviewed(
     A review that holds turns an allowed case into a route, to its `by` role (or the role the
     case already needed, when higher). A person of that role or above (the proposer, or an
     approver re-checking it) is that review: for them it changes nothing, as a review without
-    `by` changes nothing for any person.
+    `by` changes nothing for any person. A review `only` its role decides goes to that role
+    whatever the amount, and no other rank stands in for it.
     """
     holding = [
         review
@@ -247,16 +248,22 @@ def _reviewed(
     ]
     if not holding:
         return evaluation
-    targets = [pack.role(review.by) or pack.highest_human for review in holding if review.by]
-    # Allowed until now: a person who could have allowed it, too.
-    targets.append(
-        evaluation.required_role or _lowest_to_allow(pack, action, evaluation, whole_minor)
-    )
+    only = [review for review in holding if review.only]
+    if only:
+        # Its role, and no other: a higher rank would not be the review.
+        required = pack.role(only[0].by or "") or pack.highest_human
+    else:
+        targets = [pack.role(review.by) or pack.highest_human for review in holding if review.by]
+        # Allowed until now: a person who could have allowed it, too.
+        targets.append(
+            evaluation.required_role or _lowest_to_allow(pack, action, evaluation, whole_minor)
+        )
+        required = max(targets, key=lambda r: r.rank)
     return replace(
         evaluation,
         outcome=Outcome.ROUTE,
         rules=[*evaluation.rules, *(review.id for review in holding)],
-        required_role=max(targets, key=lambda r: r.rank),
+        required_role=required,
         deciding=[*evaluation.deciding, *holding],
         precedents=evaluation.unapplied(),
     )
@@ -283,6 +290,8 @@ def _needs(pack: PolicyPack, review: Rule, role: Role, actor_is_ai: bool) -> boo
         return True
     if review.by is None:
         return False
+    if review.only:
+        return role.id != review.by
     reviewer = pack.role(review.by)
     return reviewer is None or role.rank < reviewer.rank
 

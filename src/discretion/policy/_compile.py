@@ -966,6 +966,14 @@ def _check_reviewers(spec: PackSpec, roles: tuple[Role, ...], lines: LineMap) ->
     for action_id, action in spec.actions.items():
         for index, review in enumerate(action.reviews):
             if review.by is None:
+                if review.only:
+                    source, line = lines.find(("actions", action_id, "reviews", index, "only"))
+                    raise PolicyError(
+                        "only: true names no role: say which role alone decides the case (by)",
+                        path=source,
+                        line=line,
+                        rule_id=review.id,
+                    )
                 continue
             role = next((r for r in roles if r.id == review.by), None)
             if role is None:
@@ -1130,7 +1138,7 @@ def _compile_action(
             )
         )
     reviews = [
-        rule("review", "reviews", index, spec, by=spec.by)
+        rule("review", "reviews", index, spec, by=spec.by, only=spec.only)
         for index, spec in enumerate(action.reviews)
     ]
     return ActionPolicy(

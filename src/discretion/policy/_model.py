@@ -93,6 +93,8 @@ class Rule:
     """The asserted facts (`asserted.<name>`) its `when` or `max_amount` reads."""
     by: str | None = None
     """For a review: the human role that must decide the case; any covering person when None."""
+    only: bool = False
+    """For a review: `by` alone decides it, not the roles above it."""
 
 
 ASSERTED = "asserted."

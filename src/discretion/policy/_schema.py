@@ -319,6 +319,9 @@ class ReviewSpec(BaseModel):
     by: str | None = None
     """The human role that must decide it (or one above); any person whose authority covers
     it when absent."""
+    only: bool = False
+    """The `by` role alone is the review, not the roles above it: a team beside the ladder
+    (fraud, trust and safety, the account's manager) whose say no rank stands in for."""
     description: str = ""
     message: str | None = None
 
