@@ -221,7 +221,7 @@ def queries(
                         key=key,
                         since=cumulative.since(now),
                         outcomes=_ALLOWED,
-                        actions=(action.name,),
+                        actions=cumulative.actions,
                         actor_id=actor if cumulative.among == "actor" else None,
                         role=item.role.id if cumulative.among == "role" else None,
                         currency=currency,

@@ -287,6 +287,15 @@ def compile_pack(
             window, calendar = _counting_window(
                 action.cumulative.window, zone, lines, (*loc, "window")
             )
+            for index, other in enumerate(action.cumulative.actions):
+                if other not in spec.actions:
+                    source, line = lines.find((*loc, "actions", index))
+                    raise PolicyError(
+                        f"cumulative authority counts action {other!r}, which is not an action;"
+                        f" actions: {', '.join(spec.actions)}",
+                        path=source,
+                        line=line,
+                    )
             compiled = replace(
                 compiled,
                 cumulative=Cumulative(
@@ -294,6 +303,7 @@ def compile_pack(
                     window=window,
                     among=action.cumulative.among,
                     calendar=calendar,
+                    actions=tuple(dict.fromkeys([action_id, *action.cumulative.actions])),
                 ),
             )
         actions[action_id] = replace(

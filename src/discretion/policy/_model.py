@@ -418,6 +418,8 @@ class Cumulative(Windowed):
     per: str
     among: str
     """`role`, `actor` or `everyone`: whose allowed amounts count."""
+    actions: tuple[str, ...] = ()
+    """The actions whose allowed amounts count, this one first."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -245,6 +245,9 @@ class CumulativeSpec(BaseModel):
     """Whose allowed amounts count besides the actor's own: those of every actor holding the
     same role (a fleet of agents splitting one refund between them), the actor's alone, or
     everyone's."""
+    actions: list[str] = []
+    """Other actions whose allowed amounts on the same record count with this one's (a limit
+    per order across refunds, credits and fee refunds); this action's always count."""
 
 
 class TotalSpec(BaseModel):
