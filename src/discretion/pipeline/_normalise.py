@@ -183,7 +183,15 @@ def _read_args(
                     field=f"tool.arguments.{path}",
                 )
             continue
-        read[name] = _typed_argument(tool, path, arg, raw, currency)
+        value = _typed_argument(tool, path, arg, raw, currency)
+        if arg.values is not None and value not in arg.values:
+            allowed = ", ".join(repr(v) for v in arg.values)
+            raise ProposalError(
+                f"tool {tool!r} argument {path!r}: {value!r} is not one of the values the pack"
+                f" allows ({allowed})",
+                field=f"tool.arguments.{path}",
+            )
+        read[name] = value
     return read
 
 

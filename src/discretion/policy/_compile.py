@@ -1333,6 +1333,20 @@ def _compile_args(
         arg = item if isinstance(item, ArgSpec) else ArgSpec(type=item)
         loc = (*base, "args", name)
         _check_typed(arg, f"argument {name!r}", lines, loc)
+        for index, value in enumerate(arg.values or []):
+            element = {"string": str, "int": int}.get(arg.type if isinstance(arg.type, str) else "")
+            if element is None or type(value) is not element:
+                source, line = lines.find((*loc, "values", index))
+                raise PolicyError(
+                    f"argument {name!r} is a {arg.type}, but values lists {value!r};"
+                    + (
+                        f" list {arg.type} values only"
+                        if element is not None
+                        else " only a string or int argument takes a values list"
+                    ),
+                    path=source,
+                    line=line,
+                )
         if arg.type not in FIELD_TYPES:
             record, is_list = _record_of(arg.type, f"argument {name!r}", records, lines, loc)
             arg = RecordArgSpec(**arg.model_dump(), record=record, is_list=is_list)

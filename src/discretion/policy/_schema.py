@@ -120,6 +120,9 @@ class ArgSpec(BaseModel):
     """For a `decimal`: its decimal places, as for a context field."""
     signed: bool = False
     """For `money`: whether it may be below zero."""
+    values: Annotated[list[str | int], Field(min_length=1)] | None = None
+    """For a `string` or `int`: the values it may take (a call with another is refused); any
+    value of its type when absent."""
     description: str = ""
 
 
