@@ -117,6 +117,15 @@ def test_right_expectation_passes_and_exits_zero(tmp_path):
     assert result.exit_code == 0, result.stdout
 
 
+def test_a_case_needs_no_description(tmp_path):
+    suite = write_suite(
+        tmp_path,
+        [{"id": "bare", "proposal": REFUND_64, "expect": {"outcome": "allow"}}],
+    )
+    result = invoke("eval", str(suite))
+    assert result.exit_code == 0, result.stdout
+
+
 def test_missed_threshold_fails_although_every_case_passes(tmp_path):
     case = {
         "id": "refund-within-policy",

@@ -151,6 +151,20 @@ def test_mini_pack_loads(tmp_path):
     assert pack.actions["refund"].reads == ("order.total", "order.shipped_at")
 
 
+def test_unquoted_yaml_literals_are_read_as_the_cel_they_spell(tmp_path):
+    """`when: true` and `max_amount: 5000` are a YAML bool and int, not text: they are the CEL
+    expressions `true` and `5000`, not a schema error."""
+    text = mutate(
+        "max_amount: order.total / 5", "max_amount: 2500", mutate('when: "true"', "when: true")
+    )
+    pack = load_pack(write(tmp_path, text))
+    [goodwill] = [r for r in pack.actions["refund"].exceptions if r.id == "goodwill"]
+    assert goodwill.when is not None
+    assert goodwill.when.source == "true"
+    assert goodwill.max_amount is not None
+    assert goodwill.max_amount.source == "2500"
+
+
 # Folders and versions
 
 

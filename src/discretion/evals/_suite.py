@@ -131,7 +131,7 @@ class Case(BaseModel):
 
     id: CaseId
     """Unique in its suite."""
-    description: str
+    description: str = ""
     """The support situation in a sentence or two."""
     tags: list[str] = []
     """Edge-case categories, such as `at-limit` or `prompt-injection`."""

@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 __all__ = [
     "ActionAuthoritySpec",
@@ -39,6 +46,19 @@ __all__ = [
     "TotalSpec",
     "UnlocksSpec",
 ]
+
+
+def _cel_text(value: object) -> object:
+    """A CEL expression as YAML may write a literal one: `true`, `5000`, `1.5` unquoted."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return value
+
+
+Cel = Annotated[str, BeforeValidator(_cel_text)]
+"""A CEL expression; an unquoted YAML literal (`when: true`, `max_amount: 5000`) is its text."""
 
 _MODEL = ConfigDict(frozen=True, extra="forbid")
 
@@ -290,9 +310,9 @@ class StandardRuleSpec(BaseModel):
     model_config = _MODEL
 
     id: RuleId
-    when: str = "true"
+    when: Cel = "true"
     """CEL: the condition on context facts."""
-    max_amount: str | None = None
+    max_amount: Cel | None = None
     """CEL giving the largest amount, in minor units, this rule allows."""
     granted_by: list[str] | None = None
     """The only roles that may allow under it (each up to its standard authority); every role
@@ -308,7 +328,7 @@ class HardLimitSpec(BaseModel):
     model_config = _MODEL
 
     id: RuleId
-    when: str
+    when: Cel
     """CEL: when this holds, the action is denied."""
     description: str = ""
     message: str | None = None
@@ -320,7 +340,7 @@ class ReviewSpec(BaseModel):
     model_config = _MODEL
 
     id: RuleId
-    when: str
+    when: Cel
     """CEL: when this holds, the case is never allowed from code alone."""
     by: str | None = None
     """The human role that must decide it (or one above); any person whose authority covers
@@ -419,9 +439,9 @@ class ReasonSpec(BaseModel):
     model_config = _MODEL
 
     id: RuleId
-    when: str = "true"
+    when: Cel = "true"
     """CEL: the preconditions on context facts (never the actor's claims)."""
-    max_amount: str | None = None
+    max_amount: Cel | None = None
     """CEL giving the largest amount, in minor units, this reason can justify."""
     granted_by: list[str] | None = None
     """The roles that may grant it; every role with exception authority when absent."""
