@@ -180,3 +180,20 @@ def test_no_reason_cited_and_none_applies_names_every_reason(decide):
     assert "reason 'loyalty' does not apply" in decision.explanation
     assert "reason 'carrier-lost' does not apply" in decision.explanation
     assert "an exception needs the rationale to cite a reason" in decision.explanation
+
+
+def test_a_denial_names_why_each_standard_rule_does_not_allow_it(decide):
+    """No standard rule allowed the case: the agent is told which part of each failed, before
+    the reasons."""
+    decision = decide(refund("30.00"), facts())
+    assert decision.outcome is Outcome.DENY
+    explanation = decision.explanation
+    standard = explanation.index("standard rule 'within-30-days' does not apply: ")
+    assert "does not hold (order.delivered_at is" in explanation[standard:]
+    assert standard < explanation.index("reason 'loyalty' does not apply")
+
+
+def test_an_allowed_exception_does_not_explain_the_standard_rules(decide):
+    decision = decide(refund("30.00", reason="carrier-lost"), facts(**{"shipment.status": "lost"}))
+    assert decision.outcome is Outcome.ALLOW_EXCEPTION
+    assert "standard rule" not in decision.explanation

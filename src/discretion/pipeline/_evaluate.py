@@ -21,7 +21,7 @@ from discretion.authority import (
 )
 from discretion.decision import Outcome
 from discretion.pipeline._assemble import Resolved
-from discretion.pipeline._grounds import GROUND_RULES, failed_grounds
+from discretion.pipeline._grounds import GROUND_RULES, NOT_STANDARD, failed_grounds
 from discretion.pipeline._state import Evaluation
 from discretion.policy import (
     TWO_APPROVALS,
@@ -110,7 +110,9 @@ def evaluate(
             required_role=lowest_covering(pack, action.name, amount_minor),
             causes=[f"evaluation error: {exc}"],
         )
-    if any(rule in evaluation.rules for rule in GROUND_RULES):
+    if any(rule in evaluation.rules for rule in GROUND_RULES) or (
+        NOT_STANDARD in evaluation.rules and evaluation.outcome is not Outcome.ALLOW_EXCEPTION
+    ):
         evaluation.grounds = failed_grounds(
             pack,
             action,

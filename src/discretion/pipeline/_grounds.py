@@ -1,15 +1,16 @@
-"""Which ground failed: the explanation of a reason that does not apply, part by part.
+"""Which ground failed: the explanation of a rule that does not apply, part by part.
 
-A reason applies only if its `when` holds and the amount is within its `max_amount`. When the
-reason an actor cites does not apply, or none applies, the explanation names, for each reason,
-the first part of its `when` (a `Ground`, split at the top-level `&&` at load) that does not
-hold and the facts that part reads, with their values; or that the amount is above what the
-reason covers. Limits are never quoted when the pack keeps them private.
+A standard rule or a reason applies only if its `when` holds and the amount is within its
+`max_amount`. When no standard rule allows a case, and when the reason an actor cites does not
+apply, or none applies, the explanation names, for each such rule, the first part of its `when`
+(a `Ground`, split at the top-level `&&` at load) that does not hold and the facts that part
+reads, with their values; or that the amount is above what the rule covers. Limits are never
+quoted when the pack keeps them private.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -17,10 +18,13 @@ from typing import Any
 from discretion.money import Money, scaled
 from discretion.policy import ActionPolicy, EvaluationError, PolicyPack, Rule
 
-__all__ = ["GROUND_RULES", "MAX_REASONS", "failed_grounds"]
+__all__ = ["GROUND_RULES", "MAX_REASONS", "NOT_STANDARD", "failed_grounds"]
 
 GROUND_RULES = ("discretion.reason-not-applicable", "discretion.no-permitted-reason")
 """The rules whose generic sentence an explanation of the failed grounds replaces."""
+
+NOT_STANDARD = "discretion.not-standard"
+"""No standard rule allows the case: a denial or route names why each does not."""
 
 MAX_REASONS = 5
 """How many reasons an explanation names when none applies; a long pack is summed up."""
@@ -36,20 +40,38 @@ def failed_grounds(
     amount_minor: int,
     shown: Mapping[str, Any],
 ) -> list[str]:
-    """A sentence per reason that does not apply, for a decision whose `rules` say so."""
+    """A sentence per rule that does not apply, for a decision whose `rules` say so.
+
+    The standard rules first, when none allowed (`NOT_STANDARD`); then the reasons.
+    """
     reasons: list[Rule] = []
     if cited is not None and "discretion.reason-not-applicable" in rules:
         reasons.append(cited)
     if "discretion.no-permitted-reason" in rules:
         reasons += [r for r in action.exceptions if r is not cited]
+    standard = action.standard if NOT_STANDARD in rules else ()
+    return [
+        *_sentences(pack, standard, "standard rule", activation, amount_minor, shown),
+        *_sentences(pack, reasons, "reason", activation, amount_minor, shown),
+    ]
+
+
+def _sentences(
+    pack: PolicyPack,
+    rules: Sequence[Rule],
+    kind: str,
+    activation: Any,
+    amount_minor: int,
+    shown: Mapping[str, Any],
+) -> list[str]:
     sentences = [
         sentence
-        for reason in reasons
-        if (sentence := _why_not(pack, reason, activation, amount_minor, shown)) is not None
+        for rule in rules
+        if (sentence := _why_not(pack, rule, kind, activation, amount_minor, shown)) is not None
     ]
     if len(sentences) > MAX_REASONS:
         left = len(sentences) - MAX_REASONS
-        sentences = [*sentences[:MAX_REASONS], f"and {left} other reason(s) do not apply either"]
+        sentences = [*sentences[:MAX_REASONS], f"and {left} other {kind}(s) do not apply either"]
     return sentences
 
 
@@ -64,6 +86,7 @@ def _holds(program: Any, activation: Any) -> bool | None:
 def _why_not(
     pack: PolicyPack,
     reason: Rule,
+    kind: str,
     activation: Any,
     amount_minor: int,
     shown: Mapping[str, Any],
@@ -78,10 +101,10 @@ def _why_not(
     if failed:
         held, ground = min(failed, key=lambda pair: pair[0] is None)
         if ground.reads_amount and pack.private_limits:
-            return f"reason {reason.id!r} does not cover this amount"
+            return f"{kind} {reason.id!r} does not cover this amount"
         facts = ", ".join(_fact(name, shown) for name in ground.reads)
         verdict = "does not hold" if held is False else "cannot be decided"
-        return f"reason {reason.id!r} does not apply: {ground.source} {verdict}" + (
+        return f"{kind} {reason.id!r} does not apply: {ground.source} {verdict}" + (
             f" ({facts})" if facts else ""
         )
     if reason.max_amount is None:
@@ -89,12 +112,12 @@ def _why_not(
     try:
         bound = int(reason.max_amount.evaluate(activation))
     except EvaluationError:
-        return f"reason {reason.id!r}: what it can cover cannot be decided"
+        return f"{kind} {reason.id!r}: what it can cover cannot be decided"
     if amount_minor <= bound:
         return None
     if pack.private_limits:
-        return f"reason {reason.id!r} does not cover this amount"
-    return f"reason {reason.id!r} covers at most {pack.money(max(bound, 0))}"
+        return f"{kind} {reason.id!r} does not cover this amount"
+    return f"{kind} {reason.id!r} covers at most {pack.money(max(bound, 0))}"
 
 
 def _fact(name: str, shown: Mapping[str, Any]) -> str:

@@ -277,6 +277,7 @@ def compile_pack(
                 name for name in compiled.reads if name not in totals and name not in asserted
             ),
             claims=_compile_claims(spec.claims, action.claims),
+            standard=tuple(_with_grounds(rule, compiled) for rule in compiled.standard),
             exceptions=tuple(_with_grounds(rule, compiled) for rule in compiled.exceptions),
         )
         if asserted:
@@ -748,7 +749,7 @@ def _closing(text: str, opening: int) -> int:
 
 
 def _with_grounds(rule: Rule, action: ActionPolicy) -> Rule:
-    """An exception reason with its `when` split into grounds an explanation can name."""
+    """A standard rule or reason with its `when` split into grounds an explanation can name."""
     parts = split_conjuncts(rule.when.source)
     grounds = []
     for part in parts:
