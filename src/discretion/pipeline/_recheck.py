@@ -11,8 +11,8 @@ The LLM judge takes no part: the approver's judgment is what a routed case waits
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +29,7 @@ from discretion.pipeline._normalise import normalise, write_amount
 from discretion.pipeline._state import Evaluation
 from discretion.policy import PolicyPack, Role
 from discretion.proposal import Actor
-from discretion.store import SqlTransaction
+from discretion.store import SqlTransaction, TotalQuery
 
 __all__ = ["Recheck", "recheck"]
 
@@ -173,8 +173,12 @@ def recheck(
             )
         prior_minor = 0
         if action.reads_ledger:
-            # The ledger's totals, read in this transaction under their locks, as a decision.
-            ledger, unkeyed = read_ledger(tx.totals, item.pack, item, action, resolved, now)
+            # The ledger's totals, read in this transaction under their locks, as a decision,
+            # without this case: pending, it would count against itself.
+            def totals(queries: Sequence[TotalQuery]) -> list[int]:
+                return tx.totals([replace(query, exclude=approval_id) for query in queries])
+
+            ledger, unkeyed = read_ledger(totals, item.pack, item, action, resolved, now)
             if ledger.mixed and role.id != item.pack.highest_human.id:
                 # Amounts in two currencies cannot be added: only the top rung may judge it.
                 raise ApprovalError(

@@ -67,6 +67,8 @@ class TotalQuery:
     """Only exceptions made for these reasons; every decision when None."""
     args: tuple[tuple[str, str], ...] = ()
     """Only decisions whose declared arguments of these names had these values (`arg_keys`)."""
+    exclude: str | None = None
+    """A routed case left out (the one an approver re-checks: it is not its own history)."""
 
     def shape(self) -> tuple[Any, ...]:
         """What the statement depends on; the values it binds are not part of it."""
@@ -81,6 +83,7 @@ class TotalQuery:
             self.other,
             len(self.reasons) if self.reasons is not None else None,
             len(self.args),
+            self.exclude is not None,
         )
 
 
@@ -135,6 +138,8 @@ def _part(table: Any, query: TotalQuery, kind: str, at: str, dialect: str) -> Se
             approvals.c.opened_us > bindparam(f"since{at}"),
             _filter(approvals.c.status) == literal_column(f"'{kind}'"),
         ]
+        if query.exclude is not None:
+            where.append(_filter(approvals.c.id) != bindparam(f"exclude{at}"))
         amount = (
             func.coalesce(approvals.c.approved_minor, approvals.c.amount_minor)
             if kind == "approved"
@@ -213,6 +218,8 @@ def _values(query: TotalQuery, at: str, values: dict[str, Any]) -> None:
         values[f"role{at}"] = query.role
     if query.currency is not None:
         values[f"currency{at}"] = query.currency
+    if query.exclude is not None:
+        values[f"exclude{at}"] = query.exclude
     for index, (name, value) in enumerate(query.args):
         values[f"argname{at}_{index}"] = name
         values[f"arg{at}_{index}"] = value
