@@ -320,21 +320,22 @@ def entity_faults(
 
 
 def zero_amount(pack: PolicyPack, action: str, evaluation: Evaluation) -> Evaluation:
-    """The outcome of a call whose amount is zero: never allowed from code alone.
+    """The outcome of a call whose amount is zero: sent back, never allowed or routed.
 
     A tool that maps an amount moves money, and some payment APIs read a zero (or a missing)
-    amount as "in full": a zero the rules would allow goes to a person instead. A denial stands.
+    amount as "in full"; a zero is never what a policy grants, so the call is denied and the
+    agent told to send the amount it means. A denial by the rules stands as it is.
     """
-    if not evaluation.outcome.is_allowed:
+    if evaluation.outcome is Outcome.DENY:
         return evaluation
     return replace(
         evaluation,
-        outcome=Outcome.ROUTE,
+        outcome=Outcome.DENY,
         rules=[*evaluation.rules, "discretion.zero-amount"],
-        required_role=lowest_covering(pack, action, 0),
+        required_role=None,
         causes=[
             *evaluation.causes,
-            "the amount is zero: a tool may read it as the whole amount, so a person decides",
+            "the amount is zero, which a tool may read as the whole amount: send the amount meant",
         ],
         precedents=evaluation.unapplied(),
     )
