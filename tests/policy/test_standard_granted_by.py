@@ -144,3 +144,35 @@ def test_granted_by_names_roles_the_pack_defines(
         load_pack(path)
     assert raised.value.rule_id == "tax-correction"
     assert raised.value.line == 34  # the granted_by line
+
+
+WITH_EXCEPTION = (
+    PACK.replace(
+        '      credit: {standard: "100.00"}\n  - id: tier1',
+        '      credit: {standard: "100.00", exception: "20.00"}\n  - id: tier1',
+    )
+    + """    exceptions:
+      - id: long-time-customer
+        max_amount: "2000"
+"""
+)
+"""The AI may also grant a small 'long-time customer' exception."""
+
+
+def test_a_rule_only_other_roles_may_use_does_not_hide_the_exception_the_actor_cites(
+    tmp_path: Path,
+) -> None:
+    """The tax correction holds, but only for billing: the AI's own exception, which it cites
+    and may grant, still decides, instead of the case going to billing unread."""
+    g = guard(tmp_path, WITH_EXCEPTION)
+    proposal = credit("15.00")
+    proposal["rationale"] = {"reason": "long-time-customer"}
+    decision = g.decide(proposal)
+    assert decision.outcome is Outcome.ALLOW_EXCEPTION
+    assert decision.rules == ["discretion.not-standard", "long-time-customer"]
+    # Above what the exception covers, the rule for other roles routes as before.
+    proposal = credit("25.00", key="k2")
+    proposal["rationale"] = {"reason": "long-time-customer"}
+    routed = g.decide(proposal)
+    assert (routed.outcome, routed.required_role) == (Outcome.ROUTE, "billing")
+    assert routed.rules == ["tax-correction", "discretion.standard-role"]

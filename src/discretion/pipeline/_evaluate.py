@@ -152,10 +152,15 @@ def _evaluate(
             held.append(rule)
             if rule.granted_by is None or role.id in rule.granted_by:
                 break
+    cited = action.reason(cited_reason) if cited_reason is not None else None
     if held:
         standard = held[-1]
         if covers_standard(role, name, whole, standard):
             return Evaluation(outcome=Outcome.ALLOW, rules=[standard.id], deciding=[standard])
+        if cited is not None and _grants(role, name, cited, activation, amount_minor, whole):
+            # A rule only other roles may use, or one above the actor's standard limit, does
+            # not stand in the way of the exception the actor cites and may grant.
+            return _excepted(cited)
         # The actor may use the last rule read only when some rule admits its role.
         admitted = standard.granted_by is None or role.id in standard.granted_by
         found = lowest_standard_role(pack, name, held, whole)
@@ -180,22 +185,11 @@ def _evaluate(
     if not action.exceptions and cited_reason is None:
         # Nothing to cite: the agent is told the action has no exceptions, not to cite one.
         return Evaluation(outcome=Outcome.DENY, rules=[*rules, "discretion.no-exceptions"])
-    cited = action.reason(cited_reason) if cited_reason is not None else None
-    if (
-        cited is not None
-        and covers_exception(role, name, cited, whole)
-        and _check(cited.when, activation)
-        and _covers(cited, activation, amount_minor)
-    ):
+    if cited is not None and _grants(role, name, cited, activation, amount_minor, whole):
         # The reason the actor cites holds and its authority covers it: the other reasons are
         # not read (as standard rules after the one that matches are not), so a fact only they
         # need, without a value, does not stand in the way. They could only permit more.
-        return Evaluation(
-            outcome=Outcome.ALLOW_EXCEPTION,
-            rules=[*rules, cited.id],
-            reason=cited,
-            deciding=[cited],
-        )
+        return _excepted(cited)
     applicable = [
         r
         for r in _holding(action.exceptions, screens.exceptions if screens else None, activation)
@@ -223,6 +217,27 @@ def _evaluate(
         rules.append(reason.id)
     return Evaluation(
         outcome=Outcome.ROUTE, rules=rules, reason=reason, required_role=target, deciding=[reason]
+    )
+
+
+def _grants(
+    role: Role, action: str, reason: Rule, activation: Any, amount_minor: int, whole: int
+) -> bool:
+    """Whether `role` may grant `reason`: it holds and covers the amount, as does the authority."""
+    return (
+        covers_exception(role, action, reason, whole)
+        and _check(reason.when, activation)
+        and _covers(reason, activation, amount_minor)
+    )
+
+
+def _excepted(reason: Rule) -> Evaluation:
+    """An exception the actor cites and may grant: allowed as one."""
+    return Evaluation(
+        outcome=Outcome.ALLOW_EXCEPTION,
+        rules=["discretion.not-standard", reason.id],
+        reason=reason,
+        deciding=[reason],
     )
 
 
