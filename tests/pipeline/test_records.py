@@ -276,3 +276,14 @@ def test_every_member_of_a_record_is_present_even_at_its_zero_value(store, tmp_p
     guard = guard_with(store, load_pack(path), facts(**{"order.items": lines}))
     decision = guard.decide(refund("20.00", "hat-m", key="a"))
     assert (decision.outcome, decision.rules) == (Outcome.ALLOW, ["delivered-within-30-days"])
+
+
+def test_an_explanation_names_records_by_type_and_count_never_their_contents(store, pack):
+    """A ground over a list of records once printed each record's Python repr, every member
+    of every item included, to the agent."""
+    guard = guard_with(store, pack)
+    old = guard.decide(refund("30.00", "hat-m", key="c"))
+    assert "2 item records" in old.explanation
+    assert "Record(" not in old.explanation
+    assert "RecordType" not in old.explanation
+    assert "hat-l" not in old.explanation

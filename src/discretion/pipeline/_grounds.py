@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from discretion.money import Money, scaled
-from discretion.policy import ActionPolicy, EvaluationError, PolicyPack, Rule
+from discretion.policy import ActionPolicy, EvaluationError, PolicyPack, Record, RecordList, Rule
 
 __all__ = ["GROUND_RULES", "MAX_REASONS", "NOT_STANDARD", "failed_grounds"]
 
@@ -128,6 +128,13 @@ def _fact(name: str, shown: Mapping[str, Any]) -> str:
 
 
 def _value(value: Any) -> str:
+    # A record, or a list of them, is named by its type and count, never dumped: it may hold
+    # much, and more than the ground read.
+    if isinstance(value, Record):
+        return f"a {value.type.name} record"
+    if isinstance(value, RecordList):
+        kind = value[0].type.name if value else "such"
+        return f"{len(value)} {kind} record{'s' if len(value) != 1 else ''}"
     if isinstance(value, Money):
         return str(value)
     if isinstance(value, Decimal):
