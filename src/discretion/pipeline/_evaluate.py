@@ -87,6 +87,8 @@ def evaluate(
         "now": now,
         "actor.role": role.id,
         "actor.is_ai": actor_is_ai,
+        # The proposal's: the pack a decision is made on is its view in that currency.
+        "currency": pack.currency,
     }
     if args:
         data.update(args)

@@ -56,6 +56,7 @@ BUILTIN_VARIABLES: Mapping[str, str] = MappingProxyType(
         "now": "timestamp",
         "actor.role": "string",
         "actor.is_ai": "bool",
+        "currency": "string",
     }
 )
 """Variables every expression may read besides the action's declared fields."""
