@@ -226,3 +226,20 @@ def test_only_without_a_role_is_refused_at_load(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="names no role") as raised:
         load_pack(path)
     assert raised.value.line is not None
+
+
+def test_two_reviews_only_their_roles_decide_route_to_the_higher_and_say_so(
+    tmp_path: Path,
+) -> None:
+    text = ONLY.replace(
+        "      - id: first-order\n        when: customer.first_order\n",
+        "      - id: first-order\n        when: customer.first_order\n        by: tier1\n"
+        "        only: true\n",
+    )
+    decision = guard(
+        tmp_path, text, **{"customer.fraud_score": 90, "customer.first_order": True}
+    ).decide(refund())
+    assert decision.outcome is Outcome.ROUTE
+    # Listed order does not choose: the higher of the two roles does.
+    assert decision.required_role == "trust_safety"
+    assert any("no one person can approve it" in cause for cause in decision.causes)

@@ -268,9 +268,19 @@ def _reviewed(
     if not holding:
         return evaluation
     only = [review for review in holding if review.only]
+    causes = evaluation.causes
     if only:
         # Its role, and no other: a higher rank would not be the review.
-        required = pack.role(only[0].by or "") or pack.highest_human
+        roles = [pack.role(review.by or "") or pack.highest_human for review in only]
+        required = max(roles, key=lambda r: r.rank)
+        if len({r.id for r in roles}) > 1:
+            # No one person is every review: none can approve it here; it can be rejected.
+            causes = [
+                *causes,
+                "reviews only "
+                + " and ".join(sorted({r.id for r in roles}))
+                + " may each decide hold at once: no one person can approve it",
+            ]
     else:
         targets = [pack.role(review.by) or pack.highest_human for review in holding if review.by]
         # Allowed until now: a person who could have allowed it, too.
@@ -283,6 +293,7 @@ def _reviewed(
         outcome=Outcome.ROUTE,
         rules=[*evaluation.rules, *(review.id for review in holding)],
         required_role=required,
+        causes=causes,
         deciding=[*evaluation.deciding, *holding],
         precedents=evaluation.unapplied(),
     )
