@@ -18,7 +18,7 @@ from discretion import Guard, Outcome, SqlStore, load_pack
 from discretion.api import Tokens, create_app
 from discretion.context import SqliteCaseStore
 from discretion.decision import Verdict
-from discretion.errors import ContextError, ProposalError
+from discretion.errors import ContextError, PolicyError, ProposalError
 from discretion.judge import StaticJudge
 from discretion.money import Money
 from discretion.proposal import Actor
@@ -87,6 +87,25 @@ def test_an_unmapped_tool_is_denied_where_the_pack_denies_unknown_tools(
     )
     assert decision.outcome is Outcome.DENY
     assert decision.rules == ["discretion.unknown-action"]
+
+
+def test_an_unmapped_tool_routes_to_the_role_the_pack_names(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    pack = acme_pack_with(
+        tmp_path, "pack.yaml", "unknown_tools: route", "unknown_tools_route_to: tier1"
+    )
+    guard = acme_guard(store, pack=pack)
+    decision = guard.decide(unmapped("wire_transfer", {"amount": "5000.00"}, key="k-tier1"))
+    assert (decision.outcome, decision.required_role) == (Outcome.ROUTE, "tier1")
+    assert decision.rules == ["discretion.unknown-action"]
+
+
+def test_unknown_tools_route_only_to_a_human_role_of_the_pack(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="unknown_tools_route_to 'ai_agent' is not a human role"):
+        acme_pack_with(
+            tmp_path, "pack.yaml", "unknown_tools: route", "unknown_tools_route_to: ai_agent"
+        )
 
 
 def test_an_unmapped_tool_with_an_action_is_routed_over_http(store: SqlStore) -> None:

@@ -387,6 +387,15 @@ def compile_pack(
                     line=line,
                 )
     _check_ungoverned(spec, tools, lines)
+    route_to = spec.unknown_tools_route_to
+    if route_to is not None and not any(r.id == route_to and not r.is_ai for r in roles):
+        source, line = lines.find(("unknown_tools_route_to",))
+        raise PolicyError(
+            f"unknown_tools_route_to {route_to!r} is not a human role of the pack;"
+            f" human roles: {', '.join(r.id for r in roles if not r.is_ai)}",
+            path=source,
+            line=line,
+        )
     pack = PolicyPack(
         name=spec.pack,
         version=version,
@@ -395,6 +404,7 @@ def compile_pack(
         rates=rates,
         private_limits=spec.private_limits,
         unknown_tools=spec.unknown_tools,
+        unknown_route_to=route_to,
         fields=MappingProxyType(fields),
         roles=roles,
         actions=MappingProxyType(actions),

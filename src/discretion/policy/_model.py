@@ -477,6 +477,8 @@ class PolicyPack:
     """Settings of the LLM judge."""
     ungoverned_tools: tuple[str, ...] = ()
     """Read-only tools, by name or glob, that run without a decision."""
+    unknown_route_to: str | None = None
+    """The human role a call to a tool the pack does not map routes to; the highest when None."""
     entities: Mapping[str, Entity] = field(default_factory=dict)
     """The records a proposal names and how they relate; empty when the pack declares none."""
     totals: Mapping[str, Total] = field(default_factory=dict)

@@ -621,6 +621,8 @@ class PackSpec(BaseModel):
     unknown_tools: Literal["route", "deny"] = "route"
     """What a call to a tool the pack neither maps nor lists in `ungoverned_tools` gets. The
     integrations also refuse to wrap such a tool."""
+    unknown_tools_route_to: str | None = None
+    """The human role such a call routes to; the highest human role when absent."""
     ungoverned_tools: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = []
     """Read-only tools that run without a decision, by name or glob (`search_*`)."""
     entities: dict[EntityKind, EntitySpec] = {}
