@@ -161,8 +161,8 @@ def test_timestamp_decimal_and_signed_money_arguments_are_exact(store, pack):
         ),
         (
             {"booking": {"cabin": "economy"}},
-            "tool 'waive_change_fee' argument 'booking.nights' is missing; the pack's rules read"
-            " it (args.nights), so the call must carry it",
+            "tool 'waive_change_fee' argument 'booking.nights' is missing; the pack's action"
+            " declares it (args.nights) and not as optional, so the call must carry it",
         ),
         (
             {"miles": "1.25"},

@@ -178,8 +178,8 @@ def _read_args(
         if raw is None:
             if not arg.optional:
                 raise ProposalError(
-                    f"tool {tool!r} argument {path!r} is missing; the pack's rules read it"
-                    f" (args.{name}), so the call must carry it",
+                    f"tool {tool!r} argument {path!r} is missing; the pack's action declares it"
+                    f" (args.{name}) and not as optional, so the call must carry it",
                     field=f"tool.arguments.{path}",
                 )
             continue

@@ -624,7 +624,9 @@ def _compile_totals(
         if name in fields or name in BUILTIN_VARIABLES:
             source, line = lines.find(loc)
             raise PolicyError(
-                f"total {name!r} has the name of a context field; give it a name of its own",
+                f"total {name!r} has the name of a"
+                f" {'built-in variable' if name in BUILTIN_VARIABLES else 'context field'};"
+                " give it a name of its own",
                 path=source,
                 line=line,
             )
