@@ -15,7 +15,7 @@ from typing import Any
 from discretion.context import Snapshot
 from discretion.decision import ClaimCheck
 from discretion.money import Money
-from discretion.policy import ASSERTED, Rule
+from discretion.policy import ASSERTED, Record, Rule
 from discretion.proposal import Claim, Rationale
 
 __all__ = ["GROUNDED", "Fault", "Grounding", "ground"]
@@ -92,6 +92,28 @@ def _same_moment(fact: datetime, claimed: Any) -> bool:
     return moment.tzinfo is not None and moment == fact
 
 
+def _fact(snapshot: Snapshot, name: str) -> tuple[bool, Any]:
+    """The fact `name` names, or a member of a record fact (`line.device.liquid_damage`).
+
+    A member of a list of records names no one value, so it is not found.
+    """
+    values = snapshot.values
+    if name in values:
+        return True, values[name]
+    parts = name.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        head = ".".join(parts[:cut])
+        if head not in values:
+            continue
+        value = values[head]
+        for member in parts[cut:]:
+            if not isinstance(value, Record) or member not in value.values:
+                return False, None
+            value = value.values.get(member)
+        return True, value
+    return False, None
+
+
 def _check(claim: Claim, snapshot: Snapshot, action: str) -> tuple[str, str | None]:
     name, value = claim.field, claim.value
     if name.startswith(ASSERTED):
@@ -100,13 +122,13 @@ def _check(claim: Claim, snapshot: Snapshot, action: str) -> tuple[str, str | No
             f"claim {name}={value!r}: {name!r} is the agent's own assertion, not a fact the"
             " claim can be checked against"
         )
-    if name not in snapshot.values:
+    found, fact = _fact(snapshot, name)
+    if not found:
         held = ", ".join(sorted(snapshot.values)) or "(none)"
         return UNKNOWN, (
             f"claim {name}={value!r}: the facts of this {action} do not hold {name!r}, so it"
-            f" cannot be checked; claims may name: {held}"
+            f" cannot be checked; claims may name: {held}, or a member of a record among them"
         )
-    fact = snapshot.values[name]
     if fact is None:
         return UNKNOWN, f"claim {name}={value!r}: the facts hold no value for {name!r}"
     if not _agrees(fact, value):
