@@ -34,7 +34,7 @@ from discretion.policy import (
     Screen,
 )
 
-__all__ = ["entity_faults", "evaluate", "two_approvals", "zero_amount"]
+__all__ = ["entity_faults", "evaluate", "two_approvals"]
 
 
 def _check(program: CelProgram, activation: Any) -> Any:
@@ -344,28 +344,6 @@ def entity_faults(
         required_role=lowest_covering(pack, action, amount_minor),
         causes=causes,
         resolved=resolved,
-    )
-
-
-def zero_amount(pack: PolicyPack, action: str, evaluation: Evaluation) -> Evaluation:
-    """The outcome of a call whose amount is zero: sent back, never allowed or routed.
-
-    A tool that maps an amount moves money, and some payment APIs read a zero (or a missing)
-    amount as "in full"; a zero is never what a policy grants, so the call is denied and the
-    agent told to send the amount it means. A denial by the rules stands as it is.
-    """
-    if evaluation.outcome is Outcome.DENY:
-        return evaluation
-    return replace(
-        evaluation,
-        outcome=Outcome.DENY,
-        rules=[*evaluation.rules, "discretion.zero-amount"],
-        required_role=None,
-        causes=[
-            *evaluation.causes,
-            "the amount is zero, which a tool may read as the whole amount: send the amount meant",
-        ],
-        precedents=evaluation.unapplied(),
     )
 
 

@@ -530,6 +530,13 @@ def normalise(
                 f"amount: action {action_name!r} moves money but no amount was given{where}",
                 field="amount",
             )
+        if amount.amount == 0:
+            # Some payment APIs read a zero as "the whole amount": sent back like a negative.
+            raise ProposalError(
+                f"amount: {amount} is zero, and action {action_name!r} moves money; send the"
+                " amount it should move (a tool may read zero as the whole amount)",
+                field="amount",
+            )
         if amount.currency not in pack.accepts:
             if len(pack.accepts) == 1:
                 raise ProposalError(

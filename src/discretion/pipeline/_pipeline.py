@@ -31,7 +31,7 @@ from discretion.money import Money
 from discretion.pipeline._assemble import Facts, Resolved, assemble_facts, named
 from discretion.pipeline._budgets import BudgetCheck, BudgetKeys, check_budgets, over_budget
 from discretion.pipeline._currency import at_rate, mixed_currencies
-from discretion.pipeline._evaluate import entity_faults, evaluate, two_approvals, zero_amount
+from discretion.pipeline._evaluate import entity_faults, evaluate, two_approvals
 from discretion.pipeline._ledger import CUMULATIVE, LedgerFacts, read_ledger, recorded_keys
 from discretion.pipeline._normalise import Normalised, normalise
 from discretion.pipeline._precedent import apply_precedent, take_precedent
@@ -463,8 +463,6 @@ class Pipeline:
             )
         if item.amount is None:
             return evaluation
-        if item.amount.minor == 0:
-            return zero_amount(item.pack, action.name, evaluation)
         return two_approvals(item.pack, action, evaluation, whole)
 
     def _settle(

@@ -22,7 +22,6 @@ SYSTEM_RULES = {
     "discretion.cumulative-unkeyed": "authority is measured per record, but the proposal names"
     " none",
     "discretion.two-approvals": "above the action's two-approval amount: two people must approve",
-    "discretion.zero-amount": "the amount is zero, which a tool may read as the whole amount",
     "discretion.not-standard": "outside standard policy: an exception is needed",
     "discretion.no-exceptions": "outside standard policy, and the action permits no exceptions",
     "discretion.reason-unknown": "the rationale cites a reason the pack does not define",
