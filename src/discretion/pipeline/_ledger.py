@@ -186,7 +186,13 @@ def queries(
     # counts beside it what the same total holds in any other.
     currency = item.amount.currency if item.amount is not None and len(pack.accepts) > 1 else None
     for name, total, actions, reasons in _reads(pack, action):
-        key = actor if total.per == "actor" else resolved.get(total.per)
+        key = (
+            actor
+            if total.per == "actor"
+            else "*"
+            if total.per == "organisation"
+            else resolved.get(total.per)
+        )
         matched = _matched(total.args, item.args)
         if key is None or matched is None:
             unkeyed.append(name)

@@ -282,8 +282,9 @@ class TotalSpec(BaseModel):
     """`money` sums amounts (minor units in CEL); `int` counts decisions."""
     actions: list[str] | None = None
     """The actions it counts; all when absent."""
-    per: EntityKind | Literal["actor"]
-    """The record (or the actor) it is kept for: the resolved one, never an id the agent typed."""
+    per: EntityKind | Literal["actor", "organisation"]
+    """The record (or the actor) it is kept for: the resolved one, never an id the agent typed;
+    `organisation` for one total across everyone (three a day, across every customer)."""
     window: CountingWindow
     """How far back it counts, such as `90d` or `calendar year`."""
     outcomes: list[Literal["allow", "allow_exception", "pending", "approved"]] = [

@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 __all__ = ["TotalQuery", "lock_name", "run_totals"]
 
 _DECIDED = ("allow", "allow_exception")
-_PER = ("customer", "order", "case", "actor")
+_PER = ("customer", "order", "case", "actor", "organisation")
+ORGANISATION = "organisation"
+"""A total kept across everyone: no record's key narrows it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,9 +46,9 @@ class TotalQuery:
     """One running total to read."""
 
     per: str
-    """`customer`, `order`, `case` (the resolved record's id) or `actor`."""
+    """`customer`, `order`, `case` (the resolved record's id), `actor` or `organisation`."""
     key: str
-    """The record's (or actor's) id."""
+    """The record's (or actor's) id; `*` across the organisation."""
     since: datetime
     """Only what was decided (or opened) after this counts."""
     outcomes: frozenset[str]
@@ -119,13 +121,17 @@ def _matching(query: TotalQuery, at: str, dialect: str) -> list[Any]:
 
 
 def _part(table: Any, query: TotalQuery, kind: str, at: str, dialect: str) -> Select[Any] | None:
-    column = table.c.actor_id if query.per == "actor" else table.c[f"{query.per}_id"]
+    if query.per == ORGANISATION:
+        keyed: list[Any] = []  # across everyone: the window alone narrows it
+    else:
+        column = table.c.actor_id if query.per == "actor" else table.c[f"{query.per}_id"]
+        keyed = [column == bindparam(f"key{at}")]
     if table is decisions:
         wanted = [o for o in _DECIDED if o in query.outcomes]
         if not wanted:
             return None
         where = [
-            column == bindparam(f"key{at}"),
+            *keyed,
             decisions.c.decided_us > bindparam(f"since{at}"),
             decisions.c.outcome.in_([literal_column(f"'{o}'") for o in wanted]),
         ]
@@ -134,7 +140,7 @@ def _part(table: Any, query: TotalQuery, kind: str, at: str, dialect: str) -> Se
         if kind not in query.outcomes:
             return None
         where = [
-            column == bindparam(f"key{at}"),
+            *keyed,
             approvals.c.opened_us > bindparam(f"since{at}"),
             _filter(approvals.c.status) == literal_column(f"'{kind}'"),
         ]
