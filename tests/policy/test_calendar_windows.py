@@ -156,3 +156,14 @@ def test_a_grant_made_at_local_midnight_exactly_counts_in_the_period_it_opens(
     over = g.decide(credit("40.00", "next-day"))
     assert over.outcome is Outcome.ROUTE
     assert over.rules == ["credit.first-today", "budget.monthly"]
+
+
+def test_a_window_of_ever_counts_everything_on_record(tmp_path: Path) -> None:
+    """ "Once per account, ever": a total over `ever` still holds a grant years old."""
+    clock = FakeClock(datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
+    g = guard(tmp_path, clock, PACK.replace("window: calendar day", "window: ever"))
+    assert g.decide(credit("5.00", "first")).outcome is Outcome.ALLOW
+    clock.advance(days=3650)
+    again = g.decide(credit("5.00", "ten-years-on"))
+    assert again.outcome is Outcome.DENY
+    assert again.rules[0] == "discretion.not-standard"

@@ -591,7 +591,15 @@ def _counting_window(
     if text.startswith("calendar "):
         calendar = Calendar(unit=text.removeprefix("calendar "), zone=zone)
         return calendar.longest, calendar
+    if text == EVER:
+        return _EVER, None
     return _positive_window(text, lines, loc), None
+
+
+EVER = "ever"
+"""A window over everything on record: "once per account, ever"."""
+_EVER = timedelta(days=366 * 200)
+"""What `ever` spans: longer than any ledger, short enough that its start is a valid time."""
 
 
 def _zone(spec: PackSpec, lines: LineMap) -> tzinfo:

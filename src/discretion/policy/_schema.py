@@ -82,10 +82,10 @@ FieldType = Literal[
 ]
 Window = Annotated[str, StringConstraints(pattern=r"^\d+[smhd]$")]
 CountingWindow = Annotated[
-    str, StringConstraints(pattern=r"^(\d+[smhd]|calendar (day|week|month|quarter|year))$")
+    str, StringConstraints(pattern=r"^(\d+[smhd]|calendar (day|week|month|quarter|year)|ever)$")
 ]
-"""How far back a total, a budget or cumulative authority counts: a rolling span (`30d`), or
-the calendar period `now` is in (`calendar month`), in the pack's `timezone`."""
+"""How far back a total, a budget or cumulative authority counts: a rolling span (`30d`), the
+calendar period `now` is in (`calendar month`), in the pack's `timezone`, or `ever`."""
 RecordRef = Annotated[
     str, StringConstraints(pattern=r"^(list\[[a-z][a-z0-9_]*\]|[a-z][a-z0-9_]*)$")
 ]
