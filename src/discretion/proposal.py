@@ -49,6 +49,19 @@ class Claim(BaseModel):
     value: Scalar | float
     """The value the actor says the field has; a number is finite."""
 
+    @field_validator("value", mode="before")
+    @classmethod
+    def _scalar(cls, value: Any) -> Any:
+        # Money as its JSON form states its amount: the fact's currency is the proposal's.
+        if isinstance(value, dict) and set(value) == {"amount", "currency"}:
+            return value["amount"]
+        if isinstance(value, (dict, list)):
+            raise ValueError(
+                "a claim's value is one string, number or bool (money as its amount, '12.50');"
+                " claim each member of a record as its own field"
+            )
+        return value
+
     @field_validator("value")
     @classmethod
     def _finite(cls, value: Any) -> Any:

@@ -10,6 +10,7 @@ import pytest
 
 from discretion import Guard, Outcome, SqlStore, load_pack
 from discretion.context import StaticContextProvider
+from discretion.errors import ProposalError
 
 PACK = """
 pack: devices
@@ -84,3 +85,14 @@ def test_a_claim_on_a_record_member_is_checked_against_it(
         assert decision.outcome is Outcome.ALLOW_EXCEPTION
     else:
         assert decision.outcome is not Outcome.ALLOW_EXCEPTION
+
+
+def test_a_claim_may_state_money_in_its_json_form(tmp_path: Path) -> None:
+    claim = {"field": "line.device.cost", "value": {"amount": "800.00", "currency": "USD"}}
+    decision = decide(tmp_path, [claim])
+    assert [check.rule for check in decision.judge.claims] == ["discretion.claim.grounded"]
+
+
+def test_a_claim_of_a_whole_record_is_refused_saying_what_a_claim_holds(tmp_path: Path) -> None:
+    with pytest.raises(ProposalError, match="a claim's value is one string, number or bool"):
+        decide(tmp_path, [{"field": "line.device", "value": DEVICE}])
