@@ -1637,43 +1637,33 @@ def _compile_budget(
 ) -> Budget:
     loc = ("budgets", index)
     where = claim(budget.id, loc)
+
+    def fail(message: str) -> NoReturn:
+        raise PolicyError(message, path=where[0], line=where[1], rule_id=budget.id)
+
     for action_id in budget.actions or []:
         if action_id not in actions:
-            raise PolicyError(
-                f"budget counts action {action_id!r}, which is not an action",
-                path=where[0],
-                line=where[1],
-                rule_id=budget.id,
-            )
+            fail(f"budget counts action {action_id!r}, which is not an action")
     parts = _key_parts(budget, spec, actions, entities, lines, loc, where)
     known = [r.id for r in roles]
     for role_id in budget.roles or []:
         if role_id not in known:
-            raise PolicyError(
+            fail(
                 f"budget counts role {role_id!r}, which the pack does not define;"
-                f" roles: {', '.join(known)}",
-                path=where[0],
-                line=where[1],
-                rule_id=budget.id,
+                f" roles: {', '.join(known)}"
             )
     limits: dict[str, int] = {}
     for role_id, text in budget.limits.items():
         if role_id not in known:
-            raise PolicyError(
+            fail(
                 f"budget limits name role {role_id!r}, which the pack does not define;"
-                f" roles: {', '.join(known)}",
-                path=where[0],
-                line=where[1],
-                rule_id=budget.id,
+                f" roles: {', '.join(known)}"
             )
         if budget.roles is not None and role_id not in budget.roles:
-            raise PolicyError(
+            fail(
                 f"budget limits name role {role_id!r}, whose proposals it does not count"
                 f" (roles: {', '.join(budget.roles)}); add the role to its roles or drop the"
-                " limit",
-                path=where[0],
-                line=where[1],
-                rule_id=budget.id,
+                " limit"
             )
         limits[role_id] = _amount(
             text,
@@ -1687,12 +1677,7 @@ def _compile_budget(
     route_to = budget.route_to or highest_human
     target = next((r for r in roles if r.id == route_to), None)
     if route_to != NEXT_ABOVE and (target is None or target.is_ai):
-        raise PolicyError(
-            f"route_to {route_to!r} is not a human role of the pack (or `{NEXT_ABOVE}`)",
-            path=where[0],
-            line=where[1],
-            rule_id=budget.id,
-        )
+        fail(f"route_to {route_to!r} is not a human role of the pack (or `{NEXT_ABOVE}`)")
     window, calendar = _counting_window(budget.window, zone, lines, (*loc, "window"))
     return Budget(
         id=budget.id,
