@@ -16,7 +16,7 @@ from typing import Any
 from discretion.decision import Outcome, Reservation
 from discretion.lineage import canonical_json
 from discretion.pipeline._assemble import Resolved
-from discretion.pipeline._ledger import key_text
+from discretion.pipeline._ledger import kept_under, key_text
 from discretion.pipeline._state import Evaluation
 from discretion.policy import ARGS_PREFIX, NEXT_ABOVE, Budget, PolicyPack, Role
 from discretion.store import SqlTransaction
@@ -44,12 +44,8 @@ _MAX_KEY = 200
 
 def _value(part: str, keys: BudgetKeys) -> str | None:
     match part:
-        case "customer" | "order" | "case":
-            return keys.resolved.get(part)
-        case "actor":
-            return keys.actor_id
-        case "organisation":
-            return "*"
+        case "customer" | "order" | "case" | "actor" | "organisation":
+            return kept_under(part, keys.actor_id, keys.resolved)
         case _:
             # A fact's or an argument's value, as given; none when it has no value.
             if part.startswith(ARGS_PREFIX):

@@ -25,7 +25,7 @@ from discretion.pipeline._normalise import Normalised
 from discretion.policy import ActionPolicy, PolicyPack, Total
 from discretion.store import TotalQuery
 
-__all__ = ["CUMULATIVE", "LedgerFacts", "key_text", "read_ledger", "recorded_keys"]
+__all__ = ["CUMULATIVE", "LedgerFacts", "kept_under", "key_text", "read_ledger", "recorded_keys"]
 
 CUMULATIVE = "cumulative"
 """The name the cumulative authority's own total is read and recorded under."""
@@ -123,6 +123,19 @@ def _reads(
     )
 
 
+def kept_under(per: str, actor_id: str, resolved: Resolved) -> str | None:
+    """The key a total or budget kept per a record, the actor or everyone counts under.
+
+    A resolved record's id (never one the agent typed), the actor's id, or `*` for the whole
+    organisation; None when the proposal names no such record.
+    """
+    if per == "actor":
+        return actor_id
+    if per == "organisation":
+        return "*"
+    return resolved.get(per)
+
+
 def key_text(value: Any) -> str | None:
     """A string or int fact or argument as the text a total or budget is keyed by.
 
@@ -186,13 +199,7 @@ def queries(
     # counts beside it what the same total holds in any other.
     currency = item.amount.currency if item.amount is not None and len(pack.accepts) > 1 else None
     for name, total, actions, reasons in _reads(pack, action):
-        key = (
-            actor
-            if total.per == "actor"
-            else "*"
-            if total.per == "organisation"
-            else resolved.get(total.per)
-        )
+        key = kept_under(total.per, actor, resolved)
         matched = _matched(total.args, item.args)
         if key is None or matched is None:
             unkeyed.append(name)
