@@ -57,6 +57,10 @@ def _agrees(fact: Any, claimed: Any) -> bool:
     if isinstance(fact, int):
         return _number(claimed) == fact
     if isinstance(fact, Money):
+        if isinstance(claimed, str) and " " in claimed.strip():
+            # `USD 12.50`, as money is written: the currency must agree too.
+            code, _, amount = claimed.strip().partition(" ")
+            return code.upper() == fact.currency and _number(amount) == fact.amount
         return _number(claimed) == fact.amount
     if isinstance(fact, datetime):
         return _same_moment(fact, claimed)
@@ -109,7 +113,7 @@ def _fact(snapshot: Snapshot, name: str) -> tuple[bool, Any]:
         for member in parts[cut:]:
             if not isinstance(value, Record) or member not in value.values:
                 return False, None
-            value = value.values.get(member)
+            value = value.values[member]
         return True, value
     return False, None
 

@@ -273,13 +273,13 @@ def _reviewed(
         # Its role, and no other: a higher rank would not be the review.
         roles = [pack.role(review.by or "") or pack.highest_human for review in only]
         required = max(roles, key=lambda r: r.rank)
-        if len({r.id for r in roles}) > 1:
+        ids = sorted({r.id for r in roles})
+        if len(ids) > 1:
             # No one person is every review: none can approve it here; it can be rejected.
             causes = [
                 *causes,
-                "reviews only "
-                + " and ".join(sorted({r.id for r in roles}))
-                + " may each decide hold at once: no one person can approve it",
+                f"reviews only {' and '.join(ids)} may each decide hold at once: no one person"
+                " can approve it",
             ]
     else:
         targets = [pack.role(review.by) or pack.highest_human for review in holding if review.by]

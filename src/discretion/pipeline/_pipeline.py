@@ -307,8 +307,7 @@ class Pipeline:
             unknown = Evaluation(
                 outcome=Outcome.ROUTE,
                 rules=["discretion.unknown-action"],
-                required_role=self.pack.role(self.pack.unknown_route_to or "")
-                or self.pack.highest_human,
+                required_role=self.pack.unknown_role,
                 causes=[_unknown_cause(item)],
             )
             if self.pack.unknown_tools == "deny":

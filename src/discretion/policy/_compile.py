@@ -1344,6 +1344,10 @@ def _check_typed(
         raise PolicyError(problem, path=source, line=line)
 
 
+_VALUE_TYPES = {"string": str, "int": int}
+"""The argument types that take a `values` list, and the Python type of each value."""
+
+
 def _compile_args(
     action_id: str, action: ActionSpec, lines: LineMap, records: Mapping[str, RecordType]
 ) -> dict[str, ArgSpec]:
@@ -1354,8 +1358,8 @@ def _compile_args(
         arg = item if isinstance(item, ArgSpec) else ArgSpec(type=item)
         loc = (*base, "args", name)
         _check_typed(arg, f"argument {name!r}", lines, loc)
+        element = _VALUE_TYPES.get(arg.type)
         for index, value in enumerate(arg.values or []):
-            element = {"string": str, "int": int}.get(arg.type if isinstance(arg.type, str) else "")
             if element is None or type(value) is not element:
                 source, line = lines.find((*loc, "values", index))
                 raise PolicyError(

@@ -419,7 +419,7 @@ class Cumulative(Windowed):
     per: str
     among: str
     """`role`, `actor` or `everyone`: whose allowed amounts count."""
-    actions: tuple[str, ...] = ()
+    actions: tuple[str, ...]
     """The actions whose allowed amounts count, this one first."""
 
 
@@ -583,6 +583,12 @@ class PolicyPack:
     def highest_human(self) -> Role:
         """The top human rung: where a case goes when nothing lower can be named."""
         return highest_human(self.roles)
+
+    @property
+    def unknown_role(self) -> Role:
+        """Where a call to a tool the pack does not map routes (`unknown_tools_route_to`)."""
+        found = self.role(self.unknown_route_to) if self.unknown_route_to is not None else None
+        return found or self.highest_human
 
     def role(self, role_id: str) -> Role | None:
         """The role with this id, if the pack defines it."""
