@@ -52,9 +52,9 @@ class Claim(BaseModel):
     @field_validator("value", mode="before")
     @classmethod
     def _scalar(cls, value: Any) -> Any:
-        # Money as its JSON form states its amount: the fact's currency is the proposal's.
+        # Money in its JSON form is claimed as its text, `USD 12.50`: amount and currency.
         if isinstance(value, dict) and set(value) == {"amount", "currency"}:
-            return value["amount"]
+            return f"{value['currency']} {value['amount']}"
         if isinstance(value, (dict, list)):
             raise ValueError(
                 "a claim's value is one string, number or bool (money as its amount, '12.50');"

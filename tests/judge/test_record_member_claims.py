@@ -96,3 +96,9 @@ def test_a_claim_may_state_money_in_its_json_form(tmp_path: Path) -> None:
 def test_a_claim_of_a_whole_record_is_refused_saying_what_a_claim_holds(tmp_path: Path) -> None:
     with pytest.raises(ProposalError, match="a claim's value is one string, number or bool"):
         decide(tmp_path, [{"field": "line.device", "value": DEVICE}])
+
+
+def test_a_claim_of_money_in_another_currency_contradicts_the_fact(tmp_path: Path) -> None:
+    claim = {"field": "line.device.cost", "value": {"amount": "800.00", "currency": "EUR"}}
+    decision = decide(tmp_path, [claim])
+    assert [check.rule for check in decision.judge.claims] == ["discretion.claim.contradicts-fact"]
