@@ -299,7 +299,7 @@ def preview(pack: PolicyPack, facts: dict[str, Any]):
     )
 
 
-def test_a_hard_limit_that_errors_after_one_that_holds_still_routes_naming_it(tmp_path):
+def test_a_hard_limit_that_holds_denies_though_another_cannot_be_read(tmp_path):
     pack = small_pack(
         tmp_path,
         "    hard_limits:\n"
@@ -310,15 +310,31 @@ def test_a_hard_limit_that_errors_after_one_that_holds_still_routes_naming_it(tm
     )
     facts = {"customer.tier": "gold", "order.delivered_at": None}
     screened, by_rule_ = preview(pack, facts), preview(unscreened(pack), facts)
-    assert screened.outcome.value == "route"
-    assert screened.rules == ["discretion.evaluation-error"]
-    assert "now - order.delivered_at > duration('1h')" in screened.causes[0]
+    # A "never" that holds forbids the action whatever the unread one would have said.
+    assert screened.outcome.value == "deny"
+    assert screened.rules == ["gold-blocked"]
     assert (screened.outcome, screened.rules, screened.causes, screened.explanation) == (
         by_rule_.outcome,
         by_rule_.rules,
         by_rule_.causes,
         by_rule_.explanation,
     )
+
+
+def test_a_hard_limit_that_cannot_be_read_routes_when_none_holds(tmp_path):
+    pack = small_pack(
+        tmp_path,
+        "    hard_limits:\n"
+        "      - {id: gold-blocked, when: \"customer.tier == 'gold'\"}\n"
+        "      - {id: stale, when: \"now - order.delivered_at > duration('1h')\"}\n"
+        "    standard:\n"
+        "      - {id: any, when: 'true'}\n",
+    )
+    facts = {"customer.tier": "silver", "order.delivered_at": None}
+    for decided in (preview(pack, facts), preview(unscreened(pack), facts)):
+        assert decided.outcome.value == "route"
+        assert decided.rules == ["discretion.evaluation-error"]
+        assert "now - order.delivered_at > duration('1h')" in decided.causes[0]
 
 
 def test_a_standard_rule_that_errors_after_the_one_that_matches_is_never_evaluated(tmp_path):

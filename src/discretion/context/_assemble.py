@@ -253,6 +253,7 @@ def assemble(
     *,
     currency: str | None,
     partial: bool = False,
+    unreadable: list[ContextError] | None = None,
 ) -> Snapshot:
     """Fetch exactly `request.fields`, type-check each, and freeze them.
 
@@ -263,6 +264,10 @@ def assemble(
         currency: the proposal's currency; money facts must be in it.
         partial: leave a missing fact out of the snapshot instead of failing (the caller
             decides what a missing fact means, as a check that a record exists does).
+        unreadable: when given, a fact that cannot be read (ill-typed, money in another
+            currency) is left out and its error added here instead of raised, and a missing
+            one that may not be null is left out: what the facts that can be read still
+            decide is for the caller to say.
 
     Raises:
         ContextError: the provider failed, or a non-nullable fact is missing or ill-typed; the
@@ -289,8 +294,15 @@ def assemble(
             if partial and name not in answer:
                 continue
             if not spec.nullable:
+                if unreadable is not None:
+                    continue
                 raise ContextError(f"context field {name!r} is missing", field=name)
             values[name] = None
             continue
-        values[name] = _typed(name, spec, value, currency)
+        try:
+            values[name] = _typed(name, spec, value, currency)
+        except ContextError as exc:
+            if unreadable is None:
+                raise
+            unreadable.append(exc)
     return Snapshot.of(values)

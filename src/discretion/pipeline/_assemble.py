@@ -86,6 +86,10 @@ class Facts:
 
     snapshot: Snapshot
     resolved: Resolved
+    faults: tuple[ContextError, ...] = ()
+    """Why facts the rules read are not in `snapshot`: missing, or unreadable (`unreadable`)."""
+    unreadable: tuple[str, ...] = ()
+    """Facts on record whose value could not be read (ill-typed, money in another currency)."""
 
 
 def named(item: Normalised) -> Resolved:
@@ -245,8 +249,13 @@ def assemble_facts(
     Assertions are added under `asserted.<name>` (null when the agent left one out): the
     snapshot, and so the lineage, holds them apart from the facts a provider grounds.
 
+    A fact the rules read that is missing or cannot be read is left out of the snapshot, its
+    error in `faults`: the caller fails on it (`Pipeline.assemble`), or asks what a hard limit
+    says without it (`Pipeline.assess`).
+
     Raises:
-        ContextError: the provider failed, or a fact is missing or ill-typed.
+        ContextError: the provider failed, or a record it answered does not say what it is
+            linked to.
     """
     facts = _provided_facts(pack, provider, item, action, now)
     if len(action.provided) == len(action.reads) or not pack.asserted:
@@ -254,7 +263,7 @@ def assemble_facts(
     asserted = asserted_values(action, item.proposal.rationale)
     if not asserted:
         return facts
-    return Facts(snapshot=facts.snapshot.merged(asserted), resolved=facts.resolved)
+    return replace(facts, snapshot=facts.snapshot.merged(asserted))
 
 
 def _provided_facts(
@@ -267,31 +276,69 @@ def _provided_facts(
     """Ask `provider` for exactly the fields `action` reads; check the records; freeze them.
 
     Raises:
-        ContextError: the provider failed, or a fact is missing or ill-typed.
+        ContextError: the provider failed, or a record does not say what it is linked to.
     """
     reads = action.provided
     as_named = named(item)
+    unreadable: list[ContextError] = []
     if not pack.entities:
         request = _request(action, reads, as_named, item, now)
-        return Facts(
-            snapshot=assemble(provider, request, pack.fields, currency=request.currency),
-            resolved=as_named,
+        snapshot = assemble(
+            provider, request, pack.fields, currency=request.currency, unreadable=unreadable
         )
+        return _checked(pack, reads, snapshot, as_named, unreadable)
     fields, wanted = _asked(pack, action)
     request = _request(action, wanted, as_named, item, now)
-    snapshot = assemble(provider, request, fields, currency=request.currency, partial=True)
+    snapshot = assemble(
+        provider, request, fields, currency=request.currency, partial=True, unreadable=unreadable
+    )
     resolved = _resolve(pack.entities, as_named, snapshot.values)
     if not resolved.faults and resolved != as_named:
         # A record named a customer or an order the proposal left out: the facts are theirs.
         request = _request(action, wanted, resolved, item, now)
-        snapshot = assemble(provider, request, fields, currency=request.currency, partial=True)
+        unreadable.clear()
+        snapshot = assemble(
+            provider,
+            request,
+            fields,
+            currency=request.currency,
+            partial=True,
+            unreadable=unreadable,
+        )
         again = _resolve(pack.entities, resolved, snapshot.values)
         resolved = again if again.faults else resolved
     if not resolved.faults:
         resolved = _tied(pack.entities, resolved, snapshot.values)
-    if not resolved.faults:
-        # Every fact the rules read must be there once the records check out.
-        missing = [n for n in reads if n not in snapshot.values and not pack.fields[n].nullable]
-        if missing:
-            raise ContextError(f"context field {missing[0]!r} is missing", field=missing[0])
-    return Facts(snapshot=snapshot, resolved=resolved)
+    if resolved.faults:
+        # A record not on file, or not the proposal's: its facts are not asked for.
+        return Facts(snapshot=snapshot, resolved=resolved)
+    return _checked(pack, reads, snapshot, resolved, unreadable)
+
+
+def _checked(
+    pack: PolicyPack,
+    reads: tuple[str, ...],
+    snapshot: Snapshot,
+    resolved: Resolved,
+    unreadable: list[ContextError],
+) -> Facts:
+    """The facts, with what is wrong with them: every fact the rules read must be there."""
+    values = snapshot.values
+    missing = [n for n in reads if n not in values and not pack.fields[n].nullable]
+    if not unreadable and not missing:
+        return Facts(snapshot=snapshot, resolved=resolved)
+    bad = {exc.field for exc in unreadable}
+    faults = [
+        *unreadable,
+        *(
+            ContextError(f"context field {name!r} is missing", field=name)
+            for name in missing
+            if name not in bad
+        ),
+    ]
+    return Facts(
+        snapshot=snapshot,
+        resolved=resolved,
+        faults=tuple(faults),
+        unreadable=tuple(name for name in bad if name is not None),
+    )

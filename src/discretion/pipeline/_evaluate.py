@@ -34,7 +34,7 @@ from discretion.policy import (
     Screen,
 )
 
-__all__ = ["entity_faults", "evaluate", "two_approvals"]
+__all__ = ["denied_without", "entity_faults", "evaluate", "two_approvals"]
 
 
 def _check(program: CelProgram, activation: Any) -> Any:
@@ -52,9 +52,102 @@ def _holding(rules: tuple[Rule, ...], screen: Screen | None, activation: Any) ->
     return (rule for rule in rules if _check(rule.when, activation))
 
 
+def _hard_limits(action: ActionPolicy, activation: Any) -> list[Rule]:
+    """The hard limits that hold; an evaluation error only when none that can be read holds.
+
+    A hard limit is a "never": one that holds denies whatever another one, on a fact without a
+    value, would have said. A limit that cannot be read still routes the case (invariant 1)
+    when no other one denies it.
+    """
+    screens = action.screens
+    try:
+        return list(
+            _holding(action.hard_limits, screens.hard_limits if screens else None, activation)
+        )
+    except EvaluationError as exc:
+        first = exc
+    fired = []
+    for rule in action.hard_limits:
+        try:
+            if _check(rule.when, activation):
+                fired.append(rule)
+        except EvaluationError:
+            continue
+    if not fired:
+        raise first
+    return fired
+
+
 def _covers(rule: Rule, activation: Any, amount_minor: int) -> bool:
     """Whether the amount is within the `max_amount` of a rule whose `when` holds."""
     return rule.max_amount is None or amount_minor <= _check(rule.max_amount, activation)
+
+
+def _activation(
+    pack: PolicyPack,
+    action: ActionPolicy,
+    role: Role,
+    actor_is_ai: bool,
+    amount_minor: int,
+    facts: dict[str, Any],
+    now: datetime,
+    args: dict[str, Any] | None,
+    unreadable: tuple[str, ...] = (),
+) -> Any:
+    """What the action's expressions read: the facts, the proposal's amount, actor and args.
+
+    `unreadable`: facts on record whose value could not be read; `has()` finds them present,
+    though no expression can read their value.
+    """
+    data = {
+        **facts,
+        "amount": amount_minor,
+        "now": now,
+        "actor.role": role.id,
+        "actor.is_ai": actor_is_ai,
+        # The proposal's: the pack a decision is made on is its view in that currency.
+        "currency": pack.currency,
+    }
+    if args:
+        data.update(args)
+    if pack.amounts:
+        data.update(pack.amounts)
+    for variable, name in action.presence:
+        # An absent fact or argument is left unbound.
+        data[variable] = name in data or name in unreadable
+    return action.env.Activation(data)
+
+
+def denied_without(
+    pack: PolicyPack,
+    action: ActionPolicy,
+    *,
+    role: Role,
+    actor_is_ai: bool,
+    amount_minor: int,
+    facts: dict[str, Any],
+    unreadable: tuple[str, ...],
+    now: datetime,
+    args: dict[str, Any] | None = None,
+) -> Evaluation | None:
+    """A deny by the hard limits that hold on the facts that could be read, if one does.
+
+    When a fact cannot be assembled the case routes; but a hard limit that holds without it
+    (a fraud hold, whatever the order's total says) forbids the action for everyone, and a
+    person it routes to could only refuse it.
+    """
+    if not action.hard_limits:
+        return None
+    activation = _activation(
+        pack, action, role, actor_is_ai, amount_minor, facts, now, args, unreadable
+    )
+    try:
+        fired = _hard_limits(action, activation)
+    except EvaluationError:
+        return None
+    if not fired:
+        return None
+    return Evaluation(outcome=Outcome.DENY, rules=[r.id for r in fired], deciding=fired)
 
 
 def evaluate(
@@ -81,22 +174,7 @@ def evaluate(
     absent. A reason that does not apply is explained by the ground that failed.
     `args`: the tool arguments the action declares, as CEL reads them (`args.<name>`).
     """
-    data = {
-        **facts,
-        "amount": amount_minor,
-        "now": now,
-        "actor.role": role.id,
-        "actor.is_ai": actor_is_ai,
-        # The proposal's: the pack a decision is made on is its view in that currency.
-        "currency": pack.currency,
-    }
-    if args:
-        data.update(args)
-    if pack.amounts:
-        data.update(pack.amounts)
-    for variable, name in action.presence:
-        data[variable] = name in data  # an absent fact or argument is left unbound
-    activation = action.env.Activation(data)
+    activation = _activation(pack, action, role, actor_is_ai, amount_minor, facts, now, args)
     try:
         evaluation = _evaluate(
             pack, action, role, amount_minor, cited_reason, activation, prior_minor
@@ -142,7 +220,7 @@ def _evaluate(
     whole = amount_minor + prior_minor
     over_whole = ["discretion.cumulative-authority"] if prior_minor else []
     screens = action.screens
-    fired = list(_holding(action.hard_limits, screens.hard_limits if screens else None, activation))
+    fired = _hard_limits(action, activation)
     if fired:
         return Evaluation(outcome=Outcome.DENY, rules=[r.id for r in fired], deciding=fired)
 

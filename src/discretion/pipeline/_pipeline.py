@@ -31,7 +31,12 @@ from discretion.money import Money
 from discretion.pipeline._assemble import Facts, Resolved, assemble_facts, named
 from discretion.pipeline._budgets import BudgetCheck, BudgetKeys, check_budgets, over_budget
 from discretion.pipeline._currency import at_rate, mixed_currencies
-from discretion.pipeline._evaluate import entity_faults, evaluate, two_approvals
+from discretion.pipeline._evaluate import (
+    denied_without,
+    entity_faults,
+    evaluate,
+    two_approvals,
+)
 from discretion.pipeline._ledger import CUMULATIVE, LedgerFacts, read_ledger, recorded_keys
 from discretion.pipeline._normalise import Normalised, normalise
 from discretion.pipeline._precedent import apply_precedent, take_precedent
@@ -282,7 +287,10 @@ class Pipeline:
         """
         if item.action is None:
             return Facts(snapshot=Snapshot.of({}), resolved=named(item))
-        return assemble_facts(item.pack, context or self.context, item, item.action, now)
+        facts = assemble_facts(item.pack, context or self.context, item, item.action, now)
+        if facts.faults:
+            raise facts.faults[0]
+        return facts
 
     # 3-7. context, policy, authority, precedent, judges
     def assess(
@@ -315,18 +323,11 @@ class Pipeline:
             return Assessment(item, Snapshot.of({}), unknown)
         try:
             with _telemetry.step("context"):
-                facts = self.assemble(item, now, context=context)
+                facts = assemble_facts(item.pack, context or self.context, item, action, now)
         except ContextError as exc:
-            return Assessment(
-                item,
-                Snapshot.of({}),
-                Evaluation(
-                    outcome=Outcome.ROUTE,
-                    rules=["discretion.context-unavailable"],
-                    required_role=lowest_covering(item.pack, action.name, amount_minor),
-                    causes=[str(exc)],
-                ),
-            )
+            return self._unassembled(item, action, exc, None, now)
+        if facts.faults:
+            return self._unassembled(item, action, facts.faults[0], facts, now)
         snapshot, resolved = facts.snapshot, facts.resolved
         if item.pack.rates is not None and item.amount is not None:
             priced = at_rate(self.pack, item, snapshot)
@@ -417,6 +418,56 @@ class Pipeline:
             is_edited=is_edited,
             now=now,
         )
+
+    def _unassembled(
+        self,
+        item: Normalised,
+        action: ActionPolicy,
+        error: ContextError,
+        facts: Facts | None,
+        now: datetime,
+    ) -> Assessment:
+        """A case whose facts could not all be assembled: denied by a hard limit, else routed.
+
+        `facts`: those that could be read (None when the provider failed). A hard limit that
+        holds on them denies, the snapshot on record those facts: it would have whatever the
+        others said. Otherwise the case routes, nothing assembled on record.
+        """
+        amount_minor = item.amount.minor if item.amount is not None else 0
+        routed = Assessment(
+            item,
+            Snapshot.of({}),
+            Evaluation(
+                outcome=Outcome.ROUTE,
+                rules=["discretion.context-unavailable"],
+                required_role=lowest_covering(item.pack, action.name, amount_minor),
+                causes=[str(error)],
+            ),
+        )
+        rates, amount = item.pack.rates, item.amount
+        if (
+            facts is None
+            or not action.hard_limits
+            # Limits stated in the base are not yet at the rate of the proposal's currency.
+            or (rates is not None and amount is not None and amount.currency != rates.base)
+        ):
+            return routed
+        denied = denied_without(
+            item.pack,
+            action,
+            role=item.role,
+            actor_is_ai=item.proposal.actor.is_ai,
+            amount_minor=amount_minor,
+            facts=facts.snapshot.cel_values(action.reads),
+            unreadable=facts.unreadable,
+            now=now,
+            args=item.cel_args(),
+        )
+        if denied is None:
+            return routed
+        denied.causes.append(str(error))
+        denied.resolved = facts.resolved
+        return Assessment(item, facts.snapshot, denied)
 
     def _evaluate(
         self,
