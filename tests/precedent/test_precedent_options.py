@@ -200,3 +200,46 @@ def test_a_precedent_bounds_the_whole_under_cumulative_authority(tmp_path, sqlit
     assert second.outcome is Outcome.ROUTE
     assert second.precedents is not None
     assert second.precedents.failed == {precedent: ["discretion.precedent.bounds"]}
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        # The reason names who may grant it.
+        (
+            "      - id: carrier-lost\n",
+            "      - id: carrier-lost\n        granted_by: [tier1, tier2, manager]\n",
+        ),
+        # The AI's authority names the reasons it may grant.
+        (
+            '      refund: {standard: "50.00", exception: "20.00"}\n',
+            '      refund: {standard: "50.00", exception: "20.00", reasons: [outage-goodwill]}\n',
+        ),
+    ],
+    ids=["granted_by", "role-reasons"],
+)
+def test_a_precedent_never_lets_a_role_grant_a_reason_it_may_not_grant(
+    tmp_path, sqlite_store, old, new
+):
+    assert SOURCE.count(old) == 1
+    path = tmp_path / "not-the-ais.yaml"
+    path.write_text(SOURCE.replace(old, new), encoding="utf-8")
+    world = World(load_pack(path), sqlite_store)
+    precedent = world.precedent()
+
+    cited = world.guard.decide(proposal("70.00", cite=[precedent], key="a"))
+    found = world.guard.decide(proposal("70.00", key="b"))
+    within = world.guard.decide(proposal("15.00", key="c"))  # under its exception authority
+
+    for decision, role in ((cited, "tier2"), (found, "tier2"), (within, "tier1")):
+        assert decision.outcome is Outcome.ROUTE, decision.rules
+        assert decision.required_role == role
+        assert "discretion.precedent.applied" not in decision.rules
+        # The agent is told no amount unlocks it, so it has nothing to gain by splitting.
+        assert "discretion.exception-role" in decision.rules
+        assert "only other roles may grant" in decision.explanation
+    # A person the reason admits still follows the precedent as before.
+    tier1 = Actor(id="tom", role="tier1", is_ai=False)
+    followed = world.guard.decide(proposal("70.00", actor=tier1, cite=[precedent], key="d"))
+    assert followed.outcome is Outcome.ALLOW_EXCEPTION
+    assert "discretion.precedent.applied" in followed.rules

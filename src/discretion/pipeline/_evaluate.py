@@ -284,6 +284,10 @@ def _evaluate(
     else:
         # It applies, so the actor's authority does not cover it: it would have decided above.
         rules += [cited.id, "discretion.exception-authority", *over_whole]
+        if not role.admitted(name, cited):
+            # Not the amount: the reason is not one its role may grant at all. The agent is
+            # told so, and does not split what no amount unlocks; no precedent extends it.
+            rules.append("discretion.exception-role")
 
     if not applicable:
         return Evaluation(outcome=Outcome.DENY, rules=[*rules, "discretion.no-permitted-reason"])

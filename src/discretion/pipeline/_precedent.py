@@ -53,6 +53,9 @@ def apply_precedent(
         and item.amount is not None
         # A review that holds wants a person to decide: no precedent stands in for them.
         and not any(rule.kind == "review" for rule in evaluation.deciding)
+        # A precedent extends how much an actor may grant, never which reasons: a reason
+        # its role may not grant (`granted_by`, the role's `reasons`) stays with a person.
+        and item.role.admitted(item.action_name, evaluation.reason)
     )
     if not cited and not extendable:
         return evaluation

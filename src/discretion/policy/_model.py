@@ -277,7 +277,16 @@ class Role:
     def can_grant(self, action: str, reason: Rule) -> bool:
         """Whether this role may grant `reason` for `action` at all (amount aside)."""
         auth = self.authority.get(action)
-        if auth is None or auth.exception_minor <= 0:
+        return auth is not None and auth.exception_minor > 0 and self.admitted(action, reason)
+
+    def admitted(self, action: str, reason: Rule) -> bool:
+        """Whether `reason` is one this role may grant (`granted_by`, the role's `reasons`).
+
+        Whatever its exception authority: one of zero that a precedent extends (`grants_up_to`)
+        still grants only the reasons its role is admitted to.
+        """
+        auth = self.authority.get(action)
+        if auth is None:
             return False
         if auth.reasons is not None:
             return reason.id in auth.reasons

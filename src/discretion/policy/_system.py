@@ -28,6 +28,8 @@ SYSTEM_RULES = {
     "discretion.reason-not-applicable": "the cited reason's preconditions do not hold",
     "discretion.reason-not-cited": "an exception needs the rationale to cite a reason",
     "discretion.exception-authority": "the actor's exception authority does not cover it",
+    "discretion.exception-role": "the cited reason is one only other roles may grant, whatever"
+    " the amount",
     "discretion.no-permitted-reason": "no permitted exception reason applies",
     "discretion.no-role-can-grant": "no role on the ladder has enough authority",
     "discretion.claim.grounded": "a claim in the rationale agrees with the case facts",
