@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+import threading
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 from sqlalchemy import func, select
 
 from _workers import decide_many
-from conftest import SHOP_PACK, good_facts
+from conftest import NOW, SHOP_PACK, FakeClock, good_facts, refund
+from discretion import Guard, SqlStore, load_pack
+from discretion.context import StaticContextProvider
 from discretion.store._schema import decisions, reservations
 
 
@@ -35,3 +38,35 @@ def test_two_processes_never_exceed_a_customer_budget(store):
     # 24 keys per worker, 12 of them shared: 36 distinct decisions.
     assert recorded == 36
     assert store.verify() == 36
+
+
+def test_threads_sharing_an_in_memory_store_never_exceed_a_customer_budget():
+    # The in-memory database is one connection every thread shares: each takes its turn, so no
+    # read sees another's decision before its commit and no two transactions interleave.
+    facts = good_facts(**{"shipment.status": "lost", "customer.fraud_flag": False})
+    store = SqlStore("sqlite://")
+    guard = Guard(
+        load_pack(SHOP_PACK),
+        store=store,
+        context=StaticContextProvider(facts),
+        clock=FakeClock(NOW),
+    )
+    start = threading.Barrier(12)
+
+    def decide(n: int) -> str:
+        start.wait()
+        return guard.decide(refund("20.00", reason="carrier-lost", key=f"k-{n}")).outcome.value
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        outcomes = list(pool.map(decide, range(12)))
+
+    # 150.00 per customer: seven 20.00 exceptions fit, the eighth would not.
+    assert outcomes.count("allow_exception") == 7
+    assert store.verify() == 12
+    with store.engine.connect() as connection:
+        reserved = connection.execute(
+            select(func.coalesce(func.sum(reservations.c.amount_minor), 0)).where(
+                reservations.c.budget_id == "customer-exceptions-30d"
+            )
+        ).scalar_one()
+    assert reserved == 14000

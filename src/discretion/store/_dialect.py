@@ -38,7 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import CreateIndex
 
 from discretion.errors import ConfigurationError, StoreError
@@ -164,8 +164,11 @@ class PingWhenIdle:
 def _sqlite(url: str, *, in_memory: bool) -> Engine:
     kwargs: dict[str, Any] = {}
     if in_memory:
-        # One connection shared by every thread, so the in-memory database is one database.
-        kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+        # One connection shared by every thread, so the in-memory database is one database,
+        # used by one thread at a time (`_Turn`). A checkout's turn ends when it is closed;
+        # it is not rolled back on its way in: a read inside the thread's own transaction
+        # must leave that transaction as it was.
+        kwargs = {"poolclass": NullPool, "creator": _in_turns(), "pool_reset_on_return": None}
     engine = create_engine(url, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -202,6 +205,42 @@ def _sqlite(url: str, *, in_memory: bool) -> Engine:
         driver.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")  # type: ignore[union-attr]
 
     return engine
+
+
+class _Turn:
+    """The in-memory database's one connection, for one thread's turn: taken when made.
+
+    Every thread shares the one connection (it is the database), and a transaction on it is
+    every thread's: without turns, a read from another thread would see a decision before its
+    commit, and two threads' statements would interleave inside one transaction (two allowed
+    where one fits, a ledger whose chain no longer verifies). Each checkout makes a `_Turn`,
+    which waits for the turn; closing it gives the turn back. A thread may check the
+    connection out again inside its own turn (a read inside its transaction).
+    """
+
+    def __init__(self, shared: sqlite3.Connection, turn: threading.RLock) -> None:
+        turn.acquire()
+        object.__setattr__(self, "_shared", shared)
+        object.__setattr__(self, "_turn", turn)
+        object.__setattr__(self, "_open", True)
+
+    def close(self) -> None:
+        if self._open:
+            object.__setattr__(self, "_open", False)
+            self._turn.release()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._shared, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._shared, name, value)
+
+
+def _in_turns() -> Callable[[], _Turn]:
+    """A connection factory for an in-memory database: one database, one thread at a time."""
+    shared = sqlite3.connect(":memory:", check_same_thread=False)
+    turn = threading.RLock()
+    return lambda: _Turn(shared, turn)
 
 
 _HEAD = select(ledger_head.c.seq, ledger_head.c.hash).where(
@@ -329,7 +368,8 @@ def traits(engine: Engine) -> Traits:
     is_file = name == "sqlite" and database not in (None, "", ":memory:")
     is_postgresql = name == "postgresql"
     return Traits(
-        holds_connections=name == "sqlite",
+        # In memory, one connection is every thread's: one held would keep the others out.
+        holds_connections=is_file,
         sqlite_file=database if is_file else None,
         read_options={
             READ_ONLY: True,
