@@ -30,7 +30,10 @@ __all__ = ["CUMULATIVE", "LedgerFacts", "kept_under", "key_text", "read_ledger",
 CUMULATIVE = "cumulative"
 """The name the cumulative authority's own total is read and recorded under."""
 
-_ALLOWED = frozenset({"allow", "allow_exception"})
+_GRANTED = frozenset({"allow", "allow_exception", "approved"})
+"""What cumulative authority sums: what was allowed, and routed cases a person approved (at
+the amount approved). Four pieces of a refund, three of them approved one by one, are the
+whole a fourth is measured on, as the single refund would have been."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -190,11 +193,17 @@ def queries(
     action: ActionPolicy,
     resolved: Resolved,
     now: datetime,
+    *,
+    proposer: tuple[str, str] | None = None,
 ) -> tuple[list[tuple[str, TotalQuery]], list[str]]:
-    """What to read for `item`, and the names that cannot be keyed (no such record named)."""
+    """What to read for `item`, and the names that cannot be keyed (no such record named).
+
+    `proposer`: the id and role of the actor whose case it is, when not `item`'s own (an
+    approval's re-check: the approver is measured on the proposer's whole).
+    """
     wanted: list[tuple[str, TotalQuery]] = []
     unkeyed: list[str] = []
-    actor = item.proposal.actor.id
+    actor, role = proposer or (item.proposal.actor.id, item.role.id)
     # A pack in several currencies sums each total in the proposal's currency alone, and
     # counts beside it what the same total holds in any other.
     currency = item.amount.currency if item.amount is not None and len(pack.accepts) > 1 else None
@@ -233,10 +242,10 @@ def queries(
                         per=cumulative.per,
                         key=key,
                         since=cumulative.since(now),
-                        outcomes=_ALLOWED,
+                        outcomes=_GRANTED,
                         actions=cumulative.actions,
                         actor_id=actor if cumulative.among == "actor" else None,
-                        role=item.role.id if cumulative.among == "role" else None,
+                        role=role if cumulative.among == "role" else None,
                         currency=currency,
                     ),
                 )
@@ -259,13 +268,15 @@ def read_ledger(
     now: datetime,
     *,
     frozen: Mapping[str, Any] | None = None,
+    proposer: tuple[str, str] | None = None,
 ) -> tuple[LedgerFacts, list[str]]:
     """Read the totals `action` reads and its cumulative authority; and what cannot be keyed.
 
     `frozen` holds totals as another decision recorded them (money or counts by name): a shadow
     pack decides on the enforced decision's facts, not on a ledger that now holds it too.
+    `proposer`: whose case it is, when not `item`'s actor's (see `queries`).
     """
-    wanted, unkeyed = queries(pack, item, action, resolved, now)
+    wanted, unkeyed = queries(pack, item, action, resolved, now, proposer=proposer)
     currency = item.amount.currency if item.amount is not None else pack.currency
 
     def kept(name: str, query: TotalQuery) -> int | None:

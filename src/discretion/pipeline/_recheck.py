@@ -178,7 +178,18 @@ def recheck(
             def totals(queries: Sequence[TotalQuery]) -> list[int]:
                 return tx.totals([replace(query, exclude=approval_id) for query in queries])
 
-            ledger, unkeyed = read_ledger(totals, item.pack, item, action, resolved, now)
+            # The case's whole is its proposer's, as when it was decided: what was allowed on
+            # the record, and approved there since, to proposals of the same actor or role
+            # (`cumulative.among`). The approver's authority must cover it with this amount.
+            ledger, unkeyed = read_ledger(
+                totals,
+                item.pack,
+                item,
+                action,
+                resolved,
+                now,
+                proposer=(decision.actor_id, decision.actor_role),
+            )
             if ledger.mixed and role.id != item.pack.highest_human.id:
                 # Amounts in two currencies cannot be added: only the top rung may judge it.
                 raise ApprovalError(
