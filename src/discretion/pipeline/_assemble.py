@@ -20,6 +20,7 @@ the record has none, such as a case about no order).
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -119,6 +120,11 @@ def _asked(pack: PolicyPack, action: ActionPolicy) -> tuple[dict[str, FieldSpec]
     return pack.memoised("assemble.asked", action, build)
 
 
+def _spelling(text: str) -> str:
+    """What a system of record that matches ids loosely compares: case, width and spaces aside."""
+    return "".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
 def _resolve(
     entities: Mapping[str, Entity], named: Resolved, answer: Mapping[str, Any]
 ) -> Resolved:
@@ -132,7 +138,8 @@ def _resolve(
         own = ids[kind]
         if entity is None or own is None or named.get(kind) is None:
             continue
-        if answer.get(entity.id_field) is None:
+        recorded = answer.get(entity.id_field)
+        if recorded is None:
             faults.append(
                 EntityFault(
                     rule=UNKNOWN,
@@ -141,6 +148,11 @@ def _resolve(
                 )
             )
             continue
+        if isinstance(recorded, str) and recorded != own and _spelling(recorded) == _spelling(own):
+            # The record's own id, not the agent's spelling of it: a system of record that
+            # matches ids loosely (case, width, spaces) answers `A-1` for `a-1`, and totals,
+            # budgets and precedent must count both spellings under one key.
+            ids[kind] = own = recorded
         for parent in entity.belongs_to:
             field = entity.link_field(parent)
             if field not in answer:

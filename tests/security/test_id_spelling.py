@@ -1,0 +1,86 @@
+"""Totals, cumulative authority and budgets key a record by its own id, not the agent's spelling.
+
+A system of record that matches ids loosely (a case-insensitive column, most REST APIs) answers
+order `A-1` for `a-1`. Keyed by what the agent typed, each spelling started a fresh total.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from discretion import Guard, Outcome, SqlStore, load_pack
+from discretion.context import ContextRequest
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+PACK = """
+pack: spelled
+currency: USD
+entities:
+  customer: {}
+  order: {belongs_to: [customer]}
+roles:
+  - id: ai_agent
+    ai: true
+    authority:
+      refund: {standard: "200.00"}
+  - id: tier1
+    authority:
+      refund: {standard: "1000.00"}
+actions:
+  refund:
+    cumulative: {per: order, window: 365d}
+    tools:
+      - {name: issue_refund, amount: amount, currency: currency, order: order_id}
+    standard:
+      - id: any
+budgets:
+  - id: per-customer
+    key: customer
+    window: 30d
+    limit: "300.00"
+"""
+
+
+class Loose:
+    """A case system whose ids match whatever their case, width or spaces."""
+
+    in_process = True
+
+    def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
+        order = request.order_id or ""
+        if "".join(unicodedata.normalize("NFKC", order).casefold().split()) != "a-1":
+            return {"order.id": None}
+        return {"order.id": "A-1", "order.customer_id": "C-1", "customer.id": "C-1"}
+
+
+def ask(order: str, amount: str, key: str) -> dict[str, Any]:
+    return {
+        "actor": {"id": "bot", "role": "ai_agent", "is_ai": True},
+        "tool": {
+            "name": "issue_refund",
+            "arguments": {"amount": amount, "currency": "USD", "order_id": order},
+        },
+        "idempotency_key": key,
+    }
+
+
+def test_two_spellings_of_one_order_share_its_totals(tmp_path: Path, store: SqlStore) -> None:
+    path = tmp_path / "pack.yaml"
+    path.write_text(PACK, encoding="utf-8")
+    guard = Guard(load_pack(path), store=store, context=Loose(), clock=lambda: NOW)
+
+    first = guard.decide(ask("A-1", "120.00", "a"))
+    second = guard.decide(ask("a-1", "120.00", "b"))
+    third = guard.decide(ask(" \uff21-1 ", "120.00", "c"))  # a full-width A, padded
+
+    assert first.outcome is Outcome.ALLOW
+    # 120.00 + 120.00 on the one order: above the AI's 200.00, as the whole is.
+    assert (second.outcome, second.required_role) == (Outcome.ROUTE, "tier1")
+    assert "discretion.cumulative-authority" in second.rules
+    assert third.outcome is Outcome.ROUTE
+    assert {d.entities.get("order") for d in (first, second, third)} == {"A-1"}
