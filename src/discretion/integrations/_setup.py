@@ -19,7 +19,7 @@ from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 from discretion.errors import ConfigurationError
-from discretion.policy import PolicyPack, ToolSpec
+from discretion.policy import CURRENCY_ARGUMENTS, PolicyPack, ToolSpec
 
 __all__ = ["check_tool", "check_tools", "declared_mapping", "parameters_of"]
 
@@ -122,6 +122,14 @@ def check_tool(
                     f"tool {tool!r}: {where} reads its {', '.join(missing)}, which the tool does"
                     f" not take (it takes: {', '.join(sorted(parameters)) or 'nothing'}); fix"
                     f" the mapping under actions.{mapped_action}.tools, or the tool"
+                )
+            unread = [name for name in CURRENCY_ARGUMENTS if name in parameters]
+            if spec.amount is not None and spec.currency is None and unread:
+                raise ConfigurationError(
+                    f"tool {tool!r} takes a currency ({unread[0]!r}) that {where} does not read:"
+                    " its amounts would be decided in the pack's currency and paid in the one"
+                    f" the call names. Add `currency: {unread[0]}` to its mapping under"
+                    f" actions.{mapped_action}.tools"
                 )
         return True
     if action is not None:

@@ -22,6 +22,7 @@ from discretion.money import Money, SignedMoney, parse_decimal, scaled
 from discretion.pipeline._asserted import check_asserted
 from discretion.policy import (
     ARGS_PREFIX,
+    CURRENCY_ARGUMENTS,
     ActionPolicy,
     ArgSpec,
     PolicyPack,
@@ -275,6 +276,10 @@ def read_arguments(
                 raise ProposalError(
                     f"tool {tool!r} argument {spec.amount!r}: {exc}", field=exc.field
                 ) from None
+    if spec.currency is None and amount is not None:
+        _no_stray_currency(tool, arguments, amount.currency)
+    if spec.extra_arguments == "refuse":
+        _nothing_ungoverned(tool, spec, arguments, args or {})
     customer = _scalar_id(tool, spec.customer, arguments) if spec.customer else None
     case = _scalar_id(tool, spec.case, arguments) if spec.case else None
     order = _scalar_id(tool, spec.order, arguments) if spec.order else None
@@ -285,6 +290,41 @@ def read_arguments(
     return MappedArguments(
         amount=amount, customer_id=customer, case_id=case, order_id=order, args=read
     )
+
+
+def _no_stray_currency(tool: str, arguments: Mapping[str, Any], decided: str) -> None:
+    """Refuse a currency argument the mapping does not read that names another currency.
+
+    Without a `currency` mapping the amount is decided in the pack's currency, while the tool
+    would pay in the one its own argument names: 25.00 decided as USD would run as KWD.
+    """
+    for name in CURRENCY_ARGUMENTS:
+        stray = arguments.get(name)
+        if stray is not None and stray != decided:
+            raise ProposalError(
+                f"tool {tool!r} argument {name!r} is {stray!r}, but its mapping reads no currency,"
+                f" so its amount is decided in {decided}: the tool would pay in another currency"
+                f" than the one decided. Map it (`currency: {name}` under the action's tools), or"
+                " leave the argument out",
+                field=f"tool.arguments.{name}",
+            )
+
+
+def _nothing_ungoverned(
+    tool: str, spec: ToolSpec, arguments: Mapping[str, Any], args: Mapping[str, ArgSpec]
+) -> None:
+    """Refuse an argument a mapping with `extra_arguments: refuse` neither reads nor declares."""
+    paths = [spec.amount, spec.currency, spec.customer, spec.case, spec.order]
+    paths += [spec.args.get(name, name) for name in args]
+    known = {path.split(".", 1)[0] for path in paths if path is not None}
+    extra = sorted(name for name in arguments if name not in known)
+    if extra:
+        raise ProposalError(
+            f"tool {tool!r} takes no argument {', '.join(map(repr, extra))} that the policy"
+            f" governs (it reads: {', '.join(sorted(known)) or 'nothing'}); leave"
+            f" {'them' if len(extra) > 1 else 'it'} out",
+            field=f"tool.arguments.{extra[0]}",
+        )
 
 
 def _as_argument(original: Any, amount: Money) -> Any:

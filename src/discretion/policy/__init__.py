@@ -40,7 +40,7 @@ from discretion.policy._records import (
     Structured,
     read_structured,
 )
-from discretion.policy._schema import ArgSpec, FieldSpec, ToolSpec
+from discretion.policy._schema import CURRENCY_ARGUMENTS, ArgSpec, FieldSpec, ToolSpec
 from discretion.policy._screen import Screen, Screens
 from discretion.policy._system import SYSTEM_RULES, TWO_APPROVALS
 
@@ -48,6 +48,7 @@ __all__ = [
     "ARGS_PREFIX",
     "ASSERTED",
     "BUILTIN_VARIABLES",
+    "CURRENCY_ARGUMENTS",
     "NEXT_ABOVE",
     "SYSTEM_RULES",
     "TWO_APPROVALS",

@@ -213,6 +213,10 @@ class AssertedSpec(BaseModel):
     """What the agent asserts, in words the agent (and the approver) read."""
 
 
+CURRENCY_ARGUMENTS = ("currency", "currency_code")
+"""Argument names a tool pays in: one its mapping does not read must not name another currency."""
+
+
 class ToolSpec(BaseModel):
     """A tool that performs an action, and which of its arguments carry what."""
 
@@ -233,6 +237,9 @@ class ToolSpec(BaseModel):
     args: dict[ArgName, ArgName] = {}
     """Where this tool carries each argument its action declares under `args`, as a dotted path
     (`booking.cabin`); an argument not listed is read at its own name."""
+    extra_arguments: Literal["allow", "refuse"] = "allow"
+    """`refuse`: a call carrying an argument this mapping does not read and its action does not
+    declare is refused, so the tool receives nothing that was not governed."""
 
 
 EntityKind = Literal["customer", "order", "case"]

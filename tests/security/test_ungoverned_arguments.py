@@ -1,0 +1,101 @@
+"""The tool receives nothing that was not governed: a stray currency, an argument not declared."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from discretion import Guard, Outcome, ProposalError, SqlStore, load_pack
+from discretion.context import StaticContextProvider
+from discretion.errors import ConfigurationError
+from discretion.integrations import check_tool
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+PACK = """
+pack: credits
+currency: USD
+roles:
+  - id: ai_agent
+    ai: true
+    authority:
+      credit: {standard: "50.00"}
+      replace: {standard: "900.00"}
+  - id: tier1
+    authority:
+      credit: {standard: "500.00"}
+      replace: {standard: "2000.00"}
+actions:
+  credit:
+    tools:
+      - {name: add_credit, amount: amount, customer: customer_id}
+    standard:
+      - id: any-credit
+  replace:
+    args:
+      serial: {type: string}
+    tools:
+      - name: create_replacement
+        amount: item_value
+        customer: customer_id
+        extra_arguments: refuse
+    standard:
+      - id: any-replacement
+"""
+
+
+@pytest.fixture
+def guard(tmp_path: Path, store: SqlStore) -> Guard:
+    path = tmp_path / "pack.yaml"
+    path.write_text(PACK, encoding="utf-8")
+    return Guard(load_pack(path), store=store, context=StaticContextProvider({}), clock=lambda: NOW)
+
+
+def call(tool: str, key: str, **arguments: Any) -> dict[str, Any]:
+    return {
+        "actor": {"id": "bot", "role": "ai_agent", "is_ai": True},
+        "tool": {"name": tool, "arguments": {"customer_id": "c-1", **arguments}},
+        "idempotency_key": key,
+    }
+
+
+@pytest.mark.parametrize("name", ["currency", "currency_code"])
+def test_a_currency_the_mapping_does_not_read_is_refused_when_it_differs(guard, name):
+    with pytest.raises(ProposalError, match=f"argument '{name}' is 'KWD'") as refused:
+        guard.decide(call("add_credit", "a", amount="25.00", **{name: "KWD"}))
+    assert refused.value.field == f"tool.arguments.{name}"
+    assert guard.store.verify() == 0  # nothing recorded
+
+    # The currency it is decided in is no trouble.
+    same = guard.decide(call("add_credit", "b", amount="25.00", **{name: "USD"}))
+    assert same.outcome is Outcome.ALLOW
+
+
+def test_wrapping_a_tool_that_takes_a_currency_the_mapping_does_not_read_is_refused(guard):
+    with pytest.raises(ConfigurationError, match=r"Add `currency: currency` to its mapping"):
+        check_tool(guard.pack, "add_credit", ["amount", "currency", "customer_id"])
+    assert check_tool(guard.pack, "add_credit", ["amount", "customer_id"]) is True
+
+
+def test_extra_arguments_refuse_sends_back_what_the_policy_does_not_govern(guard):
+    with pytest.raises(ProposalError, match="no argument 'manager_approved', 'quantity'") as sent:
+        guard.decide(
+            call(
+                "create_replacement",
+                "a",
+                item_value="899.00",
+                serial="SN-1",
+                quantity=3,
+                manager_approved=True,
+            )
+        )
+    assert sent.value.field == "tool.arguments.manager_approved"
+
+    governed = guard.decide(call("create_replacement", "b", item_value="899.00", serial="SN-1"))
+    assert governed.outcome is Outcome.ALLOW
+    # Where it is not asked for, an undeclared argument passes as before.
+    note = guard.decide(call("add_credit", "c", amount="5.00", note="sorry"))
+    assert note.outcome is Outcome.ALLOW
