@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
@@ -10,6 +11,7 @@ from sqlalchemy import select
 from conftest import NOW, refund
 from discretion import Outcome, Verdict
 from discretion.judge import StaticJudge
+from discretion.judge._grounded import _agrees
 from discretion.store._schema import ledger
 
 from .helpers import LOST_TEXT, delivered_facts, lost_facts, lost_refund
@@ -212,3 +214,19 @@ def test_a_judged_exception_records_nothing_outside_its_decision(make_guard, sto
     assert [r["kind"] for r in records] == ["decision"]
     assert records[0]["body"]["decision"]["judge"]["llm"] == "not_asked"
     assert decision.decided_at == NOW
+
+
+@pytest.mark.parametrize(
+    ("claimed", "agrees"),
+    [
+        ("99.50", True),
+        ("99.5", True),
+        (99.5, True),
+        (" 99.50 ", True),
+        ("99.49", False),
+        ("x", False),
+    ],
+)
+def test_a_claim_of_a_decimal_fact_is_compared_as_a_number(claimed, agrees):
+    # A decimal fact ("99.50", two places) is read as a Decimal: its claim states the number.
+    assert _agrees(Decimal("99.50"), claimed) is agrees

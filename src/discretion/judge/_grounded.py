@@ -67,6 +67,9 @@ def _agrees(fact: Any, claimed: Any) -> bool:
     if isinstance(fact, timedelta):
         seconds = _number(claimed)
         return seconds is not None and seconds == Decimal(str(fact.total_seconds()))
+    if isinstance(fact, Decimal):
+        # A decimal fact ("99.50", 2 places): "99.5", "99.50" and 99.5 state it alike.
+        return _number(claimed) == fact
     if isinstance(fact, tuple):
         return isinstance(claimed, str) and claimed.strip() in fact
     return bool(fact == claimed)
