@@ -44,6 +44,7 @@ from discretion.policy._model import (
     Ground,
     JudgeBand,
     JudgeSettings,
+    Months,
     PolicyPack,
     PrecedentPolicy,
     Rates,
@@ -582,7 +583,7 @@ def _positive_window(text: str, lines: LineMap, loc: tuple[Any, ...]) -> timedel
 
 def _counting_window(
     text: str, zone: tzinfo, lines: LineMap, loc: tuple[Any, ...]
-) -> tuple[timedelta, Calendar | None]:
+) -> tuple[timedelta, Calendar | Months | None]:
     """A total's, a budget's or cumulative authority's window: rolling, or a calendar period.
 
     For a calendar period, the span is the longest such a period runs (what a caller that
@@ -593,6 +594,13 @@ def _counting_window(
         return calendar.longest, calendar
     if text == EVER:
         return _EVER, None
+    if " " in text:
+        count, unit = text.split(" ")
+        months = Months(count=int(count) * (12 if unit.startswith("year") else 1), zone=zone)
+        if months.count <= 0:
+            source, line = lines.find(loc)
+            raise PolicyError("the window must be longer than zero", path=source, line=line)
+        return months.longest, months
     return _positive_window(text, lines, loc), None
 
 

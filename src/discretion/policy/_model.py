@@ -8,6 +8,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
+from calendar import monthrange
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
@@ -328,8 +329,49 @@ class Calendar:
         days = {"day": 1, "week": 7, "month": 31, "quarter": 92, "year": 366}[self.unit]
         return timedelta(days=days, hours=1)
 
+    def since(self, now: datetime) -> datetime:
+        """The moment the period `now` is in follows: it includes its start, `[start, now]`.
+
+        A grant made at midnight exactly is the new day's, so the moment before it (the
+        ledger keeps microseconds) is returned.
+        """
+        return self.start(now) - _TICK
+
     def __str__(self) -> str:
         return f"calendar {self.unit}"
+
+
+@dataclass(frozen=True, slots=True)
+class Months:
+    """A rolling window of whole months (or years) on the calendar, in a time zone.
+
+    "Once in any 12 months": what was granted after this day and time 12 months ago counts,
+    whatever the months' lengths or a leap day between. The 31st of a month with fewer days
+    is its last day.
+    """
+
+    count: int
+    """How many months back (a year is 12)."""
+    zone: tzinfo
+
+    def since(self, now: datetime) -> datetime:
+        """The same local day and time `count` months before `now`: `(then, now]` counts."""
+        local = now.astimezone(self.zone)
+        months = local.year * 12 + local.month - 1 - self.count
+        year, month = divmod(months, 12)
+        day = min(local.day, monthrange(year, month + 1)[1])
+        return local.replace(year=year, month=month + 1, day=day, fold=0)
+
+    @property
+    def longest(self) -> timedelta:
+        """The most such a window runs, a daylight-saving hour included."""
+        return timedelta(days=31 * self.count, hours=1)
+
+    def __str__(self) -> str:
+        if self.count % 12 == 0:
+            years = self.count // 12
+            return f"{years} year{'s' if years > 1 else ''}"
+        return f"{self.count} month{'s' if self.count > 1 else ''}"
 
 
 _TICK = timedelta(microseconds=1)
@@ -342,18 +384,18 @@ class Windowed:
 
     window: timedelta
     """How far back it counts; for a calendar period, the longest such a period runs."""
-    calendar: Calendar | None = None
-    """The calendar period it counts in, when its window is one."""
+    calendar: Calendar | Months | None = None
+    """The calendar period it counts in, or its rolling months, when its window is one."""
 
     def since(self, now: datetime) -> datetime:
         """The moment its window, ending `now`, follows: what happened after it counts.
 
-        A rolling window is `(now - window, now]`: a grant made exactly `window` ago is out.
-        A calendar period includes its start, `[start, now]`: a grant made at midnight exactly
-        is the new day's, so the moment before it (the ledger keeps microseconds) is returned.
+        A rolling window is `(now - window, now]`: a grant made exactly `window` ago is out,
+        as one made exactly 12 months ago is for `12 months`. A calendar period includes its
+        start (`Calendar.since`).
         """
         if self.calendar is not None:
-            return self.calendar.start(now) - _TICK
+            return self.calendar.since(now)
         return now - self.window
 
 

@@ -82,10 +82,14 @@ FieldType = Literal[
 ]
 Window = Annotated[str, StringConstraints(pattern=r"^\d+[smhd]$")]
 CountingWindow = Annotated[
-    str, StringConstraints(pattern=r"^(\d+[smhd]|calendar (day|week|month|quarter|year)|ever)$")
+    str,
+    StringConstraints(
+        pattern=r"^(\d+[smhd]|\d+ (months?|years?)|calendar (day|week|month|quarter|year)|ever)$"
+    ),
 ]
-"""How far back a total, a budget or cumulative authority counts: a rolling span (`30d`), the
-calendar period `now` is in (`calendar month`), in the pack's `timezone`, or `ever`."""
+"""How far back a total, a budget or cumulative authority counts: a rolling span (`30d`),
+rolling months or years on the calendar (`12 months`, `1 year`), the calendar period `now` is
+in (`calendar month`), in the pack's `timezone`, or `ever`."""
 RecordRef = Annotated[
     str, StringConstraints(pattern=r"^(list\[[a-z][a-z0-9_]*\]|[a-z][a-z0-9_]*)$")
 ]
