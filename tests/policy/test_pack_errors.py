@@ -82,8 +82,9 @@ def test_every_fault_is_listed_in_file_order_with_its_line(tmp_path):
     )
     assert also == (
         f"  also {path}:{line_of(text, 'window: 30 days')}: budgets[0].window: value '30 days'"
-        " should be a whole number then s, m, h or d, such as 30d or 12h, a calendar period:"
-        " calendar day, week, month, quarter or year, or ever"
+        " should be a whole number then s, m (minutes), h or d, such as 30d or 12h, whole"
+        " months or years such as 12 months or 1 year, a calendar period: calendar day, week,"
+        " month, quarter or year, or ever"
     )
 
 

@@ -33,8 +33,9 @@ _MAX_SHOWN = 5
 
 _PATTERNS = {
     r"^\d+[smhd]$": "a whole number then s, m, h or d, such as 30d or 12h",
-    r"^(\d+[smhd]|calendar (day|week|month|quarter|year)|ever)$": "a whole number then s, m, h"
-    " or d, such as 30d or 12h, a calendar period: calendar day, week, month, quarter or year,"
+    r"^(\d+[smhd]|\d+ (months?|years?)|calendar (day|week|month|quarter|year)|ever)$": "a whole"
+    " number then s, m (minutes), h or d, such as 30d or 12h, whole months or years such as"
+    " 12 months or 1 year, a calendar period: calendar day, week, month, quarter or year,"
     " or ever",
     r"^\d+(\.\d+)?$": 'an amount written as text, such as "49.99"',
     r"^[a-z0-9][a-z0-9_.-]{0,99}$": "lower case letters, digits, '_', '.' or '-', such as"
