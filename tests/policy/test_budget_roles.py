@@ -98,3 +98,36 @@ def test_a_budgets_roles_must_be_the_packs_and_cover_its_limits(
     assert ("role 'bot', which the pack does not define" in text) or (
         "role 'team_lead', whose proposals it does not count" in text
     )
+
+
+def test_a_budget_whose_every_role_has_a_limit_needs_no_other(tmp_path: Path) -> None:
+    text = PACK.replace(
+        '    roles: [ai_agent]\n    window: calendar day\n    limit: "100.00"\n',
+        "    roles: [ai_agent, team_lead]\n    window: calendar day\n"
+        '    limits: {ai_agent: "100.00", team_lead: "450.00"}\n',
+    )
+    g = guard(tmp_path, text)
+    assert g.decide(refund("100.00", "ai-1")).outcome is Outcome.ALLOW
+    assert g.decide(refund("0.01", "ai-2")).outcome is Outcome.ROUTE
+    # The budget counts both roles' grants; a team lead's proposal is capped at 450.00 of it.
+    assert g.decide(refund("350.00", "lead-1", role="team_lead")).outcome is Outcome.ALLOW
+    assert g.decide(refund("0.01", "lead-2", role="team_lead")).outcome is Outcome.ROUTE
+
+
+@pytest.mark.parametrize(
+    ("roles", "limits", "uncapped"),
+    [
+        ("    roles: [ai_agent, team_lead]\n", '{ai_agent: "100.00"}', "team_lead"),
+        ("", '{ai_agent: "100.00"}', "team_lead, ops_manager"),
+    ],
+)
+def test_a_budget_without_a_limit_must_cap_every_role_it_counts(
+    tmp_path: Path, roles: str, limits: str, uncapped: str
+) -> None:
+    text = PACK.replace(
+        '    roles: [ai_agent]\n    window: calendar day\n    limit: "100.00"\n',
+        f"{roles}    window: calendar day\n    limits: {limits}\n",
+    )
+    with pytest.raises(PolicyError, match="limit: required unless `roles`") as caught:
+        guard(tmp_path, text)
+    assert f"(no limit for: {uncapped})" in str(caught.value)

@@ -1686,6 +1686,18 @@ def _compile_budget(
             what=f"limit of {role_id!r}",
             where=where,
         )
+    if budget.limit is None:
+        uncapped = [r for r in budget.roles or known if r not in limits]
+        if budget.roles is None or uncapped:
+            fail(
+                "limit: required unless `roles` names the roles the budget counts and `limits`"
+                f" gives each a limit (no limit for: {', '.join(uncapped)})"
+            )
+        limit_minor = max(limits.values())  # never read: every role it counts has its own
+    else:
+        limit_minor = _amount(
+            budget.limit, currency, spec, lines, (*loc, "limit"), what="limit", where=where
+        )
     route_to = budget.route_to or highest_human
     target = next((r for r in roles if r.id == route_to), None)
     if route_to != NEXT_ABOVE and (target is None or target.is_ai):
@@ -1696,9 +1708,7 @@ def _compile_budget(
         parts=parts,
         window=window,
         calendar=calendar,
-        limit_minor=_amount(
-            budget.limit, currency, spec, lines, (*loc, "limit"), what="limit", where=where
-        ),
+        limit_minor=limit_minor,
         actions=frozenset(budget.actions) if budget.actions is not None else None,
         roles=frozenset(budget.roles) if budget.roles is not None else None,
         outcomes=frozenset(budget.outcomes),

@@ -547,7 +547,8 @@ class BudgetSpec(BaseModel):
     (`[order, args.sku]`: one per item of each order)."""
     window: CountingWindow
     """Rolling window such as `30d`, `24h`, or a calendar period such as `calendar day`."""
-    limit: Amount
+    limit: Amount | None = None
+    """The cap; needed unless `roles` names the roles it counts and `limits` caps each."""
     limits: dict[str, Amount] = {}
     """Per role of the proposing actor, a limit instead of `limit`."""
     actions: list[str] | None = None
