@@ -178,6 +178,21 @@ def test_history_that_does_not_go_as_expected_fails_the_case(tmp_path):
     assert result.failures == ("history[0]: expected allow, got route to tier1",)
 
 
+def test_a_history_route_that_names_no_role_takes_any_role(tmp_path):
+    case = {
+        "id": "history-route",
+        "history": [
+            {"proposal": refund("300.00"), "expect": {"outcome": "route"}},
+            {"proposal": refund("20.00"), "expect": {"outcome": "route"}},
+        ],
+        "proposal": refund("10.00"),
+        "expect": {"outcome": "allow"},
+    }
+    (result,) = run_suites(load_suites([write_suite(tmp_path, [case])])).results
+    # The first is routed (to tier1) as expected; the second is allowed, which fails.
+    assert result.failures == ("history[1]: expected route, got allow",)
+
+
 def judged_suite(folder: Path, case: dict[str, Any]) -> Path:
     """A suite of one case in `folder`, on the judged eval pack and its facts."""
     judged = EVALS / "judged"

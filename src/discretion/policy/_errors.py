@@ -40,7 +40,8 @@ _PATTERNS = {
     r"^\d+(\.\d+)?$": 'an amount written as text, such as "49.99"',
     r"^[a-z0-9][a-z0-9_.-]{0,99}$": "lower case letters, digits, '_', '.' or '-', such as"
     " late-delivery",
-    r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+$": "lower-case dotted names, such as order.total",
+    r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+$": "lower-case dotted names with at least one"
+    " dot, such as order.total or customer.police_report",
 }
 
 _KINDS = {
