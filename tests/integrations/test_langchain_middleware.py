@@ -361,14 +361,9 @@ def unknown_lookup_guard(make_guard, tmp_path):
     return make_guard(policy=shop_pack_with(tmp_path, "ungoverned_tools: [lookup_order]\n", ""))
 
 
-@pytest.mark.parametrize(
-    "narrowing",
-    [{"tools": ["issue_refund"]}, {"exclude": ["lookup_order"]}],
-    ids=["tools", "exclude"],
-)
-def test_a_tool_filter_leaves_a_read_only_lookup_alone(make_guard, tmp_path, shop, narrowing):
+def test_exclude_leaves_a_read_only_lookup_alone(make_guard, tmp_path, shop):
     guard = unknown_lookup_guard(make_guard, tmp_path)
-    middleware = DiscretionMiddleware(guard, actor=BOT, **narrowing)
+    middleware = DiscretionMiddleware(guard, actor=BOT, exclude=["lookup_order"])
     turn = calls(
         ("lookup_order", {"order_id": "o-3"}, "c-lookup"),
         ("issue_refund", refund_args(), "c-refund"),
@@ -381,11 +376,34 @@ def test_a_tool_filter_leaves_a_read_only_lookup_alone(make_guard, tmp_path, sho
     assert ledger_kinds(guard).count("decision") == 1
 
 
+def test_a_tool_left_out_of_tools_is_still_decided_when_the_pack_does_not_list_it(
+    make_guard, tmp_path, shop
+):
+    guard = unknown_lookup_guard(make_guard, tmp_path)
+    middleware = DiscretionMiddleware(guard, actor=BOT, tools=["issue_refund"])
+    turn = calls(
+        ("lookup_order", {"order_id": "o-3"}, "c-lookup"),
+        ("issue_refund", refund_args(), "c-refund"),
+    )
+    agent = create_agent(scripted(turn, "Done."), shop.tools, middleware=[middleware])
+    by_id = {m.tool_call_id: m for m in tool_messages(agent.invoke(ask()))}
+    assert by_id["c-refund"].content == "refunded USD 40.00"
+    # Unmapped and not read-only: it routes as the pack says unknown tools do, and never ran.
+    assert shop.lookups == []
+    assert "lookup_order" in str(by_id["c-lookup"].content)
+    assert ledger_kinds(guard).count("decision") == 2
+
+
 def test_a_tool_filter_never_exempts_a_tool_the_pack_maps(make_guard, tmp_path, shop):
     guard = unknown_lookup_guard(make_guard, tmp_path)
     middleware = DiscretionMiddleware(guard, actor=BOT, tools=[shop.tools[0]])
     assert middleware.governs("issue_refund")
-    assert not middleware.governs("lookup_order")
+    # Left out of tools=, a tool the pack neither maps nor lists as read-only is decided still:
+    # one added to the agent later and never mapped does not run unasked.
+    assert middleware.governs("lookup_order")
+    assert not DiscretionMiddleware(guard, actor=BOT, exclude=["lookup_order"]).governs(
+        "lookup_order"
+    )
     with pytest.raises(ConfigurationError, match="exclude= names issue_refund"):
         DiscretionMiddleware(guard, exclude=["issue_refund"])
     with pytest.raises(ConfigurationError, match="not both"):

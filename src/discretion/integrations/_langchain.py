@@ -468,10 +468,12 @@ class DiscretionMiddleware(AgentMiddleware):
     """LangChain v1 agent middleware that decides the agent's tool calls before they run.
 
     Which calls are decided: those the pack governs (every tool but its `ungoverned_tools`),
-    narrowed by `tools=` or `exclude=`; a tool the pack maps is decided whatever the filter
-    says. Allowed calls run once per idempotency key; denied calls return an error
-    `ToolMessage`; a call whose arguments are not valid (a currency the pack does not use, a
-    reused call id) returns an error `ToolMessage` the model can correct. Routed calls:
+    but for the tools `exclude=` names; a tool the pack maps is decided whatever it says.
+    `tools=` checks the tools it names when the middleware is made; a tool it leaves out is
+    decided as the pack says (an unmapped one is never let through unasked). Allowed calls
+    run once per idempotency key; denied calls return an error `ToolMessage`; a call whose
+    arguments are not valid (a currency the pack does not use, a reused call id) returns an
+    error `ToolMessage` the model can correct. Routed calls:
 
     - `mode="async"`: return a `ToolMessage` with the approval id; once a person approves,
       the approval queues the call and `guard.executions.run_pending(tool_callables(tools))`
@@ -493,7 +495,8 @@ class DiscretionMiddleware(AgentMiddleware):
     Args:
         guard: decides and records.
         mode: what a routed call does: "async" or "interactive".
-        tools: decide only calls to these tools (names or langchain-core tools).
+        tools: the tools to check now (names or langchain-core tools): each must be one the
+            pack can decide.
         exclude: never decide calls to these tools (read-only look-ups the pack does not map).
         actor: who proposes the calls (see `ActorSource`); by default the run's
             `configurable["discretion_actor"]` or the runtime context's `actor`.
@@ -526,11 +529,11 @@ class DiscretionMiddleware(AgentMiddleware):
         self.governor = Governor(
             guard, actor=actor, case_id=case_id, customer_id=customer_id, rationale=rationale
         )
-        self._only, self._exclude = self._filter(tools, exclude)
+        self._exclude = self._filter(tools, exclude)
 
     def _filter(
         self, tools: Sequence[str | BaseTool] | None, exclude: Collection[str] | None
-    ) -> tuple[frozenset[str] | None, frozenset[str]]:
+    ) -> frozenset[str]:
         if tools is not None and exclude is not None:
             raise ConfigurationError(
                 "DiscretionMiddleware: give tools= (the tools to decide) or exclude= (the tools"
@@ -547,10 +550,7 @@ class DiscretionMiddleware(AgentMiddleware):
                 f" {self.guard.pack.name!r} maps to an action: its calls are always decided."
                 " Remove it from exclude="
             )
-        if tools is None:
-            return None, skipped
-        only: set[str] = set()
-        for item in tools:
+        for item in tools or ():
             name = item if isinstance(item, str) else getattr(item, "name", None)
             if not isinstance(name, str):
                 raise ConfigurationError(
@@ -558,15 +558,20 @@ class DiscretionMiddleware(AgentMiddleware):
                     f" got {item!r}"
                 )
             parameters = None if isinstance(item, str) else parameters_of(item)
-            if self.governor.check(name, parameters):
-                only.add(name)
-        return frozenset(only), skipped
+            self.governor.check(name, parameters)
+        return skipped
 
     def governs(self, tool: str) -> bool:
-        """Whether the middleware decides calls to `tool`."""
+        """Whether the middleware decides calls to `tool`.
+
+        A tool the pack maps always is; one named in `exclude=` never is. `tools=` only checks
+        the tools it names when the middleware is made: a tool it leaves out that the pack
+        neither maps nor lists in `ungoverned_tools` is decided still (it never runs unasked
+        because nobody mapped it), as the pack says unknown tools are.
+        """
         if tool in self.guard.pack.tools:
             return True
-        if tool in self._exclude or (self._only is not None and tool not in self._only):
+        if tool in self._exclude:
             return False
         return self.governor.governs(tool)
 
