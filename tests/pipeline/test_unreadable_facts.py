@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from conftest import SHOP_PACK, Counter, good_facts, refund
-from discretion import Outcome, load_pack
+from discretion import Actor, Outcome, load_pack
 from discretion.context import ContextRequest
+from discretion.errors import StaleApproval
 
 FRAUD = {"customer.fraud_flag": True}
 
@@ -99,3 +100,29 @@ def test_preview_and_decide_agree_on_a_deny_without_every_fact(make_guard):
     decided = guard.decide(refund("20.00"))
     assert (previewed.outcome, previewed.rules) == (decided.outcome, decided.rules)
     assert decided.outcome is Outcome.DENY
+
+
+class Switching:
+    """Good facts until `facts` is changed: what an approval's re-check reads later."""
+
+    in_process = True
+
+    def __init__(self) -> None:
+        self.facts = good_facts(**{"shipment.status": "lost"})
+
+    def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
+        return self.facts
+
+
+def test_an_approvals_recheck_on_an_unreadable_fact_fails_naming_it(make_guard):
+    provider = Switching()
+    guard = make_guard(context=provider)
+    routed = guard.decide(refund("100.00"))
+    assert routed.outcome is Outcome.ROUTE
+
+    provider.facts = good_facts(
+        **{"shipment.status": "lost", "order.total": {"amount": "120.00", "currency": "CAD"}}
+    )
+    approver = Actor(id="tina", role="tier1", is_ai=False)
+    with pytest.raises(StaleApproval, match="the facts to re-check it cannot be read now"):
+        guard.approvals.approve(routed.id, approver=approver, note="ok")

@@ -92,6 +92,16 @@ class Facts:
     unreadable: tuple[str, ...] = ()
     """Facts on record whose value could not be read (ill-typed, money in another currency)."""
 
+    def whole(self) -> Facts:
+        """These facts, every one the rules read among them.
+
+        Raises:
+            ContextError: the first fact missing or unreadable (`faults`).
+        """
+        if self.faults:
+            raise self.faults[0]
+        return self
+
 
 def named(item: Normalised) -> Resolved:
     """The records as the proposal names them."""
@@ -262,8 +272,8 @@ def assemble_facts(
     snapshot, and so the lineage, holds them apart from the facts a provider grounds.
 
     A fact the rules read that is missing or cannot be read is left out of the snapshot, its
-    error in `faults`: the caller fails on it (`Pipeline.assemble`), or asks what a hard limit
-    says without it (`Pipeline.assess`).
+    error in `faults`: the caller fails on it (`Facts.whole`), or asks what a hard limit says
+    without it (`Pipeline.assess`).
 
     Raises:
         ContextError: the provider failed, or a record it answered does not say what it is

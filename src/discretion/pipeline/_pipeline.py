@@ -287,10 +287,7 @@ class Pipeline:
         """
         if item.action is None:
             return Facts(snapshot=Snapshot.of({}), resolved=named(item))
-        facts = assemble_facts(item.pack, context or self.context, item, item.action, now)
-        if facts.faults:
-            raise facts.faults[0]
-        return facts
+        return assemble_facts(item.pack, context or self.context, item, item.action, now).whole()
 
     # 3-7. context, policy, authority, precedent, judges
     def assess(

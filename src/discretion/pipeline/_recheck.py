@@ -147,7 +147,7 @@ def recheck(
     else:
         try:
             # The same context assembly as a decision: only the fields the pack declares.
-            facts = assemble_facts(pack, context, item, action, now)
+            facts = assemble_facts(pack, context, item, action, now).whole()
         except ContextError as exc:
             raise StaleApproval(
                 f"approval {approval_id}: the facts to re-check it cannot be read now ({exc});"
