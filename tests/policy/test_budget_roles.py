@@ -131,3 +131,14 @@ def test_a_budget_without_a_limit_must_cap_every_role_it_counts(
     with pytest.raises(PolicyError, match="limit: required unless `roles`") as caught:
         guard(tmp_path, text)
     assert f"(no limit for: {uncapped})" in str(caught.value)
+
+
+def test_a_budget_counting_every_role_needs_no_limit_when_each_has_one(tmp_path: Path) -> None:
+    text = PACK.replace(
+        '    roles: [ai_agent]\n    window: calendar day\n    limit: "100.00"\n',
+        "    window: calendar day\n"
+        '    limits: {ai_agent: "100.00", team_lead: "450.00", ops_manager: "900.00"}\n',
+    )
+    g = guard(tmp_path, text)
+    assert g.decide(refund("100.00", "ai-1")).outcome is Outcome.ALLOW
+    assert g.decide(refund("0.01", "ai-2")).outcome is Outcome.ROUTE

@@ -136,8 +136,6 @@ def denied_without(
     (a fraud hold, whatever the order's total says) forbids the action for everyone, and a
     person it routes to could only refuse it.
     """
-    if not action.hard_limits:
-        return None
     activation = _activation(
         pack, action, role, actor_is_ai, amount_minor, facts, now, args, unreadable
     )

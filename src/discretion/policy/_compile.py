@@ -1688,10 +1688,10 @@ def _compile_budget(
         )
     if budget.limit is None:
         uncapped = [r for r in budget.roles or known if r not in limits]
-        if budget.roles is None or uncapped:
+        if uncapped:
             fail(
-                "limit: required unless `roles` names the roles the budget counts and `limits`"
-                f" gives each a limit (no limit for: {', '.join(uncapped)})"
+                "limit: required unless `roles` and `limits` give every role the budget counts"
+                f" a limit of its own (no limit for: {', '.join(uncapped)})"
             )
         limit_minor = max(limits.values())  # never read: every role it counts has its own
     else:
