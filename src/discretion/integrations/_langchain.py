@@ -536,7 +536,7 @@ class DiscretionMiddleware(AgentMiddleware):
     ) -> frozenset[str]:
         if tools is not None and exclude is not None:
             raise ConfigurationError(
-                "DiscretionMiddleware: give tools= (the tools to decide) or exclude= (the tools"
+                "DiscretionMiddleware: give tools= (the tools to check) or exclude= (the tools"
                 " to leave alone), not both"
             )
         mapped = self.guard.pack.tools
