@@ -17,6 +17,7 @@ from discretion import Guard, SqlStore, load_pack
 from discretion.context import SqliteCaseStore
 from discretion.errors import LedgerIntegrityError, StoreError
 from discretion.evals import replay, shadow_report
+from discretion.policy import ToolSpec
 from discretion.shadow import SHADOW_RECORD
 from discretion.store._schema import ledger
 
@@ -354,3 +355,28 @@ def test_a_route_to_a_lower_role_loosens_and_one_to_a_higher_role_does_not(store
     assert not change.loosens
     assert not forward.is_looser
     assert forward.is_changed
+
+
+def test_replay_reads_a_call_through_the_mapping_it_was_decided_with(store, tmp_path):
+    # A function governed with `action=` is read through the mapping its integration declared;
+    # a replay reads it the same way, so it is replayed as that action, not as an unknown tool.
+    guard = acme_guard(store, ids=Counter())
+    declared = ToolSpec(
+        name="pay_back",
+        amount="amount",
+        currency="currency",
+        customer="customer_id",
+        case="case_id",
+        order="order_id",
+    )
+    proposal = _refund("150.00", "k-pay-back")
+    proposal["tool"]["name"] = "pay_back"
+    proposal["action"] = "refund"
+    decided = guard.pipeline.decide(proposal, mapping=declared)
+    assert decided.outcome.value == "allow"
+    assert replay(store, BASE).changes == ()
+    report = replay(store, candidate_pack(tmp_path, **LOWER_AI_REFUNDS))
+    [change] = report.changes
+    assert change.decision_id == decided.id
+    assert (change.after.outcome, change.after.required_role) == ("route", "tier1")
+    assert "discretion.standard-authority" in change.after.rules

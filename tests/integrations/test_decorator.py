@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conftest import good_facts
+from conftest import SHOP_PACK, good_facts
 from discretion import (
     CallDenied,
     CallRouted,
@@ -16,6 +16,8 @@ from discretion import (
     Money,
     Outcome,
     ProposalError,
+    StaleApproval,
+    load_pack,
 )
 from discretion.integrations import GovernedResult
 
@@ -238,3 +240,46 @@ def test_a_key_must_be_text(guard):
     issue_refund = mapped_refund(guard, [])
     with pytest.raises(ProposalError, match="non-empty text"):
         issue_refund.keyed(" ")
+
+
+def test_an_approval_rechecks_a_call_read_through_a_declared_mapping(make_guard, tmp_path):
+    # `action=` reads a function the pack does not map through the mapping it declares: the
+    # mapping is on record with the call, and an approval's re-check reads the call through it
+    # and decides it as that action, on fresh facts (not as an unknown tool, which it would
+    # let through on the strength of the approver's rank alone).
+    guard = make_guard()
+    ran: list[Any] = []
+    refund_order = refunder(guard, ran)
+    with pytest.raises(CallRouted) as caught:
+        refund_order("o-1", Decimal("60.00"))
+    approval_id = caught.value.approval_id
+    assert guard.approvals.get(approval_id).proposal["mapping"] == {
+        "name": "refund_order",
+        "amount": "amount",
+        "currency": "currency",
+        "customer": "customer_id",
+        "case": "case_id",
+        "order": "order_id",
+    }
+    flagged = make_guard(good_facts(**{"customer.fraud_flag": True}))
+    with pytest.raises(StaleApproval, match=r"denies refund of USD 60\.00.*fraud-flag"):
+        flagged.approvals.approve(approval_id, approver=MARIA, note="ok")
+    assert flagged.approvals.get(approval_id).status.value == "pending"
+    # On the facts as they were, the re-check decides the refund for the approver's role.
+    approved = guard.approvals.approve(approval_id, approver=MARIA, note="ok")
+    assert approved.status.value == "approved"
+    assert refund_order("o-1", Decimal("60.00")) == "refunded 60.00 on o-1"
+    assert len(ran) == 1
+
+
+def test_an_approval_whose_call_no_longer_reads_as_its_action_is_stale(make_guard, tmp_path):
+    guard = make_guard()
+    refund_order = refunder(guard, [])
+    with pytest.raises(CallRouted) as caught:
+        refund_order("o-1", Decimal("60.00"))
+    # The pack now has no `refund`: the call it was decided as cannot be checked, never allowed.
+    path = tmp_path / "pack.yaml"
+    path.write_text(SHOP_PACK.read_text(encoding="utf-8").replace(" refund:", " payback:"))
+    renamed = make_guard(policy=load_pack(path))
+    with pytest.raises(StaleApproval, match="decided as 'refund' and no longer reads as"):
+        renamed.approvals.approve(caught.value.approval_id, approver=MARIA, note="ok")

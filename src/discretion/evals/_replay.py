@@ -28,6 +28,7 @@ from discretion.evals._results import ALLOWED
 from discretion.guard import Guard
 from discretion.judge import Judge
 from discretion.money import Money
+from discretion.pipeline import recorded_mapping
 from discretion.policy import PolicyPack, load_pack
 from discretion.shadow import SHADOW_RECORD
 from discretion.store import SqlStore
@@ -450,7 +451,12 @@ def replay(
             clock.now = at
             frozen.facts = body.get("context") or {}
             try:
-                after = Verdict.of(guard.decide(_proposal(body["proposal"], candidate)))
+                recorded = body["proposal"]
+                after = Verdict.of(
+                    guard.pipeline.decide(
+                        _proposal(recorded, candidate), mapping=recorded_mapping(recorded)
+                    )
+                )
             except DiscretionError as exc:
                 after = Verdict(outcome="error", detail=f"{type(exc).__name__}: {exc}")
             if since is not None and at < since:

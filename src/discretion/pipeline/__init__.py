@@ -12,6 +12,7 @@ from discretion.pipeline._normalise import (
     argument_at,
     normalise,
     read_arguments,
+    recorded_mapping,
     write_amount,
 )
 from discretion.pipeline._pipeline import Governed, Pipeline, RecordHook
@@ -30,5 +31,6 @@ __all__ = [
     "evaluate",
     "normalise",
     "read_arguments",
+    "recorded_mapping",
     "write_amount",
 ]

@@ -16,6 +16,8 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
+from pydantic import ValidationError
+
 from discretion.errors import ProposalError
 from discretion.lineage import digest
 from discretion.money import Money, SignedMoney, parse_decimal, scaled
@@ -42,6 +44,7 @@ __all__ = [
     "argument_at",
     "normalise",
     "read_arguments",
+    "recorded_mapping",
     "write_amount",
 ]
 
@@ -430,6 +433,24 @@ class Normalised:
         return recorded
 
 
+def recorded_mapping(recorded: Mapping[str, Any]) -> ToolSpec | None:
+    """The mapping a recorded proposal's tool call was read through, when the pack has none.
+
+    Raises:
+        ProposalError: the recorded mapping is not one (it was altered outside discretion).
+    """
+    declared = recorded.get("mapping")
+    if declared is None:
+        return None
+    try:
+        return ToolSpec.model_validate(declared)
+    except ValidationError as exc:
+        raise ProposalError(
+            f"mapping: the recorded tool mapping is not valid ({exc.error_count()} errors)",
+            field="mapping",
+        ) from None
+
+
 def _role(pack: PolicyPack, proposal: Proposal) -> Role:
     role = pack.role(proposal.actor.role)
     if role is None:
@@ -620,6 +641,10 @@ def normalise(
         "order_id": order_id,
         "rationale": proposal.rationale.model_dump(mode="json"),
     }
+    if tool is not None and spec is not None and spec is mapping and tool.name not in pack.tools:
+        # Read through a mapping the caller declared, not the pack's: on record with the call,
+        # so that an approval's re-check and a replay read its arguments as they were decided.
+        content["mapping"] = spec.model_dump(mode="json", exclude_defaults=True)
     # `Proposal` refused NaN and infinities in every number it holds.
     proposal_digest = digest(content, finite=True)
     normalised = Normalised(

@@ -25,9 +25,9 @@ from discretion.pipeline._budgets import BudgetKeys, budget_key, check_budgets, 
 from discretion.pipeline._currency import at_rate
 from discretion.pipeline._evaluate import evaluate
 from discretion.pipeline._ledger import read_ledger
-from discretion.pipeline._normalise import normalise, write_amount
+from discretion.pipeline._normalise import normalise, recorded_mapping, write_amount
 from discretion.pipeline._state import Evaluation
-from discretion.policy import PolicyPack, Role
+from discretion.policy import PolicyPack, Role, ToolSpec
 from discretion.proposal import Actor
 from discretion.store import SqlTransaction, TotalQuery
 
@@ -70,7 +70,12 @@ class Recheck:
 
 
 def _arguments(
-    pack: PolicyPack, tool: Mapping[str, Any] | None, amount: Money | None, *, is_edited: bool
+    pack: PolicyPack,
+    tool: Mapping[str, Any] | None,
+    mapping: ToolSpec | None,
+    amount: Money | None,
+    *,
+    is_edited: bool,
 ) -> dict[str, Any] | None:
     if tool is None:
         return None
@@ -80,7 +85,7 @@ def _arguments(
     name = str(tool.get("name"))
     mapped = pack.tools.get(name)
     try:
-        return write_amount(name, mapped[1] if mapped is not None else None, arguments, amount)
+        return write_amount(name, mapped[1] if mapped is not None else mapping, arguments, amount)
     except ProposalError:
         raise ApprovalError(
             f"tool {name!r} takes no amount argument the pack maps, so a lower"
@@ -111,7 +116,13 @@ def recheck(
             beyond their rung; they may escalate it.
     """
     tool = proposal.get("tool")
-    arguments = _arguments(pack, tool, amount, is_edited=is_edited)
+    try:
+        mapping = recorded_mapping(proposal)
+    except ProposalError as exc:
+        raise StaleApproval(
+            f"approval {approval_id}: {exc}; reject it", approval_id=approval_id
+        ) from exc
+    arguments = _arguments(pack, tool, mapping, amount, is_edited=is_edited)
     rationale = dict(proposal.get("rationale") or {})
     if decision.reason is not None:
         rationale["reason"] = decision.reason
@@ -127,7 +138,7 @@ def recheck(
         "idempotency_key": f"approval:{approval_id}",
     }
     try:
-        item = normalise(pack, data)
+        item = normalise(pack, data, mapping=mapping)
     except ProposalError as exc:
         raise StaleApproval(
             f"approval {approval_id}: the proposal no longer fits pack {pack.name!r}"
@@ -138,6 +149,14 @@ def recheck(
     role = item.pack.role(role.id) or role
     action = item.action
     if action is None:
+        if "discretion.unknown-action" not in decision.rules:
+            # Decided as one of the pack's actions, and no longer read as any: nothing the
+            # approver may be checked against (fail closed).
+            raise StaleApproval(
+                f"approval {approval_id}: its proposal was decided as {decision.action!r} and"
+                f" no longer reads as an action of pack {pack.name!r}; reject it",
+                approval_id=approval_id,
+            )
         # Not governed by the pack: nothing to evaluate, and the case was routed to the top
         # human rung, which the approver was checked to hold.
         outcome, rules = Outcome.ALLOW, ["discretion.unknown-action"]
