@@ -80,7 +80,7 @@ def test_run_calls_the_tool_once_with_its_key_and_records_the_result(guard, deci
     records = kinds(store)
     assert [k for k, _, _ in records] == ["decision", "execution.started", "execution.succeeded"]
     assert records[1][1] == decision.id
-    assert records[1][2] == {"key": "call-1", "tool": "issue_refund", "attempt": 1}
+    assert records[1][2] == {"key": "call-1", "tool": "issue_refund", "attempt": 1, "by": "run"}
     assert records[2][2]["result"] == {"refund_id": "rf-1", "amount": "40.00"}
     assert store.verify() == 3
 

@@ -249,8 +249,12 @@ class Executions:
             at=at,
         )
 
-    def _claim(self, call: _Call) -> _Claim | Execution:
-        """Claim the call to run now; return the stored success instead when there is one."""
+    def _claim(self, call: _Call, *, by: str) -> _Claim | Execution:
+        """Claim the call to run now; return the stored success instead when there is one.
+
+        `by`: `run` (this process calls the tool and records its end) or `claim` (a runner
+        elsewhere calls it and reports with `report`); on record with the claim.
+        """
         now = self._now()
         with self._store.transaction() as tx:
             # A claim inserts the key's row or, finding it, locks it: no two claims of one key
@@ -298,7 +302,7 @@ class Executions:
             tx.record(
                 "execution.started",
                 claim.decision_id,
-                {"key": call.key, "tool": call.tool, "attempt": claim.attempt},
+                {"key": call.key, "tool": call.tool, "attempt": claim.attempt, "by": by},
                 at=now,
             )
         return claim
@@ -330,6 +334,16 @@ class Executions:
                     raise ExecutionError(
                         f"execution {call.key!r} ({call.tool}) is {state}, not running: its"
                         " result was already reported, or it was never claimed; claim it first",
+                        key=call.key,
+                    )
+                started = tx.record_of(row.decision_id, row.ledger_hash)
+                if started is not None and started.get("by") == "run":
+                    # The process that called the tool records its end: a report from anyone
+                    # else would free the call to run again while it may still be paying out.
+                    raise ExecutionError(
+                        f"execution {call.key!r} ({call.tool}) is running in the process that"
+                        " claimed it, which records how it ends; only a call claimed with"
+                        " `claim` (POST .../claim) is reported",
                         key=call.key,
                     )
                 claim = replace(claim, attempt=row.attempts)
@@ -375,7 +389,7 @@ class Executions:
             ExecutionError: an earlier attempt with the key has not reported how it ended.
         """
         item = _Call.of(key=key, decision_id=decision_id, tool=tool, arguments=arguments)
-        claim = self._claim(item)
+        claim = self._claim(item, by="run")
         if isinstance(claim, Execution):
             return claim
         try:
@@ -400,7 +414,7 @@ class Executions:
         thread (`SqlStore.arun`).
         """
         item = _Call.of(key=key, decision_id=decision_id, tool=tool, arguments=arguments)
-        claim = await self._store.arun(self._claim, item)
+        claim = await self._store.arun(self._claim, item, by="run")
         if isinstance(claim, Execution):
             return claim
         try:
@@ -475,7 +489,7 @@ class Executions:
         if row is None:
             raise ExecutionError(f"no execution {key!r} is queued; nothing to claim", key=key)
         item = self._call_of(row)
-        claim = self._claim(item)
+        claim = self._claim(item, by="claim")
         if isinstance(claim, Execution):
             raise ExecutionError(
                 f"execution {key!r} ({row.tool}) already succeeded; it is not run again",
@@ -499,7 +513,8 @@ class Executions:
         call may be claimed again.
 
         Raises:
-            ExecutionError: the call is not running (never claimed, or already reported).
+            ExecutionError: the call is not running (never claimed, or already reported), or
+                `run` claimed it: the process calling the tool records how it ends.
         """
         row = self._store.executions.get(key)
         if row is None or row.started_at is None:

@@ -119,3 +119,34 @@ def test_openapi_describes_the_executions_api(served):
     )
     assert "/v1/executions" in spec["paths"]
     assert "execution" in spec["components"]["schemas"]["Problem"]["properties"]
+
+
+def test_a_call_running_in_process_cannot_be_reported_over_http(served):
+    # A governed function runs an allowed call in its own process, which records how it ends.
+    # While it runs, its proposer's token reports it failed: were that taken, the call would
+    # be free to run again while the first payment may still be going out.
+    guard = served.guard
+    key = "bot-1:issue_refund:pay-1"
+    paid: list[str] = []
+    answers: list[tuple[int, str]] = []
+
+    @guard.governed(actor={"id": "bot-1", "role": "ai_agent", "is_ai": True})
+    def issue_refund(
+        amount: str, currency: str, customer_id: str, case_id: str, order_id: str
+    ) -> str:
+        paid.append(amount)
+        reported = served.post(f"/v1/executions/{key}/result", "bot", {"error": "timeout"})
+        answers.append((reported.status_code, reported.json()["message"]))
+        return f"refunded {amount}"
+
+    result = issue_refund.keyed("pay-1").call("40.00", "USD", "c-1", "case-1", "o-1")
+    assert result.decision.execution_key == key
+    assert paid == ["40.00"]
+    [(status, message)] = answers
+    assert status == 409
+    assert "running in the process that claimed it" in message
+    execution = guard.executions.get(key)
+    assert (execution.status.value, execution.attempts) == ("succeeded", 1)
+    assert records(served.store, "execution.failed", result.decision.id) == []
+    [started] = records(served.store, "execution.started", result.decision.id)
+    assert json.loads(started.body)["by"] == "run"

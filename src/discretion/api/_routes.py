@@ -431,7 +431,8 @@ def api_router(state: AppState) -> APIRouter:
         """Record the tool's `result`, or the `error` it raised, for the call you claimed.
 
         Recorded once, as `execution.succeeded` or `execution.failed`; 409 `conflict`, with the
-        execution as it stands, when it is not running (not claimed, or already reported).
+        execution as it stands, when it is not running (not claimed, or already reported) or an
+        integration's process claimed it (that process records how it ends).
         """
         own_execution(key, identity)
         try:

@@ -542,6 +542,17 @@ class SqlTransaction:
         ).first()
         return found is not None
 
+    def record_of(self, subject_id: str, record_hash: str | None) -> dict[str, Any] | None:
+        """The body of the lineage record about `subject_id` with this hash, if there is one."""
+        if record_hash is None:
+            return None
+        found = self._connection.execute(
+            select(ledger.c.body).where(
+                ledger.c.subject_id == subject_id, ledger.c.hash == record_hash
+            )
+        ).first()
+        return json.loads(found.body) if found is not None else None
+
     def _batch(self) -> AbstractContextManager[Any]:
         """Where the server answers writes only at the block's end: in one round trip.
 
