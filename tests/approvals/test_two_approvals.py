@@ -201,3 +201,59 @@ def test_the_amount_must_be_an_amount(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="two_approvals_above") as raised:
         load_pack(path)
     assert raised.value.line == 20
+
+
+ONE_OFF = PrecedentSpec(
+    scope={"order.total": "4000.00"},
+    expires_at=datetime(2027, 1, 1, tzinfo=UTC),
+    citations=1,
+    max_amount=Money.of("349.00", "USD"),
+    learnable=False,
+    note="one-off",
+)
+
+
+def test_pieces_of_a_split_need_two_people_once_their_whole_is_above_the_amount(
+    tmp_path: Path,
+) -> None:
+    # Two pieces pending at once were each decided under the amount; the second, measured at
+    # its approval on the whole with the first approved since, is above it: one person cannot
+    # move the whole with one signature.
+    cumulative = PACK.replace(
+        'two_approvals_above: "500.00"',
+        'two_approvals_above: "500.00"\n    cumulative: {per: customer, window: 30d}',
+    ).replace("context:", "entities: {customer: {}}\ncontext:")
+    path = tmp_path / "pack.yaml"
+    path.write_text(cumulative, encoding="utf-8")
+    g = Guard(
+        load_pack(path),
+        store=SqlStore(f"sqlite:///{tmp_path / 'ledger.db'}"),
+        context=StaticContextProvider(
+            {"order.total": {"amount": "4000.00", "currency": "USD"}}, customers={"c": {}}
+        ),
+        clock=lambda: NOW,
+    )
+    first = g.decide(refund("300.00", key="piece-1"))
+    second = g.decide(refund("349.00", key="piece-2"))
+    for piece in (first, second):
+        assert piece.outcome is Outcome.ROUTE
+        assert "discretion.two-approvals" not in piece.rules
+    assert g.approvals.approve(first.id, approver=TINA, note="ok").status is ApprovalStatus.APPROVED
+    with pytest.raises(ProposalError, match="a precedent is set by the second"):
+        g.approvals.approve(second.id, approver=TINA, note="ok", precedent=ONE_OFF)
+    endorsed = g.approvals.approve(second.id, approver=TINA, note="ok")
+    assert endorsed.status is ApprovalStatus.PENDING
+    assert endorsed.endorsement is not None
+    assert endorsed.endorsement.by == "tina"
+    assert g.executions.for_decision(second.id) == []
+    with pytest.raises(ApprovalError, match="a second person must approve it"):
+        g.approvals.approve(second.id, approver=TINA, note="again")
+    done = g.approvals.approve(second.id, approver=TOM, note="second")
+    assert done.status is ApprovalStatus.APPROVED
+    assert kinds(g, second.id)[-3:] == [
+        "approval.endorsed",
+        "approval.approved",
+        "execution.queued",
+    ]
+    [queued] = g.executions.for_decision(second.id)
+    assert queued.arguments["amount"] == "349.00"

@@ -403,7 +403,7 @@ class Approvals:
         with self._pending(approval_id, now) as (tx, row):
             self._check_may_decide(pack, row, approver, role, "approve")
             decision = self._decision(tx, row.id)
-            needs_two = TWO_APPROVALS in decision.rules
+            needs_two = TWO_APPROVALS in decision.rules or row.endorsement is not None
             endorsed = _endorsed(row, approver, precedent) if needs_two else None
             requested = row.requested
             granted = (
@@ -424,6 +424,12 @@ class Approvals:
                 is_edited=granted != requested,
                 now=now,
             )
+            if checked.two_approvals and not needs_two:
+                # Measured on the whole as it stands now (a piece of a split, with the pieces
+                # approved since it was decided), it is above the two-approvals amount: this
+                # approval is the first of two.
+                needs_two = True
+                _endorsed(row, approver, precedent)
             if needs_two and row.endorsement is None:
                 # The first of two: it holds for this approver, and waits for a second.
                 endorsement = {

@@ -56,6 +56,9 @@ class Recheck:
     entities: dict[str, str]
     """The customer, order and case it is about, as their records say now (`Resolved.ids`):
     what the approved row is totalled under, whatever ids the proposal typed."""
+    two_approvals: bool = False
+    """The whole it is measured on (with what was allowed and approved on the record since it
+    was decided) is above the action's `two_approvals_above`: two people must approve it."""
 
     def to_json(self) -> dict[str, Any]:
         """The re-check as the lineage records it."""
@@ -159,7 +162,7 @@ def recheck(
             )
         # Not governed by the pack: nothing to evaluate, and the case was routed to the top
         # human rung, which the approver was checked to hold.
-        outcome, rules = Outcome.ALLOW, ["discretion.unknown-action"]
+        outcome, rules, two = Outcome.ALLOW, ["discretion.unknown-action"], False
         context_digest = Snapshot.of({}).digest
         resolved = named(item)
         known: Mapping[str, Any] = {}
@@ -237,6 +240,8 @@ def recheck(
             prior_minor=prior_minor,
             args=item.cel_args(),
         )
+        above = action.two_approvals_minor
+        two = above is not None and amount_minor + prior_minor > above
         outcome, rules, context_digest = evaluation.outcome, evaluation.rules, snapshot.digest
         known = snapshot.values
         what = f"{action.name} of {item.amount}"
@@ -293,6 +298,7 @@ def recheck(
         reservations=reservations,
         overridden=overridden,
         entities=resolved.ids(),
+        two_approvals=two,
     )
 
 
