@@ -80,8 +80,11 @@ class _StoreCollector(Collector):
         pack = self._pack
         windows = [(b.id, b.since(now)) for b in pack.budgets]
         ratios = dict.fromkeys((b.id for b in pack.budgets), 0.0)
-        # A pack in several currencies keeps each budget per currency: one series each, and
-        # the utilisation is the largest share in any currency whose limit is known.
+        # A pack in several currencies reserves in each: one series per currency. The
+        # utilisation of a cap per currency (`each`) is the largest share in any currency
+        # whose limit is known; of one cap across them (`together`), stated per currency, the
+        # shares add up (the largest key's in each: at most what any one key used). With rates
+        # a cap across them is kept in the base.
         several = len(pack.accepts) > 1
         for currency in pack.accepts:
             use = self._store.reports.budget_use(windows, currency=currency if several else None)
@@ -89,8 +92,10 @@ class _StoreCollector(Collector):
             budgets = pack.in_currency(currency).budgets if known else pack.budgets
             for budget, spent in zip(budgets, use, strict=True):
                 if known and budget.limit_minor:
-                    ratios[budget.id] = max(
-                        ratios[budget.id], spent.top_key_minor / budget.limit_minor
+                    share = spent.top_key_minor / budget.limit_minor
+                    adds = several and budget.together and pack.rates is None
+                    ratios[budget.id] = (
+                        ratios[budget.id] + share if adds else max(ratios[budget.id], share)
                     )
                 reserved.add_metric([budget.id, currency], spent.total_minor)
         for budget_id, ratio in ratios.items():

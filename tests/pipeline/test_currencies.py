@@ -110,8 +110,42 @@ def test_a_currency_the_pack_does_not_declare_is_refused(store):
         guard(store, PER_CURRENCY).decide(refund("10.00", "GBP", key="a"))
 
 
-def test_budgets_are_kept_per_currency(store):
+def test_a_budget_is_one_cap_across_currencies_each_counting_its_share(store):
+    # "150.00 a customer a day" stated as USD 150.00 and EUR 140.00 is one cap: USD 140.00 is
+    # 14/15 of it, which leaves EUR 9.33 (a fifteenth of 140.00 is 9.333...), not EUR 140.00.
     one = guard(store, PER_CURRENCY)
+    for n, order in enumerate(("o-1", "o-2")):
+        assert one.decide(refund("70.00", "USD", key=f"u{n}", order=order)).outcome is (
+            Outcome.ALLOW
+        )
+
+    over = one.decide(refund("10.01", "USD", key="u3", order="o-3"))
+    too_many_euros = one.decide(refund("9.34", "EUR", key="e0", order="o-4"))
+    in_euros = one.decide(refund("9.33", "EUR", key="e1", order="o-5"))
+    over_in_euros = one.decide(refund("0.01", "EUR", key="e2", order="o-6"))
+
+    assert over.outcome is Outcome.ROUTE
+    assert "customer-daily" in over.rules
+    assert too_many_euros.outcome is Outcome.ROUTE
+    assert "customer-daily" in too_many_euros.rules
+    assert in_euros.outcome is Outcome.ALLOW
+    assert [(r.budget, str(r.amount)) for r in in_euros.reservations] == [
+        ("customer-daily", "EUR 9.33")
+    ]
+    assert over_in_euros.outcome is Outcome.ROUTE
+    assert "customer-daily" in over_in_euros.rules
+
+
+def test_a_budget_with_currencies_each_is_a_cap_per_currency(store, tmp_path):
+    path = tmp_path / "pack.yaml"
+    path.write_text(
+        PER_CURRENCY.read_text(encoding="utf-8").replace(
+            "    actions: [refund]\n    limit: {USD",
+            "    actions: [refund]\n    currencies: each\n    limit: {USD",
+        ),
+        encoding="utf-8",
+    )
+    one = guard(store, path)
     for n, order in enumerate(("o-1", "o-2")):
         assert one.decide(refund("70.00", "USD", key=f"u{n}", order=order)).outcome is (
             Outcome.ALLOW
@@ -125,12 +159,34 @@ def test_budgets_are_kept_per_currency(store):
     assert over.outcome is Outcome.ROUTE
     assert "customer-daily" in over.rules
     assert in_euros.outcome is Outcome.ALLOW
-    assert [(r.budget, str(r.amount)) for r in in_euros.reservations] == [
-        ("customer-daily", "EUR 90.00")
-    ]
     assert at_euro_limit.outcome is Outcome.ALLOW
     assert over_in_euros.outcome is Outcome.ROUTE
     assert "customer-daily" in over_in_euros.rules
+
+
+def test_a_budget_across_currencies_with_rates_is_kept_in_the_base(store, tmp_path):
+    path = tmp_path / "pack.yaml"
+    path.write_text(
+        RATED.read_text(encoding="utf-8").replace("    currencies: each\n", ""),
+        encoding="utf-8",
+    )
+    one = guard(store, path, Orders({"EUR": "1.25", "USD": "1"}))
+
+    # EUR 60.00 at 1.25 is USD 75.00 of the USD 150.00 a day; EUR 0.01 is USD 0.0125,
+    # reserved rounded up as USD 0.02.
+    euros = one.decide(refund("60.00", "EUR", key="a", order="o-1"))
+    cent = one.decide(refund("0.01", "EUR", key="b", order="o-2"))
+    dollars = one.decide(refund("74.98", "USD", key="c", order="o-3"))
+    over = one.decide(refund("0.01", "USD", key="d", order="o-4"))
+
+    assert euros.outcome is Outcome.ALLOW
+    assert [(r.budget, str(r.amount)) for r in euros.reservations] == [
+        ("customer-daily", "USD 75.00")
+    ]
+    assert [str(r.amount) for r in cent.reservations] == ["USD 0.02"]
+    assert dollars.outcome is Outcome.ALLOW
+    assert over.outcome is Outcome.ROUTE
+    assert "customer-daily" in over.rules
 
 
 def test_cumulative_authority_is_measured_in_the_proposals_currency(store):
@@ -203,7 +259,8 @@ def test_a_rate_converts_rounding_the_amount_up(store):
     # USD 100.00 at 0.0067 is JPY 14925.37...: JPY 14925 is within, JPY 14926 is not.
     yen = one.decide(refund("14925", "JPY", key="c", order="o-3"))
     more_yen = one.decide(refund("14926", "JPY", key="d", order="o-4"))
-    # The daily budget of USD 150.00 is kept per currency: the euros and yen are not in it.
+    # The daily budget of USD 150.00 is kept per currency (`currencies: each`): the euros
+    # and yen are not in it.
     dollars = one.decide(refund("100.00", "USD", key="e", order="o-5"))
     over_budget = one.decide(refund("50.01", "USD", key="f", order="o-6"))
 
@@ -356,11 +413,11 @@ def test_exposure_and_budget_metrics_are_kept_per_currency(store):
     assert samples[(reserved, frozenset({("budget", "customer-daily"), ("currency", "USD")}))] == (
         6000
     )
-    # EUR 70.00 of EUR 140.00 is the largest share; USD 60.00 of 150.00 is less.
+    # One cap across the currencies: EUR 70.00 of EUR 140.00 and USD 60.00 of 150.00.
     ratio = samples[
         ("discretion_budget_utilisation_ratio", frozenset({("budget", "customer-daily")}))
     ]
-    assert ratio == pytest.approx(0.5)
+    assert ratio == pytest.approx(0.9)
 
 
 def test_the_approver_is_told_limits_in_the_cases_currency(store):

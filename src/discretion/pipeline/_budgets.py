@@ -8,13 +8,16 @@ own (see `_assemble`), never an id the agent typed.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from fractions import Fraction
 from typing import Any
 
 from discretion.decision import Outcome, Reservation
 from discretion.lineage import canonical_json
+from discretion.money import Money
 from discretion.pipeline._assemble import Resolved
 from discretion.pipeline._ledger import kept_under, key_text
 from discretion.pipeline._state import Evaluation
@@ -79,6 +82,61 @@ class BudgetCheck:
     reservations: tuple[Reservation, ...]
     """What to reserve if the outcome stands."""
     causes: tuple[str, ...]
+    charged: Mapping[str, Money] = field(default_factory=dict)
+    """What the decision counts as against each budget it counts under (in the base, for a
+    budget of a pack with rates kept across currencies), by budget id."""
+
+
+def _charge(pack: PolicyPack, budget: Budget, amount_minor: int) -> Money | None:
+    """What `amount_minor` counts as against `budget`; None when it cannot be known.
+
+    In the base, rounded up, for a budget kept across the currencies of a pack with rates
+    (None when the proposal's rate is not known); else the amount as it is.
+    """
+    if pack.rates is None or not budget.together or len(pack.accepts) == 1:
+        return pack.money(amount_minor)
+    if pack.to_base is None:
+        return None
+    return Money.from_minor(math.ceil(amount_minor * pack.to_base), pack.rates.base)
+
+
+def _over(
+    pack: PolicyPack,
+    tx: SqlTransaction,
+    index: int,
+    key: str,
+    charge: Money,
+    role: str,
+    since: datetime,
+) -> bool:
+    """Whether `charge` would take the budget at `index` (under `key`) over its limit."""
+    budget = pack.budgets[index]
+    if len(pack.accepts) == 1:
+        used = tx.budget_used(budget.id, key, since)
+        return used + charge.minor > budget.limit_for(role)
+    if not budget.together:
+        # A cap per currency (`pack` is the view in the proposal's): never added.
+        used = tx.budget_used(budget.id, key, since, currency=pack.currency)
+        return used + charge.minor > budget.limit_for(role)
+    if pack.rates is not None:
+        # Kept in the base, against the base's limit.
+        base = pack.base or pack
+        limit = base.budgets[index].limit_for(role)
+        used = tx.budget_used(budget.id, key, since, currency=charge.currency)
+        return used + charge.minor > limit
+    # Amounts stated per currency: what each currency spent counts as its share of that
+    # currency's limit, and the shares must stay within one whole.
+    share = Fraction(0)
+    for code in pack.accepts:
+        limit = pack.views[code].budgets[index].limit_for(role)
+        used = tx.budget_used(budget.id, key, since, currency=code)
+        if code == charge.currency:
+            used += charge.minor
+        if used and not limit:
+            return True
+        if used:
+            share += Fraction(used, limit)
+    return share > 1
 
 
 def check_budgets(
@@ -91,14 +149,16 @@ def check_budgets(
     now: datetime,
     keys: BudgetKeys,
 ) -> BudgetCheck:
-    """Check every budget counting `outcome` on `action`; must run inside the write transaction."""
+    """Check every budget counting `outcome` on `action`; must run inside the write transaction.
+
+    `pack` is the view in the proposal's currency. In a pack of several currencies a budget is
+    one cap across them (`together`) or one per currency (`each`); see `_over`.
+    """
     exceeded: list[Budget] = []
     reserve: list[Reservation] = []
     causes: list[str] = []
-    # A pack in several currencies keeps each budget per currency (`pack` is its view in the
-    # proposal's): minor units of two currencies are never added.
-    currency = pack.currency if len(pack.accepts) > 1 else None
-    for budget in pack.budgets:
+    charged: dict[str, Money] = {}
+    for index, budget in enumerate(pack.budgets):
         if not budget.applies(action, outcome.value, keys.role.id):
             continue
         key = budget_key(budget, keys)
@@ -106,12 +166,25 @@ def check_budgets(
             exceeded.append(budget)
             causes.append(f"budget {budget.id!r} is kept per {budget.key}, which has no value")
             continue
-        used = tx.budget_used(budget.id, key, budget.since(now), currency=currency)
-        if used + amount_minor > budget.limit_for(keys.role.id):
+        charge = _charge(pack, budget, amount_minor)
+        if charge is None:
+            exceeded.append(budget)
+            causes.append(
+                f"budget {budget.id!r} is kept in {pack.rates.base if pack.rates else ''},"
+                f" and no rate for {pack.currency} is known"
+            )
+            continue
+        charged[budget.id] = charge
+        if _over(pack, tx, index, key, charge, keys.role.id, budget.since(now)):
             exceeded.append(budget)
             continue
-        reserve.append(Reservation(budget=budget.id, key=key, amount=pack.money(amount_minor)))
-    return BudgetCheck(exceeded=tuple(exceeded), reservations=tuple(reserve), causes=tuple(causes))
+        reserve.append(Reservation(budget=budget.id, key=key, amount=charge))
+    return BudgetCheck(
+        exceeded=tuple(exceeded),
+        reservations=tuple(reserve),
+        causes=tuple(causes),
+        charged=charged,
+    )
 
 
 def route_target(pack: PolicyPack, budget: Budget, actor: Role) -> Role:

@@ -346,7 +346,9 @@ def _budgets(
             )
         overridden.append(budget.id)
         if key is not None:
-            reserve.append(Reservation(budget=budget.id, key=key, amount=pack.money(amount_minor)))
+            charge = check.charged.get(budget.id)
+            if charge is not None:
+                reserve.append(Reservation(budget=budget.id, key=key, amount=charge))
     return reserve, overridden
 
 

@@ -1716,4 +1716,5 @@ def _compile_budget(
         route_to=route_to,
         message=budget.message,
         limits=MappingProxyType(limits),
+        together=budget.currencies == "together",
     )

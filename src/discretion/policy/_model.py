@@ -418,6 +418,8 @@ class Budget(Windowed):
     message: str | None
     limits: Mapping[str, int] = field(default_factory=dict)
     """Per role of the proposing actor, a limit in minor units instead of `limit_minor`."""
+    together: bool = True
+    """In a pack of several currencies, one cap across them (`currencies: together`)."""
 
     @property
     def key(self) -> str:
@@ -549,6 +551,11 @@ class PolicyPack:
     amounts: Mapping[str, int] = field(default_factory=dict)
     """The pack's named amounts as CEL reads them (`amounts.<name>`), in minor units of
     `currency`."""
+    base: PolicyPack | None = field(default=None, repr=False, compare=False)
+    """For a view of a pack with rates in another currency: the pack in its base."""
+    to_base: Fraction | None = Fraction(1)
+    """For such a view: minor units of the base one minor unit of `currency` is worth; None
+    when the rate is not known."""
     memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
     """What deciding derives from the pack alone (the fields an action asks a provider for,
     ...), worked out on first use and kept with this pack object; a view in another currency
@@ -670,7 +677,11 @@ def _converted(pack: PolicyPack, currency: str, rate: Decimal | None) -> PolicyP
     def up(minor: int) -> int:
         return math.ceil(minor * factor)
 
-    return _scaled(pack, currency, down, up, open_bands=factor == 0)
+    view = _scaled(pack, currency, down, up, open_bands=factor == 0)
+    # Budgets kept in the base convert the proposal's amount back (`PolicyPack.in_base`).
+    object.__setattr__(view, "base", pack)
+    object.__setattr__(view, "to_base", 1 / factor if factor else None)
+    return view
 
 
 def _scaled(

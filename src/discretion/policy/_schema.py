@@ -562,6 +562,10 @@ class BudgetSpec(BaseModel):
     """The role a case that would exceed it is routed to; `next_above` for the lowest human
     role above the actor; the highest human role when absent."""
     message: str | None = None
+    currencies: Literal["together", "each"] = "together"
+    """In a pack of several currencies: `together`, one cap whatever the currency (with
+    `rates`, kept in the base; else each currency's spending counts as its share of that
+    currency's limit); `each`, a cap per currency, never added."""
 
 
 class RatesSpec(BaseModel):
