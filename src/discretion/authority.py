@@ -75,14 +75,14 @@ def lowest_exception_role(
 def lowest_covering(pack: PolicyPack, action: str, amount_minor: int) -> Role:
     """The lowest human role with any authority (standard or exception) covering the amount.
 
-    Used when a case fails closed and nobody can yet say which authority it needs; the highest
-    human role when none covers it.
+    Used when a case fails closed and nobody can yet say which authority it needs; the top
+    human rung with authority over the action when none covers it (`PolicyPack.top_for`).
     """
     for role in humans(pack):
         auth = role.authority.get(action)
         if auth is not None and amount_minor <= max(auth.standard_minor, auth.exception_minor):
             return role
-    return pack.highest_human
+    return pack.top_for(action)
 
 
 def lowest_above(
@@ -91,7 +91,8 @@ def lowest_above(
     """The lowest person above `actor` whose authority covers the case.
 
     With `reason`, one who may grant that exception for the amount; without, any authority
-    covering the amount; the highest human role when nobody above the actor does. Used when a
+    covering the amount; the top rung with authority over the action when nobody above the actor
+    does. Used when a
     case the actor could otherwise decide must go to a person: a judge found the rationale
     unjustified, or a cited precedent does not apply.
     """
@@ -101,4 +102,4 @@ def lowest_above(
     else:
         floor = lowest_covering(pack, action, amount_minor).rank
         covering = (role for role in above if role.rank >= floor)
-    return next(covering, pack.highest_human)
+    return next(covering, pack.top_for(action))

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from discretion import ConfigurationError, PolicyError, load_pack
+from discretion.pipeline._budgets import route_target
 
 SHOP_PACK = Path(__file__).parents[1] / "packs" / "shop.yaml"
 
@@ -141,7 +142,9 @@ def test_shop_pack_loads_with_its_roles_actions_rules_and_budgets():
         "customer",
         15000,
     )
-    assert budget.route_to == "manager", "route_to defaults to the highest human role"
+    # Without route_to, the highest human role with authority over the action (the manager).
+    assert budget.route_to is None
+    assert route_target(pack, budget, pack.roles[0], "refund").id == "manager"
     assert pack.budgets[2].on_exceed == "deny"
 
 

@@ -187,12 +187,13 @@ def check_budgets(
     )
 
 
-def route_target(pack: PolicyPack, budget: Budget, actor: Role) -> Role:
-    """The role a case that would exceed `budget` goes to."""
+def route_target(pack: PolicyPack, budget: Budget, actor: Role, action: str) -> Role:
+    """The role a case of `action` that would exceed `budget` goes to."""
     if budget.route_to == NEXT_ABOVE:
         above = (r for r in pack.roles if not r.is_ai and r.rank > actor.rank)
-        return next(above, pack.highest_human)
-    return pack.role(budget.route_to) or pack.highest_human
+        return next(above, pack.top_for(action))
+    found = pack.role(budget.route_to) if budget.route_to is not None else None
+    return found or pack.top_for(action)
 
 
 def over_budget(
@@ -200,8 +201,9 @@ def over_budget(
     evaluation: Evaluation,
     check: BudgetCheck,
     actor: Role,
+    action: str,
 ) -> Evaluation:
-    """The evaluation once a budget it counts against is found spent: route, or deny."""
+    """The evaluation once a budget of `action` it counts against is spent: route, or deny."""
     exceeded = check.exceeded
     changes: dict[str, Any] = {
         "rules": [*evaluation.rules, *(b.id for b in exceeded)],
@@ -215,7 +217,7 @@ def over_budget(
     }
     if any(b.on_exceed == "deny" for b in exceeded):
         return replace(evaluation, outcome=Outcome.DENY, required_role=None, **changes)
-    targets = [route_target(pack, b, actor) for b in exceeded]
+    targets = [route_target(pack, b, actor, action) for b in exceeded]
     if evaluation.required_role is not None:
         targets.append(evaluation.required_role)
     required = max(targets, key=lambda r: r.rank)

@@ -59,8 +59,8 @@ def at_rate(pack: PolicyPack, item: Normalised, snapshot: Snapshot) -> Normalise
     return Evaluation(
         outcome=Outcome.ROUTE,
         rules=[CURRENCY_RATE],
-        # No limit is known in this currency: the top human rung decides.
-        required_role=pack.highest_human,
+        # No limit is known in this currency: the top human rung over the action decides.
+        required_role=pack.top_for(item.action_name),
         causes=[cause],
     )
 
@@ -72,8 +72,9 @@ def mixed_currencies(item: Normalised, ledger: LedgerFacts) -> Evaluation:
         outcome=Outcome.ROUTE,
         rules=[CURRENCY_MISMATCH],
         # Nobody's limit can be measured against it, so an approver below the top human rung
-        # would find the re-check routing it on: it goes where it can be decided.
-        required_role=item.pack.highest_human,
+        # (of those with authority over the action) would find the re-check routing it on: it
+        # goes where it can be decided.
+        required_role=item.pack.top_for(item.action_name),
         causes=[
             f"currency mismatch: {', '.join(ledger.mixed)} holds amounts in another currency"
             f" than {currency} within its window; amounts in different currencies are never"

@@ -391,7 +391,7 @@ def _lowest_to_allow(
         found = lowest_exception_role(pack, action.name, [evaluation.reason], whole_minor)
     else:
         found = lowest_standard_role(pack, action.name, evaluation.deciding, whole_minor)
-    return found[0] if found is not None else pack.highest_human
+    return found[0] if found is not None else pack.top_for(action.name)
 
 
 def _needs(pack: PolicyPack, review: Rule, role: Role, actor_is_ai: bool) -> bool:

@@ -615,7 +615,7 @@ class Pipeline:
 
                 check = budgets(evaluation.outcome)
                 if check.exceeded and evaluation.outcome is not Outcome.DENY:
-                    evaluation = over_budget(pack, evaluation, check, item.role)
+                    evaluation = over_budget(pack, evaluation, check, item.role, item.action_name)
                     check = budgets(evaluation.outcome)
                 taken = take_precedent(self.precedents, tx, evaluation, now)
                 if taken is not evaluation:

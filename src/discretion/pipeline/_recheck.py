@@ -212,13 +212,14 @@ def recheck(
                 now,
                 proposer=(decision.actor_id, decision.actor_role),
             )
-            if ledger.mixed and role.id != item.pack.highest_human.id:
+            top = item.pack.top_for(action.name)
+            if ledger.mixed and role.rank < top.rank:
                 # Amounts in two currencies cannot be added: only the top rung may judge it.
                 raise ApprovalError(
                     f"approval {approval_id}: {', '.join(ledger.mixed)} holds amounts in"
                     f" another currency than {item.pack.currency}, so role {role.id!r}'s"
                     f" authority cannot be measured on it; it needs"
-                    f" {item.pack.highest_human.id!r}: escalate it"
+                    f" {top.id!r}: escalate it"
                 )
             if unkeyed:
                 raise StaleApproval(
@@ -338,7 +339,7 @@ def _budgets(
                 " going beyond it; reject it, or wait until its window has room",
                 approval_id=approval_id,
             )
-        needed = route_target(pack, budget, keys.role)
+        needed = route_target(pack, budget, keys.role, action)
         if role.rank < needed.rank:
             raise ApprovalError(
                 f"approval {approval_id}: budget {budget.id!r} is used up; only {needed.id!r}"

@@ -51,7 +51,6 @@ from discretion.policy._model import (
     Role,
     Rule,
     Total,
-    highest_human,
 )
 from discretion.policy._records import (
     MEMBER_TYPES,
@@ -346,12 +345,9 @@ def compile_pack(
         raise PolicyError(
             "the pack needs at least one human role to route cases to", path=sources[0]
         )
-    top_human = highest_human(roles).id
     _check_reviewers(spec, roles, lines)
     budgets = tuple(
-        _compile_budget(
-            index, budget, spec, actions, roles, top_human, entities, lines, claim, base, zone
-        )
+        _compile_budget(index, budget, spec, actions, roles, entities, lines, claim, base, zone)
         for index, budget in enumerate(spec.budgets)
     )
     for name, total in totals.items():
@@ -425,10 +421,7 @@ def compile_pack(
     if len(currencies) == 1 or rates is not None:
         return pack
     views = {base: pack}
-    views.update(
-        (code, _in_currency(pack, spec, code, top_human, entities, lines))
-        for code in currencies[1:]
-    )
+    views.update((code, _in_currency(pack, spec, code, entities, lines)) for code in currencies[1:])
     frozen = MappingProxyType(views)
     for view in views.values():
         object.__setattr__(view, "views", frozen)
@@ -439,7 +432,6 @@ def _in_currency(
     pack: PolicyPack,
     spec: PackSpec,
     currency: str,
-    top_human: str,
     entities: Mapping[str, Entity],
     lines: LineMap,
 ) -> PolicyPack:
@@ -465,7 +457,7 @@ def _in_currency(
     zone = _zone(spec, lines)
     budgets = tuple(
         _compile_budget(
-            index, budget, spec, actions, roles, top_human, entities, lines, placed, currency, zone
+            index, budget, spec, actions, roles, entities, lines, placed, currency, zone
         )
         for index, budget in enumerate(spec.budgets)
     )
@@ -1640,7 +1632,6 @@ def _compile_budget(
     spec: PackSpec,
     actions: Mapping[str, ActionPolicy],
     roles: tuple[Role, ...],
-    highest_human: str,
     entities: Mapping[str, Entity],
     lines: LineMap,
     claim: Any,
@@ -1698,9 +1689,9 @@ def _compile_budget(
         limit_minor = _amount(
             budget.limit, currency, spec, lines, (*loc, "limit"), what="limit", where=where
         )
-    route_to = budget.route_to or highest_human
+    route_to = budget.route_to
     target = next((r for r in roles if r.id == route_to), None)
-    if route_to != NEXT_ABOVE and (target is None or target.is_ai):
+    if route_to is not None and route_to != NEXT_ABOVE and (target is None or target.is_ai):
         fail(f"route_to {route_to!r} is not a human role of the pack (or `{NEXT_ABOVE}`)")
     window, calendar = _counting_window(budget.window, zone, lines, (*loc, "window"))
     return Budget(

@@ -413,8 +413,9 @@ class Budget(Windowed):
     roles: frozenset[str] | None = None
     """The roles whose proposals it counts and caps; every role when None."""
     on_exceed: str
-    route_to: str
-    """A role id, or `next_above` (the lowest human role above the actor)."""
+    route_to: str | None
+    """A role id, or `next_above` (the lowest human role above the actor); None for the top
+    human rung with authority over the action (`PolicyPack.top_for`)."""
     message: str | None
     limits: Mapping[str, int] = field(default_factory=dict)
     """Per role of the proposing actor, a limit in minor units instead of `limit_minor`."""
@@ -641,6 +642,23 @@ class PolicyPack:
     def highest_human(self) -> Role:
         """The top human rung: where a case goes when nothing lower can be named."""
         return highest_human(self.roles)
+
+    def top_for(self, action: str) -> Role:
+        """The top human rung with authority over `action`, where its cases go by default.
+
+        Where a case of it goes when nothing lower can be named. A role above it without any
+        (a compliance officer who grants no refunds) could only reject the case: its
+        approval's re-check finds no authority. The top human rung when no human role holds
+        any.
+        """
+        held = [
+            role
+            for role in self.roles
+            if not role.is_ai
+            and (auth := role.authority.get(action)) is not None
+            and (auth.standard_minor > 0 or auth.exception_minor > 0)
+        ]
+        return max(held, key=lambda r: r.rank) if held else self.highest_human
 
     @property
     def unknown_role(self) -> Role:
