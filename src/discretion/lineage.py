@@ -149,16 +149,64 @@ def partition_of(chain_id: str, partitions: int) -> int:
     return value % partitions
 
 
-def record_hash(*, seq: int, kind: str, body: str, prev_hash: str, partition: int = 0) -> str:
+def record_hash(
+    *,
+    seq: int,
+    kind: str,
+    body: str,
+    prev_hash: str,
+    partition: int = 0,
+    subject_id: str | None = None,
+    recorded_us: int | None = None,
+) -> str:
     """The hash of one lineage record: record `seq` of `partition`'s chain.
 
     The partition is part of the material, so a record cannot be moved to another chain.
     Partition 0 hashes as the single chain of earlier versions did, so a ledger written before
-    partitions verifies unchanged.
+    partitions verifies unchanged. With `subject_id` and `recorded_us` (every record appended
+    now), what the record is about and when it was recorded are in the material too: a record
+    cannot be moved to another decision's history or back-dated. Records appended before them
+    hash without (see `LedgerRecord.intact`).
     """
     place = f"{seq}" if partition == 0 else f"{partition}/{seq}"
-    material = f"{place}\n{kind}\n{prev_hash}\n{body}".encode()
-    return hashlib.sha256(material).hexdigest()
+    if subject_id is None or recorded_us is None:
+        material = f"{place}\n{kind}\n{prev_hash}\n{body}"
+    else:
+        material = f"v2\n{place}\n{kind}\n{subject_id}\n{recorded_us}\n{prev_hash}\n{body}"
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def is_genuine(
+    *,
+    seq: int,
+    kind: str,
+    body: str,
+    prev_hash: str,
+    partition: int,
+    subject_id: str,
+    recorded_us: int,
+    hash: str,
+) -> bool:
+    """Whether a stored record's hash recomputes from its content.
+
+    From all of it (`record_hash` with subject and time), or, for a record appended before
+    those were hashed, from its place, kind, previous hash and body. An edited subject or time
+    of a record that hashed them recomputes neither: the stored hash is the full one.
+    """
+    whole = record_hash(
+        seq=seq,
+        kind=kind,
+        body=body,
+        prev_hash=prev_hash,
+        partition=partition,
+        subject_id=subject_id,
+        recorded_us=recorded_us,
+    )
+    if whole == hash:
+        return True
+    return record_hash(seq=seq, kind=kind, body=body, prev_hash=prev_hash, partition=partition) == (
+        hash
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -179,6 +227,8 @@ class LedgerRecord:
     """Canonical JSON."""
     prev_hash: str
     hash: str
+    recorded_us: int = 0
+    """When it was recorded, in microseconds since the epoch."""
 
     @property
     def label(self) -> str:
@@ -187,15 +237,17 @@ class LedgerRecord:
 
     @property
     def intact(self) -> bool:
-        """Whether its hash recomputes from its place, kind, previous hash and body."""
-        recomputed = record_hash(
+        """Whether its hash recomputes from its content (see `is_genuine`)."""
+        return is_genuine(
             seq=self.chain_seq,
             kind=self.kind,
             body=self.body,
             prev_hash=self.prev_hash,
             partition=self.partition,
+            subject_id=self.subject_id,
+            recorded_us=self.recorded_us,
+            hash=self.hash,
         )
-        return recomputed == self.hash
 
 
 class ChainVerifier:

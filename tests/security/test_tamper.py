@@ -22,7 +22,13 @@ from approvals.helpers import TINA
 from conftest import NOW, refund
 from discretion import LedgerIntegrityError, Outcome, SqlStore
 from discretion.cli import app
-from discretion.lineage import GENESIS, canonical_json, checkpoint_hash, record_hash
+from discretion.lineage import (
+    GENESIS,
+    canonical_json,
+    checkpoint_hash,
+    is_genuine,
+    record_hash,
+)
 from discretion.signing import generate_key, load_signer, load_verifier
 from discretion.store._schema import decisions, ledger, ledger_checkpoints, ledger_head
 
@@ -123,6 +129,47 @@ def test_an_edited_approval_or_execution_record_is_named(filled, kind):
     assert seq == target
     assert f"record {target} ({kind}" in message
     assert "was edited" in message
+
+
+@pytest.mark.parametrize(
+    ("kind", "change"),
+    [
+        # Back-dated by a year: when it was recorded is what history and exports show.
+        ("approval.approved", {"recorded_us": ledger.c.recorded_us - 365 * 86_400_000_000}),
+        # Moved out of its case's history, which is read by subject.
+        ("execution.queued", {"subject_id": "dec_elsewhere"}),
+    ],
+)
+def test_a_backdated_or_moved_record_is_named(filled, kind, change):
+    target = seq_of(filled, kind)
+    run(filled, update(ledger).where(ledger.c.seq == target).values(**change))
+    seq, message = broken_at(filled)
+    assert seq == target
+    assert f"record {target} ({kind}" in message
+    assert "was edited" in message
+
+
+def test_a_record_appended_before_subjects_and_times_were_hashed_still_verifies(filled):
+    # A ledger written by an earlier version hashes place, kind, previous hash and body only.
+    first = rows(filled)[0]
+    earlier = record_hash(
+        seq=first.chain_seq,
+        kind=first.kind,
+        body=first.body,
+        prev_hash=first.prev_hash,
+        partition=first.partition,
+    )
+    assert earlier != first.hash
+    assert is_genuine(
+        seq=first.chain_seq,
+        kind=first.kind,
+        body=first.body,
+        prev_hash=first.prev_hash,
+        partition=first.partition,
+        subject_id="anything",
+        recorded_us=0,
+        hash=earlier,
+    )
 
 
 def test_swapped_bodies_of_two_records_are_named(filled):

@@ -71,6 +71,7 @@ def ledger_record(row: Any) -> LedgerRecord:
         body=row.body,
         prev_hash=row.prev_hash,
         hash=row.hash,
+        recorded_us=int(row.recorded_us),
     )
 
 

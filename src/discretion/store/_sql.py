@@ -405,7 +405,7 @@ class SqlTransaction:
             for name, value in body.items()
         }
         text = canonical_members(members)
-        link = self._next(decision.id, "decision", text)
+        link = self._next(decision.id, "decision", text, decision.id, at)
         stamped = decision.with_hash(link.hash)
         # The row's body: the record's decision with its (hex) hash spliced in, not serialised
         # again. It is read back as JSON only, so the order of its members is free.
@@ -542,14 +542,12 @@ class SqlTransaction:
         ).first()
         return found is not None
 
-    def record_of(self, subject_id: str, record_hash: str | None) -> dict[str, Any] | None:
-        """The body of the lineage record about `subject_id` with this hash, if there is one."""
-        if record_hash is None:
+    def record_of(self, subject_id: str, stored: str | None) -> dict[str, Any] | None:
+        """The body of the lineage record about `subject_id` with the hash `stored`, if any."""
+        if stored is None:
             return None
         found = self._connection.execute(
-            select(ledger.c.body).where(
-                ledger.c.subject_id == subject_id, ledger.c.hash == record_hash
-            )
+            select(ledger.c.body).where(ledger.c.subject_id == subject_id, ledger.c.hash == stored)
         ).first()
         return json.loads(found.body) if found is not None else None
 
@@ -582,9 +580,10 @@ class SqlTransaction:
         """
         body = self._binding(body)
         text = canonical_json(body)
-        link = self._next(chain or subject_id, kind, text)
+        recorded_us = to_us(at)
+        link = self._next(chain or subject_id, kind, text, subject_id, recorded_us)
         with self._batch():
-            self._chain(link, kind, subject_id, text, to_us(at))
+            self._chain(link, kind, subject_id, text, recorded_us)
             self._bound(body, link.hash)
         return link.hash
 
@@ -596,12 +595,18 @@ class SqlTransaction:
         """
         self._head(partition_of(chain, self._partitions))
 
-    def _next(self, chain: str, kind: str, text: str) -> _Link:
+    def _next(self, chain: str, kind: str, text: str, subject_id: str, at: int) -> _Link:
         """Where the next record on `chain`'s partition goes, and its hash."""
         partition = partition_of(chain, self._partitions)
         last, prev = self._head(partition)
         digest = record_hash(
-            seq=last + 1, kind=kind, body=text, prev_hash=prev, partition=partition
+            seq=last + 1,
+            kind=kind,
+            body=text,
+            prev_hash=prev,
+            partition=partition,
+            subject_id=subject_id,
+            recorded_us=at,
         )
         return _Link(partition, last + 1, prev, digest)
 
