@@ -7,9 +7,11 @@ import threading
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from approvals.helpers import LOST, count, records
 from conftest import refund, shop_pack_with
-from discretion import Actor
+from discretion import Actor, ApprovalError
 from discretion.approvals import ApprovalStatus
 from discretion.precedent import PrecedentSpec
 from discretion.store._schema import executions
@@ -338,3 +340,30 @@ def test_two_approvals_over_http_first_waits_then_the_second_grants(serve, tmp_p
     second = act(served, approval_id, "approve", "tom", note="agreed")
     assert second.status_code == 200, second.text
     assert (second.json()["status"], second.json()["decided_by"]) == ("approved", "tom")
+
+
+def test_another_agents_case_does_not_exist_for_cancel(served, clock):
+    # Decided, pending or overdue, another agent's case answers as GET does: 404, nothing
+    # about who decided it, and an overdue one is not expired by the stranger's call.
+    decided = route(served, key="a")
+    assert act(served, decided, "approve", "tina").status_code == 200
+    pending = route(served, "85.00", key="b")
+    for approval_id in (decided, pending):
+        answer = act(served, approval_id, "cancel", "bot2")
+        assert (answer.status_code, answer.json()["error"]) == (404, "not_found")
+        assert "tina" not in answer.text
+    clock.advance(hours=25)
+    overdue = act(served, pending, "cancel", "bot2")
+    assert overdue.status_code == 404
+    assert served.get(f"/v1/approvals/{pending}", "tina").json()["status"] == "pending"
+    assert [r.kind for r in records(served.store, "approval.expired", pending)] == []
+
+
+def test_a_person_who_may_not_decide_a_case_cannot_cancel_or_expire_it(served, clock):
+    pending = route(served)
+    assert act(served, pending, "escalate", "tina").json()["required_role"] == "tier2"
+    clock.advance(days=3)
+    tina = Actor(id="tina", role="tier1", is_ai=False)
+    with pytest.raises(ApprovalError, match="only its proposer or a person who may decide it"):
+        served.guard.approvals.cancel(pending, by=tina, note="mine")
+    assert records(served.store, "approval.expired", pending) == []

@@ -366,6 +366,9 @@ def api_router(state: AppState) -> APIRouter:
     @router.post("/approvals/{approval_id}/cancel", summary="Cancel", response_model=Approval)
     def cancel(approval_id: str, body: NoteIn, identity: Caller) -> Response:
         """Withdraw a routed case: its proposer (an agent too) or a person who may decide it."""
+        if identity.is_ai and guard.approvals.get(approval_id).actor_id != identity.subject_id:
+            # Another agent's case does not exist for this one, as on GET.
+            raise ApprovalNotFound(f"no approval {approval_id!r}", approval_id=approval_id)
         return _json(guard.approvals.cancel(approval_id, by=identity.actor(), note=body.note))
 
     def own_execution(key: str, identity: Identity) -> Execution:

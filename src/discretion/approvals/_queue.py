@@ -651,17 +651,24 @@ class Approvals:
         text = _note(note)
         pack = self._guard.pack
         now = self._guard.now()
+        # Who may cancel it is settled before its state is told or an overdue one expired: a
+        # stranger learns nothing of it and changes nothing.
+        self._check_may_cancel(pack, self.get(approval_id), by)
         with self._pending(approval_id, now) as (tx, row):
-            if by.id != row.actor_id:
-                role = self._approver(pack, by)
-                required = self._required(pack, row)
-                if role.rank < required.rank:
-                    raise ApprovalError(
-                        f"approval {row.id}: only its proposer or a person who may decide it"
-                        f" ({required.id!r} or above) can cancel it"
-                    )
+            self._check_may_cancel(pack, row, by)
             self._transition(tx, row, ApprovalStatus.CANCELLED, by=by, note=text, now=now, body={})
         return self.get(approval_id)
+
+    def _check_may_cancel(self, pack: PolicyPack, row: ApprovalRow | Approval, by: Actor) -> None:
+        if by.id == row.actor_id:
+            return
+        role = self._approver(pack, by)
+        required = pack.role(row.required_role) or pack.highest_human
+        if role.rank < required.rank:
+            raise ApprovalError(
+                f"approval {row.id}: only its proposer or a person who may decide it"
+                f" ({required.id!r} or above) can cancel it"
+            )
 
     def _expire(self, tx: SqlTransaction, row: ApprovalRow, now: datetime) -> None:
         due = row.due_at
