@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import pytest
+
 from conftest import good_facts, refund, shop_pack_with
-from discretion import Outcome
+from discretion import Outcome, PolicyError
 
 
 def lost():
@@ -81,3 +83,36 @@ def test_budget_counting_routes_raises_the_required_role_when_exceeded(tmp_path,
     assert second.required_role == "manager"
     assert "customer-exceptions-30d" in second.rules
     assert second.reservations == []
+
+
+def test_an_exempt_role_counts_against_a_budget_and_is_never_capped(make_guard, tmp_path):
+    # "150.00 of exceptions a customer a month without the manager": what a manager grants
+    # uses the customer's budget up for everyone else, and the manager may go beyond it.
+    exempting = shop_pack_with(
+        tmp_path,
+        "    outcomes: [allow_exception]\n",
+        "    outcomes: [allow_exception]\n    exempt: [manager]\n",
+    )
+    guard = make_guard(lost(), policy=exempting)
+    granted = guard.decide(
+        refund("100.00", reason="carrier-lost", role="manager", actor="mo", key="m1")
+    )
+    assert granted.outcome is Outcome.ALLOW_EXCEPTION
+    reserved = {r.budget: str(r.amount) for r in granted.reservations}
+    assert reserved["customer-exceptions-30d"] == "USD 100.00"
+    beyond = guard.decide(
+        refund("100.00", reason="carrier-lost", role="manager", actor="mo", key="m2")
+    )
+    assert beyond.outcome is Outcome.ALLOW_EXCEPTION
+    after = guard.decide(refund("20.00", reason="carrier-lost", role="tier1", actor="t", key="t1"))
+    assert after.outcome is Outcome.ROUTE
+    assert "customer-exceptions-30d" in after.rules
+
+
+def test_an_exempt_role_must_be_one_the_budget_counts(tmp_path):
+    with pytest.raises(PolicyError, match="budget exempts role 'manager', whose proposals it"):
+        shop_pack_with(
+            tmp_path,
+            "    outcomes: [allow_exception]\n",
+            "    outcomes: [allow_exception]\n    roles: [tier1]\n    exempt: [manager]\n",
+        )

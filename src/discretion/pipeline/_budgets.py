@@ -175,7 +175,9 @@ def check_budgets(
             )
             continue
         charged[budget.id] = charge
-        if _over(pack, tx, index, key, charge, keys.role.id, budget.since(now)):
+        if keys.role.id not in budget.exempt and _over(
+            pack, tx, index, key, charge, keys.role.id, budget.since(now)
+        ):
             exceeded.append(budget)
             continue
         reserve.append(Reservation(budget=budget.id, key=key, amount=charge))

@@ -1655,6 +1655,19 @@ def _compile_budget(
                 f"budget counts role {role_id!r}, which the pack does not define;"
                 f" roles: {', '.join(known)}"
             )
+    for role_id in budget.exempt:
+        if role_id not in known:
+            fail(
+                f"budget exempts role {role_id!r}, which the pack does not define;"
+                f" roles: {', '.join(known)}"
+            )
+        if budget.roles is not None and role_id not in budget.roles:
+            fail(
+                f"budget exempts role {role_id!r}, whose proposals it does not count"
+                f" (roles: {', '.join(budget.roles)}); add the role to its roles"
+            )
+        if role_id in budget.limits:
+            fail(f"budget exempts role {role_id!r} and gives it a limit; drop one of them")
     limits: dict[str, int] = {}
     for role_id, text in budget.limits.items():
         if role_id not in known:
@@ -1678,13 +1691,14 @@ def _compile_budget(
             where=where,
         )
     if budget.limit is None:
-        uncapped = [r for r in budget.roles or known if r not in limits]
+        uncapped = [r for r in budget.roles or known if r not in limits and r not in budget.exempt]
         if uncapped:
             fail(
                 "limit: required unless `roles` and `limits` give every role the budget counts"
                 f" a limit of its own (no limit for: {', '.join(uncapped)})"
             )
-        limit_minor = max(limits.values())  # never read: every role it counts has its own
+        # Never read: every role it counts has its own, or is exempt.
+        limit_minor = max(limits.values(), default=0)
     else:
         limit_minor = _amount(
             budget.limit, currency, spec, lines, (*loc, "limit"), what="limit", where=where
@@ -1708,4 +1722,5 @@ def _compile_budget(
         message=budget.message,
         limits=MappingProxyType(limits),
         together=budget.currencies == "together",
+        exempt=frozenset(budget.exempt),
     )

@@ -421,6 +421,8 @@ class Budget(Windowed):
     """Per role of the proposing actor, a limit in minor units instead of `limit_minor`."""
     together: bool = True
     """In a pack of several currencies, one cap across them (`currencies: together`)."""
+    exempt: frozenset[str] = frozenset()
+    """Roles whose proposals it counts but never caps."""
 
     @property
     def key(self) -> str:

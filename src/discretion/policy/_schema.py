@@ -555,6 +555,9 @@ class BudgetSpec(BaseModel):
     """The actions it counts; all when absent."""
     roles: Annotated[list[str], Field(min_length=1)] | None = None
     """The roles whose proposals it counts and caps; every role when absent."""
+    exempt: list[str] = []
+    """Roles whose proposals it counts but never caps: what a team lead grants uses up the
+    customer's cap for everyone else, and the team lead may go beyond it."""
     outcomes: list[Literal["allow", "allow_exception", "route"]] = ["allow", "allow_exception"]
     """The outcomes whose amounts it counts."""
     on_exceed: Literal["route", "deny"] = "route"
