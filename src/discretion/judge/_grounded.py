@@ -47,8 +47,14 @@ class Grounding:
 
 
 def _agrees(fact: Any, claimed: Any) -> bool:
-    """Whether a claimed value states the typed fact. A value of the wrong type never agrees."""
+    """Whether a claimed value states the typed fact. A value of the wrong type never agrees.
+
+    Written as JSON text, a value states a fact as its number, money or time would be written:
+    "150" states 150.00, and "false" (or "False") states false.
+    """
     if isinstance(fact, bool):
+        if isinstance(claimed, str):
+            return claimed.strip().casefold() == ("true" if fact else "false")
         return isinstance(claimed, bool) and claimed is fact
     if isinstance(claimed, bool):
         return False
