@@ -160,6 +160,11 @@ def test_timestamp_decimal_and_signed_money_arguments_are_exact(store, pack):
             " belongs",
         ),
         (
+            {"booking": {"cabin": "economy", "nights": 2**63}},
+            "tool 'waive_change_fee' argument 'booking.nights': 9223372036854775808 is beyond a"
+            " 64-bit whole number",
+        ),
+        (
             {"booking": {"cabin": "economy"}},
             "tool 'waive_change_fee' argument 'booking.nights' is missing; the pack's action"
             " declares it (args.nights) and not as optional, so the call must carry it",

@@ -50,6 +50,9 @@ __all__ = [
 
 _NO_ARGS: Mapping[str, Any] = MappingProxyType({})
 
+_INT64 = (-(2**63), 2**63 - 1)
+"""The whole numbers CEL holds: an `int` argument beyond them is refused."""
+
 ID_FIELDS = ("customer", "case", "order")
 """The ids a tool mapping may name, each read into the proposal's `<name>_id`."""
 
@@ -138,6 +141,12 @@ def _typed_argument(tool: str, path: str, arg: ArgSpec, raw: Any, currency: str)
     if kind == "int":
         if isinstance(raw, bool) or not isinstance(raw, int):
             raise bad("a whole number")
+        if not _INT64[0] <= raw <= _INT64[1]:
+            # CEL's ints are 64-bit: a rule could not read it, and would route the case.
+            raise ProposalError(
+                f"tool {tool!r} argument {path!r}: {raw} is beyond a 64-bit whole number",
+                field=where,
+            )
         return raw
     if kind in ("decimal", "money"):
         if isinstance(raw, (bool, Mapping, list, tuple)):
@@ -162,9 +171,12 @@ def _typed_argument(tool: str, path: str, arg: ArgSpec, raw: Any, currency: str)
         return moment
     element = str if kind == "list[string]" else int
     if not isinstance(raw, (list, tuple)) or not all(
-        isinstance(item, element) and not isinstance(item, bool) for item in raw
+        isinstance(item, str)
+        if element is str
+        else isinstance(item, int) and not isinstance(item, bool) and _INT64[0] <= item <= _INT64[1]
+        for item in raw
     ):
-        raise bad(f"a list of {'strings' if element is str else 'whole numbers'}")
+        raise bad(f"a list of {'strings' if element is str else '64-bit whole numbers'}")
     return tuple(raw)
 
 
