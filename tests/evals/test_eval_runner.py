@@ -549,3 +549,15 @@ def test_an_unquoted_judge_off_is_read_as_off(tmp_path):
     assert suite.judge == "off"
     result = invoke("eval", str(path))
     assert result.exit_code == 0, result.stdout
+
+
+def test_the_leakage_maximum_holds_in_each_currency_never_added_up():
+    from types import SimpleNamespace
+
+    from discretion.evals._metrics import missed_thresholds
+    from discretion.evals._suite import Thresholds
+
+    leaked = SimpleNamespace(leakage={"USD": Decimal("90.00"), "EUR": Decimal("140.00")})
+    missed = missed_thresholds(Thresholds(max_leakage=Decimal("100.00")), leaked, None)
+    assert missed == ["leakage 140.00 EUR is above the maximum 100.00"]
+    assert missed_thresholds(Thresholds(max_leakage=Decimal("140.00")), leaked, None) == []

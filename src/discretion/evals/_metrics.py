@@ -133,8 +133,15 @@ class Metrics:
         return _miss_rate(self.judge_tokens, self.ran)
 
     @property
+    def leakage_text(self) -> str:
+        """Leakage per currency (`140.00 EUR, 90.00 USD`; `0.00` for none): never added up."""
+        if not self.leakage:
+            return "0.00"
+        return ", ".join(f"{amount} {code}" for code, amount in sorted(self.leakage.items()))
+
+    @property
     def total_leakage(self) -> Decimal:
-        """Leakage summed over currencies (for thresholds and charts)."""
+        """Leakage summed over currencies, for charts; thresholds and reports go per currency."""
         return sum(self.leakage.values(), Decimal(0))
 
     def to_json(self) -> dict[str, Any]:
@@ -277,8 +284,13 @@ def missed_thresholds(thresholds: Thresholds, metrics: Metrics, coverage: Covera
     """The thresholds `metrics` miss, one sentence each."""
     missed: list[str] = []
     t = thresholds
-    if t.max_leakage is not None and metrics.total_leakage > t.max_leakage:
-        missed.append(f"leakage {metrics.total_leakage} is above the maximum {t.max_leakage}")
+    if t.max_leakage is not None:
+        # Amounts in two currencies are never added: the maximum holds in each.
+        missed.extend(
+            f"leakage {amount} {currency} is above the maximum {t.max_leakage}"
+            for currency, amount in sorted(metrics.leakage.items())
+            if amount > t.max_leakage
+        )
     if t.min_accuracy is not None and metrics.accuracy < t.min_accuracy:
         missed.append(f"accuracy {metrics.accuracy:.1%} is below the minimum {t.min_accuracy:.1%}")
     if t.max_false_block_rate is not None and metrics.false_block_rate > t.max_false_block_rate:

@@ -69,10 +69,7 @@ class EvalReport:
         return [(s.run.suite.suite, text) for s in self.metrics.suites for text in s.missed]
 
     def _leakage_text(self) -> str:
-        leakage = self.metrics.overall.leakage
-        if not leakage:
-            return "0.00"
-        return ", ".join(f"{amount} {currency}" for currency, amount in sorted(leakage.items()))
+        return self.metrics.overall.leakage_text
 
     # JSON --------------------------------------------------------------------------------
 
@@ -129,7 +126,7 @@ class EvalReport:
                 str(sm.passed),
                 f"[red]{sm.failed}[/red]" if sm.failed else "0",
                 str(sm.skipped),
-                f"[red]{sm.total_leakage}[/red]" if sm.total_leakage else "0.00",
+                f"[red]{sm.leakage_text}[/red]" if sm.leakage else "0.00",
                 f"{sm.false_blocks} ({_pct(sm.false_block_rate)})",
                 _pct(sm.consistency),
                 _pct(s.coverage.ratio),

@@ -159,7 +159,8 @@ class Thresholds(BaseModel):
     model_config = _MODEL
 
     max_leakage: Decimal | None = None
-    """The most money that may move in cases expected to route, deny or be refused."""
+    """The most money that may move in cases expected to route, deny or be refused, in each
+    currency (amounts in two currencies are never added)."""
     min_accuracy: float | None = None
     """The least share of cases that must pass (outcome, role and rules)."""
     max_false_block_rate: float | None = None
