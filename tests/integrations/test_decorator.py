@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conftest import SHOP_PACK, good_facts
+from conftest import SHOP_PACK, good_facts, shop_pack_with
 from discretion import (
     CallDenied,
     CallRouted,
@@ -283,3 +283,13 @@ def test_an_approval_whose_call_no_longer_reads_as_its_action_is_stale(make_guar
     renamed = make_guard(policy=load_pack(path))
     with pytest.raises(StaleApproval, match="decided as 'refund' and no longer reads as"):
         renamed.approvals.approve(caught.value.approval_id, approver=MARIA, note="ok")
+
+
+def test_a_mapped_tool_without_an_amount_is_refused_when_decorated(make_guard, tmp_path):
+    # The pack loads (a proposal may carry its amount apart), but through an integration the
+    # call is all there is: every call would be refused, so wrapping it is.
+    guard = make_guard(policy=shop_pack_with(tmp_path, "        amount: value\n", ""))
+    with pytest.raises(ConfigurationError, match="maps it under 'credit' without an amount"):
+
+        @guard.governed(actor=BOT)
+        def give_credit(value: str, customer: str, ticket: str) -> None: ...

@@ -115,6 +115,14 @@ def check_tool(
                 f"tool {tool!r}: {where} maps it to {mapped_action!r}, not {action!r};"
                 " leave action= out, or give it the action the pack maps"
             )
+        if spec.amount is None:
+            # An integration's proposal is the call alone: with no amount to read, every call
+            # would be refused ("moves money but no amount was given").
+            raise ConfigurationError(
+                f"tool {tool!r}: {where} maps it under {mapped_action!r} without an amount, so"
+                " every call to it would be refused; add `amount: <the argument holding it>`"
+                f" to its mapping under actions.{mapped_action}.tools"
+            )
         if parameters is not None:
             missing = _missing(spec, parameters, ("amount", "currency", *_ID_PARTS))
             if missing:
