@@ -432,3 +432,25 @@ def test_the_approver_is_told_limits_in_the_cases_currency(store):
 
     assert "The ai_agent role may grant up to EUR 90.00 inside standard policy" in said
     assert "It is routed to tier1, who may grant up to EUR 270.00 inside standard policy." in said
+
+
+def test_reservations_made_per_currency_count_when_a_budget_is_kept_in_the_base(store, tmp_path):
+    # The same ledger, first under `currencies: each` (reserved in euros), then kept together
+    # in the base: the euros reserved before count at today's rate.
+    rates = Orders({"EUR": "1.25", "USD": "1"})
+    each = guard(store, RATED, rates)
+    assert each.decide(refund("80.00", "EUR", key="a", order="o-1")).outcome is Outcome.ALLOW
+    path = tmp_path / "pack.yaml"
+    path.write_text(
+        RATED.read_text(encoding="utf-8").replace("    currencies: each\n", ""),
+        encoding="utf-8",
+    )
+    together = Guard(
+        load_pack(path), store=store, context=rates, clock=FakeClock(NOW), ids=Counter("later")
+    )
+    # EUR 80.00 is USD 100.00 of the USD 150.00: EUR 40.00 (USD 50.00) fits, EUR 40.01 does not.
+    over = together.decide(refund("40.01", "EUR", key="b", order="o-2"))
+    fits = together.decide(refund("40.00", "EUR", key="c", order="o-3"))
+    assert over.outcome is Outcome.ROUTE
+    assert "customer-daily" in over.rules
+    assert fits.outcome is Outcome.ALLOW

@@ -123,6 +123,11 @@ def _over(
         base = pack.base or pack
         limit = base.budgets[index].limit_for(role)
         used = tx.budget_used(budget.id, key, since, currency=charge.currency)
+        if pack.currency != charge.currency and pack.to_base is not None:
+            # Reserved in the proposal's currency before the budget was kept in the base (or
+            # while it was kept per currency): counted at today's rate, rounded up.
+            earlier = tx.budget_used(budget.id, key, since, currency=pack.currency)
+            used += math.ceil(earlier * pack.to_base)
         return used + charge.minor > limit
     # Amounts stated per currency: what each currency spent counts as its share of that
     # currency's limit, and the shares must stay within one whole.
