@@ -5,10 +5,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, update
 
 from conftest import Counter, shop_pack_with
 from discretion import Outcome, load_pack
+from discretion.errors import LedgerIntegrityError
 from discretion.store._schema import judge_calls, judge_verdicts
 
 from .helpers import COMPLETIONS, JUDGED_PACK, completion, lost_facts, lost_refund, verdict
@@ -46,7 +48,35 @@ def test_second_identical_proposal_uses_the_cache_and_makes_no_call(
     with store.engine.connect() as connection:
         rows = connection.execute(select(judge_verdicts.c.model)).all()
     assert [row.model for row in rows] == ["judge-model-1"]
-    assert store.verify() == 2
+    # Two decisions and the `judge.verdict` record binding the cached verdict.
+    assert store.verify() == 3
+    assert [entry.kind for entry in store.history(verdict_key_of(store))] == ["judge.verdict"]
+
+
+def verdict_key_of(store) -> str:
+    with store.engine.connect() as connection:
+        return str(connection.execute(select(judge_verdicts.c.key)).scalar_one())
+
+
+def test_a_cached_verdict_edited_behind_discretions_back_is_never_used(
+    make_guard, make_judge, judge_http, store
+):
+    judge_http.post(COMPLETIONS).mock(
+        return_value=httpx.Response(200, json=completion(verdict(False)))
+    )
+    guard = make_guard(lost_facts(), judge=make_judge())
+    first = guard.decide(lost_refund("15.00", key="k-1"))
+    assert first.outcome is Outcome.ROUTE
+    # A database writer turns the cached "unjustified" into "justified".
+    with store.engine.begin() as connection:
+        text = connection.execute(select(judge_verdicts.c.assessment)).scalar_one()
+        forged = text.replace('"justified":false', '"justified":true')
+        assert forged != text
+        connection.execute(update(judge_verdicts).values(assessment=forged))
+    with pytest.raises(LedgerIntegrityError, match="judge_verdicts row"):
+        guard.decide(lost_refund("15.00", key="k-2"))
+    with pytest.raises(LedgerIntegrityError, match="judge_verdicts"):
+        store.verify()
 
 
 def test_an_unjustified_verdict_is_cached_too(make_guard, make_judge, judge_http):

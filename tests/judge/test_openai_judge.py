@@ -82,7 +82,7 @@ def test_justified_verdict_keeps_the_exception_and_records_what_it_cost(
     assert judged.latency_ms == 0.0
     assert judged.cached is False
     assert recorded(store, decision)["judge"] == judged.model_dump(mode="json")
-    assert store.verify() == 1
+    assert store.verify() == 2  # the decision, and the `judge.verdict` binding its verdict
 
     assert route.call_count == 1
     request = route.calls.last.request

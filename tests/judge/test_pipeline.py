@@ -27,7 +27,8 @@ def test_the_judge_is_asked_before_the_write_transaction_opens(make_guard, store
     decision = make_guard(lost_facts(), judge=StaticJudge(probing)).decide(lost_refund("15.00"))
     assert seen == [(0, True)]
     assert decision.outcome is Outcome.ALLOW_EXCEPTION
-    assert store.verify() == 2  # the probe's record, then the decision
+    # The probe's record, the verdict's (`judge.verdict`), then the decision.
+    assert store.verify() == 3
 
 
 def test_an_exception_a_precedent_extended_can_still_be_lowered_and_keeps_its_citation(

@@ -30,6 +30,7 @@ from discretion.store._schema import (
     approvals,
     decisions,
     executions,
+    judge_verdicts,
     precedents,
     reservations,
 )
@@ -59,6 +60,7 @@ def world(make_guard, precedent_pack, facts, clock, store: SqlStore) -> SimpleNa
     assert denied.outcome is Outcome.DENY
     secret, identity = Tokens(store, clock=guard.now).create(subject_id="ann", role="tier2")
     [precedent] = guard.precedents.list()
+    store.verdicts.remember("q-1", '{"verdict": 1}', model="m", prompt_hash="p", at=guard.now())
     assert store.verify() > 0
     return SimpleNamespace(
         guard=guard,
@@ -106,6 +108,11 @@ EDITS = {
     "api_tokens": lambda w: (
         update(api_tokens).where(api_tokens.c.id == w.token).values(role="admin")
     ),
+    "judge_verdicts": lambda w: (
+        update(judge_verdicts)
+        .where(judge_verdicts.c.key == "q-1")
+        .values(assessment='{"verdict": 2}')
+    ),
 }
 
 
@@ -122,6 +129,7 @@ DELETES = {
     "executions": lambda w: delete(executions).where(executions.c.key == w.execution),
     "precedents": lambda w: delete(precedents).where(precedents.c.id == w.precedent),
     "api_tokens": lambda w: delete(api_tokens).where(api_tokens.c.id == w.token),
+    "judge_verdicts": lambda w: delete(judge_verdicts).where(judge_verdicts.c.key == "q-1"),
 }
 
 
@@ -254,3 +262,19 @@ def test_every_write_to_a_working_table_binds_its_row(world):
         for table in (approvals, executions, precedents, api_tokens):
             unbound = connection.execute(select(table).where(table.c.ledger_hash.is_(None))).all()
             assert unbound == [], table.name
+
+
+def test_a_cached_verdict_is_used_only_as_its_record_bound_it(world):
+    assert world.store.verdicts.cached("q-1") == '{"verdict": 1}'
+    run(world.store, EDITS["judge_verdicts"](world))
+    with pytest.raises(LedgerIntegrityError, match="judge_verdicts row 'q-1'"):
+        world.store.verdicts.cached("q-1")
+
+
+def test_verdicts_from_before_they_were_bound_are_adopted_by_db_upgrade(world):
+    run(world.store, update(judge_verdicts).values(ledger_hash=None))
+    with pytest.raises(LedgerIntegrityError, match="not bound"):
+        world.store.verdicts.cached("q-1")
+    assert world.store.bind_rows(at=world.guard.now()) == 1
+    assert world.store.verdicts.cached("q-1") == '{"verdict": 1}'
+    assert world.store.verify() > 0

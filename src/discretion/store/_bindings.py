@@ -36,6 +36,7 @@ from discretion.store._schema import (
     approvals,
     decisions,
     executions,
+    judge_verdicts,
     ledger,
     precedents,
     reservations,
@@ -58,6 +59,7 @@ BOUND: dict[str, tuple[Table, Column[Any]]] = {
     "executions": (executions, executions.c.key),
     "precedents": (precedents, precedents.c.id),
     "api_tokens": (api_tokens, api_tokens.c.id),
+    "judge_verdicts": (judge_verdicts, judge_verdicts.c.key),
 }
 """The tables whose rows carry the hash of the record that set their state, by name, with
 their key column."""
@@ -67,6 +69,7 @@ _SUBJECTS: dict[str, tuple[str, ...]] = {
     "executions": ("decision_id", "key"),
     "precedents": ("id",),
     "api_tokens": ("id",),
+    "judge_verdicts": ("key",),
 }
 """Where a row's binding record is filed (`ledger.subject_id`): found through the subject index.
 

@@ -341,6 +341,9 @@ judge_verdicts = Table(
     Column("prompt_hash", String(64), nullable=False),
     Column("assessment", Text, nullable=False),
     Column("recorded_us", BigInteger, nullable=False),
+    # The hash of the `judge.verdict` record that binds it (`_bindings`): a cached verdict
+    # decides later cases, so one written behind discretion's back is never used.
+    Column("ledger_hash", String(64)),
 )
 
 # The LLM judge's calls per UTC day (discretion.judge), counted across every process.

@@ -3,12 +3,15 @@
 `judge_verdicts` keeps each assessment as the judge's JSON, which the judge parses back
 (`discretion.judge`); `judge_calls` counts calls per UTC day. Every process and replica sharing
 the store shares both. Each method runs in a short transaction of its own, apart from any
-decision's: the judge is asked before a decision's transaction opens.
+decision's: the judge is asked before a decision's transaction opens. A cached verdict decides
+later cases, so it is bound to a `judge.verdict` lineage record like every working row that is
+acted on (`_bindings`), and one that does not answer to it is never used.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from discretion.errors import StoreError
 from discretion.store._schema import judge_calls, judge_verdicts, to_us
 from discretion.store._short import ShortTransactions
+
+if TYPE_CHECKING:
+    from discretion.store._sql import SqlStore
 
 __all__ = ["Verdicts"]
 
@@ -30,32 +36,78 @@ class Verdicts(ShortTransactions):
     # counter row exists), so it reaches the methods as it is.
     _passes = (IntegrityError,)
 
+    def __init__(self, store: SqlStore) -> None:
+        super().__init__(store)
+        self._store = store
+
     def cached(self, key: str) -> str | None:
-        """The assessment (JSON) recorded under `key`, if any."""
+        """The assessment (JSON) recorded under `key`, if any.
+
+        Raises:
+            LedgerIntegrityError: the row does not answer to the record that bound it (edited
+                or forged behind discretion's back); it is never used.
+        """
         with self._begin("read the judge's verdict cache") as connection:
-            text: str | None = connection.execute(
-                select(judge_verdicts.c.assessment).where(judge_verdicts.c.key == key)
-            ).scalar_one_or_none()
-        return text
+            row = connection.execute(
+                select(*judge_verdicts.columns).where(judge_verdicts.c.key == key)
+            ).first()
+            if row is None:
+                return None
+            values = dict(row._mapping)
+            if not self._store.bindings.remembers("judge_verdicts", [values]):
+                self._store.bindings.check(connection, "judge_verdicts", [values])
+        return str(values["assessment"])
 
     def remember(
         self, key: str, assessment: str, *, model: str, prompt_hash: str, at: datetime
     ) -> None:
-        """Record an assessment (JSON) under `key`; the first one recorded is kept."""
+        """Record an assessment (JSON) under `key`; the first one recorded is kept.
+
+        With a `judge.verdict` lineage record binding it: the verdict decides later cases.
+        """
+        values = {
+            "key": key,
+            "model": model,
+            "prompt_hash": prompt_hash,
+            "assessment": assessment,
+            "recorded_us": to_us(at),
+            "ledger_hash": None,
+        }
         try:
-            with self._begin("write the judge's verdict cache") as connection:
-                connection.execute(
-                    insert(judge_verdicts).values(
-                        key=key,
-                        model=model,
-                        prompt_hash=prompt_hash,
-                        assessment=assessment,
-                        recorded_us=to_us(at),
-                    )
-                )
-        except IntegrityError:
-            # Another process cached the same question first: its verdict stands.
-            pass
+            self._bind(key, values, at)
+        except StoreError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                # Another process cached the same question at that moment: the first stands.
+                return
+            cause = exc.__cause__
+            detail = getattr(cause, "orig", None) or cause or exc
+            raise StoreError(
+                f"cannot write the judge's verdict cache at {self._where}:"
+                f" {type(detail).__name__}: {detail}"
+            ) from exc
+
+    def _bind(self, key: str, values: dict[str, object], at: datetime) -> None:
+        with self._store.transaction() as tx:
+            connection = tx._connection
+            taken = connection.execute(
+                select(judge_verdicts.c.key).where(judge_verdicts.c.key == key)
+            ).first()
+            if taken is not None:
+                # Another process cached the same question first: its verdict stands.
+                return
+            connection.execute(insert(judge_verdicts).values(**values))
+            tx.touch("judge_verdicts", key, values)
+            tx.record(
+                "judge.verdict",
+                key,
+                {
+                    "key": key,
+                    "model": values["model"],
+                    "prompt_hash": values["prompt_hash"],
+                    "at": at,
+                },
+                at=at,
+            )
 
     def take_call(self, day: str, limit: int) -> bool:
         """Count one call against `day`; False, counting nothing, when `limit` are used.
