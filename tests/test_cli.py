@@ -17,7 +17,7 @@ from typer.testing import CliRunner, Result
 from conftest import good_facts as facts
 from discretion import SqlStore, load_pack
 from discretion.cli import _common, app
-from discretion.lineage import GENESIS, record_hash
+from discretion.lineage import GENESIS, canonical_json, is_genuine, record_hash
 
 SHOP_PACK = Path(__file__).parent / "packs" / "shop.yaml"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -553,8 +553,32 @@ def test_ledger_export_jsonl(three_decisions):
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["seq"] for r in records] == [1, 2, 3]
     assert {tuple(sorted(r)) for r in records} == {
-        ("body", "chain_seq", "hash", "kind", "partition", "prev_hash", "seq", "subject_id")
+        (
+            "body",
+            "chain_seq",
+            "hash",
+            "kind",
+            "partition",
+            "prev_hash",
+            "recorded_us",
+            "seq",
+            "subject_id",
+        )
     }
+    # Each record verifies from the export alone: it holds all its hash covers.
+    assert all(
+        is_genuine(
+            seq=r["chain_seq"],
+            kind=r["kind"],
+            body=canonical_json(r["body"]),
+            prev_hash=r["prev_hash"],
+            partition=r["partition"],
+            subject_id=r["subject_id"],
+            recorded_us=r["recorded_us"],
+            hash=r["hash"],
+        )
+        for r in records
+    )
     assert [(r["partition"], r["chain_seq"]) for r in records] == [(0, 1), (0, 2), (0, 3)]
     assert [r["kind"] for r in records] == ["decision"] * 3
     assert [r["subject_id"] for r in records] == [subject for _, subject in ledger_rows(ws)]

@@ -83,8 +83,9 @@ class _StoreCollector(Collector):
         # A pack in several currencies reserves in each: one series per currency. The
         # utilisation of a cap per currency (`each`) is the largest share in any currency
         # whose limit is known; of one cap across them (`together`), stated per currency, the
-        # shares add up (the largest key's in each: at most what any one key used). With rates
-        # a cap across them is kept in the base.
+        # shares add up: the largest key's in each, which may be different keys, so the gauge
+        # is at least what any one key used (an upper bound: alert on it safely). With rates a
+        # cap across them is kept in the base.
         several = len(pack.accepts) > 1
         for currency in pack.accepts:
             use = self._store.reports.budget_use(windows, currency=currency if several else None)

@@ -85,15 +85,24 @@ def lowest_covering(pack: PolicyPack, action: str, amount_minor: int) -> Role:
     return pack.top_for(action)
 
 
+def _top_above(pack: PolicyPack, action: str, actor: Role) -> Role:
+    """The top rung with authority over `action` when it is above `actor`, else the top rung.
+
+    Never the actor's own rank (a peer) when a rung above it exists.
+    """
+    top = pack.top_for(action)
+    return top if top.rank > actor.rank else pack.highest_human
+
+
 def lowest_above(
     pack: PolicyPack, action: str, actor: Role, reason: Rule | None, amount_minor: int
 ) -> Role:
     """The lowest person above `actor` whose authority covers the case.
 
     With `reason`, one who may grant that exception for the amount; without, any authority
-    covering the amount; the top rung with authority over the action when nobody above the actor
-    does. Used when a
-    case the actor could otherwise decide must go to a person: a judge found the rationale
+    covering the amount. When nobody above the actor does: the top rung with authority over the
+    action if it is above the actor, else the top human rung (never a peer). Used when a case
+    the actor could otherwise decide must go to a person: a judge found the rationale
     unjustified, or a cited precedent does not apply.
     """
     above = (role for role in humans(pack) if role.rank > actor.rank)
@@ -102,4 +111,4 @@ def lowest_above(
     else:
         floor = lowest_covering(pack, action, amount_minor).rank
         covering = (role for role in above if role.rank >= floor)
-    return next(covering, pack.top_for(action))
+    return next(covering, _top_above(pack, action, actor))

@@ -18,7 +18,7 @@ from discretion.context import ChainedContext, ContextProvider, Snapshot, Static
 from discretion.decision import Decision
 from discretion.errors import DiscretionError
 from discretion.pipeline import Normalised, Pipeline, Review
-from discretion.policy import PolicyPack, load_pack
+from discretion.policy import PolicyPack, ToolSpec, load_pack
 from discretion.precedent import Precedents
 from discretion.proposal import Proposal
 from discretion.store import SqlStore
@@ -67,10 +67,22 @@ class Shadow:
         )
         """Decides under the candidate pack; nothing it decides is recorded as a decision."""
 
-    def decide(self, proposal: Proposal, snapshot: Snapshot, at: Decision) -> Decision:
-        """What the candidate would decide for `proposal` on `snapshot`, at `at`'s time."""
+    def decide(
+        self,
+        proposal: Proposal,
+        snapshot: Snapshot,
+        at: Decision,
+        *,
+        mapping: ToolSpec | None = None,
+    ) -> Decision:
+        """What the candidate would decide for `proposal` on `snapshot`, at `at`'s time.
+
+        `mapping`: how the enforced decision read a tool neither pack maps (an integration's
+        `action=`); the candidate's own mapping of the tool wins.
+        """
         would = self.pipeline.preview(
             proposal,
+            mapping=mapping,
             now=at.decided_at,
             # The enforced decision's frozen facts first, so both decide on the same facts.
             context=ChainedContext([StaticContextProvider(snapshot.values), self._context]),
@@ -86,7 +98,7 @@ class Shadow:
             "version": self.pack.version,
         }
         try:
-            would = self.decide(item.proposal, snapshot, at)
+            would = self.decide(item.proposal, snapshot, at, mapping=item.mapping)
             body["decision"] = would.model_dump(mode="json", exclude={"lineage_hash"})
         except DiscretionError as exc:
             body["error"] = f"{type(exc).__name__}: {exc}"

@@ -380,3 +380,26 @@ def test_replay_reads_a_call_through_the_mapping_it_was_decided_with(store, tmp_
     assert change.decision_id == decided.id
     assert (change.after.outcome, change.after.required_role) == ("route", "tier1")
     assert "discretion.standard-authority" in change.after.rules
+
+
+def test_a_shadow_pack_reads_a_call_through_the_mapping_it_was_decided_with(store, tmp_path):
+    candidate = candidate_pack(tmp_path, **LOWER_AI_REFUNDS)
+    guard = acme_guard(store, ids=Counter(), shadow=candidate)
+    declared = ToolSpec(
+        name="pay_back",
+        amount="amount",
+        currency="currency",
+        customer="customer_id",
+        case="case_id",
+        order="order_id",
+    )
+    proposal = _refund("150.00", "k-pay-back")
+    proposal["tool"]["name"] = "pay_back"
+    proposal["action"] = "refund"
+    enforced = guard.pipeline.decide(proposal, mapping=declared)
+    assert enforced.outcome.value == "allow"
+    [shadow] = [r for r in store.export() if r["kind"] == SHADOW_RECORD]
+    would = shadow["body"]["decision"]
+    # Decided as the refund it is, under the candidate's lower limit: not as an unknown tool.
+    assert (would["outcome"], would["required_role"]) == ("route", "tier1")
+    assert "discretion.standard-authority" in would["rules"]

@@ -561,3 +561,17 @@ def test_the_leakage_maximum_holds_in_each_currency_never_added_up():
     missed = missed_thresholds(Thresholds(max_leakage=Decimal("100.00")), leaked, None)
     assert missed == ["leakage 140.00 EUR is above the maximum 100.00"]
     assert missed_thresholds(Thresholds(max_leakage=Decimal("140.00")), leaked, None) == []
+
+
+def test_a_leakage_maximum_may_be_given_per_currency():
+    from types import SimpleNamespace
+
+    from discretion.evals._metrics import missed_thresholds
+    from discretion.evals._suite import Thresholds
+
+    leaked = SimpleNamespace(leakage={"JPY": Decimal("400"), "USD": Decimal("0.01")})
+    per_currency = Thresholds.model_validate({"max_leakage": {"JPY": "500"}})
+    # A currency the map leaves out may leak nothing.
+    assert missed_thresholds(per_currency, leaked, None) == [
+        "leakage 0.01 USD is above the maximum 0"
+    ]

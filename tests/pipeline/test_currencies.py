@@ -454,3 +454,8 @@ def test_reservations_made_per_currency_count_when_a_budget_is_kept_in_the_base(
     assert over.outcome is Outcome.ROUTE
     assert "customer-daily" in over.rules
     assert fits.outcome is Outcome.ALLOW
+    # In dollars the euros reserved before cannot be measured (no rate of EUR is known to a
+    # proposal in USD): the budget cannot be kept, and the case routes.
+    dollars = together.decide(refund("1.00", "USD", key="d", order="o-4"))
+    assert dollars.outcome is Outcome.ROUTE
+    assert "customer-daily" in dollars.rules

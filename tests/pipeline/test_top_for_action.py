@@ -101,3 +101,62 @@ def test_a_spent_budget_routes_to_the_top_rung_with_authority_over_the_action(
     assert guard.approvals.approve(routed.id, approver=SUPERVISOR, note="ok").status.value == (
         "approved"
     )
+
+
+def test_a_case_that_must_go_above_a_person_never_goes_to_a_peer(store, tmp_path):
+    # A supervisor's exception resting on a contradicted claim goes to someone above them. The
+    # only rung above grants no credits: it goes there (to be rejected), never to a peer.
+    path = tmp_path / "pack.yaml"
+    path.write_text(
+        PACK.replace(
+            "context:", "claims: {check: every_decision, on_contradiction: route}\ncontext:"
+        )
+        .replace("  customer.ok: bool", "  customer.ok: bool\n  customer.vip: bool")
+        .replace("reads: [customer.ok,", "reads: [customer.vip, customer.ok,")
+        .replace(
+            '{credit: {standard: {USD: "500.00", GBP: "400.00"}}}',
+            '{credit: {standard: {USD: "500.00", GBP: "400.00"},'
+            ' exception: {USD: "300.00", GBP: "250.00"}}}',
+        )
+        + "    exceptions:\n      - {id: vip-goodwill, when: customer.vip}\n",
+        encoding="utf-8",
+    )
+    guard = Guard(
+        load_pack(path),
+        store=store,
+        context=StaticContextProvider(
+            {"customer.ok": False, "customer.vip": True}, customers={"C-1": {}}
+        ),
+        clock=FakeClock(NOW),
+        ids=Counter(),
+    )
+    proposal = credit("200.00", "USD", "k1")
+    proposal["actor"] = {"id": "sam", "role": "supervisor", "is_ai": False}
+    proposal["rationale"] = {
+        "reason": "vip-goodwill",
+        "claims": [{"field": "customer.ok", "value": True}],
+    }
+    routed = guard.decide(proposal)
+    assert routed.outcome is Outcome.ROUTE
+    assert "discretion.claim.contradicts-fact" in routed.rules
+    assert routed.required_role == "compliance_officer"
+
+
+def test_a_case_at_an_unknown_rate_goes_to_the_top_rung_with_authority_in_the_base(store, tmp_path):
+    rated = (Path(__file__).resolve().parent.parent / "packs" / "rated.yaml").read_text(
+        encoding="utf-8"
+    )
+    path = tmp_path / "rated.yaml"
+    path.write_text(
+        rated.replace(
+            "actions:\n  refund:",
+            "  - id: compliance_officer\n    authority: {}\nactions:\n  refund:",
+            1,
+        ),
+        encoding="utf-8",
+    )
+    pack = load_pack(path)
+    assert pack.highest_human.id == "compliance_officer"
+    assert pack.top_for("refund").id == "manager"
+    # The view at an unknown rate holds no authority: who holds some is read in the base.
+    assert pack.in_currency("EUR", None).top_for("refund").id == "manager"

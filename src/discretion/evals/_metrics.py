@@ -286,11 +286,13 @@ def missed_thresholds(thresholds: Thresholds, metrics: Metrics, coverage: Covera
     t = thresholds
     if t.max_leakage is not None:
         # Amounts in two currencies are never added: the maximum holds in each.
-        missed.extend(
-            f"leakage {amount} {currency} is above the maximum {t.max_leakage}"
-            for currency, amount in sorted(metrics.leakage.items())
-            if amount > t.max_leakage
-        )
+        for currency, amount in sorted(metrics.leakage.items()):
+            if isinstance(t.max_leakage, dict):
+                most = t.max_leakage.get(currency, Decimal(0))
+            else:
+                most = t.max_leakage
+            if amount > most:
+                missed.append(f"leakage {amount} {currency} is above the maximum {most}")
     if t.min_accuracy is not None and metrics.accuracy < t.min_accuracy:
         missed.append(f"accuracy {metrics.accuracy:.1%} is below the minimum {t.min_accuracy:.1%}")
     if t.max_false_block_rate is not None and metrics.false_block_rate > t.max_false_block_rate:

@@ -158,9 +158,10 @@ class Thresholds(BaseModel):
 
     model_config = _MODEL
 
-    max_leakage: Decimal | None = None
-    """The most money that may move in cases expected to route, deny or be refused, in each
-    currency (amounts in two currencies are never added)."""
+    max_leakage: Decimal | dict[str, Decimal] | None = None
+    """The most money that may move in cases expected to route, deny or be refused: one amount
+    for each currency, or per currency (`{USD: "0.00", JPY: "500"}`; a currency it leaves out
+    may leak nothing). Amounts in two currencies are never added."""
     min_accuracy: float | None = None
     """The least share of cases that must pass (outcome, role and rules)."""
     max_false_block_rate: float | None = None

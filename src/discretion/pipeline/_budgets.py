@@ -123,10 +123,17 @@ def _over(
         base = pack.base or pack
         limit = base.budgets[index].limit_for(role)
         used = tx.budget_used(budget.id, key, since, currency=charge.currency)
-        if pack.currency != charge.currency and pack.to_base is not None:
-            # Reserved in the proposal's currency before the budget was kept in the base (or
-            # while it was kept per currency): counted at today's rate, rounded up.
-            earlier = tx.budget_used(budget.id, key, since, currency=pack.currency)
+        for code in pack.accepts:
+            if code == charge.currency:
+                continue
+            # Reserved in another currency before the budget was kept in the base (or while it
+            # was kept per currency): in the proposal's, counted at today's rate rounded up; in
+            # a third, whose rate is not known here, it cannot be measured (fail closed).
+            earlier = tx.budget_used(budget.id, key, since, currency=code)
+            if not earlier:
+                continue
+            if code != pack.currency or pack.to_base is None:
+                return True
             used += math.ceil(earlier * pack.to_base)
         return used + charge.minor > limit
     # Amounts stated per currency: what each currency spent counts as its share of that

@@ -653,14 +653,17 @@ class PolicyPack:
         approval's re-check finds no authority. The top human rung when no human role holds
         any.
         """
+        # A view at an unknown rate holds no authority at all: who holds some is the base's.
+        source = self.base if self.base is not None else self
         held = [
             role
-            for role in self.roles
+            for role in source.roles
             if not role.is_ai
             and (auth := role.authority.get(action)) is not None
             and (auth.standard_minor > 0 or auth.exception_minor > 0)
         ]
-        return max(held, key=lambda r: r.rank) if held else self.highest_human
+        top = max(held, key=lambda r: r.rank) if held else self.highest_human
+        return self.role(top.id) or top
 
     @property
     def unknown_role(self) -> Role:
