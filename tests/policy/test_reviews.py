@@ -215,6 +215,19 @@ def test_only_the_reviewing_role_itself_approves_a_case_only_it_decides(tmp_path
     assert approved.status is ApprovalStatus.APPROVED
 
 
+def test_a_case_only_its_reviewing_role_decides_is_never_escalated_past_it(
+    tmp_path: Path,
+) -> None:
+    # Above the review nobody could approve it: an escalation would leave it stuck.
+    g = guard(tmp_path, ONLY, **{"customer.fraud_score": 90})
+    routed = g.decide(refund())
+    with pytest.raises(ApprovalError, match="only 'trust_safety' decides; it cannot be escalated"):
+        g.approvals.escalate(routed.id, approver=TINA, note="not mine")
+    assert g.approvals.get(routed.id).required_role == "trust_safety"
+    approved = g.approvals.approve(routed.id, approver=TESS, note="score explained")
+    assert approved.status is ApprovalStatus.APPROVED
+
+
 def test_only_without_a_role_is_refused_at_load(tmp_path: Path) -> None:
     path = tmp_path / "pack.yaml"
     path.write_text(

@@ -604,10 +604,12 @@ class Approvals:
     def escalate(self, approval_id: str, *, approver: Actor, note: str) -> Approval:
         """Send a case one rung up the ladder, with a new due time; it stays pending.
 
-        Any person other than the proposer may escalate, whatever their role covers.
+        Any person other than the proposer may escalate, whatever their role covers; a case a
+        review with `only` routed waits for that role and is never escalated past it.
 
         Raises:
-            ApprovalError: it is already at the top human rung, or the approver may not act.
+            ApprovalError: it is already at the top human rung, an `only` review holds it, or
+                the approver may not act.
             ApprovalNotFound, ApprovalConflict, ProposalError: as for `approve`.
         """
         text = _note(note)
@@ -617,6 +619,17 @@ class Approvals:
         with self._pending(approval_id, now) as (tx, row):
             self._check_separation(row, approver)
             current = self._required(pack, row)
+            policy = pack.actions.get(row.action)
+            rules = set(self._decision(tx, row.id).rules)
+            only = [r for r in (policy.reviews if policy else ()) if r.only and r.id in rules]
+            if only:
+                # Only that role is the review: above it, nobody could approve the case.
+                review = only[0]
+                raise ApprovalError(
+                    f"approval {row.id} waits on review {review.id!r}, which only"
+                    f" {review.by!r} decides; it cannot be escalated past it: {review.by!r}"
+                    " approves or rejects it"
+                )
             above = next((r for r in pack.roles if not r.is_ai and r.rank > current.rank), None)
             if above is None:
                 raise ApprovalError(
