@@ -257,3 +257,29 @@ def test_pieces_of_a_split_need_two_people_once_their_whole_is_above_the_amount(
     ]
     [queued] = g.executions.for_decision(second.id)
     assert queued.arguments["amount"] == "349.00"
+
+
+def test_the_whole_two_people_are_needed_above_counts_every_role_s_pieces(
+    tmp_path: Path,
+) -> None:
+    # Cumulative authority is kept among each role (the default), but the two-person rule is
+    # about the money on the record: pieces granted under three roles add up to it.
+    cumulative = PACK.replace(
+        'two_approvals_above: "500.00"',
+        'two_approvals_above: "500.00"\n    cumulative: {per: customer, window: 30d}',
+    ).replace("context:", "entities: {customer: {}}\ncontext:")
+    path = tmp_path / "pack.yaml"
+    path.write_text(cumulative, encoding="utf-8")
+    g = Guard(
+        load_pack(path),
+        store=SqlStore(f"sqlite:///{tmp_path / 'ledger.db'}"),
+        context=StaticContextProvider(
+            {"order.total": {"amount": "4000.00", "currency": "USD"}}, customers={"c": {}}
+        ),
+        clock=lambda: NOW,
+    )
+    assert g.decide(refund("100.00", key="a")).outcome is Outcome.ALLOW
+    assert g.decide(refund("300.00", TINA, key="b")).outcome is Outcome.ALLOW
+    third = g.decide(refund("200.00", MIA, key="c"))
+    assert third.outcome is Outcome.ROUTE
+    assert "discretion.two-approvals" in third.rules

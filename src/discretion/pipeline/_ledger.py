@@ -30,6 +30,11 @@ __all__ = ["CUMULATIVE", "LedgerFacts", "kept_under", "key_text", "read_ledger",
 CUMULATIVE = "cumulative"
 """The name the cumulative authority's own total is read and recorded under."""
 
+WHOLE = "cumulative.everyone"
+"""The name the whole on the record is read under, whoever granted it, when an action with
+`two_approvals_above` keeps its cumulative authority among a role or an actor: two people are
+needed above the amount however the pieces were shared out."""
+
 _GRANTED = frozenset({"allow", "allow_exception", "approved"})
 """What cumulative authority sums: what was allowed, and routed cases a person approved (at
 the amount approved). Four pieces of a refund, three of them approved one by one, are the
@@ -72,7 +77,7 @@ class LedgerFacts:
         return {
             name: value if name in counts else Money.from_minor(value, self.currency)
             for name, value in self.minor.items()
-            if name != CUMULATIVE
+            if name not in (CUMULATIVE, WHOLE)
         }
 
     @property
@@ -84,14 +89,20 @@ class LedgerFacts:
     def recorded(self) -> dict[str, Any]:
         """The totals as the snapshot records them: the pack's, and the cumulative authority's."""
         out = self.facts
-        if CUMULATIVE in self.minor:
-            out[CUMULATIVE] = Money.from_minor(self.minor[CUMULATIVE], self.currency)
+        for name in (CUMULATIVE, WHOLE):
+            if name in self.minor:
+                out[name] = Money.from_minor(self.minor[name], self.currency)
         return out
 
     @property
     def prior_minor(self) -> int:
         """What was already allowed on the record, for cumulative authority (0 when unused)."""
         return self.minor.get(CUMULATIVE, 0)
+
+    @property
+    def whole_minor(self) -> int:
+        """What was already granted on the record by anyone, for two approvals (`WHOLE`)."""
+        return self.minor.get(WHOLE, self.prior_minor)
 
     def again(self, read: Callable[[Sequence[TotalQuery]], list[int]]) -> LedgerFacts:
         """The same totals read through `read` (the decision's transaction), in one go."""
@@ -235,21 +246,26 @@ def queries(
         if key is None:
             unkeyed.append(CUMULATIVE)
         else:
+            whole = TotalQuery(
+                per=cumulative.per,
+                key=key,
+                since=cumulative.since(now),
+                outcomes=_GRANTED,
+                actions=cumulative.actions,
+                currency=currency,
+            )
             wanted.append(
                 (
                     CUMULATIVE,
-                    TotalQuery(
-                        per=cumulative.per,
-                        key=key,
-                        since=cumulative.since(now),
-                        outcomes=_GRANTED,
-                        actions=cumulative.actions,
+                    replace(
+                        whole,
                         actor_id=actor if cumulative.among == "actor" else None,
                         role=role if cumulative.among == "role" else None,
-                        currency=currency,
                     ),
                 )
             )
+            if action.two_approvals_minor is not None and cumulative.among != "everyone":
+                wanted.append((WHOLE, whole))
     if currency is not None:
         wanted += [
             (name, replace(query, other=True))

@@ -510,7 +510,10 @@ class Pipeline:
             )
         if item.amount is None:
             return evaluation
-        return two_approvals(item.pack, action, evaluation, whole)
+        # Two people above the amount on the whole, whoever granted its pieces (`WHOLE`).
+        everyone = ledger.whole_minor if ledger is not None else prior
+        amount = item.amount.minor if item.amount is not None else 0
+        return two_approvals(item.pack, action, evaluation, amount + everyone)
 
     def _settle(
         self,

@@ -193,7 +193,7 @@ def recheck(
                 f" ({'; '.join(f.cause for f in resolved.faults)}); reject it",
                 approval_id=approval_id,
             )
-        prior_minor = 0
+        prior_minor = whole_minor = 0
         if action.reads_ledger:
             # The ledger's totals, read in this transaction under their locks, as a decision,
             # without this case: pending, it would count against itself.
@@ -228,7 +228,7 @@ def recheck(
                     approval_id=approval_id,
                 )
             snapshot = snapshot.merged(ledger.recorded)
-            prior_minor = ledger.prior_minor
+            prior_minor, whole_minor = ledger.prior_minor, ledger.whole_minor
         evaluation = evaluate(
             item.pack,
             action,
@@ -242,7 +242,7 @@ def recheck(
             args=item.cel_args(),
         )
         above = action.two_approvals_minor
-        two = above is not None and amount_minor + prior_minor > above
+        two = above is not None and amount_minor + whole_minor > above
         outcome, rules, context_digest = evaluation.outcome, evaluation.rules, snapshot.digest
         known = snapshot.values
         what = f"{action.name} of {item.amount}"
