@@ -143,7 +143,11 @@ def test_unknown_role_is_a_proposal_error(make_guard):
 def test_ai_actor_claiming_a_human_role_is_refused(make_guard):
     proposal = refund("1.00", role="manager")
     proposal["actor"]["is_ai"] = True
-    with pytest.raises(ProposalError, match="is an AI but role 'manager' is a human role"):
+    with pytest.raises(ProposalError, match=r"is an AI \(is_ai is true unless given: a person"):
+        make_guard().decide(proposal)
+    # Left out, is_ai is true: the error says how a person is named.
+    del proposal["actor"]["is_ai"]
+    with pytest.raises(ProposalError, match=r"is given is_ai: false.* but role 'manager' is a"):
         make_guard().decide(proposal)
 
 

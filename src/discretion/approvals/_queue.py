@@ -285,9 +285,14 @@ class Approvals:
                 f" {pack.name!r}; roles: {', '.join(r.id for r in pack.roles)}"
             )
         if approver.is_ai or role.is_ai:
+            fix = (
+                " (an Actor is an AI unless given is_ai=False)"
+                if approver.is_ai and not role.is_ai
+                else ""
+            )
             raise ApprovalError(
-                f"approver {approver.id!r} ({role.id}) is an AI actor: AI actors never decide"
-                " routed cases; a person must"
+                f"approver {approver.id!r} ({role.id}) is an AI actor{fix}: AI actors never"
+                " decide routed cases; a person must"
             )
         return role
 
