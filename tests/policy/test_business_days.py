@@ -167,3 +167,35 @@ def test_the_count_is_the_day_by_day_count(
     start_at = at.replace(year=start.year, month=start.month, day=start.day)
     end_at = at.replace(year=end.year, month=end.month, day=end.day)
     assert calendar.between(start_at, end_at) == _counted(calendar, start, end)
+
+
+MONTHS = PACK.replace(
+    "      - id: within-4-business-days\n        when: businessDays(order.delivered_at, now) <= 4",
+    "      - id: within-6-calendar-months\n        when: now < addMonths(order.delivered_at, 6)",
+)
+
+
+@pytest.mark.parametrize(
+    ("delivered", "now", "outcome"),
+    [
+        # Delivered 31 August 2026 at 10:00 in Berlin: six months on is 28 February 2027.
+        ("2026-08-31T08:00:00+00:00", "2027-02-28T08:59:59+00:00", Outcome.ALLOW),
+        ("2026-08-31T08:00:00+00:00", "2027-02-28T09:00:00+00:00", Outcome.DENY),
+        # Across the change to winter time the local hour is kept: 10:00 in Berlin.
+        ("2026-06-15T08:00:00+00:00", "2026-12-15T08:59:59+00:00", Outcome.ALLOW),
+        ("2026-06-15T08:00:00+00:00", "2026-12-15T09:00:00+00:00", Outcome.DENY),
+    ],
+)
+def test_add_months_counts_calendar_months_in_the_pack_s_time_zone(
+    tmp_path: Path, delivered: str, now: str, outcome: Outcome
+) -> None:
+    berlin = MONTHS.replace("currency: USD", "currency: USD\ntimezone: Europe/Berlin")
+    assert decide(tmp_path, now, berlin, delivered).outcome is outcome
+
+
+def test_add_months_keeps_the_last_day_a_shorter_month_has() -> None:
+    calendar = BusinessDays()
+    moment = datetime(2028, 1, 31, 12, 0, tzinfo=UTC)
+    assert calendar.add_months(moment, 1) == datetime(2028, 2, 29, 12, 0, tzinfo=UTC)
+    assert calendar.add_months(moment, -2) == datetime(2027, 11, 30, 12, 0, tzinfo=UTC)
+    assert calendar.add_months(moment, 12) == datetime(2029, 1, 31, 12, 0, tzinfo=UTC)

@@ -8,6 +8,7 @@ Friday, whatever the hour in UTC.
 
 from __future__ import annotations
 
+import calendar
 from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
@@ -54,3 +55,19 @@ class BusinessDays:
         first = start.astimezone(self.zone).date()
         last = end.astimezone(self.zone).date()
         return self._through(last) - self._through(first)
+
+    def add_months(self, moment: datetime, months: int) -> datetime:
+        """`addMonths(ts, n)`: the same time of day `months` calendar months on, in the zone.
+
+        A day the later month lacks is its last (31 January and one month is 28 or 29
+        February); negative months go back. "Within six calendar months of the last credit"
+        reads `now < addMonths(customer.last_credit_at, 6)`.
+        """
+        local = moment.astimezone(self.zone)
+        index = local.year * 12 + (local.month - 1) + months
+        year, month = divmod(index, 12)
+        if not 1 <= year <= 9999:
+            raise OverflowError("addMonths() leaves the years a timestamp can hold")
+        last = calendar.monthrange(year, month + 1)[1]
+        moved = local.replace(year=year, month=month + 1, day=min(local.day, last))
+        return moved.astimezone(UTC)

@@ -147,7 +147,8 @@ def _extensions(business: BusinessDays) -> list[Any]:
 
     `cel.bind` to name a value once, `math.greatest` / `math.least` and the rest of `math`, the
     string functions (`lowerAscii`, `split`, `trim`, ...), `businessDays(from, to)` on the
-    pack's calendar, and `sum(list)` of ints (money in minor units). Each is pure: it reads
+    pack's calendar, `addMonths(ts, n)` in its time zone, and `sum(list)` of ints (money in
+    minor units). Each is pure: it reads
     only its arguments (and the pack).
     """
     days = cel.FunctionDecl(
@@ -161,6 +162,17 @@ def _extensions(business: BusinessDays) -> list[Any]:
             )
         ],
     )
+    months = cel.FunctionDecl(
+        "addMonths",
+        [
+            cel.Overload(
+                "add_months_timestamp_int",
+                cel.Type.TIMESTAMP,
+                [cel.Type.TIMESTAMP, cel.Type.INT],
+                impl=business.add_months,
+            )
+        ],
+    )
     total = cel.FunctionDecl(
         "sum",
         [cel.Overload("sum_list_int", cel.Type.INT, [cel.Type.List(cel.Type.INT)], impl=_sum)],
@@ -169,7 +181,7 @@ def _extensions(business: BusinessDays) -> list[Any]:
         ExtBindings(),
         ExtMath(),
         ExtStrings(),
-        cel.CelExtension("discretion.business_days", [days]),
+        cel.CelExtension("discretion.business_days", [days, months]),
         cel.CelExtension("discretion.sum", [total]),
     ]
 
@@ -205,7 +217,7 @@ def _unknown(name: str, source: str, declared: list[str], unread: Collection[str
         return (
             f"unknown function {name}.{call.group(1)}() in {source!r}; the functions a rule may"
             " call are CEL's own, its math and strings extensions (math.greatest, math.least,"
-            " lowerAscii, ...), cel.bind, businessDays() and sum()"
+            " lowerAscii, ...), cel.bind, businessDays(), addMonths() and sum()"
         )
     if name in unread:
         return (
