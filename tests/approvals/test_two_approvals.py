@@ -203,6 +203,24 @@ def test_the_amount_must_be_an_amount(tmp_path: Path) -> None:
     assert raised.value.line == 20
 
 
+def cumulative_guard(tmp_path: Path) -> Guard:
+    """The pack with refunds measured on the whole per customer (among each role)."""
+    cumulative = PACK.replace(
+        'two_approvals_above: "500.00"',
+        'two_approvals_above: "500.00"\n    cumulative: {per: customer, window: 30d}',
+    ).replace("context:", "entities: {customer: {}}\ncontext:")
+    path = tmp_path / "pack.yaml"
+    path.write_text(cumulative, encoding="utf-8")
+    return Guard(
+        load_pack(path),
+        store=SqlStore(f"sqlite:///{tmp_path / 'ledger.db'}"),
+        context=StaticContextProvider(
+            {"order.total": {"amount": "4000.00", "currency": "USD"}}, customers={"c": {}}
+        ),
+        clock=lambda: NOW,
+    )
+
+
 ONE_OFF = PrecedentSpec(
     scope={"order.total": "4000.00"},
     expires_at=datetime(2027, 1, 1, tzinfo=UTC),
@@ -219,20 +237,7 @@ def test_pieces_of_a_split_need_two_people_once_their_whole_is_above_the_amount(
     # Two pieces pending at once were each decided under the amount; the second, measured at
     # its approval on the whole with the first approved since, is above it: one person cannot
     # move the whole with one signature.
-    cumulative = PACK.replace(
-        'two_approvals_above: "500.00"',
-        'two_approvals_above: "500.00"\n    cumulative: {per: customer, window: 30d}',
-    ).replace("context:", "entities: {customer: {}}\ncontext:")
-    path = tmp_path / "pack.yaml"
-    path.write_text(cumulative, encoding="utf-8")
-    g = Guard(
-        load_pack(path),
-        store=SqlStore(f"sqlite:///{tmp_path / 'ledger.db'}"),
-        context=StaticContextProvider(
-            {"order.total": {"amount": "4000.00", "currency": "USD"}}, customers={"c": {}}
-        ),
-        clock=lambda: NOW,
-    )
+    g = cumulative_guard(tmp_path)
     first = g.decide(refund("300.00", key="piece-1"))
     second = g.decide(refund("349.00", key="piece-2"))
     for piece in (first, second):
@@ -264,20 +269,7 @@ def test_the_whole_two_people_are_needed_above_counts_every_role_s_pieces(
 ) -> None:
     # Cumulative authority is kept among each role (the default), but the two-person rule is
     # about the money on the record: pieces granted under three roles add up to it.
-    cumulative = PACK.replace(
-        'two_approvals_above: "500.00"',
-        'two_approvals_above: "500.00"\n    cumulative: {per: customer, window: 30d}',
-    ).replace("context:", "entities: {customer: {}}\ncontext:")
-    path = tmp_path / "pack.yaml"
-    path.write_text(cumulative, encoding="utf-8")
-    g = Guard(
-        load_pack(path),
-        store=SqlStore(f"sqlite:///{tmp_path / 'ledger.db'}"),
-        context=StaticContextProvider(
-            {"order.total": {"amount": "4000.00", "currency": "USD"}}, customers={"c": {}}
-        ),
-        clock=lambda: NOW,
-    )
+    g = cumulative_guard(tmp_path)
     assert g.decide(refund("100.00", key="a")).outcome is Outcome.ALLOW
     assert g.decide(refund("300.00", TINA, key="b")).outcome is Outcome.ALLOW
     third = g.decide(refund("200.00", MIA, key="c"))

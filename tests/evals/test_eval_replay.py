@@ -357,10 +357,9 @@ def test_a_route_to_a_lower_role_loosens_and_one_to_a_higher_role_does_not(store
     assert forward.is_changed
 
 
-def test_replay_reads_a_call_through_the_mapping_it_was_decided_with(store, tmp_path):
-    # A function governed with `action=` is read through the mapping its integration declared;
-    # a replay reads it the same way, so it is replayed as that action, not as an unknown tool.
-    guard = acme_guard(store, ids=Counter())
+def _paid_back() -> tuple[ToolSpec, dict]:
+    """A 150.00 refund through `pay_back`, a function governed with `action="refund"` and the
+    mapping its integration declares."""
     declared = ToolSpec(
         name="pay_back",
         amount="amount",
@@ -372,6 +371,14 @@ def test_replay_reads_a_call_through_the_mapping_it_was_decided_with(store, tmp_
     proposal = _refund("150.00", "k-pay-back")
     proposal["tool"]["name"] = "pay_back"
     proposal["action"] = "refund"
+    return declared, proposal
+
+
+def test_replay_reads_a_call_through_the_mapping_it_was_decided_with(store, tmp_path):
+    # A function governed with `action=` is read through the mapping its integration declared;
+    # a replay reads it the same way, so it is replayed as that action, not as an unknown tool.
+    guard = acme_guard(store, ids=Counter())
+    declared, proposal = _paid_back()
     decided = guard.pipeline.decide(proposal, mapping=declared)
     assert decided.outcome.value == "allow"
     assert replay(store, BASE).changes == ()
@@ -385,17 +392,7 @@ def test_replay_reads_a_call_through_the_mapping_it_was_decided_with(store, tmp_
 def test_a_shadow_pack_reads_a_call_through_the_mapping_it_was_decided_with(store, tmp_path):
     candidate = candidate_pack(tmp_path, **LOWER_AI_REFUNDS)
     guard = acme_guard(store, ids=Counter(), shadow=candidate)
-    declared = ToolSpec(
-        name="pay_back",
-        amount="amount",
-        currency="currency",
-        customer="customer_id",
-        case="case_id",
-        order="order_id",
-    )
-    proposal = _refund("150.00", "k-pay-back")
-    proposal["tool"]["name"] = "pay_back"
-    proposal["action"] = "refund"
+    declared, proposal = _paid_back()
     enforced = guard.pipeline.decide(proposal, mapping=declared)
     assert enforced.outcome.value == "allow"
     [shadow] = [r for r in store.export() if r["kind"] == SHADOW_RECORD]
