@@ -246,25 +246,31 @@ def queries(
         if key is None:
             unkeyed.append(CUMULATIVE)
         else:
-            whole = TotalQuery(
-                per=cumulative.per,
-                key=key,
-                since=cumulative.since(now),
-                outcomes=_GRANTED,
-                actions=cumulative.actions,
-                currency=currency,
-            )
+            since = cumulative.since(now)
             wanted.append(
                 (
                     CUMULATIVE,
-                    replace(
-                        whole,
+                    TotalQuery(
+                        per=cumulative.per,
+                        key=key,
+                        since=since,
+                        outcomes=_GRANTED,
+                        actions=cumulative.actions,
                         actor_id=actor if cumulative.among == "actor" else None,
                         role=role if cumulative.among == "role" else None,
+                        currency=currency,
                     ),
                 )
             )
             if action.two_approvals_minor is not None and cumulative.among != "everyone":
+                whole = TotalQuery(
+                    per=cumulative.per,
+                    key=key,
+                    since=since,
+                    outcomes=_GRANTED,
+                    actions=cumulative.actions,
+                    currency=currency,
+                )
                 wanted.append((WHOLE, whole))
     if currency is not None:
         wanted += [
