@@ -97,3 +97,17 @@ def test_a_tool_schemas_file_that_is_not_tools_is_a_clear_error(tmp_path):
     result = validate_schemas(tmp_path, [{"description": "no name"}])
     assert result.exit_code == 1
     assert "item 0 is not a tool definition" in result.stderr
+
+
+def test_a_mapped_tool_without_an_amount_is_noted(tmp_path):
+    source = SHOP_PACK.read_text(encoding="utf-8").replace("        amount: value\n", "")
+    path = tmp_path / "pack.yaml"
+    path.write_text(source, encoding="utf-8")
+    result = CliRunner().invoke(app, ["pack", "validate", str(path)])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.stdout.split())
+    assert "note tool give_credit (credit) maps no amount" in output
+    assert "issue_refund" not in output
+    # The shipped pack maps an amount for every tool: nothing to note.
+    shipped = CliRunner().invoke(app, ["pack", "validate", str(SHOP_PACK)])
+    assert "maps no amount" not in shipped.stdout

@@ -105,6 +105,16 @@ def pack_validate(
         f" {len(policy.budgets)} budgets, from {len(policy.sources)} file(s)",
         highlight=False,
     )
+    for name, (action, spec) in sorted(policy.tools.items()):
+        if spec.amount is None:
+            # It loads (a proposal may carry its amount apart), but a call alone cannot be
+            # decided: say so before an agent first finds it.
+            _common.out.print(
+                f"[yellow]note[/yellow] tool {escape(name)} ({escape(action)}) maps no amount:"
+                " a call to it is decided only on an amount its proposal carries apart, and the"
+                " integrations refuse to wrap it; add `amount: <argument>` to its mapping",
+                highlight=False,
+            )
     for name, is_governed in checked:
         kind = "governed" if is_governed else "read-only (ungoverned_tools)"
         _common.out.print(f"tool {escape(name)}: {kind}", highlight=False)
