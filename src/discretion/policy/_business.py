@@ -13,7 +13,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 
-__all__ = ["WEEKDAYS", "BusinessDays"]
+__all__ = ["WEEKDAYS", "BusinessDays", "shift_months"]
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 """The days of the week, in `date.weekday()` order."""
@@ -59,15 +59,20 @@ class BusinessDays:
     def add_months(self, moment: datetime, months: int) -> datetime:
         """`addMonths(ts, n)`: the same time of day `months` calendar months on, in the zone.
 
-        A day the later month lacks is its last (31 January and one month is 28 or 29
-        February); negative months go back. "Within six calendar months of the last credit"
-        reads `now < addMonths(customer.last_credit_at, 6)`.
+        "Within six calendar months of the last credit" reads
+        `now < addMonths(customer.last_credit_at, 6)` (see `shift_months`).
         """
-        local = moment.astimezone(self.zone)
-        index = local.year * 12 + (local.month - 1) + months
-        year, month = divmod(index, 12)
-        if not 1 <= year <= 9999:
-            raise OverflowError("addMonths() leaves the years a timestamp can hold")
-        last = calendar.monthrange(year, month + 1)[1]
-        moved = local.replace(year=year, month=month + 1, day=min(local.day, last))
-        return moved.astimezone(UTC)
+        return shift_months(moment, months, self.zone).astimezone(UTC)
+
+
+def shift_months(moment: datetime, months: int, zone: tzinfo) -> datetime:
+    """The same local day and time `months` calendar months on (back, when negative) in `zone`.
+
+    A day the later month lacks is its last: 31 January and one month is 28 or 29 February.
+    """
+    local = moment.astimezone(zone)
+    year, month = divmod(local.year * 12 + (local.month - 1) + months, 12)
+    if not 1 <= year <= 9999:
+        raise OverflowError("the months leave the years a timestamp can hold")
+    last = calendar.monthrange(year, month + 1)[1]
+    return local.replace(year=year, month=month + 1, day=min(local.day, last), fold=0)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
-from calendar import monthrange
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
@@ -19,6 +18,7 @@ from typing import Any, TypeVar
 
 from discretion.errors import ProposalError
 from discretion.money import CURRENCY_EXPONENTS, Money
+from discretion.policy._business import shift_months
 from discretion.policy._cel import CelProgram
 from discretion.policy._schema import ArgSpec, FieldSpec, ToolSpec
 from discretion.policy._screen import Screens
@@ -356,11 +356,7 @@ class Months:
 
     def since(self, now: datetime) -> datetime:
         """The same local day and time `count` months before `now`: `(then, now]` counts."""
-        local = now.astimezone(self.zone)
-        months = local.year * 12 + local.month - 1 - self.count
-        year, month = divmod(months, 12)
-        day = min(local.day, monthrange(year, month + 1)[1])
-        return local.replace(year=year, month=month + 1, day=day, fold=0)
+        return shift_months(now, -self.count, self.zone)
 
     @property
     def longest(self) -> timedelta:
@@ -701,7 +697,7 @@ def _converted(pack: PolicyPack, currency: str, rate: Decimal | None) -> PolicyP
         return math.ceil(minor * factor)
 
     view = _scaled(pack, currency, down, up, open_bands=factor == 0)
-    # Budgets kept in the base convert the proposal's amount back (`PolicyPack.in_base`).
+    # Budgets kept in the base convert the proposal's amount back (`pipeline._budgets`).
     object.__setattr__(view, "base", pack)
     object.__setattr__(view, "to_base", 1 / factor if factor else None)
     return view
