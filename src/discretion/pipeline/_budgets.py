@@ -181,9 +181,9 @@ def check_budgets(
         charge = _charge(pack, budget, amount_minor)
         if charge is None:
             exceeded.append(budget)
+            base = pack.rates.base if pack.rates is not None else pack.currency
             causes.append(
-                f"budget {budget.id!r} is kept in {pack.rates.base if pack.rates else ''},"
-                f" and no rate for {pack.currency} is known"
+                f"budget {budget.id!r} is kept in {base}, and no rate for {pack.currency} is known"
             )
             continue
         charged[budget.id] = charge

@@ -34,7 +34,7 @@ from discretion.policy import (
     Screen,
 )
 
-__all__ = ["denied_without", "entity_faults", "evaluate", "two_approvals"]
+__all__ = ["denied_without", "entity_faults", "evaluate", "needs_two", "two_approvals"]
 
 
 def _check(program: CelProgram, activation: Any) -> Any:
@@ -427,6 +427,12 @@ def entity_faults(
     )
 
 
+def needs_two(action: ActionPolicy, whole_minor: int) -> bool:
+    """Whether `whole_minor` is above the action's `two_approvals_above`: two people approve."""
+    above = action.two_approvals_minor
+    return above is not None and whole_minor > above
+
+
 def two_approvals(
     pack: PolicyPack, action: ActionPolicy, evaluation: Evaluation, whole_minor: int
 ) -> Evaluation:
@@ -436,8 +442,7 @@ def two_approvals(
     carries the rule, so its approval waits for a second approver. `whole_minor` is the amount
     authority is measured on (the call's, plus what was allowed on the record when cumulative).
     """
-    above = action.two_approvals_minor
-    if above is None or whole_minor <= above or evaluation.outcome is Outcome.DENY:
+    if not needs_two(action, whole_minor) or evaluation.outcome is Outcome.DENY:
         return evaluation
     rules = [*evaluation.rules, TWO_APPROVALS]
     if evaluation.outcome is Outcome.ROUTE:

@@ -247,31 +247,31 @@ def queries(
             unkeyed.append(CUMULATIVE)
         else:
             since = cumulative.since(now)
-            wanted.append(
-                (
-                    CUMULATIVE,
-                    TotalQuery(
-                        per=cumulative.per,
-                        key=key,
-                        since=since,
-                        outcomes=_GRANTED,
-                        actions=cumulative.actions,
-                        actor_id=actor if cumulative.among == "actor" else None,
-                        role=role if cumulative.among == "role" else None,
-                        currency=currency,
-                    ),
-                )
-            )
-            if action.two_approvals_minor is not None and cumulative.among != "everyone":
-                whole = TotalQuery(
+
+            def on_record(actor_id: str | None = None, role_id: str | None = None) -> TotalQuery:
+                # Built whole: `dataclasses.replace` costs more than the constructor.
+                return TotalQuery(
                     per=cumulative.per,
                     key=key,
                     since=since,
                     outcomes=_GRANTED,
                     actions=cumulative.actions,
+                    actor_id=actor_id,
+                    role=role_id,
                     currency=currency,
                 )
-                wanted.append((WHOLE, whole))
+
+            wanted.append(
+                (
+                    CUMULATIVE,
+                    on_record(
+                        actor if cumulative.among == "actor" else None,
+                        role if cumulative.among == "role" else None,
+                    ),
+                )
+            )
+            if action.two_approvals_minor is not None and cumulative.among != "everyone":
+                wanted.append((WHOLE, on_record()))
     if currency is not None:
         wanted += [
             (name, replace(query, other=True))

@@ -512,8 +512,7 @@ class Pipeline:
             return evaluation
         # Two people above the amount on the whole, whoever granted its pieces (`WHOLE`).
         everyone = ledger.whole_minor if ledger is not None else prior
-        amount = item.amount.minor if item.amount is not None else 0
-        return two_approvals(item.pack, action, evaluation, amount + everyone)
+        return two_approvals(item.pack, action, evaluation, item.amount.minor + everyone)
 
     def _settle(
         self,

@@ -23,7 +23,7 @@ from discretion.money import Money
 from discretion.pipeline._assemble import assemble_facts, named
 from discretion.pipeline._budgets import BudgetKeys, budget_key, check_budgets, route_target
 from discretion.pipeline._currency import at_rate
-from discretion.pipeline._evaluate import evaluate
+from discretion.pipeline._evaluate import evaluate, needs_two
 from discretion.pipeline._ledger import read_ledger
 from discretion.pipeline._normalise import normalise, recorded_mapping, write_amount
 from discretion.pipeline._state import Evaluation
@@ -212,8 +212,8 @@ def recheck(
                 now,
                 proposer=(decision.actor_id, decision.actor_role),
             )
-            top = item.pack.top_for(action.name)
-            if ledger.mixed and role.rank < top.rank:
+            top = item.pack.top_for(action.name) if ledger.mixed else None
+            if top is not None and role.rank < top.rank:
                 # Amounts in two currencies cannot be added: only the top rung may judge it.
                 raise ApprovalError(
                     f"approval {approval_id}: {', '.join(ledger.mixed)} holds amounts in"
@@ -241,8 +241,7 @@ def recheck(
             prior_minor=prior_minor,
             args=item.cel_args(),
         )
-        above = action.two_approvals_minor
-        two = above is not None and amount_minor + whole_minor > above
+        two = needs_two(action, amount_minor + whole_minor)
         outcome, rules, context_digest = evaluation.outcome, evaluation.rules, snapshot.digest
         known = snapshot.values
         what = f"{action.name} of {item.amount}"
