@@ -127,6 +127,20 @@ def _record(
     )
 
 
+def _no_precedent_first(row: ApprovalRow, precedent: PrecedentSpec | None) -> None:
+    """The first of two approvals sets no precedent: the second does.
+
+    Raises:
+        ProposalError: `precedent` is given.
+    """
+    if precedent is not None:
+        raise ProposalError(
+            f"precedent: approval {row.id} needs two approvers, and a precedent is set by"
+            " the second; approve it without one now",
+            field="precedent",
+        )
+
+
 def _endorsed(row: ApprovalRow, approver: Actor, precedent: PrecedentSpec | None) -> Money | None:
     """For a case that needs two approvals: what the first granted, when this is the second.
 
@@ -138,12 +152,7 @@ def _endorsed(row: ApprovalRow, approver: Actor, precedent: PrecedentSpec | None
     """
     first = row.endorsement
     if first is None:
-        if precedent is not None:
-            raise ProposalError(
-                f"precedent: approval {row.id} needs two approvers, and a precedent is set by"
-                " the second; approve it without one now",
-                field="precedent",
-            )
+        _no_precedent_first(row, precedent)
         return None
     if first["by"] == approver.id:
         raise ApprovalError(
@@ -307,7 +316,7 @@ class Approvals:
         )
 
     @staticmethod
-    def _required(pack: PolicyPack, row: ApprovalRow) -> Role:
+    def _required(pack: PolicyPack, row: ApprovalRow | Approval) -> Role:
         # A role the current pack dropped routes to the top human rung (fail closed).
         return pack.role(row.required_role) or pack.highest_human
 
@@ -434,7 +443,7 @@ class Approvals:
                 # approved since it was decided), it is above the two-approvals amount: this
                 # approval is the first of two.
                 needs_two = True
-                _endorsed(row, approver, precedent)
+                _no_precedent_first(row, precedent)
             if needs_two and row.endorsement is None:
                 # The first of two: it holds for this approver, and waits for a second.
                 endorsement = {
@@ -626,10 +635,10 @@ class Approvals:
             current = self._required(pack, row)
             policy = pack.actions.get(row.action)
             rules = set(self._decision(tx, row.id).rules)
-            only = [r for r in (policy.reviews if policy else ()) if r.only and r.id in rules]
-            if only:
+            reviews = policy.reviews if policy is not None else ()
+            review = next((r for r in reviews if r.only and r.id in rules), None)
+            if review is not None:
                 # Only that role is the review: above it, nobody could approve the case.
-                review = only[0]
                 raise ApprovalError(
                     f"approval {row.id} waits on review {review.id!r}, which only"
                     f" {review.by!r} decides; it cannot be escalated past it: {review.by!r}"
@@ -681,7 +690,7 @@ class Approvals:
         if by.id == row.actor_id:
             return
         role = self._approver(pack, by)
-        required = pack.role(row.required_role) or pack.highest_human
+        required = self._required(pack, row)
         if role.rank < required.rank:
             raise ApprovalError(
                 f"approval {row.id}: only its proposer or a person who may decide it"

@@ -472,15 +472,14 @@ def _role(pack: PolicyPack, proposal: Proposal) -> Role:
             field="actor.role",
         )
     if role.is_ai != proposal.actor.is_ai:
-        kind = "an AI" if proposal.actor.is_ai else "a person"
         # An actor is an AI unless it says otherwise (fail closed): a person says is_ai false.
-        fix = (
-            " (is_ai is true unless given: a person is given is_ai: false)"
-            if (proposal.actor.is_ai)
-            else ""
+        kind = (
+            "an AI (is_ai is true unless given: a person is given is_ai: false)"
+            if proposal.actor.is_ai
+            else "a person"
         )
         raise ProposalError(
-            f"actor: {proposal.actor.id!r} is {kind}{fix} but role {role.id!r} is"
+            f"actor: {proposal.actor.id!r} is {kind} but role {role.id!r} is"
             f" {'an AI' if role.is_ai else 'a human'} role",
             field="actor.is_ai",
         )

@@ -802,16 +802,17 @@ class SqlStore:
             raise
 
     @contextmanager
-    def transaction(self) -> Iterator[SqlTransaction]:
+    def transaction(self, *, doing: str = "write the decision") -> Iterator[SqlTransaction]:
         """A write transaction; commits when the block ends cleanly.
 
         It locks what it touches as it goes (see `SqlTransaction`); on SQLite it holds the
-        database's write lock from the start.
+        database's write lock from the start. `doing` names it in a database error's
+        `StoreError` ("cannot write the decision at ...").
         """
-        partitions = self._partitions or self._load_partitions("write the decision")
+        partitions = self._partitions or self._load_partitions(doing)
         with (
             self._turns.turn() if self._turns is not None else nullcontext(),
-            self._mapped("write the decision"),
+            self._mapped(doing),
             self._held() as connection,
             _immediate(connection) if self._holds else connection.begin(),
         ):

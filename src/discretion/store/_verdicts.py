@@ -54,8 +54,7 @@ class Verdicts(ShortTransactions):
             if row is None:
                 return None
             values = dict(row._mapping)
-            if not self._store.bindings.remembers("judge_verdicts", [values]):
-                self._store.bindings.check(connection, "judge_verdicts", [values])
+            self._store.bindings.check(connection, "judge_verdicts", [values])
         return str(values["assessment"])
 
     def remember(
@@ -74,40 +73,26 @@ class Verdicts(ShortTransactions):
             "ledger_hash": None,
         }
         try:
-            self._bind(key, values, at)
+            with self._store.transaction(doing="write the judge's verdict cache") as tx:
+                connection = tx._connection
+                taken = connection.execute(
+                    select(judge_verdicts.c.key).where(judge_verdicts.c.key == key)
+                ).first()
+                if taken is not None:
+                    # Another process cached the same question first: its verdict stands.
+                    return
+                connection.execute(insert(judge_verdicts).values(**values))
+                tx.touch("judge_verdicts", key, values)
+                tx.record(
+                    "judge.verdict",
+                    key,
+                    {"key": key, "model": model, "prompt_hash": prompt_hash, "at": at},
+                    at=at,
+                )
         except StoreError as exc:
-            if isinstance(exc.__cause__, IntegrityError):
-                # Another process cached the same question at that moment: the first stands.
-                return
-            cause = exc.__cause__
-            detail = getattr(cause, "orig", None) or cause or exc
-            raise StoreError(
-                f"cannot write the judge's verdict cache at {self._where}:"
-                f" {type(detail).__name__}: {detail}"
-            ) from exc
-
-    def _bind(self, key: str, values: dict[str, object], at: datetime) -> None:
-        with self._store.transaction() as tx:
-            connection = tx._connection
-            taken = connection.execute(
-                select(judge_verdicts.c.key).where(judge_verdicts.c.key == key)
-            ).first()
-            if taken is not None:
-                # Another process cached the same question first: its verdict stands.
-                return
-            connection.execute(insert(judge_verdicts).values(**values))
-            tx.touch("judge_verdicts", key, values)
-            tx.record(
-                "judge.verdict",
-                key,
-                {
-                    "key": key,
-                    "model": values["model"],
-                    "prompt_hash": values["prompt_hash"],
-                    "at": at,
-                },
-                at=at,
-            )
+            if not isinstance(exc.__cause__, IntegrityError):
+                raise
+            # Another process cached the same question at that moment: the first stands.
 
     def take_call(self, day: str, limit: int) -> bool:
         """Count one call against `day`; False, counting nothing, when `limit` are used.
