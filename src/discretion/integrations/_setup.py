@@ -132,7 +132,7 @@ def check_tool(
                     f" the mapping under actions.{mapped_action}.tools, or the tool"
                 )
             unread = [name for name in CURRENCY_ARGUMENTS if name in parameters]
-            if spec.amount is not None and spec.currency is None and unread:
+            if spec.currency is None and unread:
                 raise ConfigurationError(
                     f"tool {tool!r} takes a currency ({unread[0]!r}) that {where} does not read:"
                     " its amounts would be decided in the pack's currency and paid in the one"

@@ -29,7 +29,7 @@ from sqlalchemy import Column, Connection, Table, bindparam, select, update
 
 from discretion.decision import Decision, Reservation
 from discretion.errors import LedgerIntegrityError
-from discretion.lineage import LedgerRecord, canonical_json, is_genuine, partition_of
+from discretion.lineage import LedgerRecord, canonical_json, partition_of
 from discretion.lineage import digest as value_digest
 from discretion.store._schema import (
     api_tokens,
@@ -38,6 +38,7 @@ from discretion.store._schema import (
     executions,
     judge_verdicts,
     ledger,
+    ledger_record,
     precedents,
     reservations,
     to_us,
@@ -263,16 +264,7 @@ class OwnRows(Bindings):
 
 def _genuine(record: Any) -> bool:
     """Whether a ledger row's hash recomputes from its own content."""
-    return is_genuine(
-        seq=record.chain_seq,
-        kind=record.kind,
-        body=record.body,
-        prev_hash=record.prev_hash,
-        partition=record.partition,
-        subject_id=record.subject_id,
-        recorded_us=int(record.recorded_us),
-        hash=record.hash,
-    )
+    return ledger_record(record).intact
 
 
 def decision_columns(
