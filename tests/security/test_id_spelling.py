@@ -84,3 +84,31 @@ def test_two_spellings_of_one_order_share_its_totals(tmp_path: Path, store: SqlS
     assert "discretion.cumulative-authority" in second.rules
     assert third.outcome is Outcome.ROUTE
     assert {d.entities.get("order") for d in (first, second, third)} == {"A-1"}
+
+
+class Accentless:
+    """A case system matching ids as a MySQL `*_ai_ci` collation does: accents aside too."""
+
+    in_process = True
+
+    def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
+        order = unicodedata.normalize("NFKD", request.order_id or "")
+        if "".join(c for c in order if not unicodedata.combining(c)).casefold() != "a-1":
+            return {"order.id": None}
+        return {"order.id": "A-1", "order.customer_id": "C-1", "customer.id": "C-1"}
+
+
+def test_any_id_the_case_system_answers_for_keys_the_record_by_its_own(
+    tmp_path: Path, store: SqlStore
+) -> None:
+    path = tmp_path / "pack.yaml"
+    path.write_text(PACK, encoding="utf-8")
+    guard = Guard(load_pack(path), store=store, context=Accentless(), clock=lambda: NOW)
+
+    first = guard.decide(ask("A-1", "120.00", "a"))
+    spelt = [guard.decide(ask(order, "120.00", order)) for order in ("\u00c1-1", "\u00c0-1")]
+
+    assert first.outcome is Outcome.ALLOW
+    # Each accent is the same order to the case system, and so to its totals.
+    assert [(d.outcome, d.required_role) for d in spelt] == [(Outcome.ROUTE, "tier1")] * 2
+    assert {d.entities.get("order") for d in (first, *spelt)} == {"A-1"}

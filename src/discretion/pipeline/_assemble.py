@@ -20,7 +20,6 @@ the record has none, such as a case about no order).
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -130,11 +129,6 @@ def _asked(pack: PolicyPack, action: ActionPolicy) -> tuple[dict[str, FieldSpec]
     return pack.memoised("assemble.asked", action, build)
 
 
-def _spelling(text: str) -> str:
-    """What a system of record that matches ids loosely compares: case, width and spaces aside."""
-    return "".join(unicodedata.normalize("NFKC", text).casefold().split())
-
-
 def _resolve(
     entities: Mapping[str, Entity], named: Resolved, answer: Mapping[str, Any]
 ) -> Resolved:
@@ -158,11 +152,11 @@ def _resolve(
                 )
             )
             continue
-        if isinstance(recorded, str) and recorded != own and _spelling(recorded) == _spelling(own):
+        if str(recorded) != own:
             # The record's own id, not the agent's spelling of it: a system of record that
-            # matches ids loosely (case, width, spaces) answers `A-1` for `a-1`, and totals,
-            # budgets and precedent must count both spellings under one key.
-            ids[kind] = own = recorded
+            # matches ids loosely (case, width, spaces, accents, an alias) answers `A-1` for
+            # `a-1` or `Á-1`, and totals, budgets and precedent count every spelling under one key.
+            ids[kind] = own = str(recorded)
         for parent in entity.belongs_to:
             field = entity.link_field(parent)
             if field not in answer:
