@@ -87,18 +87,18 @@ def test_two_spellings_of_one_order_share_its_totals(tmp_path: Path, store: SqlS
 
 
 class Accentless:
-    """A case system matching ids as a MySQL `*_ai_ci` collation does: accents aside too."""
+    """A case system matching ids on their letters and digits, accents aside (`*_ai_ci`)."""
 
     in_process = True
 
     def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
         order = unicodedata.normalize("NFKD", request.order_id or "")
-        if "".join(c for c in order if not unicodedata.combining(c)).casefold() != "a-1":
+        if "".join(c for c in order if c.isalnum()).casefold() != "a1":
             return {"order.id": None}
         return {"order.id": "A-1", "order.customer_id": "C-1", "customer.id": "C-1"}
 
 
-def test_any_id_the_case_system_answers_for_keys_the_record_by_its_own(
+def test_an_accented_spelling_of_one_order_shares_its_totals(
     tmp_path: Path, store: SqlStore
 ) -> None:
     path = tmp_path / "pack.yaml"
@@ -106,7 +106,7 @@ def test_any_id_the_case_system_answers_for_keys_the_record_by_its_own(
     guard = Guard(load_pack(path), store=store, context=Accentless(), clock=lambda: NOW)
 
     first = guard.decide(ask("A-1", "120.00", "a"))
-    spelt = [guard.decide(ask(order, "120.00", order)) for order in ("\u00c1-1", "\u00c0-1")]
+    spelt = [guard.decide(ask(order, "120.00", order)) for order in ("\u00c1-1", "\u00c01")]
 
     assert first.outcome is Outcome.ALLOW
     # Each accent is the same order to the case system, and so to its totals.

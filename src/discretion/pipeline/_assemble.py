@@ -20,6 +20,7 @@ the record has none, such as a case about no order).
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -129,6 +130,16 @@ def _asked(pack: PolicyPack, action: ActionPolicy) -> tuple[dict[str, FieldSpec]
     return pack.memoised("assemble.asked", action, build)
 
 
+def _spelling(text: str) -> str:
+    """What a system of record that matches ids loosely may compare: letters and digits.
+
+    Accents, case, width, spaces and punctuation aside: `Á-50003`, `a50003` and `#A-50003` are
+    one id to a case-insensitive, accent-insensitive column or a lookup that drops separators.
+    """
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if c.isalnum()).casefold()
+
+
 def _resolve(
     entities: Mapping[str, Entity], named: Resolved, answer: Mapping[str, Any]
 ) -> Resolved:
@@ -152,11 +163,11 @@ def _resolve(
                 )
             )
             continue
-        if str(recorded) != own:
+        if isinstance(recorded, str) and recorded != own and _spelling(recorded) == _spelling(own):
             # The record's own id, not the agent's spelling of it: a system of record that
-            # matches ids loosely (case, width, spaces, accents, an alias) answers `A-1` for
-            # `a-1` or `Á-1`, and totals, budgets and precedent count every spelling under one key.
-            ids[kind] = own = str(recorded)
+            # matches ids loosely (case, width, accents, spaces, punctuation) answers `A-1` for
+            # `a-1`, `Á-1` or `#A1`, and totals, budgets and precedent count them under one key.
+            ids[kind] = own = recorded
         for parent in entity.belongs_to:
             field = entity.link_field(parent)
             if field not in answer:
