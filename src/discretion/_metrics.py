@@ -85,11 +85,12 @@ class _StoreCollector(Collector):
         # whose limit is known; of one cap across them (`together`), stated per currency, the
         # shares add up: the largest key's in each, which may be different keys, so the gauge
         # is at least what any one key used (an upper bound: alert on it safely). With rates a
-        # cap across them is kept in the base.
-        several = len(pack.accepts) > 1
-        for currency in pack.accepts:
+        # cap across them is kept in the base. A unit (miles) is a series of its own too.
+        codes = (*pack.accepts, *pack.units)
+        several = len(codes) > 1
+        for currency in codes:
             use = self._store.reports.budget_use(windows, currency=currency if several else None)
-            known = pack.rates is None or currency == pack.currency
+            known = pack.rates is None or currency == pack.currency or currency in pack.units
             budgets = pack.in_currency(currency).budgets if known else pack.budgets
             for budget, spent in zip(budgets, use, strict=True):
                 if known and budget.limit_minor:

@@ -1,4 +1,4 @@
-"""Exact money: a `Decimal` amount with an ISO 4217 currency.
+"""Exact money: a `Decimal` amount with an ISO 4217 currency, or a unit a pack counts instead.
 
 Invariant 7 (money is exact): amounts are never floats. NaN, infinities, negatives, unknown
 currencies and more decimal places than the currency has are errors. Inside CEL, money is an
@@ -20,10 +20,13 @@ from discretion.errors import ProposalError
 __all__ = [
     "AMOUNT_GRAMMAR",
     "CURRENCY_EXPONENTS",
+    "EXPONENTS",
+    "UNIT_CODE",
     "Money",
     "SignedMoney",
     "parse_amount",
     "parse_decimal",
+    "register_unit",
     "scaled",
 ]
 
@@ -39,10 +42,47 @@ CURRENCY_EXPONENTS: dict[str, int] = {
 }  # fmt: skip
 
 
+EXPONENTS: dict[str, int] = dict(CURRENCY_EXPONENTS)
+"""Places of every code an amount may be in: the ISO 4217 currencies above, and the units packs
+declare for actions that count something other than money (`MILES`, `DAYS`; `register_unit`)."""
+
+UNIT_CODE = re.compile(r"[A-Z][A-Z0-9_]{1,23}")
+"""How a unit is named: upper-case letters, digits and underscores, at most 24, such as `MILES`."""
+
 _MAX_DIGITS = 18
 
-_QUANTA = {exponent: Decimal(1).scaleb(-exponent) for exponent in set(CURRENCY_EXPONENTS.values())}
-"""The smallest unit of each currency exponent, to quantize by."""
+_QUANTA = {exponent: Decimal(1).scaleb(-exponent) for exponent in range(10)}
+"""The smallest unit of each exponent (0 to 9 places), to quantize by."""
+
+
+def register_unit(code: str, places: int) -> None:
+    """Let amounts be counted in the unit `code` with `places` decimal places.
+
+    A unit is what an action that moves no money counts (miles, days, seats): amounts in it are
+    exact as money is, and never added to, converted into or compared with any currency. The
+    same code may be registered again with the same places (two packs, or one loaded twice).
+
+    Raises:
+        ValueError: `code` is an ISO 4217 currency, not written as `UNIT_CODE`, or already a
+            unit of other places.
+    """
+    if code in CURRENCY_EXPONENTS:
+        raise ValueError(f"{code!r} is an ISO 4217 currency; name the unit otherwise")
+    if UNIT_CODE.fullmatch(code) is None:
+        raise ValueError(
+            f"{code!r} is not a unit name: use 2 to 24 upper-case letters, digits and"
+            " underscores, starting with a letter (MILES, DAYS)"
+        )
+    if not 0 <= places <= 9:
+        raise ValueError(f"unit {code!r} has {places} places; give 0 to 9")
+    known = EXPONENTS.get(code)
+    if known is not None and known != places:
+        raise ValueError(
+            f"unit {code!r} is already counted with {known} places by a pack loaded in this"
+            f" process, not {places}; one unit name has one number of places"
+        )
+    EXPONENTS[code] = places
+
 
 AMOUNT_GRAMMAR = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 """The one way an amount is written as text: ASCII digits, optionally a point and more digits.
@@ -112,9 +152,10 @@ def parse_amount(value: object, *, field: str = "amount") -> Decimal:
 
 
 def _currency(code: object, *, field: str) -> str:
-    if not isinstance(code, str) or code.upper() not in CURRENCY_EXPONENTS:
+    if not isinstance(code, str) or code.upper() not in EXPONENTS:
         raise ProposalError(
-            f"{field}: {code!r} is not a supported ISO 4217 currency code (e.g. 'USD', 'EUR')",
+            f"{field}: {code!r} is not a supported ISO 4217 currency code (e.g. 'USD', 'EUR')"
+            " nor a unit a loaded pack counts in",
             field=field,
         )
     return code.upper()
@@ -159,7 +200,7 @@ class Money(BaseModel):
 
     @model_validator(mode="after")
     def _check_places(self) -> Self:
-        exponent = CURRENCY_EXPONENTS[self.currency]
+        exponent = EXPONENTS[self.currency]
         if self.amount != self.amount.quantize(Decimal(1).scaleb(-exponent)):
             raise ProposalError(
                 f"amount: {self.amount} has more decimal places than {self.currency} allows"
@@ -180,12 +221,11 @@ class Money(BaseModel):
         """
         value = parse_amount(amount)
         code = _currency(currency, field="currency")
-        quantum = _QUANTA[CURRENCY_EXPONENTS[code]]
+        quantum = _QUANTA[EXPONENTS[code]]
         exact = value.quantize(quantum)
         if value != exact:
             raise ProposalError(
-                f"amount: {value} has more decimal places than {code} allows"
-                f" ({CURRENCY_EXPONENTS[code]})",
+                f"amount: {value} has more decimal places than {code} allows ({EXPONENTS[code]})",
                 field="amount",
             )
         return _made(cls, exact, code)
@@ -208,15 +248,15 @@ class Money(BaseModel):
         code = _currency(currency, field="currency")
         if type(minor) is not int or minor < 0:
             # Anything but a count of minor units goes through the full checks (and fails).
-            return cls(amount=Decimal(minor).scaleb(-CURRENCY_EXPONENTS[code]), currency=code)
+            return cls(amount=Decimal(minor).scaleb(-EXPONENTS[code]), currency=code)
         # A whole number of minor units is exact by construction: the checks that parsing needs
         # cost more than a ledger total's whole read.
-        return _made(cls, Decimal(minor).scaleb(-CURRENCY_EXPONENTS[code]), code)
+        return _made(cls, Decimal(minor).scaleb(-EXPONENTS[code]), code)
 
     @property
     def minor(self) -> int:
         """The amount as an integer count of minor units; this is what CEL sees."""
-        return int(self.amount.scaleb(CURRENCY_EXPONENTS[self.currency]))
+        return int(self.amount.scaleb(EXPONENTS[self.currency]))
 
     def _same(self, other: Money) -> None:
         if other.currency != self.currency:
@@ -319,7 +359,7 @@ class SignedMoney:
     @property
     def minor(self) -> int:
         """The amount as an integer count of minor units, below zero for a negative amount."""
-        return int(self.amount.scaleb(CURRENCY_EXPONENTS[self.currency]))
+        return int(self.amount.scaleb(EXPONENTS[self.currency]))
 
     def __str__(self) -> str:
         return f"{self.currency} {self.amount}"

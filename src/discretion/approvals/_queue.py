@@ -271,7 +271,7 @@ class Approvals:
             since=since,
             customer_id=customer_id,
             actor_id=actor_id,
-            only=len(pack.accepts) > 1,
+            only=len(pack.accepts) > 1 or bool(pack.units),
         )
 
     def exposure_report(self, *, days: int = 30) -> builtins.list[ExposureRow]:

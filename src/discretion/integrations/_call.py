@@ -22,7 +22,7 @@ from discretion.errors import ConfigurationError, ExecutionError, ProposalError
 from discretion.execution import Execution, ExecutionStatus
 from discretion.integrations._setup import check_tool, declared_mapping
 from discretion.lineage import digest
-from discretion.pipeline import Governed, read_arguments
+from discretion.pipeline import Governed, MappedArguments, read_arguments
 from discretion.policy import ToolSpec
 from discretion.proposal import Actor, Proposal, Rationale
 
@@ -338,6 +338,25 @@ class Governor:
             return None
         return declared_mapping(tool, self._fields)
 
+    def read(self, tool: str, arguments: Mapping[str, Any]) -> MappedArguments | None:
+        """The amount and ids a call of `tool` carries, read as the pipeline reads them.
+
+        None for a tool whose arguments nothing maps (see `mapping`).
+        """
+        spec = self.mapping(tool)
+        if spec is None:
+            return None
+        pack = self.guard.pack
+        mapped = pack.tools.get(tool)
+        action = pack.actions.get(mapped[0] if mapped is not None else self._action or "")
+        return read_arguments(
+            tool,
+            spec,
+            arguments,
+            currency=pack.currency,
+            unit=action.unit if action is not None else None,
+        )
+
     def check(self, tool: str, parameters: Collection[str] | None) -> bool:
         """Check a tool as it is wrapped; return whether its calls are decided.
 
@@ -370,12 +389,10 @@ class Governor:
             data["case_id"] = case_id
         if customer_id is not None:
             data["customer_id"] = customer_id
-        spec = self.mapping(info.tool)
-        if case_id is None and spec is not None:
+        if case_id is None:
             # The one reader of tool arguments, as the pipeline reads them.
-            case_id = read_arguments(
-                info.tool, spec, info.arguments, currency=self.guard.pack.currency
-            ).case_id
+            read = self.read(info.tool, info.arguments)
+            case_id = read.case_id if read is not None else None
         # Validated before the key is derived from the arguments: a NaN is a ProposalError.
         proposal = Proposal.parse(data, source=f"tool call {info.tool!r}")
         return proposal.model_copy(update={"idempotency_key": call_key(info, case_id)})

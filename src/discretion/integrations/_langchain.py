@@ -32,7 +32,6 @@ from discretion.integrations._call import (
 )
 from discretion.integrations._setup import parameters_of
 from discretion.money import Money
-from discretion.pipeline import read_arguments
 from discretion.proposal import Actor
 
 try:
@@ -677,8 +676,8 @@ class DiscretionMiddleware(AgentMiddleware):
                 f" {', '.join(changed) or 'the amount of a tool with none'}. Reject the call"
                 " instead, and let the agent propose the other one"
             )
-        currency = self.guard.pack.currency
-        return read_arguments(info.tool, spec, arguments, currency=currency).amount
+        read = self.governor.read(info.tool, arguments)
+        return read.amount if read is not None else None
 
     def _record_answer(self, decision: Decision, info: ToolCallInfo, raw: Any) -> Approval:
         answer = self._read_answer(decision, info, raw)

@@ -132,6 +132,13 @@ def check_tool(
                     f" the mapping under actions.{mapped_action}.tools, or the tool"
                 )
             unread = [name for name in CURRENCY_ARGUMENTS if name in parameters]
+            unit = pack.actions[mapped_action].unit
+            if unit is not None and unread:
+                raise ConfigurationError(
+                    f"tool {tool!r} takes a currency ({unread[0]!r}), but {where} maps it under"
+                    f" {mapped_action!r}, which counts {unit}, not money: a currency its call"
+                    " names would never have been decided. Govern a tool that takes none"
+                )
             if spec.currency is None and unread:
                 raise ConfigurationError(
                     f"tool {tool!r} takes a currency ({unread[0]!r}) that {where} does not read:"

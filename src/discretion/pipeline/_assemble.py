@@ -308,16 +308,18 @@ def _provided_facts(
     reads = action.provided
     as_named = named(item)
     unreadable: list[ContextError] = []
+    # Money facts are in the proposal's currency; beside an amount in a unit, in their own.
+    currency = item.amount.currency if item.amount is not None and action.unit is None else None
     if not pack.entities:
         request = _request(action, reads, as_named, item, now)
         snapshot = assemble(
-            provider, request, pack.fields, currency=request.currency, unreadable=unreadable
+            provider, request, pack.fields, currency=currency, unreadable=unreadable
         )
         return _checked(pack, reads, snapshot, as_named, unreadable)
     fields, wanted = _asked(pack, action)
     request = _request(action, wanted, as_named, item, now)
     snapshot = assemble(
-        provider, request, fields, currency=request.currency, partial=True, unreadable=unreadable
+        provider, request, fields, currency=currency, partial=True, unreadable=unreadable
     )
     resolved = _resolve(pack.entities, as_named, snapshot.values)
     if not resolved.faults and resolved != as_named:

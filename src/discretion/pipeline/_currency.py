@@ -37,7 +37,8 @@ def at_rate(pack: PolicyPack, item: Normalised, snapshot: Snapshot) -> Normalise
     `pack` is the pipeline's own (amounts in the base currency of its `rates`).
     """
     rates = pack.rates
-    if rates is None or item.amount is None:
+    if rates is None or item.amount is None or item.amount.currency in pack.units:
+        # A unit is never converted: its view was chosen when the proposal was read.
         return item
     currency = item.amount.currency
     rate = snapshot.values.get(rates.fact)

@@ -248,6 +248,11 @@ def _scalar_id(tool: str, path: str, arguments: Mapping[str, Any]) -> str | None
     return text
 
 
+def _moves(action: ActionPolicy) -> str:
+    """What `action` moves, for messages: money, or how many of its unit."""
+    return f"counts {action.unit}" if action.unit is not None else "moves money"
+
+
 def read_arguments(
     tool: str,
     spec: ToolSpec,
@@ -255,6 +260,7 @@ def read_arguments(
     *,
     currency: str,
     args: Mapping[str, ArgSpec] | None = None,
+    unit: str | None = None,
 ) -> MappedArguments:
     """Read the amount, the ids and the declared arguments a tool mapping names from a call.
 
@@ -264,6 +270,8 @@ def read_arguments(
         arguments: the call's arguments, as JSON.
         currency: the currency when the mapping names no currency argument, or it is absent.
         args: the arguments the action's rules read, with their types (see `ActionPolicy`).
+        unit: the unit the action counts instead of money: the amount is in it, and money
+            arguments are in `currency`.
 
     Raises:
         ProposalError: an amount that is not exact money, a list or an object where an id,
@@ -280,19 +288,27 @@ def read_arguments(
                     field=f"tool.arguments.{spec.amount}",
                 )
             raw_currency = argument_at(arguments, spec.currency) if spec.currency else None
+            if raw_currency is not None and unit is not None:
+                raise ProposalError(
+                    f"tool {tool!r} argument {spec.currency!r} is {raw_currency!r}, but its"
+                    f" action counts {unit}, not money: leave the argument out",
+                    field=f"tool.arguments.{spec.currency}",
+                )
             if raw_currency is not None and not isinstance(raw_currency, str):
                 raise ProposalError(
                     f'tool {tool!r} argument {spec.currency!r}: a currency is a code such as "USD"',
                     field=f"tool.arguments.{spec.currency}",
                 )
             try:
-                amount = Money.of(raw, raw_currency if raw_currency is not None else currency)
+                amount = Money.of(
+                    raw, unit or (raw_currency if raw_currency is not None else currency)
+                )
             except ProposalError as exc:
                 raise ProposalError(
                     f"tool {tool!r} argument {spec.amount!r}: {exc}", field=exc.field
                 ) from None
-    if spec.currency is None and amount is not None:
-        _no_stray_currency(tool, arguments, amount.currency)
+    if (spec.currency is None or unit is not None) and amount is not None:
+        _no_stray_currency(tool, arguments, amount.currency, unit=unit is not None)
     if spec.extra_arguments == "refuse":
         _nothing_ungoverned(tool, spec, arguments, args or {})
     customer = _scalar_id(tool, spec.customer, arguments) if spec.customer else None
@@ -300,14 +316,16 @@ def read_arguments(
     order = _scalar_id(tool, spec.order, arguments) if spec.order else None
     read = {}
     if args:
-        in_currency = amount.currency if amount is not None else currency
+        in_currency = amount.currency if amount is not None and unit is None else currency
         read = _read_args(tool, spec, arguments, args, in_currency)
     return MappedArguments(
         amount=amount, customer_id=customer, case_id=case, order_id=order, args=read
     )
 
 
-def _no_stray_currency(tool: str, arguments: Mapping[str, Any], decided: str) -> None:
+def _no_stray_currency(
+    tool: str, arguments: Mapping[str, Any], decided: str, *, unit: bool = False
+) -> None:
     """Refuse a currency argument the mapping does not read that names another currency.
 
     Without a `currency` mapping the amount is decided in the pack's currency, while the tool
@@ -315,6 +333,13 @@ def _no_stray_currency(tool: str, arguments: Mapping[str, Any], decided: str) ->
     """
     for name in CURRENCY_ARGUMENTS:
         stray = arguments.get(name)
+        if stray is not None and stray != decided and unit:
+            raise ProposalError(
+                f"tool {tool!r} argument {name!r} is {stray!r}, but its action counts"
+                f" {decided}, not money: the tool would be told of a currency nobody decided."
+                " Leave the argument out",
+                field=f"tool.arguments.{name}",
+            )
         if stray is not None and stray != decided:
             raise ProposalError(
                 f"tool {tool!r} argument {name!r} is {stray!r}, but its mapping reads no currency,"
@@ -582,7 +607,14 @@ def normalise(
 
     declared = action.args if action is not None else None
     read = (
-        read_arguments(tool.name, spec, tool.arguments, currency=pack.currency, args=declared)
+        read_arguments(
+            tool.name,
+            spec,
+            tool.arguments,
+            currency=pack.currency,
+            args=declared,
+            unit=action.unit if action is not None else None,
+        )
         if tool is not None and spec is not None
         else MappedArguments(amount=None, customer_id=None, case_id=None, order_id=None)
     )
@@ -605,17 +637,25 @@ def normalise(
         if amount is None:
             where = f" (tool argument {spec.amount!r})" if spec is not None and spec.amount else ""
             raise ProposalError(
-                f"amount: action {action_name!r} moves money but no amount was given{where}",
+                f"amount: action {action_name!r} {_moves(action)} but no amount was given{where}",
                 field="amount",
             )
         if amount.amount == 0:
             # Some payment APIs read a zero as "the whole amount": sent back like a negative.
             raise ProposalError(
-                f"amount: {amount} is zero, and action {action_name!r} moves money; send the"
-                " amount it should move (a tool may read zero as the whole amount)",
+                f"amount: {amount} is zero, and action {action_name!r} {_moves(action)}; send"
+                " the amount it should move (a tool may read zero as the whole amount)",
                 field="amount",
             )
-        if amount.currency not in pack.accepts:
+        if action.unit is not None or amount.currency in pack.units:
+            if amount.currency != action.unit:
+                raise ProposalError(
+                    f"currency: action {action_name!r} {_moves(action)}, so its amount is not in"
+                    f" {amount.currency}; send it in"
+                    f" {action.unit or ', '.join(pack.accepts)}",
+                    field="currency",
+                )
+        elif amount.currency not in pack.accepts:
             if len(pack.accepts) == 1:
                 raise ProposalError(
                     f"currency: {amount.currency} does not match the pack's currency"
@@ -633,8 +673,10 @@ def normalise(
         # in its canonical form ("64.990" runs as "64.99"), and the digest covers that; and the
         # currency it was decided in, where the mapping reads one the call left out.
         arguments = write_amount(tool.name, spec, arguments, read.amount)
-        if spec.currency is not None and argument_at(arguments, spec.currency) != (
-            read.amount.currency
+        if (
+            spec.currency is not None
+            and (action is None or action.unit is None)
+            and argument_at(arguments, spec.currency) != read.amount.currency
         ):
             arguments = _write_currency(tool.name, spec.currency, arguments, read.amount)
     if tool is not None and spec is not None:

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from discretion.errors import PolicyError, ProposalError
-from discretion.money import CURRENCY_EXPONENTS, Money
+from discretion.money import CURRENCY_EXPONENTS, Money, register_unit
 from discretion.policy._business import WEEKDAYS, BusinessDays
 from discretion.policy._cel import (
     FIELD_TYPES,
@@ -143,8 +143,20 @@ def _amount(
 ) -> int:
     """An amount of the pack, in minor units of `currency`: one amount, or one per currency.
 
-    `where` is the place a single amount's error names (`loc`'s line when None).
+    `currency` may be a unit the pack declares (what a unit action's amounts are in): then the
+    amount is one amount in it. `where` is the place a single amount's error names (`loc`'s
+    line when None).
     """
+    if currency in spec.units:
+        if not isinstance(value, str):
+            at = lines.find(loc)
+            raise PolicyError(
+                f"{what}: counts {currency}, which no currency converts into; give one amount"
+                f' in {currency}, such as "5000"',
+                path=at[0],
+                line=at[1],
+            )
+        return _minor(value, currency, where=where or lines.find(loc), what=what)
     declared = spec.declared_currencies or [currency]
     if isinstance(value, str):
         # Nothing is nothing in every currency: "0" needs no map.
@@ -190,6 +202,7 @@ def compile_pack(
 ) -> PolicyPack:
     currencies = _declared(spec, lines, sources)
     base = spec.rates.base if spec.rates is not None else currencies[0]
+    units = _compile_units(spec, lines)
     records = _compile_records(spec, lines)
     fields = _compile_fields(spec, lines, records)
     rates = _compile_rates(spec, fields, lines) if spec.rates is not None else None
@@ -251,24 +264,29 @@ def compile_pack(
     actions: dict[str, ActionPolicy] = {}
     tools: dict[str, tuple[str, ToolSpec]] = {}
     for action_id, action in spec.actions.items():
+        unit = _action_unit(action_id, action, spec, lines)
         compiled = _compile_judging(
-            _compile_action(
-                action_id,
-                action,
-                fields,
-                role_ids,
-                lines,
-                claim,
-                records=records,
-                amounts=spec.amounts,
-                business=business,
+            replace(
+                _compile_action(
+                    action_id,
+                    action,
+                    fields,
+                    role_ids,
+                    lines,
+                    claim,
+                    records=records,
+                    # Named amounts are money: a unit action's rules state their numbers.
+                    amounts=spec.amounts if unit is None else (),
+                    business=business,
+                ),
+                unit=unit,
             ),
             action,
             spec,
             lines,
             base,
         )
-        if rates is not None and rates.fact not in compiled.reads:
+        if rates is not None and unit is None and rates.fact not in compiled.reads:
             # Every decision reads the rate, and records it with its facts.
             compiled = replace(compiled, reads=(*compiled.reads, rates.fact))
         compiled = replace(
@@ -294,6 +312,15 @@ def compile_pack(
                     raise PolicyError(
                         f"cumulative authority counts action {other!r}, which is not an action;"
                         f" actions: {', '.join(spec.actions)}",
+                        path=source,
+                        line=line,
+                    )
+                if spec.actions[other].unit != action.unit:
+                    source, line = lines.find((*loc, "actions", index))
+                    raise PolicyError(
+                        f"cumulative authority of {action_id!r} counts action {other!r}, which"
+                        f" counts {_kind(spec.actions[other].unit)}, not"
+                        f" {_kind(action.unit)}; amounts of two kinds are never added",
                         path=source,
                         line=line,
                     )
@@ -325,7 +352,12 @@ def compile_pack(
                     path=source,
                     line=line,
                 )
-            if len(currencies) > 1 and tool.amount is not None and tool.currency is None:
+            if (
+                len(currencies) > 1
+                and unit is None
+                and tool.amount is not None
+                and tool.currency is None
+            ):
                 source, line = lines.find(("actions", action_id, "tools", index))
                 raise PolicyError(
                     f"tool {tool.name!r} maps an amount but no currency, and the pack declares"
@@ -361,6 +393,9 @@ def compile_pack(
                     line=line,
                 )
         counted = [actions[a] for a in sorted(total.actions)] if total.actions else actions.values()
+        if total.type == "money" and units:
+            totals[name] = total = _of_one_kind(name, total, actions, lines)
+            counted = [actions[a] for a in sorted(total.actions or ())]
         for arg_name in total.args:
             lacking = _lacking_key_argument(counted, arg_name)
             if lacking is not None:
@@ -383,6 +418,9 @@ def compile_pack(
                     path=source,
                     line=line,
                 )
+    if units:
+        for action_id in actions:
+            _check_kind_of_reads(action_id, actions, totals, asserted, lines)
     _check_ungoverned(spec, tools, lines)
     route_to = spec.unknown_tools_route_to
     if route_to is not None and not any(r.id == route_to and not r.is_ai for r in roles):
@@ -417,15 +455,134 @@ def compile_pack(
         totals=MappingProxyType(totals),
         asserted=MappingProxyType(asserted),
         amounts=_named_amounts(spec, lines, base),
+        units=MappingProxyType(units),
     )
+    if units:
+        # Each unit's view is the pack relabelled: a unit action's amounts are the same in
+        # every view, and nothing converts into or out of a unit.
+        unit_views = MappingProxyType(
+            {code: replace(pack, currency=code, rates=None, money_view=pack) for code in units}
+        )
+        for view in (pack, *unit_views.values()):
+            object.__setattr__(view, "unit_views", unit_views)
     if len(currencies) == 1 or rates is not None:
         return pack
     views = {base: pack}
     views.update((code, _in_currency(pack, spec, code, entities, lines)) for code in currencies[1:])
     frozen = MappingProxyType(views)
-    for view in views.values():
+    for view in (*views.values(), *pack.unit_views.values()):
         object.__setattr__(view, "views", frozen)
     return pack
+
+
+def _kind(unit: str | None) -> str:
+    """What an action's amounts are in, for messages: a unit, or money."""
+    return unit if unit is not None else "money"
+
+
+def _compile_units(spec: PackSpec, lines: LineMap) -> dict[str, int]:
+    """The units the pack's actions count instead of money, each known to `Money` from here on."""
+    units: dict[str, int] = {}
+    for code, unit in spec.units.items():
+        try:
+            register_unit(code, unit.places)
+        except ValueError as exc:
+            source, line = lines.find(("units", code))
+            raise PolicyError(f"units: {exc}", path=source, line=line) from None
+        units[code] = unit.places
+    return units
+
+
+def _action_unit(action_id: str, action: ActionSpec, spec: PackSpec, lines: LineMap) -> str | None:
+    """The unit `action` counts, checked against the pack's units and its tools' mappings."""
+    if action.unit is None:
+        return None
+    if action.unit not in spec.units:
+        source, line = lines.find(("actions", action_id, "unit"))
+        raise PolicyError(
+            f"action {action_id!r} counts {action.unit!r}, which the pack does not declare under"
+            f" `units`; declared: {', '.join(spec.units) or '(none)'}",
+            path=source,
+            line=line,
+        )
+    for index, tool in enumerate(action.tools):
+        source, line = lines.find(("actions", action_id, "tools", index))
+        if tool.currency is not None:
+            raise PolicyError(
+                f"tool {tool.name!r} maps a currency, but action {action_id!r} counts"
+                f" {action.unit}: its amount is always in {action.unit}; drop `currency:`",
+                path=source,
+                line=line,
+            )
+        if tool.amount is None:
+            raise PolicyError(
+                f"tool {tool.name!r} maps no amount, and action {action_id!r} counts"
+                f" {action.unit}: name the argument holding how many (`amount: miles`)",
+                path=source,
+                line=line,
+            )
+    return action.unit
+
+
+def _check_kind_of_reads(
+    action_id: str,
+    actions: Mapping[str, ActionPolicy],
+    totals: Mapping[str, Total],
+    asserted: Mapping[str, Asserted],
+    lines: LineMap,
+) -> None:
+    """An action reads no money total of another kind; a unit action, no money-capped assertion.
+
+    An assertion's `unlocks` caps in money what a rule resting on it may allow.
+    """
+    compiled = actions[action_id]
+    for index, name in enumerate(compiled.reads):
+        where = lines.find(("actions", action_id, "reads", index))
+        item = asserted.get(name)
+        if compiled.unit is not None and item is not None and item.unlocks_minor is not None:
+            raise PolicyError(
+                f"action {action_id!r} counts {compiled.unit} and reads {name!r}, whose"
+                " `unlocks` caps in money what a rule resting on it may allow; an amount in"
+                f" {compiled.unit} is never measured against money: read another fact, or"
+                " drop `unlocks`",
+                path=where[0],
+                line=where[1],
+            )
+        total = totals.get(name)
+        if total is None or total.type != "money" or not total.actions:
+            continue
+        summed = actions[next(iter(total.actions))].unit  # one kind (`_of_one_kind`)
+        if summed != compiled.unit:
+            raise PolicyError(
+                f"action {action_id!r} counts {_kind(compiled.unit)} and reads total {name!r},"
+                f" which sums {_kind(summed)}; amounts of two kinds are never compared",
+                path=where[0],
+                line=where[1],
+            )
+
+
+def _of_one_kind(
+    name: str, total: Total, actions: Mapping[str, ActionPolicy], lines: LineMap
+) -> Total:
+    """A money total in a pack with units: it sums the actions of one kind, money or a unit.
+
+    Without `actions` it sums the actions that move money.
+    """
+    if total.actions is None:
+        return replace(
+            total, actions=frozenset(a for a, action in actions.items() if action.unit is None)
+        )
+    kinds = {actions[a].unit for a in total.actions}
+    if len(kinds) > 1:
+        source, line = lines.find(("totals", name, "actions"))
+        raise PolicyError(
+            f"total {name!r} sums actions of different kinds"
+            f" ({', '.join(sorted(_kind(k) for k in kinds))}); amounts of two kinds are never"
+            " added: keep one total per kind, or make it `type: int` to count decisions",
+            path=source,
+            line=line,
+        )
+    return total
 
 
 def _in_currency(
@@ -657,7 +814,11 @@ def _compile_totals(
 def _compile_judging(
     compiled: ActionPolicy, action: ActionSpec, spec: PackSpec, lines: LineMap, currency: str
 ) -> ActionPolicy:
-    """Attach each reason's evidence and LLM judge band, and the action's amounts in `currency`."""
+    """Attach each reason's evidence and LLM judge band, and the action's amounts in `currency`.
+
+    A unit action's amounts are in its unit, whatever `currency` is.
+    """
+    currency = compiled.unit or currency
     reasons = []
     pairs = zip(compiled.exceptions, action.exceptions, strict=True)
     for index, (rule, reason) in enumerate(pairs):
@@ -1528,10 +1689,12 @@ def _compile_role(
                     path=where[0],
                     line=where[1],
                 )
+        # A unit action's authority is in its unit, in every view of the pack.
+        in_unit = actions[action_id].unit or currency
         authority[action_id] = Authority(
             standard_minor=_amount(
                 limits.standard,
-                currency,
+                in_unit,
                 spec,
                 lines,
                 (*loc, "standard"),
@@ -1540,7 +1703,7 @@ def _compile_role(
             ),
             exception_minor=_amount(
                 limits.exception,
-                currency,
+                in_unit,
                 spec,
                 lines,
                 (*loc, "exception"),
@@ -1647,6 +1810,22 @@ def _compile_budget(
     for action_id in budget.actions or []:
         if action_id not in actions:
             fail(f"budget counts action {action_id!r}, which is not an action")
+    counted = frozenset(budget.actions) if budget.actions is not None else None
+    unit = None
+    if spec.units:
+        # A budget caps one kind: the unit its actions count, or money (every action that
+        # moves money when it names none).
+        if counted is None:
+            counted = frozenset(a for a, action in actions.items() if action.unit is None)
+        kinds = {actions[a].unit for a in counted}
+        if len(kinds) > 1:
+            fail(
+                "budget counts actions of different kinds"
+                f" ({', '.join(sorted(_kind(k) for k in kinds))}); amounts of two kinds are"
+                " never added: keep one budget per kind"
+            )
+        unit = next(iter(kinds), None)
+        currency = unit or currency
     parts = _key_parts(budget, spec, actions, entities, lines, loc, where)
     known = [r.id for r in roles]
     for role_id in budget.roles or []:
@@ -1714,13 +1893,14 @@ def _compile_budget(
         window=window,
         calendar=calendar,
         limit_minor=limit_minor,
-        actions=frozenset(budget.actions) if budget.actions is not None else None,
+        actions=counted,
         roles=frozenset(budget.roles) if budget.roles is not None else None,
         outcomes=frozenset(budget.outcomes),
         on_exceed=budget.on_exceed,
         route_to=route_to,
         message=budget.message,
         limits=MappingProxyType(limits),
-        together=budget.currencies == "together",
+        # A unit is one code: nothing to keep together.
+        together=budget.currencies == "together" and unit is None,
         exempt=frozenset(budget.exempt),
     )

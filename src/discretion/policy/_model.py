@@ -228,6 +228,9 @@ class ActionPolicy:
     rule when None. Built last, once its rules are final."""
     reviews: tuple[Rule, ...] = ()
     """Conditions under which a person (of a role, when the review names one) must decide."""
+    unit: str | None = None
+    """The unit it counts instead of money (`MILES`), when the pack declares one for it: its
+    amounts, limits, budgets and totals are in that unit, never in a currency."""
 
     @property
     def rules(self) -> tuple[Rule, ...]:
@@ -555,6 +558,13 @@ class PolicyPack:
     to_base: Fraction | None = Fraction(1)
     """For such a view: minor units of the base one minor unit of `currency` is worth; None
     when the rate is not known."""
+    units: Mapping[str, int] = field(default_factory=dict)
+    """The units actions count instead of money, with their decimal places (`{"MILES": 0}`)."""
+    unit_views: Mapping[str, PolicyPack] = field(default_factory=dict, repr=False, compare=False)
+    """The pack as a proposal in each unit is decided on: `currency` is the unit, no rates. Its
+    unit actions' amounts are the same in every view; the money amounts in it are never read."""
+    money_view: PolicyPack | None = field(default=None, repr=False, compare=False)
+    """For a unit's view: the pack in its own currency, which money is decided on."""
     memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
     """What deciding derives from the pack alone (the fields an action asks a provider for,
     ...), worked out on first use and kept with this pack object; a view in another currency
@@ -586,11 +596,19 @@ class PolicyPack:
         of a minor unit. Without a rate (not known yet, or not read) every limit of another
         currency is zero: nothing is allowed on it, and a route goes to the top.
 
+        A unit an action counts instead of money (`MILES`) has a view of its own, whatever
+        `rate` is: nothing converts into or out of it.
+
         Raises:
             ProposalError: `currency` is not one the pack declares.
         """
         if currency == self.currency and (self.rates is None or rate in (None, Decimal(1))):
             return self
+        unit = self.unit_views.get(currency)
+        if unit is not None:
+            return unit
+        if self.money_view is not None:
+            return self.money_view.in_currency(currency, rate)
         if currency not in self.accepts:
             raise ProposalError(
                 f"currency: {currency} is not a currency of pack {self.name!r}"

@@ -221,6 +221,20 @@ CURRENCY_ARGUMENTS = ("currency", "currency_code")
 """Argument names a tool pays in: one its mapping does not read must not name another currency."""
 
 
+class UnitSpec(BaseModel):
+    """Something other than money an action counts: miles, days, seats."""
+
+    model_config = _MODEL
+
+    places: Annotated[int, Field(ge=0, le=9)] = 0
+    """How many decimal places an amount of it may have (`0`: whole miles)."""
+    description: str = ""
+
+
+UnitName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{1,23}$")]
+"""A unit's name: upper-case letters, digits and underscores (`MILES`, `DAYS`)."""
+
+
 class ToolSpec(BaseModel):
     """A tool that performs an action, and which of its arguments carry what."""
 
@@ -474,6 +488,9 @@ class ActionSpec(BaseModel):
     model_config = _MODEL
 
     description: str = ""
+    unit: str | None = None
+    """A unit the pack declares under `units` that this action counts instead of money (miles
+    awarded, days a window is extended by): its amounts, limits and totals are in that unit."""
     tools: list[ToolSpec] = []
     """The tools that perform it."""
     reads: list[FieldName] = []
@@ -626,6 +643,9 @@ class PackSpec(BaseModel):
     rates: RatesSpec | None = None
     """Convert instead of stating every limit per currency: a fact giving the proposal's
     currency's rate to `base`, in which the pack's amounts are stated once."""
+    units: dict[UnitName, UnitSpec] = {}
+    """What actions that move no money count (`MILES: {places: 0}`); an action names its own
+    with `unit:`, and every amount of that action is one amount in it."""
     amounts: dict[MemberName, Amount] = {}
     """Named amounts every rule may read as `amounts.<name>`: minor units of the proposal's
     currency, so `amount > amounts.large_refund` means the same in every currency (an int

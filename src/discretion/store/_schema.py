@@ -92,7 +92,7 @@ decisions = Table(
     Column("customer_id", String(200)),
     Column("case_id", String(200)),
     Column("amount_minor", BigInteger),
-    Column("currency", String(3)),
+    Column("currency", String(24)),
     Column("required_role", String(100)),
     Column("reason", String(100)),
     Column("policy_version", String(80), nullable=False),
@@ -127,7 +127,7 @@ reservations = Table(
     Column("budget_id", String(100), nullable=False),
     Column("budget_key", String(200), nullable=False),
     Column("amount_minor", BigInteger, nullable=False),
-    Column("currency", String(3), nullable=False),
+    Column("currency", String(24), nullable=False),
     Column("reserved_us", BigInteger, nullable=False),
 )
 # Rolling-window sums read one key's recent rows through this index, never all history.
@@ -275,7 +275,7 @@ approvals = Table(
     Column("customer_id", String(200)),
     Column("case_id", String(200)),
     Column("amount_minor", BigInteger),
-    Column("currency", String(3)),
+    Column("currency", String(24)),
     Column("approved_minor", BigInteger),
     Column("tool", String(200)),
     Column("proposal", Text, nullable=False),

@@ -1,0 +1,254 @@
+"""Actions that move no money: amounts counted in a unit the pack declares (`MILES`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from conftest import NOW, Counter, FakeClock
+from discretion import (
+    Actor,
+    CallRouted,
+    Guard,
+    Money,
+    Outcome,
+    PolicyError,
+    ProposalError,
+    load_pack,
+)
+from discretion.context import ContextRequest
+from discretion.store._schema import decisions, reservations
+
+HERE = Path(__file__).resolve().parent.parent
+UNITS = HERE / "packs" / "units.yaml"
+BOT = Actor(id="bot-1", role="ai_agent")
+TIER1 = Actor(id="tina", role="tier1", is_ai=False)
+
+
+class Bookings:
+    """Every booking is on record, its fare paid in the currency a proposal names."""
+
+    in_process = True
+
+    def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
+        facts: dict[str, Any] = {"fx.rate_to_eur": "1.170000" if request.currency == "GBP" else "1"}
+        if request.order_id is not None:
+            facts["order.id"] = request.order_id
+            currency = request.currency if request.currency in ("EUR", "GBP") else "EUR"
+            facts["booking.fare"] = {"amount": "300.00", "currency": currency}
+        return facts
+
+
+def guard(store: Any, pack: Path = UNITS) -> Guard:
+    return Guard(
+        load_pack(pack), store=store, context=Bookings(), clock=FakeClock(NOW), ids=Counter()
+    )
+
+
+def miles(count: Any, *, booking: str = "B-1", actor: Actor = BOT, **extra: Any) -> dict[str, Any]:
+    return {
+        "actor": actor.model_dump(),
+        "tool": {
+            "name": "award_miles",
+            "arguments": {"miles": count, "booking_id": booking, **extra},
+        },
+        "rationale": {"text": "the flight was delayed five hours"},
+    }
+
+
+def fare(amount: str, currency: str = "EUR", *, booking: str = "B-1") -> dict[str, Any]:
+    return {
+        "actor": BOT.model_dump(),
+        "tool": {
+            "name": "refund_fare",
+            "arguments": {"amount": amount, "currency": currency, "booking_id": booking},
+        },
+        "rationale": {"text": "the fare of a cancelled flight"},
+    }
+
+
+def test_a_unit_action_is_decided_on_authority_in_its_unit(store):
+    g = guard(store)
+    small = g.decide(miles(5000))
+    assert small.outcome is Outcome.ALLOW
+    assert small.amount == Money.of(5000, "MILES")
+    above = g.decide(miles(5001, booking="B-2"))
+    assert above.outcome is Outcome.ROUTE
+    assert above.required_role == "tier1"
+    assert "discretion.standard-authority" in above.rules
+    top = g.decide(miles(20001, booking="B-3"))
+    assert top.required_role == "supervisor"
+    with store.engine.connect() as connection:
+        recorded = connection.execute(
+            select(decisions.c.currency, decisions.c.amount_minor).where(decisions.c.id == small.id)
+        ).one()
+    assert tuple(recorded) == ("MILES", 5000)
+    assert store.verify() >= 3  # the decisions and their routed cases, every row as recorded
+
+
+def test_a_total_in_the_unit_counts_only_its_unit(store):
+    g = guard(store)
+    supervisor = Actor(id="sam", role="supervisor", is_ai=False)
+    assert g.decide(miles(45000, actor=supervisor)).outcome is Outcome.ALLOW
+    # The miles on the booking are not money: the fare refund is measured on refunds alone.
+    assert g.decide(fare("90.00")).outcome is Outcome.ALLOW
+    denied = g.decide(miles(5001))
+    assert denied.outcome is Outcome.DENY
+    assert denied.rules == ["miles.per-booking"]
+    assert g.decide(miles(5000)).outcome is Outcome.ALLOW
+
+
+def test_a_unit_budget_and_a_money_budget_are_kept_apart(store):
+    g = guard(store)
+    assert g.decide(miles(5000, booking="B-1")).outcome is Outcome.ALLOW
+    over = g.decide(miles(3001, booking="B-2"))
+    assert over.outcome is Outcome.ROUTE
+    assert "ai-miles-daily" in over.rules
+    assert over.required_role == "tier1"
+    # 8,000 miles spent take nothing from the 150.00 a day the agent may refund.
+    assert g.decide(fare("100.00", booking="B-3")).outcome is Outcome.ALLOW
+    with store.engine.connect() as connection:
+        kept = connection.execute(
+            select(
+                reservations.c.budget_id, reservations.c.currency, reservations.c.amount_minor
+            ).order_by(reservations.c.budget_id)
+        ).all()
+    assert [tuple(row) for row in kept] == [
+        ("ai-miles-daily", "MILES", 5000),
+        ("ai-money-daily", "EUR", 10000),
+    ]
+
+
+def test_miles_on_a_booking_do_not_make_its_money_totals_mixed(store):
+    g = guard(store)
+    assert g.decide(miles(100)).outcome is Outcome.ALLOW
+    refund = g.decide(fare("50.00", "GBP"))
+    assert refund.outcome is Outcome.ALLOW
+    assert "discretion.currency-mismatch" not in refund.rules
+
+
+@pytest.mark.parametrize(
+    ("proposal", "field", "says"),
+    [
+        (miles(100, currency="EUR"), "tool.arguments.currency", "counts MILES"),
+        (miles("100.5"), "amount", "more decimal places than MILES"),
+        (miles(0), "amount", "is zero"),
+        (fare("10", "MILES"), "currency", "moves money"),
+    ],
+)
+def test_an_amount_of_the_wrong_kind_is_refused(store, proposal, field, says):
+    with pytest.raises(ProposalError, match=says) as caught:
+        guard(store).decide(proposal)
+    assert caught.value.field == field
+
+
+def test_a_routed_unit_case_is_approved_in_its_unit(store):
+    g = guard(store)
+    routed = g.decide(miles(12000))
+    assert routed.required_role == "tier1"
+    with pytest.raises(ProposalError, match="MILES"):
+        g.approvals.approve(routed.id, approver=TIER1, note="in euros", amount=Money.of(10, "EUR"))
+    approval = g.approvals.approve(
+        routed.id, approver=TIER1, note="five hours late", amount=Money.of(10000, "MILES")
+    )
+    assert approval.amount == Money.of(10000, "MILES")
+    assert approval.requested_amount == Money.of(12000, "MILES")
+
+
+def _pack(tmp_path: Path, old: str, new: str) -> Path:
+    text = UNITS.read_text()
+    assert old in text
+    path = tmp_path / "pack.yaml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        ("    unit: MILES\n", "    unit: POINTS\n", "counts 'POINTS', which the pack does not"),
+        (
+            "        amount: miles\n",
+            "        amount: miles\n        currency: currency\n",
+            "maps a currency, but action 'award_miles' counts MILES",
+        ),
+        ('award_miles: {standard: "5000"}', "award_miles: {standard: {EUR: '5000'}}", "one amount"),
+        (
+            "    actions: [award_miles]\n    limit",
+            "    actions: [award_miles, refund]\n    limit",
+            "different kinds",
+        ),
+        (
+            "    actions: [award_miles]\n    per",
+            "    actions: [award_miles, refund]\n    per",
+            "different kinds",
+        ),
+        (
+            "reads: [booking.miles_awarded]",
+            "reads: [booking.miles_awarded, booking.refunded]",
+            "sums money",
+        ),
+        ("  MILES: {places: 0", "  GBP: {places: 0", "ISO 4217"),
+        (
+            "        when: booking.miles_awarded + amount > 50000",
+            "        when: amount > amounts.big",
+            "amounts",
+        ),
+    ],
+)
+def test_a_unit_pack_fault_fails_at_load_naming_it(tmp_path, old, new, says):
+    path = _pack(tmp_path, old, new)
+    if "amounts.big" in new:
+        path.write_text(path.read_text() + 'amounts:\n  big: "100.00"\n')
+    with pytest.raises(PolicyError, match=says):
+        load_pack(path)
+
+
+def test_one_unit_name_has_one_number_of_places(tmp_path):
+    load_pack(UNITS)
+    with pytest.raises(PolicyError, match="already counted with 0 places"):
+        load_pack(_pack(tmp_path, "MILES: {places: 0", "MILES: {places: 2"))
+
+
+def test_a_unit_action_reads_money_facts_in_their_own_currency(store, tmp_path):
+    path = _pack(
+        tmp_path,
+        "    reads: [booking.miles_awarded]\n",
+        "    reads: [booking.miles_awarded, booking.fare]\n",
+    )
+    path.write_text(
+        path.read_text().replace(
+            '      - id: miles.goodwill\n        when: "true"',
+            "      - id: miles.goodwill\n        when: amount <= booking.fare / 10",
+        )
+    )
+    g = guard(store, path)
+    # The fare is EUR 300.00, 30,000 cents: up to 3,000 miles inside standard policy.
+    assert g.decide(miles(3000)).outcome is Outcome.ALLOW
+    beyond = g.decide(miles(3001, booking="B-2"))
+    # Outside standard policy, and no exception reason: decided on the fare, not refused it.
+    assert beyond.outcome is Outcome.DENY
+    assert beyond.rules == ["discretion.not-standard", "discretion.no-exceptions"]
+
+
+def test_a_governed_unit_tool_runs_with_the_amount_approved_in_its_unit(store):
+    g = guard(store)
+    ran: list[Any] = []
+
+    @g.governed(actor=BOT)
+    def award_miles(miles: int, booking_id: str) -> str:
+        ran.append(miles)
+        return f"awarded {miles}"
+
+    assert award_miles(4000, "B-1") == "awarded 4000"
+    with pytest.raises(CallRouted) as caught:
+        award_miles(9000, "B-2")
+    g.approvals.approve(
+        caught.value.approval_id, approver=TIER1, note="late", amount=Money.of(7000, "MILES")
+    )
+    assert award_miles(9000, "B-2") == "awarded 7000"
+    assert ran == [4000, 7000]
