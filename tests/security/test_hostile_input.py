@@ -197,6 +197,9 @@ def test_tool_arguments_nested_too_deep_are_a_proposal_error_not_a_crash():
         ("9" * 400, "too large"),
         (10**40, "too large"),
         (1e300, "too large"),
+        # 18 digits before the point fit the amount grammar; in cents they overflow an int64.
+        ("92233720368547758.08", "in minor units an amount has at most 18 digits"),
+        ("10000000000000000.00", "in minor units"),
     ],
 )
 def test_astronomical_amounts_are_a_proposal_error_not_a_crash(amount, message):
