@@ -635,3 +635,35 @@ def test_cli_sets_lists_shows_and_revokes_precedent(world):
     assert revoked.exit_code == 0, revoked.output
     assert cli("list", "--db", url, "--json", "--active").output == ""
     assert cli("show", "prec_nope", "--db", url).exit_code == 1
+
+
+def test_a_precedent_never_grants_more_than_its_grantors_role_may_under_the_pack_in_force(
+    world, tmp_path
+):
+    precedent = world.precedent()
+    text = Path(__file__).with_name("precedent.yaml").read_text()
+    lowered = tmp_path / "precedent.yaml"
+    lowered.write_text(
+        text.replace(
+            'refund: {standard: "2000.00", exception: "1000.00"}',
+            'refund: {standard: "2000.00", exception: "50.00"}',
+        )
+    )
+    guard = Guard(
+        load_pack(lowered),
+        store=world.store,
+        clock=world.clock,
+        context=StaticContextProvider(facts()),
+    )
+    # The manager who set it may grant 50.00 now: 70.00 is beyond what it can stand on.
+    decision = guard.decide(proposal("70.00", cite=[precedent.id], customer="c-2"))
+    assert decision.outcome is Outcome.ROUTE
+    assert "discretion.precedent.grantor-authority" in decision.rules
+    assert uses(world.store, precedent.id) == 0
+    found = guard.decide(proposal("70.00", customer="c-3", key="found"))
+    assert found.outcome is Outcome.ROUTE
+    assert found.precedents is not None
+    assert found.precedents.applied is None
+    assert world.guard().decide(proposal("70.00", cite=[precedent.id], customer="c-4")).outcome is (
+        Outcome.ALLOW_EXCEPTION
+    )
