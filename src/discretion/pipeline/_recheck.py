@@ -16,18 +16,24 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from discretion.authority import lowest_covering
 from discretion.context import ContextProvider, Snapshot
 from discretion.decision import Decision, Outcome, Reservation
 from discretion.errors import ApprovalError, ContextError, ProposalError, StaleApproval
 from discretion.money import Money
-from discretion.pipeline._assemble import assemble_facts, named
+from discretion.pipeline._assemble import UNKNOWN, Facts, Resolved, assemble_facts, named
 from discretion.pipeline._budgets import BudgetKeys, budget_key, check_budgets, route_target
 from discretion.pipeline._currency import at_rate
-from discretion.pipeline._evaluate import evaluate, needs_two
+from discretion.pipeline._evaluate import denied_without, evaluate, needs_two
 from discretion.pipeline._ledger import read_ledger
-from discretion.pipeline._normalise import normalise, recorded_mapping, write_amount
+from discretion.pipeline._normalise import (
+    Normalised,
+    normalise,
+    recorded_mapping,
+    write_amount,
+)
 from discretion.pipeline._state import Evaluation
-from discretion.policy import PolicyPack, Role, ToolSpec
+from discretion.policy import ActionPolicy, PolicyPack, Role, ToolSpec
 from discretion.proposal import Actor
 from discretion.store import SqlTransaction, TotalQuery
 
@@ -169,14 +175,29 @@ def recheck(
     else:
         try:
             # The same context assembly as a decision: only the fields the pack declares.
-            facts = assemble_facts(pack, context, item, action, now).whole()
+            found = assemble_facts(pack, context, item, action, now)
         except ContextError as exc:
             raise StaleApproval(
                 f"approval {approval_id}: the facts to re-check it cannot be read now ({exc});"
                 " try again later, or reject it",
                 approval_id=approval_id,
             ) from exc
-        snapshot, resolved = facts.snapshot, facts.resolved
+        if found.faults or _unknown_only(found.resolved):
+            # Still what the case was routed for: the approver checked by hand what code
+            # cannot read, within their own authority, under the limits that can be read.
+            return _by_hand(
+                item,
+                action,
+                found,
+                tx,
+                approval_id=approval_id,
+                decision=decision,
+                proposal=proposal,
+                role=role,
+                arguments=arguments,
+                now=now,
+            )
+        snapshot, resolved = found.snapshot, found.resolved
         if pack.rates is not None:
             priced = at_rate(pack, item, snapshot)
             if isinstance(priced, Evaluation):
@@ -299,6 +320,115 @@ def recheck(
         overridden=overridden,
         entities=resolved.ids(),
         two_approvals=two,
+    )
+
+
+_BY_HAND = {"discretion.context-unavailable", UNKNOWN}
+"""Routes whose cause only a person can see past: a fact the code cannot read, a record the
+case system does not hold. The approver's check by hand is what the route asked for."""
+
+
+def _unknown_only(resolved: Resolved) -> bool:
+    """Whether the records' only faults are records the case system does not hold."""
+    return bool(resolved.faults) and all(f.rule == UNKNOWN for f in resolved.faults)
+
+
+def _by_hand(
+    item: Normalised,
+    action: ActionPolicy,
+    found: Facts,
+    tx: SqlTransaction,
+    *,
+    approval_id: str,
+    decision: Decision,
+    proposal: Mapping[str, Any],
+    role: Role,
+    arguments: dict[str, Any] | None,
+    now: datetime,
+) -> Recheck:
+    """Approve a case whose facts still cannot all be read, as it was routed for.
+
+    Only a case routed because a fact could not be read or a record was not on file
+    (`_BY_HAND`), by an approver whose own authority covers the amount (standard, or exception
+    for a cited reason), when no hard limit that holds on the facts that can be read denies it.
+    Anything else stays stale: the records disagree, or the case was routed for another cause.
+
+    Raises:
+        StaleApproval: the case was not routed for what is unreadable now, or a hard limit
+            denies it.
+        ApprovalError: the approver's authority does not cover the amount.
+    """
+    what = f"{action.name} of {item.amount}"
+    causes = "; ".join([str(f) for f in found.faults] + [f.cause for f in found.resolved.faults])
+    if not _BY_HAND & set(decision.rules) or any(f.rule != UNKNOWN for f in found.resolved.faults):
+        raise StaleApproval(
+            f"approval {approval_id}: the facts to re-check it cannot be read now ({causes});"
+            " try again later, or reject it",
+            approval_id=approval_id,
+        )
+    amount_minor = item.amount.minor if item.amount is not None else 0
+    authority = role.authority.get(action.name)
+    cited = decision.reason is not None
+    covers = authority is not None and amount_minor <= (
+        max(authority.standard_minor, authority.exception_minor)
+        if cited
+        else authority.standard_minor
+    )
+    if not covers:
+        needed = lowest_covering(item.pack, action.name, amount_minor)
+        raise ApprovalError(
+            f"approval {approval_id}: role {role.id!r} does not cover {what}, which is decided"
+            f" by hand ({causes}); it needs {needed.id!r}: escalate it"
+        )
+    denied = denied_without(
+        item.pack,
+        action,
+        role=role,
+        actor_is_ai=False,
+        amount_minor=amount_minor,
+        facts=found.snapshot.cel_values(action.reads),
+        unreadable=found.unreadable,
+        now=now,
+        args=item.cel_args(),
+    )
+    if denied is not None:
+        raise StaleApproval(
+            f"approval {approval_id}: the current pack denies {what}"
+            f" (rules: {', '.join(denied.rules)}); it cannot run, reject it",
+            approval_id=approval_id,
+        )
+    outcome = Outcome.ALLOW_EXCEPTION if cited else Outcome.ALLOW
+    keys = BudgetKeys(
+        resolved=found.resolved,
+        actor_id=decision.actor_id,
+        role=item.pack.role(decision.actor_role) or item.pack.roles[0],
+        facts=found.snapshot.values,
+        args=item.args,
+    )
+    reservations, overridden = _budgets(
+        item.pack,
+        tx,
+        approval_id,
+        decision,
+        item.action_name,
+        outcome,
+        amount_minor,
+        role,
+        now,
+        keys,
+    )
+    _precedents(tx, approval_id, decision, proposal)
+    return Recheck(
+        outcome=outcome,
+        rules=sorted(_BY_HAND & set(decision.rules)),
+        policy_version=item.pack.version,
+        context_digest=found.snapshot.digest,
+        amount=item.amount,
+        arguments=arguments,
+        reservations=reservations,
+        overridden=overridden,
+        entities=found.resolved.ids(),
+        two_approvals=needs_two(action, amount_minor),
     )
 
 
