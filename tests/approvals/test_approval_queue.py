@@ -563,6 +563,34 @@ def test_escalating_from_the_top_rung_is_refused(guard, facts):
         guard.approvals.escalate(decision.id, approver=TOM, note="up")
 
 
+def test_escalation_passes_over_a_role_that_grants_nothing_of_the_action(make_guard, tmp_path):
+    pack = shop_pack_with(
+        tmp_path,
+        "  - id: manager\n",
+        '  - id: retention\n    authority:\n      credit: {standard: "300.00"}\n  - id: manager\n',
+    )
+    guard = make_guard(policy=pack)
+    decision = guard.decide(refund("80.00"))
+    assert decision.required_role == "tier1"
+    guard.approvals.escalate(decision.id, approver=TINA, note="second opinion")
+    escalated = guard.approvals.escalate(decision.id, approver=TOM, note="third opinion")
+    assert escalated.required_role == "manager"
+    credit = guard.decide(
+        {
+            "actor": {"id": "bot-1", "role": "ai_agent", "is_ai": True},
+            "tool": {
+                "name": "give_credit",
+                "arguments": {"value": "40.00", "customer": "c-1"},
+            },
+            "rationale": {"text": "goodwill"},
+        }
+    )
+    assert credit.required_role == "tier1"
+    guard.approvals.escalate(credit.id, approver=TINA, note="up")
+    # Retention grants credits: for a credit it is the next rung.
+    assert guard.approvals.escalate(credit.id, approver=TOM, note="up").required_role == "retention"
+
+
 def test_escalation_sets_a_new_due_time_from_the_new_role(make_guard, tmp_path, clock):
     pack = shop_pack_with(
         tmp_path,

@@ -100,6 +100,12 @@ def _note(note: str) -> str:
     return text
 
 
+def _grants(role: Role, action: str) -> bool:
+    """Whether `role` holds any authority over `action` (standard or exception)."""
+    authority = role.authority.get(action)
+    return authority is not None and (authority.standard_minor > 0 or authority.exception_minor > 0)
+
+
 def _record(
     tx: SqlTransaction,
     approval_id: str,
@@ -618,6 +624,9 @@ class Approvals:
     def escalate(self, approval_id: str, *, approver: Actor, note: str) -> Approval:
         """Send a case one rung up the ladder, with a new due time; it stays pending.
 
+        One rung up of the roles that grant its action: a role above that holds no authority
+        over it is passed over.
+
         Any person other than the proposer may escalate, whatever their role covers; a case a
         review with `only` routed waits for that role and is never escalated past it.
 
@@ -644,11 +653,22 @@ class Approvals:
                     f" {review.by!r} decides; it cannot be escalated past it: {review.by!r}"
                     " approves or rejects it"
                 )
-            above = next((r for r in pack.roles if not r.is_ai and r.rank > current.rank), None)
+            # The next rung that grants the action: a team above that holds no authority over
+            # it (a compliance officer above refunds) could only send it on or reject it.
+            above = next(
+                (
+                    r
+                    for r in pack.roles
+                    if not r.is_ai
+                    and r.rank > current.rank
+                    and (policy is None or _grants(r, row.action))
+                ),
+                None,
+            )
             if above is None:
                 raise ApprovalError(
                     f"approval {row.id} is already routed to {current.id!r}, the top of the"
-                    " ladder; approve or reject it"
+                    f" ladder of those who grant {row.action!r}; approve or reject it"
                 )
             due = now + pack.approval_sla_for(row.action, above)
             tx.approvals.escalate(
