@@ -30,6 +30,16 @@ def issue_refund(amount: str, currency: str, customer_id: str, case_id: str, ord
 
 
 @shop.tool()
+def give_credit(value: str, customer: str, ticket: str, idempotency_key: str) -> str:
+    """Credit the customer's account; the first run of each key fails after crediting."""
+    ran = RUNS.read_text(encoding="utf-8") if RUNS.exists() else ""
+    _log("give_credit", value=value, customer=customer, idempotency_key=idempotency_key)
+    if f'"idempotency_key": {json.dumps(idempotency_key)}' not in ran:
+        raise RuntimeError("credited, but the receipt e-mail failed")
+    return f"credited {value} to {customer}"
+
+
+@shop.tool()
 def lookup_order(order_id: str) -> str:
     """Look up an order."""
     _log("lookup_order", order_id=order_id)

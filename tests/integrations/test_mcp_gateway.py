@@ -67,7 +67,7 @@ async def test_the_gateway_decides_each_call_and_runs_the_allowed_ones_once(tmp_
         ):
             await agent.initialize()
             listed = await agent.list_tools()
-            assert [t.name for t in listed.tools] == ["issue_refund", "lookup_order"]
+            assert [t.name for t in listed.tools] == ["issue_refund", "give_credit", "lookup_order"]
             assert listed.tools[0].description == "Refund an order to the customer's card."
             assert set(listed.tools[0].input_schema["properties"]) == set(refund_args())
 
@@ -112,6 +112,27 @@ async def test_the_gateway_decides_each_call_and_runs_the_allowed_ones_once(tmp_
     assert kinds.count("decision") == 3  # allowed, routed, denied; the EUR call never decided
     assert kinds.count("execution.succeeded") == 2
     assert guard.store.verify() == len(kinds)
+
+
+@pytest.mark.anyio
+async def test_an_upstream_tool_that_takes_a_key_is_given_the_executions_on_every_run(tmp_path):
+    shop = Shop(tmp_path)
+    credit = {"value": "5.00", "customer": "c-1", "ticket": "case-1"}
+    with (tmp_path / "gateway.err").open("w") as errlog:
+        async with (
+            stdio_client(shop.gateway("--actor", "bot-1:ai_agent"), errlog=errlog) as streams,
+            ClientSession(*streams) as agent,
+        ):
+            await agent.initialize()
+            failed = await agent.call_tool("give_credit", credit)
+            assert failed.is_error
+            retried = await agent.call_tool("give_credit", credit)
+            assert text(retried) == "credited 5.00 to c-1"
+    runs = [r for r in shop.ran() if r["tool"] == "give_credit"]
+    assert len(runs) == 2
+    # One decision, one key: the payment system deduplicates the second run on it.
+    assert runs[0]["idempotency_key"] == runs[1]["idempotency_key"]
+    assert runs[0]["idempotency_key"].startswith("bot-1:")
 
 
 def run_gateway(shop: Shop, *options: str, pack: Path = SHOP_PACK) -> subprocess.CompletedProcess:

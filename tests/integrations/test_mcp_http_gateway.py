@@ -193,7 +193,7 @@ async def test_over_http_each_agent_is_decided_as_its_tokens_actor_and_runs_once
     with shop.http_gateway() as gateway:
         async with agent(gateway.url, bot1) as first, agent(gateway.url, bot2) as second:
             listed = await first.list_tools()
-            assert [t.name for t in listed.tools] == ["issue_refund", "lookup_order"]
+            assert [t.name for t in listed.tools] == ["issue_refund", "give_credit", "lookup_order"]
             assert listed.tools[0].description == "Refund an order to the customer's card."
             assert set(listed.tools[0].input_schema["properties"]) == set(refund_args())
 
@@ -254,7 +254,7 @@ async def test_an_http_gateway_governs_an_upstream_served_over_http(tmp_path):
     with shop.http_upstream() as upstream, shop.http_gateway(upstream_url=upstream.url) as gateway:
         async with agent(gateway.url, bot1) as bot:
             listed = await bot.list_tools()
-            assert [t.name for t in listed.tools] == ["issue_refund", "lookup_order"]
+            assert [t.name for t in listed.tools] == ["issue_refund", "give_credit", "lookup_order"]
 
             allowed = await bot.call_tool("issue_refund", refund_args())
             assert text(allowed) == "refunded USD 40.00 on o-1"

@@ -34,6 +34,7 @@ from pydantic import ValidationError
 
 from discretion.errors import ConfigurationError, ExecutionError, ProposalError
 from discretion.integrations._call import (
+    KEY_ARGUMENT,
     ActorSource,
     Governor,
     RationaleSource,
@@ -146,6 +147,8 @@ class MCPGateway:
         self.governor = Governor(
             guard, actor=actor, case_id=case_id, customer_id=customer_id, rationale=rationale
         )
+        self._keyed: set[str] = set()
+        """Upstream tools that take an `idempotency_key` argument: each run is given its key."""
 
     async def check(self) -> None:
         """Check the upstream's tools against the pack before serving any call.
@@ -159,8 +162,11 @@ class MCPGateway:
             params = mcp_types.PaginatedRequestParams(cursor=cursor) if cursor else None
             listed = await self.upstream.list_tools(params=params)
             for tool in listed.tools:
+                parameters = _input_parameters(tool)
+                if parameters is not None and KEY_ARGUMENT in parameters:
+                    self._keyed.add(tool.name)
                 if tool.name in self.guard.pack.tools:
-                    self.governor.check(tool.name, _input_parameters(tool))
+                    self.governor.check(tool.name, parameters)
             cursor = listed.next_cursor
             if not cursor:
                 return
@@ -206,7 +212,10 @@ class MCPGateway:
             return _text_result(agent_message(decision))
 
         async def forward(approved: dict[str, Any], key: str) -> mcp_types.CallToolResult:
-            return await self.upstream.call_tool(name, approved)
+            # A tool that takes the key deduplicates on it: a run retried after an error result
+            # (the payment made, the receipt not sent) pays once.
+            sent = {**approved, KEY_ARGUMENT: key} if name in self._keyed else approved
+            return await self.upstream.call_tool(name, sent)
 
         try:
             result = await governor.arun(
