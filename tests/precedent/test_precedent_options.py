@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from conftest import NOW, Counter, FakeClock
-from discretion import Guard, Money, Outcome, PolicyError, SqlStore, load_pack
+from discretion import Guard, Money, Outcome, PolicyError, ProposalError, SqlStore, load_pack
 from discretion.context import StaticContextProvider
 from discretion.policy import PolicyPack
 from discretion.precedent import PrecedentSpec
@@ -243,3 +243,64 @@ def test_a_precedent_never_lets_a_role_grant_a_reason_it_may_not_grant(
     followed = world.guard.decide(proposal("70.00", actor=tier1, cite=[precedent], key="d"))
     assert followed.outcome is Outcome.ALLOW_EXCEPTION
     assert "discretion.precedent.applied" in followed.rules
+
+
+def test_bound_granted_amount_reuses_a_precedent_for_at_most_what_was_granted(
+    tmp_path, sqlite_store
+):
+    world = World(variant(tmp_path, "          bound: granted_amount\n"), sqlite_store)
+    # The manager granted 80.00: a bound of 100.00 would reuse it for more.
+    with pytest.raises(ProposalError, match=r"above the USD 80.00 granted") as caught:
+        world.precedent(bound="100.00")
+    assert caught.value.field == "max_amount"
+    granted = world.guard.store.find_decision("maria", "grant")
+    assert granted is not None
+    bounded = world.guard.precedents.set(
+        granted.id,
+        PrecedentSpec(
+            scope={"shipment.carrier": "parcelco"},
+            max_amount=Money.of("80.00", "USD"),
+            expires_at=NOW + timedelta(days=30),
+            citations=5,
+            note="ParcelCo lost a trailer at the Rotterdam depot",
+        ),
+        grantor=MANAGER,
+    )
+    above = world.guard.decide(proposal("80.01", cite=[bounded.id], key="a"))
+    assert above.outcome is Outcome.ROUTE
+    assert "discretion.precedent.bounds" in above.rules
+    within = world.guard.decide(proposal("80.00", cite=[bounded.id], key="b"))
+    assert within.outcome is Outcome.ALLOW_EXCEPTION
+
+
+def test_bound_granted_amount_with_grantor_exception_limit_fails_at_load(tmp_path):
+    with pytest.raises(PolicyError, match="would never bound anything"):
+        variant(
+            tmp_path,
+            "          bound: granted_amount\n          grants_up_to: grantor_exception_limit\n",
+        )
+
+
+def test_bound_granted_amount_is_the_amount_an_approver_granted(tmp_path, sqlite_store):
+    world = World(variant(tmp_path, "          bound: granted_amount\n"), sqlite_store)
+    routed = world.guard.decide(proposal("90.00", key="routed"))
+    assert routed.outcome is Outcome.ROUTE
+
+    def spec(bound: str) -> PrecedentSpec:
+        return PrecedentSpec(
+            scope={"shipment.carrier": "parcelco"},
+            max_amount=Money.of(bound, "USD"),
+            expires_at=NOW + timedelta(days=30),
+            citations=5,
+            note="ParcelCo lost a trailer",
+        )
+
+    lowered = Money.of("60.00", "USD")
+    with pytest.raises(ProposalError, match=r"above the USD 60.00 granted"):
+        world.guard.approvals.approve(
+            routed.id, approver=MANAGER, note="ok", amount=lowered, precedent=spec("70.00")
+        )
+    approved = world.guard.approvals.approve(
+        routed.id, approver=MANAGER, note="ok", amount=lowered, precedent=spec("60.00")
+    )
+    assert approved.amount == lowered

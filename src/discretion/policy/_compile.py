@@ -1644,6 +1644,12 @@ def _compile_precedent(
             )
     if _window(spec.max_expiry) <= timedelta(0):
         raise fail("precedent max_expiry must be longer than zero", ("max_expiry",))
+    if spec.bound == "granted_amount" and spec.grants_up_to == "grantor_exception_limit":
+        raise fail(
+            "precedent bound granted_amount would never bound anything: grants_up_to"
+            " grantor_exception_limit sets a precedent's own bounds aside; choose one",
+            ("bound",),
+        )
     if spec.grants_up_to == "grantor_exception_limit" and spec.ratio_of is not None:
         raise fail(
             f"precedent ratio_of {spec.ratio_of!r} would never bound anything: grants_up_to"
@@ -1659,6 +1665,7 @@ def _compile_precedent(
         set_by=frozenset(spec.set_by) if spec.set_by is not None else None,
         cited_only=spec.cited_only,
         grants_up_to=spec.grants_up_to,
+        bound=spec.bound,
     )
 
 

@@ -146,6 +146,8 @@ class PrecedentPolicy:
     grants_up_to: str = "precedent_bound"
     """`precedent_bound`, `actor_standard_limit` or `grantor_exception_limit`: what caps the
     amount a precedent lets an actor grant."""
+    bound: str = "grantor_limit"
+    """`grantor_limit` or `granted_amount`: how high a precedent's `max_amount` may be set."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

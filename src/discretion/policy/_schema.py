@@ -403,6 +403,10 @@ class PrecedentPolicySpec(BaseModel):
     """The most a precedent lets an actor grant: its own bounds (`max_amount`, `max_ratio`; the
     default); those and no more than the actor's own standard limit for the action; or its
     grantor's exception limit, its bounds aside. Never more than its grantor could grant."""
+    bound: Literal["grantor_limit", "granted_amount"] = "grantor_limit"
+    """How high a precedent's `max_amount` may be set: up to what its grantor may grant (the
+    default), or up to the amount granted in the case it is set from (`granted_amount`: "reused
+    for at most the same amount"; a ratio bound is then refused)."""
 
 
 class EvidenceSpec(BaseModel):

@@ -171,15 +171,34 @@ class Precedents:
                 f" {', '.join(uncovered)}; a precedent must include the case it is set from",
                 field="scope",
             )
-        if spec.max_amount is not None:
-            if spec.max_amount.currency != priced.currency:
+        max_amount = spec.max_amount
+        if policy.bound == "granted_amount":
+            granted = self._granted(tx, decision)
+            if spec.max_ratio is not None:
+                raise ProposalError(
+                    f"reason {reason.id!r} bounds a precedent by the amount granted"
+                    f" ({granted}); give max_amount, not max_ratio",
+                    field="max_ratio",
+                )
+            if (
+                max_amount is not None
+                and max_amount.currency == granted.currency
+                and max_amount.minor > granted.minor
+            ):
+                raise ProposalError(
+                    f"max_amount {max_amount} is above the {granted} granted in decision"
+                    f" {decision_id}; reason {reason.id!r} reuses it for at most the same amount",
+                    field="max_amount",
+                )
+        if max_amount is not None:
+            if max_amount.currency != priced.currency:
                 raise ProposalError(
                     f"max_amount must be in the decision's currency {priced.currency}",
                     field="max_amount",
                 )
-            if spec.max_amount.minor > grantor_limit.minor:
+            if max_amount.minor > grantor_limit.minor:
                 raise ApprovalError(
-                    f"max_amount {spec.max_amount} is above what role {role.id!r} may grant"
+                    f"max_amount {max_amount} is above what role {role.id!r} may grant"
                     f" for {decision.action} ({grantor_limit})"
                 )
         if spec.max_ratio is not None and policy.ratio_of is None:
@@ -223,7 +242,7 @@ class Precedents:
             grantor_limit=grantor_limit,
             policy_version=self.policy.version,
             scope=stored_scope,
-            max_amount=spec.max_amount,
+            max_amount=max_amount,
             max_ratio=spec.max_ratio,
             ratio_of=policy.ratio_of if spec.max_ratio is not None else None,
             expires_at=spec.expires_at,
@@ -286,6 +305,17 @@ class Precedents:
                 field="decision_id",
             )
         return reason, reason.precedent
+
+    @staticmethod
+    def _granted(tx: SqlTransaction, decision: Decision) -> Money:
+        """What `decision` granted: its amount, or what the person who approved it granted."""
+        if decision.outcome is Outcome.ROUTE:
+            approved = tx.latest_record(decision.id, "approval.approved")
+            if approved is not None and approved.get("amount") is not None:
+                return Money.read(approved["amount"])
+        if decision.amount is None:  # pragma: no cover - an exception always has an amount
+            raise ProposalError(f"decision {decision.id} granted no amount", field="decision_id")
+        return decision.amount
 
     def _grantor_role(
         self,

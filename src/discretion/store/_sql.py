@@ -542,6 +542,16 @@ class SqlTransaction:
         ).first()
         return found is not None
 
+    def latest_record(self, subject_id: str, kind: str) -> dict[str, Any] | None:
+        """The body of the latest lineage record of `kind` about `subject_id`, if any."""
+        found = self._connection.execute(
+            select(ledger.c.body)
+            .where(ledger.c.subject_id == subject_id, ledger.c.kind == kind)
+            .order_by(ledger.c.recorded_us.desc(), ledger.c.seq.desc())
+            .limit(1)
+        ).first()
+        return json.loads(found.body) if found is not None else None
+
     def record_of(self, subject_id: str, stored: str | None) -> dict[str, Any] | None:
         """The body of the lineage record about `subject_id` with the hash `stored`, if any."""
         if stored is None:
