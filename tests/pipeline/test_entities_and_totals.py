@@ -420,3 +420,15 @@ def test_read_only_tools_are_listed_by_name_or_glob():
     assert pack.governs("issue_refund")
     assert pack.governs("wire_money")  # neither mapped nor listed: decided, and routed
     assert Money.of("1", "USD")
+
+
+def test_a_read_only_tool_asked_about_is_allowed_and_one_naming_an_action_is_not(guard):
+    actor = {"id": "bot-1", "role": "ai_agent", "is_ai": True}
+    lookup = {"name": "lookup_order", "arguments": {"order_id": "o-1"}}
+    allowed = guard.decide({"actor": actor, "tool": lookup})
+    assert (allowed.outcome, allowed.rules) == (Outcome.ALLOW, ["discretion.ungoverned-tool"])
+    assert "read-only" in allowed.explanation
+    assert guard.approvals.list(status="pending") == []
+    # Named as a refund, a look-up is not what the pack lists: it routes, as any unknown call.
+    smuggled = guard.decide({"actor": actor, "action": "refund", "tool": lookup})
+    assert (smuggled.outcome, smuggled.rules) == (Outcome.ROUTE, ["discretion.unknown-action"])

@@ -66,6 +66,8 @@ def explain(
     what = f"{action} of {amount}" if amount is not None else action
     because = _because(rules, deciding, extra or [], grounds or [])
     match outcome:
+        case Outcome.ALLOW if rules == ["discretion.ungoverned-tool"]:
+            return f"Approved: {what} is a read-only tool the policy lets run without a decision."
         case Outcome.ALLOW:
             head = f"Approved: {what} is within standard policy"
         case Outcome.ALLOW_EXCEPTION:

@@ -79,6 +79,12 @@ class Governed:
     tool call."""
 
 
+def _read_only(item: Normalised) -> bool:
+    """Whether `item` calls a tool the pack lists as read-only, naming no action beside it."""
+    tool = item.proposal.tool
+    return tool is not None and item.proposal.action is None and item.pack.is_ungoverned(tool.name)
+
+
 def _unknown_cause(item: Normalised) -> str:
     """Why `item` is not governed: its action is not the pack's, or its tool is not mapped."""
     pack, tool = item.pack, item.proposal.tool
@@ -307,6 +313,10 @@ class Pipeline:
         """
         action = item.action
         amount_minor = item.amount.minor if item.amount is not None else 0
+        if action is None and _read_only(item):
+            # The pack says it runs without a decision: asked anyway, it is allowed, never queued.
+            listed = Evaluation(outcome=Outcome.ALLOW, rules=["discretion.ungoverned-tool"])
+            return Assessment(item, Snapshot.of({}), listed)
         if action is None:
             # Invariant 1: an unknown tool or action never allows.
             unknown = Evaluation(
@@ -605,6 +615,9 @@ class Pipeline:
                 )
 
                 def budgets(outcome: Outcome) -> BudgetCheck:
+                    if item.action is None and outcome is Outcome.ALLOW:
+                        # A read-only tool (`ungoverned_tools`): it moves nothing to count.
+                        return BudgetCheck(exceeded=(), reservations=(), causes=())
                     return check_budgets(
                         pack,
                         tx,

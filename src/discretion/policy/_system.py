@@ -6,6 +6,8 @@ __all__ = ["SYSTEM_RULES", "TWO_APPROVALS"]
 
 SYSTEM_RULES = {
     "discretion.unknown-action": "the tool or action is not governed by the pack",
+    "discretion.ungoverned-tool": "the pack lists the tool as read-only (`ungoverned_tools`): it"
+    " runs without a decision",
     "discretion.context-unavailable": "a fact the policy needs could not be assembled",
     "discretion.entity.unknown": "the proposal names a customer, order or case not on record",
     "discretion.entity.mismatch": "the ids the proposal names disagree with their records",
