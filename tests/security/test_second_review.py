@@ -176,7 +176,8 @@ def test_a_case_routed_before_its_records_were_read_is_totalled_under_its_order(
 
     again = guard.decide(refund(order="A-50007", amount="199.00", key="r-2", **ids))
     assert again.outcome is Outcome.DENY
-    assert again.rules == ["refund.above-amount-paid"]
+    # Measured on the order's own records: what was paid, and what was refunded on it.
+    assert again.rules == ["refund.above-amount-paid", "refund.above-order-made-good"]
 
 
 # The judge's band is measured on the whole, as cumulative authority is --------------------------
