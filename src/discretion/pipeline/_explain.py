@@ -33,9 +33,13 @@ def _because(
     parts: list[str] = []
     for rule in deciding:
         parts.append(rule.message or rule.description or rule.id)
+    # No reason holds: citing one would not help, so the agent is not told to.
+    hopeless = "discretion.no-permitted-reason" in rule_ids
     for rule_id in rule_ids:
         if rule_id in SYSTEM_RULES and rule_id != "discretion.not-standard":
             if grounds and rule_id in _GROUNDED:
+                continue
+            if hopeless and rule_id == "discretion.reason-not-cited":
                 continue
             parts.append(SYSTEM_RULES[rule_id])
     parts.extend(grounds)

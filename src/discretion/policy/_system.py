@@ -26,7 +26,7 @@ SYSTEM_RULES = {
     "discretion.two-approvals": "above the action's two-approval amount: two people must approve",
     "discretion.not-standard": "outside standard policy: an exception is needed",
     "discretion.no-exceptions": "outside standard policy, and the action permits no exceptions",
-    "discretion.reason-unknown": "the rationale cites a reason the pack does not define",
+    "discretion.reason-unknown": "the rationale cites a reason this action does not define",
     "discretion.reason-not-applicable": "the cited reason's preconditions do not hold",
     "discretion.reason-not-cited": "an exception needs the rationale to cite a reason",
     "discretion.exception-authority": "the actor's exception authority does not cover it",
