@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from discretion import (
     Outcome,
     PolicyError,
     ProposalError,
+    SqlStore,
     load_pack,
 )
 from discretion.context import ContextRequest
@@ -252,3 +255,74 @@ def test_a_governed_unit_tool_runs_with_the_amount_approved_in_its_unit(store):
     )
     assert award_miles(9000, "B-2") == "awarded 7000"
     assert ran == [4000, 7000]
+
+
+MILES_ONLY = """
+pack: miles-only
+currency: EUR
+units:
+  MILES: {places: 0}
+roles:
+  - id: ai_agent
+    ai: true
+    authority: {award_miles: {standard: "5000"}}
+  - id: tier1
+    authority: {award_miles: {standard: "50000"}}
+actions:
+  award_miles:
+    unit: MILES
+    tools:
+      - {name: award_miles, amount: miles}
+    standard:
+      - {id: goodwill, when: "true"}
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        ('budgets:\n  - {id: daily, key: actor, window: 1d, limit: "60000"}\n', "cap nothing"),
+        ("totals:\n  miles.given: {per: actor, window: 1d}\n", "sum nothing"),
+    ],
+)
+def test_a_budget_or_total_that_names_no_actions_in_a_pack_of_units_only_fails(
+    tmp_path, extra, says
+):
+    path = tmp_path / "pack.yaml"
+    path.write_text(MILES_ONLY + extra)
+    with pytest.raises(PolicyError, match=says):
+        load_pack(path)
+
+
+def test_a_money_budget_is_keyed_by_what_the_money_actions_read(tmp_path):
+    # Only the refund reads booking.id: the miles award, which the budget does not count,
+    # need not.
+    path = _pack(
+        tmp_path,
+        "  - id: ai-money-daily\n    key: actor\n",
+        "  - id: ai-money-daily\n    key: booking.id\n",
+    )
+    path.write_text(
+        path.read_text().replace(
+            "    reads: [booking.fare, booking.refunded]\n",
+            "    reads: [booking.fare, booking.refunded, booking.id]\n",
+        )
+    )
+    budget = next(b for b in load_pack(path).budgets if b.id == "ai-money-daily")
+    assert budget.actions == frozenset({"refund"})
+
+
+def test_a_ledger_holding_units_verifies_in_a_process_that_loaded_no_pack(tmp_path):
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    store = SqlStore(db)
+    g = guard(store)
+    g.decide(miles(2000))
+    store.close()
+    done = subprocess.run(
+        [sys.executable, "-m", "discretion.cli", "ledger", "verify", "--db", db],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ok 1 records" in done.stdout

@@ -569,9 +569,17 @@ def _of_one_kind(
     Without `actions` it sums the actions that move money.
     """
     if total.actions is None:
-        return replace(
-            total, actions=frozenset(a for a, action in actions.items() if action.unit is None)
-        )
+        money = frozenset(a for a, action in actions.items() if action.unit is None)
+        if not money:
+            source, line = lines.find(("totals", name))
+            raise PolicyError(
+                f"total {name!r} names no actions, so it sums the actions that move money, and"
+                " every action of the pack counts a unit: it would sum nothing. Name the actions"
+                " it sums (`actions: [...]`)",
+                path=source,
+                line=line,
+            )
+        return replace(total, actions=money)
     kinds = {actions[a].unit for a in total.actions}
     if len(kinds) > 1:
         source, line = lines.find(("totals", name, "actions"))
@@ -1750,6 +1758,7 @@ def _key_parts(
     lines: LineMap,
     loc: tuple[Any, ...],
     where: tuple[str | None, int | None],
+    counted: frozenset[str] | None = None,
 ) -> tuple[str, ...]:
     """What a budget is kept per, each part checked: one budget per combination of values."""
     parts = (budget.key,) if isinstance(budget.key, str) else tuple(budget.key)
@@ -1764,13 +1773,13 @@ def _key_parts(
             "budget key combines organisation with other parts; organisation is everyone, so"
             " key the budget by the other parts alone"
         )
-    counted = budget.actions if budget.actions is not None else list(actions)
+    names = sorted(counted) if counted is not None else list(actions)
     for part in parts:
         if part == "order":
             _need_entity(entities, "order", f"budget {budget.id!r}", lines, (*loc, "key"))
         if part.startswith(ARGS_PREFIX):
             lacking = _lacking_key_argument(
-                (actions[a] for a in counted), part.removeprefix(ARGS_PREFIX)
+                (actions[a] for a in names), part.removeprefix(ARGS_PREFIX)
             )
             if lacking is not None:
                 fail(
@@ -1787,7 +1796,7 @@ def _key_parts(
                     " key a budget by customer, order, case, actor, organisation, such a fact,"
                     " or a declared argument (args.<name>)"
                 )
-            for action_id in counted:
+            for action_id in names:
                 if part not in actions[action_id].reads:
                     fail(
                         f"budget is kept per {part!r}, which action {action_id!r} does not read;"
@@ -1833,7 +1842,13 @@ def _compile_budget(
             )
         unit = next(iter(kinds), None)
         currency = unit or currency
-    parts = _key_parts(budget, spec, actions, entities, lines, loc, where)
+    if budget.actions is None and counted is not None and not counted:
+        fail(
+            "budget names no actions, so it counts the actions that move money, and every"
+            " action of the pack counts a unit: it would cap nothing. Name the actions it counts"
+            " (`actions: [...]`)"
+        )
+    parts = _key_parts(budget, spec, actions, entities, lines, loc, where, counted)
     known = [r.id for r in roles]
     for role_id in budget.roles or []:
         if role_id not in known:

@@ -306,7 +306,8 @@ class TotalSpec(BaseModel):
     type: Literal["money", "int"] = "money"
     """`money` sums amounts (minor units in CEL); `int` counts decisions."""
     actions: list[str] | None = None
-    """The actions it counts; all when absent."""
+    """The actions it counts; all when absent (for a money total in a pack with units, those
+    that move money)."""
     per: EntityKind | Literal["actor", "organisation"]
     """The record (or the actor) it is kept for: the resolved one, never an id the agent typed;
     `organisation` for one total across everyone (three a day, across every customer)."""
@@ -573,7 +574,7 @@ class BudgetSpec(BaseModel):
     limits: dict[str, Amount] = {}
     """Per role of the proposing actor, a limit instead of `limit`."""
     actions: list[str] | None = None
-    """The actions it counts; all when absent."""
+    """The actions it counts; all when absent (those that move money, in a pack with units)."""
     roles: Annotated[list[str], Field(min_length=1)] | None = None
     """The roles whose proposals it counts and caps; every role when absent."""
     exempt: list[str] = []

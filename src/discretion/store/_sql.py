@@ -44,6 +44,7 @@ from discretion.lineage import (
     record_hash,
     verify_checkpoints,
 )
+from discretion.money import EXPONENTS, UNIT_CODE, register_unit
 from discretion.store import _approvals, _bindings, _dialect, _executions, _identities
 from discretion.store._approvals import ApprovalReads, ApprovalRow, ApprovalWrites
 from discretion.store._bindings import BOUND, Audit, Bindings, OwnRows, row_digest
@@ -649,6 +650,26 @@ class SqlTransaction:
         self._heads[link.partition] = (link.seq, link.hash)
 
 
+def _learn_units(connection: Connection) -> None:
+    """Make the units the ledger's decisions count known to `Money`, as their records write them.
+
+    A unit is registered when a pack declaring it loads; verifying a ledger needs no pack, so
+    each unit on record is read back with the places its canonical amounts are written with
+    (`5000` miles: 0; a unit of 2 places writes `12.50`).
+    """
+    codes = connection.execute(
+        select(decisions.c.currency).where(decisions.c.currency.is_not(None)).distinct()
+    ).scalars()
+    for code in [c for c in codes if c not in EXPONENTS and UNIT_CODE.fullmatch(c)]:
+        body = connection.execute(
+            select(decisions.c.body).where(decisions.c.currency == code).limit(1)
+        ).scalar_one()
+        amount = (json.loads(body).get("decision") or {}).get("amount") or {}
+        text = str(amount.get("amount", ""))
+        with suppress(ValueError):  # written otherwise: its records fail as they stand
+            register_unit(code, len(text.partition(".")[2]))
+
+
 class SqlStore:
     """The one store, on SQLAlchemy Core: SQLite by default, PostgreSQL by URL.
 
@@ -1079,6 +1100,7 @@ class SqlStore:
                 reordered or forged.
         """
         with self._snapshot("the ledger") as connection:
+            _learn_units(connection)
             heads = _dialect.heads(connection)
             partitions = _dialect.partition_count(heads)
             bound = verify_checkpoints(
