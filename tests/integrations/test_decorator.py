@@ -293,3 +293,31 @@ def test_a_mapped_tool_without_an_amount_is_refused_when_decorated(make_guard, t
 
         @guard.governed(actor=BOT)
         def give_credit(value: str, customer: str, ticket: str) -> None: ...
+
+
+def test_a_declared_reason_argument_passes_a_mapping_that_refuses_extra_arguments(
+    make_guard, tmp_path
+):
+    pack = shop_pack_with(
+        tmp_path,
+        "        order: order_id\n    reads:",
+        "        order: order_id\n        extra_arguments: refuse\n"
+        "    args:\n      reason: {type: string, optional: true}\n    reads:",
+    )
+    guard = make_guard(policy=pack)
+    ran: list[str] = []
+
+    @guard.governed(actor=BOT)
+    def issue_refund(
+        amount: str,
+        currency: str,
+        customer_id: str,
+        case_id: str,
+        order_id: str,
+        reason: str = "",
+    ) -> str:
+        ran.append(reason)
+        return f"refunded {amount}"
+
+    assert issue_refund("40.00", "USD", "c-1", "case-1", "o-1", reason="late") == "refunded 40.00"
+    assert ran == ["late"]

@@ -354,6 +354,9 @@ class Governor:
             spec,
             arguments,
             currency=pack.currency,
+            # The arguments its action declares are governed: `extra_arguments: refuse` lets
+            # them through, as the pipeline does.
+            args=action.args if action is not None else None,
             unit=action.unit if action is not None else None,
         )
 
