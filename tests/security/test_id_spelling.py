@@ -112,3 +112,28 @@ def test_an_accented_spelling_of_one_order_shares_its_totals(
     # Each accent is the same order to the case system, and so to its totals.
     assert [(d.outcome, d.required_role) for d in spelt] == [(Outcome.ROUTE, "tier1")] * 2
     assert {d.entities.get("order") for d in (first, *spelt)} == {"A-1"}
+
+
+class IntegerKeys:
+    """A case system whose order ids are integers: `01001` is order 1001."""
+
+    in_process = True
+
+    def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
+        order = request.order_id or ""
+        if not order.isdigit() or int(order) != 1001:
+            return {"order.id": None}
+        return {"order.id": "1001", "order.customer_id": "C-1", "customer.id": "C-1"}
+
+
+def test_leading_zeros_of_an_integer_key_are_one_order(tmp_path: Path, store: SqlStore) -> None:
+    path = tmp_path / "pack.yaml"
+    path.write_text(PACK, encoding="utf-8")
+    guard = Guard(load_pack(path), store=store, context=IntegerKeys(), clock=lambda: NOW)
+
+    first = guard.decide(ask("1001", "120.00", "a"))
+    padded = guard.decide(ask("01001", "120.00", "b"))
+
+    assert first.outcome is Outcome.ALLOW
+    assert (padded.outcome, padded.required_role) == (Outcome.ROUTE, "tier1")
+    assert padded.entities.get("order") == "1001"

@@ -20,6 +20,7 @@ the record has none, such as a case about no order).
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -130,14 +131,20 @@ def _asked(pack: PolicyPack, action: ActionPolicy) -> tuple[dict[str, FieldSpec]
     return pack.memoised("assemble.asked", action, build)
 
 
-def _spelling(text: str) -> str:
-    """What a system of record that matches ids loosely may compare: letters and digits.
+_LEADING_ZEROS = re.compile(r"(?<![0-9])0+(?=[0-9])")
+"""Zeros that lead a run of digits: `01001` is the number `1001`."""
 
-    Accents, case, width, spaces and punctuation aside: `Á-50003`, `a50003` and `#A-50003` are
-    one id to a case-insensitive, accent-insensitive column or a lookup that drops separators.
+
+def _spelling(text: str) -> str:
+    """What a system of record that matches ids loosely may compare: letters and numbers.
+
+    Accents, case, width, spaces, punctuation and a number's leading zeros aside: `Á-50003`,
+    `a50003`, `#A-50003` and `A-050003` are one id to a case- and accent-insensitive column, a
+    lookup that drops separators, or an integer key.
     """
     decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if c.isalnum()).casefold()
+    kept = "".join(c for c in decomposed if c.isalnum()).casefold()
+    return _LEADING_ZEROS.sub("", kept)
 
 
 def _resolve(
