@@ -326,3 +326,39 @@ def test_a_ledger_holding_units_verifies_in_a_process_that_loaded_no_pack(tmp_pa
     )
     assert done.returncode == 0, done.stderr
     assert "ok 1 records" in done.stdout
+
+
+def test_a_reason_of_a_unit_action_bounds_no_precedent_by_a_ratio_of_money(tmp_path):
+    path = _pack(
+        tmp_path,
+        '      - id: miles.goodwill\n        when: "true"\n',
+        '      - id: miles.goodwill\n        when: "true"\n'
+        '    exceptions:\n      - id: miles.delay\n        when: "true"\n'
+        "        precedent: {max_expiry: 30d, ratio_of: booking.fare}\n",
+    )
+    with pytest.raises(PolicyError, match="drop ratio_of"):
+        load_pack(path)
+
+
+def test_metrics_give_a_budget_a_series_in_its_own_kind_only(store):
+    from fastapi.testclient import TestClient
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from discretion.api import create_app
+
+    g = guard(store)
+    g.decide(miles(1000))
+    g.decide(fare("20.00"))
+    with TestClient(create_app(g)) as client:
+        text = client.get("/metrics").text
+    reserved = {
+        (sample.labels["budget"], sample.labels["currency"]): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "discretion_budget_reserved_minor_units"
+    }
+    assert reserved == {
+        ("ai-miles-daily", "MILES"): 1000,
+        ("ai-money-daily", "EUR"): 2000,
+        ("ai-money-daily", "GBP"): 0,
+    }

@@ -505,6 +505,16 @@ def _action_unit(action_id: str, action: ActionSpec, spec: PackSpec, lines: Line
             path=source,
             line=line,
         )
+    for index, reason in enumerate(action.exceptions):
+        if reason.precedent is not None and reason.precedent.ratio_of is not None:
+            source, line = lines.find(("actions", action_id, "exceptions", index, "precedent"))
+            raise PolicyError(
+                f"reason {reason.id!r} bounds precedents by a ratio of"
+                f" {reason.precedent.ratio_of!r}, money, but action {action_id!r} counts"
+                f" {action.unit}: amounts of two kinds are never compared; drop ratio_of",
+                path=source,
+                line=line,
+            )
     for index, tool in enumerate(action.tools):
         source, line = lines.find(("actions", action_id, "tools", index))
         if tool.currency is not None:
