@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from conftest import NOW, Counter, FakeClock
@@ -23,6 +25,7 @@ from discretion import (
     SqlStore,
     load_pack,
 )
+from discretion.api import create_app
 from discretion.context import ContextRequest
 from discretion.store._schema import decisions, reservations
 
@@ -341,11 +344,6 @@ def test_a_reason_of_a_unit_action_bounds_no_precedent_by_a_ratio_of_money(tmp_p
 
 
 def test_metrics_give_a_budget_a_series_in_its_own_kind_only(store):
-    from fastapi.testclient import TestClient
-    from prometheus_client.parser import text_string_to_metric_families
-
-    from discretion.api import create_app
-
     g = guard(store)
     g.decide(miles(1000))
     g.decide(fare("20.00"))
