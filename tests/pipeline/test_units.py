@@ -360,3 +360,53 @@ def test_metrics_give_a_budget_a_series_in_its_own_kind_only(store):
         ("ai-money-daily", "EUR"): 2000,
         ("ai-money-daily", "GBP"): 0,
     }
+
+
+ON_THEIR_WORD = """
+asserted:
+  customer.missed_connection:
+    type: bool
+    unlocks: {units: {MILES: "3000"}}
+"""
+
+
+def test_an_assertion_unlocks_a_count_of_the_unit_on_the_customers_word_alone(store, tmp_path):
+    path = _pack(
+        tmp_path,
+        "    reads: [booking.miles_awarded]\n",
+        "    reads: [booking.miles_awarded, asserted.customer.missed_connection]\n",
+    )
+    path.write_text(
+        path.read_text().replace(
+            '      - id: miles.goodwill\n        when: "true"',
+            "      - id: miles.goodwill\n        when: asserted.customer.missed_connection",
+        )
+        + ON_THEIR_WORD
+    )
+    g = guard(store, path)
+
+    def said(count: int, booking: str) -> dict[str, Any]:
+        proposal = miles(count, booking=booking)
+        proposal["rationale"]["asserted"] = {"customer.missed_connection": True}
+        return proposal
+
+    assert g.decide(said(3000, "B-1")).outcome is Outcome.ALLOW
+    above = g.decide(said(3001, "B-2"))
+    # Within the agent's 5,000 miles, but above what the customer's word unlocks.
+    assert above.outcome is Outcome.ROUTE
+    assert "discretion.asserted.unlock-exceeded" in above.rules
+    assert above.required_role == "tier1"
+
+
+def test_an_assertion_capped_in_money_only_is_refused_for_a_unit_action(tmp_path):
+    path = _pack(
+        tmp_path,
+        "    reads: [booking.miles_awarded]\n",
+        "    reads: [booking.miles_awarded, asserted.customer.missed_connection]\n",
+    )
+    path.write_text(
+        path.read_text()
+        + ON_THEIR_WORD.replace('{units: {MILES: "3000"}}', '{max_amount: "30.00"}')
+    )
+    with pytest.raises(PolicyError, match=r"says nothing in MILES: give its cap there too"):
+        load_pack(path)

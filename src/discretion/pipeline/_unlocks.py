@@ -25,11 +25,13 @@ def cap_assertions(
     """An allowed case resting on an assertion above what it unlocks, routed to a person."""
     if not evaluation.outcome.is_allowed:
         return evaluation
+    # The view a unit's proposal is decided on has the unit for its currency.
+    unit = pack.currency if pack.currency in pack.units else None
     over = [
         name
         for rule in evaluation.deciding
         for name in rule.rests_on
-        if (cap := pack.asserted[name].unlocks_minor) is not None and amount_minor > cap
+        if (cap := pack.asserted[name].cap(unit)) is not None and amount_minor > cap
     ]
     if not over:
         return evaluation

@@ -549,15 +549,22 @@ def _check_kind_of_reads(
     for index, name in enumerate(compiled.reads):
         where = lines.find(("actions", action_id, "reads", index))
         item = asserted.get(name)
-        if compiled.unit is not None and item is not None and item.unlocks_minor is not None:
-            raise PolicyError(
-                f"action {action_id!r} counts {compiled.unit} and reads {name!r}, whose"
-                " `unlocks` caps in money what a rule resting on it may allow; an amount in"
-                f" {compiled.unit} is never measured against money: read another fact, or"
-                " drop `unlocks`",
-                path=where[0],
-                line=where[1],
-            )
+        if item is not None and item.capped:
+            if compiled.unit is not None and compiled.unit not in item.unit_unlocks:
+                raise PolicyError(
+                    f"action {action_id!r} counts {compiled.unit} and reads {name!r}, whose"
+                    f" `unlocks` says nothing in {compiled.unit}: give its cap there too"
+                    f" (`units: {{{compiled.unit}: ...}}` under its unlocks)",
+                    path=where[0],
+                    line=where[1],
+                )
+            if compiled.unit is None and item.unlocks_minor is None:
+                raise PolicyError(
+                    f"action {action_id!r} moves money and reads {name!r}, whose `unlocks`"
+                    " caps only units: give its `max_amount` too",
+                    path=where[0],
+                    line=where[1],
+                )
         total = totals.get(name)
         if total is None or total.type != "money" or not total.actions:
             continue
@@ -994,10 +1001,27 @@ def _ground(source: str, program: CelProgram, action: ActionPolicy) -> Ground:
     return Ground(source=source, program=program, reads=reads, reads_amount=reads_amount)
 
 
+def _unit_unlocks(spec: PackSpec, name: str, lines: LineMap) -> dict[str, int]:
+    """What a rule resting on the assertion `name` may allow alone, in each unit it names."""
+    unlocks = spec.asserted[name].unlocks
+    caps: dict[str, int] = {}
+    for code, text in (unlocks.units if unlocks is not None else {}).items():
+        where = lines.find(("asserted", name, "unlocks", "units", code))
+        if code not in spec.units:
+            raise PolicyError(
+                f"asserted {name!r} unlocks an amount of {code!r}, which the pack does not"
+                f" declare under `units`; declared: {', '.join(spec.units) or '(none)'}",
+                path=where[0],
+                line=where[1],
+            )
+        caps[code] = _minor(text, code, where=where, what=f"asserted {name!r} unlocks {code}")
+    return caps
+
+
 def _unlocks(spec: PackSpec, name: str, lines: LineMap, currency: str) -> int | None:
     """What a rule resting on the assertion `name` may allow alone, in minor units."""
     unlocks = spec.asserted[name].unlocks
-    if unlocks is None:
+    if unlocks is None or unlocks.max_amount is None:
         return None
     return _amount(
         unlocks.max_amount,
@@ -1047,6 +1071,8 @@ def _compile_asserted(
             values=frozenset(item.values) if item.values is not None else None,
             unlocks_minor=_unlocks(spec, name, lines, currency),
             description=item.description,
+            unit_unlocks=_unit_unlocks(spec, name, lines),
+            capped=item.unlocks is not None,
         )
     return asserted
 

@@ -116,6 +116,22 @@ class Asserted:
     unlocks_minor: int | None
     """The most a rule resting on it may allow without a person; no cap when None."""
     description: str
+    unit_unlocks: Mapping[str, int] = field(default_factory=dict)
+    """The same for actions that count a unit, by unit, in its smallest steps."""
+    capped: bool = False
+    """Whether the pack gives it `unlocks` at all (in money, in units or both)."""
+
+    def cap(self, unit: str | None) -> int | None:
+        """What a rule resting on it may allow alone, in `unit` (money when None); None: no cap.
+
+        A cap given in money only, or in other units only, caps an action of another kind at
+        zero: what it unlocks is not known in that kind (fail closed).
+        """
+        if not self.capped:
+            return None
+        if unit is None:
+            return self.unlocks_minor if self.unlocks_minor is not None else 0
+        return self.unit_unlocks.get(unit, 0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

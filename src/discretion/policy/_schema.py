@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -12,6 +12,7 @@ from pydantic import (
     Field,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
 __all__ = [
@@ -192,14 +193,26 @@ class RecordSpec(BaseModel):
     description: str = ""
 
 
+UnitName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{1,23}$")]
+"""A unit's name: upper-case letters, digits and underscores (`MILES`, `DAYS`)."""
+
+
 class UnlocksSpec(BaseModel):
     """What a rule resting on an asserted fact may allow without a person."""
 
     model_config = _MODEL
 
-    max_amount: Amount
+    max_amount: Amount | None = None
     """The largest amount a standard rule or exception reason that reads the assertion may
     allow; above it the case routes to a person. `"0"`: never without one."""
+    units: dict[UnitName, AmountText] = {}
+    """The same, for the actions that count a unit (`{MILES: "3000"}`), one amount per unit."""
+
+    @model_validator(mode="after")
+    def _caps_something(self) -> Self:
+        if self.max_amount is None and not self.units:
+            raise ValueError("unlocks needs max_amount, units or both: what it lets through")
+        return self
 
 
 class AssertedSpec(BaseModel):
@@ -229,10 +242,6 @@ class UnitSpec(BaseModel):
     places: Annotated[int, Field(ge=0, le=9)] = 0
     """How many decimal places an amount of it may have (`0`: whole miles)."""
     description: str = ""
-
-
-UnitName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{1,23}$")]
-"""A unit's name: upper-case letters, digits and underscores (`MILES`, `DAYS`)."""
 
 
 class ToolSpec(BaseModel):
