@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -458,3 +459,20 @@ def test_the_first_of_two_approvals_from_the_form_says_a_second_is_needed(serve,
     assert "tina (tier1) approved USD 80.00" in done
     assert served.guard.approvals.get(approval_id).status is ApprovalStatus.PENDING
     assert records(served.store, "approval.approved", approval_id) == []
+
+
+def test_a_case_in_a_unit_shows_the_approver_limits_in_that_unit(serve):
+    served = serve(load_pack(Path(__file__).parent.parent / "packs" / "units.yaml"))
+    proposal = {
+        "actor": {"id": "bot-1", "role": "ai_agent", "is_ai": True},
+        "tool": {"name": "award_miles", "arguments": {"miles": 9000, "booking_id": "B-1"}},
+        "rationale": {"text": "five hours late"},
+    }
+    approval_id = served.post("/v1/decisions", "bot", proposal).json()["id"]
+    sign_in(served.client, served.tokens["tina"])
+    page = served.client.get(f"/ui/approvals/{approval_id}").text
+    start = page.index('id="for-approver"')
+    for_approver = page[start : page.index('id="agent-told"')]
+    assert "award_miles of MILES 9000" in for_approver
+    assert "may grant up to MILES 5000 inside standard policy" in for_approver
+    assert "who may grant up to MILES 20000 inside standard policy" in for_approver

@@ -170,8 +170,11 @@ def _limit(
     state: AppState, role_id: str, action: str, *, exception: bool, currency: str | None = None
 ) -> str | None:
     pack = state.guard.pack
-    if currency is not None and currency in pack.accepts and pack.rates is None:
-        # The limit in the case's own currency; with rates, the base's (the rate is the case's).
+    if currency is not None and (
+        currency in pack.units or (currency in pack.accepts and pack.rates is None)
+    ):
+        # The limit in the case's own currency (or unit); with rates, the base's (the rate is
+        # the case's).
         pack = pack.in_currency(currency)
     role = pack.role(role_id)
     authority = role.authority.get(action) if role is not None else None
