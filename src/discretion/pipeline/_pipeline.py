@@ -29,13 +29,7 @@ from discretion.decision import Decision, Outcome
 from discretion.errors import ContextError, ProposalError, StoreError
 from discretion.money import Money
 from discretion.pipeline._assemble import Facts, Resolved, assemble_facts, named
-from discretion.pipeline._budgets import (
-    BudgetCheck,
-    BudgetKeys,
-    budget_key,
-    check_budgets,
-    over_budget,
-)
+from discretion.pipeline._budgets import BudgetCheck, BudgetKeys, check_budgets, over_budget
 from discretion.pipeline._currency import at_rate, mixed_currencies
 from discretion.pipeline._evaluate import (
     denied_without,
@@ -651,13 +645,7 @@ class Pipeline:
                     # No approval could grant what a budget that denies is spent for: the
                     # re-check would refuse it. It is denied now, not queued for nobody.
                     spent = budgets(granted)
-                    # Spent, not unkeyed: a record not on file has no key yet, and a person
-                    # may find it.
-                    denying = tuple(
-                        b
-                        for b in spent.exceeded
-                        if b.on_exceed == "deny" and budget_key(b, keys) is not None
-                    )
+                    denying = tuple(b for b in spent.exceeded if b.on_exceed == "deny")
                     if denying:
                         evaluation = over_budget(
                             pack,
