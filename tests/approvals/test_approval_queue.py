@@ -399,22 +399,6 @@ def test_stale_approval_on_facts_that_changed_does_not_run(guard, facts):
     assert guard.executions.pending() == []
 
 
-def test_a_case_a_spent_deny_budget_would_refuse_at_approval_is_denied_not_routed(
-    make_guard, facts, tmp_path
-):
-    pack = shop_pack_with(tmp_path, 'limit: "100000.00"', 'limit: "100.00"')
-    guard = make_guard(policy=pack, context=facts)
-    assert guard.decide(refund("40.00", key="spend")).outcome is Outcome.ALLOW
-    # Above the agent's 50.00, so a person would decide; but 40.00 + 80.00 is past the
-    # budget that denies, and no approval could pass its re-check.
-    decision = guard.decide(refund("80.00", key="over"))
-    assert decision.outcome is Outcome.DENY
-    assert "org-daily-deny" in decision.rules
-    assert guard.approvals.list(status="pending") == []
-    # Within what the budget holds, the same case routes.
-    assert guard.decide(refund("60.00", key="within")).outcome is Outcome.ROUTE
-
-
 def test_stale_approval_a_spent_deny_budget_blocks(make_guard, facts, tmp_path, store):
     pack = shop_pack_with(tmp_path, 'limit: "100000.00"', 'limit: "100.00"')
     guard = make_guard(policy=pack, context=facts)

@@ -79,13 +79,6 @@ class Governed:
     tool call."""
 
 
-def _granted_as(evaluation: Evaluation) -> Outcome | None:
-    """The outcome a routed case would be recorded with once approved; None for any other."""
-    if evaluation.outcome is not Outcome.ROUTE:
-        return None
-    return Outcome.ALLOW_EXCEPTION if evaluation.reason is not None else Outcome.ALLOW
-
-
 def _read_only(item: Normalised) -> bool:
     """Whether `item` calls a tool the pack lists as read-only, naming no action beside it."""
     tool = item.proposal.tool
@@ -636,25 +629,6 @@ class Pipeline:
                     )
 
                 check = budgets(evaluation.outcome)
-                granted = _granted_as(evaluation)
-                if granted is not None and any(
-                    b.on_exceed == "deny"
-                    and b.applies(item.action_name, granted.value, item.role.id)
-                    for b in pack.budgets
-                ):
-                    # No approval could grant what a budget that denies is spent for: the
-                    # re-check would refuse it. It is denied now, not queued for nobody.
-                    spent = budgets(granted)
-                    denying = tuple(b for b in spent.exceeded if b.on_exceed == "deny")
-                    if denying:
-                        evaluation = over_budget(
-                            pack,
-                            evaluation,
-                            replace(spent, exceeded=denying),
-                            item.role,
-                            item.action_name,
-                        )
-                        check = budgets(evaluation.outcome)
                 if check.exceeded and evaluation.outcome is not Outcome.DENY:
                     evaluation = over_budget(pack, evaluation, check, item.role, item.action_name)
                     check = budgets(evaluation.outcome)
