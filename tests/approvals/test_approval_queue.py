@@ -680,3 +680,16 @@ def test_exposure_counts_grants_exceptions_and_waiting_cases(guard, facts, clock
         ("carrier-lost", "ai_agent", 1, usd("15.00")),
         (None, "tier1", 1, usd("70.00")),
     }
+
+
+def test_a_case_routed_for_an_unreadable_fact_is_approved_once_the_fact_can_be_read(guard, facts):
+    total = facts.facts.pop("order.total")
+    decision = guard.decide(refund("100.00"))
+    assert decision.rules == ["discretion.context-unavailable"]
+    # Nothing the limits need can be checked: no approval runs blind.
+    with pytest.raises(StaleApproval, match=r"cannot be read now .*order\.total"):
+        guard.approvals.approve(decision.id, approver=MARIA, note="looked it up")
+    assert guard.executions.pending() == []
+    facts.facts["order.total"] = total
+    approved = guard.approvals.approve(decision.id, approver=TINA, note="the total is back")
+    assert approved.status is ApprovalStatus.APPROVED

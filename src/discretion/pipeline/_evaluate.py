@@ -34,14 +34,7 @@ from discretion.policy import (
     Screen,
 )
 
-__all__ = [
-    "denied_without",
-    "entity_faults",
-    "evaluate",
-    "needs_two",
-    "reviews_unsettled",
-    "two_approvals",
-]
+__all__ = ["denied_without", "entity_faults", "evaluate", "needs_two", "two_approvals"]
 
 
 def _check(program: CelProgram, activation: Any) -> Any:
@@ -328,29 +321,6 @@ def _excepted(reason: Rule) -> Evaluation:
         reason=reason,
         deciding=[reason],
     )
-
-
-def reviews_unsettled(
-    pack: PolicyPack,
-    action: ActionPolicy,
-    *,
-    role: Role,
-    amount_minor: int,
-    facts: dict[str, Any],
-    now: datetime,
-    args: dict[str, Any] | None = None,
-) -> list[Rule]:
-    """The action's reviews that hold on `facts`, or cannot be read on them (a fact missing)."""
-    activation = _activation(pack, action, role, False, amount_minor, facts, now, args)
-    unsettled = []
-    for review in action.reviews:
-        try:
-            holds = bool(_check(review.when, activation))
-        except EvaluationError:
-            holds = True  # it may hold: as if it did
-        if holds:
-            unsettled.append(review)
-    return unsettled
 
 
 def _reviewed(

@@ -6,10 +6,6 @@ it was routed for. The approver's role must cover it (standard or exception auth
 limit may fire, the budgets it counts against must still have room (or the approver must hold
 the role a spent budget routes to), and no precedent it relies on may have been revoked.
 The LLM judge takes no part: the approver's judgment is what a routed case waits for.
-
-A case routed because a fact could not be read or a record was not on file is checked by hand:
-while that is still so, a rule that needs what cannot be read is the approver's to judge, and
-the rest holds as above, on the whole of the record (`_checked_by_hand`).
 """
 
 from __future__ import annotations
@@ -20,36 +16,24 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from discretion.authority import humans
 from discretion.context import ContextProvider, Snapshot
 from discretion.decision import Decision, Outcome, Reservation
 from discretion.errors import ApprovalError, ContextError, ProposalError, StaleApproval
 from discretion.money import Money
-from discretion.pipeline._assemble import UNKNOWN, Facts, assemble_facts, named
+from discretion.pipeline._assemble import assemble_facts, named
 from discretion.pipeline._budgets import BudgetKeys, budget_key, check_budgets, route_target
 from discretion.pipeline._currency import at_rate
-from discretion.pipeline._evaluate import (
-    denied_without,
-    evaluate,
-    needs_two,
-    reviews_unsettled,
-)
+from discretion.pipeline._evaluate import evaluate, needs_two
 from discretion.pipeline._ledger import read_ledger
-from discretion.pipeline._normalise import (
-    Normalised,
-    normalise,
-    recorded_mapping,
-    write_amount,
-)
+from discretion.pipeline._normalise import normalise, recorded_mapping, write_amount
 from discretion.pipeline._state import Evaluation
-from discretion.policy import ActionPolicy, PolicyPack, Role, Rule, ToolSpec
+from discretion.policy import PolicyPack, Role, ToolSpec
 from discretion.proposal import Actor
 from discretion.store import SqlTransaction, TotalQuery
 
 __all__ = ["Recheck", "recheck"]
 
-# Rules that mean the code could not decide: the case is not the approver's to grant now,
-# unless it was routed for what still cannot be read (`_by_hand`).
+# Rules that mean the code could not decide: the case is not the approver's to grant now.
 _FAILED_CLOSED = {"discretion.evaluation-error", "discretion.context-unavailable"}
 
 
@@ -185,17 +169,14 @@ def recheck(
     else:
         try:
             # The same context assembly as a decision: only the fields the pack declares.
-            found = assemble_facts(pack, context, item, action, now)
+            facts = assemble_facts(pack, context, item, action, now).whole()
         except ContextError as exc:
             raise StaleApproval(
                 f"approval {approval_id}: the facts to re-check it cannot be read now ({exc});"
                 " try again later, or reject it",
                 approval_id=approval_id,
             ) from exc
-        # Still what the case was routed for (a fact the code cannot read, a record not on
-        # file): the approver checks it by hand, under every check that can still be read.
-        by_hand = _by_hand(approval_id, decision, found)
-        snapshot, resolved = found.snapshot, found.resolved
+        snapshot, resolved = facts.snapshot, facts.resolved
         if pack.rates is not None:
             priced = at_rate(pack, item, snapshot)
             if isinstance(priced, Evaluation):
@@ -206,7 +187,7 @@ def recheck(
                 )
             item, action = priced, priced.action or action
             role = item.pack.role(role.id) or role
-        if resolved.faults and not by_hand:
+        if resolved.faults:
             raise StaleApproval(
                 f"approval {approval_id}: its records no longer check out"
                 f" ({'; '.join(f.cause for f in resolved.faults)}); reject it",
@@ -271,21 +252,6 @@ def recheck(
                     f" (rules: {', '.join(rules)}); it cannot run, reject it",
                     approval_id=approval_id,
                 )
-            case Outcome.ROUTE if by_hand and EVALUATION_ERROR in rules:
-                # A rule needed what cannot be read: the approver's own authority decides,
-                # on the whole, with the reviews and hard limits that can be read.
-                outcome = _checked_by_hand(
-                    item,
-                    action,
-                    found,
-                    snapshot,
-                    approval_id=approval_id,
-                    role=role,
-                    cited=item.proposal.rationale.reason,
-                    whole=amount_minor + prior_minor,
-                    now=now,
-                )
-                rules = sorted(_BY_HAND & set(decision.rules))
             case Outcome.ROUTE:
                 needed = evaluation.required_role
                 if needed is None or _FAILED_CLOSED & set(rules):
@@ -334,121 +300,6 @@ def recheck(
         entities=resolved.ids(),
         two_approvals=two,
     )
-
-
-_BY_HAND = {"discretion.context-unavailable", UNKNOWN}
-"""Routes whose cause only a person can see past: a fact the code cannot read, a record the
-case system does not hold. The approver's check by hand is what the route asked for."""
-
-EVALUATION_ERROR = "discretion.evaluation-error"
-
-
-def _by_hand(approval_id: str, decision: Decision, found: Facts) -> bool:
-    """Whether the re-check runs on facts that cannot all be read, as the case was routed on.
-
-    Raises:
-        StaleApproval: they cannot all be read, and the case was routed for another cause, or
-            a record disagrees with another, or the pack now denies a record not on file.
-    """
-    faults = found.resolved.faults
-    if not found.faults and not faults:
-        return False
-    causes = "; ".join([str(f) for f in found.faults] + [f.cause for f in faults])
-    if not _BY_HAND & set(decision.rules) or any(f.rule != UNKNOWN or f.deny for f in faults):
-        raise StaleApproval(
-            f"approval {approval_id}: the facts to re-check it cannot be read now ({causes});"
-            " try again later, or reject it",
-            approval_id=approval_id,
-        )
-    return True
-
-
-def _checked_by_hand(
-    item: Normalised,
-    action: ActionPolicy,
-    found: Facts,
-    snapshot: Snapshot,
-    *,
-    approval_id: str,
-    role: Role,
-    cited: str | None,
-    whole: int,
-    now: datetime,
-) -> Outcome:
-    """The outcome of a case the approver checks by hand; raises where it may not be theirs.
-
-    Every hard limit that holds on what can be read (the ledger's totals among it) denies; the
-    approver's own authority covers the whole (what the proposer was allowed on the record
-    too): standard, or exception for the reason cited, which their role must be admitted to;
-    a review that holds, or cannot be read, is theirs only when they are its role.
-
-    Raises:
-        StaleApproval: a hard limit denies it.
-        ApprovalError: their authority does not cover it, or a review needs another role.
-    """
-    what = f"{action.name} of {item.amount}"
-    facts = snapshot.cel_values(action.reads)
-    args = item.cel_args()
-    denied = denied_without(
-        item.pack,
-        action,
-        role=role,
-        actor_is_ai=False,
-        amount_minor=item.amount.minor if item.amount is not None else 0,
-        facts=facts,
-        unreadable=found.unreadable,
-        now=now,
-        args=args,
-    )
-    if denied is not None:
-        raise StaleApproval(
-            f"approval {approval_id}: the current pack denies {what}"
-            f" (rules: {', '.join(denied.rules)}); it cannot run, reject it",
-            approval_id=approval_id,
-        )
-    reason = action.reason(cited) if cited is not None else None
-    if cited is not None and reason is None:
-        raise StaleApproval(
-            f"approval {approval_id}: it cites reason {cited!r}, which {action.name!r} no longer"
-            " defines; reject it",
-            approval_id=approval_id,
-        )
-    if not _covers_by_hand(role, action.name, reason, whole):
-        needed = next(
-            (
-                other
-                for other in humans(item.pack)
-                if other.rank > role.rank and _covers_by_hand(other, action.name, reason, whole)
-            ),
-            None,
-        )
-        where = f"it needs {needed.id!r}: escalate it" if needed else "nobody above covers it"
-        raise ApprovalError(
-            f"approval {approval_id}: role {role.id!r} does not cover {what} (checked by hand,"
-            f" on the whole of the record"
-            f"{f', under reason {cited!r}' if cited is not None else ''}); {where}"
-        )
-    for review in reviews_unsettled(
-        item.pack, action, role=role, amount_minor=whole, facts=facts, now=now, args=args
-    ):
-        by = item.pack.role(review.by) if review.by is not None else None
-        if by is None or by.id == role.id or (not review.only and role.rank >= by.rank):
-            continue
-        raise ApprovalError(
-            f"approval {approval_id}: review {review.id!r} may hold on what cannot be read,"
-            f" and {'only ' if review.only else ''}{by.id!r} decides it: escalate it"
-        )
-    return Outcome.ALLOW_EXCEPTION if cited is not None else Outcome.ALLOW
-
-
-def _covers_by_hand(role: Role, action: str, reason: Rule | None, whole: int) -> bool:
-    """Whether `role` may grant `whole` of `action`: standard, or as an exception for `reason`."""
-    authority = role.authority.get(action)
-    if authority is None:
-        return False
-    if reason is None:
-        return whole <= authority.standard_minor
-    return role.admitted(action, reason) and whole <= authority.exception_minor
 
 
 def _budgets(
