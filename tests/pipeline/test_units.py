@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from conftest import NOW, Counter, FakeClock
 from discretion import (
@@ -410,3 +410,38 @@ def test_an_assertion_capped_in_money_only_is_refused_for_a_unit_action(tmp_path
     )
     with pytest.raises(PolicyError, match=r"says nothing in MILES: give its cap there too"):
         load_pack(path)
+
+
+def test_a_unit_of_two_places_verifies_and_a_tampered_amount_does_not(tmp_path):
+    path = tmp_path / "points.yaml"
+    path.write_text(
+        MILES_ONLY.replace("MILES: {places: 0}", "PTS2: {places: 2}")
+        .replace("unit: MILES", "unit: PTS2")
+        .replace('standard: "5000"', 'standard: "50.00"')
+        .replace('standard: "50000"', 'standard: "500.00"')
+    )
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    store = SqlStore(db)
+    g = Guard(load_pack(path), store=store, context=Bookings(), clock=FakeClock(NOW))
+    assert g.decide(
+        {
+            "actor": BOT.model_dump(),
+            "tool": {"name": "award_miles", "arguments": {"miles": "12.50"}},
+        }
+    ).amount == Money.of("12.50", "PTS2")
+
+    def verify() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "discretion.cli", "ledger", "verify", "--db", db],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    assert verify().returncode == 0
+    with store.engine.begin() as connection:
+        connection.execute(update(decisions).values(amount_minor=12))
+    store.close()
+    tampered = verify()
+    assert tampered.returncode != 0
+    assert "amount_minor" in tampered.stdout + tampered.stderr

@@ -654,20 +654,24 @@ def _learn_units(connection: Connection) -> None:
     """Make the units the ledger's decisions count known to `Money`, as their records write them.
 
     A unit is registered when a pack declaring it loads; verifying a ledger needs no pack, so
-    each unit on record is read back with the places its canonical amounts are written with
-    (`5000` miles: 0; a unit of 2 places writes `12.50`).
+    each unit on record is read back from a decision's hash-chained record, with the places
+    its canonical amount is written with (`5000` miles: 0; a unit of 2 places writes `12.50`).
+    A record edited to say otherwise fails the chain it is verified against.
     """
     codes = connection.execute(
         select(decisions.c.currency).where(decisions.c.currency.is_not(None)).distinct()
     ).scalars()
     for code in [c for c in codes if c not in EXPONENTS and UNIT_CODE.fullmatch(c)]:
-        body = connection.execute(
-            select(decisions.c.body).where(decisions.c.currency == code).limit(1)
-        ).scalar_one()
-        amount = (json.loads(body).get("decision") or {}).get("amount") or {}
-        text = str(amount.get("amount", ""))
-        with suppress(ValueError):  # written otherwise: its records fail as they stand
-            register_unit(code, len(text.partition(".")[2]))
+        found = connection.execute(
+            select(ledger.c.body)
+            .join(decisions, decisions.c.id == ledger.c.subject_id)
+            .where(decisions.c.currency == code, ledger.c.kind == "decision")
+            .limit(1)
+        ).scalar()
+        with suppress(ValueError, TypeError, KeyError):  # unreadable: verify names it
+            amount = json.loads(found or "null")["decision"]["amount"]
+            if amount["currency"] == code:
+                register_unit(code, len(str(amount["amount"]).partition(".")[2]))
 
 
 class SqlStore:
