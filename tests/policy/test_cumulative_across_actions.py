@@ -3,6 +3,7 @@ refunds, credits and fee refunds together"."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 
 from conftest import FakeClock
 from discretion import Guard, Outcome, SqlStore, load_pack
-from discretion.context import StaticContextProvider
+from discretion.context import ContextRequest
 from discretion.errors import PolicyError
 
 PACK = """
@@ -45,13 +46,22 @@ actions:
 """
 
 
+class Orders:
+    """Every order is on record under the id it is asked for."""
+
+    in_process = True
+
+    def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
+        return {"order.id": request.order_id}
+
+
 def guard(tmp_path: Path, text: str = PACK) -> Guard:
     path = tmp_path / "pack.yaml"
     path.write_text(text, encoding="utf-8")
     return Guard(
         load_pack(path),
         store=SqlStore(f"sqlite:///{tmp_path}/ledger.db"),
-        context=StaticContextProvider({"order.id": "o-1"}),
+        context=Orders(),
         clock=FakeClock(datetime(2026, 11, 2, 9, 0, tzinfo=UTC)),
     )
 

@@ -137,3 +137,29 @@ def test_leading_zeros_of_an_integer_key_are_one_order(tmp_path: Path, store: Sq
     assert first.outcome is Outcome.ALLOW
     assert (padded.outcome, padded.required_role) == (Outcome.ROUTE, "tier1")
     assert padded.entities.get("order") == "1001"
+
+
+class Aliases:
+    """A case system that also finds an order by its alias (`order-50003` is `A-50003`)."""
+
+    in_process = True
+
+    def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
+        if request.order_id not in ("A-1", "order-1", "\u0661"):
+            return {"order.id": None}
+        return {"order.id": "A-1", "order.customer_id": "C-1", "customer.id": "C-1"}
+
+
+def test_any_id_the_case_system_finds_a_record_by_is_keyed_under_the_records_own(
+    tmp_path: Path, store: SqlStore
+) -> None:
+    path = tmp_path / "pack.yaml"
+    path.write_text(PACK, encoding="utf-8")
+    guard = Guard(load_pack(path), store=store, context=Aliases(), clock=lambda: NOW)
+
+    first = guard.decide(ask("A-1", "120.00", "a"))
+    aliased = [guard.decide(ask(order, "120.00", order)) for order in ("order-1", "\u0661")]
+
+    assert first.outcome is Outcome.ALLOW
+    assert [(d.outcome, d.required_role) for d in aliased] == [(Outcome.ROUTE, "tier1")] * 2
+    assert {d.entities.get("order") for d in (first, *aliased)} == {"A-1"}

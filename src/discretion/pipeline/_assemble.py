@@ -20,8 +20,6 @@ the record has none, such as a case about no order).
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -131,22 +129,6 @@ def _asked(pack: PolicyPack, action: ActionPolicy) -> tuple[dict[str, FieldSpec]
     return pack.memoised("assemble.asked", action, build)
 
 
-_LEADING_ZEROS = re.compile(r"(?<![0-9])0+(?=[0-9])")
-"""Zeros that lead a run of digits: `01001` is the number `1001`."""
-
-
-def _spelling(text: str) -> str:
-    """What a system of record that matches ids loosely may compare: letters and numbers.
-
-    Accents, case, width, spaces, punctuation and a number's leading zeros aside: `Á-50003`,
-    `a50003`, `#A-50003` and `A-050003` are one id to a case- and accent-insensitive column, a
-    lookup that drops separators, or an integer key.
-    """
-    decomposed = unicodedata.normalize("NFKD", text)
-    kept = "".join(c for c in decomposed if c.isalnum()).casefold()
-    return _LEADING_ZEROS.sub("", kept)
-
-
 def _resolve(
     entities: Mapping[str, Entity], named: Resolved, answer: Mapping[str, Any]
 ) -> Resolved:
@@ -170,11 +152,11 @@ def _resolve(
                 )
             )
             continue
-        if isinstance(recorded, str) and recorded != own and _spelling(recorded) == _spelling(own):
-            # The record's own id, not the agent's spelling of it: a system of record that
-            # matches ids loosely (case, width, accents, spaces, punctuation) answers `A-1` for
-            # `a-1`, `Á-1` or `#A1`, and totals, budgets and precedent count them under one key.
-            ids[kind] = own = recorded
+        if str(recorded) != own:
+            # The record's own id, not the agent's spelling of it: the case system found the
+            # record for what was typed (`a-1`, `Á-1`, `#A1`, `01`, an alias), and totals,
+            # budgets and precedent count it under the one key the record answers to.
+            ids[kind] = own = str(recorded)
         for parent in entity.belongs_to:
             field = entity.link_field(parent)
             if field not in answer:
