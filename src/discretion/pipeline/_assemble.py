@@ -319,7 +319,7 @@ def _provided_facts(
             provider,
             request,
             fields,
-            currency=request.currency,
+            currency=currency,
             partial=True,
             unreadable=unreadable,
         )
@@ -340,10 +340,23 @@ def _checked(
     resolved: Resolved,
     unreadable: list[ContextError],
 ) -> Facts:
-    """The facts, with what is wrong with them: every fact the rules read must be there."""
+    """The facts, with what is wrong with them: every fact the rules read must be there.
+
+    A fact of a record the proposal does not name (an order's, when it names none and no record
+    it names links one) is not absent but unknown, optional or not: it cannot be read.
+    """
     values = snapshot.values
-    missing = [n for n in reads if n not in values and not pack.fields[n].nullable]
-    if not unreadable and not missing:
+    unnamed = [
+        name
+        for name in reads
+        if name not in values
+        and (kind := name.partition(".")[0]) in pack.entities
+        and resolved.get(kind) is None
+    ]
+    missing = [
+        n for n in reads if n not in values and not pack.fields[n].nullable and n not in unnamed
+    ]
+    if not unreadable and not missing and not unnamed:
         return Facts(snapshot=snapshot, resolved=resolved)
     bad = {exc.field for exc in unreadable}
     faults = [
@@ -351,6 +364,15 @@ def _checked(
         *(
             ContextError(f"context field {name!r} is missing", field=name)
             for name in missing
+            if name not in bad
+        ),
+        *(
+            ContextError(
+                f"context field {name!r} cannot be read: the proposal names no"
+                f" {name.partition('.')[0]}, and no record it names links one",
+                field=name,
+            )
+            for name in unnamed
             if name not in bad
         ),
     ]
