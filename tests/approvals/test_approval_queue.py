@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
@@ -13,6 +14,7 @@ from discretion import (
     ApprovalConflict,
     ApprovalError,
     ApprovalNotFound,
+    Guard,
     LedgerIntegrityError,
     Money,
     Outcome,
@@ -20,8 +22,10 @@ from discretion import (
     ProposalError,
     StaleApproval,
     StoreError,
+    load_pack,
 )
 from discretion.approvals import ApprovalStatus
+from discretion.context import StaticContextProvider
 from discretion.precedent import PrecedentSpec
 from discretion.store._schema import approvals, decisions, executions, ledger, reservations
 
@@ -693,3 +697,26 @@ def test_a_case_routed_for_an_unreadable_fact_is_approved_once_the_fact_can_be_r
     facts.facts["order.total"] = total
     approved = guard.approvals.approve(decision.id, approver=TINA, note="the total is back")
     assert approved.status is ApprovalStatus.APPROVED
+
+
+def test_a_case_about_a_record_not_on_file_waits_for_it_and_is_told_so(store, clock):
+    context = StaticContextProvider(customers={"c-1": {"customer.id": "c-1"}})
+    guard = Guard(
+        load_pack(Path(__file__).parent.parent / "packs" / "ledgered.yaml"),
+        store=store,
+        context=context,
+        clock=clock,
+        ids=Counter(),
+    )
+    decision = guard.decide(
+        {
+            "actor": {"id": "bot", "role": "ai_agent", "is_ai": True},
+            "tool": {
+                "name": "issue_refund",
+                "arguments": {"amount": "40.00", "customer_id": "c-1", "order_id": "o-9"},
+            },
+        }
+    )
+    assert decision.rules == ["discretion.entity.unknown"]
+    with pytest.raises(StaleApproval, match="try again once they are on file, or reject it"):
+        guard.approvals.approve(decision.id, approver=TOM, note="syncing")

@@ -198,3 +198,61 @@ def test_an_allowed_exception_does_not_explain_the_standard_rules(decide):
     decision = decide(refund("30.00", reason="carrier-lost"), facts(**{"shipment.status": "lost"}))
     assert decision.outcome is Outcome.ALLOW_EXCEPTION
     assert "standard rule" not in decision.explanation
+
+
+ONLY_REVIEW = """
+pack: only-review
+currency: USD
+context:
+  customer.risk: {type: int, optional: true}
+  order.quote: {type: money, optional: true}
+roles:
+  - id: ai_agent
+    ai: true
+    authority: {refund: {standard: "50.00"}}
+  - id: tier1
+    authority: {refund: {standard: "500.00"}}
+  - id: fraud_review
+    authority: {refund: {standard: "500.00"}}
+  - id: manager
+    authority: {refund: {standard: "5000.00"}}
+actions:
+  refund:
+    tools:
+      - {name: issue_refund, amount: amount, customer: customer_id}
+    reads: [customer.risk, order.quote]
+    standard:
+      - id: within-quote
+        when: amount <= order.quote
+    reviews:
+      - id: risky
+        when: customer.risk > 80
+        by: fraud_review
+        only: true
+"""
+
+
+@pytest.mark.parametrize(("risk", "role"), [(90, "fraud_review"), (10, "tier1")])
+def test_a_case_that_cannot_be_evaluated_goes_to_the_only_role_a_review_leaves(
+    tmp_path, sqlite_store, risk, role
+):
+    path = tmp_path / "pack.yaml"
+    path.write_text(ONLY_REVIEW)
+    guard = Guard(
+        load_pack(path),
+        store=sqlite_store,
+        context=StaticContextProvider({"customer.risk": risk}),
+        clock=lambda: NOW,
+    )
+    decision = guard.decide(
+        {
+            "actor": {"id": "bot", "role": "ai_agent", "is_ai": True},
+            "tool": {
+                "name": "issue_refund",
+                "arguments": {"amount": "80.00", "customer_id": "c-1"},
+            },
+        }
+    )
+    # The quote is not in yet: the standard rule cannot be read.
+    assert decision.rules == ["discretion.evaluation-error"]
+    assert decision.required_role == role

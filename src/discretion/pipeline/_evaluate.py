@@ -185,7 +185,8 @@ def evaluate(
         return Evaluation(
             outcome=Outcome.ROUTE,
             rules=["discretion.evaluation-error"],
-            required_role=lowest_covering(pack, action.name, amount_minor),
+            required_role=_only_reviewer(pack, action, activation)
+            or lowest_covering(pack, action.name, amount_minor),
             causes=[f"evaluation error: {exc}"],
         )
     if any(rule in evaluation.rules for rule in GROUND_RULES) or (
@@ -321,6 +322,27 @@ def _excepted(reason: Rule) -> Evaluation:
         reason=reason,
         deciding=[reason],
     )
+
+
+def _only_reviewer(pack: PolicyPack, action: ActionPolicy, activation: Any) -> Role | None:
+    """The one role a review `only` it decides leaves to decide a case that may hold it.
+
+    A case that cannot be evaluated goes there rather than to a rung the re-check would refuse
+    (a review that holds, or cannot be read, waits for its role and no other).
+    """
+    roles = set()
+    for review in action.reviews:
+        if not review.only:
+            continue
+        try:
+            holds = bool(_check(review.when, activation))
+        except EvaluationError:
+            holds = True
+        if holds:
+            roles.add(review.by)
+    if len(roles) != 1:
+        return None
+    return pack.role(roles.pop() or "")
 
 
 def _reviewed(

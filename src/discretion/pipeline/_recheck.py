@@ -20,7 +20,7 @@ from discretion.context import ContextProvider, Snapshot
 from discretion.decision import Decision, Outcome, Reservation
 from discretion.errors import ApprovalError, ContextError, ProposalError, StaleApproval
 from discretion.money import Money
-from discretion.pipeline._assemble import assemble_facts, named
+from discretion.pipeline._assemble import UNKNOWN, assemble_facts, named
 from discretion.pipeline._budgets import BudgetKeys, budget_key, check_budgets, route_target
 from discretion.pipeline._currency import at_rate
 from discretion.pipeline._evaluate import evaluate, needs_two
@@ -188,9 +188,12 @@ def recheck(
             item, action = priced, priced.action or action
             role = item.pack.role(role.id) or role
         if resolved.faults:
+            # A record not on file may come in (try again); records that disagree do not.
+            waiting = all(f.rule == UNKNOWN for f in resolved.faults)
             raise StaleApproval(
-                f"approval {approval_id}: its records no longer check out"
-                f" ({'; '.join(f.cause for f in resolved.faults)}); reject it",
+                f"approval {approval_id}: its records do not check out"
+                f" ({'; '.join(f.cause for f in resolved.faults)}); "
+                + ("try again once they are on file, or reject it" if waiting else "reject it"),
                 approval_id=approval_id,
             )
         prior_minor = whole_minor = 0
