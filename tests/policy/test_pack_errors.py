@@ -168,3 +168,23 @@ def test_a_duration_or_timestamp_cel_cannot_read_is_refused_at_load(tmp_path, li
     assert message.startswith(f"{path}:{line_of(text, literal)}, rule 'refund-within-30-days':")
     assert f"{literal} in " in message
     assert hint in message
+
+
+def test_a_budget_of_no_actions_fails_at_load(tmp_path):
+    path = tmp_path / "pack.yaml"
+    path.write_text(
+        SHOP.replace("  - id: actor-daily\n", "  - id: actor-daily\n    actions: []\n"),
+        encoding="utf-8",
+    )
+    with pytest.raises(PolicyError, match="cap nothing"):
+        load_pack(path)
+
+
+def test_a_total_of_no_actions_fails_at_load(tmp_path):
+    path = tmp_path / "pack.yaml"
+    path.write_text(
+        SHOP + "totals:\n  order.nothing: {per: actor, window: 1d, actions: []}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(PolicyError, match="always be zero"):
+        load_pack(path)

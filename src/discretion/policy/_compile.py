@@ -383,6 +383,14 @@ def compile_pack(
         for index, budget in enumerate(spec.budgets)
     )
     for name, total in totals.items():
+        if total.actions is not None and not total.actions:
+            source, line = lines.find(("totals", name, "actions"))
+            raise PolicyError(
+                f"total {name!r} counts no actions (`actions: []`): it would always be zero;"
+                " name them, or leave `actions` out to count every action",
+                path=source,
+                line=line,
+            )
         for action_id in total.actions or ():
             if action_id not in actions:
                 source, line = lines.find(("totals", name, "actions"))
@@ -1859,6 +1867,11 @@ def _compile_budget(
     def fail(message: str) -> NoReturn:
         raise PolicyError(message, path=where[0], line=where[1], rule_id=budget.id)
 
+    if budget.actions is not None and not budget.actions:
+        fail(
+            "budget counts no actions (`actions: []`): it would cap nothing; name them, or"
+            " leave `actions` out to count every action"
+        )
     for action_id in budget.actions or []:
         if action_id not in actions:
             fail(f"budget counts action {action_id!r}, which is not an action")
