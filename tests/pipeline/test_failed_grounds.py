@@ -232,9 +232,17 @@ actions:
 """
 
 
-@pytest.mark.parametrize(("risk", "role"), [(90, "fraud_review"), (10, "tier1")])
+@pytest.mark.parametrize(
+    ("risk", "amount", "role"),
+    [
+        (90, "80.00", "fraud_review"),
+        (10, "80.00", "tier1"),
+        # Beyond what fraud review may grant: the rung that covers it decides first.
+        (90, "800.00", "manager"),
+    ],
+)
 def test_a_case_that_cannot_be_evaluated_goes_to_the_only_role_a_review_leaves(
-    tmp_path, sqlite_store, risk, role
+    tmp_path, sqlite_store, risk, amount, role
 ):
     path = tmp_path / "pack.yaml"
     path.write_text(ONLY_REVIEW)
@@ -249,7 +257,7 @@ def test_a_case_that_cannot_be_evaluated_goes_to_the_only_role_a_review_leaves(
             "actor": {"id": "bot", "role": "ai_agent", "is_ai": True},
             "tool": {
                 "name": "issue_refund",
-                "arguments": {"amount": "80.00", "customer_id": "c-1"},
+                "arguments": {"amount": amount, "customer_id": "c-1"},
             },
         }
     )

@@ -445,3 +445,24 @@ def test_a_unit_of_two_places_verifies_and_a_tampered_amount_does_not(tmp_path):
     tampered = verify()
     assert tampered.returncode != 0
     assert "amount_minor" in tampered.stdout + tampered.stderr
+
+
+def test_a_row_edited_to_name_a_unit_is_named_by_verify_not_taken_for_the_unit(tmp_path):
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    store = SqlStore(db)
+    g = guard(store)
+    refunded = g.decide(fare("20.00"))  # recorded first, in euros
+    g.decide(miles(1000, booking="B-2"))
+    with store.engine.begin() as connection:
+        connection.execute(
+            update(decisions).where(decisions.c.id == refunded.id).values(currency="MILES")
+        )
+    store.close()
+    done = subprocess.run(
+        [sys.executable, "-m", "discretion.cli", "ledger", "verify", "--db", db],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert refunded.id in done.stdout + done.stderr

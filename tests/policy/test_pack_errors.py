@@ -180,11 +180,22 @@ def test_a_budget_of_no_actions_fails_at_load(tmp_path):
         load_pack(path)
 
 
-def test_a_total_of_no_actions_fails_at_load(tmp_path):
+@pytest.mark.parametrize("key", ["actions", "outcomes", "reasons"])
+def test_a_total_of_an_empty_list_fails_at_load(tmp_path, key):
     path = tmp_path / "pack.yaml"
     path.write_text(
-        SHOP + "totals:\n  order.nothing: {per: actor, window: 1d, actions: []}\n",
+        SHOP + f"totals:\n  order.nothing: {{per: actor, window: 1d, {key}: []}}\n",
         encoding="utf-8",
     )
-    with pytest.raises(PolicyError, match="always be zero"):
+    with pytest.raises(PolicyError, match=f"counts no {key} .* always be zero"):
+        load_pack(path)
+
+
+def test_a_budget_of_no_outcomes_fails_at_load(tmp_path):
+    path = tmp_path / "pack.yaml"
+    path.write_text(
+        SHOP.replace("  - id: actor-daily\n", "  - id: actor-daily\n    outcomes: []\n"),
+        encoding="utf-8",
+    )
+    with pytest.raises(PolicyError, match="counts no outcomes"):
         load_pack(path)

@@ -21,6 +21,7 @@ currency: USD
 entities:
   customer: {}
   order: {belongs_to: [customer]}
+  case: {belongs_to: [customer, order]}
 records:
   chargeback:
     fields: {opened_at: timestamp}
@@ -36,7 +37,7 @@ roles:
 actions:
   refund:
     tools:
-      - {name: refund_order, amount: amount, customer: customer_id, order: order_id}
+      - {name: refund_order, amount: amount, customer: customer_id, order: order_id, case: case_id}
     reads: [customer.fraud_hold, order.chargeback]
     hard_limits:
       - id: open-chargeback
@@ -68,6 +69,10 @@ def test_an_optional_fact_of_an_order_left_out_is_unknown_not_absent(
             },
             "O-2": {"order.customer_id": "C-1"},
         },
+        cases={
+            "K-1": {"case.customer_id": "C-1", "case.order_id": "O-1"},
+            "K-2": {"case.customer_id": "C-1", "case.order_id": None},
+        },
     )
     guard = Guard(load_pack(path), store=store, context=context, clock=lambda: NOW)
 
@@ -80,3 +85,8 @@ def test_an_optional_fact_of_an_order_left_out_is_unknown_not_absent(
     assert (unnamed.outcome, unnamed.rules) == (Outcome.ROUTE, ["discretion.context-unavailable"])
     assert "names no order" in unnamed.causes[0]
     assert clean.outcome is Outcome.ALLOW
+    # Through its case, the order is named; a case about no order has no order's facts.
+    via_case = guard.decide(refund(customer_id="C-1", case_id="K-1"))
+    no_order = guard.decide(refund(customer_id="C-1", case_id="K-2"))
+    assert (via_case.outcome, via_case.rules) == (Outcome.DENY, ["open-chargeback"])
+    assert (no_order.outcome, no_order.rules) == (Outcome.ALLOW, ["no-chargeback"])

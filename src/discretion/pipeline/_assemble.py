@@ -346,11 +346,21 @@ def _checked(
     it names links one) is not absent but unknown, optional or not: it cannot be read.
     """
     values = snapshot.values
+    # A record the named ones say they have none of (a case about no order): its facts are
+    # absent, not unknown.
+    none_of = {
+        parent
+        for entity in pack.entities.values()
+        if resolved.get(entity.kind) is not None
+        for parent in entity.belongs_to
+        if entity.link_field(parent) in values and values[entity.link_field(parent)] is None
+    }
     unnamed = [
         name
         for name in reads
         if name not in values
         and (kind := name.partition(".")[0]) in pack.entities
+        and kind not in none_of
         and resolved.get(kind) is None
     ]
     missing = [

@@ -185,7 +185,7 @@ def evaluate(
         return Evaluation(
             outcome=Outcome.ROUTE,
             rules=["discretion.evaluation-error"],
-            required_role=_only_reviewer(pack, action, activation)
+            required_role=_only_reviewer(pack, action, activation, amount_minor)
             or lowest_covering(pack, action.name, amount_minor),
             causes=[f"evaluation error: {exc}"],
         )
@@ -324,7 +324,9 @@ def _excepted(reason: Rule) -> Evaluation:
     )
 
 
-def _only_reviewer(pack: PolicyPack, action: ActionPolicy, activation: Any) -> Role | None:
+def _only_reviewer(
+    pack: PolicyPack, action: ActionPolicy, activation: Any, amount_minor: int
+) -> Role | None:
     """The one role a review `only` it decides leaves to decide a case that may hold it.
 
     A case that cannot be evaluated goes there rather than to a rung the re-check would refuse
@@ -342,7 +344,11 @@ def _only_reviewer(pack: PolicyPack, action: ActionPolicy, activation: Any) -> R
             roles.add(review.by)
     if len(roles) != 1:
         return None
-    return pack.role(roles.pop() or "")
+    role = pack.role(roles.pop() or "")
+    authority = role.authority.get(action.name) if role is not None else None
+    if authority is None or amount_minor > max(authority.standard_minor, authority.exception_minor):
+        return None  # it could not approve the amount: the rung that covers it decides first
+    return role
 
 
 def _reviewed(

@@ -383,11 +383,20 @@ def compile_pack(
         for index, budget in enumerate(spec.budgets)
     )
     for name, total in totals.items():
-        if total.actions is not None and not total.actions:
-            source, line = lines.find(("totals", name, "actions"))
+        empty = [
+            key
+            for key, value in (
+                ("actions", total.actions),
+                ("outcomes", total.outcomes),
+                ("reasons", total.reasons),
+            )
+            if value is not None and not value
+        ]
+        if empty:
+            source, line = lines.find(("totals", name, empty[0]))
             raise PolicyError(
-                f"total {name!r} counts no actions (`actions: []`): it would always be zero;"
-                " name them, or leave `actions` out to count every action",
+                f"total {name!r} counts no {empty[0]} (`{empty[0]}: []`): it would always be"
+                f" zero; name them, or leave `{empty[0]}` out",
                 path=source,
                 line=line,
             )
@@ -1872,6 +1881,8 @@ def _compile_budget(
             "budget counts no actions (`actions: []`): it would cap nothing; name them, or"
             " leave `actions` out to count every action"
         )
+    if not budget.outcomes:
+        fail("budget counts no outcomes (`outcomes: []`): it would cap nothing; name them")
     for action_id in budget.actions or []:
         if action_id not in actions:
             fail(f"budget counts action {action_id!r}, which is not an action")

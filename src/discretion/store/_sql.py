@@ -662,16 +662,20 @@ def _learn_units(connection: Connection) -> None:
         select(decisions.c.currency).where(decisions.c.currency.is_not(None)).distinct()
     ).scalars()
     for code in [c for c in codes if c not in EXPONENTS and UNIT_CODE.fullmatch(c)]:
-        found = connection.execute(
+        # The first record that says so: a row edited to name the unit is passed over, and
+        # the verify that follows names it.
+        for found in connection.execute(
             select(ledger.c.body)
             .join(decisions, decisions.c.id == ledger.c.subject_id)
             .where(decisions.c.currency == code, ledger.c.kind == "decision")
-            .limit(1)
-        ).scalar()
-        with suppress(ValueError, TypeError, KeyError):  # unreadable: verify names it
-            amount = json.loads(found or "null")["decision"]["amount"]
-            if amount["currency"] == code:
-                register_unit(code, len(str(amount["amount"]).partition(".")[2]))
+            .order_by(ledger.c.seq)
+            .limit(64)
+        ).scalars():
+            with suppress(ValueError, TypeError, KeyError):  # unreadable: verify names it
+                amount = json.loads(found)["decision"]["amount"]
+                if amount["currency"] == code:
+                    register_unit(code, len(str(amount["amount"]).partition(".")[2]))
+                    break
 
 
 class SqlStore:
