@@ -315,18 +315,23 @@ def test_a_money_budget_is_keyed_by_what_the_money_actions_read(tmp_path):
     assert budget.actions == frozenset({"refund"})
 
 
+def verify_in_a_fresh_process(db: str) -> subprocess.CompletedProcess[str]:
+    """`discretion ledger verify` in a process that loaded no pack."""
+    return subprocess.run(
+        [sys.executable, "-m", "discretion.cli", "ledger", "verify", "--db", db],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def test_a_ledger_holding_units_verifies_in_a_process_that_loaded_no_pack(tmp_path):
     db = f"sqlite:///{tmp_path / 'ledger.db'}"
     store = SqlStore(db)
     g = guard(store)
     g.decide(miles(2000))
     store.close()
-    done = subprocess.run(
-        [sys.executable, "-m", "discretion.cli", "ledger", "verify", "--db", db],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = verify_in_a_fresh_process(db)
     assert done.returncode == 0, done.stderr
     assert "ok 1 records" in done.stdout
 
@@ -430,19 +435,11 @@ def test_a_unit_of_two_places_verifies_and_a_tampered_amount_does_not(tmp_path):
         }
     ).amount == Money.of("12.50", "PTS2")
 
-    def verify() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "discretion.cli", "ledger", "verify", "--db", db],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-
-    assert verify().returncode == 0
+    assert verify_in_a_fresh_process(db).returncode == 0
     with store.engine.begin() as connection:
         connection.execute(update(decisions).values(amount_minor=12))
     store.close()
-    tampered = verify()
+    tampered = verify_in_a_fresh_process(db)
     assert tampered.returncode != 0
     assert "amount_minor" in tampered.stdout + tampered.stderr
 
@@ -458,11 +455,6 @@ def test_a_row_edited_to_name_a_unit_is_named_by_verify_not_taken_for_the_unit(t
             update(decisions).where(decisions.c.id == refunded.id).values(currency="MILES")
         )
     store.close()
-    done = subprocess.run(
-        [sys.executable, "-m", "discretion.cli", "ledger", "verify", "--db", db],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = verify_in_a_fresh_process(db)
     assert done.returncode == 1, done.stdout + done.stderr
     assert refunded.id in done.stdout + done.stderr
