@@ -78,11 +78,7 @@ def lowest_covering(pack: PolicyPack, action: str, amount_minor: int) -> Role:
     Used when a case fails closed and nobody can yet say which authority it needs; the top
     human rung with authority over the action when none covers it (`PolicyPack.top_for`).
     """
-    for role in humans(pack):
-        auth = role.authority.get(action)
-        if auth is not None and amount_minor <= max(auth.standard_minor, auth.exception_minor):
-            return role
-    return pack.top_for(action)
+    return next((r for r in humans(pack) if r.covers(action, amount_minor)), pack.top_for(action))
 
 
 def _top_above(pack: PolicyPack, action: str, actor: Role) -> Role:

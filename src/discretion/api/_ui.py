@@ -158,7 +158,7 @@ def role_warning(state: AppState, role_id: str) -> str | None:
             f"{hint}, so no case will reach you. Its roles: {', '.join(roles)}. Ask for a token"
             " made with `discretion token create --pack` for this pack."
         )
-    if not any(a.standard_minor > 0 or a.exception_minor > 0 for a in role.authority.values()):
+    if not any(role.holds(action) for action in role.authority):
         return (
             f"Your role {role_id!r} has no authority in pack {pack.name!r}: it may not approve"
             " any action, so no case will reach you."

@@ -100,12 +100,6 @@ def _note(note: str) -> str:
     return text
 
 
-def _grants(role: Role, action: str) -> bool:
-    """Whether `role` holds any authority over `action` (standard or exception)."""
-    authority = role.authority.get(action)
-    return authority is not None and (authority.standard_minor > 0 or authority.exception_minor > 0)
-
-
 def _record(
     tx: SqlTransaction,
     approval_id: str,
@@ -661,7 +655,7 @@ class Approvals:
                     for r in pack.roles
                     if not r.is_ai
                     and r.rank > current.rank
-                    and (policy is None or _grants(r, row.action))
+                    and (policy is None or r.holds(row.action))
                 ),
                 None,
             )

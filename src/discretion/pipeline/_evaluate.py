@@ -345,10 +345,8 @@ def _only_reviewer(
     if len(roles) != 1:
         return None
     role = pack.role(roles.pop() or "")
-    authority = role.authority.get(action.name) if role is not None else None
-    if authority is None or amount_minor > max(authority.standard_minor, authority.exception_minor):
-        return None  # it could not approve the amount: the rung that covers it decides first
-    return role
+    # One that could not approve the amount: the rung that covers it decides first.
+    return role if role is not None and role.covers(action.name, amount_minor) else None
 
 
 def _reviewed(

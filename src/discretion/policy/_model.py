@@ -296,6 +296,16 @@ class Role:
     approval_sla: timedelta | None = None
     """How soon a case routed to this role must be decided, when the role sets it."""
 
+    def holds(self, action: str) -> bool:
+        """Whether this role holds any authority over `action` (standard or exception)."""
+        auth = self.authority.get(action)
+        return auth is not None and (auth.standard_minor > 0 or auth.exception_minor > 0)
+
+    def covers(self, action: str, amount_minor: int) -> bool:
+        """Whether its standard or its exception authority for `action` covers the amount."""
+        auth = self.authority.get(action)
+        return auth is not None and amount_minor <= max(auth.standard_minor, auth.exception_minor)
+
     def can_grant(self, action: str, reason: Rule) -> bool:
         """Whether this role may grant `reason` for `action` at all (amount aside)."""
         auth = self.authority.get(action)
@@ -687,13 +697,7 @@ class PolicyPack:
         """
         # A view at an unknown rate holds no authority at all: who holds some is the base's.
         source = self.base if self.base is not None else self
-        held = [
-            role
-            for role in source.roles
-            if not role.is_ai
-            and (auth := role.authority.get(action)) is not None
-            and (auth.standard_minor > 0 or auth.exception_minor > 0)
-        ]
+        held = [role for role in source.roles if not role.is_ai and role.holds(action)]
         top = max(held, key=lambda r: r.rank) if held else self.highest_human
         return self.role(top.id) or top
 
