@@ -89,7 +89,7 @@ def apply_precedent(
             amount,
             precedent,
             check(
-                precedent,
+                _grantor_limit_now(pack, item.action_name, reason_id, precedent),
                 action=item.action_name,
                 reason=reason_id,
                 facts=snapshot.values,
@@ -97,7 +97,6 @@ def apply_precedent(
                 now=now,
             ),
         )
-        failures += _grantor_now(pack, item.action_name, reason_id, amount, precedent)
         if failures:
             failed[pid] = failures
     applicable = [pid for pid in considered if pid not in failed]
@@ -164,34 +163,26 @@ def _options(pack: PolicyPack, action: str, reason_id: str | None) -> PrecedentP
     return reason.precedent
 
 
-def _grantor_now(
-    pack: PolicyPack, action: str, reason_id: str | None, amount: Money, precedent: Precedent
-) -> list[Failure]:
-    """A failure when the grantor's role may not grant the amount under the pack as it is now.
+def _grantor_limit_now(
+    pack: PolicyPack, action: str, reason_id: str | None, precedent: Precedent
+) -> Precedent:
+    """`precedent`, its grantor's limit lowered to what the grantor's role may grant now.
 
-    The limit recorded with the precedent is its grantor's when it was set; a pack that since
-    lowered that role's exception authority, took the reason from it or dropped the role must
-    not have a precedent grant more than its grantor could today.
+    The limit recorded with it is its grantor's when it was set; a pack that since lowered the
+    role's exception authority, took the reason from it or dropped the role must not have the
+    precedent grant more than its grantor could today (`discretion.precedent.grantor-authority`).
     """
     role = pack.role(precedent.grantor_role)
     policy = pack.actions.get(action)
     reason = policy.reason(reason_id) if policy is not None and reason_id is not None else None
     authority = role.authority.get(action) if role is not None else None
-    if (
-        role is not None
-        and authority is not None
-        and reason is not None
-        and role.admitted(action, reason)
-        and amount.minor <= authority.exception_minor
-    ):
-        return []
-    return [
-        Failure(
-            "discretion.precedent.grantor-authority",
-            f"precedent {precedent.id}: its grantor's role ({precedent.grantor_role}) may not"
-            " grant it under the pack in force",
-        )
-    ]
+    admitted = role is not None and reason is not None and role.admitted(action, reason)
+    now = authority.exception_minor if authority is not None and admitted else 0
+    limit = precedent.grantor_limit
+    if now >= limit.minor:
+        return precedent
+    lowered = Money.from_minor(now, limit.currency)
+    return precedent.model_copy(update={"grantor_limit": lowered})
 
 
 def _capped(
