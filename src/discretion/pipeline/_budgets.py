@@ -170,6 +170,10 @@ def check_budgets(
     reserve: list[Reservation] = []
     causes: list[str] = []
     charged: dict[str, Money] = {}
+    if action not in pack.actions:
+        # A call the pack governs as no action (an unknown or a read-only tool) moves nothing
+        # a budget counts.
+        return BudgetCheck(exceeded=(), reservations=(), causes=())
     for index, budget in enumerate(pack.budgets):
         if not budget.applies(action, outcome.value, keys.role.id):
             continue

@@ -615,9 +615,6 @@ class Pipeline:
                 )
 
                 def budgets(outcome: Outcome) -> BudgetCheck:
-                    if item.action is None and outcome is Outcome.ALLOW:
-                        # A read-only tool (`ungoverned_tools`): it moves nothing to count.
-                        return BudgetCheck(exceeded=(), reservations=(), causes=())
                     return check_budgets(
                         pack,
                         tx,
