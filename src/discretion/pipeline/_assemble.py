@@ -333,6 +333,33 @@ def _provided_facts(
     return _checked(pack, reads, snapshot, resolved, unreadable)
 
 
+def _unnamed(
+    pack: PolicyPack, reads: tuple[str, ...], values: Mapping[str, Any], resolved: Resolved
+) -> list[str]:
+    """The facts `reads` asks of records the proposal does not name, and no named one links.
+
+    A record the named ones say they have none of (a case about no order) is not among them:
+    its facts are absent, not unknown.
+    """
+    unnamed = [
+        name
+        for name in reads
+        if name not in values
+        and (kind := name.partition(".")[0]) in pack.entities
+        and resolved.get(kind) is None
+    ]
+    if not unnamed:
+        return unnamed
+    none_of = {
+        parent
+        for entity in pack.entities.values()
+        if resolved.get(entity.kind) is not None
+        for parent in entity.belongs_to
+        if entity.link_field(parent) in values and values[entity.link_field(parent)] is None
+    }
+    return [name for name in unnamed if name.partition(".")[0] not in none_of]
+
+
 def _checked(
     pack: PolicyPack,
     reads: tuple[str, ...],
@@ -346,23 +373,7 @@ def _checked(
     it names links one) is not absent but unknown, optional or not: it cannot be read.
     """
     values = snapshot.values
-    # A record the named ones say they have none of (a case about no order): its facts are
-    # absent, not unknown.
-    none_of = {
-        parent
-        for entity in pack.entities.values()
-        if resolved.get(entity.kind) is not None
-        for parent in entity.belongs_to
-        if entity.link_field(parent) in values and values[entity.link_field(parent)] is None
-    }
-    unnamed = [
-        name
-        for name in reads
-        if name not in values
-        and (kind := name.partition(".")[0]) in pack.entities
-        and kind not in none_of
-        and resolved.get(kind) is None
-    ]
+    unnamed = _unnamed(pack, reads, values, resolved) if pack.entities else []
     missing = [
         n for n in reads if n not in values and not pack.fields[n].nullable and n not in unnamed
     ]
