@@ -155,15 +155,14 @@ _MAX_MINOR_DIGITS = 18
 """Digits an amount may have in minor units: the ledger keeps them in a signed 64-bit int."""
 
 
-def _too_large(amount: Decimal, code: str) -> ProposalError | None:
-    """The error of an amount whose minor units would not fit the ledger; None when it fits."""
+def _fits(amount: Decimal, code: str) -> None:
+    """Refuse an amount whose minor units would not fit the ledger (`ProposalError`)."""
     if amount and amount.adjusted() + EXPONENTS[code] >= _MAX_MINOR_DIGITS:
-        return ProposalError(
+        raise ProposalError(
             f"amount: {amount} {code} is too large; in minor units an amount has at most"
             f" {_MAX_MINOR_DIGITS} digits",
             field="amount",
         )
-    return None
 
 
 def _currency(code: object, *, field: str) -> str:
@@ -216,9 +215,7 @@ class Money(BaseModel):
     @model_validator(mode="after")
     def _check_places(self) -> Self:
         exponent = EXPONENTS[self.currency]
-        too_large = _too_large(self.amount, self.currency)
-        if too_large is not None:
-            raise too_large
+        _fits(self.amount, self.currency)
         if self.amount != self.amount.quantize(Decimal(1).scaleb(-exponent)):
             raise ProposalError(
                 f"amount: {self.amount} has more decimal places than {self.currency} allows"
@@ -240,9 +237,7 @@ class Money(BaseModel):
         value = parse_amount(amount)
         code = _currency(currency, field="currency")
         quantum = _QUANTA[EXPONENTS[code]]
-        too_large = _too_large(value, code)
-        if too_large is not None:
-            raise too_large
+        _fits(value, code)
         exact = value.quantize(quantum)
         if value != exact:
             raise ProposalError(

@@ -333,21 +333,22 @@ def _no_stray_currency(
     """
     for name in CURRENCY_ARGUMENTS:
         stray = arguments.get(name)
-        if stray is not None and stray != decided and unit:
+        if stray is None or stray == decided:
+            continue
+        if unit:
             raise ProposalError(
                 f"tool {tool!r} argument {name!r} is {stray!r}, but its action counts"
                 f" {decided}, not money: the tool would be told of a currency nobody decided."
                 " Leave the argument out",
                 field=f"tool.arguments.{name}",
             )
-        if stray is not None and stray != decided:
-            raise ProposalError(
-                f"tool {tool!r} argument {name!r} is {stray!r}, but its mapping reads no currency,"
-                f" so its amount is decided in {decided}: the tool would pay in another currency"
-                f" than the one decided. Map it (`currency: {name}` under the action's tools), or"
-                " leave the argument out",
-                field=f"tool.arguments.{name}",
-            )
+        raise ProposalError(
+            f"tool {tool!r} argument {name!r} is {stray!r}, but its mapping reads no currency,"
+            f" so its amount is decided in {decided}: the tool would pay in another currency"
+            f" than the one decided. Map it (`currency: {name}` under the action's tools), or"
+            " leave the argument out",
+            field=f"tool.arguments.{name}",
+        )
 
 
 def _nothing_ungoverned(
