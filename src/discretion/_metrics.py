@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector
 from discretion.decision import Decision, Outcome
 
 if TYPE_CHECKING:
-    from discretion.policy import Budget, PolicyPack
+    from discretion.policy import PolicyPack
     from discretion.store import SqlStore
 
 __all__ = ["CONTENT_TYPE", "GuardMetrics"]
@@ -36,15 +36,6 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _JUDGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 _JUDGE_ERRORS = {"failed", "budget_spent", "unconfigured"}
-
-
-def _unit_of(pack: PolicyPack, budget: Budget) -> str | None:
-    """The unit a budget counts (its actions'), or None for money."""
-    for action_id in budget.actions or ():
-        action = pack.actions.get(action_id)
-        if action is not None:
-            return action.unit
-    return None
 
 
 class _StoreCollector(Collector):
@@ -102,7 +93,7 @@ class _StoreCollector(Collector):
             known = pack.rates is None or currency == pack.currency or currency in pack.units
             budgets = pack.in_currency(currency).budgets if known else pack.budgets
             for budget, spent in zip(budgets, use, strict=True):
-                if _unit_of(pack, budget) != (currency if currency in pack.units else None):
+                if budget.unit != (currency if currency in pack.units else None):
                     continue  # a budget in miles has no series in euros, nor the reverse
                 if known and budget.limit_minor:
                     share = spent.top_key_minor / budget.limit_minor

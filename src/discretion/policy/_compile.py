@@ -558,9 +558,10 @@ def _check_kind_of_reads(
     asserted: Mapping[str, Asserted],
     lines: LineMap,
 ) -> None:
-    """An action reads no money total of another kind; a unit action, no money-capped assertion.
+    """An action reads no money total of another kind, nor an assertion capped in another.
 
-    An assertion's `unlocks` caps in money what a rule resting on it may allow.
+    An assertion's `unlocks` caps what a rule resting on it may allow: in money
+    (`max_amount`), in each unit it names (`units`).
     """
     compiled = actions[action_id]
     for index, name in enumerate(compiled.reads):
@@ -1985,4 +1986,5 @@ def _compile_budget(
         # A unit is one code: nothing to keep together.
         together=budget.currencies == "together" and unit is None,
         exempt=frozenset(budget.exempt),
+        unit=unit,
     )

@@ -450,6 +450,8 @@ class Budget(Windowed):
     """In a pack of several currencies, one cap across them (`currencies: together`)."""
     exempt: frozenset[str] = frozenset()
     """Roles whose proposals it counts but never caps."""
+    unit: str | None = None
+    """The unit its actions count (`MILES`); None for a budget of money."""
 
     @property
     def key(self) -> str:
