@@ -1090,7 +1090,6 @@ def _compile_asserted(
             unlocks_minor=_unlocks(spec, name, lines, currency),
             description=item.description,
             unit_unlocks=_unit_unlocks(spec, name, lines),
-            capped=item.unlocks is not None,
         )
     return asserted
 

@@ -118,8 +118,11 @@ class Asserted:
     description: str
     unit_unlocks: Mapping[str, int] = field(default_factory=dict)
     """The same for actions that count a unit, by unit, in its smallest steps."""
-    capped: bool = False
-    """Whether the pack gives it `unlocks` at all (in money, in units or both)."""
+
+    @property
+    def capped(self) -> bool:
+        """Whether the pack gives it `unlocks` at all (in money, in units or both)."""
+        return self.unlocks_minor is not None or bool(self.unit_unlocks)
 
     def cap(self, unit: str | None) -> int | None:
         """What a rule resting on it may allow alone, in `unit` (money when None); None: no cap.
