@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from discretion import Guard, Outcome, SqlStore, load_pack
+from discretion import Actor, Guard, Outcome, SqlStore, load_pack
 from discretion.context import ContextRequest
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -163,3 +163,64 @@ def test_any_id_the_case_system_finds_a_record_by_is_keyed_under_the_records_own
     assert first.outcome is Outcome.ALLOW
     assert [(d.outcome, d.required_role) for d in aliased] == [(Outcome.ROUTE, "tier1")] * 2
     assert {d.entities.get("order") for d in (first, *aliased)} == {"A-1"}
+
+
+TIER1 = Actor(id="tina", role="tier1", is_ai=False)
+
+
+def test_the_tool_runs_with_the_records_own_id_not_the_spelling_typed(
+    tmp_path: Path, store: SqlStore
+) -> None:
+    path = tmp_path / "pack.yaml"
+    path.write_text(PACK, encoding="utf-8")
+    guard = Guard(load_pack(path), store=store, context=Aliases(), clock=lambda: NOW)
+    ran: list[str] = []
+
+    @guard.governed(actor={"id": "bot", "role": "ai_agent", "is_ai": True})
+    def issue_refund(amount: str, currency: str, order_id: str) -> str:
+        ran.append(order_id)
+        return f"refunded {amount} on {order_id}"
+
+    # The case system found order A-1 for its alias; a payment system may not, or may find
+    # another order by it: the tool is given the order that was decided.
+    assert issue_refund("50.00", "USD", "order-1") == "refunded 50.00 on A-1"
+    assert ran == ["A-1"]
+    governed = guard.pipeline.govern(ask("order-1", "30.00", "direct"))
+    assert governed.arguments["order_id"] == "A-1"
+    assert guard.executions.get(governed.decision.execution_key) is None
+
+
+def test_an_approved_call_runs_with_the_records_own_id(tmp_path: Path, store: SqlStore) -> None:
+    path = tmp_path / "pack.yaml"
+    path.write_text(PACK, encoding="utf-8")
+    guard = Guard(load_pack(path), store=store, context=Aliases(), clock=lambda: NOW)
+
+    routed = guard.decide(ask("order-1", "250.00", "big"))
+    assert (routed.outcome, routed.required_role) == (Outcome.ROUTE, "tier1")
+    guard.approvals.approve(routed.id, approver=TIER1, note="checked the parcel")
+
+    (queued,) = guard.executions.pending(actor_id="bot")
+    assert queued.arguments == {"amount": "250.00", "currency": "USD", "order_id": "A-1"}
+
+
+def test_a_number_the_record_answers_as_the_same_text_stays_a_number(
+    tmp_path: Path, store: SqlStore
+) -> None:
+    path = tmp_path / "pack.yaml"
+    path.write_text(PACK, encoding="utf-8")
+    guard = Guard(load_pack(path), store=store, context=IntegerKeys(), clock=lambda: NOW)
+    governed = guard.pipeline.govern(
+        {
+            "actor": {"id": "bot", "role": "ai_agent", "is_ai": True},
+            "tool": {
+                "name": "issue_refund",
+                "arguments": {"amount": "20.00", "currency": "USD", "order_id": 1001},
+            },
+        }
+    )
+    padded = guard.pipeline.govern(ask("01001", "20.00", "padded"))
+
+    assert governed.decision.outcome is Outcome.ALLOW
+    assert governed.arguments["order_id"] == 1001
+    assert padded.arguments["order_id"] == "1001"
+

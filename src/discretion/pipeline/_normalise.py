@@ -405,6 +405,31 @@ def write_amount(
     return edited
 
 
+def write_records(
+    spec: ToolSpec | None, arguments: Mapping[str, Any], ids: Mapping[str, str]
+) -> dict[str, Any]:
+    """A copy of a call's arguments with each record's own id where the mapping reads its id.
+
+    A case system finds a record for a spelling of its id (`a-1`, `Á-1`, an alias) and answers
+    the record's own: the decision is checked and counted under that one (`ids`, by `customer`,
+    `order` and `case`), and the tool runs with it too, never with a spelling another system
+    (the payment provider) may resolve to another record. A number the record answers as the
+    same text stays a number.
+    """
+    edited = dict(arguments)
+    if spec is None:
+        return edited
+    for kind, path in (("customer", spec.customer), ("case", spec.case), ("order", spec.order)):
+        recorded = ids.get(kind)
+        if path is None or recorded is None:
+            continue
+        raw = argument_at(edited, path)
+        if raw is None or raw == recorded or (type(raw) is not str and str(raw) == recorded):
+            continue
+        edited = _written_at(edited, path, recorded) or edited
+    return edited
+
+
 def _written_at(arguments: Mapping[str, Any], path: str, value: Any) -> dict[str, Any] | None:
     """A copy of the arguments with `value` at `path`; None when a parent on it is no object.
 

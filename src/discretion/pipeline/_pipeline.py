@@ -38,7 +38,7 @@ from discretion.pipeline._evaluate import (
     two_approvals,
 )
 from discretion.pipeline._ledger import CUMULATIVE, LedgerFacts, read_ledger, recorded_keys
-from discretion.pipeline._normalise import Normalised, normalise
+from discretion.pipeline._normalise import Normalised, normalise, write_records
 from discretion.pipeline._precedent import apply_precedent, take_precedent
 from discretion.pipeline._recheck import Recheck, recheck
 from discretion.pipeline._record import approval_for, build_decision
@@ -77,6 +77,14 @@ class Governed:
     arguments: dict[str, Any]
     """The tool call's arguments as normalised (the amount in canonical form); empty without a
     tool call."""
+
+
+def _governed(item: Normalised, decision: Decision) -> Governed:
+    """`decision`, with the arguments its tool runs with: the records' own ids written in."""
+    arguments = item.arguments
+    if decision.entities and item.mapping is not None:
+        arguments = write_records(item.mapping, arguments, decision.entities)
+    return Governed(decision=decision, arguments=arguments)
 
 
 def _read_only(item: Normalised) -> bool:
@@ -206,7 +214,7 @@ class Pipeline:
                 with _telemetry.step("idempotency"):
                     known = self.store.find_decision(item.proposal.actor.id, item.idempotency_key)
                 if known is not None:
-                    return Governed(decision=self._replay(item, known), arguments=item.arguments)
+                    return _governed(item, self._replay(item, known))
             now = self.now()
             # Across the network, a decision that waits on nothing else reads its totals once,
             # in its transaction under their locks (`_record`). Otherwise they are read first,
@@ -217,7 +225,7 @@ class Pipeline:
             assessed = None if self._assess_locked else self.assess(item, now)
             with _telemetry.step("record"):
                 decision = self._record(item, now, assessed)
-            return Governed(decision=decision, arguments=item.arguments)
+            return _governed(item, decision)
 
     @property
     def _assess_locked(self) -> bool:

@@ -25,7 +25,12 @@ from discretion.pipeline._budgets import BudgetKeys, budget_key, check_budgets, 
 from discretion.pipeline._currency import at_rate
 from discretion.pipeline._evaluate import evaluate, needs_two
 from discretion.pipeline._ledger import read_ledger
-from discretion.pipeline._normalise import normalise, recorded_mapping, write_amount
+from discretion.pipeline._normalise import (
+    normalise,
+    recorded_mapping,
+    write_amount,
+    write_records,
+)
 from discretion.pipeline._state import Evaluation
 from discretion.policy import PolicyPack, Role, ToolSpec
 from discretion.proposal import Actor
@@ -297,7 +302,11 @@ def recheck(
         policy_version=pack.version,
         context_digest=context_digest,
         amount=item.amount,
-        arguments=arguments,
+        arguments=(
+            write_records(item.mapping, arguments, resolved.ids())
+            if arguments is not None
+            else None
+        ),
         reservations=reservations,
         overridden=overridden,
         entities=resolved.ids(),
