@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from conftest import FakeClock
-from discretion import Guard, Outcome, SqlStore, load_pack
+from discretion import Actor, Guard, Outcome, SqlStore, load_pack
 from discretion.context import StaticContextProvider
 from discretion.errors import PolicyError
 from discretion.policy._model import Calendar
@@ -167,3 +167,59 @@ def test_a_window_of_ever_counts_everything_on_record(tmp_path: Path) -> None:
     again = g.decide(credit("5.00", "ten-years-on"))
     assert again.outcome is Outcome.DENY
     assert again.rules[0] == "discretion.not-standard"
+
+
+DAILY_CAP = """
+pack: daily-cap
+currency: USD
+timezone: Europe/Berlin
+entities:
+  customer: {}
+context:
+  customer.tier: string
+totals:
+  customer.credited_today: {type: money, actions: [credit], per: customer, window: calendar day}
+roles:
+  - id: ai_agent
+    ai: true
+    authority:
+      credit: {standard: "50.00"}
+  - id: tier1
+    authority:
+      credit: {standard: "1000.00"}
+actions:
+  credit:
+    tools:
+      - {name: apply_credit, amount: amount, currency: currency, customer: customer_id}
+    reads: [customer.tier, customer.credited_today]
+    hard_limits:
+      - id: credit.daily-cap
+        when: amount + customer.credited_today > 10000
+        message: at most 100.00 a day is credited to a customer
+    standard:
+      - id: credit.any
+"""
+
+
+def test_approved_money_counts_in_the_period_it_was_approved_in(
+    tmp_path: Path, store: SqlStore
+) -> None:
+    """A case opened late one day and approved the next moved its money the next day: a day's
+    total counted it on the day it was asked, so the next day's cap let 125.00 through."""
+    path = tmp_path / "pack.yaml"
+    path.write_text(DAILY_CAP, encoding="utf-8")
+    # 23:30 on 25 November in Berlin.
+    clock = FakeClock(datetime(2026, 11, 25, 22, 30, tzinfo=UTC))
+    facts = StaticContextProvider({"customer.id": "c-1", "customer.tier": "gold"})
+    g = Guard(load_pack(path), store=store, context=facts, clock=clock)
+    routed = g.decide(credit("80.00", "late"))
+    assert (routed.outcome, routed.required_role) == (Outcome.ROUTE, "tier1")
+    clock.advance(hours=1)  # 00:30 on the 26th: the 80.00 moves today
+    g.approvals.approve(routed.id, approver=Actor(id="tina", role="tier1", is_ai=False), note="ok")
+    clock.advance(minutes=30)
+
+    second = g.decide(credit("45.00", "next-morning"))
+
+    assert second.outcome is Outcome.DENY
+    assert second.rules == ["credit.daily-cap"]
+    assert g.decide(credit("20.00", "small")).outcome is Outcome.ALLOW

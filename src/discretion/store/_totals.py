@@ -9,7 +9,8 @@ Each shape of total (which record, actions, outcomes, whose) is one statement, c
 per store and run on the driver's cursor, like the other hot-path statements.
 
 A total is read through its record's index (`ix_decisions_order`, `ix_approvals_case`, ...):
-the record's key and the window's start are its only conditions an index may serve; the others
+the record's key and the window's start (an approved case's, when it was approved, is not in
+the index) are its only conditions an index may serve; the others
 (`action`, `status`, a filtering `actor_id`) are written so that none can (`_filter`). Without
 that, PostgreSQL on a table it has no statistics for yet (new, or grown since its last ANALYZE)
 weighs `action = $1` on `ix_decisions_similar` as selective as `order_id = $1` and may pick
@@ -139,9 +140,12 @@ def _part(table: Any, query: TotalQuery, kind: str, at: str, dialect: str) -> Se
     else:
         if kind not in query.outcomes:
             return None
+        # Approved money moved when the person approved it, which may be a day (a window) after
+        # the case was opened; a pending case is counted from when it was asked.
+        moment = approvals.c.decided_us if kind == "approved" else approvals.c.opened_us
         where = [
             *keyed,
-            approvals.c.opened_us > bindparam(f"since{at}"),
+            moment > bindparam(f"since{at}"),
             _filter(approvals.c.status) == literal_column(f"'{kind}'"),
         ]
         if query.exclude is not None:
