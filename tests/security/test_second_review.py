@@ -67,6 +67,10 @@ def test_an_unmapped_tool_is_never_decided_on_the_proposals_own_fields(
     assert decision.rules == ["discretion.unknown-action"]
     assert decision.required_role == guard.pack.highest_human.id
     assert governed.arguments == arguments  # what a person approves is what would run
+    # The proposal's 20.00 is the agent's word about a call whose arguments say 5,000.00: it
+    # is not what a person is shown or approves.
+    assert decision.amount is None
+    assert guard.approvals.get(decision.id).requested_amount is None
     if fields:
         assert decision.causes == [
             f"tool {tool!r} is not mapped by pack 'acme-support', so its arguments cannot be"
@@ -75,6 +79,22 @@ def test_an_unmapped_tool_is_never_decided_on_the_proposals_own_fields(
     [row] = store.export()
     assert row["body"]["decision"]["outcome"] == "route"
     assert row["body"]["proposal"]["tool"] == {"name": tool, "arguments": arguments}
+    assert row["body"]["proposal"]["amount"] is None
+
+
+def test_an_approval_of_an_unmapped_tool_grants_no_amount_the_agent_named(
+    store: SqlStore,
+) -> None:
+    guard = acme_guard(store)
+    arguments = {"customer": "C-1003", "usd": "50000.00"}
+    decision = guard.decide(unmapped("wire_transfer", arguments, key="k-wire"))
+    approver = Actor(id="fred", role=guard.pack.highest_human.id, is_ai=False)
+    approved = guard.approvals.approve(decision.id, approver=approver, note="read the call")
+
+    assert approved.amount is None
+    [queued] = guard.executions.pending()
+    assert (queued.tool, queued.arguments) == ("wire_transfer", arguments)
+    assert guard.approvals.exposure(customer_id="C-1003").granted_total == Money.of("0", "USD")
 
 
 def test_an_unmapped_tool_is_denied_where_the_pack_denies_unknown_tools(

@@ -659,6 +659,10 @@ def normalise(
     case_id = _agree("case_id", proposal.case_id, read.case_id, paths.case)
     order_id = _agree("order_id", proposal.order_id, read.order_id, paths.order)
     amount = _agree("amount", proposal.amount, read.amount, paths.amount)
+    if tool is not None and spec is None:
+        # The proposal's amount says nothing about what an unmapped tool moves: recorded, it
+        # would be what the approver is shown and approves, while the tool runs its arguments.
+        amount = None
     if action is not None:
         if amount is None:
             where = f" (tool argument {spec.amount!r})" if spec is not None and spec.amount else ""
