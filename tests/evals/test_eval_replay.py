@@ -164,7 +164,8 @@ def test_a_fact_the_snapshot_lacks_routes_and_is_named(recorded, tmp_path):
         file="refund.yaml",
     )
     report = replay(store, candidate)
-    assert len(report.changes) == len(PROPOSALS) - 1  # 200.01 was routed to tier1 already
+    # Every one changes, 200.01 too: routed to tier1 already, it now routes for the fact.
+    assert len(report.changes) == len(PROPOSALS)
     for change in report.changes:
         assert change.after.outcome == "route"
         assert "discretion.context-unavailable" in change.after.rules
@@ -400,3 +401,36 @@ def test_a_shadow_pack_reads_a_call_through_the_mapping_it_was_decided_with(stor
     # Decided as the refund it is, under the candidate's lower limit: not as an unknown tool.
     assert (would["outcome"], would["required_role"]) == ("route", "tier1")
     assert "discretion.standard-authority" in would["rules"]
+
+
+# Two approvals on refunds above 150.00, added to the refund action.
+TWO_APPROVALS_ON_REFUNDS = {
+    "file": "refund.yaml",
+    "old": "    tools:\n      - name: issue_refund\n",
+    "new": '    two_approvals_above: "150.00"\n    tools:\n      - name: issue_refund\n',
+}
+
+
+def test_a_route_that_loses_its_second_approval_loosens(store, tmp_path):
+    """The same rung without the two approvals it was routed under: one person now grants it."""
+    stricter = candidate_pack(tmp_path / "stricter", **TWO_APPROVALS_ON_REFUNDS)
+    guard = Guard(
+        load_pack(stricter),
+        store=store,
+        context=SqliteCaseStore.from_sql(ACME_CASES),
+        clock=FakeClock(NOW),
+        ids=Counter(),
+    )
+    routed = guard.decide(_refund("200.01", "k-two"))
+    assert (routed.outcome.value, routed.required_role) == ("route", "tier1")
+    assert "discretion.two-approvals" in routed.rules
+
+    back = replay(store, BASE)
+
+    [change] = back.changes
+    assert (change.before.required_role, change.after.required_role) == ("tier1", "tier1")
+    assert "discretion.two-approvals" not in change.after.rules
+    assert change.loosens
+    assert back.is_looser and back.is_changed
+    # Adding it back is a change, and no loosening.
+    assert replay(store, stricter).changes == ()

@@ -336,8 +336,12 @@ def _loosens(before: Verdict, after: Verdict, ranks: Mapping[str, int]) -> bool:
         return False
     if before.outcome == "deny":
         return True
-    if before.outcome != "route" or before.required_role == after.required_role:
+    if before.outcome != "route":
         return False
+    if before.required_role == after.required_role:
+        # The same rung without a rule it was routed under: two approvals, or an `only` review
+        # naming who may approve, may be gone. That cannot be shown not to loosen it.
+        return bool(set(before.rules) - set(after.rules))
     was, now = ranks.get(before.required_role or ""), ranks.get(after.required_role or "")
     # A role the candidate cannot rank cannot be shown to be no lower: a gate fails closed.
     return was is None or now is None or now < was
@@ -363,7 +367,11 @@ class _Tally:
             if moved is not None:
                 key = (before_decision.action, verdict.reason or STANDARD, moved.currency)
                 self.exposure[key][side] += moved.amount
-        if (before.outcome, before.required_role) != (after.outcome, after.required_role):
+        if (before.outcome, before.required_role, set(before.rules)) != (
+            after.outcome,
+            after.required_role,
+            set(after.rules),
+        ):
             self.transitions[f"{before.label()} -> {after.label()}"] += 1
             use = before_decision.precedents
             self.changes.append(
