@@ -431,6 +431,7 @@ def test_a_route_that_loses_its_second_approval_loosens(store, tmp_path):
     assert (change.before.required_role, change.after.required_role) == ("tier1", "tier1")
     assert "discretion.two-approvals" not in change.after.rules
     assert change.loosens
-    assert back.is_looser and back.is_changed
+    assert back.is_looser
+    assert back.is_changed
     # Adding it back is a change, and no loosening.
     assert replay(store, stricter).changes == ()

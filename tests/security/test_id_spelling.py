@@ -223,4 +223,3 @@ def test_a_number_the_record_answers_as_the_same_text_stays_a_number(
     assert governed.decision.outcome is Outcome.ALLOW
     assert governed.arguments["order_id"] == 1001
     assert padded.arguments["order_id"] == "1001"
-
