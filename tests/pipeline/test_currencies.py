@@ -459,3 +459,26 @@ def test_reservations_made_per_currency_count_when_a_budget_is_kept_in_the_base(
     dollars = together.decide(refund("1.00", "USD", key="d", order="o-4"))
     assert dollars.outcome is Outcome.ROUTE
     assert "customer-daily" in dollars.rules
+
+
+def test_two_approvals_above_is_converted_at_the_rate(store, tmp_path):
+    """USD 200.00 is EUR 160.00 at 1.25: EUR 170.00 needs two people though 17000 < 20000."""
+    pack = tmp_path / "rated.yaml"
+    pack.write_text(
+        RATED.read_text(encoding="utf-8").replace(
+            "    cumulative: {per: order, window: 30d}\n",
+            '    cumulative: {per: order, window: 30d}\n    two_approvals_above: "200.00"\n',
+        ),
+        encoding="utf-8",
+    )
+    one = guard(store, pack, Orders({"EUR": "1.25", "USD": "1"}))
+
+    euros = one.decide(refund("170.00", "EUR", key="a", order="o-1"))
+    fewer = one.decide(refund("150.00", "EUR", key="b", order="o-2"))
+    dollars = one.decide(refund("200.01", "USD", key="c", order="o-3"))
+
+    assert (euros.outcome, euros.required_role) == (Outcome.ROUTE, "tier1")
+    assert "discretion.two-approvals" in euros.rules
+    assert (fewer.outcome, fewer.required_role) == (Outcome.ROUTE, "tier1")
+    assert "discretion.two-approvals" not in fewer.rules
+    assert "discretion.two-approvals" in dollars.rules

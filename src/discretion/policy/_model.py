@@ -799,9 +799,16 @@ def _scaled(
             max_minor=up(judge.max_minor) if judge.max_minor is not None else None,
         )
 
+    def two(minor: int | None) -> int | None:
+        # Lowered, never raised: a case at the converted amount needs its second person.
+        return down(minor) if minor is not None else None
+
     actions = {
-        name: action.with_exceptions(
-            tuple(replace(r, judge=band(r.judge)) for r in action.exceptions)
+        name: replace(
+            action.with_exceptions(
+                tuple(replace(r, judge=band(r.judge)) for r in action.exceptions)
+            ),
+            two_approvals_minor=two(action.two_approvals_minor),
         )
         for name, action in pack.actions.items()
     }
