@@ -87,6 +87,40 @@ def test_above_what_the_assertion_unlocks_a_person_decides(guard):
     assert REASON in decision.causes[0]
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        "// the customer's own account of the parcel\n",
+        "'''it's''' != '' && // don't trust it\n",
+        "r'\\\\' != '' &&\n",
+    ],
+)
+def test_an_assertion_read_after_a_comment_or_literal_is_still_capped(
+    tmp_path, sqlite_store, written
+):
+    """An apostrophe in a comment, or a quote in a raw or triple-quoted string, read as the
+    start of a string hid the assertion after it, so what it unlocks was never capped."""
+    folder = tmp_path / "pack"
+    folder.mkdir()
+    source = PACK.read_text(encoding="utf-8")
+    rule = "asserted.customer.stated_reason == 'damaged'\n"
+    old = f"        when: >-\n          {rule}"
+    new = f"        when: |-\n          {written}          {rule}"
+    assert source.count(old) == 1
+    (folder / "pack.yaml").write_text(source.replace(old, new), encoding="utf-8")
+    guard = Guard(
+        load_pack(folder),
+        store=sqlite_store,
+        context=StaticContextProvider(FACTS),
+        clock=FakeClock(NOW),
+    )
+
+    decision = guard.decide(refund("50.00", {"customer.stated_reason": "damaged"}))
+
+    assert (decision.outcome, decision.required_role) == (Outcome.ROUTE, "tier1")
+    assert UNLOCK in decision.rules
+
+
 def test_a_rule_resting_on_no_assertion_is_not_capped(sqlite_store):
     recent = FACTS | {"order.delivered_at": (NOW - timedelta(days=5)).isoformat()}
     guard = Guard(

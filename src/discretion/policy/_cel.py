@@ -51,9 +51,26 @@ PRESENCE_PREFIX = "__present."
 """The bool variable `has(name)` is read as: `__present.reservation.id`."""
 
 _HAS = re.compile(r"\bhas\(\s*([A-Za-z_]\w*(?:\s*\.\s*[A-Za-z_]\w*)+)\s*\)")
-_STRING = re.compile(
-    r"'''[\s\S]*?'''|\"\"\"[\s\S]*?\"\"\"|'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\""
+_ESCAPED = (
+    r"(?:'''(?:[^\\]|\\.)*?'''|\"\"\"(?:[^\\]|\\.)*?\"\"\""
+    r"|'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\")"
 )
+_LEXEME = re.compile(
+    r"(?P<comment>//[^\n]*)"
+    rf"|(?<![\w.])(?:[rR][bB]?|[bB][rR]?)?{_ESCAPED}"
+)
+"""What CEL reads as no names: a `//` comment to its line's end, and a string literal (raw or
+not, single or triple quoted, text or bytes). CEL's lexer skips the character after a backslash
+in a raw string too (`r'\\'` holds two backslashes; `r'\'` does not end)."""
+
+
+def blank_literals(source: str) -> str:
+    """`source` with its comments dropped and each string literal emptied (`''`).
+
+    What is left names exactly what the expression reads: an apostrophe in a comment
+    (`// the customer's word`) or a name spelt inside a string neither hides nor adds one.
+    """
+    return _LEXEME.sub(lambda m: " " if m.group("comment") else "''", source)
 
 
 def rewrite_presence(source: str, declared: Mapping[str, bool]) -> tuple[str, list[str], list[str]]:
@@ -62,7 +79,7 @@ def rewrite_presence(source: str, declared: Mapping[str, bool]) -> tuple[str, li
     Facts and arguments are declared to CEL as qualified names (`reservation.id`), which CEL's
     `has()` macro cannot test: it expects a field of a message or a map. So `has(reservation.id)`
     on a declared name becomes the bool variable `__present.reservation.id`, bound on every
-    evaluation. String literals are left as they are.
+    evaluation. String literals and comments are left as they are.
 
     Args:
         source: the expression as written.
@@ -89,7 +106,7 @@ def rewrite_presence(source: str, declared: Mapping[str, bool]) -> tuple[str, li
 
     out: list[str] = []
     position = 0
-    for literal in _STRING.finditer(source):
+    for literal in _LEXEME.finditer(source):
         out.append(_HAS.sub(replace, source[position : literal.start()]))
         out.append(literal.group(0))
         position = literal.end()

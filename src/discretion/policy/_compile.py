@@ -23,6 +23,7 @@ from discretion.policy._cel import (
     FIELD_TYPES,
     PRESENCE_PREFIX,
     CelProgram,
+    blank_literals,
     new_env,
     rewrite_presence,
 )
@@ -909,7 +910,6 @@ def _compile_claims(pack: ClaimsSpec | None, action: ClaimsSpec | None) -> Claim
 # CEL allows space around a selection's dot (`asserted . customer.reason`): so does this.
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\s*\.\s*[A-Za-z_][A-Za-z0-9_]*)*")
 _SPACE = re.compile(r"\s+")
-_STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 
 
 def split_conjuncts(text: str) -> list[str]:
@@ -1001,7 +1001,7 @@ def _with_grounds(rule: Rule, action: ActionPolicy) -> Rule:
 
 def _names_read(source: str, reads: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
     """The fields of `reads` a CEL expression names, and whether it names `amount`."""
-    names = [_SPACE.sub("", name) for name in _NAME.findall(_STRING.sub("''", source))]
+    names = [_SPACE.sub("", name) for name in _NAME.findall(blank_literals(source))]
     # `order.items.size()` reads `order.items`: the longest declared prefix of each name.
     found = []
     for name in names:
