@@ -365,6 +365,17 @@ def test_a_yaml_alias_bomb_is_refused_instead_of_hanging(tmp_path, where):
         load_pack(write(tmp_path, where(BILLION_LAUGHS)))
 
 
+@pytest.mark.parametrize("depth", [65, 3000])
+def test_values_nested_too_deeply_are_refused_naming_the_file_and_line(tmp_path, depth):
+    # 3,000 levels overflowed the YAML reader's recursion: a bare RecursionError, not an error
+    # naming the file.
+    nested = "[" * depth + "]" * depth
+    path = write(tmp_path, SOURCE + f"description: {nested}\n")
+    with pytest.raises(PolicyError, match="nested more than 64 levels deep") as caught:
+        load_pack(path)
+    assert caught.value.path == str(path)
+
+
 @pytest.mark.parametrize(
     "text",
     [

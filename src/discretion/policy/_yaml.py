@@ -63,14 +63,16 @@ def _check_unique_keys(node: yaml.MappingNode, source: str) -> None:
 
 _MAX_NODES = 200_000
 """The most YAML nodes a pack file may expand to, aliases counted at each use."""
+_MAX_DEPTH = 64
+"""The deepest a pack file's values may nest; the deepest a pack needs is about ten."""
 
 
 def _check_size(node: yaml.Node, source: str) -> None:
     # An alias is a reference: nine aliases of nine aliases of ... (a "billion laughs") are a
     # few lines of YAML that expand to billions of values and would hang everything after.
-    count, pending = 0, [node]
+    count, pending = 0, [(node, 0)]
     while pending:
-        current = pending.pop()
+        current, depth = pending.pop()
         count += 1
         if count > _MAX_NODES:
             raise PolicyError(
@@ -79,11 +81,18 @@ def _check_size(node: yaml.Node, source: str) -> None:
                 path=source,
                 line=current.start_mark.line + 1,
             )
+        if depth > _MAX_DEPTH:
+            raise PolicyError(
+                f"values nested more than {_MAX_DEPTH} levels deep; a pack's values are a few"
+                " levels deep: flatten the structure",
+                path=source,
+                line=current.start_mark.line + 1,
+            )
         if isinstance(current, yaml.MappingNode):
             for key, value in current.value:
-                pending.extend((key, value))
+                pending.extend(((key, depth + 1), (value, depth + 1)))
         elif isinstance(current, yaml.SequenceNode):
-            pending.extend(current.value)
+            pending.extend((item, depth + 1) for item in current.value)
 
 
 class _Loader(yaml.SafeLoader):
@@ -123,6 +132,12 @@ def _read_file(path: Path, lines: LineMap) -> tuple[dict[str, Any], dict[str, ya
             f"not valid YAML: {getattr(exc, 'problem', None) or exc}",
             path=source,
             line=mark.line + 1 if mark is not None else None,
+        ) from None
+    except RecursionError:
+        raise PolicyError(
+            f"values nested more than {_MAX_DEPTH} levels deep; a pack's values are a few"
+            " levels deep: flatten the structure",
+            path=source,
         ) from None
     finally:
         loader.dispose()
