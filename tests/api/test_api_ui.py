@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from approvals.helpers import LOST, records
@@ -276,6 +277,32 @@ def test_setting_precedent_from_the_form(serve, precedent_pack):
     assert precedent.learnable is False
     assert precedent.expires_at == served.guard.now() + timedelta(days=10)
     assert precedent.note == "carrier lost a trailer"
+
+
+@pytest.mark.parametrize("days", ["0", "99999999999"])
+def test_a_precedent_expiry_out_of_range_is_refused_on_the_form(serve, precedent_pack, days):
+    served = serve(precedent_pack)
+    served.facts.facts.update(LOST)
+    approval_id = route(served, "125.00", reason="carrier-lost")
+    sign_in(served.client, served.tokens["tom"])
+    page = served.client.get(f"/ui/approvals/{approval_id}").text
+    answer = served.client.post(
+        f"/ui/approvals/{approval_id}/approve",
+        data={
+            "csrf_token": csrf_of(page),
+            "note": "carrier lost a trailer",
+            "precedent_mode": "precedent",
+            "precedent_scope": 'shipment.status = "lost"',
+            "precedent_max_amount": "",
+            "precedent_days": days,
+            "precedent_citations": "2",
+        },
+        follow_redirects=False,
+    )
+    assert answer.status_code == 422
+    assert f"it expires in 1 to 3650 days, not {days}" in answer.text
+    assert served.guard.approvals.get(approval_id).status is ApprovalStatus.PENDING
+    assert served.guard.precedents.list() == []
 
 
 def test_exposure_page_shows_money_by_day_reason_and_role(served, clock):

@@ -6,6 +6,7 @@ answers: it fails while the attack still works.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from discretion.decision import Verdict
 from discretion.errors import ContextError, PolicyError, ProposalError
 from discretion.judge import StaticJudge
 from discretion.money import Money
+from discretion.precedent import PrecedentSpec
 from discretion.proposal import Actor
 from discretion.store._schema import approvals
 
@@ -325,3 +327,39 @@ def test_a_case_about_no_order_is_tied_to_its_customers_order_through_the_custom
     decision = guard.decide(refund(amount="20.00", key="tied", **named))
     assert decision.outcome is Outcome.ALLOW
     assert decision.entities == {"customer": "C-1003", "order": "A-50003", "case": "K-70003"}
+
+
+@pytest.mark.parametrize("since", ["last year", "2025-11-01"])
+def test_a_precedent_scoped_on_a_time_that_is_not_one_is_refused(
+    store: SqlStore, since: str
+) -> None:
+    """A time scope value that is no ISO 8601 time with its offset raised ValueError out of the
+    approval (HTTP 500) instead of naming the scope key."""
+    guard = acme_guard(store)
+    routed = guard.decide(
+        refund(
+            order="A-50018",
+            customer="C-1018",
+            case="K-70018",
+            amount="899.00",
+            key="k-tv",
+            reason="refund.carrier-lost",
+            claims=[{"field": "shipment.status", "value": "lost"}],
+        )
+    )
+    assert routed.outcome is Outcome.ROUTE
+    approver = Actor(id="fred", role=guard.pack.highest_human.id, is_ai=False)
+    spec = PrecedentSpec(
+        scope={"customer.tier": "gold", "customer.since": since},
+        max_ratio="1",
+        expires_at=guard.now() + timedelta(days=20),
+        citations=3,
+        note="depot fire",
+    )
+
+    with pytest.raises(ProposalError, match="with its offset") as caught:
+        guard.approvals.approve(routed.id, approver=approver, note="confirmed", precedent=spec)
+
+    assert caught.value.field == "scope.customer.since"
+    assert guard.approvals.get(routed.id).status.value == "pending"
+    assert guard.precedents.list() == []

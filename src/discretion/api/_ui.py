@@ -142,6 +142,8 @@ class QueueFilter:
         )
 
 
+_MAX_DAYS = 3650
+"""The longest a precedent set on the desk may stand: ten years."""
 _AGES = {"1h": timedelta(hours=1), "4h": timedelta(hours=4), "24h": timedelta(hours=24)}
 
 
@@ -266,6 +268,10 @@ def _precedent(
         raise ProposalError(
             "precedent: expiry days and citations must be whole numbers", field="precedent"
         ) from None
+    if not 1 <= days <= _MAX_DAYS:
+        raise ProposalError(
+            f"precedent: it expires in 1 to {_MAX_DAYS} days, not {days}", field="precedent"
+        )
     data: dict[str, Any] = {
         "scope": scope,
         "learnable": mode == "precedent",

@@ -71,7 +71,10 @@ def matches(expected: Any, actual: Any) -> bool:
     if isinstance(actual, Money):
         return not isinstance(expected, bool) and Decimal(str(expected)) == actual.amount
     if isinstance(actual, datetime):
-        return isinstance(expected, str) and datetime.fromisoformat(expected) == actual
+        try:
+            return isinstance(expected, str) and datetime.fromisoformat(expected) == actual
+        except (TypeError, ValueError):  # not a time, or one without its offset: no match
+            return False
     # bool is an int: `True` must not match 1, nor 1 match `True`.
     return type(expected) is type(actual) and bool(expected == actual)
 

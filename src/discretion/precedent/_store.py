@@ -363,13 +363,14 @@ class Precedents:
             case "money":
                 ok = isinstance(bound, Decimal) or _finite_number(value)
             case "timestamp":
-                ok = isinstance(bound, datetime) or isinstance(value, str)
+                ok = isinstance(bound, datetime) or _aware_time(value)
             case _:
                 ok = False
         if not ok:
             raise ProposalError(
                 f"scope {key}: {value!r} does not fit a {kind} fact (exact values for strings,"
-                " ints and bools; a member for lists; ranges for ints, money and times)",
+                " ints and bools; a member for lists; ranges for ints, money and times; a time"
+                " as ISO 8601 with its offset, such as 2026-11-01T00:00:00+00:00)",
                 field=f"scope.{key}",
             )
 
@@ -482,4 +483,14 @@ def _finite_number(value: Any) -> bool:
     try:
         return Decimal(str(value)).is_finite()
     except ArithmeticError:
+        return False
+
+
+def _aware_time(value: Any) -> bool:
+    """Whether `value` is an ISO 8601 time with its offset, as a timestamp fact is compared to."""
+    if not isinstance(value, str):
+        return False
+    try:
+        return datetime.fromisoformat(value).tzinfo is not None
+    except ValueError:
         return False
