@@ -157,6 +157,27 @@ def test_private_limits_keep_the_bound_out_of_the_explanation(tmp_path, decide):
     assert "60.00" not in decision.explanation
 
 
+def test_a_ground_written_over_lines_with_a_comment_is_quoted_on_one_line(tmp_path, decide):
+    spread = tmp_path / "spread.yaml"
+    source = PACK.read_text(encoding="utf-8")
+    old = "          (customer.tier == 'gold' || customer.tier == 'platinum')\n"
+    new = (
+        "          // the loyal tiers, as the customer's contract names them\n"
+        "          (customer.tier == 'gold'\n"
+        "             ||   customer.tier == 'platinum')\n"
+    )
+    assert source.count(old) == 1
+    spread.write_text(source.replace(old, new).replace("when: >-", "when: |-"), encoding="utf-8")
+
+    decision = decide(refund("30.00", reason="loyalty"), facts(), load_pack(spread))
+
+    assert decision.outcome is Outcome.DENY
+    assert (
+        "reason 'loyalty' does not apply: (customer.tier == 'gold' || customer.tier =="
+        " 'platinum') does not hold (customer.tier is 'silver')"
+    ) in decision.explanation
+
+
 def test_a_cited_reason_that_fails_is_named_when_another_reason_routes_it(decide):
     lost = facts(**{"shipment.status": "lost"})
 

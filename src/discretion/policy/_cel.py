@@ -64,6 +64,32 @@ not, single or triple quoted, text or bytes). CEL's lexer skips the character af
 in a raw string too (`r'\\'` holds two backslashes; `r'\'` does not end)."""
 
 
+_SPACES = re.compile(r"\s+")
+
+
+def without_comments(source: str) -> str:
+    """`source` with each `//` comment made a space; string literals are left as they are."""
+    if "//" not in source:
+        return source
+    return _LEXEME.sub(lambda m: " " if m.group("comment") else m.group(0), source)
+
+
+def one_line(source: str) -> str:
+    """`source` as one line, for a message: its comments dropped, its spacing made single.
+
+    A string literal keeps its own spacing; a pack's `when` written over several lines reads
+    as one condition in an explanation.
+    """
+    code = without_comments(source)
+    out: list[str] = []
+    position = 0
+    for literal in _LEXEME.finditer(code):
+        out += [_SPACES.sub(" ", code[position : literal.start()]), literal.group(0)]
+        position = literal.end()
+    out.append(_SPACES.sub(" ", code[position:]))
+    return "".join(out).strip()
+
+
 def blank_literals(source: str) -> str:
     """`source` with its comments dropped and each string literal emptied (`''`).
 

@@ -25,7 +25,9 @@ from discretion.policy._cel import (
     CelProgram,
     blank_literals,
     new_env,
+    one_line,
     rewrite_presence,
+    without_comments,
 )
 from discretion.policy._model import (
     AMOUNTS_PREFIX,
@@ -915,11 +917,11 @@ _SPACE = re.compile(r"\s+")
 def split_conjuncts(text: str) -> list[str]:
     """The parts a CEL expression's top-level `&&` joins (one part when there is none).
 
-    Parentheses, brackets, braces and string literals are skipped over; a pair of parentheses
-    around the whole expression is taken off first. An expression whose top level holds `||`
-    or `?:` is one part: they bind looser than `&&`.
+    Comments are dropped; parentheses, brackets, braces and string literals are skipped over; a
+    pair of parentheses around the whole expression is taken off first. An expression whose top
+    level holds `||` or `?:` is one part: they bind looser than `&&`.
     """
-    text = text.strip()
+    text = without_comments(text).strip()
     while text.startswith("(") and _closing(text, 0) == len(text) - 1:
         text = text[1:-1].strip()
     parts: list[str] = []
@@ -1016,7 +1018,7 @@ def _names_read(source: str, reads: tuple[str, ...]) -> tuple[tuple[str, ...], b
 
 def _ground(source: str, program: CelProgram, action: ActionPolicy) -> Ground:
     reads, reads_amount = _names_read(source, action.reads)
-    return Ground(source=source, program=program, reads=reads, reads_amount=reads_amount)
+    return Ground(source=one_line(source), program=program, reads=reads, reads_amount=reads_amount)
 
 
 def _unit_unlocks(spec: PackSpec, name: str, lines: LineMap) -> dict[str, int]:

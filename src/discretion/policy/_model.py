@@ -142,7 +142,8 @@ class Ground:
     """One condition of an exception reason's `when`: a part its top-level `&&` joins."""
 
     source: str
-    """The part as the pack writes it, such as `shipment.status == 'lost'`."""
+    """The part as the pack writes it, on one line and without comments, such as
+    `shipment.status == 'lost'`."""
     program: CelProgram
     reads: tuple[str, ...]
     """The action's context fields it reads, in the order it names them."""
