@@ -203,6 +203,7 @@ def _amount(
 def compile_pack(
     spec: PackSpec, *, version: str, lines: LineMap, sources: tuple[str, ...]
 ) -> PolicyPack:
+    spec, shared = _with_every_action(spec, lines)
     currencies = _declared(spec, lines, sources)
     base = spec.rates.base if spec.rates is not None else currencies[0]
     units = _compile_units(spec, lines)
@@ -247,7 +248,8 @@ def compile_pack(
                 line=where[1],
                 rule_id=rule_id,
             )
-        if rule_id in seen_rules:
+        if rule_id in seen_rules and not (rule_id in shared and seen_rules[rule_id] == where):
+            # A rule of `every_action` is each action's, under its one id and line.
             first = seen_rules[rule_id]
             raise PolicyError(
                 f"rule id is used twice; first at {first[0]}:{first[1]}",
@@ -1410,6 +1412,57 @@ def _compile_action(
         args=MappingProxyType(args),
         presence=tuple((PRESENCE_PREFIX + name, name) for name in dict.fromkeys(tested)),
     )
+
+
+def _with_every_action(spec: PackSpec, lines: LineMap) -> tuple[PackSpec, frozenset[str]]:
+    """`spec` with the hard limits, reviews and reads of `every_action` in each action it names.
+
+    They come first in each action's lists, and the line map finds each where it is written.
+    Returns the pack and the ids of the rules so shared.
+    """
+    shared = spec.every_action
+    if shared is None:
+        return spec, frozenset()
+    names = shared.actions if shared.actions is not None else list(spec.actions)
+    for index, name in enumerate(names):
+        if name not in spec.actions:
+            source, line = lines.find(("every_action", "actions", index))
+            raise PolicyError(
+                f"every_action names action {name!r}, which is not an action;"
+                f" actions: {', '.join(spec.actions)}",
+                path=source,
+                line=line,
+            )
+    ids: set[str] = set()
+    located = [("hard_limits", i, r.id) for i, r in enumerate(shared.hard_limits)]
+    located += [("reviews", i, r.id) for i, r in enumerate(shared.reviews)]
+    for key, index, rule_id in located:
+        if rule_id in ids:
+            source, line = lines.find(("every_action", key, index))
+            raise PolicyError(
+                "rule id is used twice in every_action", path=source, line=line, rule_id=rule_id
+            )
+        ids.add(rule_id)
+    actions = dict(spec.actions)
+    for name in dict.fromkeys(names):
+        own = actions[name]
+        reads = list(own.reads)
+        for index, field in enumerate(shared.reads):
+            if field not in reads:
+                found = lines.find(("every_action", "reads", index))
+                if found[0] is not None and found[1] is not None:
+                    lines.where[("actions", name, "reads", len(reads))] = (found[0], found[1])
+                reads.append(field)
+        for key in ("hard_limits", "reviews"):
+            lines.graft(("actions", name, key), ("every_action", key), len(getattr(shared, key)))
+        actions[name] = own.model_copy(
+            update={
+                "reads": reads,
+                "hard_limits": [*shared.hard_limits, *own.hard_limits],
+                "reviews": [*shared.reviews, *own.reviews],
+            }
+        )
+    return spec.model_copy(update={"actions": actions}), frozenset(ids)
 
 
 def _compile_fields(

@@ -718,9 +718,12 @@ class PolicyPack:
         return next((r for r in self.roles if r.id == role_id), None)
 
     def rule_ids(self) -> list[str]:
-        """Every rule id the pack defines: rules, hard limits, reasons and budgets."""
+        """Every rule id the pack defines: rules, hard limits, reasons and budgets.
+
+        Each once: a rule of `every_action` is every action's under its one id.
+        """
         ids = [rule.id for action in self.actions.values() for rule in action.rules]
-        return ids + [b.id for b in self.budgets]
+        return list(dict.fromkeys([*ids, *(b.id for b in self.budgets)]))
 
     def money(self, minor: int) -> Money:
         """Minor units of the pack's currency as Money."""

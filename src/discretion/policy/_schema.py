@@ -388,6 +388,21 @@ class ReviewSpec(BaseModel):
     message: str | None = None
 
 
+class EveryActionSpec(BaseModel):
+    """Hard limits and reviews every action has (or those it names), written once."""
+
+    model_config = _MODEL
+
+    actions: Annotated[list[RuleId], Field(min_length=1)] | None = None
+    """The actions they apply to; every action of the pack when absent."""
+    reads: list[FieldName] = []
+    """The context fields they read, added to each such action's `reads`."""
+    hard_limits: list[HardLimitSpec] = []
+    """Read before each action's own: when one holds, the action is denied."""
+    reviews: list[ReviewSpec] = []
+    """Read before each action's own: when one holds, a person must decide."""
+
+
 class PrecedentPolicySpec(BaseModel):
     """Whether, and how, an exception granted for a reason may become citable precedent."""
 
@@ -689,6 +704,9 @@ class PackSpec(BaseModel):
     context: dict[FieldName, FieldSpec | FieldType | RecordRef] = {}
     roles: Annotated[list[RoleSpec], Field(min_length=1)]
     actions: Annotated[dict[RuleId, ActionSpec], Field(min_length=1)]
+    every_action: EveryActionSpec | None = None
+    """Hard limits and reviews shared by every action (or those named): the account's standing,
+    a fraud review. Each action reads and decides them as its own, under their one rule id."""
     budgets: list[BudgetSpec] = []
     judge: JudgeSpec = JudgeSpec()
     """Settings of the LLM judge: its daily call budget and what happens without one."""

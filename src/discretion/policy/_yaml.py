@@ -40,6 +40,35 @@ class LineMap:
             for index, item in enumerate(node.value):
                 self.add(item, (*path, index), source)
 
+    def graft(self, target: tuple[Any, ...], source: tuple[Any, ...], count: int) -> None:
+        """Place the `count` items of the list at `source` first in the list at `target`.
+
+        The target's own items move `count` places on, so every item of the merged list is
+        found where it is written.
+        """
+        size = len(target)
+        for table in (self.where, self.keys):
+            moved = {
+                (*path[:size], path[size] + count, *path[size + 1 :]): at
+                for path, at in table.items()
+                if path[:size] == target and len(path) > size and isinstance(path[size], int)
+            }
+            for path in [p for p in table if p[:size] == target and len(p) > size]:
+                if isinstance(path[size], int):
+                    del table[path]
+            table.update(moved)
+            width = len(source)
+            table.update(
+                {
+                    (*target, *path[width:]): at
+                    for path, at in list(table.items())
+                    if path[:width] == source
+                    and len(path) > width
+                    and isinstance(path[width], int)
+                    and path[width] < count
+                }
+            )
+
     def find(self, path: tuple[Any, ...]) -> tuple[str | None, int | None]:
         while path:
             if path in self.where:
