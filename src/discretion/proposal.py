@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -20,7 +22,21 @@ from discretion.money import Money
 
 __all__ = ["Actor", "Claim", "Proposal", "Rationale", "ToolCall", "argument_at"]
 
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+"""Control characters (line breaks, tabs, NUL): never part of an id, whatever system made it."""
+
+
+def _printable(value: str) -> str:
+    if CONTROL.search(value):
+        raise ValueError("an id holds no control characters (line breaks, tabs); send the id alone")
+    return value
+
+
+Identifier = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200, strip_whitespace=True),
+    AfterValidator(_printable),
+]
 Scalar = str | int | bool | None
 
 _MODEL = ConfigDict(frozen=True, extra="forbid")

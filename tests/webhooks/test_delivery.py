@@ -407,3 +407,27 @@ def test_a_record_edited_during_a_pass_is_caught_for_the_endpoints_after(
     assert second.sent == 0
     assert "was edited (its hash does not recompute)" in (second.error or "")
     assert inbox.types(B) == []
+
+
+def test_an_endpoint_whose_notice_cannot_be_built_does_not_stop_the_others(
+    make_deliverer, guard, inbox, monkeypatch
+):
+    """One endpoint's unexpected fault (a mail notice that cannot be built) aborted the whole
+    pass: no endpoint after it was served, on every pass after."""
+
+    def unbuildable(*args, **kwargs):
+        raise ValueError("Header values may not contain linefeed or carriage return characters")
+
+    monkeypatch.setattr("discretion.webhooks._deliver.message_for", unbuildable)
+    deliverer = make_deliverer(
+        "smtp://127.0.0.1:1 to=desk@acme.test", f"{A} events=decision.recorded"
+    )
+    deliverer.enroll()
+    decision = guard.decide(refund("80.00"))  # routed: the mail endpoint's event
+
+    mail, hook = deliverer.deliver()
+
+    assert (mail.sent, hook.sent) == (0, 1)
+    assert "ValueError: Header values may not contain" in (mail.error or "")
+    assert mail.next_attempt_at is not None
+    assert [e["data"]["decision_id"] for e in inbox.events()] == [decision.id]

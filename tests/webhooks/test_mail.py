@@ -113,3 +113,25 @@ def test_a_mail_login_needs_its_password():
     with pytest.raises(ConfigurationError, match="SMTP password of 'bot'"):
         endpoint.secret({})
     assert WebhookEndpoint.parse(endpoint.spec()) == endpoint
+
+
+def test_a_line_break_in_a_value_never_reaches_a_header() -> None:
+    from datetime import UTC, datetime
+
+    from discretion.webhooks._events import Event, LedgerPlace
+    from discretion.webhooks._mail import message_for
+
+    event = Event(
+        id="evt_1",
+        type="approval.opened",
+        created_at=datetime(2026, 11, 26, tzinfo=UTC),
+        ledger=LedgerPlace(seq=1, partition=0, chain_seq=1, hash="0" * 64),
+        data={"action": "refund", "role": "tier2", "case_id": "K-1\nBcc: someone@evil.test"},
+    )
+
+    message = message_for(event, sender="d@acme.test", to=["desk@acme.test"])
+
+    assert (
+        message["Subject"] == "[discretion] refund waits for tier2: case K-1 Bcc: someone@evil.test"
+    )
+    assert message["Bcc"] is None

@@ -35,7 +35,7 @@ from discretion.policy import (
     ToolSpec,
     read_structured,
 )
-from discretion.proposal import Proposal
+from discretion.proposal import CONTROL, Proposal
 
 __all__ = [
     "ID_FIELDS",
@@ -231,7 +231,7 @@ def _scalar_id(tool: str, path: str, arguments: Mapping[str, Any]) -> str | None
     value = argument_at(arguments, path)
     if value is None:
         return None
-    if type(value) is str and value and value == value.strip():
+    if type(value) is str and value and value == value.strip() and not CONTROL.search(value):
         return value
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ProposalError(
@@ -243,6 +243,12 @@ def _scalar_id(tool: str, path: str, arguments: Mapping[str, Any]) -> str | None
     if not text:
         raise ProposalError(
             f"tool {tool!r} argument {path!r}: an empty id; send the id",
+            field=f"tool.arguments.{path}",
+        )
+    if CONTROL.search(text):
+        raise ProposalError(
+            f"tool {tool!r} argument {path!r}: an id holds no control characters (line"
+            " breaks, tabs); send the id alone",
             field=f"tool.arguments.{path}",
         )
     return text

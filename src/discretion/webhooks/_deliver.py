@@ -308,6 +308,10 @@ class Deliverer:
                     break
         except (_Failed, DiscretionError) as exc:
             return self._failed(endpoint, row.attempts, str(exc), sent)
+        except Exception as exc:  # noqa: BLE001 - one endpoint's fault stays its own
+            # An event this endpoint cannot be sent (a notice that cannot be built) backs it
+            # off as a failed post does; the other endpoints are still served in this pass.
+            return self._failed(endpoint, row.attempts, f"{type(exc).__name__}: {exc}", sent)
         cursors.release(endpoint.id, owner=self.owner)
         return Delivery(endpoint=endpoint.id, claimed=True, sent=sent)
 

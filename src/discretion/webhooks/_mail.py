@@ -7,6 +7,7 @@ redelivered notice is one message to a mail client that deduplicates on it.
 
 from __future__ import annotations
 
+import re
 import smtplib
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -17,6 +18,7 @@ from discretion.webhooks._events import Event
 
 __all__ = ["MailFailed", "message_for", "send_mail"]
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 _LABELS = (
     ("approval_id", "approval"),
     ("role", "role"),
@@ -54,6 +56,12 @@ def _text(value: Any) -> str:
 
 
 def _subject(event: Event) -> str:
+    # A header is one line: a line break in a value (an id from an old record, say) would end
+    # it and could start another header.
+    return _CONTROL.sub(" ", _subject_text(event))
+
+
+def _subject_text(event: Event) -> str:
     data = event.data
     what = " ".join(
         part
