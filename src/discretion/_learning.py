@@ -48,6 +48,7 @@ def learning_export(records: Iterable[LedgerRecord]) -> LearningExport:
     """
     decisions: dict[str, dict[str, Any]] = {}
     approvals: dict[str, str] = {}
+    granted: dict[str, Any] = {}
     one_offs: set[str] = set()
     precedent_source: dict[str, str] = {}
     revoked: set[str] = set()
@@ -57,6 +58,9 @@ def learning_export(records: Iterable[LedgerRecord]) -> LearningExport:
             decisions[record.subject_id] = body
         elif record.kind.startswith("approval."):
             approvals[record.subject_id] = record.kind.removeprefix("approval.")
+            if record.kind == "approval.approved" and "amount" in body:
+                # What the person granted, which may be less than what was asked.
+                granted[record.subject_id] = body["amount"]
         elif record.kind == "precedent.set":
             precedent_source[record.subject_id] = body["source_decision_id"]
             if not body.get("learnable", True):
@@ -90,7 +94,8 @@ def learning_export(records: Iterable[LedgerRecord]) -> LearningExport:
                 "rule": _governing_rule(decision),
                 "rules": decision.get("rules", []),
                 "reason": decision.get("reason"),
-                "amount": decision.get("amount"),
+                "amount": granted.get(decision_id, decision.get("amount")),
+                "requested_amount": decision.get("amount"),
                 "actor_role": decision.get("actor_role"),
                 "rationale": proposal.get("rationale"),
                 "context": body.get("context", {}),

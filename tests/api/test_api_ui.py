@@ -305,6 +305,30 @@ def test_a_precedent_expiry_out_of_range_is_refused_on_the_form(serve, precedent
     assert served.guard.precedents.list() == []
 
 
+def test_a_precedent_scope_value_nested_too_deeply_is_refused_on_the_form(serve, precedent_pack):
+    served = serve(precedent_pack)
+    served.facts.facts.update(LOST)
+    approval_id = route(served, "125.00", reason="carrier-lost")
+    sign_in(served.client, served.tokens["tom"])
+    page = served.client.get(f"/ui/approvals/{approval_id}").text
+    answer = served.client.post(
+        f"/ui/approvals/{approval_id}/approve",
+        data={
+            "csrf_token": csrf_of(page),
+            "note": "carrier lost a trailer",
+            "precedent_mode": "precedent",
+            "precedent_scope": "shipment.status = " + "[" * 5000 + "]" * 5000,
+            "precedent_max_amount": "",
+            "precedent_days": "10",
+            "precedent_citations": "2",
+        },
+        follow_redirects=False,
+    )
+    assert answer.status_code == 422
+    assert "the value of &#39;shipment.status&#39; is nested too deeply" in answer.text
+    assert served.guard.approvals.get(approval_id).status is ApprovalStatus.PENDING
+
+
 def test_exposure_page_shows_money_by_day_reason_and_role(served, clock):
     served.post("/v1/decisions", "bot", refund("30.00", key="a"))
     clock.advance(days=1)

@@ -667,3 +667,25 @@ def test_a_precedent_never_grants_more_than_its_grantors_role_may_under_the_pack
     assert world.guard().decide(proposal("70.00", cite=[precedent.id], customer="c-4")).outcome is (
         Outcome.ALLOW_EXCEPTION
     )
+
+
+def test_learning_export_gives_the_amount_a_person_granted_not_the_one_asked(world, tmp_path):
+    guard = world.guard()
+    asked = guard.decide(proposal("71.00", key="asked", customer="c-6"))
+    assert asked.outcome is Outcome.ROUTE
+    guard.approvals.approve(
+        asked.id, approver=MANAGER, note="half of it", amount=Money.of("35.00", "USD")
+    )
+    url = world.store.engine.url.render_as_string(hide_password=False)
+    out = tmp_path / "learn.jsonl"
+
+    result = CliRunner().invoke(
+        app, ["ledger", "export", "--for-learning", "--db", url, "-o", str(out)]
+    )
+
+    assert result.exit_code == 0, result.output
+    [row] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["outcome"] == "approved"
+    # Learnt as 71.00 approved, an agent would ask twice what a person grants.
+    assert row["amount"] == {"amount": "35.00", "currency": "USD"}
+    assert row["requested_amount"] == {"amount": "71.00", "currency": "USD"}

@@ -260,6 +260,12 @@ def _precedent(
             value = json.loads(raw.strip())
         except ValueError:
             value = raw.strip()
+        except RecursionError:
+            raise ProposalError(
+                f"precedent scope: the value of {key.strip()!r} is nested too deeply; give a"
+                " value, a list of values or a range",
+                field="precedent.scope",
+            ) from None
         scope[key.strip()] = value
     try:
         days = int(expires_days or "30")

@@ -112,7 +112,12 @@ def verify_signature(
             f" ({int(moment)}); a replayed or delayed request, or a clock out of step"
         )
     expected = _digest(secret, timestamp, body)
-    if not any(hmac.compare_digest(expected, candidate) for candidate in candidates):
+    # Bytes: `compare_digest` refuses text that is not ASCII (`v1=é`) with a TypeError.
+    wanted = expected.encode()
+    if not any(
+        hmac.compare_digest(wanted, candidate.encode("utf-8", "replace"))
+        for candidate in candidates
+    ):
         raise WebhookSignatureError(
             f"{SIGNATURE_HEADER}: no v1 signature matches the body under this secret (the body"
             " was changed, or the secret differs)"
