@@ -285,3 +285,17 @@ def test_a_case_that_cannot_be_evaluated_goes_to_the_only_role_a_review_leaves(
     # The quote is not in yet: the standard rule cannot be read.
     assert decision.rules == ["discretion.evaluation-error"]
     assert decision.required_role == role
+
+
+def test_a_reason_testing_presence_is_split_into_grounds_too():
+    """`has(...)` in one part kept the whole `when` as a single ground: the explanation quoted
+    all of it where one condition failed."""
+    travel = load_pack(PACK.parent / "travel.yaml")
+
+    reason = travel.actions["change_fee_waiver"].reason("schedule-change")
+
+    assert reason is not None
+    assert [g.source for g in reason.grounds] == [
+        "has(args.reason)",
+        "args.reason == 'airline_schedule_change'",
+    ]

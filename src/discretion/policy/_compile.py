@@ -979,6 +979,8 @@ def _closing(text: str, opening: int) -> int:
 def _with_grounds(rule: Rule, action: ActionPolicy) -> Rule:
     """A standard rule or reason with its `when` split into grounds an explanation can name."""
     parts = split_conjuncts(rule.when.source)
+    # `has(name)` is read as the bool bound to the name's presence, in a part as in the whole.
+    tested = {name: True for _, name in action.presence}
     grounds = []
     for part in parts:
         try:
@@ -993,6 +995,7 @@ def _with_grounds(rule: Rule, action: ActionPolicy) -> Rule:
                     path=None,
                     line=None,
                     rule_id=rule.id,
+                    text=rewrite_presence(part, tested)[0],
                 )
             )
         except PolicyError:
