@@ -20,6 +20,7 @@ DiscretionError
 ├── WebhookSignatureError   a webhook's signature is missing, wrong or too old
 └── DependencyError         something discretion depends on failed
     ├── ContextError        a context provider failed, or a fact is missing or ill-typed (.field)
+    │   └── CurrencyMismatch  a money fact is in another currency than the proposal (.currency)
     ├── JudgeError          the rationale judge failed
     │   └── JudgeTimeout
     └── StoreError          the store failed; nothing was answered
@@ -42,6 +43,7 @@ __all__ = [
     "CallRouted",
     "ConfigurationError",
     "ContextError",
+    "CurrencyMismatch",
     "DependencyError",
     "DiscretionError",
     "ExecutionError",
@@ -197,6 +199,18 @@ class ContextError(DependencyError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         self.field = field
         super().__init__(message)
+
+
+class CurrencyMismatch(ContextError):
+    """A money fact is in another currency than the proposal: never compared, never converted.
+
+    Unlike a fact the case system has not answered yet, it does not come right by waiting:
+    the record's money stays in `currency`, and a proposal in that currency can be decided.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, currency: str) -> None:
+        self.currency = currency
+        super().__init__(message, field=field)
 
 
 class JudgeError(DependencyError):

@@ -17,6 +17,7 @@ from discretion import (
     Money,
     Outcome,
     ProposalError,
+    StaleApproval,
     load_pack,
 )
 from discretion.context import ContextRequest
@@ -360,11 +361,21 @@ def test_a_money_fact_in_another_currency_routes_as_a_currency_mismatch(store):
             facts["order.total"] = {"amount": "900.00", "currency": "USD"}
             return facts
 
-    decision = guard(store, PER_CURRENCY, Dollars()).decide(refund("10.00", "EUR", key="a"))
+    one = guard(store, PER_CURRENCY, Dollars())
+    decision = one.decide(refund("10.00", "EUR", key="a"))
 
     assert decision.outcome is Outcome.ROUTE
     assert decision.rules == ["discretion.context-unavailable"]
     assert decision.causes[0].startswith("currency mismatch: context field 'order.total' is in USD")
+    # It will not come right by waiting: it goes to the top rung, the agent is told which
+    # currency can be decided, and an approver is told to reject it rather than try again.
+    assert decision.required_role == one.pack.top_for("refund").id
+    assert "order.total is in USD: the same proposed in USD can be decided" in (
+        decision.explanation
+    )
+    top = Actor(id="max", role=decision.required_role, is_ai=False)
+    with pytest.raises(StaleApproval, match="reject it: the agent may propose it in USD"):
+        one.approvals.approve(decision.id, approver=top, note="checked")
 
 
 def test_a_precedent_is_bounded_by_the_grantors_limit_in_the_decisions_currency(store):

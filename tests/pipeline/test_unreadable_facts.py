@@ -124,5 +124,13 @@ def test_an_approvals_recheck_on_an_unreadable_fact_fails_naming_it(make_guard):
         **{"shipment.status": "lost", "order.total": {"amount": "120.00", "currency": "CAD"}}
     )
     approver = Actor(id="tina", role="tier1", is_ai=False)
+    # Money in another currency does not come right by waiting: the approver is told to reject.
+    with pytest.raises(
+        StaleApproval,
+        match=r"cannot be re-checked \(currency mismatch: context field 'order.total'",
+    ) as caught:
+        guard.approvals.approve(routed.id, approver=approver, note="ok")
+    assert "reject it: the agent may propose it in CAD" in str(caught.value)
+    provider.facts = good_facts(**{"shipment.status": "lost", "order.total": "a lot"})
     with pytest.raises(StaleApproval, match="the facts to re-check it cannot be read now"):
         guard.approvals.approve(routed.id, approver=approver, note="ok")

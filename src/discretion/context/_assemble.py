@@ -7,7 +7,7 @@ from types import MappingProxyType
 from typing import Any
 
 from discretion.context._providers import ContextProvider, ContextRequest
-from discretion.errors import ContextError, ProposalError
+from discretion.errors import ContextError, CurrencyMismatch, ProposalError
 from discretion.lineage import canonical_json, text_digest
 from discretion.money import Money, SignedMoney, parse_decimal, scaled
 from discretion.policy._records import RecordError, RecordFieldSpec, Structured, read_structured
@@ -187,11 +187,12 @@ def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
         except (ProposalError, ValueError):
             raise _bad(name, value, "money ({'amount': '12.50', 'currency': 'USD'})") from None
         if currency is not None and money.currency != currency:
-            raise ContextError(
+            raise CurrencyMismatch(
                 f"currency mismatch: context field {name!r} is in {money.currency} but the"
                 f" proposal is in {currency};"
                 " amounts in different currencies are never compared",
                 field=name,
+                currency=money.currency,
             )
         return money
     if kind == "timestamp":
@@ -219,10 +220,11 @@ def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
         except (ProposalError, ValueError):
             raise _bad(name, value, "money ({'amount': '-12.50', 'currency': 'USD'})") from None
         if currency is not None and signed.currency != currency:
-            raise ContextError(
+            raise CurrencyMismatch(
                 f"currency mismatch: context field {name!r} is in {signed.currency} but the"
                 f" proposal is in {currency}; amounts in different currencies are never compared",
                 field=name,
+                currency=signed.currency,
             )
         return signed
     if kind == "decimal":
@@ -242,6 +244,10 @@ def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
         try:
             return read_structured(spec.record, spec.is_list, value, currency, name)
         except RecordError as exc:
+            if exc.currency is not None:
+                raise CurrencyMismatch(
+                    f"context field {exc}", field=name, currency=exc.currency
+                ) from None
             raise ContextError(f"context field {exc}", field=name) from None
     raise ContextError(f"context field {name!r} has unknown type {kind!r}", field=name)
 

@@ -26,7 +26,7 @@ from discretion import _telemetry
 from discretion.authority import lowest_above, lowest_covering
 from discretion.context import ContextProvider, Snapshot
 from discretion.decision import Decision, Outcome
-from discretion.errors import ContextError, ProposalError, StoreError
+from discretion.errors import ContextError, CurrencyMismatch, ProposalError, StoreError
 from discretion.money import Money
 from discretion.pipeline._assemble import Facts, Resolved, assemble_facts, named
 from discretion.pipeline._budgets import BudgetCheck, BudgetKeys, check_budgets, over_budget
@@ -455,8 +455,19 @@ class Pipeline:
             Evaluation(
                 outcome=Outcome.ROUTE,
                 rules=["discretion.context-unavailable"],
-                required_role=lowest_covering(item.pack, action.name, amount_minor),
+                # Money on record in another currency is never measured against a limit in
+                # this one: no rung's approval can stand on it but the top's, as with totals
+                # in two currencies. A fact not answered yet may be, for the rung it needs.
+                required_role=item.pack.top_for(action.name)
+                if isinstance(error, CurrencyMismatch)
+                else lowest_covering(item.pack, action.name, amount_minor),
                 causes=[str(error)],
+                grounds=[
+                    f"{error.field} is in {error.currency}: the same proposed in"
+                    f" {error.currency} can be decided"
+                ]
+                if isinstance(error, CurrencyMismatch)
+                else [],
             ),
         )
         rates, amount = item.pack.rates, item.amount

@@ -18,7 +18,13 @@ from typing import Any
 
 from discretion.context import ContextProvider, Snapshot
 from discretion.decision import Decision, Outcome, Reservation
-from discretion.errors import ApprovalError, ContextError, ProposalError, StaleApproval
+from discretion.errors import (
+    ApprovalError,
+    ContextError,
+    CurrencyMismatch,
+    ProposalError,
+    StaleApproval,
+)
 from discretion.money import Money
 from discretion.pipeline._assemble import UNKNOWN, assemble_facts, named
 from discretion.pipeline._budgets import BudgetKeys, budget_key, check_budgets, route_target
@@ -175,6 +181,13 @@ def recheck(
         try:
             # The same context assembly as a decision: only the fields the pack declares.
             facts = assemble_facts(pack, context, item, action, now).whole()
+        except CurrencyMismatch as exc:
+            # Not a fact yet to come: the record's money stays in its currency.
+            raise StaleApproval(
+                f"approval {approval_id}: it cannot be re-checked ({exc}); reject it: the"
+                f" agent may propose it in {exc.currency}",
+                approval_id=approval_id,
+            ) from exc
         except ContextError as exc:
             raise StaleApproval(
                 f"approval {approval_id}: the facts to re-check it cannot be read now ({exc});"

@@ -97,6 +97,11 @@ _SCALAR_PROTO = {
 class RecordError(ValueError):
     """A value does not fit its record type; the message names the member path."""
 
+    def __init__(self, message: str, *, currency: str | None = None) -> None:
+        super().__init__(message)
+        self.currency = currency
+        """The currency of money in another currency than the proposal's, when that is why."""
+
 
 def record_name(kind: str) -> tuple[str, bool]:
     """The record type a field type names, and whether it is a list of them (`list[item]`)."""
@@ -240,8 +245,8 @@ def _money(raw: Any, signed: bool, currency: str | None, path: str) -> Money | S
     if currency is not None and money.currency != currency:
         raise RecordError(
             f"currency mismatch: {path} is in {money.currency} but the proposal is in"
-            f" {currency}; amounts in"
-            " different currencies are never compared"
+            f" {currency}; amounts in different currencies are never compared",
+            currency=money.currency,
         )
     return money
 
