@@ -631,6 +631,9 @@ def test_cli_sets_lists_shows_and_revokes_precedent(world):
     bad = cli("set", decision_id, *signed, "--scope", "shipment.carrierr=x", "--note", "n")
     assert bad.exit_code == 2
     assert "shipment.carrier" in bad.output
+    no_range = cli("set", decision_id, *signed, "--scope", "order.items=one..3", "--note", "n")
+    assert no_range.exit_code == 2
+    assert "'one..3' is no range of numbers; write min..max" in no_range.output
     revoked = cli("revoke", precedent_id, *signed, "--reason", "insurer paid")
     assert revoked.exit_code == 0, revoked.output
     assert cli("list", "--db", url, "--json", "--active").output == ""

@@ -44,11 +44,20 @@ def _precedents(db: str, pack: Path | None, now: datetime | None = None) -> Iter
 
 def _scope_value(text: str, kind: str, key: str) -> Any:
     """A `--scope key=value` value typed as the pack declares the field; `min..max` is a range."""
+    from pydantic import ValidationError
+
     from discretion.precedent import Range
 
     if ".." in text and kind in ("int", "money", "timestamp"):
         low, high = text.split("..", 1)
-        return Range.model_validate({"min": low or None, "max": high or None})
+        try:
+            return Range.model_validate({"min": low or None, "max": high or None})
+        except ValidationError:
+            what = "ISO 8601 times with their offset" if kind == "timestamp" else "numbers"
+            raise _common.fail(
+                f"--scope {key}: {text!r} is no range of {what}; write min..max, either side"
+                " may be left out"
+            ) from None
     if kind == "int":
         try:
             return int(text)
