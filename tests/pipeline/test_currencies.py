@@ -111,17 +111,6 @@ def test_a_currency_the_pack_does_not_declare_is_refused(store):
         guard(store, PER_CURRENCY).decide(refund("10.00", "GBP", key="a"))
 
 
-def test_a_call_leaving_out_its_currency_is_refused_where_the_pack_accepts_several(store):
-    # Read in the first currency listed, a GBP refund was decided as EUR: say which is meant.
-    proposal = refund("10.00", "USD", key="a")
-    del proposal["tool"]["arguments"]["currency"]
-    with pytest.raises(ProposalError, match=r"argument 'currency' is missing, and the pack") as e:
-        guard(store, PER_CURRENCY).decide(proposal)
-    assert e.value.field == "tool.arguments.currency"
-    assert "USD, EUR, JPY" in str(e.value)
-    assert list(store.export()) == []
-
-
 def test_a_budget_is_one_cap_across_currencies_each_counting_its_share(store):
     # "150.00 a customer a day" stated as USD 150.00 and EUR 140.00 is one cap: USD 140.00 is
     # 14/15 of it, which leaves EUR 9.33 (a fifteenth of 140.00 is 9.333...), not EUR 140.00.

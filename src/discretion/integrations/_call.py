@@ -358,7 +358,6 @@ class Governor:
             # them through, as the pipeline does.
             args=action.args if action is not None else None,
             unit=action.unit if action is not None else None,
-            accepts=pack.accepts,
         )
 
     def check(self, tool: str, parameters: Collection[str] | None) -> bool:

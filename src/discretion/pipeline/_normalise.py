@@ -9,7 +9,7 @@ let a proposal be decided on another order than the one the tool receives).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -267,7 +267,6 @@ def read_arguments(
     currency: str,
     args: Mapping[str, ArgSpec] | None = None,
     unit: str | None = None,
-    accepts: Collection[str] = (),
 ) -> MappedArguments:
     """Read the amount, the ids and the declared arguments a tool mapping names from a call.
 
@@ -275,13 +274,10 @@ def read_arguments(
         tool: the tool's name, for messages.
         spec: which argument carries what (dotted paths for nested arguments).
         arguments: the call's arguments, as JSON.
-        currency: the currency when the mapping names no currency argument, or it is absent
-            and the pack accepts one currency only.
+        currency: the currency when the mapping names no currency argument, or it is absent.
         args: the arguments the action's rules read, with their types (see `ActionPolicy`).
         unit: the unit the action counts instead of money: the amount is in it, and money
             arguments are in `currency`.
-        accepts: the currencies the pack accepts; with more than one, a call whose mapping
-            names a currency argument must give it (which one is meant cannot be guessed).
 
     Raises:
         ProposalError: an amount that is not exact money, a list or an object where an id,
@@ -302,12 +298,6 @@ def read_arguments(
                 raise ProposalError(
                     f"tool {tool!r} argument {spec.currency!r} is {raw_currency!r}, but its"
                     f" action counts {unit}, not money: leave the argument out",
-                    field=f"tool.arguments.{spec.currency}",
-                )
-            if raw_currency is None and spec.currency and unit is None and len(accepts) > 1:
-                raise ProposalError(
-                    f"tool {tool!r} argument {spec.currency!r} is missing, and the pack accepts"
-                    f" {', '.join(accepts)}: put the amount's currency in the tool call",
                     field=f"tool.arguments.{spec.currency}",
                 )
             if raw_currency is not None and not isinstance(raw_currency, str):
@@ -656,7 +646,6 @@ def normalise(
             currency=pack.currency,
             args=declared,
             unit=action.unit if action is not None else None,
-            accepts=pack.accepts,
         )
         if tool is not None and spec is not None
         else MappedArguments(amount=None, customer_id=None, case_id=None, order_id=None)
