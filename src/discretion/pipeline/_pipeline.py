@@ -455,13 +455,10 @@ class Pipeline:
             Evaluation(
                 outcome=Outcome.ROUTE,
                 rules=["discretion.context-unavailable"],
-                # Money on record in another currency is never measured against a limit in
-                # this one: no rung's approval can stand on it but the top's, as with totals
-                # in two currencies. A fact not answered yet may be, for the rung it needs.
-                required_role=item.pack.top_for(action.name)
-                if isinstance(error, CurrencyMismatch)
-                else lowest_covering(item.pack, action.name, amount_minor),
+                required_role=lowest_covering(item.pack, action.name, amount_minor),
                 causes=[str(error)],
+                # Money on record in another currency does not come right by waiting: the
+                # agent is told in which currency the same proposal can be decided.
                 grounds=[
                     f"{error.field} is in {error.currency}: the same proposed in"
                     f" {error.currency} can be decided"
