@@ -7,7 +7,7 @@ ladder (`discretion.authority`), which itself reads the compiled pack.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 from discretion.authority import (
     covers_exception,
     covers_standard,
+    humans,
     lowest_covering,
     lowest_exception_role,
     lowest_standard_role,
@@ -177,6 +178,15 @@ def evaluate(
         evaluation = _evaluate(
             pack, action, role, amount_minor, cited_reason, activation, prior_minor
         )
+        if action.reads_actor and _nobody_for_the_actor(evaluation):
+
+            def decide_as(person: Role) -> Evaluation:
+                seen = _activation(pack, action, person, False, amount_minor, facts, now, args)
+                return _evaluate(
+                    pack, action, person, amount_minor, cited_reason, seen, prior_minor
+                )
+
+            evaluation = _by_a_person(pack, role, evaluation, decide_as)
         if action.reviews and evaluation.outcome is not Outcome.DENY:
             evaluation = _reviewed(
                 pack, action, role, actor_is_ai, activation, evaluation, amount_minor + prior_minor
@@ -301,6 +311,51 @@ def _evaluate(
     return Evaluation(
         outcome=Outcome.ROUTE, rules=rules, reason=reason, required_role=target, deciding=[reason]
     )
+
+
+def _nobody_for_the_actor(evaluation: Evaluation) -> bool:
+    """Whether `evaluation` denies for want of a rule that holds, and not by a hard limit."""
+    return evaluation.outcome is Outcome.DENY and not any(
+        rule.kind == "hard_limit" for rule in evaluation.deciding
+    )
+
+
+def _by_a_person(
+    pack: PolicyPack,
+    role: Role,
+    denied: Evaluation,
+    decide_as: Callable[[Role], Evaluation],
+) -> Evaluation:
+    """`denied`, or a route to the lowest person a rule reading the actor lets decide it.
+
+    A rule may read who proposes it (`max_amount: actor.is_ai ? 0 : order.total`, `when:
+    !actor.is_ai && ...`): what no rule lets the actor do, one may let a person do, and an
+    approval's re-check reads the rules as that person. So the case goes, as `granted_by`
+    sends it, to the lowest person for whom they allow it, or route it on.
+    """
+    for person in humans(pack):
+        if person.rank < role.rank:
+            continue
+        found = decide_as(person)
+        if found.outcome is Outcome.DENY:
+            continue
+        if found.outcome is Outcome.ROUTE:
+            return found
+        deciding = found.deciding
+        if found.outcome is Outcome.ALLOW:
+            rules = [*found.rules, "discretion.standard-role"]
+            reason = None
+        else:
+            rules = [*found.rules, "discretion.exception-role"]
+            reason = found.reason
+        return Evaluation(
+            outcome=Outcome.ROUTE,
+            rules=rules,
+            reason=reason,
+            required_role=person,
+            deciding=deciding,
+        )
+    return denied
 
 
 def _grants(

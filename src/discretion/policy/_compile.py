@@ -916,6 +916,9 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\s*\.\s*[A-Za-z_][A-Za-z0-9_]*)*")
 _SPACE = re.compile(r"\s+")
 
 
+_ACTOR = re.compile(r"\bactor\s*\.\s*(?:role|is_ai)\b")
+
+
 def split_conjuncts(text: str) -> list[str]:
     """The parts a CEL expression's top-level `&&` joins (one part when there is none).
 
@@ -1401,7 +1404,14 @@ def _compile_action(
         rule("review", "reviews", index, spec, by=spec.by, only=spec.only)
         for index, spec in enumerate(action.reviews)
     ]
+    granting = [*standard, *exceptions]
     return ActionPolicy(
+        reads_actor=any(
+            _ACTOR.search(
+                blank_literals(f"{r.when.source} {r.max_amount.source if r.max_amount else ''}")
+            )
+            for r in granting
+        ),
         name=action_id,
         reads=tuple(action.reads),
         standard=tuple(standard),

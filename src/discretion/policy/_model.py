@@ -253,6 +253,9 @@ class ActionPolicy:
     unit: str | None = None
     """The unit it counts instead of money (`MILES`), when the pack declares one for it: its
     amounts, limits, budgets and totals are in that unit, never in a currency."""
+    reads_actor: bool = False
+    """Whether a standard rule or reason reads `actor.role` or `actor.is_ai`: it may then hold,
+    or cover the amount, for a person where it does not for the actor."""
 
     @property
     def rules(self) -> tuple[Rule, ...]:
