@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import update
 
 from conftest import Counter, FakeClock
-from discretion import Guard, SqlStore, load_pack
+from discretion import Guard, SqlStore, Verdict, load_pack
 from discretion.context import SqliteCaseStore
 from discretion.errors import LedgerIntegrityError, StoreError
 from discretion.evals import replay, shadow_report
@@ -435,3 +435,29 @@ def test_a_route_that_loses_its_second_approval_loosens(store, tmp_path):
     assert back.is_changed
     # Adding it back is a change, and no loosening.
     assert replay(store, stricter).changes == ()
+
+
+def test_a_judges_verdict_a_replay_cannot_repeat_is_no_change(tmp_path):
+    """Replayed without the judge, a case the judge routed routes to the same rung for want of
+    one: the same pack neither changes nor loosens it."""
+    from discretion.context import StaticContextProvider
+    from discretion.judge import StaticJudge
+    from judge.helpers import JUDGED_PACK, lost_facts, lost_refund
+
+    store = SqlStore(f"sqlite:///{tmp_path / 'judged.db'}")
+    verdict = Verdict(justified=False, clause="carrier-lost", unsupported_claims=[], reason="no")
+    guard = Guard(
+        load_pack(JUDGED_PACK),
+        store=store,
+        context=StaticContextProvider(lost_facts()),
+        clock=FakeClock(NOW),
+        ids=Counter(),
+        judge=StaticJudge(verdict),
+    )
+    routed = guard.decide(lost_refund("15.00"))
+    assert "discretion.judge.not-justified" in routed.rules
+
+    report = replay(store, JUDGED_PACK)
+
+    assert report.changes == ()
+    assert not report.is_looser

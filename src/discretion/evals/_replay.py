@@ -29,7 +29,7 @@ from discretion.guard import Guard
 from discretion.judge import Judge
 from discretion.money import Money
 from discretion.pipeline import recorded_mapping
-from discretion.policy import PolicyPack, load_pack
+from discretion.policy import TWO_APPROVALS, PolicyPack, load_pack
 from discretion.shadow import SHADOW_RECORD
 from discretion.store import SqlStore
 
@@ -329,7 +329,27 @@ def _money_moved(verdict: Verdict, amount: Money | None) -> Money | None:
     return amount if verdict.is_allowed and amount is not None else None
 
 
-def _loosens(before: Verdict, after: Verdict, ranks: Mapping[str, int]) -> bool:
+_REPLAY_VARIES = ("discretion.judge.", "discretion.precedent.")
+"""Rules a replay cannot reproduce (it calls no judge and holds no precedent): a difference in
+them alone is no change of the pack's."""
+
+
+def _compared(verdict: Verdict) -> frozenset[str]:
+    return frozenset(rule for rule in verdict.rules if not rule.startswith(_REPLAY_VARIES))
+
+
+def _loosens(
+    before: Verdict,
+    after: Verdict,
+    ranks: Mapping[str, int],
+    kept: frozenset[str] | None = None,
+) -> bool:
+    """Whether `after` lets through what `before` did not, or a person fewer decide it.
+
+    `kept`: the candidate's rule ids that never decide who approves (its standard rules,
+    reasons, hard limits and budgets); every other lost rule on a route to the same rung may
+    have been a second approval or a review naming who approves.
+    """
     if after.is_allowed:
         return not before.is_allowed
     if after.outcome != "route":
@@ -341,15 +361,22 @@ def _loosens(before: Verdict, after: Verdict, ranks: Mapping[str, int]) -> bool:
     if before.required_role == after.required_role:
         # The same rung without a rule it was routed under: two approvals, or an `only` review
         # naming who may approve, may be gone. That cannot be shown not to loosen it.
-        return bool(set(before.rules) - set(after.rules))
+        lost = _compared(before) - _compared(after)
+        return TWO_APPROVALS in lost or any(
+            not rule.startswith("discretion.") and (kept is None or rule not in kept)
+            for rule in lost
+        )
     was, now = ranks.get(before.required_role or ""), ranks.get(after.required_role or "")
     # A role the candidate cannot rank cannot be shown to be no lower: a gate fails closed.
     return was is None or now is None or now < was
 
 
 class _Tally:
-    def __init__(self, ranks: Mapping[str, int] | None = None) -> None:
+    def __init__(
+        self, ranks: Mapping[str, int] | None = None, kept: frozenset[str] | None = None
+    ) -> None:
         self.ranks: Mapping[str, int] = ranks or {}
+        self.kept = kept
         self.exposure: dict[tuple[str, str, str], list[Decimal]] = defaultdict(
             lambda: [Decimal(0), Decimal(0)]
         )
@@ -367,10 +394,10 @@ class _Tally:
             if moved is not None:
                 key = (before_decision.action, verdict.reason or STANDARD, moved.currency)
                 self.exposure[key][side] += moved.amount
-        if (before.outcome, before.required_role, set(before.rules)) != (
+        if (before.outcome, before.required_role, _compared(before)) != (
             after.outcome,
             after.required_role,
-            set(after.rules),
+            _compared(after),
         ):
             self.transitions[f"{before.label()} -> {after.label()}"] += 1
             use = before_decision.precedents
@@ -384,7 +411,7 @@ class _Tally:
                     before=before,
                     after=after,
                     relied_on_precedent=use is not None and use.applied is not None,
-                    loosens=_loosens(before, after, self.ranks),
+                    loosens=_loosens(before, after, self.ranks, self.kept),
                 )
             )
 
@@ -451,7 +478,17 @@ def replay(
         if since is not None:
             longest = max((b.window for b in candidate.budgets), default=timedelta(0))
             warm_from = since - longest
-        tally = _Tally({role.id: role.rank for role in candidate.roles})
+        kept = frozenset(
+            [
+                *(
+                    rule.id
+                    for action in candidate.actions.values()
+                    for rule in (*action.standard, *action.exceptions, *action.hard_limits)
+                ),
+                *(budget.id for budget in candidate.budgets),
+            ]
+        )
+        tally = _Tally({role.id: role.rank for role in candidate.roles}, kept)
         for before_decision, body in _recorded(store):
             at = before_decision.decided_at
             if warm_from is not None and at < warm_from:
