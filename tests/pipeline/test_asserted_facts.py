@@ -121,6 +121,35 @@ def test_an_assertion_read_after_a_comment_or_literal_is_still_capped(
     assert UNLOCK in decision.rules
 
 
+def test_an_assertion_read_in_max_amount_after_a_commented_when_is_capped(tmp_path, sqlite_store):
+    """`when` and `max_amount` were read as one text: a `when` ending in a comment hid the
+    assertion `max_amount` reads, and the cap on what it unlocks was never applied."""
+    folder = tmp_path / "pack"
+    folder.mkdir()
+    source = PACK.read_text(encoding="utf-8")
+    old = (
+        "        when: \"shipment.status == 'delivered' && now - order.delivered_at <="
+        " duration('720h')\"\n        max_amount: order.total\n"
+    )
+    new = (
+        "        when: \"shipment.status == 'delivered' // a delivered order\"\n"
+        "        max_amount: \"asserted.customer.stated_reason == 'damaged' ? order.total : 0\"\n"
+    )
+    assert source.count(old) == 1
+    (folder / "pack.yaml").write_text(source.replace(old, new), encoding="utf-8")
+    guard = Guard(
+        load_pack(folder),
+        store=sqlite_store,
+        context=StaticContextProvider(FACTS),
+        clock=FakeClock(NOW),
+    )
+
+    decision = guard.decide(refund("90.00", {"customer.stated_reason": "damaged"}, reason=None))
+
+    assert (decision.outcome, decision.required_role) == (Outcome.ROUTE, "tier1")
+    assert UNLOCK in decision.rules
+
+
 def test_a_rule_resting_on_no_assertion_is_not_capped(sqlite_store):
     recent = FACTS | {"order.delivered_at": (NOW - timedelta(days=5)).isoformat()}
     guard = Guard(

@@ -1133,8 +1133,10 @@ def _rest_on_assertions(
         return action
 
     def marked(rule: Rule) -> Rule:
-        text = rule.when.source + " " + (rule.max_amount.source if rule.max_amount else "")
-        return replace(rule, rests_on=_names_read(text, asserted_reads)[0])
+        # Each expression on its own: a `//` comment ending the `when` ends there.
+        sources = [rule.when.source, *([rule.max_amount.source] if rule.max_amount else [])]
+        names = [name for text in sources for name in _names_read(text, asserted_reads)[0]]
+        return replace(rule, rests_on=tuple(dict.fromkeys(names)))
 
     return replace(
         action,
