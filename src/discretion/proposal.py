@@ -22,8 +22,9 @@ from discretion.money import Money
 
 __all__ = ["Actor", "Claim", "Proposal", "Rationale", "ToolCall", "argument_at"]
 
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-"""Control characters (line breaks, tabs, NUL): never part of an id, whatever system made it."""
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+"""Control characters and line or paragraph separators (line breaks, tabs, NUL, U+2028): never
+part of an id, whatever system made it."""
 
 
 def _printable(value: str) -> str:

@@ -189,7 +189,9 @@ def test_tool_arguments_nested_too_deep_are_a_proposal_error_not_a_crash():
     assert guard.store.find_decision("bot-1", "k-1") is None
 
 
-@pytest.mark.parametrize("spelt", ["case-1\nBcc: x@evil.test", "case\r1", "case\t1", "case\x001"])
+@pytest.mark.parametrize(
+    "spelt", ["case-1\nBcc: x@evil.test", "case\r1", "case\t1", "case\x001", "case\u20281"]
+)
 @pytest.mark.parametrize("where", ["argument", "proposal"])
 def test_an_id_with_a_control_character_is_refused(spelt, where):
     # Carried into a mail notice's subject, a line break ended the header and the next

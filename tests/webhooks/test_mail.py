@@ -126,7 +126,7 @@ def test_a_line_break_in_a_value_never_reaches_a_header() -> None:
         type="approval.opened",
         created_at=datetime(2026, 11, 26, tzinfo=UTC),
         ledger=LedgerPlace(seq=1, partition=0, chain_seq=1, hash="0" * 64),
-        data={"action": "refund", "role": "tier2", "case_id": "K-1\nBcc: someone@evil.test"},
+        data={"action": "refund", "role": "tier2", "case_id": "K-1\u2028\nBcc: someone@evil.test"},
     )
 
     message = message_for(event, sender="d@acme.test", to=["desk@acme.test"])

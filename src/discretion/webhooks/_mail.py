@@ -18,7 +18,7 @@ from discretion.webhooks._events import Event
 
 __all__ = ["MailFailed", "message_for", "send_mail"]
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _LABELS = (
     ("approval_id", "approval"),
     ("role", "role"),
