@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from conftest import NOW, Counter, FakeClock
 from discretion import Guard, Outcome, PolicyError, SqlStore, load_pack
@@ -88,7 +90,8 @@ def test_actions_names_which_actions_hold_them(store: SqlStore, tmp_path: Path) 
 
 
 def line_of(text: str, needle: str) -> int:
-    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+    """The line of the last place `needle` is on."""
+    return max(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
 
 
 @pytest.mark.parametrize(
@@ -115,8 +118,8 @@ def line_of(text: str, needle: str) -> int:
         (
             "      - id: refund.any\n",
             "      - id: fraud-review\n",
-            "rule id is used twice",
-            "- id: fraud-review",
+            "rule id is every_action's already; action 'refund' names its own rules apart",
+            "      - id: fraud-review",
         ),
     ],
 )
@@ -132,3 +135,18 @@ def test_a_fault_in_a_shared_rule_names_where_it_is_written(
 
     assert caught.value.path == str(path)
     assert caught.value.line == line_of(text, at)
+
+
+def test_an_actions_own_rule_never_shares_an_id_with_a_shared_one_on_one_line(
+    tmp_path: Path,
+) -> None:
+    """A pack written on one line (JSON is YAML) put both rules on line 1: the one-id, one-line
+    tolerance for a shared rule let an action's own rule take its id."""
+    pack = yaml.safe_load(SOURCE)
+    pack["actions"]["credit"]["hard_limits"] = [{"id": "fraud-review", "when": "false"}]
+    path = write(tmp_path, json.dumps(pack))
+
+    with pytest.raises(PolicyError, match="rule id is every_action's already") as caught:
+        load_pack(path)
+
+    assert caught.value.rule_id == "fraud-review"

@@ -1461,6 +1461,17 @@ def _with_every_action(spec: PackSpec, lines: LineMap) -> tuple[PackSpec, frozen
     actions = dict(spec.actions)
     for name in dict.fromkeys(names):
         own = actions[name]
+        for key in ("standard", "hard_limits", "exceptions", "reviews"):
+            for index, rule in enumerate(getattr(own, key)):
+                if rule.id in ids:
+                    source, line = lines.find(("actions", name, key, index))
+                    raise PolicyError(
+                        f"rule id is every_action's already; action {name!r} names its own"
+                        " rules apart",
+                        path=source,
+                        line=line,
+                        rule_id=rule.id,
+                    )
         reads = list(own.reads)
         for index, field in enumerate(shared.reads):
             if field not in reads:
