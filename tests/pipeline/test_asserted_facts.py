@@ -87,6 +87,16 @@ def test_above_what_the_assertion_unlocks_a_person_decides(guard):
     assert REASON in decision.causes[0]
 
 
+def guard_with(folder: Path, store, old: str, new: str) -> Guard:
+    """A guard on the pack with one exact piece of its text replaced."""
+    folder.mkdir()
+    source = PACK.read_text(encoding="utf-8")
+    assert source.count(old) == 1
+    (folder / "pack.yaml").write_text(source.replace(old, new), encoding="utf-8")
+    context = StaticContextProvider(FACTS)
+    return Guard(load_pack(folder), store=store, context=context, clock=FakeClock(NOW))
+
+
 @pytest.mark.parametrize(
     "written",
     [
@@ -100,20 +110,10 @@ def test_an_assertion_read_after_a_comment_or_literal_is_still_capped(
 ):
     """An apostrophe in a comment, or a quote in a raw or triple-quoted string, read as the
     start of a string hid the assertion after it, so what it unlocks was never capped."""
-    folder = tmp_path / "pack"
-    folder.mkdir()
-    source = PACK.read_text(encoding="utf-8")
     rule = "asserted.customer.stated_reason == 'damaged'\n"
     old = f"        when: >-\n          {rule}"
     new = f"        when: |-\n          {written}          {rule}"
-    assert source.count(old) == 1
-    (folder / "pack.yaml").write_text(source.replace(old, new), encoding="utf-8")
-    guard = Guard(
-        load_pack(folder),
-        store=sqlite_store,
-        context=StaticContextProvider(FACTS),
-        clock=FakeClock(NOW),
-    )
+    guard = guard_with(tmp_path / "pack", sqlite_store, old, new)
 
     decision = guard.decide(refund("50.00", {"customer.stated_reason": "damaged"}))
 
@@ -124,9 +124,6 @@ def test_an_assertion_read_after_a_comment_or_literal_is_still_capped(
 def test_an_assertion_read_in_max_amount_after_a_commented_when_is_capped(tmp_path, sqlite_store):
     """`when` and `max_amount` were read as one text: a `when` ending in a comment hid the
     assertion `max_amount` reads, and the cap on what it unlocks was never applied."""
-    folder = tmp_path / "pack"
-    folder.mkdir()
-    source = PACK.read_text(encoding="utf-8")
     old = (
         "        when: \"shipment.status == 'delivered' && now - order.delivered_at <="
         " duration('720h')\"\n        max_amount: order.total\n"
@@ -135,14 +132,7 @@ def test_an_assertion_read_in_max_amount_after_a_commented_when_is_capped(tmp_pa
         "        when: \"shipment.status == 'delivered' // a delivered order\"\n"
         "        max_amount: \"asserted.customer.stated_reason == 'damaged' ? order.total : 0\"\n"
     )
-    assert source.count(old) == 1
-    (folder / "pack.yaml").write_text(source.replace(old, new), encoding="utf-8")
-    guard = Guard(
-        load_pack(folder),
-        store=sqlite_store,
-        context=StaticContextProvider(FACTS),
-        clock=FakeClock(NOW),
-    )
+    guard = guard_with(tmp_path / "pack", sqlite_store, old, new)
 
     decision = guard.decide(refund("90.00", {"customer.stated_reason": "damaged"}, reason=None))
 
