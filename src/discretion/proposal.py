@@ -21,12 +21,13 @@ from discretion.money import Money
 
 __all__ = ["Actor", "Claim", "Proposal", "Rationale", "ToolCall", "argument_at"]
 
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROLS = "\x00-\x1f\x7f-\x9f\u2028\u2029"
+CONTROL = re.compile(f"[{_CONTROLS}]")
 """Control characters and line or paragraph separators (line breaks, tabs, NUL, U+2028): never
 part of an id, whatever system made it."""
 
 
-_PRINTABLE = "^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
+_PRINTABLE = f"^[^{_CONTROLS}]*$"
 """`CONTROL` refused, as a pattern pydantic checks in its own code (a Python validator doubled
 the time a proposal takes to read)."""
 _NOT_PRINTABLE = "an id holds no control characters (line breaks, tabs); send the id alone"

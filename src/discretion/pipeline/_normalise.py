@@ -412,9 +412,12 @@ def write_amount(
 
 
 def write_records(
-    spec: ToolSpec | None, arguments: Mapping[str, Any], ids: Mapping[str, str]
+    spec: ToolSpec | None, arguments: dict[str, Any], ids: Mapping[str, str]
 ) -> dict[str, Any]:
-    """A copy of a call's arguments with each record's own id where the mapping reads its id.
+    """A call's arguments with each record's own id where the mapping reads its id.
+
+    `arguments` itself when every id is already the record's; a copy along the paths written
+    otherwise.
 
     A case system finds a record for a spelling of its id (`a-1`, `Á-1`, an alias) and answers
     the record's own: the decision is checked and counted under that one (`ids`, by `customer`,
@@ -422,7 +425,7 @@ def write_records(
     (the payment provider) may resolve to another record. A number the record answers as the
     same text stays a number.
     """
-    edited = dict(arguments)
+    edited = arguments
     if spec is None:
         return edited
     for kind, path in (("customer", spec.customer), ("case", spec.case), ("order", spec.order)):
@@ -717,15 +720,10 @@ def normalise(
             arguments = _write_currency(tool.name, spec.currency, arguments, read.amount)
     if tool is not None and spec is not None:
         # The ids as they were decided: " A-1 " runs as "A-1" (a number stays a number).
-        for path, found in (
-            (spec.customer, read.customer_id),
-            (spec.case, read.case_id),
-            (spec.order, read.order_id),
-        ):
-            if path is not None and found is not None:
-                raw = argument_at(arguments, path)
-                if type(raw) is str and raw != found:
-                    arguments = _written_at(arguments, path, found) or arguments
+        decided = {"customer": read.customer_id, "case": read.case_id, "order": read.order_id}
+        arguments = write_records(
+            spec, arguments, {kind: id_ for kind, id_ in decided.items() if id_ is not None}
+        )
     content = {
         "actor": proposal.actor.model_dump(mode="json"),
         "action": action_name,

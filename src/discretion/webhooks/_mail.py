@@ -14,11 +14,13 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from discretion.proposal import CONTROL
 from discretion.webhooks._events import Event
 
 __all__ = ["MailFailed", "message_for", "send_mail"]
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_BREAKS = re.compile(CONTROL.pattern + "+")
+"""A run of the characters an id may not hold: one space in a header."""
 _LABELS = (
     ("approval_id", "approval"),
     ("role", "role"),
@@ -58,7 +60,7 @@ def _text(value: Any) -> str:
 def _subject(event: Event) -> str:
     # A header is one line: a line break in a value (an id from an old record, say) would end
     # it and could start another header.
-    return _CONTROL.sub(" ", _subject_text(event))
+    return _BREAKS.sub(" ", _subject_text(event))
 
 
 def _subject_text(event: Event) -> str:
