@@ -200,6 +200,25 @@ def test_approvers_role_must_be_allowed_to_grant_the_reason(guard, facts, make_g
     assert guard.approvals.approve(decision.id, approver=MARIA, note="ok").decided_by == "maria"
 
 
+def test_a_case_that_no_longer_stands_as_proposed_is_stale_for_the_role_it_needs(
+    guard, facts, store
+):
+    # Routed inside standard policy (80.00, above the agent's 50.00), with no reason cited;
+    # by the approval the parcel is lost, so only an exception reason could allow it, and the
+    # proposal cites none: tier1 holds the role the re-check names, so escalating could not help.
+    decision = guard.decide(refund("80.00"))
+    assert (decision.outcome, decision.required_role) == (Outcome.ROUTE, "tier1")
+    facts.facts.update(LOST)
+    with pytest.raises(StaleApproval, match="cannot be approved as it was proposed") as caught:
+        guard.approvals.approve(decision.id, approver=TINA, note="looks fine")
+    assert "discretion.reason-not-cited" in str(caught.value)
+    assert "escalate" not in str(caught.value)
+    assert guard.approvals.get(decision.id).status is ApprovalStatus.PENDING
+    assert records(store, "approval.approved", decision.id) == []
+    rejected = guard.approvals.reject(decision.id, approver=TINA, note="stale: parcel now lost")
+    assert rejected.status is ApprovalStatus.REJECTED
+
+
 def test_nobody_approves_a_case_they_proposed(guard, facts):
     facts.facts.update(LOST)
     ann_tier1 = Actor(id="ann", role="tier1", is_ai=False)

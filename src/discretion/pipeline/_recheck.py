@@ -282,6 +282,16 @@ def recheck(
                         " try again when the cause is fixed",
                         approval_id=approval_id,
                     )
+                if needed.rank <= role.rank:
+                    # Not the approver's authority: the proposal itself no longer stands as it
+                    # was made (a standard case now needs a reason it never cited), and no
+                    # one above could approve it either.
+                    raise StaleApproval(
+                        f"approval {approval_id}: {what} cannot be approved as it was proposed"
+                        f" (rules: {', '.join(rules)}); reject it, and propose it anew as the"
+                        " case now stands",
+                        approval_id=approval_id,
+                    )
                 raise ApprovalError(
                     f"approval {approval_id}: role {role.id!r} does not cover {what}"
                     f" (rules: {', '.join(rules)}); it needs {needed.id!r}: escalate it"
