@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import good_facts, refund, shop_pack_with
-from discretion import Outcome, PolicyError
+from discretion import Actor, Outcome, PolicyError
 
 
 def lost():
@@ -116,3 +116,52 @@ def test_an_exempt_role_must_be_one_the_budget_counts(tmp_path):
             "    outcomes: [allow_exception]\n",
             "    outcomes: [allow_exception]\n    roles: [tier1]\n    exempt: [manager]\n",
         )
+
+
+def _spend_customer_exceptions(guard, total_twenties: int = 7) -> None:
+    """Use 140.00 of customer-exceptions-30d (150.00 a customer) with allowed exceptions."""
+    for n in range(total_twenties):
+        spent = guard.decide(refund("20.00", reason="carrier-lost", key=f"spent-{n}"))
+        assert spent.outcome is Outcome.ALLOW_EXCEPTION
+
+
+def test_a_route_goes_where_its_approval_may_go_beyond_a_budget_the_approval_counts(make_guard):
+    # 100.00 is above the agent's exception authority (tier1's case), and its approval would
+    # take the customer to 240.00 of exceptions: tier1's approval would be refused by the
+    # re-check, so the case goes to the budget's role (the top rung) at once.
+    guard = make_guard(lost())
+    _spend_customer_exceptions(guard)
+    routed = guard.decide(refund("100.00", reason="carrier-lost", key="big"))
+    assert routed.outcome is Outcome.ROUTE
+    assert routed.required_role == "manager"
+    assert routed.rules[-1] == "customer-exceptions-30d"
+    assert "discretion.exception-authority" in routed.rules
+    assert routed.reservations == []
+    approved = guard.approvals.approve(
+        routed.id, approver=Actor(id="maria", role="manager", is_ai=False), note="ok"
+    )
+    assert approved.status.value == "approved"
+
+
+def test_a_route_with_room_left_in_the_budgets_its_approval_counts_is_unchanged(make_guard):
+    guard = make_guard(lost())
+    _spend_customer_exceptions(guard, total_twenties=2)
+    routed = guard.decide(refund("100.00", reason="carrier-lost", key="fits"))
+    assert routed.outcome is Outcome.ROUTE
+    assert routed.required_role == "tier1"
+    assert "customer-exceptions-30d" not in routed.rules
+
+
+def test_a_route_whose_approval_a_denying_budget_would_refuse_is_denied(make_guard, tmp_path):
+    denying = shop_pack_with(
+        tmp_path,
+        "    outcomes: [allow_exception]\n",
+        "    outcomes: [allow_exception]\n    on_exceed: deny\n",
+    )
+    guard = make_guard(lost(), policy=denying)
+    _spend_customer_exceptions(guard)
+    denied = guard.decide(refund("100.00", reason="carrier-lost", key="big"))
+    assert denied.outcome is Outcome.DENY
+    assert "customer-exceptions-30d" in denied.rules
+    assert denied.reservations == []
+    assert guard.approvals.list() == []

@@ -18,7 +18,7 @@ EXPECTED = {
     "01-refund-within-policy": ("allow", None),
     "02-refund-above-ai-standard-limit": ("route", "tier2"),
     "03-refund-carrier-lost": ("allow_exception", None),
-    "04-refund-carrier-lost-above-ai-authority": ("route", "manager"),
+    "04-refund-carrier-lost-above-ai-authority": ("route", "finance"),
     "05-refund-damaged-needs-human-review": ("route", "tier1"),
     "06-refund-loyalty-save-late-return": ("route", "tier2"),
     "07-refund-fraud-hold": ("deny", None),
@@ -28,7 +28,7 @@ EXPECTED = {
     "11-store-credit-reason-not-cited": ("route", "tier1"),
     "12-replacement-damaged-in-window": ("allow", None),
     "13-sla-credit-consumer-account": ("deny", None),
-    "14-sla-credit-severe-miss-by-tier2": ("route", "manager"),
+    "14-sla-credit-severe-miss-by-tier2": ("route", "finance"),
     "15-refund-over-customer-exception-budget": ("route", "finance"),
     "16-refund-unknown-order": ("route", "tier1"),
 }

@@ -92,8 +92,10 @@ def refund(
 def test_each_currency_is_decided_against_its_own_limit(store, currency, at_limit, over):
     one = guard(store, PER_CURRENCY)
 
-    allowed = one.decide(refund(at_limit, currency, key="a", order="o-1"))
+    # Routed first: approved after the allowed one, it would go beyond the customer's daily
+    # budget (150.00), which only the top rung may do.
     routed = one.decide(refund(over, currency, key="b", order="o-2"))
+    allowed = one.decide(refund(at_limit, currency, key="a", order="o-1"))
 
     assert allowed.outcome is Outcome.ALLOW
     assert allowed.rules == ["any-refund"]
@@ -255,8 +257,8 @@ def test_a_rate_converts_rounding_the_amount_up(store):
     one = guard(store, RATED, Orders({"EUR": "1.25", "JPY": "0.0067", "USD": "1"}))
 
     # USD 100.00 is EUR 80.00 at 1.25; EUR 80.01 is USD 100.0125, which is above it.
-    at_limit = one.decide(refund("80.00", "EUR", key="a", order="o-1"))
     over = one.decide(refund("80.01", "EUR", key="b", order="o-2"))
+    at_limit = one.decide(refund("80.00", "EUR", key="a", order="o-1"))
     # USD 100.00 at 0.0067 is JPY 14925.37...: JPY 14925 is within, JPY 14926 is not.
     yen = one.decide(refund("14925", "JPY", key="c", order="o-3"))
     more_yen = one.decide(refund("14926", "JPY", key="d", order="o-4"))
@@ -475,10 +477,13 @@ def test_two_approvals_above_is_converted_at_the_rate(store, tmp_path):
     """USD 200.00 is EUR 160.00 at 1.25: EUR 170.00 needs two people though 17000 < 20000."""
     pack = tmp_path / "rated.yaml"
     pack.write_text(
-        RATED.read_text(encoding="utf-8").replace(
+        RATED.read_text(encoding="utf-8")
+        .replace(
             "    cumulative: {per: order, window: 30d}\n",
             '    cumulative: {per: order, window: 30d}\n    two_approvals_above: "200.00"\n',
-        ),
+        )
+        # Room in the daily budget for every case, so each routes where its amount does.
+        .replace('limit: "150.00"', 'limit: "1000.00"'),
         encoding="utf-8",
     )
     one = guard(store, pack, Orders({"EUR": "1.25", "USD": "1"}))

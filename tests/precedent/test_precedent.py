@@ -211,6 +211,34 @@ def test_precedent_never_applies_past_a_budget(world):
     assert uses(world.store, precedent.id) == 3
 
 
+def test_a_budget_past_which_a_precedent_stops_routes_to_whom_the_amount_needs(world, tmp_path):
+    # The budget sends what it stops to tier1; without the precedent, 70.00 of exception
+    # needs tier2 (tier1 grants 60.00), whose approval the re-check would take.
+    source = Path(__file__).with_name("precedent.yaml").read_text(encoding="utf-8")
+    anchor = "    outcomes: [allow_exception]\n"
+    assert source.count(anchor) == 1
+    path = tmp_path / "low-budget-route.yaml"
+    path.write_text(source.replace(anchor, anchor + "    route_to: tier1\n"), encoding="utf-8")
+    precedent = world.precedent(citations=10)
+    guard = Guard(
+        load_pack(path),
+        store=world.store,
+        clock=world.clock,
+        context=StaticContextProvider(facts()),
+    )
+    outcomes = [
+        guard.decide(proposal("70.00", cite=[precedent.id], key=f"b-{n}")).outcome for n in range(3)
+    ]
+    assert outcomes == [Outcome.ALLOW_EXCEPTION] * 3
+    stopped = guard.decide(proposal("70.00", cite=[precedent.id], key="b-3"))
+    assert stopped.outcome is Outcome.ROUTE
+    assert stopped.required_role == "tier2"
+    assert "customer-exceptions-30d" in stopped.rules
+    assert "discretion.exception-authority" in stopped.rules
+    assert "discretion.precedent.applied" not in stopped.rules
+    assert uses(world.store, precedent.id) == 3
+
+
 def test_precedent_bound_caps_the_amount_it_justifies(world):
     precedent = world.precedent(max_amount=Money.of("50.00", "USD"))
     guard = world.guard()

@@ -19,12 +19,21 @@ from discretion.decision import Outcome, Reservation
 from discretion.lineage import canonical_json
 from discretion.money import Money
 from discretion.pipeline._assemble import Resolved
+from discretion.pipeline._evaluate import lowest_to_allow
 from discretion.pipeline._ledger import kept_under, key_text
 from discretion.pipeline._state import Evaluation
 from discretion.policy import ARGS_PREFIX, NEXT_ABOVE, Budget, PolicyPack, Role
 from discretion.store import SqlTransaction
 
-__all__ = ["BudgetCheck", "BudgetKeys", "budget_key", "check_budgets", "over_budget"]
+__all__ = [
+    "BudgetCheck",
+    "BudgetKeys",
+    "approved_as",
+    "beyond_approval",
+    "budget_key",
+    "check_budgets",
+    "over_budget",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,6 +91,8 @@ class BudgetCheck:
     reservations: tuple[Reservation, ...]
     """What to reserve if the outcome stands."""
     causes: tuple[str, ...]
+    amount_minor: int = 0
+    """The amount checked, in the proposal's minor units."""
     charged: Mapping[str, Money] = field(default_factory=dict)
     """What the decision counts as against each budget it counts under (in the base, for a
     budget of a pack with rates kept across currencies), by budget id."""
@@ -201,6 +212,7 @@ def check_budgets(
         exceeded=tuple(exceeded),
         reservations=tuple(reserve),
         causes=tuple(causes),
+        amount_minor=amount_minor,
         charged=charged,
     )
 
@@ -221,7 +233,14 @@ def over_budget(
     actor: Role,
     action: str,
 ) -> Evaluation:
-    """The evaluation once a budget of `action` it counts against is spent: route, or deny."""
+    """The evaluation once a budget of `action` it counts against is spent: route, or deny.
+
+    It routes to the budget's `route_to`, or to whom the case needs when higher: the role it
+    was routed to, or the lowest that could have allowed it on its own authority. A precedent
+    that allowed it stands only with the allow: without it, what it would have been stands.
+    """
+    if evaluation.fallback is not None:
+        evaluation = evaluation.fallback
     exceeded = check.exceeded
     changes: dict[str, Any] = {
         "rules": [*evaluation.rules, *(b.id for b in exceeded)],
@@ -238,5 +257,58 @@ def over_budget(
     targets = [route_target(pack, b, actor, action) for b in exceeded]
     if evaluation.required_role is not None:
         targets.append(evaluation.required_role)
+    elif evaluation.outcome is not Outcome.ROUTE:
+        ledger = evaluation.ledger
+        whole = check.amount_minor + (ledger.prior_minor if ledger is not None else 0)
+        targets.append(lowest_to_allow(pack, pack.actions[action], evaluation, whole))
     required = max(targets, key=lambda r: r.rank)
     return replace(evaluation, outcome=Outcome.ROUTE, required_role=required, **changes)
+
+
+_UNMEASURED = frozenset(
+    {
+        "discretion.context-unavailable",
+        "discretion.evaluation-error",
+        "discretion.currency-rate",
+        "discretion.currency-mismatch",
+        "discretion.cumulative-unkeyed",
+        "discretion.entity.unknown",
+        "discretion.entity.mismatch",
+        "discretion.entity.unlinked",
+    }
+)
+"""Routes of a case whose facts, records or price are not known as its approval will read
+them: the budgets measured now say nothing of that approval, which measures them anew."""
+
+
+def approved_as(evaluation: Evaluation) -> Outcome:
+    """The outcome a routed case's approval records: an exception when it grants a reason."""
+    return Outcome.ALLOW_EXCEPTION if evaluation.reason is not None else Outcome.ALLOW
+
+
+def beyond_approval(
+    pack: PolicyPack,
+    evaluation: Evaluation,
+    approved: BudgetCheck,
+    actor: Role,
+    action: str,
+) -> Evaluation:
+    """A routed case, sent where its approval can be given once budgets are read.
+
+    `approved` is the budgets checked for the outcome its approval records. A budget that
+    counts that outcome, and not a route, is charged only when a person approves; one it would
+    take over its limit lets only its `route_to` role or above approve (the re-check refuses a
+    lower one), and one that denies beyond its limit leaves nothing to approve.
+    """
+    if _UNMEASURED.intersection(evaluation.rules):
+        return evaluation
+    spent = tuple(
+        budget
+        for budget in approved.exceeded
+        # Measured, not merely unkeyed or without a rate: the approval reads those anew.
+        if budget.id in approved.charged
+        and not budget.applies(action, Outcome.ROUTE.value, actor.id)
+    )
+    if not spent:
+        return evaluation
+    return over_budget(pack, evaluation, replace(approved, exceeded=spent), actor, action)

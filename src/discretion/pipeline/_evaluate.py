@@ -35,7 +35,14 @@ from discretion.policy import (
     Screen,
 )
 
-__all__ = ["denied_without", "entity_faults", "evaluate", "needs_two", "two_approvals"]
+__all__ = [
+    "denied_without",
+    "entity_faults",
+    "evaluate",
+    "lowest_to_allow",
+    "needs_two",
+    "two_approvals",
+]
 
 
 def _check(program: CelProgram, activation: Any) -> Any:
@@ -446,7 +453,7 @@ def _reviewed(
         targets = [pack.role(review.by) or pack.highest_human for review in holding if review.by]
         # Allowed until now: a person who could have allowed it, too.
         targets.append(
-            evaluation.required_role or _lowest_to_allow(pack, action, evaluation, whole_minor)
+            evaluation.required_role or lowest_to_allow(pack, action, evaluation, whole_minor)
         )
         required = max(targets, key=lambda r: r.rank)
     return replace(
@@ -460,7 +467,7 @@ def _reviewed(
     )
 
 
-def _lowest_to_allow(
+def lowest_to_allow(
     pack: PolicyPack, action: ActionPolicy, evaluation: Evaluation, whole_minor: int
 ) -> Role:
     """The lowest human role that may allow what the rules allowed; the top rung when none may.
@@ -532,7 +539,7 @@ def two_approvals(
         evaluation,
         outcome=Outcome.ROUTE,
         rules=rules,
-        required_role=_lowest_to_allow(pack, action, evaluation, whole_minor),
+        required_role=lowest_to_allow(pack, action, evaluation, whole_minor),
         causes=[*evaluation.causes, "above this amount, two people must approve"],
         precedents=evaluation.unapplied(),
     )

@@ -29,7 +29,14 @@ from discretion.decision import Decision, Outcome
 from discretion.errors import ContextError, CurrencyMismatch, ProposalError, StoreError
 from discretion.money import Money
 from discretion.pipeline._assemble import Facts, Resolved, assemble_facts, named
-from discretion.pipeline._budgets import BudgetCheck, BudgetKeys, check_budgets, over_budget
+from discretion.pipeline._budgets import (
+    BudgetCheck,
+    BudgetKeys,
+    approved_as,
+    beyond_approval,
+    check_budgets,
+    over_budget,
+)
 from discretion.pipeline._currency import at_rate, mixed_currencies
 from discretion.pipeline._evaluate import (
     denied_without,
@@ -645,6 +652,15 @@ class Pipeline:
                 if check.exceeded and evaluation.outcome is not Outcome.DENY:
                     evaluation = over_budget(pack, evaluation, check, item.role, item.action_name)
                     check = budgets(evaluation.outcome)
+                elif evaluation.outcome is Outcome.ROUTE:
+                    # Its approval counts against budgets a route does not: one with no room
+                    # left sends it now to whoever may approve beyond it.
+                    approved = budgets(approved_as(evaluation))
+                    evaluation = beyond_approval(
+                        pack, evaluation, approved, item.role, item.action_name
+                    )
+                    if evaluation.outcome is not Outcome.ROUTE:
+                        check = budgets(evaluation.outcome)
                 taken = take_precedent(self.precedents, tx, evaluation, now)
                 if taken is not evaluation:
                     evaluation = taken
