@@ -203,12 +203,19 @@ def test_the_amount_must_be_an_amount(tmp_path: Path) -> None:
     assert raised.value.line == 20
 
 
-def cumulative_guard(tmp_path: Path) -> Guard:
-    """The pack with refunds measured on the whole per customer (among each role)."""
-    cumulative = PACK.replace(
-        'two_approvals_above: "500.00"',
-        'two_approvals_above: "500.00"\n    cumulative: {per: customer, window: 30d}',
-    ).replace("context:", "entities: {customer: {}}\ncontext:")
+def cumulative_guard(tmp_path: Path, *, ladder: str = "  - id: tier1\n") -> Guard:
+    """The pack with refunds measured on the whole per customer (among each role).
+
+    `ladder`: what stands where the tier1 rung begins (to add a rung below it).
+    """
+    cumulative = (
+        PACK.replace(
+            'two_approvals_above: "500.00"',
+            'two_approvals_above: "500.00"\n    cumulative: {per: customer, window: 30d}',
+        )
+        .replace("context:", "entities: {customer: {}}\ncontext:")
+        .replace("  - id: tier1\n", ladder)
+    )
     path = tmp_path / "pack.yaml"
     path.write_text(cumulative, encoding="utf-8")
     return Guard(
@@ -275,3 +282,29 @@ def test_the_whole_two_people_are_needed_above_counts_every_role_s_pieces(
     third = g.decide(refund("200.00", MIA, key="c"))
     assert third.outcome is Outcome.ROUTE
     assert "discretion.two-approvals" in third.rules
+
+
+def test_a_case_two_people_must_approve_goes_to_the_lowest_role_its_own_whole_needs(
+    tmp_path: Path,
+) -> None:
+    # Authority is measured among the proposer's role (the agent's own 30.00 on the record), the
+    # two-person rule on everyone's pieces (a manager's 480.00 too): the case goes to the lowest
+    # role that could have allowed the agent's whole, and two of that role approve it.
+    g = cumulative_guard(
+        tmp_path,
+        ladder=(
+            '  - id: tier0\n    authority:\n      refund: {standard: "50.00"}\n  - id: tier1\n'
+        ),
+    )
+    assert g.decide(refund("480.00", MIA, key="a")).outcome is Outcome.ALLOW
+    small = g.decide(refund("30.00", key="b"))
+    assert small.outcome is Outcome.ROUTE
+    assert "discretion.two-approvals" in small.rules
+    assert small.required_role == "tier0"
+    first, second = (Actor(id=name, role="tier0", is_ai=False) for name in ("ann", "ben"))
+    assert g.approvals.approve(small.id, approver=first, note="ok").status is (
+        ApprovalStatus.PENDING
+    )
+    assert g.approvals.approve(small.id, approver=second, note="ok").status is (
+        ApprovalStatus.APPROVED
+    )

@@ -522,13 +522,19 @@ def needs_two(action: ActionPolicy, whole_minor: int) -> bool:
 
 
 def two_approvals(
-    pack: PolicyPack, action: ActionPolicy, evaluation: Evaluation, whole_minor: int
+    pack: PolicyPack,
+    action: ActionPolicy,
+    evaluation: Evaluation,
+    whole_minor: int,
+    *,
+    authority_minor: int | None = None,
 ) -> Evaluation:
     """A case above the action's `two_approvals_above`: never allowed from code alone.
 
     An allowed one routes to the lowest human role that could have allowed it; a routed one
     carries the rule, so its approval waits for a second approver. `whole_minor` is the amount
-    authority is measured on (the call's, plus what was allowed on the record when cumulative).
+    two approvals are measured on (the call's, plus what anyone was allowed on the record when
+    cumulative); `authority_minor` the one authority is (what `among` counts), when it differs.
     """
     if not needs_two(action, whole_minor) or evaluation.outcome is Outcome.DENY:
         return evaluation
@@ -539,7 +545,12 @@ def two_approvals(
         evaluation,
         outcome=Outcome.ROUTE,
         rules=rules,
-        required_role=lowest_to_allow(pack, action, evaluation, whole_minor),
+        required_role=lowest_to_allow(
+            pack,
+            action,
+            evaluation,
+            authority_minor if authority_minor is not None else whole_minor,
+        ),
         causes=[*evaluation.causes, "above this amount, two people must approve"],
         precedents=evaluation.unapplied(),
     )

@@ -545,7 +545,9 @@ class Pipeline:
             return evaluation
         # Two people above the amount on the whole, whoever granted its pieces (`WHOLE`).
         everyone = ledger.whole_minor if ledger is not None else prior
-        return two_approvals(item.pack, action, evaluation, item.amount.minor + everyone)
+        return two_approvals(
+            item.pack, action, evaluation, item.amount.minor + everyone, authority_minor=whole
+        )
 
     def _settle(
         self,
