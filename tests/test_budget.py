@@ -165,3 +165,16 @@ def test_a_route_whose_approval_a_denying_budget_would_refuse_is_denied(make_gua
     assert "customer-exceptions-30d" in denied.rules
     assert denied.reservations == []
     assert guard.approvals.list() == []
+
+
+def test_a_budget_may_say_what_it_caps_and_why(make_guard, tmp_path):
+    described = shop_pack_with(
+        tmp_path,
+        "    outcomes: [allow_exception]\n",
+        "    outcomes: [allow_exception]\n    description: what support grants in a month\n",
+    )
+    assert described.budgets[0].id == "customer-exceptions-30d"
+    assert (
+        make_guard(lost(), policy=described).decide(refund("20.00", reason="carrier-lost")).outcome
+        is Outcome.ALLOW_EXCEPTION
+    )

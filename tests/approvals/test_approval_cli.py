@@ -214,3 +214,30 @@ def test_serve_builds_the_app_on_the_pack_and_database(desk, monkeypatch):
     assert client.get("/health").json()["pack"] == "test-shop"
     paths = set(client.get("/openapi.json").json()["paths"])
     assert {"/v1/decisions", "/v1/approvals/{approval_id}/approve", "/health"} <= paths
+
+
+def test_every_approvals_command_takes_the_same_context_option(desk):
+    # A script passes one set of options to each command: --context is read by approve's
+    # re-check and accepted (and checked) by the rest alike.
+    routed = desk.guard.decide(refund("80.00"))
+    options = ["--pack", SHOP_PACK, "--db", desk.db, "--context", desk.context]
+    listed = desk.invoke("approvals", "list", *options, "--now", AT, "--json")
+    assert listed.exit_code == 0, listed.output
+    assert [a["id"] for a in json.loads(listed.stdout)] == [routed.id]
+    shown = desk.invoke("approvals", "show", routed.id, *options)
+    assert shown.exit_code == 0, shown.output
+    escalated = desk.invoke(
+        "approvals", "escalate", routed.id, *options, "--now", AT,
+        "--token", desk.token("tina", "tier1"), "--note", "above me",
+    )  # fmt: skip
+    assert escalated.exit_code == 0, escalated.output
+    assert desk.guard.approvals.get(routed.id).required_role == "tier2"
+    rejected = desk.invoke(
+        "approvals", "reject", routed.id, *options, "--now", AT,
+        "--token", desk.token("tom", "tier2"), "--note", "no",
+    )  # fmt: skip
+    assert rejected.exit_code == 0, rejected.output
+    expired = desk.invoke("approvals", "expire", *options, "--now", AT)
+    assert expired.exit_code == 0, expired.output
+    missing = desk.invoke("approvals", "list", *options[:4], "--context", "nowhere.json")
+    assert missing.exit_code != 0

@@ -92,11 +92,12 @@ def approvals_list(
         str | None, typer.Option(help="Only those a holder of this role may decide.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    context: ContextOption = None,
     now: NowOption = None,
 ) -> None:
     """List approvals, soonest due first (pending ones by default)."""
     try:
-        guard = _guard(pack, db, now=now)
+        guard = _guard(pack, db, context, now)
         found = guard.approvals.list(status=status, role=role)
     except DiscretionError as exc:
         raise _common.fail(str(exc)) from None
@@ -111,10 +112,11 @@ def approvals_show(
     approval_id: Annotated[str, typer.Argument(help="The approval (routed decision) id.")],
     pack: PackOption,
     db: DbOption = DEFAULT_DB,
+    context: ContextOption = None,
 ) -> None:
     """Show an approval, why it was routed, and its lineage."""
     try:
-        guard = _guard(pack, db)
+        guard = _guard(pack, db, context)
         approval = guard.approvals.get(approval_id)
         decision = guard.approvals.decision(approval_id)
         history = guard.approvals.history(approval_id)
@@ -213,10 +215,11 @@ def approvals_reject(
     note: NoteOption,
     token: TokenOption,
     db: DbOption = DEFAULT_DB,
+    context: ContextOption = None,
     now: NowOption = None,
 ) -> None:
     """Reject a routed case."""
-    _decide("reject", approval_id, pack, db, None, token, note, now)
+    _decide("reject", approval_id, pack, db, context, token, note, now)
 
 
 @approvals_app.command("escalate")
@@ -226,17 +229,23 @@ def approvals_escalate(
     note: NoteOption,
     token: TokenOption,
     db: DbOption = DEFAULT_DB,
+    context: ContextOption = None,
     now: NowOption = None,
 ) -> None:
     """Send a routed case one rung up the ladder."""
-    _decide("escalate", approval_id, pack, db, None, token, note, now)
+    _decide("escalate", approval_id, pack, db, context, token, note, now)
 
 
 @approvals_app.command("expire")
-def approvals_expire(pack: PackOption, db: DbOption = DEFAULT_DB, now: NowOption = None) -> None:
+def approvals_expire(
+    pack: PackOption,
+    db: DbOption = DEFAULT_DB,
+    context: ContextOption = None,
+    now: NowOption = None,
+) -> None:
     """Expire every pending approval past its due time (run it from a scheduler)."""
     try:
-        expired = _guard(pack, db, now=now).approvals.expire_due()
+        expired = _guard(pack, db, context, now).approvals.expire_due()
     except DiscretionError as exc:
         raise _common.fail(str(exc)) from None
     _common.out.print(f"{len(expired)} approval(s) expired", highlight=False)

@@ -611,6 +611,8 @@ class BudgetSpec(BaseModel):
     """The role a case that would exceed it is routed to; `next_above` for the lowest human
     role above the actor; the highest human role when absent."""
     message: str | None = None
+    description: str = ""
+    """What it caps and why, for the people who read the pack."""
     currencies: Literal["together", "each"] = "together"
     """In a pack of several currencies: `together`, one cap whatever the currency (with
     `rates`, kept in the base; else each currency's spending counts as its share of that
