@@ -27,7 +27,7 @@ def test_piped_help_is_plain_and_does_not_wrap_at_80_columns():
     assert (
         "  --fail-on-loosen  Exit 1 when the candidate lets more through: a route or deny becomes"
         " an allow, a deny becomes a route, a route goes to a lower role, or more money moves"
-        " under any action and reason.\n"
+        " without a person under any action and reason.\n"
     ) in text
     assert "╭" not in text
     assert max(len(line) for line in text.splitlines()) > 80

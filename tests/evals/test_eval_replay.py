@@ -299,7 +299,8 @@ def test_raising_a_limit_loosens_and_fails_the_loosen_gate(ledger_db, tmp_path):
     assert gated.exit_code == 1
     assert "1 would loosen" in gated.stdout
     assert "the candidate loosens 1 decision(s)" in gated.stderr
-    assert "refund (standard) +100.01 USD" in gated.stderr
+    assert "moves more money without a person (refund (standard) +100.01 USD)" in gated.stderr
+    assert "exposure allowed without a person" in gated.stdout
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data["loosened"] == 1
     # The 200.01 refund is now allowed; the 100.00 after it on the same order then goes over

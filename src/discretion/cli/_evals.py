@@ -101,7 +101,7 @@ def replay_ledger(
             "--fail-on-loosen",
             help="Exit 1 when the candidate lets more through: a route or deny becomes an"
             " allow, a deny becomes a route, a route goes to a lower role, or more money moves"
-            " under any action and reason.",
+            " without a person under any action and reason.",
         ),
     ] = False,
     fail_on_change: Annotated[
@@ -143,7 +143,7 @@ def replay_ledger(
         )
         raise _common.fail(
             f"the candidate loosens {len(report.loosened)} decision(s)"
-            + (f" and moves more money ({more})" if more else "")
+            + (f" and moves more money without a person ({more})" if more else "")
             + "; failing as --fail-on-loosen asks",
             1,
         )

@@ -231,7 +231,11 @@ class ReplayReport:
             console.print(table)
             if len(self.changes) > max_changes:
                 console.print(f"... and {len(self.changes) - max_changes} more (see --json)")
-        table = Table(title="exposure by action and reason", title_justify="left")
+        # What code alone allows: a routed case moves money only once a person approves it,
+        # which a replay does not do.
+        table = Table(
+            title="exposure allowed without a person, by action and reason", title_justify="left"
+        )
         for column in ("action", "reason", "before", "after", "delta"):
             table.add_column(column, justify="left" if column in ("action", "reason") else "right")
         for row in self.exposure:
