@@ -393,6 +393,73 @@ def test_a_precedent_is_bounded_by_the_grantors_limit_in_the_decisions_currency(
     assert str(precedent.max_amount) == "EUR 900.00"
 
 
+def test_a_precedent_set_in_the_base_bounds_a_case_in_another_currency_at_its_rate(store, tmp_path):
+    # A manager's USD 150.00 goodwill, a precedent of up to USD 120.00: the agent cites it for a
+    # EUR refund, measured in USD at the case's rate (rounded up), as the pack's limits are.
+    pack = tmp_path / "rated.yaml"
+    pack.write_text(
+        RATED.read_text(encoding="utf-8")
+        .replace('refund: {standard: "100.00"}', 'refund: {standard: "100.00", exception: "20.00"}')
+        .replace(
+            'refund: {standard: "5000.00"}', 'refund: {standard: "5000.00", exception: "500.00"}'
+        )
+        .replace("  order.total: money\n", "  order.total: money\n  customer.tier: string\n")
+        .replace("reads: [order.total]", "reads: [order.total, customer.tier]")
+        .replace(
+            "      - id: any-refund\n",
+            "      - id: any-refund\n        when: amount <= 1000\n"
+            "    exceptions:\n      - id: goodwill\n"
+            "        precedent: {scope: [customer.tier], max_expiry: 90d, max_citations: 10}\n",
+        ),
+        encoding="utf-8",
+    )
+    one = guard(store, pack, Orders({"EUR": "1.25", "USD": "1"}))
+    manager = Actor(id="mia", role="manager", is_ai=False)
+    granted = one.decide(
+        {
+            **refund("150.00", "USD", key="g", order="o-1", reason="goodwill"),
+            "actor": manager.model_dump(),
+        }
+    )
+    assert granted.outcome is Outcome.ALLOW_EXCEPTION
+    precedent = one.precedents.set(
+        granted.id,
+        PrecedentSpec(
+            scope={"customer.tier": "gold"},
+            max_amount=Money.of("120.00", "USD"),
+            expires_at=NOW + timedelta(days=30),
+            citations=5,
+            note="courier strike",
+        ),
+        grantor=manager,
+    )
+
+    def cite(amount: str, key: str) -> Any:
+        proposal = refund(amount, "EUR", key=key, order=f"o-{key}", reason="goodwill")
+        proposal["rationale"]["precedents"] = [precedent.id]
+        return one.decide(proposal)
+
+    # EUR 96.00 is USD 120.00 at 1.25; EUR 96.01 is USD 120.0125, above the bound.
+    within, above = cite("96.00", "a"), cite("96.01", "b")
+    assert within.outcome is Outcome.ALLOW_EXCEPTION
+    assert "discretion.precedent.applied" in within.rules
+    assert above.outcome is Outcome.ROUTE
+    assert "discretion.precedent.bounds" in above.rules
+    assert "EUR 96.01 (USD 120.02) is above its bound of USD 120.00" in " ".join(above.causes)
+    # Without a rate for the case's currency, nothing measures it: the case routes.
+    no_rate = Guard(
+        load_pack(pack), store=store, context=Orders({"USD": "1"}), clock=FakeClock(NOW)
+    )
+    unmeasured = no_rate.decide(
+        {
+            **refund("10.00", "EUR", key="c", order="o-c", reason="goodwill"),
+            "rationale": {"reason": "goodwill", "precedents": [precedent.id]},
+        }
+    )
+    assert unmeasured.outcome is Outcome.ROUTE
+    assert "discretion.precedent.applied" not in unmeasured.rules
+
+
 def test_exposure_and_budget_metrics_are_kept_per_currency(store):
     from fastapi.testclient import TestClient
     from prometheus_client.parser import text_string_to_metric_families

@@ -8,6 +8,7 @@ transaction (`take`), so two decisions never take the last one.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,6 +64,7 @@ def apply_precedent(
     amount = item.amount or pack.money(0)
     if prior_minor:
         amount = Money.from_minor(amount.minor + prior_minor, amount.currency)
+    in_base = _in_base(pack, amount)
     options = _options(pack, item.action_name, reason_id)
     known = precedents.load(cited)
     if extendable and reason_id is not None and not options.cited_only:
@@ -70,8 +72,13 @@ def apply_precedent(
             action=item.action_name,
             reason=reason_id,
             snapshot=snapshot,
-            # Bounds set aside: a precedent below the amount may still cover it.
-            amount=pack.money(0) if options.grants_up_to == "grantor_exception_limit" else amount,
+            # Bounds set aside: a precedent below the amount may still cover it. A bound in the
+            # base is read against the amount there.
+            amount=(
+                pack.money(0)
+                if options.grants_up_to == "grantor_exception_limit" or in_base is not None
+                else amount
+            ),
             now=now,
         ):
             known.setdefault(found.id, found)
@@ -95,6 +102,7 @@ def apply_precedent(
                 facts=snapshot.values,
                 amount=amount,
                 now=now,
+                in_base=in_base,
             ),
         )
         if failures:
@@ -163,6 +171,14 @@ def _options(pack: PolicyPack, action: str, reason_id: str | None) -> PrecedentP
     return reason.precedent
 
 
+def _in_base(pack: PolicyPack, amount: Money) -> Money | None:
+    """`amount` in the base of a pack with rates, rounded up; None in the base, or without."""
+    base = pack.base
+    if base is None or pack.to_base is None or amount.currency == base.currency:
+        return None
+    return Money.from_minor(math.ceil(amount.minor * pack.to_base), base.currency)
+
+
 def _grantor_limit_now(
     pack: PolicyPack, action: str, reason_id: str | None, precedent: Precedent
 ) -> Precedent:
@@ -179,6 +195,16 @@ def _grantor_limit_now(
     admitted = role is not None and reason is not None and role.admitted(action, reason)
     now = authority.exception_minor if authority is not None and admitted else 0
     limit = precedent.grantor_limit
+    if limit.currency != pack.currency:
+        # Set in another currency: today's limit is `pack`'s, in the case's currency; the one
+        # recorded, in the base of a pack with rates, counts at the case's rate (rounded down).
+        base = pack.base
+        if base is None or pack.to_base is None or limit.currency != base.currency:
+            return precedent  # measured in the base, or not at all (`check`)
+        recorded = math.floor(limit.minor / pack.to_base)
+        return precedent.model_copy(
+            update={"grantor_limit": Money.from_minor(min(now, recorded), pack.currency)}
+        )
     if now >= limit.minor:
         return precedent
     lowered = Money.from_minor(now, limit.currency)

@@ -108,8 +108,15 @@ def check(
     facts: Mapping[str, Any],
     amount: Money,
     now: datetime,
+    in_base: Money | None = None,
 ) -> list[Failure]:
-    """Every condition `precedent` fails for this case; empty when it applies."""
+    """Every condition `precedent` fails for this case; empty when it applies.
+
+    `in_base`: for a case in another currency than the base a pack with `rates` states its
+    amounts in, the amount in the base at the case's rate, rounded up. A bound or grantor's
+    limit set in the base is measured on it; one set in a currency it cannot be measured in
+    does not apply.
+    """
     failures: list[Failure] = []
 
     def fail(rule: str, detail: str) -> None:
@@ -127,12 +134,13 @@ def check(
         if not matches(expected, actual):
             shown = "no value" if actual is None else repr(_shown(actual))
             fail("discretion.precedent.scope", f"scope {key} is {expected!r}, the case has {shown}")
-    if precedent.max_amount is not None and amount.currency != precedent.max_amount.currency:
-        fail("discretion.precedent.bounds", f"bounds are in {precedent.max_amount.currency}")
-    elif precedent.max_amount is not None and amount.minor > precedent.max_amount.minor:
-        fail(
-            "discretion.precedent.bounds", f"{amount} is above its bound of {precedent.max_amount}"
-        )
+    cap = precedent.max_amount
+    measured = _measured(cap, amount, in_base) if cap is not None else None
+    if cap is not None and measured is None:
+        fail("discretion.precedent.bounds", f"bounds are in {cap.currency}")
+    elif cap is not None and measured is not None and measured.minor > cap.minor:
+        asked = str(amount) if measured is amount else f"{amount} ({measured})"
+        fail("discretion.precedent.bounds", f"{asked} is above its bound of {cap}")
     if precedent.max_ratio is not None:
         bound = ratio_bound(precedent, facts)
         if bound is None:
@@ -150,12 +158,23 @@ def check(
         fail("discretion.precedent.not-learnable", "a one-off exception, never citable")
     if precedent.citations_left <= 0:
         fail("discretion.precedent.exhausted", f"all {precedent.citations} citations are used")
-    if amount.minor > precedent.grantor_limit.minor:
+    limit = precedent.grantor_limit
+    granted = _measured(limit, amount, in_base)
+    if granted is None or granted.minor > limit.minor:
         fail(
             "discretion.precedent.grantor-authority",
-            f"its grantor ({precedent.grantor_role}) could grant at most {precedent.grantor_limit}",
+            f"its grantor ({precedent.grantor_role}) could grant at most {limit}",
         )
     return failures
+
+
+def _measured(bound: Money, amount: Money, in_base: Money | None) -> Money | None:
+    """The amount in `bound`'s currency: as it is, or in the base; None when it cannot be."""
+    if bound.currency == amount.currency:
+        return amount
+    if in_base is not None and bound.currency == in_base.currency:
+        return in_base
+    return None
 
 
 def _shown(value: Any) -> Any:
