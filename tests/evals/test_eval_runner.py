@@ -117,6 +117,40 @@ def test_right_expectation_passes_and_exits_zero(tmp_path):
     assert result.exit_code == 0, result.stdout
 
 
+def test_a_timestamp_fact_may_be_an_offset_from_the_cases_clock(tmp_path):
+    # Delivered 29 days before the case's clock is within 30 days; 31 days is not. Written as
+    # an offset, the fact moves with the case's `now`, for its history as for itself.
+    def case(name: str, delivered: str, outcome: str) -> dict[str, Any]:
+        return {
+            "id": name,
+            "now": "2026-12-20T12:00:00+00:00",
+            "facts": {"order.delivered_at": delivered},
+            "history": [
+                {
+                    "at": "-1h",
+                    "facts": {"order.delivered_at": delivered},
+                    "proposal": refund("10.00"),
+                    "expect": {"outcome": outcome},
+                }
+            ],
+            "proposal": REFUND_64,
+            "expect": {"outcome": outcome},
+        }
+
+    suite = write_suite(
+        tmp_path,
+        [
+            case("within", "-29d", "allow"),
+            {**case("past", "-31d", "deny"), "history": []},
+        ],
+    )
+    result = invoke("eval", str(suite), "--json", str(tmp_path / "out.json"))
+    assert result.exit_code == 0, result.stdout
+    report = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
+    outcomes = {c["id"]: c["actual"]["outcome"] for c in report["cases"]}
+    assert outcomes == {"within": "allow", "past": "deny"}
+
+
 def test_a_case_needs_no_description(tmp_path):
     suite = write_suite(
         tmp_path,

@@ -30,6 +30,7 @@ from discretion.evals._suite import (
     Expectation,
     PrecedentSetup,
     Suite,
+    is_offset,
     resolve_time,
     substitute,
 )
@@ -108,6 +109,21 @@ def _check_expectations(suite: Suite, pack: PolicyPack) -> None:
                         f"{where}: expects rule {rule!r}, which pack {pack.name!r} does not"
                         " define and discretion does not fire"
                     )
+
+
+def _timed(pack: PolicyPack, facts: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """`facts` with each timestamp the pack declares, written as an offset (`-41d`), at `now`."""
+    timed = dict(facts)
+    for name, value in facts.items():
+        spec = pack.fields.get(name)
+        if (
+            spec is not None
+            and spec.type == "timestamp"
+            and isinstance(value, str)
+            and is_offset(value)
+        ):
+            timed[name] = resolve_time(value, now).isoformat()
+    return timed
 
 
 # Rules a decision carries once more with the fact they are about: `<rule>:<fact>`.
@@ -347,7 +363,8 @@ def _run_once(
 ) -> tuple[list[Run], list[str], set[str]]:
     now = case.now or suite.now
     clock = _Clock(now)
-    context = _Overlay(base, {**suite.facts, **case.facts})
+    # A timestamp may be written as an offset from the case's clock, for its history too.
+    context = _Overlay(base, _timed(pack, {**suite.facts, **case.facts}, now))
     store = SqlStore("sqlite://")
     try:
         guard = Guard(
@@ -363,7 +380,7 @@ def _run_once(
         names: dict[str, str] = {}
         for index, item in enumerate(case.history):
             clock.now = resolve_time(item.at, now)
-            context.item = item.facts
+            context.item = _timed(pack, item.facts, now)
             last: Run | None = None
             for n in range(1, item.repeat + 1):
                 proposal = _proposal(

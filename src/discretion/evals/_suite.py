@@ -214,6 +214,11 @@ class Suite(BaseModel):
         return (base / relative).resolve()
 
 
+def is_offset(text: str) -> bool:
+    """Whether `text` is an offset such as `-2h` or `+7d`."""
+    return _OFFSET.match(text) is not None
+
+
 def resolve_time(text: str | None, now: datetime) -> datetime:
     """An ISO 8601 time, or an offset such as `-2h` or `+7d` from `now`; `now` when None."""
     if text is None:
