@@ -256,3 +256,35 @@ def test_two_reviews_only_their_roles_decide_route_to_the_higher_and_say_so(
     # Listed order does not choose: the higher of the two roles does.
     assert decision.required_role == "trust_safety"
     assert any("no one person can approve it" in cause for cause in decision.causes)
+
+
+@pytest.mark.parametrize(
+    ("total", "score", "role"),
+    [
+        (None, 90, "trust_safety"),  # the order's total is not on file; the score is
+        ({"amount": "400.00", "currency": "EUR"}, 90, "trust_safety"),  # money in another currency
+        (None, 10, "tier1"),  # the review does not hold: the lowest rung that covers it
+    ],
+)
+def test_a_case_whose_facts_were_not_all_read_still_goes_to_the_review_only_its_role_decides(
+    tmp_path: Path, total: dict[str, str] | None, score: int, role: str
+) -> None:
+    # Routed for the fact it could not read, to whom the review that holds on what could be
+    # read sends it: no other rung's approval would stand.
+    facts = {**FACTS, "customer.fraud_score": score}
+    if total is None:
+        del facts["order.total"]
+    else:
+        facts["order.total"] = total
+    path = tmp_path / "pack.yaml"
+    path.write_text(ONLY, encoding="utf-8")
+    g = Guard(
+        load_pack(path),
+        store=SqlStore(f"sqlite:///{tmp_path / 'ledger.db'}"),
+        context=StaticContextProvider(facts),
+        clock=lambda: NOW,
+    )
+    decision = g.decide(refund())
+    assert decision.outcome is Outcome.ROUTE
+    assert decision.rules == ["discretion.context-unavailable"]
+    assert decision.required_role == role

@@ -41,6 +41,7 @@ __all__ = [
     "evaluate",
     "lowest_to_allow",
     "needs_two",
+    "reviewer_without",
     "two_approvals",
 ]
 
@@ -154,6 +155,32 @@ def denied_without(
     if not fired:
         return None
     return Evaluation(outcome=Outcome.DENY, rules=[r.id for r in fired], deciding=fired)
+
+
+def reviewer_without(
+    pack: PolicyPack,
+    action: ActionPolicy,
+    *,
+    role: Role,
+    actor_is_ai: bool,
+    amount_minor: int,
+    facts: dict[str, Any],
+    unreadable: tuple[str, ...],
+    now: datetime,
+    args: dict[str, Any] | None = None,
+) -> Role | None:
+    """The one role a review `only` it decides leaves a case whose facts were not all read.
+
+    Read on the facts that could be: one that holds, or reads a fact that could not be, sends
+    the case to its role rather than to a rung its re-check would refuse (as an evaluation
+    error does).
+    """
+    if not any(review.only for review in action.reviews):
+        return None
+    activation = _activation(
+        pack, action, role, actor_is_ai, amount_minor, facts, now, args, unreadable
+    )
+    return _only_reviewer(pack, action, activation, amount_minor)
 
 
 def evaluate(

@@ -42,6 +42,7 @@ from discretion.pipeline._evaluate import (
     denied_without,
     entity_faults,
     evaluate,
+    reviewer_without,
     two_approvals,
 )
 from discretion.pipeline._ledger import CUMULATIVE, LedgerFacts, read_ledger, recorded_keys
@@ -477,23 +478,26 @@ class Pipeline:
         rates, amount = item.pack.rates, item.amount
         if (
             facts is None
-            or not action.hard_limits
             # Limits stated in the base are not yet at the rate of the proposal's currency.
             or (rates is not None and amount is not None and amount.currency != rates.base)
         ):
             return routed
-        denied = denied_without(
-            item.pack,
-            action,
-            role=item.role,
-            actor_is_ai=item.proposal.actor.is_ai,
-            amount_minor=amount_minor,
-            facts=facts.snapshot.cel_values(action.reads),
-            unreadable=facts.unreadable,
-            now=now,
-            args=item.cel_args(),
-        )
+        # What could be read, as the hard limits and the reviews read it.
+        read: dict[str, Any] = {
+            "role": item.role,
+            "actor_is_ai": item.proposal.actor.is_ai,
+            "amount_minor": amount_minor,
+            "facts": facts.snapshot.cel_values(action.reads),
+            "unreadable": facts.unreadable,
+            "now": now,
+            "args": item.cel_args(),
+        }
+        denied = denied_without(item.pack, action, **read) if action.hard_limits else None
         if denied is None:
+            # A review only its role decides still holds on what could be read.
+            reviewer = reviewer_without(item.pack, action, **read)
+            if reviewer is not None:
+                routed.evaluation.required_role = reviewer
             return routed
         denied.causes.append(str(error))
         denied.resolved = facts.resolved
