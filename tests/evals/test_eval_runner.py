@@ -609,3 +609,112 @@ def test_a_leakage_maximum_may_be_given_per_currency():
     assert missed_thresholds(per_currency, leaked, None) == [
         "leakage 0.01 USD is above the maximum 0"
     ]
+
+
+BOT_ACTOR = {"id": "bot", "role": "ai_agent", "is_ai": True}
+
+DESK_PACK = """
+pack: desk
+currency: USD
+roles:
+  - id: ai_agent
+    ai: true
+    authority:
+      refund: {standard: "50.00"}
+  - id: tier1
+    authority:
+      refund: {standard: "500.00"}
+actions:
+  refund:
+    two_approvals_above: "60.00"
+    tools:
+      - name: issue_refund
+        amount: amount
+        customer: customer_id
+    standard:
+      - id: any-refund
+        when: "true"
+budgets:
+  # What the agent's cases move in a day, approved by a person or not.
+  - id: ai-daily
+    key: actor
+    roles: [ai_agent]
+    window: 1d
+    limit: "100.00"
+"""
+
+
+def test_a_history_item_s_routed_case_may_be_approved_or_rejected_by_people(tmp_path):
+    pack = tmp_path / "desk.yaml"
+    pack.write_text(DESK_PACK, encoding="utf-8")
+
+    def call(amount: str) -> dict[str, Any]:
+        return {
+            "tool": {"name": "issue_refund", "arguments": {"amount": amount, "customer_id": "c"}}
+        }
+
+    tina, tom = {"id": "tina", "role": "tier1"}, {"id": "tom", "role": "tier1"}
+    routed = {"proposal": call("80.00"), "expect": {"outcome": "route", "role": "tier1"}}
+    cases = [
+        {
+            # Two people approve the 80.00 (above 60.00): it counts in the agent's day, so
+            # 30.00 more is over its 100.00.
+            "id": "approved",
+            "history": [{**routed, "approve": [{"by": tina}, {"by": tom, "at": "-1m"}]}],
+            "proposal": call("30.00"),
+            "expect": {"outcome": "route", "rules": ["ai-daily"], "role": "tier1"},
+        },
+        {
+            # A lower amount approved counts as such: 40.00 + 30.00 is within the day.
+            "id": "approved-lower",
+            "history": [{**routed, "approve": [{"by": tina, "amount": "40.00"}, {"by": tom}]}],
+            "proposal": call("30.00"),
+            "expect": {"outcome": "allow"},
+        },
+        {
+            "id": "rejected",
+            "history": [{**routed, "reject": {"by": tina, "note": "not ours"}}],
+            "proposal": call("30.00"),
+            "expect": {"outcome": "allow"},
+        },
+    ]
+    suite = write_suite(tmp_path, cases, pack=str(pack), context=None, actor=BOT_ACTOR)
+    result = invoke("eval", str(suite))
+    assert result.exit_code == 0, result.stdout
+
+    refused = write_suite(
+        tmp_path,
+        [
+            {
+                "id": "one-person-twice",
+                "history": [{**routed, "approve": [{"by": tina}, {"by": tina}]}],
+                "proposal": call("10.00"),
+                "expect": {"outcome": "allow"},
+            },
+            {
+                "id": "nothing-to-approve",
+                "history": [{"proposal": call("10.00"), "approve": {"by": tina}}],
+                "proposal": call("10.00"),
+                "expect": {"outcome": "allow"},
+            },
+        ],
+        suite="refused",
+        pack=str(pack),
+        context=None,
+        actor=BOT_ACTOR,
+    )
+    failed = invoke("eval", str(refused))
+    assert failed.exit_code == 1
+    assert "'tina' could not approve it" in failed.stdout
+    assert "a person can decide only a routed case; it was allow" in failed.stdout
+
+
+def test_a_history_item_is_approved_or_rejected_never_both(tmp_path):
+    routed = {"proposal": REFUND_64, "approve": {"by": {"id": "t", "role": "tier1"}}}
+    suite = write_suite(
+        tmp_path,
+        [{"id": "both", "history": [{**routed, "reject": {"by": {"id": "t", "role": "tier1"}}}],
+          "proposal": REFUND_64, "expect": {"outcome": "allow"}}],
+    )  # fmt: skip
+    with pytest.raises(ConfigurationError, match="approved or rejected, not both"):
+        load_suites([suite])

@@ -13,6 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from discretion.context import (
     ContextProvider,
     ContextRequest,
@@ -26,8 +28,10 @@ from discretion.evals._judging import JudgeMode, JudgeSession, judge_usage
 from discretion.evals._precedents import set_precedent
 from discretion.evals._results import CaseResult, EvalRun, Run, SuiteRun
 from discretion.evals._suite import (
+    ApprovalStep,
     Case,
     Expectation,
+    HistoryItem,
     PrecedentSetup,
     Suite,
     is_offset,
@@ -36,8 +40,10 @@ from discretion.evals._suite import (
 )
 from discretion.guard import Guard
 from discretion.judge import Judge
+from discretion.money import Money
 from discretion.policy import SYSTEM_RULES, PolicyPack, load_pack
 from discretion.precedent import PRECEDENT_RULES
+from discretion.proposal import Actor
 from discretion.store import SqlStore
 
 __all__ = ["run_suites"]
@@ -391,9 +397,12 @@ def _run_once(
                 )
                 last = _decide(guard, proposal, label=f"history[{index}]")
                 seen.update(last.rules)
+                what = f"history[{index}]" + (f" #{n}" if item.repeat > 1 else "") + ": "
                 if item.expect is not None:
-                    what = f"history[{index}]" + (f" #{n}" if item.repeat > 1 else "") + ": "
                     failures.extend(_compare(item.expect, last, what=what))
+                if item.approve or item.reject is not None:
+                    failures.extend(_desk(guard, item, last, clock, now, what=what))
+                    clock.now = resolve_time(item.at, now)
             if item.precedent is not None and last is not None:
                 failures.extend(_set_precedent(guard, item.precedent, last, names, now=now))
         clock.now = now
@@ -441,6 +450,35 @@ def _decide(guard: Guard, proposal: dict[str, Any], *, label: str) -> Run:
         judge_calls=calls,
         judge_tokens=tokens,
     )
+
+
+def _desk(
+    guard: Guard, item: HistoryItem, run: Run, clock: _Clock, now: datetime, *, what: str
+) -> list[str]:
+    """The people of `item` approving (or rejecting) its routed case, as the desk does."""
+    if run.outcome != "route" or run.decision_id is None:
+        return [f"{what}a person can decide only a routed case; it was {run.outcome}"]
+    steps: list[ApprovalStep] = [item.reject] if item.reject is not None else item.approvals()
+    for step in steps:
+        if step.at is not None:
+            clock.now = resolve_time(step.at, now)
+        try:
+            person = Actor.model_validate({"is_ai": False, **step.by})
+            if item.reject is not None:
+                guard.approvals.reject(run.decision_id, approver=person, note=step.note)
+                continue
+            current = guard.approvals.get(run.decision_id)
+            asked = current.requested_amount
+            amount = (
+                Money.of(step.amount, asked.currency)
+                if step.amount is not None and asked is not None
+                else None
+            )
+            guard.approvals.approve(run.decision_id, approver=person, note=step.note, amount=amount)
+        except (DiscretionError, ValidationError) as exc:
+            verb = "reject" if item.reject is not None else "approve"
+            return [f"{what}{step.by.get('id')!r} could not {verb} it: {exc}"]
+    return []
 
 
 def _set_precedent(

@@ -23,6 +23,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from discretion.errors import ConfigurationError, ProposalError
@@ -104,6 +105,21 @@ class PrecedentSetup(BaseModel):
     """Who revokes it; the grantor when absent."""
 
 
+class ApprovalStep(BaseModel):
+    """A person deciding a history item's routed case, as the approver desk would."""
+
+    model_config = _MODEL
+
+    by: dict[str, Any]
+    """The person (an `Actor`: `id` and `role`; never an AI)."""
+    note: str = "decided in the eval"
+    """Why, as the desk requires one."""
+    amount: str | None = None
+    """Approve a lower amount than was asked, in the case's currency."""
+    at: TimeText | None = None
+    """When: an ISO 8601 time or an offset from the case clock; the item's time when absent."""
+
+
 class HistoryItem(BaseModel):
     """A proposal decided before the case, in the same ledger (budgets, repeats, precedent)."""
 
@@ -122,6 +138,21 @@ class HistoryItem(BaseModel):
     """What each repetition must get; a mismatch fails the case."""
     precedent: PrecedentSetup | None = None
     """Set a precedent from the (last) decision of this item."""
+    approve: ApprovalStep | list[ApprovalStep] = []
+    """People approving each repetition's routed case, in order (two, above
+    `two_approvals_above`); re-checked as at the desk, so a refusal fails the case."""
+    reject: ApprovalStep | None = None
+    """A person rejecting each repetition's routed case."""
+
+    @model_validator(mode="after")
+    def _one_verdict(self) -> HistoryItem:
+        if self.approve and self.reject is not None:
+            raise ValueError("a history item is approved or rejected, not both")
+        return self
+
+    def approvals(self) -> list[ApprovalStep]:
+        """Its approvals, in order."""
+        return self.approve if isinstance(self.approve, list) else [self.approve]
 
 
 class Case(BaseModel):
