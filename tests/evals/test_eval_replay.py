@@ -462,3 +462,81 @@ def test_a_judges_verdict_a_replay_cannot_repeat_is_no_change(tmp_path):
 
     assert report.changes == ()
     assert not report.is_looser
+
+
+BUDGETED = """
+pack: desk
+currency: USD
+roles:
+  - id: ai_agent
+    ai: true
+    authority:
+      refund: {standard: "50.00"}
+  - id: tier1
+    authority:
+      refund: {standard: "500.00"}
+  - id: tier2
+    authority:
+      refund: {standard: "800.00"}
+actions:
+  refund:
+    tools:
+      - name: issue_refund
+        amount: amount
+        customer: customer_id
+    standard:
+      - id: any-refund
+        when: "true"
+budgets:
+  - id: ai-daily
+    key: actor
+    roles: [ai_agent]
+    window: 1d
+    limit: "100.00"
+    route_to: tier1
+"""
+
+
+def test_a_replay_approves_again_what_people_approved(tmp_path):
+    # An agent's 80.00 routed and approved by a person fills its day: its 30.00 after that
+    # routed on the budget. Replayed under the same pack, the approval is made again, so
+    # nothing changes; under a pack where the approver's role no longer covers it, it is not.
+    from discretion import Actor
+    from discretion.context import StaticContextProvider
+
+    pack = tmp_path / "desk.yaml"
+    pack.write_text(BUDGETED, encoding="utf-8")
+    clock = FakeClock(NOW)
+    store = SqlStore(f"sqlite:///{tmp_path / 'ledger.db'}")
+    guard = Guard(load_pack(pack), store=store, context=StaticContextProvider({}), clock=clock)
+
+    def call(amount: str, key: str) -> dict[str, Any]:
+        return {
+            "actor": {"id": "bot", "role": "ai_agent", "is_ai": True},
+            "tool": {"name": "issue_refund", "arguments": {"amount": amount, "customer_id": "c"}},
+            "idempotency_key": key,
+        }
+
+    routed = guard.decide(call("80.00", "a"))
+    clock.advance(minutes=10)
+    guard.approvals.approve(
+        routed.id, approver=Actor(id="tina", role="tier1", is_ai=False), note="ok"
+    )
+    clock.advance(minutes=10)
+    after = guard.decide(call("30.00", "b"))
+    assert (after.outcome.value, after.rules[-1]) == ("route", "ai-daily")
+
+    same = replay(store, pack)
+    assert same.changes == ()
+
+    stricter = tmp_path / "stricter.yaml"
+    stricter.write_text(
+        BUDGETED.replace('refund: {standard: "500.00"}', 'refund: {standard: "60.00"}'),
+        encoding="utf-8",
+    )
+    # tier1 may no longer approve 80.00: its approval is not made again, the day stays empty
+    # and the 30.00 is allowed (a loosening the gate reports).
+    changed = replay(store, stricter)
+    [change] = [c for c in changed.changes if c.idempotency_key == "b"]
+    assert (change.before.outcome, change.after.outcome) == ("route", "allow")
+    store.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from discretion.context import ContextRequest
-from discretion.decision import Decision
+from discretion.decision import Decision, Outcome
 from discretion.errors import DiscretionError, StoreError
 from discretion.evals._results import ALLOWED
 from discretion.guard import Guard
@@ -30,6 +30,7 @@ from discretion.judge import Judge
 from discretion.money import Money
 from discretion.pipeline import recorded_mapping
 from discretion.policy import TWO_APPROVALS, PolicyPack, load_pack
+from discretion.proposal import Actor
 from discretion.shadow import SHADOW_RECORD
 from discretion.store import SqlStore
 
@@ -302,12 +303,40 @@ class _Clock:
         return self.now
 
 
-def _recorded(store: SqlStore) -> Iterator[tuple[Decision, dict[str, Any]]]:
-    for record in store.records():
-        if record.kind != "decision":
-            continue
-        body = json.loads(record.body)
-        yield Decision.model_validate(body["decision"]), body
+_APPROVED = ("approval.endorsed", "approval.approved")
+"""The records of a person approving a routed case (the first of two, or the approval)."""
+
+
+def _approve_again(
+    guard: Guard,
+    routed: Mapping[str, tuple[str, Mapping[str, Any]]],
+    approval_id: str,
+    body: Mapping[str, Any],
+    clock: _Clock,
+    frozen: _Frozen,
+) -> None:
+    """The recorded person approving the replayed case, when the candidate routed it too.
+
+    At the recorded time and amount, on the facts it was decided on, re-checked under the
+    candidate: what it would not let that person approve is not approved (and moves nothing).
+    """
+    found = routed.get(approval_id)
+    by = body.get("by") or {}
+    if found is None or not by.get("id") or not by.get("role"):
+        return
+    replayed, facts = found
+    clock.now = datetime.fromisoformat(body["at"])
+    frozen.facts = facts
+    amount = body.get("amount")
+    try:
+        guard.approvals.approve(
+            replayed,
+            approver=Actor(id=by["id"], role=by["role"], is_ai=False),
+            note="replayed from the ledger",
+            amount=Money.read(amount) if amount else None,
+        )
+    except DiscretionError:
+        return
 
 
 def _proposal(recorded: Mapping[str, Any], pack: PolicyPack) -> dict[str, Any]:
@@ -447,7 +476,9 @@ def replay(
 
     Each proposal is decided at its recorded time on its recorded context snapshot, in order, in
     a scratch ledger: budgets fill as they would have under `pack` (decisions up to one budget
-    window before `since` are replayed silently to fill them). A fact `pack` reads that the
+    window before `since` are replayed silently to fill them), and the people who approved a
+    case the candidate routes too approve it again at their recorded time and amount, re-checked
+    under `pack` (what it would not let them approve moves nothing). A fact `pack` reads that the
     snapshot lacks routes the replayed decision (fail closed) and names the field; decisions
     that applied a precedent are re-decided without it, and say so.
 
@@ -493,7 +524,19 @@ def replay(
             ]
         )
         tally = _Tally({role.id: role.rank for role in candidate.roles}, kept)
-        for before_decision, body in _recorded(store):
+        # Recorded routed cases the candidate routes too, by recorded id: the replayed case's
+        # id and the facts it was decided on, for the people who approved it.
+        routed: dict[str, tuple[str, Mapping[str, Any]]] = {}
+        for record in store.records():
+            if record.kind in _APPROVED:
+                _approve_again(
+                    guard, routed, record.subject_id, json.loads(record.body), clock, frozen
+                )
+                continue
+            if record.kind != "decision":
+                continue
+            body = json.loads(record.body)
+            before_decision = Decision.model_validate(body["decision"])
             at = before_decision.decided_at
             if warm_from is not None and at < warm_from:
                 continue
@@ -501,11 +544,12 @@ def replay(
             frozen.facts = body.get("context") or {}
             try:
                 recorded = body["proposal"]
-                after = Verdict.of(
-                    guard.pipeline.decide(
-                        _proposal(recorded, candidate), mapping=recorded_mapping(recorded)
-                    )
+                decided = guard.pipeline.decide(
+                    _proposal(recorded, candidate), mapping=recorded_mapping(recorded)
                 )
+                after = Verdict.of(decided)
+                if decided.outcome is Outcome.ROUTE:
+                    routed[before_decision.id] = (decided.id, frozen.facts)
             except DiscretionError as exc:
                 after = Verdict(outcome="error", detail=f"{type(exc).__name__}: {exc}")
             if since is not None and at < since:
