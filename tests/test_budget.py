@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import good_facts, refund, shop_pack_with
-from discretion import Actor, Outcome, PolicyError
+from conftest import SHOP_PACK, good_facts, refund, shop_pack_with
+from discretion import Actor, Money, Outcome, PolicyError, StaleApproval, load_pack
 
 
 def lost():
@@ -152,7 +152,7 @@ def test_a_route_with_room_left_in_the_budgets_its_approval_counts_is_unchanged(
     assert "customer-exceptions-30d" not in routed.rules
 
 
-def test_a_route_whose_approval_a_denying_budget_would_refuse_is_denied(make_guard, tmp_path):
+def test_a_route_whose_approval_a_denying_budget_leaves_no_room_for_is_denied(make_guard, tmp_path):
     denying = shop_pack_with(
         tmp_path,
         "    outcomes: [allow_exception]\n",
@@ -160,11 +160,26 @@ def test_a_route_whose_approval_a_denying_budget_would_refuse_is_denied(make_gua
     )
     guard = make_guard(lost(), policy=denying)
     _spend_customer_exceptions(guard)
-    denied = guard.decide(refund("100.00", reason="carrier-lost", key="big"))
+    # 10.00 of the customer's 150.00 is left: a person may still grant that much of 100.00,
+    # and is told the budget refuses more.
+    room = guard.decide(refund("100.00", reason="carrier-lost", key="room"))
+    assert (room.outcome, room.required_role) == (Outcome.ROUTE, "tier1")
+    assert room.rules[-1] == "customer-exceptions-30d"
+    assert "has room for less than asked" in " ".join(room.causes)
+    tina = Actor(id="tina", role="tier1", is_ai=False)
+    with pytest.raises(StaleApproval, match="customer-exceptions-30d"):
+        guard.approvals.approve(room.id, approver=tina, note="all of it")
+    granted = guard.approvals.approve(
+        room.id, approver=tina, note="what is left", amount=Money.of("10.00", "USD")
+    )
+    assert granted.status.value == "approved"
+    # Nothing left: nobody could approve any of it.
+    denied = guard.decide(refund("100.00", reason="carrier-lost", key="full"))
     assert denied.outcome is Outcome.DENY
     assert "customer-exceptions-30d" in denied.rules
     assert denied.reservations == []
-    assert guard.approvals.list() == []
+    assert guard.approvals.get(room.id).status.value == "approved"
+    assert guard.approvals.list(status="pending") == []
 
 
 def test_a_budget_may_say_what_it_caps_and_why(make_guard, tmp_path):
@@ -174,7 +189,37 @@ def test_a_budget_may_say_what_it_caps_and_why(make_guard, tmp_path):
         "    outcomes: [allow_exception]\n    description: what support grants in a month\n",
     )
     assert described.budgets[0].id == "customer-exceptions-30d"
+    assert described.budgets[0].description == "what support grants in a month"
     assert (
         make_guard(lost(), policy=described).decide(refund("20.00", reason="carrier-lost")).outcome
         is Outcome.ALLOW_EXCEPTION
     )
+
+
+def test_a_spent_budget_that_counts_routes_does_not_hide_one_its_approval_would_exceed(
+    make_guard, tmp_path
+):
+    # A cap on what routes (route_to tier1) beside a cap on exceptions that denies beyond it:
+    # the route's own cap names tier1, but the customer's exceptions are used up, so nobody
+    # could approve it.
+    text = (
+        SHOP_PACK.read_text(encoding="utf-8")
+        .replace(
+            "    outcomes: [allow_exception]\n",
+            "    outcomes: [allow_exception]\n    on_exceed: deny\n",
+        )
+        .replace(
+            "budgets:\n",
+            'budgets:\n  - {id: routes-daily, key: customer, window: 1d, limit: "50.00",'
+            " outcomes: [route], route_to: tier1}\n",
+        )
+    )
+    path = tmp_path / "two-budgets.yaml"
+    path.write_text(text, encoding="utf-8")
+    guard = make_guard(lost(), policy=load_pack(path))
+    _spend_customer_exceptions(guard)
+    topped = guard.decide(refund("10.00", reason="carrier-lost", key="last-ten"))
+    assert topped.outcome is Outcome.ALLOW_EXCEPTION
+    denied = guard.decide(refund("100.00", reason="carrier-lost", key="big"))
+    assert denied.outcome is Outcome.DENY
+    assert {"routes-daily", "customer-exceptions-30d"} <= set(denied.rules)

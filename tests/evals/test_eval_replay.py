@@ -540,3 +540,46 @@ def test_a_replay_approves_again_what_people_approved(tmp_path):
     [change] = [c for c in changed.changes if c.idempotency_key == "b"]
     assert (change.before.outcome, change.after.outcome) == ("route", "allow")
     store.close()
+
+
+def test_a_replay_rejects_again_what_people_rejected(tmp_path):
+    # What the agent asked today counts what is pending, not what a person rejected: replayed,
+    # the rejection is made again, or the 30.00 after it would read the 80.00 as pending.
+    from discretion import Actor
+    from discretion.context import StaticContextProvider
+
+    text = (
+        BUDGETED.replace(
+            "actions:\n",
+            "totals:\n  actor.asked_today: {per: actor, window: 1d}\nactions:\n",
+        )
+        .replace(
+            '        when: "true"\n',
+            "        when: amount + actor.asked_today <= 10000\n",
+        )
+        .replace("    standard:\n", "    reads: [actor.asked_today]\n    standard:\n")
+    )
+    pack = tmp_path / "asked.yaml"
+    pack.write_text(text, encoding="utf-8")
+    clock = FakeClock(NOW)
+    store = SqlStore(f"sqlite:///{tmp_path / 'ledger.db'}")
+    guard = Guard(load_pack(pack), store=store, context=StaticContextProvider({}), clock=clock)
+
+    def call(amount: str, key: str) -> dict[str, Any]:
+        return {
+            "actor": {"id": "bot", "role": "ai_agent", "is_ai": True},
+            "tool": {"name": "issue_refund", "arguments": {"amount": amount, "customer_id": "c"}},
+            "idempotency_key": key,
+        }
+
+    routed = guard.decide(call("80.00", "a"))
+    assert routed.outcome.value == "route"
+    clock.advance(minutes=10)
+    guard.approvals.reject(
+        routed.id, approver=Actor(id="tina", role="tier1", is_ai=False), note="no"
+    )
+    clock.advance(minutes=10)
+    assert guard.decide(call("30.00", "b")).outcome.value == "allow"
+
+    assert replay(store, pack).changes == ()
+    store.close()

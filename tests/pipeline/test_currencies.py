@@ -22,6 +22,7 @@ from discretion import (
 )
 from discretion.context import ContextRequest
 from discretion.precedent import PrecedentSpec
+from discretion.precedent._model import Range
 
 HERE = Path(__file__).resolve().parent.parent
 PER_CURRENCY = HERE / "packs" / "currencies.yaml"
@@ -394,7 +395,7 @@ def test_a_precedent_is_bounded_by_the_grantors_limit_in_the_decisions_currency(
 
 
 def test_a_precedent_set_in_the_base_bounds_a_case_in_another_currency_at_its_rate(store, tmp_path):
-    # A manager's USD 150.00 goodwill, a precedent of up to USD 120.00: the agent cites it for a
+    # A manager's USD 70.00 goodwill, a precedent of up to USD 120.00: the agent cites it for a
     # EUR refund, measured in USD at the case's rate (rounded up), as the pack's limits are.
     pack = tmp_path / "rated.yaml"
     pack.write_text(
@@ -417,7 +418,7 @@ def test_a_precedent_set_in_the_base_bounds_a_case_in_another_currency_at_its_ra
     manager = Actor(id="mia", role="manager", is_ai=False)
     granted = one.decide(
         {
-            **refund("150.00", "USD", key="g", order="o-1", reason="goodwill"),
+            **refund("70.00", "USD", key="g", order="o-1", reason="goodwill"),
             "actor": manager.model_dump(),
         }
     )
@@ -446,6 +447,30 @@ def test_a_precedent_set_in_the_base_bounds_a_case_in_another_currency_at_its_ra
     assert above.outcome is Outcome.ROUTE
     assert "discretion.precedent.bounds" in above.rules
     assert "EUR 96.01 (USD 120.02) is above its bound of USD 120.00" in " ".join(above.causes)
+    # A scope on money is in the currency the precedent was set in: a EUR order is not in it.
+    again = one.decide(
+        {
+            **refund("70.00", "USD", key="g2", order="o-1", reason="goodwill"),
+            "actor": manager.model_dump(),
+        }
+    )
+    ranged = one.precedents.set(
+        again.id,
+        PrecedentSpec(
+            scope={"customer.tier": "gold", "order.total": Range(min="1.00")},
+            max_amount=Money.of("120.00", "USD"),
+            expires_at=NOW + timedelta(days=30),
+            citations=5,
+            note="any order",
+        ),
+        grantor=manager,
+    )
+    scoped = refund("11.00", "EUR", key="s", order="o-s", reason="goodwill")
+    scoped["rationale"]["precedents"] = [ranged.id]
+    outside = one.decide(scoped)
+    assert outside.outcome is Outcome.ROUTE
+    assert "discretion.precedent.scope" in outside.rules
+    assert "scope order.total is in USD, the case has EUR 900000.00" in " ".join(outside.causes)
     # Without a rate for the case's currency, nothing measures it: the case routes.
     no_rate = Guard(
         load_pack(pack), store=store, context=Orders({"USD": "1"}), clock=FakeClock(NOW)

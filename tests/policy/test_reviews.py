@@ -11,7 +11,7 @@ import pytest
 from discretion import Actor, Guard, Outcome, SqlStore, load_pack
 from discretion.approvals import ApprovalStatus
 from discretion.context import StaticContextProvider
-from discretion.errors import ApprovalError, PolicyError
+from discretion.errors import ApprovalError, PolicyError, StaleApproval
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -208,8 +208,10 @@ def test_a_review_only_its_role_decides_routes_to_it_whatever_the_amount(tmp_pat
 def test_only_the_reviewing_role_itself_approves_a_case_only_it_decides(tmp_path: Path) -> None:
     g = guard(tmp_path, ONLY, **{"customer.fraud_score": 90})
     routed = g.decide(refund())
-    with pytest.raises(ApprovalError):
+    with pytest.raises(ApprovalError, match="'trust_safety'") as refused:
         g.approvals.approve(routed.id, approver=MIA, note="I outrank them")
+    # Not stale: the case stands, for the role that decides it.
+    assert not isinstance(refused.value, StaleApproval)
     assert g.approvals.get(routed.id).status is ApprovalStatus.PENDING
     approved = g.approvals.approve(routed.id, approver=TESS, note="score explained")
     assert approved.status is ApprovalStatus.APPROVED

@@ -239,6 +239,34 @@ def test_a_budget_past_which_a_precedent_stops_routes_to_whom_the_amount_needs(w
     assert uses(world.store, precedent.id) == 3
 
 
+def test_a_case_two_people_must_approve_keeps_saying_so_past_a_spent_budget(world, tmp_path):
+    # A precedent lets the agent grant 70.00, above the two-approval amount (65.00): routed
+    # for two people. The customer's exceptions are used up, too: the route stays one for two.
+    source = Path(__file__).with_name("precedent.yaml").read_text(encoding="utf-8")
+    anchor = "    reads: [customer.segment"
+    assert source.count(anchor) == 1
+    path = tmp_path / "two.yaml"
+    path.write_text(
+        source.replace(anchor, '    two_approvals_above: "65.00"\n' + anchor), encoding="utf-8"
+    )
+    precedent = world.precedent(world.granted("60.00"), citations=10)
+    guard = Guard(
+        load_pack(path),
+        store=world.store,
+        clock=world.clock,
+        context=StaticContextProvider(facts()),
+    )
+    # 60.00 granted, and four more: the customer's 300.00 of exceptions are used up.
+    for n in range(4):
+        filled = guard.decide(proposal("60.00", actor=MANAGER, key=f"fill-{n}"))
+        assert filled.outcome is Outcome.ALLOW_EXCEPTION
+    case = guard.decide(proposal("70.00", cite=[precedent.id], key="case"))
+    assert case.outcome is Outcome.ROUTE
+    assert "discretion.two-approvals" in case.rules
+    assert "customer-exceptions-30d" in case.rules
+    assert "above this amount, two people must approve" in case.causes
+
+
 def test_precedent_bound_caps_the_amount_it_justifies(world):
     precedent = world.precedent(max_amount=Money.of("50.00", "USD"))
     guard = world.guard()

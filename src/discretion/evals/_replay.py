@@ -23,7 +23,7 @@ from rich.table import Table
 
 from discretion.context import ContextRequest
 from discretion.decision import Decision, Outcome
-from discretion.errors import DiscretionError, StoreError
+from discretion.errors import ApprovalError, DiscretionError, ProposalError, StoreError
 from discretion.evals._results import ALLOWED
 from discretion.guard import Guard
 from discretion.judge import Judge
@@ -303,19 +303,21 @@ class _Clock:
         return self.now
 
 
-_APPROVED = ("approval.endorsed", "approval.approved")
-"""The records of a person approving a routed case (the first of two, or the approval)."""
+_APPROVED = ("approval.endorsed", "approval.approved", "approval.rejected")
+"""The records of a person deciding a routed case: the first of two approvals, the approval,
+or the rejection."""
 
 
 def _approve_again(
     guard: Guard,
     routed: Mapping[str, tuple[str, Mapping[str, Any]]],
+    kind: str,
     approval_id: str,
     body: Mapping[str, Any],
     clock: _Clock,
     frozen: _Frozen,
 ) -> None:
-    """The recorded person approving the replayed case, when the candidate routed it too.
+    """The recorded person deciding the replayed case again, when the candidate routed it too.
 
     At the recorded time and amount, on the facts it was decided on, re-checked under the
     candidate: what it would not let that person approve is not approved (and moves nothing).
@@ -327,15 +329,21 @@ def _approve_again(
     replayed, facts = found
     clock.now = datetime.fromisoformat(body["at"])
     frozen.facts = facts
+    person = Actor(id=by["id"], role=by["role"], is_ai=False)
     amount = body.get("amount")
     try:
+        if kind == "approval.rejected":
+            guard.approvals.reject(replayed, approver=person, note="replayed from the ledger")
+            return
         guard.approvals.approve(
             replayed,
-            approver=Actor(id=by["id"], role=by["role"], is_ai=False),
+            approver=person,
             note="replayed from the ledger",
             amount=Money.read(amount) if amount else None,
         )
-    except DiscretionError:
+    except (ApprovalError, ProposalError):
+        # Not one the candidate lets this person decide (its re-check, their role, the case
+        # already decided): what they did does not happen.
         return
 
 
@@ -530,7 +538,13 @@ def replay(
         for record in store.records():
             if record.kind in _APPROVED:
                 _approve_again(
-                    guard, routed, record.subject_id, json.loads(record.body), clock, frozen
+                    guard,
+                    routed,
+                    record.kind,
+                    record.subject_id,
+                    json.loads(record.body),
+                    clock,
+                    frozen,
                 )
                 continue
             if record.kind != "decision":

@@ -459,9 +459,9 @@ def _desk(
     if run.outcome != "route" or run.decision_id is None:
         return [f"{what}a person can decide only a routed case; it was {run.outcome}"]
     steps: list[ApprovalStep] = [item.reject] if item.reject is not None else item.approvals()
+    decided = clock.now
     for step in steps:
-        if step.at is not None:
-            clock.now = resolve_time(step.at, now)
+        clock.now = resolve_time(step.at, now) if step.at is not None else decided
         try:
             person = Actor.model_validate({"is_ai": False, **step.by})
             if item.reject is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from fractions import Fraction
@@ -28,7 +28,6 @@ from discretion.store import SqlTransaction
 __all__ = [
     "BudgetCheck",
     "BudgetKeys",
-    "approved_as",
     "beyond_approval",
     "budget_key",
     "check_budgets",
@@ -239,7 +238,7 @@ def over_budget(
     was routed to, or the lowest that could have allowed it on its own authority. A precedent
     that allowed it stands only with the allow: without it, what it would have been stands.
     """
-    if evaluation.fallback is not None:
+    if evaluation.fallback is not None and evaluation.outcome is not Outcome.ROUTE:
         evaluation = evaluation.fallback
     exceeded = check.exceeded
     changes: dict[str, Any] = {
@@ -281,7 +280,7 @@ _UNMEASURED = frozenset(
 them: the budgets measured now say nothing of that approval, which measures them anew."""
 
 
-def approved_as(evaluation: Evaluation) -> Outcome:
+def _approved_as(evaluation: Evaluation) -> Outcome:
     """The outcome a routed case's approval records: an exception when it grants a reason."""
     return Outcome.ALLOW_EXCEPTION if evaluation.reason is not None else Outcome.ALLOW
 
@@ -289,26 +288,59 @@ def approved_as(evaluation: Evaluation) -> Outcome:
 def beyond_approval(
     pack: PolicyPack,
     evaluation: Evaluation,
-    approved: BudgetCheck,
+    measure: Callable[[Outcome, int | None], BudgetCheck],
     actor: Role,
     action: str,
 ) -> Evaluation:
     """A routed case, sent where its approval can be given once budgets are read.
 
-    `approved` is the budgets checked for the outcome its approval records. A budget that
-    counts that outcome, and not a route, is charged only when a person approves; one it would
-    take over its limit lets only its `route_to` role or above approve (the re-check refuses a
-    lower one), and one that denies beyond its limit leaves nothing to approve.
+    `measure(outcome, amount_minor)` checks the budgets for an outcome, at the case's amount
+    when None. A budget that counts the outcome its approval records, and not a route, is
+    charged only when a person approves: one its amount would take over the limit lets only
+    its `route_to` role or above approve it as asked (the re-check refuses a lower one). One
+    that denies beyond its limit denies it when not even the smallest amount fits (nobody
+    could approve any of it); otherwise the route stands, saying so, and its approver may
+    grant what still fits.
     """
     if _UNMEASURED.intersection(evaluation.rules):
         return evaluation
+    outcome = _approved_as(evaluation)
+    approved = measure(outcome, None)
+    # Those that already routed it (it would have been allowed) are read.
     spent = tuple(
         budget
-        for budget in approved.exceeded
-        # Measured, not merely unkeyed or without a rate: the approval reads those anew.
-        if budget.id in approved.charged
-        and not budget.applies(action, Outcome.ROUTE.value, actor.id)
+        for budget in _charged_on_approval(approved, action, actor)
+        if budget.id not in evaluation.rules
     )
+    room = [budget for budget in spent if budget.on_exceed == "deny"]
+    if room:
+        full = {budget.id for budget in _charged_on_approval(measure(outcome, 1), action, actor)}
+        room = [budget for budget in room if budget.id not in full]
+        spent = tuple(budget for budget in spent if budget not in room)
+        evaluation = replace(
+            evaluation,
+            rules=[*evaluation.rules, *(budget.id for budget in room)],
+            causes=[
+                *evaluation.causes,
+                *(
+                    f"budget {budget.id!r} has room for less than asked: an approval beyond it"
+                    " is refused"
+                    for budget in room
+                ),
+            ],
+        )
     if not spent:
         return evaluation
     return over_budget(pack, evaluation, replace(approved, exceeded=spent), actor, action)
+
+
+def _charged_on_approval(check: BudgetCheck, action: str, actor: Role) -> tuple[Budget, ...]:
+    """The budgets `check` found over their limit that an approval, not a route, charges.
+
+    Measured ones only: a budget without a key or a rate is read anew by the approval.
+    """
+    return tuple(
+        budget
+        for budget in check.exceeded
+        if budget.id in check.charged and not budget.applies(action, Outcome.ROUTE.value, actor.id)
+    )

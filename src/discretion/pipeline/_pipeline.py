@@ -32,7 +32,6 @@ from discretion.pipeline._assemble import Facts, Resolved, assemble_facts, named
 from discretion.pipeline._budgets import (
     BudgetCheck,
     BudgetKeys,
-    approved_as,
     beyond_approval,
     check_budgets,
     over_budget,
@@ -643,13 +642,15 @@ class Pipeline:
                     args=item.args,
                 )
 
-                def budgets(outcome: Outcome) -> BudgetCheck:
+                def budgets(outcome: Outcome, amount_minor: int | None = None) -> BudgetCheck:
+                    if amount_minor is None:
+                        amount_minor = item.amount.minor if item.amount is not None else 0
                     return check_budgets(
                         pack,
                         tx,
                         action=item.action_name,
                         outcome=outcome,
-                        amount_minor=item.amount.minor if item.amount is not None else 0,
+                        amount_minor=amount_minor,
                         now=now,
                         keys=keys,
                     )
@@ -658,12 +659,11 @@ class Pipeline:
                 if check.exceeded and evaluation.outcome is not Outcome.DENY:
                     evaluation = over_budget(pack, evaluation, check, item.role, item.action_name)
                     check = budgets(evaluation.outcome)
-                elif evaluation.outcome is Outcome.ROUTE:
+                if evaluation.outcome is Outcome.ROUTE:
                     # Its approval counts against budgets a route does not: one with no room
                     # left sends it now to whoever may approve beyond it.
-                    approved = budgets(approved_as(evaluation))
                     evaluation = beyond_approval(
-                        pack, evaluation, approved, item.role, item.action_name
+                        pack, evaluation, budgets, item.role, item.action_name
                     )
                     if evaluation.outcome is not Outcome.ROUTE:
                         check = budgets(evaluation.outcome)

@@ -196,14 +196,17 @@ def _grantor_limit_now(
     now = authority.exception_minor if authority is not None and admitted else 0
     limit = precedent.grantor_limit
     if limit.currency != pack.currency:
-        # Set in another currency: today's limit is `pack`'s, in the case's currency; the one
-        # recorded, in the base of a pack with rates, counts at the case's rate (rounded down).
+        # Set in the base of a pack with rates: today's limit, in the case's currency, counts
+        # in the base at the case's rate (rounded down); in another currency it is not measured
+        # at all (`check` fails it).
         base = pack.base
         if base is None or pack.to_base is None or limit.currency != base.currency:
-            return precedent  # measured in the base, or not at all (`check`)
-        recorded = math.floor(limit.minor / pack.to_base)
+            return precedent
+        today = math.floor(now * pack.to_base)
+        if today >= limit.minor:
+            return precedent
         return precedent.model_copy(
-            update={"grantor_limit": Money.from_minor(min(now, recorded), pack.currency)}
+            update={"grantor_limit": Money.from_minor(today, limit.currency)}
         )
     if now >= limit.minor:
         return precedent

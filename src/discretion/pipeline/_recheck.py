@@ -282,10 +282,10 @@ def recheck(
                         " try again when the cause is fixed",
                         approval_id=approval_id,
                     )
-                if needed.rank <= role.rank:
+                if needed.id == role.id:
                     # Not the approver's authority: the proposal itself no longer stands as it
-                    # was made (a standard case now needs a reason it never cited), and no
-                    # one above could approve it either.
+                    # was made (a standard case now needs a reason it never cited), and the
+                    # role it names is the approver's own, so no one could approve it.
                     raise StaleApproval(
                         f"approval {approval_id}: {what} cannot be approved as it was proposed"
                         f" (rules: {', '.join(rules)}); reject it, and propose it anew as the"

@@ -2062,6 +2062,7 @@ def _compile_budget(
         on_exceed=budget.on_exceed,
         route_to=route_to,
         message=budget.message,
+        description=budget.description,
         limits=MappingProxyType(limits),
         # A unit is one code: nothing to keep together.
         together=budget.currencies == "together" and unit is None,

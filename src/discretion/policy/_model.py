@@ -451,6 +451,8 @@ class Budget(Windowed):
     """A role id, or `next_above` (the lowest human role above the actor); None for the top
     human rung with authority over the action (`PolicyPack.top_for`)."""
     message: str | None
+    description: str = ""
+    """What it caps and why, for the people who read the pack."""
     limits: Mapping[str, int] = field(default_factory=dict)
     """Per role of the proposing actor, a limit in minor units instead of `limit_minor`."""
     together: bool = True

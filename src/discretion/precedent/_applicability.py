@@ -129,9 +129,15 @@ def check(
             "discretion.precedent.reason",
             f"set for reason {precedent.reason!r}, the case cites {reason!r}",
         )
+    # Set from a decision in this currency: its money scope is in it too.
+    currency = precedent.grantor_limit.currency
     for key, expected in precedent.scope.items():
         actual = facts.get(key)
-        if not matches(expected, actual):
+        if isinstance(actual, Money) and actual.currency != currency:
+            fail(
+                "discretion.precedent.scope", f"scope {key} is in {currency}, the case has {actual}"
+            )
+        elif not matches(expected, actual):
             shown = "no value" if actual is None else repr(_shown(actual))
             fail("discretion.precedent.scope", f"scope {key} is {expected!r}, the case has {shown}")
     cap = precedent.max_amount
