@@ -150,3 +150,79 @@ def test_an_actions_own_rule_never_shares_an_id_with_a_shared_one_on_one_line(
         load_pack(path)
 
     assert caught.value.rule_id == "fraud-review"
+
+
+LISTED = SOURCE.replace(
+    "every_action:\n  reads: [customer.standing, customer.fraud_review]\n",
+    "every_action:\n  - reads: [customer.standing, customer.fraud_review]\n",
+).replace(
+    "  hard_limits:\n    - id: account.not-in-good-standing\n"
+    "      when: customer.standing in ['charged_off', 'collections']\n"
+    "  reviews:\n    - id: fraud-review\n      when: customer.fraud_review\n"
+    "      by: fraud_team\n      only: true\n",
+    "    hard_limits:\n      - id: account.not-in-good-standing\n"
+    "        when: customer.standing in ['charged_off', 'collections']\n"
+    "    reviews:\n      - id: fraud-review\n        when: customer.fraud_review\n"
+    "        by: fraud_team\n        only: true\n"
+    "  # Money actions only (the refund, here): never twice what the order cost.\n"
+    "  - actions: [refund]\n    reads: [order.total]\n    hard_limits:\n"
+    "      - id: money.twice-the-order\n        when: amount > 2 * order.total\n",
+)
+"""The shared rules as two blocks: one for every action, one for the refund alone."""
+
+
+def test_every_action_may_be_blocks_each_for_the_actions_it_names(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    assert "  - actions: [refund]" in LISTED
+    pack = load_pack(write(tmp_path, LISTED))
+    refund, credit = pack.actions["refund"], pack.actions["credit"]
+
+    # In the order they are written: the first block's, the second's, then the action's own.
+    assert [r.id for r in refund.hard_limits] == [
+        "account.not-in-good-standing",
+        "money.twice-the-order",
+        "refund.above-paid",
+    ]
+    assert refund.reads == ("order.total", "customer.standing", "customer.fraud_review")
+    assert [r.id for r in credit.hard_limits] == ["account.not-in-good-standing"]
+    assert credit.reads == ("customer.standing", "customer.fraud_review")
+    held = guard(store, GOOD | {"customer.standing": "collections"}, LISTED, tmp_path)
+    assert held.decide(call("apply_credit")).rules == ["account.not-in-good-standing"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message", "at"),
+    [
+        (
+            "        when: amount > 2 * order.total\n",
+            "        when: amount > 2 * order.totl\n",
+            "unknown field 'order.totl'",
+            "when: amount > 2 * order.totl",
+        ),
+        (
+            "      - id: money.twice-the-order\n",
+            "      - id: account.not-in-good-standing\n",
+            "rule id is used twice in every_action",
+            "      - id: account.not-in-good-standing",
+        ),
+        (
+            "  - actions: [refund]\n",
+            "  - actions: [refnd]\n",
+            "every_action names action 'refnd', which is not an action",
+            "actions: [refnd]",
+        ),
+    ],
+)
+def test_a_fault_in_a_later_block_names_where_it_is_written(
+    tmp_path: Path, old: str, new: str, message: str, at: str
+) -> None:
+    text = LISTED.replace(old, new)
+    assert text != LISTED
+    path = write(tmp_path, text)
+
+    with pytest.raises(PolicyError, match=message) as caught:
+        load_pack(path)
+
+    assert caught.value.path == str(path)
+    assert caught.value.line == line_of(text, at)

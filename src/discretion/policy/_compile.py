@@ -69,6 +69,7 @@ from discretion.policy._schema import (
     ArgSpec,
     BudgetSpec,
     ClaimsSpec,
+    EveryActionSpec,
     EvidenceSpec,
     FieldSpec,
     JudgeBandSpec,
@@ -1432,35 +1433,41 @@ def _compile_action(
 def _with_every_action(spec: PackSpec, lines: LineMap) -> tuple[PackSpec, frozenset[str]]:
     """`spec` with the hard limits, reviews and reads of `every_action` in each action it names.
 
-    They come first in each action's lists, and the line map finds each where it is written.
-    Returns the pack and the ids of the rules so shared.
+    `every_action` is one block or a list of them, each for the actions it names. Their rules
+    come first in each action's lists, in the order the blocks are written, and the line map
+    finds each where it is written. Returns the pack and the ids of the rules so shared.
     """
-    shared = spec.every_action
-    if shared is None:
+    given = spec.every_action
+    if given is None:
         return spec, frozenset()
-    names = shared.actions if shared.actions is not None else list(spec.actions)
-    for index, name in enumerate(names):
-        if name not in spec.actions:
-            source, line = lines.find(("every_action", "actions", index))
-            raise PolicyError(
-                f"every_action names action {name!r}, which is not an action;"
-                f" actions: {', '.join(spec.actions)}",
-                path=source,
-                line=line,
-            )
+    blocks: list[tuple[tuple[Any, ...], EveryActionSpec]] = (
+        [(("every_action", index), block) for index, block in enumerate(given)]
+        if isinstance(given, list)
+        else [(("every_action",), given)]
+    )
     ids: set[str] = set()
-    located = [("hard_limits", i, r.id) for i, r in enumerate(shared.hard_limits)]
-    located += [("reviews", i, r.id) for i, r in enumerate(shared.reviews)]
-    for key, index, rule_id in located:
-        if rule_id in ids:
-            source, line = lines.find(("every_action", key, index))
-            raise PolicyError(
-                "rule id is used twice in every_action", path=source, line=line, rule_id=rule_id
-            )
-        ids.add(rule_id)
+    for at, shared in blocks:
+        names = shared.actions if shared.actions is not None else list(spec.actions)
+        for index, name in enumerate(names):
+            if name not in spec.actions:
+                source, line = lines.find((*at, "actions", index))
+                raise PolicyError(
+                    f"every_action names action {name!r}, which is not an action;"
+                    f" actions: {', '.join(spec.actions)}",
+                    path=source,
+                    line=line,
+                )
+        located = [("hard_limits", i, r.id) for i, r in enumerate(shared.hard_limits)]
+        located += [("reviews", i, r.id) for i, r in enumerate(shared.reviews)]
+        for key, index, rule_id in located:
+            if rule_id in ids:
+                source, line = lines.find((*at, key, index))
+                raise PolicyError(
+                    "rule id is used twice in every_action", path=source, line=line, rule_id=rule_id
+                )
+            ids.add(rule_id)
     actions = dict(spec.actions)
-    for name in dict.fromkeys(names):
-        own = actions[name]
+    for name, own in spec.actions.items():
         for key in ("standard", "hard_limits", "exceptions", "reviews"):
             for index, rule in enumerate(getattr(own, key)):
                 if rule.id in ids:
@@ -1472,22 +1479,27 @@ def _with_every_action(spec: PackSpec, lines: LineMap) -> tuple[PackSpec, frozen
                         line=line,
                         rule_id=rule.id,
                     )
-        reads = list(own.reads)
-        for index, field in enumerate(shared.reads):
-            if field not in reads:
-                found = lines.find(("every_action", "reads", index))
-                if found[0] is not None and found[1] is not None:
-                    lines.where[("actions", name, "reads", len(reads))] = (found[0], found[1])
-                reads.append(field)
-        for key in ("hard_limits", "reviews"):
-            lines.graft(("actions", name, key), ("every_action", key), len(getattr(shared, key)))
-        actions[name] = own.model_copy(
-            update={
-                "reads": reads,
-                "hard_limits": [*shared.hard_limits, *own.hard_limits],
-                "reviews": [*shared.reviews, *own.reviews],
-            }
-        )
+    # The last block first: each is placed before what the action holds so far.
+    for at, shared in reversed(blocks):
+        names = shared.actions if shared.actions is not None else list(spec.actions)
+        for name in dict.fromkeys(names):
+            own = actions[name]
+            reads = list(own.reads)
+            for index, field in enumerate(shared.reads):
+                if field not in reads:
+                    found = lines.find((*at, "reads", index))
+                    if found[0] is not None and found[1] is not None:
+                        lines.where[("actions", name, "reads", len(reads))] = (found[0], found[1])
+                    reads.append(field)
+            for key in ("hard_limits", "reviews"):
+                lines.graft(("actions", name, key), (*at, key), len(getattr(shared, key)))
+            actions[name] = own.model_copy(
+                update={
+                    "reads": reads,
+                    "hard_limits": [*shared.hard_limits, *own.hard_limits],
+                    "reviews": [*shared.reviews, *own.reviews],
+                }
+            )
     return spec.model_copy(update={"actions": actions}), frozenset(ids)
 
 

@@ -706,7 +706,9 @@ class PackSpec(BaseModel):
     context: dict[FieldName, FieldSpec | FieldType | RecordRef] = {}
     roles: Annotated[list[RoleSpec], Field(min_length=1)]
     actions: Annotated[dict[RuleId, ActionSpec], Field(min_length=1)]
-    every_action: EveryActionSpec | None = None
+    every_action: EveryActionSpec | Annotated[list[EveryActionSpec], Field(min_length=1)] | None = (
+        None
+    )
     """Hard limits and reviews shared by every action (or those named): the account's standing,
     a fraud review. Each action reads and decides them as its own, under their one rule id."""
     budgets: list[BudgetSpec] = []
