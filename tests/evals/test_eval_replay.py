@@ -583,3 +583,41 @@ def test_a_replay_rejects_again_what_people_rejected(tmp_path):
 
     assert replay(store, pack).changes == ()
     store.close()
+
+
+def test_a_replay_escalates_again_what_people_escalated(tmp_path):
+    # Escalated to tier2 after an hour and approved there nine hours later, past tier1's 4h:
+    # replayed without the escalation, the case would have expired before its approval.
+    from discretion import Actor
+    from discretion.context import StaticContextProvider
+
+    pack = tmp_path / "desk.yaml"
+    pack.write_text(
+        BUDGETED.replace("  - id: tier1\n", "  - id: tier1\n    approval_sla: 4h\n"),
+        encoding="utf-8",
+    )
+    clock = FakeClock(NOW)
+    store = SqlStore(f"sqlite:///{tmp_path / 'ledger.db'}")
+    guard = Guard(load_pack(pack), store=store, context=StaticContextProvider({}), clock=clock)
+
+    def call(amount: str, key: str) -> dict[str, Any]:
+        return {
+            "actor": {"id": "bot", "role": "ai_agent", "is_ai": True},
+            "tool": {"name": "issue_refund", "arguments": {"amount": amount, "customer_id": "c"}},
+            "idempotency_key": key,
+        }
+
+    routed = guard.decide(call("80.00", "a"))
+    clock.advance(hours=1)
+    guard.approvals.escalate(
+        routed.id, approver=Actor(id="tina", role="tier1", is_ai=False), note="above me"
+    )
+    clock.advance(hours=9)
+    guard.approvals.approve(
+        routed.id, approver=Actor(id="tom", role="tier2", is_ai=False), note="ok"
+    )
+    clock.advance(minutes=10)
+    assert guard.decide(call("30.00", "b")).rules[-1] == "ai-daily"
+
+    assert replay(store, pack).changes == ()
+    store.close()

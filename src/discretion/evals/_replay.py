@@ -303,9 +303,9 @@ class _Clock:
         return self.now
 
 
-_APPROVED = ("approval.endorsed", "approval.approved", "approval.rejected")
-"""The records of a person deciding a routed case: the first of two approvals, the approval,
-or the rejection."""
+_APPROVED = ("approval.endorsed", "approval.approved", "approval.rejected", "approval.escalated")
+"""The records of a person acting on a routed case: the first of two approvals, the approval,
+the rejection, or an escalation (which moves its due time too)."""
 
 
 def _approve_again(
@@ -334,6 +334,9 @@ def _approve_again(
     try:
         if kind == "approval.rejected":
             guard.approvals.reject(replayed, approver=person, note="replayed from the ledger")
+            return
+        if kind == "approval.escalated":
+            guard.approvals.escalate(replayed, approver=person, note="replayed from the ledger")
             return
         guard.approvals.approve(
             replayed,

@@ -219,7 +219,11 @@ def check_budgets(
 def route_target(pack: PolicyPack, budget: Budget, actor: Role, action: str) -> Role:
     """The role a case of `action` that would exceed `budget` goes to."""
     if budget.route_to == NEXT_ABOVE:
-        above = (r for r in pack.roles if not r.is_ai and r.rank > actor.rank)
+        # The next person up who holds authority over the action (one who holds none, a
+        # compliance officer beside a refund ladder, could not approve it).
+        above = (
+            r for r in pack.roles if not r.is_ai and r.rank > actor.rank and action in r.authority
+        )
         return next(above, pack.top_for(action))
     found = pack.role(budget.route_to) if budget.route_to is not None else None
     return found or pack.top_for(action)
@@ -254,6 +258,19 @@ def over_budget(
     if any(b.on_exceed == "deny" for b in exceeded):
         return replace(evaluation, outcome=Outcome.DENY, required_role=None, **changes)
     targets = [route_target(pack, b, actor, action) for b in exceeded]
+    only = [rule for rule in evaluation.deciding if rule.kind == "review" and rule.only]
+    if only and evaluation.required_role is not None:
+        # A review only its role decides: nobody else is the review, so the case stays with
+        # it; if the budget needs a higher rank, no one person can approve it.
+        reviewer = evaluation.required_role
+        beyond = max(targets, key=lambda r: r.rank)
+        if beyond.rank > reviewer.rank:
+            changes["causes"] = [
+                *changes["causes"],
+                f"only {reviewer.id!r} decides it, and only {beyond.id!r} or above may approve"
+                " beyond the budget: no one person can approve it",
+            ]
+        return replace(evaluation, outcome=Outcome.ROUTE, required_role=reviewer, **changes)
     if evaluation.required_role is not None:
         targets.append(evaluation.required_role)
     elif evaluation.outcome is not Outcome.ROUTE:
@@ -302,7 +319,7 @@ def beyond_approval(
     could approve any of it); otherwise the route stands, saying so, and its approver may
     grant what still fits.
     """
-    if _UNMEASURED.intersection(evaluation.rules):
+    if not pack.budgets or _UNMEASURED.intersection(evaluation.rules):
         return evaluation
     outcome = _approved_as(evaluation)
     approved = measure(outcome, None)

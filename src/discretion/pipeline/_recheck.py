@@ -312,7 +312,10 @@ def recheck(
         approval_id,
         decision,
         item.action_name,
-        outcome,
+        # A case routed as an exception is approved as one, whatever the approver's own rules
+        # would call it (one reading `actor.is_ai` may allow a person inside standard policy):
+        # the budgets that count exceptions count it, as its route measured them.
+        Outcome.ALLOW_EXCEPTION if decision.reason is not None else outcome,
         amount_minor,
         role,
         now,
