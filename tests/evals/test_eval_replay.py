@@ -621,3 +621,16 @@ def test_a_replay_escalates_again_what_people_escalated(tmp_path):
 
     assert replay(store, pack).changes == ()
     store.close()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--since", "0001-01-01"], "is before any ledger"),
+        (["--json", "/nonexistent-folder/replay.json"], "cannot write /nonexistent-folder"),
+    ],
+)
+def test_replay_options_it_cannot_use_are_usage_errors(ledger_db, extra, message):
+    result = invoke("replay", "--pack", str(ACME_PACK), "--db", ledger_db, *extra)
+    assert result.exit_code == 2
+    assert message in result.stderr

@@ -375,6 +375,21 @@ def test_history_repeats_with_numbered_ids_and_times(tmp_path):
             "cites '@nowhere' but no history item sets a precedent named 'nowhere'",
         ),
         ({"history": [{"at": "yesterday", "proposal": REFUND_64}]}, "time 'yesterday'"),
+        (
+            {"history": [{"at": "-999999999d", "proposal": REFUND_64}]},
+            "time '-999999999d' is out of range",
+        ),
+        (
+            {
+                "history": [
+                    {
+                        "proposal": REFUND_64,
+                        "approve": {"by": {"id": "t", "role": "tier1"}, "at": "+99999999999d"},
+                    }
+                ]
+            },
+            "history[0].approve.at: time '+99999999999d' is out of range",
+        ),
     ],
 )
 def test_suite_mistakes_are_configuration_errors_naming_the_case(tmp_path, case, message):
@@ -654,13 +669,17 @@ def test_a_history_item_s_routed_case_may_be_approved_or_rejected_by_people(tmp_
         }
 
     tina, tom = {"id": "tina", "role": "tier1"}, {"id": "tom", "role": "tier1"}
-    routed = {"proposal": call("80.00"), "expect": {"outcome": "route", "role": "tier1"}}
+    routed = {
+        "at": "-1h",
+        "proposal": call("80.00"),
+        "expect": {"outcome": "route", "role": "tier1"},
+    }
     cases = [
         {
             # Two people approve the 80.00 (above 60.00): it counts in the agent's day, so
             # 30.00 more is over its 100.00.
             "id": "approved",
-            "history": [{**routed, "approve": [{"by": tina}, {"by": tom, "at": "-1m"}]}],
+            "history": [{**routed, "approve": [{"by": tina}, {"by": tom, "at": "-30m"}]}],
             "proposal": call("30.00"),
             "expect": {"outcome": "route", "rules": ["ai-daily"], "role": "tier1"},
         },
@@ -718,3 +737,79 @@ def test_a_history_item_is_approved_or_rejected_never_both(tmp_path):
     )  # fmt: skip
     with pytest.raises(ConfigurationError, match="approved or rejected, not both"):
         load_suites([suite])
+
+
+def test_a_rationale_that_is_no_rationale_is_an_error_the_case_may_expect(tmp_path):
+    # Not a traceback in the runner: the proposal is refused as discretion refuses it.
+    cases = [
+        {
+            "id": name,
+            "proposal": {**REFUND_64, "rationale": rationale},
+            "expect": {"outcome": "error", "error": "ProposalError"},
+        }
+        for name, rationale in (("text", "hi"), ("list", ["a"]))
+    ] + [
+        {
+            "id": "precedents-not-a-list",
+            "proposal": {**REFUND_64, "rationale": {"text": "x", "precedents": 5}},
+            "expect": {"outcome": "error", "error": "ProposalError"},
+        }
+    ]
+    result = invoke("eval", str(write_suite(tmp_path, cases)))
+    assert result.exit_code == 0, result.stdout
+
+
+def test_an_approval_before_its_case_was_asked_fails_the_case(tmp_path):
+    case = {
+        "id": "early",
+        "history": [
+            {
+                "at": "-1h",
+                "proposal": refund("300.00"),
+                "expect": {"outcome": "route", "role": "tier2"},
+                "approve": {"by": {"id": "tom", "role": "tier2"}, "at": "-2h"},
+            }
+        ],
+        "proposal": REFUND_64,
+        "expect": {"outcome": "allow"},
+    }
+    result = invoke("eval", str(write_suite(tmp_path, [case])))
+    assert result.exit_code == 1
+    assert "'tom' would decide it at 2026-11-26T10:00:00+00:00, before it was asked" in (
+        result.stdout
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["eval", "SUITE", "--json", "/nonexistent-folder/report.json"],
+        ["eval", "SUITE", "--html", "/nonexistent-folder/report.html"],
+    ],
+)
+def test_a_report_path_that_cannot_be_written_is_a_usage_error(tmp_path, args):
+    suite = write_suite(
+        tmp_path, [{"id": "ok", "proposal": REFUND_64, "expect": {"outcome": "allow"}}]
+    )
+    result = invoke(*[str(suite) if a == "SUITE" else a for a in args])
+    assert result.exit_code == 2
+    assert "cannot write /nonexistent-folder/report" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda folder: folder, "no such case database"),
+        (lambda folder: folder / "pack.txt", "not a SQLite case database"),
+    ],
+)
+def test_a_context_that_is_no_case_database_is_named(tmp_path, make, message):
+    (tmp_path / "pack.txt").write_text("pack: x\n", encoding="utf-8")
+    context = make(tmp_path)
+    suite = write_suite(
+        tmp_path, [{"id": "ok", "proposal": REFUND_64, "expect": {"outcome": "allow"}}],
+        context=str(context),
+    )  # fmt: skip
+    result = invoke("eval", str(suite))
+    assert result.exit_code == 2
+    assert message in result.stderr

@@ -108,6 +108,16 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def write_file(path: Path, text: str) -> None:
+    """Write a report the user asked for; a path that cannot be written is a usage error."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise fail(
+            f"cannot write {path}: {exc.strerror or exc}; give a path in a folder that exists"
+        ) from None
+
+
 def parse_now(now: str | None) -> datetime | None:
     """The `--now` option as an aware time; None when it is absent."""
     if now is None:

@@ -59,9 +59,9 @@ def eval_suites(
                 suites, judge=judge, amnesia=amnesia, on_case=lambda _: progress.advance(task)
             )
         if json_path is not None:
-            json_path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+            _common.write_file(json_path, json.dumps(report.to_json(), indent=2) + "\n")
         if html is not None:
-            html.write_text(report.html(), encoding="utf-8")
+            _common.write_file(html, report.html())
     except DiscretionError as exc:
         raise _common.fail(str(exc)) from None
     report.print(_common.out)
@@ -78,7 +78,10 @@ def _parse_since(since: str | None) -> datetime | None:
         raise _common.fail(
             f"--since {since!r} is not an ISO 8601 date or time, such as 2026-11-20"
         ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    if moment.year < 1970:
+        raise _common.fail(f"--since {since!r} is before any ledger: give a date from 1970 on")
+    return moment
 
 
 def replay_ledger(
@@ -136,7 +139,7 @@ def replay_ledger(
         raise _common.fail(str(exc)) from None
     report.print(_common.out)
     if json_path is not None:
-        json_path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+        _common.write_file(json_path, json.dumps(report.to_json(), indent=2) + "\n")
     if fail_on_loosen and report.is_looser:
         more = ", ".join(
             f"{row.action} {row.reason} {row.delta:+} {row.currency}" for row in report.more_money

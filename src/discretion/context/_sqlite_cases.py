@@ -58,12 +58,19 @@ class SqliteCaseStore:
     @classmethod
     def open(cls, path: str | Path) -> SqliteCaseStore:
         """Open an existing case database read-only."""
-        if not Path(path).exists():
+        if not Path(path).is_file():
             raise ConfigurationError(f"{path}: no such case database")
         connection = sqlite3.connect(
             f"file:{Path(path).resolve()}?mode=ro", uri=True, check_same_thread=False
         )
-        return cls(connection)
+        try:
+            return cls(connection)
+        except sqlite3.DatabaseError as exc:
+            connection.close()
+            raise ConfigurationError(
+                f"{path}: not a SQLite case database ({exc}); give a .sql case script, a SQLite"
+                " database or a .json facts file"
+            ) from None
 
     @classmethod
     def from_sql(cls, path: str | Path, *, database: str | Path = ":memory:") -> SqliteCaseStore:

@@ -302,10 +302,13 @@ def _proposal(
     precedents: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     proposal: dict[str, Any] = {"actor": suite.actor, **data, "idempotency_key": key}
-    rationale = dict(proposal.get("rationale") or {})
+    given = proposal.get("rationale")
+    if given is not None and not isinstance(given, Mapping):
+        return proposal  # not a rationale: the proposal is refused as it is
+    rationale = dict(given or {})
     if text is not None:
         rationale["text"] = text
-    if rationale.get("precedents"):
+    if isinstance(rationale.get("precedents"), list):
         names = precedents or {}
         rationale["precedents"] = [
             names.get(str(ref)[1:], str(ref)) if str(ref).startswith("@") else ref
@@ -462,6 +465,11 @@ def _desk(
     decided = clock.now
     for step in steps:
         clock.now = resolve_time(step.at, now) if step.at is not None else decided
+        if clock.now < decided:
+            return [
+                f"{what}{step.by.get('id')!r} would decide it at {clock.now.isoformat()}, before"
+                f" it was asked at {decided.isoformat()}"
+            ]
         try:
             person = Actor.model_validate({"is_ai": False, **step.by})
             if item.reject is not None:

@@ -256,8 +256,13 @@ def resolve_time(text: str | None, now: datetime) -> datetime:
         return now
     match = _OFFSET.match(text)
     if match is not None:
-        delta = timedelta(**{_UNITS[match["unit"]]: int(match["number"])})
-        return now + delta if match["sign"] == "+" else now - delta
+        try:
+            delta = timedelta(**{_UNITS[match["unit"]]: int(match["number"])})
+            return now + delta if match["sign"] == "+" else now - delta
+        except OverflowError:
+            raise ConfigurationError(
+                f"time {text!r} is out of range: an offset reaches no further than year 9999"
+            ) from None
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
@@ -374,7 +379,9 @@ def _check(suite: Suite) -> None:
                     continue
                 raise ConfigurationError(f"{where}: {exc}") from exc
         names = {item.precedent.name for item in case.history if item.precedent is not None}
-        for ref in map(str, case.proposal.get("rationale", {}).get("precedents", [])):
+        rationale = case.proposal.get("rationale")
+        cited = rationale.get("precedents") if isinstance(rationale, dict) else None
+        for ref in map(str, cited if isinstance(cited, list) else []):
             if ref.startswith("@") and ref[1:] not in names:
                 raise ConfigurationError(
                     f"{where}: cites {ref!r} but no history item sets a precedent named {ref[1:]!r}"
@@ -384,3 +391,10 @@ def _check(suite: Suite) -> None:
                 resolve_time(item.at, case.now or suite.now)
             except ConfigurationError as exc:
                 raise ConfigurationError(f"{where}: history[{index}].at: {exc}") from exc
+            steps = [item.reject] if item.reject is not None else item.approvals()
+            for step in steps:
+                try:
+                    resolve_time(step.at, case.now or suite.now)
+                except ConfigurationError as exc:
+                    verb = "reject" if item.reject is not None else "approve"
+                    raise ConfigurationError(f"{where}: history[{index}].{verb}.at: {exc}") from exc
