@@ -86,3 +86,51 @@ CUMULATIVE_REFUNDS = "    cumulative: {per: order, window: 365d}\n"
 def invoke(*args: str) -> Result:
     """Run the CLI in-process."""
     return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+AGENT = {"id": "bot", "role": "ai_agent", "is_ai": True}
+
+DESK = """
+pack: desk
+currency: USD
+roles:
+  - id: ai_agent
+    ai: true
+    authority:
+      refund: {standard: "50.00"}
+  - id: tier1
+    authority:
+      refund: {standard: "500.00"}
+  - id: tier2
+    authority:
+      refund: {standard: "800.00"}
+actions:
+  refund:
+    tools:
+      - name: issue_refund
+        amount: amount
+        customer: customer_id
+    standard:
+      - id: any-refund
+        when: "true"
+budgets:
+  # What the agent's cases move in a day, approved by a person or not.
+  - id: ai-daily
+    key: actor
+    roles: [ai_agent]
+    window: 1d
+    limit: "100.00"
+    route_to: tier1
+"""
+"""A small pack whose agent's routed cases, once people approve them, fill its day."""
+
+
+def agent_refund(amount: str, key: str | None = None) -> dict[str, Any]:
+    """The agent's refund of `amount` to customer `c` on the desk pack."""
+    proposal: dict[str, Any] = {
+        "actor": AGENT,
+        "tool": {"name": "issue_refund", "arguments": {"amount": amount, "customer_id": "c"}},
+    }
+    if key is not None:
+        proposal["idempotency_key"] = key
+    return proposal

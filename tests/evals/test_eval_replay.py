@@ -21,7 +21,15 @@ from discretion.policy import ToolSpec
 from discretion.shadow import SHADOW_RECORD
 from discretion.store._schema import ledger
 
-from .helpers import ACME_CASES, ACME_PACK, CUMULATIVE_REFUNDS, copy_acme_pack, invoke
+from .helpers import (
+    ACME_CASES,
+    ACME_PACK,
+    CUMULATIVE_REFUNDS,
+    DESK,
+    agent_refund,
+    copy_acme_pack,
+    invoke,
+)
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 # The AI's standard refund limit, lowered from 200.00 to 100.00.
@@ -464,37 +472,16 @@ def test_a_judges_verdict_a_replay_cannot_repeat_is_no_change(tmp_path):
     assert not report.is_looser
 
 
-BUDGETED = """
-pack: desk
-currency: USD
-roles:
-  - id: ai_agent
-    ai: true
-    authority:
-      refund: {standard: "50.00"}
-  - id: tier1
-    authority:
-      refund: {standard: "500.00"}
-  - id: tier2
-    authority:
-      refund: {standard: "800.00"}
-actions:
-  refund:
-    tools:
-      - name: issue_refund
-        amount: amount
-        customer: customer_id
-    standard:
-      - id: any-refund
-        when: "true"
-budgets:
-  - id: ai-daily
-    key: actor
-    roles: [ai_agent]
-    window: 1d
-    limit: "100.00"
-    route_to: tier1
-"""
+def desk_ledger(tmp_path: Path, text: str = DESK) -> tuple[Guard, FakeClock, SqlStore, Path]:
+    """A guard on `text` (the desk pack by default) over a ledger file, at a clock to move."""
+    from discretion.context import StaticContextProvider
+
+    pack = tmp_path / "desk.yaml"
+    pack.write_text(text, encoding="utf-8")
+    clock = FakeClock(NOW)
+    store = SqlStore(f"sqlite:///{tmp_path / 'ledger.db'}")
+    guard = Guard(load_pack(pack), store=store, context=StaticContextProvider({}), clock=clock)
+    return guard, clock, store, pack
 
 
 def test_a_replay_approves_again_what_people_approved(tmp_path):
@@ -502,20 +489,9 @@ def test_a_replay_approves_again_what_people_approved(tmp_path):
     # routed on the budget. Replayed under the same pack, the approval is made again, so
     # nothing changes; under a pack where the approver's role no longer covers it, it is not.
     from discretion import Actor
-    from discretion.context import StaticContextProvider
 
-    pack = tmp_path / "desk.yaml"
-    pack.write_text(BUDGETED, encoding="utf-8")
-    clock = FakeClock(NOW)
-    store = SqlStore(f"sqlite:///{tmp_path / 'ledger.db'}")
-    guard = Guard(load_pack(pack), store=store, context=StaticContextProvider({}), clock=clock)
-
-    def call(amount: str, key: str) -> dict[str, Any]:
-        return {
-            "actor": {"id": "bot", "role": "ai_agent", "is_ai": True},
-            "tool": {"name": "issue_refund", "arguments": {"amount": amount, "customer_id": "c"}},
-            "idempotency_key": key,
-        }
+    guard, clock, store, pack = desk_ledger(tmp_path)
+    call = agent_refund
 
     routed = guard.decide(call("80.00", "a"))
     clock.advance(minutes=10)
@@ -531,7 +507,7 @@ def test_a_replay_approves_again_what_people_approved(tmp_path):
 
     stricter = tmp_path / "stricter.yaml"
     stricter.write_text(
-        BUDGETED.replace('refund: {standard: "500.00"}', 'refund: {standard: "60.00"}'),
+        DESK.replace('refund: {standard: "500.00"}', 'refund: {standard: "60.00"}'),
         encoding="utf-8",
     )
     # tier1 may no longer approve 80.00: its approval is not made again, the day stays empty
@@ -546,31 +522,17 @@ def test_a_replay_rejects_again_what_people_rejected(tmp_path):
     # What the agent asked today counts what is pending, not what a person rejected: replayed,
     # the rejection is made again, or the 30.00 after it would read the 80.00 as pending.
     from discretion import Actor
-    from discretion.context import StaticContextProvider
 
     text = (
-        BUDGETED.replace(
+        DESK.replace(
             "actions:\n",
             "totals:\n  actor.asked_today: {per: actor, window: 1d}\nactions:\n",
         )
-        .replace(
-            '        when: "true"\n',
-            "        when: amount + actor.asked_today <= 10000\n",
-        )
+        .replace('        when: "true"\n', "        when: amount + actor.asked_today <= 10000\n")
         .replace("    standard:\n", "    reads: [actor.asked_today]\n    standard:\n")
     )
-    pack = tmp_path / "asked.yaml"
-    pack.write_text(text, encoding="utf-8")
-    clock = FakeClock(NOW)
-    store = SqlStore(f"sqlite:///{tmp_path / 'ledger.db'}")
-    guard = Guard(load_pack(pack), store=store, context=StaticContextProvider({}), clock=clock)
-
-    def call(amount: str, key: str) -> dict[str, Any]:
-        return {
-            "actor": {"id": "bot", "role": "ai_agent", "is_ai": True},
-            "tool": {"name": "issue_refund", "arguments": {"amount": amount, "customer_id": "c"}},
-            "idempotency_key": key,
-        }
+    guard, clock, store, pack = desk_ledger(tmp_path, text)
+    call = agent_refund
 
     routed = guard.decide(call("80.00", "a"))
     assert routed.outcome.value == "route"
@@ -589,23 +551,11 @@ def test_a_replay_escalates_again_what_people_escalated(tmp_path):
     # Escalated to tier2 after an hour and approved there nine hours later, past tier1's 4h:
     # replayed without the escalation, the case would have expired before its approval.
     from discretion import Actor
-    from discretion.context import StaticContextProvider
 
-    pack = tmp_path / "desk.yaml"
-    pack.write_text(
-        BUDGETED.replace("  - id: tier1\n", "  - id: tier1\n    approval_sla: 4h\n"),
-        encoding="utf-8",
+    guard, clock, store, pack = desk_ledger(
+        tmp_path, DESK.replace("  - id: tier1\n", "  - id: tier1\n    approval_sla: 4h\n")
     )
-    clock = FakeClock(NOW)
-    store = SqlStore(f"sqlite:///{tmp_path / 'ledger.db'}")
-    guard = Guard(load_pack(pack), store=store, context=StaticContextProvider({}), clock=clock)
-
-    def call(amount: str, key: str) -> dict[str, Any]:
-        return {
-            "actor": {"id": "bot", "role": "ai_agent", "is_ai": True},
-            "tool": {"name": "issue_refund", "arguments": {"amount": amount, "customer_id": "c"}},
-            "idempotency_key": key,
-        }
+    call = agent_refund
 
     routed = guard.decide(call("80.00", "a"))
     clock.advance(hours=1)

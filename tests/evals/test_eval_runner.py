@@ -14,7 +14,18 @@ from discretion import load_pack
 from discretion.errors import ConfigurationError
 from discretion.evals import JudgeMode, evaluate, load_suites, run_suites
 
-from .helpers import ACME_PACK, EVALS, REFUND_64, ROOT, invoke, refund, write_suite
+from .helpers import (
+    ACME_PACK,
+    AGENT,
+    DESK,
+    EVALS,
+    REFUND_64,
+    ROOT,
+    agent_refund,
+    invoke,
+    refund,
+    write_suite,
+)
 
 
 @pytest.fixture(scope="module")
@@ -626,47 +637,13 @@ def test_a_leakage_maximum_may_be_given_per_currency():
     ]
 
 
-BOT_ACTOR = {"id": "bot", "role": "ai_agent", "is_ai": True}
-
-DESK_PACK = """
-pack: desk
-currency: USD
-roles:
-  - id: ai_agent
-    ai: true
-    authority:
-      refund: {standard: "50.00"}
-  - id: tier1
-    authority:
-      refund: {standard: "500.00"}
-actions:
-  refund:
-    two_approvals_above: "60.00"
-    tools:
-      - name: issue_refund
-        amount: amount
-        customer: customer_id
-    standard:
-      - id: any-refund
-        when: "true"
-budgets:
-  # What the agent's cases move in a day, approved by a person or not.
-  - id: ai-daily
-    key: actor
-    roles: [ai_agent]
-    window: 1d
-    limit: "100.00"
-"""
-
-
 def test_a_history_item_s_routed_case_may_be_approved_or_rejected_by_people(tmp_path):
     pack = tmp_path / "desk.yaml"
-    pack.write_text(DESK_PACK, encoding="utf-8")
-
-    def call(amount: str) -> dict[str, Any]:
-        return {
-            "tool": {"name": "issue_refund", "arguments": {"amount": amount, "customer_id": "c"}}
-        }
+    pack.write_text(
+        DESK.replace("  refund:\n", '  refund:\n    two_approvals_above: "60.00"\n', 1),
+        encoding="utf-8",
+    )
+    call = agent_refund
 
     tina, tom = {"id": "tina", "role": "tier1"}, {"id": "tom", "role": "tier1"}
     routed = {
@@ -697,7 +674,7 @@ def test_a_history_item_s_routed_case_may_be_approved_or_rejected_by_people(tmp_
             "expect": {"outcome": "allow"},
         },
     ]
-    suite = write_suite(tmp_path, cases, pack=str(pack), context=None, actor=BOT_ACTOR)
+    suite = write_suite(tmp_path, cases, pack=str(pack), context=None, actor=AGENT)
     result = invoke("eval", str(suite))
     assert result.exit_code == 0, result.stdout
 
@@ -720,7 +697,7 @@ def test_a_history_item_s_routed_case_may_be_approved_or_rejected_by_people(tmp_
         suite="refused",
         pack=str(pack),
         context=None,
-        actor=BOT_ACTOR,
+        actor=AGENT,
     )
     failed = invoke("eval", str(refused))
     assert failed.exit_code == 1

@@ -36,12 +36,11 @@ from discretion.policy import (
 )
 
 __all__ = [
-    "denied_without",
+    "decided_without",
     "entity_faults",
     "evaluate",
     "lowest_to_allow",
     "needs_two",
-    "reviewer_without",
     "two_approvals",
 ]
 
@@ -127,7 +126,7 @@ def _activation(
     return action.env.Activation(data)
 
 
-def denied_without(
+def decided_without(
     pack: PolicyPack,
     action: ActionPolicy,
     *,
@@ -138,49 +137,29 @@ def denied_without(
     unreadable: tuple[str, ...],
     now: datetime,
     args: dict[str, Any] | None = None,
-) -> Evaluation | None:
-    """A deny by the hard limits that hold on the facts that could be read, if one does.
+) -> Evaluation | Role | None:
+    """What the facts that could be read decide of a case whose facts were not all read.
 
-    When a fact cannot be assembled the case routes; but a hard limit that holds without it
-    (a fraud hold, whatever the order's total says) forbids the action for everyone, and a
-    person it routes to could only refuse it.
+    A deny, by the hard limits that hold on them: the case would route, but a hard limit that
+    holds without the missing fact (a fraud hold, whatever the order's total says) forbids the
+    action for everyone, and a person it routes to could only refuse it. Otherwise the one role
+    a review `only` it decides names, when one holds or reads a fact that could not be: the
+    case goes there rather than to a rung its re-check would refuse (as an evaluation error
+    does). None when neither.
     """
     activation = _activation(
         pack, action, role, actor_is_ai, amount_minor, facts, now, args, unreadable
     )
-    try:
-        fired = _hard_limits(action, activation)
-    except EvaluationError:
-        return None
-    if not fired:
-        return None
-    return Evaluation(outcome=Outcome.DENY, rules=[r.id for r in fired], deciding=fired)
-
-
-def reviewer_without(
-    pack: PolicyPack,
-    action: ActionPolicy,
-    *,
-    role: Role,
-    actor_is_ai: bool,
-    amount_minor: int,
-    facts: dict[str, Any],
-    unreadable: tuple[str, ...],
-    now: datetime,
-    args: dict[str, Any] | None = None,
-) -> Role | None:
-    """The one role a review `only` it decides leaves a case whose facts were not all read.
-
-    Read on the facts that could be: one that holds, or reads a fact that could not be, sends
-    the case to its role rather than to a rung its re-check would refuse (as an evaluation
-    error does).
-    """
-    if not any(review.only for review in action.reviews):
-        return None
-    activation = _activation(
-        pack, action, role, actor_is_ai, amount_minor, facts, now, args, unreadable
-    )
-    return _only_reviewer(pack, action, activation, amount_minor)
+    if action.hard_limits:
+        try:
+            fired = _hard_limits(action, activation)
+        except EvaluationError:
+            fired = []
+        if fired:
+            return Evaluation(outcome=Outcome.DENY, rules=[r.id for r in fired], deciding=fired)
+    if any(review.only for review in action.reviews):
+        return _only_reviewer(pack, action, activation, amount_minor)
+    return None
 
 
 def evaluate(

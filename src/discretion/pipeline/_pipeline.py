@@ -38,10 +38,9 @@ from discretion.pipeline._budgets import (
 )
 from discretion.pipeline._currency import at_rate, mixed_currencies
 from discretion.pipeline._evaluate import (
-    denied_without,
+    decided_without,
     entity_faults,
     evaluate,
-    reviewer_without,
     two_approvals,
 )
 from discretion.pipeline._ledger import CUMULATIVE, LedgerFacts, read_ledger, recorded_keys
@@ -481,23 +480,23 @@ class Pipeline:
             or (rates is not None and amount is not None and amount.currency != rates.base)
         ):
             return routed
-        # What could be read, as the hard limits and the reviews read it.
-        read: dict[str, Any] = {
-            "role": item.role,
-            "actor_is_ai": item.proposal.actor.is_ai,
-            "amount_minor": amount_minor,
-            "facts": facts.snapshot.cel_values(action.reads),
-            "unreadable": facts.unreadable,
-            "now": now,
-            "args": item.cel_args(),
-        }
-        denied = denied_without(item.pack, action, **read) if action.hard_limits else None
-        if denied is None:
-            # A review only its role decides still holds on what could be read.
-            reviewer = reviewer_without(item.pack, action, **read)
-            if reviewer is not None:
-                routed.evaluation.required_role = reviewer
+        decided = decided_without(
+            item.pack,
+            action,
+            role=item.role,
+            actor_is_ai=item.proposal.actor.is_ai,
+            amount_minor=amount_minor,
+            facts=facts.snapshot.cel_values(action.reads),
+            unreadable=facts.unreadable,
+            now=now,
+            args=item.cel_args(),
+        )
+        if not isinstance(decided, Evaluation):
+            if decided is not None:
+                # A review only its role decides still holds on what could be read.
+                routed.evaluation.required_role = decided
             return routed
+        denied = decided
         denied.causes.append(str(error))
         denied.resolved = facts.resolved
         return Assessment(item, facts.snapshot, denied)
