@@ -126,8 +126,13 @@ def line_of(text: str, needle: str) -> int:
 def test_a_fault_in_a_shared_rule_names_where_it_is_written(
     tmp_path: Path, old: str, new: str, message: str, at: str
 ) -> None:
-    text = SOURCE.replace(old, new)
-    assert text != SOURCE
+    fails_at(tmp_path, SOURCE, old, new, message, at)
+
+
+def fails_at(tmp_path: Path, source: str, old: str, new: str, message: str, at: str) -> None:
+    """`source` with `old` made `new` fails to load with `message`, naming the line of `at`."""
+    text = source.replace(old, new)
+    assert text != source
     path = write(tmp_path, text)
 
     with pytest.raises(PolicyError, match=message) as caught:
@@ -217,12 +222,4 @@ def test_every_action_may_be_blocks_each_for_the_actions_it_names(
 def test_a_fault_in_a_later_block_names_where_it_is_written(
     tmp_path: Path, old: str, new: str, message: str, at: str
 ) -> None:
-    text = LISTED.replace(old, new)
-    assert text != LISTED
-    path = write(tmp_path, text)
-
-    with pytest.raises(PolicyError, match=message) as caught:
-        load_pack(path)
-
-    assert caught.value.path == str(path)
-    assert caught.value.line == line_of(text, at)
+    fails_at(tmp_path, LISTED, old, new, message, at)
