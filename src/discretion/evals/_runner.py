@@ -28,7 +28,6 @@ from discretion.evals._judging import JudgeMode, JudgeSession, judge_usage
 from discretion.evals._precedents import set_precedent
 from discretion.evals._results import CaseResult, EvalRun, Run, SuiteRun
 from discretion.evals._suite import (
-    ApprovalStep,
     Case,
     Expectation,
     HistoryItem,
@@ -403,7 +402,7 @@ def _run_once(
                 what = f"history[{index}]" + (f" #{n}" if item.repeat > 1 else "") + ": "
                 if item.expect is not None:
                     failures.extend(_compare(item.expect, last, what=what))
-                if item.approve or item.reject is not None:
+                if item.people():
                     failures.extend(_desk(guard, item, last, clock, now, what=what))
                     clock.now = resolve_time(item.at, now)
             if item.precedent is not None and last is not None:
@@ -461,9 +460,8 @@ def _desk(
     """The people of `item` approving (or rejecting) its routed case, as the desk does."""
     if run.outcome != "route" or run.decision_id is None:
         return [f"{what}a person can decide only a routed case; it was {run.outcome}"]
-    steps: list[ApprovalStep] = [item.reject] if item.reject is not None else item.approvals()
     decided = clock.now
-    for step in steps:
+    for step in item.people():
         clock.now = resolve_time(step.at, now) if step.at is not None else decided
         if clock.now < decided:
             return [
@@ -472,7 +470,7 @@ def _desk(
             ]
         try:
             person = Actor.model_validate({"is_ai": False, **step.by})
-            if item.reject is not None:
+            if item.verb == "reject":
                 guard.approvals.reject(run.decision_id, approver=person, note=step.note)
                 continue
             current = guard.approvals.get(run.decision_id)
@@ -484,8 +482,7 @@ def _desk(
             )
             guard.approvals.approve(run.decision_id, approver=person, note=step.note, amount=amount)
         except (DiscretionError, ValidationError) as exc:
-            verb = "reject" if item.reject is not None else "approve"
-            return [f"{what}{step.by.get('id')!r} could not {verb} it: {exc}"]
+            return [f"{what}{step.by.get('id')!r} could not {item.verb} it: {exc}"]
     return []
 
 

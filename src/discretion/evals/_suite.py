@@ -150,8 +150,15 @@ class HistoryItem(BaseModel):
             raise ValueError("a history item is approved or rejected, not both")
         return self
 
-    def approvals(self) -> list[ApprovalStep]:
-        """Its approvals, in order."""
+    @property
+    def verb(self) -> str:
+        """What its people do: `approve` or `reject`."""
+        return "reject" if self.reject is not None else "approve"
+
+    def people(self) -> list[ApprovalStep]:
+        """The people deciding its routed case, in order: the one rejecting it, or its approvals."""
+        if self.reject is not None:
+            return [self.reject]
         return self.approve if isinstance(self.approve, list) else [self.approve]
 
 
@@ -391,10 +398,10 @@ def _check(suite: Suite) -> None:
                 resolve_time(item.at, case.now or suite.now)
             except ConfigurationError as exc:
                 raise ConfigurationError(f"{where}: history[{index}].at: {exc}") from exc
-            steps = [item.reject] if item.reject is not None else item.approvals()
-            for step in steps:
+            for step in item.people():
                 try:
                     resolve_time(step.at, case.now or suite.now)
                 except ConfigurationError as exc:
-                    verb = "reject" if item.reject is not None else "approve"
-                    raise ConfigurationError(f"{where}: history[{index}].{verb}.at: {exc}") from exc
+                    raise ConfigurationError(
+                        f"{where}: history[{index}].{item.verb}.at: {exc}"
+                    ) from exc

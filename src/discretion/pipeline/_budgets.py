@@ -8,7 +8,6 @@ own (see `_assemble`), never an id the agent typed.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -28,6 +27,7 @@ from discretion.store import SqlTransaction
 __all__ = [
     "BudgetCheck",
     "BudgetKeys",
+    "approved_as",
     "beyond_approval",
     "budget_key",
     "check_budgets",
@@ -105,9 +105,7 @@ def _charge(pack: PolicyPack, budget: Budget, amount_minor: int) -> Money | None
     """
     if pack.rates is None or not budget.together or len(pack.accepts) == 1:
         return pack.money(amount_minor)
-    if pack.to_base is None:
-        return None
-    return Money.from_minor(math.ceil(amount_minor * pack.to_base), pack.rates.base)
+    return pack.in_base(amount_minor)
 
 
 def _over(
@@ -142,9 +140,10 @@ def _over(
             earlier = tx.budget_used(budget.id, key, since, currency=code)
             if not earlier:
                 continue
-            if code != pack.currency or pack.to_base is None:
+            converted = pack.in_base(earlier) if code == pack.currency else None
+            if converted is None:
                 return True
-            used += math.ceil(earlier * pack.to_base)
+            used += converted.minor
         return used + charge.minor > limit
     # Amounts stated per currency: what each currency spent counts as its share of that
     # currency's limit, and the shares must stay within one whole.
@@ -297,9 +296,14 @@ _UNMEASURED = frozenset(
 them: the budgets measured now say nothing of that approval, which measures them anew."""
 
 
-def _approved_as(evaluation: Evaluation) -> Outcome:
-    """The outcome a routed case's approval records: an exception when it grants a reason."""
-    return Outcome.ALLOW_EXCEPTION if evaluation.reason is not None else Outcome.ALLOW
+def approved_as(exception: bool, otherwise: Outcome = Outcome.ALLOW) -> Outcome:
+    """The outcome budgets charge a routed case's approval as.
+
+    A case routed as an exception is approved as one, whatever the approver's own rules would
+    call it (one reading `actor.is_ai` may allow a person inside standard policy); otherwise,
+    `otherwise` (what its approver's re-check found).
+    """
+    return Outcome.ALLOW_EXCEPTION if exception else otherwise
 
 
 def beyond_approval(
@@ -321,7 +325,7 @@ def beyond_approval(
     """
     if not pack.budgets or _UNMEASURED.intersection(evaluation.rules):
         return evaluation
-    outcome = _approved_as(evaluation)
+    outcome = approved_as(evaluation.reason is not None)
     approved = measure(outcome, None)
     # Those that already routed it (it would have been allowed) are read.
     spent = tuple(

@@ -8,7 +8,6 @@ transaction (`take`), so two decisions never take the last one.
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -173,10 +172,9 @@ def _options(pack: PolicyPack, action: str, reason_id: str | None) -> PrecedentP
 
 def _in_base(pack: PolicyPack, amount: Money) -> Money | None:
     """`amount` in the base of a pack with rates, rounded up; None in the base, or without."""
-    base = pack.base
-    if base is None or pack.to_base is None or amount.currency == base.currency:
+    if pack.rates is None or amount.currency == pack.rates.base:
         return None
-    return Money.from_minor(math.ceil(amount.minor * pack.to_base), base.currency)
+    return pack.in_base(amount.minor)
 
 
 def _grantor_limit_now(
@@ -199,15 +197,10 @@ def _grantor_limit_now(
         # Set in the base of a pack with rates: today's limit, in the case's currency, counts
         # in the base at the case's rate (rounded down); in another currency it is not measured
         # at all (`check` fails it).
-        base = pack.base
-        if base is None or pack.to_base is None or limit.currency != base.currency:
+        today = pack.in_base(now, up=False)
+        if today is None or today.currency != limit.currency or today.minor >= limit.minor:
             return precedent
-        today = math.floor(now * pack.to_base)
-        if today >= limit.minor:
-            return precedent
-        return precedent.model_copy(
-            update={"grantor_limit": Money.from_minor(today, limit.currency)}
-        )
+        return precedent.model_copy(update={"grantor_limit": today})
     if now >= limit.minor:
         return precedent
     lowered = Money.from_minor(now, limit.currency)

@@ -27,7 +27,13 @@ from discretion.errors import (
 )
 from discretion.money import Money
 from discretion.pipeline._assemble import UNKNOWN, assemble_facts, named
-from discretion.pipeline._budgets import BudgetKeys, budget_key, check_budgets, route_target
+from discretion.pipeline._budgets import (
+    BudgetKeys,
+    approved_as,
+    budget_key,
+    check_budgets,
+    route_target,
+)
 from discretion.pipeline._currency import at_rate
 from discretion.pipeline._evaluate import evaluate, needs_two
 from discretion.pipeline._ledger import read_ledger
@@ -312,10 +318,7 @@ def recheck(
         approval_id,
         decision,
         item.action_name,
-        # A case routed as an exception is approved as one, whatever the approver's own rules
-        # would call it (one reading `actor.is_ai` may allow a person inside standard policy):
-        # the budgets that count exceptions count it, as its route measured them.
-        Outcome.ALLOW_EXCEPTION if decision.reason is not None else outcome,
+        approved_as(decision.reason is not None, outcome),
         amount_minor,
         role,
         now,

@@ -734,6 +734,17 @@ class PolicyPack:
         """Minor units of the pack's currency as Money."""
         return Money.from_minor(minor, self.currency)
 
+    def in_base(self, minor: int, *, up: bool = True) -> Money | None:
+        """Minor units of the pack's currency in the base of its `rates`, at its rate.
+
+        Rounded up (an amount measured against a limit), or down (a limit). None for a pack
+        without rates, or a view whose rate is not known.
+        """
+        if self.rates is None or self.to_base is None:
+            return None
+        value = minor * self.to_base
+        return Money.from_minor(math.ceil(value) if up else math.floor(value), self.rates.base)
+
 
 def _converted(pack: PolicyPack, currency: str, rate: Decimal | None) -> PolicyPack:
     """`pack` (amounts in its base) with every amount converted to `currency` at `rate`."""
