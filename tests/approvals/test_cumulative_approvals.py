@@ -79,15 +79,17 @@ def test_an_approver_is_measured_on_the_whole_of_a_split(guard: Guard) -> None:
     assert first.outcome is Outcome.ALLOW
     pieces = [guard.decide(ask("162.25", f"p{n}")) for n in (2, 3, 4)]
     assert [piece.outcome for piece in pieces] == [Outcome.ROUTE] * 3
+    # Each piece after the second counts those pending before it: tier2 grants that whole.
+    assert [piece.required_role for piece in pieces] == ["tier1", "tier2", "tier2"]
 
-    # 162.25 allowed + 162.25: tier1's 400.00 covers it.
-    assert guard.approvals.approve(pieces[0].id, approver=TIA, note="ok").status is (
+    # Approved out of order: the third piece first (162.25 allowed + 162.25).
+    assert guard.approvals.approve(pieces[1].id, approver=TOM, note="ok").status is (
         ApprovalStatus.APPROVED
     )
     # 324.50 granted + 162.25 = 486.75: above tier1, as the whole would be.
     with pytest.raises(ApprovalError, match="it needs 'tier2'"):
-        guard.approvals.approve(pieces[1].id, approver=TIA, note="ok")
-    assert guard.approvals.approve(pieces[1].id, approver=TOM, note="ok").status is (
+        guard.approvals.approve(pieces[0].id, approver=TIA, note="ok")
+    assert guard.approvals.approve(pieces[0].id, approver=TOM, note="ok").status is (
         ApprovalStatus.APPROVED
     )
 
@@ -116,3 +118,37 @@ def test_an_approval_at_a_lower_amount_counts_what_was_approved(guard: Guard) ->
 
     third = guard.decide(ask("20.00", "c"))  # 150.00 + 20.00 approved + 20.00 = 190.00
     assert third.outcome is Outcome.ALLOW
+
+
+def test_a_piece_routed_while_another_waits_goes_where_the_whole_can_be_approved(
+    guard: Guard,
+) -> None:
+    assert guard.decide(ask("150.00", "a")).outcome is Outcome.ALLOW
+    second = guard.decide(ask("150.00", "b"))  # 300.00 on the order: tier1's
+    assert (second.outcome, second.required_role) == (Outcome.ROUTE, "tier1")
+
+    # 150.00 allowed, 150.00 pending and 150.00 asked: once the second is approved, tier1's
+    # 400.00 no longer covers the third, so it goes to tier2 at once, saying why.
+    third = guard.decide(ask("150.00", "c"))
+    assert (third.outcome, third.required_role) == (Outcome.ROUTE, "tier2")
+    assert any("still pending" in cause for cause in third.causes)
+    # What the ledger holds is unchanged: cumulative authority counts what was granted.
+    body = guard.store.decision_body(third.id)
+    assert body is not None
+    assert body["context"]["cumulative"] == {"amount": "150.00", "currency": "USD"}
+
+    assert guard.approvals.approve(second.id, approver=TIA, note="ok").status is (
+        ApprovalStatus.APPROVED
+    )
+    assert guard.approvals.approve(third.id, approver=TOM, note="ok").status is (
+        ApprovalStatus.APPROVED
+    )
+
+
+def test_a_rejected_piece_no_longer_raises_the_next(guard: Guard) -> None:
+    assert guard.decide(ask("150.00", "a")).outcome is Outcome.ALLOW
+    second = guard.decide(ask("150.00", "b"))
+    guard.approvals.reject(second.id, approver=TIA, note="no")
+    third = guard.decide(ask("150.00", "c"))
+    assert (third.outcome, third.required_role) == (Outcome.ROUTE, "tier1")
+    assert not any("still pending" in cause for cause in third.causes)

@@ -41,6 +41,7 @@ __all__ = [
     "evaluate",
     "lowest_to_allow",
     "needs_two",
+    "past_pending",
     "two_approvals",
 ]
 
@@ -559,4 +560,50 @@ def two_approvals(
         ),
         causes=[*evaluation.causes, "above this amount, two people must approve"],
         precedents=evaluation.unapplied(),
+    )
+
+
+def past_pending(
+    pack: PolicyPack,
+    action: ActionPolicy,
+    evaluation: Evaluation,
+    whole_minor: int,
+    pending_minor: int,
+) -> Evaluation:
+    """A routed piece, sent where its approval stands once the pieces pending before it are.
+
+    Cumulative authority measures an approval on what was approved on the record before it, so
+    the second piece of a split, routed while the first waits, would need a higher rank once
+    the first is approved: it goes to the lowest role that may grant the whole with the pending
+    pieces (`pending_minor`) now. `whole_minor` is the call's amount plus what was granted. A
+    review only its role decides stays with it; when no role covers that whole, the route stands
+    (the pending pieces may yet be rejected).
+    """
+    required = evaluation.required_role
+    if (
+        evaluation.outcome is not Outcome.ROUTE
+        or required is None
+        or pending_minor <= 0
+        or any(rule.kind == "review" and rule.only for rule in evaluation.deciding)
+    ):
+        return evaluation
+    whole = whole_minor + pending_minor
+    found: tuple[Role, Rule] | None
+    if evaluation.reason is not None:
+        found = lowest_exception_role(pack, action.name, [evaluation.reason], whole)
+    else:
+        standard = [rule for rule in evaluation.deciding if rule.kind == "standard"]
+        if not standard:
+            return evaluation
+        found = lowest_standard_role(pack, action.name, standard, whole)
+    if found is None or found[0].rank <= required.rank:
+        return evaluation
+    return replace(
+        evaluation,
+        required_role=found[0],
+        causes=[
+            *evaluation.causes,
+            f"pieces routed on the same {action.cumulative.per if action.cumulative else 'record'}"
+            " and still pending count toward the whole its approver is measured on",
+        ],
     )

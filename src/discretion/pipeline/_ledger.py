@@ -36,6 +36,7 @@ WHOLE = "cumulative.everyone"
 needed above the amount however the pieces were shared out."""
 
 _GRANTED = frozenset({"allow", "allow_exception", "approved"})
+_PENDING = frozenset({"pending"})
 """What cumulative authority sums: what was allowed, and routed cases a person approved (at
 the amount approved). Four pieces of a refund, three of them approved one by one, are the
 whole a fourth is measured on, as the single refund would have been."""
@@ -103,6 +104,18 @@ class LedgerFacts:
     def whole_minor(self) -> int:
         """What was already granted on the record by anyone, for two approvals (`WHOLE`)."""
         return self.minor.get(WHOLE, self.prior_minor)
+
+    @property
+    def pending_query(self) -> TotalQuery | None:
+        """What was routed on the cumulative authority's record and waits for a person.
+
+        Kept as the cumulative authority is (the same record, window, currency and `among`);
+        None when the action measures no cumulative authority.
+        """
+        for name, query in self.queries:
+            if name == CUMULATIVE and not query.other:
+                return replace(query, outcomes=_PENDING)
+        return None
 
     def again(self, read: Callable[[Sequence[TotalQuery]], list[int]]) -> LedgerFacts:
         """The same totals read through `read` (the decision's transaction), in one go."""

@@ -41,6 +41,7 @@ from discretion.pipeline._evaluate import (
     decided_without,
     entity_faults,
     evaluate,
+    past_pending,
     two_approvals,
 )
 from discretion.pipeline._ledger import CUMULATIVE, LedgerFacts, read_ledger, recorded_keys
@@ -605,6 +606,24 @@ class Pipeline:
             )
         return snapshot, replace(again, judge=again.judge or evaluation.judge)
 
+    @staticmethod
+    def _past_pending(tx: SqlTransaction, item: Normalised, evaluation: Evaluation) -> Evaluation:
+        """A routed piece of a split, raised past the pieces still pending on its record.
+
+        Read only for a route whose action measures cumulative authority, in the decision's
+        transaction, so an allow pays nothing for it.
+        """
+        ledger, action = evaluation.ledger, item.action
+        if ledger is None or action is None or item.amount is None:
+            return evaluation
+        query = ledger.pending_query
+        if query is None or evaluation.required_role is item.pack.top_for(action.name):
+            return evaluation
+        (pending,) = tx.totals([query])
+        return past_pending(
+            item.pack, action, evaluation, item.amount.minor + ledger.prior_minor, pending or 0
+        )
+
     def _replay(self, item: Normalised, known: Decision) -> Decision:
         if known.proposal_digest != item.digest:
             raise ProposalError(
@@ -654,6 +673,8 @@ class Pipeline:
                         keys=keys,
                     )
 
+                if evaluation.outcome is Outcome.ROUTE:
+                    evaluation = self._past_pending(tx, item, evaluation)
                 check = budgets(evaluation.outcome)
                 if check.exceeded and evaluation.outcome is not Outcome.DENY:
                     evaluation = over_budget(pack, evaluation, check, item.role, item.action_name)
