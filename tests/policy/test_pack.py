@@ -546,6 +546,22 @@ def test_authority_to_grant_an_unknown_reason_is_an_error(tmp_path):
     )
 
 
+def test_a_role_listing_a_reason_its_granted_by_leaves_out_is_an_error(tmp_path):
+    # Read by the role's list alone, the AI would grant what the reason keeps for a person.
+    text = mutate(
+        'refund: {standard: "50.00", exception: "20.00"}',
+        'refund: {standard: "50.00", exception: "20.00", reasons: [goodwill]}',
+    )
+
+    error, path = load_error(tmp_path, text)
+
+    assert str(error) == (
+        f"{path}:{line_of(text, 'reasons: [goodwill]')}: role 'ai_agent' lists reason"
+        " 'goodwill' of 'refund', whose granted_by (tier1) leaves it out; add 'ai_agent' to the"
+        " reason's granted_by or drop the reason from the role's reasons"
+    )
+
+
 @pytest.mark.parametrize("target", ["ai_agent", "supervisor"])
 def test_a_budget_routing_to_an_ai_or_unknown_role_is_an_error(tmp_path, target):
     text = mutate('limit: "500.00"\n', f'limit: "500.00"\n    route_to: {target}\n')

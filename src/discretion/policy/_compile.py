@@ -1843,10 +1843,21 @@ def _compile_role(
                 line=where[1],
             )
         for reason_id in limits.reasons or []:
-            if actions[action_id].reason(reason_id) is None:
+            reason = actions[action_id].reason(reason_id)
+            if reason is None:
                 raise PolicyError(
                     f"role {role.id!r} may grant reason {reason_id!r}, which {action_id!r} does"
                     " not define",
+                    path=where[0],
+                    line=where[1],
+                )
+            if reason.granted_by is not None and role.id not in reason.granted_by:
+                # Both must admit the role; read either way, one of them would be wrong.
+                raise PolicyError(
+                    f"role {role.id!r} lists reason {reason_id!r} of {action_id!r}, whose"
+                    f" granted_by ({', '.join(sorted(reason.granted_by))}) leaves it out; add"
+                    f" {role.id!r} to the reason's granted_by or drop the reason from the"
+                    " role's reasons",
                     path=where[0],
                     line=where[1],
                 )

@@ -327,8 +327,8 @@ class Role:
         auth = self.authority.get(action)
         if auth is None:
             return False
-        if auth.reasons is not None:
-            return reason.id in auth.reasons
+        if auth.reasons is not None and reason.id not in auth.reasons:
+            return False
         return reason.granted_by is None or self.id in reason.granted_by
 
 
