@@ -52,6 +52,7 @@ class Counter:
 
 def good_facts(**overrides: Any) -> dict[str, Any]:
     facts: dict[str, Any] = {
+        "customer.id": "c-1",
         "customer.tier": "gold",
         "customer.fraud_flag": False,
         "order.total": {"amount": "120.00", "currency": "USD"},
@@ -82,6 +83,20 @@ class LoopFacts:
         self.threads.append(threading.get_ident())
         self.inside -= 1
         return good_facts()
+
+
+class ShopFacts(StaticContextProvider):
+    """Fixed facts, with every customer a proposal names on file as itself.
+
+    The shop pack checks customers (`entities`): a test naming `c-2` means a customer the shop
+    knows, not one the agent made up.
+    """
+
+    def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
+        facts = dict(super().fetch(request))
+        if request.customer_id is not None:
+            facts["customer.id"] = request.customer_id
+        return facts
 
 
 def refund(
@@ -192,7 +207,7 @@ def make_guard(pack: PolicyPack, store: SqlStore, clock: FakeClock) -> Callable[
         kwargs.setdefault("store", store)
         kwargs.setdefault("clock", clock)
         kwargs.setdefault("ids", Counter())
-        context = kwargs.pop("context", None) or StaticContextProvider(
+        context = kwargs.pop("context", None) or ShopFacts(
             facts if facts is not None else good_facts()
         )
         return Guard(policy or pack, context=context, **kwargs)

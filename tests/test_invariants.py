@@ -270,9 +270,10 @@ def test_least_context_snapshot_holds_exactly_the_declared_fields(make_guard, st
     provider = Recording(good_facts(**{"customer.ssn": "123-45-6789", "customer.email": "a@b"}))
     make_guard(context=provider).decide(refund("40.00"))
     declared = set(pack.actions["refund"].reads)
-    assert set(provider.requests[0].fields) == declared
+    # The facts the rules read, and the id that checks the customer named is on file.
+    assert set(provider.requests[0].fields) == {*declared, "customer.id"}
     recorded = next(store.export())["body"]
-    assert set(recorded["context"]) == declared
+    assert set(recorded["context"]) == {*declared, "customer.id"}
     assert "123-45-6789" not in next(store.records()).body
 
 
@@ -284,8 +285,9 @@ def test_least_context_other_actions_read_only_their_fields(make_guard, store):
     }
     decision = make_guard(context=provider).decide(proposal)
     assert decision.outcome is Outcome.ALLOW
-    assert provider.requests[0].fields == ("customer.tier",)
-    assert next(store.export())["body"]["context"] == {"customer.tier": "gold"}
+    assert provider.requests[0].fields == ("customer.tier", "customer.id")
+    recorded = next(store.export())["body"]["context"]
+    assert recorded == {"customer.tier": "gold", "customer.id": "c-1"}
 
 
 def test_least_context_digest_matches_recorded_snapshot(make_guard, store):

@@ -42,7 +42,10 @@ class MutableFacts:
     def fetch(self, request: ContextRequest, /) -> dict[str, Any]:
         if self.fail_with is not None:
             raise self.fail_with
-        return {k: v for k, v in self.facts.items() if k in request.fields}
+        facts = {k: v for k, v in self.facts.items() if k in request.fields}
+        if "customer.id" in request.fields and request.customer_id is not None:
+            facts["customer.id"] = request.customer_id  # every customer named is on file
+        return facts
 
 
 def records(store: SqlStore, kind: str, subject_id: str | None = None) -> list[Any]:

@@ -111,8 +111,8 @@ def test_due_time_is_the_shorter_of_the_actions_and_the_roles_sla(make_guard, tm
     ("old", "new", "where"),
     [
         ("currency: USD\n", "currency: USD\napproval_sla: 0h\n", ":3"),
-        ("  refund:\n    tools:", "  refund:\n    approval_sla: 0m\n    tools:", ":31"),
-        ("  - id: tier2\n", "  - id: tier2\n    approval_sla: 0d\n", ":22"),
+        ("  refund:\n    tools:", "  refund:\n    approval_sla: 0m\n    tools:", ":33"),
+        ("  - id: tier2\n", "  - id: tier2\n    approval_sla: 0d\n", ":24"),
     ],
     ids=["pack", "action", "role"],
 )

@@ -432,3 +432,39 @@ def test_a_read_only_tool_asked_about_is_allowed_and_one_naming_an_action_is_not
     # Named as a refund, a look-up is not what the pack lists: it routes, as any unknown call.
     smuggled = guard.decide({"actor": actor, "action": "refund", "tool": lookup})
     assert (smuggled.outcome, smuggled.rules) == (Outcome.ROUTE, ["discretion.unknown-action"])
+
+
+@pytest.mark.parametrize("key", ["customer", "case", "[customer, actor]"])
+def test_a_budget_kept_per_a_record_needs_the_record_declared(tmp_path, key):
+    # Without it the id the agent typed is the key: 'c-1' and 'C-1' would be two budgets.
+    path = tmp_path / "pack.yaml"
+    path.write_text(
+        f"""\
+pack: typed-keys
+currency: USD
+roles:
+  - id: ai_agent
+    ai: true
+    authority:
+      refund: {{standard: "100.00"}}
+  - id: tier1
+    authority:
+      refund: {{standard: "500.00"}}
+actions:
+  refund:
+    tools:
+      - {{name: issue_refund, amount: amount, customer: customer_id, case: case_id}}
+    standard:
+      - id: any
+budgets:
+  - id: per-record
+    key: {key}
+    window: 30d
+    limit: "50.00"
+""",
+        encoding="utf-8",
+    )
+    with pytest.raises(PolicyError, match=re.escape("budget 'per-record' is kept per")) as raised:
+        load_pack(path)
+    assert "under entities; ids the agent types are never keys on their own" in str(raised.value)
+    assert raised.value.line == 19  # the budget's

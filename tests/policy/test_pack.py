@@ -260,7 +260,7 @@ def test_version_ignores_comments_white_space_and_key_order(tmp_path):
         ('standard: "50.00"', 'standard: "50.01"'),
         ("window: 1d", "window: 2d"),
         ("granted_by: [tier1]", "granted_by: [ai_agent, tier1]"),
-        ("key: actor", "key: customer"),
+        ("key: actor", "key: organisation"),
     ],
 )
 def test_version_changes_when_content_changes(tmp_path, old, new):

@@ -70,7 +70,12 @@ class StaticContextProvider:
         StaticContextProvider(
             defaults={"incident.active": False},
             customers={"c-1": {"customer.tier": "gold"}},
-            orders={"o-1": {"order.customer_id": "c-1", "order.total": "120.00 USD"}},
+            orders={
+                "o-1": {
+                    "order.customer_id": "c-1",
+                    "order.total": {"amount": "120.00", "currency": "USD"},
+                }
+            },
             cases={"k-9": {"case.severity": "high", "case.customer_id": "c-1"}},
         )
         ```

@@ -1932,8 +1932,8 @@ def _key_parts(
         )
     names = sorted(counted) if counted is not None else list(actions)
     for part in parts:
-        if part == "order":
-            _need_entity(entities, "order", f"budget {budget.id!r}", lines, (*loc, "key"))
+        if part in ("customer", "order", "case"):
+            _need_entity(entities, part, f"budget {budget.id!r}", lines, (*loc, "key"))
         if part.startswith(ARGS_PREFIX):
             lacking = _lacking_key_argument(
                 (actions[a] for a in names), part.removeprefix(ARGS_PREFIX)
