@@ -8,6 +8,8 @@ from typing import Any
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.tools import BaseTool, tool
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
 
 from discretion import Actor
 
@@ -63,3 +65,28 @@ def calls(*tool_calls: tuple[str, dict[str, Any], str]) -> AIMessage:
 
 def ledger_kinds(guard: Any) -> list[str]:
     return [record["kind"] for record in guard.store.export()]
+
+
+class CamelRefundArgs(BaseModel):
+    """The shop's refund arguments as a tool that also reads them in camelCase declares them."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+    amount: str
+    currency: str
+    customer_id: str
+    case_id: str
+    order_id: str
+
+
+def camel_refund_tool(paid: list[str]) -> BaseTool:
+    """`issue_refund` whose schema takes each argument by name or by its camelCase alias."""
+
+    @tool(args_schema=CamelRefundArgs)
+    def issue_refund(
+        amount: str, currency: str, customer_id: str, case_id: str, order_id: str
+    ) -> str:
+        """Refund an order to the customer's card."""
+        paid.append(f"{currency} {amount} on {order_id}")
+        return f"refunded {currency} {amount}"
+
+    return issue_refund

@@ -22,6 +22,7 @@ from ._integration_support import (
     MARIA,
     async_refund_tool,
     calls,
+    camel_refund_tool,
     ledger_kinds,
     refund_args,
     scripted,
@@ -450,3 +451,20 @@ def test_a_call_id_reused_in_a_thread_for_another_call_is_an_error_message(guard
     assert message.status == "error"
     assert "already used for a different proposal" in message.content
     assert shop.refunds == ["40.00"]
+
+
+def test_a_field_given_again_under_its_alias_never_reaches_the_tool(guard):
+    paid: list[str] = []
+    agent = create_agent(
+        scripted(
+            calls(("issue_refund", refund_args(orderId="o-9"), "c-twice")),
+            "Done.",
+        ),
+        [camel_refund_tool(paid)],
+        middleware=[DiscretionMiddleware(guard, actor=BOT)],
+    )
+    [message] = tool_messages(agent.invoke(ask()))
+    assert message.status == "error"
+    assert "given twice" in message.content
+    assert paid == []
+    assert ledger_kinds(guard) == []

@@ -15,7 +15,14 @@ from conftest import good_facts, shop_pack_with
 from discretion import ConfigurationError, Money, Outcome, ProposalError
 from discretion.integrations import GovernedTool, tool_callables
 
-from ._integration_support import BOT, MARIA, async_refund_tool, ledger_kinds, refund_args
+from ._integration_support import (
+    BOT,
+    MARIA,
+    async_refund_tool,
+    camel_refund_tool,
+    ledger_kinds,
+    refund_args,
+)
 
 
 class Tools:
@@ -308,3 +315,38 @@ def test_an_actor_that_is_not_valid_is_a_proposal_error(guard, tools):
         refund.invoke(call(refund_args()), THREAD)
     assert caught.value.field == "actor"
     assert tools.refunds == []
+
+
+def test_a_field_given_again_under_its_alias_is_sent_back_undecided(guard):
+    # The tool's schema reads `orderId` before `order_id`: deciding on one and running on the
+    # other would refund an order nobody decided on.
+    paid: list[str] = []
+    [refund] = guard.wrap_tools([camel_refund_tool(paid)], actor=BOT)
+    message = refund.invoke(call(refund_args(orderId="o-9")), THREAD)
+    assert message.status == "error"
+    assert "'order_id' is given twice, as 'orderId' and 'order_id'" in message.content
+    assert message.artifact == {"error": "proposal", "field": "tool.arguments.order_id"}
+    assert paid == []
+    assert ledger_kinds(guard) == []
+    with pytest.raises(ProposalError, match="given twice"):
+        refund.invoke(refund_args(orderId="o-9"))
+
+
+def test_an_argument_the_shown_schema_leaves_out_is_decided_on_not_dropped(make_guard, tmp_path):
+    # Under `extra_arguments: refuse`, an alias the mapping does not read is sent back, as
+    # `Guard.decide` sends it back; before, it was dropped from the decision and reached the tool.
+    pack = shop_pack_with(
+        tmp_path,
+        "        order: order_id\n",
+        "        order: order_id\n        extra_arguments: refuse\n",
+    )
+    guard = make_guard(policy=pack)
+    paid: list[str] = []
+    [refund] = guard.wrap_tools([camel_refund_tool(paid)], actor=BOT)
+    message = refund.invoke(call({**refund_args(), "caseRef": "case-9"}), THREAD)
+    assert message.status == "error"
+    assert "caseRef" in message.content
+    assert paid == []
+    allowed = refund.invoke(call(refund_args(), call_id="call-2"), THREAD)
+    assert allowed.content == "refunded USD 40.00"
+    assert paid == ["USD 40.00 on o-1"]

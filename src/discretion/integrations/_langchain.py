@@ -88,9 +88,57 @@ def _takes_key(tool: BaseTool | None) -> bool:
     return KEY_ARGUMENT in _fields(tool.get_input_schema()) and KEY_ARGUMENT not in visible
 
 
+def _names(name: str, info: Any) -> set[str]:
+    """Every key a pydantic field is read under: its name and its aliases."""
+    names = {name}
+    for alias in (getattr(info, "alias", None), getattr(info, "validation_alias", None)):
+        if isinstance(alias, str):
+            names.add(alias)
+        for choice in getattr(alias, "choices", None) or ():
+            if isinstance(choice, str):
+                names.add(choice)
+    return names
+
+
+def _injected(tool: BaseTool) -> set[str]:
+    """The arguments the runtime injects (state, config, a store): the model never gives them."""
+    if isinstance(tool.args_schema, dict):
+        return set()
+    # By name: the schema the model is shown is a copy of the tool's without its aliases.
+    shown = _model_fields(tool) or set()
+    return {
+        key
+        for name, info in _fields(tool.get_input_schema()).items()
+        if name not in shown
+        for key in _names(name, info)
+    }
+
+
 def _visible(tool: BaseTool | None, arguments: Mapping[str, Any]) -> dict[str, Any]:
-    fields = _model_fields(tool)
-    kept = {k: v for k, v in arguments.items() if fields is None or k in fields}
+    """The arguments the model gave: all but those the runtime injects, each decided on.
+
+    A key the tool's schema does not show is kept, not dropped: the tool may read it (under an
+    alias, as an extra), so it is governed like any other (a pack with `extra_arguments:
+    refuse` sends it back). One field given twice, under its name and an alias, is refused:
+    the tool would read one of them and the pack another.
+
+    Raises:
+        ProposalError: a field is given under two of its names.
+    """
+    if tool is None:
+        kept = dict(arguments)
+    else:
+        injected = _injected(tool)
+        kept = {k: v for k, v in arguments.items() if k not in injected}
+        if not isinstance(tool.args_schema, dict):
+            for name, info in _fields(tool.get_input_schema()).items():
+                given = sorted(_names(name, info) & kept.keys())
+                if len(given) > 1:
+                    raise ProposalError(
+                        f"tool {tool.name!r} argument {name!r} is given twice, as"
+                        f" {' and '.join(map(repr, given))}; send it once, as {name!r}",
+                        field=f"tool.arguments.{given[-1]}",
+                    )
     plain: dict[str, Any] = to_jsonable_python(kept, fallback=str)
     return plain
 
@@ -130,6 +178,16 @@ def _refusal(decision: Decision, call_id: str, tool: str, text: str | None = Non
         status="error" if decision.outcome is Outcome.DENY else "success",
         artifact=_decision_artifact(decision),
     )
+
+
+def _unreadable(tool: str, call_id: Any, exc: ProposalError) -> ToolMessage:
+    """A call whose arguments cannot be read as one (a field given twice): nothing is decided.
+
+    Raised on for a plain invocation, which has no tool call to answer.
+    """
+    if not call_id:
+        raise exc
+    return _invalid(ToolCallInfo(tool=tool, arguments={}, call_id=str(call_id)), exc)
 
 
 def _invalid(info: ToolCallInfo, exc: ProposalError) -> ToolMessage:
@@ -231,8 +289,12 @@ class GovernedTool(BaseTool):
 
     def _prepare(
         self, tool_input: Any, config: RunnableConfig | None
-    ) -> tuple[ToolCallInfo, dict[str, Any]]:
-        call_id, arguments, visible = self._split(tool_input)
+    ) -> tuple[ToolCallInfo, dict[str, Any]] | ToolMessage:
+        try:
+            call_id, arguments, visible = self._split(tool_input)
+        except ProposalError as exc:
+            is_call = isinstance(tool_input, Mapping) and tool_input.get("type") == "tool_call"
+            return _unreadable(self.name, tool_input.get("id") if is_call else None, exc)
         info = ToolCallInfo(
             tool=self.name,
             arguments=visible,
@@ -261,7 +323,10 @@ class GovernedTool(BaseTool):
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         """Decide the call; run the inner tool once when allowed."""
-        info, arguments = self._prepare(input, config)
+        prepared = self._prepare(input, config)
+        if isinstance(prepared, ToolMessage):
+            return prepared
+        info, arguments = prepared
         governor: Governor = self.governor
         try:
             decision, queued, governed = governor.admit(info)
@@ -295,7 +360,10 @@ class GovernedTool(BaseTool):
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         """`invoke` for async agents."""
-        info, arguments = self._prepare(input, config)
+        prepared = self._prepare(input, config)
+        if isinstance(prepared, ToolMessage):
+            return prepared
+        info, arguments = prepared
         governor: Governor = self.governor
         try:
             decision, queued, governed = await governor.aadmit(info)
@@ -767,7 +835,10 @@ class DiscretionMiddleware(AgentMiddleware):
         """Decide a governed call; run it once when allowed or approved."""
         if not self.governs(request.tool_call["name"]):
             return handler(request)
-        info = self._info(request)
+        try:
+            info = self._info(request)
+        except ProposalError as exc:
+            return _unreadable(request.tool_call["name"], request.tool_call.get("id"), exc)
         admitted = self._admit(info)
         if isinstance(admitted, ToolMessage):
             return admitted
@@ -814,7 +885,10 @@ class DiscretionMiddleware(AgentMiddleware):
         """`wrap_tool_call` for async agents."""
         if not self.governs(request.tool_call["name"]):
             return await handler(request)
-        info = self._info(request)
+        try:
+            info = self._info(request)
+        except ProposalError as exc:
+            return _unreadable(request.tool_call["name"], request.tool_call.get("id"), exc)
         admitted = await self._aadmit(info)
         if isinstance(admitted, ToolMessage):
             return admitted
