@@ -163,6 +163,23 @@ def test_declared_fields_must_name_arguments_the_function_takes(guard):
         def pay_back(amt: str, customer_id: str) -> None: ...
 
 
+def test_an_id_or_currency_the_mapping_reads_from_elsewhere_is_refused_when_decorated(guard):
+    # Decided on the order `order_id` names (none here: the case's), run on `order`.
+    with pytest.raises(ConfigurationError, match=r"takes 'order', but action 'refund' is decided"):
+
+        @guard.governed(action="refund", actor=BOT)
+        def pay_back(amount: str, customer_id: str, case_id: str, order: str) -> None: ...
+
+    # Decided in the pack's currency from `currency`, paid in `currency_code`.
+    with pytest.raises(ConfigurationError, match=r"Pass fields=\{'currency': 'currency_code'\}"):
+
+        @guard.governed(action="refund", actor=BOT)
+        def pay_back_fx(amount: str, currency_code: str, customer_id: str) -> None: ...
+
+    @guard.governed(action="refund", actor=BOT, fields={"order": "order"})
+    def pay_back_named(amount: str, customer_id: str, case_id: str, order: str) -> None: ...
+
+
 def test_an_ungoverned_function_runs_untouched(guard):
     @guard.governed(actor=BOT)
     def lookup_order(order_id: str) -> str:

@@ -23,10 +23,12 @@ roles:
     ai: true
     authority:
       credit: {standard: "50.00"}
+      ship: {standard: "900.00"}
       replace: {standard: "900.00"}
   - id: tier1
     authority:
       credit: {standard: "500.00"}
+      ship: {standard: "2000.00"}
       replace: {standard: "2000.00"}
 actions:
   credit:
@@ -34,6 +36,14 @@ actions:
       - {name: add_credit, amount: amount, customer: customer_id}
     standard:
       - id: any-credit
+  ship:
+    tools:
+      - name: ship_replacement
+        amount: item.value
+        customer: customer.id
+        extra_arguments: refuse
+    standard:
+      - id: any-shipment
   replace:
     args:
       serial: {type: string}
@@ -99,3 +109,39 @@ def test_extra_arguments_refuse_sends_back_what_the_policy_does_not_govern(guard
     # Where it is not asked for, an undeclared argument passes as before.
     note = guard.decide(call("add_credit", "c", amount="5.00", note="sorry"))
     assert note.outcome is Outcome.ALLOW
+
+
+def test_a_currency_beside_the_one_the_mapping_reads_is_refused_when_it_differs(tmp_path, store):
+    # Decided in USD from `currency`, paid in the `currency_code` the tool may read instead.
+    path = tmp_path / "pack.yaml"
+    path.write_text(
+        PACK.replace("amount: amount, customer:", "amount: amount, currency: currency, customer:"),
+        encoding="utf-8",
+    )
+    guard = Guard(
+        load_pack(path), store=store, context=StaticContextProvider({}), clock=lambda: NOW
+    )
+    with pytest.raises(ProposalError, match="argument 'currency_code' is 'KWD'") as refused:
+        guard.decide(call("add_credit", "a", amount="25.00", currency="USD", currency_code="KWD"))
+    assert refused.value.field == "tool.arguments.currency_code"
+    assert "the currency its mapping reads from 'currency'" in str(refused.value)
+    assert guard.store.verify() == 0
+    same = guard.decide(
+        call("add_credit", "b", amount="25.00", currency="USD", currency_code="usd")
+    )
+    assert same.outcome is Outcome.ALLOW
+
+
+def test_extra_arguments_refuse_looks_inside_the_objects_it_reads_paths_from(guard):
+    def ship(key: str, **item: Any) -> dict[str, Any]:
+        proposal = call("ship_replacement", key, item={"value": "120.00", **item})
+        proposal["tool"]["arguments"]["customer"] = {"id": "c-1"}
+        del proposal["tool"]["arguments"]["customer_id"]
+        return proposal
+
+    with pytest.raises(ProposalError, match=r"no argument 'item\.itemValue'") as sent:
+        guard.decide(ship("a", itemValue="9000.00"))
+    assert sent.value.field == "tool.arguments.item.itemValue"
+    assert "(it reads: customer.id, item.value)" in str(sent.value)
+    assert guard.store.verify() == 0
+    assert guard.decide(ship("b")).outcome is Outcome.ALLOW

@@ -81,6 +81,24 @@ def _missing(spec: ToolSpec, parameters: Collection[str], only: Collection[str])
     return missing
 
 
+def _unread(spec: ToolSpec, parameters: Collection[str]) -> tuple[str, str, str] | None:
+    """An argument named as a currency or an id that `spec` reads from another argument.
+
+    (what it names, the argument, the one read instead); None when there is none.
+    """
+    names = {
+        "currency": CURRENCY_ARGUMENTS,
+        **{part: (part, f"{part}_id") for part in _ID_PARTS},
+    }
+    for part, candidates in names.items():
+        path: str | None = getattr(spec, part)
+        read = path.split(".", 1)[0] if path is not None else None
+        for name in candidates:
+            if name in parameters and name != read:
+                return part, name, path or "-"
+    return None
+
+
 def check_tool(
     pack: PolicyPack,
     tool: str,
@@ -158,6 +176,14 @@ def check_tool(
                     " you map is not an argument it takes (it takes:"
                     f" {', '.join(sorted(parameters)) or 'nothing'}); pass fields= naming its"
                     " arguments"
+                )
+            elsewhere = _unread(spec, parameters)
+            if elsewhere is not None:
+                part, name, path = elsewhere
+                raise ConfigurationError(
+                    f"tool {tool!r} takes {name!r}, but action {action!r} is decided on the"
+                    f" {part} its {path!r} argument names: the tool would run on one nobody"
+                    f" decided. Pass fields={{{part!r}: {name!r}}}"
                 )
         return True
     if pack.is_ungoverned(tool):

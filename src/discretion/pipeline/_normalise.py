@@ -313,8 +313,14 @@ def read_arguments(
                 raise ProposalError(
                     f"tool {tool!r} argument {spec.amount!r}: {exc}", field=exc.field
                 ) from None
-    if (spec.currency is None or unit is not None) and amount is not None:
-        _no_stray_currency(tool, arguments, amount.currency, unit=unit is not None)
+    if amount is not None:
+        _no_stray_currency(
+            tool,
+            arguments,
+            amount.currency,
+            read=spec.currency if unit is None else None,
+            unit=unit is not None,
+        )
     if spec.extra_arguments == "refuse":
         _nothing_ungoverned(tool, spec, arguments, args or {})
     customer = _scalar_id(tool, spec.customer, arguments) if spec.customer else None
@@ -330,17 +336,26 @@ def read_arguments(
 
 
 def _no_stray_currency(
-    tool: str, arguments: Mapping[str, Any], decided: str, *, unit: bool = False
+    tool: str, arguments: Mapping[str, Any], decided: str, *, read: str | None, unit: bool
 ) -> None:
     """Refuse a currency argument the mapping does not read that names another currency.
 
     Without a `currency` mapping the amount is decided in the pack's currency, while the tool
-    would pay in the one its own argument names: 25.00 decided as USD would run as KWD.
+    would pay in the one its own argument names: 25.00 decided as USD would run as KWD. The
+    same holds for a second currency argument beside the one the mapping reads (`read`; None
+    for a unit action, which reads none: `unit`).
     """
     for name in CURRENCY_ARGUMENTS:
         stray = arguments.get(name)
-        if stray is None or stray == decided:
+        if name == read or stray is None or str(stray).strip().upper() == decided:
             continue
+        if read is not None:
+            raise ProposalError(
+                f"tool {tool!r} argument {name!r} is {stray!r}, but the amount is decided in"
+                f" {decided}, the currency its mapping reads from {read!r}: the tool could pay"
+                " in another currency than the one decided. Leave the argument out",
+                field=f"tool.arguments.{name}",
+            )
         if unit:
             raise ProposalError(
                 f"tool {tool!r} argument {name!r} is {stray!r}, but its action counts"
@@ -360,18 +375,43 @@ def _no_stray_currency(
 def _nothing_ungoverned(
     tool: str, spec: ToolSpec, arguments: Mapping[str, Any], args: Mapping[str, ArgSpec]
 ) -> None:
-    """Refuse an argument a mapping with `extra_arguments: refuse` neither reads nor declares."""
+    """Refuse an argument a mapping with `extra_arguments: refuse` neither reads nor declares.
+
+    Inside an object a nested path is read from (`order.id`), every other key is one too: the
+    tool may read `order.orderId` as well.
+    """
     paths = [spec.amount, spec.currency, spec.customer, spec.case, spec.order]
     paths += [spec.args.get(name, name) for name in args]
-    known = {path.split(".", 1)[0] for path in paths if path is not None}
-    extra = sorted(name for name in arguments if name not in known)
+    read = [path for path in paths if path is not None]
+    extra = _unread_keys(arguments, read)
     if extra:
         raise ProposalError(
             f"tool {tool!r} takes no argument {', '.join(map(repr, extra))} that the policy"
-            f" governs (it reads: {', '.join(sorted(known)) or 'nothing'}); leave"
+            f" governs (it reads: {', '.join(sorted(set(read))) or 'nothing'}); leave"
             f" {'them' if len(extra) > 1 else 'it'} out",
             field=f"tool.arguments.{extra[0]}",
         )
+
+
+def _unread_keys(arguments: Mapping[str, Any], paths: list[str], prefix: str = "") -> list[str]:
+    """The keys of `arguments` no path reads, dotted; an object read whole is read entirely."""
+    whole = {path for path in paths if "." not in path}
+    nested: dict[str, list[str]] = {}
+    for path in paths:
+        if "." in path:
+            head, rest = path.split(".", 1)
+            nested.setdefault(head, []).append(rest)
+    extra: list[str] = []
+    for name in sorted(arguments):
+        if name in whole:
+            continue
+        if name not in nested:
+            extra.append(prefix + name)
+            continue
+        value = arguments[name]
+        if isinstance(value, Mapping):
+            extra += _unread_keys(value, nested[name], f"{prefix}{name}.")
+    return extra
 
 
 def _as_argument(original: Any, amount: Money) -> Any:
