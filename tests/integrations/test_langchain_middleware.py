@@ -270,6 +270,24 @@ def test_a_single_per_call_decision_with_its_own_approver_is_accepted(guard, sho
     assert guard.approvals.get(pending.value["discretion"]["approval_id"]).note == "photos show it"
 
 
+def test_the_configured_approver_stands_over_one_the_answer_names(guard, shop):
+    # The app sets the signed-in person (maria, tier1); whoever writes the resume value may not
+    # approve as someone else, or as a higher role.
+    fiona = {"id": "fiona", "role": "manager", "is_ai": False}
+    answer = {"decisions": [{"type": "approve", "approver": fiona}]}
+    _, pending, resumed = run_interactive(guard, shop, answer)
+    assert "names approver fiona (manager)" in asked_again(resumed)
+    assert "maria (tier1)" in asked_again(resumed)
+    assert shop.refunds == []
+    approval = guard.approvals.get(pending.value["discretion"]["approval_id"])
+    assert approval.status == "pending"
+
+    # Naming the configured approver again is no conflict.
+    same = {"decisions": [{"type": "approve", "approver": MARIA_JSON}]}
+    _, _, resumed = run_interactive(guard, shop, same)
+    assert tool_messages(resumed)[0].content == "refunded USD 60.00"
+
+
 @pytest.mark.parametrize(
     ("answer", "match"),
     [

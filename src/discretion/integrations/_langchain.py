@@ -531,6 +531,15 @@ def _one_decision(raw: Any, decision: Decision, info: ToolCallInfo) -> Mapping[s
     return raw
 
 
+def _actor_of(source: Any) -> str:
+    """An approver as given (an `Actor` or its fields), as `id (role)`, for comparing."""
+    if isinstance(source, Actor):
+        return f"{source.id} ({source.role})"
+    if isinstance(source, Mapping):
+        return f"{source.get('id')} ({source.get('role')})"
+    return repr(source)
+
+
 class DiscretionMiddleware(AgentMiddleware):
     """LangChain v1 agent middleware that decides the agent's tool calls before they run.
 
@@ -696,11 +705,24 @@ class DiscretionMiddleware(AgentMiddleware):
         chosen = _one_decision(raw, decision, info)
         kind = str(chosen["type"])
         where = _where(decision, info)
-        source = chosen.get("approver")
-        if source is None:
-            configurable = info.config.get("configurable") if info.config else None
-            if isinstance(configurable, Mapping):
-                source = configurable.get("discretion_approver")
+        # The run's configured approver (set by the app from its signed-in user) wins: whoever
+        # writes the resume value may not name someone else, nor themselves as a higher role.
+        configurable = info.config.get("configurable") if info.config else None
+        configured = (
+            configurable.get("discretion_approver") if isinstance(configurable, Mapping) else None
+        )
+        named = chosen.get("approver")
+        if (
+            configured is not None
+            and named is not None
+            and _actor_of(named) != _actor_of(configured)
+        ):
+            raise ApprovalError(
+                f"{where}: the answer names approver {_actor_of(named)}, but this run's"
+                f' configurable["discretion_approver"] is {_actor_of(configured)}; answer as'
+                " the configured approver, or leave the answer's approver out"
+            )
+        source = configured if configured is not None else named
         if source is None:
             raise ApprovalError(
                 f"{where}: no approver. Put the person's {{'id', 'role'}} in the resuming run's"
