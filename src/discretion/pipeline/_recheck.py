@@ -355,8 +355,15 @@ def _budgets(
     now: datetime,
     keys: BudgetKeys,
 ) -> tuple[list[Reservation], list[str]]:
-    # Budgets the routed decision already reserved count this exposure once, not twice.
-    already = {(r.budget, r.key) for r in decision.reservations}
+    # Budgets the routed decision already reserved count this exposure once, not twice: while
+    # that reservation is still in the budget's window. One the window has left behind counts
+    # nowhere now, so the approval is charged, and measured, as if nothing were reserved.
+    windows = {budget.id: budget for budget in pack.budgets}
+    already = {
+        (r.budget, r.key)
+        for r in decision.reservations
+        if (budget := windows.get(r.budget)) is not None and decision.decided_at > budget.since(now)
+    }
     # The proposer's budgets: exposure counts against the actor who asked, whoever approves.
     check = check_budgets(
         pack,
