@@ -20,7 +20,7 @@ from discretion import (
     StaleApproval,
     load_pack,
 )
-from discretion.context import ContextRequest
+from discretion.context import ContextRequest, StaticContextProvider
 from discretion.precedent import PrecedentSpec
 from discretion.precedent._model import Range
 
@@ -589,3 +589,60 @@ def test_two_approvals_above_is_converted_at_the_rate(store, tmp_path):
     assert (fewer.outcome, fewer.required_role) == (Outcome.ROUTE, "tier1")
     assert "discretion.two-approvals" not in fewer.rules
     assert "discretion.two-approvals" in dollars.rules
+
+
+FEES = """
+pack: fees
+currencies: [EUR, CHF]
+rates: {fact: fx.rate_to_eur, base: EUR}
+context:
+  fx.rate_to_eur: {type: decimal, places: 6}
+  account.currency: string
+  charge.amount: money
+roles:
+  - id: ai_agent
+    ai: true
+    authority: {refund: {standard: "30.00"}}
+  - id: manager
+    authority: {refund: {standard: "500.00"}}
+actions:
+  refund:
+    tools: [{name: refund_fee, amount: amount, currency: currency}]
+    reads: [account.currency, charge.amount]
+    hard_limits:
+      - {id: other-currency, when: currency != account.currency}
+    standard:
+      - {id: ok, when: amount <= charge.amount}
+"""
+
+
+def test_a_hard_limit_holds_in_a_rated_pack_when_a_money_fact_is_in_another_currency(
+    tmp_path, store
+):
+    # The fee was charged in EUR; the call refunds CHF. The charge cannot be compared (it is in
+    # another currency), but the hard limit reading no money denies it, as it does for a
+    # proposal in the base.
+    path = tmp_path / "fees.yaml"
+    path.write_text(FEES, encoding="utf-8")
+    facts = {
+        "fx.rate_to_eur": "1.050000",
+        "account.currency": "EUR",
+        "charge.amount": {"amount": "40.00", "currency": "EUR"},
+    }
+    guard = Guard(load_pack(path), store=store, context=StaticContextProvider(facts))
+
+    def refund(currency: str, key: str) -> dict[str, Any]:
+        return {
+            "actor": {"id": "bot", "role": "ai_agent", "is_ai": True},
+            "tool": {"name": "refund_fee", "arguments": {"amount": "5.00", "currency": currency}},
+            "idempotency_key": key,
+        }
+
+    chf = guard.decide(refund("CHF", "a"))
+    assert (chf.outcome, chf.rules) == (Outcome.DENY, ["other-currency"])
+    # Without a usable rate nothing is read at the rate: it routes, as before.
+    facts["fx.rate_to_eur"] = "0"
+    guard = Guard(load_pack(path), store=store, context=StaticContextProvider(facts))
+    unrated = guard.decide(refund("CHF", "b"))
+    assert unrated.outcome is Outcome.ROUTE
+    assert unrated.rules == ["discretion.context-unavailable"]

@@ -474,13 +474,16 @@ class Pipeline:
                 else [],
             ),
         )
-        rates, amount = item.pack.rates, item.amount
-        if (
-            facts is None
-            # Limits stated in the base are not yet at the rate of the proposal's currency.
-            or (rates is not None and amount is not None and amount.currency != rates.base)
-        ):
+        if facts is None:
             return routed
+        if item.pack.rates is not None and item.amount is not None:
+            # Limits stated in the base are read at the rate of the proposal's currency, when
+            # the rate is among the facts that could be read.
+            priced = at_rate(self.pack, item, facts.snapshot)
+            if isinstance(priced, Evaluation):
+                return routed
+            item, action = priced, priced.action or action
+            amount_minor = item.amount.minor if item.amount is not None else 0
         decided = decided_without(
             item.pack,
             action,
