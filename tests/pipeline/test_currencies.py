@@ -16,6 +16,7 @@ from discretion import (
     Guard,
     Money,
     Outcome,
+    PolicyError,
     ProposalError,
     StaleApproval,
     load_pack,
@@ -646,3 +647,65 @@ def test_a_hard_limit_holds_in_a_rated_pack_when_a_money_fact_is_in_another_curr
     unrated = guard.decide(refund("CHF", "b"))
     assert unrated.outcome is Outcome.ROUTE
     assert unrated.rules == ["discretion.context-unavailable"]
+
+
+def test_a_rate_on_a_record_prices_only_the_currency_it_is_the_rate_of(tmp_path, store):
+    # The charge's record holds the PLN rate; a CHF proposal priced at it would be worth a
+    # quarter of what it is (CHF 130.00 as EUR 29.90, under the AI's EUR 30.00).
+    path = tmp_path / "fees.yaml"
+    path.write_text(
+        FEES.replace(
+            "rates: {fact: fx.rate_to_eur, base: EUR}",
+            "rates: {fact: fx.rate_to_eur, base: EUR, currency: fx.currency}",
+        )
+        .replace("reads: [account.currency, charge.amount]", "reads: [account.currency]")
+        .replace("{id: ok, when: amount <= charge.amount}", "{id: ok}")
+        .replace("currencies: [EUR, CHF]", "currencies: [EUR, CHF, PLN]")
+        .replace(
+            "  account.currency: string\n", "  account.currency: string\n  fx.currency: string\n"
+        )
+        .replace(
+            "    hard_limits:\n      - {id: other-currency, when: currency != account.currency}\n",
+            "",
+        ),
+        encoding="utf-8",
+    )
+    pack = load_pack(path)
+    assert "fx.currency" in pack.actions["refund"].reads
+    facts = {
+        "fx.rate_to_eur": "0.230000",
+        "fx.currency": "PLN",
+        "account.currency": "PLN",
+        "charge.amount": {"amount": "500.00", "currency": "PLN"},
+    }
+    guard = Guard(pack, store=store, context=StaticContextProvider(facts))
+
+    def refund(amount: str, currency: str, key: str) -> dict[str, Any]:
+        return {
+            "actor": {"id": "bot", "role": "ai_agent", "is_ai": True},
+            "tool": {
+                "name": "refund_fee",
+                "arguments": {"amount": amount, "currency": currency},
+            },
+            "idempotency_key": key,
+        }
+
+    chf = guard.decide(refund("130.00", "CHF", "a"))
+    assert (chf.outcome, chf.rules) == (Outcome.ROUTE, ["discretion.currency-rate"])
+    assert chf.required_role == "manager"
+    assert "fx.rate_to_eur is the rate of PLN (fx.currency), not of CHF" in chf.causes[0]
+    pln = guard.decide(refund("130.00", "PLN", "b"))  # EUR 29.90 at PLN's own rate
+    assert (pln.outcome, pln.rules) == (Outcome.ALLOW, ["ok"])
+
+
+def test_a_rates_currency_must_be_a_string_field(tmp_path):
+    path = tmp_path / "fees.yaml"
+    path.write_text(
+        FEES.replace(
+            "rates: {fact: fx.rate_to_eur, base: EUR}",
+            "rates: {fact: fx.rate_to_eur, base: EUR, currency: fx.rate_to_eur}",
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(PolicyError, match=r"rates currency 'fx\.rate_to_eur' must be a context"):
+        load_pack(path)

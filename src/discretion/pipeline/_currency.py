@@ -49,6 +49,12 @@ def at_rate(pack: PolicyPack, item: Normalised, snapshot: Snapshot) -> Normalise
             f"{rates.fact} is {rate} for a proposal in {rates.base}, the pack's base; the rate"
             " of the base to itself is 1, so the facts are not to be trusted"
         )
+    elif rates.currency is not None and (of := snapshot.values.get(rates.currency)) != currency:
+        cause = (
+            f"{rates.fact} is the rate of {of if of is not None else 'no currency'}"
+            f" ({rates.currency}), not of {currency}, the proposal's currency: the amount"
+            f" cannot be measured against limits stated in {rates.base}"
+        )
     elif isinstance(rate, Decimal) and rate.is_finite() and rate > 0:
         return item.priced(pack.in_currency(currency, rate))
     else:

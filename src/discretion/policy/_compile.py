@@ -292,9 +292,12 @@ def compile_pack(
             lines,
             base,
         )
-        if rates is not None and unit is None and rates.fact not in compiled.reads:
-            # Every decision reads the rate, and records it with its facts.
-            compiled = replace(compiled, reads=(*compiled.reads, rates.fact))
+        if rates is not None and unit is None:
+            # Every decision reads the rate (and what it is the rate of), and records them.
+            wanted = (rates.fact, *((rates.currency,) if rates.currency is not None else ()))
+            missing = tuple(name for name in wanted if name not in compiled.reads)
+            if missing:
+                compiled = replace(compiled, reads=(*compiled.reads, *missing))
         compiled = replace(
             compiled,
             provided=tuple(
@@ -703,7 +706,19 @@ def _compile_rates(spec: PackSpec, fields: Mapping[str, FieldSpec], lines: LineM
             path=source,
             line=line,
         )
-    return Rates(fact=fact, base=spec.rates.base)
+    named = spec.rates.currency
+    if named is not None:
+        declared = fields.get(named)
+        if declared is None or declared.type != "string":
+            source, line = lines.find(("rates", "currency"))
+            raise PolicyError(
+                f"rates currency {named!r} must be a context field of type string (the"
+                f" currency {fact!r} is the rate of, such as `{named}: string`)"
+                + ("" if declared is None else f", not {declared.type}"),
+                path=source,
+                line=line,
+            )
+    return Rates(fact=fact, base=spec.rates.base, currency=named)
 
 
 def _check_ungoverned(

@@ -543,6 +543,9 @@ class Rates:
     """The decimal context field: units of `base` one unit of the proposal's currency is worth."""
     base: str
     """The currency the pack's amounts are stated in."""
+    currency: str | None = None
+    """The string context field naming the currency `fact` is the rate of, when a pack gives
+    one: a proposal in another currency is not priced at it."""
 
 
 _RATED_VIEWS = 64

@@ -630,6 +630,10 @@ class RatesSpec(BaseModel):
     action reads it; a proposal in `base` does not need it."""
     base: CurrencyCode
     """The currency the pack's amounts are stated in; one of `currencies`."""
+    currency: FieldName | None = None
+    """A context field of type `string` naming the currency `fact` is the rate of (`booking.
+    currency`), when the rate comes from a record that cannot know the currency the agent
+    proposes in: a proposal in another currency is not priced at it, and routes."""
 
 
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
