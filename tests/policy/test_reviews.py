@@ -179,6 +179,23 @@ ONLY = PACK.replace(
 """The fraud review decided by Trust & Safety alone: a manager's rank does not stand in."""
 
 
+def test_a_review_only_a_role_without_authority_decides_is_refused(tmp_path: Path) -> None:
+    # Nobody else may approve what it holds, and it may approve none of it: every flagged
+    # case would wait for an approval no one could give.
+    path = tmp_path / "pack.yaml"
+    text = ONLY.replace(
+        '  - id: trust_safety\n    authority:\n      refund: {standard: "1000.00"}\n',
+        "  - id: trust_safety\n    authority: {}\n",
+    )
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(PolicyError) as raised:
+        load_pack(path)
+    assert "review is decided only by 'trust_safety', which holds no authority over" in str(
+        raised.value
+    )
+    assert raised.value.rule_id == "fraud-review"
+
+
 @pytest.mark.parametrize(
     ("actor", "outcome", "role"),
     [

@@ -13,10 +13,9 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from conftest import NOW, FakeClock
+from conftest import NOW, FakeClock, ShopFacts
 from discretion import ApprovalError, Guard, Money, Outcome, ProposalError, SqlStore, load_pack
 from discretion.cli import app
-from discretion.context import StaticContextProvider
 from discretion.precedent import Precedent, PrecedentSpec, Range, check
 from discretion.proposal import Actor
 from discretion.store._schema import ledger, precedents
@@ -81,7 +80,7 @@ class World:
             PACK,
             store=self.store,
             clock=self.clock,
-            context=StaticContextProvider(facts(**overrides)),
+            context=ShopFacts(facts(**overrides)),
         )
 
     def granted(self, amount: str = "80.00", *, key: str = "grant", **overrides: Any) -> str:
@@ -172,7 +171,7 @@ def test_precedent_never_stands_in_for_a_review(world, tmp_path):
         load_pack(path),
         store=world.store,
         clock=world.clock,
-        context=StaticContextProvider(facts()),
+        context=ShopFacts(facts()),
     )
     decision = reviewed.decide(proposal("70.00", cite=[precedent.id], customer="c-2"))
     assert decision.outcome is Outcome.ROUTE
@@ -224,7 +223,7 @@ def test_a_budget_past_which_a_precedent_stops_routes_to_whom_the_amount_needs(w
         load_pack(path),
         store=world.store,
         clock=world.clock,
-        context=StaticContextProvider(facts()),
+        context=ShopFacts(facts()),
     )
     outcomes = [
         guard.decide(proposal("70.00", cite=[precedent.id], key=f"b-{n}")).outcome for n in range(3)
@@ -254,7 +253,7 @@ def test_a_case_two_people_must_approve_keeps_saying_so_past_a_spent_budget(worl
         load_pack(path),
         store=world.store,
         clock=world.clock,
-        context=StaticContextProvider(facts()),
+        context=ShopFacts(facts()),
     )
     # 60.00 granted, and four more: the customer's 300.00 of exceptions are used up.
     for n in range(4):
@@ -458,7 +457,7 @@ def test_parallel_proposals_take_exactly_the_citations_left(world):
 
     def one(index: int) -> None:
         store = SqlStore(url, create=False)
-        guard = Guard(PACK, store=store, clock=world.clock, context=StaticContextProvider(facts()))
+        guard = Guard(PACK, store=store, clock=world.clock, context=ShopFacts(facts()))
         item = proposal("30.00", cite=[precedent.id], customer=f"c-{index}", key=f"p-{index}")
         try:
             barrier.wait(timeout=30)
@@ -712,7 +711,7 @@ def test_a_precedent_never_grants_more_than_its_grantors_role_may_under_the_pack
         load_pack(lowered),
         store=world.store,
         clock=world.clock,
-        context=StaticContextProvider(facts()),
+        context=ShopFacts(facts()),
     )
     # The manager who set it may grant 50.00 now: 70.00 is beyond what it can stand on.
     decision = guard.decide(proposal("70.00", cite=[precedent.id], customer="c-2"))

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from conftest import NOW, Counter, FakeClock
+from conftest import NOW, Counter, FakeClock, ShopFacts
 from discretion import Guard, Money, Outcome, PolicyError, ProposalError, SqlStore, load_pack
-from discretion.context import StaticContextProvider
 from discretion.policy import PolicyPack
 from discretion.precedent import PrecedentSpec
 from discretion.proposal import Actor
@@ -68,7 +67,7 @@ class World:
             pack,
             store=store,
             clock=FakeClock(NOW),
-            context=StaticContextProvider(facts()),
+            context=ShopFacts(facts()),
             ids=Counter(),
         )
 
@@ -180,7 +179,7 @@ def test_a_precedent_bounds_the_whole_under_cumulative_authority(tmp_path, sqlit
     source = SOURCE.replace(
         "  refund:\n    tools:",
         "  refund:\n    cumulative: {per: customer, window: 30d}\n    tools:",
-    ).replace("context:\n", "entities:\n  customer: {}\ncontext:\n", 1)
+    )
     path = tmp_path / "cumulative.yaml"
     path.write_text(source, encoding="utf-8")
     world = World(load_pack(path), sqlite_store)
@@ -188,7 +187,7 @@ def test_a_precedent_bounds_the_whole_under_cumulative_authority(tmp_path, sqlit
         load_pack(path),
         store=sqlite_store,
         clock=FakeClock(NOW),
-        context=StaticContextProvider({**facts(), "customer.id": "c-2"}),
+        context=ShopFacts(facts()),
         ids=Counter(),
     )
     precedent = world.precedent(bound="100.00")

@@ -1267,6 +1267,14 @@ def _check_reviewers(spec: PackSpec, roles: tuple[Role, ...], lines: LineMap) ->
                     f"review names role {review.by!r}, which AI agents hold; a review is"
                     " decided by a person: name a human role"
                 )
+            elif review.only and not role.holds(action_id):
+                # Nobody else may decide what it holds, and it may grant none of it: every
+                # such case would wait, its approval refused whoever gives it.
+                problem = (
+                    f"review is decided only by {review.by!r}, which holds no authority over"
+                    f" {action_id!r}: no one could approve the cases it holds. Give"
+                    f" {review.by!r} authority over {action_id!r} under roles"
+                )
             else:
                 continue
             source, line = lines.find(("actions", action_id, "reviews", index, "by"))
