@@ -42,6 +42,16 @@ def test_exception_above_actor_authority_routes_to_lowest_granting_role(make_gua
     assert "discretion.exception-authority" in decision.rules
 
 
+def test_a_reason_the_role_may_not_grant_is_explained_as_such_not_as_its_amount(make_guard):
+    # 10.00 is within the AI's 20.00 exception authority: the reason is the manager's alone.
+    guard = make_guard(good_facts(**{"order.delivered_at": None, "shipment.status": "in_transit"}))
+    decision = guard.decide(refund("10.00", reason="manager-discretion"))
+    assert (decision.outcome, decision.required_role) == (Outcome.ROUTE, "manager")
+    assert "discretion.exception-role" in decision.rules
+    assert "the cited reason is one only other roles may grant" in decision.explanation
+    assert "exception authority does not cover it" not in decision.explanation
+
+
 def test_reason_granted_by_skips_roles_that_may_not_grant_it(make_guard):
     # manager-discretion is granted by the manager only, whatever tier2's limit says.
     guard = make_guard(good_facts(**{"order.delivered_at": None, "shipment.status": "in_transit"}))

@@ -102,8 +102,9 @@ def _not_an_amount(value: str, field: str) -> ProposalError:
             f"{field}: {value!r} is negative; amounts are never below zero", field=field
         )
     return ProposalError(
-        f"{field}: {value[:64]!r} is not a decimal amount; send ASCII digits with an optional"
-        ' decimal point, no sign, spaces or separators, e.g. "80.00"',
+        f"{field}: {value[:64]!r} is not a decimal amount; send ASCII digits, with digits on"
+        " both sides of a decimal point if it has one, no sign, exponent, spaces or separators,"
+        ' e.g. "80.00" or "80"',
         field=field,
     )
 

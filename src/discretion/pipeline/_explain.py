@@ -35,11 +35,15 @@ def _because(
         parts.append(rule.message or rule.description or rule.id)
     # No reason holds: citing one would not help, so the agent is not told to.
     hopeless = "discretion.no-permitted-reason" in rule_ids
+    # A reason its role may not grant at all: the amount its authority covers is beside it.
+    not_its_own = "discretion.exception-role" in rule_ids
     for rule_id in rule_ids:
         if rule_id in SYSTEM_RULES and rule_id != "discretion.not-standard":
             if grounds and rule_id in _GROUNDED:
                 continue
             if hopeless and rule_id == "discretion.reason-not-cited":
+                continue
+            if not_its_own and rule_id == "discretion.exception-authority":
                 continue
             parts.append(SYSTEM_RULES[rule_id])
     parts.extend(grounds)
