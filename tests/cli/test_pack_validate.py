@@ -111,3 +111,26 @@ def test_a_mapped_tool_without_an_amount_is_noted(tmp_path):
     # The shipped pack maps an amount for every tool: nothing to note.
     shipped = CliRunner().invoke(app, ["pack", "validate", str(SHOP_PACK)])
     assert "maps no amount" not in shipped.stdout
+
+
+def test_a_review_only_a_role_below_a_budgets_route_to_decides_is_noted(tmp_path):
+    # The shop's exceptions budget sends what it stops to the top rung (manager); a review only
+    # tier1 decides keeps such a case with tier1, who may not go beyond the budget.
+    source = SHOP_PACK.read_text(encoding="utf-8").replace(
+        '        when: "true"\n        granted_by: [manager]\n',
+        '        when: "true"\n        granted_by: [manager]\n    reviews:\n'
+        "      - {id: outage-desk, when: incident.active, by: tier1, only: true}\n",
+    )
+    path = tmp_path / "pack.yaml"
+    path.write_text(source, encoding="utf-8")
+    result = CliRunner().invoke(app, ["pack", "validate", str(path)])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.stdout.split())
+    assert (
+        "note review outage-desk (refund) is decided only by tier1, and budget"
+        " customer-exceptions-30d lets only manager or above go beyond it"
+    ) in output
+    # The deny budget stops a case for everyone: nothing to note of it.
+    assert "org-daily-deny" not in output
+    shipped = CliRunner().invoke(app, ["pack", "validate", str(SHOP_PACK)])
+    assert "decided only by" not in shipped.stdout

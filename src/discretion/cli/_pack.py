@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from discretion.cli import _common
 from discretion.errors import ConfigurationError, DiscretionError
+
+if TYPE_CHECKING:
+    from discretion.policy import PolicyPack
 
 __all__ = ["pack_app"]
 
@@ -58,6 +61,39 @@ def tool_schemas(path: Path) -> dict[str, frozenset[str]]:
         properties = parameters.get("properties", {})
         found[name] = frozenset(properties if isinstance(properties, Mapping) else ())
     return found
+
+
+def _unapprovable(policy: PolicyPack) -> list[str]:
+    """What no one person could approve, one note each.
+
+    A review only a role decides, past a budget whose `route_to` ranks above that role: the
+    case stays with the review's role, which may not go beyond the budget.
+    """
+    from discretion.policy import NEXT_ABOVE
+
+    notes = []
+    for action in policy.actions.values():
+        for review in action.reviews:
+            reviewer = policy.role(review.by) if review.only and review.by else None
+            if reviewer is None:
+                continue
+            for budget in policy.budgets:
+                if budget.on_exceed != "route" or budget.route_to == NEXT_ABOVE:
+                    continue
+                if budget.actions is not None and action.name not in budget.actions:
+                    continue
+                target = (
+                    policy.role(budget.route_to) if budget.route_to else None
+                ) or policy.top_for(action.name)
+                if target.rank > reviewer.rank:
+                    notes.append(
+                        f"review {review.id} ({action.name}) is decided only by {reviewer.id},"
+                        f" and budget {budget.id} lets only {target.id} or above go beyond it:"
+                        " a case both hold cannot be approved by one person once the budget is"
+                        f" spent; give {reviewer.id} the rank, or the budget a route_to it"
+                        " reaches"
+                    )
+    return notes
 
 
 @pack_app.command("validate")
@@ -115,6 +151,8 @@ def pack_validate(
                 " integrations refuse to wrap it; add `amount: <argument>` to its mapping",
                 highlight=False,
             )
+    for note in _unapprovable(policy):
+        _common.out.print(f"[yellow]note[/yellow] {escape(note)}", highlight=False)
     for name, is_governed in checked:
         kind = "governed" if is_governed else "read-only (ungoverned_tools)"
         _common.out.print(f"tool {escape(name)}: {kind}", highlight=False)
