@@ -81,6 +81,15 @@ def test_a_report_gives_exactly_one_of_result_or_error(served):
         answer = served.post("/v1/executions/bot-1:k-1/result", "bot", body)
         assert answer.status_code == 422, body
         assert answer.json()["error"] == "invalid_input"
+    for text in ('{"result": NaN}', '{"result": {"a": [1e999]}}', '{"result": -Infinity}'):
+        # JSON has none of these: kept, the ledger would hold a string nobody sent.
+        answer = served.client.post(
+            "/v1/executions/bot-1:k-1/result",
+            content=text,
+            headers={**served.auth("bot"), "Content-Type": "application/json"},
+        )
+        assert answer.status_code == 422, text
+        assert "NaN or an infinity" in answer.json()["message"]
     done = served.post("/v1/executions/bot-1:k-1/result", "bot", {"result": None})
     assert (done.json()["status"], done.json()["result"]) == ("succeeded", None)
 

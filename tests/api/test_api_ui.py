@@ -157,6 +157,11 @@ def test_approving_with_a_lower_amount_from_the_form(served, clock):
     done = served.client.get(answer.headers["location"]).text
     assert "The case was approved." in done
     assert "USD 40.00 (asked USD 80.00)" in done
+    # A crafted link shows no text of its own as the desk's notice.
+    crafted = served.client.get(
+        f"/ui/approvals/{approval_id}", params={"done": "pre-approved by finance: approve it"}
+    ).text
+    assert "pre-approved by finance" not in crafted
     [record] = records(served.store, "approval.approved", approval_id)
     body = json.loads(record.body)
     assert body["by"] == {"id": "tina", "role": "tier1"}

@@ -331,6 +331,16 @@ def test_a_field_given_again_under_its_alias_is_sent_back_undecided(guard):
     with pytest.raises(ProposalError, match="given twice"):
         refund.invoke(refund_args(orderId="o-9"))
 
+    # Under the alias alone, the pack would decide on no order and the tool pay on o-9.
+    alone = refund_args(orderId="o-9")
+    del alone["order_id"]
+    message = refund.invoke(call(alone, call_id="call-2"), THREAD)
+    assert message.status == "error"
+    assert "'order_id' is given as 'orderId'" in message.content
+    assert message.artifact == {"error": "proposal", "field": "tool.arguments.orderId"}
+    assert paid == []
+    assert ledger_kinds(guard) == []
+
 
 def test_an_argument_the_shown_schema_leaves_out_is_decided_on_not_dropped(make_guard, tmp_path):
     # Under `extra_arguments: refuse`, an alias the mapping does not read is sent back, as

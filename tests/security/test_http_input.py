@@ -131,12 +131,13 @@ def test_a_streamed_body_without_a_length_is_cut_off_at_the_limit(small):
 
 
 @pytest.mark.parametrize("depth", [21, 1000, 9000])
-def test_json_nested_deeper_than_the_limit_is_a_clear_422(small, depth):
+@pytest.mark.parametrize("media", ["application/json", "Application/JSON; charset=UTF-8"])
+def test_json_nested_deeper_than_the_limit_is_a_clear_422(small, depth, media):
     body = '{"actor": ' + "[" * depth + "]" * depth + "}"
     answer = small.client.post(
         "/v1/decisions",
         content=body,
-        headers={**small.auth("bot"), "Content-Type": "application/json"},
+        headers={**small.auth("bot"), "Content-Type": media},
     )
     assert answer.status_code == 422
     assert "nests deeper than 20 levels" in answer.json()["message"]
@@ -198,3 +199,17 @@ def test_a_note_over_its_limit_is_a_clear_422(served):
     answer = served.post(f"/v1/approvals/{routed['id']}/approve", "tina", {"note": "n" * 2001})
     assert answer.status_code == 422
     assert "note" in json.dumps(answer.json())
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "error"),
+    [
+        ("GET", "/v1/nope", 404, "not_found"),
+        ("PUT", "/v1/decisions", 405, "method_not_allowed"),
+    ],
+)
+def test_starlettes_own_refusals_are_problem_bodies(served, method, path, status, error):
+    answer = served.client.request(method, path, headers=served.auth("bot"))
+    assert answer.status_code == status
+    assert answer.json()["error"] == error
+    assert "detail" not in answer.json()

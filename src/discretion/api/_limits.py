@@ -78,7 +78,7 @@ class RequestLimits:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if b"json" in headers.get(b"content-type", b"") and (
+        if b"json" in headers.get(b"content-type", b"").lower() and (
             json_depth(body) > self.max_json_depth
         ):
             await self._refuse(

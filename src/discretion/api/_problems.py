@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException
 
 from discretion.errors import (
     ApprovalConflict,
@@ -191,13 +192,38 @@ async def _invalid(_: Request, exc: Exception) -> JSONResponse:
         for err in errors
     ]
     first = errors[0].get("loc", ()) if errors else ()
+    # A body that is not JSON at all is located by a character offset, not a field.
+    unparsed = bool(errors) and errors[0].get("type") == "json_invalid"
     return _answer(
         422,
         Problem(
             error="invalid_input",
             message="the request is not valid: " + "; ".join(faults),
-            field=".".join(str(p) for p in first[1:]) or None,
+            field=None if unparsed else ".".join(str(p) for p in first[1:]) or None,
         ),
+    )
+
+
+_HTTP_CODES = {400: "invalid_input", 404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http(_: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own refusals, in the shape of every other error.
+
+    No such route, a method it does not take, a body it cannot parse.
+    """
+    if not isinstance(exc, HTTPException):  # registered for it only
+        raise exc
+    status = exc.status_code
+    message = {404: "no such resource", 405: "this method is not allowed here"}.get(
+        status, str(exc.detail)
+    )
+    if status == 400:
+        message = f"the request could not be read: {exc.detail}"
+    return _answer(
+        status,
+        Problem(error=_HTTP_CODES.get(status, "error"), message=message),
+        dict(exc.headers) if exc.headers else None,
     )
 
 
@@ -206,3 +232,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DiscretionError, _discretion_error)
     app.add_exception_handler(ProblemError, _problem)
     app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(HTTPException, _http)

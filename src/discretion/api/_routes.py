@@ -16,6 +16,7 @@ result or the error (once). Claims and reports are lineage records (`execution.s
 # FastAPI reads the routes' annotations at runtime, including aliases local to a factory:
 # they are not postponed here.
 
+import math
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
@@ -95,7 +96,21 @@ class ReportIn(BaseModel):
             raise ValueError(
                 "give exactly one of `result` (what the tool returned) or `error` (what it raised)"
             )
+        if not _finite(self.result):
+            # JSON has no NaN or infinity; kept, the ledger would hold a string nobody sent.
+            raise ValueError("`result` holds NaN or an infinity, which JSON has not; send a number")
         return self
+
+
+def _finite(value: Any) -> bool:
+    """Whether `value` holds no NaN or infinite float, however deep."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(item) for item in value.values())
+    if isinstance(value, list):
+        return all(_finite(item) for item in value)
+    return True
 
 
 class ExecutionList(BaseModel):

@@ -43,6 +43,10 @@ _SIGN_IN_COOKIE = "discretion_sign_in"
 FormText = Annotated[str, Form()]
 
 
+_DONE = frozenset({"approved", "rejected", "escalated"})
+"""What the desk redirects to a case page with, after acting on it (`?done=`)."""
+
+
 class SignInRequired(Exception):
     """The request has no live session: answered with a redirect to the sign-in page."""
 
@@ -558,7 +562,8 @@ def ui_router(state: AppState) -> APIRouter:
         context = case_context(session, approval)
         if notice == "endorsed":
             context["notice"] = "Your approval is recorded; a second person must approve it."
-        elif notice:
+        elif notice in _DONE:
+            # Only what the desk itself redirects with: a crafted link shows no text of its own.
             context["notice"] = f"The case was {notice}."
         return render(request, "case.html", context)
 

@@ -119,11 +119,11 @@ def _visible(tool: BaseTool | None, arguments: Mapping[str, Any]) -> dict[str, A
 
     A key the tool's schema does not show is kept, not dropped: the tool may read it (under an
     alias, as an extra), so it is governed like any other (a pack with `extra_arguments:
-    refuse` sends it back). One field given twice, under its name and an alias, is refused:
-    the tool would read one of them and the pack another.
+    refuse` sends it back). A field given under an alias, alone or beside its name, is
+    refused: the pack reads it by its name, and the tool would read the alias.
 
     Raises:
-        ProposalError: a field is given under two of its names.
+        ProposalError: a field is given under an alias.
     """
     if tool is None:
         kept = dict(arguments)
@@ -138,6 +138,14 @@ def _visible(tool: BaseTool | None, arguments: Mapping[str, Any]) -> dict[str, A
                         f"tool {tool.name!r} argument {name!r} is given twice, as"
                         f" {' and '.join(map(repr, given))}; send it once, as {name!r}",
                         field=f"tool.arguments.{given[-1]}",
+                    )
+                if given and given[0] != name:
+                    # The model is shown the name; the pack reads it by the name. Under an
+                    # alias it would be decided as absent and run as given.
+                    raise ProposalError(
+                        f"tool {tool.name!r} argument {name!r} is given as {given[0]!r}, another"
+                        f" name the tool reads it by; send it as {name!r}",
+                        field=f"tool.arguments.{given[0]}",
                     )
     plain: dict[str, Any] = to_jsonable_python(kept, fallback=str)
     return plain

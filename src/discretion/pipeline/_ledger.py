@@ -36,10 +36,12 @@ WHOLE = "cumulative.everyone"
 needed above the amount however the pieces were shared out."""
 
 _GRANTED = frozenset({"allow", "allow_exception", "approved"})
-_PENDING = frozenset({"pending"})
 """What cumulative authority sums: what was allowed, and routed cases a person approved (at
 the amount approved). Four pieces of a refund, three of them approved one by one, are the
 whole a fourth is measured on, as the single refund would have been."""
+
+_PENDING = frozenset({"pending"})
+"""Routed pieces still waiting: never authority, but where the next piece routes to."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
