@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from discretion import ApprovalConflict, Guard, SqlStore, load_pack
-from discretion.context import StaticContextProvider
+from discretion.context import ContextRequest, StaticContextProvider
 from discretion.proposal import Actor
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -28,12 +28,22 @@ FACTS: dict[str, Any] = {
 CUSTOMERS = 3
 
 
+class OnFile(StaticContextProvider):
+    """`FACTS` for every customer a proposal names, each on file as itself."""
+
+    def __init__(self) -> None:
+        super().__init__(FACTS)
+
+    def fetch(self, request: ContextRequest, /) -> dict[str, Any]:
+        facts = dict(super().fetch(request))
+        if request.customer_id is not None:
+            facts["customer.id"] = request.customer_id
+        return facts
+
+
 def _guard(url: str) -> Guard:
     return Guard(
-        load_pack(PACK),
-        store=SqlStore(url, create=False),
-        context=StaticContextProvider(FACTS),
-        clock=lambda: NOW,
+        load_pack(PACK), store=SqlStore(url, create=False), context=OnFile(), clock=lambda: NOW
     )
 
 

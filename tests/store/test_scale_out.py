@@ -14,7 +14,6 @@ from sqlalchemy import func, select
 
 from conftest import fresh_postgres
 from discretion import Guard, Money, Outcome, SqlStore, load_pack
-from discretion.context import StaticContextProvider
 from discretion.precedent import PrecedentSpec
 from discretion.proposal import Actor
 from discretion.store._schema import (
@@ -27,7 +26,7 @@ from discretion.store._schema import (
     reservations,
 )
 
-from ._scale_workers import CUSTOMERS, FACTS, NOW, PACK, approve_all, decide_many
+from ._scale_workers import CUSTOMERS, NOW, PACK, OnFile, approve_all, decide_many
 
 pytestmark = pytest.mark.postgres
 
@@ -46,9 +45,7 @@ def postgres() -> Iterator[SqlStore]:
 
 
 def _set_precedent(store: SqlStore) -> str:
-    guard = Guard(
-        load_pack(PACK), store=store, context=StaticContextProvider(FACTS), clock=lambda: NOW
-    )
+    guard = Guard(load_pack(PACK), store=store, context=OnFile(), clock=lambda: NOW)
     manager = Actor(id="maria", role="manager", is_ai=False)
     granted = guard.decide(
         {
