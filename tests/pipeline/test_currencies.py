@@ -641,12 +641,12 @@ def test_a_hard_limit_holds_in_a_rated_pack_when_a_money_fact_is_in_another_curr
 
     chf = guard.decide(refund("CHF", "a"))
     assert (chf.outcome, chf.rules) == (Outcome.DENY, ["other-currency"])
-    # Without a usable rate nothing is read at the rate: it routes, as before.
+    # Without a usable rate nothing is read at the rate: it routes, where no limit is needed.
     facts["fx.rate_to_eur"] = "0"
     guard = Guard(load_pack(path), store=store, context=StaticContextProvider(facts))
     unrated = guard.decide(refund("CHF", "b"))
-    assert unrated.outcome is Outcome.ROUTE
-    assert unrated.rules == ["discretion.context-unavailable"]
+    assert (unrated.outcome, unrated.required_role) == (Outcome.ROUTE, "manager")
+    assert unrated.rules == ["discretion.currency-rate"]
 
 
 def test_a_rate_on_a_record_prices_only_the_currency_it_is_the_rate_of(tmp_path, store):
@@ -709,3 +709,43 @@ def test_a_rates_currency_must_be_a_string_field(tmp_path):
     )
     with pytest.raises(PolicyError, match=r"rates currency 'fx\.rate_to_eur' must be a context"):
         load_pack(path)
+
+
+def test_a_rate_of_another_currency_routes_to_the_top_though_a_money_fact_is_unreadable(
+    tmp_path, store
+):
+    # The charge (PLN) cannot be compared with a CHF proposal, and the rate on record is PLN's:
+    # no limit is known in CHF, so the top rung decides, not the lowest the CHF amount would
+    # reach were it EUR.
+    path = tmp_path / "fees.yaml"
+    path.write_text(
+        FEES.replace(
+            "rates: {fact: fx.rate_to_eur, base: EUR}",
+            "rates: {fact: fx.rate_to_eur, base: EUR, currency: fx.currency}",
+        )
+        .replace("currencies: [EUR, CHF]", "currencies: [EUR, CHF, PLN]")
+        .replace(
+            "  account.currency: string\n", "  account.currency: string\n  fx.currency: string\n"
+        )
+        .replace(
+            "{id: other-currency, when: currency != account.currency}", "{id: never, when: 'false'}"
+        ),
+        encoding="utf-8",
+    )
+    facts = {
+        "fx.rate_to_eur": "0.230000",
+        "fx.currency": "PLN",
+        "account.currency": "PLN",
+        "charge.amount": {"amount": "500.00", "currency": "PLN"},
+    }
+    guard = Guard(load_pack(path), store=store, context=StaticContextProvider(facts))
+    chf = guard.decide(
+        {
+            "actor": {"id": "bot", "role": "ai_agent", "is_ai": True},
+            "tool": {"name": "refund_fee", "arguments": {"amount": "20.00", "currency": "CHF"}},
+            "idempotency_key": "a",
+        }
+    )
+    assert (chf.outcome, chf.rules) == (Outcome.ROUTE, ["discretion.currency-rate"])
+    assert chf.required_role == "manager"
+    assert any("charge.amount" in cause for cause in chf.causes)

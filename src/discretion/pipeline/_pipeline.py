@@ -481,7 +481,14 @@ class Pipeline:
             # the rate is among the facts that could be read.
             priced = at_rate(self.pack, item, facts.snapshot)
             if isinstance(priced, Evaluation):
-                return routed
+                # Not measurable in the pack's base: it goes where no limit is needed. A rate
+                # that could not be read is the fact missing; one read and unusable (or the
+                # rate of another currency) says so.
+                if facts.snapshot.values.get(item.pack.rates.fact) is None:
+                    routed.evaluation.required_role = priced.required_role
+                    return routed
+                priced.causes = [*priced.causes, *routed.evaluation.causes]
+                return Assessment(item, Snapshot.of({}), priced)
             item, action = priced, priced.action or action
             amount_minor = item.amount.minor if item.amount is not None else 0
         decided = decided_without(
