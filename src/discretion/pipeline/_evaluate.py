@@ -102,11 +102,13 @@ def _activation(
     now: datetime,
     args: dict[str, Any] | None,
     unreadable: tuple[str, ...] = (),
+    cited_reason: str | None = None,
 ) -> Any:
     """What the action's expressions read: the facts, the proposal's amount, actor and args.
 
     `unreadable`: facts on record whose value could not be read; `has()` finds them present,
-    though no expression can read their value.
+    though no expression can read their value. `cited_reason`: the reason id the rationale
+    cites (`rationale.reason`, `""` when none).
     """
     data = {
         **facts,
@@ -114,6 +116,7 @@ def _activation(
         "now": now,
         "actor.role": role.id,
         "actor.is_ai": actor_is_ai,
+        "rationale.reason": cited_reason or "",
         # The proposal's: the pack a decision is made on is its view in that currency.
         "currency": pack.currency,
     }
@@ -138,6 +141,7 @@ def decided_without(
     unreadable: tuple[str, ...],
     now: datetime,
     args: dict[str, Any] | None = None,
+    cited_reason: str | None = None,
 ) -> Evaluation | Role | None:
     """What the facts that could be read decide of a case whose facts were not all read.
 
@@ -149,7 +153,7 @@ def decided_without(
     does). None when neither.
     """
     activation = _activation(
-        pack, action, role, actor_is_ai, amount_minor, facts, now, args, unreadable
+        pack, action, role, actor_is_ai, amount_minor, facts, now, args, unreadable, cited_reason
     )
     if action.hard_limits:
         try:
@@ -187,7 +191,9 @@ def evaluate(
     absent. A reason that does not apply is explained by the ground that failed.
     `args`: the tool arguments the action declares, as CEL reads them (`args.<name>`).
     """
-    activation = _activation(pack, action, role, actor_is_ai, amount_minor, facts, now, args)
+    activation = _activation(
+        pack, action, role, actor_is_ai, amount_minor, facts, now, args, (), cited_reason
+    )
     try:
         evaluation = _evaluate(
             pack, action, role, amount_minor, cited_reason, activation, prior_minor
@@ -195,7 +201,9 @@ def evaluate(
         if action.reads_actor and _nobody_for_the_actor(evaluation):
 
             def decide_as(person: Role) -> Evaluation:
-                seen = _activation(pack, action, person, False, amount_minor, facts, now, args)
+                seen = _activation(
+                    pack, action, person, False, amount_minor, facts, now, args, (), cited_reason
+                )
                 return _evaluate(
                     pack, action, person, amount_minor, cited_reason, seen, prior_minor
                 )

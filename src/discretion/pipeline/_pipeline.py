@@ -501,6 +501,7 @@ class Pipeline:
             unreadable=facts.unreadable,
             now=now,
             args=item.cel_args(),
+            cited_reason=item.proposal.rationale.reason,
         )
         if not isinstance(decided, Evaluation):
             if decided is not None:

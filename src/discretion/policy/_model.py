@@ -58,6 +58,7 @@ BUILTIN_VARIABLES: Mapping[str, str] = MappingProxyType(
         "actor.role": "string",
         "actor.is_ai": "bool",
         "currency": "string",
+        "rationale.reason": "string",
     }
 )
 """Variables every expression may read besides the action's declared fields."""
