@@ -100,6 +100,14 @@ async def test_the_gateway_decides_each_call_and_runs_the_allowed_ones_once(tmp_
             assert "EUR" in text(invalid)
             assert "Correct the arguments" in text(invalid)
 
+            # An argument the upstream tool does not list: nothing decides it, and the upstream
+            # may read it all the same, so it never gets there.
+            smuggled = await agent.call_tool(
+                "issue_refund", refund_args(amount_cents="999999", note="x")
+            )
+            assert smuggled.is_error
+            assert "takes no argument 'amount_cents', 'note'" in text(smuggled)
+
             lookup = await agent.call_tool("lookup_order", {"order_id": "o-3"})
             assert text(lookup) == "order o-3: delivered"
 
@@ -109,7 +117,8 @@ async def test_the_gateway_decides_each_call_and_runs_the_allowed_ones_once(tmp_
         ("lookup_order", None, None),
     ]
     kinds = [r["kind"] for r in guard.store.export()]
-    assert kinds.count("decision") == 3  # allowed, routed, denied; the EUR call never decided
+    # Allowed, routed, denied; the EUR call and the one carrying more were never decided.
+    assert kinds.count("decision") == 3
     assert kinds.count("execution.succeeded") == 2
     assert guard.store.verify() == len(kinds)
 

@@ -212,10 +212,14 @@ async def test_over_http_each_agent_is_decided_as_its_tokens_actor_and_runs_once
             assert "tier1" in text(routed)
             assert len(refunds(shop)) == 1
 
-            # The second agent's call is its own, even though its arguments name another actor.
+            # Arguments naming another actor are no argument the tool takes: never decided on,
+            # never forwarded. The second agent's call is its own.
             impostor = {"id": "boss", "role": "manager", "is_ai": False}
-            other = refund_args("100.00", order_id="o-3", actor=impostor)
-            theirs = await second.call_tool("issue_refund", other)
+            smuggled = refund_args("100.00", order_id="o-3", actor=impostor)
+            refused = await second.call_tool("issue_refund", smuggled)
+            assert refused.is_error
+            assert "takes no argument 'actor'" in text(refused)
+            theirs = await second.call_tool("issue_refund", refund_args("100.00", order_id="o-3"))
             assert theirs.is_error
             assert "tier1" in text(theirs)  # a manager could refund it; the agent may not
 

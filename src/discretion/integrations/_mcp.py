@@ -120,6 +120,17 @@ def _input_parameters(tool: mcp_types.Tool) -> frozenset[str] | None:
     return frozenset(properties) if isinstance(properties, Mapping) else None
 
 
+def _closed_parameters(tool: mcp_types.Tool) -> frozenset[str] | None:
+    """The arguments an upstream tool takes, when its schema names them all.
+
+    An MCP tool's schema lists what its function takes; None when it says it takes others
+    too (`additionalProperties` other than false) or lists none.
+    """
+    if tool.input_schema.get("additionalProperties") not in (None, False):
+        return None
+    return _input_parameters(tool)
+
+
 class MCPGateway:
     """Decides an agent's MCP tool calls and forwards the allowed ones to an upstream session.
 
@@ -149,6 +160,9 @@ class MCPGateway:
         )
         self._keyed: set[str] = set()
         """Upstream tools that take an `idempotency_key` argument: each run is given its key."""
+        self._takes: dict[str, frozenset[str]] = {}
+        """The arguments each governed upstream tool's schema lists (`check`): a call carrying
+        another is refused, since nothing decided it and the upstream may read it."""
 
     async def check(self) -> None:
         """Check the upstream's tools against the pack before serving any call.
@@ -167,6 +181,9 @@ class MCPGateway:
                     self._keyed.add(tool.name)
                 if tool.name in self.guard.pack.tools:
                     self.governor.check(tool.name, parameters)
+                    closed = _closed_parameters(tool)
+                    if closed is not None:
+                        self._takes[tool.name] = closed
             cursor = listed.next_cursor
             if not cursor:
                 return
@@ -200,6 +217,15 @@ class MCPGateway:
             return await self.upstream.call_tool(name, arguments)
         # The run's context is where the governor looks for the actor when no fixed one was
         # given; the call's arguments are never read for it.
+        takes = self._takes.get(name)
+        unknown = sorted(set(arguments) - takes) if takes is not None else []
+        if unknown:
+            # Nothing would decide them, and the upstream server may read them all the same.
+            return _text_result(
+                f"The call to {name} was not made: the tool takes no argument"
+                f" {', '.join(map(repr, unknown))}; leave"
+                f" {'them' if len(unknown) > 1 else 'it'} out and call it again."
+            )
         context = {"actor": actor} if actor is not None else None
         info = ToolCallInfo(tool=name, arguments=arguments, context=context)
         try:
