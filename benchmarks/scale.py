@@ -41,7 +41,7 @@ from decide import NOW, PACK, facts_for, measure, proposal
 from sqlalchemy import insert
 
 from discretion import Guard, SqlStore, load_pack
-from discretion.context import StaticContextProvider
+from discretion.context import ContextRequest, StaticContextProvider
 from discretion.lineage import partition_of
 from discretion.store._dialect import create
 from discretion.store._schema import PARTITIONS, decisions, ledger, metadata, reservations, to_us
@@ -52,6 +52,8 @@ HERE = Path(__file__).resolve().parent
 BUDGETED_PACK = (
     PRECEDENT_PACK
     + """
+entities:
+  customer: {}
 budgets:
   - id: customer-30d
     key: customer
@@ -160,10 +162,21 @@ def fill_decisions(
             report(f"  {done:,} decisions on record ({time.perf_counter() - started:.0f} s)")
 
 
+class Customers(StaticContextProvider):
+    """`FACTS` for every customer a proposal names, each on file as itself.
+
+    The budgeted pack keys its budget per customer, so it checks them.
+    """
+
+    def fetch(self, request: ContextRequest, /) -> dict[str, Any]:
+        facts = dict(super().fetch(request))
+        if request.customer_id is not None:
+            facts["customer.id"] = request.customer_id
+        return facts
+
+
 def precedent_guard(store: SqlStore, pack_path: Path, citations: int) -> tuple[Guard, str]:
-    guard = Guard(
-        load_pack(pack_path), store=store, context=StaticContextProvider(FACTS), clock=lambda: NOW
-    )
+    guard = Guard(load_pack(pack_path), store=store, context=Customers(FACTS), clock=lambda: NOW)
     return guard, set_precedent(guard, citations)
 
 
