@@ -9,10 +9,11 @@ from typing import Annotated, Any
 import pytest
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool, InjectedToolArg, ToolException, tool
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from conftest import good_facts, shop_pack_with
-from discretion import ConfigurationError, Money, Outcome, ProposalError
+from discretion import ConfigurationError, Guard, Money, Outcome, ProposalError, load_pack
+from discretion.context import StaticContextProvider
 from discretion.integrations import GovernedTool, tool_callables
 
 from ._integration_support import (
@@ -360,3 +361,60 @@ def test_an_argument_the_shown_schema_leaves_out_is_decided_on_not_dropped(make_
     allowed = refund.invoke(call(refund_args(), call_id="call-2"), THREAD)
     assert allowed.content == "refunded USD 40.00"
     assert paid == ["USD 40.00 on o-1"]
+
+
+class RefundBody(BaseModel):
+    """A refund's body, its amount also read under an alias."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    amount: str = Field(alias="amountValue")
+    currency: str
+
+
+NESTED = """
+pack: nested
+currency: USD
+roles:
+  - id: ai_agent
+    ai: true
+    authority: {refund: {standard: "50.00"}}
+  - id: manager
+    authority: {refund: {standard: "5000.00"}}
+actions:
+  refund:
+    tools:
+      - {name: issue_refund, amount: refund.amount, currency: refund.currency}
+    standard:
+      - id: any
+"""
+
+
+def test_a_nested_field_given_under_its_alias_is_sent_back(tmp_path, store):
+    # Decided on refund.amount (40.00), run on refund.amountValue (4000.00) before.
+    path = tmp_path / "pack.yaml"
+    path.write_text(NESTED, encoding="utf-8")
+    guard = Guard(load_pack(path), store=store, context=StaticContextProvider({}))
+    paid: list[str] = []
+
+    @tool
+    def issue_refund(refund: RefundBody) -> str:
+        """Refund the customer."""
+        paid.append(f"{refund.currency} {refund.amount}")
+        return f"refunded {refund.currency} {refund.amount}"
+
+    [governed] = guard.wrap_tools([issue_refund], actor=BOT)
+    twice = {"refund": {"amount": "40.00", "amountValue": "4000.00", "currency": "USD"}}
+    message = governed.invoke(call(twice), THREAD)
+    assert message.status == "error"
+    assert "'refund.amount' is given twice" in message.content
+    assert message.artifact["field"] == "tool.arguments.refund.amountValue"
+    alias = {"refund": {"amountValue": "40.00", "currency": "USD"}}
+    message = governed.invoke(call(alias, call_id="call-2"), THREAD)
+    assert "'refund.amount' is given as 'refund.amountValue'" in message.content
+    assert paid == []
+    assert ledger_kinds(guard) == []
+    allowed = governed.invoke(
+        call({"refund": {"amount": "40.00", "currency": "USD"}}, "c3"), THREAD
+    )
+    assert allowed.content == "refunded USD 40.00"
+    assert paid == ["USD 40.00"]

@@ -145,3 +145,59 @@ def test_extra_arguments_refuse_looks_inside_the_objects_it_reads_paths_from(gua
     assert "(it reads: customer.id, item.value)" in str(sent.value)
     assert guard.store.verify() == 0
     assert guard.decide(ship("b")).outcome is Outcome.ALLOW
+
+
+def test_extra_arguments_refuse_looks_inside_a_record_argument(tmp_path, store):
+    # The record is read member by member; a key its type does not declare reached the tool.
+    path = tmp_path / "pack.yaml"
+    path.write_text(
+        """
+pack: exchanges
+currency: USD
+records:
+  swap:
+    fields:
+      sku: string
+      parts: list[part]
+  part:
+    fields:
+      code: string
+roles:
+  - id: ai_agent
+    ai: true
+    authority: {exchange: {standard: "100.00"}}
+  - id: manager
+    authority: {exchange: {standard: "1000.00"}}
+actions:
+  exchange:
+    args:
+      item: swap
+    tools:
+      - {name: exchange_item, amount: amount, extra_arguments: refuse}
+    standard:
+      - id: ok
+        when: args.item.sku != 'GIFTCARD'
+""",
+        encoding="utf-8",
+    )
+    guard = Guard(
+        load_pack(path), store=store, context=StaticContextProvider({}), clock=lambda: NOW
+    )
+
+    def exchange(key: str, **item: Any) -> dict[str, Any]:
+        return {
+            "actor": {"id": "bot", "role": "ai_agent", "is_ai": True},
+            "tool": {
+                "name": "exchange_item",
+                "arguments": {"amount": "50.00", "item": {"sku": "A", "parts": [], **item}},
+            },
+            "idempotency_key": key,
+        }
+
+    with pytest.raises(ProposalError, match=r"'item\.sku_override'") as sent:
+        guard.decide(exchange("a", sku_override="GIFTCARD"))
+    assert sent.value.field == "tool.arguments.item.sku_override"
+    with pytest.raises(ProposalError, match=r"'item\.parts\[0\]\.qty'"):
+        guard.decide(exchange("b", parts=[{"code": "P1", "qty": 40}]))
+    assert guard.store.verify() == 0
+    assert guard.decide(exchange("c", parts=[{"code": "P1"}])).outcome is Outcome.ALLOW

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -114,6 +114,52 @@ def _injected(tool: BaseTool) -> set[str]:
     }
 
 
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models a field's annotation holds (`Body`, `Body | None`, `list[Body]`)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in get_args(annotation) for model in _models(arg)]
+
+
+def _by_name(tool: str, fields: Mapping[str, Any], given: Mapping[str, Any], at: str = "") -> None:
+    """Refuse a field given under an alias, at any depth of the tool's models.
+
+    The model is shown each field by its name, and the pack reads it by its name: given under
+    an alias it would be decided as absent (or as the name's value) and run as the alias's.
+
+    Raises:
+        ProposalError: naming the field and the key it came under.
+    """
+    for name, info in fields.items():
+        keys = sorted(_names(name, info) & given.keys())
+        path = f"{at}{name}"
+        if len(keys) > 1:
+            raise ProposalError(
+                f"tool {tool!r} argument {path!r} is given twice, as"
+                f" {' and '.join(repr(f'{at}{key}') for key in keys)}; send it once, as {path!r}",
+                field=f"tool.arguments.{at}{keys[-1]}",
+            )
+        if not keys:
+            continue
+        if keys[0] != name:
+            raise ProposalError(
+                f"tool {tool!r} argument {path!r} is given as {at + keys[0]!r}, another name the"
+                f" tool reads it by; send it as {path!r}",
+                field=f"tool.arguments.{at}{keys[0]}",
+            )
+        models = _models(getattr(info, "annotation", None))
+        value = given[name]
+        if not models:
+            continue
+        inner = _fields(models[0])
+        if isinstance(value, Mapping):
+            _by_name(tool, inner, value, f"{path}.")
+        elif isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                if isinstance(item, Mapping):
+                    _by_name(tool, inner, item, f"{path}[{index}].")
+
+
 def _visible(tool: BaseTool | None, arguments: Mapping[str, Any]) -> dict[str, Any]:
     """The arguments the model gave: all but those the runtime injects, each decided on.
 
@@ -131,22 +177,7 @@ def _visible(tool: BaseTool | None, arguments: Mapping[str, Any]) -> dict[str, A
         injected = _injected(tool)
         kept = {k: v for k, v in arguments.items() if k not in injected}
         if not isinstance(tool.args_schema, dict):
-            for name, info in _fields(tool.get_input_schema()).items():
-                given = sorted(_names(name, info) & kept.keys())
-                if len(given) > 1:
-                    raise ProposalError(
-                        f"tool {tool.name!r} argument {name!r} is given twice, as"
-                        f" {' and '.join(map(repr, given))}; send it once, as {name!r}",
-                        field=f"tool.arguments.{given[-1]}",
-                    )
-                if given and given[0] != name:
-                    # The model is shown the name; the pack reads it by the name. Under an
-                    # alias it would be decided as absent and run as given.
-                    raise ProposalError(
-                        f"tool {tool.name!r} argument {name!r} is given as {given[0]!r}, another"
-                        f" name the tool reads it by; send it as {name!r}",
-                        field=f"tool.arguments.{given[0]}",
-                    )
+            _by_name(tool.name, _fields(tool.get_input_schema()), kept)
     plain: dict[str, Any] = to_jsonable_python(kept, fallback=str)
     return plain
 

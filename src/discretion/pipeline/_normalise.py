@@ -25,11 +25,13 @@ from discretion.pipeline._asserted import check_asserted
 from discretion.policy import (
     ARGS_PREFIX,
     CURRENCY_ARGUMENTS,
+    MEMBER_TYPES,
     ActionPolicy,
     ArgSpec,
     PolicyPack,
     RecordArgSpec,
     RecordError,
+    RecordType,
     Role,
     Structured,
     ToolSpec,
@@ -384,6 +386,16 @@ def _nothing_ungoverned(
     paths += [spec.args.get(name, name) for name in args]
     read = [path for path in paths if path is not None]
     extra = _unread_keys(arguments, read)
+    for name, arg in args.items():
+        # A record argument is read whole, member by member: a key its type does not declare
+        # is as ungoverned as one beside it.
+        if isinstance(arg, RecordArgSpec):
+            path = spec.args.get(name, name)
+            value = argument_at(arguments, path)
+            items = value if arg.is_list and isinstance(value, (list, tuple)) else [value]
+            for index, item in enumerate(items):
+                where = f"{path}[{index}]" if arg.is_list else path
+                extra += _undeclared_members(arg.record, item, where)
     if extra:
         raise ProposalError(
             f"tool {tool!r} takes no argument {', '.join(map(repr, extra))} that the policy"
@@ -391,6 +403,26 @@ def _nothing_ungoverned(
             f" {'them' if len(extra) > 1 else 'it'} out",
             field=f"tool.arguments.{extra[0]}",
         )
+
+
+def _undeclared_members(record: RecordType, value: Any, where: str) -> list[str]:
+    """The keys of a record argument's object (and of its records within) no member declares."""
+    if not isinstance(value, Mapping):
+        return []
+    members = {member.name: member for member in record.members}
+    extra = [f"{where}.{key}" for key in sorted(value) if key not in members]
+    for name, member in members.items():
+        kind = member.type.removeprefix("list[").removesuffix("]")
+        if kind in MEMBER_TYPES or name not in value:
+            continue
+        inner = record.resolve(kind)
+        nested = value[name]
+        if member.type.startswith("list[") and isinstance(nested, (list, tuple)):
+            for index, item in enumerate(nested):
+                extra += _undeclared_members(inner, item, f"{where}.{name}[{index}]")
+        else:
+            extra += _undeclared_members(inner, nested, f"{where}.{name}")
+    return extra
 
 
 def _unread_keys(arguments: Mapping[str, Any], paths: list[str], prefix: str = "") -> list[str]:

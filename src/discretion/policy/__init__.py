@@ -31,6 +31,7 @@ from discretion.policy._model import (
     Total,
 )
 from discretion.policy._records import (
+    MEMBER_TYPES,
     Record,
     RecordArgSpec,
     RecordError,
@@ -49,6 +50,7 @@ __all__ = [
     "ASSERTED",
     "BUILTIN_VARIABLES",
     "CURRENCY_ARGUMENTS",
+    "MEMBER_TYPES",
     "NEXT_ABOVE",
     "SYSTEM_RULES",
     "TWO_APPROVALS",
