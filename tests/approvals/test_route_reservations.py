@@ -1,9 +1,11 @@
-"""A budget that counts routes charges the approval when the route's reservation has aged out.
+"""A budget that counts routes counts an approved case from when its money moved.
 
-The route reserves its amount when it is decided; its approval then counts that reservation
-instead of charging again. A route decided before the window the approval falls in left its
-reservation behind: counting it still would let a person below the budget's `route_to` approve
-past a spent budget, and leave the approved money counted in no window at all.
+The route reserves its amount when it is decided. Its approval took that reservation as its
+own, dated when the case was asked: a route decided before the window the approval falls in
+left the approved money counted in no window at all (and a person below the budget's
+`route_to` approved past a spent budget), and in a rolling window the money lapsed a window
+after it was asked, not after it moved. The approval is charged at its own time now, and the
+route's reservation released as of the route's.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import pytest
 
 from conftest import FakeClock
-from discretion import Actor, Guard, Outcome, SqlStore, load_pack
+from discretion import Actor, Guard, Money, Outcome, SqlStore, load_pack
 from discretion.approvals import ApprovalStatus
 from discretion.context import StaticContextProvider
 from discretion.errors import ApprovalError
@@ -52,6 +54,12 @@ budgets:
 """
 
 TINA = Actor(id="tina", role="tier1", is_ai=False)
+
+
+def usd(amount: str) -> Money:
+    return Money.of(amount, "USD")
+
+
 MIA = Actor(id="mia", role="manager", is_ai=False)
 
 
@@ -110,3 +118,28 @@ def test_an_approval_in_the_routes_own_window_is_not_charged_twice(
     )
     # 140.00 reserved once: 10.00 is left today.
     assert guard.decide(credit("10.00", "a1")).outcome is Outcome.ALLOW
+    assert guard.store.verify() > 0
+
+
+ROLLING = PACK.replace("window: calendar day", "window: 24h")
+
+
+def test_in_a_rolling_window_an_approval_counts_a_window_after_it_was_approved(
+    tmp_path: Path, store: SqlStore, clock: FakeClock
+) -> None:
+    path = tmp_path / "rolling.yaml"
+    path.write_text(ROLLING, encoding="utf-8")
+    context = StaticContextProvider(customers={"C-1": {}})
+    guard = Guard(load_pack(path), store=store, context=context, clock=clock)
+    routed = guard.decide(credit("140.00", "r1"))
+    assert routed.outcome is Outcome.ROUTE
+    clock.advance(hours=23, minutes=50)
+    approved = guard.approvals.approve(routed.id, approver=TINA, note="ok", amount=usd("120.00"))
+    assert approved.status is ApprovalStatus.APPROVED
+    # A quarter of an hour later the route is a day old, but the 120.00 moved 15 minutes ago:
+    # 30.00 is left of the 150.00, not the whole cap.
+    clock.advance(minutes=15)
+    assert guard.decide(credit("30.00", "a1")).outcome is Outcome.ALLOW
+    over = guard.decide(credit("0.01", "a2"))
+    assert (over.outcome, over.required_role) == (Outcome.ROUTE, "manager")
+    assert guard.store.verify() > 0

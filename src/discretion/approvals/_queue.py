@@ -487,6 +487,7 @@ class Approvals:
         requested = row.requested
         proposal = row.proposal
         tx.reserve(row.id, checked.reservations, at=now)
+        tx.release(row.id, checked.released, at=decision.decided_at)
         tool = proposal.get("tool")
         execution = (
             {"key": decision.execution_key, "tool": tool["name"]} if tool is not None else None
@@ -503,6 +504,14 @@ class Approvals:
                 "requested_amount": requested.to_json() if requested is not None else None,
                 "recheck": checked.to_json(),
                 "reservations": [r.model_dump(mode="json") for r in checked.reservations],
+                **(
+                    {
+                        "released": [r.model_dump(mode="json") for r in checked.released],
+                        "released_at": decision.decided_at.isoformat(),
+                    }
+                    if checked.released
+                    else {}
+                ),
                 "execution": execution,
                 **({"endorsement": row.endorsement} if row.endorsement is not None else {}),
             },

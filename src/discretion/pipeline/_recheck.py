@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -67,7 +67,10 @@ class Recheck:
     arguments: dict[str, Any] | None
     """The tool arguments that run, with an edited amount written in; None without a tool."""
     reservations: list[Reservation]
-    """Exposure to reserve now (budgets the routed decision did not already reserve)."""
+    """Exposure to reserve now, at the approval's time: what its budgets charge it."""
+    released: list[Reservation] = field(default_factory=list)
+    """The routed decision's own reservations these replace: released as of the decision's
+    time, so the approved amount counts from when it moved, not from when it was asked."""
     overridden: list[str]
     """Spent budgets the approver's role may go beyond (`on_exceed: route` to their rung)."""
     entities: dict[str, str]
@@ -312,7 +315,7 @@ def recheck(
         facts=known,
         args=item.args,
     )
-    reservations, overridden = _budgets(
+    reservations, released, overridden = _budgets(
         item.pack,
         tx,
         approval_id,
@@ -326,6 +329,7 @@ def recheck(
     )
     _precedents(tx, approval_id, decision, proposal)
     return Recheck(
+        released=released,
         outcome=outcome,
         rules=rules,
         policy_version=pack.version,
@@ -354,13 +358,19 @@ def _budgets(
     role: Role,
     now: datetime,
     keys: BudgetKeys,
-) -> tuple[list[Reservation], list[str]]:
-    # Budgets the routed decision already reserved count this exposure once, not twice: while
-    # that reservation is still in the budget's window. One the window has left behind counts
-    # nowhere now, so the approval is charged, and measured, as if nothing were reserved.
+) -> tuple[list[Reservation], list[Reservation], list[str]]:
+    """What the approval reserves, the route's reservations it releases, the budgets it passes.
+
+    A budget the routed decision already reserved (one that counts routes) is charged the
+    approval now, and the route's reservation is released as of its own time: the exposure
+    counts once, from when the money moves, whatever the window (in a rolling one it would
+    lapse a window after it was asked). While that reservation is in the window, the approval
+    takes its place and is not measured again; one the window left behind counts nowhere now,
+    so the approval is measured as if nothing were reserved.
+    """
     windows = {budget.id: budget for budget in pack.budgets}
     already = {
-        (r.budget, r.key)
+        (r.budget, r.key): r
         for r in decision.reservations
         if (budget := windows.get(r.budget)) is not None and decision.decided_at > budget.since(now)
     }
@@ -374,11 +384,15 @@ def _budgets(
         now=now,
         keys=keys,
     )
-    reserve = [r for r in check.reservations if (r.budget, r.key) not in already]
+    reserve = list(check.reservations)
     overridden: list[str] = []
     for budget in check.exceeded:
         key = budget_key(budget, keys)
         if key is not None and (budget.id, key) in already:
+            # Its route took the room already: the approval takes its place.
+            charge = check.charged.get(budget.id)
+            if charge is not None:
+                reserve.append(Reservation(budget=budget.id, key=key, amount=charge))
             continue
         if budget.on_exceed == "deny":
             raise StaleApproval(
@@ -397,7 +411,8 @@ def _budgets(
             charge = check.charged.get(budget.id)
             if charge is not None:
                 reserve.append(Reservation(budget=budget.id, key=key, amount=charge))
-    return reserve, overridden
+    released = [already[(r.budget, r.key)] for r in reserve if (r.budget, r.key) in already]
+    return reserve, released, overridden
 
 
 def _precedents(

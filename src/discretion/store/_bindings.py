@@ -361,8 +361,14 @@ class Audit:
         elif kind == "approval.approved":
             at = to_us(datetime.fromisoformat(body["at"]))
             self._reserve(body["approval_id"], body.get("reservations") or (), at)
+            if body.get("released"):
+                # The route's own reservations, released as of the route's time.
+                at = to_us(datetime.fromisoformat(body["released_at"]))
+                self._reserve(body["approval_id"], body["released"], at, sign=-1)
 
-    def _reserve(self, decision_id: str, made: Iterable[Mapping[str, Any]], at: int) -> None:
+    def _reserve(
+        self, decision_id: str, made: Iterable[Mapping[str, Any]], at: int, *, sign: int = 1
+    ) -> None:
         for item in made:
             reservation = Reservation.model_validate(item)
             amount = reservation.amount
@@ -372,7 +378,7 @@ class Audit:
                     reservation.budget,
                     reservation.key,
                     amount.currency,
-                    amount.minor,
+                    sign * amount.minor,
                     at,
                 )
             ] += 1

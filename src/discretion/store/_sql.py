@@ -513,7 +513,19 @@ class SqlTransaction:
         """
         self._reserve(decision_id, reservations, to_us(at))
 
-    def _reserve(self, decision_id: str, reservations: Iterable[Reservation], at: int) -> None:
+    def release(
+        self, decision_id: str, reservations: Iterable[Reservation], *, at: datetime
+    ) -> None:
+        """Release a decision's reservations as of `at`, the time they were made.
+
+        A row of the opposite amount at the same time: in every window the reservation counts
+        in, the release does too, so nothing recorded is changed and the two cancel out.
+        """
+        self._reserve(decision_id, reservations, to_us(at), sign=-1)
+
+    def _reserve(
+        self, decision_id: str, reservations: Iterable[Reservation], at: int, *, sign: int = 1
+    ) -> None:
         # The one place reservations are inserted.
         for reservation in reservations:
             self._run(
@@ -522,7 +534,7 @@ class SqlTransaction:
                     "decision_id": decision_id,
                     "budget_id": reservation.budget,
                     "budget_key": reservation.key,
-                    "amount_minor": reservation.amount.minor,
+                    "amount_minor": sign * reservation.amount.minor,
                     "currency": reservation.amount.currency,
                     "reserved_us": at,
                 },
