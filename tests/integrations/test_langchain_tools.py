@@ -418,3 +418,47 @@ def test_a_nested_field_given_under_its_alias_is_sent_back(tmp_path, store):
     )
     assert allowed.content == "refunded USD 40.00"
     assert paid == ["USD 40.00"]
+
+
+class Voucher(BaseModel):
+    """A store voucher instead of a refund: pydantic reads a body as this when it fits."""
+
+    memo: str
+
+
+@pytest.mark.parametrize("shape", ["union", "mapping"])
+def test_an_alias_in_any_model_a_field_may_be_read_as_is_sent_back(tmp_path, store, shape):
+    # `Voucher | RefundBody`: the body does not fit a Voucher, so pydantic reads it as a
+    # RefundBody, alias and all; `dict[str, RefundBody]`: the models are the mapping's values.
+    path = tmp_path / "pack.yaml"
+    path.write_text(NESTED, encoding="utf-8")
+    guard = Guard(load_pack(path), store=store, context=StaticContextProvider({}))
+    paid: list[str] = []
+
+    if shape == "union":
+
+        @tool
+        def issue_refund(refund: Voucher | RefundBody) -> str:
+            """Refund the customer."""
+            paid.append(repr(refund))
+            return "done"
+
+        body: dict[str, Any] = {"amount": "40.00", "amountValue": "4000.00", "currency": "USD"}
+        where = "refund.amountValue"
+    else:
+
+        @tool
+        def issue_refund(refund: dict[str, RefundBody]) -> str:
+            """Refund the customer, per line."""
+            paid.append(repr(refund))
+            return "done"
+
+        body = {"line-1": {"amountValue": "4000.00", "currency": "USD"}}
+        where = "refund.line-1.amountValue"
+
+    [governed] = guard.wrap_tools([issue_refund], actor=BOT)
+    message = governed.invoke(call({"refund": body}), THREAD)
+    assert message.status == "error"
+    assert message.artifact["field"] == f"tool.arguments.{where}"
+    assert paid == []
+    assert ledger_kinds(guard) == []

@@ -159,6 +159,7 @@ records:
     fields:
       sku: string
       parts: list[part]
+      price: {type: money, nullable: true}
   part:
     fields:
       code: string
@@ -201,3 +202,7 @@ actions:
         guard.decide(exchange("b", parts=[{"code": "P1", "qty": 40}]))
     assert guard.store.verify() == 0
     assert guard.decide(exchange("c", parts=[{"code": "P1"}])).outcome is Outcome.ALLOW
+    # Money holds an amount and a currency and nothing else: a clear refusal, not a crash.
+    price = {"amount": "5.00", "currency": "USD", "amount_cents": 999999}
+    with pytest.raises(ProposalError, match=r"item\.price: money is .* and nothing else"):
+        guard.decide(exchange("d", price=price))

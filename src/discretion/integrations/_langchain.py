@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast, get_args
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -121,6 +121,33 @@ def _models(annotation: Any) -> list[type[BaseModel]]:
     return [model for arg in get_args(annotation) for model in _models(arg)]
 
 
+def _keyed(annotation: Any) -> bool:
+    """Whether an annotation holds a mapping of models (`dict[str, Body]`): its values are."""
+    origin = get_origin(annotation)
+    if origin in (dict, Mapping) or (isinstance(origin, type) and issubclass(origin, Mapping)):
+        return True
+    return any(_keyed(arg) for arg in get_args(annotation))
+
+
+def _objects(value: Any, path: str, *, keyed: bool) -> list[tuple[Mapping[str, Any], str]]:
+    """The objects inside a field's value a model reads, with where each is."""
+    if isinstance(value, (list, tuple)):
+        return [
+            (item, f"{path}[{index}].")
+            for index, item in enumerate(value)
+            if isinstance(item, Mapping)
+        ]
+    if not isinstance(value, Mapping):
+        return []
+    if keyed:
+        found = [
+            (item, f"{path}.{key}.") for key, item in value.items() if isinstance(item, Mapping)
+        ]
+        # A mapping of models, or one model where the annotation allows both: read it as each.
+        return [*found, (value, f"{path}.")]
+    return [(value, f"{path}.")]
+
+
 def _by_name(tool: str, fields: Mapping[str, Any], given: Mapping[str, Any], at: str = "") -> None:
     """Refuse a field given under an alias, at any depth of the tool's models.
 
@@ -147,17 +174,12 @@ def _by_name(tool: str, fields: Mapping[str, Any], given: Mapping[str, Any], at:
                 f" tool reads it by; send it as {path!r}",
                 field=f"tool.arguments.{at}{keys[0]}",
             )
-        models = _models(getattr(info, "annotation", None))
-        value = given[name]
-        if not models:
-            continue
-        inner = _fields(models[0])
-        if isinstance(value, Mapping):
-            _by_name(tool, inner, value, f"{path}.")
-        elif isinstance(value, (list, tuple)):
-            for index, item in enumerate(value):
-                if isinstance(item, Mapping):
-                    _by_name(tool, inner, item, f"{path}[{index}].")
+        annotation = getattr(info, "annotation", None)
+        for model in _models(annotation):
+            # Each model the value may be read as (a union's second one, too): pydantic reads
+            # it as whichever fits, aliases and all.
+            for item, at_item in _objects(given[name], path, keyed=_keyed(annotation)):
+                _by_name(tool, _fields(model), item, at_item)
 
 
 def _visible(tool: BaseTool | None, arguments: Mapping[str, Any]) -> dict[str, Any]:

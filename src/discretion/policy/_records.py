@@ -36,7 +36,7 @@ from google.protobuf import (
     timestamp_pb2,
     wrappers_pb2,
 )
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, ValidationError
 
 from discretion.errors import ProposalError
 from discretion.money import Money, SignedMoney, parse_decimal, scaled
@@ -241,7 +241,13 @@ def _money(raw: Any, signed: bool, currency: str | None, path: str) -> Money | S
     if not isinstance(raw, Mapping):
         raise RecordError(f"{path}: money is {{'amount': '12.50', 'currency': 'USD'}}")
     money: Money | SignedMoney
-    money = SignedMoney.of(dict(raw), "", field=path) if signed else Money.model_validate(raw)
+    try:
+        money = SignedMoney.of(dict(raw), "", field=path) if signed else Money.model_validate(raw)
+    except ValidationError as exc:
+        faults = "; ".join(str(error.get("msg")) for error in exc.errors())
+        raise RecordError(
+            f"{path}: money is {{'amount': '12.50', 'currency': 'USD'}} and nothing else ({faults})"
+        ) from None
     if currency is not None and money.currency != currency:
         raise RecordError(
             f"currency mismatch: {path} is in {money.currency} but the proposal is in"
