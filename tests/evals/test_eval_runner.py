@@ -162,6 +162,32 @@ def test_a_timestamp_fact_may_be_an_offset_from_the_cases_clock(tmp_path):
     assert outcomes == {"within": "allow", "past": "deny"}
 
 
+def test_an_offset_may_be_written_in_several_units(tmp_path):
+    # 30 days to the minute is within the 720h the rule allows; a minute more is not.
+    def case(name: str, delivered: str, outcome: str) -> dict[str, Any]:
+        return {
+            "id": name,
+            "now": "2026-12-20T12:00:00+00:00",
+            "facts": {"order.delivered_at": delivered},
+            "proposal": REFUND_64,
+            "expect": {"outcome": outcome},
+        }
+
+    suite = write_suite(
+        tmp_path,
+        [
+            case("edge", "-29d23h60m", "allow"),
+            case("weeks", "-4w2d", "allow"),
+            case("past", "-30d1m", "deny"),
+        ],
+    )
+    result = invoke("eval", str(suite), "--json", str(tmp_path / "out.json"))
+    assert result.exit_code == 0, result.stdout
+    report = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
+    outcomes = {c["id"]: c["actual"]["outcome"] for c in report["cases"]}
+    assert outcomes == {"edge": "allow", "weeks": "allow", "past": "deny"}
+
+
 def test_a_case_needs_no_description(tmp_path):
     suite = write_suite(
         tmp_path,

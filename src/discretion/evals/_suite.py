@@ -45,8 +45,9 @@ __all__ = [
 ]
 
 _MODEL = ConfigDict(frozen=True, extra="forbid")
-_OFFSET = re.compile(r"^(?P<sign>[+-])(?P<number>\d+)(?P<unit>[smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_OFFSET = re.compile(r"^(?P<sign>[+-])(?P<parts>(?:\d+[wdhms])+)$")
+_PART = re.compile(r"(\d+)([wdhms])")
+_UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 
 CaseId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")]
 ExpectedOutcome = Literal["allow", "allow_exception", "route", "deny", "error"]
@@ -258,13 +259,15 @@ def is_offset(text: str) -> bool:
 
 
 def resolve_time(text: str | None, now: datetime) -> datetime:
-    """An ISO 8601 time, or an offset such as `-2h` or `+7d` from `now`; `now` when None."""
+    """An ISO 8601 time, or an offset from `now` (`-2h`, `+7d`, `-29d23h59m`); `now` when None."""
     if text is None:
         return now
     match = _OFFSET.match(text)
     if match is not None:
         try:
-            delta = timedelta(**{_UNITS[match["unit"]]: int(match["number"])})
+            delta = timedelta()
+            for number, unit in _PART.findall(match["parts"]):
+                delta += timedelta(**{_UNITS[unit]: int(number)})
             return now + delta if match["sign"] == "+" else now - delta
         except OverflowError:
             raise ConfigurationError(
@@ -274,7 +277,7 @@ def resolve_time(text: str | None, now: datetime) -> datetime:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
         raise ConfigurationError(
-            f"time {text!r} is neither ISO 8601 nor an offset such as -2h or +7d"
+            f"time {text!r} is neither ISO 8601 nor an offset such as -2h, +7d or -29d23h59m"
         ) from exc
     if moment.tzinfo is None:
         raise ConfigurationError(f"time {text!r} needs a UTC offset, such as +00:00")
