@@ -695,30 +695,28 @@ def _named_amounts(spec: PackSpec, lines: LineMap, currency: str) -> Mapping[str
 
 def _compile_rates(spec: PackSpec, fields: Mapping[str, FieldSpec], lines: LineMap) -> Rates:
     assert spec.rates is not None
-    fact = spec.rates.fact
-    declared = fields.get(fact)
-    if declared is None or declared.type != "decimal":
-        source, line = lines.find(("rates", "fact"))
+    fact, named = spec.rates.fact, spec.rates.currency
+    example = f"such as `{fact}: {{type: decimal, places: 6}}`"
+    _rates_field(fields, lines, "fact", fact, "decimal", example)
+    if named is not None:
+        what = f"the currency {fact!r} is the rate of, such as `{named}: string`"
+        _rates_field(fields, lines, "currency", named, "string", what)
+    return Rates(fact=fact, base=spec.rates.base, currency=named)
+
+
+def _rates_field(
+    fields: Mapping[str, FieldSpec], lines: LineMap, key: str, name: str, kind: str, what: str
+) -> None:
+    """Refuse a `rates` key naming no context field of `kind`."""
+    declared = fields.get(name)
+    if declared is None or declared.type != kind:
+        source, line = lines.find(("rates", key))
         raise PolicyError(
-            f"rates fact {fact!r} must be a context field of type decimal (such as"
-            f" `{fact}: {{type: decimal, places: 6}}`)"
+            f"rates {key} {name!r} must be a context field of type {kind} ({what})"
             + ("" if declared is None else f", not {declared.type}"),
             path=source,
             line=line,
         )
-    named = spec.rates.currency
-    if named is not None:
-        declared = fields.get(named)
-        if declared is None or declared.type != "string":
-            source, line = lines.find(("rates", "currency"))
-            raise PolicyError(
-                f"rates currency {named!r} must be a context field of type string (the"
-                f" currency {fact!r} is the rate of, such as `{named}: string`)"
-                + ("" if declared is None else f", not {declared.type}"),
-                path=source,
-                line=line,
-            )
-    return Rates(fact=fact, base=spec.rates.base, currency=named)
 
 
 def _check_ungoverned(
