@@ -69,6 +69,7 @@ def _unapprovable(policy: PolicyPack) -> list[str]:
     A review only a role decides, past a budget whose `route_to` ranks above that role: the
     case stays with the review's role, which may not go beyond the budget.
     """
+    from discretion.pipeline import route_target
     from discretion.policy import NEXT_ABOVE
 
     notes = []
@@ -82,9 +83,8 @@ def _unapprovable(policy: PolicyPack) -> list[str]:
                     continue
                 if budget.actions is not None and action.name not in budget.actions:
                     continue
-                target = (
-                    policy.role(budget.route_to) if budget.route_to else None
-                ) or policy.top_for(action.name)
+                # Not `next_above`: whose rung is next depends on who proposes.
+                target = route_target(policy, budget, reviewer, action.name)
                 if target.rank > reviewer.rank:
                     notes.append(
                         f"review {review.id} ({action.name}) is decided only by {reviewer.id},"

@@ -5,6 +5,7 @@ reader of tool arguments (and `write_amount` the one writer of an edited amount)
 point reaches a tool call's arguments through it.
 """
 
+from discretion.pipeline._budgets import route_target
 from discretion.pipeline._evaluate import evaluate
 from discretion.pipeline._normalise import (
     MappedArguments,
@@ -32,5 +33,6 @@ __all__ = [
     "normalise",
     "read_arguments",
     "recorded_mapping",
+    "route_target",
     "write_amount",
 ]

@@ -489,12 +489,24 @@ def lowest_to_allow(
 
     Under the same standard rule, or granting the same exception reason.
     """
+    found = _lowest_allowing(pack, action, evaluation, whole_minor)
+    return found if found is not None else pack.top_for(action.name)
+
+
+def _lowest_allowing(
+    pack: PolicyPack, action: ActionPolicy, evaluation: Evaluation, whole_minor: int
+) -> Role | None:
+    """The lowest human role that may allow `whole_minor` as the evaluation was decided.
+
+    Under its standard rule, or granting its reason; None when none may.
+    """
     found: tuple[Role, Rule] | None
     if evaluation.reason is not None:
         found = lowest_exception_role(pack, action.name, [evaluation.reason], whole_minor)
     else:
-        found = lowest_standard_role(pack, action.name, evaluation.deciding, whole_minor)
-    return found[0] if found is not None else pack.top_for(action.name)
+        standard = [rule for rule in evaluation.deciding if rule.kind == "standard"]
+        found = lowest_standard_role(pack, action.name, standard, whole_minor)
+    return found[0] if found is not None else None
 
 
 def _needs(pack: PolicyPack, review: Rule, role: Role, actor_is_ai: bool) -> bool:
@@ -595,20 +607,12 @@ def past_pending(
         or any(rule.kind == "review" and rule.only for rule in evaluation.deciding)
     ):
         return evaluation
-    whole = whole_minor + pending_minor
-    found: tuple[Role, Rule] | None
-    if evaluation.reason is not None:
-        found = lowest_exception_role(pack, action.name, [evaluation.reason], whole)
-    else:
-        standard = [rule for rule in evaluation.deciding if rule.kind == "standard"]
-        if not standard:
-            return evaluation
-        found = lowest_standard_role(pack, action.name, standard, whole)
-    if found is None or found[0].rank <= required.rank:
+    found = _lowest_allowing(pack, action, evaluation, whole_minor + pending_minor)
+    if found is None or found.rank <= required.rank:
         return evaluation
     return replace(
         evaluation,
-        required_role=found[0],
+        required_role=found,
         causes=[
             *evaluation.causes,
             f"pieces routed on the same {action.cumulative.per if action.cumulative else 'record'}"
