@@ -11,6 +11,7 @@ is never served or acted on.
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,7 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, insert, select, update
 
 from approvals.conftest import facts, precedent_pack  # noqa: F401  (fixtures)
-from approvals.helpers import LOST, TOM
+from approvals.helpers import BOT, LOST, TESS, TOM
 from conftest import refund
 from discretion import LedgerIntegrityError, Money, Outcome, SqlStore, StoreError
 from discretion._metrics import GuardMetrics
@@ -278,3 +279,95 @@ def test_verdicts_from_before_they_were_bound_are_adopted_by_db_upgrade(world):
     assert world.store.bind_rows(at=world.guard.now()) == 1
     assert world.store.verdicts.cached("q-1") == '{"verdict": 1}'
     assert world.store.verify() > 0
+
+
+def _row(store: SqlStore, table: Any, where: Any) -> dict[str, Any]:
+    with store.engine.connect() as connection:
+        return dict(connection.execute(select(table).where(where)).one()._mapping)
+
+
+def _set_back(store: SqlStore, table: Any, where: Any, state: dict[str, Any]) -> None:
+    run(store, update(table).where(where).values(**state))
+
+
+def test_an_execution_set_back_to_pending_is_not_run_again(world):
+    """A call that ran, its row restored to its genuine queued state, never runs a second time."""
+    again = world.guard.decide(refund("110.00", key="k-route-2", customer="c-2"))
+    assert again.outcome is Outcome.ROUTE, again.causes
+    world.guard.approvals.approve(again.id, approver=TOM, note="ok")
+    where = executions.c.decision_id == again.id
+    queued = _row(world.store, executions, where)
+    paid: list[str] = []
+    world.guard.approvals.register(
+        "issue_refund", lambda arguments, key: paid.append(arguments["amount"]) or "ok"
+    )
+    world.guard.approvals.run_approved()
+    assert paid == ["110.00"]
+    _set_back(world.store, executions, where, queued)
+    with pytest.raises(LedgerIntegrityError, match="set back to an earlier state"):
+        world.guard.approvals.run_approved()
+    assert paid == ["110.00"]
+    assert "executions" in named_by_verify(world.store)
+
+
+def test_an_approval_set_back_to_pending_is_not_decided_again(world):
+    """An approved case restored to pending cannot be rejected (its money has moved)."""
+    again = world.guard.decide(refund("110.00", key="k-route-2", customer="c-2"))
+    where = approvals.c.id == again.id
+    pending = _row(world.store, approvals, where)
+    world.guard.approvals.approve(again.id, approver=TOM, note="ok")
+    _set_back(world.store, approvals, where, pending)
+    with pytest.raises(LedgerIntegrityError, match=f"approvals row '{again.id}' is not in the"):
+        world.guard.approvals.reject(again.id, approver=TESS, note="changed my mind")
+    # Nothing was written: the ledger still says approved, and verify names the row.
+    assert _row(world.store, approvals, where) == pending
+    assert f"approvals row '{again.id}'" in named_by_verify(world.store)
+
+
+def test_a_set_back_row_acted_on_before_the_check_existed_is_named_by_verify(world):
+    """A record that changed a row from another state than its newest is named by verify.
+
+    Written as an older release would have: the row set back, then changed by a transaction
+    that did not look at its newest record first.
+    """
+    from discretion.store import _bindings
+
+    again = world.guard.decide(refund("110.00", key="k-route-2", customer="c-2"))
+    where = approvals.c.id == again.id
+    pending = _row(world.store, approvals, where)
+    world.guard.approvals.approve(again.id, approver=TOM, note="ok")
+    _set_back(world.store, approvals, where, pending)
+    original = _bindings.newest_binding
+    try:
+        _bindings.newest_binding = lambda *args: None  # type: ignore[assignment]
+        import discretion.store._sql as sql_module
+
+        sql_module.newest_binding = _bindings.newest_binding  # type: ignore[attr-defined]
+        world.guard.approvals.reject(again.id, approver=TESS, note="changed my mind")
+    finally:
+        _bindings.newest_binding = original
+        sql_module.newest_binding = original  # type: ignore[attr-defined]
+    message = named_by_verify(world.store)
+    assert f"approvals row '{again.id}'" in message
+    assert "set back or deleted and written again" in message
+
+
+def test_a_row_deleted_and_written_again_is_named_by_verify(world, facts):  # noqa: F811
+    """A call's row deleted after it ran and claimed anew under its key: verify names it."""
+    facts.facts["shipment.status"] = "delivered"
+    ran: list[str] = []
+
+    @world.guard.governed(action="refund", actor=BOT)
+    def refund_order(
+        order_id: str, amount: Decimal, customer_id: str = "c-3", case_id: str = "case-3"
+    ) -> str:
+        ran.append(order_id)
+        return "ok"
+
+    refund_order("o-3", Decimal("20.00"))
+    assert world.store.verify() > 0
+    run(world.store, delete(executions).where(executions.c.key.like("bot-1:refund_order:%")))
+    refund_order("o-3", Decimal("20.00"))
+    message = named_by_verify(world.store)
+    assert "executions row" in message
+    assert "set back or deleted and written again" in message

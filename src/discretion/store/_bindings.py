@@ -50,7 +50,9 @@ __all__ = [
     "Binding",
     "Bindings",
     "OwnRows",
+    "Step",
     "decision_columns",
+    "newest_binding",
     "row_digest",
     "statements",
 ]
@@ -124,8 +126,63 @@ class Binding(NamedTuple):
     digest: str
 
 
+_UNSAID = "-"
+"""`Step.after` of a record written before records said which state a row left."""
+
+
+class Step(NamedTuple):
+    """A binding with the state the row left: the hash of the record that had bound it."""
+
+    binding: Binding
+    after: str | None
+    """That record's hash; None for a row the record's transaction wrote new, `_UNSAID` for
+    records written before the steps were kept."""
+
+
 def _binds(body: Mapping[str, Any]) -> list[Binding]:
-    return [Binding(*item) for item in body.get("binds", ())]
+    return [Binding(*item[:3]) for item in body.get("binds", ())]
+
+
+def _steps(body: Mapping[str, Any]) -> list[Step]:
+    return [
+        Step(Binding(*item[:3]), item[3] if len(item) > 3 else _UNSAID)
+        for item in body.get("binds", ())
+    ]
+
+
+def newest_binding(connection: Connection, table: str, values: Mapping[str, Any]) -> None:
+    """Refuse to change a row whose state is not the one the newest record binding it set.
+
+    A row set back to an earlier genuine state (its old columns and the hash of the record that
+    bound them) answers to a record of its own and passes `Bindings.check`; acted on, it would
+    let a call run again or a decided approval be decided anew. Read before a row's state is
+    changed, not on every read: the records filed under its subjects, newest first.
+
+    Raises:
+        LedgerIntegrityError: the row is not in the state its newest record set.
+    """
+    key = str(values[BOUND[table][1].name])
+    subjects = sorted({str(values[name]) for name in _SUBJECTS[table]})
+    found = connection.execute(
+        select(ledger.c.seq, ledger.c.hash, ledger.c.body)
+        .where(ledger.c.subject_id.in_(subjects))
+        .order_by(ledger.c.seq.desc())
+    )
+    for seq, hash_, body in found:
+        if '"binds"' not in body:
+            continue
+        if any(b.table == table and b.key == key for b in _binds(json.loads(body))):
+            if hash_ == values["ledger_hash"]:
+                return
+            raise LedgerIntegrityError(
+                f"{table} row {key!r} is not in the state ledger record {seq}, the last to set"
+                " it, left it (set back to an earlier state); nothing was changed. Run"
+                " `discretion ledger verify` and restore the database from a verified copy"
+            )
+    raise LedgerIntegrityError(
+        f"{table} row {key!r} is bound to no ledger record; nothing was changed. Run"
+        " `discretion ledger verify` and restore the database from a verified copy"
+    )
 
 
 def _columns(row: Any) -> dict[str, Any]:
@@ -262,6 +319,20 @@ class OwnRows(Bindings):
         super().check(connection, table, theirs)
 
 
+def _set_back(
+    table: str, key: str, seq: int, last: tuple[str, str, int] | None
+) -> LedgerIntegrityError:
+    if last is None:
+        said = "a state no earlier record set (forged before it)"
+    else:
+        said = f"another state than ledger record {last[2]}, the last to set it, left"
+    return LedgerIntegrityError(
+        f"{table} row {key!r}: ledger record {seq} changed it from {said}; the row was set back"
+        " or deleted and written again, and acted on",
+        seq=seq,
+    )
+
+
 def _genuine(record: Any) -> bool:
     """Whether a ledger row's hash recomputes from its own content."""
     return ledger_record(record).intact
@@ -334,6 +405,7 @@ class Audit:
         self._decisions: dict[str, LedgerRecord] = {}
         self._reserved: Counter[tuple[Any, ...]] = Counter()
         self._malformed: LedgerIntegrityError | None = None
+        self._set_back: LedgerIntegrityError | None = None
 
     def add(self, record: LedgerRecord) -> None:
         """Take what one record says about the working rows."""
@@ -352,7 +424,11 @@ class Audit:
         elif '"binds"' not in record.body and kind != "approval.approved":
             return
         body = json.loads(record.body)
-        for table, key, digest in _binds(body):
+        for (table, key, digest), after in _steps(body):
+            last = self._bound.get((table, key))
+            # `row.adopted` takes a row as it stands, on a database its operator trusts.
+            if kind != "row.adopted" and after not in (_UNSAID, last[0] if last else None):
+                self._set_back = self._set_back or _set_back(table, key, record.seq, last)
             self._bound[(table, key)] = (record.hash, digest, record.seq)
         if kind == "decision":
             decision = body["decision"]
@@ -387,6 +463,8 @@ class Audit:
         """Compare every working table with what the records derive."""
         if self._malformed is not None:
             raise self._malformed
+        if self._set_back is not None:
+            raise self._set_back
         self._check_decisions(connection)
         self._check_reservations(connection)
         for table in BOUND:

@@ -47,7 +47,14 @@ from discretion.lineage import (
 from discretion.money import EXPONENTS, UNIT_CODE, register_unit
 from discretion.store import _approvals, _bindings, _dialect, _executions, _identities
 from discretion.store._approvals import ApprovalReads, ApprovalRow, ApprovalWrites
-from discretion.store._bindings import BOUND, Audit, Bindings, OwnRows, row_digest
+from discretion.store._bindings import (
+    BOUND,
+    Audit,
+    Bindings,
+    OwnRows,
+    newest_binding,
+    row_digest,
+)
 from discretion.store._compiled import Compiled, Statements
 from discretion.store._executions import ExecutionReads, ExecutionWrites
 from discretion.store._identities import IdentityReads, IdentityWrites
@@ -478,15 +485,20 @@ class SqlTransaction:
                 names = [column[0] for column in found.description]
                 values = dict(zip(names, row, strict=True))
                 digest = row_digest(table, values)
+                # The state it leaves, which must be the newest the ledger set (`_bindings`).
+                after = values["ledger_hash"]
+                if after is not None:
+                    newest_binding(self._connection, table, values)
             else:
-                # The writer's own state: its columns are ints and text.
+                # The writer's own state, a row it made: its columns are ints and text.
                 digest = row_digest(table, values, finite=True)
-            binds.append([table, key, digest])
+                after = None
+            binds.append([table, key, digest, after])
         return {**body, "binds": binds}
 
     def _bound(self, body: Mapping[str, Any], record: str) -> None:
         """Give the rows `body` binds the hash of their record."""
-        for table, key, _ in body.get("binds", ()):
+        for table, key, *_ in body.get("binds", ()):
             if (table, key) in self._touched:
                 self._run(f"bind.set.{table}", {"b_key": key, "b_hash": record})
                 del self._touched[(table, key)]
