@@ -13,6 +13,7 @@ from discretion.context._providers import (
     ContextRequest,
     JsonContextProvider,
     StaticContextProvider,
+    records_of,
 )
 from discretion.context._sqlite_cases import SqliteCaseStore
 from discretion.context._timeout import TimeoutContext
@@ -27,4 +28,5 @@ __all__ = [
     "StaticContextProvider",
     "TimeoutContext",
     "assemble",
+    "records_of",
 ]

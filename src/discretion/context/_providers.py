@@ -15,6 +15,7 @@ __all__ = [
     "ContextRequest",
     "JsonContextProvider",
     "StaticContextProvider",
+    "records_of",
 ]
 
 
@@ -51,6 +52,12 @@ class ContextProvider(Protocol):
     say so with a class attribute `in_process = True`: the HTTP server then works on fewer
     decisions at once, which is faster when nothing waits (see `create_app(concurrency=)`).
     Without it a provider is taken to wait on the network.
+
+    A provider that files facts under records with names of their own (`booking.fare` held
+    for an order) may say so with a method `records_of(name)` returning the records (any of
+    `customer`, `order`, `case`) the fact is held for: a proposal naming none of them cannot
+    read it, optional or not, and routes, as for a fact named after its record (`order.total`).
+    Without it, only a fact's name says whose it is.
     """
 
     def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
@@ -97,6 +104,22 @@ class StaticContextProvider:
         self._customers = {key: dict(value) for key, value in (customers or {}).items()}
         self._orders = {key: dict(value) for key, value in (orders or {}).items()}
         self._cases = {key: dict(value) for key, value in (cases or {}).items()}
+        filed: dict[str, set[str]] = {}
+        for kind, held in (
+            ("customer", self._customers),
+            ("order", self._orders),
+            ("case", self._cases),
+        ):
+            for facts_of_one in held.values():
+                for name in facts_of_one:
+                    filed.setdefault(name, set()).add(kind)
+        self._filed = {
+            name: frozenset(kinds) for name, kinds in filed.items() if name not in self._defaults
+        }
+
+    def records_of(self, name: str) -> frozenset[str]:
+        """The records the fact `name` is held for here (none when it has a default)."""
+        return self._filed.get(name, frozenset())
 
     def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
         """Return the defaults, overlaid by the customer's facts, the order's, then the case's."""
@@ -172,3 +195,13 @@ class ChainedContext:
                 if name in answer:
                     facts[name] = answer[name]
         return facts
+
+    def records_of(self, name: str) -> frozenset[str]:
+        """The records any of the providers holds the fact `name` for."""
+        return frozenset().union(*(records_of(p, name) for p in self._providers))
+
+
+def records_of(provider: object, name: str) -> frozenset[str]:
+    """The records `provider` says the fact `name` is held for; none when it does not say."""
+    say = getattr(provider, "records_of", None)
+    return frozenset(say(name)) if say is not None else frozenset()

@@ -26,6 +26,9 @@ _TABLES = {
 }
 
 
+_HELD_FOR = {"shipment": frozenset({"order"}), "incident": frozenset({"customer"})}
+
+
 class SqliteCaseStore:
     """Facts from a SQLite case database: customers, orders, shipments, cases, incidents, payouts.
 
@@ -87,6 +90,13 @@ class SqliteCaseStore:
         except sqlite3.Error as exc:
             raise ConfigurationError(f"{path}: the case script failed: {exc}") from exc
         return cls(connection)
+
+    def records_of(self, name: str) -> frozenset[str]:
+        """The record a fact named after a table of its own is read through (`ContextProvider`).
+
+        A shipment's facts are its order's, an incident's are the customer's region's.
+        """
+        return _HELD_FOR.get(name.partition(".")[0], frozenset())
 
     def close(self) -> None:
         """Close the database."""

@@ -4,7 +4,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from discretion.context._providers import ContextProvider, ContextRequest
+from discretion.context._providers import ContextProvider, ContextRequest, records_of
 from discretion.errors import ConfigurationError, ContextError
 
 __all__ = ["TimeoutContext", "Waiter"]
@@ -46,6 +46,10 @@ class TimeoutContext:
         self.timeout_s = timeout_s
         """The most seconds a fetch may take."""
         self._wait = wait or _wait
+
+    def records_of(self, name: str) -> frozenset[str]:
+        """The records the inner provider holds the fact `name` for."""
+        return records_of(self._inner, name)
 
     def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
         """Ask the inner provider, waiting at most `timeout_s`.

@@ -21,6 +21,7 @@ from discretion.context import (
     JsonContextProvider,
     SqliteCaseStore,
     StaticContextProvider,
+    records_of,
 )
 from discretion.decision import Outcome
 from discretion.errors import ConfigurationError, DiscretionError, ProposalError
@@ -335,6 +336,9 @@ class _Overlay:
         self._base = base
         self._facts = dict(facts)
         self.item: Mapping[str, Any] = {}
+
+    def records_of(self, name: str) -> frozenset[str]:
+        return records_of(self._base, name)
 
     def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
         answer = dict(self._base.fetch(request))

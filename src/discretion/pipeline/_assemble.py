@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from discretion.context import ContextProvider, ContextRequest, Snapshot, assemble
+from discretion.context import ContextProvider, ContextRequest, Snapshot, assemble, records_of
 from discretion.errors import ContextError
 from discretion.pipeline._asserted import asserted_values
 from discretion.pipeline._normalise import Normalised
@@ -90,6 +90,8 @@ class Facts:
     """Why facts the rules read are not in `snapshot`: missing, or unreadable (`unreadable`)."""
     unreadable: tuple[str, ...] = ()
     """Facts on record whose value could not be read (ill-typed, money in another currency)."""
+    unnamed: tuple[str, ...] = ()
+    """Facts of records the proposal does not name: whether they are on record is not known."""
 
     def whole(self) -> Facts:
         """These facts, every one the rules read among them.
@@ -304,7 +306,7 @@ def _provided_facts(
         snapshot = assemble(
             provider, request, pack.fields, currency=currency, unreadable=unreadable
         )
-        return _checked(pack, reads, snapshot, as_named, unreadable)
+        return _checked(pack, provider, reads, snapshot, as_named, unreadable)
     fields, wanted = _asked(pack, action)
     request = _request(action, wanted, as_named, item, now)
     snapshot = assemble(
@@ -330,26 +332,37 @@ def _provided_facts(
     if resolved.faults:
         # A record not on file, or not the proposal's: its facts are not asked for.
         return Facts(snapshot=snapshot, resolved=resolved)
-    return _checked(pack, reads, snapshot, resolved, unreadable)
+    return _checked(pack, provider, reads, snapshot, resolved, unreadable)
 
 
 def _unnamed(
-    pack: PolicyPack, reads: tuple[str, ...], values: Mapping[str, Any], resolved: Resolved
-) -> list[str]:
+    pack: PolicyPack,
+    provider: ContextProvider,
+    reads: tuple[str, ...],
+    values: Mapping[str, Any],
+    resolved: Resolved,
+) -> dict[str, str]:
     """The facts `reads` asks of records the proposal does not name, and no named one links.
 
-    A record the named ones say they have none of (a case about no order) is not among them:
-    its facts are absent, not unknown.
+    By name to the record (one of them) it is held for: the one its name begins with
+    (`order.total`), else those its provider files it under (`records_of`: `booking.fare`
+    held for orders). A record the named ones say they have none of (a case about no order)
+    is not among them: its facts are absent, not unknown.
     """
-    unnamed = [
-        name
-        for name in reads
-        if name not in values
-        and (kind := name.partition(".")[0]) in pack.entities
-        and resolved.get(kind) is None
-    ]
+    unnamed: dict[str, frozenset[str]] = {}
+    for name in reads:
+        if name in values:
+            continue
+        kind = name.partition(".")[0]
+        kinds = (
+            frozenset((kind,))
+            if kind in pack.entities
+            else records_of(provider, name) & pack.entities.keys()
+        )
+        if kinds and all(resolved.get(k) is None for k in kinds):
+            unnamed[name] = kinds
     if not unnamed:
-        return unnamed
+        return {}
     none_of = {
         parent
         for entity in pack.entities.values()
@@ -357,11 +370,12 @@ def _unnamed(
         for parent in entity.belongs_to
         if entity.link_field(parent) in values and values[entity.link_field(parent)] is None
     }
-    return [name for name in unnamed if name.partition(".")[0] not in none_of]
+    return {name: min(kinds) for name, kinds in unnamed.items() if not kinds & none_of}
 
 
 def _checked(
     pack: PolicyPack,
+    provider: ContextProvider,
     reads: tuple[str, ...],
     snapshot: Snapshot,
     resolved: Resolved,
@@ -373,7 +387,7 @@ def _checked(
     it names links one) is not absent but unknown, optional or not: it cannot be read.
     """
     values = snapshot.values
-    unnamed = _unnamed(pack, reads, values, resolved) if pack.entities else []
+    unnamed = _unnamed(pack, provider, reads, values, resolved) if pack.entities else {}
     missing = [
         n for n in reads if n not in values and not pack.fields[n].nullable and n not in unnamed
     ]
@@ -390,10 +404,10 @@ def _checked(
         *(
             ContextError(
                 f"context field {name!r} cannot be read: the proposal names no"
-                f" {name.partition('.')[0]}, and no record it names links one",
+                f" {kind}, and no record it names links one",
                 field=name,
             )
-            for name in unnamed
+            for name, kind in unnamed.items()
             if name not in bad
         ),
     ]
@@ -402,4 +416,5 @@ def _checked(
         resolved=resolved,
         faults=tuple(faults),
         unreadable=tuple(name for name in bad if name is not None),
+        unnamed=tuple(unnamed),
     )

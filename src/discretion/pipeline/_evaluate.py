@@ -142,6 +142,7 @@ def decided_without(
     now: datetime,
     args: dict[str, Any] | None = None,
     cited_reason: str | None = None,
+    unnamed: tuple[str, ...] = (),
 ) -> Evaluation | Role | None:
     """What the facts that could be read decide of a case whose facts were not all read.
 
@@ -151,6 +152,9 @@ def decided_without(
     a review `only` it decides names, when one holds or reads a fact that could not be: the
     case goes there rather than to a rung its re-check would refuse (as an evaluation error
     does). None when neither.
+
+    `unnamed`: facts of records the proposal does not name, which may or may not be on record:
+    a hard limit denies only when it holds either way (`has()` false, then true).
     """
     activation = _activation(
         pack, action, role, actor_is_ai, amount_minor, facts, now, args, unreadable, cited_reason
@@ -158,6 +162,21 @@ def decided_without(
     if action.hard_limits:
         try:
             fired = _hard_limits(action, activation)
+            if fired and any(name in unnamed for _, name in action.presence):
+                present = _activation(
+                    pack,
+                    action,
+                    role,
+                    actor_is_ai,
+                    amount_minor,
+                    facts,
+                    now,
+                    args,
+                    (*unreadable, *unnamed),
+                    cited_reason,
+                )
+                held = {rule.id for rule in _hard_limits(action, present)}
+                fired = [rule for rule in fired if rule.id in held]
         except EvaluationError:
             fired = []
         if fired:

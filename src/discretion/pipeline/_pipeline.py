@@ -499,6 +499,7 @@ class Pipeline:
             amount_minor=amount_minor,
             facts=facts.snapshot.cel_values(action.reads),
             unreadable=facts.unreadable,
+            unnamed=facts.unnamed,
             now=now,
             args=item.cel_args(),
             cited_reason=item.proposal.rationale.reason,
