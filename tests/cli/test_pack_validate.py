@@ -134,3 +134,18 @@ def test_a_review_only_a_role_below_a_budgets_route_to_decides_is_noted(tmp_path
     assert "org-daily-deny" not in output
     shipped = CliRunner().invoke(app, ["pack", "validate", str(SHOP_PACK)])
     assert "decided only by" not in shipped.stdout
+
+
+def test_a_role_of_no_exception_authority_a_reason_admits_by_default_is_noted():
+    # The marketplace's assistant may follow a team lead's exchange precedent ("zero is an
+    # amount"); an author writing exception "0" to mean "none" learns it here.
+    marketplace = Path(__file__).parents[2] / "examples" / "marketplace" / "pack"
+    result = CliRunner().invoke(app, ["pack", "validate", str(marketplace)])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.stdout.split())
+    assert (
+        "note ai_agent has no exception authority for exchange, yet may follow a precedent for"
+        " exch.other-product-same-category (no granted_by: zero is an amount)"
+    ) in output
+    shipped = CliRunner().invoke(app, ["pack", "validate", str(SHOP_PACK)])
+    assert "no exception authority" not in shipped.stdout

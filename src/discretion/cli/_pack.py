@@ -96,6 +96,32 @@ def _unapprovable(policy: PolicyPack) -> list[str]:
     return notes
 
 
+def _followers(policy: PolicyPack) -> list[str]:
+    """Roles of no exception authority that a reason admits by default, one note each.
+
+    Zero is an amount: such a role may follow a colleague's precedent for the reason, which an
+    author writing `exception: "0"` to mean "grants no exceptions" may not expect.
+    """
+    notes = []
+    for action in policy.actions.values():
+        for role in policy.roles:
+            auth = role.authority.get(action.name)
+            if auth is None or auth.exception_minor > 0:
+                continue
+            reasons = [
+                reason.id
+                for reason in action.exceptions
+                if reason.granted_by is None and role.admitted(action.name, reason)
+            ]
+            if reasons:
+                notes.append(
+                    f"{role.id} has no exception authority for {action.name}, yet may follow a"
+                    f" precedent for {', '.join(reasons)} (no granted_by: zero is an amount);"
+                    " list the reasons' granted_by, or the role's reasons, to keep it out"
+                )
+    return notes
+
+
 @pack_app.command("validate")
 def pack_validate(
     path: Annotated[Path, typer.Argument(help="Pack file or folder.")],
@@ -151,7 +177,7 @@ def pack_validate(
                 " integrations refuse to wrap it; add `amount: <argument>` to its mapping",
                 highlight=False,
             )
-    for note in _unapprovable(policy):
+    for note in [*_unapprovable(policy), *_followers(policy)]:
         _common.out.print(f"[yellow]note[/yellow] {escape(note)}", highlight=False)
     for name, is_governed in checked:
         kind = "governed" if is_governed else "read-only (ungoverned_tools)"
