@@ -149,3 +149,17 @@ def test_a_role_of_no_exception_authority_a_reason_admits_by_default_is_noted():
     ) in output
     shipped = CliRunner().invoke(app, ["pack", "validate", str(SHOP_PACK)])
     assert "no exception authority" not in shipped.stdout
+
+
+def test_an_action_not_cumulative_resting_on_a_capped_assertion_is_noted():
+    # Two 300.00 vouchers on one booking each pass under the 300.00 the customer's word unlocks.
+    travel = Path(__file__).parents[2] / "examples" / "travel" / "pack"
+    result = CliRunner().invoke(app, ["pack", "validate", str(travel)])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.stdout.split())
+    assert (
+        "note disruption_compensation is not cumulative: what"
+        " asserted.customer.accepted_voucher unlocks is capped per call"
+    ) in output
+    # The cancellation refund is cumulative per booking: its cap counts the whole.
+    assert "note cancellation is not cumulative" not in output

@@ -122,6 +122,29 @@ def _followers(policy: PolicyPack) -> list[str]:
     return notes
 
 
+def _split_unlocks(policy: PolicyPack) -> list[str]:
+    """Actions not `cumulative` whose rules rest on an assertion with a cap, one note each."""
+    notes = []
+    for action in policy.actions.values():
+        if action.cumulative is not None:
+            continue
+        capped = sorted(
+            {
+                name
+                for rule in (*action.standard, *action.exceptions)
+                for name in rule.rests_on
+                if policy.asserted[name].capped
+            }
+        )
+        if capped:
+            notes.append(
+                f"{action.name} is not cumulative: what {', '.join(capped)} unlocks is capped per"
+                " call, and two calls on one record each under the cap pass alone; make the"
+                " action cumulative, or hold the record's total with a hard limit"
+            )
+    return notes
+
+
 @pack_app.command("validate")
 def pack_validate(
     path: Annotated[Path, typer.Argument(help="Pack file or folder.")],
@@ -177,7 +200,7 @@ def pack_validate(
                 " integrations refuse to wrap it; add `amount: <argument>` to its mapping",
                 highlight=False,
             )
-    for note in [*_unapprovable(policy), *_followers(policy)]:
+    for note in [*_unapprovable(policy), *_followers(policy), *_split_unlocks(policy)]:
         _common.out.print(f"[yellow]note[/yellow] {escape(note)}", highlight=False)
     for name, is_governed in checked:
         kind = "governed" if is_governed else "read-only (ungoverned_tools)"
