@@ -180,6 +180,32 @@ class _Claim:
     queued_at: datetime | None = None
 
 
+def _relied_on(tx: SqlTransaction, call: _Call, decision_id: str) -> None:
+    """Refuse to run an approved call whose decision relies on a precedent since revoked.
+
+    Revoking a precedent stops the approvals that rely on it: a pending one cannot be approved
+    (`pipeline._recheck`), and a call approved and still queued does not run.
+
+    Raises:
+        ExecutionError: naming the precedent; nothing is written.
+    """
+    decision = tx.decision(decision_id)
+    if decision is None or decision.precedents is None:
+        return
+    relied = [*decision.precedents.cited]
+    if decision.precedents.applied is not None:
+        relied.append(decision.precedents.applied)
+    rows = tx.precedents.load(dict.fromkeys(relied))
+    for precedent_id, row in rows.items():
+        if row.revoked_at is not None:
+            raise ExecutionError(
+                f"execution {call.key!r} ({call.tool}) relies on precedent {precedent_id!r},"
+                f" revoked at {row.revoked_at.isoformat()}; it does not run. Ask for a new"
+                " proposal that stands without it",
+                key=call.key,
+            )
+
+
 class Executions:
     """The exactly-once ledger of tool calls and the outbox of approved ones.
 
@@ -287,6 +313,8 @@ class Executions:
                         " before acting on it by hand",
                         key=call.key,
                     )
+                if row.queued_at is not None:
+                    _relied_on(tx, call, row.decision_id)
                 claim = _Claim(
                     decision_id=row.decision_id,
                     attempt=row.attempts + 1,

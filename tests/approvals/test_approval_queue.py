@@ -14,6 +14,7 @@ from discretion import (
     ApprovalConflict,
     ApprovalError,
     ApprovalNotFound,
+    ExecutionError,
     Guard,
     LedgerIntegrityError,
     Money,
@@ -493,6 +494,40 @@ def test_stale_approval_relying_on_a_revoked_precedent_does_not_run(
     with pytest.raises(StaleApproval, match=f"precedent '{precedent.id}' .* was revoked"):
         guard.approvals.approve(routed.id, approver=TOM, note="ok")
     assert guard.approvals.get(routed.id).status is ApprovalStatus.PENDING
+
+
+def test_an_approved_call_relying_on_a_precedent_revoked_before_it_ran_does_not_run(
+    make_guard, precedent_pack, facts, clock, store
+):
+    facts.facts.update(LOST)
+    guard = make_guard(policy=precedent_pack, context=facts)
+    granted = guard.decide(
+        refund("100.00", role="manager", actor="maria", reason="carrier-lost", key="grant")
+    )
+    precedent = guard.precedents.set(
+        granted.id,
+        PrecedentSpec(
+            scope={"shipment.status": "lost"},
+            max_amount=usd("60.00"),
+            expires_at=clock.now + timedelta(days=30),
+            citations=5,
+            note="lost parcels this week",
+        ),
+        grantor=MARIA,
+    )
+    cited = refund("125.00", reason="carrier-lost", key="cites", customer="c-2")
+    cited["rationale"]["precedents"] = [precedent.id]
+    routed = guard.decide(cited)
+    guard.approvals.approve(routed.id, approver=TOM, note="ok")
+    guard.precedents.revoke(precedent.id, by=MARIA, reason="carrier settled its claims")
+    paid: list[str] = []
+    guard.approvals.register("issue_refund", lambda args, key: paid.append(args["amount"]))
+    assert [e.status.value for e in guard.approvals.run_approved()] == ["pending"]
+    assert paid == []
+    [queued] = guard.executions.for_decision(routed.id)
+    with pytest.raises(ExecutionError, match=f"relies on precedent '{precedent.id}', revoked"):
+        guard.executions.claim(queued.key)
+    assert "execution.started" not in [e.kind for e in store.history(routed.id)]
 
 
 def test_a_stored_proposal_altered_outside_discretion_never_runs(guard, store):
