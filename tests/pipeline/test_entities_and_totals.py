@@ -114,6 +114,28 @@ def test_an_order_not_on_record_routes_and_a_case_not_on_record_is_denied(guard)
     )
 
 
+def test_a_mistyped_id_is_unknown_not_a_mismatch_with_its_records_link(store, tmp_path):
+    """An order not on record named beside its case is what `on_unknown` says.
+
+    `O-1` for the case's `o-1` was also a mismatch with the case's link, and the pack's
+    `on_mismatch: deny` refused a call `on_unknown: route` sends to a person.
+    """
+    source = PACK.read_text(encoding="utf-8").replace(
+        "case: {belongs_to: [customer, order], on_unknown: deny}",
+        "case: {belongs_to: [customer, order], on_unknown: deny, on_mismatch: deny}",
+    )
+    assert "on_mismatch: deny" in source
+    path = tmp_path / "pack.yaml"
+    path.write_text(source, encoding="utf-8")
+    guard = Guard(load_pack(path), store=store, context=Records(), clock=FakeClock(NOW))
+    mistyped = guard.decide(refund("20.00", key="a", order="O-1"))
+    other = guard.decide(refund("20.00", key="b", order="o-3"))
+    assert (mistyped.outcome, mistyped.rules) == (Outcome.ROUTE, ["discretion.entity.unknown"])
+    assert mistyped.causes == ["order 'O-1' is not on record"]
+    # Another order on record, not the case's: a mismatch still, as the pack says.
+    assert (other.outcome, other.rules) == (Outcome.DENY, ["discretion.entity.mismatch"])
+
+
 def test_a_case_names_its_order_when_the_proposal_does_not(guard):
     decision = guard.decide(refund("20.00", key="a", order=None))
     assert decision.entities == {"customer": "c-1", "order": "o-1", "case": "k-1"}

@@ -137,6 +137,8 @@ def _resolve(
     """Check each named record against the answer and fill in what the records name."""
     ids = {kind: named.get(kind) for kind in ("customer", "order", "case")}
     faults: list[EntityFault] = []
+    against: dict[int, str] = {}  # a mismatch's place in `faults`, to the record it names
+    unknown: set[str] = set()
     # Children first: a case names its order and customer, an order its customer. Only records
     # the request named are checked; one a record names is asked for (and checked) next.
     for kind in ("case", "order", "customer"):
@@ -146,6 +148,7 @@ def _resolve(
             continue
         recorded = answer.get(entity.id_field)
         if recorded is None:
+            unknown.add(kind)
             faults.append(
                 EntityFault(
                     rule=UNKNOWN,
@@ -174,6 +177,7 @@ def _resolve(
             if ids[parent] is None:
                 ids[parent] = linked
             elif ids[parent] != linked:
+                against[len(faults)] = parent
                 faults.append(
                     EntityFault(
                         rule=MISMATCH,
@@ -182,11 +186,13 @@ def _resolve(
                         deny=entity.on_mismatch == "deny",
                     )
                 )
+    # A record named that is not on record is unknown, not another record's: an id mistyped
+    # (`ct-1` for `CT-1`) is what `on_unknown` says, not a mismatch with its child's link.
     return Resolved(
         customer_id=ids["customer"],
         order_id=ids["order"],
         case_id=ids["case"],
-        faults=tuple(faults),
+        faults=tuple(f for i, f in enumerate(faults) if against.get(i) not in unknown),
     )
 
 
