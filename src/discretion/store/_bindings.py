@@ -135,8 +135,8 @@ class Step(NamedTuple):
 
     binding: Binding
     after: str | None
-    """That record's hash; None for a row the record's transaction wrote new, `_UNSAID` for
-    records written before the steps were kept."""
+    """That record's hash (the body's `left`, item for item with `binds`); None for a row the
+    record's transaction wrote new, `_UNSAID` for records written before `left` was kept."""
 
 
 def _binds(body: Mapping[str, Any]) -> list[Binding]:
@@ -144,10 +144,13 @@ def _binds(body: Mapping[str, Any]) -> list[Binding]:
 
 
 def _steps(body: Mapping[str, Any]) -> list[Step]:
-    return [
-        Step(Binding(*item[:3]), item[3] if len(item) > 3 else _UNSAID)
-        for item in body.get("binds", ())
-    ]
+    # `left` runs beside `binds`, item for item: kept apart so that a release reading `binds`
+    # as it always was (a replica not yet upgraded) still reads records written now.
+    binds = body.get("binds", ())
+    left = body.get("left")
+    if left is None or len(left) != len(binds):
+        return [Step(Binding(*item[:3]), _UNSAID) for item in binds]
+    return [Step(Binding(*item[:3]), after) for item, after in zip(binds, left, strict=True)]
 
 
 def newest_binding(connection: Connection, table: str, values: Mapping[str, Any]) -> None:

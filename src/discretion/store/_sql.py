@@ -476,6 +476,7 @@ class SqlTransaction:
         if not self._touched:
             return body
         binds = []
+        left = []
         for (table, key), values in sorted(self._touched.items(), key=lambda item: item[0]):
             if values is None:
                 found = self._run(f"bind.read.{table}", {"b_key": key})
@@ -493,12 +494,13 @@ class SqlTransaction:
                 # The writer's own state, a row it made: its columns are ints and text.
                 digest = row_digest(table, values, finite=True)
                 after = None
-            binds.append([table, key, digest, after])
-        return {**body, "binds": binds}
+            binds.append([table, key, digest])
+            left.append(after)
+        return {**body, "binds": binds, "left": left}
 
     def _bound(self, body: Mapping[str, Any], record: str) -> None:
         """Give the rows `body` binds the hash of their record."""
-        for table, key, *_ in body.get("binds", ()):
+        for table, key, _ in body.get("binds", ()):
             if (table, key) in self._touched:
                 self._run(f"bind.set.{table}", {"b_key": key, "b_hash": record})
                 del self._touched[(table, key)]
