@@ -171,3 +171,52 @@ def test_wrapping_a_tool_the_pack_neither_maps_nor_lists_is_refused(guard):
 
     with pytest.raises(ConfigurationError, match="tool 'wire_money' is neither mapped"):
         AgentTools(guard, actor=BOT).wrap([wire_money])
+
+
+def failing_refund(attempts: list[str], **options: Any) -> Any:
+    @function_tool(**options)
+    def issue_refund(
+        amount: str, currency: str, customer_id: str, case_id: str, order_id: str
+    ) -> str:
+        """Refund an order to the customer's card."""
+        attempts.append(amount)
+        raise RuntimeError("payment provider timeout: refund not issued")
+
+    return issue_refund
+
+
+@pytest.mark.anyio
+async def test_a_tool_that_raises_is_recorded_as_failed_and_its_retry_runs_again(guard):
+    attempts: list[str] = []
+    governed = AgentTools(guard, actor=BOT)
+    [tool] = governed.wrap([failing_refund(attempts)])
+    for _ in range(2):
+        model = ScriptedModel([[refund_call("call_1")], [assistant_message("Sorry.")]])
+        result = await Runner.run(
+            Agent(name="support", model=model, tools=[tool]), "refund", run_config=OFFLINE
+        )
+        # The model is answered as the SDK answers a tool that raises.
+        assert "error occurred" in outputs(result)["call_1"]
+    assert attempts == ["40.00", "40.00"]
+    assert ledger_kinds(guard) == [
+        "decision",
+        "execution.started",
+        "execution.failed",
+        "execution.started",
+        "execution.failed",
+    ]
+
+
+@pytest.mark.anyio
+async def test_a_tool_without_a_failure_message_raises_out_of_the_run_recorded_as_failed(guard):
+    attempts: list[str] = []
+    [tool] = AgentTools(guard, actor=BOT).wrap(
+        [failing_refund(attempts, failure_error_function=None)]
+    )
+    model = ScriptedModel([[refund_call("call_1")], [assistant_message("Sorry.")]])
+    with pytest.raises(Exception, match="payment provider timeout"):
+        await Runner.run(
+            Agent(name="support", model=model, tools=[tool]), "refund", run_config=OFFLINE
+        )
+    assert attempts == ["40.00"]
+    assert ledger_kinds(guard)[-1] == "execution.failed"

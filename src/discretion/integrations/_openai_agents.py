@@ -18,6 +18,7 @@ Needs the `openai-agents` extra: `pip install 'discretion[openai-agents]'`.
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -50,6 +51,10 @@ try:
         ToolGuardrailFunctionOutput,
         ToolInputGuardrail,
         ToolInputGuardrailData,
+    )
+    from agents.tool import (
+        maybe_invoke_function_tool_failure_error_function,
+        set_function_tool_failure_error_function,
     )
     from agents.tool_context import ToolContext
 except ModuleNotFoundError as exc:  # pragma: no cover - exercised without the extra only
@@ -141,17 +146,24 @@ class AgentTools:
         return wrapped
 
     def _governed(self, tool: FunctionTool) -> FunctionTool:
-        inner = tool.on_invoke_tool
+        # The SDK's invoker answers an exception with text for the model (the tool's
+        # failure_error_function), which would be recorded as a run that succeeded and replayed
+        # to every retry. A copy without that handler raises inside the execution, so the run is
+        # recorded as failed (and may be retried); the governed tool then answers the model as
+        # the original would have.
+        raising = set_function_tool_failure_error_function(copy.copy(tool), None)
+        inner = raising.on_invoke_tool
 
         async def invoke(ctx: ToolContext[Any], text: str) -> Any:
-            return await self._invoke(inner, ctx, text)
+            return await self._invoke(inner, governed, ctx, text)
 
-        return dataclasses.replace(
+        governed = dataclasses.replace(
             tool,
             on_invoke_tool=invoke,
             needs_approval=self.needs_approval(tool.name),
             tool_input_guardrails=[self.guardrail, *(tool.tool_input_guardrails or [])],
         )
+        return governed
 
     def _info(
         self, tool: str, arguments: dict[str, Any], call_id: str, context: Any
@@ -201,11 +213,13 @@ class AgentTools:
             return ToolGuardrailFunctionOutput.allow(info)
         return ToolGuardrailFunctionOutput.reject_content(agent_message(decision), info)
 
-    async def _invoke(self, inner: Any, ctx: ToolContext[Any], text: str) -> Any:
+    async def _invoke(
+        self, inner: Any, governed: FunctionTool, ctx: ToolContext[Any], text: str
+    ) -> Any:
         tool = ctx.tool_name
         info = self._info(tool, _arguments(tool, text), ctx.tool_call_id, ctx.context)
         try:
-            decision, queued, governed = await self.governor.aadmit(info)
+            decision, queued, arguments = await self.governor.aadmit(info)
         except ProposalError as exc:
             if not is_correctable(exc):
                 raise
@@ -213,16 +227,32 @@ class AgentTools:
         # Fail closed even if the guardrail was taken off the tool.
         if not decision.is_allowed and queued is None:
             return agent_message(decision)
+        raised: list[Exception] = []
 
         async def run(approved: dict[str, Any], key: str) -> Any:
-            return await inner(ctx, json.dumps(approved))
+            try:
+                return await inner(ctx, json.dumps(approved))
+            except Exception as exc:
+                raised.append(exc)
+                raise
 
         try:
             result = await self.governor.arun(
-                decision, info, run, execution=queued, arguments=governed
+                decision, info, run, execution=queued, arguments=arguments
             )
         except ExecutionError as exc:
             return in_progress_message(exc)
+        except Exception as exc:
+            if exc not in raised:
+                raise  # the store failed, not the tool: never told to the model as the tool's
+            # Recorded as failed; the model is answered as the tool's failure_error_function
+            # says (re-raised when it has none).
+            answer = await maybe_invoke_function_tool_failure_error_function(
+                function_tool=governed, context=ctx, error=exc
+            )
+            if answer is None:
+                raise
+            return answer
         return result.value
 
     async def resume(self, result: RunResult) -> RunState[Any]:
