@@ -220,3 +220,58 @@ async def test_a_tool_without_a_failure_message_raises_out_of_the_run_recorded_a
         )
     assert attempts == ["40.00"]
     assert ledger_kinds(guard)[-1] == "execution.failed"
+
+
+@pytest.fixture
+def traced(monkeypatch):
+    """Runs traced with no processor: trace ids are made, nothing is exported."""
+    from agents.tracing import get_trace_provider
+
+    monkeypatch.setattr(get_trace_provider()._multi_processor, "_processors", ())
+    return RunConfig()
+
+
+async def conversation(governed: AgentTools, shop: Shop, call: Any, config: RunConfig) -> str:
+    model = ScriptedModel([[call], [assistant_message("Done.")]])
+    agent = Agent(name="support", model=model, tools=governed.wrap(shop.tools))
+    return outputs(await Runner.run(agent, "refund please", run_config=config))["call_0"]
+
+
+@pytest.mark.anyio
+async def test_a_call_id_another_traced_run_used_is_a_new_call(guard, traced):
+    shop = Shop()
+    governed = AgentTools(guard, actor=BOT)
+    first = refund_call("call_0")
+    other = refund_call("call_0", case_id="case-2", order_id="o-7")
+    assert await conversation(governed, shop, first, traced) == "refunded USD 40.00"
+    assert await conversation(governed, shop, other, traced) == "refunded USD 40.00"
+    assert await conversation(governed, shop, first, traced) == "refunded USD 40.00"
+    assert shop.refunds == ["40.00", "40.00", "40.00"]
+
+
+@pytest.mark.anyio
+async def test_without_tracing_a_reused_call_id_is_keyed_by_its_case_and_arguments(guard):
+    shop = Shop()
+    governed = AgentTools(guard, actor=BOT)
+    first = refund_call("call_0")
+    other = refund_call("call_0", case_id="case-2", order_id="o-7")
+    assert await conversation(governed, shop, first, OFFLINE) == "refunded USD 40.00"
+    assert await conversation(governed, shop, other, OFFLINE) == "refunded USD 40.00"
+    # The same refund on the same case again: a retry, replayed, as for any call keyed so.
+    assert await conversation(governed, shop, first, OFFLINE) == "refunded USD 40.00"
+    assert shop.refunds == ["40.00", "40.00"]
+
+
+@pytest.mark.anyio
+async def test_a_traced_run_paused_for_approval_runs_its_call_once_when_resumed(guard, traced):
+    shop = Shop()
+    agent, governed = agent_for(
+        guard, shop, refund_call("call_0", "60.00"), assistant_message("Refunded.")
+    )
+    paused = await Runner.run(agent, "refund please", run_config=traced)
+    [pending] = guard.approvals.list(status="pending")
+    guard.approvals.approve(pending.id, approver=MARIA, note="photos", amount=None)
+    done = await Runner.run(agent, await governed.resume(paused), run_config=traced)
+    assert outputs(done)["call_0"] == "refunded USD 60.00"
+    assert shop.refunds == ["60.00"]
+    assert [d.id for d in guard.approvals.list()] == [pending.id]

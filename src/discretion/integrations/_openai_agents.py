@@ -5,8 +5,13 @@
 - a `needs_approval` callable: a call the pack routes pauses the run (`result.interruptions`);
 - a tool input guardrail: a denied call, or one whose arguments are not valid, is refused with
   the text every integration gives the agent, and the run goes on;
-- an invoker that runs an allowed (or approved) call exactly once per call id, with the
-  arguments the decision governed (an approver's lower amount included).
+- an invoker that runs an allowed (or approved) call exactly once per call id within its run,
+  with the arguments the decision governed (an approver's lower amount included).
+
+A call id is taken as unique within the run's trace only (some models number calls `call_0`
+in every run); a run paused for approval keeps its trace when resumed. With tracing off
+(`RunConfig(tracing_disabled=True)`) nothing names the run, so a call is keyed by its case,
+tool and arguments: the same refund on the same case is then a retry, and replays.
 
 A person decides a paused call through `guard.approvals` (or the HTTP API, or the desk);
 `await agent_tools.resume(result)` then turns the recorded answers into the run's approvals,
@@ -57,6 +62,7 @@ try:
         set_function_tool_failure_error_function,
     )
     from agents.tool_context import ToolContext
+    from agents.tracing import Trace, get_current_trace
 except ModuleNotFoundError as exc:  # pragma: no cover - exercised without the extra only
     raise ImportError(
         f"discretion's Agents SDK integration needs {exc.name}:"
@@ -81,6 +87,17 @@ def _arguments(tool: str, text: str | None) -> dict[str, Any]:
             f"tool call {tool!r}: the arguments must be a JSON object", field="tool.arguments"
         )
     return arguments
+
+
+def _run_scope(trace: Trace | None) -> str | None:
+    """What a call id is unique within: the run's trace; None when the run is not traced.
+
+    Some models number their calls `call_0`, `call_1` in every run. A run paused for an
+    approval keeps its trace when it is resumed, so its calls keep their keys.
+    """
+    if trace is None or trace.export() is None:  # tracing is off: a no-op trace
+        return None
+    return trace.trace_id
 
 
 def _parameters(tool: FunctionTool) -> frozenset[str] | None:
@@ -166,12 +183,28 @@ class AgentTools:
         return governed
 
     def _info(
-        self, tool: str, arguments: dict[str, Any], call_id: str, context: Any
+        self,
+        tool: str,
+        arguments: dict[str, Any],
+        call_id: str,
+        context: Any,
+        scope: str | None,
     ) -> ToolCallInfo:
-        return ToolCallInfo(tool=tool, arguments=arguments, call_id=call_id, context=context)
+        # Without a traced run to scope it, a call id may be another run's: the key then comes
+        # from the case and the arguments, as for a LangGraph run without a thread.
+        return ToolCallInfo(
+            tool=tool,
+            arguments=arguments,
+            call_id=call_id,
+            scope=scope,
+            is_call_id_unique=False,
+            context=context,
+        )
 
-    async def _admit(self, tool: str, text: str | None, call_id: str, context: Any) -> Admission:
-        info = self._info(tool, _arguments(tool, text), call_id, context)
+    async def _admit(
+        self, tool: str, text: str | None, call_id: str, context: Any, scope: str | None
+    ) -> Admission:
+        info = self._info(tool, _arguments(tool, text), call_id, context, scope)
         return await self.governor.aadmit(info)
 
     def needs_approval(
@@ -186,7 +219,9 @@ class AgentTools:
         async def needs_approval(
             ctx: RunContextWrapper[Any], arguments: dict[str, Any], call_id: str
         ) -> bool:
-            info = self._info(tool, dict(arguments), call_id, ctx.context)
+            info = self._info(
+                tool, dict(arguments), call_id, ctx.context, _run_scope(get_current_trace())
+            )
             try:
                 decision, queued, _ = await self.governor.aadmit(info)
             except ProposalError as exc:
@@ -201,7 +236,11 @@ class AgentTools:
         ctx = data.context
         try:
             decision, queued, _ = await self._admit(
-                ctx.tool_name, ctx.tool_arguments, ctx.tool_call_id, ctx.context
+                ctx.tool_name,
+                ctx.tool_arguments,
+                ctx.tool_call_id,
+                ctx.context,
+                _run_scope(get_current_trace()),
             )
         except ProposalError as exc:
             if not is_correctable(exc):
@@ -217,7 +256,13 @@ class AgentTools:
         self, inner: Any, governed: FunctionTool, ctx: ToolContext[Any], text: str
     ) -> Any:
         tool = ctx.tool_name
-        info = self._info(tool, _arguments(tool, text), ctx.tool_call_id, ctx.context)
+        info = self._info(
+            tool,
+            _arguments(tool, text),
+            ctx.tool_call_id,
+            ctx.context,
+            _run_scope(get_current_trace()),
+        )
         try:
             decision, queued, arguments = await self.governor.aadmit(info)
         except ProposalError as exc:
@@ -264,11 +309,16 @@ class AgentTools:
         """
         state = result.to_state()
         context = result.context_wrapper.context
+        # The run resumes under the trace it paused in (the state carries it), so its calls are
+        # keyed as they were then. The SDK keeps it on a private field; without it the calls
+        # would get new keys, be decided again and stay paused, never run unapproved.
+        traced = getattr(state, "_trace_state", None)
+        scope = getattr(traced, "trace_id", None)
         for item in state.get_interruptions():
             name, call_id = item.name, item.call_id
             if name is None or call_id is None or not self.governor.governs(name):
                 continue
-            decision, _, _ = await self._admit(name, item.arguments, call_id, context)
+            decision, _, _ = await self._admit(name, item.arguments, call_id, context, scope)
             approval = await asyncio.to_thread(self.guard.approvals.get, decision.id)
             if approval.status is ApprovalStatus.APPROVED:
                 state.approve(item)
