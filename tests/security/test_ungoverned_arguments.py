@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from discretion import Guard, Outcome, ProposalError, SqlStore, load_pack
 from discretion.context import StaticContextProvider
@@ -34,6 +35,7 @@ actions:
   credit:
     tools:
       - {name: add_credit, amount: amount, customer: customer_id}
+      - {name: add_nested_credit, amount: credit.amount, customer: customer_id}
     standard:
       - id: any-credit
   ship:
@@ -55,6 +57,13 @@ actions:
     standard:
       - id: any-replacement
 """
+
+
+class Credit(BaseModel):
+    """A credit as a tool takes it: the amount with a currency of its own beside it."""
+
+    amount: str
+    currency: str = "USD"
 
 
 @pytest.fixture
@@ -206,3 +215,46 @@ actions:
     price = {"amount": "5.00", "currency": "USD", "amount_cents": 999999}
     with pytest.raises(ProposalError, match=r"item\.price: money is .* and nothing else"):
         guard.decide(exchange("d", price=price))
+
+
+@pytest.mark.parametrize("name", ["credit.currency", "credit.currency_code", "currency"])
+def test_a_currency_beside_a_nested_amount_is_refused_when_it_differs(guard, name):
+    # Decided as USD 45.00 from `credit.amount`; the tool's `credit.currency` would pay KWD.
+    credit: dict[str, Any] = {"amount": "45.00"}
+    arguments: dict[str, Any] = {"credit": credit}
+    if name.startswith("credit."):
+        credit[name.removeprefix("credit.")] = "KWD"
+    else:
+        arguments[name] = "KWD"
+    with pytest.raises(ProposalError, match=f"argument '{name}' is 'KWD'") as refused:
+        guard.decide(call("add_nested_credit", "a", **arguments))
+    assert refused.value.field == f"tool.arguments.{name}"
+    assert guard.store.verify() == 0
+
+    same = guard.decide(
+        call("add_nested_credit", "b", credit={"amount": "45.00", "currency": "usd"})
+    )
+    assert same.outcome is Outcome.ALLOW
+
+
+def test_wrapping_a_tool_with_a_currency_beside_its_nested_amount_is_refused(guard):
+    takes = ["credit", "credit.amount", "credit.currency", "customer_id"]
+    with pytest.raises(ConfigurationError, match=r"Add `currency: credit.currency`"):
+        check_tool(guard.pack, "add_nested_credit", takes)
+    assert check_tool(guard.pack, "add_nested_credit", ["credit", "credit.amount", "customer_id"])
+
+
+def test_an_agents_sdk_tool_with_a_currency_in_its_nested_model_is_refused(guard):
+    pytest.importorskip("agents")
+    from agents import function_tool
+
+    from discretion.integrations import AgentTools
+
+    @function_tool
+    def add_nested_credit(credit: Credit, customer_id: str) -> str:
+        """Credit the customer."""
+        return f"credited {credit.currency} {credit.amount}"
+
+    actor = {"id": "bot", "role": "ai_agent", "is_ai": True}
+    with pytest.raises(ConfigurationError, match=r"takes a currency \('credit.currency'\)"):
+        AgentTools(guard, actor=actor).wrap([add_nested_credit])

@@ -26,7 +26,7 @@ import asyncio
 import copy
 import dataclasses
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from discretion.approvals import ApprovalStatus
@@ -45,6 +45,7 @@ from discretion.integrations._call import (
     proposal_error_message,
     rejection_message,
 )
+from discretion.integrations._setup import read_schema
 
 try:
     from agents import (
@@ -101,8 +102,8 @@ def _run_scope(trace: Trace | None) -> str | None:
 
 
 def _parameters(tool: FunctionTool) -> frozenset[str] | None:
-    properties = tool.params_json_schema.get("properties")
-    return frozenset(properties) if isinstance(properties, Mapping) else None
+    read = read_schema(tool.name, tool.params_json_schema)
+    return read.names if read is not None else None
 
 
 class AgentTools:

@@ -20,7 +20,6 @@ Needs the `pydantic-ai` extra: `pip install 'discretion[pydantic-ai]'`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +40,7 @@ from discretion.integrations._call import (
     proposal_error_message,
     rejection_message,
 )
+from discretion.integrations._setup import read_schema
 
 try:
     from pydantic_ai import (
@@ -66,9 +66,9 @@ if TYPE_CHECKING:
 __all__ = ["GovernedToolset"]
 
 
-def _parameters(tool: ToolsetTool[Any]) -> frozenset[str] | None:
-    properties = tool.tool_def.parameters_json_schema.get("properties")
-    return frozenset(properties) if isinstance(properties, Mapping) else None
+def _parameters(name: str, tool: ToolsetTool[Any]) -> frozenset[str] | None:
+    read = read_schema(name, tool.tool_def.parameters_json_schema)
+    return read.names if read is not None else None
 
 
 @dataclass(init=False)
@@ -111,7 +111,7 @@ class GovernedToolset(WrapperToolset[Any]):
         """
         tools = await super().get_tools(ctx)
         for name, tool in tools.items():
-            self.governor.check(name, _parameters(tool))
+            self.governor.check(name, _parameters(name, tool))
         return tools
 
     async def call_tool(

@@ -16,12 +16,159 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from discretion.errors import ConfigurationError
+from discretion.pipeline._normalise import currency_paths
 from discretion.policy import CURRENCY_ARGUMENTS, PolicyPack, ToolSpec
 
-__all__ = ["check_tool", "check_tools", "declared_mapping", "parameters_of"]
+__all__ = [
+    "SchemaParameters",
+    "check_tool",
+    "check_tools",
+    "declared_mapping",
+    "parameters_of",
+    "read_schema",
+    "schema_parameters",
+]
+
+_MAX_DEPTH = 16
+"""How deep nested objects of a schema are read; deeper ones are read no further."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SchemaParameters:
+    """The arguments a tool's JSON schema lists."""
+
+    names: frozenset[str]
+    """Every argument it names, those nested in an object dotted (`refund.amount`)."""
+    is_closed: bool
+    """Whether it takes no other top-level argument: `additionalProperties` absent or false
+    (in every branch of a union)."""
+
+
+class UnreadableSchema(ValueError):
+    """A tool's schema is in a shape whose arguments cannot be listed."""
+
+
+def _resolved(schema: Any, root: Mapping[str, Any], seen: tuple[str, ...]) -> Mapping[str, Any]:
+    """`schema`, with a `$ref` into the root's `$defs` (or `definitions`) followed."""
+    if not isinstance(schema, Mapping):
+        raise UnreadableSchema(f"a schema is {type(schema).__name__}, not an object")
+    ref = schema.get("$ref")
+    if ref is None:
+        return schema
+    if not isinstance(ref, str) or ref in seen:
+        raise UnreadableSchema(f"$ref {ref!r} cannot be followed")
+    target: Any = root
+    if not ref.startswith("#/"):
+        raise UnreadableSchema(f"$ref {ref!r} points outside the schema")
+    for part in ref[2:].split("/"):
+        if not isinstance(target, Mapping) or part not in target:
+            raise UnreadableSchema(f"$ref {ref!r} names nothing in the schema")
+        target = target[part]
+    # Keywords beside a $ref apply too (JSON Schema 2019-09 and later).
+    extra = {key: value for key, value in schema.items() if key != "$ref"}
+    resolved = _resolved(target, root, (*seen, ref))
+    return {**resolved, **extra} if extra else resolved
+
+
+def _object(
+    schema: Any, root: Mapping[str, Any], seen: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], bool] | None:
+    """The properties an object schema lists and whether it is closed; None for no object.
+
+    `allOf` branches are merged; `anyOf` and `oneOf` give the union of their branches'
+    properties, closed only when every branch is.
+
+    Raises:
+        UnreadableSchema: a `$ref` that cannot be followed, or a shape not read here.
+    """
+    schema = _resolved(schema, root, seen)
+    properties: dict[str, Any] = {}
+    found = False
+    listed = schema.get("properties")
+    if listed is not None:
+        if not isinstance(listed, Mapping):
+            raise UnreadableSchema("properties is not an object")
+        properties.update(listed)
+        found = True
+    for keyword in _UNREAD_KEYWORDS:
+        if keyword in schema:
+            raise UnreadableSchema(f"{keyword} is not read (its arguments cannot be listed)")
+    # An MCP tool's schema lists what its function takes: closed unless it says otherwise.
+    is_closed = schema.get("additionalProperties", False) is False and not schema.get(
+        "patternProperties"
+    )
+    for branch in _branches(schema, "allOf"):
+        read = _object(branch, root, seen)
+        if read is not None:
+            properties.update(read[0])
+            is_closed = is_closed or read[1]
+            found = True
+    for keyword in ("anyOf", "oneOf"):
+        branches = _branches(schema, keyword)
+        if not branches:
+            continue
+        read_all = [_object(branch, root, seen) for branch in branches]
+        objects = [read for read in read_all if read is not None]
+        if not objects:
+            continue
+        for read in objects:
+            properties.update(read[0])
+        found = True
+        is_closed = is_closed or all(read[1] for read in objects)
+    if not found:
+        return None
+    return properties, is_closed
+
+
+_UNREAD_KEYWORDS = ("if", "then", "else", "dependentSchemas", "dependencies")
+"""Keywords that may list arguments conditionally: a schema using them is not read."""
+
+
+def _branches(schema: Mapping[str, Any], keyword: str) -> list[Any]:
+    branches = schema.get(keyword)
+    if branches is None:
+        return []
+    if not isinstance(branches, list):
+        raise UnreadableSchema(f"{keyword} is not a list")
+    return branches
+
+
+def _names(properties: Mapping[str, Any], root: Mapping[str, Any], depth: int) -> set[str]:
+    names = set(properties)
+    if depth >= _MAX_DEPTH:
+        return names
+    for name, schema in properties.items():
+        try:
+            nested = _object(schema, root)
+        except UnreadableSchema:
+            continue  # a value the tool takes whole; its own keys are not arguments
+        if nested is not None:
+            names |= {f"{name}.{inner}" for inner in _names(nested[0], root, depth + 1)}
+    return names
+
+
+def schema_parameters(schema: Mapping[str, Any]) -> SchemaParameters | None:
+    """The arguments a tool's JSON schema (an object schema) lists.
+
+    Reads `properties`, follows `$ref`s into `$defs`, merges `allOf`, and takes the union of
+    `anyOf` and `oneOf` branches. None when the schema lists no properties at all (it takes
+    any arguments).
+
+    Raises:
+        UnreadableSchema: the schema lists arguments in a shape not read here (a `$ref` outside
+            it, a union whose branches cannot be read).
+    """
+    read = _object(schema, schema)
+    if read is None:
+        return None
+    properties, is_closed = read
+    return SchemaParameters(names=frozenset(_names(properties, schema, 1)), is_closed=is_closed)
+
 
 _DEFAULT_FIELDS = {
     "amount": "amount",
@@ -53,6 +200,29 @@ def declared_mapping(tool: str, fields: Mapping[str, str] | None) -> ToolSpec:
     )
 
 
+def read_schema(tool: str, schema: Any) -> SchemaParameters | None:
+    """The arguments tool `tool`'s JSON schema lists (see `schema_parameters`).
+
+    Raises:
+        ConfigurationError: the schema lists its arguments in a shape that cannot be read, so
+            the tool cannot be checked against the pack.
+    """
+    if not isinstance(schema, Mapping):
+        raise ConfigurationError(
+            f"tool {tool!r}: its argument schema is {type(schema).__name__}, not a JSON object"
+            " schema, so what it takes cannot be checked against the pack; give it one"
+        )
+    try:
+        return schema_parameters(schema)
+    except UnreadableSchema as exc:
+        raise ConfigurationError(
+            f"tool {tool!r}: its argument schema cannot be read ({exc}), so a currency or an"
+            " argument the pack does not read could reach it unchecked. Give the tool a schema"
+            " with its arguments under properties (allOf, anyOf, oneOf and $ref into $defs"
+            " are read), or leave it out"
+        ) from None
+
+
 def parameters_of(tool: object) -> frozenset[str] | None:
     """The argument names a tool takes, or None when it takes any (`**kwargs`) or cannot tell.
 
@@ -72,6 +242,11 @@ def parameters_of(tool: object) -> frozenset[str] | None:
     return frozenset(signature.parameters)
 
 
+def _listed(parameters: Collection[str]) -> str:
+    """The top-level arguments of `parameters`, for messages."""
+    return ", ".join(sorted(name for name in parameters if "." not in name)) or "nothing"
+
+
 def _missing(spec: ToolSpec, parameters: Collection[str], only: Collection[str]) -> list[str]:
     missing = []
     for part in only:
@@ -87,14 +262,14 @@ def _unread(spec: ToolSpec, parameters: Collection[str]) -> tuple[str, str, str]
     (what it names, the argument, the one read instead); None when there is none.
     """
     names = {
-        "currency": CURRENCY_ARGUMENTS,
+        "currency": currency_paths(spec.amount) if spec.amount else CURRENCY_ARGUMENTS,
         **{part: (part, f"{part}_id") for part in _ID_PARTS},
     }
     for part, candidates in names.items():
         path: str | None = getattr(spec, part)
-        read = path.split(".", 1)[0] if path is not None else None
+        read = {path, path.split(".", 1)[0]} if path is not None else set()
         for name in candidates:
-            if name in parameters and name != read:
+            if name in parameters and name not in read:
                 return part, name, path or "-"
     return None
 
@@ -112,7 +287,8 @@ def check_tool(
     Args:
         pack: the pack the tool is governed by.
         tool: the tool's name.
-        parameters: the argument names it takes, or None when it takes any.
+        parameters: the argument names it takes (nested ones dotted, `refund.amount`, when
+            they are known), or None when it takes any.
         action: the action an integration governs the tool under, when the pack does not map it.
         fields: with `action`: which arguments carry the amount, currency and ids.
 
@@ -146,10 +322,16 @@ def check_tool(
             if missing:
                 raise ConfigurationError(
                     f"tool {tool!r}: {where} reads its {', '.join(missing)}, which the tool does"
-                    f" not take (it takes: {', '.join(sorted(parameters)) or 'nothing'}); fix"
+                    f" not take (it takes: {_listed(parameters)}); fix"
                     f" the mapping under actions.{mapped_action}.tools, or the tool"
                 )
-            unread = [name for name in CURRENCY_ARGUMENTS if name in parameters]
+            # A currency beside the amount, at its level or one above (`refund.currency` by
+            # `refund.amount`), is one the tool may pay in.
+            unread = [
+                name
+                for name in currency_paths(spec.amount)
+                if name in parameters and name != spec.currency
+            ]
             unit = pack.actions[mapped_action].unit
             if unit is not None and unread:
                 raise ConfigurationError(
@@ -174,7 +356,7 @@ def check_tool(
                 raise ConfigurationError(
                     f"tool {tool!r}: action {action!r} moves money, but the {', '.join(missing)}"
                     " you map is not an argument it takes (it takes:"
-                    f" {', '.join(sorted(parameters)) or 'nothing'}); pass fields= naming its"
+                    f" {_listed(parameters)}); pass fields= naming its"
                     " arguments"
                 )
             elsewhere = _unread(spec, parameters)

@@ -44,6 +44,7 @@ __all__ = [
     "MappedArguments",
     "Normalised",
     "argument_at",
+    "currency_paths",
     "normalise",
     "read_arguments",
     "recorded_mapping",
@@ -320,6 +321,7 @@ def read_arguments(
             tool,
             arguments,
             amount.currency,
+            amount_at=spec.amount or "",
             read=spec.currency if unit is None else None,
             unit=unit is not None,
         )
@@ -337,18 +339,36 @@ def read_arguments(
     )
 
 
+def currency_paths(amount_at: str) -> list[str]:
+    """Where a currency beside the amount at `amount_at` may be: its own level and each above.
+
+    `refund.amount` gives `refund.currency`, `currency` and the other spellings of each.
+    """
+    parts = amount_at.split(".")[:-1]
+    levels = [".".join(parts[:depth]) for depth in range(len(parts), -1, -1)]
+    return [f"{level}.{name}" if level else name for level in levels for name in CURRENCY_ARGUMENTS]
+
+
 def _no_stray_currency(
-    tool: str, arguments: Mapping[str, Any], decided: str, *, read: str | None, unit: bool
+    tool: str,
+    arguments: Mapping[str, Any],
+    decided: str,
+    *,
+    amount_at: str,
+    read: str | None,
+    unit: bool,
 ) -> None:
     """Refuse a currency argument the mapping does not read that names another currency.
 
     Without a `currency` mapping the amount is decided in the pack's currency, while the tool
     would pay in the one its own argument names: 25.00 decided as USD would run as KWD. The
     same holds for a second currency argument beside the one the mapping reads (`read`; None
-    for a unit action, which reads none: `unit`).
+    for a unit action, which reads none: `unit`). A currency beside a nested amount
+    (`refund.currency` by `refund.amount`), or at any level above it, is one too.
     """
-    for name in CURRENCY_ARGUMENTS:
-        stray = arguments.get(name)
+    for name in currency_paths(amount_at):
+        # Each level on the way to the amount was just read as an object.
+        stray = argument_at(arguments, name)
         if name == read or stray is None or str(stray).strip().upper() == decided:
             continue
         if read is not None:
