@@ -17,7 +17,7 @@ from discretion import Guard, SqlStore, load_pack
 from discretion.cli import app
 from discretion.context import JsonContextProvider
 
-from ._integration_support import MARIA, refund_args
+from ._integration_support import BOT, MARIA, refund_args
 
 UPSTREAM = Path(__file__).parent / "mcp_shop_server.py"
 
@@ -183,3 +183,81 @@ def test_an_upstream_tool_that_lacks_a_mapped_argument_is_refused_at_start(tmp_p
     assert done.returncode == 2
     assert "tool 'issue_refund'" in done.stderr
     assert "refund_amount" in done.stderr
+
+
+class SchemaUpstream:
+    """An upstream session listing one `issue_refund` tool with the given input schema."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        self.calls: list[dict[str, Any]] = []
+
+    async def list_tools(self, params: Any = None) -> Any:
+        import mcp.types as mcp_types
+
+        tool = mcp_types.Tool(name="issue_refund", input_schema=self.schema)
+        return mcp_types.ListToolsResult(tools=[tool])
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> Any:
+        import mcp.types as mcp_types
+
+        self.calls.append(arguments)
+        return mcp_types.CallToolResult(content=[mcp_types.TextContent(type="text", text="ok")])
+
+
+REFUND_PROPERTIES = {name: {"type": "string"} for name in refund_args()}
+
+
+def unmapped_currency_pack(tmp_path: Path) -> Any:
+    path = tmp_path / "pack.yaml"
+    source = SHOP_PACK.read_text(encoding="utf-8")
+    path.write_text(source.replace("        currency: currency\n", "", 1), "utf-8")
+    return load_pack(path)
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "object", "anyOf": [{"type": "object", "properties": REFUND_PROPERTIES}]},
+        {"oneOf": [{"properties": REFUND_PROPERTIES}, {"properties": {"amount": {}}}]},
+        {"allOf": [{"properties": {"amount": {}}}, {"properties": REFUND_PROPERTIES}]},
+        {"$ref": "#/$defs/Refund", "$defs": {"Refund": {"properties": REFUND_PROPERTIES}}},
+    ],
+    ids=["anyOf", "oneOf", "allOf", "$ref"],
+)
+@pytest.mark.anyio
+async def test_a_currency_listed_outside_top_level_properties_is_checked_at_start(
+    make_guard, tmp_path, schema
+):
+    from discretion.errors import ConfigurationError
+    from discretion.integrations._mcp import MCPGateway
+
+    guard = make_guard(policy=unmapped_currency_pack(tmp_path))
+    gateway = MCPGateway(guard, SchemaUpstream(schema), actor=BOT)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"takes a currency \('currency'\)"):
+        await gateway.check()
+
+
+@pytest.mark.anyio
+async def test_an_upstream_schema_that_cannot_be_read_is_refused_at_start(guard):
+    from discretion.errors import ConfigurationError
+    from discretion.integrations._mcp import MCPGateway
+
+    schema = {"$ref": "https://example.com/refund.json"}
+    gateway = MCPGateway(guard, SchemaUpstream(schema), actor=BOT)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="its argument schema cannot be read"):
+        await gateway.check()
+
+
+@pytest.mark.anyio
+async def test_an_argument_no_branch_of_a_closed_union_lists_is_refused(guard):
+    from discretion.integrations._mcp import MCPGateway
+
+    schema = {"anyOf": [{"properties": REFUND_PROPERTIES, "additionalProperties": False}]}
+    upstream = SchemaUpstream(schema)
+    gateway = MCPGateway(guard, upstream, actor=BOT)  # type: ignore[arg-type]
+    await gateway.check()
+    result = await gateway.decide_and_call("issue_refund", refund_args(speed="express"))
+    assert result.is_error
+    assert "takes no argument 'speed'" in text(result)
+    assert upstream.calls == []

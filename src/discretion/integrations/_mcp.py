@@ -25,7 +25,7 @@ import ipaddress
 import json
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TextIO, TypeAlias
 
@@ -44,6 +44,12 @@ from discretion.integrations._call import (
     in_progress_message,
     is_correctable,
     proposal_error_message,
+)
+from discretion.integrations._setup import (
+    SchemaParameters,
+    UnreadableSchema,
+    read_schema,
+    schema_parameters,
 )
 from discretion.proposal import Actor
 
@@ -115,20 +121,15 @@ def _failure(result: mcp_types.CallToolResult) -> str | None:
     return " ".join(texts) or "the upstream tool reported an error"
 
 
-def _input_parameters(tool: mcp_types.Tool) -> frozenset[str] | None:
-    properties = tool.input_schema.get("properties")
-    return frozenset(properties) if isinstance(properties, Mapping) else None
+def _schema(tool: mcp_types.Tool) -> SchemaParameters | None:
+    """The arguments an upstream tool's schema lists, for a tool the pack does not map.
 
-
-def _closed_parameters(tool: mcp_types.Tool) -> frozenset[str] | None:
-    """The arguments an upstream tool takes, when its schema names them all.
-
-    An MCP tool's schema lists what its function takes; None when it says it takes others
-    too (`additionalProperties` other than false) or lists none.
+    None when it lists none, or in a shape that cannot be read: nothing is checked for it.
     """
-    if tool.input_schema.get("additionalProperties") not in (None, False):
+    try:
+        return schema_parameters(tool.input_schema)
+    except UnreadableSchema:
         return None
-    return _input_parameters(tool)
 
 
 class MCPGateway:
@@ -169,21 +170,29 @@ class MCPGateway:
 
         Raises:
             ConfigurationError: the pack maps a tool whose amount, currency or ids are read
-                from an argument the upstream tool does not take.
+                from an argument the upstream tool does not take, which takes a currency the
+                mapping does not read, or whose input schema cannot be read.
         """
         cursor: str | None = None
         while True:
             params = mcp_types.PaginatedRequestParams(cursor=cursor) if cursor else None
             listed = await self.upstream.list_tools(params=params)
             for tool in listed.tools:
-                parameters = _input_parameters(tool)
+                governed = tool.name in self.guard.pack.tools
+                # A governed tool's schema must be read (see `read_schema`): one that cannot
+                # be is refused, never taken to accept anything.
+                read = read_schema(tool.name, tool.input_schema) if governed else _schema(tool)
+                parameters = read.names if read is not None else None
                 if parameters is not None and KEY_ARGUMENT in parameters:
                     self._keyed.add(tool.name)
-                if tool.name in self.guard.pack.tools:
+                if governed:
                     self.governor.check(tool.name, parameters)
-                    closed = _closed_parameters(tool)
-                    if closed is not None:
-                        self._takes[tool.name] = closed
+                    if read is not None and read.is_closed:
+                        # An MCP tool's schema lists what its function takes (unless it says
+                        # it takes others too): a call carrying another argument is refused.
+                        self._takes[tool.name] = frozenset(
+                            name for name in read.names if "." not in name
+                        )
             cursor = listed.next_cursor
             if not cursor:
                 return
