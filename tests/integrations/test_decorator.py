@@ -338,3 +338,37 @@ def test_a_declared_reason_argument_passes_a_mapping_that_refuses_extra_argument
 
     assert issue_refund("40.00", "USD", "c-1", "case-1", "o-1", reason="late") == "refunded 40.00"
     assert ran == ["late"]
+
+
+def test_a_currency_passed_through_kwargs_is_decided_as_the_function_receives_it(guard):
+    paid: list[tuple[str, dict[str, Any]]] = []
+
+    @guard.governed(action="refund", actor=BOT)
+    def refund_order(amount: str, order_id: str, customer_id: str, **options: Any) -> str:
+        paid.append((amount, options))
+        return "refunded"
+
+    # Read where the mapping reads the currency, never left to the pack's own.
+    with pytest.raises(ProposalError, match="KWD does not match the pack's currency USD"):
+        refund_order(amount="45.00", order_id="o-1", customer_id="c-1", currency="KWD")
+    assert paid == []
+
+    result = refund_order.call(amount="45.00", order_id="o-1", customer_id="c-1", note="hi")
+    assert result.value == "refunded"
+    assert paid == [("45.00", {"note": "hi"})]
+    [recorded] = [r for r in guard.store.export() if r["kind"] == "decision"]
+    assert recorded["body"]["proposal"]["tool"]["arguments"]["note"] == "hi"
+
+
+def test_values_a_star_args_parameter_gathers_are_refused(guard):
+    ran: list[Any] = []
+
+    @guard.governed(action="refund", actor=BOT)
+    def refund_order(amount: str, order_id: str, *notes: str, customer_id: str = "c-1") -> str:
+        ran.append(notes)
+        return "refunded"
+
+    with pytest.raises(ProposalError, match=r"\*notes takes have no name"):
+        refund_order("40.00", "o-1", "USD")
+    assert ran == []
+    assert refund_order("40.00", "o-1") == "refunded"

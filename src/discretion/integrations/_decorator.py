@@ -34,16 +34,38 @@ R = TypeVar("R")
 
 
 class _Bound:
-    """One call's arguments: as the function takes them, and as JSON for the proposal."""
+    """One call's arguments: as the function takes them, and as JSON for the proposal.
 
-    def __init__(self, signature: inspect.Signature, args: Any, kwargs: Any) -> None:
+    Arguments a `**kwargs` parameter gathers are decided by their own names, as the function
+    receives them, and a decided value is written back there; values a `*args` parameter
+    gathers have no name a pack could read, so a call passing any is refused.
+    """
+
+    def __init__(self, tool: str, signature: inspect.Signature, args: Any, kwargs: Any) -> None:
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         self.bound = bound
+        kinds = {p.name: p.kind for p in signature.parameters.values()}
+        self.var_keyword = next(
+            (name for name, kind in kinds.items() if kind is inspect.Parameter.VAR_KEYWORD), None
+        )
+        for name, kind in kinds.items():
+            if kind is inspect.Parameter.VAR_POSITIONAL and bound.arguments.get(name):
+                raise ProposalError(
+                    f"{tool}(): the values its *{name} takes have no name the policy could"
+                    " read, so the call cannot be decided; pass them by name",
+                    field=f"tool.arguments.{name}",
+                )
         given = bound.arguments.get(KEY_ARGUMENT)
         self.key: str | None = str(given) if given is not None else None
+        named = {
+            k: v
+            for k, v in bound.arguments.items()
+            if k != KEY_ARGUMENT and kinds.get(k) is not inspect.Parameter.VAR_POSITIONAL
+        }
+        gathered = named.pop(self.var_keyword, {}) if self.var_keyword is not None else {}
         self.arguments: dict[str, Any] = to_jsonable_python(
-            {k: v for k, v in bound.arguments.items() if k != KEY_ARGUMENT}, fallback=str
+            {**named, **{k: v for k, v in gathered.items() if k != KEY_ARGUMENT}}, fallback=str
         )
 
     def call_with(
@@ -52,10 +74,17 @@ class _Bound:
         """The call's args and kwargs, with the key and any values an approval changed."""
         if takes_key:
             self.bound.arguments[KEY_ARGUMENT] = key
+        gathered = (
+            self.bound.arguments.get(self.var_keyword) if self.var_keyword is not None else None
+        )
         for name, value in (approved or {}).items():
             # An approval may fix an argument (an edited amount): it arrives as JSON.
-            if name in self.bound.arguments and self.arguments.get(name) != value:
+            if self.arguments.get(name) == value:
+                continue
+            if name in self.bound.arguments and name != self.var_keyword:
                 self.bound.arguments[name] = value
+            elif isinstance(gathered, dict) and name in gathered:
+                gathered[name] = value
         return self.bound.args, self.bound.kwargs
 
 
@@ -100,7 +129,7 @@ class _Governed(Generic[P, R]):
         return marked
 
     def _prepare(self, args: Any, kwargs: Any) -> tuple[_Bound, ToolCallInfo]:
-        bound = _Bound(self._signature, args, kwargs)
+        bound = _Bound(self._tool, self._signature, args, kwargs)
         key = bound.key if bound.key is not None else self._key
         return bound, ToolCallInfo(tool=self._tool, arguments=bound.arguments, call_id=key)
 
