@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -372,3 +373,40 @@ def test_values_a_star_args_parameter_gathers_are_refused(guard):
         refund_order("40.00", "o-1", "USD")
     assert ran == []
     assert refund_order("40.00", "o-1") == "refunded"
+
+
+def test_a_decided_amount_reaches_the_function_in_the_type_it_was_passed(guard):
+    seen: list[Any] = []
+
+    @guard.governed(action="refund", actor=BOT)
+    def refund_order(order_id: str, amount: Decimal, customer_id: str = "c-1") -> str:
+        seen.append(amount)
+        return f"refunded {amount * 2}"
+
+    # Written out as decided ("41.00"), and handed over as a Decimal, not as that text.
+    assert refund_order("o-1", Decimal("41")) == "refunded 82.00"
+    assert seen == [Decimal("41.00")]
+    assert type(seen[0]) is Decimal
+
+
+class PaymentsClient:
+    """A connection: no JSON form, and a new one after each reconnect."""
+
+
+def test_an_argument_with_no_json_form_keys_the_call_by_its_type(guard):
+    """A retry with a new client object is the same call: it replays, it does not pay again."""
+    paid: list[str] = []
+
+    @guard.governed(action="refund", actor=BOT)
+    def refund_order(
+        order_id: str, amount: Decimal, client: PaymentsClient, customer_id: str = "c-1"
+    ) -> str:
+        paid.append(order_id)
+        return "ok"
+
+    refund_order("o-1", Decimal("40.00"), PaymentsClient())
+    refund_order("o-1", Decimal("40.00"), PaymentsClient())
+    assert paid == ["o-1"]
+    [decision] = [r for r in guard.store.records() if r.kind == "decision"]
+    recorded = json.loads(decision.body)["proposal"]["tool"]["arguments"]["client"]
+    assert recorded == f"<object {PaymentsClient.__module__}.PaymentsClient>"

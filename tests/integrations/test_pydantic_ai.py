@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -216,3 +217,25 @@ async def test_a_tool_the_pack_neither_maps_nor_lists_is_refused_before_any_call
     agent = Agent(deps_type=Deps, toolsets=[GovernedToolset(toolset, guard=guard)])
     with pytest.raises(ConfigurationError, match="tool 'wire_money' is neither mapped"):
         await agent.run("hi", model=scripted(said("hi")), deps=DEPS)
+
+
+@pytest.mark.anyio
+async def test_a_decided_amount_reaches_the_tool_in_the_type_it_declares(guard):
+    """The amount written out as decided (41 -> "41.00") is validated again, not passed as text."""
+    seen: list[Any] = []
+    toolset: FunctionToolset[Deps] = FunctionToolset()
+
+    @toolset.tool_plain
+    def issue_refund(
+        amount: Decimal, currency: str, customer_id: str, case_id: str, order_id: str
+    ) -> str:
+        """Refund an order to the customer's card."""
+        seen.append(amount)
+        return f"refunded {amount * 2}"
+
+    agent = Agent(deps_type=Deps, toolsets=[GovernedToolset(toolset, guard=guard)])
+    model = scripted(calls(("issue_refund", refund_args(amount=41), "c-1")), said("Done."))
+    result = await agent.run("refund please", model=model, deps=DEPS)
+    assert seen == [Decimal("41.00")]
+    assert type(seen[0]) is Decimal
+    assert returns(result.all_messages()) == {"c-1": "refunded 82.00"}

@@ -6,6 +6,7 @@ import copy
 import functools
 import inspect
 from collections.abc import Callable, Coroutine, Mapping
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar, cast, overload
 
 from pydantic_core import to_jsonable_python
@@ -39,6 +40,11 @@ class _Bound:
     Arguments a `**kwargs` parameter gathers are decided by their own names, as the function
     receives them, and a decided value is written back there; values a `*args` parameter
     gathers have no name a pack could read, so a call passing any is refused.
+
+    A value with no JSON form (a payments client, a connection) is recorded, and keys the call,
+    by its type alone (`<object payments.Client>`): a retry passing a new client is the same
+    call. A decided value that differs from the one passed (an amount written out, a lower one
+    approved) is handed to the function in the type it passed (`Decimal("41.00")`, not a string).
     """
 
     def __init__(self, tool: str, signature: inspect.Signature, args: Any, kwargs: Any) -> None:
@@ -65,7 +71,8 @@ class _Bound:
         }
         gathered = named.pop(self.var_keyword, {}) if self.var_keyword is not None else {}
         self.arguments: dict[str, Any] = to_jsonable_python(
-            {**named, **{k: v for k, v in gathered.items() if k != KEY_ARGUMENT}}, fallback=str
+            {**named, **{k: v for k, v in gathered.items() if k != KEY_ARGUMENT}},
+            fallback=_opaque,
         )
 
     def call_with(
@@ -82,10 +89,42 @@ class _Bound:
             if self.arguments.get(name) == value:
                 continue
             if name in self.bound.arguments and name != self.var_keyword:
-                self.bound.arguments[name] = value
+                self.bound.arguments[name] = _as_passed(name, self.bound.arguments[name], value)
             elif isinstance(gathered, dict) and name in gathered:
-                gathered[name] = value
+                gathered[name] = _as_passed(name, gathered[name], value)
         return self.bound.args, self.bound.kwargs
+
+
+def _opaque(value: Any) -> str:
+    kind = type(value)
+    return f"<object {kind.__module__}.{kind.__qualname__}>"
+
+
+def _as_passed(name: str, passed: Any, value: Any) -> Any:
+    """A decided value (JSON) in the type of the one the caller passed, when that is a number.
+
+    Raises:
+        ProposalError: the decided value cannot be that type exactly.
+    """
+    if isinstance(value, bool) or isinstance(passed, bool):
+        return value
+    try:
+        if isinstance(passed, Decimal):
+            return Decimal(str(value))
+        if isinstance(passed, int):
+            exact = Decimal(str(value))
+            if exact != exact.to_integral_value():
+                raise ValueError(value)
+            return int(exact)
+        if isinstance(passed, float):
+            return float(Decimal(str(value)))
+    except (ArithmeticError, ValueError):
+        raise ProposalError(
+            f"argument {name!r} was passed as {type(passed).__name__} and decided as {value!r},"
+            " which it cannot hold exactly; pass it as a string or a Decimal",
+            field=f"tool.arguments.{name}",
+        ) from None
+    return value
 
 
 def _refuse(decision: Decision) -> CallDenied | CallRouted:

@@ -148,11 +148,14 @@ class GovernedToolset(WrapperToolset[Any]):
             raise ToolFailed(agent_message(decision))
 
         async def run(approved: dict[str, Any], key: str) -> Any:
-            # Values as the model sent them (validated), but for those the approval changed.
+            # Values as the model sent them (validated), but for those the decision or an
+            # approval changed (a written-out amount, a lower one): those arrive as JSON and are
+            # validated again, so the tool gets the types it declares (a Decimal, not "41.00").
             changed = {k: v for k, v in approved.items() if sent.get(k) != v}
-            return await super(GovernedToolset, self).call_tool(
-                name, {**tool_args, **changed}, ctx, tool
-            )
+            arguments = {**tool_args, **changed}
+            if changed:
+                arguments = tool.args_validator.validate_python(arguments)
+            return await super(GovernedToolset, self).call_tool(name, arguments, ctx, tool)
 
         try:
             result = await governor.arun(decision, info, run, execution=queued, arguments=governed)
