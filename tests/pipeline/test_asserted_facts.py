@@ -328,3 +328,77 @@ def test_an_assertion_cannot_be_evidence(tmp_path):
     assert error.rule_id == "damaged-on-arrival"
     assert "asserted.customer.stated_reason" in lines[error.line - 1]  # type: ignore[operator]
     assert "is the agent's own assertion, so it cannot be an evidence claim" in str(error)
+
+
+COUNTED = (
+    PACK.read_text(encoding="utf-8")
+    .replace(
+        'unlocks: {max_amount: "30.00"}',
+        'unlocks: {max_amount: "30.00", counting: order.refunded_on_word}',
+    )
+    .replace(
+        "roles:\n",
+        "entities:\n  customer: {}\n  order: {belongs_to: [customer]}\n"
+        "totals:\n  order.refunded_on_word:\n"
+        "    {actions: [refund], per: order, window: 30d, outcomes: [allow_exception]}\n"
+        "roles:\n",
+        1,
+    )
+    .replace(
+        "      - asserted.customer.confirmed_address\n",
+        "      - asserted.customer.confirmed_address\n      - order.refunded_on_word\n",
+    )
+)
+
+
+def counted_guard(store, tmp_path: Path, pack: str = COUNTED) -> Guard:
+    (tmp_path / "pack.yaml").write_text(pack, encoding="utf-8")
+    context = StaticContextProvider(
+        defaults=FACTS,
+        customers={"c-1": {}},
+        orders={"o-1": {"order.customer_id": "c-1"}, "o-2": {"order.customer_id": "c-1"}},
+    )
+    return Guard(
+        load_pack(tmp_path / "pack.yaml"),
+        store=store,
+        context=context,
+        clock=FakeClock(NOW),
+        ids=Counter(),
+    )
+
+
+def test_a_cap_counting_a_total_holds_calls_split_on_one_record(sqlite_store, tmp_path):
+    """20.00 and 20.00 on the customer's word: 40.00 on one order, above the 30.00 it unlocks."""
+    guard = counted_guard(sqlite_store, tmp_path)
+    first = guard.decide(refund("20.00", {"customer.stated_reason": "damaged"}))
+    second = guard.decide(refund("20.00", {"customer.stated_reason": "damaged"}, text="again"))
+    assert first.outcome is Outcome.ALLOW_EXCEPTION
+    assert (second.outcome, second.required_role) == (Outcome.ROUTE, "tier1")
+    assert f"{UNLOCK}:{REASON}" in second.rules
+    # Another order starts from nothing.
+    other = refund("20.00", {"customer.stated_reason": "damaged"})
+    other["tool"]["arguments"]["order_id"] = "o-2"
+    assert guard.decide(other).outcome is Outcome.ALLOW_EXCEPTION
+
+
+def test_a_counted_total_that_cannot_be_read_routes(sqlite_store, tmp_path):
+    """The proposal names no order: what the order received is unknown, so a person decides."""
+    guard = counted_guard(sqlite_store, tmp_path)
+    unnamed = refund("10.00", {"customer.stated_reason": "damaged"})
+    del unnamed["tool"]["arguments"]["order_id"]
+    decision = guard.decide(unnamed)
+    assert decision.outcome is Outcome.ROUTE
+
+
+def test_a_cap_counting_what_is_not_a_money_total_or_unread_fails_at_load(tmp_path):
+    missing = COUNTED.replace("counting: order.refunded_on_word", "counting: order.total")
+    (tmp_path / "a.yaml").write_text(missing, encoding="utf-8")
+    with pytest.raises(PolicyError, match=r"unlocks counting 'order\.total', which is not a money"):
+        load_pack(tmp_path / "a.yaml")
+    unread = COUNTED.replace(
+        "      - asserted.customer.confirmed_address\n      - order.refunded_on_word\n",
+        "      - asserted.customer.confirmed_address\n",
+    )
+    (tmp_path / "b.yaml").write_text(unread, encoding="utf-8")
+    with pytest.raises(PolicyError, match=r"add 'order\.refunded_on_word' to the reads of action"):
+        load_pack(tmp_path / "b.yaml")

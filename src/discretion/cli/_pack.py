@@ -133,14 +133,14 @@ def _split_unlocks(policy: PolicyPack) -> list[str]:
                 name
                 for rule in (*action.standard, *action.exceptions)
                 for name in rule.rests_on
-                if policy.asserted[name].capped
+                if policy.asserted[name].capped and policy.asserted[name].counting is None
             }
         )
         if capped:
             notes.append(
                 f"{action.name} is not cumulative: what {', '.join(capped)} unlocks is capped per"
-                " call, and two calls on one record each under the cap pass alone; make the"
-                " action cumulative, or hold the record's total with a hard limit"
+                " call, and two calls on one record each under the cap pass alone; give the"
+                " unlocks a total it counts (counting:), or make the action cumulative"
             )
     return notes
 

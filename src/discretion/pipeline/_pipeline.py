@@ -554,7 +554,12 @@ class Pipeline:
         if item.pack.asserted:
             # An allowed case resting on an assertion above what it unlocks goes to a person.
             evaluation = cap_assertions(
-                item.pack, evaluation, action=item.action_name, role=item.role, amount_minor=whole
+                item.pack,
+                evaluation,
+                action=item.action_name,
+                role=item.role,
+                amount_minor=whole,
+                facts=snapshot.values,
             )
         if item.amount is None:
             return evaluation

@@ -7,10 +7,14 @@ may allow without a person: above it the case routes to the lowest person above 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from discretion.authority import lowest_above
 from discretion.decision import Outcome
+from discretion.money import Money
 from discretion.pipeline._state import Evaluation
 from discretion.policy import PolicyPack, Role
 
@@ -20,9 +24,20 @@ UNLOCK_EXCEEDED = "discretion.asserted.unlock-exceeded"
 
 
 def cap_assertions(
-    pack: PolicyPack, evaluation: Evaluation, *, action: str, role: Role, amount_minor: int
+    pack: PolicyPack,
+    evaluation: Evaluation,
+    *,
+    action: str,
+    role: Role,
+    amount_minor: int,
+    facts: Mapping[str, Any],
 ) -> Evaluation:
-    """An allowed case resting on an assertion above what it unlocks, routed to a person."""
+    """An allowed case resting on an assertion above what it unlocks, routed to a person.
+
+    `amount_minor` is the call's amount (with what the record already received, for an action
+    measured on the whole); a cap that counts a total (`unlocks.counting`) is measured on that
+    and the total's value among `facts` together. A total that could not be read is over.
+    """
     if not evaluation.outcome.is_allowed:
         return evaluation
     # The view a unit's proposal is decided on has the unit for its currency.
@@ -31,11 +46,33 @@ def cap_assertions(
         name
         for rule in evaluation.deciding
         for name in rule.rests_on
-        if (cap := pack.asserted[name].cap(unit)) is not None and amount_minor > cap
+        if (cap := pack.asserted[name].cap(unit)) is not None
+        and _measured(pack.asserted[name].counting, amount_minor, facts) > cap
     ]
     if not over:
         return evaluation
     over = list(dict.fromkeys(over))
+    return _routed(pack, evaluation, over, action=action, role=role, amount_minor=amount_minor)
+
+
+def _measured(counting: str | None, amount_minor: int, facts: Mapping[str, Any]) -> float:
+    if counting is None:
+        return amount_minor
+    held = facts.get(counting)
+    if not isinstance(held, Money):
+        return math.inf  # not read: what the record already received is not known
+    return amount_minor + held.minor
+
+
+def _routed(
+    pack: PolicyPack,
+    evaluation: Evaluation,
+    over: list[str],
+    *,
+    action: str,
+    role: Role,
+    amount_minor: int,
+) -> Evaluation:
     return replace(
         evaluation,
         outcome=Outcome.ROUTE,

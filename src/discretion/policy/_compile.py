@@ -447,6 +447,8 @@ def compile_pack(
     if units:
         for action_id in actions:
             _check_kind_of_reads(action_id, actions, totals, asserted, lines)
+    for action_id, compiled in actions.items():
+        _check_counted(action_id, compiled, asserted, lines)
     _check_ungoverned(spec, tools, lines)
     route_to = spec.unknown_tools_route_to
     if route_to is not None and not any(r.id == route_to and not r.is_ai for r in roles):
@@ -603,6 +605,24 @@ def _check_kind_of_reads(
                 path=where[0],
                 line=where[1],
             )
+
+
+def _check_counted(
+    action_id: str, action: ActionPolicy, asserted: Mapping[str, Asserted], lines: LineMap
+) -> None:
+    """An action resting on an assertion whose cap counts a total reads that total."""
+    for rule in (*action.standard, *action.exceptions):
+        for name in rule.rests_on:
+            counting = asserted[name].counting
+            if counting is not None and counting not in action.reads:
+                source, line = lines.find(("actions", action_id, "reads"))
+                raise PolicyError(
+                    f"rule {rule.id!r} rests on {name!r}, whose cap counts total {counting!r}:"
+                    f" add {counting!r} to the reads of action {action_id!r}",
+                    path=source,
+                    line=line,
+                    rule_id=rule.id,
+                )
 
 
 def _of_one_kind(
@@ -1114,8 +1134,29 @@ def _compile_asserted(
             unlocks_minor=_unlocks(spec, name, lines, currency),
             description=item.description,
             unit_unlocks=_unit_unlocks(spec, name, lines),
+            counting=_counting(spec, name, fields, lines),
         )
     return asserted
+
+
+def _counting(
+    spec: PackSpec, name: str, fields: Mapping[str, FieldSpec], lines: LineMap
+) -> str | None:
+    """The money total an assertion's cap is measured with, checked to be one."""
+    unlocks = spec.asserted[name].unlocks
+    counting = unlocks.counting if unlocks is not None else None
+    if counting is None:
+        return None
+    if counting not in spec.totals or fields[counting].type != "money":
+        source, line = lines.find(("asserted", name, "unlocks", "counting"))
+        money = sorted(n for n in spec.totals if fields[n].type == "money")
+        raise PolicyError(
+            f"asserted {name!r} unlocks counting {counting!r}, which is not a money total;"
+            f" name one under totals: {', '.join(money) or '(none)'}",
+            path=source,
+            line=line,
+        )
+    return counting
 
 
 def _rest_on_assertions(

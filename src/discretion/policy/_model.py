@@ -119,6 +119,8 @@ class Asserted:
     description: str
     unit_unlocks: Mapping[str, int] = field(default_factory=dict)
     """The same for actions that count a unit, by unit, in its smallest steps."""
+    counting: str | None = None
+    """The total the cap is measured with, beside the call's amount (`unlocks.counting`)."""
 
     @property
     def capped(self) -> bool:

@@ -207,6 +207,9 @@ class UnlocksSpec(BaseModel):
     allow; above it the case routes to a person. `"0"`: never without one."""
     units: dict[UnitName, AmountText] = {}
     """The same, for the actions that count a unit (`{MILES: "3000"}`), one amount per unit."""
+    counting: str | None = None
+    """A money total (under `totals`) the cap is measured with: the call's amount and what the
+    total holds together, so calls split on one record do not each pass alone."""
 
     @model_validator(mode="after")
     def _caps_something(self) -> Self:
