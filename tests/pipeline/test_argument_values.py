@@ -100,3 +100,18 @@ def test_values_of_another_type_are_refused_at_load(
     with pytest.raises(PolicyError, match=message) as raised:
         guard(tmp_path, PACK.replace(old, new))
     assert raised.value.line is not None
+
+
+def test_a_currency_the_values_leave_out_is_an_error_of_the_calls_currency(tmp_path: Path) -> None:
+    """The call's currency is `currency` in the error, whatever the tool calls it."""
+    text = PACK.replace(
+        "{name: refund_item, amount: amount}",
+        "{name: refund_item, amount: amount, currency: pay_in}",
+    ).replace("      reason:", "      pay_in: {type: string, values: [USD]}\n      reason:")
+    g = guard(tmp_path, text)
+    with pytest.raises(ProposalError, match="'GBP' is not one of the values") as refused:
+        g.decide(call(reason="damaged", pay_in="GBP"))
+    assert refused.value.field == "currency"
+    with pytest.raises(ProposalError) as other:
+        g.decide(call(reason="lost", pay_in="USD"))
+    assert other.value.field == "tool.arguments.reason"

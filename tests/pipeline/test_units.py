@@ -140,7 +140,7 @@ def test_miles_on_a_booking_do_not_make_its_money_totals_mixed(store):
 @pytest.mark.parametrize(
     ("proposal", "field", "says"),
     [
-        (miles(100, currency="EUR"), "tool.arguments.currency", "counts MILES"),
+        (miles(100, currency="EUR"), "currency", "counts MILES"),
         (miles("100.5"), "amount", "more decimal places than MILES"),
         (miles(0), "amount", "is zero"),
         (fare("10", "MILES"), "currency", "moves money"),

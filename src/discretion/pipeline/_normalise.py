@@ -208,7 +208,15 @@ def _read_args(
             raise ProposalError(
                 f"tool {tool!r} argument {path!r}: {value!r} is not one of the values the pack"
                 f" allows ({allowed})",
-                field=f"tool.arguments.{path}",
+                # The call's amount and currency are `amount` and `currency`, whatever the
+                # tool calls them.
+                field=(
+                    "currency"
+                    if path == spec.currency
+                    else "amount"
+                    if path == spec.amount
+                    else f"tool.arguments.{path}"
+                ),
             )
         read[name] = value
     return read
@@ -378,19 +386,20 @@ def _no_stray_currency(
                 " in another currency than the one decided. Leave the argument out",
                 field=f"tool.arguments.{name}",
             )
+        # The call's currency, whatever the tool calls it: the field is `currency`.
         if unit:
             raise ProposalError(
                 f"tool {tool!r} argument {name!r} is {stray!r}, but its action counts"
                 f" {decided}, not money: the tool would be told of a currency nobody decided."
                 " Leave the argument out",
-                field=f"tool.arguments.{name}",
+                field="currency",
             )
         raise ProposalError(
             f"tool {tool!r} argument {name!r} is {stray!r}, but its mapping reads no currency,"
             f" so its amount is decided in {decided}: the tool would pay in another currency"
             f" than the one decided. Map it (`currency: {name}` under the action's tools), or"
             " leave the argument out",
-            field=f"tool.arguments.{name}",
+            field="currency",
         )
 
 
