@@ -103,17 +103,20 @@ def _activation(
     args: dict[str, Any] | None,
     unreadable: tuple[str, ...] = (),
     cited_reason: str | None = None,
+    asked_at: datetime | None = None,
 ) -> Any:
     """What the action's expressions read: the facts, the proposal's amount, actor and args.
 
     `unreadable`: facts on record whose value could not be read; `has()` finds them present,
     though no expression can read their value. `cited_reason`: the reason id the rationale
-    cites (`rationale.reason`, `""` when none).
+    cites (`rationale.reason`, `""` when none). `asked_at`: when the case was first decided
+    (an approval's re-check reads its route's time); `now` when None.
     """
     data = {
         **facts,
         "amount": amount_minor,
         "now": now,
+        "asked_at": asked_at or now,
         "actor.role": role.id,
         "actor.is_ai": actor_is_ai,
         "rationale.reason": cited_reason or "",
@@ -199,6 +202,7 @@ def evaluate(
     prior_minor: int = 0,
     shown: Mapping[str, Any] | None = None,
     args: dict[str, Any] | None = None,
+    asked_at: datetime | None = None,
 ) -> Evaluation:
     """Decide allow, allow_exception, route or deny from code alone.
 
@@ -209,9 +213,20 @@ def evaluate(
     `shown`: the facts as an explanation quotes them (typed: money as money); `facts` when
     absent. A reason that does not apply is explained by the ground that failed.
     `args`: the tool arguments the action declares, as CEL reads them (`args.<name>`).
+    `asked_at`: when the case was asked (an approval's re-check: its route's time).
     """
     activation = _activation(
-        pack, action, role, actor_is_ai, amount_minor, facts, now, args, (), cited_reason
+        pack,
+        action,
+        role,
+        actor_is_ai,
+        amount_minor,
+        facts,
+        now,
+        args,
+        (),
+        cited_reason,
+        asked_at,
     )
     try:
         evaluation = _evaluate(
@@ -221,7 +236,17 @@ def evaluate(
 
             def decide_as(person: Role) -> Evaluation:
                 seen = _activation(
-                    pack, action, person, False, amount_minor, facts, now, args, (), cited_reason
+                    pack,
+                    action,
+                    person,
+                    False,
+                    amount_minor,
+                    facts,
+                    now,
+                    args,
+                    (),
+                    cited_reason,
+                    asked_at,
                 )
                 return _evaluate(
                     pack, action, person, amount_minor, cited_reason, seen, prior_minor

@@ -270,6 +270,7 @@ def recheck(
             now=now,
             prior_minor=prior_minor,
             args=item.cel_args(),
+            asked_at=decision.decided_at,
         )
         two = needs_two(action, amount_minor + whole_minor)
         outcome, rules, context_digest = evaluation.outcome, evaluation.rules, snapshot.digest

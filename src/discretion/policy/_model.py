@@ -55,6 +55,7 @@ BUILTIN_VARIABLES: Mapping[str, str] = MappingProxyType(
     {
         "amount": "money",
         "now": "timestamp",
+        "asked_at": "timestamp",
         "actor.role": "string",
         "actor.is_ai": "bool",
         "currency": "string",
