@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -223,3 +224,96 @@ def test_approved_money_counts_in_the_period_it_was_approved_in(
     assert second.outcome is Outcome.DENY
     assert second.rules == ["credit.daily-cap"]
     assert g.decide(credit("20.00", "small")).outcome is Outcome.ALLOW
+
+
+ZONED = (
+    PACK.replace(
+        "  customer.tier: string\n", "  customer.tier: string\n  customer.timezone: string\n"
+    )
+    .replace(
+        "per: customer, window: calendar day}",
+        "per: customer, window: calendar day, timezone: customer.timezone}",
+    )
+    .replace(
+        "    window: calendar month\n",
+        "    window: calendar month\n    timezone: customer.timezone\n",
+    )
+    .replace(
+        "reads: [customer.tier, customer.credits_today]",
+        "reads: [customer.tier, customer.timezone, customer.credits_today]",
+    )
+)
+
+
+def zoned_guard(tmp_path: Path, clock: FakeClock, zone: str | None) -> Guard:
+    path = tmp_path / "pack.yaml"
+    path.write_text(ZONED, encoding="utf-8")
+    facts = StaticContextProvider(
+        {"customer.id": "c-1", "customer.tier": "gold", "customer.timezone": zone}
+    )
+    return Guard(
+        load_pack(path),
+        store=SqlStore(f"sqlite:///{tmp_path}/ledger.db"),
+        context=facts,
+        clock=clock,
+    )
+
+
+def test_a_calendar_in_the_time_zone_a_fact_names_begins_at_that_zones_midnight(
+    tmp_path: Path,
+) -> None:
+    """A Tokyo customer's month, in a Berlin pack: 40.00 at 01:00 on 1 November in Tokyo.
+
+    In Berlin it is still 31 October: counted in the pack's zone, the 40.00 paid at 23:30
+    Tokyo time on 31 October and this one fall in two months, and 80.00 passes a 50.00 cap.
+    """
+    clock = FakeClock(datetime(2026, 10, 31, 14, 30, tzinfo=UTC))  # 23:30 in Tokyo
+    g = zoned_guard(tmp_path, clock, "Asia/Tokyo")
+    assert g.decide(credit("40.00", "oct-1")).outcome is Outcome.ALLOW
+    clock.advance(hours=1)  # 00:30 on 1 November in Tokyo, 16:30 on 31 October in Berlin
+    november = g.decide(credit("40.00", "nov-1"))
+    # Tokyo's new day and month: the day's total and the month's budget start over.
+    assert november.outcome is Outcome.ALLOW
+    clock.advance(hours=2)
+    # Still Tokyo's 1 November: a second credit of its day, 80.00 in its month.
+    again = g.decide(credit("40.00", "nov-2"))
+    assert again.outcome is Outcome.DENY
+    assert again.rules[0] == "discretion.not-standard"
+
+
+def test_a_time_zone_fact_that_names_none_routes(tmp_path: Path) -> None:
+    clock = FakeClock(datetime(2026, 10, 31, 14, 30, tzinfo=UTC))
+    g = zoned_guard(tmp_path, clock, "Mars/Olympus_Mons")
+    decision = g.decide(credit("10.00", "k-1"))
+    assert decision.outcome is Outcome.ROUTE
+    assert decision.reservations == []
+
+
+UNREAD = ZONED.replace(
+    "reads: [customer.tier, customer.timezone, customer.credits_today]",
+    "reads: [customer.tier, customer.credits_today]",
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (
+            ZONED.replace("calendar month\n    timezone", "30d\n    timezone"),
+            "for a calendar window",
+        ),
+        (ZONED.replace("timezone: string\n", "timezone: int\n"), "not a string context field"),
+        (UNREAD, "'customer.timezone' names, which action 'credit' does not read"),
+        (
+            UNREAD.replace("    timezone: customer.timezone\n", ""),
+            "reads total 'customer.credits_today', whose calendar begins in the time zone",
+        ),
+    ],
+)
+def test_a_time_zone_fact_must_be_a_string_read_on_a_calendar_window(
+    tmp_path: Path, text: str, says: str
+) -> None:
+    path = tmp_path / "pack.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(PolicyError, match=re.escape(says)):
+        load_pack(path)

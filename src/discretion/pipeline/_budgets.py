@@ -199,9 +199,17 @@ def check_budgets(
                 f"budget {budget.id!r} is kept in {base}, and no rate for {pack.currency} is known"
             )
             continue
+        since = budget.since_in(now, keys.facts)
+        if since is None:
+            exceeded.append(budget)
+            causes.append(
+                f"budget {budget.id!r} counts a calendar period in the time zone"
+                f" {budget.zone_fact} names, which is not a time zone here"
+            )
+            continue
         charged[budget.id] = charge
         if keys.role.id not in budget.exempt and _over(
-            pack, tx, index, key, charge, keys.role.id, budget.since(now)
+            pack, tx, index, key, charge, keys.role.id, since
         ):
             exceeded.append(budget)
             continue

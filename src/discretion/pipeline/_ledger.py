@@ -221,6 +221,7 @@ def queries(
     now: datetime,
     *,
     proposer: tuple[str, str] | None = None,
+    facts: Mapping[str, Any] | None = None,
 ) -> tuple[list[tuple[str, TotalQuery]], list[str]]:
     """What to read for `item`, and the names that cannot be keyed (no such record named).
 
@@ -236,7 +237,9 @@ def queries(
     for name, total, actions, reasons in _reads(pack, action):
         key = kept_under(total.per, actor, resolved)
         matched = _matched(total.args, item.args)
-        if key is None or matched is None:
+        # A calendar in the case's own time zone (`timezone`): none named, no window to read.
+        since = total.since(now) if total.zone_fact is None else total.since_in(now, facts or {})
+        if key is None or matched is None or since is None:
             unkeyed.append(name)
             continue
         wanted.append(
@@ -245,7 +248,7 @@ def queries(
                 TotalQuery(
                     per=total.per,
                     key=key,
-                    since=total.since(now),
+                    since=since,
                     outcomes=total.outcomes,
                     actions=actions,
                     reasons=reasons,
@@ -306,14 +309,16 @@ def read_ledger(
     *,
     frozen: Mapping[str, Any] | None = None,
     proposer: tuple[str, str] | None = None,
+    facts: Mapping[str, Any] | None = None,
 ) -> tuple[LedgerFacts, list[str]]:
     """Read the totals `action` reads and its cumulative authority; and what cannot be keyed.
 
     `frozen` holds totals as another decision recorded them (money or counts by name): a shadow
     pack decides on the enforced decision's facts, not on a ledger that now holds it too.
-    `proposer`: whose case it is, when not `item`'s actor's (see `queries`).
+    `proposer`: whose case it is, when not `item`'s actor's (see `queries`). `facts`: the
+    case's, for totals counted in the time zone one names (`timezone`).
     """
-    wanted, unkeyed = queries(pack, item, action, resolved, now, proposer=proposer)
+    wanted, unkeyed = queries(pack, item, action, resolved, now, proposer=proposer, facts=facts)
     currency = item.amount.currency if item.amount is not None else pack.currency
 
     def kept(name: str, query: TotalQuery) -> int | None:

@@ -370,6 +370,7 @@ class Pipeline:
                     resolved,
                     now,
                     frozen=frozen,
+                    facts=snapshot.values,
                 )
             snapshot = snapshot.merged(ledger.recorded)
             if ledger.mixed:

@@ -241,6 +241,7 @@ def recheck(
                 resolved,
                 now,
                 proposer=(decision.actor_id, decision.actor_role),
+                facts=snapshot.values,
             )
             top = item.pack.top_for(action.name) if ledger.mixed else None
             if top is not None and role.rank < top.rank:
@@ -373,7 +374,8 @@ def _budgets(
     already = {
         (r.budget, r.key): r
         for r in decision.reservations
-        if (budget := windows.get(r.budget)) is not None and decision.decided_at > budget.since(now)
+        if (budget := windows.get(r.budget)) is not None
+        and decision.decided_at > (budget.since_in(now, keys.facts) or budget.since(now))
     }
     # The proposer's budgets: exposure counts against the actor who asked, whoever approves.
     check = check_budgets(

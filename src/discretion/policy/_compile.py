@@ -433,6 +433,17 @@ def compile_pack(
                     path=source,
                     line=line,
                 )
+        if total.zone_fact is not None:
+            for action_id, reader in actions.items():
+                if name in reader.reads and total.zone_fact not in reader.reads:
+                    source, line = lines.find(("actions", action_id, "reads"))
+                    raise PolicyError(
+                        f"action {action_id!r} reads total {name!r}, whose calendar begins in"
+                        f" the time zone {total.zone_fact!r} names: add {total.zone_fact!r} to"
+                        " its reads",
+                        path=source,
+                        line=line,
+                    )
         known = sorted({r.id for action in counted for r in action.exceptions})
         for reason_id in sorted(total.reasons or ()):
             if reason_id not in known:
@@ -812,6 +823,36 @@ def _positive_window(text: str, lines: LineMap, loc: tuple[Any, ...]) -> timedel
     return window
 
 
+def _zone_fact(
+    name: str | None,
+    calendar: Calendar | Months | None,
+    spec: PackSpec,
+    lines: LineMap,
+    loc: tuple[Any, ...],
+) -> str | None:
+    """A window's `timezone`: a string context field, on a window of the calendar's."""
+    if name is None:
+        return None
+    source, line = lines.find((*loc, "timezone"))
+    if calendar is None:
+        raise PolicyError(
+            f"timezone {name!r} is for a calendar window (`calendar month`, `12 months`): a"
+            " rolling one counts the same hours wherever the case is; drop it",
+            path=source,
+            line=line,
+        )
+    field = spec.context.get(name)
+    kind = field.type if isinstance(field, FieldSpec) else field
+    if kind != "string":
+        raise PolicyError(
+            f"timezone {name!r} is not a string context field; declare the fact naming the"
+            " case's IANA time zone (`property.timezone: string`, valued `Asia/Tokyo`)",
+            path=source,
+            line=line,
+        )
+    return name
+
+
 def _counting_window(
     text: str, zone: tzinfo, lines: LineMap, loc: tuple[Any, ...]
 ) -> tuple[timedelta, Calendar | Months | None]:
@@ -886,6 +927,7 @@ def _compile_totals(
             per=total.per,
             window=window,
             calendar=calendar,
+            zone_fact=_zone_fact(total.timezone, calendar, spec, lines, loc),
             outcomes=frozenset(total.outcomes),
             reasons=frozenset(total.reasons) if total.reasons is not None else None,
             args=tuple(dict.fromkeys(total.args)),
@@ -2135,11 +2177,20 @@ def _compile_budget(
     if route_to is not None and route_to != NEXT_ABOVE and (target is None or target.is_ai):
         fail(f"route_to {route_to!r} is not a human role of the pack (or `{NEXT_ABOVE}`)")
     window, calendar = _counting_window(budget.window, zone, lines, (*loc, "window"))
+    zone_fact = _zone_fact(budget.timezone, calendar, spec, lines, loc)
+    for action_id in sorted(counted) if counted is not None else list(actions):
+        if zone_fact is not None and zone_fact not in actions[action_id].reads:
+            fail(
+                f"budget's calendar begins in the time zone {zone_fact!r} names, which action"
+                f" {action_id!r} does not read; add it to the action's reads, or name the"
+                " actions the budget counts"
+            )
     return Budget(
         id=budget.id,
         parts=parts,
         window=window,
         calendar=calendar,
+        zone_fact=zone_fact,
         limit_minor=limit_minor,
         actions=counted,
         roles=frozenset(budget.roles) if budget.roles is not None else None,

@@ -15,6 +15,7 @@ from decimal import Decimal
 from fractions import Fraction
 from types import MappingProxyType
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from discretion.errors import ProposalError
 from discretion.money import CURRENCY_EXPONENTS, Money
@@ -412,6 +413,16 @@ class Months:
         return f"{self.count} month{'s' if self.count > 1 else ''}"
 
 
+def zone_named(name: object) -> tzinfo | None:
+    """The IANA time zone `name` names (`Asia/Tokyo`), or None for anything else."""
+    if not isinstance(name, str) or not name or name != name.strip():
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ValueError, OSError, ZoneInfoNotFoundError):
+        return None
+
+
 _TICK = timedelta(microseconds=1)
 """The ledger's resolution: times are kept in whole microseconds."""
 
@@ -424,6 +435,20 @@ class Windowed:
     """How far back it counts; for a calendar period, the longest such a period runs."""
     calendar: Calendar | Months | None = None
     """The calendar period it counts in, or its rolling months, when its window is one."""
+    zone_fact: str | None = None
+    """A string fact naming the time zone its calendar begins in, case by case (`timezone`)."""
+
+    def since_in(self, now: datetime, facts: Mapping[str, Any]) -> datetime | None:
+        """`since`, in the time zone the case's `zone_fact` names; None when it names none.
+
+        A property's own month: what it granted since midnight on the 1st where it is.
+        """
+        if self.zone_fact is None or self.calendar is None:
+            return self.since(now)
+        zone = zone_named(facts.get(self.zone_fact))
+        if zone is None:
+            return None
+        return replace(self.calendar, zone=zone).since(now)
 
     def since(self, now: datetime) -> datetime:
         """The moment its window, ending `now`, follows: what happened after it counts.

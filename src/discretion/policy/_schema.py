@@ -325,6 +325,9 @@ class TotalSpec(BaseModel):
     `organisation` for one total across everyone (three a day, across every customer)."""
     window: CountingWindow
     """How far back it counts, such as `90d` or `calendar year`."""
+    timezone: FieldName | None = None
+    """A string context field naming the time zone its calendar window begins in, case by
+    case (a property's own month); the pack's `timezone` when absent."""
     outcomes: list[Literal["allow", "allow_exception", "pending", "approved"]] = [
         "allow",
         "allow_exception",
@@ -596,6 +599,9 @@ class BudgetSpec(BaseModel):
     (`[order, args.sku]`: one per item of each order)."""
     window: CountingWindow
     """Rolling window such as `30d`, `24h`, or a calendar period such as `calendar day`."""
+    timezone: FieldName | None = None
+    """A string context field naming the time zone its calendar window begins in, case by
+    case (a property's own month); the pack's `timezone` when absent."""
     limit: Amount | None = None
     """The cap; needed unless `roles` names the roles it counts and `limits` caps each."""
     limits: dict[str, Amount] = {}
