@@ -36,7 +36,7 @@ def value(samples, name: str, **labels: str) -> float | None:
 def test_metrics_count_decisions_rules_exception_money_queue_and_budgets(store, clock, pack):
     facts = MutableFacts(good_facts(**{"shipment.status": "lost"}))
     guard = Guard(pack, store=store, context=facts, clock=clock, ids=Counter())
-    with TestClient(create_app(guard)) as client:
+    with TestClient(create_app(guard, open_metrics=True)) as client:
         before = scrape(client)
         assert value(before, "discretion_approvals_pending_total") is None
         assert value(before, "discretion_approvals_oldest_age_seconds") == 0.0
@@ -106,7 +106,7 @@ def test_metrics_count_judge_verdicts_errors_and_latency(store, clock):
         clock=clock,
         judge=StaticJudge(flaky),
     )
-    with TestClient(create_app(guard)) as client:
+    with TestClient(create_app(guard, open_metrics=True)) as client:
         first = guard.decide(lost_refund("15.00", key="j-1"))
         second = guard.decide(lost_refund("16.00", key="j-2"))
         samples = scrape(client)

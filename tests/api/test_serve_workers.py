@@ -95,6 +95,7 @@ class Server:
     process: subprocess.Popen[bytes]
     base: str
     token: str
+    reader: str
     db: str
     metrics_dir: Path
     log: Path
@@ -163,9 +164,9 @@ def _serving(
     """`discretion serve --workers 2` on `pack` with `options`, answering /health."""
     db = f"sqlite:///{folder / 'serve.db'}"
     store = SqlStore(db, create=True)
-    secret, _ = Tokens(store, clock=lambda: datetime.now(UTC)).create(
-        subject_id="acme-assist", role="ai_agent", is_ai=True
-    )
+    tokens = Tokens(store, clock=lambda: datetime.now(UTC))
+    secret, _ = tokens.create(subject_id="acme-assist", role="ai_agent", is_ai=True)
+    reader, _ = tokens.create(subject_id="prometheus", role="tier1", label="scrapes /metrics")
     store.close()
     metrics_dir = folder / "metrics"
     metrics_dir.mkdir()
@@ -201,7 +202,9 @@ def _serving(
             cwd=folder,
             start_new_session=True,
         )
-    served = Server(process, f"http://127.0.0.1:{port}", secret, db, metrics_dir, log, folder)
+    served = Server(
+        process, f"http://127.0.0.1:{port}", secret, reader, db, metrics_dir, log, folder
+    )
     try:
         _wait_until_serving(served)
         yield served
@@ -260,7 +263,9 @@ def test_two_workers_decide_exactly_once_and_keep_one_verifiable_ledger(server: 
     assert len({a.json()["id"] for a in answers}) == 1, [a.json()["id"] for a in answers]
 
     # /metrics sums the workers' counters: every key decided once, the retried one too.
-    scrape = httpx.get(f"{server.base}/metrics", timeout=10).text
+    scrape = httpx.get(
+        f"{server.base}/metrics", headers={"Authorization": f"Bearer {server.reader}"}, timeout=10
+    ).text
     counted = sum(
         float(value)
         for value in re.findall(r"^discretion_decisions_total\{[^}]*\} (\S+)$", scrape, re.M)

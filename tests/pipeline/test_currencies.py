@@ -499,7 +499,7 @@ def test_exposure_and_budget_metrics_are_kept_per_currency(store):
     dollars = one.approvals.exposure(customer_id="c-1", currency="USD")
     euros = one.approvals.exposure(customer_id="c-1", currency="EUR")
     report = one.approvals.exposure_report(days=1)
-    with TestClient(create_app(one)) as client:
+    with TestClient(create_app(one, open_metrics=True)) as client:
         text = client.get("/metrics").text
     samples = {
         (sample.name, frozenset(sample.labels.items())): sample.value

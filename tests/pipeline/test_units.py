@@ -352,7 +352,7 @@ def test_metrics_give_a_budget_a_series_in_its_own_kind_only(store):
     g = guard(store)
     g.decide(miles(1000))
     g.decide(fare("20.00"))
-    with TestClient(create_app(g)) as client:
+    with TestClient(create_app(g, open_metrics=True)) as client:
         text = client.get("/metrics").text
     reserved = {
         (sample.labels["budget"], sample.labels["currency"]): sample.value

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from anyio import CapacityLimiter
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
@@ -20,7 +21,7 @@ from discretion.api._auth import Tokens
 from discretion.api._headers import SecurityHeaders
 from discretion.api._limits import RequestLimits
 from discretion.api._problems import install
-from discretion.api._routes import api_router
+from discretion.api._routes import a_person, api_router, authenticated
 from discretion.api._sessions import Sessions
 from discretion.api._state import AppState
 from discretion.api._ui import FormRejected, SignInRequired, ui_router
@@ -110,18 +111,31 @@ def _mount_docs(app: FastAPI) -> None:
         )
 
 
-def _mount_metrics(app: FastAPI, guard: Guard) -> None:
-    """Serve the guard's Prometheus metrics at `/metrics` when prometheus_client is installed."""
+def _mount_metrics(app: FastAPI, state: AppState, *, is_open: bool) -> None:
+    """Serve the guard's Prometheus metrics at `/metrics` when prometheus_client is installed.
+
+    They hold each budget's use and share of its limit, from which the limit follows, so a
+    person's bearer token is asked for unless `is_open`; an agent's is refused.
+    """
     try:
         from discretion._metrics import CONTENT_TYPE, GuardMetrics
     except ImportError:  # pragma: no cover - prometheus-client ships in the `server` extra
         return
-    metrics = GuardMetrics(guard)
+    metrics = GuardMetrics(state.guard)
     app.state.metrics = metrics
+    bearer = HTTPBearer(auto_error=False)
 
-    @app.get("/metrics", include_in_schema=False)
+    async def scraper(request: Request) -> None:
+        a_person(
+            authenticated(state.tokens, await bearer(request)),
+            "only people read the metrics: budget use there tells a limit kept private",
+        )
+
+    @app.get(
+        "/metrics", include_in_schema=False, dependencies=[] if is_open else [Depends(scraper)]
+    )
     def scrape() -> Response:
-        # Unauthenticated, as Prometheus scrapes: counts and gauges only, no ids or facts.
+        # Counts and gauges only, no ids or facts.
         return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
 
@@ -136,8 +150,9 @@ def create_app(
     concurrency: int | None = None,
     webhooks: Deliverer | None = None,
     webhook_every_s: float = 5.0,
+    open_metrics: bool = False,
 ) -> FastAPI:
-    """The HTTP app over a guard: `/v1` (JSON API), `/ui` (approver UI), `/health`, `/docs`.
+    """The HTTP app over a guard: `/v1` (JSON API), `/ui` (approver UI), `/metrics`, `/docs`.
 
     Example:
         ```python
@@ -162,6 +177,10 @@ def create_app(
             lifespan), every `webhook_every_s` seconds, after expiring overdue approvals.
         webhook_every_s: seconds between the app's background passes, which expire overdue
             approvals (with or without webhooks) and deliver the webhooks.
+        open_metrics: serve `/metrics` to anyone who reaches it, without a token, for a
+            Prometheus that cannot send one. Budget use there tells each limit, private or
+            not: set it only where no agent can reach the port. By default `/metrics` asks for
+            a person's bearer token (`Authorization: Bearer dsc_...`) and refuses an agent's.
 
     Raises:
         ConfigurationError: `concurrency` is below 1.
@@ -232,7 +251,7 @@ def create_app(
         )
 
     _mount_docs(app)
-    _mount_metrics(app, guard)
+    _mount_metrics(app, state, is_open=open_metrics)
     document_webhooks(app)
 
     @app.get("/", include_in_schema=False)

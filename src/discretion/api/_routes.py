@@ -34,7 +34,7 @@ from pydantic import (
     model_validator,
 )
 
-from discretion.api._auth import Identity
+from discretion.api._auth import Identity, Tokens
 from discretion.api._problems import ExecutionView, Problem, ProblemError
 from discretion.api._state import AppState, is_runnable, money_in
 from discretion.approvals import Approval, ApprovalStatus
@@ -45,7 +45,15 @@ from discretion.money import Money
 from discretion.precedent import Precedent, PrecedentSpec
 from discretion.proposal import Proposal
 
-__all__ = ["ApproveIn", "NoteIn", "ReportIn", "RevokeIn", "api_router"]
+__all__ = [
+    "ApproveIn",
+    "NoteIn",
+    "ReportIn",
+    "RevokeIn",
+    "a_person",
+    "api_router",
+    "authenticated",
+]
 
 Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
@@ -206,6 +214,38 @@ def _decide_route(
     return DecideRoute
 
 
+def authenticated(tokens: Tokens, credentials: HTTPAuthorizationCredentials | None) -> Identity:
+    """Who a request's bearer token stands for; 401 `unauthenticated` without a live one."""
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if credentials is None:
+        raise ProblemError(
+            401,
+            "unauthenticated",
+            "send `Authorization: Bearer <token>`; make a token with `discretion token create`",
+            headers=challenge,
+        )
+    identity = tokens.authenticate(credentials.credentials)
+    if identity is None:
+        raise ProblemError(
+            401,
+            "unauthenticated",
+            "the bearer token is unknown or revoked; make a new one with `discretion token create`",
+            headers=challenge,
+        )
+    return identity
+
+
+def a_person(identity: Identity, only: str) -> Identity:
+    """`identity` when it is a person's; 403 `forbidden` for an AI agent, saying `only` what."""
+    if identity.is_ai:
+        raise ProblemError(
+            403,
+            "forbidden",
+            f"{identity.subject_id!r} is an AI agent: agents propose, {only}",
+        )
+    return identity
+
+
 def api_router(state: AppState) -> APIRouter:
     """The `/v1` routes over one guard."""
     router = APIRouter(prefix="/v1", responses=_ERRORS)
@@ -219,45 +259,20 @@ def api_router(state: AppState) -> APIRouter:
 
     # Dependencies are coroutines: a token look-up is one indexed read (~0.15 ms on SQLite),
     # cheaper than the hop to a worker thread a plain function would cost per dependency.
-    def authenticated(credentials: HTTPAuthorizationCredentials | None) -> Identity:
-        challenge = {"WWW-Authenticate": "Bearer"}
-        if credentials is None:
-            raise ProblemError(
-                401,
-                "unauthenticated",
-                "send `Authorization: Bearer <token>`; make a token with `discretion token create`",
-                headers=challenge,
-            )
-        identity = state.tokens.authenticate(credentials.credentials)
-        if identity is None:
-            raise ProblemError(
-                401,
-                "unauthenticated",
-                "the bearer token is unknown or revoked; make a new one with `discretion token"
-                " create`",
-                headers=challenge,
-            )
-        return identity
-
     async def caller(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Identity:
-        return authenticated(credentials)
+        return authenticated(state.tokens, credentials)
 
     async def identify(request: Request) -> Identity:
-        return authenticated(await bearer(request))
+        return authenticated(state.tokens, await bearer(request))
 
     Caller = Annotated[Identity, Depends(caller)]
 
     async def person(identity: Caller) -> Identity:
-        if identity.is_ai:
-            raise ProblemError(
-                403,
-                "forbidden",
-                f"{identity.subject_id!r} is an AI agent: agents propose, only people decide"
-                " routed cases, read the queue or manage precedent",
-            )
-        return identity
+        return a_person(
+            identity, "only people decide routed cases, read the queue or manage precedent"
+        )
 
     Person = Annotated[Identity, Depends(person)]
 
