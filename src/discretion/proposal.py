@@ -27,14 +27,25 @@ CONTROL = re.compile(f"[{_CONTROLS}]")
 part of an id, whatever system made it."""
 
 
-_PRINTABLE = f"^[^{_CONTROLS}]*$"
+PRINTABLE = f"^[^{_CONTROLS}]*$"
 """`CONTROL` refused, as a pattern pydantic checks in its own code (a Python validator doubled
 the time a proposal takes to read)."""
-_NOT_PRINTABLE = "an id holds no control characters (line breaks, tabs); send the id alone"
+NOT_PRINTABLE = "an id holds no control characters (NUL, line breaks, tabs); send the id alone"
+"""What a value refused by `PRINTABLE` is told."""
+
+MAX_ID = 200
+"""The longest id the store holds (customer, case, order, actor, idempotency key)."""
+MAX_NAME = 100
+"""The longest name of an action, a role or a reason the store holds; a tool the pack does
+not map is recorded under its own name as the action, so its name too."""
 
 Identifier = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=200, strip_whitespace=True, pattern=_PRINTABLE),
+    StringConstraints(min_length=1, max_length=MAX_ID, strip_whitespace=True, pattern=PRINTABLE),
+]
+Name = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_NAME, strip_whitespace=True, pattern=PRINTABLE),
 ]
 Scalar = str | int | bool | None
 
@@ -48,7 +59,7 @@ class Actor(BaseModel):
 
     id: Identifier
     """A stable id for the agent or person."""
-    role: Identifier
+    role: Name
     """A role the pack defines, such as `ai_agent` or `tier2`."""
     is_ai: bool = True
     """Whether the actor is an AI agent. AI actors never approve routed cases."""
@@ -90,7 +101,7 @@ class Rationale(BaseModel):
 
     model_config = _MODEL
 
-    reason: Identifier | None = None
+    reason: Name | None = None
     """The exception reason the actor relies on, by the id the pack gives it."""
     text: Annotated[str, StringConstraints(max_length=8000)] = ""
     """Free text from the actor."""
@@ -128,25 +139,51 @@ def _nests_deeper(value: Any, limit: int) -> bool:
     Raises:
         ValueError: it holds a number that is not finite (NaN, an infinity): JSON has no such
             number, so it would be stored and run as null.
+        ProposalError: a text or a name in it holds NUL (U+0000), which PostgreSQL cannot
+            store and no tool reads as text; `field` names the argument.
     """
     # Iterative: a hostile document must not exhaust the stack before it is refused.
-    pending: list[tuple[Any, int]] = [(value, 0)]
+    pending: list[tuple[Any, int, tuple[Any, ...]]] = [(value, 0, ())]
     while pending:
-        node, depth = pending.pop()
+        node, depth, path = pending.pop()
+        if type(node) is str:
+            if "\x00" in node:
+                raise _nul(path, f"{_argument(path)} holds")
+            continue
         if type(node) in _LEAVES:
             continue  # most arguments: nothing to look into
         if isinstance(node, float) and not math.isfinite(node):
-            raise ValueError(f"holds {node!r}, which is not a finite number; send a finite one")
+            raise ValueError(
+                f"{_argument(path)} holds {node!r}, which is not a finite number; send a finite one"
+            )
         if isinstance(node, Mapping):
-            children: Any = node.values()
+            for key in node:
+                if isinstance(key, str) and "\x00" in key:
+                    raise _nul(path, f"the name of {_argument((*path, key))} holds")
+            children: Any = node.items()
         elif isinstance(node, (list, tuple)):
-            children = node
+            children = enumerate(node)
         else:
             continue
         if depth >= limit:
             return True
-        pending.extend((child, depth + 1) for child in children)
+        pending.extend((child, depth + 1, (*path, at)) for at, child in children)
     return False
+
+
+def _nul(path: tuple[Any, ...], what: str) -> ProposalError:
+    """The error for a tool argument at `path` whose text or name holds U+0000."""
+    field = ".".join(("tool", "arguments", *map(str, path)))
+    return ProposalError(
+        f"{field}: {what} a NUL character (U+0000), which no text in a tool call may hold;"
+        " send it without",
+        field=field,
+    )
+
+
+def _argument(path: tuple[Any, ...]) -> str:
+    """An argument's place in a tool call, for messages (`argument 'items.0.sku'`)."""
+    return f"argument {'.'.join(map(str, path))!r}" if path else "the arguments"
 
 
 class ToolCall(BaseModel):
@@ -154,7 +191,7 @@ class ToolCall(BaseModel):
 
     model_config = _MODEL
 
-    name: Identifier
+    name: Name
     """The tool's name as the agent framework knows it."""
     arguments: dict[str, Any] = {}
     """The tool's arguments, as JSON, nested at most `MAX_ARGUMENT_DEPTH` levels."""
@@ -183,7 +220,7 @@ class Proposal(BaseModel):
     """Who proposes it."""
     tool: ToolCall | None = None
     """The tool call this proposal stands for, when it comes from an agent framework."""
-    action: Identifier | None = None
+    action: Name | None = None
     """The governed action (`refund`, `credit`, ...); read from the tool name when absent."""
     amount: Money | None = None
     """The money the action moves; read from the tool's arguments when absent."""
@@ -227,7 +264,7 @@ class Proposal(BaseModel):
 def _said(error: Any) -> str:
     """A validation error's message, in this module's words where pydantic's say too little."""
     if error["type"] == "string_pattern_mismatch":
-        return _NOT_PRINTABLE
+        return NOT_PRINTABLE
     return str(error["msg"])
 
 

@@ -213,3 +213,94 @@ def test_starlettes_own_refusals_are_problem_bodies(served, method, path, status
     assert answer.status_code == status
     assert answer.json()["error"] == error
     assert "detail" not in answer.json()
+
+
+# Input that no stored row could hold is refused as input on every database: on PostgreSQL
+# the store refused it mid-read or mid-write, which was answered 503 as an outage.
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "who", "field"),
+    [
+        ("GET", "/v1/decisions/a%00b", "bot", "decision_id"),
+        ("GET", "/v1/approvals/a%00b", "tom", "approval_id"),
+        ("GET", "/v1/approvals/a%00b/history", "tom", "approval_id"),
+        ("POST", "/v1/approvals/a%00b/reject", "tom", "approval_id"),
+        ("GET", "/v1/executions/a%00b", "bot", "key"),
+        ("POST", "/v1/executions/a%00b/claim", "bot", "key"),
+        ("POST", "/v1/executions/a%00b/result", "bot", "key"),
+        ("GET", "/v1/precedents/a%00b", "tom", "precedent_id"),
+        ("GET", "/v1/precedents?action=%00", "tom", "action"),
+        ("GET", "/v1/precedents?reason=a%00", "tom", "reason"),
+        ("GET", "/v1/approvals?role=%00", "tom", "role"),
+        ("GET", "/v1/decisions/" + "d" * 65, "bot", "decision_id"),
+        ("GET", "/v1/executions/" + "k" * 201, "bot", "key"),
+    ],
+)
+def test_a_nul_or_an_overlong_id_in_a_path_or_query_is_a_422_naming_it(
+    served, method, path, who, field
+):
+    body = {"result": 1} if path.endswith("/result") else {"note": "no"}
+    answer = served.client.request(
+        method, path, headers=served.auth(who), json=body if method == "POST" else None
+    )
+    assert answer.status_code == 422, answer.text
+    problem = answer.json()
+    assert (problem["error"], problem["field"]) == ("invalid_input", field)
+    if "%00" in path:
+        assert "no control characters" in problem["message"]
+    else:
+        assert "at most" in problem["message"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field", "named"),
+    [
+        ({"note": "lamp-oak\x00"}, "tool.arguments.note", "'note'"),
+        (
+            {"lines": [{"sku": "a", "note": "\x00"}]},
+            "tool.arguments.lines.0.note",
+            "'lines.0.note'",
+        ),
+        ({"k\x00": 1}, "tool.arguments", "the name of argument"),
+    ],
+)
+def test_a_tool_argument_holding_nul_is_a_422_and_the_order_stays_decidable(
+    served, arguments, field, named
+):
+    poisoned = refund("10.00", key="nul")
+    poisoned["tool"]["arguments"].update(arguments)
+    answer = served.post("/v1/decisions", "bot", poisoned)
+    assert answer.status_code == 422, answer.text
+    problem = answer.json()
+    assert (problem["error"], problem["field"]) == ("invalid_input", field)
+    assert named in problem["message"]
+    assert "NUL" in problem["message"]
+    assert decided(served) == 0
+    assert served.post("/v1/decisions", "bot", refund("10.00")).status_code == 200
+
+
+def test_an_id_longer_than_the_store_holds_in_a_tool_argument_is_a_422_naming_it(served):
+    answer = served.post("/v1/decisions", "bot", refund("10.00", case="K" * 201))
+    assert answer.status_code == 422, answer.text
+    problem = answer.json()
+    assert (problem["error"], problem["field"]) == ("invalid_input", "case_id")
+    assert "201 characters" in problem["message"]
+    assert decided(served) == 0
+    assert served.post("/v1/decisions", "bot", refund("10.00", case="K" * 200)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("where", "field"),
+    [(("tool", "name"), "tool.name"), (("action",), "action")],
+)
+def test_a_name_longer_than_the_store_holds_is_a_422_naming_it(served, where, field):
+    proposal = refund("10.00")
+    target = proposal
+    for part in where[:-1]:
+        target = target[part]
+    target[where[-1]] = "n" * 101
+    answer = served.post("/v1/decisions", "bot", proposal)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == field
+    assert decided(served) == 0

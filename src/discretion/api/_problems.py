@@ -39,6 +39,7 @@ from discretion.errors import (
     StaleApproval,
 )
 from discretion.execution import Execution, ExecutionStatus
+from discretion.proposal import NOT_PRINTABLE, PRINTABLE
 
 __all__ = ["ExecutionView", "Problem", "ProblemError", "install", "status_of"]
 
@@ -183,12 +184,22 @@ async def _problem(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _said(error: dict[str, Any]) -> Any:
+    """A validation error's message, in words the caller can act on where pydantic's are not."""
+    if (
+        error.get("type") == "string_pattern_mismatch"
+        and (error.get("ctx") or {}).get("pattern") == PRINTABLE
+    ):
+        return NOT_PRINTABLE  # not the pattern, which reads as noise
+    return error.get("msg")
+
+
 async def _invalid(_: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, RequestValidationError):  # registered for it only
         raise exc
     errors: list[dict[str, Any]] = list(exc.errors())
     faults = [
-        f"{'.'.join(str(p) for p in err.get('loc', ())) or '<body>'}: {err.get('msg')}"
+        f"{'.'.join(str(p) for p in err.get('loc', ())) or '<body>'}: {_said(err)}"
         for err in errors
     ]
     first = errors[0].get("loc", ()) if errors else ()

@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from discretion.api._auth import Identity, Tokens
+from discretion.api._params import DecisionId, ExecutionKey, NameQuery, PrecedentId
 from discretion.api._problems import ExecutionView, Problem, ProblemError
 from discretion.api._state import AppState, is_runnable, money_in
 from discretion.approvals import Approval, ApprovalStatus
@@ -43,7 +44,7 @@ from discretion.errors import ApprovalNotFound, ExecutionError
 from discretion.execution import Execution
 from discretion.money import Money
 from discretion.precedent import Precedent, PrecedentSpec
-from discretion.proposal import Proposal
+from discretion.proposal import MAX_NAME, PRINTABLE, Proposal
 
 __all__ = [
     "ApproveIn",
@@ -309,7 +310,7 @@ def api_router(state: AppState) -> APIRouter:
     )
 
     @router.get("/decisions/{decision_id}", summary="Read a decision", response_model=Decision)
-    def get_decision(decision_id: str, identity: Caller) -> Response:
+    def get_decision(decision_id: DecisionId, identity: Caller) -> Response:
         """A decision by id: people read any; an agent reads its own."""
         found = state.store.decision(decision_id)
         if found is None or (identity.is_ai and found.actor_id != identity.subject_id):
@@ -321,7 +322,12 @@ def api_router(state: AppState) -> APIRouter:
         identity: Person,
         status: ApprovalStatus | None = None,
         role: Annotated[
-            str | None, Query(description="Only those a holder of this role may decide.")
+            str | None,
+            Query(
+                max_length=MAX_NAME,
+                pattern=PRINTABLE,
+                description="Only those a holder of this role may decide.",
+            ),
         ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     ) -> Response:
@@ -335,7 +341,7 @@ def api_router(state: AppState) -> APIRouter:
         return _json(ApprovalList(approvals=guard.approvals.expire_due()))
 
     @router.get("/approvals/{approval_id}", summary="Read an approval", response_model=Approval)
-    def get_approval(approval_id: str, identity: Caller) -> Response:
+    def get_approval(approval_id: DecisionId, identity: Caller) -> Response:
         """An approval: people read any; an agent reads those it proposed."""
         found = guard.approvals.get(approval_id)
         if identity.is_ai and found.actor_id != identity.subject_id:
@@ -343,7 +349,7 @@ def api_router(state: AppState) -> APIRouter:
         return _json(found)
 
     @router.get("/approvals/{approval_id}/history", summary="An approval's lineage")
-    def history(approval_id: str, identity: Person) -> list[dict[str, Any]]:
+    def history(approval_id: DecisionId, identity: Person) -> list[dict[str, Any]]:
         """The lineage records about an approval: its decision, transitions and execution."""
         guard.approvals.get(approval_id)
         return [
@@ -358,7 +364,7 @@ def api_router(state: AppState) -> APIRouter:
 
     @router.post("/approvals/{approval_id}/approve", summary="Approve", response_model=Approval)
     def approve(
-        approval_id: str, body: ApproveIn, identity: Person, background: BackgroundTasks
+        approval_id: DecisionId, body: ApproveIn, identity: Person, background: BackgroundTasks
     ) -> Response:
         """Grant a routed case (possibly for less) and queue its tool call to run once.
 
@@ -382,19 +388,19 @@ def api_router(state: AppState) -> APIRouter:
         return _json(approved)
 
     @router.post("/approvals/{approval_id}/reject", summary="Reject", response_model=Approval)
-    def reject(approval_id: str, body: NoteIn, identity: Person) -> Response:
+    def reject(approval_id: DecisionId, body: NoteIn, identity: Person) -> Response:
         """Refuse a routed case."""
         return _json(guard.approvals.reject(approval_id, approver=identity.actor(), note=body.note))
 
     @router.post("/approvals/{approval_id}/escalate", summary="Escalate", response_model=Approval)
-    def escalate(approval_id: str, body: NoteIn, identity: Person) -> Response:
+    def escalate(approval_id: DecisionId, body: NoteIn, identity: Person) -> Response:
         """Send a case one rung up the ladder."""
         return _json(
             guard.approvals.escalate(approval_id, approver=identity.actor(), note=body.note)
         )
 
     @router.post("/approvals/{approval_id}/cancel", summary="Cancel", response_model=Approval)
-    def cancel(approval_id: str, body: NoteIn, identity: Caller) -> Response:
+    def cancel(approval_id: DecisionId, body: NoteIn, identity: Caller) -> Response:
         """Withdraw a routed case: its proposer (an agent too) or a person who may decide it."""
         if identity.is_ai and guard.approvals.get(approval_id).actor_id != identity.subject_id:
             # Another agent's case does not exist for this one, as on GET.
@@ -431,7 +437,7 @@ def api_router(state: AppState) -> APIRouter:
         return _json(ExecutionList(executions=[ExecutionView.of(e) for e in found]))
 
     @router.get("/executions/{key:path}", summary="Read an execution", response_model=ExecutionView)
-    def get_execution(key: str, identity: Caller) -> Response:
+    def get_execution(key: ExecutionKey, identity: Caller) -> Response:
         """One of your calls as it stands.
 
         `pending`, `running`, `succeeded` (with its result) or `failed` (with its error).
@@ -443,7 +449,7 @@ def api_router(state: AppState) -> APIRouter:
         summary="Claim a queued call",
         response_model=ExecutionView,
     )
-    def claim_execution(key: str, identity: Caller) -> Response:
+    def claim_execution(key: ExecutionKey, identity: Caller) -> Response:
         """Claim one of your queued (or failed) calls to run it now, exactly once.
 
         Recorded as `execution.started`. 409 `conflict`, with the execution as it stands, when
@@ -460,7 +466,7 @@ def api_router(state: AppState) -> APIRouter:
         summary="Report how a claimed call ended",
         response_model=ExecutionView,
     )
-    def report_execution(key: str, body: ReportIn, identity: Caller) -> Response:
+    def report_execution(key: ExecutionKey, body: ReportIn, identity: Caller) -> Response:
         """Record the tool's `result`, or the `error` it raised, for the call you claimed.
 
         Recorded once, as `execution.succeeded` or `execution.failed`; 409 `conflict`, with the
@@ -478,8 +484,8 @@ def api_router(state: AppState) -> APIRouter:
     @router.get("/precedents", summary="List precedents", response_model=PrecedentList)
     def list_precedents(
         identity: Person,
-        action: str | None = None,
-        reason: str | None = None,
+        action: NameQuery = None,
+        reason: NameQuery = None,
         active_only: bool = False,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> Response:
@@ -490,7 +496,7 @@ def api_router(state: AppState) -> APIRouter:
         return _json(PrecedentList(precedents=found))
 
     @router.get("/precedents/{precedent_id}", summary="Read a precedent", response_model=Precedent)
-    def get_precedent(precedent_id: str, identity: Person) -> Response:
+    def get_precedent(precedent_id: PrecedentId, identity: Person) -> Response:
         """A precedent by id."""
         found = guard.precedents.get(precedent_id)
         if found is None:
@@ -500,7 +506,7 @@ def api_router(state: AppState) -> APIRouter:
     @router.post(
         "/precedents/{precedent_id}/revoke", summary="Revoke a precedent", response_model=Precedent
     )
-    def revoke_precedent(precedent_id: str, body: RevokeIn, identity: Person) -> Response:
+    def revoke_precedent(precedent_id: PrecedentId, body: RevokeIn, identity: Person) -> Response:
         """Stop a precedent being cited; approvals that rely on it will not run."""
         return _json(guard.precedents.revoke(precedent_id, by=identity.actor(), reason=body.reason))
 

@@ -27,6 +27,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from discretion.api._limits import SignInThrottle
+from discretion.api._params import DecisionId
 from discretion.api._problems import status_of
 from discretion.api._sessions import Session, same_secret
 from discretion.api._state import AppState, is_runnable, money_in
@@ -549,7 +550,7 @@ def ui_router(state: AppState) -> APIRouter:
         }
 
     @router.get("/approvals/{approval_id}")
-    def case(request: Request, approval_id: str) -> HTMLResponse:
+    def case(request: Request, approval_id: DecisionId) -> HTMLResponse:
         session = signed_in(request)
         try:
             approval = guard.approvals.get(approval_id)
@@ -598,7 +599,7 @@ def ui_router(state: AppState) -> APIRouter:
     @router.post("/approvals/{approval_id}/approve")
     def approve(
         request: Request,
-        approval_id: str,
+        approval_id: DecisionId,
         note: FormText = "",
         amount: FormText = "",
         csrf_token: FormText = "",
@@ -648,7 +649,7 @@ def ui_router(state: AppState) -> APIRouter:
 
     @router.post("/approvals/{approval_id}/reject")
     def reject(
-        request: Request, approval_id: str, note: FormText = "", csrf_token: FormText = ""
+        request: Request, approval_id: DecisionId, note: FormText = "", csrf_token: FormText = ""
     ) -> Response:
         def do(session: Session) -> Approval:
             return guard.approvals.reject(approval_id, approver=session.identity.actor(), note=note)
@@ -657,7 +658,7 @@ def ui_router(state: AppState) -> APIRouter:
 
     @router.post("/approvals/{approval_id}/escalate")
     def escalate(
-        request: Request, approval_id: str, note: FormText = "", csrf_token: FormText = ""
+        request: Request, approval_id: DecisionId, note: FormText = "", csrf_token: FormText = ""
     ) -> Response:
         def do(session: Session) -> Approval:
             return guard.approvals.escalate(
