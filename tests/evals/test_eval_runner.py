@@ -395,6 +395,41 @@ def test_history_repeats_with_numbered_ids_and_times(tmp_path):
     assert "budget.actor-daily" in result.rules_seen
 
 
+def test_n_in_a_repeated_history_items_time_spreads_the_repetitions_out(tmp_path):
+    # The twelve refunds of the test above, ten hours apart: no day holds more than three of
+    # them, so the AI's daily budget has room for the next.
+    history = [
+        {
+            "at": "-{n}0h",
+            "repeat": 12,
+            "proposal": refund_on("{n}", "200.00", text="part {n}"),
+            "expect": {"outcome": "allow"},
+        },
+        {"at": "-4h", "proposal": refund_on("100", "100.00"), "expect": {"outcome": "allow"}},
+    ]
+    case = {
+        "id": "spread-out",
+        "facts": WITHIN_30_DAYS,
+        "history": history,
+        "proposal": refund_on("200", "0.01"),
+        "expect": {"outcome": "allow"},
+    }
+    (result,) = run_suites(load_suites([write_suite(tmp_path, [case])])).results
+    assert result.passed, result.failures
+    assert "budget.actor-daily" not in result.rules_seen
+
+
+def test_a_time_that_n_makes_wrong_names_the_case(tmp_path):
+    case = {
+        "id": "late",
+        "history": [{"at": "-{n}x", "repeat": 2, "proposal": REFUND_64}],
+        "proposal": REFUND_64,
+        "expect": {"outcome": "allow"},
+    }
+    with pytest.raises(ConfigurationError, match=r"case 'late': history\[0\].at: time '-1x'"):
+        load_suites([write_suite(tmp_path, [case])])
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [

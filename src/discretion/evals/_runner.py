@@ -36,7 +36,6 @@ from discretion.evals._suite import (
     Suite,
     is_offset,
     resolve_time,
-    substitute,
 )
 from discretion.guard import Guard
 from discretion.judge import Judge
@@ -390,14 +389,15 @@ def _run_once(
         failures: list[str] = []
         seen: set[str] = set()
         names: dict[str, str] = {}
-        for index, item in enumerate(case.history):
-            clock.now = resolve_time(item.at, now)
-            context.item = _timed(pack, item.facts, now)
+        for index, repeated in enumerate(case.history):
             last: Run | None = None
-            for n in range(1, item.repeat + 1):
+            for n in range(1, repeated.repeat + 1):
+                item = repeated.nth(n)
+                clock.now = resolve_time(item.at, now)
+                context.item = _timed(pack, item.facts, now)
                 proposal = _proposal(
                     suite,
-                    substitute(item.proposal, n),
+                    item.proposal,
                     key=f"eval:{case.id}:h{index}.{n}",
                     precedents=names,
                 )
@@ -409,8 +409,8 @@ def _run_once(
                 if item.people():
                     failures.extend(_desk(guard, item, last, clock, now, what=what))
                     clock.now = resolve_time(item.at, now)
-            if item.precedent is not None and last is not None:
-                failures.extend(_set_precedent(guard, item.precedent, last, names, now=now))
+            if repeated.precedent is not None and last is not None:
+                failures.extend(_set_precedent(guard, repeated.precedent, last, names, now=now))
         clock.now = now
         context.item = {}
         proposal = _proposal(

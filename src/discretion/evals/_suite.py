@@ -134,7 +134,7 @@ class HistoryItem(BaseModel):
     facts: dict[str, Any] = {}
     """Facts that override the case's for this item only (another customer's tier, say)."""
     repeat: Annotated[int, Field(ge=1, le=500)] = 1
-    """Decide it this many times, `{n}` running from 1."""
+    """Decide it this many times, `{n}` in any of its text running from 1 (`at: "-{n}h"`)."""
     expect: Expectation | None = None
     """What each repetition must get; a mismatch fails the case."""
     precedent: PrecedentSetup | None = None
@@ -150,6 +150,10 @@ class HistoryItem(BaseModel):
         if self.approve and self.reject is not None:
             raise ValueError("a history item is approved or rejected, not both")
         return self
+
+    def nth(self, n: int) -> HistoryItem:
+        """Its `n`th repetition: each `{n}` in its text (times, facts, notes too) made `n`."""
+        return HistoryItem.model_validate(substitute(self.model_dump(exclude_unset=True), n))
 
     @property
     def verb(self) -> str:
@@ -396,15 +400,18 @@ def _check(suite: Suite) -> None:
                 raise ConfigurationError(
                     f"{where}: cites {ref!r} but no history item sets a precedent named {ref[1:]!r}"
                 )
-        for index, item in enumerate(case.history):
-            try:
-                resolve_time(item.at, case.now or suite.now)
-            except ConfigurationError as exc:
-                raise ConfigurationError(f"{where}: history[{index}].at: {exc}") from exc
-            for step in item.people():
+        for index, repeated in enumerate(case.history):
+            # The first and the last repetition: `{n}` may make a time in either out of range.
+            for n in sorted({1, repeated.repeat}):
+                item = repeated.nth(n)
                 try:
-                    resolve_time(step.at, case.now or suite.now)
+                    resolve_time(item.at, case.now or suite.now)
                 except ConfigurationError as exc:
-                    raise ConfigurationError(
-                        f"{where}: history[{index}].{item.verb}.at: {exc}"
-                    ) from exc
+                    raise ConfigurationError(f"{where}: history[{index}].at: {exc}") from exc
+                for step in item.people():
+                    try:
+                        resolve_time(step.at, case.now or suite.now)
+                    except ConfigurationError as exc:
+                        raise ConfigurationError(
+                            f"{where}: history[{index}].{item.verb}.at: {exc}"
+                        ) from exc
