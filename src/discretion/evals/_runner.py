@@ -252,7 +252,8 @@ def _describe(run: Run) -> str:
     if run.outcome == "route":
         return f"route to {run.required_role}"
     if run.outcome == "error":
-        return f"error ({run.error_type}: {run.error})"
+        field = f" at {run.error_field!r}" if run.error_field else ""
+        return f"error ({run.error_type}{field}: {run.error})"
     return run.outcome
 
 
@@ -406,6 +407,8 @@ def _run_once(
                 what = f"history[{index}]" + (f" #{n}" if item.repeat > 1 else "") + ": "
                 if item.expect is not None:
                     failures.extend(_compare(item.expect, last, what=what))
+                elif last.outcome == "error":
+                    failures.append(f"{what}expected a decision, got {_describe(last)}")
                 if item.people():
                     failures.extend(_desk(guard, item, last, clock, now, what=what))
                     clock.now = resolve_time(item.at, now)

@@ -26,8 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from discretion.errors import ConfigurationError, ProposalError
-from discretion.proposal import Proposal
+from discretion.errors import ConfigurationError
 
 __all__ = [
     "Case",
@@ -380,18 +379,8 @@ def _check(suite: Suite) -> None:
             raise ConfigurationError(f"{where}: expect.role is needed when the outcome is route")
         if case.expect.outcome != "route" and case.expect.role is not None:
             raise ConfigurationError(f"{where}: expect.role is only for routed outcomes")
-        proposals = [("proposal", case.proposal)] + [
-            (f"history[{i}]", substitute(item.proposal, 1)) for i, item in enumerate(case.history)
-        ]
-        for label, proposal in proposals:
-            # A cited `@name` is itself a valid precedent id, so the proposal parses as written;
-            # the runner swaps in the id of the precedent set under that name.
-            try:
-                Proposal.parse({"actor": suite.actor, **proposal}, source=label)
-            except ProposalError as exc:
-                if case.expect.outcome == "error" and label == "proposal":
-                    continue
-                raise ConfigurationError(f"{where}: {exc}") from exc
+        # A proposal discretion refuses is not the suite's mistake but the case's result: the
+        # runner decides it, and a case that expected an outcome fails alone, naming the field.
         names = {item.precedent.name for item in case.history if item.precedent is not None}
         rationale = case.proposal.get("rationale")
         cited = rationale.get("precedents") if isinstance(rationale, dict) else None
