@@ -255,6 +255,7 @@ def test_settings_survive_the_environment(tmp_path, monkeypatch):
         create_schema=False,
         secure_cookies=True,
         concurrency=7,
+        open_metrics=True,
     )
     environment = settings.to_environment()
     assert set(environment) == set(ENVIRONMENT.values())

@@ -71,6 +71,7 @@ ENVIRONMENT = {
     "webhooks": "DISCRETION_WEBHOOKS",
     "public_url": "DISCRETION_PUBLIC_URL",
     "webhook_every_s": "DISCRETION_WEBHOOK_EVERY",
+    "open_metrics": "DISCRETION_OPEN_METRICS",
 }
 """The environment variable of each setting, as `to_environment` writes them.
 
@@ -123,6 +124,9 @@ class Settings:
     to the desk's case page under it; links are paths when None."""
     webhook_every_s: float = 5.0
     """Seconds between the server's webhook passes (each also expires overdue approvals)."""
+    open_metrics: bool = False
+    """Serve `/metrics` without a token (a scraper on a network no agent reaches): budget use
+    there tells each limit. A person's bearer token is asked for when False."""
 
     def __post_init__(self) -> None:
         if self.context is not None and self.context_factory is not None:
@@ -179,6 +183,7 @@ class Settings:
             ENVIRONMENT["webhooks"]: "\n".join(endpoint.spec() for endpoint in self.webhooks),
             ENVIRONMENT["public_url"]: self.public_url or "",
             ENVIRONMENT["webhook_every_s"]: repr(self.webhook_every_s),
+            ENVIRONMENT["open_metrics"]: "1" if self.open_metrics else "0",
         }
 
     @classmethod
@@ -225,6 +230,7 @@ class Settings:
             ),
             public_url=text("public_url"),
             webhook_every_s=_read_seconds(ENVIRONMENT["webhook_every_s"], every) if every else 5.0,
+            open_metrics=_read_flag(env, "open_metrics", default=False),
         )
 
 

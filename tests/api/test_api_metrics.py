@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from conftest import refund
+from conftest import SHOP_PACK, refund
 from discretion.api import Tokens, create_app
 
 BUDGET_SERIES = "discretion_budget_utilisation_ratio{"
@@ -50,3 +50,17 @@ def test_open_metrics_serve_a_scraper_without_a_token(served):
         answer = client.get("/metrics")
     assert answer.status_code == 200
     assert BUDGET_SERIES in answer.text
+
+
+def test_serve_settings_open_the_metrics_only_when_asked(served):
+    from dataclasses import replace
+
+    from discretion.api._replicas import app_from_settings
+    from discretion.settings import Settings
+
+    settings = Settings(pack=SHOP_PACK)
+    with TestClient(app_from_settings(settings, served.guard)) as client:
+        assert client.get("/metrics").status_code == 401
+    opened = replace(settings, open_metrics=True)
+    with TestClient(app_from_settings(opened, served.guard)) as client:
+        assert client.get("/metrics").status_code == 200

@@ -44,6 +44,7 @@ def app_from_settings(settings: Settings, guard: Guard | None = None) -> FastAPI
         concurrency=settings.concurrency,
         webhooks=build_deliverer(settings, guard),
         webhook_every_s=settings.webhook_every_s,
+        open_metrics=settings.open_metrics,
     )
 
 

@@ -148,6 +148,7 @@ def settings(
     webhooks: list[str] | None = None,
     public_url: str | None = None,
     webhook_every_s: float = 5.0,
+    open_metrics: bool = False,
 ) -> Settings:
     """The command's options as the one `Settings` its guard is built from.
 
@@ -168,6 +169,7 @@ def settings(
         webhooks=webhook_endpoints(webhooks),
         public_url=public_url,
         webhook_every_s=webhook_every_s,
+        open_metrics=open_metrics,
     )
 
 

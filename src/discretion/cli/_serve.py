@@ -90,6 +90,15 @@ def serve(
             " or not) and delivers the webhooks, so approval.expired events go out on time.",
         ),
     ] = 5.0,
+    open_metrics: Annotated[
+        bool,
+        typer.Option(
+            "--open-metrics",
+            help="Serve /metrics without a token, for a scraper that cannot send one: budget"
+            " use there tells each limit, so only where no agent can reach the port. Without"
+            " it, /metrics asks for a person's bearer token.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the decision API, the approver UI and OpenAPI (/docs) with uvicorn."""
     try:
@@ -115,6 +124,7 @@ def serve(
             webhooks=webhook,
             public_url=public_url,
             webhook_every_s=webhook_every,
+            open_metrics=open_metrics,
         )
         # Built here even for several workers: a mistake in the settings stops serve before any
         # worker starts, the schema is created once, and the checkpoint writer needs its store.
