@@ -284,7 +284,7 @@ def test_an_id_longer_than_the_store_holds_in_a_tool_argument_is_a_422_naming_it
     answer = served.post("/v1/decisions", "bot", refund("10.00", case="K" * 201))
     assert answer.status_code == 422, answer.text
     problem = answer.json()
-    assert (problem["error"], problem["field"]) == ("invalid_input", "case_id")
+    assert (problem["error"], problem["field"]) == ("invalid_input", "tool.arguments.case_id")
     assert "201 characters" in problem["message"]
     assert decided(served) == 0
     assert served.post("/v1/decisions", "bot", refund("10.00", case="K" * 200)).status_code == 200

@@ -37,7 +37,7 @@ from discretion.policy import (
     ToolSpec,
     read_structured,
 )
-from discretion.proposal import CONTROL, Proposal
+from discretion.proposal import CONTROL, MAX_ID, Proposal
 
 __all__ = [
     "ID_FIELDS",
@@ -242,7 +242,13 @@ def _scalar_id(tool: str, path: str, arguments: Mapping[str, Any]) -> str | None
     value = argument_at(arguments, path)
     if value is None:
         return None
-    if type(value) is str and value and value == value.strip() and not CONTROL.search(value):
+    if (
+        type(value) is str
+        and value
+        and len(value) <= MAX_ID
+        and value == value.strip()
+        and not CONTROL.search(value)
+    ):
         return value
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ProposalError(
@@ -260,6 +266,12 @@ def _scalar_id(tool: str, path: str, arguments: Mapping[str, Any]) -> str | None
         raise ProposalError(
             f"tool {tool!r} argument {path!r}: an id holds no control characters (line"
             " breaks, tabs); send the id alone",
+            field=f"tool.arguments.{path}",
+        )
+    if len(text) > MAX_ID:
+        raise ProposalError(
+            f"tool {tool!r} argument {path!r}: {len(text)} characters, more than the {MAX_ID}"
+            " an id may have; send the id alone",
             field=f"tool.arguments.{path}",
         )
     return text
