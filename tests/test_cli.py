@@ -239,6 +239,35 @@ def test_check_again_with_the_same_key_returns_the_recorded_decision(ws):
     assert len(ledger_rows(ws)) == 1
 
 
+def test_check_says_when_the_decision_shown_was_made_under_another_pack(ws, tmp_path):
+    first = json.loads(ws.check(ws.proposal("p", refund("40.00"))).stdout)
+    assert "decided before" not in ws.check(ws.proposal("p", refund("40.00"))).stderr
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(
+        SHOP_PACK.read_text(encoding="utf-8").replace("pack: test-shop", "pack: test-shop-2"),
+        encoding="utf-8",
+    )
+    again = ws.invoke(
+        "check",
+        "--pack",
+        changed,
+        "--context",
+        ws.context,
+        "--db",
+        ws.db,
+        "--now",
+        NOW_ARG,
+        ws.proposal("p", refund("40.00")),
+        "--json",
+    )
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["id"] == first["id"]
+    said = one_line(again.stderr)
+    assert "note: " in said
+    assert f"was decided before under policy {first['policy_version'][:19]}" in said
+    assert "Give it an idempotency_key of its own, or use another --db" in said
+
+
 def test_check_prints_a_table_of_several_decisions(ws):
     result = ws.check(
         ws.proposal("a-allow", refund("40.00", key="k-1")),

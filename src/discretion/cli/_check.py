@@ -56,7 +56,18 @@ def check(
     for path in proposals:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            decided.append((path, guard.decide(data)))
+            decision = guard.decide(data)
+            decided.append((path, decision))
+            if decision.policy_version != guard.pack.version:
+                # Its key was decided before, under another pack: the answer is that record.
+                _common.err.print(
+                    f"[yellow]note:[/yellow] {escape(str(path))}: this proposal was decided"
+                    f" before under policy {decision.policy_version[:19]}, and that recorded"
+                    f" decision is shown, not one under {guard.pack.version[:19]}. Give it an"
+                    " idempotency_key of its own, or use another --db, to decide it anew",
+                    highlight=False,
+                    soft_wrap=True,
+                )
         except ValueError as exc:
             _common.error(f"{path}: not valid JSON: {exc}")
             failed = True
