@@ -32,6 +32,7 @@ from discretion.store._schema import (
     decisions,
     executions,
     judge_verdicts,
+    ledger,
     precedents,
     reservations,
 )
@@ -371,3 +372,33 @@ def test_a_row_deleted_and_written_again_is_named_by_verify(world, facts):  # no
     message = named_by_verify(world.store)
     assert "executions row" in message
     assert "set back or deleted and written again" in message
+
+
+def test_renumbering_the_ledger_table_does_not_hide_a_rows_later_records(world):
+    """`seq` is the table's numbering, in no hash: moving the records that ran a call below
+    the one that queued it must not make the queued state look like the newest."""
+    again = world.guard.decide(refund("110.00", key="k-route-2", customer="c-2"))
+    world.guard.approvals.approve(again.id, approver=TOM, note="ok")
+    where = executions.c.decision_id == again.id
+    queued = _row(world.store, executions, where)
+    paid: list[str] = []
+    world.guard.approvals.register(
+        "issue_refund", lambda arguments, key: paid.append(arguments["amount"]) or "ok"
+    )
+    world.guard.approvals.run_approved()
+    with world.store.engine.begin() as connection:
+        later = (
+            connection.execute(
+                select(ledger.c.seq)
+                .where(ledger.c.kind.in_(["execution.started", "execution.succeeded"]))
+                .where(ledger.c.subject_id == again.id)
+            )
+            .scalars()
+            .all()
+        )
+        for number, seq in enumerate(later, start=1):
+            connection.execute(update(ledger).where(ledger.c.seq == seq).values(seq=-number))
+    _set_back(world.store, executions, where, queued)
+    with pytest.raises(LedgerIntegrityError, match="set back to an earlier state"):
+        world.guard.approvals.run_approved()
+    assert paid == ["110.00"]

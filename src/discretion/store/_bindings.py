@@ -159,34 +159,42 @@ def newest_binding(connection: Connection, table: str, values: Mapping[str, Any]
     A row set back to an earlier genuine state (its old columns and the hash of the record that
     bound them) answers to a record of its own and passes `Bindings.check`; acted on, it would
     let a call run again or a decided approval be decided anew. Read before a row's state is
-    changed, not on every read: the records filed under its subjects, newest first.
+    changed, not on every read: the record the row names, then any record after it on its chain
+    (its place there is covered by its hash; the table's own `seq` is not) that binds the row.
 
     Raises:
         LedgerIntegrityError: the row is not in the state its newest record set.
     """
     key = str(values[BOUND[table][1].name])
     subjects = sorted({str(values[name]) for name in _SUBJECTS[table]})
-    found = connection.execute(
-        select(ledger.c.seq, ledger.c.hash, ledger.c.body)
-        .where(ledger.c.subject_id.in_(subjects))
-        .order_by(ledger.c.seq.desc())
+    named = connection.execute(
+        select(ledger).where(
+            ledger.c.subject_id.in_(subjects), ledger.c.hash == values["ledger_hash"]
+        )
+    ).first()
+    if named is None or not _genuine(named):
+        raise LedgerIntegrityError(
+            f"{table} row {key!r} names a ledger record that does not exist or was edited;"
+            " nothing was changed. Run `discretion ledger verify` and restore the database"
+            " from a verified copy"
+        )
+    # A row's records share one chain (`_SUBJECTS`): what came after this one is after it there.
+    later = connection.execute(
+        select(ledger.c.seq, ledger.c.body).where(
+            ledger.c.subject_id.in_(subjects),
+            ledger.c.partition == named.partition,
+            ledger.c.chain_seq > named.chain_seq,
+        )
     )
-    for seq, hash_, body in found:
-        if '"binds"' not in body:
-            continue
-        if any(b.table == table and b.key == key for b in _binds(json.loads(body))):
-            if hash_ == values["ledger_hash"]:
-                return
+    for seq, body in later:
+        if '"binds"' in body and any(
+            b.table == table and b.key == key for b in _binds(json.loads(body))
+        ):
             raise LedgerIntegrityError(
                 f"{table} row {key!r} is not in the state ledger record {seq}, the last to set"
                 " it, left it (set back to an earlier state); nothing was changed. Run"
                 " `discretion ledger verify` and restore the database from a verified copy"
             )
-    raise LedgerIntegrityError(
-        f"{table} row {key!r} is bound to no ledger record; nothing was changed. Run"
-        " `discretion ledger verify` and restore the database from a verified copy"
-    )
-
 
 def _columns(row: Any) -> dict[str, Any]:
     """A row read with `select(table)` (or already a dict), as a dict by column name."""
