@@ -410,3 +410,26 @@ def test_an_argument_with_no_json_form_keys_the_call_by_its_type(guard):
     [decision] = [r for r in guard.store.records() if r.kind == "decision"]
     recorded = json.loads(decision.body)["proposal"]["tool"]["arguments"]["client"]
     assert recorded == f"<object {PaymentsClient.__module__}.PaymentsClient>"
+
+
+class Sku:
+    """A value with no JSON form, but text of its own."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def __str__(self) -> str:
+        return self.code
+
+
+def test_an_argument_with_text_of_its_own_keys_the_call_by_that_text(guard):
+    shipped: list[str] = []
+
+    @guard.governed(action="refund", actor=BOT)
+    def refund_item(order_id: str, amount: Decimal, item: Sku, customer_id: str = "c-1") -> str:
+        shipped.append(str(item))
+        return f"ok {item}"
+
+    assert refund_item("o-1", Decimal("10.00"), Sku("SKU-A")) == "ok SKU-A"
+    assert refund_item("o-1", Decimal("10.00"), Sku("SKU-B")) == "ok SKU-B"
+    assert shipped == ["SKU-A", "SKU-B"]

@@ -41,9 +41,9 @@ class _Bound:
     receives them, and a decided value is written back there; values a `*args` parameter
     gathers have no name a pack could read, so a call passing any is refused.
 
-    A value with no JSON form (a payments client, a connection) is recorded, and keys the call,
-    by its type alone (`<object payments.Client>`): a retry passing a new client is the same
-    call. A decided value that differs from the one passed (an amount written out, a lower one
+    A value with no JSON form is recorded, and keys the call, by its own text when its type
+    gives one (`__str__`, `__repr__`), else by its type alone (`<object payments.Client>`): a
+    retry passing a new client is the same call, one passing another SKU is not. A decided value that differs from the one passed (an amount written out, a lower one
     approved) is handed to the function in the type it passed (`Decimal("41.00")`, not a string).
     """
 
@@ -96,7 +96,14 @@ class _Bound:
 
 
 def _opaque(value: Any) -> str:
+    """A value with no JSON form as text: its own `__str__`, or its type when it has none.
+
+    The default text (`<Client object at 0x7f...>`) names the instance, not the value: a retry
+    passing a new client would be another call.
+    """
     kind = type(value)
+    if kind.__str__ is not object.__str__ or kind.__repr__ is not object.__repr__:
+        return str(value)
     return f"<object {kind.__module__}.{kind.__qualname__}>"
 
 

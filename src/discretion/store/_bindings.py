@@ -196,6 +196,7 @@ def newest_binding(connection: Connection, table: str, values: Mapping[str, Any]
                 " `discretion ledger verify` and restore the database from a verified copy"
             )
 
+
 def _columns(row: Any) -> dict[str, Any]:
     """A row read with `select(table)` (or already a dict), as a dict by column name."""
     return dict(row._mapping) if hasattr(row, "_mapping") else dict(row)
