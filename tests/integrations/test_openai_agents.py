@@ -275,3 +275,24 @@ async def test_a_traced_run_paused_for_approval_runs_its_call_once_when_resumed(
     assert outputs(done)["call_0"] == "refunded USD 60.00"
     assert shop.refunds == ["60.00"]
     assert [d.id for d in guard.approvals.list()] == [pending.id]
+
+
+def test_a_read_only_tools_schema_is_not_read_so_a_shape_not_read_is_no_error(guard):
+    """Conditional keywords make a governed tool's schema unreadable; a lookup's is never read."""
+    import dataclasses
+
+    @function_tool
+    def lookup_order(order_id: str) -> str:
+        """Look an order up."""
+        return order_id
+
+    conditional = dataclasses.replace(
+        lookup_order,
+        params_json_schema={
+            **lookup_order.params_json_schema,
+            "if": {"properties": {"order_id": {"const": "x"}}},
+            "then": {"required": ["order_id"]},
+        },
+    )
+    [wrapped] = AgentTools(guard, actor=BOT).wrap([conditional])
+    assert wrapped is conditional

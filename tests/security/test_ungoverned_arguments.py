@@ -258,3 +258,33 @@ def test_an_agents_sdk_tool_with_a_currency_in_its_nested_model_is_refused(guard
     actor = {"id": "bot", "role": "ai_agent", "is_ai": True}
     with pytest.raises(ConfigurationError, match=r"takes a currency \('credit.currency'\)"):
         AgentTools(guard, actor=actor).wrap([add_nested_credit])
+
+
+def test_a_schema_referring_to_itself_is_read_once_per_way_down():
+    """A tree of nodes, each with three children: read without listing names without end."""
+    from discretion.integrations._setup import schema_parameters
+
+    node = {
+        "type": "object",
+        "properties": {
+            "left": {"$ref": "#/$defs/Node"},
+            "middle": {"$ref": "#/$defs/Node"},
+            "right": {"$ref": "#/$defs/Node"},
+            "label": {"type": "string"},
+        },
+    }
+    schema = {
+        "type": "object",
+        "properties": {"tree": {"$ref": "#/$defs/Node"}, "amount": {"type": "string"}},
+        "$defs": {"Node": node},
+    }
+    read = schema_parameters(schema)
+    assert read is not None
+    assert read.names == {
+        "amount",
+        "tree",
+        "tree.left",
+        "tree.middle",
+        "tree.right",
+        "tree.label",
+    }

@@ -157,7 +157,9 @@ class AgentTools:
                     " before it runs; list it in the pack's ungoverned_tools if it only reads,"
                     " or leave it out"
                 )
-            if not self.governor.check(tool.name, _parameters(tool)):
+            # A read-only tool's schema is not read: nothing about it is decided.
+            governs = self.governor.governs(tool.name)
+            if not self.governor.check(tool.name, _parameters(tool) if governs else None):
                 wrapped.append(tool)
                 continue
             wrapped.append(self._governed(tool))

@@ -111,7 +111,9 @@ class GovernedToolset(WrapperToolset[Any]):
         """
         tools = await super().get_tools(ctx)
         for name, tool in tools.items():
-            self.governor.check(name, _parameters(name, tool))
+            # A read-only tool's schema is not read: nothing about it is decided.
+            governs = self.governor.governs(name)
+            self.governor.check(name, _parameters(name, tool) if governs else None)
         return tools
 
     async def call_tool(

@@ -36,6 +36,8 @@ __all__ = [
 
 _MAX_DEPTH = 16
 """How deep nested objects of a schema are read; deeper ones are read no further."""
+_MAX_NAMES = 5000
+"""The most argument names, nested ones too, a tool's schema is read for."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,17 +140,33 @@ def _branches(schema: Mapping[str, Any], keyword: str) -> list[Any]:
     return branches
 
 
-def _names(properties: Mapping[str, Any], root: Mapping[str, Any], depth: int) -> set[str]:
+def _names(
+    properties: Mapping[str, Any],
+    root: Mapping[str, Any],
+    depth: int,
+    path: frozenset[str] = frozenset(),
+) -> set[str]:
+    """Every argument name `properties` lists, nested ones dotted (`refund.amount`).
+
+    A `$ref` already followed on the way down (a tree of `Node`s) is not followed again: its
+    names were listed above, and a schema referring to itself twice would list them without end.
+    """
     names = set(properties)
     if depth >= _MAX_DEPTH:
         return names
     for name, schema in properties.items():
+        ref = schema.get("$ref") if isinstance(schema, Mapping) else None
+        if isinstance(ref, str) and ref in path:
+            continue
         try:
             nested = _object(schema, root)
         except UnreadableSchema:
             continue  # a value the tool takes whole; its own keys are not arguments
         if nested is not None:
-            names |= {f"{name}.{inner}" for inner in _names(nested[0], root, depth + 1)}
+            inner = _names(nested[0], root, depth + 1, path | {ref} if ref else path)
+            names |= {f"{name}.{each}" for each in inner}
+        if len(names) > _MAX_NAMES:
+            raise UnreadableSchema(f"it lists more than {_MAX_NAMES} arguments, nested ones too")
     return names
 
 
