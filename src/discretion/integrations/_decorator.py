@@ -43,8 +43,9 @@ class _Bound:
 
     A value with no JSON form is recorded, and keys the call, by its own text when its type
     gives one (`__str__`, `__repr__`), else by its type alone (`<object payments.Client>`): a
-    retry passing a new client is the same call, one passing another SKU is not. A decided value that differs from the one passed (an amount written out, a lower one
-    approved) is handed to the function in the type it passed (`Decimal("41.00")`, not a string).
+    retry passing a new client is the same call, one passing another SKU is not. A decided value
+    that differs from the one passed (an amount written out, a lower one approved) is handed to
+    the function in the type it passed (`Decimal("41.00")`, not a string).
     """
 
     def __init__(self, tool: str, signature: inspect.Signature, args: Any, kwargs: Any) -> None:
