@@ -66,9 +66,7 @@ def test_unknown_order_routes_naming_the_records_that_do_not_check_out(guard):
         (ACME / "proposals" / "16-refund-unknown-order.json").read_text(encoding="utf-8")
     )
     decision = guard.decide(proposal)
-    # The case names its own order, A-50027; the order the agent typed is not on record.
-    assert decision.rules == ["discretion.entity.mismatch", "discretion.entity.unknown"]
-    assert decision.causes == [
-        "the proposal names order 'A-59999', but case 'K-70027' belongs to order 'A-50027'",
-        "order 'A-59999' is not on record",
-    ]
+    # The order the agent typed is not on record: unknown, not also a mismatch with the
+    # case's own order (A-50027), whose link it cannot be compared with.
+    assert decision.rules == ["discretion.entity.unknown"]
+    assert decision.causes == ["order 'A-59999' is not on record"]

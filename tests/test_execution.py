@@ -50,9 +50,13 @@ class Tool:
 
 
 def kinds(store) -> list[tuple[str, str, dict[str, Any]]]:
-    """Each record's kind, subject and body, without the working rows it binds."""
+    """Each record's kind, subject and body, without the rows it binds or their states."""
     return [
-        (r["kind"], r["subject_id"], {k: v for k, v in r["body"].items() if k != "binds"})
+        (
+            r["kind"],
+            r["subject_id"],
+            {k: v for k, v in r["body"].items() if k not in ("binds", "left")},
+        )
         for r in store.export()
     ]
 
