@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -402,3 +403,59 @@ def test_a_cap_counting_what_is_not_a_money_total_or_unread_fails_at_load(tmp_pa
     (tmp_path / "b.yaml").write_text(unread, encoding="utf-8")
     with pytest.raises(PolicyError, match=r"add 'order\.refunded_on_word' to the reads of action"):
         load_pack(tmp_path / "b.yaml")
+
+
+@pytest.mark.parametrize(
+    ("total", "says"),
+    [
+        (
+            "{actions: [credit], per: order, window: 30d, outcomes: [allow_exception]}",
+            "the total counts no 'refund' calls",
+        ),
+        (
+            "{actions: [refund], per: order, window: 30d, outcomes: [allow]}",
+            "the total counts no allow_exception decisions",
+        ),
+        (
+            "{actions: [refund], per: order, window: 30d, reasons: [other-reason]}",
+            "the total counts only exceptions for other-reason",
+        ),
+    ],
+)
+def test_a_counted_total_must_count_what_the_resting_rule_lets_through(tmp_path, total, says):
+    """A total leaving out the action, outcome or reason resting on the assertion is refused.
+
+    Calls it does not count would each pass under the cap: six of another action's vouchers on
+    the customer's word against a cap of one.
+    """
+    text = COUNTED.replace(
+        "{actions: [refund], per: order, window: 30d, outcomes: [allow_exception]}", total
+    )
+    if "credit" in total:
+        text = text.replace(
+            "actions:\n  refund:",
+            "actions:\n  credit:\n    tools: [{name: give_credit, amount: amount}]\n  refund:",
+        )
+    if "other-reason" in total:
+        text = text.replace(
+            "        precedent: {max_expiry: 30d}",
+            "        precedent: {max_expiry: 30d}\n      - {id: other-reason, when: 'false'}",
+        )
+    (tmp_path / "pack.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(PolicyError, match=re.escape(says)):
+        load_pack(tmp_path / "pack.yaml")
+
+
+def test_a_counted_cap_on_a_cumulative_action_counts_what_came_before_once(sqlite_store, tmp_path):
+    """20.00 then 5.00 on one order: 25.00 on the customer's word, under the 30.00 cap."""
+    cumulative = COUNTED.replace(
+        "  refund:\n    tools:", "  refund:\n    cumulative: {per: order, window: 30d}\n    tools:"
+    )
+    assert "cumulative:" in cumulative
+    guard = counted_guard(sqlite_store, tmp_path, cumulative)
+    first = guard.decide(refund("20.00", {"customer.stated_reason": "damaged"}))
+    second = guard.decide(refund("5.00", {"customer.stated_reason": "damaged"}, text="more"))
+    third = guard.decide(refund("10.00", {"customer.stated_reason": "damaged"}, text="again"))
+    assert first.outcome is Outcome.ALLOW_EXCEPTION
+    assert second.outcome is Outcome.ALLOW_EXCEPTION, second.rules
+    assert (third.outcome, f"{UNLOCK}:{REASON}" in third.rules) == (Outcome.ROUTE, True)

@@ -103,7 +103,8 @@ def _opaque(value: Any) -> str:
     passing a new client would be another call.
     """
     kind = type(value)
-    if kind.__str__ is not object.__str__ or kind.__repr__ is not object.__repr__:
+    # Its own text: a class of its line (not `object`) defines `__str__` or `__repr__`.
+    if any("__str__" in k.__dict__ or "__repr__" in k.__dict__ for k in kind.__mro__[:-1]):
         return str(value)
     return f"<object {kind.__module__}.{kind.__qualname__}>"
 

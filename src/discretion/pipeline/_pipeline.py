@@ -561,6 +561,7 @@ class Pipeline:
                 role=item.role,
                 amount_minor=whole,
                 facts=snapshot.values,
+                call_minor=item.amount.minor if item.amount is not None else 0,
             )
         if item.amount is None:
             return evaluation

@@ -31,13 +31,16 @@ def cap_assertions(
     role: Role,
     amount_minor: int,
     facts: Mapping[str, Any],
+    call_minor: int | None = None,
 ) -> Evaluation:
     """An allowed case resting on an assertion above what it unlocks, routed to a person.
 
-    `amount_minor` is the call's amount (with what the record already received, for an action
-    measured on the whole); a cap that counts a total (`unlocks.counting`) is measured on that
-    and the total's value among `facts` together. A total that could not be read is over.
+    `amount_minor` is the call's amount, with what the record already received for an action
+    measured on the whole; a cap that counts a total (`unlocks.counting`) is measured on the
+    call's own (`call_minor`, `amount_minor` when None) and the total's value among `facts`
+    together. A total that could not be read is over.
     """
+    call = amount_minor if call_minor is None else call_minor
     if not evaluation.outcome.is_allowed:
         return evaluation
     # The view a unit's proposal is decided on has the unit for its currency.
@@ -47,7 +50,7 @@ def cap_assertions(
         for rule in evaluation.deciding
         for name in rule.rests_on
         if (cap := pack.asserted[name].cap(unit)) is not None
-        and _measured(pack.asserted[name].counting, amount_minor, facts) > cap
+        and _measured(pack.asserted[name].counting, amount_minor, call, facts) > cap
     ]
     if not over:
         return evaluation
@@ -55,13 +58,13 @@ def cap_assertions(
     return _routed(pack, evaluation, over, action=action, role=role, amount_minor=amount_minor)
 
 
-def _measured(counting: str | None, amount_minor: int, facts: Mapping[str, Any]) -> float:
+def _measured(counting: str | None, whole: int, call: int, facts: Mapping[str, Any]) -> float:
     if counting is None:
-        return amount_minor
+        return whole
     held = facts.get(counting)
     if not isinstance(held, Money):
         return math.inf  # not read: what the record already received is not known
-    return amount_minor + held.minor
+    return call + held.minor
 
 
 def _routed(

@@ -459,7 +459,7 @@ def compile_pack(
         for action_id in actions:
             _check_kind_of_reads(action_id, actions, totals, asserted, lines)
     for action_id, compiled in actions.items():
-        _check_counted(action_id, compiled, asserted, lines)
+        _check_counted(action_id, compiled, asserted, totals, lines)
     _check_ungoverned(spec, tools, lines)
     route_to = spec.unknown_tools_route_to
     if route_to is not None and not any(r.id == route_to and not r.is_ai for r in roles):
@@ -619,21 +619,49 @@ def _check_kind_of_reads(
 
 
 def _check_counted(
-    action_id: str, action: ActionPolicy, asserted: Mapping[str, Asserted], lines: LineMap
+    action_id: str,
+    action: ActionPolicy,
+    asserted: Mapping[str, Asserted],
+    totals: Mapping[str, Total],
+    lines: LineMap,
 ) -> None:
-    """An action resting on an assertion whose cap counts a total reads that total."""
+    """An action resting on an assertion whose cap counts a total reads it, and is counted.
+
+    The total counts what every rule resting on the assertion lets through: the action, the
+    outcome the rule gives (`allow` for a standard rule, `allow_exception` for a reason), and
+    the reason; a total that leaves one out would let its calls through each under the cap.
+    """
     for rule in (*action.standard, *action.exceptions):
         for name in rule.rests_on:
             counting = asserted[name].counting
-            if counting is not None and counting not in action.reads:
-                source, line = lines.find(("actions", action_id, "reads"))
-                raise PolicyError(
-                    f"rule {rule.id!r} rests on {name!r}, whose cap counts total {counting!r}:"
-                    f" add {counting!r} to the reads of action {action_id!r}",
-                    path=source,
-                    line=line,
-                    rule_id=rule.id,
+            if counting is None:
+                continue
+            total = totals[counting]
+            outcome = "allow" if rule.kind == "standard" else "allow_exception"
+            if counting not in action.reads:
+                problem = f"add {counting!r} to the reads of action {action_id!r}"
+            elif total.actions is not None and action_id not in total.actions:
+                problem = f"the total counts no {action_id!r} calls; add it to its actions"
+            elif outcome not in total.outcomes:
+                problem = f"the total counts no {outcome} decisions; add it to its outcomes"
+            elif total.reasons is not None and rule.id not in total.reasons:
+                problem = (
+                    f"the total counts only exceptions for {', '.join(sorted(total.reasons))};"
+                    " drop its reasons or name this rule there"
+                    if rule.kind != "standard"
+                    else "the total counts only exceptions (reasons), and this is a standard"
+                    " rule; drop its reasons"
                 )
+            else:
+                continue
+            source, line = lines.find(("actions", action_id, "reads"))
+            raise PolicyError(
+                f"rule {rule.id!r} rests on {name!r}, whose cap counts total {counting!r}:"
+                f" {problem}",
+                path=source,
+                line=line,
+                rule_id=rule.id,
+            )
 
 
 def _of_one_kind(
