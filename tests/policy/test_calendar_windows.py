@@ -305,6 +305,10 @@ UNREAD = ZONED.replace(
         (ZONED.replace("timezone: string\n", "timezone: int\n"), "not a string context field"),
         (UNREAD, "'customer.timezone' names, which action 'credit' does not read"),
         (
+            ZONED.replace("    key: customer\n", "    key: organisation\n"),
+            "timezone 'customer.timezone' is not a fact of what it is kept for (organisation)",
+        ),
+        (
             UNREAD.replace("    timezone: customer.timezone\n", ""),
             "reads total 'customer.credits_today', whose calendar begins in the time zone",
         ),

@@ -857,11 +857,27 @@ def _zone_fact(
     spec: PackSpec,
     lines: LineMap,
     loc: tuple[Any, ...],
+    kept: tuple[str, ...],
 ) -> str | None:
-    """A window's `timezone`: a string context field, on a window of the calendar's."""
+    """A window's `timezone`: a string context field, on a window of the calendar's.
+
+    The fact is one of the record it is kept for (`kept`: its key's parts, or a total's
+    `per`), named after it: one budget read in several zones would let a case choose where its
+    day began (a customer's two orders in two zones, the later one's day begun after the spend).
+    """
     if name is None:
         return None
     source, line = lines.find((*loc, "timezone"))
+    record = name.partition(".")[0]
+    if not any(part == record or part.partition(".")[0] == record for part in kept):
+        raise PolicyError(
+            f"timezone {name!r} is not a fact of what it is kept for ({', '.join(kept)}):"
+            " each case could name a record of another zone and choose where its period"
+            " began; name the zone by a fact of the record it is kept for (`order.timezone`"
+            " for one kept per order, `stay.timezone` beside `stay.property_id`)",
+            path=source,
+            line=line,
+        )
     if calendar is None:
         raise PolicyError(
             f"timezone {name!r} is for a calendar window (`calendar month`, `12 months`): a"
@@ -955,7 +971,7 @@ def _compile_totals(
             per=total.per,
             window=window,
             calendar=calendar,
-            zone_fact=_zone_fact(total.timezone, calendar, spec, lines, loc),
+            zone_fact=_zone_fact(total.timezone, calendar, spec, lines, loc, (total.per,)),
             outcomes=frozenset(total.outcomes),
             reasons=frozenset(total.reasons) if total.reasons is not None else None,
             args=tuple(dict.fromkeys(total.args)),
@@ -2205,7 +2221,7 @@ def _compile_budget(
     if route_to is not None and route_to != NEXT_ABOVE and (target is None or target.is_ai):
         fail(f"route_to {route_to!r} is not a human role of the pack (or `{NEXT_ABOVE}`)")
     window, calendar = _counting_window(budget.window, zone, lines, (*loc, "window"))
-    zone_fact = _zone_fact(budget.timezone, calendar, spec, lines, loc)
+    zone_fact = _zone_fact(budget.timezone, calendar, spec, lines, loc, parts)
     for action_id in sorted(counted) if counted is not None else list(actions):
         if zone_fact is not None and zone_fact not in actions[action_id].reads:
             fail(
