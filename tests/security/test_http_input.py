@@ -304,3 +304,14 @@ def test_a_name_longer_than_the_store_holds_is_a_422_naming_it(served, where, fi
     assert answer.status_code == 422, answer.text
     assert answer.json()["field"] == field
     assert decided(served) == 0
+
+
+@pytest.mark.parametrize("path", ["reject", "escalate", "approve"])
+def test_a_nul_in_an_approvers_note_is_a_422_naming_it(served, path):
+    routed = served.post("/v1/decisions", "bot", refund("110.00")).json()
+    assert routed["outcome"] == "route"
+    answer = served.post(f"/v1/approvals/{routed['id']}/{path}", "tina", {"note": "ok\x00then"})
+    assert answer.status_code == 422, answer.text
+    problem = answer.json()
+    assert (problem["error"], problem["field"]) == ("invalid_input", "note")
+    assert "NUL character (U+0000)" in problem["message"]

@@ -13,7 +13,7 @@ from fastapi import Path, Query
 
 from discretion.proposal import MAX_ID, MAX_NAME, PRINTABLE
 
-__all__ = ["DecisionId", "ExecutionKey", "NameQuery", "PrecedentId"]
+__all__ = ["NO_NUL", "DecisionId", "ExecutionKey", "NameQuery", "PrecedentId"]
 
 _RECORD_ID = 64
 """How long a decision's, an approval's or a precedent's id may be (`store/_schema.py`)."""
@@ -26,3 +26,7 @@ ExecutionKey = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=PRIN
 """An execution's idempotency key."""
 NameQuery = Annotated[str | None, Query(max_length=MAX_NAME, pattern=PRINTABLE)]
 """An action, a reason or a role to filter by."""
+
+NO_NUL = "^[^\x00]*$"
+"""Free text a store can hold (a note, an error): any character but NUL (U+0000), which
+PostgreSQL refuses."""

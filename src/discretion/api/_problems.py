@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 
+from discretion.api._params import NO_NUL
 from discretion.errors import (
     ApprovalConflict,
     ApprovalError,
@@ -186,11 +187,15 @@ async def _problem(_: Request, exc: Exception) -> JSONResponse:
 
 def _said(error: dict[str, Any]) -> Any:
     """A validation error's message, in words the caller can act on where pydantic's are not."""
-    if (
-        error.get("type") == "string_pattern_mismatch"
-        and (error.get("ctx") or {}).get("pattern") == PRINTABLE
-    ):
-        return NOT_PRINTABLE  # not the pattern, which reads as noise
+    if error.get("type") == "string_pattern_mismatch":
+        # Not the pattern, which reads as noise.
+        pattern = (error.get("ctx") or {}).get("pattern")
+        if pattern == PRINTABLE:
+            return NOT_PRINTABLE
+        if pattern == NO_NUL:
+            return (
+                "it holds a NUL character (U+0000), which no stored text may hold; send it without"
+            )
     return error.get("msg")
 
 

@@ -35,7 +35,7 @@ from pydantic import (
 )
 
 from discretion.api._auth import Identity, Tokens
-from discretion.api._params import DecisionId, ExecutionKey, NameQuery, PrecedentId
+from discretion.api._params import NO_NUL, DecisionId, ExecutionKey, NameQuery, PrecedentId
 from discretion.api._problems import ExecutionView, Problem, ProblemError
 from discretion.api._state import AppState, is_runnable, money_in
 from discretion.approvals import Approval, ApprovalStatus
@@ -56,7 +56,9 @@ __all__ = [
     "authenticated",
 ]
 
-Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Note = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=NO_NUL)
+]
 
 
 class NoteIn(BaseModel):
@@ -94,7 +96,10 @@ class ReportIn(BaseModel):
     result: Any = None
     """What the tool returned, as JSON (null is a result too)."""
     error: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+        Annotated[
+            str,
+            StringConstraints(strip_whitespace=True, min_length=1, max_length=4000, pattern=NO_NUL),
+        ]
         | None
     ) = None
     """What the tool raised; a failed call may be claimed again."""

@@ -27,7 +27,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from discretion.api._limits import SignInThrottle
-from discretion.api._params import DecisionId
+from discretion.api._params import NO_NUL, DecisionId
 from discretion.api._problems import status_of
 from discretion.api._sessions import Session, same_secret
 from discretion.api._state import AppState, is_runnable, money_in
@@ -41,7 +41,8 @@ __all__ = ["SESSION_COOKIE", "FormRejected", "SignInRequired", "ui_router"]
 SESSION_COOKIE = "discretion_session"
 _SIGN_IN_COOKIE = "discretion_sign_in"
 
-FormText = Annotated[str, Form()]
+FormText = Annotated[str, Form(pattern=NO_NUL)]
+"""A form's text: a NUL (which no store holds) is a 422, as over the JSON API."""
 
 
 _DONE = frozenset({"approved", "rejected", "escalated"})
