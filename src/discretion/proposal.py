@@ -142,33 +142,55 @@ def _nests_deeper(value: Any, limit: int) -> bool:
         ProposalError: a text or a name in it holds NUL (U+0000), which PostgreSQL cannot
             store and no tool reads as text; `field` names the argument.
     """
-    # Iterative: a hostile document must not exhaust the stack before it is refused.
-    pending: list[tuple[Any, int, tuple[Any, ...]]] = [(value, 0, ())]
+    # Iterative: a hostile document must not exhaust the stack before it is refused. No path
+    # is kept on the way: most proposals hold nothing to refuse, and `_refused` finds it.
+    pending: list[tuple[Any, int]] = [(value, 0)]
     while pending:
-        node, depth, path = pending.pop()
-        if type(node) is str:
+        node, depth = pending.pop()
+        kind = type(node)
+        if kind is str:
             if "\x00" in node:
-                raise _nul(path, f"{_argument(path)} holds")
+                raise _refused(value)
             continue
-        if type(node) in _LEAVES:
+        if kind in _LEAVES:
             continue  # most arguments: nothing to look into
         if isinstance(node, float) and not math.isfinite(node):
-            raise ValueError(
-                f"{_argument(path)} holds {node!r}, which is not a finite number; send a finite one"
-            )
+            raise _refused(value)
         if isinstance(node, Mapping):
             for key in node:
-                if isinstance(key, str) and "\x00" in key:
-                    raise _nul(path, f"the name of {_argument((*path, key))} holds")
-            children: Any = node.items()
+                if type(key) is str and "\x00" in key:
+                    raise _refused(value)
+            children: Any = node.values()
         elif isinstance(node, (list, tuple)):
-            children = enumerate(node)
+            children = node
         else:
             continue
         if depth >= limit:
             return True
-        pending.extend((child, depth + 1, (*path, at)) for at, child in children)
+        pending.extend((child, depth + 1) for child in children)
     return False
+
+
+def _refused(value: Any) -> Exception:
+    """The error for the first NUL or number not finite in `value`, naming where it is."""
+    pending: list[tuple[Any, tuple[Any, ...]]] = [(value, ())]
+    while pending:
+        node, path = pending.pop()
+        if type(node) is str:
+            if "\x00" in node:
+                return _nul(path, f"{_argument(path)} holds")
+        elif isinstance(node, float) and not math.isfinite(node):
+            return ValueError(
+                f"{_argument(path)} holds {node!r}, which is not a finite number; send a finite one"
+            )
+        elif isinstance(node, Mapping):
+            for key in node:
+                if isinstance(key, str) and "\x00" in key:
+                    return _nul(path, f"the name of {_argument((*path, key))} holds")
+            pending.extend((child, (*path, at)) for at, child in node.items())
+        elif isinstance(node, (list, tuple)):
+            pending.extend((child, (*path, at)) for at, child in enumerate(node))
+    return ValueError("holds a value that cannot be stored")  # pragma: no cover - found above
 
 
 def _nul(path: tuple[Any, ...], what: str) -> ProposalError:
