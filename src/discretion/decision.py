@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -207,6 +208,19 @@ class Decision(BaseModel):
         if len(key) <= 200:
             return key
         return "key:" + hashlib.sha256(key.encode()).hexdigest()
+
+    def relied_on(self, cited: Iterable[str] = ()) -> list[str]:
+        """The precedents it relies on: those its rationale cited and the one it applied.
+
+        `cited`: the ids the proposal's rationale cites, when the case was decided before its
+        precedents were read (its `precedents` then say nothing).
+        """
+        relied = list(cited)
+        if self.precedents is not None:
+            relied += self.precedents.cited
+            if self.precedents.applied is not None:
+                relied.append(self.precedents.applied)
+        return list(dict.fromkeys(relied))
 
     def with_hash(self, lineage_hash: str) -> Decision:
         """A copy carrying its lineage hash."""

@@ -190,20 +190,19 @@ def _relied_on(tx: SqlTransaction, call: _Call, decision_id: str) -> None:
         ExecutionError: naming the precedent; nothing is written.
     """
     decision = tx.decision(decision_id)
-    if decision is None or decision.precedents is None:
+    if decision is None:
         return
-    relied = [*decision.precedents.cited]
-    if decision.precedents.applied is not None:
-        relied.append(decision.precedents.applied)
-    rows = tx.precedents.load(dict.fromkeys(relied))
-    for precedent_id, row in rows.items():
-        if row.revoked_at is not None:
-            raise ExecutionError(
-                f"execution {call.key!r} ({call.tool}) relies on precedent {precedent_id!r},"
-                f" revoked at {row.revoked_at.isoformat()}; it does not run. Ask for a new"
-                " proposal that stands without it",
-                key=call.key,
-            )
+    approval = tx.approvals.get(decision_id)
+    rationale = (approval.proposal.get("rationale") or {}) if approval is not None else {}
+    cited = map(str, rationale.get("precedents") or [])
+    fallen = tx.precedents.fallen(decision.relied_on(cited))
+    if fallen is not None:
+        precedent_id, why = fallen
+        raise ExecutionError(
+            f"execution {call.key!r} ({call.tool}) relies on precedent {precedent_id!r}, which"
+            f" {why}; it does not run. Ask for a new proposal that stands without it",
+            key=call.key,
+        )
 
 
 class Executions:

@@ -525,7 +525,9 @@ def test_an_approved_call_relying_on_a_precedent_revoked_before_it_ran_does_not_
     assert [e.status.value for e in guard.approvals.run_approved()] == ["pending"]
     assert paid == []
     [queued] = guard.executions.for_decision(routed.id)
-    with pytest.raises(ExecutionError, match=f"relies on precedent '{precedent.id}', revoked"):
+    with pytest.raises(
+        ExecutionError, match=f"relies on precedent '{precedent.id}', which was revoked"
+    ):
         guard.executions.claim(queued.key)
     assert "execution.started" not in [e.kind for e in store.history(routed.id)]
 

@@ -10,7 +10,6 @@ The LLM judge takes no part: the approver's judgment is what a routed case waits
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -421,31 +420,13 @@ def _budgets(
 def _precedents(
     tx: SqlTransaction, approval_id: str, decision: Decision, proposal: Mapping[str, Any]
 ) -> None:
-    cited = list((proposal.get("rationale") or {}).get("precedents") or [])
-    if decision.precedents is not None:
-        cited += decision.precedents.cited
-        if decision.precedents.applied is not None:
-            cited.append(decision.precedents.applied)
-    if not cited:
-        return
-    wanted = list(dict.fromkeys(cited))
+    cited = (proposal.get("rationale") or {}).get("precedents") or []
     # Read in this transaction: on SQLite a second connection would wait for our own lock.
-    rows = tx.precedents.load(wanted)
-    for precedent_id in wanted:
-        row = rows.get(precedent_id)
-        if row is None:
-            raise StaleApproval(
-                f"approval {approval_id}: precedent {precedent_id!r} it relies on cannot be"
-                " found; reject it",
-                approval_id=approval_id,
-            )
-        if row.revoked_at is not None:
-            revoked_at = row.revoked_at
-            reason = json.loads(row.body).get("revoked_reason")
-            why = f": {reason}" if reason else ""
-            raise StaleApproval(
-                f"approval {approval_id}: precedent {precedent_id!r} it relies on was revoked"
-                f" at {revoked_at.isoformat()}{why}; reject it, or ask for a new proposal that"
-                " stands without it",
-                approval_id=approval_id,
-            )
+    fallen = tx.precedents.fallen(decision.relied_on(map(str, cited)))
+    if fallen is not None:
+        precedent_id, why = fallen
+        raise StaleApproval(
+            f"approval {approval_id}: precedent {precedent_id!r} it relies on {why}; reject it,"
+            " or ask for a new proposal that stands without it",
+            approval_id=approval_id,
+        )

@@ -222,6 +222,10 @@ class ApprovalWrites:
     def __init__(self, tx: SqlTransaction) -> None:
         self._tx = tx
 
+    def get(self, approval_id: str) -> ApprovalRow | None:
+        """The approval, as this transaction sees it (no lock)."""
+        return _get(self._tx.bindings, self._tx._connection, approval_id)
+
     def claim(self, approval_id: str) -> ApprovalRow | None:
         """The approval with this id, locked until the commit (PostgreSQL).
 

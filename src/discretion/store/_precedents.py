@@ -8,6 +8,7 @@ values are exact and checks the rest; this module keeps the rows and the index.
 from __future__ import annotations
 
 import builtins
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -229,6 +230,24 @@ class PrecedentWrites:
         Read in the transaction: on SQLite a second connection would wait for its own lock.
         """
         return _load(self._tx.bindings, self._tx._connection, ids)
+
+    def fallen(self, ids: Iterable[str]) -> tuple[str, str] | None:
+        """The first of `ids` that no longer stands and why, or None when every one stands.
+
+        Why: "cannot be found", or "was revoked at ..." with the revocation's reason. What a
+        case relying on them checks before it is approved, and before its call runs.
+        """
+        wanted = list(dict.fromkeys(ids))
+        rows = self.load(wanted) if wanted else {}
+        for precedent_id in wanted:
+            row = rows.get(precedent_id)
+            if row is None:
+                return precedent_id, "cannot be found"
+            if row.revoked_at is not None:
+                reason = json.loads(row.body).get("revoked_reason")
+                why = f": {reason}" if reason else ""
+                return precedent_id, f"was revoked at {row.revoked_at.isoformat()}{why}"
+        return None
 
     def set_from(self, decision_id: str) -> str | None:
         """The id of the precedent set from `decision_id`, if one was."""
