@@ -76,9 +76,13 @@ class _StoreCollector(Collector):
             labels=["budget", "currency"],
         )
         queue = self._store.reports.queue()
-        # Each budget's own window, `(since, now]`, as the pipeline's budgets count it.
+        # Each budget's own window, `(since, now]`, as the pipeline's budgets count it; one
+        # whose calendar begins in each case's own time zone, over its longest span (its keys'
+        # periods begin at different times: an upper bound, safe to alert on).
         pack = self._pack
-        windows = [(b.id, b.since(now)) for b in pack.budgets]
+        windows = [
+            (b.id, b.since(now) if b.zone_fact is None else now - b.window) for b in pack.budgets
+        ]
         ratios = dict.fromkeys((b.id for b in pack.budgets), 0.0)
         # A pack in several currencies reserves in each: one series per currency. The
         # utilisation of a cap per currency (`each`) is the largest share in any currency

@@ -321,3 +321,21 @@ def test_a_time_zone_fact_must_be_a_string_read_on_a_calendar_window(
     path.write_text(text, encoding="utf-8")
     with pytest.raises(PolicyError, match=re.escape(says)):
         load_pack(path)
+
+
+def test_the_metrics_count_a_budget_in_each_cases_zone_over_its_longest_span(
+    tmp_path: Path,
+) -> None:
+    """40.00 at 01:00 on 1 November in Tokyo, read at 00:30 on 1 November in Berlin.
+
+    Tokyo's month holds it; the pack's Berlin month began after it. The gauge cannot know each
+    key's zone, so it counts the longest span a month runs: the spend is in it.
+    """
+    from discretion._metrics import GuardMetrics
+
+    clock = FakeClock(datetime(2026, 10, 31, 16, 0, tzinfo=UTC))
+    g = zoned_guard(tmp_path, clock, "Asia/Tokyo")
+    assert g.decide(credit("40.00", "nov-1")).outcome is Outcome.ALLOW
+    clock.now = datetime(2026, 10, 31, 23, 30, tzinfo=UTC)
+    text = GuardMetrics(g).exposition().decode()
+    assert 'discretion_budget_utilisation_ratio{budget="budget.monthly"} 0.8' in text

@@ -199,3 +199,10 @@ def test_a_budget_of_no_outcomes_fails_at_load(tmp_path):
     )
     with pytest.raises(PolicyError, match="counts no outcomes"):
         load_pack(path)
+
+
+def test_a_tool_name_longer_than_a_proposal_may_carry_fails_at_load(tmp_path):
+    text = SHOP_PACK.read_text(encoding="utf-8").replace("issue_refund", "t" * 101, 1)
+    (tmp_path / "pack.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(PolicyError, match="at most 100 characters"):
+        load_pack(tmp_path / "pack.yaml")

@@ -252,7 +252,8 @@ class ToolSpec(BaseModel):
 
     model_config = _MODEL
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    # As long as a proposal's tool name may be (`proposal.MAX_NAME`).
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     """The tool's name."""
     amount: str | None = None
     """The argument holding the amount (dotted for nested arguments)."""
@@ -707,7 +708,7 @@ class PackSpec(BaseModel):
     integrations also refuse to wrap such a tool."""
     unknown_tools_route_to: str | None = None
     """The human role such a call routes to; the highest human role when absent."""
-    ungoverned_tools: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = []
+    ungoverned_tools: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = []
     """Read-only tools that run without a decision, by name or glob (`search_*`)."""
     entities: dict[EntityKind, EntitySpec] = {}
     """How the customer, order and case a proposal names relate; each named one is checked
