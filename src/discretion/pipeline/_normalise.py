@@ -9,6 +9,7 @@ let a proposal be decided on another order than the one the tool receives).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -359,14 +360,18 @@ def read_arguments(
     )
 
 
-def currency_paths(amount_at: str) -> list[str]:
+@functools.cache
+def currency_paths(amount_at: str) -> tuple[str, ...]:
     """Where a currency beside the amount at `amount_at` may be: its own level and each above.
 
-    `refund.amount` gives `refund.currency`, `currency` and the other spellings of each.
+    `refund.amount` gives `refund.currency`, `currency` and the other spellings of each. Kept
+    per path: a pack maps a handful, and every call reads them.
     """
     parts = amount_at.split(".")[:-1]
     levels = [".".join(parts[:depth]) for depth in range(len(parts), -1, -1)]
-    return [f"{level}.{name}" if level else name for level in levels for name in CURRENCY_ARGUMENTS]
+    return tuple(
+        f"{level}.{name}" if level else name for level in levels for name in CURRENCY_ARGUMENTS
+    )
 
 
 def _no_stray_currency(
