@@ -159,26 +159,21 @@ def decided_without(
     `unnamed`: facts of records the proposal does not name, which may or may not be on record:
     a hard limit denies only when it holds either way (`has()` false, then true).
     """
-    activation = _activation(
-        pack, action, role, actor_is_ai, amount_minor, facts, now, args, unreadable, cited_reason
-    )
+
+    def activation_with(present: tuple[str, ...]) -> Any:
+        return _activation(
+            pack, action, role, actor_is_ai, amount_minor, facts, now, args, present, cited_reason
+        )
+
+    activation = activation_with(unreadable)
     if action.hard_limits:
         try:
             fired = _hard_limits(action, activation)
             if fired and any(name in unnamed for _, name in action.presence):
-                present = _activation(
-                    pack,
-                    action,
-                    role,
-                    actor_is_ai,
-                    amount_minor,
-                    facts,
-                    now,
-                    args,
-                    (*unreadable, *unnamed),
-                    cited_reason,
-                )
-                held = {rule.id for rule in _hard_limits(action, present)}
+                held = {
+                    rule.id
+                    for rule in _hard_limits(action, activation_with((*unreadable, *unnamed)))
+                }
                 fired = [rule for rule in fired if rule.id in held]
         except EvaluationError:
             fired = []
