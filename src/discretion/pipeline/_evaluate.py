@@ -210,19 +210,13 @@ def evaluate(
     `args`: the tool arguments the action declares, as CEL reads them (`args.<name>`).
     `asked_at`: when the case was asked (an approval's re-check: its route's time).
     """
-    activation = _activation(
-        pack,
-        action,
-        role,
-        actor_is_ai,
-        amount_minor,
-        facts,
-        now,
-        args,
-        (),
-        cited_reason,
-        asked_at,
-    )
+
+    def activation_as(who: Role, is_ai: bool) -> Any:
+        return _activation(
+            pack, action, who, is_ai, amount_minor, facts, now, args, (), cited_reason, asked_at
+        )
+
+    activation = activation_as(role, actor_is_ai)
     try:
         evaluation = _evaluate(
             pack, action, role, amount_minor, cited_reason, activation, prior_minor
@@ -230,19 +224,7 @@ def evaluate(
         if action.reads_actor and _nobody_for_the_actor(evaluation):
 
             def decide_as(person: Role) -> Evaluation:
-                seen = _activation(
-                    pack,
-                    action,
-                    person,
-                    False,
-                    amount_minor,
-                    facts,
-                    now,
-                    args,
-                    (),
-                    cited_reason,
-                    asked_at,
-                )
+                seen = activation_as(person, False)
                 return _evaluate(
                     pack, action, person, amount_minor, cited_reason, seen, prior_minor
                 )
