@@ -161,6 +161,15 @@ def test_a_note_is_required_for_every_decision_on_an_approval(guard):
     assert guard.approvals.get(decision.id).status is ApprovalStatus.PENDING
 
 
+def test_a_note_holding_nul_is_refused_before_anything_is_written(guard):
+    decision = guard.decide(refund("80.00"))
+    for act in (guard.approvals.approve, guard.approvals.reject, guard.approvals.escalate):
+        with pytest.raises(ProposalError, match=r"NUL character \(U\+0000\)") as caught:
+            act(decision.id, approver=TINA, note="ok\x00then")
+        assert caught.value.field == "note"
+    assert guard.approvals.get(decision.id).status is ApprovalStatus.PENDING
+
+
 def test_approver_whose_role_does_not_cover_the_case_cannot_approve_but_may_escalate(
     guard, facts, store
 ):

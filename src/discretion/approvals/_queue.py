@@ -97,6 +97,12 @@ def _note(note: str) -> str:
         )
     if len(text) > MAX_NOTE:
         raise ProposalError(f"note: keep it under {MAX_NOTE} characters", field="note")
+    if "\x00" in text:
+        # No store holds it (PostgreSQL refuses it mid-write): bad input, not an outage.
+        raise ProposalError(
+            "note: it holds a NUL character (U+0000), which no stored text holds; write it without",
+            field="note",
+        )
     return text
 
 
