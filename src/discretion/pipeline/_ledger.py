@@ -238,7 +238,7 @@ def queries(
         key = kept_under(total.per, actor, resolved)
         matched = _matched(total.args, item.args)
         # A calendar in the case's own time zone (`timezone`): none named, no window to read.
-        since = total.since(now) if total.zone_fact is None else total.since_in(now, facts or {})
+        since = total.since_in(now, facts or {})
         if key is None or matched is None or since is None:
             unkeyed.append(name)
             continue

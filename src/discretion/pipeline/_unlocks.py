@@ -31,16 +31,15 @@ def cap_assertions(
     role: Role,
     amount_minor: int,
     facts: Mapping[str, Any],
-    call_minor: int | None = None,
+    call_minor: int,
 ) -> Evaluation:
     """An allowed case resting on an assertion above what it unlocks, routed to a person.
 
     `amount_minor` is the call's amount, with what the record already received for an action
     measured on the whole; a cap that counts a total (`unlocks.counting`) is measured on the
-    call's own (`call_minor`, `amount_minor` when None) and the total's value among `facts`
-    together. A total that could not be read is over.
+    call's own (`call_minor`) and the total's value among `facts` together. A total that could
+    not be read is over.
     """
-    call = amount_minor if call_minor is None else call_minor
     if not evaluation.outcome.is_allowed:
         return evaluation
     # The view a unit's proposal is decided on has the unit for its currency.
@@ -50,32 +49,11 @@ def cap_assertions(
         for rule in evaluation.deciding
         for name in rule.rests_on
         if (cap := pack.asserted[name].cap(unit)) is not None
-        and _measured(pack.asserted[name].counting, amount_minor, call, facts) > cap
+        and _measured(pack.asserted[name].counting, amount_minor, call_minor, facts) > cap
     ]
     if not over:
         return evaluation
     over = list(dict.fromkeys(over))
-    return _routed(pack, evaluation, over, action=action, role=role, amount_minor=amount_minor)
-
-
-def _measured(counting: str | None, whole: int, call: int, facts: Mapping[str, Any]) -> float:
-    if counting is None:
-        return whole
-    held = facts.get(counting)
-    if not isinstance(held, Money):
-        return math.inf  # not read: what the record already received is not known
-    return call + held.minor
-
-
-def _routed(
-    pack: PolicyPack,
-    evaluation: Evaluation,
-    over: list[str],
-    *,
-    action: str,
-    role: Role,
-    amount_minor: int,
-) -> Evaluation:
     return replace(
         evaluation,
         outcome=Outcome.ROUTE,
@@ -92,3 +70,12 @@ def _routed(
         precedents=evaluation.unapplied(),
         fallback=None,
     )
+
+
+def _measured(counting: str | None, whole: int, call: int, facts: Mapping[str, Any]) -> float:
+    if counting is None:
+        return whole
+    held = facts.get(counting)
+    if not isinstance(held, Money):
+        return math.inf  # not read: what the record already received is not known
+    return call + held.minor
