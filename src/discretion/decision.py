@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -209,13 +209,14 @@ class Decision(BaseModel):
             return key
         return "key:" + hashlib.sha256(key.encode()).hexdigest()
 
-    def relied_on(self, cited: Iterable[str] = ()) -> list[str]:
+    def relied_on(self, proposal: Mapping[str, Any] | None) -> list[str]:
         """The precedents it relies on: those its rationale cited and the one it applied.
 
-        `cited`: the ids the proposal's rationale cites, when the case was decided before its
-        precedents were read (its `precedents` then say nothing).
+        `proposal`: the one it decided, as stored (an approval's), whose rationale's citations
+        count too when the case was decided before its precedents were read.
         """
-        relied = list(cited)
+        rationale = (proposal or {}).get("rationale") or {}
+        relied = [str(cited) for cited in rationale.get("precedents") or []]
         if self.precedents is not None:
             relied += self.precedents.cited
             if self.precedents.applied is not None:

@@ -193,9 +193,9 @@ def _relied_on(tx: SqlTransaction, call: _Call, decision_id: str) -> None:
     if decision is None:
         return
     approval = tx.approvals.get(decision_id)
-    rationale = (approval.proposal.get("rationale") or {}) if approval is not None else {}
-    cited = map(str, rationale.get("precedents") or [])
-    fallen = tx.precedents.fallen(decision.relied_on(cited))
+    fallen = tx.precedents.fallen(
+        decision.relied_on(approval.proposal if approval is not None else None)
+    )
     if fallen is not None:
         precedent_id, why = fallen
         raise ExecutionError(

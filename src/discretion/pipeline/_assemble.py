@@ -136,8 +136,7 @@ def _resolve(
 ) -> Resolved:
     """Check each named record against the answer and fill in what the records name."""
     ids = {kind: named.get(kind) for kind in ("customer", "order", "case")}
-    faults: list[EntityFault] = []
-    against: dict[int, str] = {}  # a mismatch's place in `faults`, to the record it names
+    faults: list[tuple[str | None, EntityFault]] = []  # a mismatch with the record it names
     unknown: set[str] = set()
     # Children first: a case names its order and customer, an order its customer. Only records
     # the request named are checked; one a record names is asked for (and checked) next.
@@ -150,10 +149,13 @@ def _resolve(
         if recorded is None:
             unknown.add(kind)
             faults.append(
-                EntityFault(
-                    rule=UNKNOWN,
-                    cause=f"{kind} {own!r} is not on record",
-                    deny=entity.on_unknown == "deny",
+                (
+                    None,
+                    EntityFault(
+                        rule=UNKNOWN,
+                        cause=f"{kind} {own!r} is not on record",
+                        deny=entity.on_unknown == "deny",
+                    ),
                 )
             )
             continue
@@ -177,13 +179,15 @@ def _resolve(
             if ids[parent] is None:
                 ids[parent] = linked
             elif ids[parent] != linked:
-                against[len(faults)] = parent
                 faults.append(
-                    EntityFault(
-                        rule=MISMATCH,
-                        cause=f"the proposal names {parent} {ids[parent]!r}, but {kind} {own!r}"
-                        f" belongs to {parent} {linked!r}",
-                        deny=entity.on_mismatch == "deny",
+                    (
+                        parent,
+                        EntityFault(
+                            rule=MISMATCH,
+                            cause=f"the proposal names {parent} {ids[parent]!r}, but {kind}"
+                            f" {own!r} belongs to {parent} {linked!r}",
+                            deny=entity.on_mismatch == "deny",
+                        ),
                     )
                 )
     # A record named that is not on record is unknown, not another record's: an id mistyped
@@ -192,7 +196,7 @@ def _resolve(
         customer_id=ids["customer"],
         order_id=ids["order"],
         case_id=ids["case"],
-        faults=tuple(f for i, f in enumerate(faults) if against.get(i) not in unknown),
+        faults=tuple(fault for named, fault in faults if named not in unknown),
     )
 
 

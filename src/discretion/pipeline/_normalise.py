@@ -37,8 +37,9 @@ from discretion.policy import (
     Structured,
     ToolSpec,
     read_structured,
+    record_name,
 )
-from discretion.proposal import CONTROL, MAX_ID, Proposal
+from discretion.proposal import CONTROL, MAX_ID, NOT_PRINTABLE, Proposal
 
 __all__ = [
     "ID_FIELDS",
@@ -265,9 +266,7 @@ def _scalar_id(tool: str, path: str, arguments: Mapping[str, Any]) -> str | None
         )
     if CONTROL.search(text):
         raise ProposalError(
-            f"tool {tool!r} argument {path!r}: an id holds no control characters (line"
-            " breaks, tabs); send the id alone",
-            field=f"tool.arguments.{path}",
+            f"tool {tool!r} argument {path!r}: {NOT_PRINTABLE}", field=f"tool.arguments.{path}"
         )
     if len(text) > MAX_ID:
         raise ProposalError(
@@ -458,12 +457,12 @@ def _undeclared_members(record: RecordType, value: Any, where: str) -> list[str]
     members = {member.name: member for member in record.members}
     extra = [f"{where}.{key}" for key in sorted(value) if key not in members]
     for name, member in members.items():
-        kind = member.type.removeprefix("list[").removesuffix("]")
+        kind, is_list = record_name(member.type)
         if kind in MEMBER_TYPES or name not in value:
             continue
         inner = record.resolve(kind)
         nested = value[name]
-        if member.type.startswith("list[") and isinstance(nested, (list, tuple)):
+        if is_list and isinstance(nested, (list, tuple)):
             for index, item in enumerate(nested):
                 extra += _undeclared_members(inner, item, f"{where}.{name}[{index}]")
         else:

@@ -374,7 +374,8 @@ def _budgets(
         (r.budget, r.key): r
         for r in decision.reservations
         if (budget := windows.get(r.budget)) is not None
-        and decision.decided_at > (budget.since_in(now, keys.facts) or budget.since(now))
+        and (since := budget.since_in(now, keys.facts)) is not None
+        and decision.decided_at > since
     }
     # The proposer's budgets: exposure counts against the actor who asked, whoever approves.
     check = check_budgets(
@@ -420,9 +421,8 @@ def _budgets(
 def _precedents(
     tx: SqlTransaction, approval_id: str, decision: Decision, proposal: Mapping[str, Any]
 ) -> None:
-    cited = (proposal.get("rationale") or {}).get("precedents") or []
     # Read in this transaction: on SQLite a second connection would wait for our own lock.
-    fallen = tx.precedents.fallen(decision.relied_on(map(str, cited)))
+    fallen = tx.precedents.fallen(decision.relied_on(proposal))
     if fallen is not None:
         precedent_id, why = fallen
         raise StaleApproval(

@@ -40,6 +40,7 @@ from discretion.policy._records import (
     RecordType,
     Structured,
     read_structured,
+    record_name,
 )
 from discretion.policy._schema import CURRENCY_ARGUMENTS, ArgSpec, FieldSpec, ToolSpec
 from discretion.policy._screen import Screen, Screens
@@ -87,4 +88,5 @@ __all__ = [
     "Total",
     "load_pack",
     "read_structured",
+    "record_name",
 ]

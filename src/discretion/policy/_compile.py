@@ -14,7 +14,6 @@ from datetime import UTC, timedelta, tzinfo
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, NoReturn
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from discretion.errors import PolicyError, ProposalError
 from discretion.money import CURRENCY_EXPONENTS, Money, register_unit
@@ -54,6 +53,7 @@ from discretion.policy._model import (
     Role,
     Rule,
     Total,
+    zone_named,
 )
 from discretion.policy._records import (
     MEMBER_TYPES,
@@ -930,9 +930,8 @@ def _zone(spec: PackSpec, lines: LineMap) -> tzinfo:
     """The pack's `timezone`, where its calendar windows begin."""
     if spec.timezone == "UTC":
         return UTC
-    try:
-        return ZoneInfo(spec.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    zone = zone_named(spec.timezone)
+    if zone is None:
         source, line = lines.find(("timezone",))
         raise PolicyError(
             f"timezone {spec.timezone!r} is not a time zone this machine knows; give an IANA"
@@ -940,7 +939,8 @@ def _zone(spec: PackSpec, lines: LineMap) -> tzinfo:
             " time zone data, install the tzdata package)",
             path=source,
             line=line,
-        ) from None
+        )
+    return zone
 
 
 def _compile_totals(

@@ -50,7 +50,6 @@ __all__ = [
     "Binding",
     "Bindings",
     "OwnRows",
-    "Step",
     "decision_columns",
     "newest_binding",
     "row_digest",
