@@ -20,7 +20,12 @@ from discretion.approvals import Approval
 from discretion.decision import Decision, Outcome
 from discretion.errors import ConfigurationError, ExecutionError, ProposalError
 from discretion.execution import Execution, ExecutionStatus
-from discretion.integrations._setup import check_tool, declared_mapping
+from discretion.integrations._setup import (
+    SchemaParameters,
+    check_tool,
+    declared_mapping,
+    read_schema,
+)
 from discretion.lineage import digest
 from discretion.pipeline import Governed, MappedArguments, read_arguments
 from discretion.policy import ToolSpec
@@ -371,6 +376,20 @@ class Governor:
         return check_tool(
             self.guard.pack, tool, parameters, action=self._action, fields=self._fields
         )
+
+    def check_schema(self, tool: str, schema: Any) -> tuple[bool, SchemaParameters | None]:
+        """Check a tool by its JSON schema as it is wrapped: whether it is decided, what it reads.
+
+        A decided tool's schema must be read (`read_schema`): one that cannot be is refused,
+        never taken to accept anything. A read-only tool's is not read (None).
+
+        Raises:
+            ConfigurationError: as `check`, or the decided tool's schema cannot be read.
+        """
+        if not self.governs(tool):
+            return self.check(tool, None), None
+        read = read_schema(tool, schema)
+        return self.check(tool, read.names if read is not None else None), read
 
     def proposal(self, info: ToolCallInfo) -> Proposal:
         """The proposal a tool call stands for, with its idempotency key.

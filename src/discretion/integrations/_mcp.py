@@ -48,7 +48,6 @@ from discretion.integrations._call import (
 from discretion.integrations._setup import (
     SchemaParameters,
     UnreadableSchema,
-    read_schema,
     schema_parameters,
 )
 from discretion.proposal import Actor
@@ -178,21 +177,21 @@ class MCPGateway:
             params = mcp_types.PaginatedRequestParams(cursor=cursor) if cursor else None
             listed = await self.upstream.list_tools(params=params)
             for tool in listed.tools:
-                governed = tool.name in self.guard.pack.tools
-                # A governed tool's schema must be read (see `read_schema`): one that cannot
-                # be is refused, never taken to accept anything.
-                read = read_schema(tool.name, tool.input_schema) if governed else _schema(tool)
-                parameters = read.names if read is not None else None
-                if parameters is not None and KEY_ARGUMENT in parameters:
+                # A tool the pack does not map is decided as an unknown one when it is called;
+                # its schema is read only for its key argument.
+                mapped = tool.name in self.guard.pack.tools
+                if mapped:
+                    _, read = self.governor.check_schema(tool.name, tool.input_schema)
+                else:
+                    read = _schema(tool)
+                if read is not None and KEY_ARGUMENT in read.names:
                     self._keyed.add(tool.name)
-                if governed:
-                    self.governor.check(tool.name, parameters)
-                    if read is not None and read.is_closed:
-                        # An MCP tool's schema lists what its function takes (unless it says
-                        # it takes others too): a call carrying another argument is refused.
-                        self._takes[tool.name] = frozenset(
-                            name for name in read.names if "." not in name
-                        )
+                if mapped and read is not None and read.is_closed:
+                    # An MCP tool's schema lists what its function takes (unless it says it
+                    # takes others too): a call carrying another argument is refused.
+                    self._takes[tool.name] = frozenset(
+                        name for name in read.names if "." not in name
+                    )
             cursor = listed.next_cursor
             if not cursor:
                 return

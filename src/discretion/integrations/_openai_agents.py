@@ -45,7 +45,6 @@ from discretion.integrations._call import (
     proposal_error_message,
     rejection_message,
 )
-from discretion.integrations._setup import read_schema
 
 try:
     from agents import (
@@ -101,11 +100,6 @@ def _run_scope(trace: Trace | None) -> str | None:
     return trace.trace_id
 
 
-def _parameters(tool: FunctionTool) -> frozenset[str] | None:
-    read = read_schema(tool.name, tool.params_json_schema)
-    return read.names if read is not None else None
-
-
 class AgentTools:
     """Governs an OpenAI Agents SDK agent's function tools with a guard.
 
@@ -157,9 +151,8 @@ class AgentTools:
                     " before it runs; list it in the pack's ungoverned_tools if it only reads,"
                     " or leave it out"
                 )
-            # A read-only tool's schema is not read: nothing about it is decided.
-            governs = self.governor.governs(tool.name)
-            if not self.governor.check(tool.name, _parameters(tool) if governs else None):
+            governed, _ = self.governor.check_schema(tool.name, tool.params_json_schema)
+            if not governed:
                 wrapped.append(tool)
                 continue
             wrapped.append(self._governed(tool))

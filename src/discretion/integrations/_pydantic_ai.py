@@ -40,7 +40,6 @@ from discretion.integrations._call import (
     proposal_error_message,
     rejection_message,
 )
-from discretion.integrations._setup import read_schema
 
 try:
     from pydantic_ai import (
@@ -64,11 +63,6 @@ if TYPE_CHECKING:
     from discretion.guard import Guard
 
 __all__ = ["GovernedToolset"]
-
-
-def _parameters(name: str, tool: ToolsetTool[Any]) -> frozenset[str] | None:
-    read = read_schema(name, tool.tool_def.parameters_json_schema)
-    return read.names if read is not None else None
 
 
 @dataclass(init=False)
@@ -111,9 +105,7 @@ class GovernedToolset(WrapperToolset[Any]):
         """
         tools = await super().get_tools(ctx)
         for name, tool in tools.items():
-            # A read-only tool's schema is not read: nothing about it is decided.
-            governs = self.governor.governs(name)
-            self.governor.check(name, _parameters(name, tool) if governs else None)
+            self.governor.check_schema(name, tool.tool_def.parameters_json_schema)
         return tools
 
     async def call_tool(
