@@ -490,3 +490,20 @@ budgets:
         load_pack(path)
     assert "under entities; ids the agent types are never keys on their own" in str(raised.value)
     assert raised.value.line == 19  # the budget's
+
+
+def test_an_id_a_provider_links_longer_than_a_decision_keeps_routes(store):
+    """The case system's own id is recorded; one too long to keep is context it cannot give."""
+
+    class LongLinks(Records):
+        def fetch(self, request: ContextRequest, /) -> Mapping[str, Any]:
+            facts = dict(super().fetch(request))
+            if "order.customer_id" in facts:
+                facts["order.customer_id"] = "c" * 201
+            return facts
+
+    guard = Guard(load_pack(PACK), store=store, context=LongLinks(), clock=FakeClock(NOW))
+    decision = guard.decide(refund("20.00", key="a", customer=None, case=None))
+    assert decision.outcome is Outcome.ROUTE
+    assert decision.rules == ["discretion.context-unavailable"]
+    assert "'order.customer_id' is an id of 201 characters" in decision.causes[0]

@@ -30,6 +30,7 @@ from discretion.errors import ContextError
 from discretion.pipeline._asserted import asserted_values
 from discretion.pipeline._normalise import Normalised
 from discretion.policy import ActionPolicy, Entity, FieldSpec, PolicyPack
+from discretion.proposal import MAX_ID
 
 __all__ = [
     "MISMATCH",
@@ -163,7 +164,7 @@ def _resolve(
             # The record's own id, not the agent's spelling of it: the case system found the
             # record for what was typed (`a-1`, `Á-1`, `#A1`, `01`, an alias), and totals,
             # budgets and precedent count it under the one key the record answers to.
-            ids[kind] = own = str(recorded)
+            ids[kind] = own = _kept(recorded, entity.id_field)
         for parent in entity.belongs_to:
             field = entity.link_field(parent)
             if field not in answer:
@@ -175,7 +176,7 @@ def _resolve(
             linked = answer[field]
             if linked is None:
                 continue
-            linked = str(linked)
+            linked = _kept(linked, field)
             if ids[parent] is None:
                 ids[parent] = linked
             elif ids[parent] != linked:
@@ -198,6 +199,22 @@ def _resolve(
         case_id=ids["case"],
         faults=tuple(fault for named, fault in faults if named not in unknown),
     )
+
+
+def _kept(value: Any, field: str) -> str:
+    """A record's id as its provider answered it, once the store can keep it.
+
+    Raises:
+        ContextError: it is longer than a decision's record holds (`proposal.MAX_ID`).
+    """
+    text = str(value)
+    if len(text) > MAX_ID:
+        raise ContextError(
+            f"context field {field!r} is an id of {len(text)} characters, more than the"
+            f" {MAX_ID} a decision keeps; the case system's id cannot be recorded",
+            field=field,
+        )
+    return text
 
 
 def _tied(

@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from discretion.decision import Decision, Reservation
-from discretion.errors import ConfigurationError, ProposalError, StoreError
+from discretion.errors import ConfigurationError, StoreError
 from discretion.lineage import (
     GENESIS,
     ChainVerifier,
@@ -45,7 +45,6 @@ from discretion.lineage import (
     verify_checkpoints,
 )
 from discretion.money import EXPONENTS, UNIT_CODE, register_unit
-from discretion.proposal import MAX_ID
 from discretion.store import _approvals, _bindings, _dialect, _executions, _identities
 from discretion.store._approvals import ApprovalReads, ApprovalRow, ApprovalWrites
 from discretion.store._bindings import (
@@ -171,21 +170,6 @@ def _statements(dialect_name: str) -> dict[str, Any]:
 
 
 _DECISION_COLUMNS = tuple(c.name for c in decisions.columns)
-
-
-def _refuse_long_ids(entities: Mapping[str, str]) -> None:
-    """Refuse a customer, case or order id longer than its column holds, as bad input.
-
-    PostgreSQL refuses it mid-write, which read as an outage, and SQLite keeps it whole: either
-    way the caller sent it, so it is answered alike on both, before anything is written.
-    """
-    for kind, value in entities.items():
-        if len(value) > MAX_ID:
-            raise ProposalError(
-                f"{kind}_id: {len(value)} characters, more than the {MAX_ID} an id may have;"
-                " send the id alone",
-                field=f"{kind}_id",
-            )
 
 
 def _decision_by_id(
@@ -402,7 +386,6 @@ class SqlTransaction:
             StoreError: with `last`, a row written in this transaction is bound to no record.
         """
         decision = record.decision
-        _refuse_long_ids(decision.entities)
         at = to_us(decision.decided_at)
         body = record.body()
         # The proposal's canonical JSON once: a route's approval keeps the same proposal.
