@@ -294,6 +294,7 @@ def run_pack(path: Path, n: int, only: str | None) -> list[dict[str, Any]]:
                 action,
                 role=item.role,
                 actor_is_ai=True,
+                actor_id="bench",
                 amount_minor=2500,
                 cited_reason=None,
                 facts=cel,

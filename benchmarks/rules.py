@@ -167,6 +167,7 @@ def prepare(shape: str, size: int, folder: Path) -> dict[str, Any]:
             action,
             role=item.role,
             actor_is_ai=True,
+            actor_id="bench",
             amount_minor=2500,
             cited_reason=None,
             facts=facts,

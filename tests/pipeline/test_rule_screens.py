@@ -176,6 +176,7 @@ def decide(pack: PolicyPack, facts: dict[str, Any], amount: int, role: str, cite
         action,
         role=found,
         actor_is_ai=found.is_ai,
+        actor_id="tester",
         amount_minor=amount,
         cited_reason=cited,
         facts={name: value for name, value in facts.items() if value is not None},

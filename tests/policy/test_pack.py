@@ -58,8 +58,8 @@ MINI = HEAD + ROLES + ACTIONS + BUDGETS
 # ROLES cut in two for packs split over files: the `roles:` key with the AI role, then tier1's body.
 AI_ROLES, TIER1_BODY = ROLES.split("  - id: tier1\n")
 DECLARED_FOR_REFUND = (
-    "actor.is_ai, actor.role, amount, asked_at, currency, now, order.shipped_at, order.total,"
-    " rationale.reason"
+    "actor.id, actor.is_ai, actor.role, amount, asked_at, currency, now, order.shipped_at,"
+    " order.total, rationale.reason"
 )
 
 

@@ -97,6 +97,7 @@ def _activation(
     action: ActionPolicy,
     role: Role,
     actor_is_ai: bool,
+    actor_id: str,
     amount_minor: int,
     facts: dict[str, Any],
     now: datetime,
@@ -117,6 +118,7 @@ def _activation(
         "amount": amount_minor,
         "now": now,
         "asked_at": asked_at or now,
+        "actor.id": actor_id,
         "actor.role": role.id,
         "actor.is_ai": actor_is_ai,
         "rationale.reason": cited_reason or "",
@@ -139,6 +141,7 @@ def decided_without(
     *,
     role: Role,
     actor_is_ai: bool,
+    actor_id: str,
     amount_minor: int,
     facts: dict[str, Any],
     unreadable: tuple[str, ...],
@@ -162,7 +165,17 @@ def decided_without(
 
     def activation_with(present: tuple[str, ...]) -> Any:
         return _activation(
-            pack, action, role, actor_is_ai, amount_minor, facts, now, args, present, cited_reason
+            pack,
+            action,
+            role,
+            actor_is_ai,
+            actor_id,
+            amount_minor,
+            facts,
+            now,
+            args,
+            present,
+            cited_reason,
         )
 
     activation = activation_with(unreadable)
@@ -190,6 +203,7 @@ def evaluate(
     *,
     role: Role,
     actor_is_ai: bool,
+    actor_id: str,
     amount_minor: int,
     cited_reason: str | None,
     facts: dict[str, Any],
@@ -212,8 +226,21 @@ def evaluate(
     """
 
     def activation_as(who: Role, is_ai: bool) -> Any:
+        # A person of another role is not known by id: the proposer's stands (only hard limits
+        # and reviews read it; the approval's re-check reads the approver's).
         return _activation(
-            pack, action, who, is_ai, amount_minor, facts, now, args, (), cited_reason, asked_at
+            pack,
+            action,
+            who,
+            is_ai,
+            actor_id,
+            amount_minor,
+            facts,
+            now,
+            args,
+            (),
+            cited_reason,
+            asked_at,
         )
 
     activation = activation_as(role, actor_is_ai)
@@ -232,7 +259,13 @@ def evaluate(
             evaluation = _by_a_person(pack, role, evaluation, decide_as)
         if action.reviews and evaluation.outcome is not Outcome.DENY:
             evaluation = _reviewed(
-                pack, action, role, actor_is_ai, activation, evaluation, amount_minor + prior_minor
+                pack,
+                action,
+                role,
+                (actor_is_ai, actor_id),
+                activation,
+                evaluation,
+                amount_minor + prior_minor,
             )
     except EvaluationError as exc:
         return Evaluation(
@@ -451,7 +484,7 @@ def _reviewed(
     pack: PolicyPack,
     action: ActionPolicy,
     role: Role,
-    actor_is_ai: bool,
+    actor: tuple[bool, str],
     activation: Any,
     evaluation: Evaluation,
     whole_minor: int,
@@ -462,13 +495,21 @@ def _reviewed(
     case already needed, when higher). A person of that role or above (the proposer, or an
     approver re-checking it) is that review: for them it changes nothing, as a review without
     `by` changes nothing for any person. A review `only` its role decides goes to that role
-    whatever the amount, and no other rank stands in for it.
+    whatever the amount, and no other rank stands in for it. A review naming a `person` is,
+    at its role, that person alone: another of the role is not it.
+
+    `actor`: whether the proposer is an AI, and its id.
     """
-    holding = [
-        review
-        for review in action.reviews
-        if _check(review.when, activation) and _needs(pack, review, role, actor_is_ai)
-    ]
+    holding: list[Rule] = []
+    named: dict[str, tuple[Rule, str]] = {}
+    for review in action.reviews:
+        if not _check(review.when, activation):
+            continue
+        person = _person(review, activation)
+        if _needs(pack, review, role, actor, person):
+            holding.append(review)
+            if person is not None:
+                named[review.id] = (review, person)
     if not holding:
         return evaluation
     only = [review for review in holding if review.only]
@@ -492,6 +533,22 @@ def _reviewed(
             evaluation.required_role or lowest_to_allow(pack, action, evaluation, whole_minor)
         )
         required = max(targets, key=lambda r: r.rank)
+    # At the role the case goes to, the person a review names is that review: none other of
+    # the role may decide it. A higher rank (the amount needs it) stands in, but for `only`.
+    persons = {p for review, p in named.values() if review.by == required.id}
+    for review, person in named.values():
+        if review.by == required.id:
+            causes = [
+                *causes,
+                f"{review.id}: only {person!r} ({review.person.source if review.person else ''})"
+                f" of role {required.id!r} may decide it",
+            ]
+    if len(persons) > 1:
+        causes = [
+            *causes,
+            f"reviews naming {' and '.join(sorted(persons))} hold at once: no one person can"
+            " approve it",
+        ]
     return replace(
         evaluation,
         outcome=Outcome.ROUTE,
@@ -500,7 +557,25 @@ def _reviewed(
         causes=causes,
         deciding=[*evaluation.deciding, *holding],
         precedents=evaluation.unapplied(),
+        person=min(persons) if persons else None,
     )
+
+
+def _person(review: Rule, activation: Any) -> str | None:
+    """The id of the one person a review that holds names, or None when it names no one.
+
+    A value that cannot be read, or is blank, is an evaluation error: the case waits for a
+    person to be named on record, never for anyone of the role.
+    """
+    if review.person is None:
+        return None
+    person = str(_check(review.person, activation)).strip()
+    if not person:
+        raise EvaluationError(
+            f"review {review.id!r}: {review.person.source!r} names no one, and only the person"
+            " it names may decide the case"
+        )
+    return person
 
 
 def lowest_to_allow(
@@ -530,12 +605,21 @@ def _lowest_allowing(
     return found[0] if found is not None else None
 
 
-def _needs(pack: PolicyPack, review: Rule, role: Role, actor_is_ai: bool) -> bool:
-    """Whether a review that holds needs someone other than this actor to decide the case."""
+def _needs(
+    pack: PolicyPack, review: Rule, role: Role, actor: tuple[bool, str], person: str | None
+) -> bool:
+    """Whether a review that holds needs someone other than this actor to decide the case.
+
+    `actor`: whether it is an AI, and its id; `person`: the one the review names, if any.
+    """
+    actor_is_ai, actor_id = actor
     if actor_is_ai or role.is_ai:
         return True
     if review.by is None:
         return False
+    if person is not None and role.id == review.by and actor_id != person:
+        # Another person of the role is not the one the review names.
+        return True
     if review.only:
         return role.id != review.by
     reviewer = pack.role(review.by)

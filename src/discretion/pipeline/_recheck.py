@@ -264,6 +264,7 @@ def recheck(
             action,
             role=role,
             actor_is_ai=False,
+            actor_id=approver.id,
             amount_minor=amount_minor,
             cited_reason=item.proposal.rationale.reason,
             facts=snapshot.cel_values(action.reads),
@@ -278,6 +279,12 @@ def recheck(
         what = f"{action.name} of {item.amount}"
         match outcome:
             case Outcome.DENY:
+                if evaluation.deciding and all(rule.personal for rule in evaluation.deciding):
+                    # It forbids this approver (their own account), not the case.
+                    raise ApprovalError(
+                        f"approval {approval_id}: the pack forbids {approver.id!r} to approve"
+                        f" {what} (rules: {', '.join(rules)}): leave it to another person"
+                    )
                 raise StaleApproval(
                     f"approval {approval_id}: the current pack denies {what}"
                     f" (rules: {', '.join(rules)}); it cannot run, reject it",
@@ -291,6 +298,13 @@ def recheck(
                         f" ({'; '.join(evaluation.causes) or ', '.join(rules)}); reject it, or"
                         " try again when the cause is fixed",
                         approval_id=approval_id,
+                    )
+                if evaluation.person is not None:
+                    # A review leaves it to one person of its role: not this approver.
+                    raise ApprovalError(
+                        f"approval {approval_id}: only {evaluation.person!r}, as role"
+                        f" {needed.id!r}, may approve {what} (rules: {', '.join(rules)});"
+                        f" {approver.id!r} may not: leave it to them, or reject it"
                     )
                 if needed.id == role.id:
                     # Not the approver's authority: the proposal itself no longer stands as it

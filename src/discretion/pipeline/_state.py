@@ -39,6 +39,9 @@ class Evaluation:
     facts could not be assembled (the ids as named then stand)."""
     ledger: LedgerFacts | None = None
     """The totals it read from the ledger (and its cumulative authority), when it read any."""
+    person: str | None = None
+    """The one person a review that holds leaves the case to (its `person`): only they, of
+    its role, may approve it."""
 
     def unapplied(self) -> PrecedentUse | None:
         """Its precedents with none applied: for an outcome that no longer allows.

@@ -44,7 +44,7 @@ FIELD_TYPES: dict[str, Any] = {
 }
 """The context field types a pack may declare, and the CEL type each is seen as."""
 
-_RESULT_TYPES = {"bool": cel.Type.BOOL, "int": cel.Type.INT}
+_RESULT_TYPES = {"bool": cel.Type.BOOL, "int": cel.Type.INT, "string": cel.Type.STRING}
 
 
 PRESENCE_PREFIX = "__present."
@@ -294,7 +294,7 @@ class CelProgram:
         text: str | None = None,
         unread: Collection[str] = (),
     ) -> CelProgram:
-        """Compile `source` in `env`; it must produce `result` (`bool` or `int`).
+        """Compile `source` in `env`; it must produce `result` (`bool`, `int` or `string`).
 
         `text`, when given, is what is compiled (`source` with `has()` rewritten, see
         `rewrite_presence`); errors quote `source`, as the pack author wrote it. `unread`: the

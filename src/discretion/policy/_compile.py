@@ -1037,6 +1037,7 @@ _SPACE = re.compile(r"\s+")
 
 
 _ACTOR = re.compile(r"\bactor\s*\.\s*(?:role|is_ai)\b")
+_ACTOR_ID = re.compile(r"\bactor\s*\.\s*id\b")
 
 
 def split_conjuncts(text: str) -> list[str]:
@@ -1367,15 +1368,47 @@ def _compile_band(
     return JudgeBand(min_minor=low, max_minor=high, clause=spec.clause or clause)
 
 
+def _check_actor_id(
+    action_id: str, action: ActionSpec, granting: list[Rule], lines: LineMap
+) -> None:
+    """No standard rule or reason reads `actor.id`: what they grant is a role's.
+
+    A case the actor may not decide goes to a role, and the person of that role who decides it
+    is not known until they do: a rule granting to one person by id could only deny the agent
+    what it means to leave to that person. A hard limit or review may read it.
+    """
+    for rule in granting:
+        programs = (("when", rule.when), ("max_amount", rule.max_amount))
+        for key, program in programs:
+            if program is None or not _ACTOR_ID.search(blank_literals(program.source)):
+                continue
+            section = "standard" if rule.kind == "standard" else "exceptions"
+            index = next(i for i, spec in enumerate(getattr(action, section)) if spec.id == rule.id)
+            source, line = lines.find(("actions", action_id, section, index, key))
+            raise PolicyError(
+                f"{rule.kind} rule {rule.id!r} reads actor.id: what a standard rule or reason"
+                " grants is a role's, and the person who decides a routed case is not known"
+                " before they do. To leave a case to one named person, give the action a"
+                " review with `by` their role and `person` the fact naming them; to forbid"
+                " a person a case (their own account), write a hard limit",
+                path=source,
+                line=line,
+                rule_id=rule.id,
+                expression=program.source,
+            )
+
+
 def _check_reviewers(spec: PackSpec, roles: tuple[Role, ...], lines: LineMap) -> None:
     """A review's `by` is a role of the pack that people hold: an AI never decides a case."""
     for action_id, action in spec.actions.items():
         for index, review in enumerate(action.reviews):
             if review.by is None:
-                if review.only:
-                    source, line = lines.find(("actions", action_id, "reviews", index, "only"))
+                for key, said in (("only", "only: true"), ("person", "person")):
+                    if getattr(review, key) in (None, False):
+                        continue
+                    source, line = lines.find(("actions", action_id, "reviews", index, key))
                     raise PolicyError(
-                        "only: true names no role: say which role alone decides the case (by)",
+                        f"{said} names no role: say which role decides the case (by)",
                         path=source,
                         line=line,
                         rule_id=review.id,
@@ -1529,7 +1562,13 @@ def _compile_action(
             rule("standard", "standard", index, spec, granted_by=_roles(spec.granted_by))
         )
     hard_limits = [
-        rule("hard_limit", "hard_limits", index, spec)
+        rule(
+            "hard_limit",
+            "hard_limits",
+            index,
+            spec,
+            personal=bool(_ACTOR_ID.search(blank_literals(spec.when))),
+        )
         for index, spec in enumerate(action.hard_limits)
     ]
     exceptions = []
@@ -1552,10 +1591,21 @@ def _compile_action(
             )
         )
     reviews = [
-        rule("review", "reviews", index, spec, by=spec.by, only=spec.only)
+        rule(
+            "review",
+            "reviews",
+            index,
+            spec,
+            by=spec.by,
+            only=spec.only,
+            person=program(spec.person, "string", (*base, "reviews", index, "person"), spec.id)
+            if spec.person is not None
+            else None,
+        )
         for index, spec in enumerate(action.reviews)
     ]
     granting = [*standard, *exceptions]
+    _check_actor_id(action_id, action, granting, lines)
     return ActionPolicy(
         reads_actor=any(
             _ACTOR.search(

@@ -57,6 +57,7 @@ BUILTIN_VARIABLES: Mapping[str, str] = MappingProxyType(
         "amount": "money",
         "now": "timestamp",
         "asked_at": "timestamp",
+        "actor.id": "string",
         "actor.role": "string",
         "actor.is_ai": "bool",
         "currency": "string",
@@ -100,6 +101,12 @@ class Rule:
     """For a review: the human role that must decide the case; any covering person when None."""
     only: bool = False
     """For a review: `by` alone decides it, not the roles above it."""
+    personal: bool = False
+    """For a hard limit: it reads `actor.id`, so it may forbid one person what another may
+    do (an approver the case is about)."""
+    person: CelProgram | None = None
+    """For a review: the one person of its `by` role who decides it (a string, the id an actor
+    carries: `customer.account_manager`); any person of the role when None."""
 
 
 ASSERTED = "asserted."

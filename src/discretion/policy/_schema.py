@@ -391,6 +391,9 @@ class ReviewSpec(BaseModel):
     only: bool = False
     """The `by` role alone is the review, not the roles above it: a team beside the ladder
     (fraud, trust and safety, the account's manager) whose say no rank stands in for."""
+    person: Cel | None = None
+    """CEL, a string: the id of the one person of the `by` role who decides it (the account's
+    named manager: `customer.account_manager`); any person of the role when absent."""
     description: str = ""
     message: str | None = None
 
