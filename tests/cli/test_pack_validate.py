@@ -171,3 +171,51 @@ def test_an_action_not_cumulative_resting_on_a_capped_assertion_is_noted(tmp_pat
     # The shipped pack's cap counts the vouchers already paid on the booking's word.
     shipped = CliRunner().invoke(app, ["pack", "validate", str(travel)])
     assert "is not cumulative" not in shipped.stdout
+
+
+NAMED = """
+pack: named
+currency: USD
+context:
+  customer.account_manager: string
+roles:
+  - id: ai_agent
+    ai: true
+    authority: {credit: {standard: "50.00"}}
+  - id: account_manager
+    authority: {credit: {standard: "500.00"}}
+  - id: director
+    authority: {credit: {standard: "5000.00"}}
+actions:
+  credit:
+    two_approvals_above: "100.00"
+    tools: [{name: credit_account, amount: amount, customer: customer_id}]
+    reads: [customer.account_manager]
+    standard: [{id: any-credit, when: "true"}]
+    reviews:
+      - {id: own-manager, when: "true", by: account_manager, person: customer.account_manager,
+         only: true}
+"""
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "noted"),
+    [
+        ("", "", True),
+        ("         only: true}", "         only: false}", False),  # a director gives the second
+        ('    two_approvals_above: "100.00"\n', "", False),
+    ],
+)
+def test_a_review_only_one_person_decides_on_an_action_of_two_approvals_is_noted(
+    tmp_path, before, after, noted
+):
+    path = tmp_path / "pack.yaml"
+    path.write_text(NAMED.replace(before, after) if before else NAMED, encoding="utf-8")
+    result = CliRunner().invoke(app, ["pack", "validate", str(path)])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.stdout.split())
+    note = (
+        "note review own-manager (credit) is decided only by the person customer.account_manager"
+        " names, and credit takes two approvals above its two_approvals_above"
+    )
+    assert (note in output) is noted

@@ -67,7 +67,8 @@ def _unapprovable(policy: PolicyPack) -> list[str]:
     """What no one person could approve, one note each.
 
     A review only a role decides, past a budget whose `route_to` ranks above that role: the
-    case stays with the review's role, which may not go beyond the budget.
+    case stays with the review's role, which may not go beyond the budget. A review only one
+    named person decides, on an action taking two approvals: no second person may give one.
     """
     from discretion.pipeline import route_target
     from discretion.policy import NEXT_ABOVE
@@ -75,6 +76,13 @@ def _unapprovable(policy: PolicyPack) -> list[str]:
     notes = []
     for action in policy.actions.values():
         for review in action.reviews:
+            if review.only and review.person is not None and action.two_approvals_minor is not None:
+                notes.append(
+                    f"review {review.id} ({action.name}) is decided only by the person"
+                    f" {review.person.source} names, and {action.name} takes two approvals"
+                    " above its two_approvals_above: no second person may approve such a case;"
+                    " drop only (a rank above then gives the second), or the two approvals"
+                )
             reviewer = policy.role(review.by) if review.only and review.by else None
             if reviewer is None:
                 continue
