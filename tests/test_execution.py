@@ -319,3 +319,19 @@ def test_a_result_holding_nan_or_infinity_is_recorded_as_text(guard, decision, s
         {"key": "call-1", "tool": "issue_refund", "result": expected},
     )
     assert store.verify() == 3  # the decision, the claim and its result: the chain holds
+
+
+def test_a_result_holding_a_lone_surrogate_is_recorded_with_the_replacement_character(
+    guard, decision, store
+):
+    # Text decoded with `surrogateescape` is not text JSON can hold; the tool ran, so its call
+    # must still end, never stay running.
+    result = {"receipt": b"ok \xff".decode("utf-8", "surrogateescape"), "lines": ["\ud800"]}
+    execution = run(guard, decision, lambda arguments, key: result)
+    assert execution.status is ExecutionStatus.SUCCEEDED
+    expected = {"receipt": "ok \ufffd", "lines": ["\ufffd"]}
+    assert execution.result == expected
+    with store.engine.connect() as connection:
+        stored = connection.execute(select(executions.c.result)).one()
+    assert json.loads(stored.result) == expected
+    assert store.verify() == 3

@@ -28,10 +28,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeAlias
 
-from pydantic_core import to_json
+from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
 
 from discretion.errors import ExecutionError, ProposalError, StoreError
-from discretion.lineage import canonical_json, digest
+from discretion.lineage import canonical_json, digest, without_surrogates
 from discretion.store import ExecutionRow, SqlStore, SqlTransaction
 from discretion.types import Clock
 
@@ -49,10 +49,28 @@ def _jsonable(value: Any) -> Any:
 
     Tool results are often framework objects (messages, models): what JSON can say is kept, the
     rest is written as text. A NaN or an infinity, which canonical JSON refuses, is kept as the
-    text `"NaN"`, `"Infinity"` or `"-Infinity"`: the tool ran, and a result that could not be
-    recorded would leave its call running for ever, never to be run again.
+    text `"NaN"`, `"Infinity"` or `"-Infinity"`, and a lone surrogate as U+FFFD: the tool ran,
+    and a result that could not be recorded would leave its call running for ever, never to be
+    run again.
     """
-    return json.loads(to_json(value, fallback=str, inf_nan_mode="strings"))
+    try:
+        return json.loads(to_json(value, fallback=str, inf_nan_mode="strings"))
+    except PydanticSerializationError:
+        # A lone surrogate in a text (one decoded with `surrogateescape`): not text, so no JSON
+        # can hold it. Each is kept as U+FFFD, the replacement character; the rest as it was.
+        plain = _replaced(to_jsonable_python(value, fallback=str))
+        return json.loads(to_json(plain, inf_nan_mode="strings"))
+
+
+def _replaced(node: Any) -> Any:
+    """`node`, plain JSON-able values, with each lone surrogate in a text or key as U+FFFD."""
+    if isinstance(node, str):
+        return without_surrogates(node)
+    if isinstance(node, dict):
+        return {_replaced(key): _replaced(child) for key, child in node.items()}
+    if isinstance(node, list):
+        return [_replaced(child) for child in node]
+    return node
 
 
 class ExecutionStatus(StrEnum):

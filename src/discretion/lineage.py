@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,9 +36,11 @@ __all__ = [
     "canonical_members",
     "checkpoint_hash",
     "digest",
+    "is_text",
     "partition_of",
     "record_hash",
     "verify_checkpoints",
+    "without_surrogates",
 ]
 
 GENESIS = "0" * 64
@@ -133,6 +136,23 @@ def canonical_members(members: Mapping[str, str]) -> str:
 def digest(value: Any, *, finite: bool = False) -> str:
     """SHA-256 hex digest of the canonical JSON of `value` (`finite`: see `canonical_json`)."""
     return text_digest(canonical_json(value, finite=finite))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def is_text(text: str) -> bool:
+    """Whether `text` holds no lone UTF-16 surrogate (an unpaired escape read by `json.loads`).
+
+    Such a value is not text: no digest, no JSON and no database can encode it, so it is refused
+    (or replaced) where it enters.
+    """
+    return text.isascii() or _SURROGATE.search(text) is None
+
+
+def without_surrogates(text: str) -> str:
+    """`text` with each lone surrogate as U+FFFD, the replacement character."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def text_digest(text: str) -> str:

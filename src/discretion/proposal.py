@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from discretion.errors import ProposalError
+from discretion.lineage import is_text, without_surrogates
 from discretion.money import Money
 
 __all__ = ["Actor", "Claim", "Proposal", "Rationale", "ToolCall", "argument_at"]
@@ -93,6 +94,10 @@ class Claim(BaseModel):
     def _finite(cls, value: Any) -> Any:
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{value!r} is not a finite number; claim a value the facts can hold")
+        if isinstance(value, str) and _unstorable(value):
+            raise ValueError(
+                "holds NUL or a lone UTF-16 surrogate, which no text may hold; send valid text"
+            )
         return value
 
 
@@ -133,6 +138,11 @@ MAX_ARGUMENT_DEPTH = 32
 _LEAVES = frozenset({str, int, bool, type(None)})
 
 
+def _unstorable(text: str) -> bool:
+    """Whether `text` holds NUL (which PostgreSQL cannot store) or a lone surrogate."""
+    return "\x00" in text or not is_text(text)
+
+
 def _nests_deeper(value: Any, limit: int) -> bool:
     """Whether `value` nests deeper than `limit`.
 
@@ -140,7 +150,8 @@ def _nests_deeper(value: Any, limit: int) -> bool:
         ValueError: it holds a number that is not finite (NaN, an infinity): JSON has no such
             number, so it would be stored and run as null.
         ProposalError: a text or a name in it holds NUL (U+0000), which PostgreSQL cannot
-            store and no tool reads as text; `field` names the argument.
+            store and no tool reads as text, or a lone surrogate, which is not text at all;
+            `field` names the argument.
     """
     # Iterative: a hostile document must not exhaust the stack before it is refused. No path
     # is kept on the way: most proposals hold nothing to refuse, and `_refused` finds it.
@@ -149,7 +160,7 @@ def _nests_deeper(value: Any, limit: int) -> bool:
         node, depth = pending.pop()
         kind = type(node)
         if kind is str:
-            if "\x00" in node:
+            if _unstorable(node):
                 raise _refused(value)
             continue
         if kind in _LEAVES:
@@ -158,7 +169,7 @@ def _nests_deeper(value: Any, limit: int) -> bool:
             raise _refused(value)
         if isinstance(node, Mapping):
             for key in node:
-                if type(key) is str and "\x00" in key:
+                if type(key) is str and _unstorable(key):
                     raise _refused(value)
             children: Any = node.values()
         elif isinstance(node, (list, tuple)):
@@ -172,35 +183,40 @@ def _nests_deeper(value: Any, limit: int) -> bool:
 
 
 def _refused(value: Any) -> Exception:
-    """The error for the first NUL or number not finite in `value`, naming where it is."""
+    """The error for the first text not storable or number not finite in `value`, and where."""
     pending: list[tuple[Any, tuple[Any, ...]]] = [(value, ())]
     while pending:
         node, path = pending.pop()
         if type(node) is str:
-            if "\x00" in node:
-                return _nul(path, f"{_argument(path)} holds")
+            if _unstorable(node):
+                return _nul(path, f"{_argument(path)} holds", node)
         elif isinstance(node, float) and not math.isfinite(node):
             return ValueError(
                 f"{_argument(path)} holds {node!r}, which is not a finite number; send a finite one"
             )
         elif isinstance(node, Mapping):
             for key in node:
-                if isinstance(key, str) and "\x00" in key:
-                    return _nul(path, f"the name of {_argument((*path, key))} holds")
+                if isinstance(key, str) and _unstorable(key):
+                    return _nul(path, f"the name of {_argument((*path, key))} holds", key)
             pending.extend((child, (*path, at)) for at, child in node.items())
         elif isinstance(node, (list, tuple)):
             pending.extend((child, (*path, at)) for at, child in enumerate(node))
     return ValueError("holds a value that cannot be stored")  # pragma: no cover - found above
 
 
-def _nul(path: tuple[Any, ...], what: str) -> ProposalError:
-    """The error for a tool argument at `path` whose text or name holds U+0000."""
-    field = ".".join(("tool", "arguments", *map(str, path)))
-    return ProposalError(
-        f"{field}: {what} a NUL character (U+0000), which no text in a tool call may hold;"
-        " send it without",
-        field=field,
-    )
+def _nul(path: tuple[Any, ...], what: str, text: str) -> ProposalError:
+    """The error for a tool argument at `path` whose text or name holds U+0000 or a surrogate."""
+    # The place is named without what makes it unstorable: the message is text, shown and sent.
+    field = without_surrogates(".".join(("tool", "arguments", *map(str, path))))
+    what = without_surrogates(what)
+    if "\x00" in text:
+        held = "a NUL character (U+0000), which no text in a tool call may hold; send it without"
+    else:
+        held = (
+            "a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape), which is not text;"
+            " send valid Unicode"
+        )
+    return ProposalError(f"{field}: {what} {held}", field=field)
 
 
 def _argument(path: tuple[Any, ...]) -> str:

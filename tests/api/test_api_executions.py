@@ -90,6 +90,15 @@ def test_a_report_gives_exactly_one_of_result_or_error(served):
         )
         assert answer.status_code == 422, text
         assert "NaN or an infinity" in answer.json()["message"]
+    for text in ('{"result": "\\ud800"}', '{"result": {"\\udfff": 1}}', '{"result": ["a\\ud83d"]}'):
+        # A lone surrogate is valid JSON and no text: no digest or database can hold it.
+        answer = served.client.post(
+            "/v1/executions/bot-1:k-1/result",
+            content=text,
+            headers={**served.auth("bot"), "Content-Type": "application/json"},
+        )
+        assert answer.status_code == 422, text
+        assert "lone UTF-16 surrogate" in answer.json()["message"]
     done = served.post("/v1/executions/bot-1:k-1/result", "bot", {"result": None})
     assert (done.json()["status"], done.json()["result"]) == ("succeeded", None)
 

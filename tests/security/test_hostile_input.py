@@ -29,6 +29,7 @@ from discretion import (
     load_pack,
 )
 from discretion.context import StaticContextProvider
+from discretion.lineage import is_text
 
 PACK = load_pack(SHOP_PACK)
 SOURCE = SHOP_PACK.read_text(encoding="utf-8")
@@ -46,6 +47,8 @@ strings = st.one_of(
             "",
             " ",
             "\x00",
+            "\ud800",  # a lone surrogate: a model's "\\ud800", read by json.loads
+            "a\udfffb",
             "refund",
             "issue_refund",
             "manager",
@@ -210,6 +213,42 @@ def test_an_id_with_a_control_character_is_refused(spelt, where):
         guard.decide(proposal)
     assert raised.value.field == field
     assert guard.store.find_decision("bot-1", "k-1") is None
+
+
+@pytest.mark.parametrize(
+    ("where", "field"),
+    [
+        (("tool", "arguments", "note"), "tool.arguments.note"),
+        (("tool", "arguments", "meta", "lines", 0), "tool.arguments.meta.lines.0"),
+        (("tool", "arguments", "meta", "\ud800"), "tool.arguments.meta"),  # a name
+        (("rationale", "claims", 0, "value"), "rationale.claims.0.value"),
+    ],
+)
+def test_a_lone_surrogate_in_a_call_is_a_proposal_error_naming_it(where, field):
+    # A model's `"\\ud800"` read by json.loads: not text, so no digest could encode it and the
+    # agent's run crashed instead of being told to correct the call.
+    proposal = refund("10.00")
+    proposal["tool"]["arguments"]["meta"] = {"lines": ["x"]}
+    proposal["rationale"]["claims"] = [{"field": "shipment.status", "value": "lost"}]
+    node = proposal
+    for key in where[:-1]:
+        node = node[key]
+    node[where[-1]] = "a\ud800b"
+    guard = guard_on(good_facts())
+    with pytest.raises(ProposalError, match="surrogate") as raised:
+        guard.decide(proposal)
+    assert raised.value.field == field
+    assert is_text(str(raised.value))  # the message itself can be shown and sent
+    assert guard.store.find_decision("bot-1", "k-1") is None
+
+
+def test_a_fact_holding_a_lone_surrogate_is_context_unavailable():
+    # CEL cannot hold it either: a rule reading it crashed the decision.
+    decision = guard_on(good_facts(**{"shipment.status": "lo\udc80st"})).decide(
+        refund("10.00", reason="carrier-lost")
+    )
+    assert decision.outcome is Outcome.ROUTE
+    assert decision.rules == ["discretion.context-unavailable"]
 
 
 @pytest.mark.parametrize(

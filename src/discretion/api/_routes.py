@@ -42,6 +42,7 @@ from discretion.approvals import Approval, ApprovalStatus
 from discretion.decision import Decision
 from discretion.errors import ApprovalNotFound, ExecutionError
 from discretion.execution import Execution
+from discretion.lineage import is_text
 from discretion.money import Money
 from discretion.precedent import Precedent, PrecedentSpec
 from discretion.proposal import MAX_NAME, PRINTABLE, Proposal
@@ -113,6 +114,11 @@ class ReportIn(BaseModel):
         if not _finite(self.result):
             # JSON has no NaN or infinity; kept, the ledger would hold a string nobody sent.
             raise ValueError("`result` holds NaN or an infinity, which JSON has not; send a number")
+        if not _text(self.result):
+            raise ValueError(
+                "`result` holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape),"
+                " which is not text; send valid Unicode"
+            )
         return self
 
 
@@ -124,6 +130,17 @@ def _finite(value: Any) -> bool:
         return all(_finite(item) for item in value.values())
     if isinstance(value, list):
         return all(_finite(item) for item in value)
+    return True
+
+
+def _text(value: Any) -> bool:
+    """Whether every text and key in `value`, however deep, is text (no lone surrogate)."""
+    if isinstance(value, str):
+        return is_text(value)
+    if isinstance(value, dict):
+        return all(_text(key) and _text(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_text(item) for item in value)
     return True
 
 

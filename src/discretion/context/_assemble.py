@@ -8,7 +8,7 @@ from typing import Any
 
 from discretion.context._providers import ContextProvider, ContextRequest
 from discretion.errors import ContextError, CurrencyMismatch, ProposalError
-from discretion.lineage import canonical_json, text_digest
+from discretion.lineage import canonical_json, is_text, text_digest
 from discretion.money import Money, SignedMoney, parse_decimal, scaled
 from discretion.policy._records import RecordError, RecordFieldSpec, Structured, read_structured
 from discretion.policy._schema import FieldSpec
@@ -170,7 +170,7 @@ def _bad(name: str, value: Any, expected: str) -> ContextError:
 def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
     kind = spec.type
     if kind == "string":
-        if not isinstance(value, str):
+        if not isinstance(value, str) or not is_text(value):
             raise _bad(name, value, "a string")
         return value
     if kind == "int":
@@ -211,7 +211,9 @@ def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
             return timedelta(seconds=value)
         raise _bad(name, value, "a duration (seconds or timedelta)")
     if kind == "list[string]":
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, str) and is_text(v) for v in value
+        ):
             raise _bad(name, value, "a list of strings")
         return tuple(value)
     if kind == "money":

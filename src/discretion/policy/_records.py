@@ -39,6 +39,7 @@ from google.protobuf import (
 from pydantic import ConfigDict, Field, ValidationError
 
 from discretion.errors import ProposalError
+from discretion.lineage import is_text
 from discretion.money import Money, SignedMoney, parse_decimal, scaled
 from discretion.policy._schema import ArgSpec, FieldSpec
 
@@ -173,13 +174,20 @@ class RecordType:
         kind = member.type
         if kind in ("string", "bool", "int"):
             expected = {"string": str, "bool": bool, "int": int}[kind]
-            if not isinstance(raw, expected) or (kind == "int" and isinstance(raw, bool)):
+            if (
+                not isinstance(raw, expected)
+                or (kind == "int" and isinstance(raw, bool))
+                or (isinstance(raw, str) and not is_text(raw))
+            ):
                 raise RecordError(f"{path}: {_kind(raw)} where {_article(kind)} belongs")
             return raw
         if kind in ("list[string]", "list[int]"):
             element = str if kind == "list[string]" else int
             if not isinstance(raw, (list, tuple)) or not all(
-                isinstance(v, element) and not isinstance(v, bool) for v in raw
+                isinstance(v, element)
+                and not isinstance(v, bool)
+                and (not isinstance(v, str) or is_text(v))
+                for v in raw
             ):
                 raise RecordError(f"{path}: {_kind(raw)} where {_article(kind)} belongs")
             return tuple(raw)
