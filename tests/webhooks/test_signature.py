@@ -69,6 +69,10 @@ def test_any_one_of_several_signatures_passes_while_a_secret_is_rotated():
         ({}, "has no X-Discretion-Signature header"),
         ({SIGNATURE_HEADER: "v1=abc"}, "write t=<unix seconds>,v1=<hex digest>"),
         ({SIGNATURE_HEADER: "t=soon,v1=abc"}, "t='soon' is not a unix time"),
+        # Too large for a float: the comparison with now raised OverflowError.
+        ({SIGNATURE_HEADER: f"t={'9' * 400},v1=00"}, "is not a unix time"),
+        ({SIGNATURE_HEADER: "t=+1764590400,v1=00"}, "is not a unix time"),
+        ({SIGNATURE_HEADER: "t=1_764_590_400,v1=00"}, "is not a unix time"),
         # Not ASCII: compared as text, it raised TypeError instead of failing the check.
         ({SIGNATURE_HEADER: f"t={int(NOW.timestamp())},v1=\u00e9"}, "no v1 signature matches"),
     ],

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -33,6 +34,9 @@ EVENT_ID_HEADER = "X-Discretion-Event-Id"
 """The event's id: the same on every delivery of the event; deduplicate on it."""
 EVENT_TYPE_HEADER = "X-Discretion-Event-Type"
 """`decision.recorded`, `approval.opened`, ..."""
+
+
+_SECONDS = re.compile("[0-9]{1,12}")
 
 
 def _digest(secret: str, timestamp: int, body: bytes) -> str:
@@ -95,12 +99,13 @@ def verify_signature(
         if not sep:
             continue
         if key == "t":
-            try:
-                timestamp = int(item)
-            except ValueError:
+            # Digits alone, of a time a clock may show: `int` also reads `+1`, `1_0` and
+            # Arabic-Indic digits, and a time of 400 digits overflowed the comparison.
+            if not _SECONDS.fullmatch(item):
                 raise WebhookSignatureError(
-                    f"{SIGNATURE_HEADER}: t={item!r} is not a unix time in seconds"
-                ) from None
+                    f"{SIGNATURE_HEADER}: t={item[:40]!r} is not a unix time in seconds"
+                )
+            timestamp = int(item)
         elif key == "v1":
             candidates.append(item)
     if timestamp is None or not candidates:
