@@ -439,7 +439,7 @@ def test_stale_approval_a_spent_deny_budget_blocks(make_guard, facts, tmp_path, 
     assert routed.outcome is Outcome.ROUTE
     for n, amount in enumerate(("40.00", "45.00")):
         assert guard.decide(refund(amount, key=f"spend-{n}")).outcome is Outcome.ALLOW
-    with pytest.raises(StaleApproval, match="budget 'org-daily-deny' is used up"):
+    with pytest.raises(StaleApproval, match=r"budget 'org-daily-deny' has no room for USD 80\.00"):
         guard.approvals.approve(routed.id, approver=TINA, note="ok")
     # Lowered to what the budget still holds, it runs and reserves the exposure.
     approved = guard.approvals.approve(routed.id, approver=TINA, note="ok", amount=usd("15.00"))

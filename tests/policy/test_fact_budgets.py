@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from discretion import Guard, Outcome, SqlStore, load_pack
-from discretion.errors import PolicyError
+from discretion import Actor, Guard, Outcome, SqlStore, load_pack
+from discretion.errors import PolicyError, StaleApproval
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -95,6 +95,29 @@ def test_a_decision_whose_fact_has_no_value_routes(tmp_path: Path) -> None:
     assert "budget 'budget.per-incident' is kept per incident.id, which has no value" in (
         decision.causes
     )
+
+
+def test_a_deny_budget_whose_fact_has_no_value_routes_and_its_approval_waits(
+    tmp_path: Path,
+) -> None:
+    # Not known to be spent: it is no denial ("the incident has had all its credits"), and
+    # its approval cannot be given until it can be measured.
+    text = PACK.replace('    limit: "50.00"\n', '    limit: "50.00"\n    on_exceed: deny\n')
+    text = text.replace('    limit: "50.00"\n', '    limit: "50.00"\n    message: no credit left\n')
+    g = guard(tmp_path, text)
+    decision = g.decide(credit("c-4", "10.00", "d"))
+    assert decision.outcome is Outcome.ROUTE
+    assert decision.required_role == "tier1"
+    assert decision.rules == ["sla.outage", "budget.per-incident"]
+    assert "no credit left" not in decision.causes
+    assert "used up" not in decision.explanation
+    tina = Actor(id="tina", role="tier1", is_ai=False)
+    with pytest.raises(StaleApproval, match="cannot be measured now"):
+        g.approvals.approve(decision.id, approver=tina, note="fine")
+    # Measured and spent, it denies as before.
+    g.decide(credit("c-1", "45.00", "e"))
+    spent = g.decide(credit("c-2", "10.00", "f"))
+    assert (spent.outcome, "no credit left" in spent.causes) == (Outcome.DENY, True)
 
 
 @pytest.mark.parametrize(

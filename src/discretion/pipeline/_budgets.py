@@ -252,19 +252,28 @@ def over_budget(
     if evaluation.fallback is not None and evaluation.outcome is not Outcome.ROUTE:
         evaluation = evaluation.fallback
     exceeded = check.exceeded
+    # Measured and over. One that could not be measured (no key, rate or zone to count it
+    # under) is not known to be spent: it routes, and its approval measures it anew.
+    spent = [b for b in exceeded if b.id in check.charged]
     changes: dict[str, Any] = {
         "rules": [*evaluation.rules, *(b.id for b in exceeded)],
         "causes": [
             *evaluation.causes,
             *check.causes,
-            *(b.message for b in exceeded if b.message),
+            *(b.message for b in spent if b.message),
         ],
-        "notes": [*evaluation.notes, "a budget for this kind of exposure is used up"],
+        "notes": [
+            *evaluation.notes,
+            "a budget for this kind of exposure is used up"
+            if spent
+            else "a budget for this kind of exposure cannot be measured",
+        ],
         "precedents": evaluation.unapplied(),
     }
-    if any(b.on_exceed == "deny" for b in exceeded):
+    if any(b.on_exceed == "deny" for b in spent):
         return replace(evaluation, outcome=Outcome.DENY, required_role=None, **changes)
-    targets = [route_target(pack, b, actor, action) for b in exceeded]
+    # Beyond a deny budget no one may go: an unmeasured one names no role to go to.
+    targets = [route_target(pack, b, actor, action) for b in exceeded if b.on_exceed != "deny"]
     only = [rule for rule in evaluation.deciding if rule.kind == "review" and rule.only]
     if only and evaluation.required_role is not None:
         # A review only its role decides: nobody else is the review, so the case stays with
@@ -284,7 +293,7 @@ def over_budget(
         ledger = evaluation.ledger
         whole = check.amount_minor + (ledger.prior_minor if ledger is not None else 0)
         targets.append(lowest_to_allow(pack, pack.actions[action], evaluation, whole))
-    required = max(targets, key=lambda r: r.rank)
+    required = max(targets, key=lambda r: r.rank) if targets else pack.top_for(action)
     return replace(evaluation, outcome=Outcome.ROUTE, required_role=required, **changes)
 
 

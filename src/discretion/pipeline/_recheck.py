@@ -411,10 +411,18 @@ def _budgets(
             if charge is not None:
                 reserve.append(Reservation(budget=budget.id, key=key, amount=charge))
             continue
+        if budget.on_exceed == "deny" and budget.id not in check.charged:
+            raise StaleApproval(
+                f"approval {approval_id}: budget {budget.id!r}, which the pack forbids going"
+                f" beyond, cannot be measured now ({'; '.join(check.causes)}); try again once"
+                " it can, or reject it",
+                approval_id=approval_id,
+            )
         if budget.on_exceed == "deny":
             raise StaleApproval(
-                f"approval {approval_id}: budget {budget.id!r} is used up and the pack forbids"
-                " going beyond it; reject it, or wait until its window has room",
+                f"approval {approval_id}: budget {budget.id!r} has no room for"
+                f" {pack.money(amount_minor)}, and the pack forbids going beyond it; approve a"
+                " lower amount that fits, reject it, or wait until its window has room",
                 approval_id=approval_id,
             )
         needed = route_target(pack, budget, keys.role, action)
