@@ -40,12 +40,12 @@ def covers_exception(role: Role, action: str, reason: Rule, amount_minor: int) -
 
 
 def humans(pack: PolicyPack) -> Iterable[Role]:
-    """The roles people hold, lowest first: cases are routed to them only.
+    """The rungs people hold, lowest first: cases climb to them by authority and rank.
 
-    An AI role never approves a routed case, so it is never a case's required role, nor a
-    webhook endpoint's `roles`.
+    An AI role never approves a routed case, so it is never a case's required role; a team
+    beside the ladder is one only where a review or a budget names it.
     """
-    return (role for role in pack.roles if not role.is_ai)
+    return (role for role in pack.roles if role.on_ladder)
 
 
 def lowest_standard_role(
@@ -87,7 +87,7 @@ def _top_above(pack: PolicyPack, action: str, actor: Role) -> Role:
     Never the actor's own rank (a peer) when a rung above it exists.
     """
     top = pack.top_for(action)
-    return top if top.rank > actor.rank else pack.highest_human
+    return top if actor.beside or top.rank > actor.rank else pack.highest_human
 
 
 def lowest_above(
@@ -101,7 +101,8 @@ def lowest_above(
     the actor could otherwise decide must go to a person: a judge found the rationale
     unjustified, or a cited precedent does not apply.
     """
-    above = (role for role in humans(pack) if role.rank > actor.rank)
+    # Beside the ladder, the actor ranks below no rung and above none: any may be above it.
+    above = (role for role in humans(pack) if actor.beside or role.rank > actor.rank)
     if reason is not None:
         covering = (role for role in above if covers_exception(role, action, reason, amount_minor))
     else:

@@ -284,11 +284,11 @@ def build_deliverer(settings: Settings, guard: Guard) -> Deliverer | None:
     """
     if not settings.webhooks:
         return None
-    from discretion.authority import humans
     from discretion.webhooks import Deliverer
 
     pack = guard.pack
-    people = [role.id for role in humans(pack)]
+    # A team beside the ladder is told of the cases sent to it too.
+    people = [role.id for role in pack.roles if not role.is_ai]
     for endpoint in settings.webhooks:
         for role_id in sorted(endpoint.roles or ()):
             if role_id not in people:

@@ -361,7 +361,7 @@ def test_a_schema_error_in_a_role_of_a_later_file_names_that_file_and_its_line(t
 
     assert str(error) == (
         f"{path}:{line_of(human_file, 'rank:')}: roles[1].rank: unknown key 'rank';"
-        " allowed here: ai, approval_sla, authority, description, id"
+        " allowed here: ai, approval_sla, authority, beside, description, id"
     )
 
 
@@ -582,7 +582,27 @@ def test_a_pack_of_only_ai_roles_is_an_error(tmp_path):
 
     error, path = load_error(tmp_path, text)
 
-    assert str(error) == f"{path}: the pack needs at least one human role to route cases to"
+    assert str(error) == (
+        f"{path}: the pack needs at least one human role on the ladder (not ai, not beside) to"
+        " route cases to"
+    )
+
+
+def test_a_pack_whose_people_are_all_beside_the_ladder_is_an_error(tmp_path):
+    text = mutate("  - id: tier1\n", "  - id: tier1\n    beside: true\n")
+
+    error, _ = load_error(tmp_path, text)
+
+    assert "needs at least one human role on the ladder" in str(error)
+
+
+def test_an_ai_role_beside_the_ladder_is_an_error_naming_its_line(tmp_path):
+    text = mutate("    ai: true\n", "    ai: true\n    beside: true\n")
+
+    error, _ = load_error(tmp_path, text)
+
+    assert "held by AI agents and beside the ladder" in str(error)
+    assert error.line == line_of(text, "beside: true")
 
 
 # YAML and schema

@@ -489,8 +489,10 @@ def ui_router(state: AppState) -> APIRouter:
             and not role.is_ai
             and me.subject_id != approval.actor_id
         )
-        can_decide = may_act and role is not None and role.rank >= required.rank
-        above = [r for r in pack.roles if not r.is_ai and r.rank > required.rank]
+        can_decide = may_act and role is not None and role.decides_for(required)
+        above = [
+            r for r in pack.roles if r.on_ladder and required.on_ladder and r.rank > required.rank
+        ]
         action = pack.actions.get(approval.action)
         reason = action.reason(approval.reason) if action and approval.reason else None
         policy = reason.precedent if reason is not None else None

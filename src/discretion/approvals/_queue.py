@@ -226,7 +226,7 @@ class Approvals:
             holder = self._guard.pack.role(role)
             if holder is None or holder.is_ai:
                 return []
-            below = [r.id for r in self._guard.pack.roles if r.rank <= holder.rank]
+            below = [r.id for r in self._guard.pack.roles if holder.decides_for(r)]
         rows = self._store.approvals.list(
             status=ApprovalStatus(status).value if status is not None else None,
             required_roles=below,
@@ -552,10 +552,17 @@ class Approvals:
         """Separation of duties, and the approver's role reaches the rung the case waits on."""
         cls._check_separation(row, approver)
         required = cls._required(pack, row)
-        if role.rank < required.rank:
+        if not role.decides_for(required):
             raise ApprovalError(
                 f"approval {row.id}: role {role.id!r} cannot {verb} a case routed to"
-                f" {required.id!r}; escalate it instead"
+                f" {required.id!r}"
+                + (
+                    f"; {required.id!r} decides it, beside the ladder"
+                    if required.beside
+                    else ", beside the ladder it decides only what is sent to it"
+                    if role.beside
+                    else "; escalate it instead"
+                )
             )
 
     @staticmethod
@@ -662,13 +669,18 @@ class Approvals:
                     f" {review.by!r} decides; it cannot be escalated past it: {review.by!r}"
                     " approves or rejects it"
                 )
+            if current.beside:
+                raise ApprovalError(
+                    f"approval {row.id} is routed to {current.id!r}, beside the ladder: no rung"
+                    f" stands in for it; {current.id!r} approves or rejects it"
+                )
             # The next rung that grants the action: a team above that holds no authority over
             # it (a compliance officer above refunds) could only send it on or reject it.
             above = next(
                 (
                     r
                     for r in pack.roles
-                    if not r.is_ai
+                    if r.on_ladder
                     and r.rank > current.rank
                     and (policy is None or r.holds(row.action))
                 ),
@@ -720,10 +732,10 @@ class Approvals:
             return
         role = self._approver(pack, by)
         required = self._required(pack, row)
-        if role.rank < required.rank:
+        if not role.decides_for(required):
             raise ApprovalError(
                 f"approval {row.id}: only its proposer or a person who may decide it"
-                f" ({required.id!r} or above) can cancel it"
+                f" ({required.id!r}{'' if required.beside else ' or above'}) can cancel it"
             )
 
     def _expire(self, tx: SqlTransaction, row: ApprovalRow, now: datetime) -> None:

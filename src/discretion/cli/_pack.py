@@ -93,7 +93,7 @@ def _unapprovable(policy: PolicyPack) -> list[str]:
                     continue
                 # Not `next_above`: whose rung is next depends on who proposes.
                 target = route_target(policy, budget, reviewer, action.name)
-                if target.rank > reviewer.rank:
+                if not reviewer.decides_for(target):
                     notes.append(
                         f"review {review.id} ({action.name}) is decided only by {reviewer.id},"
                         f" and budget {budget.id} lets only {target.id} or above go beyond it:"

@@ -229,7 +229,9 @@ def route_target(pack: PolicyPack, budget: Budget, actor: Role, action: str) -> 
         # The next person up who holds authority over the action (one who holds none, a
         # compliance officer beside a refund ladder, could not approve it).
         above = (
-            r for r in pack.roles if not r.is_ai and r.rank > actor.rank and action in r.authority
+            r
+            for r in pack.roles
+            if r.on_ladder and (actor.beside or r.rank > actor.rank) and action in r.authority
         )
         return next(above, pack.top_for(action))
     found = pack.role(budget.route_to) if budget.route_to is not None else None
@@ -280,7 +282,7 @@ def over_budget(
         # it; if the budget needs a higher rank, no one person can approve it.
         reviewer = evaluation.required_role
         beyond = max(targets, key=lambda r: r.rank)
-        if beyond.rank > reviewer.rank:
+        if not reviewer.decides_for(beyond):
             changes["causes"] = [
                 *changes["causes"],
                 f"only {reviewer.id!r} decides it, and only {beyond.id!r} or above may approve"

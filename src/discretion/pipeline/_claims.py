@@ -57,7 +57,7 @@ def answer_faults(
         for check in failed
     ]
     contradicted = any(check.rule == CONTRADICTS for check in failed)
-    nobody_above = not any(r.rank > role.rank and not r.is_ai for r in pack.roles)
+    nobody_above = not any(r.on_ladder and (role.beside or r.rank > role.rank) for r in pack.roles)
     changes: dict[str, Any] = {
         "judge": record,
         "causes": [*evaluation.causes, *(fault.cause for fault in faults)],

@@ -410,7 +410,7 @@ def _by_a_person(
     sends it, to the lowest person for whom they allow it, or route it on.
     """
     for person in humans(pack):
-        if person.rank < role.rank:
+        if person.rank < role.rank and not role.beside:
             continue
         found = decide_as(person)
         if found.outcome is Outcome.DENY:
@@ -620,7 +620,8 @@ def _needs(
     if person is not None and role.id == review.by and actor_id != person:
         # Another person of the role is not the one the review names.
         return True
-    if review.only:
+    if review.only or role.beside:
+        # A team beside the ladder is no rung's review, whatever its place in the list.
         return role.id != review.by
     reviewer = pack.role(review.by)
     return reviewer is None or role.rank < reviewer.rank
@@ -713,7 +714,7 @@ def past_pending(
     ):
         return evaluation
     found = _lowest_allowing(pack, action, evaluation, whole_minor + pending_minor)
-    if found is None or found.rank <= required.rank:
+    if found is None or required.beside or found.rank <= required.rank:
         return evaluation
     return replace(
         evaluation,

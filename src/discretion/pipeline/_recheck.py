@@ -243,7 +243,7 @@ def recheck(
                 facts=snapshot.values,
             )
             top = item.pack.top_for(action.name) if ledger.mixed else None
-            if top is not None and role.rank < top.rank:
+            if top is not None and not role.decides_for(top):
                 # Amounts in two currencies cannot be added: only the top rung may judge it.
                 raise ApprovalError(
                     f"approval {approval_id}: {', '.join(ledger.mixed)} holds amounts in"
@@ -426,7 +426,7 @@ def _budgets(
                 approval_id=approval_id,
             )
         needed = route_target(pack, budget, keys.role, action)
-        if role.rank < needed.rank:
+        if not role.decides_for(needed):
             raise ApprovalError(
                 f"approval {approval_id}: budget {budget.id!r} is used up; only {needed.id!r}"
                 " or above may approve beyond it: escalate it"

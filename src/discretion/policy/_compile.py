@@ -280,6 +280,7 @@ def compile_pack(
                     role_ids,
                     lines,
                     claim,
+                    beside=frozenset(r.id for r in spec.roles if r.beside),
                     records=records,
                     # Named amounts are money: a unit action's rules state their numbers.
                     amounts=spec.amounts if unit is None else (),
@@ -382,9 +383,11 @@ def compile_pack(
         _compile_role(index, role, spec, actions, lines, base)
         for index, role in enumerate(spec.roles)
     )
-    if all(role.is_ai for role in roles):
+    if not any(role.on_ladder for role in roles):
         raise PolicyError(
-            "the pack needs at least one human role to route cases to", path=sources[0]
+            "the pack needs at least one human role on the ladder (not ai, not beside) to route"
+            " cases to",
+            path=sources[0],
         )
     _check_reviewers(spec, roles, lines)
     budgets = tuple(
@@ -1425,7 +1428,7 @@ def _check_reviewers(spec: PackSpec, roles: tuple[Role, ...], lines: LineMap) ->
                     f"review names role {review.by!r}, which AI agents hold; a review is"
                     " decided by a person: name a human role"
                 )
-            elif review.only and not role.holds(action_id):
+            elif (review.only or role.beside) and not role.holds(action_id):
                 # Nobody else may decide what it holds, and it may grant none of it: every
                 # such case would wait, its approval refused whoever gives it.
                 problem = (
@@ -1483,6 +1486,7 @@ def _compile_action(
     lines: LineMap,
     claim: Any,
     *,
+    beside: frozenset[str] = frozenset(),
     records: Mapping[str, RecordType] | None = None,
     amounts: Iterable[str] = (),
     business: BusinessDays | None = None,
@@ -1597,7 +1601,8 @@ def _compile_action(
             index,
             spec,
             by=spec.by,
-            only=spec.only,
+            # A team beside the ladder is its review alone: no rank stands in for it.
+            only=spec.only or spec.by in beside,
             person=program(spec.person, "string", (*base, "reviews", index, "person"), spec.id)
             if spec.person is not None
             else None,
@@ -2029,6 +2034,14 @@ def _compile_role(
     lines: LineMap,
     currency: str,
 ) -> Role:
+    if role.ai and role.beside:
+        source, line = lines.find(("roles", index, "beside"))
+        raise PolicyError(
+            f"role {role.id!r} is held by AI agents and beside the ladder: a team beside it"
+            " decides the cases sent to it, which an AI never does; drop one of ai, beside",
+            path=source,
+            line=line,
+        )
     authority: dict[str, Authority] = {}
     for action_id, limits in role.authority.items():
         loc = ("roles", index, "authority", action_id)
@@ -2090,6 +2103,7 @@ def _compile_role(
         approval_sla=_sla(role.approval_sla, lines, ("roles", index, "approval_sla"))
         if role.approval_sla is not None
         else None,
+        beside=role.beside,
     )
 
 

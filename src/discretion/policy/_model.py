@@ -314,6 +314,26 @@ class Role:
     authority: Mapping[str, Authority]
     approval_sla: timedelta | None = None
     """How soon a case routed to this role must be decided, when the role sets it."""
+    beside: bool = False
+    """A team beside the ladder: never a rung a case climbs to by authority or rank; it decides
+    only what a review or a budget sends it, and only it decides that."""
+
+    @property
+    def on_ladder(self) -> bool:
+        """Whether cases climb to it by authority and rank: a person's role not beside it."""
+        return not self.is_ai and not self.beside
+
+    def decides_for(self, other: Role) -> bool:
+        """Whether a person of this role may decide a case routed to `other`.
+
+        `other` itself, or a rung below it on the ladder. A role beside the ladder decides only
+        what is routed to it, and only it decides that.
+        """
+        if self.is_ai:
+            return False
+        if self.id == other.id:
+            return True
+        return self.on_ladder and other.on_ladder and self.rank >= other.rank
 
     def holds(self, action: str) -> bool:
         """Whether this role holds any authority over `action` (standard or exception)."""
@@ -747,7 +767,7 @@ class PolicyPack:
         """
         # A view at an unknown rate holds no authority at all: who holds some is the base's.
         source = self.base if self.base is not None else self
-        held = [role for role in source.roles if not role.is_ai and role.holds(action)]
+        held = [role for role in source.roles if role.on_ladder and role.holds(action)]
         top = max(held, key=lambda r: r.rank) if held else self.highest_human
         return self.role(top.id) or top
 
@@ -884,5 +904,5 @@ def _scaled(
 
 
 def highest_human(roles: tuple[Role, ...]) -> Role:
-    """The top human rung of a ladder (a pack always has one)."""
-    return next(r for r in reversed(roles) if not r.is_ai)
+    """The top human rung of a ladder (a pack always has one), never a team beside it."""
+    return next(r for r in reversed(roles) if r.on_ladder)

@@ -580,6 +580,10 @@ class RoleSpec(BaseModel):
     id: RuleId
     ai: bool = False
     """Whether this role is held by AI agents. Cases are never routed to an AI role."""
+    beside: bool = False
+    """A team beside the ladder (fraud, trust and safety, legal): cases go to it only where a
+    review or a budget names it, it decides only what is sent to it, and only it decides that.
+    Its place in the list ranks it above or below no one."""
     description: str = ""
     authority: dict[str, ActionAuthoritySpec] = {}
     approval_sla: Window | None = None

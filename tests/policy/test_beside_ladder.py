@@ -1,0 +1,193 @@
+"""A team beside the ladder: cases go to it only where a review or a budget sends them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from discretion import Actor, Guard, Outcome, SqlStore, load_pack
+from discretion.approvals import ApprovalStatus
+from discretion.context import StaticContextProvider
+from discretion.errors import ApprovalError
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+# Listed last, the fraud team would be the top rung without `beside`: every case above the
+# manager, and every false statement of the manager's, would go to it.
+PACK = """
+pack: beside
+currency: USD
+context:
+  customer.fraud_score: int
+  customer.segment: string
+claims: {check: every_decision}
+roles:
+  - id: ai_agent
+    ai: true
+    authority:
+      refund: {standard: "100.00"}
+  - id: tier1
+    authority:
+      refund: {standard: "500.00"}
+  - id: manager
+    authority:
+      refund: {standard: "5000.00"}
+  - id: fraud_team
+    beside: true
+    authority:
+      refund: {standard: "2000.00"}
+budgets:
+  - id: enterprise-daily
+    key: organisation
+    window: 24h
+    limit: "3000.00"
+    roles: [ai_agent, tier1]
+    route_to: fraud_team
+actions:
+  refund:
+    tools:
+      - name: issue_refund
+        amount: amount
+        customer: customer_id
+    reads: [customer.fraud_score, customer.segment]
+    standard:
+      - id: any-refund
+        when: "true"
+    reviews:
+      - id: fraud-review
+        when: customer.fraud_score > 80
+        by: fraud_team
+      - id: enterprise
+        when: customer.segment == 'enterprise'
+        by: manager
+"""
+
+FACTS: dict[str, Any] = {"customer.fraud_score": 10, "customer.segment": "retail"}
+
+BOT = Actor(id="bot", role="ai_agent")
+TINA = Actor(id="tina", role="tier1", is_ai=False)
+MIA = Actor(id="mia", role="manager", is_ai=False)
+FRAN = Actor(id="fran", role="fraud_team", is_ai=False)
+
+
+def guard(tmp_path: Path, **facts: Any) -> Guard:
+    tmp_path.mkdir(exist_ok=True)
+    path = tmp_path / "pack.yaml"
+    path.write_text(PACK, encoding="utf-8")
+    context = StaticContextProvider({**FACTS, **facts})
+    store = SqlStore(f"sqlite:///{tmp_path / 'ledger.db'}")
+    return Guard(load_pack(path), store=store, context=context, clock=lambda: NOW)
+
+
+def refund(
+    amount: str, actor: Actor = BOT, key: str = "k", claims: list[Any] | None = None
+) -> dict[str, Any]:
+    return {
+        "actor": actor.model_dump(),
+        "tool": {"name": "issue_refund", "arguments": {"amount": amount, "customer_id": "c"}},
+        "rationale": {"claims": claims or []},
+        "idempotency_key": key,
+    }
+
+
+def test_a_case_no_rung_can_yet_be_named_for_goes_to_the_top_of_the_ladder_not_beside_it(
+    tmp_path: Path,
+) -> None:
+    # A fact missing: it fails closed to the top rung, which is the manager's.
+    decision = guard(tmp_path, **{"customer.segment": None}).decide(refund("6000.00"))
+
+    assert decision.outcome is Outcome.ROUTE
+    assert decision.rules == ["discretion.context-unavailable"]
+    assert decision.required_role == "manager"
+
+
+def test_a_case_climbs_to_the_lowest_rung_covering_it(tmp_path: Path) -> None:
+    # The fraud team's 2,000.00 covers 1,500.00 below the manager's rank; it is no rung.
+    assert guard(tmp_path).decide(refund("1500.00")).required_role == "manager"
+
+
+def test_a_false_statement_of_the_top_rung_has_nobody_above_it(tmp_path: Path) -> None:
+    false = [{"field": "customer.segment", "value": "enterprise"}]
+    decision = guard(tmp_path).decide(refund("50.00", actor=MIA, claims=false))
+
+    assert decision.outcome is Outcome.DENY
+    assert "discretion.claim.nobody-above" in decision.rules
+
+
+@pytest.mark.parametrize(
+    ("actor", "outcome", "role"),
+    [
+        (BOT, Outcome.ROUTE, "fraud_team"),
+        (MIA, Outcome.ROUTE, "fraud_team"),  # no rank stands in for the team
+        (FRAN, Outcome.ALLOW, None),  # the team decides it by the rules
+    ],
+)
+def test_a_review_by_a_team_beside_the_ladder_is_decided_by_it_alone(
+    tmp_path: Path, actor: Actor, outcome: Outcome, role: str | None
+) -> None:
+    decision = guard(tmp_path, **{"customer.fraud_score": 90}).decide(refund("50.00", actor))
+
+    assert (decision.outcome, decision.required_role) == (outcome, role)
+
+
+def test_a_team_beside_the_ladder_is_no_rungs_review(tmp_path: Path) -> None:
+    g = guard(tmp_path, **{"customer.segment": "enterprise"})
+
+    assert g.decide(refund("50.00", FRAN)).required_role == "manager"
+
+
+def test_its_own_case_above_its_authority_climbs_the_ladder_from_its_foot(
+    tmp_path: Path,
+) -> None:
+    decision = guard(tmp_path).decide(refund("3000.00", FRAN))
+
+    assert (decision.outcome, decision.required_role) == (Outcome.ROUTE, "manager")
+
+
+def test_only_the_team_decides_what_is_sent_to_it_and_nothing_else(tmp_path: Path) -> None:
+    g = guard(tmp_path, **{"customer.fraud_score": 90})
+    sent = g.decide(refund("50.00", key="sent"))
+    g2 = guard(tmp_path / "other")
+    ladder = g2.decide(refund("300.00", key="ladder"))
+    assert (sent.required_role, ladder.required_role) == ("fraud_team", "tier1")
+
+    with pytest.raises(ApprovalError, match="'fraud_team' decides it, beside the ladder"):
+        g.approvals.approve(sent.id, approver=MIA, note="I outrank them")
+    with pytest.raises(ApprovalError, match="cannot be escalated past it"):
+        g.approvals.escalate(sent.id, approver=TINA, note="not mine")
+    with pytest.raises(ApprovalError, match="beside the ladder it decides only what is sent"):
+        g2.approvals.approve(ladder.id, approver=FRAN, note="fine")
+
+    assert [a.id for a in g.approvals.list(role="fraud_team")] == [sent.id]
+    assert g.approvals.list(role="manager") == []
+    assert g2.approvals.list(role="fraud_team") == []
+    assert [a.id for a in g2.approvals.list(role="manager")] == [ladder.id]
+    assert g.approvals.approve(sent.id, approver=FRAN, note="score explained").status is (
+        ApprovalStatus.APPROVED
+    )
+    assert g2.approvals.approve(ladder.id, approver=MIA, note="fine").status is (
+        ApprovalStatus.APPROVED
+    )
+
+
+def test_a_budget_naming_a_team_beside_the_ladder_routes_to_it(tmp_path: Path) -> None:
+    g = guard(tmp_path)
+    g.decide(refund("100.00", key="a"))
+    for n in range(6):
+        g.decide(refund("450.00", TINA, key=f"t{n}"))
+
+    over = g.decide(refund("450.00", TINA, key="over"))
+
+    assert over.outcome is Outcome.ROUTE
+    assert over.rules == ["any-refund", "enterprise-daily"]
+    assert over.required_role == "fraud_team"
+    with pytest.raises(ApprovalError, match="beside the ladder: no rung stands in for it"):
+        g.approvals.escalate(over.id, approver=MIA, note="mine")
+    with pytest.raises(ApprovalError, match="'fraud_team' decides it"):
+        g.approvals.approve(over.id, approver=MIA, note="mine")
+    assert g.approvals.approve(over.id, approver=FRAN, note="checked").status is (
+        ApprovalStatus.APPROVED
+    )
