@@ -115,3 +115,10 @@ def test_a_currency_the_values_leave_out_is_an_error_of_the_calls_currency(tmp_p
     with pytest.raises(ProposalError) as other:
         g.decide(call(reason="lost", pay_in="USD"))
     assert other.value.field == "tool.arguments.reason"
+    # Left out, or of another type: the call's currency still, as the evals docs say.
+    with pytest.raises(ProposalError, match="'pay_in' is missing") as missing:
+        g.decide(call(reason="damaged"))
+    assert missing.value.field == "currency"
+    with pytest.raises(ProposalError, match="a currency is a code") as typed:
+        g.decide(call(reason="damaged", pay_in=840))
+    assert typed.value.field == "currency"

@@ -119,9 +119,23 @@ class MappedArguments:
     `datetime`, tuples for lists), by name; one a call leaves out (optional) is not there."""
 
 
-def _typed_argument(tool: str, path: str, arg: ArgSpec, raw: Any, currency: str) -> Any:
+def _field(spec: ToolSpec, path: str) -> str:
+    """The field an error about argument `path` names.
+
+    The call's amount and currency are `amount` and `currency`, whatever the tool calls them;
+    any other argument, its place in the call.
+    """
+    if path == spec.currency:
+        return "currency"
+    if path == spec.amount:
+        return "amount"
+    return f"tool.arguments.{path}"
+
+
+def _typed_argument(
+    tool: str, path: str, arg: ArgSpec, raw: Any, currency: str, *, where: str
+) -> Any:
     """An argument's value as its declared type; anything else is refused, never coerced."""
-    where = f"tool.arguments.{path}"
 
     def bad(expected: str) -> ProposalError:
         return ProposalError(
@@ -196,29 +210,22 @@ def _read_args(
     for name, arg in args.items():
         path = spec.args.get(name, name)
         raw = argument_at(arguments, path)
+        where = _field(spec, path)
         if raw is None:
             if not arg.optional:
                 raise ProposalError(
                     f"tool {tool!r} argument {path!r} is missing; the pack's action declares it"
                     f" (args.{name}) and not as optional, so the call must carry it",
-                    field=f"tool.arguments.{path}",
+                    field=where,
                 )
             continue
-        value = _typed_argument(tool, path, arg, raw, currency)
+        value = _typed_argument(tool, path, arg, raw, currency, where=where)
         if arg.values is not None and value not in arg.values:
             allowed = ", ".join(repr(v) for v in arg.values)
             raise ProposalError(
                 f"tool {tool!r} argument {path!r}: {value!r} is not one of the values the pack"
                 f" allows ({allowed})",
-                # The call's amount and currency are `amount` and `currency`, whatever the
-                # tool calls them.
-                field=(
-                    "currency"
-                    if path == spec.currency
-                    else "amount"
-                    if path == spec.amount
-                    else f"tool.arguments.{path}"
-                ),
+                field=where,
             )
         read[name] = value
     return read
@@ -314,19 +321,19 @@ def read_arguments(
                 raise ProposalError(
                     f"tool {tool!r} argument {spec.amount!r}: an amount must be one decimal"
                     ' value such as "80.00", not a list or an object',
-                    field=f"tool.arguments.{spec.amount}",
+                    field="amount",
                 )
             raw_currency = argument_at(arguments, spec.currency) if spec.currency else None
             if raw_currency is not None and unit is not None:
                 raise ProposalError(
                     f"tool {tool!r} argument {spec.currency!r} is {raw_currency!r}, but its"
                     f" action counts {unit}, not money: leave the argument out",
-                    field=f"tool.arguments.{spec.currency}",
+                    field="currency",
                 )
             if raw_currency is not None and not isinstance(raw_currency, str):
                 raise ProposalError(
                     f'tool {tool!r} argument {spec.currency!r}: a currency is a code such as "USD"',
-                    field=f"tool.arguments.{spec.currency}",
+                    field="currency",
                 )
             try:
                 amount = Money.of(
