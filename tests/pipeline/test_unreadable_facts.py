@@ -19,10 +19,18 @@ FRAUD = {"customer.fraud_flag": True}
     ("fault", "said"),
     [
         ({"order.total": {"amount": "120.00", "currency": "CAD"}}, "currency mismatch"),
-        ({"order.total": "a lot"}, "'order.total' should be money"),
+        (
+            {"order.total": "a lot"},
+            "'order.total' should be money ({'amount': '12.50', 'currency': 'USD'})",
+        ),
+        # Shaped as money: the cause says what is wrong with it.
+        (
+            {"order.total": {"amount": "120.001", "currency": "USD"}},
+            "'order.total' is not money it can hold: 120.001 has more decimal places than USD",
+        ),
         ({"order.total": None}, "'order.total' is missing"),
     ],
-    ids=["another-currency", "ill-typed", "missing"],
+    ids=["another-currency", "ill-typed", "too-many-places", "missing"],
 )
 def test_a_hard_limit_that_holds_denies_though_another_fact_cannot_be_read(
     make_guard, store, fault, said

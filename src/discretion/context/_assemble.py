@@ -184,8 +184,15 @@ def _typed(name: str, spec: FieldSpec, value: Any, currency: str | None) -> Any:
     if kind == "money" and not spec.signed:
         try:
             money = Money.read(value)
-        except (ProposalError, ValueError):
-            raise _bad(name, value, "money ({'amount': '12.50', 'currency': 'USD'})") from None
+        except ProposalError as exc:
+            # The shape is money; its amount is not (too many places, not a number): say so.
+            why = str(exc).removeprefix("amount: ")
+            raise ContextError(
+                f"context field {name!r} is not money it can hold: {why}", field=name
+            ) from None
+        except ValueError:
+            example = f"{{'amount': '12.50', 'currency': '{currency or 'USD'}'}}"
+            raise _bad(name, value, f"money ({example})") from None
         if currency is not None and money.currency != currency:
             raise CurrencyMismatch(
                 f"currency mismatch: context field {name!r} is in {money.currency} but the"
