@@ -169,7 +169,8 @@ def test_an_approver_signs_in_and_approves_a_routed_case_for_less_in_chromium(
     assert body["at"] == clock.now.isoformat()
     [queued] = records(sqlite_store, "execution.queued", routed.id)
     assert json.loads(queued.body)["arguments"]["amount"] == "55.00"
-    assert sqlite_store.verify() == 4  # the token, the decision, the approval, the queued call
+    # The token, the sign-in, the decision, the approval, the queued call.
+    assert sqlite_store.verify() == 5
 
 
 def test_the_queue_is_styled_filters_and_fits_a_phone_in_chromium(live, browser, sqlite_store):

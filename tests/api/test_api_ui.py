@@ -9,14 +9,19 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import insert
 
 from approvals.helpers import LOST, records
 from conftest import refund, shop_pack_with
 from discretion import Verdict, load_pack
 from discretion.api import Tokens, create_app
+from discretion.api._auth import token_digest
+from discretion.api._ui import SESSION_COOKIE
 from discretion.approvals import ApprovalStatus
 from discretion.context import StaticContextProvider
+from discretion.errors import LedgerIntegrityError
 from discretion.judge import StaticJudge
+from discretion.store._schema import to_us, ui_sessions
 from judge.helpers import JUDGED_PACK, lost_facts, lost_refund
 
 from .helpers import csrf_of, sign_in
@@ -354,6 +359,44 @@ def test_signing_out_or_revoking_the_token_ends_the_session(served):
     assert served.client.get("/ui").status_code == 200
     Tokens(served.store, clock=served.guard.now).revoke(served.token_ids["tom"])
     assert served.client.get("/ui", follow_redirects=False).status_code == 303
+
+
+def test_a_session_written_behind_discretions_back_opens_nothing_and_verify_names_it(served):
+    # A database writer with no token's secret: a session row of a cookie they chose, pointed
+    # at a live approver's token, approved as that approver.
+    case = route(served)
+    now = served.guard.now()
+    with served.store.engine.begin() as connection:
+        connection.execute(
+            insert(ui_sessions).values(
+                id_hash=token_digest("forged-cookie"),
+                token_id=served.token_ids["tina"],
+                csrf="c" * 32,
+                created_us=to_us(now),
+                expires_us=to_us(now + timedelta(days=365)),
+            )
+        )
+    forger = browser(served)
+    forger.cookies.set(SESSION_COOKIE, "forged-cookie")
+    answer = forger.post(
+        f"/ui/approvals/{case}/approve",
+        data={"csrf_token": "c" * 32, "note": "ok"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 409
+    assert "ui_sessions row" in answer.text
+    assert served.guard.approvals.get(case).status is ApprovalStatus.PENDING
+    with pytest.raises(LedgerIntegrityError, match=r"ui_sessions row .* is not bound"):
+        served.store.verify()
+
+
+def test_a_session_is_opened_and_closed_on_the_ledger(served):
+    sign_in(served.client, served.tokens["tina"])
+    page = served.client.get("/ui").text
+    served.client.post("/ui/sign-out", data={"csrf_token": csrf_of(page)})
+    kinds = [record.kind for record in served.store.records()]
+    assert kinds[-2:] == ["session.opened", "session.closed"]
+    served.store.verify()  # the signed-out row is kept, as its records say
 
 
 def test_sessions_expire(make_guard, store, clock):

@@ -77,4 +77,4 @@ class Sessions:
         if not cookie:
             return
         with self._store.transaction() as tx:
-            tx.identities.remove_session(token_digest(cookie))
+            tx.identities.remove_session(token_digest(cookie), at=self._clock())

@@ -3,7 +3,8 @@
 The ledger is the truth; the working tables are indexes over it that the server reads fast.
 Each is bound to the records it came from, so an edit made behind discretion's back is found:
 
-- **Rows with a state** (`approvals`, `executions`, `precedents`, `api_tokens`): a transaction
+- **Rows with a state** (`approvals`, `executions`, `precedents`, `api_tokens`,
+  `judge_verdicts`, `ui_sessions`): a transaction
   that writes such a row appends a lineage record before it commits, and that record's body
   lists the row with the digest of its new state (`"binds": [[table, key, digest], ...]`). The
   row keeps the record's hash in `ledger_hash`. A row whose digest no longer matches the record
@@ -42,6 +43,7 @@ from discretion.store._schema import (
     precedents,
     reservations,
     to_us,
+    ui_sessions,
 )
 
 __all__ = [
@@ -62,6 +64,7 @@ BOUND: dict[str, tuple[Table, Column[Any]]] = {
     "precedents": (precedents, precedents.c.id),
     "api_tokens": (api_tokens, api_tokens.c.id),
     "judge_verdicts": (judge_verdicts, judge_verdicts.c.key),
+    "ui_sessions": (ui_sessions, ui_sessions.c.id_hash),
 }
 """The tables whose rows carry the hash of the record that set their state, by name, with
 their key column."""
@@ -72,6 +75,7 @@ _SUBJECTS: dict[str, tuple[str, ...]] = {
     "precedents": ("id",),
     "api_tokens": ("id",),
     "judge_verdicts": ("key",),
+    "ui_sessions": ("id_hash",),
 }
 """Where a row's binding record is filed (`ledger.subject_id`): found through the subject index.
 

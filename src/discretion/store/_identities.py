@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from discretion.store._schema import api_tokens, to_us, ui_sessions
 
@@ -54,6 +54,7 @@ _LIVE = api_tokens.c.revoked_us.is_(None)
 
 
 _ALL = tuple(c.name for c in api_tokens.columns)
+_SESSION = tuple(str(c.name) for c in ui_sessions.columns)
 
 
 def _token(values: Mapping[str, Any]) -> TokenRow:
@@ -125,22 +126,34 @@ class IdentityReads:
             return _checked(self._store.bindings, connection, rows)
 
     def find_session(self, digest: str, *, now: datetime) -> SessionRow | None:
-        """The live session whose cookie's SHA-256 is `digest` (not expired, token not revoked)."""
+        """The live session whose cookie's SHA-256 is `digest`, checked against the ledger.
+
+        Live: not expired, not signed out, its token not revoked; it and its token agree with
+        their ledger records.
+
+        Raises:
+            LedgerIntegrityError: the session row answers to no record (forged or edited
+                behind discretion's back): it opens nothing.
+        """
         with self._store._reading("sessions") as connection:
             row = connection.execute(
-                select(ui_sessions.c.csrf, *api_tokens.columns)
+                select(*ui_sessions.columns, *api_tokens.columns)
                 .join(api_tokens, api_tokens.c.id == ui_sessions.c.token_id)
                 .where(
                     ui_sessions.c.id_hash == digest,
                     ui_sessions.c.expires_us > to_us(now),
+                    ui_sessions.c.closed_us.is_(None),
                     _LIVE,
                 )
             ).first()
             if row is None:
                 return None
-            csrf, *token = row
+            width = len(ui_sessions.columns)
+            session = dict(zip(_SESSION, row[:width], strict=True))
+            self._store.bindings.check(connection, "ui_sessions", [session])
             return SessionRow(
-                token=_checked(self._store.bindings, connection, [token])[0], csrf=csrf
+                token=_checked(self._store.bindings, connection, [row[width:]])[0],
+                csrf=session["csrf"],
             )
 
 
@@ -194,17 +207,40 @@ class IdentityWrites:
     def add_session(
         self, *, digest: str, token_id: str, csrf: str, created_at: datetime, expires_at: datetime
     ) -> None:
-        """Keep a new session under the SHA-256 `digest` of its cookie."""
-        self._tx._connection.execute(
-            insert(ui_sessions).values(
-                id_hash=digest,
-                token_id=token_id,
-                csrf=csrf,
-                created_us=to_us(created_at),
-                expires_us=to_us(expires_at),
-            )
+        """Keep a new session under the SHA-256 `digest` of its cookie.
+
+        With a `session.opened` record binding it: a session row is a person's say at the desk,
+        so one written behind discretion's back opens nothing, and `ledger verify` names it.
+        """
+        values = {
+            "id_hash": digest,
+            "token_id": token_id,
+            "csrf": csrf,
+            "created_us": to_us(created_at),
+            "expires_us": to_us(expires_at),
+            "closed_us": None,
+            "ledger_hash": None,
+        }
+        self._tx._connection.execute(insert(ui_sessions).values(**values))
+        self._tx.touch("ui_sessions", digest, values)
+        self._tx.record(
+            "session.opened",
+            digest,
+            {"token_id": token_id, "at": created_at, "expires_at": expires_at},
+            at=created_at,
         )
 
-    def remove_session(self, digest: str) -> None:
-        """End the session whose cookie's SHA-256 is `digest` (nothing if there is none)."""
-        self._tx._connection.execute(delete(ui_sessions).where(ui_sessions.c.id_hash == digest))
+    def remove_session(self, digest: str, *, at: datetime) -> None:
+        """End the session whose cookie's SHA-256 is `digest` (nothing if there is none).
+
+        The row stays, signed out, as a revoked token does, with a `session.closed` record.
+        """
+        result = self._tx._connection.execute(
+            update(ui_sessions)
+            .where(ui_sessions.c.id_hash == digest, ui_sessions.c.closed_us.is_(None))
+            .values(closed_us=to_us(at))
+        )
+        if result.rowcount != 1:
+            return
+        self._tx.touch("ui_sessions", digest)
+        self._tx.record("session.closed", digest, {"at": at}, at=at)

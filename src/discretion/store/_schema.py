@@ -329,6 +329,10 @@ ui_sessions = Table(
     Column("csrf", String(64), nullable=False),
     Column("created_us", BigInteger, nullable=False),
     Column("expires_us", BigInteger, nullable=False),
+    # Signed out: kept, as a revoked token is, so the ledger's record of it still has its row.
+    Column("closed_us", BigInteger, nullable=True),
+    # The `session.opened` (or `session.closed`) record that set its state (`_bindings`).
+    Column("ledger_hash", String(64), nullable=True),
 )
 
 # The LLM judge's verdicts (discretion.judge), by the SHA-256 of (proposal digest, context
