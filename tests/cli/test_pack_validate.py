@@ -219,3 +219,20 @@ def test_a_review_only_one_person_decides_on_an_action_of_two_approvals_is_noted
         " names, and credit takes two approvals above its two_approvals_above"
     )
     assert (note in output) is noted
+
+
+def test_an_action_measured_call_by_call_is_noted():
+    # Two calls of 45.00 pass an assistant allowed 50.00 where one of 90.00 would route.
+    minimal = Path(__file__).parents[2] / "benchmarks" / "packs" / "minimal.yaml"
+    result = CliRunner().invoke(app, ["pack", "validate", str(minimal)])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.stdout.split())
+    assert (
+        "note refund is measured call by call: neither cumulative nor reading a total of what"
+        " was granted"
+    ) in output
+    # Cumulative, or reading a total: nothing to note (acme's refunds are cumulative; its
+    # store credit reads what was credited on the order).
+    acme = Path(__file__).parents[2] / "examples" / "acme" / "pack"
+    shipped = " ".join(CliRunner().invoke(app, ["pack", "validate", str(acme)]).stdout.split())
+    assert "call by call" not in shipped

@@ -153,6 +153,22 @@ def _split_unlocks(policy: PolicyPack) -> list[str]:
     return notes
 
 
+def _splittable(policy: PolicyPack) -> list[str]:
+    """Actions measured call by call, reading nothing of what was granted before: one note each.
+
+    An amount above an actor's authority, asked for in pieces each within it, passes piece by
+    piece: authority is measured on the whole only with `cumulative`, and a rule's maximum
+    only with a total it subtracts.
+    """
+    return [
+        f"{action.name} is measured call by call: neither cumulative nor reading a total of what"
+        " was granted, so an amount above a role's authority asked for in pieces passes piece by"
+        f" piece; give it cumulative: {{per: order, window: 365d}}, or a total its rules read"
+        for action in policy.actions.values()
+        if action.cumulative is None and not action.reads_ledger
+    ]
+
+
 @pack_app.command("validate")
 def pack_validate(
     path: Annotated[Path, typer.Argument(help="Pack file or folder.")],
@@ -208,7 +224,8 @@ def pack_validate(
                 " integrations refuse to wrap it; add `amount: <argument>` to its mapping",
                 highlight=False,
             )
-    for note in [*_unapprovable(policy), *_followers(policy), *_split_unlocks(policy)]:
+    notes = [*_unapprovable(policy), *_followers(policy), *_split_unlocks(policy)]
+    for note in [*notes, *_splittable(policy)]:
         _common.out.print(f"[yellow]note[/yellow] {escape(note)}", highlight=False)
     for name, is_governed in checked:
         kind = "governed" if is_governed else "read-only (ungoverned_tools)"
