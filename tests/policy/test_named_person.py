@@ -216,3 +216,24 @@ def test_a_pack_misusing_the_actors_id_or_a_person_is_refused_at_load(
     with pytest.raises(PolicyError, match=message) as info:
         load_pack(path)
     assert info.value.line is not None
+
+
+def test_a_review_that_routed_a_case_holds_at_its_approval_whatever_it_reads(
+    tmp_path: Path,
+) -> None:
+    # "What the assistant asks as goodwill goes to the account's own manager": read again with
+    # the approver as the actor, the review would not hold, and any manager could approve.
+    text = PACK.replace(
+        "        when: rationale.reason == 'goodwill'\n",
+        "        when: actor.is_ai && rationale.reason == 'goodwill'\n        only: true\n",
+    )
+    g = guard(tmp_path, text)
+    routed = g.decide(goodwill("40.00"))
+    assert routed.required_role == "account_manager"
+
+    for other in (BOB, DEE):
+        with pytest.raises(ApprovalError, match="only 'am-ana', as role 'account_manager'"):
+            g.approvals.approve(routed.id, approver=other, note="mine now")
+    assert g.approvals.approve(routed.id, approver=ANA, note="mine").status is (
+        ApprovalStatus.APPROVED
+    )

@@ -212,6 +212,7 @@ def evaluate(
     shown: Mapping[str, Any] | None = None,
     args: dict[str, Any] | None = None,
     asked_at: datetime | None = None,
+    held: frozenset[str] = frozenset(),
 ) -> Evaluation:
     """Decide allow, allow_exception, route or deny from code alone.
 
@@ -223,6 +224,9 @@ def evaluate(
     absent. A reason that does not apply is explained by the ground that failed.
     `args`: the tool arguments the action declares, as CEL reads them (`args.<name>`).
     `asked_at`: when the case was asked (an approval's re-check: its route's time).
+    `held`: the ids of reviews that held when the case was routed (an approval's re-check):
+    they hold still, whatever their `when` reads now (the approver, not the agent, is the
+    actor there), so only a person who is each of them may approve it.
     """
 
     def activation_as(who: Role, is_ai: bool) -> Any:
@@ -266,6 +270,7 @@ def evaluate(
                 activation,
                 evaluation,
                 amount_minor + prior_minor,
+                held,
             )
     except EvaluationError as exc:
         return Evaluation(
@@ -488,6 +493,7 @@ def _reviewed(
     activation: Any,
     evaluation: Evaluation,
     whole_minor: int,
+    held: frozenset[str] = frozenset(),
 ) -> Evaluation:
     """The outcome once the action's reviews are read: a person must decide where one holds.
 
@@ -498,12 +504,13 @@ def _reviewed(
     whatever the amount, and no other rank stands in for it. A review naming a `person` is,
     at its role, that person alone: another of the role is not it.
 
-    `actor`: whether the proposer is an AI, and its id.
+    `actor`: whether the proposer is an AI, and its id; `held`: reviews that hold whatever
+    their `when` says now (those that held when an approval's case was routed).
     """
     holding: list[Rule] = []
     named: dict[str, tuple[Rule, str]] = {}
     for review in action.reviews:
-        if not _check(review.when, activation):
+        if review.id not in held and not _check(review.when, activation):
             continue
         person = _person(review, activation)
         if _needs(pack, review, role, actor, person):

@@ -272,6 +272,8 @@ def recheck(
             prior_minor=prior_minor,
             args=item.cel_args(),
             asked_at=decision.decided_at,
+            # A review that routed it holds still: its `when` may read the agent that asked.
+            held=frozenset(decision.rules),
         )
         two = needs_two(action, amount_minor + whole_minor)
         outcome, rules, context_digest = evaluation.outcome, evaluation.rules, snapshot.digest
