@@ -204,6 +204,17 @@ def test_an_approver_a_hard_limit_forbids_is_refused_and_another_may_approve(
             "        person: size(customer.account_manager)\n",
             "gives INT, expected string",
         ),
+        # Who decides is never the proposal's to say.
+        (
+            "        person: customer.account_manager\n",
+            "        person: actor.id\n",
+            "reads what the proposal supplies",
+        ),
+        (
+            "        person: customer.account_manager\n",
+            "        person: \"rationale.reason == '' ? customer.account_manager : 'x'\"\n",
+            "reads what the proposal supplies",
+        ),
     ],
 )
 def test_a_pack_misusing_the_actors_id_or_a_person_is_refused_at_load(

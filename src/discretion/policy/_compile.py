@@ -1041,6 +1041,8 @@ _SPACE = re.compile(r"\s+")
 
 _ACTOR = re.compile(r"\bactor\s*\.\s*(?:role|is_ai)\b")
 _ACTOR_ID = re.compile(r"\bactor\s*\.\s*id\b")
+_PROPOSED = re.compile(r"\b(?:asserted|args|actor|rationale)\s*\.")
+"""What the proposer supplies: never who decides a case."""
 
 
 def split_conjuncts(text: str) -> list[str]:
@@ -1611,6 +1613,19 @@ def _compile_action(
     ]
     granting = [*standard, *exceptions]
     _check_actor_id(action_id, action, granting, lines)
+    for index, review in enumerate(reviews):
+        if review.person is not None and _PROPOSED.search(blank_literals(review.person.source)):
+            source, line = lines.find((*base, "reviews", index, "person"))
+            raise PolicyError(
+                f"review {review.id!r}: person {review.person.source!r} reads what the proposal"
+                " supplies (its arguments, assertions, actor or rationale): the agent, or a"
+                " person proposing, would name who decides the case. Read the person from the"
+                " case's records, a context field",
+                path=source,
+                line=line,
+                rule_id=review.id,
+                expression=review.person.source,
+            )
     return ActionPolicy(
         reads_actor=any(
             _ACTOR.search(
