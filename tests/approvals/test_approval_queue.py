@@ -167,6 +167,10 @@ def test_a_note_holding_nul_is_refused_before_anything_is_written(guard):
         with pytest.raises(ProposalError, match=r"NUL character \(U\+0000\)") as caught:
             act(decision.id, approver=TINA, note="ok\x00then")
         assert caught.value.field == "note"
+        # A lone surrogate is no text either: it raised UnicodeEncodeError mid-write.
+        with pytest.raises(ProposalError, match="lone UTF-16 surrogate") as caught:
+            act(decision.id, approver=TINA, note="ok\ud800then")
+        assert caught.value.field == "note"
     assert guard.approvals.get(decision.id).status is ApprovalStatus.PENDING
 
 

@@ -11,7 +11,7 @@ import pytest
 from discretion import Actor, Guard, Outcome, SqlStore, load_pack
 from discretion.approvals import ApprovalStatus
 from discretion.context import StaticContextProvider
-from discretion.errors import ApprovalError
+from discretion.errors import ApprovalError, PolicyError, StaleApproval
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -65,6 +65,10 @@ actions:
         by: manager
 """
 
+TEAM = '  - id: fraud_team\n    beside: true\n    authority:\n      refund: {standard: "2000.00"}\n'
+LOW = PACK.replace(TEAM, "").replace("  - id: tier1\n", TEAM + "  - id: tier1\n")
+"""The same pack with the team listed below tier1: its place ranks it above or below no one."""
+
 FACTS: dict[str, Any] = {"customer.fraud_score": 10, "customer.segment": "retail"}
 
 BOT = Actor(id="bot", role="ai_agent")
@@ -73,11 +77,23 @@ MIA = Actor(id="mia", role="manager", is_ai=False)
 FRAN = Actor(id="fran", role="fraud_team", is_ai=False)
 
 
-def guard(tmp_path: Path, **facts: Any) -> Guard:
+class Facts:
+    """The case system's facts, which a test may change between calls."""
+
+    in_process = True
+
+    def __init__(self, **facts: Any) -> None:
+        self.facts = {**FACTS, **facts}
+
+    def fetch(self, request: Any, /) -> dict[str, Any]:
+        return dict(self.facts)
+
+
+def guard(tmp_path: Path, text: str = PACK, context: Any = None, **facts: Any) -> Guard:
     tmp_path.mkdir(exist_ok=True)
     path = tmp_path / "pack.yaml"
-    path.write_text(PACK, encoding="utf-8")
-    context = StaticContextProvider({**FACTS, **facts})
+    path.write_text(text, encoding="utf-8")
+    context = context or StaticContextProvider({**FACTS, **facts})
     store = SqlStore(f"sqlite:///{tmp_path / 'ledger.db'}")
     return Guard(load_pack(path), store=store, context=context, clock=lambda: NOW)
 
@@ -191,3 +207,73 @@ def test_a_budget_naming_a_team_beside_the_ladder_routes_to_it(tmp_path: Path) -
     assert g.approvals.approve(over.id, approver=FRAN, note="checked").status is (
         ApprovalStatus.APPROVED
     )
+
+
+def test_a_budget_routes_to_a_team_beside_the_ladder_wherever_it_is_listed(
+    tmp_path: Path,
+) -> None:
+    # Listed below tier1, its place was read as a rank: the case went to tier1, who could not
+    # go beyond the budget, and no one could approve it.
+    g = guard(tmp_path, LOW)
+    for n in range(6):
+        g.decide(refund("450.00", TINA, key=f"t{n}"))
+    over = g.decide(refund("450.00", TINA, key="over"))
+    assert (over.outcome, over.required_role) == (Outcome.ROUTE, "fraud_team")
+    assert g.approvals.approve(over.id, approver=FRAN, note="checked").status is (
+        ApprovalStatus.APPROVED
+    )
+
+
+def test_a_budget_and_a_review_of_the_ladder_together_say_no_one_person_can_approve_it(
+    tmp_path: Path,
+) -> None:
+    facts = Facts()
+    g = guard(tmp_path, context=facts)
+    for n in range(6):
+        g.decide(refund("450.00", TINA, key=f"t{n}"))
+    facts.facts["customer.segment"] = "enterprise"  # a review of the manager's holds now
+    over = g.decide(refund("450.00", TINA, key="over"))
+    assert over.required_role == "fraud_team"
+    assert any("no one person can approve it" in cause for cause in over.causes)
+    with pytest.raises(ApprovalError, match="needs 'manager' as well"):
+        g.approvals.approve(over.id, approver=FRAN, note="checked")
+
+
+def test_a_budget_sending_cases_to_a_team_without_authority_is_refused_at_load(
+    tmp_path: Path,
+) -> None:
+    text = PACK.replace(
+        '    beside: true\n    authority:\n      refund: {standard: "2000.00"}\n',
+        "    beside: true\n",
+    ).replace(
+        "      - id: fraud-review\n        when: customer.fraud_score > 80\n"
+        "        by: fraud_team\n",
+        "",
+    )
+    path = tmp_path / "pack.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(PolicyError, match="is beside the ladder and holds no authority over"):
+        load_pack(path)
+
+
+def test_a_false_statement_keeps_a_case_with_the_team_its_review_sends_it_to(
+    tmp_path: Path,
+) -> None:
+    # Listed below tier1, the team's place was read as a rank: the case went to the manager,
+    # who could not approve it past the review, and the team could not act on it.
+    false = [{"field": "customer.segment", "value": "enterprise"}]
+    g = guard(tmp_path, LOW, **{"customer.fraud_score": 90})
+    decision = g.decide(refund("50.00", TINA, claims=false))
+    assert decision.outcome is Outcome.ROUTE
+    assert "discretion.claim.contradicts-fact" in decision.rules
+    assert decision.required_role == "fraud_team"
+
+
+def test_a_team_review_holding_only_at_approval_is_stale_not_escalated(tmp_path: Path) -> None:
+    facts = Facts()
+    g = guard(tmp_path, context=facts)
+    routed = g.decide(refund("300.00"))
+    assert routed.required_role == "tier1"
+    facts.facts["customer.fraud_score"] = 95
+    with pytest.raises(StaleApproval, match="now needs 'fraud_team', beside the ladder"):
+        g.approvals.approve(routed.id, approver=TINA, note="fine")

@@ -142,3 +142,17 @@ def test_a_budget_kept_per_a_fact_the_actions_cannot_key_is_refused(
     path.write_text(PACK.replace(old, new), encoding="utf-8")
     with pytest.raises(PolicyError, match=message):
         load_pack(path)
+
+
+def test_a_deny_budget_kept_per_an_argument_the_call_leaves_out_denies(tmp_path: Path) -> None:
+    # The call never carries it, whoever approves: routed, no approval could ever be given.
+    text = PACK.replace(
+        "    key: incident.id\n", "    key: args.sku\n    on_exceed: deny\n"
+    ).replace(
+        "    reads: [incident.id]\n",
+        "    reads: [incident.id]\n    args:\n      sku: {type: string, optional: true}\n",
+    )
+    decision = guard(tmp_path, text).decide(credit("c-1", "10.00", "g"))
+    assert decision.outcome is Outcome.DENY
+    assert decision.rules == ["sla.outage", "budget.per-incident"]
+    assert "kept per an argument the call leaves out" in decision.explanation

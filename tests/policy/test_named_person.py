@@ -248,3 +248,20 @@ def test_a_review_that_routed_a_case_holds_at_its_approval_whatever_it_reads(
     assert g.approvals.approve(routed.id, approver=ANA, note="mine").status is (
         ApprovalStatus.APPROVED
     )
+
+
+def test_an_only_review_beside_one_of_a_higher_rung_says_no_one_person_can_approve_it(
+    tmp_path: Path,
+) -> None:
+    text = PACK.replace(
+        "        person: customer.account_manager\n",
+        "        person: customer.account_manager\n        only: true\n"
+        '      - {id: big-goodwill, when: "amount > 10000", by: director}\n',
+    )
+    decision = guard(tmp_path, text).decide(goodwill("120.00"))
+
+    assert decision.required_role == "account_manager"
+    assert (
+        "only 'account_manager' decides it, and a review needs director or above: no one person"
+        " can approve it"
+    ) in decision.causes

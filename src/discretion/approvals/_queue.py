@@ -34,7 +34,7 @@ from discretion.errors import (
     StoreError,
 )
 from discretion.execution import Execution, ToolCallable
-from discretion.lineage import digest
+from discretion.lineage import digest, is_text
 from discretion.money import Money
 from discretion.policy import TWO_APPROVALS, PolicyPack, Role
 from discretion.precedent import PrecedentSpec
@@ -101,6 +101,11 @@ def _note(note: str) -> str:
         # No store holds it (PostgreSQL refuses it mid-write): bad input, not an outage.
         raise ProposalError(
             "note: it holds a NUL character (U+0000), which no stored text holds; write it without",
+            field="note",
+        )
+    if not is_text(text):
+        raise ProposalError(
+            "note: it holds a lone UTF-16 surrogate, which is not text; write it in valid Unicode",
             field="note",
         )
     return text

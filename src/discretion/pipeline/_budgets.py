@@ -95,6 +95,9 @@ class BudgetCheck:
     charged: Mapping[str, Money] = field(default_factory=dict)
     """What the decision counts as against each budget it counts under (in the base, for a
     budget of a pack with rates kept across currencies), by budget id."""
+    unkeyable: frozenset[str] = frozenset()
+    """Budgets kept per an argument the call leaves out: never countable for it, whoever
+    approves it (unlike a fact, which may be on record later)."""
 
 
 def _charge(pack: PolicyPack, budget: Budget, amount_minor: int) -> Money | None:
@@ -179,6 +182,7 @@ def check_budgets(
     reserve: list[Reservation] = []
     causes: list[str] = []
     charged: dict[str, Money] = {}
+    unkeyable: set[str] = set()
     if action not in pack.actions:
         # A call the pack governs as no action (an unknown or a read-only tool) moves nothing
         # a budget counts.
@@ -190,6 +194,10 @@ def check_budgets(
         if key is None:
             exceeded.append(budget)
             causes.append(f"budget {budget.id!r} is kept per {budget.key}, which has no value")
+            if any(
+                part.startswith(ARGS_PREFIX) and _value(part, keys) is None for part in budget.parts
+            ):
+                unkeyable.add(budget.id)
             continue
         charge = _charge(pack, budget, amount_minor)
         if charge is None:
@@ -220,6 +228,7 @@ def check_budgets(
         causes=tuple(causes),
         amount_minor=amount_minor,
         charged=charged,
+        unkeyable=frozenset(unkeyable),
     )
 
 
@@ -254,19 +263,22 @@ def over_budget(
     if evaluation.fallback is not None and evaluation.outcome is not Outcome.ROUTE:
         evaluation = evaluation.fallback
     exceeded = check.exceeded
-    # Measured and over. One that could not be measured (no key, rate or zone to count it
-    # under) is not known to be spent: it routes, and its approval measures it anew.
-    spent = [b for b in exceeded if b.id in check.charged]
+    # Measured and over. One that could not be measured (no fact, rate or zone to count it
+    # under) is not known to be spent: it routes, and its approval measures it anew. One kept
+    # per an argument the call leaves out can never count it: as good as spent.
+    spent = [b for b in exceeded if b.id in check.charged or b.id in check.unkeyable]
     changes: dict[str, Any] = {
         "rules": [*evaluation.rules, *(b.id for b in exceeded)],
         "causes": [
             *evaluation.causes,
             *check.causes,
-            *(b.message for b in spent if b.message),
+            *(b.message for b in spent if b.message and b.id in check.charged),
         ],
         "notes": [
             *evaluation.notes,
             "a budget for this kind of exposure is used up"
+            if any(b.id in check.charged for b in spent)
+            else "a budget for this kind of exposure is kept per an argument the call leaves out"
             if spent
             else "a budget for this kind of exposure cannot be measured",
         ],
@@ -276,6 +288,21 @@ def over_budget(
         return replace(evaluation, outcome=Outcome.DENY, required_role=None, **changes)
     # Beyond a deny budget no one may go: an unmeasured one names no role to go to.
     targets = [route_target(pack, b, actor, action) for b in exceeded if b.on_exceed != "deny"]
+    teams = sorted({t.id: t for t in targets if t.beside}.values(), key=lambda r: r.id)
+    if teams:
+        # A team beside the ladder is no rank: only it may go beyond its budget, whoever else
+        # the case needs (then no one person can approve it, and the causes say so).
+        team = teams[0]
+        others = [t for t in targets if t.id != team.id]
+        if evaluation.required_role is not None and evaluation.required_role.id != team.id:
+            others.append(evaluation.required_role)
+        if others:
+            changes["causes"] = [
+                *changes["causes"],
+                f"only {team.id!r} may approve beyond the budget, and the case also needs"
+                f" {' and '.join(sorted({r.id for r in others}))}: no one person can approve it",
+            ]
+        return replace(evaluation, outcome=Outcome.ROUTE, required_role=team, **changes)
     only = [rule for rule in evaluation.deciding if rule.kind == "review" and rule.only]
     if only and evaluation.required_role is not None:
         # A review only its role decides: nobody else is the review, so the case stays with

@@ -78,7 +78,14 @@ def answer_faults(
             **changes,
         )
     current = evaluation.required_role
-    if evaluation.outcome is Outcome.ROUTE and current is not None and current.rank > role.rank:
+    reviewed = any(rule.kind == "review" and rule.only for rule in evaluation.deciding)
+    if (
+        evaluation.outcome is Outcome.ROUTE
+        and current is not None
+        and (reviewed or current.beside or current.rank > role.rank)
+    ):
+        # Where it already goes; a review only its role decides keeps it there, whatever the
+        # proposer's rank: nobody else is the review.
         target = current
     else:
         target = lowest_above(pack, action, role, evaluation.reason, amount_minor)

@@ -533,6 +533,23 @@ def _reviewed(
                 f"reviews only {' and '.join(ids)} may each decide hold at once: no one person"
                 " can approve it",
             ]
+        # A review of the ladder the one role does not reach holds too: no one person either.
+        beyond = sorted(
+            {
+                review.by
+                for review in holding
+                if not review.only
+                and review.by is not None
+                and (reviewer := pack.role(review.by)) is not None
+                and not required.decides_for(reviewer)
+            }
+        )
+        if beyond:
+            causes = [
+                *causes,
+                f"only {required.id!r} decides it, and a review needs {' and '.join(beyond)} or"
+                " above: no one person can approve it",
+            ]
     else:
         targets = [pack.role(review.by) or pack.highest_human for review in holding if review.by]
         # Allowed until now: a person who could have allowed it, too.

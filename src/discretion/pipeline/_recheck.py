@@ -308,6 +308,20 @@ def recheck(
                         f" {needed.id!r}, may approve {what} (rules: {', '.join(rules)});"
                         f" {approver.id!r} may not: leave it to them, or reject it"
                     )
+                if needed.beside and needed.id != role.id:
+                    # A team beside the ladder it was not routed to: no escalation reaches it.
+                    raise StaleApproval(
+                        f"approval {approval_id}: {what} now needs {needed.id!r}, beside the"
+                        f" ladder (rules: {', '.join(rules)}), which no escalation reaches;"
+                        " reject it, and propose it anew as the case now stands",
+                        approval_id=approval_id,
+                    )
+                if role.beside and needed.id != role.id:
+                    raise ApprovalError(
+                        f"approval {approval_id}: {what} needs {needed.id!r} as well (rules:"
+                        f" {', '.join(rules)}), and {role.id!r} is beside the ladder: no one"
+                        " person can approve it; reject it"
+                    )
                 if needed.id == role.id:
                     # Not the approver's authority: the proposal itself no longer stands as it
                     # was made (a standard case now needs a reason it never cited), and the
@@ -431,7 +445,11 @@ def _budgets(
         if not role.decides_for(needed):
             raise ApprovalError(
                 f"approval {approval_id}: budget {budget.id!r} is used up; only {needed.id!r}"
-                " or above may approve beyond it: escalate it"
+                + (
+                    " may approve beyond it, beside the ladder"
+                    if needed.beside
+                    else " or above may approve beyond it: escalate it"
+                )
             )
         overridden.append(budget.id)
         if key is not None:

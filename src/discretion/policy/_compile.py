@@ -2299,6 +2299,18 @@ def _compile_budget(
     target = next((r for r in roles if r.id == route_to), None)
     if route_to is not None and route_to != NEXT_ABOVE and (target is None or target.is_ai):
         fail(f"route_to {route_to!r} is not a human role of the pack (or `{NEXT_ABOVE}`)")
+    if target is not None and target.beside:
+        # Only that team decides what the budget sends it: it must be able to grant it.
+        lacking = [
+            a for a in (sorted(counted) if counted is not None else actions) if not target.holds(a)
+        ]
+        if lacking:
+            fail(
+                f"route_to {route_to!r} is beside the ladder and holds no authority over"
+                f" {', '.join(lacking)}: only it may approve what the budget sends it, and it"
+                f" could approve none of it. Give {route_to!r} authority over them, or name"
+                " the actions the budget counts"
+            )
     window, calendar = _counting_window(budget.window, zone, lines, (*loc, "window"))
     zone_fact = _zone_fact(budget.timezone, calendar, spec, lines, loc, parts)
     for action_id in sorted(counted) if counted is not None else list(actions):
