@@ -48,28 +48,45 @@ def humans(pack: PolicyPack) -> Iterable[Role]:
     return (role for role in pack.roles if role.on_ladder)
 
 
+def _granting(pack: PolicyPack, rules: tuple[Rule, ...]) -> Iterable[tuple[Role, Rule]]:
+    """Who may be found to grant under `rules`, in the order they are tried.
+
+    Each rung, lowest first; then each team beside the ladder, as listed. A team beside the
+    ladder is never a rung a case climbs to while a rung may grant it; what no rung may grant
+    and a team may (a relationship manager's goodwill beyond every rung's authority) goes to
+    that team rather than being denied.
+    """
+    for role in (*humans(pack), *(role for role in pack.roles if role.beside)):
+        for rule in rules:
+            yield role, rule
+
+
 def lowest_standard_role(
     pack: PolicyPack, action: str, rules: Iterable[Rule], amount_minor: int
 ) -> tuple[Role, Rule] | None:
     """The lowest human role that may allow the amount under one of `rules`, and that rule."""
-    candidates = tuple(rules)
-    for role in humans(pack):
-        for rule in candidates:
-            if covers_standard(role, action, amount_minor, rule):
-                return role, rule
-    return None
+    return next(
+        (
+            (role, rule)
+            for role, rule in _granting(pack, tuple(rules))
+            if covers_standard(role, action, amount_minor, rule)
+        ),
+        None,
+    )
 
 
 def lowest_exception_role(
     pack: PolicyPack, action: str, reasons: Iterable[Rule], amount_minor: int
 ) -> tuple[Role, Rule] | None:
     """The lowest human role that may grant one of `reasons` for the amount, and that reason."""
-    candidates = tuple(reasons)
-    for role in humans(pack):
-        for reason in candidates:
-            if covers_exception(role, action, reason, amount_minor):
-                return role, reason
-    return None
+    return next(
+        (
+            (role, reason)
+            for role, reason in _granting(pack, tuple(reasons))
+            if covers_exception(role, action, reason, amount_minor)
+        ),
+        None,
+    )
 
 
 def lowest_covering(pack: PolicyPack, action: str, amount_minor: int) -> Role:

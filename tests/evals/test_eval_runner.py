@@ -795,6 +795,57 @@ def test_a_history_item_s_routed_case_may_be_approved_or_rejected_by_people(tmp_
     assert "a person can decide only a routed case; it was allow" in failed.stdout
 
 
+def test_an_approval_step_may_expect_the_person_to_be_refused(tmp_path):
+    pack = tmp_path / "desk.yaml"
+    pack.write_text(
+        DESK.replace("  refund:\n", '  refund:\n    two_approvals_above: "60.00"\n', 1),
+        encoding="utf-8",
+    )
+    tina, tom = {"id": "tina", "role": "tier1"}, {"id": "tom", "role": "tier1"}
+    routed = {"at": "-1h", "proposal": agent_refund("80.00"), "expect": {"outcome": "route"}}
+    twice = {"by": tina, "refused": "ApprovalError"}
+    cases = [
+        {
+            # One person twice is refused; the second person still approves: 80.00 counts.
+            "id": "second-person",
+            "history": [{**routed, "approve": [{"by": tina}, twice, {"by": tom}]}],
+            "proposal": agent_refund("30.00"),
+            "expect": {"outcome": "route", "rules": ["ai-daily"], "role": "tier1"},
+        },
+    ]
+    suite = write_suite(tmp_path, cases, pack=str(pack), context=None, actor=AGENT)
+    result = invoke("eval", str(suite))
+    assert result.exit_code == 0, result.stdout
+
+    wrong = [
+        # Refused, but with another error than the step names.
+        {"by": tina, "refused": "StaleApproval"},
+        # Not refused at all.
+        {"by": tom, "refused": True},
+    ]
+    failing = write_suite(
+        tmp_path,
+        [
+            {
+                "id": f"wrong-{n}",
+                "history": [{**routed, "approve": [{"by": tina}, step]}],
+                "proposal": agent_refund("10.00"),
+                "expect": {"outcome": "allow"},
+            }
+            for n, step in enumerate(wrong)
+        ],
+        suite="wrong",
+        pack=str(pack),
+        context=None,
+        actor=AGENT,
+    )
+    failed = invoke("eval", str(failing))
+    assert failed.exit_code == 1
+    out = " ".join(failed.stdout.split())
+    assert "'tina' was to be refused with StaleApproval, and was refused with ApprovalError" in out
+    assert "'tom' was to be refused, and could approve it" in out
+
+
 def test_a_history_item_is_approved_or_rejected_never_both(tmp_path):
     routed = {"proposal": REFUND_64, "approve": {"by": {"id": "t", "role": "tier1"}}}
     suite = write_suite(

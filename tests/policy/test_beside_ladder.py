@@ -277,3 +277,22 @@ def test_a_team_review_holding_only_at_approval_is_stale_not_escalated(tmp_path:
     facts.facts["customer.fraud_score"] = 95
     with pytest.raises(StaleApproval, match="now needs 'fraud_team', beside the ladder"):
         g.approvals.approve(routed.id, approver=TINA, note="fine")
+
+
+def test_what_no_rung_may_grant_and_a_team_may_goes_to_the_team_not_denied(
+    tmp_path: Path,
+) -> None:
+    # "Goodwill beyond every rung's authority is the relationship manager's": it goes to them.
+    text = PACK.replace(
+        '      refund: {standard: "5000.00"}\n', '      refund: {standard: "1000.00"}\n'
+    )
+    g = guard(tmp_path, text)
+
+    decision = g.decide(refund("1500.00"))
+    assert (decision.outcome, decision.required_role) == (Outcome.ROUTE, "fraud_team")
+    assert g.approvals.approve(decision.id, approver=FRAN, note="ours").status is (
+        ApprovalStatus.APPROVED
+    )
+    # Within a rung's authority, the ladder decides, as before.
+    assert g.decide(refund("900.00", key="rung")).required_role == "manager"
+    assert g.decide(refund("2500.00", key="none")).outcome is Outcome.DENY

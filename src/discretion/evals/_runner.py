@@ -489,7 +489,17 @@ def _desk(
             )
             guard.approvals.approve(run.decision_id, approver=person, note=step.note, amount=amount)
         except (DiscretionError, ValidationError) as exc:
+            kinds = {kind.__name__ for kind in type(exc).__mro__}
+            if step.refused is True or (isinstance(step.refused, str) and step.refused in kinds):
+                continue
+            if step.refused:
+                return [
+                    f"{what}{step.by.get('id')!r} was to be refused with {step.refused}, and was"
+                    f" refused with {type(exc).__name__}: {exc}"
+                ]
             return [f"{what}{step.by.get('id')!r} could not {item.verb} it: {exc}"]
+        if step.refused:
+            return [f"{what}{step.by.get('id')!r} was to be refused, and could {item.verb} it"]
     return []
 
 

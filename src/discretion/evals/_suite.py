@@ -118,6 +118,10 @@ class ApprovalStep(BaseModel):
     """Approve a lower amount than was asked, in the case's currency."""
     at: TimeText | None = None
     """When: an ISO 8601 time or an offset from the case clock; the item's time when absent."""
+    refused: bool | Annotated[str, Field(pattern="^[A-Z][A-Za-z]*$")] = False
+    """This person must be refused (`true`), or refused with this error (`ApprovalError`,
+    `StaleApproval`, `ApprovalConflict`): the wrong person approving is a check too. The next
+    step goes on as if they had not acted; a step not refused fails the case."""
 
 
 class HistoryItem(BaseModel):
@@ -140,7 +144,8 @@ class HistoryItem(BaseModel):
     """Set a precedent from the (last) decision of this item."""
     approve: ApprovalStep | list[ApprovalStep] = []
     """People approving each repetition's routed case, in order (two, above
-    `two_approvals_above`); re-checked as at the desk, so a refusal fails the case."""
+    `two_approvals_above`); re-checked as at the desk, so a refusal fails the case unless the
+    step says it must be refused (`refused`)."""
     reject: ApprovalStep | None = None
     """A person rejecting each repetition's routed case."""
 

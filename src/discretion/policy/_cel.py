@@ -267,6 +267,13 @@ def _unknown(name: str, source: str, declared: list[str], unread: Collection[str
             f"field {name!r} in {source!r} is declared by the pack, but this action does not"
             " read it; add it to the action's reads"
         )
+    if name.startswith("amounts."):
+        return (
+            f"unknown field {name!r} in {source!r}: a named amount is money, read only by"
+            " actions that move money and only when `amounts` declares it; an action counting"
+            " a unit writes its number. Declared here: "
+            + (", ".join(sorted(n for n in declared if n.startswith("amounts."))) or "(none)")
+        )
     return f"unknown field {name!r} in {source!r}; declared: {', '.join(sorted(declared))}"
 
 
