@@ -12,6 +12,7 @@ import pytest
 from conftest import NOW, Counter, FakeClock, traced_sqlite
 from discretion import Actor, Guard, Money, Outcome, PolicyError, SqlStore, load_pack
 from discretion.context import ContextRequest, StaticContextProvider
+from discretion.errors import ProposalError
 
 HERE = Path(__file__).resolve().parent.parent
 PACK = HERE / "packs" / "ledgered.yaml"
@@ -134,6 +135,33 @@ def test_a_mistyped_id_is_unknown_not_a_mismatch_with_its_records_link(store, tm
     assert mistyped.causes == ["order 'O-1' is not on record"]
     # Another order on record, not the case's: a mismatch still, as the pack says.
     assert (other.outcome, other.rules) == (Outcome.DENY, ["discretion.entity.mismatch"])
+
+
+def test_a_required_record_the_call_does_not_name_is_sent_back(store, tmp_path):
+    """`on_unknown: deny` says what a case not on record gets; `required` that one is named.
+
+    Without it, a call naming no case was decided without one, and allowed.
+    """
+    source = (
+        PACK.read_text(encoding="utf-8")
+        .replace(
+            "case: {belongs_to: [customer, order], on_unknown: deny}",
+            "case: {belongs_to: [customer, order], on_unknown: deny, required: true}\n"
+            "  customer: {required: true}",
+        )
+        .replace("  customer: {}\n", "", 1)
+    )
+    path = tmp_path / "pack.yaml"
+    path.write_text(source, encoding="utf-8")
+    guard = Guard(load_pack(path), store=store, context=Records(), clock=FakeClock(NOW))
+
+    with pytest.raises(ProposalError, match=r"entities\.case\.required") as refused:
+        guard.decide(refund("20.00", key="a", case=None))
+    assert refused.value.field == "tool.arguments.case_id"
+    assert store.find_decision("bot-1", "a") is None
+    # A customer is named through the order or case it belongs to.
+    named = guard.decide(refund("20.00", key="b", customer=None))
+    assert named.outcome is Outcome.ALLOW
 
 
 def test_a_case_names_its_order_when_the_proposal_does_not(guard):

@@ -284,6 +284,30 @@ def _scalar_id(tool: str, path: str, arguments: Mapping[str, Any]) -> str | None
     return text
 
 
+def _named_as_required(
+    pack: PolicyPack, action: str, paths: ToolSpec, named: Mapping[str, str | None]
+) -> None:
+    """Refuse a proposal naming no record of a kind the pack requires (`required: true`).
+
+    A record named that belongs to it (an order, for its customer) names it through its own.
+    """
+    for kind, entity in pack.entities.items():
+        if not entity.required or named.get(kind) is not None:
+            continue
+        if any(
+            id_ is not None and kind in getattr(pack.entities.get(other), "belongs_to", ())
+            for other, id_ in named.items()
+        ):
+            continue
+        path = getattr(paths, kind, None)
+        raise ProposalError(
+            f"{kind}_id: action {action!r} is decided only about a {kind} it names"
+            f" (entities.{kind}.required), and the call names none"
+            + (f"; send tool argument {path!r}" if path else f"; send {kind}_id"),
+            field=f"tool.arguments.{path}" if path else f"{kind}_id",
+        )
+
+
 def _moves(action: ActionPolicy) -> str:
     """What `action` moves, for messages: money, or how many of its unit."""
     return f"counts {action.unit}" if action.unit is not None else "moves money"
@@ -792,6 +816,10 @@ def normalise(
     case_id = _agree("case_id", proposal.case_id, read.case_id, paths.case)
     order_id = _agree("order_id", proposal.order_id, read.order_id, paths.order)
     amount = _agree("amount", proposal.amount, read.amount, paths.amount)
+    if action is not None:
+        _named_as_required(
+            pack, action_name, paths, {"customer": customer_id, "case": case_id, "order": order_id}
+        )
     if tool is not None and spec is None:
         # The proposal's amount says nothing about what an unmapped tool moves: recorded, it
         # would be what the approver is shown and approves, while the tool runs its arguments.

@@ -828,6 +828,7 @@ def _compile_entities(spec: PackSpec, lines: LineMap) -> dict[str, Entity]:
             belongs_to=tuple(dict.fromkeys(entity.belongs_to)),
             on_unknown=entity.on_unknown,
             on_mismatch=entity.on_mismatch,
+            required=entity.required,
         )
     return entities
 

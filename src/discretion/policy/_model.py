@@ -551,6 +551,8 @@ class Entity:
     """`route` or `deny`: what a proposal naming such a record the context lacks gets."""
     on_mismatch: str
     """`route` or `deny`: what a proposal whose ids disagree with the record gets."""
+    required: bool = False
+    """A proposal of an action must name one, or a record belonging to one."""
 
     @property
     def id_field(self) -> str:

@@ -291,6 +291,9 @@ class EntitySpec(BaseModel):
     """What a proposal naming such a record the context does not hold gets."""
     on_mismatch: Literal["route", "deny"] = "route"
     """What a proposal whose ids disagree with this record's own gets."""
+    required: bool = False
+    """Every proposal of an action names one (or a record it belongs to, which names it): one
+    that names none is sent back (a `ProposalError`), never decided without it."""
 
 
 class CumulativeSpec(BaseModel):
