@@ -187,7 +187,7 @@ def test_approvals_reject_and_refusals_exit_1_with_the_reason(desk):
 
 def test_approvals_expire_from_a_scheduler(desk):
     routed = desk.guard.decide(refund("80.00"))
-    later = "2026-11-27T12:00:00+00:00"
+    later = "2026-11-27T12:00:01+00:00"  # a second past its due time
     result = desk.invoke(
         "approvals", "expire", "--pack", SHOP_PACK, "--db", desk.db, "--now", later
     )

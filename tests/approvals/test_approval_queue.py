@@ -696,7 +696,7 @@ def test_overdue_approvals_expire_and_can_no_longer_be_decided(guard, store, clo
     assert expired.id == first.id
     assert (expired.status, expired.decided_by) == (ApprovalStatus.EXPIRED, "system")
     assert guard.approvals.get(second.id).status is ApprovalStatus.PENDING
-    clock.advance(hours=1)
+    clock.advance(hours=1, seconds=1)  # one second past its due time
     with pytest.raises(ApprovalConflict, match=r"passed its due time .* has expired"):
         guard.approvals.approve(second.id, approver=TINA, note="late")
     assert guard.approvals.get(second.id).status is ApprovalStatus.EXPIRED
@@ -705,6 +705,15 @@ def test_overdue_approvals_expire_and_can_no_longer_be_decided(guard, store, clo
         {"id": "system"},
     ]
     assert store.verify() == 4
+
+
+def test_an_approval_given_at_its_due_time_counts(guard, clock):
+    # "Decided within 24 hours": at the 24th hour it is still in time.
+    routed = guard.decide(refund("80.00", key="a"))
+    clock.advance(hours=24)
+    assert guard.approvals.expire_due() == []
+    approved = guard.approvals.approve(routed.id, approver=TINA, note="in time")
+    assert approved.status is ApprovalStatus.APPROVED
 
 
 def test_list_filters_by_status_and_deciding_role_soonest_due_first(guard, facts, clock):

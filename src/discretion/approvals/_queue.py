@@ -374,7 +374,7 @@ class Approvals:
             row = _found(tx.approvals.claim(approval_id), approval_id)
             if row.status != ApprovalStatus.PENDING.value:
                 raise self._settled(row)
-            if now >= row.due_at:
+            if now > row.due_at:
                 self._expire(tx, row, now)
                 expired = row
             else:
@@ -756,7 +756,7 @@ class Approvals:
         )
 
     def expire_due(self) -> builtins.list[Approval]:
-        """Expire every pending approval whose due time has come; return them."""
+        """Expire every pending approval whose due time has passed; return them."""
         now = self._guard.now()
         with self._store.transaction() as tx:
             # One being decided right now is left to its approver, who finds it overdue.

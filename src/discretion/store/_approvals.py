@@ -243,7 +243,7 @@ class ApprovalWrites:
         rows = self._tx._connection.execute(
             _dialect.locking(
                 select(approvals)
-                .where(approvals.c.status == PENDING, approvals.c.due_us <= to_us(now))
+                .where(approvals.c.status == PENDING, approvals.c.due_us < to_us(now))
                 .order_by(approvals.c.due_us, approvals.c.id),
                 skip_locked=True,
             )
