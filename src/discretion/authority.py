@@ -116,8 +116,16 @@ def lowest_above(
     covering the amount. When nobody above the actor does: the top rung with authority over the
     action if it is above the actor, else the top human rung (never a peer). Used when a case
     the actor could otherwise decide must go to a person: a judge found the rationale
-    unjustified, or a cited precedent does not apply.
+    unjustified, or a cited precedent does not apply. A team beside the ladder has no one
+    above it: a colleague of the team decides what its authority covers (no rung stands in
+    for it), the ladder from its foot what it does not.
     """
+    if actor.beside and (
+        covers_exception(actor, action, reason, amount_minor)
+        if reason is not None
+        else actor.covers(action, amount_minor)
+    ):
+        return actor
     # Beside the ladder, the actor ranks below no rung and above none: any may be above it.
     above = (role for role in humans(pack) if actor.beside or role.rank > actor.rank)
     if reason is not None:

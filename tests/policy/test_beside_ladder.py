@@ -296,3 +296,23 @@ def test_what_no_rung_may_grant_and_a_team_may_goes_to_the_team_not_denied(
     # Within a rung's authority, the ladder decides, as before.
     assert g.decide(refund("900.00", key="rung")).required_role == "manager"
     assert g.decide(refund("2500.00", key="none")).outcome is Outcome.DENY
+
+
+def test_a_teams_own_case_that_needs_a_second_person_goes_to_the_team(tmp_path: Path) -> None:
+    # Above two approvals, or on a false statement, the "person above" a team member is none of
+    # the rungs (the team's review would refuse each): a colleague of the team decides.
+    text = PACK.replace(
+        "  refund:\n    tools:", '  refund:\n    two_approvals_above: "1000.00"\n    tools:'
+    )
+    g = guard(tmp_path, text, **{"customer.fraud_score": 90})
+
+    two = g.decide(refund("1500.00", FRAN, key="two"))
+    assert (two.outcome, two.required_role) == (Outcome.ROUTE, "fraud_team")
+    false = [{"field": "customer.segment", "value": "enterprise"}]
+    claimed = g.decide(refund("50.00", FRAN, key="claim", claims=false))
+    assert (claimed.outcome, claimed.required_role) == (Outcome.ROUTE, "fraud_team")
+
+    fred = Actor(id="fred", role="fraud_team", is_ai=False)
+    assert g.approvals.approve(claimed.id, approver=fred, note="checked").status is (
+        ApprovalStatus.APPROVED
+    )

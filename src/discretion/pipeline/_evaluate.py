@@ -685,6 +685,7 @@ def two_approvals(
     whole_minor: int,
     *,
     authority_minor: int | None = None,
+    actor: Role | None = None,
 ) -> Evaluation:
     """A case above the action's `two_approvals_above`: never allowed from code alone.
 
@@ -692,6 +693,8 @@ def two_approvals(
     carries the rule, so its approval waits for a second approver. `whole_minor` is the amount
     two approvals are measured on (the call's, plus what anyone was allowed on the record when
     cumulative); `authority_minor` the one authority is (what `among` counts), when it differs.
+    One a team beside the ladder allowed (`actor`) goes to the team: it decides its own cases,
+    and no rung stands in for it.
     """
     if not needs_two(action, whole_minor) or evaluation.outcome is Outcome.DENY:
         return evaluation
@@ -702,7 +705,9 @@ def two_approvals(
         evaluation,
         outcome=Outcome.ROUTE,
         rules=rules,
-        required_role=lowest_to_allow(
+        required_role=actor
+        if actor is not None and actor.beside
+        else lowest_to_allow(
             pack,
             action,
             evaluation,

@@ -570,7 +570,12 @@ class Pipeline:
         # Two people above the amount on the whole, whoever granted its pieces (`WHOLE`).
         everyone = ledger.whole_minor if ledger is not None else prior
         return two_approvals(
-            item.pack, action, evaluation, item.amount.minor + everyone, authority_minor=whole
+            item.pack,
+            action,
+            evaluation,
+            item.amount.minor + everyone,
+            authority_minor=whole,
+            actor=item.role,
         )
 
     def _settle(
