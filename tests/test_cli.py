@@ -430,7 +430,7 @@ def test_pack_validate_a_bad_pack_exits_1_with_the_policy_error(tmp_path):
     assert message.startswith(
         f"error: {pack}:{line}, rule 'carrier-lost': unknown field 'shipment.stauts'"
     )
-    assert "declared: actor.is_ai, actor.role, amount" in message
+    assert "declared: actor.id, actor.is_ai, actor.role, amount" in message
     assert result.stdout == ""
 
 
