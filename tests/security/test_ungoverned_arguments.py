@@ -93,6 +93,41 @@ def test_a_currency_the_mapping_does_not_read_is_refused_when_it_differs(guard, 
     assert same.outcome is Outcome.ALLOW
 
 
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"refund_amount": "5000.00"}, "tool.arguments.refund_amount"),
+        ({"totalValue": 5000}, "tool.arguments.totalValue"),
+        ({"payout": {"amount": "5000.00", "currency": "USD"}}, "tool.arguments.payout"),
+        ({"credit": {"amount": "1.00", "fee": "4999.00"}}, "tool.arguments.credit.fee"),
+    ],
+)
+def test_a_second_amount_beside_the_one_decided_is_refused(guard, extra, field):
+    # Decided on 1.00, the tool would have been handed 5,000.00 beside it to pay.
+    tool = "add_nested_credit" if "credit" in extra else "add_credit"
+    arguments = extra if "credit" in extra else {"amount": "1.00", **extra}
+    with pytest.raises(ProposalError, match="holds an amount beside") as refused:
+        guard.decide(call(tool, "a", **arguments))
+    assert refused.value.field == field
+    assert guard.store.verify() == 0  # nothing recorded
+
+
+def test_arguments_that_are_no_second_amount_still_pass(guard):
+    # Named otherwise, or not holding an amount: a note, a flag, a count.
+    allowed = guard.decide(
+        call(
+            "add_credit",
+            "b",
+            amount="25.00",
+            note="refund for the late parcel",
+            fee_waived=True,
+            refund_reason="late",
+            items=3,
+        )
+    )
+    assert allowed.outcome is Outcome.ALLOW
+
+
 def test_wrapping_a_tool_that_takes_a_currency_the_mapping_does_not_read_is_refused(guard):
     with pytest.raises(ConfigurationError, match=r"Add `currency: currency` to its mapping"):
         check_tool(guard.pack, "add_credit", ["amount", "currency", "customer_id"])

@@ -10,6 +10,7 @@ let a proposal be decided on another order than the one the tool receives).
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -378,6 +379,8 @@ def read_arguments(
         )
     if spec.extra_arguments == "refuse":
         _nothing_ungoverned(tool, spec, arguments, args or {})
+    elif amount is not None:
+        _no_second_amount(tool, spec, arguments, args or {})
     customer = _scalar_id(tool, spec.customer, arguments) if spec.customer else None
     case = _scalar_id(tool, spec.case, arguments) if spec.case else None
     order = _scalar_id(tool, spec.order, arguments) if spec.order else None
@@ -499,6 +502,47 @@ def _undeclared_members(record: RecordType, value: Any, where: str) -> list[str]
         else:
             extra += _undeclared_members(inner, nested, f"{where}.{name}")
     return extra
+
+
+_AMOUNT_NAME = re.compile(
+    r"amount|total|sum|value|price|refund|credit|payout|fee|charge|cost|compensation|money",
+    re.IGNORECASE,
+)
+"""Words an argument carrying an amount is named with (`refund_amount`, `creditValue`)."""
+_DECIMAL = re.compile(r"\s*-?[0-9]+(?:\.[0-9]+)?\s*")
+
+
+def _amount_shaped(value: Any) -> bool:
+    """Whether `value` reads as an amount: a number, a decimal text, or money's own form."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    if isinstance(value, str):
+        return _DECIMAL.fullmatch(value) is not None
+    return isinstance(value, Mapping) and "amount" in value
+
+
+def _no_second_amount(
+    tool: str, spec: ToolSpec, arguments: Mapping[str, Any], args: Mapping[str, ArgSpec]
+) -> None:
+    """Refuse a second amount beside the one decided, in an argument nothing governs.
+
+    With `extra_arguments: allow`, `amount: "1.00"` was decided while `refund_amount: "5000"`
+    went with it to the tool, which could pay either. An argument the mapping does not read and
+    the action does not declare, named as an amount and holding one, is sent back.
+    """
+    paths = [spec.amount, spec.currency, spec.customer, spec.case, spec.order]
+    paths += [spec.args.get(name, name) for name in args]
+    for name in _unread_keys(arguments, [path for path in paths if path is not None]):
+        leaf = name.rsplit(".", 1)[-1]
+        if _AMOUNT_NAME.search(leaf) and _amount_shaped(argument_at(arguments, name)):
+            raise ProposalError(
+                f"tool {tool!r} argument {name!r} holds an amount beside {spec.amount!r}, the one"
+                " decided: the tool could pay the one nobody decided. Leave it out, or declare"
+                " it under the action's args for its rules to read",
+                field=f"tool.arguments.{name}",
+            )
 
 
 def _unread_keys(arguments: Mapping[str, Any], paths: list[str], prefix: str = "") -> list[str]:
