@@ -15,10 +15,12 @@ from discretion.errors import ConfigurationError
 from discretion.evals import JudgeMode, evaluate, load_suites, run_suites
 
 from .helpers import (
+    ACME_CASES,
     ACME_PACK,
     AGENT,
     DESK,
     EVALS,
+    NOW,
     REFUND_64,
     ROOT,
     agent_refund,
@@ -844,6 +846,33 @@ def test_an_approval_step_may_expect_the_person_to_be_refused(tmp_path):
     out = " ".join(failed.stdout.split())
     assert "'tina' was to be refused with StaleApproval, and was refused with ApprovalError" in out
     assert "'tom' was to be refused, and could approve it" in out
+
+
+def test_a_suites_x_keys_hold_anchors_and_a_bad_step_is_named(tmp_path):
+    text = f"""
+suite: anchored
+pack: {ACME_PACK}
+context: {ACME_CASES}
+now: "{NOW}"
+x-people:
+  tom: &tom {{id: tom, role: tier2}}
+cases:
+  - id: approved-by-tom
+    history:
+      - proposal: {json.dumps(refund("300.00"))}
+        expect: {{outcome: route}}
+        approve: {{by: *tom}}
+    proposal: {json.dumps(REFUND_64)}
+    expect: {{outcome: allow}}
+"""
+    path = tmp_path / "anchored.yaml"
+    path.write_text(text, encoding="utf-8")
+    [suite] = load_suites([path])
+    assert suite.cases[0].history[0].people()[0].by == {"id": "tom", "role": "tier2"}
+    # A mistyped key of one step alone is named as such, not as a union that did not match.
+    path.write_text(text.replace("approve: {by: *tom}", "approve: {by: *tom, expect: ok}"), "utf-8")
+    with pytest.raises(ConfigurationError, match=r"approve\.0\.expect: Extra inputs"):
+        load_suites([path])
 
 
 def test_a_history_item_is_approved_or_rejected_never_both(tmp_path):

@@ -8,7 +8,7 @@ rationales, a recorded judge verdict, and the expected outcome.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -142,12 +142,18 @@ class HistoryItem(BaseModel):
     """What each repetition must get; a mismatch fails the case."""
     precedent: PrecedentSetup | None = None
     """Set a precedent from the (last) decision of this item."""
-    approve: ApprovalStep | list[ApprovalStep] = []
+    approve: list[ApprovalStep] = []
     """People approving each repetition's routed case, in order (two, above
     `two_approvals_above`); re-checked as at the desk, so a refusal fails the case unless the
-    step says it must be refused (`refused`)."""
+    step says it must be refused (`refused`). One person may be written alone, not in a list."""
     reject: ApprovalStep | None = None
     """A person rejecting each repetition's routed case."""
+
+    @field_validator("approve", mode="before")
+    @classmethod
+    def _one_or_a_list(cls, value: Any) -> Any:
+        # One step alone reads as a list of one: its own errors are then named, not the union's.
+        return [value] if isinstance(value, Mapping) else value
 
     @model_validator(mode="after")
     def _one_verdict(self) -> HistoryItem:
@@ -168,7 +174,7 @@ class HistoryItem(BaseModel):
         """The people deciding its routed case, in order: the one rejecting it, or its approvals."""
         if self.reject is not None:
             return [self.reject]
-        return self.approve if isinstance(self.approve, list) else [self.approve]
+        return self.approve
 
 
 class Case(BaseModel):
@@ -243,6 +249,15 @@ class Suite(BaseModel):
     judge: Literal["off", "recorded"] = "off"
     """The LLM judge the expectations are written for: `recorded` when the cases carry the
     verdicts a judge gave and the pack asks for them."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _without_extensions(cls, value: Any) -> Any:
+        # `x-` keys hold what the suite's YAML anchors name (`x-actors: &tina {...}`): read
+        # where the anchors are used, never as the suite's own fields.
+        if isinstance(value, Mapping):
+            return {k: v for k, v in value.items() if not str(k).startswith("x-")}
+        return value
 
     @field_validator("judge", mode="before")
     @classmethod
