@@ -17,6 +17,8 @@ __all__ = [
     "lowest_covering",
     "lowest_exception_role",
     "lowest_standard_role",
+    "one_to_decide",
+    "rungs_above",
 ]
 
 
@@ -59,6 +61,26 @@ def _granting(pack: PolicyPack, rules: tuple[Rule, ...]) -> Iterable[tuple[Role,
     for role in (*humans(pack), *(role for role in pack.roles if role.beside)):
         for rule in rules:
             yield role, rule
+
+
+def rungs_above(pack: PolicyPack, role: Role) -> Iterable[Role]:
+    """The rungs above `role`, lowest first.
+
+    Every rung for a team beside the ladder, which ranks above or below none.
+    """
+    return (rung for rung in humans(pack) if role.beside or rung.rank > role.rank)
+
+
+def one_to_decide(roles: Iterable[Role]) -> tuple[Role, list[Role]]:
+    """The one role a case several roles are needed for goes to, and those it cannot stand for.
+
+    A team beside the ladder when one is among them (no rank stands in for it); otherwise the
+    highest rung, which stands for every rung below it. `roles` holds one role or more.
+    """
+    needed = list({role.id: role for role in roles}.values())
+    teams = sorted((role for role in needed if role.beside), key=lambda r: r.id)
+    chosen = teams[0] if teams else max(needed, key=lambda r: r.rank)
+    return chosen, [role for role in needed if not chosen.decides_for(role)]
 
 
 def lowest_standard_role(
@@ -126,8 +148,7 @@ def lowest_above(
         else actor.covers(action, amount_minor)
     ):
         return actor
-    # Beside the ladder, the actor ranks below no rung and above none: any may be above it.
-    above = (role for role in humans(pack) if actor.beside or role.rank > actor.rank)
+    above = rungs_above(pack, actor)
     if reason is not None:
         covering = (role for role in above if covers_exception(role, action, reason, amount_minor))
     else:

@@ -14,6 +14,7 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
+from discretion.authority import one_to_decide, rungs_above
 from discretion.decision import Outcome, Reservation
 from discretion.lineage import canonical_json
 from discretion.money import Money
@@ -237,11 +238,7 @@ def route_target(pack: PolicyPack, budget: Budget, actor: Role, action: str) -> 
     if budget.route_to == NEXT_ABOVE:
         # The next person up who holds authority over the action (one who holds none, a
         # compliance officer beside a refund ladder, could not approve it).
-        above = (
-            r
-            for r in pack.roles
-            if r.on_ladder and (actor.beside or r.rank > actor.rank) and action in r.authority
-        )
+        above = (r for r in rungs_above(pack, actor) if action in r.authority)
         return next(above, pack.top_for(action))
     found = pack.role(budget.route_to) if budget.route_to is not None else None
     return found or pack.top_for(action)
@@ -288,31 +285,22 @@ def over_budget(
         return replace(evaluation, outcome=Outcome.DENY, required_role=None, **changes)
     # Beyond a deny budget no one may go: an unmeasured one names no role to go to.
     targets = [route_target(pack, b, actor, action) for b in exceeded if b.on_exceed != "deny"]
-    teams = sorted({t.id: t for t in targets if t.beside}.values(), key=lambda r: r.id)
-    if teams:
-        # A team beside the ladder is no rank: only it may go beyond its budget, whoever else
-        # the case needs (then no one person can approve it, and the causes say so).
-        team = teams[0]
-        others = [t for t in targets if t.id != team.id]
-        if evaluation.required_role is not None and evaluation.required_role.id != team.id:
-            others.append(evaluation.required_role)
-        if others:
-            changes["causes"] = [
-                *changes["causes"],
-                f"only {team.id!r} may approve beyond the budget, and the case also needs"
-                f" {' and '.join(sorted({r.id for r in others}))}: no one person can approve it",
-            ]
-        return replace(evaluation, outcome=Outcome.ROUTE, required_role=team, **changes)
     only = [rule for rule in evaluation.deciding if rule.kind == "review" and rule.only]
     if only and evaluation.required_role is not None:
         # A review only its role decides: nobody else is the review, so the case stays with
-        # it; if the budget needs a higher rank, no one person can approve it.
+        # it; if the budget needs another, no one person can approve it.
         reviewer = evaluation.required_role
-        beyond = max(targets, key=lambda r: r.rank)
-        if not reviewer.decides_for(beyond):
+        beyond = sorted(
+            {
+                f"{t.id!r} or above" if t.on_ladder else repr(t.id)
+                for t in targets
+                if not reviewer.decides_for(t)
+            }
+        )
+        if beyond:
             changes["causes"] = [
                 *changes["causes"],
-                f"only {reviewer.id!r} decides it, and only {beyond.id!r} or above may approve"
+                f"only {reviewer.id!r} decides it, and only {' or '.join(beyond)} may approve"
                 " beyond the budget: no one person can approve it",
             ]
         return replace(evaluation, outcome=Outcome.ROUTE, required_role=reviewer, **changes)
@@ -322,7 +310,14 @@ def over_budget(
         ledger = evaluation.ledger
         whole = check.amount_minor + (ledger.prior_minor if ledger is not None else 0)
         targets.append(lowest_to_allow(pack, pack.actions[action], evaluation, whole))
-    required = max(targets, key=lambda r: r.rank) if targets else pack.top_for(action)
+    required, unmet = one_to_decide(targets or [pack.top_for(action)])
+    if unmet:
+        # A team beside the ladder goes beyond its budget alone, and a rung is needed too.
+        changes["causes"] = [
+            *changes["causes"],
+            f"{required.id!r} decides it, and the case also needs"
+            f" {' and '.join(sorted(r.id for r in unmet))}: no one person can approve it",
+        ]
     return replace(evaluation, outcome=Outcome.ROUTE, required_role=required, **changes)
 
 

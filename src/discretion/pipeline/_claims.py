@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from discretion.authority import lowest_above
+from discretion.authority import lowest_above, rungs_above
 from discretion.decision import ClaimCheck, JudgeRecord, Outcome
 from discretion.judge._grounded import CONTRADICTS, UNKNOWN, Fault
 from discretion.pipeline._state import Evaluation
@@ -57,7 +57,7 @@ def answer_faults(
         for check in failed
     ]
     contradicted = any(check.rule == CONTRADICTS for check in failed)
-    nobody_above = not any(r.on_ladder and (role.beside or r.rank > role.rank) for r in pack.roles)
+    nobody_above = next(iter(rungs_above(pack, role)), None) is None
     changes: dict[str, Any] = {
         "judge": record,
         "causes": [*evaluation.causes, *(fault.cause for fault in faults)],

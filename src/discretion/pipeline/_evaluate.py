@@ -19,6 +19,7 @@ from discretion.authority import (
     lowest_covering,
     lowest_exception_role,
     lowest_standard_role,
+    one_to_decide,
 )
 from discretion.decision import Outcome
 from discretion.pipeline._assemble import Resolved
@@ -556,7 +557,14 @@ def _reviewed(
         targets.append(
             evaluation.required_role or lowest_to_allow(pack, action, evaluation, whole_minor)
         )
-        required = max(targets, key=lambda r: r.rank)
+        required, unmet = one_to_decide(targets)
+        if unmet:
+            # A team beside the ladder (the only one who may grant it) and a review's rung.
+            causes = [
+                *causes,
+                f"{required.id!r} decides it, and a review needs"
+                f" {' and '.join(sorted(r.id for r in unmet))}: no one person can approve it",
+            ]
     # At the role the case goes to, the person a review names is that review: none other of
     # the role may decide it. A higher rank (the amount needs it) stands in, but for `only`.
     persons = {p for review, p in named.values() if review.by == required.id}
