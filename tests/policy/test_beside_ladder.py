@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from discretion import Actor, Guard, Outcome, SqlStore, load_pack
+from discretion import Actor, Guard, Money, Outcome, SqlStore, load_pack
 from discretion.approvals import ApprovalStatus
 from discretion.context import StaticContextProvider
 from discretion.errors import ApprovalError, PolicyError, StaleApproval
+from discretion.precedent import PrecedentSpec
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -316,3 +317,34 @@ def test_a_teams_own_case_that_needs_a_second_person_goes_to_the_team(tmp_path: 
     assert g.approvals.approve(claimed.id, approver=fred, note="checked").status is (
         ApprovalStatus.APPROVED
     )
+
+
+def test_a_team_sets_precedent_only_on_the_cases_sent_to_it(tmp_path: Path) -> None:
+    # A precedent on the agent's own case would let it grant alone, past every rung.
+    text = (
+        PACK.replace(
+            "    standard:\n      - id: any-refund\n",
+            "    exceptions:\n      - id: goodwill\n        precedent: {scope: [customer.segment],"
+            " max_expiry: 90d}\n    standard:\n      - id: any-refund\n",
+        )
+        .replace(
+            'refund: {standard: "100.00"}', 'refund: {standard: "100.00", exception: "200.00"}'
+        )
+        .replace(
+            'refund: {standard: "2000.00"}', 'refund: {standard: "2000.00", exception: "2000.00"}'
+        )
+    )
+    g = guard(tmp_path, text)
+    goodwill = {**refund("150.00", key="agent"), "rationale": {"reason": "goodwill"}}
+    agents = g.decide(goodwill)
+    assert agents.outcome is Outcome.ALLOW_EXCEPTION
+
+    spec = PrecedentSpec(
+        scope={"customer.segment": "retail"},
+        max_amount=Money.of("2000.00", "USD"),
+        expires_at=NOW + timedelta(days=30),
+        citations=100,
+        note="retail goodwill is fine",
+    )
+    with pytest.raises(ApprovalError, match="beside the ladder and decides only what is sent"):
+        g.precedents.set(agents.id, spec, grantor=FRAN)

@@ -156,3 +156,22 @@ def test_a_deny_budget_kept_per_an_argument_the_call_leaves_out_denies(tmp_path:
     assert decision.outcome is Outcome.DENY
     assert decision.rules == ["sla.outage", "budget.per-incident"]
     assert "kept per an argument the call leaves out" in decision.explanation
+
+
+def test_an_only_review_beside_a_deny_budget_that_cannot_be_measured_routes_to_the_review(
+    tmp_path: Path,
+) -> None:
+    # The deny budget names no role to go beyond it: the review's role keeps the case (it
+    # raised ValueError on an empty list of roles).
+    text = PACK.replace(
+        '    limit: "50.00"\n',
+        '    limit: "50.00"\n    on_exceed: deny\n    outcomes: [allow, allow_exception, route]\n',
+    ).replace(
+        "    standard:\n      - id: sla.outage\n",
+        "    reviews:\n"
+        '      - {id: desk, when: "true", by: tier1, only: true}\n'
+        "    standard:\n      - id: sla.outage\n",
+    )
+    decision = guard(tmp_path, text).decide(credit("c-4", "10.00", "h"))
+    assert (decision.outcome, decision.required_role) == (Outcome.ROUTE, "tier1")
+    assert "budget.per-incident" in decision.rules

@@ -265,3 +265,39 @@ def test_an_only_review_beside_one_of_a_higher_rung_says_no_one_person_can_appro
         "only 'account_manager' decides it, and a review needs director or above: no one person"
         " can approve it"
     ) in decision.causes
+
+
+def test_a_review_reads_the_case_as_asked_even_when_it_first_failed_closed(
+    tmp_path: Path,
+) -> None:
+    # The case system was down: the case routed as context unavailable, no review read. Its
+    # approval reads the reviews with the agent that asked as the actor, not the approver.
+    text = PACK.replace(
+        "        when: rationale.reason == 'goodwill'\n",
+        "        when: actor.is_ai && rationale.reason == 'goodwill'\n",
+    )
+    path = tmp_path / "pack.yaml"
+    path.write_text(text, encoding="utf-8")
+    facts: dict[str, Any] = dict(FACTS)
+
+    class Flaky:
+        in_process = True
+        down = True
+
+        def fetch(self, request: Any, /) -> dict[str, Any]:
+            if self.down:
+                raise TimeoutError("case system did not answer")
+            return dict(facts)
+
+    context = Flaky()
+    store = SqlStore(f"sqlite:///{tmp_path / 'ledger.db'}")
+    g = Guard(load_pack(path), store=store, context=context, clock=lambda: NOW)
+    routed = g.decide(goodwill("120.00"))
+    assert routed.rules == ["discretion.context-unavailable"]
+    context.down = False
+
+    with pytest.raises(ApprovalError, match="only 'am-ana', as role 'account_manager'"):
+        g.approvals.approve(routed.id, approver=BOB, note="mine now")
+    assert g.approvals.approve(routed.id, approver=ANA, note="mine").status is (
+        ApprovalStatus.APPROVED
+    )

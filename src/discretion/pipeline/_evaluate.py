@@ -214,6 +214,7 @@ def evaluate(
     args: dict[str, Any] | None = None,
     asked_at: datetime | None = None,
     held: frozenset[str] = frozenset(),
+    asked_by: tuple[Role, bool, str] | None = None,
 ) -> Evaluation:
     """Decide allow, allow_exception, route or deny from code alone.
 
@@ -227,7 +228,9 @@ def evaluate(
     `asked_at`: when the case was asked (an approval's re-check: its route's time).
     `held`: the ids of reviews that held when the case was routed (an approval's re-check):
     they hold still, whatever their `when` reads now (the approver, not the agent, is the
-    actor there), so only a person who is each of them may approve it.
+    actor there), so only a person who is each of them may approve it. `asked_by`: who
+    proposed it (role, whether an AI, id), when another person decides it now: reviews read
+    the case as asked (`actor.is_ai`: the agent that asked), the rest reads the approver.
     """
 
     def activation_as(who: Role, is_ai: bool) -> Any:
@@ -263,12 +266,29 @@ def evaluate(
 
             evaluation = _by_a_person(pack, role, evaluation, decide_as)
         if action.reviews and evaluation.outcome is not Outcome.DENY:
+            asked = activation
+            if asked_by is not None:
+                proposer, proposer_is_ai, proposer_id = asked_by
+                asked = _activation(
+                    pack,
+                    action,
+                    proposer,
+                    proposer_is_ai,
+                    proposer_id,
+                    amount_minor,
+                    facts,
+                    now,
+                    args,
+                    (),
+                    cited_reason,
+                    asked_at,
+                )
             evaluation = _reviewed(
                 pack,
                 action,
                 role,
                 (actor_is_ai, actor_id),
-                activation,
+                asked,
                 evaluation,
                 amount_minor + prior_minor,
                 held,

@@ -272,8 +272,10 @@ def recheck(
             prior_minor=prior_minor,
             args=item.cel_args(),
             asked_at=decision.decided_at,
-            # A review that routed it holds still: its `when` may read the agent that asked.
+            # A review that routed it holds still, and every review reads the case as asked:
+            # its `when` may read the agent that asked (`actor.is_ai`), never the approver.
             held=frozenset(decision.rules),
+            asked_by=_asked_by(item.pack, decision, proposal, role),
         )
         two = needs_two(action, amount_minor + whole_minor)
         outcome, rules, context_digest = evaluation.outcome, evaluation.rules, snapshot.digest
@@ -376,6 +378,15 @@ def recheck(
         entities=resolved.ids(),
         two_approvals=two,
     )
+
+
+def _asked_by(
+    pack: PolicyPack, decision: Decision, proposal: Mapping[str, Any], approver: Role
+) -> tuple[Role, bool, str]:
+    """Who proposed the case, as its reviews read them: role, whether an AI, id."""
+    asked = proposal.get("actor") or {}
+    role = pack.role(decision.actor_role) or approver
+    return role, bool(asked.get("is_ai", True)), decision.actor_id
 
 
 def _budgets(

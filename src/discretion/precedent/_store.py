@@ -337,6 +337,15 @@ class Precedents:
             )
         if set_by is None and role.is_ai:
             raise ApprovalError("an AI actor sets precedent only where the pack's set_by names it")
+        sent_to = (decision.required_role, decision.actor_role)
+        if set_by is None and role.beside and role.id not in sent_to:
+            # It decides only what is sent to it: a precedent on another's case would extend
+            # what the agent may grant alone, past every rung.
+            raise ApprovalError(
+                f"role {role.id!r} is beside the ladder and decides only what is sent to it; it"
+                f" sets precedent on its own cases and those routed to it, or where reason"
+                f" {reason.id!r}'s precedent set_by names it"
+            )
         amount = decision.amount.minor if decision.amount is not None else 0
         if not covers_exception(role, decision.action, reason, amount):
             raise ApprovalError(
