@@ -100,6 +100,13 @@ def test_a_currency_the_mapping_does_not_read_is_refused_when_it_differs(guard, 
         ({"totalValue": 5000}, "tool.arguments.totalValue"),
         ({"payout": {"amount": "5000.00", "currency": "USD"}}, "tool.arguments.payout"),
         ({"credit": {"amount": "1.00", "fee": "4999.00"}}, "tool.arguments.credit.fee"),
+        # However dressed, nested or listed.
+        ({"amt": "$5,000.00"}, "tool.arguments.amt"),
+        ({"refund_amount": "5000.00 USD"}, "tool.arguments.refund_amount"),
+        ({"refund_amount": ["5e3"]}, "tool.arguments.refund_amount"),
+        ({"details": {"refund_amount": "+5000"}}, "tool.arguments.details.refund_amount"),
+        ({"lines": [{"amount": "5000.00"}]}, "tool.arguments.lines.0.amount"),
+        ({"meta": {"x.refundAmount": 5000}}, "tool.arguments.meta.x.refundAmount"),
     ],
 )
 def test_a_second_amount_beside_the_one_decided_is_refused(guard, extra, field):
@@ -123,6 +130,12 @@ def test_arguments_that_are_no_second_amount_still_pass(guard):
             fee_waived=True,
             refund_reason="late",
             items=3,
+            # Ids, codes and scores whose names hold an amount's word, or a part of one.
+            refund_id="98765",
+            consumer_id="12345",
+            cost_center="4410",
+            feedback_score=5,
+            credit_card_last4="4242",
         )
     )
     assert allowed.outcome is Outcome.ALLOW

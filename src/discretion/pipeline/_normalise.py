@@ -379,7 +379,7 @@ def read_arguments(
         )
     if spec.extra_arguments == "refuse":
         _nothing_ungoverned(tool, spec, arguments, args or {})
-    elif amount is not None:
+    else:
         _no_second_amount(tool, spec, arguments, args or {})
     customer = _scalar_id(tool, spec.customer, arguments) if spec.customer else None
     case = _scalar_id(tool, spec.case, arguments) if spec.case else None
@@ -461,9 +461,7 @@ def _nothing_ungoverned(
     Inside an object a nested path is read from (`order.id`), every other key is one too: the
     tool may read `order.orderId` as well.
     """
-    paths = [spec.amount, spec.currency, spec.customer, spec.case, spec.order]
-    paths += [spec.args.get(name, name) for name in args]
-    read = [path for path in paths if path is not None]
+    read = _read_paths(spec, args)
     extra = _unread_keys(arguments, read)
     for name, arg in args.items():
         # A record argument is read whole, member by member: a key its type does not declare
@@ -504,45 +502,95 @@ def _undeclared_members(record: RecordType, value: Any, where: str) -> list[str]
     return extra
 
 
-_AMOUNT_NAME = re.compile(
-    r"amount|total|sum|value|price|refund|credit|payout|fee|charge|cost|compensation|money",
-    re.IGNORECASE,
-)
+_AMOUNT_WORDS = frozenset(
+    {
+        "amount", "amt", "total", "subtotal", "sum", "value", "price", "refund", "credit",
+        "payout", "payment", "fee", "fees", "charge", "cost", "compensation", "money", "cents",
+        "balance", "goodwill", "reimbursement", "discount", "rebate",
+    }
+)  # fmt: skip
 """Words an argument carrying an amount is named with (`refund_amount`, `creditValue`)."""
-_DECIMAL = re.compile(r"\s*-?[0-9]+(?:\.[0-9]+)?\s*")
+_NOT_AN_AMOUNT = frozenset(
+    {
+        "id", "ids", "code", "number", "num", "no", "last", "score", "reason", "type", "kind",
+        "status", "date", "at", "count", "currency", "card", "center", "centre", "name", "ref",
+        "reference", "key", "note", "notes", "text", "description", "method", "mode", "flag",
+        "percent", "pct", "rate", "url",
+    }
+)  # fmt: skip
+"""Last words of a name that say it holds something else (`refund_id`, `cost_center`)."""
+_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_DRESSING = re.compile(r"[\s,_'+$€£¥₹]|\b[A-Z]{3}\b|^-")
+
+
+def _amount_named(name: str) -> bool:
+    """Whether an argument's name says it holds an amount, word by word."""
+    words = [word.lower() for word in _WORD.findall(name)]
+    return bool(words) and words[-1] not in _NOT_AN_AMOUNT and not _AMOUNT_WORDS.isdisjoint(words)
 
 
 def _amount_shaped(value: Any) -> bool:
-    """Whether `value` reads as an amount: a number, a decimal text, or money's own form."""
+    """Whether `value` reads as an amount.
+
+    A number, a number in text however dressed (`"$5,000.00"`, `"5000 USD"`, `"5e3"`), money's
+    own form, or a list holding one.
+    """
     if isinstance(value, bool):
         return False
     if isinstance(value, (int, float)):
         return True
     if isinstance(value, str):
-        return _DECIMAL.fullmatch(value) is not None
-    return isinstance(value, Mapping) and "amount" in value
+        return _NUMBER.fullmatch(_DRESSING.sub("", value)) is not None
+    if isinstance(value, Mapping):
+        return any(_amount_named(str(key)) and _amount_shaped(item) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_amount_shaped(item) for item in value)
+    return False
 
 
 def _no_second_amount(
     tool: str, spec: ToolSpec, arguments: Mapping[str, Any], args: Mapping[str, ArgSpec]
 ) -> None:
-    """Refuse a second amount beside the one decided, in an argument nothing governs.
+    """Refuse an amount beside the one decided, in an argument nothing governs.
 
     With `extra_arguments: allow`, `amount: "1.00"` was decided while `refund_amount: "5000"`
     went with it to the tool, which could pay either. An argument the mapping does not read and
-    the action does not declare, named as an amount and holding one, is sent back.
+    the action does not declare, named as an amount and holding one (at any depth inside it,
+    in a list too), is sent back. It reads names and shapes, so it is a net, not a proof:
+    `extra_arguments: refuse` is what guarantees the tool receives nothing ungoverned.
     """
-    paths = [spec.amount, spec.currency, spec.customer, spec.case, spec.order]
-    paths += [spec.args.get(name, name) for name in args]
-    for name in _unread_keys(arguments, [path for path in paths if path is not None]):
-        leaf = name.rsplit(".", 1)[-1]
-        if _AMOUNT_NAME.search(leaf) and _amount_shaped(argument_at(arguments, name)):
+    pending = [
+        (name, argument_at(arguments, name))
+        for name in _unread_keys(arguments, _read_paths(spec, args))
+    ]
+    while pending:
+        name, value = pending.pop()
+        if _amount_named(name.rsplit(".", 1)[-1]) and _amount_shaped(value):
             raise ProposalError(
-                f"tool {tool!r} argument {name!r} holds an amount beside {spec.amount!r}, the one"
-                " decided: the tool could pay the one nobody decided. Leave it out, or declare"
-                " it under the action's args for its rules to read",
+                f"tool {tool!r} argument {name!r} holds an amount"
+                + (f" beside {spec.amount!r}, the one decided" if spec.amount else "")
+                + ": the tool could pay one nobody decided. Leave it out, or declare it under"
+                " the action's args for its rules to read",
                 field=f"tool.arguments.{name}",
             )
+        if isinstance(value, Mapping):
+            pending += [(f"{name}.{key}", item) for key, item in value.items()]
+        elif isinstance(value, (list, tuple)):
+            leaf = name.rsplit(".", 1)[-1]
+            pending += [
+                (f"{name}.{index}", item)
+                for index, item in enumerate(value)
+                if isinstance(item, (Mapping, list, tuple))
+            ]
+            del leaf
+
+
+def _read_paths(spec: ToolSpec, args: Mapping[str, ArgSpec]) -> list[str]:
+    """The argument paths a mapping and the action's declared arguments read."""
+    paths = [spec.amount, spec.currency, spec.customer, spec.case, spec.order]
+    paths += [spec.args.get(name, name) for name in args]
+    return [path for path in paths if path is not None]
 
 
 def _unread_keys(arguments: Mapping[str, Any], paths: list[str], prefix: str = "") -> list[str]:
