@@ -712,6 +712,7 @@ def test_an_approval_given_at_its_due_time_counts(guard, clock):
     routed = guard.decide(refund("80.00", key="a"))
     clock.advance(hours=24)
     assert guard.approvals.expire_due() == []
+    assert not guard.approvals.get(routed.id).is_overdue(guard.now())  # not marked overdue
     approved = guard.approvals.approve(routed.id, approver=TINA, note="in time")
     assert approved.status is ApprovalStatus.APPROVED
 

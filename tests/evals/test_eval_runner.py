@@ -824,6 +824,8 @@ def test_an_approval_step_may_expect_the_person_to_be_refused(tmp_path):
         {"by": tina, "refused": "StaleApproval"},
         # Not refused at all.
         {"by": tom, "refused": True},
+        # No person the desk takes (no role): the suite's mistake, never a refusal.
+        {"by": {"id": "tom"}, "refused": True},
     ]
     failing = write_suite(
         tmp_path,
@@ -846,6 +848,25 @@ def test_an_approval_step_may_expect_the_person_to_be_refused(tmp_path):
     out = " ".join(failed.stdout.split())
     assert "'tina' was to be refused with StaleApproval, and was refused with ApprovalError" in out
     assert "'tom' was to be refused, and could approve it" in out
+    assert "step of 'tom' is not one the desk takes" in out
+    # A rejection written as refused is checked as such.
+    rejected = write_suite(
+        tmp_path,
+        [
+            {
+                "id": "rejected-not-refused",
+                "history": [{**routed, "reject": {"by": tom, "refused": True}}],
+                "proposal": agent_refund("10.00"),
+                "expect": {"outcome": "allow"},
+            }
+        ],
+        suite="rejected",
+        pack=str(pack),
+        context=None,
+        actor=AGENT,
+    )
+    out = " ".join(invoke("eval", str(rejected)).stdout.split())
+    assert "'tom' was to be refused, and could reject it" in out
 
 
 def test_a_suites_x_keys_hold_anchors_and_a_bad_step_is_named(tmp_path):

@@ -1,6 +1,6 @@
 """The server's background passes, in the app's lifespan, and the webhooks' OpenAPI.
 
-Every pass expires the approvals whose due time has come, so an overdue case leaves the queue
+Every pass expires the approvals whose due time has passed, so an overdue case leaves the queue
 (and its `approval.expired` record is written) on time, not when someone next opens it. With
 webhooks, a pass is `discretion.webhooks.deliver_once` (the command line's pass too), which
 expires first and then delivers. This module imports nothing of the server extra until the app

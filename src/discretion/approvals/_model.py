@@ -110,5 +110,5 @@ class Approval(BaseModel):
         )
 
     def is_overdue(self, now: datetime) -> bool:
-        """Whether it is still pending at or after its due time."""
-        return self.status is ApprovalStatus.PENDING and now >= self.due_at
+        """Whether it is still pending after its due time (at it, it may still be decided)."""
+        return self.status is ApprovalStatus.PENDING and now > self.due_at

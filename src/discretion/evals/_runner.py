@@ -24,7 +24,12 @@ from discretion.context import (
     records_of,
 )
 from discretion.decision import Outcome
-from discretion.errors import ConfigurationError, DiscretionError, ProposalError
+from discretion.errors import (
+    ApprovalError,
+    ConfigurationError,
+    DiscretionError,
+    ProposalError,
+)
 from discretion.evals._judging import JudgeMode, JudgeSession, judge_usage
 from discretion.evals._precedents import set_precedent
 from discretion.evals._results import CaseResult, EvalRun, Run, SuiteRun
@@ -475,11 +480,10 @@ def _desk(
                 f"{what}{step.by.get('id')!r} would decide it at {clock.now.isoformat()}, before"
                 f" it was asked at {decided.isoformat()}"
             ]
+        # The step as written is the suite's: a person or amount that is no person or amount
+        # fails the case, whatever `refused` says.
         try:
             person = Actor.model_validate({"is_ai": False, **step.by})
-            if item.verb == "reject":
-                guard.approvals.reject(run.decision_id, approver=person, note=step.note)
-                continue
             current = guard.approvals.get(run.decision_id)
             asked = current.requested_amount
             amount = (
@@ -487,14 +491,27 @@ def _desk(
                 if step.amount is not None and asked is not None
                 else None
             )
-            guard.approvals.approve(run.decision_id, approver=person, note=step.note, amount=amount)
         except (DiscretionError, ValidationError) as exc:
+            return [f"{what}step of {step.by.get('id')!r} is not one the desk takes: {exc}"]
+        try:
+            if item.verb == "reject":
+                guard.approvals.reject(run.decision_id, approver=person, note=step.note)
+            else:
+                guard.approvals.approve(
+                    run.decision_id, approver=person, note=step.note, amount=amount
+                )
+        except DiscretionError as exc:
+            # `true`: refused as a person may be (their role, their own case, a spent budget,
+            # a stale case); a name: refused with that error (`ProposalError`: too much).
             kinds = {kind.__name__ for kind in type(exc).__mro__}
-            if step.refused is True or (isinstance(step.refused, str) and step.refused in kinds):
+            if (step.refused is True and isinstance(exc, ApprovalError)) or (
+                isinstance(step.refused, str) and step.refused in kinds
+            ):
                 continue
             if step.refused:
                 return [
-                    f"{what}{step.by.get('id')!r} was to be refused with {step.refused}, and was"
+                    f"{what}{step.by.get('id')!r} was to be refused with"
+                    f" {'ApprovalError' if step.refused is True else step.refused}, and was"
                     f" refused with {type(exc).__name__}: {exc}"
                 ]
             return [f"{what}{step.by.get('id')!r} could not {item.verb} it: {exc}"]

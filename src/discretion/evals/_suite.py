@@ -119,9 +119,11 @@ class ApprovalStep(BaseModel):
     at: TimeText | None = None
     """When: an ISO 8601 time or an offset from the case clock; the item's time when absent."""
     refused: bool | Annotated[str, Field(pattern="^[A-Z][A-Za-z]*$")] = False
-    """This person must be refused (`true`), or refused with this error (`ApprovalError`,
-    `StaleApproval`, `ApprovalConflict`): the wrong person approving is a check too. The next
-    step goes on as if they had not acted; a step not refused fails the case."""
+    """This person must be refused (`true`: as a person is refused, an `ApprovalError` of any
+    kind), or refused with this error (`ApprovalError`, `StaleApproval`, `ApprovalConflict`,
+    `ProposalError` for an amount above the one asked): the wrong person approving is a check
+    too. The next step goes on as if they had not acted; a step not refused, or written as no
+    person or amount the desk takes, fails the case."""
 
 
 class HistoryItem(BaseModel):
