@@ -204,6 +204,13 @@ actions:
         ("", "", True),
         ("         only: true}", "         only: false}", False),  # a director gives the second
         ('    two_approvals_above: "100.00"\n', "", False),
+        # On the top rung no rank above may give the second, only or not.
+        ("by: account_manager, person", "by: director, person", True),
+        (
+            "by: account_manager, person: customer.account_manager,\n         only: true}",
+            "by: director, person: customer.account_manager,\n         only: false}",
+            True,
+        ),
     ],
 )
 def test_a_review_only_one_person_decides_on_an_action_of_two_approvals_is_noted(

@@ -70,18 +70,27 @@ def _unapprovable(policy: PolicyPack) -> list[str]:
     case stays with the review's role, which may not go beyond the budget. A review only one
     named person decides, on an action taking two approvals: no second person may give one.
     """
+    from discretion.authority import rungs_above
     from discretion.pipeline import route_target
     from discretion.policy import NEXT_ABOVE
 
     notes = []
     for action in policy.actions.values():
         for review in action.reviews:
-            if review.only and review.person is not None and action.two_approvals_minor is not None:
+            named = policy.role(review.by) if review.by else None
+            top = named is not None and next(iter(rungs_above(policy, named)), None) is None
+            alone = named is not None and (review.only or top)
+            if alone and review.person is not None and action.two_approvals_minor is not None:
                 notes.append(
                     f"review {review.id} ({action.name}) is decided only by the person"
                     f" {review.person.source} names, and {action.name} takes two approvals"
                     " above its two_approvals_above: no second person may approve such a case;"
-                    " drop only (a rank above then gives the second), or the two approvals"
+                    + (
+                        " drop only (a rank above then gives the second), or the two approvals"
+                        if not top
+                        else " no rank is above its role to give the second; drop the two"
+                        " approvals, or leave the review to a role below the top"
+                    )
                 )
             reviewer = policy.role(review.by) if review.only and review.by else None
             if reviewer is None:
