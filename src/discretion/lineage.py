@@ -39,6 +39,7 @@ __all__ = [
     "is_text",
     "partition_of",
     "record_hash",
+    "storable",
     "verify_checkpoints",
     "without_surrogates",
 ]
@@ -148,6 +149,11 @@ def is_text(text: str) -> bool:
     (or replaced) where it enters.
     """
     return text.isascii() or _SURROGATE.search(text) is None
+
+
+def storable(text: str) -> bool:
+    """Whether a store can hold `text`: no NUL (PostgreSQL refuses it), no lone surrogate."""
+    return "\x00" not in text and is_text(text)
 
 
 def without_surrogates(text: str) -> str:

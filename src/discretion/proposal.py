@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from discretion.errors import ProposalError
-from discretion.lineage import is_text, without_surrogates
+from discretion.lineage import storable, without_surrogates
 from discretion.money import Money
 
 __all__ = ["Actor", "Claim", "Proposal", "Rationale", "ToolCall", "argument_at"]
@@ -94,7 +94,7 @@ class Claim(BaseModel):
     def _finite(cls, value: Any) -> Any:
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{value!r} is not a finite number; claim a value the facts can hold")
-        if isinstance(value, str) and _unstorable(value):
+        if isinstance(value, str) and not storable(value):
             raise ValueError(
                 "holds NUL or a lone UTF-16 surrogate, which no text may hold; send valid text"
             )
@@ -138,11 +138,6 @@ MAX_ARGUMENT_DEPTH = 32
 _LEAVES = frozenset({str, int, bool, type(None)})
 
 
-def _unstorable(text: str) -> bool:
-    """Whether `text` holds NUL (which PostgreSQL cannot store) or a lone surrogate."""
-    return "\x00" in text or not is_text(text)
-
-
 def _nests_deeper(value: Any, limit: int) -> bool:
     """Whether `value` nests deeper than `limit`.
 
@@ -160,7 +155,7 @@ def _nests_deeper(value: Any, limit: int) -> bool:
         node, depth = pending.pop()
         kind = type(node)
         if kind is str:
-            if _unstorable(node):
+            if not storable(node):
                 raise _refused(value)
             continue
         if kind in _LEAVES:
@@ -169,7 +164,7 @@ def _nests_deeper(value: Any, limit: int) -> bool:
             raise _refused(value)
         if isinstance(node, Mapping):
             for key in node:
-                if type(key) is str and _unstorable(key):
+                if type(key) is str and not storable(key):
                     raise _refused(value)
             children: Any = node.values()
         elif isinstance(node, (list, tuple)):
@@ -188,7 +183,7 @@ def _refused(value: Any) -> Exception:
     while pending:
         node, path = pending.pop()
         if type(node) is str:
-            if _unstorable(node):
+            if not storable(node):
                 return _nul(path, f"{_argument(path)} holds", node)
         elif isinstance(node, float) and not math.isfinite(node):
             return ValueError(
@@ -196,7 +191,7 @@ def _refused(value: Any) -> Exception:
             )
         elif isinstance(node, Mapping):
             for key in node:
-                if isinstance(key, str) and _unstorable(key):
+                if isinstance(key, str) and not storable(key):
                     return _nul(path, f"the name of {_argument((*path, key))} holds", key)
             pending.extend((child, (*path, at)) for at, child in node.items())
         elif isinstance(node, (list, tuple)):

@@ -34,7 +34,7 @@ from discretion.errors import (
     StoreError,
 )
 from discretion.execution import Execution, ToolCallable
-from discretion.lineage import digest, is_text
+from discretion.lineage import digest, storable
 from discretion.money import Money
 from discretion.policy import TWO_APPROVALS, PolicyPack, Role
 from discretion.precedent import PrecedentSpec
@@ -97,15 +97,11 @@ def _note(note: str) -> str:
         )
     if len(text) > MAX_NOTE:
         raise ProposalError(f"note: keep it under {MAX_NOTE} characters", field="note")
-    if "\x00" in text:
-        # No store holds it (PostgreSQL refuses it mid-write): bad input, not an outage.
+    if not storable(text):
+        # No store holds it (PostgreSQL refuses NUL mid-write): bad input, not an outage.
         raise ProposalError(
-            "note: it holds a NUL character (U+0000), which no stored text holds; write it without",
-            field="note",
-        )
-    if not is_text(text):
-        raise ProposalError(
-            "note: it holds a lone UTF-16 surrogate, which is not text; write it in valid Unicode",
+            "note: it holds a NUL character (U+0000) or a lone UTF-16 surrogate, which no stored"
+            " text holds; write it without",
             field="note",
         )
     return text
