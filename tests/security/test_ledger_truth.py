@@ -35,6 +35,7 @@ from discretion.store._schema import (
     ledger,
     precedents,
     reservations,
+    ui_sessions,
 )
 
 
@@ -279,6 +280,26 @@ def test_verdicts_from_before_they_were_bound_are_adopted_by_db_upgrade(world):
         world.store.verdicts.cached("q-1")
     assert world.store.bind_rows(at=world.guard.now()) == 1
     assert world.store.verdicts.cached("q-1") == '{"verdict": 1}'
+    assert world.store.verify() > 0
+
+
+def test_sessions_from_before_they_were_bound_are_adopted_by_db_upgrade(world):
+    now = world.guard.now()
+    token = Tokens(world.store, clock=world.guard.now).authenticate(world.secret)
+    assert token is not None
+    with world.store.transaction() as tx:
+        tx.identities.add_session(
+            digest="s" * 64,
+            token_id=token.token_id,
+            csrf="c" * 32,
+            created_at=now,
+            expires_at=now + timedelta(hours=8),
+        )
+    run(world.store, update(ui_sessions).values(ledger_hash=None))
+    with pytest.raises(LedgerIntegrityError, match=r"ui_sessions row .* is not bound"):
+        world.store.identities.find_session("s" * 64, now=now)
+    assert world.store.bind_rows(at=now) == 1
+    assert world.store.identities.find_session("s" * 64, now=now) is not None
     assert world.store.verify() > 0
 
 
