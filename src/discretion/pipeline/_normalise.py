@@ -560,10 +560,10 @@ def _no_second_amount(
     in a list too), is sent back. It reads names and shapes, so it is a net, not a proof:
     `extra_arguments: refuse` is what guarantees the tool receives nothing ungoverned.
     """
-    pending = [
-        (name, argument_at(arguments, name))
-        for name in _unread_keys(arguments, _read_paths(spec, args))
-    ]
+    paths = _read_paths(spec, args)
+    if set(paths).issuperset(arguments):
+        return  # every argument is read whole, as most calls are: nothing to look into
+    pending = [(name, argument_at(arguments, name)) for name in _unread_keys(arguments, paths)]
     while pending:
         name, value = pending.pop()
         if _amount_named(name.rsplit(".", 1)[-1]) and _amount_shaped(value):
