@@ -233,7 +233,7 @@ def evaluate(
     the case as asked (`actor.is_ai`: the agent that asked), the rest reads the approver.
     """
 
-    def activation_as(who: Role, is_ai: bool) -> Any:
+    def activation_as(who: Role, is_ai: bool, who_id: str = actor_id) -> Any:
         # A person of another role is not known by id: the proposer's stands (only hard limits
         # and reviews read it; the approval's re-check reads the approver's).
         return _activation(
@@ -241,7 +241,7 @@ def evaluate(
             action,
             who,
             is_ai,
-            actor_id,
+            who_id,
             amount_minor,
             facts,
             now,
@@ -266,23 +266,7 @@ def evaluate(
 
             evaluation = _by_a_person(pack, role, evaluation, decide_as)
         if action.reviews and evaluation.outcome is not Outcome.DENY:
-            asked = activation
-            if asked_by is not None:
-                proposer, proposer_is_ai, proposer_id = asked_by
-                asked = _activation(
-                    pack,
-                    action,
-                    proposer,
-                    proposer_is_ai,
-                    proposer_id,
-                    amount_minor,
-                    facts,
-                    now,
-                    args,
-                    (),
-                    cited_reason,
-                    asked_at,
-                )
+            asked = activation if asked_by is None else activation_as(*asked_by)
             evaluation = _reviewed(
                 pack,
                 action,
