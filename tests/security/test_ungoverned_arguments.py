@@ -97,9 +97,9 @@ def test_a_currency_the_mapping_does_not_read_is_refused_when_it_differs(guard, 
     ("extra", "field"),
     [
         ({"refund_amount": "5000.00"}, "tool.arguments.refund_amount"),
-        ({"totalValue": 5000}, "tool.arguments.totalValue"),
+        ({"refundTotal": 5000}, "tool.arguments.refundTotal"),
         ({"payout": {"amount": "5000.00", "currency": "USD"}}, "tool.arguments.payout"),
-        ({"credit": {"amount": "1.00", "fee": "4999.00"}}, "tool.arguments.credit.fee"),
+        ({"credit": {"amount": "1.00", "payout": "4999.00"}}, "tool.arguments.credit.payout"),
         # However dressed, nested or listed.
         ({"amt": "$5,000.00"}, "tool.arguments.amt"),
         ({"refund_amount": "5000.00 USD"}, "tool.arguments.refund_amount"),
@@ -136,6 +136,11 @@ def test_arguments_that_are_no_second_amount_still_pass(guard):
             cost_center="4410",
             feedback_score=5,
             credit_card_last4="4242",
+            # What describes the case, not what is paid.
+            order_total="120.00",
+            item_price=45.5,
+            fee="3.99",
+            credit_limit="500.00",
         )
     )
     assert allowed.outcome is Outcome.ALLOW

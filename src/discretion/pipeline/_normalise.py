@@ -504,30 +504,38 @@ def _undeclared_members(record: RecordType, value: Any, where: str) -> list[str]
 
 _AMOUNT_WORDS = frozenset(
     {
-        "amount", "amt", "total", "subtotal", "sum", "value", "price", "refund", "credit",
-        "payout", "payment", "fee", "fees", "charge", "cost", "compensation", "money", "cents",
-        "balance", "goodwill", "reimbursement", "discount", "rebate",
+        "amount", "amt", "refund", "credit", "payout", "payment", "compensation", "goodwill",
+        "reimbursement", "rebate",
     }
 )  # fmt: skip
-"""Words an argument carrying an amount is named with (`refund_amount`, `creditValue`)."""
+"""Words an argument carrying an amount to pay is named with (`refund_amount`, `payout`).
+
+Not the words of what a call may carry to describe the case (`order_total`, `item_price`,
+`fee`): a second amount is named as one paid, or as the tool names the amount it pays."""
 _NOT_AN_AMOUNT = frozenset(
     {
         "id", "ids", "code", "number", "num", "no", "last", "score", "reason", "type", "kind",
         "status", "date", "at", "count", "currency", "card", "center", "centre", "name", "ref",
         "reference", "key", "note", "notes", "text", "description", "method", "mode", "flag",
-        "percent", "pct", "rate", "url",
+        "percent", "pct", "rate", "url", "limit",
     }
 )  # fmt: skip
 """Last words of a name that say it holds something else (`refund_id`, `cost_center`)."""
+_MONEY_KEYS = _AMOUNT_WORDS | {"value", "total", "sum", "price"}
+"""The keys an object holding an amount holds it under."""
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _DRESSING = re.compile(r"[\s,_'+$€£¥₹]|\b[A-Z]{3}\b|^-")
 
 
-def _amount_named(name: str) -> bool:
-    """Whether an argument's name says it holds an amount, word by word."""
+def _amount_named(name: str, paid: frozenset[str] = _AMOUNT_WORDS) -> bool:
+    """Whether an argument's name says it holds an amount to pay, word by word.
+
+    `paid`: the words that say so, with those of the tool's own amount argument (`value`, for a
+    tool paying `item_value`).
+    """
     words = [word.lower() for word in _WORD.findall(name)]
-    return bool(words) and words[-1] not in _NOT_AN_AMOUNT and not _AMOUNT_WORDS.isdisjoint(words)
+    return bool(words) and words[-1] not in _NOT_AN_AMOUNT and not paid.isdisjoint(words)
 
 
 def _amount_shaped(value: Any) -> bool:
@@ -543,7 +551,11 @@ def _amount_shaped(value: Any) -> bool:
     if isinstance(value, str):
         return _NUMBER.fullmatch(_DRESSING.sub("", value)) is not None
     if isinstance(value, Mapping):
-        return any(_amount_named(str(key)) and _amount_shaped(item) for key, item in value.items())
+        # Money's own form, or what holds one: `{amount: ...}`, `{value: ...}`.
+        return any(
+            _amount_named(str(key), _MONEY_KEYS) and _amount_shaped(item)
+            for key, item in value.items()
+        )
     if isinstance(value, (list, tuple)):
         return any(_amount_shaped(item) for item in value)
     return False
@@ -563,10 +575,14 @@ def _no_second_amount(
     paths = _read_paths(spec, args)
     if set(paths).issuperset(arguments):
         return  # every argument is read whole, as most calls are: nothing to look into
+    paid = _AMOUNT_WORDS
+    if spec.amount:
+        own = {word.lower() for word in _WORD.findall(spec.amount.rsplit(".", 1)[-1])}
+        paid = paid | (own - _NOT_AN_AMOUNT)
     pending = [(name, argument_at(arguments, name)) for name in _unread_keys(arguments, paths)]
     while pending:
         name, value = pending.pop()
-        if _amount_named(name.rsplit(".", 1)[-1]) and _amount_shaped(value):
+        if _amount_named(name.rsplit(".", 1)[-1], paid) and _amount_shaped(value):
             raise ProposalError(
                 f"tool {tool!r} argument {name!r} holds an amount"
                 + (f" beside {spec.amount!r}, the one decided" if spec.amount else "")
