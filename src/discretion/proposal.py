@@ -155,7 +155,8 @@ def _nests_deeper(value: Any, limit: int) -> bool:
         node, depth = pending.pop()
         kind = type(node)
         if kind is str:
-            if not storable(node):
+            # ASCII without NUL, as nearly every text is, is storable: no call for it.
+            if "\x00" in node or not (node.isascii() or storable(node)):
                 raise _refused(value)
             continue
         if kind in _LEAVES:
@@ -164,7 +165,7 @@ def _nests_deeper(value: Any, limit: int) -> bool:
             raise _refused(value)
         if isinstance(node, Mapping):
             for key in node:
-                if type(key) is str and not storable(key):
+                if type(key) is str and ("\x00" in key or not (key.isascii() or storable(key))):
                     raise _refused(value)
             children: Any = node.values()
         elif isinstance(node, (list, tuple)):
