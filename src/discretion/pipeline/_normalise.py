@@ -593,13 +593,12 @@ def _no_second_amount(
         if isinstance(value, Mapping):
             pending += [(f"{name}.{key}", item) for key, item in value.items()]
         elif isinstance(value, (list, tuple)):
-            leaf = name.rsplit(".", 1)[-1]
+            # A list's own members were read under its name above; objects in it, by their keys.
             pending += [
                 (f"{name}.{index}", item)
                 for index, item in enumerate(value)
                 if isinstance(item, (Mapping, list, tuple))
             ]
-            del leaf
 
 
 def _read_paths(spec: ToolSpec, args: Mapping[str, ArgSpec]) -> list[str]:
