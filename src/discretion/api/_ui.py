@@ -32,6 +32,7 @@ from discretion.api._problems import status_of
 from discretion.api._sessions import Session, same_secret
 from discretion.api._state import AppState, is_runnable, money_in
 from discretion.approvals import Approval, ApprovalStatus
+from discretion.authority import rungs_above
 from discretion.errors import DiscretionError, ProposalError
 from discretion.policy import SYSTEM_RULES
 from discretion.precedent import PRECEDENT_RULES, PrecedentSpec
@@ -490,9 +491,7 @@ def ui_router(state: AppState) -> APIRouter:
             and me.subject_id != approval.actor_id
         )
         can_decide = may_act and role is not None and role.decides_for(required)
-        above = [
-            r for r in pack.roles if r.on_ladder and required.on_ladder and r.rank > required.rank
-        ]
+        above = list(rungs_above(pack, required)) if required.on_ladder else []
         action = pack.actions.get(approval.action)
         reason = action.reason(approval.reason) if action and approval.reason else None
         policy = reason.precedent if reason is not None else None

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from discretion.approvals._exposure import Exposure, ExposureRow, exposure, exposure_report
 from discretion.approvals._model import Approval, ApprovalStatus, Endorsement
+from discretion.authority import rungs_above
 from discretion.decision import Decision
 from discretion.errors import (
     ApprovalConflict,
@@ -678,13 +679,7 @@ class Approvals:
             # The next rung that grants the action: a team above that holds no authority over
             # it (a compliance officer above refunds) could only send it on or reject it.
             above = next(
-                (
-                    r
-                    for r in pack.roles
-                    if r.on_ladder
-                    and r.rank > current.rank
-                    and (policy is None or r.holds(row.action))
-                ),
+                (r for r in rungs_above(pack, current) if policy is None or r.holds(row.action)),
                 None,
             )
             if above is None:

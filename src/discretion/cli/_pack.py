@@ -78,7 +78,7 @@ def _unapprovable(policy: PolicyPack) -> list[str]:
     for action in policy.actions.values():
         for review in action.reviews:
             named = policy.role(review.by) if review.by else None
-            top = named is not None and next(iter(rungs_above(policy, named)), None) is None
+            top = named is not None and not any(rungs_above(policy, named))
             alone = named is not None and (review.only or top)
             if alone and review.person is not None and action.two_approvals_minor is not None:
                 notes.append(
@@ -92,7 +92,7 @@ def _unapprovable(policy: PolicyPack) -> list[str]:
                         " approvals, or leave the review to a role below the top"
                     )
                 )
-            reviewer = policy.role(review.by) if review.only and review.by else None
+            reviewer = named if review.only else None
             if reviewer is None:
                 continue
             for budget in policy.budgets:

@@ -57,7 +57,7 @@ def answer_faults(
         for check in failed
     ]
     contradicted = any(check.rule == CONTRADICTS for check in failed)
-    nobody_above = next(iter(rungs_above(pack, role)), None) is None
+    nobody_above = not any(rungs_above(pack, role))
     changes: dict[str, Any] = {
         "judge": record,
         "causes": [*evaluation.causes, *(fault.cause for fault in faults)],
