@@ -285,8 +285,7 @@ def over_budget(
         return replace(evaluation, outcome=Outcome.DENY, required_role=None, **changes)
     # Beyond a deny budget no one may go: an unmeasured one names no role to go to.
     targets = [route_target(pack, b, actor, action) for b in exceeded if b.on_exceed != "deny"]
-    only = [rule for rule in evaluation.deciding if rule.kind == "review" and rule.only]
-    if only and evaluation.required_role is not None:
+    if evaluation.under_only_review and evaluation.required_role is not None:
         # A review only its role decides: nobody else is the review, so the case stays with
         # it; if the budget needs another, no one person can approve it.
         reviewer = evaluation.required_role

@@ -78,11 +78,10 @@ def answer_faults(
             **changes,
         )
     current = evaluation.required_role
-    reviewed = any(rule.kind == "review" and rule.only for rule in evaluation.deciding)
     if (
         evaluation.outcome is Outcome.ROUTE
         and current is not None
-        and (reviewed or current.beside or current.rank > role.rank)
+        and (evaluation.under_only_review or not role.decides_for(current))
     ):
         # Where it already goes; a review only its role decides keeps it there, whatever the
         # proposer's rank: nobody else is the review.

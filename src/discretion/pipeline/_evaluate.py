@@ -751,7 +751,7 @@ def past_pending(
         evaluation.outcome is not Outcome.ROUTE
         or required is None
         or pending_minor <= 0
-        or any(rule.kind == "review" and rule.only for rule in evaluation.deciding)
+        or evaluation.under_only_review
     ):
         return evaluation
     found = _lowest_allowing(pack, action, evaluation, whole_minor + pending_minor)

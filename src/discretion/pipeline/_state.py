@@ -43,6 +43,11 @@ class Evaluation:
     """The one person a review that holds leaves the case to (its `person`): only they, of
     its role, may approve it."""
 
+    @property
+    def under_only_review(self) -> bool:
+        """Whether a review only its role decides holds: that role alone may decide it."""
+        return any(rule.kind == "review" and rule.only for rule in self.deciding)
+
     def unapplied(self) -> PrecedentUse | None:
         """Its precedents with none applied: for an outcome that no longer allows.
 
