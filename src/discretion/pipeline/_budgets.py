@@ -263,22 +263,22 @@ def over_budget(
     # Measured and over. One that could not be measured (no fact, rate or zone to count it
     # under) is not known to be spent: it routes, and its approval measures it anew. One kept
     # per an argument the call leaves out can never count it: as good as spent.
-    spent = [b for b in exceeded if b.id in check.charged or b.id in check.unkeyable]
+    measured = [b for b in exceeded if b.id in check.charged]
+    spent = measured + [b for b in exceeded if b.id in check.unkeyable]
+    if measured:
+        note = "a budget for this kind of exposure is used up"
+    elif spent:
+        note = "a budget for this kind of exposure is kept per an argument the call leaves out"
+    else:
+        note = "a budget for this kind of exposure cannot be measured"
     changes: dict[str, Any] = {
         "rules": [*evaluation.rules, *(b.id for b in exceeded)],
         "causes": [
             *evaluation.causes,
             *check.causes,
-            *(b.message for b in spent if b.message and b.id in check.charged),
+            *(b.message for b in measured if b.message),
         ],
-        "notes": [
-            *evaluation.notes,
-            "a budget for this kind of exposure is used up"
-            if any(b.id in check.charged for b in spent)
-            else "a budget for this kind of exposure is kept per an argument the call leaves out"
-            if spent
-            else "a budget for this kind of exposure cannot be measured",
-        ],
+        "notes": [*evaluation.notes, note],
         "precedents": evaluation.unapplied(),
     }
     if any(b.on_exceed == "deny" for b in spent):

@@ -513,7 +513,7 @@ def _reviewed(
     their `when` says now (those that held when an approval's case was routed).
     """
     holding: list[Rule] = []
-    named: dict[str, tuple[Rule, str]] = {}
+    named: list[tuple[Rule, str]] = []
     for review in action.reviews:
         if review.id not in held and not _check(review.when, activation):
             continue
@@ -521,7 +521,7 @@ def _reviewed(
         if _needs(pack, review, role, actor, person):
             holding.append(review)
             if person is not None:
-                named[review.id] = (review, person)
+                named.append((review, person))
     if not holding:
         return evaluation
     only = [review for review in holding if review.only]
@@ -571,13 +571,14 @@ def _reviewed(
             ]
     # At the role the case goes to, the person a review names is that review: none other of
     # the role may decide it. A higher rank (the amount needs it) stands in, but for `only`.
-    persons = {p for review, p in named.values() if review.by == required.id}
-    for review, person in named.values():
-        if review.by == required.id:
+    persons = set()
+    for review, person in named:
+        if review.by == required.id and review.person is not None:
+            persons.add(person)
             causes = [
                 *causes,
-                f"{review.id}: only {person!r} ({review.person.source if review.person else ''})"
-                f" of role {required.id!r} may decide it",
+                f"{review.id}: only {person!r} ({review.person.source}) of role"
+                f" {required.id!r} may decide it",
             ]
     if len(persons) > 1:
         causes = [
