@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from discretion.errors import ProposalError
-from discretion.lineage import storable, without_surrogates
+from discretion.lineage import is_text, storable, without_surrogates
 from discretion.money import Money
 
 __all__ = ["Actor", "Claim", "Proposal", "Rationale", "ToolCall", "argument_at"]
@@ -155,8 +155,8 @@ def _nests_deeper(value: Any, limit: int) -> bool:
         node, depth = pending.pop()
         kind = type(node)
         if kind is str:
-            # ASCII without NUL, as nearly every text is, is storable: no call for it.
-            if "\x00" in node or not (node.isascii() or storable(node)):
+            # `storable`, without its call: ASCII text (nearly all) is settled in `is_text`.
+            if "\x00" in node or not is_text(node):
                 raise _refused(value)
             continue
         if kind in _LEAVES:
@@ -165,7 +165,7 @@ def _nests_deeper(value: Any, limit: int) -> bool:
             raise _refused(value)
         if isinstance(node, Mapping):
             for key in node:
-                if type(key) is str and ("\x00" in key or not (key.isascii() or storable(key))):
+                if type(key) is str and ("\x00" in key or not is_text(key)):
                     raise _refused(value)
             children: Any = node.values()
         elif isinstance(node, (list, tuple)):

@@ -285,6 +285,10 @@ def _scalar_id(tool: str, path: str, arguments: Mapping[str, Any]) -> str | None
     return text
 
 
+_REQUIRED = "required entities"
+"""Where a pack keeps, in its `memo`, the entities a proposal must name."""
+
+
 def _named_as_required(
     pack: PolicyPack, action: str, paths: ToolSpec, named: Mapping[str, str | None]
 ) -> None:
@@ -292,13 +296,16 @@ def _named_as_required(
 
     A record named that belongs to it (an order, for its customer) names it through its own.
     """
-    for kind, entity in pack.entities.items():
-        if not entity.required or named.get(kind) is not None:
-            continue
-        if any(
-            id_ is not None and kind in getattr(pack.entities.get(other), "belongs_to", ())
-            for other, id_ in named.items()
-        ):
+    required = pack.memo.get(_REQUIRED)
+    if required is None:
+        # The pack's to say, once: each kind required, and the kinds that name one of it.
+        required = pack.memo[_REQUIRED] = tuple(
+            (kind, tuple(k for k, e in pack.entities.items() if kind in e.belongs_to))
+            for kind, entity in pack.entities.items()
+            if entity.required
+        )
+    for kind, namers in required:
+        if named.get(kind) is not None or any(named.get(other) for other in namers):
             continue
         path = getattr(paths, kind, None)
         raise ProposalError(
@@ -575,10 +582,7 @@ def _no_second_amount(
     paths = _read_paths(spec, args)
     if set(paths).issuperset(arguments):
         return  # every argument is read whole, as most calls are: nothing to look into
-    paid = _AMOUNT_WORDS
-    if spec.amount:
-        own = {word.lower() for word in _WORD.findall(spec.amount.rsplit(".", 1)[-1])}
-        paid = paid | (own - _NOT_AN_AMOUNT)
+    paid = _paid_words(spec.amount or "")
     pending = [(name, argument_at(arguments, name)) for name in _unread_keys(arguments, paths)]
     while pending:
         name, value = pending.pop()
@@ -599,6 +603,13 @@ def _no_second_amount(
                 for index, item in enumerate(value)
                 if isinstance(item, (Mapping, list, tuple))
             ]
+
+
+@functools.cache
+def _paid_words(amount_at: str) -> frozenset[str]:
+    """The words naming an amount paid, with those of the tool's own amount argument."""
+    own = {word.lower() for word in _WORD.findall(amount_at.rsplit(".", 1)[-1])}
+    return _AMOUNT_WORDS | (own - _NOT_AN_AMOUNT)
 
 
 def _read_paths(spec: ToolSpec, args: Mapping[str, ArgSpec]) -> list[str]:
