@@ -111,37 +111,31 @@ class ReportIn(BaseModel):
             raise ValueError(
                 "give exactly one of `result` (what the tool returned) or `error` (what it raised)"
             )
-        if not _finite(self.result):
-            # JSON has no NaN or infinity; kept, the ledger would hold a string nobody sent.
-            raise ValueError("`result` holds NaN or an infinity, which JSON has not; send a number")
-        if not _text(self.result):
-            raise ValueError(
-                "`result` holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape),"
-                " which is not text; send valid Unicode"
-            )
+        fault = _unrecordable(self.result)
+        if fault is not None:
+            raise ValueError(f"`result` holds {fault}")
         return self
 
 
-def _finite(value: Any) -> bool:
-    """Whether `value` holds no NaN or infinite float, however deep."""
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, dict):
-        return all(_finite(item) for item in value.values())
-    if isinstance(value, list):
-        return all(_finite(item) for item in value)
-    return True
+def _unrecordable(value: Any) -> str | None:
+    """What in `value`, however deep, the ledger cannot record as sent; None when nothing.
 
-
-def _text(value: Any) -> bool:
-    """Whether every text and key in `value`, however deep, is text (no lone surrogate)."""
-    if isinstance(value, str):
-        return is_text(value)
+    JSON has no NaN or infinity (kept, the ledger would hold a string nobody sent), and a lone
+    surrogate is no text.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN or an infinity, which JSON has not; send a number"
+    if isinstance(value, str) and not is_text(value):
+        return (
+            "a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape), which is not text;"
+            " send valid Unicode"
+        )
+    children: list[Any] = []
     if isinstance(value, dict):
-        return all(_text(key) and _text(item) for key, item in value.items())
-    if isinstance(value, list):
-        return all(_text(item) for item in value)
-    return True
+        children = [*value.keys(), *value.values()]
+    elif isinstance(value, list):
+        children = value
+    return next((fault for child in children if (fault := _unrecordable(child))), None)
 
 
 class ExecutionList(BaseModel):
