@@ -1374,36 +1374,6 @@ def _compile_band(
     return JudgeBand(min_minor=low, max_minor=high, clause=spec.clause or clause)
 
 
-def _check_actor_id(
-    action_id: str, action: ActionSpec, granting: list[Rule], lines: LineMap
-) -> None:
-    """No standard rule or reason reads `actor.id`: what they grant is a role's.
-
-    A case the actor may not decide goes to a role, and the person of that role who decides it
-    is not known until they do: a rule granting to one person by id could only deny the agent
-    what it means to leave to that person. A hard limit or review may read it.
-    """
-    for rule in granting:
-        programs = (("when", rule.when), ("max_amount", rule.max_amount))
-        for key, program in programs:
-            if program is None or not _ACTOR_ID.search(blank_literals(program.source)):
-                continue
-            section = "standard" if rule.kind == "standard" else "exceptions"
-            index = next(i for i, spec in enumerate(getattr(action, section)) if spec.id == rule.id)
-            source, line = lines.find(("actions", action_id, section, index, key))
-            raise PolicyError(
-                f"{rule.kind} rule {rule.id!r} reads actor.id: what a standard rule or reason"
-                " grants is a role's, and the person who decides a routed case is not known"
-                " before they do. To leave a case to one named person, give the action a"
-                " review with `by` their role and `person` the fact naming them; to forbid"
-                " a person a case (their own account), write a hard limit",
-                path=source,
-                line=line,
-                rule_id=rule.id,
-                expression=program.source,
-            )
-
-
 def _check_reviewers(spec: PackSpec, roles: tuple[Role, ...], lines: LineMap) -> None:
     """A review's `by` is a role of the pack that people hold: an AI never decides a case."""
     for action_id, action in spec.actions.items():
@@ -1545,11 +1515,38 @@ def _compile_action(
             unread=unread,
         )
 
+    def _refuse_actor_id(
+        kind: str, rule_id: str, texts: tuple[tuple[str, str | None], ...], loc: tuple[Any, ...]
+    ) -> None:
+        """No standard rule or reason reads `actor.id`: what they grant is a role's.
+
+        A case the actor may not decide goes to a role, and the person of that role who decides
+        it is not known until they do: a rule granting to one person by id could only deny the
+        agent what it means to leave to that person. A hard limit or review may read it.
+        """
+        for key, text in texts:
+            if text is None or not _ACTOR_ID.search(blank_literals(text)):
+                continue
+            source, line = lines.find((*loc, key))
+            raise PolicyError(
+                f"{kind} rule {rule_id!r} reads actor.id: what a standard rule or reason grants"
+                " is a role's, and the person who decides a routed case is not known before"
+                " they do. To leave a case to one named person, give the action a review with"
+                " `by` their role and `person` the fact naming them; to forbid a person a case"
+                " (their own account), write a hard limit",
+                path=source,
+                line=line,
+                rule_id=rule_id,
+                expression=text,
+            )
+
     def rule(kind: str, key: str, index: int, spec: Any, **extra: Any) -> Rule:
         """One rule of the action: its id claimed, its `when` (and `max_amount`) compiled."""
         loc = (*base, key, index)
         claim(spec.id, loc)
         limit = getattr(spec, "max_amount", None)
+        if kind in ("standard", "exception"):
+            _refuse_actor_id(kind, spec.id, (("when", spec.when), ("max_amount", limit)), loc)
         return Rule(
             id=spec.id,
             kind=kind,
@@ -1613,7 +1610,6 @@ def _compile_action(
         for index, spec in enumerate(action.reviews)
     ]
     granting = [*standard, *exceptions]
-    _check_actor_id(action_id, action, granting, lines)
     for index, review in enumerate(reviews):
         if review.person is not None and _PROPOSED.search(blank_literals(review.person.source)):
             source, line = lines.find((*base, "reviews", index, "person"))
